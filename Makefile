@@ -1,0 +1,59 @@
+# walhook — run `make help` for the targets.
+SHELL := /bin/bash
+GO ?= go
+GOBIN := $(shell $(GO) env GOPATH)/bin
+SQLC_VERSION := v1.31.1
+GOLANGCI_VERSION := v2.15.0
+SQLC := $(GOBIN)/sqlc
+GOLANGCI := $(GOBIN)/golangci-lint
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: dev
+dev: ## run walhook on a private local PostgreSQL with demo data (./.walhook)
+	$(GO) run ./cmd/walhook dev
+
+.PHONY: build
+build: ## build bin/walhook
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/walhook ./cmd/walhook
+
+.PHONY: test
+test: ## run every test with the race detector (starts private PostgreSQL clusters)
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+.PHONY: tools
+tools: $(SQLC) $(GOLANGCI) ## install the pinned sqlc and golangci-lint
+
+$(SQLC):
+	$(GO) install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
+
+$(GOLANGCI):
+	$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+
+.PHONY: generate
+generate: $(SQLC) ## regenerate the sqlc query code
+	$(SQLC) generate
+
+.PHONY: verify
+verify: $(SQLC) ## generated code, go.mod and formatting are up to date
+	$(SQLC) diff
+	$(SQLC) vet
+	@cp go.mod /tmp/walhook-go.mod.bak; cp go.sum /tmp/walhook-go.sum.bak; \
+	$(GO) mod tidy; \
+	if ! git diff --quiet -- go.mod go.sum; then \
+	  echo "go mod tidy changes go.mod/go.sum:"; git --no-pager diff -- go.mod go.sum; \
+	  cp /tmp/walhook-go.mod.bak go.mod; cp /tmp/walhook-go.sum.bak go.sum; exit 1; fi
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: lint
+lint: $(GOLANGCI) ## run golangci-lint (config: .golangci.yaml)
+	$(GOLANGCI) run ./...
+
+.PHONY: fmt
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')

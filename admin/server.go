@@ -1,0 +1,135 @@
+// Package admin is walhook's admin service: the REST API under /v1 that company members use to
+// configure webhooks and OAuth credentials and read the history, the web page, and the health and
+// metrics endpoints every walhook process serves. It reaches the database only through
+// relay/store.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/relay/store"
+)
+
+// Config configures the HTTP listener.
+type Config struct {
+	// Addr is the listen address. Default 127.0.0.1:8080.
+	Addr string
+	// API turns on the /v1 API and the web page. Off for a relay-only process, which still
+	// serves /healthz, /readyz and /metrics.
+	API bool
+	// ShutdownTimeout bounds the graceful stop of the listener. Default 10s.
+	ShutdownTimeout time.Duration
+}
+
+// ReadyFunc reports whether a part of the process is ready, with a reason when not.
+type ReadyFunc func(ctx context.Context) error
+
+// Server is the admin HTTP service.
+type Server struct {
+	cfg      Config
+	store    *store.Store
+	log      zerolog.Logger
+	gatherer prometheus.Gatherer
+	ready    []ReadyFunc
+	stopping atomic.Bool
+	mux      *http.ServeMux
+}
+
+// New builds the server. gatherer is the registry /metrics exposes; ready are the readiness
+// checks /readyz runs.
+func New(cfg Config, st *store.Store, log zerolog.Logger, gatherer prometheus.Gatherer, ready ...ReadyFunc) *Server {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	s := &Server{cfg: cfg, store: st, log: log, gatherer: gatherer, ready: ready, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return s
+}
+
+// Handler is the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.stopping.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("shutting down\n"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if p := s.store.Pool(); p != nil {
+		if err := p.Ping(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "database: %v\n", err)
+			return
+		}
+	}
+	for _, f := range s.ready {
+		if err := f(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "%v\n", err)
+			return
+		}
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// SetStopping turns readiness false ahead of a shutdown, so load balancers stop sending.
+func (s *Server) SetStopping() { s.stopping.Store(true) }
+
+// Run listens until ctx is cancelled, then shuts down gracefully within ShutdownTimeout.
+// started, when not nil, receives the bound address once listening.
+func (s *Server) Run(ctx context.Context, started func(addr net.Addr)) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	if started != nil {
+		started(ln.Addr())
+	}
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("admin listening")
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.SetStopping()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

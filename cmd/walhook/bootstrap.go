@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/walhook/walhook/relay/crypt"
+	"github.com/walhook/walhook/relay/store"
+)
+
+// Bootstrap commands create the first company, member and token of a fresh install; after that,
+// owners use the API.
+
+func runCompany(ctx context.Context, args []string, stdout io.Writer) error {
+	var cfg commonConfig
+	var id, name string
+	fs := flag.NewFlagSet("company", flag.ContinueOnError)
+	cfg.register(fs)
+	fs.StringVar(&id, "id", "", "the application's company id (required)")
+	fs.StringVar(&name, "name", "", "display name (required)")
+	if err := parseFlags(fs, args, "Usage: walhook company create --id ID --name NAME"); err != nil {
+		return err
+	}
+	if fs.Arg(0) != "create" {
+		return errors.New("want: company create --id ID --name NAME")
+	}
+	if id == "" || name == "" {
+		return errors.New("--id and --name are required")
+	}
+	return withStore(ctx, cfg, func(st *store.Store) error {
+		c, err := st.CompanyCreate(ctx, id, name)
+		if err != nil {
+			return fmt.Errorf("create company %q: %w", id, err)
+		}
+		_, err = fmt.Fprintf(stdout, "company %s (%s) created\n", c.ID, c.Name)
+		return err
+	})
+}
+
+func runMember(ctx context.Context, args []string, stdout io.Writer) error {
+	var cfg commonConfig
+	var company, email, name string
+	var owner bool
+	fs := flag.NewFlagSet("member", flag.ContinueOnError)
+	cfg.register(fs)
+	fs.StringVar(&company, "company", "", "company id (required)")
+	fs.StringVar(&email, "email", "", "member email (required)")
+	fs.StringVar(&name, "name", "", "member display name")
+	fs.BoolVar(&owner, "owner", false, "make the member the company owner (holds every permission)")
+	if err := parseFlags(fs, args, "Usage: walhook member add --company ID --email EMAIL [--name N] [--owner]"); err != nil {
+		return err
+	}
+	if fs.Arg(0) != "add" {
+		return errors.New("want: member add --company ID --email EMAIL")
+	}
+	if company == "" || email == "" {
+		return errors.New("--company and --email are required")
+	}
+	return withStore(ctx, cfg, func(st *store.Store) error {
+		m, err := st.MemberCreate(ctx, store.Member{CompanyID: company, Email: email, Name: name, IsOwner: owner})
+		if err != nil {
+			return fmt.Errorf("add member %q to company %q: %w", email, company, err)
+		}
+		_, err = fmt.Fprintf(stdout, "member %d (%s) added to company %s, owner=%v\n", m.ID, m.Email, m.CompanyID, m.IsOwner)
+		return err
+	})
+}
+
+func runToken(ctx context.Context, args []string, stdout io.Writer) error {
+	var cfg commonConfig
+	var company, email, name string
+	var ttl time.Duration
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	cfg.register(fs)
+	fs.StringVar(&company, "company", "", "company id (required)")
+	fs.StringVar(&email, "email", "", "email of the member the token speaks for (required)")
+	fs.StringVar(&name, "name", "cli", "a label for the token")
+	durationVar(fs, &ttl, "ttl", 0, "token lifetime; 0 never expires")
+	if err := parseFlags(fs, args, "Usage: walhook token create --company ID --email EMAIL [--name N] [--ttl 720h]"); err != nil {
+		return err
+	}
+	if fs.Arg(0) != "create" {
+		return errors.New("want: token create --company ID --email EMAIL")
+	}
+	if company == "" || email == "" {
+		return errors.New("--company and --email are required")
+	}
+	return withStore(ctx, cfg, func(st *store.Store) error {
+		m, err := st.MemberGetByEmail(ctx, company, email)
+		if err != nil {
+			return fmt.Errorf("find member %q of company %q: %w", email, company, err)
+		}
+		var exp *time.Time
+		if ttl > 0 {
+			t := time.Now().Add(ttl)
+			exp = &t
+		}
+		token, _, err := st.APITokenCreate(ctx, company, m.ID, name, exp)
+		if err != nil {
+			return fmt.Errorf("create token: %w", err)
+		}
+		_, err = fmt.Fprintln(stdout, token)
+		return err
+	})
+}
+
+func runKeygen(_ context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	id := fs.String("id", "k1", "key id")
+	if err := parseFlags(fs, args, "Usage: walhook keygen [--id k1]\n\nPrints a new encryption key spec for --encryption-keys."); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(stdout, crypt.GenerateKeySpec(*id))
+	return err
+}
+
+// withStore opens the store (no migrations, no keyring needed beyond parsing) for a bootstrap
+// command.
+func withStore(ctx context.Context, cfg commonConfig, fn func(*store.Store) error) error {
+	log, err := cfg.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.EncryptionKeys == "" {
+		// Companies, members and tokens hold no sealed secrets.
+		cfg.EncryptionKeys = crypt.GenerateKeySpec("unused")
+	}
+	st, pool, err := cfg.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return fn(st)
+}

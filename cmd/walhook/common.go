@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+	"golang.org/x/term"
+
+	"github.com/walhook/walhook/relay/crypt"
+	"github.com/walhook/walhook/relay/store"
+)
+
+// commonConfig is what every subcommand that touches the database needs.
+type commonConfig struct {
+	// DatabaseURL is the PostgreSQL connection URL (walhook's schema lives in it). Required.
+	DatabaseURL string
+	// EncryptionKeys seal secrets at rest: "id:base64-32-bytes[,id:key…]", first is current.
+	EncryptionKeys string
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string
+	// LogFormat is json, console or auto (console on a terminal). Default auto.
+	LogFormat string
+	// MaxConns caps the connection pool. Default 20.
+	MaxConns int
+	// ConnectTimeout bounds how long start-up keeps retrying an unreachable database. Default 2m.
+	ConnectTimeout time.Duration
+}
+
+func (c *commonConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL connection URL (required)")
+	fs.StringVar(&c.EncryptionKeys, "encryption-keys", "", "keys sealing secrets at rest: id:base64(32 bytes)[,id:key...]; the first seals, all open (required)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "auto", "log format: json, console, or auto (console on a terminal)")
+	fs.IntVar(&c.MaxConns, "max-conns", 20, "maximum PostgreSQL connections in the pool")
+	durationVar(fs, &c.ConnectTimeout, "connect-timeout", 2*time.Minute, "how long start-up retries an unreachable database before giving up")
+}
+
+func (c *commonConfig) logger(w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(c.LogLevel)
+	if err != nil || c.LogLevel == "" {
+		return zerolog.Logger{}, fmt.Errorf("--log-level: want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	console := false
+	switch c.LogFormat {
+	case "console":
+		console = true
+	case "json":
+	case "auto":
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			console = true
+		}
+	default:
+		return zerolog.Logger{}, fmt.Errorf("--log-format: want json, console or auto, got %q", c.LogFormat)
+	}
+	if console {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func (c *commonConfig) keyring() (*crypt.Keyring, error) {
+	if c.EncryptionKeys == "" {
+		return nil, errors.New("--encryption-keys (WALHOOK_ENCRYPTION_KEYS) is required; make one with `walhook keygen`")
+	}
+	return crypt.ParseKeyring(c.EncryptionKeys)
+}
+
+// connect opens a pool and waits for the database, retrying with capped exponential backoff so a
+// database that is still starting does not crash-loop the process.
+func (c *commonConfig) connect(ctx context.Context, log zerolog.Logger) (*pgxpool.Pool, error) {
+	if c.DatabaseURL == "" {
+		return nil, errors.New("--database-url (WALHOOK_DATABASE_URL) is required")
+	}
+	cfg, err := pgxpool.ParseConfig(c.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("--database-url: %w", err)
+	}
+	if c.MaxConns > 0 {
+		cfg.MaxConns = int32(min(c.MaxConns, 1000))
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	deadline := time.Now().Add(c.ConnectTimeout)
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = pool.Ping(pctx)
+		cancel()
+		if err == nil {
+			return pool, nil
+		}
+		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
+			pool.Close()
+			return nil, fmt.Errorf("connect to PostgreSQL (gave up after %d attempts): %w", attempt, err)
+		}
+		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", backoff).Msg("PostgreSQL unreachable, retrying")
+		select {
+		case <-ctx.Done():
+			pool.Close()
+			return nil, fmt.Errorf("connect to PostgreSQL: %w", ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// open connects and returns a store.
+func (c *commonConfig) open(ctx context.Context, log zerolog.Logger) (*store.Store, *pgxpool.Pool, error) {
+	keys, err := c.keyring()
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := c.connect(ctx, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return store.New(pool, keys), pool, nil
+}

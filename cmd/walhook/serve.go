@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/admin"
+	"github.com/walhook/walhook/relay"
+	"github.com/walhook/walhook/relay/store"
+)
+
+// serveConfig is the configuration of serve, relay and admin.
+type serveConfig struct {
+	common commonConfig
+	admin  admin.Config
+	relay  relay.Config
+	// migrate applies pending migrations at start. Default true.
+	migrate bool
+}
+
+func (c *serveConfig) register(fs *flag.FlagSet) {
+	c.common.register(fs)
+	fs.StringVar(&c.admin.Addr, "addr", "127.0.0.1:8080", "listen address of the admin service, /healthz, /readyz and /metrics")
+	durationVar(fs, &c.admin.ShutdownTimeout, "http-shutdown-timeout", 10e9, "how long in-flight HTTP requests get to finish on shutdown")
+	fs.StringVar(&c.relay.InstanceID, "instance-id", "", "name of this replica in leases and logs (default hostname-pid)")
+	fs.BoolVar(&c.migrate, "migrate", true, "apply pending schema migrations at start")
+}
+
+func runServe(ctx context.Context, args []string, stdout io.Writer) error {
+	return serveMode(ctx, args, stdout, true, true)
+}
+
+func runRelay(ctx context.Context, args []string, stdout io.Writer) error {
+	return serveMode(ctx, args, stdout, true, false)
+}
+
+func runAdmin(ctx context.Context, args []string, stdout io.Writer) error {
+	return serveMode(ctx, args, stdout, false, true)
+}
+
+func serveMode(ctx context.Context, args []string, _ io.Writer, withRelay, withAPI bool) error {
+	var cfg serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg.register(fs)
+	if err := parseFlags(fs, args, "Usage: walhook serve|relay|admin [flags]"); err != nil {
+		return err
+	}
+	log, err := cfg.common.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	st, pool, err := cfg.common.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return serve(ctx, cfg, st, log, withRelay, withAPI, nil)
+}
+
+// serve runs the relay and/or the admin service over an open store until ctx is cancelled.
+func serve(ctx context.Context, cfg serveConfig, st *store.Store, log zerolog.Logger, withRelay, withAPI bool, started func(net.Addr)) error {
+	if cfg.migrate {
+		applied, err := st.MigrateUp(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) > 0 {
+			log.Info().Ints("versions", applied).Msg("migrations applied")
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var ready []admin.ReadyFunc
+	var rl *relay.Relay
+	if withRelay {
+		var err error
+		if rl, err = relay.New(cfg.relay, st, log, reg); err != nil {
+			return err
+		}
+		ready = append(ready, func(context.Context) error {
+			if !rl.Ready() {
+				return fmt.Errorf("relay not running")
+			}
+			return nil
+		})
+	}
+	cfg.admin.API = withAPI
+	srv := admin.New(cfg.admin, st, log, reg, ready...)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	var relayErr, adminErr error
+	if rl != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if relayErr = rl.Run(ctx); relayErr != nil {
+				cancel(relayErr)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if adminErr = srv.Run(ctx, started); adminErr != nil {
+			cancel(adminErr)
+		}
+	}()
+	wg.Wait()
+	if relayErr != nil {
+		return relayErr
+	}
+	return adminErr
+}

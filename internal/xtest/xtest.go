@@ -1,0 +1,194 @@
+// Package xtest gives tests a real PostgreSQL: one private cluster per test binary (started on
+// first use, stopped by Main), a template database migrated once, and a fresh clone of it per
+// test, so tests run in parallel and never see each other's rows.
+//
+// Every package whose tests touch the database has
+//
+//	func TestMain(m *testing.M) { xtest.Main(m) }
+package xtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/walhook/walhook/internal/pgcluster"
+	"github.com/walhook/walhook/relay/crypt"
+	"github.com/walhook/walhook/relay/store"
+)
+
+const templateDB = "walhook_template"
+
+// The test binary's cluster. Test helpers are the one place package state is fine: a test binary
+// is one process, and Main owns the cluster's lifetime.
+var (
+	mu       sync.Mutex
+	cluster  *pgcluster.Cluster
+	dataRoot string
+	errStart error
+	inMain   bool
+	dbSeq    atomic.Int64
+	keys     = mustKeys()
+)
+
+func mustKeys() *crypt.Keyring {
+	k, err := crypt.ParseKeyring(crypt.GenerateKeySpec("test"))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// Main runs the package's tests and stops the cluster afterwards. Call it from TestMain.
+func Main(m *testing.M) {
+	mu.Lock()
+	inMain = true
+	mu.Unlock()
+	code := m.Run()
+	mu.Lock()
+	if cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := cluster.Stop(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "xtest: stop cluster:", err)
+		}
+		cancel()
+		_ = os.RemoveAll(dataRoot)
+	}
+	mu.Unlock()
+	os.Exit(code)
+}
+
+// Cluster returns the test binary's cluster, starting it (and building the template database) on
+// first use.
+func Cluster(t testing.TB) *pgcluster.Cluster {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if !inMain {
+		t.Fatal("xtest: add `func TestMain(m *testing.M) { xtest.Main(m) }` to this package's tests")
+	}
+	if cluster == nil && errStart == nil {
+		errStart = start()
+	}
+	if errStart != nil {
+		t.Fatalf("xtest: start PostgreSQL: %v", errStart)
+	}
+	return cluster
+}
+
+func start() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var err error
+	if dataRoot, err = os.MkdirTemp("", "walhook-test-"); err != nil {
+		return fmt.Errorf("make data dir: %w", err)
+	}
+	c, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dataRoot + "/data"})
+	if err != nil {
+		return err
+	}
+	cluster = c
+	admin, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+templateDB); err != nil {
+		return fmt.Errorf("create template: %w", err)
+	}
+	pool, err := pgxpool.New(ctx, c.URL(templateDB))
+	if err != nil {
+		return fmt.Errorf("connect template: %w", err)
+	}
+	defer pool.Close()
+	if _, err := store.New(pool, keys).MigrateUp(ctx); err != nil {
+		return fmt.Errorf("migrate template: %w", err)
+	}
+	return nil
+}
+
+// DatabaseURL creates a fresh database, migrated, for this test alone and returns its URL. It is
+// dropped when the test ends.
+func DatabaseURL(t testing.TB) string {
+	t.Helper()
+	c := Cluster(t)
+	name := fmt.Sprintf("t_%d_%d", os.Getpid(), dbSeq.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		t.Fatalf("xtest: connect: %v", err)
+	}
+	defer admin.Close(ctx)
+	// CREATE DATABASE … TEMPLATE fails while another session is copying the same template; retry.
+	for i := 0; ; i++ {
+		_, err = admin.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+templateDB)
+		if err == nil {
+			break
+		}
+		if i == 50 || !strings.Contains(err.Error(), "being accessed by other users") {
+			t.Fatalf("xtest: create database: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, c.URL("postgres"))
+		if err != nil {
+			t.Logf("xtest: connect to drop %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		// Replication slots made by the test hold the database open; drop them first.
+		_, _ = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+			WHERE database = $1 AND NOT active`, name)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("xtest: drop %s: %v", name, err)
+		}
+	})
+	return c.URL(name)
+}
+
+// Pool returns a pool on a fresh database for this test.
+func Pool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	url := DatabaseURL(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatalf("xtest: parse url: %v", err)
+	}
+	cfg.MaxConns = 8
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("xtest: pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// Keys is the keyring every test store uses.
+func Keys() *crypt.Keyring { return keys }
+
+// Store returns a store on a fresh database for this test, and its pool.
+func Store(t testing.TB) (*store.Store, *pgxpool.Pool) {
+	t.Helper()
+	pool := Pool(t)
+	return store.New(pool, keys), pool
+}
+
+// Context returns a context cancelled when the test ends.
+func Context(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,85 @@
+// Package relay composes walhook's long-running parts — capture (leader only), fan-out, dispatch
+// and maintenance — into one Run(ctx) error. Each part is a runner; Run starts them together and
+// stops them all when ctx is cancelled or when one fails.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/relay/store"
+)
+
+// Config configures the relay.
+type Config struct {
+	// InstanceID names this replica in leases and logs. Default: hostname-pid.
+	InstanceID string
+}
+
+// runner is one long-running part of the relay.
+type runner struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// Relay runs the relay's parts.
+type Relay struct {
+	cfg     Config
+	store   *store.Store
+	log     zerolog.Logger
+	reg     prometheus.Registerer
+	runners []runner
+	running atomic.Bool
+}
+
+// New builds a relay. reg receives the relay's metrics.
+func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registerer) (*Relay, error) {
+	if cfg.InstanceID == "" {
+		host, _ := os.Hostname()
+		cfg.InstanceID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	r := &Relay{cfg: cfg, store: st, log: log.With().Str("instance", cfg.InstanceID).Logger(), reg: reg}
+	return r, nil
+}
+
+// Ready reports whether the relay is running (for /readyz).
+func (r *Relay) Ready() bool { return r.running.Load() }
+
+// Run runs every part until ctx is cancelled (returns nil) or a part fails (returns its error
+// after stopping the others).
+func (r *Relay) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.running.Store(true)
+	defer r.running.Store(false)
+	r.log.Info().Int("parts", len(r.runners)).Msg("relay running")
+
+	var wg sync.WaitGroup
+	errs := make(chan error, len(r.runners))
+	for _, p := range r.runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				err = fmt.Errorf("%s: %w", p.name, err)
+				errs <- err
+				cancel(err)
+			}
+		}()
+	}
+	<-ctx.Done()
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}

@@ -1,0 +1,109 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+func (s *Store) oauthFrom(r dbsqlc.WalhookOauthCredential) (webhook.OAuthCredential, error) {
+	c := webhook.OAuthCredential{
+		ID: r.ID, CompanyID: r.CompanyID, Name: r.Name, TokenURL: r.TokenUrl, Method: r.Method,
+		GrantType: webhook.GrantType(r.GrantType), ClientID: r.ClientID, Scope: r.Scope,
+		TokenExpiresAt: r.TokenExpiresAt, CreatedBy: r.CreatedBy, UpdatedBy: r.UpdatedBy,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+	if err := json.Unmarshal(r.ExtraParams, &c.ExtraParams); err != nil {
+		return c, fmt.Errorf("decode extra params: %w", err)
+	}
+	if c.ExtraParams == nil {
+		c.ExtraParams = []webhook.KeyValue{}
+	}
+	for _, f := range []struct {
+		dst     *string
+		sealed  []byte
+		purpose string
+	}{
+		{&c.ClientSecret, r.ClientSecretEnc, purposeClientSecret},
+		{&c.Code, r.CodeEnc, purposeCode},
+		{&c.RefreshToken, r.RefreshTokenEnc, purposeRefreshToken},
+		{&c.AccessToken, r.AccessTokenEnc, purposeAccessToken},
+	} {
+		v, err := s.keys.OpenString(f.sealed, f.purpose)
+		if err != nil {
+			return c, fmt.Errorf("open %s: %w", f.purpose, err)
+		}
+		*f.dst = v
+	}
+	return c, nil
+}
+
+// OAuthCredentialCreate stores a credential, sealing its secrets.
+func (s *Store) OAuthCredentialCreate(ctx context.Context, c webhook.OAuthCredential, actor *int64) (webhook.OAuthCredential, error) {
+	extra, err := json.Marshal(nonNilKV(c.ExtraParams))
+	if err != nil {
+		return webhook.OAuthCredential{}, fmt.Errorf("encode extra params: %w", err)
+	}
+	if c.Method == "" {
+		c.Method = "POST"
+	}
+	r, err := s.q.OAuthCredentialCreate(ctx, dbsqlc.OAuthCredentialCreateParams{
+		CompanyID: c.CompanyID, Name: c.Name, TokenUrl: c.TokenURL, Method: c.Method,
+		GrantType: string(c.GrantType), ClientID: c.ClientID,
+		ClientSecretEnc: s.keys.SealString(c.ClientSecret, purposeClientSecret),
+		CodeEnc:         s.keys.SealString(c.Code, purposeCode),
+		Scope:           c.Scope, ExtraParams: extra,
+		RefreshTokenEnc: s.keys.SealString(c.RefreshToken, purposeRefreshToken),
+		CreatedBy:       actor,
+	})
+	if err != nil {
+		return webhook.OAuthCredential{}, mapErr(err)
+	}
+	return s.oauthFrom(r)
+}
+
+// OAuthCredentialGet returns a credential of a company, secrets opened.
+func (s *Store) OAuthCredentialGet(ctx context.Context, companyID string, id int64) (webhook.OAuthCredential, error) {
+	r, err := s.q.OAuthCredentialGet(ctx, dbsqlc.OAuthCredentialGetParams{CompanyID: companyID, ID: id})
+	if err != nil {
+		return webhook.OAuthCredential{}, mapErr(err)
+	}
+	return s.oauthFrom(r)
+}
+
+// OAuthCredentialList lists a company's credentials, secrets opened.
+func (s *Store) OAuthCredentialList(ctx context.Context, companyID string) ([]webhook.OAuthCredential, error) {
+	rows, err := s.q.OAuthCredentialList(ctx, companyID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]webhook.OAuthCredential, len(rows))
+	for i, r := range rows {
+		if out[i], err = s.oauthFrom(r); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// OAuthCredentialDelete deletes a credential; one still used by a webhook is ErrConflict.
+func (s *Store) OAuthCredentialDelete(ctx context.Context, companyID string, id int64) error {
+	n, err := s.q.OAuthCredentialDelete(ctx, dbsqlc.OAuthCredentialDeleteParams{CompanyID: companyID, ID: id})
+	if err != nil {
+		return mapErr(err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+func nonNilKV(kv []webhook.KeyValue) []webhook.KeyValue {
+	if kv == nil {
+		return []webhook.KeyValue{}
+	}
+	return kv
+}

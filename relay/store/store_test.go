@@ -1,0 +1,174 @@
+package store_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+func TestMain(m *testing.M) { xtest.Main(m) }
+
+func TestMigrationsRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	s, pool := xtest.Store(t)
+
+	// The template is migrated: down to nothing, up again, down again, up again.
+	all, err := store.Migrations()
+	require.NoError(t, err)
+	for range 2 {
+		reverted, err := s.MigrateDown(ctx, 0)
+		require.NoError(t, err)
+		require.Len(t, reverted, len(all))
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'walhook' AND tablename <> 'schema_migration'`).Scan(&n))
+		require.Zero(t, n, "down leaves no tables behind")
+		applied, err := s.MigrateUp(ctx)
+		require.NoError(t, err)
+		require.Len(t, applied, len(all))
+	}
+	applied, err := s.MigrateUp(ctx)
+	require.NoError(t, err)
+	require.Empty(t, applied, "up is idempotent")
+
+	st, err := s.MigrationStatuses(ctx)
+	require.NoError(t, err)
+	for _, m := range st {
+		require.NotNil(t, m.AppliedAt, "migration %d applied", m.Version)
+	}
+}
+
+func seedCompany(t *testing.T, s *store.Store, id string) (store.Company, store.Member) {
+	t.Helper()
+	ctx := xtest.Context(t)
+	c, err := s.CompanyCreate(ctx, id, "Company "+id)
+	require.NoError(t, err)
+	m, err := s.MemberCreate(ctx, store.Member{CompanyID: id, Email: "owner@" + id + ".test", IsOwner: true})
+	require.NoError(t, err)
+	return c, m
+}
+
+func seedCatalog(t *testing.T, s *store.Store) {
+	t.Helper()
+	require.NoError(t, s.EventTypeSync(xtest.Context(t), []webhook.EventType{
+		{Key: "contact.created", Source: webhook.SourceTable, SourceTable: "contacts", TenantColumn: "company_id", Operations: []string{"insert"}},
+	}))
+}
+
+func TestTenantScoping(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	s, _ := xtest.Store(t)
+	seedCatalog(t, s)
+	_, ownerA := seedCompany(t, s, "a")
+	seedCompany(t, s, "b")
+
+	w, err := s.WebhookCreate(ctx, webhook.Webhook{
+		CompanyID: "a", Name: "A's hook", URL: "https://a.example/hook", Method: webhook.MethodPost,
+		EventKey: "contact.created", RawData: true,
+		Headers: []webhook.Header{{Key: "X-Plain", Value: "p"}, {Key: "X-Key", Value: "s3cret", Secret: true}},
+	}, &ownerA.ID)
+	require.NoError(t, err)
+	require.Regexp(t, `^whsec_`, w.Secret)
+	require.Equal(t, "s3cret", w.Headers[1].Value)
+
+	got, err := s.WebhookGet(ctx, "a", w.ID)
+	require.NoError(t, err)
+	require.Equal(t, w.Secret, got.Secret)
+	require.Equal(t, w.Headers, got.Headers)
+
+	_, err = s.WebhookGet(ctx, "b", w.ID)
+	require.ErrorIs(t, err, store.ErrNotFound, "company B cannot read A's webhook")
+	list, err := s.WebhookList(ctx, "b", 0, 100)
+	require.NoError(t, err)
+	require.Empty(t, list, "company B lists none of A's webhooks")
+	w.CompanyID = "b"
+	_, err = s.WebhookUpdate(ctx, w, nil)
+	require.ErrorIs(t, err, store.ErrNotFound, "company B cannot update A's webhook")
+	require.ErrorIs(t, s.WebhookDelete(ctx, "b", w.ID), store.ErrNotFound, "company B cannot delete A's webhook")
+	_, err = s.MemberGet(ctx, "b", ownerA.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	// An OAuth credential of company B cannot be attached to A's webhook.
+	credB, err := s.OAuthCredentialCreate(ctx, webhook.OAuthCredential{
+		CompanyID: "b", Name: "b-cred", TokenURL: "https://b.example/token", GrantType: webhook.GrantClientCredentials,
+		ClientID: "id", ClientSecret: "secret",
+	}, nil)
+	require.NoError(t, err)
+	w.CompanyID = "a"
+	w.OAuthID = &credB.ID
+	_, err = s.WebhookUpdate(ctx, w, nil)
+	require.ErrorIs(t, err, store.ErrConflict)
+	_, err = s.OAuthCredentialGet(ctx, "a", credB.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	list, err = s.WebhookList(ctx, "a", 0, 100)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+}
+
+func TestSecretsSealedAtRest(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	s, pool := xtest.Store(t)
+	seedCatalog(t, s)
+	seedCompany(t, s, "a")
+	w, err := s.WebhookCreate(ctx, webhook.Webhook{
+		CompanyID: "a", Name: "h", URL: "https://a.example/", Method: webhook.MethodPost, EventKey: "contact.created",
+		Headers: []webhook.Header{{Key: "X-Key", Value: "header-plaintext", Secret: true}},
+	}, nil)
+	require.NoError(t, err)
+	c, err := s.OAuthCredentialCreate(ctx, webhook.OAuthCredential{
+		CompanyID: "a", Name: "c", TokenURL: "https://a.example/token", GrantType: webhook.GrantAuthorizationCode,
+		ClientID: "cid", ClientSecret: "client-secret-plaintext", Code: "code-plaintext",
+	}, nil)
+	require.NoError(t, err)
+	require.Equal(t, "client-secret-plaintext", c.ClientSecret)
+
+	var dump string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT (SELECT string_agg(w::text, ' ') FROM walhook.webhook w) || (SELECT string_agg(o::text, ' ') FROM walhook.oauth_credential o)`).Scan(&dump))
+	for _, plain := range []string{"header-plaintext", "client-secret-plaintext", "code-plaintext", w.Secret} {
+		require.NotContains(t, dump, plain)
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	s, pool := xtest.Store(t)
+	seedCompany(t, s, "a")
+	m, err := s.MemberCreate(ctx, store.Member{CompanyID: "a", Email: "dev@a.test"})
+	require.NoError(t, err)
+	role, err := s.RoleCreate(ctx, "a", "Developers")
+	require.NoError(t, err)
+	_, err = s.MemberSetRole(ctx, "a", m.ID, &role.ID)
+	require.NoError(t, err)
+
+	token, info, err := s.APITokenCreate(ctx, "a", m.ID, "cli", nil)
+	require.NoError(t, err)
+	p, err := s.Authenticate(ctx, token)
+	require.NoError(t, err)
+	require.Equal(t, m.ID, p.MemberID)
+	require.False(t, p.Can(webhook.PermManageWebhooks))
+
+	_, err = s.RoleSetPermissions(ctx, "a", role.ID, []webhook.Permission{webhook.PermManageWebhooks})
+	require.NoError(t, err)
+	p, err = s.Authenticate(ctx, token)
+	require.NoError(t, err)
+	require.True(t, p.Can(webhook.PermManageWebhooks))
+
+	var stored int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM walhook.api_token WHERE position($1::bytea in token_hash) > 0`, []byte(token)).Scan(&stored))
+	require.Zero(t, stored, "the token is stored hashed")
+
+	require.NoError(t, s.APITokenRevoke(ctx, "a", info.ID))
+	_, err = s.Authenticate(ctx, token)
+	require.True(t, errors.Is(err, store.ErrNotFound))
+	_, err = s.Authenticate(ctx, "whk_unknown")
+	require.ErrorIs(t, err, store.ErrNotFound)
+}

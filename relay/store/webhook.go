@@ -1,0 +1,245 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/walhook/walhook/relay/crypt"
+	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+// Purposes bind sealed values to the column they belong in.
+const (
+	purposeSigningSecret  = "webhook.signing_secret"
+	purposePrevSecret     = "webhook.previous_secret"
+	purposeSecretHeaders  = "webhook.secret_headers"
+	purposeClientSecret   = "oauth.client_secret"
+	purposeCode           = "oauth.code"
+	purposeRefreshToken   = "oauth.refresh_token"
+	purposeAccessToken    = "oauth.access_token"
+	maxWebhookListPerPage = 500
+)
+
+// splitHeaders stores plain headers as JSON and seals the values of secret ones: the headers
+// column keeps each secret header's key with an empty value, in order, and secret_headers_enc the
+// values.
+func (s *Store) splitHeaders(hs []webhook.Header) (json.RawMessage, []byte, error) {
+	plain := make([]webhook.Header, len(hs))
+	var secrets []string
+	for i, h := range hs {
+		plain[i] = h
+		if h.Secret {
+			plain[i].Value = ""
+			secrets = append(secrets, h.Value)
+		}
+	}
+	pj, err := json.Marshal(plain)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode headers: %w", err)
+	}
+	if len(secrets) == 0 {
+		return pj, nil, nil
+	}
+	sj, err := json.Marshal(secrets)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode secret headers: %w", err)
+	}
+	return pj, s.keys.Seal(sj, purposeSecretHeaders), nil
+}
+
+func (s *Store) joinHeaders(pj json.RawMessage, sealed []byte) ([]webhook.Header, error) {
+	var hs []webhook.Header
+	if err := json.Unmarshal(pj, &hs); err != nil {
+		return nil, fmt.Errorf("decode headers: %w", err)
+	}
+	if hs == nil {
+		hs = []webhook.Header{}
+	}
+	if sealed == nil {
+		return hs, nil
+	}
+	raw, err := s.keys.Open(sealed, purposeSecretHeaders)
+	if err != nil {
+		return nil, fmt.Errorf("open secret headers: %w", err)
+	}
+	var secrets []string
+	if err := json.Unmarshal(raw, &secrets); err != nil {
+		return nil, fmt.Errorf("decode secret headers: %w", err)
+	}
+	j := 0
+	for i := range hs {
+		if hs[i].Secret && j < len(secrets) {
+			hs[i].Value = secrets[j]
+			j++
+		}
+	}
+	return hs, nil
+}
+
+func (s *Store) webhookFrom(r dbsqlc.WalhookWebhook) (webhook.Webhook, error) {
+	w := webhook.Webhook{
+		ID: r.ID, CompanyID: r.CompanyID, Name: r.Name, URL: r.Url, Method: webhook.Method(r.Method),
+		EventKey: r.EventKey, OAuthID: r.OauthID, RawData: r.RawData, Active: r.Active,
+		PreviousSecretExpiresAt: r.PreviousSecretExpiresAt, LastSentAt: r.LastSentAt,
+		FailingSince: r.FailingSince, DisabledReason: r.DisabledReason, DisabledAt: r.DisabledAt,
+		CreatedBy: r.CreatedBy, UpdatedBy: r.UpdatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+	if r.LastStatus != nil {
+		st := webhook.Status(*r.LastStatus)
+		w.LastStatus = &st
+	}
+	var err error
+	if w.Headers, err = s.joinHeaders(r.Headers, r.SecretHeadersEnc); err != nil {
+		return w, err
+	}
+	if err := json.Unmarshal(r.Params, &w.Params); err != nil {
+		return w, fmt.Errorf("decode params: %w", err)
+	}
+	if w.Params == nil {
+		w.Params = []webhook.Param{}
+	}
+	if w.Secret, err = s.keys.OpenString(r.SigningSecretEnc, purposeSigningSecret); err != nil {
+		return w, fmt.Errorf("open signing secret: %w", err)
+	}
+	if w.PreviousSecret, err = s.keys.OpenString(r.PreviousSecretEnc, purposePrevSecret); err != nil {
+		return w, fmt.Errorf("open previous signing secret: %w", err)
+	}
+	return w, nil
+}
+
+func (s *Store) webhooksFrom(rows []dbsqlc.WalhookWebhook) ([]webhook.Webhook, error) {
+	out := make([]webhook.Webhook, len(rows))
+	for i, r := range rows {
+		w, err := s.webhookFrom(r)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = w
+	}
+	return out, nil
+}
+
+// WebhookCreate stores a new webhook. A signing secret is generated when w.Secret is empty.
+// actor is the member who made it (nil for the system).
+func (s *Store) WebhookCreate(ctx context.Context, w webhook.Webhook, actor *int64) (webhook.Webhook, error) {
+	headers, sealedHeaders, err := s.splitHeaders(w.Headers)
+	if err != nil {
+		return webhook.Webhook{}, err
+	}
+	params, err := json.Marshal(nonNilParams(w.Params))
+	if err != nil {
+		return webhook.Webhook{}, fmt.Errorf("encode params: %w", err)
+	}
+	if w.Secret == "" {
+		w.Secret = crypt.NewSigningSecret()
+	}
+	r, err := s.q.WebhookCreate(ctx, dbsqlc.WebhookCreateParams{
+		CompanyID: w.CompanyID, Name: w.Name, Url: w.URL, Method: string(w.Method), EventKey: w.EventKey,
+		OauthID: w.OAuthID, Headers: headers, SecretHeadersEnc: sealedHeaders, RawData: w.RawData,
+		Params: params, Active: w.Active, SigningSecretEnc: s.keys.Seal([]byte(w.Secret), purposeSigningSecret),
+		CreatedBy: actor,
+	})
+	if err != nil {
+		return webhook.Webhook{}, mapErr(err)
+	}
+	if err := s.q.WebhooksChangedNotify(ctx); err != nil {
+		return webhook.Webhook{}, mapErr(err)
+	}
+	return s.webhookFrom(r)
+}
+
+// WebhookGet returns a webhook of a company.
+func (s *Store) WebhookGet(ctx context.Context, companyID string, id int64) (webhook.Webhook, error) {
+	r, err := s.q.WebhookGet(ctx, dbsqlc.WebhookGetParams{CompanyID: companyID, ID: id})
+	if err != nil {
+		return webhook.Webhook{}, mapErr(err)
+	}
+	return s.webhookFrom(r)
+}
+
+// WebhookGetByID returns any company's webhook: for the relay, never for the admin API.
+func (s *Store) WebhookGetByID(ctx context.Context, id int64) (webhook.Webhook, error) {
+	r, err := s.q.WebhookGetByID(ctx, id)
+	if err != nil {
+		return webhook.Webhook{}, mapErr(err)
+	}
+	return s.webhookFrom(r)
+}
+
+// WebhookList returns up to limit webhooks of a company with ids above afterID, by id.
+func (s *Store) WebhookList(ctx context.Context, companyID string, afterID int64, limit int) ([]webhook.Webhook, error) {
+	if limit <= 0 || limit > maxWebhookListPerPage {
+		limit = maxWebhookListPerPage
+	}
+	rows, err := s.q.WebhookList(ctx, dbsqlc.WebhookListParams{CompanyID: companyID, AfterID: afterID, MaxRows: int32(limit)})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return s.webhooksFrom(rows)
+}
+
+// WebhookUpdate replaces a webhook's editable fields. Turning a webhook on clears the reason it
+// was turned off.
+func (s *Store) WebhookUpdate(ctx context.Context, w webhook.Webhook, actor *int64) (webhook.Webhook, error) {
+	headers, sealedHeaders, err := s.splitHeaders(w.Headers)
+	if err != nil {
+		return webhook.Webhook{}, err
+	}
+	params, err := json.Marshal(nonNilParams(w.Params))
+	if err != nil {
+		return webhook.Webhook{}, fmt.Errorf("encode params: %w", err)
+	}
+	r, err := s.q.WebhookUpdate(ctx, dbsqlc.WebhookUpdateParams{
+		CompanyID: w.CompanyID, ID: w.ID, Name: w.Name, Url: w.URL, Method: string(w.Method),
+		EventKey: w.EventKey, OauthID: w.OAuthID, Headers: headers, SecretHeadersEnc: sealedHeaders,
+		RawData: w.RawData, Params: params, Active: w.Active, UpdatedBy: actor,
+	})
+	if err != nil {
+		return webhook.Webhook{}, mapErr(err)
+	}
+	if err := s.q.WebhooksChangedNotify(ctx); err != nil {
+		return webhook.Webhook{}, mapErr(err)
+	}
+	return s.webhookFrom(r)
+}
+
+// WebhookDelete deletes a webhook of a company with its history.
+func (s *Store) WebhookDelete(ctx context.Context, companyID string, id int64) error {
+	n, err := s.q.WebhookDelete(ctx, dbsqlc.WebhookDeleteParams{CompanyID: companyID, ID: id})
+	if err != nil {
+		return mapErr(err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return mapErr(s.q.WebhooksChangedNotify(ctx))
+}
+
+// ActiveSubscription is one row of the relay's fan-out index.
+type ActiveSubscription struct {
+	WebhookID int64
+	CompanyID string
+	EventKey  string
+}
+
+// WebhookListActive lists every active webhook's (company, event) for the fan-out index.
+func (s *Store) WebhookListActive(ctx context.Context) ([]ActiveSubscription, error) {
+	rows, err := s.q.WebhookListActive(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]ActiveSubscription, len(rows))
+	for i, r := range rows {
+		out[i] = ActiveSubscription{WebhookID: r.ID, CompanyID: r.CompanyID, EventKey: r.EventKey}
+	}
+	return out, nil
+}
+
+func nonNilParams(ps []webhook.Param) []webhook.Param {
+	if ps == nil {
+		return []webhook.Param{}
+	}
+	return ps
+}

@@ -1,0 +1,15 @@
+DROP FUNCTION IF EXISTS walhook.emit(text, text, jsonb);
+DROP TABLE IF EXISTS walhook.audit_log;
+DROP TABLE IF EXISTS walhook.lease;
+DROP TABLE IF EXISTS walhook.outbox;
+DROP TABLE IF EXISTS walhook.attempt;
+DROP TABLE IF EXISTS walhook.delivery;
+DROP TABLE IF EXISTS walhook.event;
+DROP TABLE IF EXISTS walhook.webhook;
+DROP TABLE IF EXISTS walhook.oauth_credential;
+DROP TABLE IF EXISTS walhook.event_type;
+DROP TABLE IF EXISTS walhook.api_token;
+DROP TABLE IF EXISTS walhook.member;
+DROP TABLE IF EXISTS walhook.role_permission;
+DROP TABLE IF EXISTS walhook.role;
+DROP TABLE IF EXISTS walhook.company;

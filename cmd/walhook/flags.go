@@ -56,3 +56,9 @@ func parseFlags(fs *flag.FlagSet, args []string, synopsis string) error {
 func durationVar(fs *flag.FlagSet, p *time.Duration, name string, def time.Duration, usage string) {
 	fs.DurationVar(p, name, def, usage)
 }
+
+// newFlagSet is a flag set that returns errors instead of exiting.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	return fs
+}

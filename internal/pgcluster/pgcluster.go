@@ -159,7 +159,11 @@ func postgresCredential() (*syscall.Credential, error) {
 // limited to about 100 bytes, and a data directory can be deep.
 func sockDirFor(dataDir string) string {
 	h := sha256.Sum256([]byte(dataDir))
-	return filepath.Join(os.TempDir(), "walhook-pg-"+hex.EncodeToString(h[:6]))
+	base := "/tmp"
+	if fi, err := os.Stat(base); err != nil || !fi.IsDir() {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "walhook-pg-"+hex.EncodeToString(h[:6]))
 }
 
 func (c *Cluster) ensureDirs() error {

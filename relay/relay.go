@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/walhook/walhook/relay/retention"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -21,6 +22,8 @@ import (
 type Config struct {
 	// InstanceID names this replica in leases and logs. Default: hostname-pid.
 	InstanceID string
+	// Retention configures the deletion of old history (see package retention).
+	Retention retention.Config
 }
 
 // runner is one long-running part of the relay.
@@ -46,6 +49,11 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		cfg.InstanceID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	r := &Relay{cfg: cfg, store: st, log: log.With().Str("instance", cfg.InstanceID).Logger(), reg: reg}
+	ret, err := retention.New(cfg.Retention, st, r.log, reg)
+	if err != nil {
+		return nil, err
+	}
+	r.runners = append(r.runners, runner{"retention", ret.Run})
 	return r, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +22,8 @@ type serveConfig struct {
 	common commonConfig
 	admin  admin.Config
 	relay  relay.Config
+	// shutdown is the stop sequence on SIGTERM/SIGINT.
+	shutdown shutdownConfig
 	// migrate applies pending migrations at start. Default true.
 	migrate bool
 }
@@ -33,6 +34,8 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	durationVar(fs, &c.admin.ShutdownTimeout, "http-shutdown-timeout", 10e9, "how long in-flight HTTP requests get to finish on shutdown")
 	fs.StringVar(&c.relay.InstanceID, "instance-id", "", "name of this replica in leases and logs (default hostname-pid)")
 	fs.BoolVar(&c.migrate, "migrate", true, "apply pending schema migrations at start")
+	registerRetention(fs, &c.relay.Retention)
+	c.shutdown.register(fs)
 }
 
 func runServe(ctx context.Context, args []string, stdout io.Writer) error {
@@ -97,29 +100,5 @@ func serve(ctx context.Context, cfg serveConfig, st *store.Store, log zerolog.Lo
 	cfg.admin.API = withAPI
 	srv := admin.New(cfg.admin, st, log, reg, ready...)
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	var relayErr, adminErr error
-	if rl != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if relayErr = rl.Run(ctx); relayErr != nil {
-				cancel(relayErr)
-			}
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if adminErr = srv.Run(ctx, started); adminErr != nil {
-			cancel(adminErr)
-		}
-	}()
-	wg.Wait()
-	if relayErr != nil {
-		return relayErr
-	}
-	return adminErr
+	return runUntilStopped(ctx, cfg.shutdown, log, rl, srv, started)
 }

@@ -1,0 +1,265 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
+)
+
+// CaptureEvent is one captured event, ready to store: SourceKey is its unique source position
+// ("wal:<commit lsn>:<n>:<key>", "outbox:<id>"), Payload the envelope as JSON.
+type CaptureEvent struct {
+	SourceKey  string
+	CompanyID  string
+	EventKey   string
+	Payload    []byte
+	OccurredAt time.Time
+}
+
+// CaptureBatch is what one fan-out transaction stores: events, and the outbox rows they consumed
+// (deleted in the same transaction).
+type CaptureBatch struct {
+	Events    []CaptureEvent
+	OutboxIDs []int64
+}
+
+// CaptureResult counts what a fan-out transaction did.
+type CaptureResult struct {
+	Events     int64 // new events (a replayed source key counts nothing)
+	Deliveries int64 // deliveries created
+	// UnknownCompany lists the source keys skipped because their company does not exist.
+	UnknownCompany []string
+}
+
+// captureChunk bounds the arrays of one CaptureCommit statement; a larger batch is several
+// statements in the same transaction.
+const captureChunk = 5000
+
+// CaptureCommit stores a batch in one transaction: inserts the events (a source key already
+// stored inserts nothing), one pending delivery per active webhook of the event's company
+// subscribed to its key, deletes the consumed outbox rows, and notifies walhook_deliveries at
+// commit when any delivery was created. Events of unknown companies are skipped and listed.
+func (s *Store) CaptureCommit(ctx context.Context, b CaptureBatch) (CaptureResult, error) {
+	var res CaptureResult
+	err := s.Tx(ctx, func(tx *Store) error {
+		outbox := b.OutboxIDs
+		for start := 0; start < len(b.Events) || start == 0; start += captureChunk {
+			end := min(start+captureChunk, len(b.Events))
+			p := dbsqlc.CaptureCommitParams{
+				SourceKeys:  make([]string, 0, end-start),
+				CompanyIds:  make([]string, 0, end-start),
+				EventKeys:   make([]string, 0, end-start),
+				Payloads:    make([]string, 0, end-start),
+				OccurredAts: make([]time.Time, 0, end-start),
+				OutboxIds:   outbox,
+			}
+			if p.OutboxIds == nil {
+				p.OutboxIds = []int64{}
+			}
+			outbox = nil
+			for _, e := range b.Events[start:end] {
+				p.SourceKeys = append(p.SourceKeys, e.SourceKey)
+				p.CompanyIds = append(p.CompanyIds, e.CompanyID)
+				p.EventKeys = append(p.EventKeys, e.EventKey)
+				p.Payloads = append(p.Payloads, string(e.Payload))
+				p.OccurredAts = append(p.OccurredAts, e.OccurredAt)
+			}
+			r, err := tx.q.CaptureCommit(ctx, p)
+			if err != nil {
+				return fmt.Errorf("store captured events: %w", mapErr(err))
+			}
+			res.Events += r.Events
+			res.Deliveries += r.Deliveries
+			res.UnknownCompany = append(res.UnknownCompany, r.UnknownCompany...)
+			if end >= len(b.Events) {
+				break
+			}
+		}
+		return nil
+	})
+	return res, err
+}
+
+// CaptureMode is how capture reads the application's events.
+type CaptureMode string
+
+// Capture modes.
+const (
+	CaptureWAL  CaptureMode = "wal"
+	CapturePoll CaptureMode = "poll"
+)
+
+// CaptureModeSet records the capture mode, which walhook.emit follows: in poll mode it inserts an
+// outbox row instead of a logical message.
+func (s *Store) CaptureModeSet(ctx context.Context, mode CaptureMode) error {
+	return mapErr(s.q.CaptureModeSet(ctx, string(mode)))
+}
+
+// CaptureModeGet returns the recorded capture mode.
+func (s *Store) CaptureModeGet(ctx context.Context) (CaptureMode, error) {
+	m, err := s.q.CaptureModeGet(ctx)
+	return CaptureMode(m), mapErr(err)
+}
+
+// SplitTable splits "schema.table" (or a bare "table", in schema public) into its parts.
+func SplitTable(name string) (schema, table string) {
+	if i := strings.IndexByte(name, '.'); i >= 0 {
+		return name[:i], name[i+1:]
+	}
+	return "public", name
+}
+
+// TableInfo describes an application table for catalog validation.
+type TableInfo struct {
+	Columns []string // in table order
+	// ReplicaIdentity is pg_class.relreplident: d (default: the primary key), f (full), i (index), n (nothing).
+	ReplicaIdentity string
+	HasPrimaryKey   bool
+}
+
+// CanPublishChanges reports whether UPDATE and DELETE of the table can be published without
+// breaking the application's writes (PostgreSQL refuses them on a published table without a
+// replica identity).
+func (t TableInfo) CanPublishChanges() bool {
+	switch t.ReplicaIdentity {
+	case "f", "i":
+		return true
+	case "d":
+		return t.HasPrimaryKey
+	}
+	return false
+}
+
+// CaptureTableInfo looks a table up ("schema.table" or "table"); ErrNotFound when it does not exist.
+func (s *Store) CaptureTableInfo(ctx context.Context, name string) (TableInfo, error) {
+	schema, table := SplitTable(name)
+	id, err := s.q.CaptureTableIdentity(ctx, dbsqlc.CaptureTableIdentityParams{SchemaName: schema, TableName: table})
+	if err != nil {
+		return TableInfo{}, mapErr(err)
+	}
+	cols, err := s.q.CaptureTableColumns(ctx, dbsqlc.CaptureTableColumnsParams{SchemaName: schema, TableName: table})
+	if err != nil {
+		return TableInfo{}, mapErr(err)
+	}
+	return TableInfo{Columns: cols, ReplicaIdentity: id.ReplicaIdentity, HasPrimaryKey: id.HasPrimaryKey}, nil
+}
+
+// SlotStatus is a replication slot as pg_replication_slots shows it.
+type SlotStatus struct {
+	Name, Plugin, Type, Database string
+	Active                       bool
+	ActivePID                    *int32
+	RestartLSN                   string
+	ConfirmedFlushLSN            string
+	CurrentLSN                   string
+	// LagBytes is the server's WAL position minus the slot's confirmed flush position.
+	LagBytes  int64
+	WALStatus string
+}
+
+// CaptureSlotStatus returns a slot's status; ErrNotFound when there is no such slot.
+func (s *Store) CaptureSlotStatus(ctx context.Context, slot string) (SlotStatus, error) {
+	r, err := s.q.CaptureSlotGet(ctx, slot)
+	if err != nil {
+		return SlotStatus{}, mapErr(err)
+	}
+	return SlotStatus{
+		Name: r.SlotName, Plugin: r.Plugin, Type: r.SlotType, Database: r.DatabaseName, Active: r.Active,
+		ActivePID: r.ActivePid, RestartLSN: r.RestartLsn, ConfirmedFlushLSN: r.ConfirmedFlushLsn,
+		CurrentLSN: r.CurrentLsn, LagBytes: r.LagBytes, WALStatus: r.WalStatus,
+	}, nil
+}
+
+// CaptureSlotDrop drops a replication slot (it must not be active).
+func (s *Store) CaptureSlotDrop(ctx context.Context, slot string) error {
+	return mapErr(s.q.CaptureSlotDrop(ctx, slot))
+}
+
+// Publication is the publication capture streams: its tables ("schema.table", sorted) and the
+// operations it publishes.
+type Publication struct {
+	Tables                 []string
+	Insert, Update, Delete bool
+}
+
+// CapturePublicationSync makes publication name cover exactly want.Tables and publish exactly
+// want's operations (never TRUNCATE), creating it when missing. It reports whether anything
+// changed.
+//
+// This is DDL on identifiers, which sqlc does not model: with the migrator, the documented
+// exception to "every runtime query is a named sqlc query". Identifiers are quoted with
+// pgx.Identifier.
+func (s *Store) CapturePublicationSync(ctx context.Context, name string, want Publication) (bool, error) {
+	tables := make([]string, 0, len(want.Tables))
+	for _, t := range want.Tables {
+		schema, table := SplitTable(t)
+		tables = append(tables, pgx.Identifier{schema, table}.Sanitize())
+	}
+	var ops []string
+	for _, o := range []struct {
+		on   bool
+		name string
+	}{{want.Insert, "insert"}, {want.Update, "update"}, {want.Delete, "delete"}} {
+		if o.on {
+			ops = append(ops, o.name)
+		}
+	}
+	publish := strings.Join(ops, ", ")
+	pub := pgx.Identifier{name}.Sanitize()
+	changed := false
+	err := s.Tx(ctx, func(tx *Store) error {
+		cur, err := tx.q.CapturePublicationGet(ctx, name)
+		err = mapErr(err)
+		missing := errors.Is(err, ErrNotFound)
+		if err != nil && !missing {
+			return fmt.Errorf("read publication %s: %w", name, err)
+		}
+		if missing {
+			changed = true
+			_, err := tx.db.Exec(ctx, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish = '%s')",
+				pub, strings.Join(tables, ", "), publish))
+			if err != nil {
+				return fmt.Errorf("create publication %s: %w", name, err)
+			}
+			return nil
+		}
+		if cur.Puballtables {
+			return fmt.Errorf("publication %s is FOR ALL TABLES; give capture its own publication", name)
+		}
+		rows, err := tx.q.CapturePublicationTables(ctx, name)
+		if err != nil {
+			return fmt.Errorf("read publication %s: %w", name, mapErr(err))
+		}
+		have := make([]string, len(rows))
+		for i, r := range rows {
+			have[i] = r.SchemaName + "." + r.TableName
+		}
+		wantNames := make([]string, len(want.Tables))
+		for i, t := range want.Tables {
+			schema, table := SplitTable(t)
+			wantNames[i] = schema + "." + table
+		}
+		slices.Sort(wantNames)
+		if !slices.Equal(have, wantNames) {
+			changed = true
+			if _, err := tx.db.Exec(ctx, fmt.Sprintf("ALTER PUBLICATION %s SET TABLE %s", pub, strings.Join(tables, ", "))); err != nil {
+				return fmt.Errorf("alter publication %s: %w", name, err)
+			}
+		}
+		if cur.Pubinsert != want.Insert || cur.Pubupdate != want.Update || cur.Pubdelete != want.Delete || cur.Pubtruncate {
+			changed = true
+			if _, err := tx.db.Exec(ctx, fmt.Sprintf("ALTER PUBLICATION %s SET (publish = '%s')", pub, publish)); err != nil {
+				return fmt.Errorf("alter publication %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	return changed, err
+}

@@ -41,3 +41,78 @@ SELECT id, company_id, event_key FROM walhook.webhook WHERE active ORDER BY id;
 -- the surrounding transaction commits.
 -- name: WebhooksChangedNotify :exec
 SELECT pg_notify('walhook_webhooks', '');
+
+-- WebhookListByName is the admin listing sorted by name: filters are optional (NULL: any), the
+-- cursor is the (name, id) of the last row of the previous page. Counts come from the history.
+-- name: WebhookListByName :many
+SELECT sqlc.embed(w),
+       coalesce(c.triggered, 0)::bigint AS triggered,
+       coalesce(c.succeeded, 0)::bigint AS succeeded,
+       coalesce(c.failed, 0)::bigint AS failed,
+       coalesce(c.pending, 0)::bigint AS pending
+FROM walhook.webhook w
+LEFT JOIN LATERAL (
+    SELECT count(*) AS triggered,
+           count(*) FILTER (WHERE d.state = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE d.state = 'failed') AS failed,
+           count(*) FILTER (WHERE d.state = 'pending') AS pending
+    FROM walhook.delivery d WHERE d.webhook_id = w.id
+) c ON true
+WHERE w.company_id = @company_id
+  AND (sqlc.narg('event_key')::text IS NULL OR w.event_key = sqlc.narg('event_key'))
+  AND (sqlc.narg('active')::boolean IS NULL OR w.active = sqlc.narg('active'))
+  AND (sqlc.narg('last_status')::text IS NULL OR w.last_status = sqlc.narg('last_status'))
+  AND (sqlc.narg('after_name')::text IS NULL OR (w.name, w.id) > (sqlc.narg('after_name')::text, @after_id::bigint))
+ORDER BY w.name, w.id
+LIMIT @max_rows;
+
+-- WebhookListByLastSent is the admin listing, most recently sent first (never sent last); the
+-- cursor is the (last_sent_at or year 1, id) of the last row of the previous page.
+-- name: WebhookListByLastSent :many
+SELECT sqlc.embed(w),
+       coalesce(c.triggered, 0)::bigint AS triggered,
+       coalesce(c.succeeded, 0)::bigint AS succeeded,
+       coalesce(c.failed, 0)::bigint AS failed,
+       coalesce(c.pending, 0)::bigint AS pending
+FROM walhook.webhook w
+LEFT JOIN LATERAL (
+    SELECT count(*) AS triggered,
+           count(*) FILTER (WHERE d.state = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE d.state = 'failed') AS failed,
+           count(*) FILTER (WHERE d.state = 'pending') AS pending
+    FROM walhook.delivery d WHERE d.webhook_id = w.id
+) c ON true
+WHERE w.company_id = @company_id
+  AND (sqlc.narg('event_key')::text IS NULL OR w.event_key = sqlc.narg('event_key'))
+  AND (sqlc.narg('active')::boolean IS NULL OR w.active = sqlc.narg('active'))
+  AND (sqlc.narg('last_status')::text IS NULL OR w.last_status = sqlc.narg('last_status'))
+  AND (sqlc.narg('after_sent')::timestamptz IS NULL
+       OR (coalesce(w.last_sent_at, '0001-01-01 00:00:00+00'::timestamptz), w.id) < (sqlc.narg('after_sent')::timestamptz, @after_id::bigint))
+ORDER BY coalesce(w.last_sent_at, '0001-01-01 00:00:00+00'::timestamptz) DESC, w.id DESC
+LIMIT @max_rows;
+
+-- WebhookCounts is the history totals of one webhook of a company.
+-- name: WebhookCounts :one
+SELECT count(*)::bigint AS triggered,
+       count(*) FILTER (WHERE d.state = 'succeeded')::bigint AS succeeded,
+       count(*) FILTER (WHERE d.state = 'failed')::bigint AS failed,
+       count(*) FILTER (WHERE d.state = 'pending')::bigint AS pending
+FROM walhook.delivery d
+WHERE d.company_id = @company_id AND d.webhook_id = @webhook_id;
+
+-- WebhookNamesByOAuth names the webhooks of a company that use a credential.
+-- name: WebhookNamesByOAuth :many
+SELECT id, name FROM walhook.webhook
+WHERE company_id = @company_id AND oauth_id = @oauth_id
+ORDER BY name, id;
+
+-- WebhookRotateSecret makes a new signing secret current; the old one keeps signing until
+-- previous_expires_at so receivers can switch without dropping requests.
+-- name: WebhookRotateSecret :one
+UPDATE walhook.webhook SET
+    previous_secret_enc = signing_secret_enc,
+    previous_secret_expires_at = @previous_expires_at,
+    signing_secret_enc = @signing_secret_enc,
+    updated_by = sqlc.narg('updated_by'), updated_at = now()
+WHERE company_id = @company_id AND id = @id
+RETURNING *;

@@ -107,3 +107,28 @@ func nonNilKV(kv []webhook.KeyValue) []webhook.KeyValue {
 	}
 	return kv
 }
+
+// OAuthCredentialUpdate replaces a credential's fields and secrets (the caller passes the stored
+// secrets to keep them) and drops the cached access token.
+func (s *Store) OAuthCredentialUpdate(ctx context.Context, c webhook.OAuthCredential, actor *int64) (webhook.OAuthCredential, error) {
+	extra, err := json.Marshal(nonNilKV(c.ExtraParams))
+	if err != nil {
+		return webhook.OAuthCredential{}, fmt.Errorf("encode extra params: %w", err)
+	}
+	if c.Method == "" {
+		c.Method = "POST"
+	}
+	r, err := s.q.OAuthCredentialUpdate(ctx, dbsqlc.OAuthCredentialUpdateParams{
+		CompanyID: c.CompanyID, ID: c.ID, Name: c.Name, TokenUrl: c.TokenURL, Method: c.Method,
+		GrantType: string(c.GrantType), ClientID: c.ClientID,
+		ClientSecretEnc: s.keys.SealString(c.ClientSecret, purposeClientSecret),
+		CodeEnc:         s.keys.SealString(c.Code, purposeCode),
+		Scope:           c.Scope, ExtraParams: extra,
+		RefreshTokenEnc: s.keys.SealString(c.RefreshToken, purposeRefreshToken),
+		UpdatedBy:       actor,
+	})
+	if err != nil {
+		return webhook.OAuthCredential{}, mapErr(err)
+	}
+	return s.oauthFrom(r)
+}

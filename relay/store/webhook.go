@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/walhook/walhook/relay/crypt"
 	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
@@ -242,4 +243,146 @@ func nonNilParams(ps []webhook.Param) []webhook.Param {
 		return []webhook.Param{}
 	}
 	return ps
+}
+
+// WebhookSort orders the admin listing.
+type WebhookSort string
+
+// Listing orders.
+const (
+	SortByName     WebhookSort = "name"      // name, then id
+	SortByLastSent WebhookSort = "last_sent" // most recently sent first, never sent last
+)
+
+// WebhookFilter narrows and pages the admin listing. Nil filters match everything.
+type WebhookFilter struct {
+	EventKey   *string
+	Active     *bool
+	LastStatus *webhook.Status
+	Sort       WebhookSort // default SortByName
+	// After is the keyset cursor: the listing continues after this row.
+	After *WebhookCursor
+	Limit int // default and maximum 500
+}
+
+// WebhookCursor is the position of a listing row: its name or last sent time, and its id.
+type WebhookCursor struct {
+	Name   string
+	SentAt time.Time // zero for a webhook never sent
+	ID     int64
+}
+
+// WebhookWithCounts is a listing row: the webhook and its delivery counts.
+type WebhookWithCounts struct {
+	webhook.Webhook
+	Counts DeliveryCounts
+}
+
+// CursorOf is the cursor that continues a listing after w.
+func CursorOf(w webhook.Webhook) WebhookCursor {
+	c := WebhookCursor{Name: w.Name, ID: w.ID}
+	if w.LastSentAt != nil {
+		c.SentAt = *w.LastSentAt
+	}
+	return c
+}
+
+// WebhookListPage returns a page of a company's webhooks with their counts.
+func (s *Store) WebhookListPage(ctx context.Context, companyID string, f WebhookFilter) ([]WebhookWithCounts, error) {
+	if f.Limit <= 0 || f.Limit > maxWebhookListPerPage {
+		f.Limit = maxWebhookListPerPage
+	}
+	var lastStatus *string
+	if f.LastStatus != nil {
+		v := string(*f.LastStatus)
+		lastStatus = &v
+	}
+	type row struct {
+		w                                     dbsqlc.WalhookWebhook
+		triggered, succeeded, failed, pending int64
+	}
+	var rows []row
+	switch f.Sort {
+	case SortByLastSent:
+		p := dbsqlc.WebhookListByLastSentParams{CompanyID: companyID, EventKey: f.EventKey, Active: f.Active, LastStatus: lastStatus, MaxRows: int32(f.Limit)}
+		if f.After != nil {
+			t := f.After.SentAt
+			if t.IsZero() {
+				t = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+			}
+			p.AfterSent, p.AfterID = &t, f.After.ID
+		}
+		rs, err := s.q.WebhookListByLastSent(ctx, p)
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		for _, r := range rs {
+			rows = append(rows, row{r.WalhookWebhook, r.Triggered, r.Succeeded, r.Failed, r.Pending})
+		}
+	case SortByName, "":
+		p := dbsqlc.WebhookListByNameParams{CompanyID: companyID, EventKey: f.EventKey, Active: f.Active, LastStatus: lastStatus, MaxRows: int32(f.Limit)}
+		if f.After != nil {
+			p.AfterName, p.AfterID = &f.After.Name, f.After.ID
+		}
+		rs, err := s.q.WebhookListByName(ctx, p)
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		for _, r := range rs {
+			rows = append(rows, row{r.WalhookWebhook, r.Triggered, r.Succeeded, r.Failed, r.Pending})
+		}
+	default:
+		return nil, &ConstraintError{Kind: ErrInvalid, Constraint: "sort", Detail: "want name or last_sent"}
+	}
+	out := make([]WebhookWithCounts, len(rows))
+	for i, r := range rows {
+		w, err := s.webhookFrom(r.w)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = WebhookWithCounts{Webhook: w, Counts: DeliveryCounts{Triggered: r.triggered, Succeeded: r.succeeded, Failed: r.failed, Pending: r.pending}}
+	}
+	return out, nil
+}
+
+// WebhookCounts returns a webhook's delivery counts by state.
+func (s *Store) WebhookCounts(ctx context.Context, companyID string, id int64) (DeliveryCounts, error) {
+	r, err := s.q.WebhookCounts(ctx, dbsqlc.WebhookCountsParams{CompanyID: companyID, WebhookID: id})
+	return DeliveryCounts{Triggered: r.Triggered, Succeeded: r.Succeeded, Failed: r.Failed, Pending: r.Pending}, mapErr(err)
+}
+
+// WebhookRef names a webhook.
+type WebhookRef struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+}
+
+// WebhooksUsingOAuth names the webhooks of a company that use a credential.
+func (s *Store) WebhooksUsingOAuth(ctx context.Context, companyID string, oauthID int64) ([]WebhookRef, error) {
+	rows, err := s.q.WebhookNamesByOAuth(ctx, dbsqlc.WebhookNamesByOAuthParams{CompanyID: companyID, OauthID: &oauthID})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]WebhookRef, len(rows))
+	for i, r := range rows {
+		out[i] = WebhookRef{ID: r.ID, Name: r.Name}
+	}
+	return out, nil
+}
+
+// WebhookRotateSecret gives a webhook a new signing secret; the old one keeps signing (as the
+// previous secret) for overlap, so receivers can switch without dropping requests.
+func (s *Store) WebhookRotateSecret(ctx context.Context, companyID string, id int64, overlap time.Duration, actor *int64) (webhook.Webhook, error) {
+	exp := time.Now().Add(overlap)
+	r, err := s.q.WebhookRotateSecret(ctx, dbsqlc.WebhookRotateSecretParams{
+		PreviousExpiresAt: &exp, SigningSecretEnc: s.keys.Seal([]byte(crypt.NewSigningSecret()), purposeSigningSecret),
+		UpdatedBy: actor, CompanyID: companyID, ID: id,
+	})
+	if err != nil {
+		return webhook.Webhook{}, mapErr(err)
+	}
+	if err := s.q.WebhooksChangedNotify(ctx); err != nil {
+		return webhook.Webhook{}, mapErr(err)
+	}
+	return s.webhookFrom(r)
 }

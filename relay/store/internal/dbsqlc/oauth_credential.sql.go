@@ -167,3 +167,74 @@ func (q *Queries) OAuthCredentialList(ctx context.Context, companyID string) ([]
 	}
 	return items, nil
 }
+
+const oAuthCredentialUpdate = `-- name: OAuthCredentialUpdate :one
+UPDATE walhook.oauth_credential SET
+    name = $1, token_url = $2, method = $3, grant_type = $4,
+    client_id = $5, client_secret_enc = $6,
+    code_enc = $7, scope = $8, extra_params = $9,
+    refresh_token_enc = $10,
+    access_token_enc = NULL, token_expires_at = NULL,
+    updated_by = $11, updated_at = now()
+WHERE company_id = $12 AND id = $13
+RETURNING id, company_id, name, token_url, method, grant_type, client_id, client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, access_token_enc, token_expires_at, created_by, updated_by, created_at, updated_at
+`
+
+type OAuthCredentialUpdateParams struct {
+	Name            string
+	TokenUrl        string
+	Method          string
+	GrantType       string
+	ClientID        string
+	ClientSecretEnc []byte
+	CodeEnc         []byte
+	Scope           string
+	ExtraParams     json.RawMessage
+	RefreshTokenEnc []byte
+	UpdatedBy       *int64
+	CompanyID       string
+	ID              int64
+}
+
+// OAuthCredentialUpdate replaces a credential's fields. The caller passes the sealed secrets to
+// keep (the stored ones when the request left them out). A changed credential drops the cached
+// access token, so the relay fetches one with the new settings.
+func (q *Queries) OAuthCredentialUpdate(ctx context.Context, arg OAuthCredentialUpdateParams) (WalhookOauthCredential, error) {
+	row := q.db.QueryRow(ctx, oAuthCredentialUpdate,
+		arg.Name,
+		arg.TokenUrl,
+		arg.Method,
+		arg.GrantType,
+		arg.ClientID,
+		arg.ClientSecretEnc,
+		arg.CodeEnc,
+		arg.Scope,
+		arg.ExtraParams,
+		arg.RefreshTokenEnc,
+		arg.UpdatedBy,
+		arg.CompanyID,
+		arg.ID,
+	)
+	var i WalhookOauthCredential
+	err := row.Scan(
+		&i.ID,
+		&i.CompanyID,
+		&i.Name,
+		&i.TokenUrl,
+		&i.Method,
+		&i.GrantType,
+		&i.ClientID,
+		&i.ClientSecretEnc,
+		&i.CodeEnc,
+		&i.Scope,
+		&i.ExtraParams,
+		&i.RefreshTokenEnc,
+		&i.AccessTokenEnc,
+		&i.TokenExpiresAt,
+		&i.CreatedBy,
+		&i.UpdatedBy,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}

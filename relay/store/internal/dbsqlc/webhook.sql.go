@@ -8,7 +8,42 @@ package dbsqlc
 import (
 	"context"
 	"encoding/json"
+	"time"
 )
+
+const webhookCounts = `-- name: WebhookCounts :one
+SELECT count(*)::bigint AS triggered,
+       count(*) FILTER (WHERE d.state = 'succeeded')::bigint AS succeeded,
+       count(*) FILTER (WHERE d.state = 'failed')::bigint AS failed,
+       count(*) FILTER (WHERE d.state = 'pending')::bigint AS pending
+FROM walhook.delivery d
+WHERE d.company_id = $1 AND d.webhook_id = $2
+`
+
+type WebhookCountsParams struct {
+	CompanyID string
+	WebhookID int64
+}
+
+type WebhookCountsRow struct {
+	Triggered int64
+	Succeeded int64
+	Failed    int64
+	Pending   int64
+}
+
+// WebhookCounts is the history totals of one webhook of a company.
+func (q *Queries) WebhookCounts(ctx context.Context, arg WebhookCountsParams) (WebhookCountsRow, error) {
+	row := q.db.QueryRow(ctx, webhookCounts, arg.CompanyID, arg.WebhookID)
+	var i WebhookCountsRow
+	err := row.Scan(
+		&i.Triggered,
+		&i.Succeeded,
+		&i.Failed,
+		&i.Pending,
+	)
+	return i, err
+}
 
 const webhookCreate = `-- name: WebhookCreate :one
 INSERT INTO walhook.webhook (company_id, name, url, method, event_key, oauth_id, headers,
@@ -263,6 +298,302 @@ func (q *Queries) WebhookListActive(ctx context.Context) ([]WebhookListActiveRow
 		return nil, err
 	}
 	return items, nil
+}
+
+const webhookListByLastSent = `-- name: WebhookListByLastSent :many
+SELECT w.id, w.company_id, w.name, w.url, w.method, w.event_key, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at,
+       coalesce(c.triggered, 0)::bigint AS triggered,
+       coalesce(c.succeeded, 0)::bigint AS succeeded,
+       coalesce(c.failed, 0)::bigint AS failed,
+       coalesce(c.pending, 0)::bigint AS pending
+FROM walhook.webhook w
+LEFT JOIN LATERAL (
+    SELECT count(*) AS triggered,
+           count(*) FILTER (WHERE d.state = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE d.state = 'failed') AS failed,
+           count(*) FILTER (WHERE d.state = 'pending') AS pending
+    FROM walhook.delivery d WHERE d.webhook_id = w.id
+) c ON true
+WHERE w.company_id = $1
+  AND ($2::text IS NULL OR w.event_key = $2)
+  AND ($3::boolean IS NULL OR w.active = $3)
+  AND ($4::text IS NULL OR w.last_status = $4)
+  AND ($5::timestamptz IS NULL
+       OR (coalesce(w.last_sent_at, '0001-01-01 00:00:00+00'::timestamptz), w.id) < ($5::timestamptz, $6::bigint))
+ORDER BY coalesce(w.last_sent_at, '0001-01-01 00:00:00+00'::timestamptz) DESC, w.id DESC
+LIMIT $7
+`
+
+type WebhookListByLastSentParams struct {
+	CompanyID  string
+	EventKey   *string
+	Active     *bool
+	LastStatus *string
+	AfterSent  *time.Time
+	AfterID    int64
+	MaxRows    int32
+}
+
+type WebhookListByLastSentRow struct {
+	WalhookWebhook WalhookWebhook
+	Triggered      int64
+	Succeeded      int64
+	Failed         int64
+	Pending        int64
+}
+
+// WebhookListByLastSent is the admin listing, most recently sent first (never sent last); the
+// cursor is the (last_sent_at or year 1, id) of the last row of the previous page.
+func (q *Queries) WebhookListByLastSent(ctx context.Context, arg WebhookListByLastSentParams) ([]WebhookListByLastSentRow, error) {
+	rows, err := q.db.Query(ctx, webhookListByLastSent,
+		arg.CompanyID,
+		arg.EventKey,
+		arg.Active,
+		arg.LastStatus,
+		arg.AfterSent,
+		arg.AfterID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WebhookListByLastSentRow{}
+	for rows.Next() {
+		var i WebhookListByLastSentRow
+		if err := rows.Scan(
+			&i.WalhookWebhook.ID,
+			&i.WalhookWebhook.CompanyID,
+			&i.WalhookWebhook.Name,
+			&i.WalhookWebhook.Url,
+			&i.WalhookWebhook.Method,
+			&i.WalhookWebhook.EventKey,
+			&i.WalhookWebhook.OauthID,
+			&i.WalhookWebhook.Headers,
+			&i.WalhookWebhook.SecretHeadersEnc,
+			&i.WalhookWebhook.RawData,
+			&i.WalhookWebhook.Params,
+			&i.WalhookWebhook.Active,
+			&i.WalhookWebhook.SigningSecretEnc,
+			&i.WalhookWebhook.PreviousSecretEnc,
+			&i.WalhookWebhook.PreviousSecretExpiresAt,
+			&i.WalhookWebhook.LastSentAt,
+			&i.WalhookWebhook.LastStatus,
+			&i.WalhookWebhook.FailingSince,
+			&i.WalhookWebhook.DisabledReason,
+			&i.WalhookWebhook.DisabledAt,
+			&i.WalhookWebhook.CreatedBy,
+			&i.WalhookWebhook.UpdatedBy,
+			&i.WalhookWebhook.CreatedAt,
+			&i.WalhookWebhook.UpdatedAt,
+			&i.Triggered,
+			&i.Succeeded,
+			&i.Failed,
+			&i.Pending,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const webhookListByName = `-- name: WebhookListByName :many
+SELECT w.id, w.company_id, w.name, w.url, w.method, w.event_key, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at,
+       coalesce(c.triggered, 0)::bigint AS triggered,
+       coalesce(c.succeeded, 0)::bigint AS succeeded,
+       coalesce(c.failed, 0)::bigint AS failed,
+       coalesce(c.pending, 0)::bigint AS pending
+FROM walhook.webhook w
+LEFT JOIN LATERAL (
+    SELECT count(*) AS triggered,
+           count(*) FILTER (WHERE d.state = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE d.state = 'failed') AS failed,
+           count(*) FILTER (WHERE d.state = 'pending') AS pending
+    FROM walhook.delivery d WHERE d.webhook_id = w.id
+) c ON true
+WHERE w.company_id = $1
+  AND ($2::text IS NULL OR w.event_key = $2)
+  AND ($3::boolean IS NULL OR w.active = $3)
+  AND ($4::text IS NULL OR w.last_status = $4)
+  AND ($5::text IS NULL OR (w.name, w.id) > ($5::text, $6::bigint))
+ORDER BY w.name, w.id
+LIMIT $7
+`
+
+type WebhookListByNameParams struct {
+	CompanyID  string
+	EventKey   *string
+	Active     *bool
+	LastStatus *string
+	AfterName  *string
+	AfterID    int64
+	MaxRows    int32
+}
+
+type WebhookListByNameRow struct {
+	WalhookWebhook WalhookWebhook
+	Triggered      int64
+	Succeeded      int64
+	Failed         int64
+	Pending        int64
+}
+
+// WebhookListByName is the admin listing sorted by name: filters are optional (NULL: any), the
+// cursor is the (name, id) of the last row of the previous page. Counts come from the history.
+func (q *Queries) WebhookListByName(ctx context.Context, arg WebhookListByNameParams) ([]WebhookListByNameRow, error) {
+	rows, err := q.db.Query(ctx, webhookListByName,
+		arg.CompanyID,
+		arg.EventKey,
+		arg.Active,
+		arg.LastStatus,
+		arg.AfterName,
+		arg.AfterID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WebhookListByNameRow{}
+	for rows.Next() {
+		var i WebhookListByNameRow
+		if err := rows.Scan(
+			&i.WalhookWebhook.ID,
+			&i.WalhookWebhook.CompanyID,
+			&i.WalhookWebhook.Name,
+			&i.WalhookWebhook.Url,
+			&i.WalhookWebhook.Method,
+			&i.WalhookWebhook.EventKey,
+			&i.WalhookWebhook.OauthID,
+			&i.WalhookWebhook.Headers,
+			&i.WalhookWebhook.SecretHeadersEnc,
+			&i.WalhookWebhook.RawData,
+			&i.WalhookWebhook.Params,
+			&i.WalhookWebhook.Active,
+			&i.WalhookWebhook.SigningSecretEnc,
+			&i.WalhookWebhook.PreviousSecretEnc,
+			&i.WalhookWebhook.PreviousSecretExpiresAt,
+			&i.WalhookWebhook.LastSentAt,
+			&i.WalhookWebhook.LastStatus,
+			&i.WalhookWebhook.FailingSince,
+			&i.WalhookWebhook.DisabledReason,
+			&i.WalhookWebhook.DisabledAt,
+			&i.WalhookWebhook.CreatedBy,
+			&i.WalhookWebhook.UpdatedBy,
+			&i.WalhookWebhook.CreatedAt,
+			&i.WalhookWebhook.UpdatedAt,
+			&i.Triggered,
+			&i.Succeeded,
+			&i.Failed,
+			&i.Pending,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const webhookNamesByOAuth = `-- name: WebhookNamesByOAuth :many
+SELECT id, name FROM walhook.webhook
+WHERE company_id = $1 AND oauth_id = $2
+ORDER BY name, id
+`
+
+type WebhookNamesByOAuthParams struct {
+	CompanyID string
+	OauthID   *int64
+}
+
+type WebhookNamesByOAuthRow struct {
+	ID   int64
+	Name string
+}
+
+// WebhookNamesByOAuth names the webhooks of a company that use a credential.
+func (q *Queries) WebhookNamesByOAuth(ctx context.Context, arg WebhookNamesByOAuthParams) ([]WebhookNamesByOAuthRow, error) {
+	rows, err := q.db.Query(ctx, webhookNamesByOAuth, arg.CompanyID, arg.OauthID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WebhookNamesByOAuthRow{}
+	for rows.Next() {
+		var i WebhookNamesByOAuthRow
+		if err := rows.Scan(&i.ID, &i.Name); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const webhookRotateSecret = `-- name: WebhookRotateSecret :one
+UPDATE walhook.webhook SET
+    previous_secret_enc = signing_secret_enc,
+    previous_secret_expires_at = $1,
+    signing_secret_enc = $2,
+    updated_by = $3, updated_at = now()
+WHERE company_id = $4 AND id = $5
+RETURNING id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at
+`
+
+type WebhookRotateSecretParams struct {
+	PreviousExpiresAt *time.Time
+	SigningSecretEnc  []byte
+	UpdatedBy         *int64
+	CompanyID         string
+	ID                int64
+}
+
+// WebhookRotateSecret makes a new signing secret current; the old one keeps signing until
+// previous_expires_at so receivers can switch without dropping requests.
+func (q *Queries) WebhookRotateSecret(ctx context.Context, arg WebhookRotateSecretParams) (WalhookWebhook, error) {
+	row := q.db.QueryRow(ctx, webhookRotateSecret,
+		arg.PreviousExpiresAt,
+		arg.SigningSecretEnc,
+		arg.UpdatedBy,
+		arg.CompanyID,
+		arg.ID,
+	)
+	var i WalhookWebhook
+	err := row.Scan(
+		&i.ID,
+		&i.CompanyID,
+		&i.Name,
+		&i.Url,
+		&i.Method,
+		&i.EventKey,
+		&i.OauthID,
+		&i.Headers,
+		&i.SecretHeadersEnc,
+		&i.RawData,
+		&i.Params,
+		&i.Active,
+		&i.SigningSecretEnc,
+		&i.PreviousSecretEnc,
+		&i.PreviousSecretExpiresAt,
+		&i.LastSentAt,
+		&i.LastStatus,
+		&i.FailingSince,
+		&i.DisabledReason,
+		&i.DisabledAt,
+		&i.CreatedBy,
+		&i.UpdatedBy,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
 }
 
 const webhookUpdate = `-- name: WebhookUpdate :one

@@ -1,0 +1,76 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
+)
+
+// Audit object types and actions.
+const (
+	AuditWebhook = "webhook"
+	AuditOAuth   = "oauth_credential"
+	AuditRole    = "role"
+	AuditMember  = "member"
+	AuditToken   = "api_token"
+)
+
+// AuditEntry is one row of the audit log: who did what to which object, and when.
+type AuditEntry struct {
+	ID          int64           `json:"id"`
+	MemberID    *int64          `json:"member_id"`
+	MemberEmail *string         `json:"member_email"`
+	Action      string          `json:"action"`
+	ObjectType  string          `json:"object_type"`
+	ObjectID    int64           `json:"object_id"`
+	Detail      json.RawMessage `json:"detail"`
+	At          time.Time       `json:"at"`
+}
+
+// AuditFilter narrows the audit log; BeforeID is the cursor (0: newest).
+type AuditFilter struct {
+	ObjectType *string
+	ObjectID   *int64
+	BeforeID   int64
+	Limit      int // default and maximum 500
+}
+
+// AuditRecord appends a row to a company's audit log. detail is encoded as JSON (nil: {}). Call it
+// in the transaction of the change it records.
+func (s *Store) AuditRecord(ctx context.Context, companyID string, actor *int64, action, objectType string, objectID int64, detail any) error {
+	raw := json.RawMessage(`{}`)
+	if detail != nil {
+		b, err := json.Marshal(detail)
+		if err != nil {
+			return fmt.Errorf("encode audit detail: %w", err)
+		}
+		raw = b
+	}
+	return mapErr(s.q.AuditLogInsert(ctx, dbsqlc.AuditLogInsertParams{
+		CompanyID: companyID, MemberID: actor, Action: action, ObjectType: objectType, ObjectID: objectID, Detail: raw,
+	}))
+}
+
+// AuditList lists a company's audit log, newest first.
+func (s *Store) AuditList(ctx context.Context, companyID string, f AuditFilter) ([]AuditEntry, error) {
+	if f.Limit <= 0 || f.Limit > maxWebhookListPerPage {
+		f.Limit = maxWebhookListPerPage
+	}
+	rows, err := s.q.AuditLogList(ctx, dbsqlc.AuditLogListParams{
+		CompanyID: companyID, ObjectType: f.ObjectType, ObjectID: f.ObjectID, BeforeID: f.BeforeID, MaxRows: int32(f.Limit),
+	})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]AuditEntry, len(rows))
+	for i, r := range rows {
+		out[i] = AuditEntry{
+			ID: r.ID, MemberID: r.MemberID, MemberEmail: r.MemberEmail, Action: r.Action,
+			ObjectType: r.ObjectType, ObjectID: r.ObjectID, Detail: r.Detail, At: r.At,
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,320 @@
+package webhook
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+// Limits the API and the test send enforce.
+const (
+	MaxNameLen        = 100  // characters of a webhook or credential name
+	MaxURLLen         = 2048 // bytes of a webhook or token URL
+	MaxHeaders        = 50   // custom headers per webhook
+	MaxHeaderValueLen = 8192 // bytes of one header value
+	MaxParams         = 100  // selected parameters per webhook
+	MaxParamPathLen   = 500  // bytes of one parameter path
+	MaxExtraParams    = 50   // extra parameters per OAuth credential
+)
+
+// FieldError is one invalid field: Field is its JSON path ("headers[2].key"), Message says why.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// ValidationError lists every invalid field of a value.
+type ValidationError struct {
+	Fields []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Field + ": " + f.Message
+	}
+	return "invalid: " + strings.Join(parts, "; ")
+}
+
+// Add records an invalid field.
+func (e *ValidationError) Add(field, format string, args ...any) {
+	e.Fields = append(e.Fields, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// Err is e when it holds a field, else nil.
+func (e *ValidationError) Err() error {
+	if len(e.Fields) == 0 {
+		return nil
+	}
+	return e
+}
+
+// Rules are what validation needs from outside the value.
+type Rules struct {
+	// EventExists reports whether key names an active entry of the trigger-event catalog. Nil
+	// skips the check.
+	EventExists func(key string) bool
+	// AllowIP reports whether a URL may name this literal IP address as its host. Nil allows only
+	// global unicast addresses (see PublicIP). Host names are checked when dialling.
+	AllowIP func(netip.Addr) bool
+}
+
+func (r Rules) allowIP(a netip.Addr) bool {
+	if r.AllowIP != nil {
+		return r.AllowIP(a)
+	}
+	return PublicIP(a)
+}
+
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// PublicIP reports whether a is a global unicast address: not loopback, private, link-local,
+// CGNAT, unspecified or multicast. It is the validation-time check of literal addresses; the
+// dispatcher's dial-time guard is the authority.
+func PublicIP(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsValid() && a.IsGlobalUnicast() && !a.IsPrivate() && !a.IsLoopback() &&
+		!a.IsLinkLocalUnicast() && !cgnat.Contains(a)
+}
+
+// ValidateName checks a webhook or credential name: 1 to 100 characters of valid UTF-8.
+func ValidateName(e *ValidationError, field, name string) {
+	switch {
+	case strings.TrimSpace(name) == "":
+		e.Add(field, "is required")
+	case !utf8.ValidString(name):
+		e.Add(field, "must be valid UTF-8")
+	case utf8.RuneCountInString(name) > MaxNameLen:
+		e.Add(field, "must be at most %d characters", MaxNameLen)
+	}
+}
+
+// ValidateURL checks an endpoint or token URL: absolute http or https, at most 2,048
+// characters, a host, no userinfo, and a literal IP host only where rules allow it.
+func ValidateURL(e *ValidationError, field, raw string, r Rules) {
+	if raw == "" {
+		e.Add(field, "is required")
+		return
+	}
+	if len(raw) > MaxURLLen {
+		e.Add(field, "must be at most %d characters", MaxURLLen)
+		return
+	}
+	if strings.ContainsFunc(raw, func(c rune) bool { return c <= ' ' || c == 0x7f }) {
+		e.Add(field, "must not contain spaces or control characters")
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		e.Add(field, "must be a valid URL")
+		return
+	}
+	if s := strings.ToLower(u.Scheme); s != "http" && s != "https" {
+		e.Add(field, "must be an absolute http or https URL")
+		return
+	}
+	if u.User != nil {
+		e.Add(field, "must not contain a user name or password")
+		return
+	}
+	host := u.Hostname()
+	if host == "" {
+		e.Add(field, "must have a host")
+		return
+	}
+	if p := u.Port(); p != "" {
+		var n int
+		if _, err := fmt.Sscanf(p, "%d", &n); err != nil || n < 1 || n > 65535 {
+			e.Add(field, "must have a port between 1 and 65535")
+			return
+		}
+	}
+	if a, err := netip.ParseAddr(host); err == nil && !r.allowIP(a) {
+		e.Add(field, "must not point to a private, loopback or link-local address")
+	}
+}
+
+// tokenRE is an RFC 9110 token (a valid header field name).
+var tokenRE = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
+
+// reservedHeaders are set by walhook and cannot be overridden.
+var reservedHeaders = map[string]bool{"host": true, "content-length": true, "transfer-encoding": true}
+
+// ValidateHeaders checks custom headers: at most 50, names are RFC 9110 tokens and unique, values
+// have no CR, LF or NUL, and Host, Content-Length, Transfer-Encoding and webhook-* are walhook's.
+// withOAuth forbids Authorization, which the credential sets.
+func ValidateHeaders(e *ValidationError, hs []Header, withOAuth bool) {
+	if len(hs) > MaxHeaders {
+		e.Add("headers", "must have at most %d headers", MaxHeaders)
+		return
+	}
+	seen := map[string]bool{}
+	for i, h := range hs {
+		kf, vf := fmt.Sprintf("headers[%d].key", i), fmt.Sprintf("headers[%d].value", i)
+		lk := strings.ToLower(h.Key)
+		switch {
+		case h.Key == "":
+			e.Add(kf, "is required")
+		case len(h.Key) > 200 || !tokenRE.MatchString(h.Key):
+			e.Add(kf, "must be a valid header name (letters, digits and !#$%%&'*+-.^_`|~)")
+		case reservedHeaders[lk] || strings.HasPrefix(lk, "webhook-"):
+			e.Add(kf, "%s is set by walhook and cannot be overridden", h.Key)
+		case withOAuth && lk == "authorization":
+			e.Add(kf, "Authorization is set by the OAuth credential")
+		case seen[lk]:
+			e.Add(kf, "duplicate header %s", h.Key)
+		}
+		seen[lk] = true
+		switch {
+		case strings.ContainsAny(h.Value, "\r\n\x00"):
+			e.Add(vf, "must not contain CR, LF or NUL")
+		case len(h.Value) > MaxHeaderValueLen:
+			e.Add(vf, "must be at most %d bytes", MaxHeaderValueLen)
+		case !utf8.ValidString(h.Value):
+			e.Add(vf, "must be valid UTF-8")
+		}
+	}
+}
+
+// EnvelopeFields are the top-level fields of the event envelope, where every parameter path starts.
+var EnvelopeFields = []string{"id", "type", "company_id", "occurred_at", "data", "previous"}
+
+var segmentRE = regexp.MustCompile(`^[A-Za-z0-9_\-]+$`)
+
+// ValidParamPath reports whether path is a dotted path into the envelope ("data.email",
+// "data.items.0.sku"): segments of letters, digits, _ or -, starting at an envelope field.
+func ValidParamPath(path string) bool {
+	if path == "" || len(path) > MaxParamPathLen {
+		return false
+	}
+	segs := strings.Split(path, ".")
+	if len(segs) > 32 {
+		return false
+	}
+	for _, s := range segs {
+		if !segmentRE.MatchString(s) {
+			return false
+		}
+	}
+	for _, f := range EnvelopeFields {
+		if segs[0] == f {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidateParams checks selected parameters: at most 100, keys 1 to 100 characters and unique,
+// paths valid; with raw data off at least one is needed.
+func ValidateParams(e *ValidationError, ps []Param, rawData bool) {
+	if len(ps) > MaxParams {
+		e.Add("params", "must have at most %d parameters", MaxParams)
+		return
+	}
+	if !rawData && len(ps) == 0 {
+		e.Add("params", "at least one parameter is required when raw_data is off")
+	}
+	seen := map[string]bool{}
+	for i, p := range ps {
+		kf, pf := fmt.Sprintf("params[%d].key", i), fmt.Sprintf("params[%d].path", i)
+		switch {
+		case p.Key == "":
+			e.Add(kf, "is required")
+		case !utf8.ValidString(p.Key) || utf8.RuneCountInString(p.Key) > 100:
+			e.Add(kf, "must be at most 100 characters of valid UTF-8")
+		case seen[p.Key]:
+			e.Add(kf, "duplicate parameter %s", p.Key)
+		}
+		seen[p.Key] = true
+		if !ValidParamPath(p.Path) {
+			e.Add(pf, "must be a dotted path into the event starting with one of %s (for example data.email)", strings.Join(EnvelopeFields, ", "))
+		}
+	}
+}
+
+// Validate checks every user-set field of a webhook and returns a *ValidationError naming each
+// invalid one, or nil.
+func (w *Webhook) Validate(r Rules) error {
+	e := &ValidationError{}
+	ValidateName(e, "name", w.Name)
+	ValidateURL(e, "url", w.URL, r)
+	switch {
+	case w.Method == "":
+		e.Add("method", "is required")
+	case !w.Method.Valid():
+		e.Add("method", "must be one of GET, POST, PUT, PATCH, DELETE")
+	}
+	switch {
+	case w.EventKey == "":
+		e.Add("event", "is required")
+	case r.EventExists != nil && !r.EventExists(w.EventKey):
+		e.Add("event", "unknown trigger event %q", w.EventKey)
+	}
+	ValidateHeaders(e, w.Headers, w.OAuthID != nil)
+	ValidateParams(e, w.Params, w.RawData)
+	return e.Err()
+}
+
+// reservedOAuthParams are set from the credential's own fields.
+var reservedOAuthParams = map[string]bool{
+	"grant_type": true, "client_id": true, "client_secret": true, "code": true, "refresh_token": true, "scope": true,
+}
+
+// Validate checks an OAuth credential and returns a *ValidationError naming each invalid field,
+// or nil. The grant decides what is required: client_credentials a client id and secret,
+// authorization_code a code, refresh_token a refresh token.
+func (c *OAuthCredential) Validate(r Rules) error {
+	e := &ValidationError{}
+	ValidateName(e, "name", c.Name)
+	ValidateURL(e, "token_url", c.TokenURL, r)
+	if c.Method != "" && c.Method != "POST" && c.Method != "GET" {
+		e.Add("method", "must be POST or GET")
+	}
+	switch {
+	case c.GrantType == "":
+		e.Add("grant_type", "is required")
+	case !c.GrantType.Valid():
+		e.Add("grant_type", "must be one of authorization_code, client_credentials, refresh_token")
+	case c.GrantType == GrantClientCredentials && c.ClientSecret == "":
+		e.Add("client_secret", "is required for the client_credentials grant")
+	case c.GrantType == GrantAuthorizationCode && c.Code == "":
+		e.Add("code", "is required for the authorization_code grant")
+	case c.GrantType == GrantRefreshToken && c.RefreshToken == "":
+		e.Add("refresh_token", "is required for the refresh_token grant")
+	}
+	if c.GrantType == GrantClientCredentials && c.ClientID == "" {
+		e.Add("client_id", "is required for the client_credentials grant")
+	}
+	for _, f := range []struct{ name, v string }{
+		{"client_id", c.ClientID}, {"client_secret", c.ClientSecret}, {"code", c.Code},
+		{"refresh_token", c.RefreshToken}, {"scope", c.Scope},
+	} {
+		if len(f.v) > 4096 {
+			e.Add(f.name, "must be at most 4096 bytes")
+		} else if strings.ContainsAny(f.v, "\r\n\x00") {
+			e.Add(f.name, "must not contain CR, LF or NUL")
+		}
+	}
+	if len(c.ExtraParams) > MaxExtraParams {
+		e.Add("extra_params", "must have at most %d parameters", MaxExtraParams)
+		return e.Err()
+	}
+	for i, p := range c.ExtraParams {
+		kf := fmt.Sprintf("extra_params[%d].key", i)
+		switch {
+		case p.Key == "":
+			e.Add(kf, "is required")
+		case len(p.Key) > 200 || !utf8.ValidString(p.Key):
+			e.Add(kf, "must be at most 200 bytes of valid UTF-8")
+		case reservedOAuthParams[p.Key]:
+			e.Add(kf, "%s has its own field", p.Key)
+		}
+		if len(p.Value) > 4096 || !utf8.ValidString(p.Value) {
+			e.Add(fmt.Sprintf("extra_params[%d].value", i), "must be at most 4096 bytes of valid UTF-8")
+		}
+	}
+	return e.Err()
+}

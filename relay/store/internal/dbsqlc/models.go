@@ -53,6 +53,12 @@ type WalhookAuditLog struct {
 	At         time.Time
 }
 
+type WalhookCaptureSetting struct {
+	ID        bool
+	Mode      string
+	UpdatedAt time.Time
+}
+
 type WalhookCompany struct {
 	ID        string
 	Name      string

@@ -1,0 +1,17 @@
+-- DeliveryEnqueue inserts one pending delivery of an event per webhook, due now, and wakes the
+-- dispatchers when the surrounding transaction commits. Webhooks already holding a delivery of
+-- the event are skipped, so a replay creates nothing twice.
+-- name: DeliveryEnqueue :many
+INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key)
+SELECT e.company_id, w.id, e.id, e.event_key
+FROM walhook.event e
+JOIN walhook.webhook w ON w.company_id = e.company_id AND w.id = ANY(@webhook_ids::bigint[])
+WHERE e.id = @event_id
+ON CONFLICT (event_id, webhook_id) DO NOTHING
+RETURNING id;
+
+-- name: DeliveryNotify :exec
+SELECT pg_notify('walhook_deliveries', '');
+
+-- name: DeliveryGetByID :one
+SELECT * FROM walhook.delivery WHERE id = $1;

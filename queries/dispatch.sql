@@ -1,0 +1,169 @@
+-- DispatchClaim leases up to max_rows due deliveries for one claim token and returns each with
+-- its event's envelope. Candidates are the scan_limit earliest due deliveries whose lease is free
+-- or expired, skipping the webhooks this replica already has at their in-flight cap; at most
+-- per_webhook of them per webhook are taken, so one busy webhook cannot fill a batch. The rows are
+-- locked with SKIP LOCKED, so replicas never claim the same delivery; the WHERE clause is checked
+-- again on the locked row.
+-- name: DispatchClaim :many
+WITH cand AS (
+    SELECT d.id, d.webhook_id, d.next_attempt_at
+    FROM walhook.delivery d
+    WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+      AND (d.lease_until IS NULL OR d.lease_until < now())
+      AND d.webhook_id <> ALL (@skip_webhook_ids::bigint[])
+    ORDER BY d.next_attempt_at
+    LIMIT @scan_limit
+), ranked AS (
+    SELECT cand.id, row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
+    FROM cand
+), locked AS (
+    SELECT d.id
+    FROM walhook.delivery d
+    WHERE d.id IN (SELECT ranked.id FROM ranked WHERE ranked.rn <= @per_webhook::bigint)
+      AND d.state = 'pending' AND d.next_attempt_at <= now()
+      AND (d.lease_until IS NULL OR d.lease_until < now())
+    ORDER BY d.next_attempt_at
+    LIMIT @max_rows
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE walhook.delivery d
+    SET lease_until = now() + make_interval(secs => @lease_seconds::float8), leased_by = @lease_token::text
+    FROM locked
+    WHERE d.id = locked.id
+    RETURNING d.id, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
+)
+SELECT claimed.id, claimed.company_id, claimed.webhook_id, claimed.event_id, claimed.attempts,
+       claimed.attempts_base, claimed.resync_at, e.payload, e.captured_at
+FROM claimed
+JOIN walhook.event e ON e.id = claimed.event_id;
+
+-- DispatchRecord writes a batch of attempt results in one statement: an attempt row each, the
+-- delivery's new state (only while the claim token still holds its lease, so a resync or a
+-- takeover after an expired lease wins), and the webhooks' last sent time and status. A webhook
+-- is turned off when an endpoint answered 410 (gone) or when it has been failing since before
+-- failing_cutoff. The webhooks turned off are returned.
+-- name: DispatchRecord :many
+WITH r AS (
+    SELECT
+        (x.v->>'delivery_id')::bigint AS delivery_id,
+        (x.v->>'lease_token')::text AS lease_token,
+        (x.v->>'company_id')::text AS company_id,
+        (x.v->>'webhook_id')::bigint AS webhook_id,
+        (x.v->>'n')::integer AS n,
+        (x.v->>'started_at')::timestamptz AS started_at,
+        (x.v->>'duration_ms')::integer AS duration_ms,
+        (x.v->>'request_method')::text AS request_method,
+        (x.v->>'request_url')::text AS request_url,
+        nullif(x.v->'request_headers', 'null'::jsonb) AS request_headers,
+        (x.v->>'request_body')::text AS request_body,
+        (x.v->>'response_status')::integer AS response_status,
+        nullif(x.v->'response_headers', 'null'::jsonb) AS response_headers,
+        (x.v->>'response_body')::text AS response_body,
+        (x.v->>'error')::text AS error,
+        (x.v->>'outcome')::text AS outcome,
+        (x.v->>'trigger')::text AS trigger,
+        (x.v->>'state')::text AS state,
+        (x.v->>'next_attempt_at')::timestamptz AS next_attempt_at,
+        nullif(x.v->'request', 'null'::jsonb) AS request,
+        (x.v->>'gone')::boolean AS gone,
+        (x.v->>'touch_webhook')::boolean AS touch_webhook
+    FROM jsonb_array_elements(@results::jsonb) AS x(v)
+), ins AS (
+    INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, duration_ms,
+        request_method, request_url, request_headers, request_body, response_status,
+        response_headers, response_body, error, outcome, trigger)
+    SELECT r.delivery_id, r.company_id, r.webhook_id, r.n, r.started_at, r.duration_ms,
+        r.request_method, r.request_url, coalesce(r.request_headers, '{}'), coalesce(r.request_body, ''),
+        r.response_status, r.response_headers, r.response_body, r.error, r.outcome, r.trigger
+    FROM r
+    WHERE EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.id = r.delivery_id)
+), upd AS (
+    UPDATE walhook.delivery d SET
+        state = r.state, attempts = r.n,
+        next_attempt_at = coalesce(r.next_attempt_at, d.next_attempt_at),
+        lease_until = NULL, leased_by = NULL, request = r.request,
+        last_status_code = r.response_status, last_error = r.error, last_attempt_at = r.started_at,
+        updated_at = now()
+    FROM r
+    WHERE d.id = r.delivery_id AND d.leased_by = r.lease_token
+), per_webhook AS (
+    SELECT DISTINCT ON (r.webhook_id) r.webhook_id,
+        r.started_at + make_interval(secs => r.duration_ms / 1000.0) AS last_sent_at,
+        r.outcome = 'succeeded' AS ok,
+        (SELECT min(f.started_at) FROM r f WHERE f.webhook_id = r.webhook_id AND f.outcome <> 'succeeded'
+            AND f.touch_webhook) AS first_failure,
+        (SELECT bool_or(g.gone) FROM r g WHERE g.webhook_id = r.webhook_id) AS gone
+    FROM r
+    WHERE r.touch_webhook
+    ORDER BY r.webhook_id, r.started_at DESC
+), wh AS (
+    SELECT p.webhook_id, p.last_sent_at, p.ok, p.gone,
+        CASE WHEN p.ok THEN NULL ELSE coalesce(w.failing_since, p.first_failure) END AS failing_since,
+        w.active AS was_active
+    FROM per_webhook p
+    JOIN walhook.webhook w ON w.id = p.webhook_id
+)
+UPDATE walhook.webhook w SET
+    last_sent_at = greatest(w.last_sent_at, wh.last_sent_at),
+    last_status = CASE WHEN wh.ok THEN 'succeeded' ELSE 'failed' END,
+    failing_since = wh.failing_since,
+    active = w.active AND NOT (wh.gone OR wh.failing_since < @failing_cutoff::timestamptz),
+    disabled_at = CASE WHEN w.active AND (wh.gone OR wh.failing_since < @failing_cutoff::timestamptz)
+        THEN now() ELSE w.disabled_at END,
+    disabled_reason = CASE
+        WHEN w.active AND wh.gone THEN 'The endpoint answered 410 Gone; walhook turned the webhook off.'
+        WHEN w.active AND wh.failing_since < @failing_cutoff::timestamptz
+            THEN 'Every delivery has failed since ' || to_char(wh.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC; walhook turned the webhook off.'
+        ELSE w.disabled_reason END
+FROM wh
+WHERE w.id = wh.webhook_id
+RETURNING w.id, (wh.was_active AND NOT w.active)::boolean AS disabled, wh.gone::boolean AS gone;
+
+-- DispatchRelease gives leased deliveries back without an attempt (for example on shutdown), so
+-- any replica can claim them at once.
+-- name: DispatchRelease :execrows
+UPDATE walhook.delivery d SET lease_until = NULL, leased_by = NULL
+WHERE d.id = ANY(@ids::bigint[]) AND d.leased_by = ANY(@lease_tokens::text[]);
+
+-- DispatchWebhooks loads the webhooks of claimed deliveries for the dispatcher's cache.
+-- name: DispatchWebhooks :many
+SELECT * FROM walhook.webhook WHERE id = ANY(@ids::bigint[]);
+
+-- DispatchOAuthCredentials loads the OAuth credentials of cached webhooks.
+-- name: DispatchOAuthCredentials :many
+SELECT * FROM walhook.oauth_credential WHERE id = ANY(@ids::bigint[]);
+
+-- DispatchOAuthTokenSave keeps a fetched token (and a newly issued refresh token) so every replica
+-- and the next start reuse it; an authorization code can be exchanged only once. It does nothing
+-- when the credential was changed since it was read (updated_at differs).
+-- name: DispatchOAuthTokenSave :execrows
+UPDATE walhook.oauth_credential SET
+    access_token_enc = sqlc.narg('access_token_enc'),
+    refresh_token_enc = coalesce(sqlc.narg('refresh_token_enc'), refresh_token_enc),
+    token_expires_at = sqlc.narg('token_expires_at')
+WHERE id = @id AND updated_at = @updated_at;
+
+-- DispatchQueueStats is the queue depth for the metrics: pending deliveries due now, scheduled
+-- for later, and leased (being sent), and the age of the oldest due one.
+-- name: DispatchQueueStats :one
+SELECT
+    count(*) FILTER (WHERE d.next_attempt_at <= now() AND (d.lease_until IS NULL OR d.lease_until < now()))::bigint AS due,
+    count(*) FILTER (WHERE d.next_attempt_at > now() AND (d.lease_until IS NULL OR d.lease_until < now()))::bigint AS scheduled,
+    count(*) FILTER (WHERE d.lease_until >= now())::bigint AS leased,
+    coalesce(extract(epoch FROM now() - min(d.next_attempt_at) FILTER (WHERE d.next_attempt_at <= now())), 0)::float8 AS oldest_due_seconds
+FROM walhook.delivery d
+WHERE d.state = 'pending';
+
+-- name: DispatchListen :exec
+LISTEN walhook_deliveries;
+
+-- name: DispatchListenWebhooks :exec
+LISTEN walhook_webhooks;
+
+-- DispatchEventInsert stores an event for Enqueue (tests, the benchmark and tools; capture has its
+-- own batched path). A replayed source_key returns the existing event.
+-- name: DispatchEventInsert :one
+INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
+VALUES (@source_key, @company_id, @event_key, @payload, @occurred_at)
+ON CONFLICT (source_key) DO UPDATE SET source_key = excluded.source_key
+RETURNING id;

@@ -1,0 +1,285 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+// Claimed is a delivery leased to a dispatcher, with its event's envelope.
+type Claimed struct {
+	ID           int64
+	CompanyID    string
+	WebhookID    int64
+	EventID      int64
+	Attempts     int // attempts made so far
+	AttemptsBase int // attempts made before the last resync; the schedule restarts there
+	ResyncAt     *time.Time
+	Payload      json.RawMessage
+	CapturedAt   time.Time
+	LeaseToken   string
+}
+
+// ClaimParams says what DispatchClaim may take.
+type ClaimParams struct {
+	Limit        int           // deliveries to lease at most
+	PerWebhook   int           // of which at most this many per webhook
+	Lease        time.Duration // how long the lease lasts
+	Token        string        // names this claim in leased_by; results must present it
+	SkipWebhooks []int64       // webhooks to leave alone (at their in-flight cap)
+}
+
+// DispatchClaim leases due deliveries (FOR UPDATE SKIP LOCKED) joined with their events.
+func (s *Store) DispatchClaim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
+	if p.SkipWebhooks == nil {
+		p.SkipWebhooks = []int64{}
+	}
+	rows, err := s.q.DispatchClaim(ctx, dbsqlc.DispatchClaimParams{
+		SkipWebhookIds: p.SkipWebhooks, ScanLimit: int32(4 * p.Limit), PerWebhook: int64(p.PerWebhook),
+		MaxRows: int32(p.Limit), LeaseSeconds: p.Lease.Seconds(), LeaseToken: p.Token,
+	})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]Claimed, len(rows))
+	for i, r := range rows {
+		out[i] = Claimed{
+			ID: r.ID, CompanyID: r.CompanyID, WebhookID: r.WebhookID, EventID: r.EventID,
+			Attempts: int(r.Attempts), AttemptsBase: int(r.AttemptsBase), ResyncAt: r.ResyncAt,
+			Payload: r.Payload, CapturedAt: r.CapturedAt, LeaseToken: p.Token,
+		}
+	}
+	return out, nil
+}
+
+// AttemptResult is one HTTP try and what it does to its delivery, as DispatchRecord writes it.
+type AttemptResult struct {
+	DeliveryID      int64                    `json:"delivery_id"`
+	LeaseToken      string                   `json:"lease_token"`
+	CompanyID       string                   `json:"company_id"`
+	WebhookID       int64                    `json:"webhook_id"`
+	N               int                      `json:"n"` // the delivery's attempt count after this one
+	StartedAt       time.Time                `json:"started_at"`
+	DurationMS      int64                    `json:"duration_ms"`
+	RequestMethod   string                   `json:"request_method"`
+	RequestURL      string                   `json:"request_url"`
+	RequestHeaders  map[string]string        `json:"request_headers"` // masked
+	RequestBody     string                   `json:"request_body"`
+	ResponseStatus  *int                     `json:"response_status"`
+	ResponseHeaders map[string]string        `json:"response_headers"`
+	ResponseBody    *string                  `json:"response_body"`
+	Error           *string                  `json:"error"`
+	Outcome         webhook.Outcome          `json:"outcome"`
+	Trigger         string                   `json:"trigger"` // auto or resync
+	State           webhook.DeliveryState    `json:"state"`   // the delivery's state after it
+	NextAttemptAt   *time.Time               `json:"next_attempt_at"`
+	Request         *webhook.RequestSnapshot `json:"request"`
+	Gone            bool                     `json:"gone"`          // the endpoint answered 410: turn the webhook off
+	TouchWebhook    bool                     `json:"touch_webhook"` // update the webhook's last sent time and status
+}
+
+// DisabledWebhook is a webhook DispatchRecord turned off.
+type DisabledWebhook struct {
+	ID   int64
+	Gone bool // by a 410; otherwise for failing since before the cutoff
+}
+
+// DispatchRecord writes a batch of attempt results in one statement (attempts, deliveries,
+// webhooks) and returns the webhooks it turned off: on a 410, or when failing since before
+// failingCutoff. Turning one off tells every replica to refresh its fan-out index.
+func (s *Store) DispatchRecord(ctx context.Context, results []AttemptResult, failingCutoff time.Time) ([]DisabledWebhook, error) {
+	for i := range results {
+		r := &results[i]
+		r.RequestBody = dbText(r.RequestBody)
+		r.RequestHeaders = dbTextMap(r.RequestHeaders)
+		r.ResponseHeaders = dbTextMap(r.ResponseHeaders)
+		if r.ResponseBody != nil {
+			b := dbText(*r.ResponseBody)
+			r.ResponseBody = &b
+		}
+		if r.Error != nil {
+			e := dbText(*r.Error)
+			r.Error = &e
+		}
+		if r.Request != nil {
+			snap := *r.Request
+			snap.Body = dbText(snap.Body)
+			snap.Headers = dbTextMap(snap.Headers)
+			r.Request = &snap
+		}
+	}
+	doc, err := json.Marshal(results)
+	if err != nil {
+		return nil, fmt.Errorf("encode attempt results: %w", err)
+	}
+	rows, err := s.q.DispatchRecord(ctx, dbsqlc.DispatchRecordParams{FailingCutoff: failingCutoff, Results: doc})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	var off []DisabledWebhook
+	for _, r := range rows {
+		if r.Disabled {
+			off = append(off, DisabledWebhook{ID: r.ID, Gone: r.Gone})
+		}
+	}
+	if len(off) > 0 {
+		if err := s.q.WebhooksChangedNotify(ctx); err != nil {
+			return off, mapErr(err)
+		}
+	}
+	return off, nil
+}
+
+// dbText makes s storable in a text or jsonb column: valid UTF-8 without NUL characters.
+func dbText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	}
+	return s
+}
+
+func dbTextMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[dbText(k)] = dbText(v)
+	}
+	return out
+}
+
+// DispatchRelease gives leased deliveries back without an attempt.
+func (s *Store) DispatchRelease(ctx context.Context, ids []int64, tokens []string) error {
+	_, err := s.q.DispatchRelease(ctx, dbsqlc.DispatchReleaseParams{Ids: ids, LeaseTokens: tokens})
+	return mapErr(err)
+}
+
+// DispatchWebhooks returns the webhooks with the given ids, secrets opened (any company: for the
+// relay only).
+func (s *Store) DispatchWebhooks(ctx context.Context, ids []int64) ([]webhook.Webhook, error) {
+	rows, err := s.q.DispatchWebhooks(ctx, ids)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return s.webhooksFrom(rows)
+}
+
+// DispatchOAuthCredentials returns the credentials with the given ids, secrets opened (any
+// company: for the relay only).
+func (s *Store) DispatchOAuthCredentials(ctx context.Context, ids []int64) ([]webhook.OAuthCredential, error) {
+	rows, err := s.q.DispatchOAuthCredentials(ctx, ids)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]webhook.OAuthCredential, len(rows))
+	for i, r := range rows {
+		if out[i], err = s.oauthFrom(r); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// DispatchOAuthTokenSave stores a fetched access token (and a newly issued refresh token, when
+// not empty) on the credential, unless the credential changed since c was read.
+func (s *Store) DispatchOAuthTokenSave(ctx context.Context, c webhook.OAuthCredential, access, refresh string, expires *time.Time) error {
+	p := dbsqlc.DispatchOAuthTokenSaveParams{
+		AccessTokenEnc: s.keys.SealString(access, purposeAccessToken), TokenExpiresAt: expires,
+		ID: c.ID, UpdatedAt: c.UpdatedAt,
+	}
+	if refresh != "" {
+		p.RefreshTokenEnc = s.keys.SealString(refresh, purposeRefreshToken)
+	}
+	_, err := s.q.DispatchOAuthTokenSave(ctx, p)
+	return mapErr(err)
+}
+
+// QueueStats is the delivery queue's depth for the metrics.
+type QueueStats struct {
+	Due, Scheduled, Leased int64
+	OldestDue              time.Duration
+}
+
+// DispatchQueueStats counts pending deliveries: due, scheduled for later, leased.
+func (s *Store) DispatchQueueStats(ctx context.Context) (QueueStats, error) {
+	r, err := s.q.DispatchQueueStats(ctx)
+	if err != nil {
+		return QueueStats{}, mapErr(err)
+	}
+	return QueueStats{Due: r.Due, Scheduled: r.Scheduled, Leased: r.Leased,
+		OldestDue: time.Duration(r.OldestDueSeconds * float64(time.Second))}, nil
+}
+
+// Listener receives the dispatcher's notifications on a dedicated connection.
+type Listener struct {
+	conn *pgxpool.Conn
+}
+
+// DispatchListen listens on walhook_deliveries (new or resynced deliveries) and walhook_webhooks
+// (webhook changes) on a connection taken from the pool until Close.
+func (s *Store) DispatchListen(ctx context.Context) (*Listener, error) {
+	pool := s.Pool()
+	if pool == nil {
+		return nil, fmt.Errorf("listen: the store is not over a pool")
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("acquire listen connection: %w", err)
+	}
+	q := dbsqlc.New(conn)
+	if err := q.DispatchListen(ctx); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("listen: %w", mapErr(err))
+	}
+	if err := q.DispatchListenWebhooks(ctx); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("listen: %w", mapErr(err))
+	}
+	return &Listener{conn: conn}, nil
+}
+
+// Wait returns the channel of the next notification.
+func (l *Listener) Wait(ctx context.Context) (string, error) {
+	n, err := l.conn.Conn().WaitForNotification(ctx)
+	if err != nil {
+		return "", err
+	}
+	return n.Channel, nil
+}
+
+// Close closes the connection (a connection with LISTENs is not given back to the pool).
+func (l *Listener) Close(ctx context.Context) {
+	_ = l.conn.Conn().Close(ctx)
+	l.conn.Release()
+}
+
+// Enqueue stores an event (or finds it by source key) and a pending delivery of it for each
+// webhook, due now, and wakes the dispatchers on commit. It returns the event id and the new
+// delivery ids. Capture has its own batched path; this one serves tests, the benchmark and tools.
+func (s *Store) Enqueue(ctx context.Context, e webhook.Event, webhookIDs []int64) (int64, []int64, error) {
+	var eventID int64
+	var ids []int64
+	err := s.Tx(ctx, func(tx *Store) error {
+		var err error
+		eventID, err = tx.q.DispatchEventInsert(ctx, dbsqlc.DispatchEventInsertParams{
+			SourceKey: e.SourceKey, CompanyID: e.CompanyID, EventKey: e.EventKey, Payload: e.Payload, OccurredAt: e.OccurredAt,
+		})
+		if err != nil {
+			return mapErr(err)
+		}
+		if ids, err = tx.q.DeliveryEnqueue(ctx, dbsqlc.DeliveryEnqueueParams{WebhookIds: webhookIDs, EventID: eventID}); err != nil {
+			return mapErr(err)
+		}
+		return mapErr(tx.q.DeliveryNotify(ctx))
+	})
+	return eventID, ids, err
+}

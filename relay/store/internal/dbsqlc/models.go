@@ -82,6 +82,8 @@ type WalhookDelivery struct {
 	LastAttemptAt  *time.Time
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	AttemptsBase   int32
+	ResyncAt       *time.Time
 }
 
 type WalhookEvent struct {

@@ -54,6 +54,11 @@ verify: $(SQLC) ## generated code, go.mod and formatting are up to date
 lint: $(GOLANGCI) ## run golangci-lint (config: .golangci.yaml)
 	$(GOLANGCI) run ./...
 
+.PHONY: check-deploy
+check-deploy: ## check the Prometheus alert rules and their unit tests with promtool
+	promtool check rules deploy/prometheus/alerts.yaml
+	promtool test rules deploy/prometheus/alerts_test.yaml
+
 .PHONY: fmt
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')

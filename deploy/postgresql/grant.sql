@@ -1,0 +1,48 @@
+-- Least privilege for walhook in an existing application's database. A DBA runs this with psql
+-- as a superuser (or as the owner of the application's tables plus CREATEROLE):
+--
+--   psql -d app -v app_db=app -v app_role=app -v walhook_password="'…'" -f grant.sql
+--
+-- walhook gets: LOGIN and REPLICATION (to open its logical replication slot), its own schema
+-- `walhook` (it creates and migrates its tables there, and nowhere else), ownership of its
+-- publication, and SELECT on the mapped tables only. It gets no write access to any
+-- application table, and no superuser, CREATEDB or CREATEROLE.
+\set ON_ERROR_STOP on
+
+-- 1. The role. REPLICATION allows replication connections and slots; it grants no table access.
+CREATE ROLE walhook LOGIN REPLICATION PASSWORD :walhook_password;
+GRANT CONNECT ON DATABASE :"app_db" TO walhook;
+-- Keep walhook's statements from running away on a shared database.
+ALTER ROLE walhook SET statement_timeout = '60s';
+ALTER ROLE walhook SET idle_in_transaction_session_timeout = '5min';
+
+-- 2. Its schema, owned by it: `walhook migrate up` creates the tables, functions and outbox here.
+CREATE SCHEMA IF NOT EXISTS walhook AUTHORIZATION walhook;
+
+-- 3. Read access to the mapped tables (the tables the event catalog names): the initial
+-- replica identity lookup and catalog validation read their columns. One line per table.
+GRANT USAGE ON SCHEMA public TO walhook;
+GRANT SELECT ON public.contacts TO walhook;
+
+-- 4. The publication. Only a table's owner may add it to a publication, so the DBA creates it over
+-- the mapped tables, then hands the publication to walhook. PostgreSQL requires the new owner of
+-- a publication to have CREATE on the database at that moment; it is revoked right after.
+-- UPDATE/DELETE of a table need a primary key (or REPLICA IDENTITY) to be published;
+-- REPLICA IDENTITY FULL also sends the old row ("previous" in the envelope) at some WAL cost:
+--   ALTER TABLE public.contacts REPLICA IDENTITY FULL;
+CREATE PUBLICATION walhook FOR TABLE public.contacts WITH (publish = 'insert, update, delete');
+GRANT CREATE ON DATABASE :"app_db" TO walhook;
+ALTER PUBLICATION walhook OWNER TO walhook;
+REVOKE CREATE ON DATABASE :"app_db" FROM walhook;
+-- walhook owns both its publication and walhook.outbox, so after `walhook migrate up` it adds
+-- its outbox itself (or run, connected as walhook: ALTER PUBLICATION walhook ADD TABLE walhook.outbox;).
+-- A table added to the catalog later: the DBA, as the table's owner, runs
+--   GRANT SELECT ON public.<table> TO walhook;
+--   ALTER PUBLICATION walhook ADD TABLE public.<table>;
+
+-- 5. The application's own role may emit events from its transactions (walhook.emit, or an
+-- insert into walhook.outbox). Run this part after `walhook migrate up` has created them:
+--   GRANT USAGE ON SCHEMA walhook TO :"app_role";
+--   GRANT EXECUTE ON FUNCTION walhook.emit(text, text, jsonb) TO :"app_role";
+--   GRANT SELECT ON walhook.capture_setting TO :"app_role";
+--   GRANT INSERT ON walhook.outbox TO :"app_role";

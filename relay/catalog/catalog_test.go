@@ -1,0 +1,134 @@
+package catalog_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/catalog"
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+func TestMain(m *testing.M) { xtest.Main(m) }
+
+const demo = `
+events:
+  - key: contact.created
+    description: A new contact was created
+    table: contacts
+    operations: [insert]
+    tenant_column: company_id
+    sample: {id: 1, name: Ada, tags: [a, b]}
+  - key: contact.updated
+    table: public.contacts
+    operations: [update]
+    tenant_column: company_id
+    columns: [name, email]
+  - key: invoice.paid
+    source: outbox
+    description: emitted by the billing code
+`
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	c, err := catalog.Parse([]byte(demo))
+	require.NoError(t, err)
+	require.Equal(t, 3, c.Len())
+	created, ok := c.Get("contact.created")
+	require.True(t, ok)
+	require.Equal(t, "public.contacts", created.SourceTable)
+	require.JSONEq(t, `{"id":1,"name":"Ada","tags":["a","b"]}`, string(created.Sample))
+	paid, _ := c.Get("invoice.paid")
+	require.Equal(t, webhook.SourceOutbox, paid.Source)
+	require.Equal(t, []string{"public.contacts"}, c.Tables())
+	ins, upd, del := c.Operations()
+	require.True(t, ins)
+	require.True(t, upd)
+	require.False(t, del)
+}
+
+func TestParseErrorsNameTheEntry(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"duplicate": {`events: [{key: a.b, source: outbox}, {key: a.b, source: outbox}]`, "catalog entry 2 (a.b): duplicate key"},
+		"bad key":   {`events: [{key: Contact, source: outbox}]`, `catalog entry 1 (Contact): key "Contact"`},
+		"no tenant": {`events: [{key: a.b, table: t, operations: [insert]}]`, "catalog entry 1 (a.b): tenant_column is required"},
+		"no table":  {`events: [{key: a.b, operations: [insert], tenant_column: c}]`, "catalog entry 1 (a.b): table is required"},
+		"bad op":    {`events: [{key: a.b, table: t, operations: [upsert], tenant_column: c}]`, `operation "upsert"`},
+		"unknown":   {`events: [{key: a.b, source: outbox, tabel: t}]`, "field tabel not found"},
+		"outbox":    {`events: [{key: a.b, source: outbox, table: t}]`, "an outbox event has no table"},
+		"sample":    {`events: [{key: a.b, source: outbox, sample: [1]}]`, "sample: want a mapping"},
+		"columns":   {`events: [{key: a.b, table: t, operations: [insert], tenant_column: c, columns: [x]}]`, "columns only applies to update"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := catalog.Parse([]byte(tc.yaml))
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestValidateAgainstDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	st, pool := xtest.Store(t)
+	_, err := pool.Exec(ctx, `CREATE TABLE public.contacts (id bigint PRIMARY KEY, company_id text, name text, email text);
+		CREATE TABLE public.nokey (company_id text, name text)`)
+	require.NoError(t, err)
+
+	c, err := catalog.Parse([]byte(demo))
+	require.NoError(t, err)
+	require.NoError(t, c.Sync(ctx, st))
+	types, err := st.EventTypeList(ctx)
+	require.NoError(t, err)
+	require.Len(t, types, 3)
+
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"table":    {`events: [{key: a.b, table: missing, operations: [insert], tenant_column: company_id}]`, "catalog entry 1 (a.b): unknown table public.missing"},
+		"tenant":   {`events: [{key: a.b, table: contacts, operations: [insert], tenant_column: tenant}]`, `unknown tenant column "tenant"`},
+		"column":   {`events: [{key: a.b, table: contacts, operations: [update], tenant_column: company_id, columns: [emial]}]`, `unknown column "emial"`},
+		"identity": {`events: [{key: a.b, table: nokey, operations: [delete], tenant_column: company_id}]`, "has no replica identity"},
+	} {
+		c, err := catalog.Parse([]byte(tc.yaml))
+		require.NoError(t, err, name)
+		err = c.Validate(ctx, st)
+		require.ErrorContains(t, err, tc.want, name)
+		var ee *catalog.EntryError
+		require.True(t, errors.As(err, &ee), name)
+	}
+
+	// An entry removed from the file is retired, not deleted.
+	c, err = catalog.Parse([]byte(`events: [{key: invoice.paid, source: outbox}]`))
+	require.NoError(t, err)
+	require.NoError(t, c.Sync(ctx, st))
+	got, err := st.EventTypeGet(ctx, "contact.created")
+	require.NoError(t, err)
+	require.NotNil(t, got.RetiredAt)
+	fromDB, err := catalog.FromStore(ctx, st)
+	require.NoError(t, err)
+	require.Equal(t, 1, fromDB.Len())
+	_, err = st.EventTypeGet(ctx, "nope.nope")
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(demo))
+	f.Add([]byte(`events: [{key: a.b, source: outbox, sample: {x: {y: [1, 2.5, null, true]}}}]`))
+	f.Add([]byte(`events: [{key: a.b, table: "s.t", operations: [update, update], tenant_column: c, columns: [a]}]`))
+	f.Add([]byte("events:\n  - key: a.b\n    sample: &x {a: *x}\n"))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := catalog.Parse(data)
+		if err != nil {
+			return
+		}
+		for _, e := range c.Events() {
+			if e.Key == "" || (e.Source == webhook.SourceTable && (e.SourceTable == "" || e.TenantColumn == "" || len(e.Operations) == 0)) {
+				t.Fatalf("accepted an incomplete entry: %+v", e)
+			}
+		}
+	})
+}

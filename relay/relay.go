@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/retention"
 	"github.com/walhook/walhook/relay/store"
 )
@@ -24,6 +25,8 @@ type Config struct {
 	InstanceID string
 	// Retention configures the deletion of old history (see package retention).
 	Retention retention.Config
+	// Dispatch configures delivery (see package dispatch); its InstanceID defaults to InstanceID.
+	Dispatch dispatch.Config
 }
 
 // runner is one long-running part of the relay.
@@ -40,6 +43,8 @@ type Relay struct {
 	reg     prometheus.Registerer
 	runners []runner
 	running atomic.Bool
+	// dispatch sends deliveries; capture calls its Wake after committing new ones.
+	dispatch *dispatch.Dispatcher
 }
 
 // New builds a relay. reg receives the relay's metrics.
@@ -54,6 +59,13 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		return nil, err
 	}
 	r.runners = append(r.runners, runner{"retention", ret.Run})
+	if cfg.Dispatch.InstanceID == "" {
+		cfg.Dispatch.InstanceID = cfg.InstanceID
+	}
+	if r.dispatch, err = dispatch.New(cfg.Dispatch, st, r.log, reg); err != nil {
+		return nil, err
+	}
+	r.runners = append(r.runners, runner{"dispatch", r.dispatch.Run})
 	return r, nil
 }
 

@@ -64,6 +64,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	cfg.migrate = true
+	devDispatch(&cfg.relay.Dispatch) // deliver to receivers on this machine (loopback allowed)
 	cfg.common.MaxConns = 20
 	cfg.common.ConnectTimeout = 30 * time.Second
 	log, err := cfg.common.logger(os.Stderr)

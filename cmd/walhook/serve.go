@@ -35,6 +35,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.relay.InstanceID, "instance-id", "", "name of this replica in leases and logs (default hostname-pid)")
 	fs.BoolVar(&c.migrate, "migrate", true, "apply pending schema migrations at start")
 	registerRetention(fs, &c.relay.Retention)
+	registerDispatch(fs, &c.relay.Dispatch)
 	c.shutdown.register(fs)
 }
 

@@ -1,0 +1,146 @@
+package dispatch
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/walhook/walhook/relay/oauth"
+)
+
+// SenderConfig configures how one request is made; the dispatcher and test sends share it.
+type SenderConfig struct {
+	// Version goes into User-Agent: walhook/<Version>. Default "dev".
+	Version string
+	// AttemptTimeout bounds one attempt: OAuth token, connect, request, response, and the one
+	// retry after a 401. Default 15s.
+	AttemptTimeout time.Duration
+	// MaxResponseBody is how much of a response body is kept in history, in bytes. Default 16384.
+	MaxResponseBody int
+	// MaxConnsPerHost bounds the connections to one host (idle ones kept alive too). Default 16.
+	MaxConnsPerHost int
+	// AllowPrivate lists the non-public networks requests may reach (SSRF guard allow-list).
+	// Default none; `walhook dev` and the tests allow loopback.
+	AllowPrivate []netip.Prefix
+	// OAuth configures token fetches (timeout defaults to AttemptTimeout).
+	OAuth oauth.Config
+}
+
+func (c *SenderConfig) defaults() {
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.AttemptTimeout <= 0 {
+		c.AttemptTimeout = 15 * time.Second
+	}
+	if c.MaxResponseBody <= 0 {
+		c.MaxResponseBody = 16 << 10
+	}
+	if c.MaxConnsPerHost <= 0 {
+		c.MaxConnsPerHost = 16
+	}
+	if c.OAuth.Timeout <= 0 {
+		c.OAuth.Timeout = c.AttemptTimeout
+	}
+}
+
+// Config configures the dispatcher. Zero values take the defaults shown.
+type Config struct {
+	SenderConfig
+
+	// InstanceID names this replica in leased_by. Default "dispatch".
+	InstanceID string
+	// Workers is the number of requests in flight at most (claimed deliveries waiting for their
+	// webhook's cap count too). Default 256.
+	Workers int
+	// PerWebhook is the number of requests in flight at most for one webhook, so a slow endpoint
+	// holds up only its own deliveries. Default 16.
+	PerWebhook int
+	// ClaimBatch is the number of deliveries claimed at most by one query. Default 256.
+	ClaimBatch int
+	// PollInterval is how often the queue is checked without a notification (retries coming due,
+	// expired leases). Default 1s.
+	PollInterval time.Duration
+	// Lease is how long a claimed delivery stays with this replica; a crashed replica's deliveries
+	// are claimed again after it. It must exceed three attempt timeouts. Default 2m.
+	Lease time.Duration
+	// Schedule is the delay before each attempt, the first normally 0. Default DefaultSchedule
+	// (11 attempts over about 2 days).
+	Schedule []time.Duration
+	// Jitter spreads each delay by ± this fraction. Default 0.2; negative disables.
+	Jitter float64
+	// RetryAfterMax caps a Retry-After the endpoint asks for. Default 1h.
+	RetryAfterMax time.Duration
+	// DisableAfter turns a webhook off when every attempt has failed for this long. Default 120h.
+	DisableAfter time.Duration
+	// WebhookCacheTTL is how long a webhook's configuration is reused from memory; changes also
+	// drop it at once through the walhook_webhooks notification. Default 5s.
+	WebhookCacheTTL time.Duration
+	// RecordBatch is the number of attempt results written at most by one statement. Default 512.
+	RecordBatch int
+	// StatsInterval is how often the queue-depth metrics are refreshed. Default 15s.
+	StatsInterval time.Duration
+	// DrainTimeout is how long in-flight requests may finish after the relay is told to stop;
+	// after it they are cancelled and their deliveries given back. Default 10s.
+	DrainTimeout time.Duration
+}
+
+func (c *Config) defaults() error {
+	c.SenderConfig.defaults()
+	if c.InstanceID == "" {
+		c.InstanceID = "dispatch"
+	}
+	if c.Workers <= 0 {
+		c.Workers = 256
+	}
+	if c.PerWebhook <= 0 {
+		c.PerWebhook = 16
+	}
+	if c.ClaimBatch <= 0 {
+		c.ClaimBatch = 256
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.Lease <= 0 {
+		c.Lease = 2 * time.Minute
+	}
+	if c.Schedule == nil {
+		c.Schedule = DefaultSchedule
+	}
+	if c.Jitter == 0 {
+		c.Jitter = 0.2
+	}
+	if c.Jitter < 0 {
+		c.Jitter = 0
+	}
+	if c.RetryAfterMax <= 0 {
+		c.RetryAfterMax = time.Hour
+	}
+	if c.DisableAfter <= 0 {
+		c.DisableAfter = 5 * 24 * time.Hour
+	}
+	if c.WebhookCacheTTL <= 0 {
+		c.WebhookCacheTTL = 5 * time.Second
+	}
+	if c.RecordBatch <= 0 {
+		c.RecordBatch = 512
+	}
+	if c.StatsInterval <= 0 {
+		c.StatsInterval = 15 * time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
+	if len(c.Schedule) == 0 {
+		return errors.New("dispatch config: the retry schedule needs at least one attempt")
+	}
+	if c.Jitter >= 1 {
+		return fmt.Errorf("dispatch config: jitter %v must be below 1", c.Jitter)
+	}
+	if c.Lease <= 3*c.AttemptTimeout {
+		return fmt.Errorf("dispatch config: lease %s must exceed three attempt timeouts (%s)", c.Lease, 3*c.AttemptTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,567 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+// Dispatcher claims due deliveries and sends them; see the package documentation.
+type Dispatcher struct {
+	cfg    Config
+	st     *store.Store
+	log    zerolog.Logger
+	sender *Sender
+	m      *metrics
+	logs   rateLimiter
+
+	wake      chan struct{} // Wake: new deliveries
+	slotFreed chan struct{} // a worker finished while work was held back
+	results   chan outcome
+	claimSeq  atomic.Int64
+
+	mu         sync.Mutex
+	busy       map[int64]*hookState // per webhook: running and queued jobs
+	total      int                  // running + queued jobs
+	heldBack   bool                 // the last claim could not take everything it might have
+	cache      map[int64]*cached
+	cacheEpoch int64 // bumped by a webhook-change notification
+}
+
+type hookState struct {
+	running int
+	queue   []job
+}
+
+type job struct {
+	c    store.Claimed
+	w    *webhook.Webhook
+	cred *webhook.OAuthCredential
+}
+
+type cached struct {
+	w      *webhook.Webhook // nil: deleted
+	cred   *webhook.OAuthCredential
+	loaded time.Time
+	epoch  int64
+}
+
+// outcome is a result for the recorder: an attempt to write, or a lease to give back.
+type outcome struct {
+	rec     store.AttemptResult
+	release bool
+}
+
+// New returns a dispatcher. reg receives its metrics.
+func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registerer) (*Dispatcher, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Dispatcher{
+		cfg: cfg, st: st, log: log.With().Str("part", "dispatch").Logger(), m: m,
+		sender:    NewSender(cfg.SenderConfig, st, reg),
+		wake:      make(chan struct{}, 1),
+		slotFreed: make(chan struct{}, 1),
+		results:   make(chan outcome, 2*cfg.Workers),
+		busy:      map[int64]*hookState{},
+		cache:     map[int64]*cached{},
+	}, nil
+}
+
+// Sender is the dispatcher's sender (for test sends in the same process).
+func (d *Dispatcher) Sender() *Sender { return d.sender }
+
+// Wake tells the dispatcher that deliveries may be due now. It never blocks; calls made while a
+// wake-up is pending coalesce. Capture calls it after committing new deliveries.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run dispatches until ctx is cancelled, then lets in-flight requests finish for up to
+// DrainTimeout, gives back what it did not send, writes the last results and returns nil.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSend()
+	var workers sync.WaitGroup
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		d.recordLoop(context.WithoutCancel(ctx))
+	}()
+	var aux sync.WaitGroup
+	aux.Add(2)
+	go func() { defer aux.Done(); d.listenLoop(ctx) }()
+	go func() { defer aux.Done(); d.statsLoop(ctx) }()
+
+	d.claimLoop(ctx, sendCtx, &workers)
+
+	drained := make(chan struct{})
+	go func() { workers.Wait(); close(drained) }()
+	t := time.NewTimer(d.cfg.DrainTimeout)
+	select {
+	case <-drained:
+	case <-t.C:
+		cancelSend()
+		<-drained
+	}
+	t.Stop()
+	close(d.results)
+	<-recorded
+	aux.Wait()
+	d.sender.Close()
+	return nil
+}
+
+func (d *Dispatcher) claimLoop(ctx, sendCtx context.Context, workers *sync.WaitGroup) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-d.slotFreed:
+		case <-timer.C:
+		}
+		for ctx.Err() == nil {
+			more, err := d.claimOnce(ctx, sendCtx, workers)
+			if err != nil {
+				if ctx.Err() == nil {
+					d.logs.do("claim", func() { d.log.Error().Err(err).Msg("claim deliveries") })
+				}
+				break
+			}
+			if !more {
+				break
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(d.cfg.PollInterval)
+	}
+}
+
+// claimOnce claims what free workers can take and starts it. more says a full batch came back
+// and workers are still free: claim again at once.
+func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitGroup) (bool, error) {
+	d.mu.Lock()
+	free := d.cfg.Workers - d.total
+	threshold := max(1, min(d.cfg.ClaimBatch, d.cfg.Workers)/4)
+	if free < threshold && d.total > 0 {
+		d.heldBack = true
+		d.mu.Unlock()
+		return false, nil
+	}
+	var skip []int64
+	for id, hs := range d.busy {
+		if hs.running+len(hs.queue) >= d.cfg.PerWebhook {
+			skip = append(skip, id)
+		}
+	}
+	d.mu.Unlock()
+	limit := min(free, d.cfg.ClaimBatch)
+	if limit <= 0 {
+		return false, nil
+	}
+	token := d.cfg.InstanceID + ":" + strconv.FormatInt(d.claimSeq.Add(1), 10)
+	claimed, err := d.st.DispatchClaim(ctx, store.ClaimParams{
+		Limit: limit, PerWebhook: d.cfg.PerWebhook, Lease: d.cfg.Lease, Token: token, SkipWebhooks: skip,
+	})
+	if err != nil {
+		return false, fmt.Errorf("claim deliveries: %w", err)
+	}
+	if len(claimed) == 0 {
+		d.mu.Lock()
+		d.heldBack = len(skip) > 0
+		d.mu.Unlock()
+		return false, nil
+	}
+	hooks, err := d.webhooks(ctx, claimed)
+	if err != nil {
+		// Give the claim back rather than wait for the lease.
+		for _, c := range claimed {
+			d.results <- outcome{rec: store.AttemptResult{DeliveryID: c.ID, LeaseToken: c.LeaseToken}, release: true}
+		}
+		return false, err
+	}
+	var direct []outcome // sent to the recorder after unlocking: it takes d.mu too
+	d.mu.Lock()
+	for _, c := range claimed {
+		h := hooks[c.WebhookID]
+		if h == nil || h.w == nil {
+			// Deleted since the claim: its deliveries go with it.
+			direct = append(direct, outcome{rec: store.AttemptResult{DeliveryID: c.ID, LeaseToken: c.LeaseToken}, release: true})
+			continue
+		}
+		j := job{c: c, w: h.w, cred: h.cred}
+		if !h.w.Active {
+			direct = append(direct, d.inactive(j))
+			continue
+		}
+		hs := d.busy[c.WebhookID]
+		if hs == nil {
+			hs = &hookState{}
+			d.busy[c.WebhookID] = hs
+		}
+		d.total++
+		if hs.running >= d.cfg.PerWebhook {
+			hs.queue = append(hs.queue, j)
+			continue
+		}
+		hs.running++
+		workers.Add(1)
+		go d.work(ctx, sendCtx, workers, j)
+	}
+	more := len(claimed) == limit && d.cfg.Workers-d.total >= threshold
+	d.heldBack = len(claimed) == limit || len(skip) > 0
+	d.mu.Unlock()
+	for _, o := range direct {
+		d.results <- o
+	}
+	return more, nil
+}
+
+// work sends j, then the jobs queued behind it for the same webhook.
+func (d *Dispatcher) work(ctx, sendCtx context.Context, workers *sync.WaitGroup, j job) {
+	defer workers.Done()
+	for {
+		if ctx.Err() != nil {
+			d.results <- outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
+		} else {
+			r := d.sender.send(sendCtx, j.w, j.cred, j.c.Payload, MessageID(j.c.ID))
+			d.results <- d.outcomeOf(j, r)
+		}
+		d.mu.Lock()
+		d.total--
+		hs := d.busy[j.c.WebhookID]
+		if len(hs.queue) > 0 {
+			j = hs.queue[0]
+			hs.queue = hs.queue[1:]
+			d.mu.Unlock()
+			continue
+		}
+		hs.running--
+		if hs.running == 0 {
+			delete(d.busy, j.c.WebhookID)
+		}
+		signal := d.heldBack
+		d.mu.Unlock()
+		if signal {
+			select {
+			case d.slotFreed <- struct{}{}:
+			default:
+			}
+		}
+		return
+	}
+}
+
+// MessageID is the webhook-id of a delivery: "msg_" and the delivery id. It is the same for every
+// attempt of the delivery, resyncs included, and differs between the webhooks of one event.
+func MessageID(deliveryID int64) string { return "msg_" + strconv.FormatInt(deliveryID, 10) }
+
+func (d *Dispatcher) outcomeOf(j job, r result) outcome {
+	if r.class == classCancelled {
+		return outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
+	}
+	n := j.c.Attempts + 1
+	state, oc, next := d.cfg.nextAttempt(r.class, n-j.c.AttemptsBase, r.retryAfter, r.hasRetryAfter, r.started, jitterRand)
+	rec := store.AttemptResult{
+		DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken, CompanyID: j.c.CompanyID, WebhookID: j.c.WebhookID,
+		N: n, StartedAt: r.started, DurationMS: r.duration.Milliseconds(),
+		RequestMethod: r.request.Method, RequestURL: r.request.URL, RequestHeaders: r.request.Headers,
+		RequestBody: r.request.Body, ResponseHeaders: r.respHeaders, Outcome: oc, Trigger: "auto",
+		State: state, NextAttemptAt: next, Gone: r.class == classGone, TouchWebhook: true,
+	}
+	snap := r.request
+	rec.Request = &snap
+	if j.c.ResyncAt != nil {
+		rec.Trigger = "resync"
+	}
+	if r.status != 0 {
+		st := r.status
+		rec.ResponseStatus = &st
+		body := r.respBody
+		rec.ResponseBody = &body
+	}
+	if r.err != nil {
+		e := r.err.Error()
+		rec.Error = &e
+	}
+	d.m.attempts.WithLabelValues(string(oc), r.label).Inc()
+	d.m.duration.WithLabelValues(string(oc)).Observe(r.duration.Seconds())
+	if j.c.Attempts == 0 && j.c.ResyncAt == nil {
+		d.m.firstLatency.Observe(max(0, r.started.Sub(j.c.CapturedAt).Seconds()))
+	}
+	return outcome{rec: rec}
+}
+
+// inactive fails a delivery of a webhook that was turned off: nothing is sent.
+func (d *Dispatcher) inactive(j job) outcome {
+	e := "not sent: the webhook is turned off"
+	if j.w.DisabledReason != nil {
+		e += " (" + *j.w.DisabledReason + ")"
+	}
+	d.m.attempts.WithLabelValues(string(webhook.OutcomeFailed), "inactive").Inc()
+	rec := store.AttemptResult{
+		DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken, CompanyID: j.c.CompanyID, WebhookID: j.c.WebhookID,
+		N: j.c.Attempts + 1, StartedAt: time.Now(), RequestMethod: string(j.w.Method), RequestURL: j.w.URL,
+		Error: &e, Outcome: webhook.OutcomeFailed, Trigger: "auto", State: webhook.DeliveryFailed,
+	}
+	if j.c.ResyncAt != nil {
+		rec.Trigger = "resync"
+	}
+	return outcome{rec: rec}
+}
+
+// webhooks returns the claimed deliveries' webhooks (and OAuth credentials) from the cache,
+// loading what is missing or stale in one query each.
+func (d *Dispatcher) webhooks(ctx context.Context, claimed []store.Claimed) (map[int64]*cached, error) {
+	now := time.Now()
+	out := make(map[int64]*cached, 4)
+	var load []int64
+	d.mu.Lock()
+	epoch := d.cacheEpoch
+	for _, c := range claimed {
+		if _, seen := out[c.WebhookID]; seen {
+			continue
+		}
+		e := d.cache[c.WebhookID]
+		if e != nil && e.epoch == epoch && now.Sub(e.loaded) < d.cfg.WebhookCacheTTL {
+			out[c.WebhookID] = e
+			continue
+		}
+		out[c.WebhookID] = nil
+		load = append(load, c.WebhookID)
+	}
+	d.mu.Unlock()
+	if len(load) == 0 {
+		return out, nil
+	}
+	ws, err := d.st.DispatchWebhooks(ctx, load)
+	if err != nil {
+		return nil, fmt.Errorf("load webhooks: %w", err)
+	}
+	var credIDs []int64
+	for _, w := range ws {
+		if w.OAuthID != nil {
+			credIDs = append(credIDs, *w.OAuthID)
+		}
+	}
+	creds := map[int64]*webhook.OAuthCredential{}
+	if len(credIDs) > 0 {
+		cs, err := d.st.DispatchOAuthCredentials(ctx, credIDs)
+		if err != nil {
+			return nil, fmt.Errorf("load oauth credentials: %w", err)
+		}
+		for i := range cs {
+			creds[cs[i].ID] = &cs[i]
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.cache) > 4*d.cfg.Workers+1024 {
+		for id, e := range d.cache {
+			if now.Sub(e.loaded) >= d.cfg.WebhookCacheTTL {
+				delete(d.cache, id)
+			}
+		}
+	}
+	for _, id := range load {
+		out[id] = &cached{loaded: now, epoch: epoch}
+	}
+	for i := range ws {
+		w := ws[i]
+		e := &cached{w: &w, loaded: now, epoch: epoch}
+		if w.OAuthID != nil {
+			e.cred = creds[*w.OAuthID]
+		}
+		out[w.ID] = e
+	}
+	for _, id := range load {
+		d.cache[id] = out[id]
+	}
+	return out, nil
+}
+
+// forget drops cached webhooks: all of them (a change notification) or some.
+func (d *Dispatcher) forget(ids ...int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(ids) == 0 {
+		d.cacheEpoch++
+		return
+	}
+	for _, id := range ids {
+		delete(d.cache, id)
+	}
+}
+
+// recordLoop writes results in batches: whatever has arrived, up to RecordBatch, per statement.
+func (d *Dispatcher) recordLoop(ctx context.Context) {
+	batch := make([]store.AttemptResult, 0, d.cfg.RecordBatch)
+	var relIDs []int64
+	var relTokens []string
+	for o := range d.results {
+		add := func(o outcome) {
+			if o.release {
+				relIDs = append(relIDs, o.rec.DeliveryID)
+				relTokens = append(relTokens, o.rec.LeaseToken)
+			} else {
+				batch = append(batch, o.rec)
+			}
+		}
+		add(o)
+	fill:
+		for len(batch)+len(relIDs) < d.cfg.RecordBatch {
+			select {
+			case o, ok := <-d.results:
+				if !ok {
+					break fill
+				}
+				add(o)
+			default:
+				break fill
+			}
+		}
+		d.flush(ctx, batch, relIDs, relTokens)
+		batch, relIDs, relTokens = batch[:0], relIDs[:0], relTokens[:0]
+	}
+}
+
+func (d *Dispatcher) flush(ctx context.Context, batch []store.AttemptResult, relIDs []int64, relTokens []string) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if len(relIDs) > 0 {
+		if err := d.st.DispatchRelease(ctx, relIDs, relTokens); err != nil {
+			d.logs.do("release", func() { d.log.Error().Err(err).Msg("give back leased deliveries") })
+		}
+	}
+	if len(batch) == 0 {
+		return
+	}
+	cutoff := time.Now().Add(-d.cfg.DisableAfter)
+	off, err := d.st.DispatchRecord(ctx, batch, cutoff)
+	if err != nil {
+		// One more try: a lost write costs a duplicate attempt after the lease, not a loss.
+		off, err = d.st.DispatchRecord(ctx, batch, cutoff)
+	}
+	if err != nil {
+		d.m.recordFailures.Inc()
+		d.logs.do("record", func() {
+			d.log.Error().Err(err).Int("results", len(batch)).Msg("record attempts; the deliveries will be retried after their lease")
+		})
+		return
+	}
+	for _, w := range off {
+		reason := "failing"
+		if w.Gone {
+			reason = "gone"
+		}
+		d.m.disabled.WithLabelValues(reason).Inc()
+		d.forget(w.ID)
+		d.log.Info().Int64("webhook", w.ID).Str("reason", reason).Msg("webhook turned off")
+	}
+}
+
+// listenLoop wakes the claim loop on walhook_deliveries and drops the webhook cache on
+// walhook_webhooks, reconnecting after errors. Polling covers the gaps.
+func (d *Dispatcher) listenLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		l, err := d.st.DispatchListen(ctx)
+		if err == nil {
+			d.forget()
+			d.Wake() // whatever was notified while not listening
+			for {
+				ch, werr := l.Wait(ctx)
+				if werr != nil {
+					err = werr
+					break
+				}
+				if ch == "walhook_webhooks" {
+					d.forget()
+				}
+				d.Wake()
+			}
+			l.Close(context.WithoutCancel(ctx))
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d.logs.do("listen", func() { d.log.Warn().Err(err).Msg("listen for deliveries; polling until reconnected") })
+		t := time.NewTimer(max(d.cfg.PollInterval, time.Second))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (d *Dispatcher) statsLoop(ctx context.Context) {
+	t := time.NewTicker(d.cfg.StatsInterval)
+	defer t.Stop()
+	for {
+		qctx, cancel := context.WithTimeout(ctx, d.cfg.StatsInterval)
+		s, err := d.st.DispatchQueueStats(qctx)
+		cancel()
+		if err == nil {
+			d.m.queue.WithLabelValues("due").Set(float64(s.Due))
+			d.m.queue.WithLabelValues("scheduled").Set(float64(s.Scheduled))
+			d.m.queue.WithLabelValues("leased").Set(float64(s.Leased))
+			d.m.oldestDue.Set(s.OldestDue.Seconds())
+		} else if ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			d.logs.do("stats", func() { d.log.Warn().Err(err).Msg("read queue depth") })
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// rateLimiter runs a log call at most once per interval per key.
+type rateLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+const logEvery = 10 * time.Second
+
+func (r *rateLimiter) do(key string, f func()) {
+	r.mu.Lock()
+	if r.last == nil {
+		r.last = map[string]time.Time{}
+	}
+	now := time.Now()
+	if now.Sub(r.last[key]) < logEvery {
+		r.mu.Unlock()
+		return
+	}
+	r.last[key] = now
+	r.mu.Unlock()
+	f()
+}

@@ -1,0 +1,65 @@
+// Package dispatch delivers webhook requests: it claims due deliveries from the delivery table
+// (the queue and the history at once), sends each as one HTTP attempt, and records the attempt
+// and what it means for the delivery and the webhook (DESIGN §4–5).
+//
+// # The delivery state machine
+//
+//	            claim (lease)              2xx
+//	pending ──────────────────► in flight ───────► succeeded
+//	(due)  ◄───────────────────  │  │  │
+//	   ▲   408/425/429/5xx,      │  │  └─ 3xx, other 4xx, SSRF refusal ──► failed
+//	   │   timeout, network,     │  └──── 410 ─► failed, webhook turned off
+//	   │   token error: retry    └─────── last attempt of the schedule ──► failed
+//	   │   at next_attempt_at
+//	   └── resync (admin API), lease expiry (crashed replica), shutdown (lease given back)
+//
+// Pending covers waiting, in flight and scheduled for retry; a delivery is in flight while
+// lease_until is in the future. Claiming is one statement (Store.DispatchClaim): the earliest due
+// deliveries whose lease is free or expired, at most PerWebhook per webhook, locked FOR UPDATE SKIP
+// LOCKED so replicas never share one, leased for Config.Lease under a claim token, and joined with
+// their event's envelope. A replica that dies leaves leases that expire; another replica claims
+// them again (at-least-once: an attempt may be repeated, never lost).
+//
+// Results are written in batches by one statement (Store.DispatchRecord): an attempt row each, the
+// delivery's state (only while the claim token still holds the lease, so a resync or a takeover
+// wins over a late result), and the webhook's last_sent_at, last_status and failing_since. A
+// webhook whose endpoint answers 410, or whose attempts have all failed for DisableAfter (default
+// five days), is turned off with a reason. Deliveries of a webhook that is off are failed without
+// a request ("not sent: the webhook is turned off").
+//
+// # Retries
+//
+// Config.Schedule is the delay before each attempt: immediately, 5 s, 30 s, 2 m, 10 m, 30 m, 1 h,
+// 3 h, 6 h, 12 h, 24 h by default, each ±Jitter (20 %). A Retry-After (seconds or a date) on a
+// retryable answer postpones the next attempt to at least that, capped at RetryAfterMax. After
+// the last attempt the delivery is failed. 4xx answers other than 408, 410, 425 and 429 fail at
+// once: the endpoint says the request is wrong, and the same bytes cannot become right; the user
+// fixes the webhook or the endpoint and resyncs. SSRF refusals fail at once too.
+//
+// A resync puts a delivery back to pending (any state). Migration 0003 records attempts_base and
+// resync_at when a finished delivery becomes pending again, so it gets a fresh schedule; its
+// attempts are marked trigger='resync'. The payload and the webhook-id stay the same.
+//
+// # The request
+//
+// The body is the event envelope (raw data on) or the webhook's selected parameters as one JSON
+// object in their order (raw data off; see Select). GET and DELETE carry the same fields as query
+// parameters (strings as they are, other scalars as JSON text, objects and arrays JSON-encoded)
+// and no body, and so no Content-Type. Headers: the webhook's custom headers (walhook's own
+// headers below win over them), Content-Type: application/json, User-Agent: walhook/<version>,
+// Standard Webhooks webhook-id ("msg_<delivery id>", stable across retries and resyncs),
+// webhook-timestamp and webhook-signature (the current secret and, during a rotation, the
+// previous one), and Authorization: Bearer <token> with an OAuth credential; on a 401 the token is
+// fetched again and the request sent once more, within the same attempt. Redirects are never
+// followed. History keeps the request with the Authorization and secret header values masked,
+// and up to MaxResponseBody (16 KiB) of the answer.
+//
+// # Isolation and throughput
+//
+// At most Workers requests are in flight, and at most PerWebhook for one webhook: a webhook at its
+// cap is skipped by the claim, so a hanging endpoint holds only its own deliveries. Connections per
+// host are bounded and kept alive. Every connection goes through the netguard SSRF check at dial
+// time. Webhook configuration is cached for WebhookCacheTTL and dropped on a walhook_webhooks
+// notification. New deliveries start at once: capture calls Wake in-process, and other replicas
+// hear NOTIFY walhook_deliveries; PollInterval is the floor for retries and expired leases.
+package dispatch

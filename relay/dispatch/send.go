@@ -1,0 +1,302 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/walhook/walhook/relay/netguard"
+	"github.com/walhook/walhook/relay/oauth"
+	"github.com/walhook/walhook/relay/signature"
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+// masked replaces secret header values in history.
+const masked = "********"
+
+// drainLimit is how much more of a response body is read (and dropped) so the connection can be
+// reused.
+const drainLimit = 64 << 10
+
+// reserved headers are set by walhook; a webhook's custom header of that name is ignored.
+var reserved = map[string]bool{
+	"host": true, "content-length": true, "transfer-encoding": true, "connection": true,
+	"webhook-id": true, "webhook-timestamp": true, "webhook-signature": true,
+}
+
+// Sender makes one attempt: builds the request, signs it, adds the OAuth token, sends it through
+// the SSRF guard and reads the answer. The dispatcher uses one; the admin API uses one for test
+// sends, without a running dispatcher.
+type Sender struct {
+	cfg    SenderConfig
+	client *http.Client
+	oauth  *oauth.Source
+	now    func() time.Time
+}
+
+// NewSender returns a sender. st saves fetched OAuth tokens on their credentials (nil: memory
+// only); reg receives walhook_oauth_token_fetches_total (nil: none).
+func NewSender(cfg SenderConfig, st *store.Store, reg prometheus.Registerer) *Sender {
+	cfg.defaults()
+	guard := netguard.New(cfg.AllowPrivate)
+	transport := &http.Transport{
+		Proxy:                 nil, // a proxy would dial for us, past the guard
+		DialContext:           guard.DialContext(cfg.AttemptTimeout),
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   cfg.MaxConnsPerHost,
+		MaxConnsPerHost:       cfg.MaxConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	client := &http.Client{
+		Transport: transport,
+		// Redirects are never followed (DESIGN §5): a 3xx is the answer, and a failure.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &Sender{cfg: cfg, client: client, oauth: oauth.New(cfg.OAuth, client, st, reg), now: time.Now}
+}
+
+// Close closes idle connections.
+func (s *Sender) Close() { s.client.CloseIdleConnections() }
+
+// result is what one attempt produced.
+type result struct {
+	started       time.Time
+	duration      time.Duration
+	request       webhook.RequestSnapshot // as sent, secrets masked
+	status        int
+	respHeaders   map[string]string
+	respBody      string
+	err           error
+	class         class
+	label         string // bounded: 2xx … 5xx, timeout, network, blocked, oauth, invalid, cancelled
+	retryAfter    time.Duration
+	hasRetryAfter bool
+}
+
+// send makes one attempt of envelope to w with message id msgID. cred is w's OAuth credential
+// (nil: none). ctx cancelled means the relay is stopping.
+func (s *Sender) send(ctx context.Context, w *webhook.Webhook, cred *webhook.OAuthCredential, envelope json.RawMessage, msgID string) result {
+	r := result{started: s.now()}
+	defer func() { r.duration = s.now().Sub(r.started) }()
+	b, err := buildRequest(w, envelope)
+	r.request = webhook.RequestSnapshot{Method: b.method, URL: b.url, Headers: map[string]string{}, Body: string(b.body)}
+	if err != nil {
+		r.request.Method, r.request.URL = string(w.Method), w.URL
+		r.err, r.class, r.label = err, classFail, "invalid"
+		return r
+	}
+	secrets := []string{w.Secret}
+	if w.PreviousSecret != "" && w.PreviousSecretExpiresAt != nil && r.started.Before(*w.PreviousSecretExpiresAt) {
+		secrets = append(secrets, w.PreviousSecret)
+	}
+	signer, err := signature.NewSigner(secrets...)
+	if err != nil {
+		r.err, r.class, r.label = fmt.Errorf("sign request: %w", err), classFail, "invalid"
+		return r
+	}
+	actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
+	defer cancel()
+
+	var token string
+	if cred != nil {
+		if token, err = s.oauth.Token(actx, *cred); err != nil {
+			r.err, r.class, r.label = err, classRetry, "oauth"
+			s.classifyErr(ctx, &r)
+			return r
+		}
+	}
+	resp, err := s.do(actx, w, b, signer, msgID, token, &r)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && cred != nil {
+		// The token may have been revoked: fetch once more and retry once.
+		discard(resp)
+		s.oauth.Invalidate(*cred, token)
+		if token, err = s.oauth.Token(actx, *cred); err != nil {
+			r.err, r.class, r.label = err, classRetry, "oauth"
+			s.classifyErr(ctx, &r)
+			return r
+		}
+		resp, err = s.do(actx, w, b, signer, msgID, token, &r)
+	}
+	if err != nil {
+		r.err, r.class = err, classRetry
+		s.classifyErr(ctx, &r)
+		return r
+	}
+	defer discard(resp)
+	r.status = resp.StatusCode
+	r.class, r.label = classifyStatus(resp.StatusCode), statusLabel(resp.StatusCode)
+	r.respHeaders = flatten(resp.Header)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(s.cfg.MaxResponseBody)))
+	r.respBody = string(body)
+	if err != nil && r.class == classSuccess {
+		// The answer was 2xx; a body cut short does not undo that.
+		r.err = nil
+	}
+	if r.class == classRetry {
+		r.retryAfter, r.hasRetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), s.now())
+	}
+	if r.class == classFail && resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		r.err = fmt.Errorf("endpoint answered %d (redirect to %q not followed)", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return r
+}
+
+// classifyErr labels a request error: a refused dial fails the delivery at once; the relay
+// stopping gives the delivery back; timeouts and other network errors retry.
+func (s *Sender) classifyErr(ctx context.Context, r *result) {
+	switch {
+	case netguard.IsBlocked(r.err):
+		r.class, r.label = classFail, "blocked"
+		var b *netguard.BlockedError
+		if errors.As(r.err, &b) {
+			r.err = b
+		}
+	case ctx.Err() != nil:
+		r.class, r.label = classCancelled, "cancelled"
+	case errors.Is(r.err, context.DeadlineExceeded) || isTimeout(r.err):
+		if r.label == "" {
+			r.label = "timeout"
+		}
+		r.err = fmt.Errorf("no answer within %s: %w", s.cfg.AttemptTimeout, r.err)
+	default:
+		if r.label == "" {
+			r.label = "network"
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// do sends the built request once, signed now, and records it (masked) in r.request.
+func (s *Sender) do(ctx context.Context, w *webhook.Webhook, b built, signer *signature.Signer, msgID, token string, r *result) (*http.Response, error) {
+	var body io.Reader
+	if b.body != nil {
+		body = bytes.NewReader(b.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, b.method, b.url, body)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	snap := map[string]string{}
+	for _, h := range w.Headers {
+		k := http.CanonicalHeaderKey(strings.TrimSpace(h.Key))
+		if k == "" || reserved[strings.ToLower(k)] || (token != "" && strings.EqualFold(k, "Authorization")) {
+			continue
+		}
+		req.Header.Set(k, h.Value)
+		if h.Secret || strings.EqualFold(k, "Authorization") {
+			snap[k] = masked
+		} else {
+			snap[k] = h.Value
+		}
+	}
+	if b.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+		snap["Content-Type"] = "application/json"
+	}
+	ua := "walhook/" + s.cfg.Version
+	req.Header.Set("User-Agent", ua)
+	snap["User-Agent"] = ua
+	ts := s.now()
+	sig := signer.Sign(msgID, ts, b.body)
+	req.Header[signature.HeaderID] = []string{msgID}
+	req.Header[signature.HeaderTimestamp] = []string{strconv.FormatInt(ts.Unix(), 10)}
+	req.Header[signature.HeaderSignature] = []string{sig}
+	snap[signature.HeaderID] = msgID
+	snap[signature.HeaderTimestamp] = strconv.FormatInt(ts.Unix(), 10)
+	snap[signature.HeaderSignature] = sig
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+		snap["Authorization"] = "Bearer " + masked
+	}
+	r.request.Headers = snap
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("send %s %s: %w", b.method, req.URL.Redacted(), err)
+	}
+	return resp, nil
+}
+
+// discard drains a little of what is left of a body, so the connection is reused, and closes it.
+func discard(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
+	_ = resp.Body.Close()
+}
+
+func flatten(h http.Header) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, vs := range h {
+		out[k] = strings.Join(vs, ", ")
+	}
+	return out
+}
+
+// Test sends payload (an event envelope) to w once, synchronously, through the same request
+// builder, signer, OAuth source and SSRF guard as deliveries, and writes no history. cred is w's
+// OAuth credential (nil: none; an unsaved one has ID 0 and is fetched without caching). The
+// webhook-id is "msg_test_<random>". The error is non-nil only when ctx ended; everything else
+// is in the result.
+func (s *Sender) Test(ctx context.Context, w webhook.Webhook, cred *webhook.OAuthCredential, payload json.RawMessage) (webhook.TestResult, error) {
+	var rnd [12]byte
+	_, _ = rand.Read(rnd[:])
+	r := s.send(ctx, &w, cred, payload, "msg_test_"+hex.EncodeToString(rnd[:]))
+	if err := ctx.Err(); err != nil {
+		return webhook.TestResult{}, fmt.Errorf("test send: %w", err)
+	}
+	tr := webhook.TestResult{
+		Request: r.request, Status: r.status, Headers: r.respHeaders, Body: r.respBody,
+		DurationMS: r.duration.Milliseconds(), Succeeded: r.class == classSuccess,
+	}
+	if r.err != nil {
+		tr.Error = r.err.Error()
+	} else if r.class != classSuccess {
+		tr.Error = fmt.Sprintf("endpoint answered %d", r.status)
+	}
+	return tr, nil
+}
+
+// TestPayload is the envelope a test send of an event type carries for a company: the company's
+// latest real event of that type, or else an envelope around the catalog's sample.
+func TestPayload(ctx context.Context, st *store.Store, companyID, eventKey string) (json.RawMessage, error) {
+	p, err := st.EventLatestPayload(ctx, companyID, eventKey)
+	if err == nil {
+		return p, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("look up latest event: %w", err)
+	}
+	et, err := st.EventTypeGet(ctx, eventKey)
+	if err != nil {
+		return nil, fmt.Errorf("look up event type: %w", err)
+	}
+	data := et.Sample
+	if len(data) == 0 {
+		data = json.RawMessage(`{}`)
+	}
+	env, err := json.Marshal(webhook.Envelope{
+		ID: "evt_test", Type: eventKey, CompanyID: companyID, OccurredAt: time.Now().UTC(), Data: data,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode sample envelope: %w", err)
+	}
+	return env, nil
+}

@@ -6,10 +6,12 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -17,7 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/walhook/walhook/relay/netguard"
 	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
 )
 
 // Config configures the HTTP listener.
@@ -29,6 +33,20 @@ type Config struct {
 	API bool
 	// ShutdownTimeout bounds the graceful stop of the listener. Default 10s.
 	ShutdownTimeout time.Duration
+	// AllowNets are networks a webhook or token URL may name as a literal IP address although
+	// they are not public (loopback, private…): for development and tests. Default none. Host
+	// names are checked when the relay dials.
+	AllowNets []netip.Prefix
+	// SecretOverlap is how long a rotated-out signing secret keeps signing. Default 24h.
+	SecretOverlap time.Duration
+}
+
+// Tester sends one test request for a webhook, saved or not, with an OAuth credential when the
+// webhook has one, and reports what happened. relay/dispatch's Sender implements it. An endpoint
+// that answers an error is a result (Succeeded false), not an error; err is for a test that could
+// not run at all.
+type Tester interface {
+	Test(ctx context.Context, w webhook.Webhook, cred *webhook.OAuthCredential, payload json.RawMessage) (webhook.TestResult, error)
 }
 
 // ReadyFunc reports whether a part of the process is ready, with a reason when not.
@@ -38,6 +56,8 @@ type ReadyFunc func(ctx context.Context) error
 type Server struct {
 	cfg      Config
 	store    *store.Store
+	tester   Tester
+	guard    *netguard.Guard
 	log      zerolog.Logger
 	gatherer prometheus.Gatherer
 	ready    []ReadyFunc
@@ -45,21 +65,34 @@ type Server struct {
 	mux      *http.ServeMux
 }
 
-// New builds the server. gatherer is the registry /metrics exposes; ready are the readiness
-// checks /readyz runs.
-func New(cfg Config, st *store.Store, log zerolog.Logger, gatherer prometheus.Gatherer, ready ...ReadyFunc) *Server {
+// New builds the server. tester runs test sends (nil: the test endpoints answer 503); gatherer
+// is the registry /metrics exposes; ready are the readiness checks /readyz runs.
+func New(cfg Config, st *store.Store, tester Tester, log zerolog.Logger, gatherer prometheus.Gatherer, ready ...ReadyFunc) *Server {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8080"
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, store: st, log: log, gatherer: gatherer, ready: ready, mux: http.NewServeMux()}
+	if cfg.SecretOverlap == 0 {
+		cfg.SecretOverlap = 24 * time.Hour
+	}
+	s := &Server{cfg: cfg, store: st, tester: tester, guard: netguard.New(cfg.AllowNets), log: log, gatherer: gatherer, ready: ready, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	if cfg.API {
+		s.mux.HandleFunc("GET /openapi.yaml", serveOpenAPI)
+		for _, rt := range s.routes() {
+			s.mux.HandleFunc(rt.method+" "+rt.path, s.serve(rt))
+		}
+	}
 	return s
 }
+
+// allowIP reports whether a URL may name a as its host: what the relay's dial-time guard would
+// let through, with the same allow-list.
+func (s *Server) allowIP(a netip.Addr) bool { return s.guard.Check(a) == nil }
 
 // Handler is the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.mux }

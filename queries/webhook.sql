@@ -110,7 +110,7 @@ ORDER BY name, id;
 -- previous_expires_at so receivers can switch without dropping requests.
 -- name: WebhookRotateSecret :one
 UPDATE walhook.webhook SET
-    previous_secret_enc = signing_secret_enc,
+    previous_secret_enc = @previous_secret_enc,
     previous_secret_expires_at = @previous_expires_at,
     signing_secret_enc = @signing_secret_enc,
     updated_by = sqlc.narg('updated_by'), updated_at = now()

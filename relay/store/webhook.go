@@ -371,10 +371,16 @@ func (s *Store) WebhooksUsingOAuth(ctx context.Context, companyID string, oauthI
 }
 
 // WebhookRotateSecret gives a webhook a new signing secret; the old one keeps signing (as the
-// previous secret) for overlap, so receivers can switch without dropping requests.
+// previous secret) for overlap, so receivers can switch without dropping requests. Call it in a
+// transaction when racing rotations matter: the current secret is read, then replaced.
 func (s *Store) WebhookRotateSecret(ctx context.Context, companyID string, id int64, overlap time.Duration, actor *int64) (webhook.Webhook, error) {
+	cur, err := s.WebhookGet(ctx, companyID, id)
+	if err != nil {
+		return webhook.Webhook{}, err
+	}
 	exp := time.Now().Add(overlap)
 	r, err := s.q.WebhookRotateSecret(ctx, dbsqlc.WebhookRotateSecretParams{
+		PreviousSecretEnc: s.keys.Seal([]byte(cur.Secret), purposePrevSecret),
 		PreviousExpiresAt: &exp, SigningSecretEnc: s.keys.Seal([]byte(crypt.NewSigningSecret()), purposeSigningSecret),
 		UpdatedBy: actor, CompanyID: companyID, ID: id,
 	})

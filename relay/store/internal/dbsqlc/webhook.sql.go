@@ -540,15 +540,16 @@ func (q *Queries) WebhookNamesByOAuth(ctx context.Context, arg WebhookNamesByOAu
 
 const webhookRotateSecret = `-- name: WebhookRotateSecret :one
 UPDATE walhook.webhook SET
-    previous_secret_enc = signing_secret_enc,
-    previous_secret_expires_at = $1,
-    signing_secret_enc = $2,
-    updated_by = $3, updated_at = now()
-WHERE company_id = $4 AND id = $5
+    previous_secret_enc = $1,
+    previous_secret_expires_at = $2,
+    signing_secret_enc = $3,
+    updated_by = $4, updated_at = now()
+WHERE company_id = $5 AND id = $6
 RETURNING id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at
 `
 
 type WebhookRotateSecretParams struct {
+	PreviousSecretEnc []byte
 	PreviousExpiresAt *time.Time
 	SigningSecretEnc  []byte
 	UpdatedBy         *int64
@@ -560,6 +561,7 @@ type WebhookRotateSecretParams struct {
 // previous_expires_at so receivers can switch without dropping requests.
 func (q *Queries) WebhookRotateSecret(ctx context.Context, arg WebhookRotateSecretParams) (WalhookWebhook, error) {
 	row := q.db.QueryRow(ctx, webhookRotateSecret,
+		arg.PreviousSecretEnc,
 		arg.PreviousExpiresAt,
 		arg.SigningSecretEnc,
 		arg.UpdatedBy,

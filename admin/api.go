@@ -1,0 +1,306 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+// maxBody bounds a request body; a larger one answers 413.
+const maxBody = 1 << 20
+
+// access is who may call a route.
+type access int
+
+const (
+	accessMember access = iota // any member of the company
+	accessManage               // members holding manage_webhooks (the owner always does)
+	accessOwner                // the company owner only
+)
+
+// call is one authenticated API request.
+type call struct {
+	w   http.ResponseWriter
+	r   *http.Request
+	ctx context.Context
+	p   store.Principal
+}
+
+// handler serves an authenticated request; a returned error is answered as problem details.
+type handler func(c *call) error
+
+// route is one API operation. The table of routes is the router and is compared with the
+// OpenAPI document in tests.
+type route struct {
+	method, path string
+	access       access
+	h            handler
+}
+
+func (s *Server) routes() []route {
+	return []route{
+		{"GET", "/v1/me", accessMember, s.getMe},
+		{"GET", "/v1/events", accessMember, s.listEvents},
+
+		{"GET", "/v1/webhooks", accessMember, s.listWebhooks},
+		{"POST", "/v1/webhooks", accessManage, s.createWebhook},
+		{"POST", "/v1/webhooks/test", accessManage, s.testUnsaved},
+		{"GET", "/v1/webhooks/{id}", accessMember, s.getWebhook},
+		{"PUT", "/v1/webhooks/{id}", accessManage, s.putWebhook},
+		{"PATCH", "/v1/webhooks/{id}", accessManage, s.patchWebhook},
+		{"DELETE", "/v1/webhooks/{id}", accessManage, s.deleteWebhook},
+		{"POST", "/v1/webhooks/{id}/duplicate", accessManage, s.duplicateWebhook},
+		{"POST", "/v1/webhooks/{id}/test", accessManage, s.testSaved},
+		{"POST", "/v1/webhooks/{id}/rotate-secret", accessManage, s.rotateSecret},
+		{"GET", "/v1/webhooks/{id}/deliveries", accessMember, s.listDeliveries},
+		{"POST", "/v1/webhooks/{id}/deliveries/resync", accessManage, s.resyncFailed},
+		{"GET", "/v1/webhooks/{id}/stats", accessMember, s.webhookStats},
+		{"GET", "/v1/deliveries/{id}", accessMember, s.getDelivery},
+		{"POST", "/v1/deliveries/{id}/resync", accessManage, s.resyncDelivery},
+
+		{"GET", "/v1/oauth", accessMember, s.listOAuth},
+		{"POST", "/v1/oauth", accessManage, s.createOAuth},
+		{"GET", "/v1/oauth/{id}", accessMember, s.getOAuth},
+		{"PUT", "/v1/oauth/{id}", accessManage, s.putOAuth},
+		{"PATCH", "/v1/oauth/{id}", accessManage, s.patchOAuth},
+		{"DELETE", "/v1/oauth/{id}", accessManage, s.deleteOAuth},
+
+		{"GET", "/v1/roles", accessOwner, s.listRoles},
+		{"POST", "/v1/roles", accessOwner, s.createRole},
+		{"PUT", "/v1/roles/{id}/permissions", accessOwner, s.setRolePermissions},
+		{"GET", "/v1/members", accessMember, s.listMembers},
+		{"PATCH", "/v1/members/{id}", accessOwner, s.patchMember},
+		{"GET", "/v1/tokens", accessMember, s.listTokens},
+		{"POST", "/v1/tokens", accessMember, s.createToken},
+		{"DELETE", "/v1/tokens/{id}", accessMember, s.revokeToken},
+		{"GET", "/v1/audit", accessMember, s.listAudit},
+	}
+}
+
+// serve wraps a route with authentication, the permission check and error mapping.
+func (s *Server) serve(rt route) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		c := &call{w: w, r: r, ctx: r.Context()}
+		err := s.authorize(c, rt.access)
+		if err == nil {
+			err = rt.h(c)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+func (s *Server) authorize(c *call, a access) error {
+	auth := c.r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return &problem{Status: http.StatusUnauthorized, Detail: "send an API token: Authorization: Bearer <token>"}
+	}
+	p, err := s.store.Authenticate(c.ctx, strings.TrimSpace(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return &problem{Status: http.StatusUnauthorized, Detail: "the API token is unknown, revoked or expired"}
+	}
+	if err != nil {
+		return fmt.Errorf("authenticate: %w", err)
+	}
+	c.p = p
+	switch {
+	case a == accessManage && !p.Can(webhook.PermManageWebhooks):
+		return &problem{Status: http.StatusForbidden, Detail: "this needs the Manage Webhooks permission (manage_webhooks); ask the company owner to grant it to your role"}
+	case a == accessOwner && !p.IsOwner:
+		return &problem{Status: http.StatusForbidden, Detail: "only the company owner may manage roles, permissions and member roles"}
+	}
+	return nil
+}
+
+// problem is an RFC 9457 problem detail.
+type problem struct {
+	Type     string               `json:"type"`
+	Title    string               `json:"title"`
+	Status   int                  `json:"status"`
+	Detail   string               `json:"detail,omitempty"`
+	Instance string               `json:"instance,omitempty"`
+	Errors   []webhook.FieldError `json:"errors,omitempty"`
+	// Webhooks names the webhooks that block deleting an OAuth credential.
+	Webhooks []store.WebhookRef `json:"webhooks,omitempty"`
+}
+
+func (p *problem) Error() string { return fmt.Sprintf("%d %s", p.Status, p.Detail) }
+
+func notFound(what string, id int64) *problem {
+	return &problem{Status: http.StatusNotFound, Detail: fmt.Sprintf("%s %d not found", what, id)}
+}
+
+func invalid(field, msg string) *problem {
+	return &problem{Status: http.StatusUnprocessableEntity, Detail: "the request has invalid fields",
+		Errors: []webhook.FieldError{{Field: field, Message: msg}}}
+}
+
+func badRequest(field, msg string) *problem {
+	return &problem{Status: http.StatusBadRequest, Detail: "the request is malformed",
+		Errors: []webhook.FieldError{{Field: field, Message: msg}}}
+}
+
+// constraintFields names the field a database constraint guards.
+var constraintFields = map[string]webhook.FieldError{
+	"oauth_credential_company_id_name_key": {Field: "name", Message: "another OAuth credential has this name"},
+	"role_company_id_name_key":             {Field: "name", Message: "another role has this name"},
+	"webhook_event_key_fkey":               {Field: "event", Message: "unknown trigger event"},
+}
+
+// writeError answers err as problem details: the store's errors are classified here, once.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var p *problem
+	var ve *webhook.ValidationError
+	var ce *store.ConstraintError
+	switch {
+	case errors.As(err, &p):
+	case errors.As(err, &ve):
+		p = &problem{Status: http.StatusUnprocessableEntity, Detail: "the request has invalid fields", Errors: ve.Fields}
+	case errors.Is(err, store.ErrNotFound):
+		p = &problem{Status: http.StatusNotFound, Detail: "not found"}
+	case errors.Is(err, store.ErrBusy):
+		p = &problem{Status: http.StatusConflict, Detail: "the delivery is being sent right now; try again when the attempt ends"}
+	case errors.As(err, &ce):
+		status := http.StatusConflict
+		if errors.Is(ce.Kind, store.ErrInvalid) {
+			status = http.StatusUnprocessableEntity
+		}
+		p = &problem{Status: status, Detail: "the request conflicts with the stored data"}
+		if fe, ok := constraintFields[ce.Constraint]; ok {
+			p.Errors = []webhook.FieldError{fe}
+		}
+	default:
+		if r.Context().Err() == nil {
+			s.log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("admin request failed")
+		}
+		p = &problem{Status: http.StatusInternalServerError, Detail: "internal error; the server log has details"}
+	}
+	if p.Type == "" {
+		p.Type = "about:blank"
+		if len(p.Errors) > 0 && p.Status == http.StatusUnprocessableEntity {
+			p.Type = "urn:walhook:problem:validation"
+		}
+	}
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
+	p.Instance = r.URL.Path
+	if p.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="walhook"`)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// json writes v as the response.
+func (c *call) json(status int, v any) error {
+	c.w.Header().Set("Content-Type", "application/json")
+	c.w.WriteHeader(status)
+	return json.NewEncoder(c.w).Encode(v)
+}
+
+func (c *call) noContent() error {
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// pathID parses the {id} path value; a malformed id is simply not found.
+func (c *call) pathID(what string) (int64, error) {
+	raw := c.r.PathValue("id")
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, &problem{Status: http.StatusNotFound, Detail: fmt.Sprintf("%s %q not found", what, raw)}
+	}
+	return id, nil
+}
+
+// decode reads a JSON body into v: at most 1 MiB (413), application/json (415), no unknown
+// fields and nothing after the value (400). An empty body leaves v as it is when optional.
+func (c *call) decode(v any, optional bool) error {
+	return decodeJSON(c.w, c.r, v, optional)
+}
+
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
+	body := http.MaxBytesReader(w, r.Body, maxBody)
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &problem{Status: http.StatusRequestEntityTooLarge, Detail: fmt.Sprintf("the body is larger than %d bytes", maxBody)}
+		}
+		return &problem{Status: http.StatusBadRequest, Detail: "could not read the body"}
+	}
+	if len(strings.TrimSpace(string(raw))) == 0 {
+		if optional {
+			return nil
+		}
+		return &problem{Status: http.StatusBadRequest, Detail: "a JSON body is required"}
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" || !optional {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return &problem{Status: http.StatusUnsupportedMediaType, Detail: "send the body as application/json"}
+		}
+	}
+	return decodeBytes(raw, v)
+}
+
+// decodeBytes decodes one JSON value strictly; errors are 400 problems naming the field.
+func decodeBytes(raw []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return badRequest("", fmt.Sprintf("malformed JSON at byte %d", se.Offset))
+		case errors.As(err, &te):
+			f := te.Field
+			if f == "" {
+				f = "(body)"
+			}
+			return badRequest(f, fmt.Sprintf("must be a %s, not a JSON %s", jsonTypeName(te.Type.Kind().String()), te.Value))
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return badRequest(name, "unknown field")
+		default:
+			return badRequest("", "malformed JSON: "+err.Error())
+		}
+	}
+	if dec.More() {
+		return badRequest("", "the body must hold one JSON value")
+	}
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); err != io.EOF { //nolint:errorlint // Decode returns io.EOF itself at the end
+		return badRequest("", "the body must hold one JSON value")
+	}
+	return nil
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "int", "int64", "int32", "uint", "float64":
+		return "number"
+	case "struct", "map":
+		return "object"
+	case "slice":
+		return "array"
+	case "bool":
+		return "boolean"
+	}
+	return kind
+}

@@ -1,0 +1,44 @@
+package admin
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// cursor is the position after which a listing continues. It travels as opaque base64url JSON;
+// Kind ties it to one listing and sort, so a cursor of another listing is refused.
+type cursor struct {
+	Kind string     `json:"k"`
+	Name string     `json:"n,omitempty"`
+	At   *time.Time `json:"t,omitempty"`
+	ID   int64      `json:"i"`
+}
+
+// maxCursorLen bounds a cursor before it is decoded.
+const maxCursorLen = 1024
+
+func encodeCursor(c cursor) string {
+	b, _ := json.Marshal(c) //nolint:errchkjson // a struct of strings, a time and an int always encodes
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeCursor parses a cursor of the listing kind.
+func decodeCursor(s, kind string) (cursor, error) {
+	if len(s) > maxCursorLen {
+		return cursor{}, errors.New("is too long")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return cursor{}, errors.New("is not a cursor this API returned")
+	}
+	var c cursor
+	if err := json.Unmarshal(raw, &c); err != nil || c.ID <= 0 {
+		return cursor{}, errors.New("is not a cursor this API returned")
+	}
+	if c.Kind != kind {
+		return cursor{}, errors.New("belongs to another listing or sort order")
+	}
+	return c, nil
+}

@@ -1,0 +1,245 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+func TestMain(m *testing.M) { xtest.Main(m) }
+
+// fakeTester stands in for relay/dispatch's sender in tests that do not need a real send; it
+// records what it was asked to send.
+type fakeTester struct {
+	mu    sync.Mutex
+	calls []testCall
+}
+
+type testCall struct {
+	w       webhook.Webhook
+	cred    *webhook.OAuthCredential
+	payload json.RawMessage
+}
+
+func (f *fakeTester) Test(_ context.Context, w webhook.Webhook, cred *webhook.OAuthCredential, payload json.RawMessage) (webhook.TestResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, testCall{w, cred, payload})
+	return webhook.TestResult{
+		Request:   webhook.RequestSnapshot{Method: string(w.Method), URL: w.URL, Headers: map[string]string{}, Body: string(payload)},
+		Status:    200,
+		Succeeded: true,
+	}, nil
+}
+
+func (f *fakeTester) last() testCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[len(f.calls)-1]
+}
+
+// env is one test's admin server over its own database, with two companies: acme (an owner, a
+// manager whose role holds manage_webhooks, and a viewer with no permission) and other (an owner).
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	st     *store.Store
+	pool   *pgxpool.Pool
+	srv    *httptest.Server
+	tester *fakeTester
+
+	owner, manager, viewer, other string // tokens
+	ownerM, managerM, viewerM, otherM store.Member
+	role                              store.Role
+}
+
+var seq atomic.Int64
+
+func newEnv(t *testing.T, tester Tester) *env {
+	t.Helper()
+	ctx := xtest.Context(t)
+	st, pool := xtest.Store(t)
+	e := &env{t: t, ctx: ctx, st: st, pool: pool}
+	require.NoError(t, st.EventTypeSync(ctx, []webhook.EventType{
+		{Key: "contact.created", Description: "A contact was created", Source: webhook.SourceTable, SourceTable: "contacts",
+			Operations: []string{"insert"}, TenantColumn: "company_id", Sample: json.RawMessage(`{"id":1,"name":"Ada","email":"ada@example.com"}`)},
+		{Key: "contact.updated", Description: "A contact was updated", Source: webhook.SourceTable, SourceTable: "contacts",
+			Operations: []string{"update"}, TenantColumn: "company_id", Sample: json.RawMessage(`{"id":1}`)},
+	}))
+	for _, id := range []string{"acme", "other"} {
+		_, err := st.CompanyCreate(ctx, id, "Company "+id)
+		require.NoError(t, err)
+	}
+	var err error
+	e.role, err = st.RoleCreate(ctx, "acme", "Developers")
+	require.NoError(t, err)
+	e.role, err = st.RoleSetPermissions(ctx, "acme", e.role.ID, []webhook.Permission{webhook.PermManageWebhooks})
+	require.NoError(t, err)
+	mk := func(company, email string, owner bool, role *int64) (store.Member, string) {
+		m, err := st.MemberCreate(ctx, store.Member{CompanyID: company, Email: email, IsOwner: owner, RoleID: role})
+		require.NoError(t, err)
+		tok, _, err := st.APITokenCreate(ctx, company, m.ID, "test", nil)
+		require.NoError(t, err)
+		return m, tok
+	}
+	e.ownerM, e.owner = mk("acme", "owner@acme.test", true, nil)
+	e.managerM, e.manager = mk("acme", "dev@acme.test", false, &e.role.ID)
+	e.viewerM, e.viewer = mk("acme", "viewer@acme.test", false, nil)
+	e.otherM, e.other = mk("other", "owner@other.test", true, nil)
+	if tester == nil {
+		e.tester = &fakeTester{}
+		tester = e.tester
+	}
+	s := New(Config{API: true, AllowNets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, st, tester,
+		zerolog.Nop(), prometheus.NewRegistry())
+	e.srv = httptest.NewServer(s.Handler())
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// resp is a decoded response.
+type resp struct {
+	status int
+	header http.Header
+	raw    []byte
+}
+
+func (r resp) obj(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.raw, &m), "body: %s", r.raw)
+	return m
+}
+
+// fieldErrors returns a problem's errors as field → message.
+func (r resp) fieldErrors(t *testing.T) map[string]string {
+	t.Helper()
+	var p problem
+	require.NoError(t, json.Unmarshal(r.raw, &p), "body: %s", r.raw)
+	out := map[string]string{}
+	for _, e := range p.Errors {
+		out[e.Field] = e.Message
+	}
+	return out
+}
+
+// do sends a request; body may be nil, a string (sent as is) or a value encoded as JSON.
+func (e *env) do(method, path, token string, body any) resp {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewBufferString(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		require.NoError(e.t, err)
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(e.ctx, method, e.srv.URL+path, rd)
+	require.NoError(e.t, err)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := e.srv.Client().Do(req)
+	require.NoError(e.t, err)
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(e.t, err)
+	if res.StatusCode >= 400 && res.StatusCode != http.StatusMethodNotAllowed {
+		require.Equal(e.t, "application/problem+json", res.Header.Get("Content-Type"), "%s %s: %s", method, path, raw)
+	}
+	return resp{status: res.StatusCode, header: res.Header, raw: raw}
+}
+
+// must sends a request and requires the status.
+func (e *env) must(status int, method, path, token string, body any) map[string]any {
+	e.t.Helper()
+	r := e.do(method, path, token, body)
+	require.Equal(e.t, status, r.status, "%s %s: %s", method, path, r.raw)
+	if len(r.raw) == 0 {
+		return nil
+	}
+	return r.obj(e.t)
+}
+
+func hookBody(name string) map[string]any {
+	return map[string]any{"name": name, "url": "https://hooks.example.com/in", "method": "POST", "event": "contact.created"}
+}
+
+// newWebhook creates a webhook of acme through the store and returns its id.
+func (e *env) newWebhook(name string, mod func(*webhook.Webhook)) webhook.Webhook {
+	e.t.Helper()
+	w := webhook.Webhook{CompanyID: "acme", Name: name, URL: "https://hooks.example.com/in", Method: webhook.MethodPost,
+		EventKey: "contact.created", RawData: true}
+	if mod != nil {
+		mod(&w)
+	}
+	out, err := e.st.WebhookCreate(e.ctx, w, &e.ownerM.ID)
+	require.NoError(e.t, err)
+	return out
+}
+
+func (e *env) newOAuth(company, name string) webhook.OAuthCredential {
+	e.t.Helper()
+	c, err := e.st.OAuthCredentialCreate(e.ctx, webhook.OAuthCredential{
+		CompanyID: company, Name: name, TokenURL: "https://auth.example.com/token", GrantType: webhook.GrantClientCredentials,
+		ClientID: "cid", ClientSecret: "client-secret-value",
+	}, nil)
+	require.NoError(e.t, err)
+	return c
+}
+
+// newDelivery records an event and a delivery of it in state, as capture and dispatch would, with
+// one attempt when it is not pending. Test fixtures write these tables directly: the admin API
+// only reads them.
+func (e *env) newDelivery(w webhook.Webhook, state string, createdAt time.Time) int64 {
+	e.t.Helper()
+	n := seq.Add(1)
+	var evID, dID int64
+	env := fmt.Sprintf(`{"id":"evt_%d","type":%q,"company_id":%q,"occurred_at":"2026-01-01T00:00:00Z","data":{"email":"ada@example.com","n":%d}}`,
+		n, w.EventKey, w.CompanyID, n)
+	require.NoError(e.t, e.pool.QueryRow(e.ctx, `INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
+		VALUES ($1, $2, $3, $4, now()) RETURNING id`, fmt.Sprintf("test:%d", n), w.CompanyID, w.EventKey, env).Scan(&evID))
+	attempts := 0
+	if state != "pending" {
+		attempts = 1
+	}
+	req := `{"method":"POST","url":"https://hooks.example.com/in","headers":{"Authorization":"Bearer live-token","X-Api-Key":"key-value","Content-Type":"application/json"},"body":"{}"}`
+	require.NoError(e.t, e.pool.QueryRow(e.ctx, `INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, state, attempts,
+		request, last_status_code, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+		w.CompanyID, w.ID, evID, w.EventKey, state, attempts, req, map[string]any{"succeeded": 200, "failed": 500}[state], createdAt).Scan(&dID))
+	if attempts > 0 {
+		outcome := state
+		_, err := e.pool.Exec(e.ctx, `INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, duration_ms,
+			request_method, request_url, request_headers, request_body, response_status, response_body, outcome)
+			VALUES ($1, $2, $3, 1, $4, 12, 'POST', 'https://hooks.example.com/in',
+			'{"Authorization":"Bearer live-token","X-Api-Key":"key-value"}', '{}', $5, 'ok', $6)`,
+			dID, w.CompanyID, w.ID, createdAt, map[string]int{"succeeded": 200, "failed": 500}[state], outcome)
+		require.NoError(e.t, err)
+	}
+	return dID
+}

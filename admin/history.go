@@ -1,0 +1,344 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+// deliveryJSON is one row of a webhook's history.
+type deliveryJSON struct {
+	ID             int64                 `json:"id"`
+	WebhookID      int64                 `json:"webhook_id"`
+	EventID        int64                 `json:"event_id"`
+	Event          string                `json:"event"`
+	State          webhook.DeliveryState `json:"state"`
+	Attempts       int                   `json:"attempts"`
+	NextAttemptAt  *time.Time            `json:"next_attempt_at"`
+	LastStatusCode *int                  `json:"last_status_code"`
+	LastError      *string               `json:"last_error"`
+	LastAttemptAt  *time.Time            `json:"last_attempt_at"`
+	CreatedAt      time.Time             `json:"created_at"`
+	UpdatedAt      time.Time             `json:"updated_at"`
+}
+
+func deliveryOut(d store.HistoryDelivery) deliveryJSON {
+	out := deliveryJSON{
+		ID: d.ID, WebhookID: d.WebhookID, EventID: d.EventID, Event: d.EventKey, State: d.State,
+		Attempts: d.Attempts, LastStatusCode: d.LastStatusCode, LastError: d.LastError,
+		LastAttemptAt: d.LastAttemptAt, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+	if d.State == webhook.DeliveryPending {
+		out.NextAttemptAt = &d.NextAttemptAt
+	}
+	return out
+}
+
+type attemptJSON struct {
+	N               int             `json:"n"`
+	StartedAt       time.Time       `json:"started_at"`
+	DurationMS      int             `json:"duration_ms"`
+	Trigger         string          `json:"trigger"`
+	Outcome         webhook.Outcome `json:"outcome"`
+	Request         json.RawMessage `json:"request"`
+	ResponseStatus  *int            `json:"response_status"`
+	ResponseHeaders json.RawMessage `json:"response_headers"`
+	ResponseBody    *string         `json:"response_body"`
+	Error           *string         `json:"error"`
+}
+
+type deliveryDetailJSON struct {
+	deliveryJSON
+	// Payload is the event envelope the delivery carries.
+	Payload json.RawMessage `json:"payload"`
+	// Request is the request as last built (headers masked), null before the first attempt.
+	Request  json.RawMessage `json:"request"`
+	Attempts []attemptJSON   `json:"attempt_list"`
+}
+
+// sensitiveHeaders are masked in history whatever dispatch recorded, with the webhook's secret
+// headers.
+var sensitiveHeaders = []string{"authorization", "proxy-authorization", "cookie"}
+
+// maskHeaderJSON masks the values of sensitive headers in a recorded header object (whatever the
+// shape of its values), so history never shows a secret even if a writer forgot to mask it.
+func maskHeaderJSON(raw json.RawMessage, secret map[string]bool) json.RawMessage {
+	var hs map[string]any
+	if len(raw) == 0 || json.Unmarshal(raw, &hs) != nil {
+		return raw
+	}
+	for k := range hs {
+		if secret[strings.ToLower(k)] {
+			hs[k] = Mask
+		}
+	}
+	b, err := json.Marshal(hs)
+	if err != nil {
+		return raw
+	}
+	return b
+}
+
+func maskRequestJSON(raw json.RawMessage, secret map[string]bool) json.RawMessage {
+	var req map[string]json.RawMessage
+	if len(raw) == 0 || json.Unmarshal(raw, &req) != nil {
+		return raw
+	}
+	if h, ok := req["headers"]; ok {
+		req["headers"] = maskHeaderJSON(h, secret)
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return raw
+	}
+	return b
+}
+
+func (s *Server) listDeliveries(c *call) error {
+	id, err := c.pathID("webhook")
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.WebhookGet(c.ctx, c.p.CompanyID, id); errors.Is(err, store.ErrNotFound) {
+		return notFound("webhook", id)
+	} else if err != nil {
+		return err
+	}
+	q := c.r.URL.Query()
+	var f store.HistoryFilter
+	if v := q.Get("status"); v != "" {
+		st := webhook.DeliveryState(v)
+		if st != webhook.DeliveryPending && st != webhook.DeliverySucceeded && st != webhook.DeliveryFailed {
+			return badRequest("status", "must be pending, succeeded or failed")
+		}
+		f.State = &st
+	}
+	if f.Since, err = parseTime(q.Get("since"), "since"); err != nil {
+		return err
+	}
+	if f.Until, err = parseTime(q.Get("until"), "until"); err != nil {
+		return err
+	}
+	limit, err := parseLimit(q.Get("limit"))
+	if err != nil {
+		return err
+	}
+	f.Limit = limit + 1
+	if v := q.Get("cursor"); v != "" {
+		cur, err := decodeCursor(v, "deliveries")
+		if err != nil {
+			return badRequest("cursor", err.Error())
+		}
+		if cur.At == nil {
+			return badRequest("cursor", "is not a cursor this API returned")
+		}
+		f.BeforeAt, f.BeforeID = cur.At, cur.ID
+	}
+	rows, totals, err := s.store.HistoryList(c.ctx, c.p.CompanyID, id, f)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Totals store.DeliveryCounts `json:"totals"`
+		listPage[deliveryJSON]
+	}{Totals: totals, listPage: listPage[deliveryJSON]{Items: []deliveryJSON{}}}
+	for i, d := range rows {
+		if i == limit {
+			last := rows[i-1]
+			next := encodeCursor(cursor{Kind: "deliveries", At: &last.CreatedAt, ID: last.ID})
+			out.NextCursor = &next
+			break
+		}
+		out.Items = append(out.Items, deliveryOut(d))
+	}
+	return c.json(http.StatusOK, out)
+}
+
+func parseTime(v, field string) (*time.Time, error) {
+	if v == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return nil, badRequest(field, "must be an RFC 3339 time such as 2026-11-27T10:00:00Z")
+	}
+	return &t, nil
+}
+
+func (s *Server) getDelivery(c *call) error {
+	id, err := c.pathID("delivery")
+	if err != nil {
+		return err
+	}
+	d, err := s.store.HistoryGet(c.ctx, c.p.CompanyID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("delivery", id)
+	}
+	if err != nil {
+		return err
+	}
+	secret := map[string]bool{}
+	for _, h := range sensitiveHeaders {
+		secret[h] = true
+	}
+	if w, err := s.store.WebhookGet(c.ctx, c.p.CompanyID, d.WebhookID); err == nil {
+		for _, h := range w.Headers {
+			if h.Secret {
+				secret[strings.ToLower(h.Key)] = true
+			}
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	out := deliveryDetailJSON{
+		deliveryJSON: deliveryOut(d.HistoryDelivery), Payload: d.Event,
+		Request: maskRequestJSON(d.Request, secret), Attempts: make([]attemptJSON, len(d.AttemptList)),
+	}
+	for i, a := range d.AttemptList {
+		req, _ := json.Marshal(map[string]any{
+			"method": a.RequestMethod, "url": a.RequestURL,
+			"headers": maskHeaderJSON(a.RequestHeaders, secret), "body": a.RequestBody,
+		})
+		out.Attempts[i] = attemptJSON{
+			N: a.N, StartedAt: a.StartedAt, DurationMS: a.DurationMS, Trigger: a.Trigger, Outcome: a.Outcome,
+			Request: req, ResponseStatus: a.ResponseStatus, ResponseHeaders: a.ResponseHeaders,
+			ResponseBody: a.ResponseBody, Error: a.Error,
+		}
+	}
+	return c.json(http.StatusOK, out)
+}
+
+func (s *Server) resyncDelivery(c *call) error {
+	id, err := c.pathID("delivery")
+	if err != nil {
+		return err
+	}
+	var d store.HistoryDetail
+	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+		if err := tx.HistoryResync(c.ctx, c.p.CompanyID, id); err != nil {
+			return err
+		}
+		var err error
+		if d, err = tx.HistoryGet(c.ctx, c.p.CompanyID, id); err != nil {
+			return err
+		}
+		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "delivery_resynced", store.AuditWebhook, d.WebhookID,
+			map[string]any{"delivery_id": id})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("delivery", id)
+	}
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusAccepted, deliveryOut(d.HistoryDelivery))
+}
+
+// resyncInput is the body of a bulk resync.
+type resyncInput struct {
+	Status string     `json:"status"`
+	Since  *time.Time `json:"since"`
+	Until  *time.Time `json:"until"` // default now
+}
+
+func (s *Server) resyncFailed(c *call) error {
+	id, err := c.pathID("webhook")
+	if err != nil {
+		return err
+	}
+	var in resyncInput
+	if err := c.decode(&in, false); err != nil {
+		return err
+	}
+	e := &webhook.ValidationError{}
+	if in.Status != string(webhook.DeliveryFailed) {
+		e.Add("status", "must be failed")
+	}
+	if in.Since == nil {
+		e.Add("since", "is required")
+	}
+	until := time.Now()
+	if in.Until != nil {
+		until = *in.Until
+	}
+	if in.Since != nil && !in.Since.Before(until) {
+		e.Add("until", "must be after since")
+	}
+	if err := e.Err(); err != nil {
+		return err
+	}
+	var n int64
+	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+		if _, err := tx.WebhookGet(c.ctx, c.p.CompanyID, id); err != nil {
+			return err
+		}
+		var err error
+		if n, err = tx.HistoryResyncFailed(c.ctx, c.p.CompanyID, id, *in.Since, until); err != nil {
+			return err
+		}
+		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "deliveries_resynced", store.AuditWebhook, id,
+			map[string]any{"since": in.Since, "until": until, "count": n})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("webhook", id)
+	}
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusAccepted, map[string]any{"resynced": n, "max": store.MaxResyncBatch, "more": n == store.MaxResyncBatch})
+}
+
+// Bucket spans the stats endpoint accepts, with the longest range each may cover.
+var bucketRange = map[string]time.Duration{"hour": 31 * 24 * time.Hour, "day": 366 * 24 * time.Hour}
+
+func (s *Server) webhookStats(c *call) error {
+	id, err := c.pathID("webhook")
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.WebhookGet(c.ctx, c.p.CompanyID, id); errors.Is(err, store.ErrNotFound) {
+		return notFound("webhook", id)
+	} else if err != nil {
+		return err
+	}
+	q := c.r.URL.Query()
+	bucket := q.Get("bucket")
+	if bucket == "" {
+		bucket = "hour"
+	}
+	maxRange, ok := bucketRange[bucket]
+	if !ok {
+		return badRequest("bucket", "must be hour or day")
+	}
+	until := time.Now().UTC()
+	if t, err := parseTime(q.Get("until"), "until"); err != nil {
+		return err
+	} else if t != nil {
+		until = *t
+	}
+	since := until.Add(-24 * time.Hour)
+	if bucket == "day" {
+		since = until.Add(-30 * 24 * time.Hour)
+	}
+	if t, err := parseTime(q.Get("since"), "since"); err != nil {
+		return err
+	} else if t != nil {
+		since = *t
+	}
+	if !since.Before(until) {
+		return badRequest("until", "must be after since")
+	}
+	if until.Sub(since) > maxRange {
+		return badRequest("since", "the range is too long for this bucket (at most 31 days of hours or 366 days of days)")
+	}
+	series, err := s.store.HistorySeries(c.ctx, c.p.CompanyID, id, bucket, since, until)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, map[string]any{"bucket": bucket, "since": since, "until": until, "series": series})
+}

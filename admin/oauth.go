@@ -1,0 +1,231 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+// oauthInput is the body of OAuth create, update (PUT) and patch. Secrets (client_secret, code,
+// refresh_token) are write-only: left out or sent as the mask they keep the stored value, an
+// empty string clears it.
+type oauthInput struct {
+	Name         string             `json:"name"`
+	TokenURL     string             `json:"token_url"`
+	Method       string             `json:"method"` // default POST
+	GrantType    webhook.GrantType  `json:"grant_type"`
+	ClientID     string             `json:"client_id"`
+	ClientSecret *string            `json:"client_secret"`
+	Code         *string            `json:"code"`
+	RefreshToken *string            `json:"refresh_token"`
+	Scope        string             `json:"scope"`
+	ExtraParams  []webhook.KeyValue `json:"extra_params"`
+}
+
+func oauthInputOf(c webhook.OAuthCredential) oauthInput {
+	return oauthInput{
+		Name: c.Name, TokenURL: c.TokenURL, Method: c.Method, GrantType: c.GrantType, ClientID: c.ClientID,
+		Scope: c.Scope, ExtraParams: c.ExtraParams,
+	}
+}
+
+func (in oauthInput) apply(c *webhook.OAuthCredential) {
+	c.Name, c.TokenURL, c.GrantType, c.ClientID, c.Scope = in.Name, in.TokenURL, in.GrantType, in.ClientID, in.Scope
+	c.Method = strings.ToUpper(in.Method)
+	if c.Method == "" {
+		c.Method = "POST"
+	}
+	c.ExtraParams = in.ExtraParams
+	if c.ExtraParams == nil {
+		c.ExtraParams = []webhook.KeyValue{}
+	}
+	for _, f := range []struct {
+		in  *string
+		dst *string
+	}{{in.ClientSecret, &c.ClientSecret}, {in.Code, &c.Code}, {in.RefreshToken, &c.RefreshToken}} {
+		if f.in != nil && *f.in != Mask {
+			*f.dst = *f.in
+		}
+	}
+}
+
+// oauthJSON is a credential as the API returns it: secrets masked, with a flag saying whether one
+// is stored.
+type oauthJSON struct {
+	ID              int64              `json:"id"`
+	Name            string             `json:"name"`
+	TokenURL        string             `json:"token_url"`
+	Method          string             `json:"method"`
+	GrantType       webhook.GrantType  `json:"grant_type"`
+	ClientID        string             `json:"client_id"`
+	ClientSecret    string             `json:"client_secret"`
+	ClientSecretSet bool               `json:"client_secret_set"`
+	Code            string             `json:"code"`
+	CodeSet         bool               `json:"code_set"`
+	RefreshToken    string             `json:"refresh_token"`
+	RefreshTokenSet bool               `json:"refresh_token_set"`
+	Scope           string             `json:"scope"`
+	ExtraParams     []webhook.KeyValue `json:"extra_params"`
+	CreatedBy       *int64             `json:"created_by"`
+	UpdatedBy       *int64             `json:"updated_by"`
+	CreatedAt       time.Time          `json:"created_at"`
+	UpdatedAt       time.Time          `json:"updated_at"`
+}
+
+func masked(v string) (string, bool) {
+	if v == "" {
+		return "", false
+	}
+	return Mask, true
+}
+
+func oauthOut(c webhook.OAuthCredential) oauthJSON {
+	out := oauthJSON{
+		ID: c.ID, Name: c.Name, TokenURL: c.TokenURL, Method: c.Method, GrantType: c.GrantType,
+		ClientID: c.ClientID, Scope: c.Scope, ExtraParams: c.ExtraParams,
+		CreatedBy: c.CreatedBy, UpdatedBy: c.UpdatedBy, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+	}
+	out.ClientSecret, out.ClientSecretSet = masked(c.ClientSecret)
+	out.Code, out.CodeSet = masked(c.Code)
+	out.RefreshToken, out.RefreshTokenSet = masked(c.RefreshToken)
+	return out
+}
+
+func (s *Server) oauthRules() webhook.Rules { return webhook.Rules{AllowIP: s.allowIP} }
+
+func (s *Server) listOAuth(c *call) error {
+	cs, err := s.store.OAuthCredentialList(c.ctx, c.p.CompanyID)
+	if err != nil {
+		return err
+	}
+	page := listPage[oauthJSON]{Items: make([]oauthJSON, len(cs))}
+	for i, cr := range cs {
+		page.Items[i] = oauthOut(cr)
+	}
+	return c.json(http.StatusOK, page)
+}
+
+func (s *Server) getOAuth(c *call) error {
+	id, err := c.pathID("OAuth credential")
+	if err != nil {
+		return err
+	}
+	cr, err := s.store.OAuthCredentialGet(c.ctx, c.p.CompanyID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("OAuth credential", id)
+	}
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, oauthOut(cr))
+}
+
+func (s *Server) createOAuth(c *call) error {
+	var in oauthInput
+	if err := c.decode(&in, false); err != nil {
+		return err
+	}
+	cr := webhook.OAuthCredential{CompanyID: c.p.CompanyID}
+	in.apply(&cr)
+	if err := cr.Validate(s.oauthRules()); err != nil {
+		return err
+	}
+	var out webhook.OAuthCredential
+	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
+		var err error
+		if out, err = tx.OAuthCredentialCreate(c.ctx, cr, &c.p.MemberID); err != nil {
+			return err
+		}
+		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "created", store.AuditOAuth, out.ID, map[string]any{"name": out.Name})
+	})
+	if err != nil {
+		return err
+	}
+	c.w.Header().Set("Location", fmt.Sprintf("/v1/oauth/%d", out.ID))
+	return c.json(http.StatusCreated, oauthOut(out))
+}
+
+func (s *Server) putOAuth(c *call) error   { return s.updateOAuth(c, false) }
+func (s *Server) patchOAuth(c *call) error { return s.updateOAuth(c, true) }
+
+func (s *Server) updateOAuth(c *call, patch bool) error {
+	id, err := c.pathID("OAuth credential")
+	if err != nil {
+		return err
+	}
+	old, err := s.store.OAuthCredentialGet(c.ctx, c.p.CompanyID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("OAuth credential", id)
+	}
+	if err != nil {
+		return err
+	}
+	var in oauthInput
+	if patch {
+		in = oauthInputOf(old)
+	}
+	if err := c.decode(&in, false); err != nil {
+		return err
+	}
+	cr := old
+	in.apply(&cr)
+	if err := cr.Validate(s.oauthRules()); err != nil {
+		return err
+	}
+	var out webhook.OAuthCredential
+	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+		var err error
+		if out, err = tx.OAuthCredentialUpdate(c.ctx, cr, &c.p.MemberID); err != nil {
+			return err
+		}
+		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "updated", store.AuditOAuth, id, map[string]any{"name": out.Name})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("OAuth credential", id)
+	}
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, oauthOut(out))
+}
+
+func (s *Server) deleteOAuth(c *call) error {
+	id, err := c.pathID("OAuth credential")
+	if err != nil {
+		return err
+	}
+	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+		cr, err := tx.OAuthCredentialGet(c.ctx, c.p.CompanyID, id)
+		if err != nil {
+			return err
+		}
+		users, err := tx.WebhooksUsingOAuth(c.ctx, c.p.CompanyID, id)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			names := make([]string, len(users))
+			for i, u := range users {
+				names[i] = fmt.Sprintf("%q (id %d)", u.Name, u.ID)
+			}
+			return &problem{Status: http.StatusConflict, Webhooks: users,
+				Detail: "the OAuth credential is used by webhooks " + strings.Join(names, ", ") + "; detach it from them first"}
+		}
+		if err := tx.OAuthCredentialDelete(c.ctx, c.p.CompanyID, id); err != nil {
+			return err
+		}
+		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "deleted", store.AuditOAuth, id, map[string]any{"name": cr.Name})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("OAuth credential", id)
+	}
+	if err != nil {
+		return err
+	}
+	return c.noContent()
+}

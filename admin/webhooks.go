@@ -1,0 +1,553 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/walhook/walhook/relay/crypt"
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+// Mask stands in for a secret value in responses. Sending it back in an update keeps the stored
+// value.
+const Mask = "••••••"
+
+// webhookInput is the body of create, update (PUT), patch and the unsaved test.
+type webhookInput struct {
+	Name    string           `json:"name"`
+	URL     string           `json:"url"`
+	Method  webhook.Method   `json:"method"`
+	Event   string           `json:"event"`
+	OAuthID *int64           `json:"oauth_id"`
+	Headers []webhook.Header `json:"headers"`
+	RawData *bool            `json:"raw_data"` // default true
+	Params  []webhook.Param  `json:"params"`
+	Active  *bool            `json:"active"` // default false
+}
+
+// inputOf is the input that reproduces w, secret header values masked: PATCH decodes onto it.
+func inputOf(w webhook.Webhook) webhookInput {
+	in := webhookInput{
+		Name: w.Name, URL: w.URL, Method: w.Method, Event: w.EventKey, OAuthID: w.OAuthID,
+		Headers: maskHeaders(w.Headers), RawData: &w.RawData, Params: w.Params, Active: &w.Active,
+	}
+	return in
+}
+
+// apply sets the user-editable fields of w from the input. Secret headers whose value is empty or
+// the mask keep the value stored under the same name in old (nil for a new webhook).
+func (in webhookInput) apply(w *webhook.Webhook, old []webhook.Header) {
+	w.Name, w.URL, w.Method, w.EventKey, w.OAuthID = in.Name, in.URL, in.Method, in.Event, in.OAuthID
+	w.RawData = in.RawData == nil || *in.RawData
+	w.Active = in.Active != nil && *in.Active
+	w.Params = in.Params
+	if w.Params == nil {
+		w.Params = []webhook.Param{}
+	}
+	w.Headers = make([]webhook.Header, len(in.Headers))
+	for i, h := range in.Headers {
+		if h.Value == Mask || (h.Secret && h.Value == "") {
+			for _, o := range old {
+				if o.Secret && strings.EqualFold(o.Key, h.Key) {
+					h.Value = o.Value
+					break
+				}
+			}
+		}
+		w.Headers[i] = h
+	}
+}
+
+// checkSecretHeaders reports secret headers left without a value.
+func checkSecretHeaders(e *webhook.ValidationError, hs []webhook.Header) {
+	for i, h := range hs {
+		if h.Value == Mask || (h.Secret && h.Value == "") {
+			e.Add(fmt.Sprintf("headers[%d].value", i), "is required (a secret header keeps its value only when one is stored under the same name)")
+		}
+	}
+}
+
+func maskHeaders(hs []webhook.Header) []webhook.Header {
+	out := make([]webhook.Header, len(hs))
+	for i, h := range hs {
+		if h.Secret {
+			h.Value = Mask
+		}
+		out[i] = h
+	}
+	return out
+}
+
+// webhookJSON is a webhook as the API returns it.
+type webhookJSON struct {
+	ID                      int64                 `json:"id"`
+	Name                    string                `json:"name"`
+	URL                     string                `json:"url"`
+	Method                  webhook.Method        `json:"method"`
+	Event                   string                `json:"event"`
+	OAuthID                 *int64                `json:"oauth_id"`
+	Headers                 []webhook.Header      `json:"headers"`
+	RawData                 bool                  `json:"raw_data"`
+	Params                  []webhook.Param       `json:"params"`
+	Active                  bool                  `json:"active"`
+	Secret                  string                `json:"secret,omitempty"`
+	PreviousSecretExpiresAt *time.Time            `json:"previous_secret_expires_at,omitempty"`
+	LastSentAt              *time.Time            `json:"last_sent_at"`
+	LastStatus              *webhook.Status       `json:"last_status"`
+	FailingSince            *time.Time            `json:"failing_since"`
+	DisabledReason          *string               `json:"disabled_reason"`
+	DisabledAt              *time.Time            `json:"disabled_at"`
+	Counts                  *store.DeliveryCounts `json:"counts,omitempty"`
+	CreatedBy               *int64                `json:"created_by"`
+	UpdatedBy               *int64                `json:"updated_by"`
+	CreatedAt               time.Time             `json:"created_at"`
+	UpdatedAt               time.Time             `json:"updated_at"`
+}
+
+// webhookOut renders w; the signing secret only for members who may manage webhooks.
+func webhookOut(w webhook.Webhook, p store.Principal, counts *store.DeliveryCounts) webhookJSON {
+	out := webhookJSON{
+		ID: w.ID, Name: w.Name, URL: w.URL, Method: w.Method, Event: w.EventKey, OAuthID: w.OAuthID,
+		Headers: maskHeaders(w.Headers), RawData: w.RawData, Params: w.Params, Active: w.Active,
+		LastSentAt: w.LastSentAt, LastStatus: w.LastStatus, FailingSince: w.FailingSince,
+		DisabledReason: w.DisabledReason, DisabledAt: w.DisabledAt, Counts: counts,
+		CreatedBy: w.CreatedBy, UpdatedBy: w.UpdatedBy, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
+	}
+	if p.Can(webhook.PermManageWebhooks) {
+		out.Secret = w.Secret
+		if w.PreviousSecretExpiresAt != nil && w.PreviousSecretExpiresAt.After(time.Now()) {
+			out.PreviousSecretExpiresAt = w.PreviousSecretExpiresAt
+		}
+	}
+	return out
+}
+
+// rules are the validation rules of this server: the live catalog and the address allow-list.
+// keepEvent is an event the webhook already has, accepted even when retired.
+func (s *Server) rules(ctx context.Context, keepEvent string) (webhook.Rules, error) {
+	types, err := s.store.EventTypeList(ctx)
+	if err != nil {
+		return webhook.Rules{}, err
+	}
+	known := map[string]bool{}
+	for _, t := range types {
+		if t.RetiredAt == nil || t.Key == keepEvent {
+			known[t.Key] = true
+		}
+	}
+	return webhook.Rules{EventExists: func(k string) bool { return known[k] }, AllowIP: s.allowIP}, nil
+}
+
+// validateWebhook checks w and that its credential belongs to the company (404 otherwise).
+func (s *Server) validateWebhook(ctx context.Context, tx *store.Store, w *webhook.Webhook, keepEvent string) error {
+	rules, err := s.rules(ctx, keepEvent)
+	if err != nil {
+		return err
+	}
+	err = w.Validate(rules)
+	var ve *webhook.ValidationError
+	if !errors.As(err, &ve) {
+		ve = &webhook.ValidationError{}
+	}
+	checkSecretHeaders(ve, w.Headers)
+	if err := ve.Err(); err != nil {
+		return err
+	}
+	if w.OAuthID != nil {
+		if _, err := tx.OAuthCredentialGet(ctx, w.CompanyID, *w.OAuthID); errors.Is(err, store.ErrNotFound) {
+			return &problem{Status: http.StatusNotFound, Detail: fmt.Sprintf("OAuth credential %d not found", *w.OAuthID),
+				Errors: []webhook.FieldError{{Field: "oauth_id", Message: "no such OAuth credential"}}}
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) listWebhooks(c *call) error {
+	q := c.r.URL.Query()
+	f := store.WebhookFilter{Sort: store.SortByName}
+	if v := q.Get("sort"); v != "" {
+		switch store.WebhookSort(v) {
+		case store.SortByName, store.SortByLastSent:
+			f.Sort = store.WebhookSort(v)
+		default:
+			return badRequest("sort", "must be name or last_sent")
+		}
+	}
+	if v := q.Get("event"); v != "" {
+		f.EventKey = &v
+	}
+	if v := q.Get("active"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return badRequest("active", "must be true or false")
+		}
+		f.Active = &b
+	}
+	if v := q.Get("last_status"); v != "" {
+		st := webhook.Status(v)
+		if st != webhook.StatusSucceeded && st != webhook.StatusFailed {
+			return badRequest("last_status", "must be succeeded or failed")
+		}
+		f.LastStatus = &st
+	}
+	limit, err := parseLimit(q.Get("limit"))
+	if err != nil {
+		return err
+	}
+	f.Limit = limit + 1
+	kind := "webhooks:" + string(f.Sort)
+	if v := q.Get("cursor"); v != "" {
+		cur, err := decodeCursor(v, kind)
+		if err != nil {
+			return badRequest("cursor", err.Error())
+		}
+		wc := store.WebhookCursor{Name: cur.Name, ID: cur.ID}
+		if cur.At != nil {
+			wc.SentAt = *cur.At
+		}
+		f.After = &wc
+	}
+	rows, err := s.store.WebhookListPage(c.ctx, c.p.CompanyID, f)
+	if err != nil {
+		return err
+	}
+	page := listPage[webhookJSON]{Items: []webhookJSON{}}
+	for i, r := range rows {
+		if i == limit {
+			wc := store.CursorOf(rows[i-1].Webhook)
+			cur := cursor{Kind: kind, Name: wc.Name, ID: wc.ID}
+			if f.Sort == store.SortByLastSent {
+				cur.Name = ""
+				cur.At = &wc.SentAt
+			}
+			next := encodeCursor(cur)
+			page.NextCursor = &next
+			break
+		}
+		page.Items = append(page.Items, webhookOut(r.Webhook, c.p, &r.Counts))
+	}
+	return c.json(http.StatusOK, page)
+}
+
+// listPage is every listing's shape.
+type listPage[T any] struct {
+	Items      []T     `json:"items"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+func parseLimit(v string) (int, error) {
+	if v == "" {
+		return 50, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 500 {
+		return 0, badRequest("limit", "must be a number from 1 to 500")
+	}
+	return n, nil
+}
+
+func (s *Server) getWebhook(c *call) error {
+	id, err := c.pathID("webhook")
+	if err != nil {
+		return err
+	}
+	w, err := s.store.WebhookGet(c.ctx, c.p.CompanyID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("webhook", id)
+	}
+	if err != nil {
+		return err
+	}
+	counts, err := s.store.WebhookCounts(c.ctx, c.p.CompanyID, id)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, webhookOut(w, c.p, &counts))
+}
+
+func (s *Server) createWebhook(c *call) error {
+	var in webhookInput
+	if err := c.decode(&in, false); err != nil {
+		return err
+	}
+	w := webhook.Webhook{CompanyID: c.p.CompanyID}
+	in.apply(&w, nil)
+	var out webhook.Webhook
+	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
+		if err := s.validateWebhook(c.ctx, tx, &w, ""); err != nil {
+			return err
+		}
+		var err error
+		if out, err = tx.WebhookCreate(c.ctx, w, &c.p.MemberID); err != nil {
+			return err
+		}
+		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "created", store.AuditWebhook, out.ID, map[string]any{"name": out.Name})
+	})
+	if err != nil {
+		return err
+	}
+	c.w.Header().Set("Location", fmt.Sprintf("/v1/webhooks/%d", out.ID))
+	return c.json(http.StatusCreated, webhookOut(out, c.p, &store.DeliveryCounts{}))
+}
+
+func (s *Server) putWebhook(c *call) error   { return s.updateWebhook(c, false) }
+func (s *Server) patchWebhook(c *call) error { return s.updateWebhook(c, true) }
+
+// updateWebhook replaces (PUT) or merges (PATCH: only the fields sent change; arrays are replaced
+// whole) a webhook, in one transaction with its audit row.
+func (s *Server) updateWebhook(c *call, patch bool) error {
+	id, err := c.pathID("webhook")
+	if err != nil {
+		return err
+	}
+	old, err := s.store.WebhookGet(c.ctx, c.p.CompanyID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("webhook", id)
+	}
+	if err != nil {
+		return err
+	}
+	var in webhookInput
+	if patch {
+		in = inputOf(old)
+	}
+	if err := c.decode(&in, false); err != nil {
+		return err
+	}
+	w := old
+	in.apply(&w, old.Headers)
+	var out webhook.Webhook
+	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+		if err := s.validateWebhook(c.ctx, tx, &w, old.EventKey); err != nil {
+			return err
+		}
+		var err error
+		if out, err = tx.WebhookUpdate(c.ctx, w, &c.p.MemberID); err != nil {
+			return err
+		}
+		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "updated", store.AuditWebhook, id,
+			map[string]any{"changed": changedFields(old, out)})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("webhook", id)
+	}
+	if err != nil {
+		return err
+	}
+	counts, err := s.store.WebhookCounts(c.ctx, c.p.CompanyID, id)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, webhookOut(out, c.p, &counts))
+}
+
+// changedFields names the fields an update changed, for the audit log (never values: headers may
+// be secret).
+func changedFields(a, b webhook.Webhook) []string {
+	ch := []string{}
+	eq := func(x, y any) bool {
+		bx, _ := json.Marshal(x)
+		by, _ := json.Marshal(y)
+		return string(bx) == string(by)
+	}
+	for _, f := range []struct {
+		name string
+		x, y any
+	}{
+		{"name", a.Name, b.Name}, {"url", a.URL, b.URL}, {"method", a.Method, b.Method},
+		{"event", a.EventKey, b.EventKey}, {"oauth_id", a.OAuthID, b.OAuthID}, {"headers", a.Headers, b.Headers},
+		{"raw_data", a.RawData, b.RawData}, {"params", a.Params, b.Params}, {"active", a.Active, b.Active},
+	} {
+		if !eq(f.x, f.y) {
+			ch = append(ch, f.name)
+		}
+	}
+	return ch
+}
+
+func (s *Server) deleteWebhook(c *call) error {
+	id, err := c.pathID("webhook")
+	if err != nil {
+		return err
+	}
+	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+		w, err := tx.WebhookGet(c.ctx, c.p.CompanyID, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.WebhookDelete(c.ctx, c.p.CompanyID, id); err != nil {
+			return err
+		}
+		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "deleted", store.AuditWebhook, id, map[string]any{"name": w.Name})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("webhook", id)
+	}
+	if err != nil {
+		return err
+	}
+	return c.noContent()
+}
+
+// copyName is "Copy of <name>", cut to the name limit.
+func copyName(name string) string {
+	n := "Copy of " + name
+	if utf8.RuneCountInString(n) > webhook.MaxNameLen {
+		n = string([]rune(n)[:webhook.MaxNameLen])
+	}
+	return n
+}
+
+func (s *Server) duplicateWebhook(c *call) error {
+	id, err := c.pathID("webhook")
+	if err != nil {
+		return err
+	}
+	var out webhook.Webhook
+	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+		w, err := tx.WebhookGet(c.ctx, c.p.CompanyID, id)
+		if err != nil {
+			return err
+		}
+		cp := webhook.Webhook{
+			CompanyID: w.CompanyID, Name: copyName(w.Name), URL: w.URL, Method: w.Method, EventKey: w.EventKey,
+			OAuthID: w.OAuthID, Headers: w.Headers, RawData: w.RawData, Params: w.Params, Active: false,
+		}
+		if out, err = tx.WebhookCreate(c.ctx, cp, &c.p.MemberID); err != nil {
+			return err
+		}
+		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "created", store.AuditWebhook, out.ID,
+			map[string]any{"name": out.Name, "duplicate_of": id})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("webhook", id)
+	}
+	if err != nil {
+		return err
+	}
+	c.w.Header().Set("Location", fmt.Sprintf("/v1/webhooks/%d", out.ID))
+	return c.json(http.StatusCreated, webhookOut(out, c.p, &store.DeliveryCounts{}))
+}
+
+func (s *Server) rotateSecret(c *call) error {
+	id, err := c.pathID("webhook")
+	if err != nil {
+		return err
+	}
+	var out webhook.Webhook
+	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+		var err error
+		if out, err = tx.WebhookRotateSecret(c.ctx, c.p.CompanyID, id, s.cfg.SecretOverlap, &c.p.MemberID); err != nil {
+			return err
+		}
+		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "secret_rotated", store.AuditWebhook, id, nil)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("webhook", id)
+	}
+	if err != nil {
+		return err
+	}
+	counts, err := s.store.WebhookCounts(c.ctx, c.p.CompanyID, id)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, webhookOut(out, c.p, &counts))
+}
+
+// testPayload is the envelope a test send carries: the company's newest event of the type
+// (source "latest", the default when there is one) or the catalog sample wrapped in an envelope
+// (source "sample", the fallback).
+func (s *Server) testPayload(ctx context.Context, companyID, eventKey, source string) (json.RawMessage, error) {
+	switch source {
+	case "", "latest":
+		p, err := s.store.EventLatestPayload(ctx, companyID, eventKey)
+		if err == nil {
+			return p, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		if source == "latest" {
+			return nil, invalid("payload", fmt.Sprintf("no %s event has been captured for this company yet; use payload=sample", eventKey))
+		}
+	case "sample":
+	default:
+		return nil, badRequest("payload", "must be latest or sample")
+	}
+	t, err := s.store.EventTypeGet(ctx, eventKey)
+	if err != nil {
+		return nil, err
+	}
+	sample := t.Sample
+	if len(sample) == 0 {
+		sample = json.RawMessage(`{}`)
+	}
+	return json.Marshal(webhook.Envelope{
+		ID: "evt_test_" + strings.TrimPrefix(crypt.NewSigningSecret(), "whsec_")[:16], Type: eventKey,
+		CompanyID: companyID, OccurredAt: time.Now().UTC().Truncate(time.Millisecond), Data: sample,
+	})
+}
+
+// runTest sends w once through the tester and answers the result; an endpoint that fails is a
+// successful call whose result says so.
+func (s *Server) runTest(c *call, w webhook.Webhook) error {
+	if s.tester == nil {
+		return &problem{Status: http.StatusServiceUnavailable, Detail: "test sends are not available in this process"}
+	}
+	payload, err := s.testPayload(c.ctx, c.p.CompanyID, w.EventKey, c.r.URL.Query().Get("payload"))
+	if err != nil {
+		return err
+	}
+	var cred *webhook.OAuthCredential
+	if w.OAuthID != nil {
+		cr, err := s.store.OAuthCredentialGet(c.ctx, c.p.CompanyID, *w.OAuthID)
+		if err != nil {
+			return err
+		}
+		cred = &cr
+	}
+	res, err := s.tester.Test(c.ctx, w, cred, payload)
+	if err != nil {
+		return &problem{Status: http.StatusBadGateway, Detail: "test send failed: " + err.Error()}
+	}
+	return c.json(http.StatusOK, res)
+}
+
+func (s *Server) testSaved(c *call) error {
+	id, err := c.pathID("webhook")
+	if err != nil {
+		return err
+	}
+	w, err := s.store.WebhookGet(c.ctx, c.p.CompanyID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("webhook", id)
+	}
+	if err != nil {
+		return err
+	}
+	return s.runTest(c, w)
+}
+
+func (s *Server) testUnsaved(c *call) error {
+	var in webhookInput
+	if err := c.decode(&in, false); err != nil {
+		return err
+	}
+	w := webhook.Webhook{CompanyID: c.p.CompanyID, Secret: crypt.NewSigningSecret()}
+	in.apply(&w, nil)
+	if err := s.validateWebhook(c.ctx, s.store, &w, ""); err != nil {
+		return err
+	}
+	return s.runTest(c, w)
+}

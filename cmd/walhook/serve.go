@@ -99,7 +99,7 @@ func serve(ctx context.Context, cfg serveConfig, st *store.Store, log zerolog.Lo
 		})
 	}
 	cfg.admin.API = withAPI
-	srv := admin.New(cfg.admin, st, log, reg, ready...)
+	srv := admin.New(cfg.admin, st, nil, log, reg, ready...) // the tester is wired once relay/dispatch has its Sender
 
 	return runUntilStopped(ctx, cfg.shutdown, log, rl, srv, started)
 }

@@ -1,0 +1,133 @@
+package admin
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestPermissionMatrix calls every route as the owner, a member with manage_webhooks, a member
+// without it, the owner of another company and nobody, each on fresh objects of acme.
+func TestPermissionMatrix(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	cred := e.newOAuth("acme", "acme-cred")
+
+	hook := func() int64 { return e.newWebhook(fmt.Sprintf("h%d", seq.Add(1)), nil).ID }
+	oauth := func() int64 { return e.newOAuth("acme", fmt.Sprintf("c%d", seq.Add(1))).ID }
+	failedDelivery := func() int64 {
+		w := e.newWebhook(fmt.Sprintf("d%d", seq.Add(1)), nil)
+		return e.newDelivery(w, "failed", time.Now())
+	}
+	withOAuth := func() map[string]any { b := hookBody("matrix"); b["oauth_id"] = cred.ID; return b }
+	oauthBody := func() map[string]any {
+		return map[string]any{"name": fmt.Sprintf("o%d", seq.Add(1)), "token_url": "https://auth.example.com/t",
+			"grant_type": "client_credentials", "client_id": "id", "client_secret": "s"}
+	}
+
+	const (
+		owner = iota
+		manager
+		viewer
+		other
+		anonymous
+	)
+	type tc struct {
+		ok    int // status for a caller allowed to act
+		setup func() (path string, body any)
+		// scoped: the path (or body) names an object of acme, so the other company gets 404.
+		scoped bool
+		// want overrides the expected status per caller.
+		want map[int]int
+	}
+	cases := map[string]tc{
+		"GET /v1/me":             {ok: 200, setup: func() (string, any) { return "/v1/me", nil }},
+		"GET /v1/events":         {ok: 200, setup: func() (string, any) { return "/v1/events", nil }},
+		"GET /v1/webhooks":       {ok: 200, setup: func() (string, any) { return "/v1/webhooks", nil }},
+		"POST /v1/webhooks":      {ok: 201, scoped: true, setup: func() (string, any) { return "/v1/webhooks", withOAuth() }},
+		"POST /v1/webhooks/test": {ok: 200, scoped: true, setup: func() (string, any) { return "/v1/webhooks/test", withOAuth() }},
+		"GET /v1/webhooks/{id}":  {ok: 200, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/webhooks/%d", hook()), nil }},
+		"PUT /v1/webhooks/{id}": {ok: 200, scoped: true, setup: func() (string, any) {
+			return fmt.Sprintf("/v1/webhooks/%d", hook()), hookBody("put")
+		}},
+		"PATCH /v1/webhooks/{id}": {ok: 200, scoped: true, setup: func() (string, any) {
+			return fmt.Sprintf("/v1/webhooks/%d", hook()), map[string]any{"active": true}
+		}},
+		"DELETE /v1/webhooks/{id}":             {ok: 204, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/webhooks/%d", hook()), nil }},
+		"POST /v1/webhooks/{id}/duplicate":     {ok: 201, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/webhooks/%d/duplicate", hook()), nil }},
+		"POST /v1/webhooks/{id}/test":          {ok: 200, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/webhooks/%d/test", hook()), nil }},
+		"POST /v1/webhooks/{id}/rotate-secret": {ok: 200, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/webhooks/%d/rotate-secret", hook()), nil }},
+		"GET /v1/webhooks/{id}/deliveries":     {ok: 200, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/webhooks/%d/deliveries", hook()), nil }},
+		"GET /v1/webhooks/{id}/stats":          {ok: 200, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/webhooks/%d/stats", hook()), nil }},
+		"POST /v1/webhooks/{id}/deliveries/resync": {ok: 202, scoped: true, setup: func() (string, any) {
+			return fmt.Sprintf("/v1/webhooks/%d/deliveries/resync", hook()), map[string]any{"status": "failed", "since": time.Now().Add(-time.Hour)}
+		}},
+		"GET /v1/deliveries/{id}":         {ok: 200, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/deliveries/%d", failedDelivery()), nil }},
+		"POST /v1/deliveries/{id}/resync": {ok: 202, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/deliveries/%d/resync", failedDelivery()), nil }},
+		"GET /v1/oauth":                   {ok: 200, setup: func() (string, any) { return "/v1/oauth", nil }},
+		"POST /v1/oauth":                  {ok: 201, setup: func() (string, any) { return "/v1/oauth", oauthBody() }},
+		"GET /v1/oauth/{id}":              {ok: 200, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/oauth/%d", oauth()), nil }},
+		"PUT /v1/oauth/{id}":              {ok: 200, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/oauth/%d", oauth()), oauthBody() }},
+		"PATCH /v1/oauth/{id}": {ok: 200, scoped: true, setup: func() (string, any) {
+			return fmt.Sprintf("/v1/oauth/%d", oauth()), map[string]any{"scope": "x"}
+		}},
+		"DELETE /v1/oauth/{id}": {ok: 204, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/oauth/%d", oauth()), nil }},
+		"GET /v1/roles":         {ok: 200, setup: func() (string, any) { return "/v1/roles", nil }},
+		"POST /v1/roles": {ok: 201, setup: func() (string, any) {
+			return "/v1/roles", map[string]any{"name": fmt.Sprintf("r%d", seq.Add(1))}
+		}},
+		"PUT /v1/roles/{id}/permissions": {ok: 200, scoped: true, setup: func() (string, any) {
+			return fmt.Sprintf("/v1/roles/%d/permissions", e.role.ID), map[string]any{"permissions": []string{"manage_webhooks"}}
+		}},
+		"GET /v1/members": {ok: 200, setup: func() (string, any) { return "/v1/members", nil }},
+		"PATCH /v1/members/{id}": {ok: 200, scoped: true, setup: func() (string, any) {
+			return fmt.Sprintf("/v1/members/%d", e.viewerM.ID), map[string]any{"role_id": nil}
+		}},
+		"GET /v1/tokens":  {ok: 200, setup: func() (string, any) { return "/v1/tokens", nil }},
+		"POST /v1/tokens": {ok: 201, setup: func() (string, any) { return "/v1/tokens", map[string]any{"name": "t"} }},
+		// A token of acme's viewer: the owner and the viewer may revoke it, nobody else sees it.
+		"DELETE /v1/tokens/{id}": {ok: 204, setup: func() (string, any) {
+			_, tok, err := e.st.APITokenCreate(e.ctx, "acme", e.viewerM.ID, "spare", nil)
+			require.NoError(t, err)
+			return fmt.Sprintf("/v1/tokens/%d", tok.ID), nil
+		}, want: map[int]int{manager: 404, other: 404}},
+		"GET /v1/audit": {ok: 200, setup: func() (string, any) { return "/v1/audit", nil }},
+	}
+
+	srv := &Server{}
+	seen := map[string]bool{}
+	for _, rt := range srv.routes() {
+		key := rt.method + " " + rt.path
+		seen[key] = true
+		c, ok := cases[key]
+		require.True(t, ok, "route %s has no permission case", key)
+		for who, token := range map[int]string{owner: e.owner, manager: e.manager, viewer: e.viewer, other: e.other, anonymous: ""} {
+			want := c.ok
+			switch {
+			case who == anonymous:
+				want = 401
+			case who == manager && rt.access == accessOwner, who == viewer && rt.access != accessMember:
+				want = 403
+			case who == other && c.scoped:
+				want = 404
+			}
+			if w, ok := c.want[who]; ok {
+				want = w
+			}
+			path, body := c.setup()
+			r := e.do(rt.method, path, token, body)
+			require.Equal(t, want, r.status, "%s as %d: %s", key, who, r.raw)
+			if want == 403 {
+				detail := r.obj(t)["detail"].(string)
+				if rt.access == accessManage {
+					require.Contains(t, detail, "manage_webhooks")
+				}
+			}
+		}
+	}
+	for key := range cases {
+		require.True(t, seen[key], "case %s has no route", key)
+	}
+}

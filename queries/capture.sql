@@ -78,3 +78,6 @@ FROM pg_catalog.pg_replication_slots WHERE slot_name = @slot::text;
 
 -- name: CaptureSlotDrop :exec
 SELECT pg_drop_replication_slot(@slot::text);
+
+-- name: CaptureListenOutbox :exec
+LISTEN walhook_outbox;

@@ -86,6 +86,15 @@ func (q *Queries) CaptureCommit(ctx context.Context, arg CaptureCommitParams) (C
 	return i, err
 }
 
+const captureListenOutbox = `-- name: CaptureListenOutbox :exec
+LISTEN walhook_outbox
+`
+
+func (q *Queries) CaptureListenOutbox(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, captureListenOutbox)
+	return err
+}
+
 const captureModeGet = `-- name: CaptureModeGet :one
 SELECT mode FROM walhook.capture_setting
 `

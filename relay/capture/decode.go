@@ -1,0 +1,415 @@
+package capture
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/walhook/walhook/relay/catalog"
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+// Skip reasons: bad data is counted under one of these, logged with its position, and skipped.
+const (
+	skipNullTenant     = "null_tenant"
+	skipUnknownCompany = "unknown_company"
+	skipUnknownEvent   = "unknown_event"
+	skipBadPayload     = "bad_payload"
+)
+
+// skip is one piece of bad data left out.
+type skip struct {
+	reason   string
+	position string // source position (LSN, outbox id)
+	detail   string
+}
+
+// txn is one committed source transaction, decoded into events.
+type txn struct {
+	commitLSN  pglogrepl.LSN // LSN of the commit record (Begin.FinalLSN)
+	endLSN     pglogrepl.LSN // end of the transaction: what is acked once its events are stored
+	commitTime time.Time
+	changes    int // data messages seen (insert/update/delete/message), for ordinals
+	events     []store.CaptureEvent
+	sources    []string // per event: table, outbox or message (metric label)
+	outboxIDs  []int64
+	skips      []skip
+}
+
+// outboxTable is the outbox's qualified name as relation messages spell it.
+const outboxTable = "walhook.outbox"
+
+// messagePrefix is the prefix walhook.emit gives its logical messages.
+const messagePrefix = "walhook"
+
+type column struct {
+	name string
+	oid  uint32
+	key  bool // part of the replica identity
+}
+
+type relation struct {
+	name   string // schema.table
+	cols   []column
+	byName map[string]int
+	events []webhook.EventType // catalog entries over this table
+}
+
+// decoder turns pgoutput (protocol v2) messages into transactions of events. It is not safe for
+// concurrent use; the stream's reader owns it.
+type decoder struct {
+	cat  *catalog.Catalog
+	rels map[uint32]*relation
+	cur  *txn
+	buf  []byte
+}
+
+func newDecoder(cat *catalog.Catalog) *decoder {
+	return &decoder{cat: cat, rels: map[uint32]*relation{}}
+}
+
+// inTxn reports whether a transaction is open (Begin seen, Commit not yet).
+func (d *decoder) inTxn() bool { return d.cur != nil }
+
+// handle decodes one XLogData payload. It returns a transaction when data ends one (Commit, or a
+// non-transactional logical message), with endLSN set.
+func (d *decoder) handle(data []byte) (*txn, error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("decode pgoutput: empty message")
+	}
+	msg, err := pglogrepl.ParseV2(data, false)
+	if err != nil {
+		return nil, fmt.Errorf("decode pgoutput %q message: %w", data[0], err)
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.BeginMessage:
+		d.cur = &txn{commitLSN: m.FinalLSN, commitTime: m.CommitTime}
+	case *pglogrepl.CommitMessage:
+		t := d.cur
+		if t == nil {
+			return nil, fmt.Errorf("decode pgoutput: commit %s without begin", m.CommitLSN)
+		}
+		d.cur = nil
+		t.endLSN = m.TransactionEndLSN
+		return t, nil
+	case *pglogrepl.RelationMessageV2:
+		d.relation(&m.RelationMessage)
+	case *pglogrepl.InsertMessageV2:
+		return nil, d.change(m.RelationID, "insert", nil, 0, m.Tuple)
+	case *pglogrepl.UpdateMessageV2:
+		return nil, d.change(m.RelationID, "update", m.OldTuple, m.OldTupleType, m.NewTuple)
+	case *pglogrepl.DeleteMessageV2:
+		return nil, d.change(m.RelationID, "delete", m.OldTuple, m.OldTupleType, nil)
+	case *pglogrepl.LogicalDecodingMessageV2:
+		return d.message(&m.LogicalDecodingMessage), nil
+	}
+	// Type, Origin, Truncate: nothing to capture. Streamed transactions are not requested.
+	return nil, nil
+}
+
+func (d *decoder) relation(m *pglogrepl.RelationMessage) {
+	r := &relation{name: m.Namespace + "." + m.RelationName, byName: make(map[string]int, len(m.Columns))}
+	for i, c := range m.Columns {
+		r.cols = append(r.cols, column{name: c.Name, oid: c.DataType, key: c.Flags&1 == 1})
+		r.byName[c.Name] = i
+	}
+	for _, t := range d.cat.Events() {
+		if t.Source == webhook.SourceTable && t.SourceTable == r.name {
+			r.events = append(r.events, t)
+		}
+	}
+	d.rels[m.RelationID] = r
+}
+
+func (d *decoder) ensureTxn() *txn {
+	if d.cur == nil {
+		d.cur = &txn{}
+	}
+	return d.cur
+}
+
+func (d *decoder) change(relID uint32, op string, oldTuple *pglogrepl.TupleData, oldType uint8, newTuple *pglogrepl.TupleData) error {
+	t := d.ensureTxn()
+	t.changes++
+	ordinal := t.changes
+	r, ok := d.rels[relID]
+	if !ok {
+		return fmt.Errorf("decode pgoutput: %s of unknown relation %d", op, relID)
+	}
+	if r.name == outboxTable {
+		if op == "insert" && newTuple != nil {
+			d.outboxRow(t, r, newTuple)
+		}
+		return nil // updates and deletes of the outbox (ours) are not events
+	}
+	row, old := newTuple, oldTuple
+	if op == "delete" {
+		row = oldTuple
+	}
+	if row == nil {
+		return nil
+	}
+	full := oldType == pglogrepl.UpdateMessageTupleTypeOld
+	for _, et := range r.events {
+		if !slices.Contains(et.Operations, op) {
+			continue
+		}
+		if op == "update" && len(et.Columns) > 0 && !changed(r, et.Columns, old, full, newTuple) {
+			continue
+		}
+		pos := fmt.Sprintf("%s:%d", t.commitLSN, ordinal)
+		tenant, ok := columnText(r, row, old, et.TenantColumn)
+		if !ok {
+			t.skips = append(t.skips, skip{reason: skipNullTenant, position: pos, detail: et.Key + ": " + et.TenantColumn + " is NULL"})
+			continue
+		}
+		data := d.rowJSON(r, row, old, op == "delete" && !full && oldType == pglogrepl.DeleteMessageTupleTypeKey)
+		var previous []byte
+		if op == "update" && old != nil {
+			previous = d.rowJSON(r, old, nil, !full)
+		}
+		sourceKey := fmt.Sprintf("wal:%016X:%d:%s", uint64(t.commitLSN), ordinal, et.Key)
+		t.add(store.CaptureEvent{
+			SourceKey: sourceKey, CompanyID: tenant, EventKey: et.Key, OccurredAt: t.commitTime,
+			Payload: envelope(sourceKey, et.Key, tenant, t.commitTime, data, previous),
+		}, "table")
+	}
+	return nil
+}
+
+func (t *txn) add(e store.CaptureEvent, source string) {
+	t.events = append(t.events, e)
+	t.sources = append(t.sources, source)
+}
+
+// changed reports whether an UPDATE changed one of cols. With the old row (REPLICA IDENTITY
+// FULL) it compares values; without it, a column sent as "unchanged TOAST" did not change and any
+// other is assumed changed (the event fires: better a spare event than a lost one).
+func changed(r *relation, cols []string, old *pglogrepl.TupleData, full bool, nu *pglogrepl.TupleData) bool {
+	for _, c := range cols {
+		i, ok := r.byName[c]
+		if !ok || i >= len(nu.Columns) {
+			continue
+		}
+		n := nu.Columns[i]
+		if n.DataType == pglogrepl.TupleDataTypeToast {
+			continue
+		}
+		if !full || old == nil || i >= len(old.Columns) {
+			return true
+		}
+		o := old.Columns[i]
+		if o.DataType == pglogrepl.TupleDataTypeToast {
+			return true
+		}
+		if o.DataType != n.DataType || !bytes.Equal(o.Data, n.Data) {
+			return true
+		}
+	}
+	return false
+}
+
+// columnText returns a column's text value; an unchanged TOASTed value is taken from old.
+func columnText(r *relation, row, old *pglogrepl.TupleData, name string) (string, bool) {
+	i, ok := r.byName[name]
+	if !ok || i >= len(row.Columns) {
+		return "", false
+	}
+	c := row.Columns[i]
+	if c.DataType == pglogrepl.TupleDataTypeToast && old != nil && i < len(old.Columns) {
+		c = old.Columns[i]
+	}
+	if c.DataType != pglogrepl.TupleDataTypeText {
+		return "", false
+	}
+	return string(c.Data), true
+}
+
+// rowJSON renders a row as a JSON object in column order. An unchanged TOASTed value is taken
+// from old when old has it, else left out. keyOnly renders only the replica identity's columns
+// (a key-only old row carries nothing else).
+func (d *decoder) rowJSON(r *relation, row, old *pglogrepl.TupleData, keyOnly bool) []byte {
+	b := d.buf[:0]
+	b = append(b, '{')
+	first := true
+	for i, c := range row.Columns {
+		if i >= len(r.cols) {
+			break
+		}
+		col := r.cols[i]
+		if keyOnly && !col.key {
+			continue
+		}
+		if c.DataType == pglogrepl.TupleDataTypeToast {
+			if old == nil || i >= len(old.Columns) || old.Columns[i].DataType == pglogrepl.TupleDataTypeToast {
+				continue
+			}
+			c = old.Columns[i]
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendStringS(b, col.name)
+		b = append(b, ':')
+		switch c.DataType {
+		case pglogrepl.TupleDataTypeText:
+			b = appendValue(b, col.oid, c.Data)
+		case pglogrepl.TupleDataTypeBinary:
+			b = appendString(b, []byte(hex.EncodeToString(c.Data)))
+		default:
+			b = append(b, "null"...)
+		}
+	}
+	b = append(b, '}')
+	d.buf = b
+	return slices.Clone(b)
+}
+
+// outboxRow turns an outbox insert into an event keyed "outbox:<id>" (the same key the poller
+// uses, so switching modes never doubles an event).
+func (d *decoder) outboxRow(t *txn, r *relation, row *pglogrepl.TupleData) {
+	idText, _ := columnText(r, row, nil, "id")
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if err != nil {
+		t.skips = append(t.skips, skip{reason: skipBadPayload, position: t.commitLSN.String(), detail: "outbox row without id"})
+		return
+	}
+	t.outboxIDs = append(t.outboxIDs, id)
+	company, _ := columnText(r, row, nil, "company_id")
+	key, _ := columnText(r, row, nil, "event_key")
+	payload, _ := columnText(r, row, nil, "payload")
+	ev, sk := outboxEvent(d.cat, id, company, key, []byte(payload), t.commitTime)
+	if sk != nil {
+		t.skips = append(t.skips, *sk)
+		return
+	}
+	t.add(ev, "outbox")
+}
+
+// outboxEvent builds the event of an outbox row, or says why it is skipped.
+func outboxEvent(cat *catalog.Catalog, id int64, company, key string, payload []byte, at time.Time) (store.CaptureEvent, *skip) {
+	pos := "outbox:" + strconv.FormatInt(id, 10)
+	if et, ok := cat.Get(key); !ok || et.Source != webhook.SourceOutbox {
+		return store.CaptureEvent{}, &skip{reason: skipUnknownEvent, position: pos, detail: "event " + strconv.Quote(key)}
+	}
+	if company == "" {
+		return store.CaptureEvent{}, &skip{reason: skipNullTenant, position: pos, detail: "empty company_id"}
+	}
+	if !json.Valid(payload) {
+		return store.CaptureEvent{}, &skip{reason: skipBadPayload, position: pos, detail: "payload is not JSON"}
+	}
+	return store.CaptureEvent{
+		SourceKey: pos, CompanyID: company, EventKey: key, OccurredAt: at,
+		Payload: envelope(pos, key, company, at, compact(payload), nil),
+	}, nil
+}
+
+// emitted is the content of a walhook.emit logical message.
+type emitted struct {
+	CompanyID json.RawMessage `json:"company_id"`
+	Event     string          `json:"event"`
+	Payload   json.RawMessage `json:"payload"`
+}
+
+// message turns a logical message with prefix "walhook" (walhook.emit) into an event.
+func (d *decoder) message(m *pglogrepl.LogicalDecodingMessage) *txn {
+	if m.Prefix != messagePrefix {
+		return nil
+	}
+	standalone := !m.Transactional || d.cur == nil
+	var t *txn
+	var sourceKey string
+	if standalone {
+		// A non-transactional message stands alone: keyed by its own LSN, acked with the next
+		// transaction (endLSN stays 0).
+		t = &txn{commitLSN: m.LSN, commitTime: time.Now().UTC()}
+		sourceKey = fmt.Sprintf("wal:%016X:m", uint64(m.LSN))
+	} else {
+		t = d.cur
+		t.changes++
+		sourceKey = fmt.Sprintf("wal:%016X:%d", uint64(t.commitLSN), t.changes)
+	}
+	pos := m.LSN.String()
+	var e emitted
+	if err := json.Unmarshal(m.Content, &e); err != nil {
+		t.skips = append(t.skips, skip{reason: skipBadPayload, position: pos, detail: "message is not JSON"})
+		return standaloneOrNil(standalone, t)
+	}
+	company := ""
+	var s string
+	switch {
+	case json.Unmarshal(e.CompanyID, &s) == nil:
+		company = s
+	case isJSONNumber(e.CompanyID):
+		company = string(e.CompanyID)
+	}
+	if et, ok := d.cat.Get(e.Event); !ok || et.Source != webhook.SourceOutbox {
+		t.skips = append(t.skips, skip{reason: skipUnknownEvent, position: pos, detail: "event " + strconv.Quote(e.Event)})
+		return standaloneOrNil(standalone, t)
+	}
+	if company == "" {
+		t.skips = append(t.skips, skip{reason: skipNullTenant, position: pos, detail: "company_id missing or null"})
+		return standaloneOrNil(standalone, t)
+	}
+	payload := []byte(e.Payload)
+	if len(payload) == 0 || string(payload) == "null" {
+		payload = []byte("{}")
+	}
+	sourceKey += ":" + e.Event
+	t.add(store.CaptureEvent{
+		SourceKey: sourceKey, CompanyID: company, EventKey: e.Event, OccurredAt: t.commitTime,
+		Payload: envelope(sourceKey, e.Event, company, t.commitTime, compact(payload), nil),
+	}, "message")
+	return standaloneOrNil(standalone, t)
+}
+
+func standaloneOrNil(standalone bool, t *txn) *txn {
+	if standalone {
+		return t
+	}
+	return nil
+}
+
+func compact(b []byte) []byte {
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return b
+	}
+	return out.Bytes()
+}
+
+// EventID is the envelope id of the event at a source position: stable across replays and
+// resyncs.
+func EventID(sourceKey string) string {
+	h := sha256.Sum256([]byte(sourceKey))
+	return "evt_" + hex.EncodeToString(h[:16])
+}
+
+// envelope renders DESIGN §3's envelope. previous is left out when nil.
+func envelope(sourceKey, eventKey, company string, at time.Time, data, previous []byte) []byte {
+	b := make([]byte, 0, 128+len(data)+len(previous))
+	b = append(b, `{"id":"`...)
+	b = append(b, EventID(sourceKey)...)
+	b = append(b, `","type":`...)
+	b = appendStringS(b, eventKey)
+	b = append(b, `,"company_id":`...)
+	b = appendStringS(b, company)
+	b = append(b, `,"occurred_at":"`...)
+	b = at.UTC().AppendFormat(b, rfc3339Micro)
+	b = append(b, `","data":`...)
+	b = append(b, data...)
+	if previous != nil {
+		b = append(b, `,"previous":`...)
+		b = append(b, previous...)
+	}
+	return append(b, '}')
+}

@@ -1,0 +1,394 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/walhook/walhook/relay/store"
+)
+
+// The replication protocol's commands (CREATE_REPLICATION_SLOT, START_REPLICATION, standby
+// status updates) run on a dedicated replication connection through pglogrepl; like the
+// publication DDL in the store, they are the documented exception to "every runtime query is a
+// named sqlc query".
+
+// connectReplication opens a replication connection to the store's database with the settings
+// value.go relies on (UTC, ISO dates).
+func (c *Capture) connectReplication(ctx context.Context) (*pgconn.PgConn, error) {
+	pool := c.st.Pool()
+	if pool == nil {
+		return nil, errors.New("open replication connection: the store is not over a pool")
+	}
+	cfg := pool.Config().ConnConfig.Config.Copy()
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	cfg.RuntimeParams["TimeZone"] = "UTC"
+	cfg.RuntimeParams["DateStyle"] = "ISO, MDY"
+	cfg.RuntimeParams["extra_float_digits"] = "3"
+	cfg.RuntimeParams["application_name"] = "walhook-capture"
+	if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > c.cfg.ConnectTimeout {
+		cfg.ConnectTimeout = c.cfg.ConnectTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
+	defer cancel()
+	conn, err := pgconn.ConnectConfig(cctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open replication connection: %w", err)
+	}
+	return conn, nil
+}
+
+// Prepare makes the publication cover the catalog's tables and the outbox, and creates the slot
+// when it is missing. The leader runs it before every stream; tests and `walhook slot` may run
+// it alone.
+func (c *Capture) Prepare(ctx context.Context) error {
+	conn, err := c.connectReplication(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeConn(ctx, conn)
+	return c.prepare(ctx, conn)
+}
+
+func closeConn(ctx context.Context, conn *pgconn.PgConn) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = conn.Close(cctx)
+}
+
+func (c *Capture) prepare(ctx context.Context, conn *pgconn.PgConn) error {
+	_, update, del := c.cfg.Catalog.Operations()
+	pub := store.Publication{Tables: append(c.cfg.Catalog.Tables(), outboxTable), Insert: true, Update: update, Delete: del}
+	changed, err := c.st.CapturePublicationSync(ctx, c.cfg.Publication, pub)
+	if err != nil {
+		return err
+	}
+	if changed {
+		c.log.Info().Str("publication", c.cfg.Publication).Strs("tables", pub.Tables).Msg("publication updated")
+	}
+	slot, err := c.st.CaptureSlotStatus(ctx, c.cfg.Slot)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		_, err := pglogrepl.CreateReplicationSlot(ctx, conn, c.cfg.Slot, "pgoutput",
+			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42710" { // created meanwhile by another replica
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("create replication slot %s: %w", c.cfg.Slot, err)
+		}
+		c.log.Info().Str("slot", c.cfg.Slot).Msg("replication slot created")
+		return nil
+	case err != nil:
+		return fmt.Errorf("look up replication slot %s: %w", c.cfg.Slot, err)
+	}
+	if slot.Plugin != "pgoutput" || slot.Type != "logical" {
+		return fmt.Errorf("replication slot %s is a %s slot with plugin %q; walhook needs its own logical pgoutput slot", c.cfg.Slot, slot.Type, slot.Plugin)
+	}
+	if db := conn.ParameterStatus("database"); db != "" && slot.Database != "" && db != slot.Database {
+		return fmt.Errorf("replication slot %s belongs to database %s", c.cfg.Slot, slot.Database)
+	}
+	return nil
+}
+
+// stream runs one replication session: prepare, sweep leftover outbox rows, then read and commit
+// until ctx ends or an error.
+func (c *Capture) stream(ctx context.Context) error {
+	conn, err := c.connectReplication(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeConn(ctx, conn)
+	if err := c.prepare(ctx, conn); err != nil {
+		return err
+	}
+	// Outbox rows written before the slot existed (or while in poll mode) are not in the stream:
+	// claim them once. A row also in the stream has the same source key, so it is stored once.
+	for {
+		n, err := c.pollBatch(ctx)
+		if err != nil {
+			return err
+		}
+		if n < c.cfg.PollBatch {
+			break
+		}
+	}
+	err = pglogrepl.StartReplication(ctx, conn, c.cfg.Slot, 0, pglogrepl.StartReplicationOptions{
+		Mode: pglogrepl.LogicalReplication,
+		PluginArgs: []string{
+			"proto_version '2'",
+			"publication_names '" + c.cfg.Publication + "'",
+			"messages 'true'",
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("start replication on slot %s: %w", c.cfg.Slot, err)
+	}
+	c.log.Info().Str("slot", c.cfg.Slot).Msg("streaming")
+
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s := &session{c: c, conn: conn, dec: newDecoder(c.cfg.Catalog), txns: make(chan *txn, 4096)}
+	committed := make(chan error, 1)
+	go func() {
+		err := s.commitLoop(sctx)
+		if err != nil {
+			cancel(err)
+		}
+		committed <- err
+	}()
+	err = s.readLoop(sctx)
+	cancel(err)
+	cerr := <-committed
+	if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return cerr
+}
+
+// session is one replication session: the reader owns conn and the decoder; the committer owns
+// the fan-out transactions; they share positions through atomics.
+type session struct {
+	c    *Capture
+	conn *pgconn.PgConn
+	dec  *decoder
+	txns chan *txn
+
+	flushed   atomic.Uint64 // end LSN of the last transaction whose events committed
+	handed    atomic.Int64  // transactions handed to the committer
+	committed atomic.Int64  // transactions the committer finished
+}
+
+func (s *session) readLoop(ctx context.Context) error {
+	cfg := s.c.cfg
+	nextStatus := time.Now().Add(cfg.StatusInterval)
+	var serverEnd pglogrepl.LSN
+	for {
+		if !time.Now().Before(nextStatus) {
+			if err := s.sendStatus(ctx, serverEnd); err != nil {
+				return err
+			}
+			nextStatus = time.Now().Add(cfg.StatusInterval)
+		}
+		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		raw, err := s.conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("receive replication message: %w", err)
+		}
+		switch msg := raw.(type) {
+		case *pgproto3.CopyData:
+			if len(msg.Data) == 0 {
+				continue
+			}
+			switch msg.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("parse keepalive: %w", err)
+				}
+				serverEnd = max(serverEnd, ka.ServerWALEnd)
+				if ka.ReplyRequested {
+					nextStatus = time.Time{}
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("parse xlog data: %w", err)
+				}
+				if err := s.decode(ctx, xld); err != nil {
+					return err
+				}
+			}
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("replication: %w", pgconn.ErrorResponseToPgError(msg))
+		case *pgproto3.CopyDone:
+			return errors.New("replication: the server ended the stream")
+		}
+	}
+}
+
+// decode feeds one XLogData to the decoder and hands finished transactions to the committer. A
+// message that does not decode is counted and skipped: bad data never stops capture.
+func (s *session) decode(ctx context.Context, xld pglogrepl.XLogData) (err error) {
+	defer func() {
+		// pglogrepl indexes into the message without bounds checks; a malformed message must
+		// not kill the process.
+		if r := recover(); r != nil {
+			s.c.m.decodeErrors.Inc()
+			s.c.limiter.log(s.c.log.Error().Str("lsn", xld.WALStart.String()).Interface("panic", r), "undecodable replication message skipped")
+			err = nil
+		}
+	}()
+	t, derr := s.dec.handle(xld.WALData)
+	if derr != nil {
+		s.c.m.decodeErrors.Inc()
+		s.c.limiter.log(s.c.log.Error().Err(derr).Str("lsn", xld.WALStart.String()), "undecodable replication message skipped")
+		return nil
+	}
+	if t == nil {
+		return nil
+	}
+	s.handed.Add(1)
+	select {
+	case s.txns <- t:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sendStatus reports the flush position: the end of the last committed transaction, or, when
+// idle (no open transaction, everything handed over committed), the server's last keepalive
+// position.
+func (s *session) sendStatus(ctx context.Context, serverEnd pglogrepl.LSN) error {
+	pos := pglogrepl.LSN(s.flushed.Load())
+	if !s.dec.inTxn() && s.handed.Load() == s.committed.Load() && serverEnd > pos {
+		pos = serverEnd
+	}
+	if pos == 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := pglogrepl.SendStandbyStatusUpdate(wctx, s.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: pos, WALFlushPosition: pos, WALApplyPosition: pos,
+	})
+	if err != nil {
+		return fmt.Errorf("send standby status: %w", err)
+	}
+	return nil
+}
+
+func (s *session) commitLoop(ctx context.Context) error {
+	batch := make([]*txn, 0, 64)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return nil
+		case t := <-s.txns:
+			batch = append(batch, t)
+		}
+		n := len(batch[0].events)
+	drain:
+		for n < s.c.cfg.BatchEvents {
+			select {
+			case t := <-s.txns:
+				batch = append(batch, t)
+				n += len(t.events)
+			default:
+				break drain
+			}
+		}
+		if err := s.c.commit(ctx, batch); err != nil {
+			return err
+		}
+		var end pglogrepl.LSN
+		for _, t := range batch {
+			end = max(end, t.endLSN)
+		}
+		if s.c.afterCommit != nil {
+			s.c.afterCommit(uint64(end))
+		}
+		if end > pglogrepl.LSN(s.flushed.Load()) {
+			s.flushed.Store(uint64(end))
+		}
+		s.committed.Add(int64(len(batch)))
+	}
+}
+
+// commit stores a batch of decoded transactions in one fan-out transaction.
+func (c *Capture) commit(ctx context.Context, batch []*txn) error {
+	var b store.CaptureBatch
+	for _, t := range batch {
+		b.Events = append(b.Events, t.events...)
+		b.OutboxIDs = append(b.OutboxIDs, t.outboxIDs...)
+		c.reportSkips(t.skips)
+	}
+	c.m.transactions.Add(float64(len(batch)))
+	if len(b.Events) == 0 && len(b.OutboxIDs) == 0 {
+		return nil
+	}
+	res, err := c.store(ctx, b)
+	if err != nil {
+		return err
+	}
+	if len(res.UnknownCompany) > 0 {
+		unknown := make(map[string]bool, len(res.UnknownCompany))
+		for _, k := range res.UnknownCompany {
+			unknown[k] = true
+		}
+		for _, t := range batch {
+			for i, e := range t.events {
+				if !unknown[e.SourceKey] {
+					c.m.events.WithLabelValues(t.sources[i], e.EventKey).Inc()
+				}
+			}
+		}
+	} else {
+		for _, t := range batch {
+			for i, e := range t.events {
+				c.m.events.WithLabelValues(t.sources[i], e.EventKey).Inc()
+			}
+		}
+	}
+	return nil
+}
+
+// store runs one fan-out transaction with a deadline, and reports what it did.
+func (c *Capture) store(ctx context.Context, b store.CaptureBatch) (store.CaptureResult, error) {
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.CommitTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := c.st.CaptureCommit(cctx, b)
+	if err != nil {
+		return res, err
+	}
+	c.m.batch.Observe(time.Since(start).Seconds())
+	c.m.deliveries.Add(float64(res.Deliveries))
+	if len(res.UnknownCompany) > 0 {
+		c.m.skipped.WithLabelValues(skipUnknownCompany).Add(float64(len(res.UnknownCompany)))
+		c.limiter.log(c.log.Warn().Int("count", len(res.UnknownCompany)).Str("position", res.UnknownCompany[0]),
+			"events of unknown companies skipped")
+	}
+	if res.Deliveries > 0 && c.cfg.Wake != nil {
+		c.cfg.Wake()
+	}
+	return res, nil
+}
+
+func (c *Capture) reportSkips(skips []skip) {
+	for _, s := range skips {
+		c.m.skipped.WithLabelValues(s.reason).Inc()
+	}
+	if len(skips) > 0 {
+		var b strings.Builder
+		b.WriteString(skips[0].detail)
+		c.limiter.log(c.log.Warn().Str("reason", skips[0].reason).Str("position", skips[0].position).
+			Int("count", len(skips)).Str("detail", b.String()), "bad source data skipped")
+	}
+}

@@ -243,3 +243,5 @@ func (e *env) newDelivery(w webhook.Webhook, state string, createdAt time.Time) 
 	}
 	return dID
 }
+
+func ownerPrincipal() store.Principal { return store.Principal{IsOwner: true} }

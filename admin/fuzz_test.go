@@ -1,0 +1,106 @@
+package admin
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+// FuzzWebhookInput decodes create and patch bodies as the API does, applies them and validates
+// the result: nothing panics, and whatever validates has the invariants the store relies on.
+func FuzzWebhookInput(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"n","url":"https://example.com/h","method":"POST","event":"contact.created"}`,
+		`{"name":"n","url":"http://[::1]:80/","method":"GET","event":"a.b","headers":[{"key":"X-A","value":"v","secret":true}],"raw_data":false,"params":[{"key":"e","path":"data.email"}],"active":true,"oauth_id":7}`,
+		`{"headers":[{"key":"Host","value":"x\r\n"}]}`,
+		`{"params":[{"key":"","path":"data..x"}],"oauth_id":null}`,
+		`{"name":1}`, `[]`, `null`, `{"unknown":true}`, `{"name":"\u0000"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	old := []webhook.Header{{Key: "X-A", Value: "stored", Secret: true}}
+	rules := webhook.Rules{EventExists: func(k string) bool { return k == "contact.created" }}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		for _, patch := range []bool{false, true} {
+			var in webhookInput
+			if patch {
+				in = inputOf(webhook.Webhook{Name: "n", URL: "https://example.com/", Method: webhook.MethodPost,
+					EventKey: "contact.created", Headers: old, RawData: true, Params: []webhook.Param{}})
+			}
+			if err := decodeBytes(raw, &in); err != nil {
+				var p *problem
+				require.ErrorAs(t, err, &p)
+				require.Equal(t, 400, p.Status)
+				continue
+			}
+			var w webhook.Webhook
+			in.apply(&w, old)
+			if w.Validate(rules) != nil {
+				continue
+			}
+			require.True(t, w.Method.Valid())
+			require.LessOrEqual(t, len(w.Headers), webhook.MaxHeaders)
+			require.LessOrEqual(t, len(w.Params), webhook.MaxParams)
+			for _, h := range w.Headers {
+				require.NotContains(t, h.Value, "\n")
+			}
+			_, err := json.Marshal(webhookOut(w, ownerPrincipal(), nil))
+			require.NoError(t, err)
+		}
+	})
+}
+
+// FuzzOAuthInput does the same for OAuth create and update bodies; a response never carries a
+// secret.
+func FuzzOAuthInput(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"c","token_url":"https://a.example.com/t","grant_type":"client_credentials","client_id":"i","client_secret":"s"}`,
+		`{"name":"c","token_url":"https://a.example.com/t","grant_type":"authorization_code","code":"••••••","extra_params":[{"key":"k","value":"v"}]}`,
+		`{"client_secret":null,"method":"get"}`, `{"refresh_token":5}`, `{}`, `x`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		in := oauthInputOf(webhook.OAuthCredential{Name: "c", TokenURL: "https://a.example.com/t", GrantType: webhook.GrantClientCredentials})
+		if err := decodeBytes(raw, &in); err != nil {
+			return
+		}
+		c := webhook.OAuthCredential{ClientSecret: "stored-secret-value"}
+		in.apply(&c)
+		_ = c.Validate(webhook.Rules{})
+		out, err := json.Marshal(oauthOut(c))
+		require.NoError(t, err)
+		require.NotContains(t, string(out), "stored-secret-value")
+		if c.Code != "" && len(c.Code) > 3 {
+			require.NotContains(t, string(out), `"code":"`+c.Code+`"`)
+		}
+	})
+}
+
+// FuzzCursor: any string either decodes to a cursor of the asked kind with a positive id, or is
+// refused; encoding round-trips.
+func FuzzCursor(f *testing.F) {
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	for _, c := range []cursor{{Kind: "webhooks:name", Name: "alpha", ID: 3}, {Kind: "deliveries", At: &at, ID: 9}, {Kind: "audit", ID: 1}} {
+		f.Add(encodeCursor(c), c.Kind)
+	}
+	f.Add("", "audit")
+	f.Add("e30", "audit")
+	f.Add("!!!", "deliveries")
+	f.Fuzz(func(t *testing.T, s, kind string) {
+		c, err := decodeCursor(s, kind)
+		if err != nil {
+			return
+		}
+		require.Equal(t, kind, c.Kind)
+		require.Positive(t, c.ID)
+		again, err := decodeCursor(encodeCursor(c), kind)
+		require.NoError(t, err)
+		require.Equal(t, c.ID, again.ID)
+		require.Equal(t, c.Name, again.Name)
+	})
+}

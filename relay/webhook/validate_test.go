@@ -1,0 +1,95 @@
+package webhook
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func valid() Webhook {
+	return Webhook{Name: "n", URL: "https://example.com/hook", Method: MethodPost, EventKey: "contact.created", RawData: true}
+}
+
+func fields(err error) map[string]string {
+	out := map[string]string{}
+	if err == nil {
+		return out
+	}
+	for _, f := range err.(*ValidationError).Fields {
+		out[f.Field] = f.Message
+	}
+	return out
+}
+
+func TestWebhookValidate(t *testing.T) {
+	t.Parallel()
+	w := valid()
+	require.NoError(t, w.Validate(Rules{}))
+
+	cases := []struct {
+		mod   func(*Webhook)
+		field string
+		msg   string
+	}{
+		{func(w *Webhook) { w.Name = strings.Repeat("x", 101) }, "name", "at most 100"},
+		{func(w *Webhook) { w.Name = "\xff" }, "name", "UTF-8"},
+		{func(w *Webhook) { w.URL = "https://[::1]/" }, "url", "private, loopback"},
+		{func(w *Webhook) { w.URL = "http://100.64.0.1/" }, "url", "private, loopback"},
+		{func(w *Webhook) { w.URL = "http://[fe80::1]/" }, "url", "private, loopback"},
+		{func(w *Webhook) { w.URL = "http://[::ffff:127.0.0.1]/" }, "url", "private, loopback"},
+		{func(w *Webhook) { w.URL = "http://0.0.0.0/" }, "url", "private, loopback"},
+		{func(w *Webhook) { w.URL = "https://example.com:99999/" }, "url", "port"},
+		{func(w *Webhook) { w.Method = "OPTIONS" }, "method", "one of"},
+		{func(w *Webhook) { w.Headers = []Header{{Key: "webhook-id", Value: "x"}} }, "headers[0].key", "set by walhook"},
+		{func(w *Webhook) { w.Headers = []Header{{Key: "X-A", Value: "a\x00"}} }, "headers[0].value", "CR, LF or NUL"},
+		{func(w *Webhook) { w.Headers = []Header{{Key: "X-A", Value: strings.Repeat("v", MaxHeaderValueLen+1)}} }, "headers[0].value", "at most"},
+		{func(w *Webhook) { w.Headers = []Header{{Key: "Ünïcode", Value: "v"}} }, "headers[0].key", "valid header name"},
+		{func(w *Webhook) { w.Params = []Param{{Key: "k", Path: "data.a b"}} }, "params[0].path", "dotted path"},
+		{func(w *Webhook) { w.Params = []Param{{Key: "k", Path: "data." + strings.Repeat("a.", 40) + "b"}} }, "params[0].path", "dotted path"},
+	}
+	for _, c := range cases {
+		w := valid()
+		c.mod(&w)
+		fe := fields(w.Validate(Rules{}))
+		require.Contains(t, fe, c.field, "%+v", w)
+		require.Contains(t, fe[c.field], c.msg)
+	}
+
+	// Allowed: public literals, the allow-list, every envelope field, nested and indexed paths.
+	for _, u := range []string{"https://93.184.216.34/x", "http://[2606:4700::1111]:8443/x", "HTTPS://Example.COM/x?y=1#f"} {
+		w := valid()
+		w.URL = u
+		require.NoError(t, w.Validate(Rules{}), u)
+	}
+	w = valid()
+	w.URL = "http://127.0.0.1:8080/"
+	require.NoError(t, w.Validate(Rules{AllowIP: func(a netip.Addr) bool { return a.IsLoopback() }}))
+	w = valid()
+	w.RawData = false
+	for _, f := range EnvelopeFields {
+		w.Params = append(w.Params, Param{Key: f, Path: f})
+	}
+	w.Params = append(w.Params, Param{Key: "sku", Path: "data.items.0.sku"})
+	require.NoError(t, w.Validate(Rules{}))
+}
+
+func TestOAuthValidate(t *testing.T) {
+	t.Parallel()
+	c := OAuthCredential{Name: "c", TokenURL: "https://a.example.com/t", GrantType: GrantRefreshToken, RefreshToken: "r"}
+	require.NoError(t, c.Validate(Rules{}))
+	c.ExtraParams = make([]KeyValue, MaxExtraParams+1)
+	require.Contains(t, fields(c.Validate(Rules{})), "extra_params")
+}
+
+func TestPublicIP(t *testing.T) {
+	t.Parallel()
+	for s, want := range map[string]bool{
+		"8.8.8.8": true, "2001:4860:4860::8888": true, "10.0.0.1": false, "192.168.1.1": false, "172.16.0.1": false,
+		"127.0.0.1": false, "::1": false, "169.254.169.254": false, "100.100.100.200": false, "fd00::1": false,
+		"224.0.0.1": false, "::ffff:10.0.0.1": false,
+	} {
+		require.Equal(t, want, PublicIP(netip.MustParseAddr(s)), s)
+	}
+}

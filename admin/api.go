@@ -285,7 +285,7 @@ func decodeBytes(raw []byte, v any) error {
 		return badRequest("", "the body must hold one JSON value")
 	}
 	var extra json.RawMessage
-	if err := dec.Decode(&extra); err != io.EOF { //nolint:errorlint // Decode returns io.EOF itself at the end
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return badRequest("", "the body must hold one JSON value")
 	}
 	return nil

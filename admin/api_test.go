@@ -449,7 +449,7 @@ func TestRequestBodies(t *testing.T) {
 	r := e.do("POST", "/v1/webhooks", e.owner, big)
 	require.Equal(t, 413, r.status)
 
-	req, err := http.NewRequestWithContext(e.ctx, "POST", e.srv.URL+"/v1/webhooks", strings.NewReader(`{}`))
+	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, e.srv.URL+"/v1/webhooks", strings.NewReader(`{}`))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+e.owner)
 	req.Header.Set("Content-Type", "text/plain")
@@ -459,11 +459,11 @@ func TestRequestBodies(t *testing.T) {
 	require.Equal(t, 415, res.StatusCode)
 
 	for body, field := range map[string]string{
-		`{"name":"x","colour":"red"}`:            "colour",
-		`{"name":1}`:                             "name",
-		`{"name":"x"} {"name":"y"}`:              "",
-		`{"name":`:                               "",
-		``:                                       "",
+		`{"name":"x","colour":"red"}`: "colour",
+		`{"name":1}`:                  "name",
+		`{"name":"x"} {"name":"y"}`:   "",
+		`{"name":`:                    "",
+		``:                            "",
 		`{"headers":[{"key":"a","value":"b","x":1}]}`: "x",
 	} {
 		r := e.do("POST", "/v1/webhooks", e.owner, body)

@@ -20,7 +20,7 @@ type cursor struct {
 const maxCursorLen = 1024
 
 func encodeCursor(c cursor) string {
-	b, _ := json.Marshal(c) //nolint:errchkjson // a struct of strings, a time and an int always encodes
+	b, _ := json.Marshal(c) // a struct of strings, a time and an int always encodes
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 

@@ -66,7 +66,7 @@ type env struct {
 	srv    *httptest.Server
 	tester *fakeTester
 
-	owner, manager, viewer, other string // tokens
+	owner, manager, viewer, other     string // tokens
 	ownerM, managerM, viewerM, otherM store.Member
 	role                              store.Role
 }

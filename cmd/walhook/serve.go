@@ -14,6 +14,7 @@ import (
 
 	"github.com/walhook/walhook/admin"
 	"github.com/walhook/walhook/relay"
+	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -99,7 +100,12 @@ func serve(ctx context.Context, cfg serveConfig, st *store.Store, log zerolog.Lo
 		})
 	}
 	cfg.admin.API = withAPI
-	srv := admin.New(cfg.admin, st, nil, log, reg, ready...) // the tester is wired once relay/dispatch has its Sender
+	// Test sends go through a sender like the dispatcher's, with the same settings and SSRF
+	// allow-list (which also lets webhook URLs name those networks); token fetches are counted by
+	// the relay's sender, so this one registers no metrics.
+	cfg.admin.AllowNets = cfg.relay.Dispatch.AllowPrivate
+	tester := dispatch.NewSender(cfg.relay.Dispatch.SenderConfig, st, nil)
+	srv := admin.New(cfg.admin, st, tester, log, reg, ready...)
 
 	return runUntilStopped(ctx, cfg.shutdown, log, rl, srv, started)
 }

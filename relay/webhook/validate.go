@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -270,7 +271,7 @@ func (c *OAuthCredential) Validate(r Rules) error {
 	e := &ValidationError{}
 	ValidateName(e, "name", c.Name)
 	ValidateURL(e, "token_url", c.TokenURL, r)
-	if c.Method != "" && c.Method != "POST" && c.Method != "GET" {
+	if c.Method != "" && c.Method != http.MethodPost && c.Method != http.MethodGet {
 		e.Add("method", "must be POST or GET")
 	}
 	switch {

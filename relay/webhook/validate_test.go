@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -17,7 +18,11 @@ func fields(err error) map[string]string {
 	if err == nil {
 		return out
 	}
-	for _, f := range err.(*ValidationError).Fields {
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		return map[string]string{"(not a ValidationError)": err.Error()}
+	}
+	for _, f := range ve.Fields {
 		out[f.Field] = f.Message
 	}
 	return out

@@ -97,27 +97,29 @@ WITH r AS (
     WHERE r.touch_webhook
     ORDER BY r.webhook_id, r.started_at DESC
 ), wh AS (
-    SELECT p.webhook_id, p.last_sent_at, p.ok, p.gone,
+    SELECT p.webhook_id, p.last_sent_at, p.ok, coalesce(p.gone, false) AS gone,
         CASE WHEN p.ok THEN NULL ELSE coalesce(w.failing_since, p.first_failure) END AS failing_since,
         w.active AS was_active
     FROM per_webhook p
     JOIN walhook.webhook w ON w.id = p.webhook_id
+), verdict AS (
+    SELECT wh.*, coalesce(wh.failing_since < @failing_cutoff::timestamptz, false) AS failing_too_long
+    FROM wh
 )
 UPDATE walhook.webhook w SET
-    last_sent_at = greatest(w.last_sent_at, wh.last_sent_at),
-    last_status = CASE WHEN wh.ok THEN 'succeeded' ELSE 'failed' END,
-    failing_since = wh.failing_since,
-    active = w.active AND NOT (wh.gone OR wh.failing_since < @failing_cutoff::timestamptz),
-    disabled_at = CASE WHEN w.active AND (wh.gone OR wh.failing_since < @failing_cutoff::timestamptz)
-        THEN now() ELSE w.disabled_at END,
+    last_sent_at = greatest(w.last_sent_at, v.last_sent_at),
+    last_status = CASE WHEN v.ok THEN 'succeeded' ELSE 'failed' END,
+    failing_since = v.failing_since,
+    active = w.active AND NOT (v.gone OR v.failing_too_long),
+    disabled_at = CASE WHEN w.active AND (v.gone OR v.failing_too_long) THEN now() ELSE w.disabled_at END,
     disabled_reason = CASE
-        WHEN w.active AND wh.gone THEN 'The endpoint answered 410 Gone; walhook turned the webhook off.'
-        WHEN w.active AND wh.failing_since < @failing_cutoff::timestamptz
-            THEN 'Every delivery has failed since ' || to_char(wh.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC; walhook turned the webhook off.'
+        WHEN w.active AND v.gone THEN 'The endpoint answered 410 Gone; walhook turned the webhook off.'
+        WHEN w.active AND v.failing_too_long
+            THEN 'Every delivery has failed since ' || to_char(v.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC; walhook turned the webhook off.'
         ELSE w.disabled_reason END
-FROM wh
-WHERE w.id = wh.webhook_id
-RETURNING w.id, (wh.was_active AND NOT w.active)::boolean AS disabled, wh.gone::boolean AS gone;
+FROM verdict v
+WHERE w.id = v.webhook_id
+RETURNING w.id, (v.was_active AND NOT w.active)::boolean AS disabled, v.gone::boolean AS gone;
 
 -- DispatchRelease gives leased deliveries back without an attempt (for example on shutdown), so
 -- any replica can claim them at once.

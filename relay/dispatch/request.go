@@ -68,11 +68,11 @@ func Select(envelope json.RawMessage, path string) (json.RawMessage, error) {
 			return json.RawMessage("null"), nil
 		}
 	}
-	cur = bytes.TrimSpace(cur)
-	if len(cur) == 0 || !json.Valid(cur) {
+	var c bytes.Buffer
+	if err := json.Compact(&c, cur); err != nil || c.Len() == 0 {
 		return json.RawMessage("null"), nil
 	}
-	return cur, nil
+	return c.Bytes(), nil
 }
 
 // field is one top-level member of a payload, in order.

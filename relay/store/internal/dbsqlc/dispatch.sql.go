@@ -290,7 +290,7 @@ WITH r AS (
         nullif(x.v->'request', 'null'::jsonb) AS request,
         (x.v->>'gone')::boolean AS gone,
         (x.v->>'touch_webhook')::boolean AS touch_webhook
-    FROM jsonb_array_elements($2::jsonb) AS x(v)
+    FROM jsonb_array_elements($1::jsonb) AS x(v)
 ), ins AS (
     INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, duration_ms,
         request_method, request_url, request_headers, request_body, response_status,
@@ -320,32 +320,34 @@ WITH r AS (
     WHERE r.touch_webhook
     ORDER BY r.webhook_id, r.started_at DESC
 ), wh AS (
-    SELECT p.webhook_id, p.last_sent_at, p.ok, p.gone,
+    SELECT p.webhook_id, p.last_sent_at, p.ok, coalesce(p.gone, false) AS gone,
         CASE WHEN p.ok THEN NULL ELSE coalesce(w.failing_since, p.first_failure) END AS failing_since,
         w.active AS was_active
     FROM per_webhook p
     JOIN walhook.webhook w ON w.id = p.webhook_id
+), verdict AS (
+    SELECT wh.webhook_id, wh.last_sent_at, wh.ok, wh.gone, wh.failing_since, wh.was_active, coalesce(wh.failing_since < $2::timestamptz, false) AS failing_too_long
+    FROM wh
 )
 UPDATE walhook.webhook w SET
-    last_sent_at = greatest(w.last_sent_at, wh.last_sent_at),
-    last_status = CASE WHEN wh.ok THEN 'succeeded' ELSE 'failed' END,
-    failing_since = wh.failing_since,
-    active = w.active AND NOT (wh.gone OR wh.failing_since < $1::timestamptz),
-    disabled_at = CASE WHEN w.active AND (wh.gone OR wh.failing_since < $1::timestamptz)
-        THEN now() ELSE w.disabled_at END,
+    last_sent_at = greatest(w.last_sent_at, v.last_sent_at),
+    last_status = CASE WHEN v.ok THEN 'succeeded' ELSE 'failed' END,
+    failing_since = v.failing_since,
+    active = w.active AND NOT (v.gone OR v.failing_too_long),
+    disabled_at = CASE WHEN w.active AND (v.gone OR v.failing_too_long) THEN now() ELSE w.disabled_at END,
     disabled_reason = CASE
-        WHEN w.active AND wh.gone THEN 'The endpoint answered 410 Gone; walhook turned the webhook off.'
-        WHEN w.active AND wh.failing_since < $1::timestamptz
-            THEN 'Every delivery has failed since ' || to_char(wh.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC; walhook turned the webhook off.'
+        WHEN w.active AND v.gone THEN 'The endpoint answered 410 Gone; walhook turned the webhook off.'
+        WHEN w.active AND v.failing_too_long
+            THEN 'Every delivery has failed since ' || to_char(v.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC; walhook turned the webhook off.'
         ELSE w.disabled_reason END
-FROM wh
-WHERE w.id = wh.webhook_id
-RETURNING w.id, (wh.was_active AND NOT w.active)::boolean AS disabled, wh.gone::boolean AS gone
+FROM verdict v
+WHERE w.id = v.webhook_id
+RETURNING w.id, (v.was_active AND NOT w.active)::boolean AS disabled, v.gone::boolean AS gone
 `
 
 type DispatchRecordParams struct {
-	FailingCutoff time.Time
 	Results       json.RawMessage
+	FailingCutoff time.Time
 }
 
 type DispatchRecordRow struct {
@@ -360,7 +362,7 @@ type DispatchRecordRow struct {
 // is turned off when an endpoint answered 410 (gone) or when it has been failing since before
 // failing_cutoff. The webhooks turned off are returned.
 func (q *Queries) DispatchRecord(ctx context.Context, arg DispatchRecordParams) ([]DispatchRecordRow, error) {
-	rows, err := q.db.Query(ctx, dispatchRecord, arg.FailingCutoff, arg.Results)
+	rows, err := q.db.Query(ctx, dispatchRecord, arg.Results, arg.FailingCutoff)
 	if err != nil {
 		return nil, err
 	}

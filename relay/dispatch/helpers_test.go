@@ -1,0 +1,174 @@
+package dispatch_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/dispatch"
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+func TestMain(m *testing.M) { xtest.Main(m) }
+
+const (
+	company  = "c1"
+	eventKey = "contact.created"
+	waitFor  = 30 * time.Second
+	tick     = 20 * time.Millisecond
+)
+
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// testConfig is a dispatcher config with short delays, so retries happen within a test.
+func testConfig() dispatch.Config {
+	return dispatch.Config{
+		SenderConfig: dispatch.SenderConfig{Version: "test", AttemptTimeout: 3 * time.Second, AllowPrivate: loopback},
+		Workers:      32, PerWebhook: 8, ClaimBatch: 32,
+		PollInterval: 50 * time.Millisecond, Lease: 20 * time.Second,
+		Schedule: []time.Duration{0, 10 * time.Millisecond, 10 * time.Millisecond}, Jitter: -1,
+		RetryAfterMax: 2 * time.Hour, StatsInterval: time.Second, DrainTimeout: time.Second,
+	}
+}
+
+type bundle struct {
+	ctx  context.Context
+	st   *store.Store
+	pool *pgxpool.Pool
+	seq  atomic.Int64
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	st, pool := xtest.Store(t)
+	ctx := xtest.Context(t)
+	_, err := st.CompanyCreate(ctx, company, "Company One")
+	require.NoError(t, err)
+	require.NoError(t, st.EventTypeSync(ctx, []webhook.EventType{{
+		Key: eventKey, Source: webhook.SourceTable, SourceTable: "contacts", TenantColumn: "company_id",
+		Operations: []string{"insert"}, Sample: json.RawMessage(`{"id":7,"email":"sample@example.com"}`),
+	}}))
+	return &bundle{ctx: ctx, st: st, pool: pool}
+}
+
+// run starts a dispatcher until the test ends.
+func (b *bundle) run(t *testing.T, cfg dispatch.Config) *dispatch.Dispatcher {
+	t.Helper()
+	d, err := dispatch.New(cfg, b.st, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), prometheus.NewRegistry())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	return d
+}
+
+func (b *bundle) hook(t *testing.T, w webhook.Webhook) webhook.Webhook {
+	t.Helper()
+	w.CompanyID, w.EventKey = company, eventKey
+	if w.Name == "" {
+		w.Name = fmt.Sprintf("hook %d", b.seq.Add(1))
+	}
+	if w.Method == "" {
+		w.Method = webhook.MethodPost
+	}
+	w.Active = true
+	out, err := b.st.WebhookCreate(b.ctx, w, nil)
+	require.NoError(t, err)
+	return out
+}
+
+func envelope(n int64) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"id":"evt_%d","type":%q,"company_id":%q,"occurred_at":"2026-11-27T10:00:00.123Z","data":{"id":%d,"email":"ada%d@example.com","name":"Ada","address":{"city":"London"},"tags":["a","b"]}}`,
+		n, eventKey, company, n, n))
+}
+
+// enqueue stores a new event and a delivery of it to each webhook.
+func (b *bundle) enqueue(t *testing.T, hooks ...int64) []int64 {
+	t.Helper()
+	n := b.seq.Add(1)
+	_, ids, err := b.st.Enqueue(b.ctx, webhook.Event{
+		SourceKey: fmt.Sprintf("test:%d", n), CompanyID: company, EventKey: eventKey,
+		Payload: envelope(n), OccurredAt: time.Now(),
+	}, hooks)
+	require.NoError(t, err)
+	require.Len(t, ids, len(hooks))
+	return ids
+}
+
+func (b *bundle) waitState(t *testing.T, id int64, want webhook.DeliveryState) store.DispatchDelivery {
+	t.Helper()
+	var d store.DispatchDelivery
+	require.Eventually(t, func() bool {
+		var err error
+		d, err = b.st.DeliveryGetByID(b.ctx, id)
+		return err == nil && d.State == want
+	}, waitFor, tick, "delivery %d never became %s", id, want)
+	return d
+}
+
+func (b *bundle) attempts(t *testing.T, id int64) []store.DispatchAttempt {
+	t.Helper()
+	as, err := b.st.AttemptListByDelivery(b.ctx, id)
+	require.NoError(t, err)
+	return as
+}
+
+// received is one request a receiver got.
+type received struct {
+	Method string
+	URL    string
+	Header http.Header
+	Body   []byte
+}
+
+// receiver is an httptest server that records requests and answers with respond.
+type receiver struct {
+	*httptest.Server
+	mu   sync.Mutex
+	got  []received
+	hits atomic.Int64
+}
+
+func newReceiver(t *testing.T, respond func(w http.ResponseWriter, r *http.Request, n int64)) *receiver {
+	t.Helper()
+	rc := &receiver{}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		n := rc.hits.Add(1)
+		rc.mu.Lock()
+		rc.got = append(rc.got, received{Method: r.Method, URL: r.URL.String(), Header: r.Header.Clone(), Body: body})
+		rc.mu.Unlock()
+		if respond != nil {
+			respond(w, r, n)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func (rc *receiver) requests() []received {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]received(nil), rc.got...)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/walhook/walhook/relay/crypt"
@@ -16,6 +17,15 @@ import (
 // Bootstrap commands create the first company, member and token of a fresh install; after that,
 // owners use the API.
 
+// verbArgs splits "VERB --flags…" (or "--flags… VERB") into the verb and the flags, so the verb
+// may come first as the usage shows: the flag package stops at the first non-flag argument.
+func verbArgs(args []string) (string, []string) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return args[0], args[1:]
+	}
+	return "", args
+}
+
 func runCompany(ctx context.Context, args []string, stdout io.Writer) error {
 	var cfg commonConfig
 	var id, name string
@@ -23,10 +33,14 @@ func runCompany(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.register(fs)
 	fs.StringVar(&id, "id", "", "the application's company id (required)")
 	fs.StringVar(&name, "name", "", "display name (required)")
+	verb, args := verbArgs(args)
 	if err := parseFlags(fs, args, "Usage: walhook company create --id ID --name NAME"); err != nil {
 		return err
 	}
-	if fs.Arg(0) != "create" {
+	if verb == "" {
+		verb = fs.Arg(0)
+	}
+	if verb != "create" {
 		return errors.New("want: company create --id ID --name NAME")
 	}
 	if id == "" || name == "" {
@@ -52,10 +66,14 @@ func runMember(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&email, "email", "", "member email (required)")
 	fs.StringVar(&name, "name", "", "member display name")
 	fs.BoolVar(&owner, "owner", false, "make the member the company owner (holds every permission)")
+	verb, args := verbArgs(args)
 	if err := parseFlags(fs, args, "Usage: walhook member add --company ID --email EMAIL [--name N] [--owner]"); err != nil {
 		return err
 	}
-	if fs.Arg(0) != "add" {
+	if verb == "" {
+		verb = fs.Arg(0)
+	}
+	if verb != "add" {
 		return errors.New("want: member add --company ID --email EMAIL")
 	}
 	if company == "" || email == "" {
@@ -81,10 +99,14 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&email, "email", "", "email of the member the token speaks for (required)")
 	fs.StringVar(&name, "name", "cli", "a label for the token")
 	durationVar(fs, &ttl, "ttl", 0, "token lifetime; 0 never expires")
+	verb, args := verbArgs(args)
 	if err := parseFlags(fs, args, "Usage: walhook token create --company ID --email EMAIL [--name N] [--ttl 720h]"); err != nil {
 		return err
 	}
-	if fs.Arg(0) != "create" {
+	if verb == "" {
+		verb = fs.Arg(0)
+	}
+	if verb != "create" {
 		return errors.New("want: token create --company ID --email EMAIL")
 	}
 	if company == "" || email == "" {

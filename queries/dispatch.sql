@@ -87,15 +87,14 @@ WITH r AS (
     FROM r
     WHERE d.id = r.delivery_id AND d.leased_by = r.lease_token
 ), per_webhook AS (
-    SELECT DISTINCT ON (r.webhook_id) r.webhook_id,
-        r.started_at + make_interval(secs => r.duration_ms / 1000.0) AS last_sent_at,
-        r.outcome = 'succeeded' AS ok,
-        (SELECT min(f.started_at) FROM r f WHERE f.webhook_id = r.webhook_id AND f.outcome <> 'succeeded'
-            AND f.touch_webhook) AS first_failure,
-        (SELECT bool_or(g.gone) FROM r g WHERE g.webhook_id = r.webhook_id) AS gone
+    SELECT r.webhook_id,
+        max(r.started_at + make_interval(secs => r.duration_ms / 1000.0)) AS last_sent_at,
+        (array_agg(r.outcome = 'succeeded' ORDER BY r.started_at DESC))[1]::boolean AS ok,
+        min(r.started_at) FILTER (WHERE r.outcome <> 'succeeded') AS first_failure,
+        bool_or(r.gone) AS gone
     FROM r
     WHERE r.touch_webhook
-    ORDER BY r.webhook_id, r.started_at DESC
+    GROUP BY r.webhook_id
 ), wh AS (
     SELECT p.webhook_id, p.last_sent_at, p.ok, coalesce(p.gone, false) AS gone,
         CASE WHEN p.ok THEN NULL ELSE coalesce(w.failing_since, p.first_failure) END AS failing_since,

@@ -131,7 +131,7 @@ func (s *Sender) send(ctx context.Context, w *webhook.Webhook, cred *webhook.OAu
 			s.classifyErr(ctx, &r)
 			return r
 		}
-		resp, err = s.do(actx, w, b, signer, msgID, token, &r)
+		resp, err = s.do(actx, w, b, signer, msgID, token, &r) //nolint:bodyclose // closed by the deferred discard below, like the first response
 	}
 	if err != nil {
 		r.err, r.class = err, classRetry

@@ -47,7 +47,7 @@ type rangeClass struct {
 
 func mustRanges(pairs ...string) []rangeClass {
 	out := make([]rangeClass, 0, len(pairs)/2)
-	for i := 0; i < len(pairs); i += 2 {
+	for i := 0; i+1 < len(pairs); i += 2 {
 		out = append(out, rangeClass{netip.MustParsePrefix(pairs[i]), pairs[i+1]})
 	}
 	return out

@@ -166,7 +166,10 @@ func (s *Source) run(ctx context.Context, c webhook.OAuthCredential, refresh str
 		_ = s.st.DispatchOAuthTokenSave(sctx, c, e.access, e.refresh, exp)
 		cancel()
 	}
-	cl.token, cl.err = e.access, err
+	if err == nil {
+		cl.token = e.access
+	}
+	cl.err = err
 	close(cl.done)
 }
 

@@ -17,7 +17,11 @@ ALTER ROLE walhook SET statement_timeout = '60s';
 ALTER ROLE walhook SET idle_in_transaction_session_timeout = '5min';
 
 -- 2. Its schema, owned by it: `walhook migrate up` creates the tables, functions and outbox here.
+-- The migrator runs `CREATE SCHEMA IF NOT EXISTS walhook`, which PostgreSQL only allows with
+-- CREATE on the database even when the schema exists; CREATE lets a role make schemas, not touch
+-- other schemas' objects. (It is also what owning the publication below requires.)
 CREATE SCHEMA IF NOT EXISTS walhook AUTHORIZATION walhook;
+GRANT CREATE ON DATABASE :"app_db" TO walhook;
 
 -- 3. Read access to the mapped tables (the tables the event catalog names): the initial
 -- replica identity lookup and catalog validation read their columns. One line per table.
@@ -25,15 +29,13 @@ GRANT USAGE ON SCHEMA public TO walhook;
 GRANT SELECT ON public.contacts TO walhook;
 
 -- 4. The publication. Only a table's owner may add it to a publication, so the DBA creates it over
--- the mapped tables, then hands the publication to walhook. PostgreSQL requires the new owner of
--- a publication to have CREATE on the database at that moment; it is revoked right after.
+-- the mapped tables, then hands the publication to walhook (PostgreSQL requires the new owner of
+-- a publication to have CREATE on the database).
 -- UPDATE/DELETE of a table need a primary key (or REPLICA IDENTITY) to be published;
 -- REPLICA IDENTITY FULL also sends the old row ("previous" in the envelope) at some WAL cost:
 --   ALTER TABLE public.contacts REPLICA IDENTITY FULL;
 CREATE PUBLICATION walhook FOR TABLE public.contacts WITH (publish = 'insert, update, delete');
-GRANT CREATE ON DATABASE :"app_db" TO walhook;
 ALTER PUBLICATION walhook OWNER TO walhook;
-REVOKE CREATE ON DATABASE :"app_db" FROM walhook;
 -- walhook owns both its publication and walhook.outbox, so after `walhook migrate up` it adds
 -- its outbox itself (or run, connected as walhook: ALTER PUBLICATION walhook ADD TABLE walhook.outbox;).
 -- A table added to the catalog later: the DBA, as the table's owner, runs

@@ -1,0 +1,94 @@
+package deploy_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/store"
+)
+
+// asUser rewrites a connection URL to log in as user.
+func asUser(t *testing.T, raw, user string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	require.NoError(t, err)
+	u.User = url.User(user)
+	return u.String()
+}
+
+// TestGrantSQL runs deploy/postgresql/grant.sql with psql, as a DBA would, on a database with an
+// application table, then shows that walhook, logged in as its role, can migrate its schema,
+// read the mapped table but not write it, own and extend its publication, open a logical
+// replication slot, and that the application's role can emit events after the part-5 grants.
+func TestGrantSQL(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	c := xtest.Cluster(t)
+	const db = "grant_app"
+	su, err := pgx.Connect(ctx, c.URL("postgres"))
+	require.NoError(t, err)
+	defer su.Close(context.WithoutCancel(ctx))
+	for _, q := range []string{`CREATE DATABASE ` + db, `CREATE ROLE app_owner LOGIN`} {
+		_, err := su.Exec(ctx, q)
+		require.NoError(t, err)
+	}
+	app, err := pgx.Connect(ctx, c.URL(db))
+	require.NoError(t, err)
+	defer app.Close(context.WithoutCancel(ctx))
+	_, err = app.Exec(ctx, `CREATE TABLE public.contacts (id bigint PRIMARY KEY, company_id text NOT NULL, name text, email text);
+		ALTER TABLE public.contacts OWNER TO app_owner`)
+	require.NoError(t, err)
+
+	out, err := exec.Command(filepath.Join(c.BinDir(), "psql"), "-X", "-q", "-d", c.URL(db),
+		"-v", "app_db="+db, "-v", "app_role=app_owner", "-v", "walhook_password='s3cret'",
+		"-f", "postgresql/grant.sql").CombinedOutput()
+	require.NoError(t, err, "psql -f grant.sql: %s", out)
+
+	pool, err := pgxpool.New(ctx, asUser(t, c.URL(db), "walhook"))
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = store.New(pool, xtest.Keys()).MigrateUp(ctx)
+	require.NoError(t, err, "walhook migrates its own schema")
+
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM public.contacts`).Scan(&n), "walhook reads mapped tables")
+	_, err = pool.Exec(ctx, `INSERT INTO public.contacts (id, company_id) VALUES (1, '1')`)
+	var pgErr *pgconn.PgError
+	require.True(t, errors.As(err, &pgErr) && pgErr.Code == "42501", "walhook may not write application tables: %v", err)
+
+	var owner string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT pubowner::regrole::text FROM pg_publication WHERE pubname = 'walhook'`).Scan(&owner))
+	require.Equal(t, "walhook", owner)
+	_, err = pool.Exec(ctx, `ALTER PUBLICATION walhook ADD TABLE walhook.outbox`)
+	require.NoError(t, err, "walhook adds its outbox to its publication")
+	var super, createDB, createRole bool
+	require.NoError(t, pool.QueryRow(ctx, `SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = 'walhook'`).Scan(&super, &createDB, &createRole))
+	require.False(t, super || createDB || createRole, "walhook is no superuser and creates no databases or roles")
+
+	_, err = pool.Exec(ctx, `SELECT pg_create_logical_replication_slot('grant_test', 'pgoutput')`)
+	require.NoError(t, err, "REPLICATION lets walhook create its slot")
+	_, err = pool.Exec(ctx, `SELECT pg_drop_replication_slot('grant_test')`)
+	require.NoError(t, err)
+
+	// Part 5, for the application's role.
+	_, err = app.Exec(ctx, `GRANT USAGE ON SCHEMA walhook TO app_owner;
+		GRANT EXECUTE ON FUNCTION walhook.emit(text, text, jsonb) TO app_owner;
+		GRANT SELECT ON walhook.capture_setting TO app_owner;
+		GRANT INSERT ON walhook.outbox TO app_owner`)
+	require.NoError(t, err)
+	appConn, err := pgx.Connect(ctx, asUser(t, c.URL(db), "app_owner"))
+	require.NoError(t, err)
+	defer appConn.Close(context.WithoutCancel(ctx))
+	_, err = appConn.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', '{"total": 1}')`)
+	require.NoError(t, err, "the application emits events")
+}

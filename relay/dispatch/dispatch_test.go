@@ -370,3 +370,19 @@ func TestSenderTestWritesNoHistory(t *testing.T) {
 	require.False(t, res.Succeeded)
 	require.Contains(t, res.Error, "loopback")
 }
+
+// A webhook failing for longer than DisableAfter is turned off with a reason.
+func TestFailingTooLongTurnsWebhookOff(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cfg := testConfig()
+	cfg.DisableAfter = time.Millisecond
+	b.run(t, cfg)
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int64) { w.WriteHeader(http.StatusBadGateway) })
+	w := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
+	b.waitState(t, b.enqueue(t, w.ID)[0], webhook.DeliveryFailed)
+	hw, err := b.st.WebhookGetByID(b.ctx, w.ID)
+	require.NoError(t, err)
+	require.False(t, hw.Active)
+	require.Contains(t, *hw.DisabledReason, "failed since")
+}

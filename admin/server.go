@@ -86,6 +86,7 @@ func New(cfg Config, st *store.Store, tester Tester, log zerolog.Logger, gathere
 		for _, rt := range s.routes() {
 			s.mux.HandleFunc(rt.method+" "+rt.path, s.serve(rt))
 		}
+		s.mountWeb() // the web page: GET / and GET /ui/… (web.go)
 	}
 	return s
 }

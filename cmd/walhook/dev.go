@@ -128,6 +128,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, `
 walhook dev is running.
 
+  Web page       http://%[1]s/#token=%[5]s
+                 (signs you in as the owner; the token stays in the #fragment, never sent to a server)
   Admin API      http://%[1]s/v1   (health: http://%[1]s/healthz, metrics: http://%[1]s/metrics)
   Company        %[2]s (id %[3]s), owner %[4]s
   API token      %[5]s

@@ -1,0 +1,330 @@
+package uitest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+)
+
+// screens, when set, writes the screenshots to docs/screens (go test ./admin/uitest -screens);
+// otherwise they go to a temporary directory, so a test run leaves the checkout clean.
+var screens = flag.Bool("screens", false, "write the screenshots to docs/screens")
+
+const chromiumPath = "/usr/bin/chromium"
+
+// requireChromium finds Debian's Chromium: a missing browser fails in CI (CI=true) and skips
+// elsewhere.
+func requireChromium(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		msg := fmt.Sprintf("browser tests need Chromium at %s (apt-get install -y chromium; .ci/run installs it): %v", chromiumPath, err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+}
+
+// buildWalhook builds the walhook binary into a temporary directory.
+func buildWalhook(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "walhook")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/walhook/walhook/cmd/walhook").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+var (
+	adminLine = regexp.MustCompile(`Admin API\s+http://([0-9.:]+)/v1`)
+	linkLine  = regexp.MustCompile(`Web page\s+(http://\S+/#token=\S+)`)
+)
+
+// dev is a running `walhook dev`.
+type dev struct {
+	bin, dir, addr, link, dbURL string
+}
+
+// startDev runs `walhook dev` on a fresh directory and a free port; it is stopped with SIGTERM
+// (and must exit 0) when the test ends.
+func startDev(t *testing.T, bin string) *dev {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), ".walhook")
+	cmd := exec.Command(bin, "dev", "--dir", dir, "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "warn")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	found := make(chan [2]string, 1)
+	go func() {
+		var addr, link string
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := adminLine.FindStringSubmatch(sc.Text()); m != nil {
+				addr = m[1]
+			}
+			if m := linkLine.FindStringSubmatch(sc.Text()); m != nil {
+				link = m[1]
+			}
+			if addr != "" && link != "" {
+				found <- [2]string{addr, link}
+				addr = ""
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		done <- cmd.Wait()
+	}()
+	d := &dev{bin: bin, dir: dir}
+	select {
+	case f := <-found:
+		d.addr, d.link = f[0], f[1]
+	case err := <-done:
+		t.Fatalf("walhook dev exited before serving: %v", err)
+	case <-time.After(90 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("walhook dev did not start within 90s")
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			require.NoError(t, err, "walhook dev exits 0 on SIGTERM")
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("walhook dev did not stop within 60s of SIGTERM")
+		}
+	})
+	b, err := os.ReadFile(filepath.Join(dir, "database_url"))
+	require.NoError(t, err)
+	d.dbURL = strings.TrimSpace(string(b))
+	return d
+}
+
+// cli runs a walhook bootstrap command against the dev database and returns its output.
+func (d *dev) cli(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(d.bin, args...)
+	cmd.Env = append(os.Environ(), "WALHOOK_DATABASE_URL="+d.dbURL)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "walhook %v: %s", args, out)
+	return strings.TrimSpace(string(out))
+}
+
+// psql runs SQL on the dev database with its own psql.
+func (d *dev) psql(t *testing.T, sql string) {
+	t.Helper()
+	out, err := exec.Command(d.psqlPath(t), "-X", "-v", "ON_ERROR_STOP=1", "-d", d.dbURL, "-c", sql).CombinedOutput()
+	require.NoError(t, err, "psql: %s", out)
+}
+
+func (d *dev) psqlPath(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("psql"); err == nil {
+		return p
+	}
+	m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/psql")
+	require.NotEmpty(t, m, "psql not found")
+	return m[len(m)-1]
+}
+
+// received is one request the test receiver got.
+type received struct {
+	Method string
+	Path   string
+	Header http.Header
+	Body   string
+}
+
+// receiver is a real HTTP endpoint for webhooks; it answers 200 and records every request.
+type receiver struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	reqs []received
+}
+
+func newReceiver(t *testing.T) *receiver {
+	rc := &receiver{}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		rc.mu.Lock()
+		rc.reqs = append(rc.reqs, received{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: string(b)})
+		rc.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"received":true}`))
+	}))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
+// waitFor waits until n requests whose body contains substr have arrived, and returns them.
+func (rc *receiver) waitFor(t *testing.T, substr string, n int, within time.Duration) []received {
+	t.Helper()
+	var got []received
+	require.Eventually(t, func() bool {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		got = got[:0]
+		for _, r := range rc.reqs {
+			if strings.Contains(r.Body, substr) {
+				got = append(got, r)
+			}
+		}
+		return len(got) >= n
+	}, within, 100*time.Millisecond, "the receiver got %d request(s) carrying %q, want %d", len(got), substr, n)
+	return got
+}
+
+// browser is one headless Chromium tab.
+type browser struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+	dir  string
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1366, 768),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	_, err := chromedp.Run(ctx, chromedp.EmulateViewport(1366, 768))
+	require.NoError(t, err, "start Chromium")
+	dir := t.TempDir()
+	if *screens {
+		dir = filepath.Join("..", "..", "docs", "screens")
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+	}
+	return &browser{t: t, ctx: ctx, base: base, dir: dir}
+}
+
+// do runs actions with a deadline, failing the test on error.
+func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	require.NoError(b.t, chromedp.Do(ctx, actions...), what)
+}
+
+func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+
+func (b *browser) visible(sel string) { b.t.Helper(); b.do("wait for "+sel, chromedp.WaitVisible(css(sel))) }
+func (b *browser) click(sel string) {
+	b.t.Helper()
+	b.do("click "+sel, chromedp.WaitVisible(css(sel)), chromedp.Click(css(sel), chromedp.NodeVisible))
+}
+
+// fill replaces an input's text by typing, so the page sees real input events.
+func (b *browser) fill(sel, text string) {
+	b.t.Helper()
+	b.do("fill "+sel, chromedp.WaitVisible(css(sel)), chromedp.Clear(css(sel)), chromedp.SendKeys(css(sel), text))
+}
+
+// choose picks a select's option by value and fires change, as a user's pick does.
+func (b *browser) choose(sel, value string) {
+	b.t.Helper()
+	b.visible(sel)
+	ok := b.eval(fmt.Sprintf(`(() => { const s = document.querySelector(%q); if (![...s.options].some(o => o.value === %q)) return false;
+		s.value = %q; s.dispatchEvent(new Event('input', {bubbles: true})); s.dispatchEvent(new Event('change', {bubbles: true})); return true; })()`, sel, value, value))
+	require.Equal(b.t, true, ok, "option %q of %s", value, sel)
+}
+
+func (b *browser) eval(js string) any {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[any](js))
+	require.NoError(b.t, err, "evaluate %s", js)
+	return v
+}
+
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(css(sel), chromedp.NodeVisible))
+	require.NoError(b.t, err, "text of %s", sel)
+	return s
+}
+
+// until waits for a JavaScript condition to hold.
+func (b *browser) until(what, js string, within time.Duration) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, within+5*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(within), chromedp.WithPollingInterval(50*time.Millisecond)))
+	require.NoError(b.t, err, "waiting for %s (%s)", what, js)
+}
+
+func (b *browser) absent(sel string) {
+	b.t.Helper()
+	require.Equal(b.t, true, b.eval(fmt.Sprintf(`document.querySelector(%q) === null`, sel)), "%s must not be on the page", sel)
+}
+
+func (b *browser) open(hash string) {
+	b.t.Helper()
+	b.eval(fmt.Sprintf(`location.hash = %q`, hash))
+}
+
+// shot saves a PNG of the viewport (or of the whole page when full) as name.png.
+func (b *browser) shot(name string, full bool) {
+	b.t.Helper()
+	// Let the toast, if any, go and the layout settle so the picture shows the screen itself.
+	b.eval(`document.getElementById('toast').textContent = ''`)
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	var png []byte
+	var err error
+	if full {
+		png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	} else {
+		png, err = chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	}
+	require.NoError(b.t, err, "screenshot %s", name)
+	require.True(b.t, len(png) > 8 && string(png[1:4]) == "PNG", "screenshot %s is a PNG", name)
+	require.NoError(b.t, os.WriteFile(filepath.Join(b.dir, name+".png"), png, 0o600))
+}
+
+func jsonBody(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(s), &m), "body %s", s)
+	return m
+}

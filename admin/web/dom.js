@@ -1,0 +1,114 @@
+// DOM helpers. Text is always set as text, never parsed as HTML, so values from the API (names,
+// payloads, headers) cannot inject markup.
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function setAttrs(el, attrs, svg) {
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') {
+      el.addEventListener(k.slice(2).toLowerCase(), v);
+    } else if (k === 'class') {
+      el.setAttribute('class', Array.isArray(v) ? v.filter(Boolean).join(' ') : v);
+    } else if (!svg && (k === 'value' || k === 'checked' || k === 'selected' || k === 'disabled')) {
+      el[k] = v;
+      if (k !== 'value') el.setAttribute(k, '');
+    } else if (v === true) {
+      el.setAttribute(k, '');
+    } else {
+      el.setAttribute(k, String(v));
+    }
+  }
+}
+
+function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+/** h builds an HTML element: h('button', {class: 'primary', onclick}, 'Save'). */
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  setAttrs(el, attrs, false);
+  append(el, children);
+  return el;
+}
+
+/** svg builds an SVG element. */
+export function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  setAttrs(el, attrs, true);
+  append(el, children);
+  return el;
+}
+
+/** errId is the id of the element that shows the API's error for a field ("headers[0].key"). */
+export function errId(field) {
+  return 'err-' + String(field).replace(/[^A-Za-z0-9]+/g, '-').replace(/-+$/, '');
+}
+
+/**
+ * field renders a labelled control with its hint and its error slot; the control is described by
+ * both, so a screen reader reads the error when the control gets focus.
+ */
+export function field({ label, id, name, control, hint, required, wide }) {
+  control.id = id;
+  const described = [];
+  const kids = [h('label', { for: id }, label, required ? h('span', { class: 'req', 'aria-hidden': 'true' }, ' *') : null), control];
+  if (hint) {
+    described.push(id + '-hint');
+    kids.push(h('p', { class: 'hint', id: id + '-hint' }, hint));
+  }
+  if (name) {
+    const eid = errId(name);
+    described.push(eid);
+    kids.push(h('p', { class: 'field-error', id: eid, 'data-control': id }));
+  }
+  if (required) control.required = true;
+  if (described.length) control.setAttribute('aria-describedby', described.join(' '));
+  return h('div', { class: ['field', wide && 'wide'] }, kids);
+}
+
+/** switchInput is a checkbox shown as a switch, with a text state next to it. */
+export function switchInput({ id, checked, disabled, label, onchange }) {
+  const state = h('span', { class: 'switch-state', 'aria-hidden': 'true' });
+  const input = h('input', { type: 'checkbox', role: 'switch', class: 'switch', id, 'aria-label': label });
+  input.checked = !!checked;
+  input.disabled = !!disabled;
+  const sync = () => { state.textContent = input.checked ? 'On' : 'Off'; };
+  input.addEventListener('change', (e) => { sync(); if (onchange) onchange(e); });
+  sync();
+  return { input, el: h('span', { class: 'switch-field' }, input, state), sync };
+}
+
+/** option builds a select option. */
+export function option(value, text, selected) {
+  const o = h('option', { value }, text);
+  if (selected) o.selected = true;
+  return o;
+}
+
+/** fmtTime shows a time in the browser's locale; "Never" for none. */
+export function fmtTime(iso, never = 'Never') {
+  if (!iso) return never;
+  const d = new Date(iso);
+  return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+/** pretty formats JSON (a value or a JSON string) for a <pre>. */
+export function pretty(v) {
+  if (v === undefined || v === null) return '';
+  if (typeof v === 'string') {
+    try { return JSON.stringify(JSON.parse(v), null, 2); } catch { return v; }
+  }
+  return JSON.stringify(v, null, 2);
+}
+
+/** statusBadge renders a delivery or last-sent status. */
+export function statusBadge(status, text) {
+  if (!status) return h('span', { class: 'badge none' }, text || '—');
+  const label = { succeeded: 'Succeeded', failed: 'Failed', pending: 'Pending' }[status] || status;
+  return h('span', { class: ['badge', status] }, text || label);
+}

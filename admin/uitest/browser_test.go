@@ -245,7 +245,15 @@ func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 
 func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 
-func (b *browser) visible(sel string) { b.t.Helper(); b.do("wait for "+sel, chromedp.WaitVisible(css(sel))) }
+func (b *browser) visible(sel string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(css(sel))); err != nil {
+		b.failureShot()
+		require.NoError(b.t, err, "wait for %s", sel)
+	}
+}
 func (b *browser) click(sel string) {
 	b.t.Helper()
 	b.do("click "+sel, chromedp.WaitVisible(css(sel)), chromedp.Click(css(sel), chromedp.NodeVisible))
@@ -290,7 +298,28 @@ func (b *browser) until(what, js string, within time.Duration) {
 	ctx, cancel := context.WithTimeout(b.ctx, within+5*time.Second)
 	defer cancel()
 	_, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(within), chromedp.WithPollingInterval(50*time.Millisecond)))
+	if err != nil {
+		b.failureShot()
+	}
 	require.NoError(b.t, err, "waiting for %s (%s)", what, js)
+}
+
+// failureShot saves what the page showed when a wait failed, and logs where.
+func (b *browser) failureShot() {
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		return
+	}
+	f, err := os.CreateTemp("", "walhook-uitest-failure-*.png")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if _, err := f.Write(png); err == nil {
+		b.t.Logf("the page at the failure: %s", f.Name())
+	}
 }
 
 func (b *browser) absent(sel string) {

@@ -80,11 +80,14 @@ func TestWebPage(t *testing.T) {
 	require.Contains(t, b.text("#oauth tbody"), "CRM OAuth")
 	require.Contains(t, b.text("#oauth tbody"), mask)
 	require.NotContains(t, b.text("#oauth tbody"), "client-s3cret")
+	b.absent("#oauth-empty")
+	b.visible("#add-oauth-top")
+	b.shot("oauth-list", false)
 	b.click(`a[aria-label="Edit CRM OAuth"]`)
 	b.visible("#oauth-form")
 	require.Equal(t, mask, b.eval(`document.querySelector('#oauth-form input[name=client_secret]').value`), "secrets are masked once saved")
 	require.Equal(t, mask, b.eval(`document.querySelector('#oauth-form input[name=code]').value`))
-	b.shot("oauth-list", false) // the edit form with masked secrets
+	b.shot("oauth-edit", false)
 
 	// Add Webhook: saving an empty form shows the API's errors next to their fields.
 	b.click(`nav a[href="#/webhooks"]`)
@@ -120,6 +123,10 @@ func TestWebPage(t *testing.T) {
 	b.click("#f-active")
 	b.click("#test")
 	b.visible("#test-result .result")
+	require.Contains(t, b.text("#test-result"), "Test succeeded", "Test shows the response inline")
+	require.Contains(t, b.text("#test-result"), "HTTP 200")
+	sample := rc.waitFor(t, "ada@example.com", 1, 10*time.Second) // the catalog's sample, through the unsaved form
+	require.Equal(t, map[string]any{"email": "ada@example.com", "full_name": "Ada Lovelace"}, jsonBody(t, sample[0].Body))
 	b.shot("webhook-form", true)
 	b.click("#save")
 	b.visible("#webhooks")

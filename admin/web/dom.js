@@ -72,8 +72,8 @@ export function field({ label, id, name, control, hint, required, wide }) {
 }
 
 /** switchInput is a checkbox shown as a switch, with a text state next to it. */
-export function switchInput({ id, checked, disabled, label, onchange }) {
-  const state = h('span', { class: 'switch-state', 'aria-hidden': 'true' });
+export function switchInput({ id, checked, disabled, label, onchange, compact }) {
+  const state = h('span', { class: 'switch-state', 'aria-hidden': 'true', hidden: !!compact });
   const input = h('input', { type: 'checkbox', role: 'switch', class: 'switch', id, 'aria-label': label });
   input.checked = !!checked;
   input.disabled = !!disabled;
@@ -95,6 +95,15 @@ export function fmtTime(iso, never = 'Never') {
   if (!iso) return never;
   const d = new Date(iso);
   return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+/** fmtShort is a compact time for tables: the year only when it is not this year. */
+export function fmtShort(iso, never = 'Never') {
+  if (!iso) return never;
+  const d = new Date(iso);
+  const opts = { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' };
+  if (d.getFullYear() !== new Date().getFullYear()) opts.year = 'numeric';
+  return d.toLocaleString(undefined, opts);
 }
 
 /** pretty formats JSON (a value or a JSON string) for a <pre>. */

@@ -38,7 +38,7 @@ export function showErrors(root, summary, err, mapField = (f) => f) {
   const n = (err.fields || []).length;
   const head = n ? `Please correct ${n === 1 ? 'the field' : 'the ' + n + ' fields'} marked below.` : err.message;
   if (summary) {
-    summary.replaceChildren(h('strong', {}, head), loose.length ? h('ul', {}, loose.map((m) => h('li', {}, m))) : null);
+    summary.replaceChildren(...[h('strong', {}, head), loose.length ? h('ul', {}, loose.map((m) => h('li', {}, m))) : null].filter(Boolean));
   }
   if (first) first.focus();
   else if (summary) summary.focus();

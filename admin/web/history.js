@@ -18,6 +18,11 @@ export async function historyPage(ctx, id) {
   const chartBox = h('div', { class: 'card-body', id: 'chart' });
   const tbody = h('tbody');
   const moreBox = h('div', { class: 'more' });
+  const table = h('table', { id: 'deliveries' },
+    h('caption', { class: 'sr-only' }, 'Deliveries, newest first'),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Time'), h('th', { scope: 'col' }, 'Event'), h('th', { scope: 'col' }, 'URL'),
+      h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'num' }, 'Attempts'), h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')))),
+    tbody);
   const empty = h('p', { class: 'muted card-body', id: 'history-empty' }, 'No deliveries yet. They appear here when the trigger event happens while the webhook is active.');
   const live = h('p', { class: 'sr-only', 'aria-live': 'polite', id: 'history-live' });
 
@@ -79,7 +84,7 @@ export async function historyPage(ctx, id) {
   function renderList() {
     tbody.replaceChildren(...state.items.map(deliveryRow));
     empty.hidden = state.items.length > 0;
-    tbody.closest('table').hidden = state.items.length === 0;
+    table.hidden = state.items.length === 0;
     moreBox.replaceChildren();
     moreBox.hidden = !state.next;
     if (state.next) {
@@ -165,11 +170,7 @@ export async function historyPage(ctx, id) {
       h('div', { class: 'card-head' }, h('h2', { id: 'deliveries-title' }, 'Deliveries'),
         h('div', { class: 'toolbar' }, h('label', { for: 'status-filter', class: 'sr-only' }, 'Status'), statusSel,
           h('button', { type: 'button', class: 'small', id: 'refresh', onclick: () => { state.sig = ''; refresh(); } }, 'Refresh'))),
-      h('div', { class: 'table-wrap' }, h('table', { id: 'deliveries' },
-        h('caption', { class: 'sr-only' }, 'Deliveries, newest first'),
-        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Time'), h('th', { scope: 'col' }, 'Event'), h('th', { scope: 'col' }, 'URL'),
-          h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'num' }, 'Attempts'), h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')))),
-        tbody)),
+      h('div', { class: 'table-wrap' }, table),
       empty, moreBox),
     live);
 }
@@ -197,7 +198,7 @@ function chart(stats, r) {
     : new Date(t).toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
   const sum = buckets.reduce((a, b) => ({ s: a.s + b.succeeded, f: a.f + b.failed, p: a.p + b.pending }), { s: 0, f: 0, p: 0 });
   const desc = total
-    ? `${total} deliveries in the ${r.label.toLowerCase()}: ${sum.s} succeeded, ${sum.f} failed, ${sum.p} pending.`
+    ? `${total} ${total === 1 ? 'delivery' : 'deliveries'} in the ${r.label.toLowerCase()}: ${sum.s} succeeded, ${sum.f} failed, ${sum.p} pending.`
     : `No deliveries in the ${r.label.toLowerCase()}.`;
   const el = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-labelledby': 'chart-svg-title chart-svg-desc', id: 'chart-svg' },
     svg('title', { id: 'chart-svg-title' }, 'Deliveries over time by status'),

@@ -1,6 +1,6 @@
 // Settings → OAuth: the credentials list (two "Add OAuth" buttons when empty) and the form.
 
-import { h, field, option, fmtTime } from './dom.js';
+import { h, field, option, fmtTime, fmtShort } from './dom.js';
 import { showErrors } from './form.js';
 
 const MASK = '••••••';
@@ -38,7 +38,7 @@ export async function oauthList(ctx) {
           h('td', {}, h('span', { class: 'event-key' }, c.grant_type)),
           h('td', { class: 'mono' }, c.client_id || '—'),
           h('td', { class: 'mono' }, c.client_secret_set ? MASK : '—'),
-          h('td', {}, fmtTime(c.updated_at)),
+          h('td', { class: 'nowrap' }, h('time', { datetime: c.updated_at, title: fmtTime(c.updated_at) }, fmtShort(c.updated_at))),
           h('td', { class: 'actions' },
             h('a', { class: 'btn link', href: '#/oauth/' + c.id, 'aria-label': (ctx.canManage ? 'Edit ' : 'View ') + c.name }, ctx.canManage ? 'Edit' : 'View'),
             ctx.canManage ? h('button', {
@@ -129,14 +129,14 @@ export async function oauthForm(ctx, c, { onSaved, onCancel }) {
   field({ label: 'OAuth name', id: p + '-name', name: 'name', control: name, required: true }),
   field({ label: 'OAuth URL', id: p + '-url', name: 'token_url', control: url, required: true, hint: 'The token endpoint.' }),
   field({ label: 'Method', id: p + '-method', name: 'method', control: method }),
-  field({ label: 'grant_type', id: p + '-grant', name: 'grant_type', control: grant, required: true }),
   h('fieldset', { class: 'wide' },
     h('legend', {}, 'Query parameters'),
     h('div', { class: 'inner-grid' },
       field({ label: 'client_id', id: p + '-client-id', name: 'client_id', control: clientID }),
       field({ label: 'client_secret', id: p + '-client-secret', name: 'client_secret', control: clientSecret, hint: c && c.client_secret_set ? 'Saved and hidden. Type a new value to replace it.' : 'Stored encrypted; never shown again.' }),
-      field({ label: 'code', id: p + '-code', name: 'code', control: code, hint: 'The authorization code, for the authorization_code grant.' }),
-      field({ label: 'scope', id: p + '-scope', name: 'scope', control: scope }),
+      field({ label: 'grant_type', id: p + '-grant', name: 'grant_type', control: grant, required: true }),
+      field({ label: 'code', id: p + '-code', name: 'code', control: code, hint: c && c.code_set ? 'Saved and hidden. Type a new value to replace it.' : 'The authorization code, for the authorization_code grant.' }),
+      field({ label: 'scope', id: p + '-scope', name: 'scope', control: scope, hint: 'Optional, space-separated.' }),
       refreshField)),
   h('div', { class: 'form-actions' },
     h('span', { class: 'spacer' }),

@@ -34,12 +34,17 @@ export async function permissionsPage(ctx) {
         }
       },
     });
-    const n = members.items.filter((m) => m.role_id === r.id).length;
-    return h('tr', { 'data-id': r.id }, h('td', { class: 'name-cell' }, h('strong', {}, r.name)), h('td', {}, sw.el),
-      h('td', { class: 'num' }, String(n)));
+    const count = h('td', { class: 'num' });
+    counts.set(r.id, count);
+    return h('tr', { 'data-id': r.id }, h('td', { class: 'name-cell' }, h('strong', {}, r.name)), h('td', {}, sw.el), count);
   };
 
+  const counts = new Map();
+  const recount = () => {
+    for (const [id, cell] of counts) cell.textContent = String(members.items.filter((m) => m.role_id === id).length);
+  };
   const roleBody = h('tbody', {}, roles.items.map(roleRow));
+  recount();
   const roleName = h('input', { type: 'text', name: 'name', maxlength: '100', autocomplete: 'off' });
   const roleManage = h('input', { type: 'checkbox', id: 'new-role-manage' });
   const summary = h('div', { class: 'summary', role: 'alert', tabindex: '-1' });
@@ -75,6 +80,7 @@ export async function permissionsPage(ctx) {
           try {
             await ctx.api('PATCH', '/members/' + m.id, { role_id: roleID });
             m.role_id = roleID;
+            recount();
             ctx.toast(`${m.name || m.email} now has ${roleID ? 'the role ' + sel.selectedOptions[0].textContent : 'no role'}.`);
           } catch (err) {
             sel.value = m.role_id ? String(m.role_id) : '';

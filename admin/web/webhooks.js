@@ -1,6 +1,6 @@
 // Settings → Webhooks: the listing with its row actions.
 
-import { h, fmtTime, statusBadge, switchInput } from './dom.js';
+import { h, fmtTime, fmtShort, statusBadge, switchInput } from './dom.js';
 
 export async function webhookList(ctx) {
   const first = await ctx.api('GET', '/webhooks?limit=50');
@@ -56,7 +56,7 @@ export async function webhookList(ctx) {
 function row(ctx, w) {
   const tr = h('tr', { 'data-id': w.id });
   const sw = switchInput({
-    id: 'active-' + w.id, checked: w.active, disabled: !ctx.canManage, label: 'Active: ' + w.name,
+    id: 'active-' + w.id, checked: w.active, disabled: !ctx.canManage, label: 'Active: ' + w.name, compact: true,
     onchange: async (e) => {
       const want = e.target.checked;
       e.target.disabled = true;
@@ -115,7 +115,7 @@ function row(ctx, w) {
     h('td', {}, h('span', { class: 'event-key' }, w.event)),
     h('td', { class: 'url', title: w.url }, w.url),
     h('td', {}, h('span', { class: 'method' }, w.method)),
-    h('td', {}, w.last_sent_at ? h('time', { datetime: w.last_sent_at }, fmtTime(w.last_sent_at)) : h('span', { class: 'muted' }, 'Never')),
+    h('td', { class: 'nowrap' }, w.last_sent_at ? h('time', { datetime: w.last_sent_at, title: fmtTime(w.last_sent_at) }, fmtShort(w.last_sent_at)) : h('span', { class: 'muted' }, 'Never')),
     h('td', {}, statusBadge(w.last_status, w.last_status ? null : '—')),
     h('td', {}, sw.el),
     h('td', { class: 'actions' }, actions));

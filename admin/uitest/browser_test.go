@@ -348,7 +348,7 @@ func (b *browser) shot(name string, full bool) {
 	}
 	require.NoError(b.t, err, "screenshot %s", name)
 	require.True(b.t, len(png) > 8 && string(png[1:4]) == "PNG", "screenshot %s is a PNG", name)
-	require.NoError(b.t, os.WriteFile(filepath.Join(b.dir, name+".png"), png, 0o600))
+	require.NoError(b.t, os.WriteFile(filepath.Join(b.dir, name+".png"), png, 0o644))
 }
 
 func jsonBody(t *testing.T, s string) map[string]any {

@@ -18,13 +18,17 @@ func TestWebPageServed(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(New(Config{API: true}, nil, nil, zerolog.Nop(), prometheus.NewRegistry()).Handler())
 	defer srv.Close()
-	get := func(path string) (*http.Response, string) {
+	type answer struct {
+		StatusCode int
+		Header     http.Header
+	}
+	get := func(path string) (answer, string) {
 		resp, err := http.Get(srv.URL + path)
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
 		require.NoError(t, err)
-		return resp, string(b)
+		return answer{resp.StatusCode, resp.Header}, string(b)
 	}
 
 	resp, body := get("/")

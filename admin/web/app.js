@@ -243,4 +243,11 @@ export function confirmDialog({ title, message, ok = 'Confirm', danger = false }
   });
 }
 
+// The skip link moves focus to the content without touching the fragment, which holds the route.
+document.querySelector('.skip-link').addEventListener('click', (e) => {
+  e.preventDefault();
+  const main = document.getElementById('main');
+  if (main) { main.tabIndex = -1; main.focus(); }
+});
+
 new App(document.getElementById('app')).start();

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -70,11 +69,8 @@ func appendValue(buf []byte, oid uint32, text []byte) []byte {
 		}
 	case pgtype.TimestampOID:
 		if len(text) >= 19 && text[10] == ' ' && !bytes.HasSuffix(text, []byte(" BC")) {
-			buf = append(buf, '"')
-			buf = append(buf, text[:10]...)
-			buf = append(buf, 'T')
-			buf = append(buf, text[11:]...)
-			return append(buf, '"')
+			iso := append(append(append(make([]byte, 0, len(text)), text[:10]...), 'T'), text[11:]...)
+			return appendString(buf, iso)
 		}
 	case pgtype.ByteaOID:
 		if bytes.HasPrefix(text, []byte(`\x`)) {
@@ -322,6 +318,3 @@ func (p *arrayParser) bare(buf []byte) ([]byte, bool) {
 	p.tmp = append(p.tmp[:0], v...)
 	return appendValue(buf, p.elem, p.tmp), true
 }
-
-// quoteInt is strconv.AppendInt, named for symmetry.
-func quoteInt(buf []byte, n int64) []byte { return strconv.AppendInt(buf, n, 10) }

@@ -1,0 +1,413 @@
+package capture
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/catalog"
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+func TestMain(m *testing.M) {
+	if helperMode() {
+		runHelper()
+		return
+	}
+	xtest.Main(m)
+}
+
+const testCatalog = `
+events:
+  - key: contact.created
+    table: contacts
+    operations: [insert]
+    tenant_column: company_id
+  - key: contact.updated
+    table: contacts
+    operations: [update]
+    tenant_column: company_id
+    columns: [name, email]
+  - key: contact.changed
+    table: contacts
+    operations: [update]
+    tenant_column: company_id
+  - key: contact.deleted
+    table: contacts
+    operations: [delete]
+    tenant_column: company_id
+  - key: thing.created
+    table: things
+    operations: [insert]
+    tenant_column: company_id
+  - key: invoice.paid
+    source: outbox
+`
+
+const testSchema = `
+CREATE TABLE contacts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, company_id text, name text, email text, note text);
+ALTER TABLE contacts REPLICA IDENTITY FULL;
+CREATE TABLE things (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, company_id text NOT NULL,
+    n numeric, f float8, i8 bigint, b boolean, ts timestamptz, t timestamp, d date, u uuid, j jsonb, js json,
+    ia int[], ta text[], na numeric[], tsa timestamptz[], by bytea, iv interval, big text);
+`
+
+// fixture is a database with the test catalog, companies 1 and 2, and active webhooks of
+// company 1 on every event (two on contact.created).
+type fixture struct {
+	st   *store.Store
+	pool *pgxpool.Pool
+	cat  *catalog.Catalog
+	slot string
+	url  string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := xtest.Context(t)
+	url := xtest.DatabaseURL(t)
+	pool, err := pgxpool.New(ctx, url)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	st := store.New(pool, xtest.Keys())
+	_, err = pool.Exec(ctx, testSchema)
+	require.NoError(t, err)
+	cat, err := catalog.Parse([]byte(testCatalog))
+	require.NoError(t, err)
+	require.NoError(t, cat.Sync(ctx, st))
+	for _, id := range []string{"1", "2"} {
+		_, err := st.CompanyCreate(ctx, id, "Company "+id)
+		require.NoError(t, err)
+	}
+	for _, key := range []string{"contact.created", "contact.created", "contact.updated", "contact.changed", "contact.deleted", "thing.created", "invoice.paid"} {
+		_, err := st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "1", Name: key, URL: "https://example.com/" + key,
+			Method: webhook.MethodPost, EventKey: key, RawData: true, Active: true}, nil)
+		require.NoError(t, err)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return &fixture{st: st, pool: pool, cat: cat, slot: "t_" + hex.EncodeToString(b), url: url}
+}
+
+func (f *fixture) config() Config {
+	return Config{Slot: f.slot, Publication: f.slot, Catalog: f.cat, InstanceID: "test-" + f.slot,
+		StatusInterval: 200 * time.Millisecond, LeaseTTL: 3 * time.Second}
+}
+
+// start runs capture until the returned stop is called (or the test ends).
+func (f *fixture) start(t *testing.T, cfg Config, reg *prometheus.Registry, hook func(*Capture)) (stop func()) {
+	t.Helper()
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	c, err := New(cfg, f.st, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), reg)
+	require.NoError(t, err)
+	if hook != nil {
+		hook(c)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var once atomic.Bool
+	stop = func() {
+		if once.Swap(true) {
+			return
+		}
+		cancel()
+		require.NoError(t, <-done)
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitStreaming waits until a capture reads the slot (so writes from now on are captured, and
+// the start-up outbox sweep is over).
+func (f *fixture) waitStreaming(t *testing.T) {
+	t.Helper()
+	for {
+		s, err := f.st.CaptureSlotStatus(context.Background(), f.slot)
+		if err == nil && s.Active {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (f *fixture) count(t *testing.T, q string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, f.pool.QueryRow(context.Background(), q, args...).Scan(&n))
+	return n
+}
+
+// waitEvents waits until the events table holds n rows (the test's own timeout bounds it).
+func (f *fixture) waitEvents(t *testing.T, n int) {
+	t.Helper()
+	for f.count(t, "SELECT count(*) FROM walhook.event") < n {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (f *fixture) payload(t *testing.T, eventKey string, nth int) map[string]any {
+	t.Helper()
+	var p []byte
+	require.NoError(t, f.pool.QueryRow(context.Background(),
+		"SELECT payload FROM walhook.event WHERE event_key = $1 ORDER BY id OFFSET $2 LIMIT 1", eventKey, nth).Scan(&p))
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(p, &m))
+	return m
+}
+
+func TestEmitPaths(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t)
+	reg := prometheus.NewRegistry()
+	var woken atomic.Int64
+	cfg := f.config()
+	cfg.Wake = func() { woken.Add(1) }
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, log: zerolog.Nop()}).Prepare(ctx))
+	f.start(t, cfg, reg, nil)
+	f.waitStreaming(t)
+
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		_, err := f.pool.Exec(ctx, sql, args...)
+		require.NoError(t, err)
+	}
+	// (a) a mapped table write
+	exec(`INSERT INTO contacts (company_id, name, email) VALUES ('1', 'Ada', 'ada@example.com')`)
+	// UPDATE of a column outside contact.updated's columns: only contact.changed fires
+	exec(`UPDATE contacts SET note = 'x' WHERE name = 'Ada'`)
+	// UPDATE of a listed column: both fire
+	exec(`UPDATE contacts SET email = 'ada@lovelace.org' WHERE name = 'Ada'`)
+	exec(`DELETE FROM contacts WHERE name = 'Ada'`)
+	// (b) an outbox row, (c) walhook.emit
+	exec(`INSERT INTO walhook.outbox (company_id, event_key, payload) VALUES ('1', 'invoice.paid', '{"amount": 12.5}')`)
+	exec(`SELECT walhook.emit('1', 'invoice.paid', '{"amount": 7}')`)
+	// a rolled-back transaction emits nothing
+	tx, err := f.pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'Rolled back'); SELECT walhook.emit('1', 'invoice.paid', '{}')`)
+	require.NoError(t, err)
+	require.NoError(t, tx.Rollback(ctx))
+	// bad data: NULL tenant, unknown company, unknown event, not JSON
+	exec(`INSERT INTO contacts (company_id, name) VALUES (NULL, 'nobody')`)
+	exec(`INSERT INTO contacts (company_id, name) VALUES ('404', 'stranger')`)
+	exec(`SELECT walhook.emit('1', 'no.such_event', '{}')`)
+	exec(`SELECT pg_logical_emit_message(true, 'walhook', 'not json')`)
+	exec(`INSERT INTO walhook.outbox (company_id, event_key) VALUES ('1', 'contact.created')`)
+	// …and capture goes on
+	exec(`INSERT INTO contacts (company_id, name) VALUES ('2', 'Last')`)
+
+	// created(Ada), changed, updated+changed, deleted, outbox, emit, created(Last) = 8
+	f.waitEvents(t, 8)
+	for key, n := range map[string]int{"contact.created": 2, "contact.changed": 2, "contact.updated": 1, "contact.deleted": 1, "invoice.paid": 2} {
+		require.Equal(t, n, f.count(t, "SELECT count(*) FROM walhook.event WHERE event_key = $1", key), key)
+	}
+	// deliveries: company 1 has two webhooks on contact.created, one on each other event;
+	// company 2 has none.
+	require.Equal(t, 2+2+1+1+2, f.count(t, "SELECT count(*) FROM walhook.delivery WHERE state = 'pending'"))
+	require.Zero(t, f.count(t, "SELECT count(*) FROM walhook.outbox"), "consumed outbox rows are deleted")
+	require.Positive(t, woken.Load())
+
+	created := f.payload(t, "contact.created", 0)
+	require.Regexp(t, `^evt_[0-9a-f]{32}$`, created["id"])
+	require.Equal(t, "contact.created", created["type"])
+	require.Equal(t, "1", created["company_id"])
+	require.NotEmpty(t, created["occurred_at"])
+	require.Equal(t, "Ada", created["data"].(map[string]any)["name"])
+	require.NotContains(t, created, "previous")
+	updated := f.payload(t, "contact.updated", 0)
+	require.Equal(t, "ada@lovelace.org", updated["data"].(map[string]any)["email"])
+	require.Equal(t, "ada@example.com", updated["previous"].(map[string]any)["email"])
+	deleted := f.payload(t, "contact.deleted", 0)
+	require.Equal(t, "Ada", deleted["data"].(map[string]any)["name"])
+	var amount float64
+	require.NoError(t, f.pool.QueryRow(ctx, `SELECT (payload->'data'->>'amount')::float8 FROM walhook.event WHERE source_key LIKE 'outbox:%'`).Scan(&amount))
+	require.InDelta(t, 12.5, amount, 0)
+	require.NoError(t, f.pool.QueryRow(ctx, `SELECT (payload->'data'->>'amount')::float8 FROM walhook.event WHERE event_key = 'invoice.paid' AND source_key LIKE 'wal:%'`).Scan(&amount))
+	require.InDelta(t, 7, amount, 0)
+
+	require.Eventually(t, func() bool {
+		return counter(t, reg, "walhook_capture_skipped_total", "unknown_company") == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	for reason, n := range map[string]float64{"null_tenant": 1, "unknown_event": 2, "bad_payload": 1} {
+		require.InDelta(t, n, counter(t, reg, "walhook_capture_skipped_total", reason), 0, reason)
+	}
+}
+
+// counter reads a counter of a registry by name and label value.
+func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == label {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func mustDefaults(t *testing.T, cfg Config) Config {
+	t.Helper()
+	require.NoError(t, cfg.defaults())
+	return cfg
+}
+
+func TestTypesRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t)
+	f.start(t, f.config(), nil, nil)
+	f.waitStreaming(t)
+	_, err := f.pool.Exec(ctx, `INSERT INTO things (company_id, n, f, i8, b, ts, t, d, u, j, js, ia, ta, na, tsa, by, iv, big)
+		VALUES ('1', 12345678901234567890.123456789, 1.5, 9007199254740993, true, '2026-11-27 11:00:00.123+01', '2026-11-27 10:00:00',
+		'2026-11-27', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"k": [1, "two", null]}', '{"x":1}', '{1,NULL,3}', '{"a b","c\"d",NULL}',
+		'{1.10,NaN}', '{"2026-01-01 00:00:00+00"}', '\x0102', '1 day 02:00:00', NULL)`)
+	require.NoError(t, err)
+	f.waitEvents(t, 1)
+	var raw []byte
+	require.NoError(t, f.pool.QueryRow(ctx, "SELECT payload->'data' FROM walhook.event").Scan(&raw))
+	require.JSONEq(t, `{"id":1,"company_id":"1","n":12345678901234567890.123456789,"f":1.5,"i8":9007199254740993,"b":true,
+		"ts":"2026-11-27T10:00:00.123Z","t":"2026-11-27T10:00:00","d":"2026-11-27","u":"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+		"j":{"k":[1,"two",null]},"js":{"x":1},"ia":[1,null,3],"ta":["a b","c\"d",null],"na":[1.10,"NaN"],
+		"tsa":["2026-01-01T00:00:00Z"],"by":"AQI=","iv":"1 day 02:00:00","big":null}`, string(raw))
+	// the stored jsonb keeps numeric's digits
+	var n string
+	require.NoError(t, f.pool.QueryRow(ctx, "SELECT payload->'data'->>'n' FROM walhook.event").Scan(&n))
+	require.Equal(t, "12345678901234567890.123456789", n)
+}
+
+func TestUnchangedToastFromOldRow(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t)
+	f.start(t, f.config(), nil, nil)
+	f.waitStreaming(t)
+	// a value large enough to be TOASTed out of line; the update does not touch it
+	_, err := f.pool.Exec(ctx, `ALTER TABLE contacts ALTER COLUMN note SET STORAGE EXTERNAL;
+		INSERT INTO contacts (company_id, name, note) VALUES ('1', 'Big', repeat('x', 100000));
+		UPDATE contacts SET name = 'Bigger' WHERE name = 'Big'`)
+	require.NoError(t, err)
+	f.waitEvents(t, 3) // created, updated, changed
+	data := f.payload(t, "contact.updated", 0)["data"].(map[string]any)
+	require.Equal(t, "Bigger", data["name"])
+	require.Len(t, data["note"], 100000, "REPLICA IDENTITY FULL sends the old row, which has the value")
+}
+
+func TestReplayAfterCancelBeforeAck(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t)
+	cfg := f.config()
+	cfg.StatusInterval = time.Hour // never report a flush position: every restart replays
+	cfg.BatchEvents = 50
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, log: zerolog.Nop()}).Prepare(ctx))
+	_, err := f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) SELECT '1', 'c' || g FROM generate_series(1, 200) g`)
+	require.NoError(t, err)
+	for i := range 50 {
+		_, err := f.pool.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', jsonb_build_object('n', $1::int))`, i)
+		require.NoError(t, err)
+	}
+
+	// First run: killed (cancelled) right after its first fan-out commit, before any ack.
+	killed := make(chan struct{})
+	var once atomic.Bool
+	stop := f.start(t, cfg, nil, func(c *Capture) {
+		c.afterCommit = func(uint64) {
+			if !once.Swap(true) {
+				close(killed)
+			}
+		}
+	})
+	<-killed
+	stop()
+	first := f.count(t, "SELECT count(*) FROM walhook.event")
+	require.Positive(t, first)
+	slot, err := f.st.CaptureSlotStatus(ctx, f.slot)
+	require.NoError(t, err)
+	require.False(t, slot.Active)
+
+	// Restart: the slot replays from the unacknowledged position; every event exactly once.
+	f.start(t, cfg, nil, nil)
+	f.waitEvents(t, 250)
+	require.Equal(t, 250, f.count(t, "SELECT count(DISTINCT source_key) FROM walhook.event"))
+	require.Equal(t, 250*1+200, f.count(t, "SELECT count(*) FROM walhook.delivery"), "two webhooks per contact, one per invoice")
+	// and a replay of everything stores nothing new
+	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, 250, f.count(t, "SELECT count(*) FROM walhook.event"))
+}
+
+func TestPollMode(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t)
+	cfg := f.config()
+	cfg.Mode = store.CapturePoll
+	cfg.PollBatch = 10
+	f.start(t, cfg, nil, nil)
+	require.Eventually(t, func() bool {
+		m, err := f.st.CaptureModeGet(ctx)
+		return err == nil && m == store.CapturePoll
+	}, 10*time.Second, 10*time.Millisecond)
+	_, err := f.pool.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload) SELECT '1', 'invoice.paid', jsonb_build_object('n', g) FROM generate_series(1, 25) g`)
+	require.NoError(t, err)
+	var lsn *string
+	require.NoError(t, f.pool.QueryRow(ctx, `SELECT walhook.emit('1', 'invoice.paid', '{"via": "emit"}')::text`).Scan(&lsn))
+	require.Nil(t, lsn, "in poll mode walhook.emit writes an outbox row")
+	f.waitEvents(t, 26)
+	require.Equal(t, 26, f.count(t, "SELECT count(*) FROM walhook.delivery"))
+	require.Zero(t, f.count(t, "SELECT count(*) FROM walhook.outbox"))
+	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM walhook.event WHERE payload->'data'->>'via' = 'emit'`))
+}
+
+// TestBulk captures 10,000 rows written in one transaction and 10,000 single-row transactions,
+// all written before capture starts, and logs the capture rate (run with -v).
+func TestBulk(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t)
+	cfg := f.config()
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, log: zerolog.Nop()}).Prepare(ctx))
+	_, err := f.pool.Exec(ctx, `INSERT INTO things (company_id, n, j) SELECT '1', g, jsonb_build_object('g', g) FROM generate_series(1, 10000) g`)
+	require.NoError(t, err)
+	conn, err := f.pool.Acquire(ctx)
+	require.NoError(t, err)
+	for i := 0; i < 10000; i += 1000 {
+		b := &pgxBatch{}
+		for j := range 1000 {
+			b.Queue(`INSERT INTO things (company_id, n) VALUES ('1', $1)`, i+j)
+		}
+		require.NoError(t, conn.SendBatch(ctx, &b.Batch).Close())
+	}
+	conn.Release()
+
+	start := time.Now()
+	f.start(t, cfg, nil, nil)
+	f.waitEvents(t, 20000)
+	elapsed := time.Since(start)
+	require.Equal(t, 20000, f.count(t, "SELECT count(*) FROM walhook.delivery"))
+	t.Logf("captured 20000 events (10000 in one transaction + 10000 single-row transactions) with 20000 deliveries in %v: %.0f events/s",
+		elapsed.Round(time.Millisecond), 20000/elapsed.Seconds())
+}

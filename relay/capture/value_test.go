@@ -1,0 +1,69 @@
+package capture
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/stretchr/testify/require"
+)
+
+func TestAppendValue(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		oid        uint32
+		text, want string
+	}{
+		{pgtype.BoolOID, "t", "true"},
+		{pgtype.Int8OID, "-9223372036854775808", "-9223372036854775808"},
+		{pgtype.NumericOID, "12345678901234567890.000000001", "12345678901234567890.000000001"},
+		{pgtype.NumericOID, "NaN", `"NaN"`},
+		{pgtype.Float8OID, "-Infinity", `"-Infinity"`},
+		{pgtype.Float8OID, "1.5e-07", "1.5e-07"},
+		{pgtype.TimestamptzOID, "2026-11-27 10:00:00.123+00", `"2026-11-27T10:00:00.123Z"`},
+		{pgtype.TimestamptzOID, "2026-11-27 12:00:00+02", `"2026-11-27T10:00:00Z"`},
+		{pgtype.TimestamptzOID, "infinity", `"infinity"`},
+		{pgtype.TimestampOID, "2026-11-27 10:00:00.5", `"2026-11-27T10:00:00.5"`},
+		{pgtype.UUIDOID, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", `"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"`},
+		{pgtype.JSONBOID, `{"a": [1, null]}`, `{"a":[1,null]}`},
+		{pgtype.ByteaOID, `\x0102ff`, `"AQL/"`},
+		{pgtype.TextOID, "a\"b\\c\n\x01é", `"a\"b\\c\n\u0001é"`},
+		{pgtype.Int4ArrayOID, "{1,2,NULL}", "[1,2,null]"},
+		{pgtype.TextArrayOID, `{"a b","c\"d",NULL,"NULL",x}`, `["a b","c\"d",null,"NULL","x"]`},
+		{pgtype.Int4ArrayOID, "{{1,2},{3,4}}", "[[1,2],[3,4]]"},
+		{pgtype.Int4ArrayOID, "[0:1]={7,8}", "[7,8]"},
+		{pgtype.JSONBArrayOID, `{"{\"a\": 1}",null}`, `[{"a":1},null]`},
+		{pgtype.Int4ArrayOID, "{}", "[]"},
+		{pgtype.Int4ArrayOID, "{1,", `"{1,"`},
+		{99999, "happy", `"happy"`},
+	} {
+		got := string(appendValue(nil, tc.oid, []byte(tc.text)))
+		require.Equal(t, tc.want, got, "oid %d text %q", tc.oid, tc.text)
+		require.True(t, json.Valid([]byte(got)), got)
+	}
+}
+
+// FuzzAppendValue: whatever text arrives for whatever type, the result is one valid JSON value.
+func FuzzAppendValue(f *testing.F) {
+	for _, s := range []struct {
+		oid  uint32
+		text string
+	}{
+		{pgtype.Int4ArrayOID, "{{1,2},{3,NULL}}"}, {pgtype.TextArrayOID, `{"a\\"b",c}`}, {pgtype.NumericOID, "-0.5"},
+		{pgtype.TimestamptzOID, "2026-11-27 10:00:00+05:30"}, {pgtype.JSONBOID, `{"a":1}`}, {pgtype.ByteaOID, `\xzz`},
+		{pgtype.JSONBArrayOID, `{"{}","[1]"}`}, {pgtype.TimestampOID, "2026-11-27 10:00:00 BC"}, {pgtype.TextOID, "\xff\xfe"},
+	} {
+		f.Add(s.oid, []byte(s.text))
+	}
+	oids := []uint32{pgtype.BoolOID, pgtype.Int8OID, pgtype.NumericOID, pgtype.Float8OID, pgtype.TimestamptzOID,
+		pgtype.TimestampOID, pgtype.JSONBOID, pgtype.ByteaOID, pgtype.TextOID, pgtype.Int4ArrayOID, pgtype.TextArrayOID,
+		pgtype.JSONBArrayOID, pgtype.NumericArrayOID, pgtype.TimestamptzArrayOID}
+	f.Fuzz(func(t *testing.T, oid uint32, text []byte) {
+		for _, o := range append(oids, oid) {
+			out := appendValue([]byte("x"), o, text)
+			if out[0] != 'x' || !json.Valid(out[1:]) {
+				t.Fatalf("oid %d text %q: invalid JSON %q", o, text, out)
+			}
+		}
+	})
+}

@@ -1,11 +1,137 @@
 package capture
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/catalog"
+	"github.com/walhook/walhook/relay/store"
 )
 
 type pgxBatch struct{ pgx.Batch }
 
-func helperMode() bool { return false }
+// The crash tests re-execute the test binary as a relay: TestMain sees helperEnv and runs
+// runHelper instead of the tests.
+const (
+	helperEnv   = "WALHOOK_CAPTURE_HELPER" // the instance id
+	helperDBEnv = "WALHOOK_CAPTURE_HELPER_DB"
+	helperSlot  = "WALHOOK_CAPTURE_HELPER_SLOT"
+)
 
-func runHelper() {}
+func helperMode() bool { return os.Getenv(helperEnv) != "" }
+
+func runHelper() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := helper(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(1)
+	}
+}
+
+func helper(ctx context.Context) error {
+	pool, err := pgxpool.New(ctx, os.Getenv(helperDBEnv))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	st := store.New(pool, nil)
+	cat, err := catalog.FromStore(ctx, st)
+	if err != nil {
+		return err
+	}
+	slot := os.Getenv(helperSlot)
+	c, err := New(Config{Slot: slot, Publication: slot, Catalog: cat, InstanceID: os.Getenv(helperEnv),
+		StatusInterval: 100 * time.Millisecond, BatchEvents: 200}, st, zerolog.New(os.Stderr).Level(zerolog.WarnLevel), prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
+}
+
+// spawn starts a relay process running capture on f's database; it is killed at the end.
+func (f *fixture) spawn(t *testing.T, id string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$") //nolint:gosec // re-executes this test binary
+	cmd.Env = append(os.Environ(), helperEnv+"="+id, helperDBEnv+"="+f.url, helperSlot+"="+f.slot)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd
+}
+
+func (f *fixture) waitHolder(t *testing.T, holder string) {
+	t.Helper()
+	for {
+		l, err := f.st.LeaseGet(context.Background(), "capture:"+f.slot)
+		if err == nil && l.Live && l.Holder == holder {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (f *fixture) insertContacts(t *testing.T, from, n int) {
+	t.Helper()
+	ctx := xtest.Context(t)
+	for i := from; i < from+n; i += 100 {
+		b := &pgxBatch{}
+		for j := i; j < min(i+100, from+n); j++ {
+			b.Queue(`INSERT INTO contacts (company_id, name) VALUES ('1', $1)`, fmt.Sprint("c", j))
+		}
+		require.NoError(t, f.pool.SendBatch(ctx, &b.Batch).Close())
+	}
+}
+
+// TestKillLeaderStandbyTakesOver runs two relay processes: one leads and streams; it is killed
+// with SIGKILL in the middle of a stream of single-row transactions (so after commits it had not
+// acknowledged); the standby takes over from the slot's confirmed position and every event is
+// stored exactly once. Then the killed one is restarted and becomes the standby.
+func TestKillLeaderStandbyTakesOver(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t)
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st, log: zerolog.Nop()}).Prepare(ctx))
+	a := f.spawn(t, "a")
+	f.waitHolder(t, "a")
+	f.waitStreaming(t)
+	f.spawn(t, "b")
+
+	f.insertContacts(t, 0, 2000)
+	for f.count(t, "SELECT count(*) FROM walhook.event") == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.NoError(t, a.Process.Kill()) // SIGKILL: no ack, no lease release
+	killed := time.Now()
+	_ = a.Wait()
+	f.insertContacts(t, 2000, 1000)
+	f.waitHolder(t, "b")
+	t.Logf("standby took over %v after kill -9 (lease TTL %v)", time.Since(killed).Round(100*time.Millisecond), 6*time.Second)
+	f.waitEvents(t, 3000)
+
+	f.spawn(t, "a") // restarted: stays standby while b leads
+	f.insertContacts(t, 3000, 500)
+	f.waitEvents(t, 3500)
+	require.Equal(t, 3500, f.count(t, "SELECT count(DISTINCT source_key) FROM walhook.event"))
+	require.Equal(t, 3500, f.count(t, "SELECT count(DISTINCT payload->'data'->>'name') FROM walhook.event"))
+	require.Equal(t, 7000, f.count(t, "SELECT count(*) FROM walhook.delivery"), "two webhooks per contact")
+	l, err := f.st.LeaseGet(ctx, "capture:"+f.slot)
+	require.NoError(t, err)
+	require.Equal(t, "b", l.Holder)
+}

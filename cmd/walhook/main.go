@@ -45,7 +45,7 @@ func commands() []command {
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "walhook %s — webhooks from PostgreSQL\n\nUsage: walhook <command> [flags]\n\nCommands:\n", version)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun `walhook <command> --help` for a command's flags. Every flag can also be set with an environment variable WALHOOK_<FLAG_NAME>.")
 }

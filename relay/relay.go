@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/walhook/walhook/relay/capture"
 	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/retention"
 	"github.com/walhook/walhook/relay/store"
@@ -27,6 +28,9 @@ type Config struct {
 	Retention retention.Config
 	// Dispatch configures delivery (see package dispatch); its InstanceID defaults to InstanceID.
 	Dispatch dispatch.Config
+	// Capture configures capture (see package capture). Capture runs when Capture.Catalog is set;
+	// its InstanceID defaults to InstanceID and its Wake to the dispatcher's.
+	Capture capture.Config
 }
 
 // runner is one long-running part of the relay.
@@ -66,6 +70,19 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		return nil, err
 	}
 	r.runners = append(r.runners, runner{"dispatch", r.dispatch.Run})
+	if cfg.Capture.Catalog != nil {
+		if cfg.Capture.InstanceID == "" {
+			cfg.Capture.InstanceID = cfg.InstanceID
+		}
+		if cfg.Capture.Wake == nil && r.dispatch != nil {
+			cfg.Capture.Wake = r.dispatch.Wake
+		}
+		cp, err := capture.New(cfg.Capture, st, r.log, reg)
+		if err != nil {
+			return nil, err
+		}
+		r.runners = append(r.runners, runner{"capture", cp.Run})
+	}
 	return r, nil
 }
 

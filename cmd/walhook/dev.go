@@ -16,9 +16,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walhook/walhook/internal/pgcluster"
+	"github.com/walhook/walhook/relay/catalog"
 	"github.com/walhook/walhook/relay/crypt"
 	"github.com/walhook/walhook/relay/store"
-	"github.com/walhook/walhook/relay/webhook"
 )
 
 //go:embed devdata/demo.sql
@@ -38,19 +38,10 @@ const (
 	devClusterStart = 2 * time.Minute
 )
 
-// devCatalog is the demo's trigger-event catalog over the contacts table.
-func devCatalog() []webhook.EventType {
-	sample := func(s string) []byte { return []byte(s) }
-	contact := `{"id":1,"company_id":"1","name":"Ada Lovelace","email":"ada@example.com","created_at":"2026-11-27T10:00:00Z"}`
-	return []webhook.EventType{
-		{Key: "contact.created", Description: "A new contact was created", Source: webhook.SourceTable, SourceTable: "public.contacts",
-			TenantColumn: "company_id", Operations: []string{"insert"}, Sample: sample(contact)},
-		{Key: "contact.updated", Description: "A contact's name or email changed", Source: webhook.SourceTable, SourceTable: "public.contacts",
-			TenantColumn: "company_id", Operations: []string{"update"}, Columns: []string{"name", "email"}, Sample: sample(contact)},
-		{Key: "contact.deleted", Description: "A contact was deleted", Source: webhook.SourceTable, SourceTable: "public.contacts",
-			TenantColumn: "company_id", Operations: []string{"delete"}, Sample: sample(contact)},
-	}
-}
+// devCatalogYAML is the demo's trigger-event catalog over the contacts table.
+//
+//go:embed devdata/catalog.yaml
+var devCatalogYAML []byte
 
 func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	var cfg serveConfig
@@ -112,7 +103,11 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, err := pool.Exec(ctx, demoSQL); err != nil {
 		return fmt.Errorf("create demo table: %w", err)
 	}
-	if err := st.EventTypeSync(ctx, devCatalog()); err != nil {
+	devCat, err := catalog.Parse(devCatalogYAML)
+	if err != nil {
+		return fmt.Errorf("parse demo catalog: %w", err)
+	}
+	if err := devCat.Sync(ctx, st); err != nil {
 		return fmt.Errorf("load demo catalog: %w", err)
 	}
 	token, err := seedDev(ctx, st, filepath.Join(dir, devTokenFile))

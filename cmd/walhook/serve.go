@@ -27,6 +27,8 @@ type serveConfig struct {
 	shutdown shutdownConfig
 	// migrate applies pending migrations at start. Default true.
 	migrate bool
+	// capture holds the capture flags that are not part of relay.Config (the catalog path).
+	capture captureFlags
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
@@ -37,6 +39,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.migrate, "migrate", true, "apply pending schema migrations at start")
 	registerRetention(fs, &c.relay.Retention)
 	registerDispatch(fs, &c.relay.Dispatch)
+	registerCapture(fs, &c.capture, &c.relay.Capture)
 	c.shutdown.register(fs)
 }
 
@@ -81,6 +84,9 @@ func serve(ctx context.Context, cfg serveConfig, st *store.Store, log zerolog.Lo
 		if len(applied) > 0 {
 			log.Info().Ints("versions", applied).Msg("migrations applied")
 		}
+	}
+	if err := loadCatalog(ctx, &cfg, st, log, withRelay); err != nil {
+		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -65,7 +65,7 @@ func helper(ctx context.Context) error {
 // spawn starts a relay process running capture on f's database; it is killed at the end.
 func (f *fixture) spawn(t *testing.T, id string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$") //nolint:gosec // re-executes this test binary
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+id, helperDBEnv+"="+f.url, helperSlot+"="+f.slot)
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())

@@ -6,13 +6,15 @@
 //
 // Every replica runs an Elector. It is in one of two states:
 //
-//	           acquire ok                                   renew failed for longer than TTL-Renew,
-//	 ┌──────────┐  ────────────────────────────►  ┌────────┐ or the lease was taken, or lead returned
-//	 │ follower │                                  │ leader │ ───────────────────────────────┐
-//	 └──────────┘  ◄────────────────────────────  └────────┘                                 │
-//	   │   ▲         lead stopped, lease released                                             │
-//	   └───┘ every Renew: try to acquire                                                      │
-//	         (succeeds only when the lease is free or expired)   ◄────────────────────────────┘
+//	          acquire ok                                   renew failed for longer than TTL-Renew,
+//	┌──────────┐  ────────────────────────────►  ┌────────┐ or the lease was taken, or lead returned
+//	│ follower │                                  │ leader │ ───────────────────────────────┐
+//	└──────────┘  ◄────────────────────────────  └────────┘                                 │
+//	  │   ▲         lead stopped, lease released                                             │
+//	  └───┘ every Renew: try to acquire                                                      │
+//	        (succeeds only when the lease is free or expired)   ◄────────────────────────────┘
+//
+// In words:
 //
 //   - follower: every Renew interval it runs LeaseAcquire, an upsert that succeeds only when the
 //     lease is free, expired (expires_at < now()), or already its own.

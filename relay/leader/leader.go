@@ -169,7 +169,9 @@ loop:
 	}
 	cancel()
 	if done != nil {
-		<-done
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			e.log.Warn().Err(err).Msg("lead stopped with an error")
+		}
 	}
 	e.setLeading(false)
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.Timeout)

@@ -40,7 +40,10 @@ func start(t *testing.T, st *store.Store, holder string) *replica {
 			return nil
 		})
 	}()
-	t.Cleanup(func() { cancel(); <-r.done })
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-r.done)
+	})
 	return r
 }
 

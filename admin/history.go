@@ -100,15 +100,11 @@ func maskRequestJSON(raw json.RawMessage, secret map[string]bool) json.RawMessag
 }
 
 func (s *Server) listDeliveries(c *call) error {
-	id, err := c.pathID("webhook")
+	w, err := s.pathWebhook(c)
 	if err != nil {
 		return err
 	}
-	if _, err := s.store.WebhookGet(c.ctx, c.p.CompanyID, id); errors.Is(err, store.ErrNotFound) {
-		return notFound("webhook", id)
-	} else if err != nil {
-		return err
-	}
+	id := w.ID
 	q := c.r.URL.Query()
 	var f store.HistoryFilter
 	if v := q.Get("status"); v != "" {
@@ -297,15 +293,11 @@ func (s *Server) resyncFailed(c *call) error {
 var bucketRange = map[string]time.Duration{"hour": 31 * 24 * time.Hour, "day": 366 * 24 * time.Hour}
 
 func (s *Server) webhookStats(c *call) error {
-	id, err := c.pathID("webhook")
+	w, err := s.pathWebhook(c)
 	if err != nil {
 		return err
 	}
-	if _, err := s.store.WebhookGet(c.ctx, c.p.CompanyID, id); errors.Is(err, store.ErrNotFound) {
-		return notFound("webhook", id)
-	} else if err != nil {
-		return err
-	}
+	id := w.ID
 	q := c.r.URL.Query()
 	bucket := q.Get("bucket")
 	if bucket == "" {

@@ -256,18 +256,26 @@ func parseLimit(v string) (int, error) {
 	return n, nil
 }
 
-func (s *Server) getWebhook(c *call) error {
+// pathWebhook loads the company's webhook named by the {id} path value; another company's (or
+// no) webhook is a 404.
+func (s *Server) pathWebhook(c *call) (webhook.Webhook, error) {
 	id, err := c.pathID("webhook")
 	if err != nil {
-		return err
+		return webhook.Webhook{}, err
 	}
 	w, err := s.store.WebhookGet(c.ctx, c.p.CompanyID, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return notFound("webhook", id)
+		return webhook.Webhook{}, notFound("webhook", id)
 	}
+	return w, err
+}
+
+func (s *Server) getWebhook(c *call) error {
+	w, err := s.pathWebhook(c)
 	if err != nil {
 		return err
 	}
+	id := w.ID
 	counts, err := s.store.WebhookCounts(c.ctx, c.p.CompanyID, id)
 	if err != nil {
 		return err
@@ -306,17 +314,11 @@ func (s *Server) patchWebhook(c *call) error { return s.updateWebhook(c, true) }
 // updateWebhook replaces (PUT) or merges (PATCH: only the fields sent change; arrays are replaced
 // whole) a webhook, in one transaction with its audit row.
 func (s *Server) updateWebhook(c *call, patch bool) error {
-	id, err := c.pathID("webhook")
+	old, err := s.pathWebhook(c)
 	if err != nil {
 		return err
 	}
-	old, err := s.store.WebhookGet(c.ctx, c.p.CompanyID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("webhook", id)
-	}
-	if err != nil {
-		return err
-	}
+	id := old.ID
 	var in webhookInput
 	if patch {
 		in = inputOf(old)
@@ -525,14 +527,7 @@ func (s *Server) runTest(c *call, w webhook.Webhook) error {
 }
 
 func (s *Server) testSaved(c *call) error {
-	id, err := c.pathID("webhook")
-	if err != nil {
-		return err
-	}
-	w, err := s.store.WebhookGet(c.ctx, c.p.CompanyID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("webhook", id)
-	}
+	w, err := s.pathWebhook(c)
 	if err != nil {
 		return err
 	}

@@ -47,8 +47,9 @@ func mustKeys() *crypt.Keyring {
 	return k
 }
 
-// Main runs the package's tests and stops the cluster afterwards. Call it from TestMain.
-func Main(m *testing.M) {
+// Main runs the package's tests and stops the cluster afterwards. Call it from TestMain. The
+// functions in after run once the tests are done, before the process exits (Main never returns).
+func Main(m *testing.M, after ...func()) {
 	mu.Lock()
 	inMain = true
 	mu.Unlock()
@@ -63,6 +64,9 @@ func Main(m *testing.M) {
 		_ = os.RemoveAll(dataRoot)
 	}
 	mu.Unlock()
+	for _, f := range after {
+		f()
+	}
 	os.Exit(code)
 }
 

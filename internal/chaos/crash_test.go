@@ -1,0 +1,286 @@
+package chaos_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/pgcluster"
+	"github.com/walhook/walhook/internal/xtest"
+)
+
+// TestKillNineDuringStream kills the relay with SIGKILL at random moments while events stream in
+// (2 kills during 2,000 events; 10 during 20,000 with WALHOOK_CHAOS_FULL=1), restarting a new
+// relay each time, as a supervisor would. Afterwards every event was delivered at least once,
+// every delivery succeeded, none is pending, and the duplicates are counted and reported.
+func TestKillNineDuringStream(t *testing.T) {
+	t.Parallel()
+	kills, n := size(2, 10), size(2000, 20000)
+	f := newFixture(t, xtest.DatabaseURL(t))
+	r := newReceiver(t)
+	f.webhook("1", r.URL())
+
+	ctx := xtest.Context(t)
+	relay := start(t, f.env(), relayArgs("r0")...)
+	f.waitSlotReader(ctx, "", time.Minute) // the slot exists: every event from now on is captured
+	produced := make(chan error, 1)
+	go func() {
+		// Spread the events over the kills: about 3 s of stream per kill.
+		per := max(100, n/(kills*30))
+		for i := 0; i < n; i += per {
+			if err := f.insert(ctx, "1", i, min(per, n-i)); err != nil {
+				produced <- err
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		produced <- nil
+	}()
+
+	var recoveries []time.Duration
+	for k := 1; k <= kills; k++ {
+		time.Sleep(time.Duration(500+rand.IntN(2500)) * time.Millisecond)
+		relay.kill9(t)
+		killed := time.Now()
+		relay = start(t, f.env(), relayArgs(fmt.Sprint("r", k))...)
+		// Recovery: the new relay reads the slot (after the killed one's lease expired).
+		f.waitSlotReader(ctx, fmt.Sprint("r", k-1), time.Minute)
+		recoveries = append(recoveries, time.Since(killed))
+	}
+	require.NoError(t, <-produced)
+	f.waitDelivered(r, n, 3*time.Minute, relay)
+	unique, events, dups := r.counts()
+	require.Equal(t, n, events, "distinct event ids received")
+	require.Zero(t, f.count(`SELECT count(*) FROM walhook.delivery WHERE state <> 'succeeded' OR lease_until > now() + interval '1 hour'`))
+	report(t, "%d kill -9 during %d events: %d delivered (distinct webhook-id), %d duplicates (%.2f%%), capture streaming again after each kill %v (max %v)",
+		kills, n, unique, dups, 100*float64(dups)/float64(n), round(recoveries), maxOf(recoveries))
+}
+
+// TestPostgresRestartMidStream restarts PostgreSQL under a streaming relay, once with a fast and
+// once with an immediate shutdown. The relay process keeps running, reconnects by itself and
+// every event is delivered.
+func TestPostgresRestartMidStream(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	dir, err := os.MkdirTemp("", "walhook-chaos-pg-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	c, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dir + "/data", Port: 20000 + rand.IntN(20000)})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = c.Shutdown(sctx, "immediate")
+	})
+	f := newFixture(t, c.URL("postgres"))
+	r := newReceiver(t)
+	f.webhook("1", r.URL())
+	relay := start(t, f.env(), relayArgs("pg")...)
+	f.waitSlotReader(ctx, "", time.Minute)
+
+	per := size(500, 3000)
+	total := 0
+	for _, mode := range []string{"fast", "immediate"} {
+		require.NoError(t, f.insert(ctx, "1", total, per))
+		total += per
+		// Mid-stream: shut down as soon as the first of these events reaches the receiver.
+		for u, _, _ := r.counts(); u <= total-per; u, _, _ = r.counts() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		require.NoError(t, c.Shutdown(ctx, mode))
+		down := time.Now()
+		time.Sleep(2 * time.Second)
+		require.NoError(t, c.Restart(ctx))
+		f.pool.Reset()
+		require.NoError(t, f.insert(ctx, "1", total, per))
+		total += per
+		for u, _, _ := r.counts(); r.lastAt().Before(down) || u < total-per; u, _, _ = r.counts() {
+			require.False(t, relay.exited(), "relay exited after the %s shutdown:\n%s", mode, relay.logs())
+			time.Sleep(20 * time.Millisecond)
+		}
+		report(t, "%s shutdown: delivering again %v after the shutdown (2 s down)", mode, time.Since(down).Round(100*time.Millisecond))
+	}
+	f.waitDelivered(r, total, 2*time.Minute, relay)
+	_, _, dups := r.counts()
+	report(t, "%d events across a fast and an immediate restart: all delivered, %d duplicates", total, dups)
+}
+
+// TestLeaderKilledStandbyTakesOver runs two relays; the capture leader is killed with SIGKILL
+// mid-stream and the standby takes the slot within 10 s (default --leader-ttl 6s). Nothing is lost.
+func TestLeaderKilledStandbyTakesOver(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t, xtest.DatabaseURL(t))
+	r := newReceiver(t)
+	f.webhook("1", r.URL())
+	args := func(id string) []string {
+		return []string{"relay", "--instance-id", id, "--attempt-timeout", "2s", "--dispatch-lease", "8s",
+			"--dispatch-poll-interval", "200ms", "--capture-status-interval", "200ms"}
+	}
+	procs := map[string]*proc{"a": start(t, f.env(), args("a")...)}
+	holder := f.waitSlotReader(ctx, "", 30*time.Second)
+	require.Equal(t, "a", holder)
+	procs["b"] = start(t, f.env(), args("b")...)
+
+	n := size(2000, 10000)
+	require.NoError(t, f.insert(ctx, "1", 0, n/2))
+	for u, _, _ := r.counts(); u == 0; u, _, _ = r.counts() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	procs["a"].kill9(t)
+	killed := time.Now()
+	produced := make(chan error, 1)
+	go func() { produced <- f.insert(ctx, "1", n/2, n-n/2) }()
+	require.Equal(t, "b", f.waitSlotReader(ctx, "a", 10*time.Second))
+	took := time.Since(killed)
+	require.NoError(t, <-produced)
+	f.waitDelivered(r, n, 2*time.Minute, procs["b"])
+	_, _, dups := r.counts()
+	report(t, "leader killed: standby streaming from the slot %v after kill -9 (bound 10 s); %d events delivered, %d duplicates",
+		took.Round(100*time.Millisecond), n, dups)
+}
+
+// waitSlotReader waits until a live capture lease is held by someone other than not, and the
+// slot has an active reader; it returns the holder.
+func (f *fixture) waitSlotReader(ctx context.Context, not string, within time.Duration) string {
+	f.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		l, err := f.st.LeaseGet(ctx, "capture:"+f.slot)
+		var active bool
+		_ = f.pool.QueryRow(ctx, `SELECT coalesce((SELECT active FROM pg_replication_slots WHERE slot_name = $1), false)`, f.slot).Scan(&active)
+		if err == nil && l.Live && l.Holder != not && active {
+			return l.Holder
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.t.Fatalf("no new slot reader within %v", within)
+	return ""
+}
+
+// TestUnreachableAtStart starts relays while nothing listens on the database's address. One with
+// --connect-timeout 3s retries with growing backoff, then exits non-zero with a clear error; the
+// other keeps retrying until the database appears (a TCP forwarder to the cluster opens on that
+// address), then runs: a database that starts late does not crash-loop walhook.
+func TestUnreachableAtStart(t *testing.T) {
+	t.Parallel()
+	c := xtest.Cluster(t)
+	url := xtest.DatabaseURL(t)
+	f := newFixture(t, url)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close()) // nothing listens here now
+	dbName := url[strings.LastIndex(url, "/")+1:]
+	if i := strings.IndexByte(dbName, '?'); i >= 0 {
+		dbName = dbName[:i]
+	}
+	tcpURL := fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable&connect_timeout=2", pgcluster.Superuser, addr, dbName)
+	env := append(f.env(), "WALHOOK_DATABASE_URL="+tcpURL)
+
+	t.Run("gives up with a clear error", func(t *testing.T) {
+		p, _ := spawn(t, env, "relay", "--connect-timeout", "3s")
+		select {
+		case <-p.done:
+		case <-time.After(time.Minute):
+			t.Fatalf("relay still running after --connect-timeout 3s\n%s", p.logs())
+		}
+		require.Error(t, p.err)
+		logs := p.logs()
+		require.Contains(t, logs, "PostgreSQL unreachable, retrying")
+		require.Contains(t, logs, "connect to PostgreSQL (gave up after")
+		require.Contains(t, logs, `"retry_in":500`, "backoff grows: 250ms, 500ms, …")
+		require.NotContains(t, logs, "panic")
+	})
+
+	t.Run("runs once the database appears", func(t *testing.T) {
+		p, addrc := spawn(t, env, "relay", "--connect-timeout", "2m")
+		time.Sleep(3 * time.Second)
+		require.False(t, p.exited(), "relay exited while the database was unreachable:\n%s", p.logs())
+		fwd := forward(t, addr, c.SocketDir(), c.Port())
+		defer fwd.Close()
+		select {
+		case p.addr = <-addrc:
+		case <-p.done:
+			t.Fatalf("relay exited: %v\n%s", p.err, p.logs())
+		case <-time.After(time.Minute):
+			t.Fatalf("relay did not start within a minute of the database appearing\n%s", p.logs())
+		}
+		require.Contains(t, p.logs(), "PostgreSQL unreachable, retrying")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+"/healthz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	})
+}
+
+// forward listens on addr and forwards each connection to the cluster's Unix socket.
+func forward(t *testing.T, addr, sockDir string, port int) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("unix", fmt.Sprintf("%s/.s.PGSQL.%d", sockDir, port))
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			wg.Add(2)
+			pipe := func(a, b net.Conn) {
+				defer wg.Done()
+				buf := make([]byte, 32<<10)
+				for {
+					k, err := a.Read(buf)
+					if k > 0 {
+						if _, werr := b.Write(buf[:k]); werr != nil {
+							break
+						}
+					}
+					if err != nil {
+						break
+					}
+				}
+				_ = a.Close()
+				_ = b.Close()
+			}
+			go pipe(in, out)
+			go pipe(out, in)
+		}
+	}()
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln
+}
+
+func round(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(100 * time.Millisecond)
+	}
+	return out
+}
+
+func maxOf(ds []time.Duration) time.Duration {
+	var m time.Duration
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m.Round(100 * time.Millisecond)
+}

@@ -371,6 +371,24 @@ func TestSenderTestWritesNoHistory(t *testing.T) {
 	require.Contains(t, res.Error, "loopback")
 }
 
+// An attempt's duration is measured: it was always 0 when send returned its result by value
+// and set the duration in a defer.
+func TestSenderMeasuresDuration(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int64) {
+		time.Sleep(300 * time.Millisecond)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	s := dispatch.NewSender(dispatch.SenderConfig{Version: "test", AllowPrivate: loopback}, b.st, nil)
+	w := webhook.Webhook{CompanyID: company, URL: rc.URL, Method: webhook.MethodPost, RawData: true,
+		Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	res, err := s.Test(b.ctx, w, nil, json.RawMessage(`{"id":"evt_1"}`))
+	require.NoError(t, err)
+	require.True(t, res.Succeeded)
+	require.GreaterOrEqual(t, res.DurationMS, int64(300))
+}
+
 // A webhook failing for longer than DisableAfter is turned off with a reason.
 func TestFailingTooLongTurnsWebhookOff(t *testing.T) {
 	t.Parallel()

@@ -91,8 +91,10 @@ type result struct {
 
 // send makes one attempt of envelope to w with message id msgID. cred is w's OAuth credential
 // (nil: none). ctx cancelled means the relay is stopping.
-func (s *Sender) send(ctx context.Context, w *webhook.Webhook, cred *webhook.OAuthCredential, envelope json.RawMessage, msgID string) result {
-	r := result{started: s.now()}
+func (s *Sender) send(ctx context.Context, w *webhook.Webhook, cred *webhook.OAuthCredential, envelope json.RawMessage, msgID string) (r result) {
+	// r is the named result so that the deferred duration (taken after the body is drained) is
+	// part of what send returns.
+	r = result{started: s.now()}
 	defer func() { r.duration = s.now().Sub(r.started) }()
 	b, err := buildRequest(w, envelope)
 	r.request = webhook.RequestSnapshot{Method: b.method, URL: b.url, Headers: map[string]string{}, Body: string(b.body)}

@@ -25,6 +25,21 @@ build: ## build bin/walhook
 test: ## run every test with the race detector (starts private PostgreSQL clusters)
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+.PHONY: chaos
+chaos: ## full-size fault tests: 10 kill -9 during 20,000 events, PostgreSQL restarts, leader kill, hostile receivers
+	set -o pipefail; WALHOOK_CHAOS_FULL=1 $(GO) test -count=1 -timeout 20m -v ./internal/chaos/ | grep -E '^(=== RUN|--- |FIGURE|PASS|FAIL|ok)'
+
+# Every fuzz target, FUZZTIME each (Go runs one -fuzz target per package per invocation).
+FUZZTIME ?= 10s
+FUZZ_TARGETS := ./admin:FuzzWebhookInput ./admin:FuzzOAuthInput ./admin:FuzzCursor \
+	./relay/dispatch:FuzzSelect ./relay/dispatch:FuzzParseRetryAfter ./relay/catalog:FuzzParse \
+	./relay/signature:FuzzVerify ./relay/capture:FuzzAppendValue
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$pkg $$fn"; $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; done
+
 .PHONY: tools
 tools: $(SQLC) $(GOLANGCI) ## install the pinned sqlc and golangci-lint
 

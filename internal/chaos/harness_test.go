@@ -186,13 +186,12 @@ type receiver struct {
 	t    *testing.T
 	addr string
 
-	mu      sync.Mutex
-	srv     *http.Server
-	seen    map[string]int // webhook-id → requests
-	events  map[string]bool
-	dups    int
-	last    time.Time
-	onFirst func()
+	mu     sync.Mutex
+	srv    *http.Server
+	seen   map[string]int // webhook-id → requests
+	events map[string]bool
+	dups   int
+	last   time.Time
 }
 
 func newReceiver(t *testing.T) *receiver {

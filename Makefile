@@ -77,3 +77,11 @@ check-deploy: ## check the Prometheus alert rules and their unit tests with prom
 .PHONY: fmt
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: bench
+bench: ## run the benchmark (every scenario, several minutes; results in bench-results/)
+	$(GO) run ./cmd/walhook bench
+
+.PHONY: bench-quick
+bench-quick: ## run every benchmark scenario small (about a minute)
+	$(GO) run ./cmd/walhook bench --quick

@@ -30,6 +30,7 @@ func commands() []command {
 		{"admin", "run the admin service only (API, web page)", runAdmin},
 		{"migrate", "apply or revert the schema: migrate up|down|status", runMigrate},
 		{"dev", "run everything on a private local PostgreSQL with demo data", runDev},
+		{"bench", "measure throughput, latency, fan-out, isolation, backlog and scale: bench [--quick]", runBench},
 		{"slot", "inspect or drop the replication slot: slot status|drop --yes", runSlot},
 		{"company", "manage companies: company create --id ID --name NAME", runCompany},
 		{"member", "manage members: member add --company ID --email E [--owner]", runMember},

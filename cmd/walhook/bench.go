@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/internal/bench"
+)
+
+// runBench runs the benchmark (package internal/bench documents the scenarios). With the
+// bench.ChildEnv variable set it is the backlog scenario's child relay instead.
+func runBench(ctx context.Context, args []string, stdout io.Writer) error {
+	if os.Getenv(bench.ChildEnv) != "" {
+		return bench.RunChild(ctx)
+	}
+	var cfg bench.Config
+	var out, only, cpuprofile string
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.BoolVar(&cfg.Quick, "quick", false, "run every scenario small (about a minute in total)")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL (wal_level=logical) to use instead of a private cluster; a database walhook_bench is created and dropped in it")
+	fs.StringVar(&cfg.Dir, "dir", "", "where the private PostgreSQL cluster lives (default: a temporary directory, removed)")
+	fs.StringVar(&out, "out", "", "write the results as JSON to this file (default bench-results/<time>.json)")
+	fs.StringVar(&only, "only", "", "run only these scenarios, comma-separated (e.g. throughput-cdc,latency/100)")
+	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (receiver, load and relay) to this file")
+	if err := parseFlags(fs, args, "Usage: walhook bench [flags]\n\nStarts a private PostgreSQL, a loopback receiver and the relay, runs the scenarios\n(ceiling, throughput-cdc, throughput-outbox, single-row, latency, fan-out, isolation, scale,\nbacklog), prints a table and writes JSON."); err != nil {
+		return err
+	}
+	if only != "" {
+		cfg.Only = strings.Split(only, ",")
+	}
+	if out == "" {
+		out = "bench-results/" + time.Now().UTC().Format("20060102T150405Z") + ".json"
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find executable: %w", err)
+	}
+	cfg.Exe, cfg.ExeArgs = exe, []string{"bench"}
+	cfg.Log = zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+	cfg.Progress = os.Stderr
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return fmt.Errorf("create cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rep, err := bench.Run(ctx, cfg)
+	if rep != nil {
+		if werr := rep.WriteTable(stdout); werr != nil {
+			return werr
+		}
+		if werr := rep.WriteJSON(out); werr != nil {
+			return werr
+		}
+		fmt.Fprintf(stdout, "results: %s\n", out)
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Failed() {
+		return errors.New("some scenarios failed")
+	}
+	return nil
+}

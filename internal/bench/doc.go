@@ -1,0 +1,22 @@
+// Package bench is walhook's benchmark harness (`walhook bench`, `make bench`). It measures what a
+// user of a webhook relay cares about — throughput, commit-to-receipt latency, fan-out, isolation
+// from a hanging endpoint, draining a backlog within bounded memory, and scale in configured
+// webhooks — against the real relay (relay.New + Run) and a real PostgreSQL.
+//
+// One run: start a private PostgreSQL cluster with pgcluster (or use a given URL), create a fresh
+// database, migrate it, create the application's table (bench_item, ~1 KiB rows) and the catalog
+// (item.created from the table, item.emitted from the outbox / walhook.emit), start a loopback
+// receiver (HTTP/1.1 keep-alive; it records each request's arrival time and webhook-id and counts
+// each webhook-id once), then run the scenarios in order. Each scenario uses a company of its own,
+// loads the database the way an application would (its own pgx connections doing INSERTs,
+// walhook.emit calls and outbox inserts), waits until the receiver has every delivery, and checks
+// that walhook's history (walhook.delivery, walhook.attempt) records each one as succeeded; a
+// mismatch is a failure of the scenario.
+//
+// Latency is commit → receipt: the commit time is the envelope's occurred_at, which capture takes
+// from the source transaction's commit timestamp in the replication stream (the database's clock,
+// the same machine's as the receiver's).
+//
+// The backlog scenario runs the relay in a child process (this executable again, with
+// ChildEnv set) so its peak RSS (VmHWM) is the relay's alone.
+package bench

@@ -84,6 +84,23 @@ type Config struct {
 	// DrainTimeout is how long in-flight requests may finish after the relay is told to stop;
 	// after it they are cancelled and their deliveries given back. Default 10s.
 	DrainTimeout time.Duration
+
+	// claimPerWebhook is how many deliveries of one webhook a claim takes at most, and skipAt how
+	// many it may have claimed (running + queued in memory) before claims skip it. Both are
+	// multiples of PerWebhook sized so that a full queue behind a hanging endpoint (every attempt
+	// lasting AttemptTimeout) is still sent well within its lease: at most (Lease/AttemptTimeout−1)
+	// rounds of PerWebhook. A queue lets one fast webhook use its PerWebhook connections fully
+	// without a claim round trip per freed slot.
+	claimPerWebhook, skipAt int
+}
+
+// maxQueueRounds caps the in-memory queue of one webhook at this many rounds of PerWebhook.
+const maxQueueRounds = 4
+
+func (c *Config) sizeQueues() {
+	k := max(1, min(maxQueueRounds, (int(c.Lease/c.AttemptTimeout)-1)/2))
+	c.claimPerWebhook = k * c.PerWebhook
+	c.skipAt = max(c.PerWebhook, c.claimPerWebhook-c.PerWebhook)
 }
 
 func (c *Config) defaults() error {
@@ -142,5 +159,6 @@ func (c *Config) defaults() error {
 	if c.Lease <= 3*c.AttemptTimeout {
 		return fmt.Errorf("dispatch config: lease %s must exceed three attempt timeouts (%s)", c.Lease, 3*c.AttemptTimeout)
 	}
+	c.sizeQueues()
 	return nil
 }

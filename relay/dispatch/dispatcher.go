@@ -175,7 +175,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 	}
 	var skip []int64
 	for id, hs := range d.busy {
-		if hs.running+len(hs.queue) >= d.cfg.PerWebhook {
+		if hs.running+len(hs.queue) >= d.cfg.skipAt {
 			skip = append(skip, id)
 		}
 	}
@@ -186,7 +186,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 	}
 	token := d.cfg.InstanceID + ":" + strconv.FormatInt(d.claimSeq.Add(1), 10)
 	claimed, err := d.st.DispatchClaim(ctx, store.ClaimParams{
-		Limit: limit, PerWebhook: d.cfg.PerWebhook, Lease: d.cfg.Lease, Token: token, SkipWebhooks: skip,
+		Limit: limit, PerWebhook: d.cfg.claimPerWebhook, Lease: d.cfg.Lease, Token: token, SkipWebhooks: skip,
 	})
 	if err != nil {
 		return false, fmt.Errorf("claim deliveries: %w", err)
@@ -206,8 +206,14 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		return false, err
 	}
 	var direct []outcome // sent to the recorder after unlocking: it takes d.mu too
+	perHook := make(map[int64]int, 4)
+	capped := false // a webhook got its full share: claim again as soon as a slot frees
 	d.mu.Lock()
 	for _, c := range claimed {
+		perHook[c.WebhookID]++
+		if perHook[c.WebhookID] >= d.cfg.claimPerWebhook {
+			capped = true
+		}
 		h := hooks[c.WebhookID]
 		if h == nil || h.w == nil {
 			// Deleted since the claim: its deliveries go with it.
@@ -234,7 +240,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		go d.work(ctx, sendCtx, workers, j)
 	}
 	more := len(claimed) == limit && d.cfg.Workers-d.total >= threshold
-	d.heldBack = len(claimed) == limit || len(skip) > 0
+	d.heldBack = len(claimed) == limit || len(skip) > 0 || capped
 	d.mu.Unlock()
 	for _, o := range direct {
 		d.results <- o

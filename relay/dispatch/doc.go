@@ -15,7 +15,7 @@
 //
 // Pending covers waiting, in flight and scheduled for retry; a delivery is in flight while
 // lease_until is in the future. Claiming is one statement (Store.DispatchClaim): the earliest due
-// deliveries whose lease is free or expired, at most PerWebhook per webhook, locked FOR UPDATE SKIP
+// deliveries whose lease is free or expired, a bounded share per webhook, locked FOR UPDATE SKIP
 // LOCKED so replicas never share one, leased for Config.Lease under a claim token, and joined with
 // their event's envelope. A replica that dies leaves leases that expire; another replica claims
 // them again (at-least-once: an attempt may be repeated, never lost).
@@ -56,8 +56,12 @@
 //
 // # Isolation and throughput
 //
-// At most Workers requests are in flight, and at most PerWebhook for one webhook: a webhook at its
-// cap is skipped by the claim, so a hanging endpoint holds only its own deliveries. Connections per
+// At most Workers requests are in flight, and at most PerWebhook for one webhook. A claim takes a
+// few rounds of PerWebhook per webhook (queued in memory behind its running requests, never more
+// than can be sent within the lease if every attempt times out), and a webhook with that much
+// claimed is skipped by the next claims, so a hanging endpoint holds only its own deliveries while
+// a fast one keeps its connections busy without a claim per request. A worker that frees a slot
+// of a webhook that was capped wakes the claim loop at once. Connections per
 // host are bounded and kept alive. Every connection goes through the netguard SSRF check at dial
 // time. Webhook configuration is cached for WebhookCacheTTL and dropped on a walhook_webhooks
 // notification. New deliveries start at once: capture calls Wake in-process, and other replicas

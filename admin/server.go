@@ -83,6 +83,7 @@ func New(cfg Config, st *store.Store, tester Tester, log zerolog.Logger, gathere
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	if cfg.API {
 		s.mux.HandleFunc("GET /openapi.yaml", serveOpenAPI)
+		s.mux.HandleFunc("POST /v1/login", s.login) // public: the one-time code is the credential (login.go)
 		for _, rt := range s.routes() {
 			s.mux.HandleFunc(rt.method+" "+rt.path, s.serve(rt))
 		}

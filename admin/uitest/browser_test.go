@@ -53,12 +53,12 @@ func buildWalhook(t *testing.T) string {
 
 var (
 	adminLine = regexp.MustCompile(`Admin API\s+http://([0-9.:]+)/v1`)
-	linkLine  = regexp.MustCompile(`Web page\s+(http://\S+/#token=\S+)`)
+	linkLine  = regexp.MustCompile(`Web page\s+(http://\S+/#login=\S+)`)
 )
 
 // dev is a running `walhook dev`.
 type dev struct {
-	bin, dir, addr, link, dbURL string
+	bin, dir, addr, link, dbURL, token string
 }
 
 // startDev runs `walhook dev` on a fresh directory and a free port; it is stopped with SIGTERM
@@ -114,6 +114,9 @@ func startDev(t *testing.T, bin string) *dev {
 	b, err := os.ReadFile(filepath.Join(dir, "database_url"))
 	require.NoError(t, err)
 	d.dbURL = strings.TrimSpace(string(b))
+	b, err = os.ReadFile(filepath.Join(dir, "token"))
+	require.NoError(t, err)
+	d.token = strings.TrimSpace(string(b))
 	return d
 }
 

@@ -40,12 +40,20 @@ func TestWebPage(t *testing.T) {
 	b.until("the sign-in error", `document.getElementById('signin-error').textContent.includes('unknown, revoked or expired')`, 10*time.Second)
 	require.Equal(t, "true", b.eval(`document.getElementById('token').getAttribute('aria-invalid')`))
 
-	require.Contains(t, d.link, "/#token=whk_")
+	require.Contains(t, d.link, "/#login=whl_")
 	b.do("open the sign-in link", chromedp.Navigate("about:blank"), chromedp.Navigate(d.link))
 	b.visible("#add-webhook")
 	require.Equal(t, "Webhooks", b.text("main h1"))
-	require.NotContains(t, b.eval(`location.href`), "token=", "the token leaves the address bar")
+	require.NotContains(t, b.eval(`location.href`), "login=", "the code leaves the address bar")
 	require.Equal(t, true, b.eval(`sessionStorage.getItem('walhook.token').startsWith('whk_')`))
+	// The link is one-time: opened again in a fresh session it is refused with a message.
+	require.Equal(t, true, b.eval(`(sessionStorage.clear(), true)`))
+	b.do("open the spent link", chromedp.Navigate("about:blank"), chromedp.Navigate(d.link))
+	b.until("the spent-link message", `(document.getElementById('signin-error')||{}).textContent?.includes('already used or has expired')`, 10*time.Second)
+	b.do("open the page", chromedp.Navigate("about:blank"), chromedp.Navigate(base+"/"))
+	b.fill("#token", d.token)
+	b.click("form button[type=submit]")
+	b.visible("#add-webhook")
 	b.visible("#webhooks-empty")
 
 	// OAuth: the empty state has two Add OAuth buttons, one centred in the page, one top right.

@@ -55,3 +55,21 @@ export function client(token, onUnauthorized) {
 export async function whoami(token) {
   return client(token)('GET', '/me');
 }
+
+/** redeem exchanges a one-time sign-in code (from a `#login=` link) for an API token. */
+export async function redeem(code) {
+  let resp;
+  try {
+    resp = await fetch('/v1/login', {
+      method: 'POST',
+      headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
+      cache: 'no-store',
+      body: JSON.stringify({ code }),
+    });
+  } catch (e) {
+    throw new APIError(0, { detail: 'walhook is not reachable: ' + e.message });
+  }
+  const data = await resp.json().catch(() => null);
+  if (!resp.ok) throw new APIError(resp.status, data);
+  return data.token;
+}

@@ -1,7 +1,7 @@
 // walhook web page: sign-in, the Settings screens (Webhooks, OAuth, Permissions) and History,
 // over the /v1 API. Plain ES modules, no build step; routes live in the URL fragment (#/…).
 
-import { client, session, whoami, APIError } from './api.js';
+import { client, session, whoami, redeem, APIError } from './api.js';
 import { h } from './dom.js';
 import { webhookList } from './webhooks.js';
 import { webhookForm } from './webhook-form.js';
@@ -38,24 +38,26 @@ class App {
 
   async start() {
     // A sign-in link opened in a tab that shows the page already only changes the fragment.
-    window.addEventListener('hashchange', () => (location.hash.startsWith('#token=') ? this.boot() : this.route()));
+    window.addEventListener('hashchange', () => (location.hash.startsWith('#login=') ? this.boot() : this.route()));
     return this.boot();
   }
 
   async boot() {
     this.me = null;
-    const m = location.hash.match(/^#token=([^&]+)/);
+    const m = location.hash.match(/^#login=([^&]+)/);
     if (m) {
-      // A sign-in link (printed by `walhook dev`): the token is in the fragment, which browsers
-      // never send to a server. Take it out of the address bar and history at once.
-      const token = decodeURIComponent(m[1]);
+      // A one-time sign-in link (printed by `walhook dev`): the code is in the fragment, which
+      // browsers never send to a server. Take it out of the address bar and history at once, then
+      // exchange it (once) for a session token.
+      const code = decodeURIComponent(m[1]);
       history.replaceState(null, '', location.pathname + '#/webhooks');
       try {
+        const token = await redeem(code);
         this.me = await whoami(token);
         session.set(token);
       } catch (e) {
         session.clear();
-        return this.signIn(e instanceof APIError && e.status === 401 ? 'This sign-in link is no longer valid. Sign in with an API token.' : e.message);
+        return this.signIn(e instanceof APIError && e.status === 401 ? 'This sign-in link was already used or has expired. Sign in with an API token.' : e.message);
       }
     }
     const token = session.get();

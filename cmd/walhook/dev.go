@@ -36,6 +36,8 @@ const (
 	devClusterDir   = "pgdata"
 	devFilePerm     = 0o600
 	devClusterStart = 2 * time.Minute
+	// devLoginCodeTTL is how long the printed one-time sign-in link stays valid.
+	devLoginCodeTTL = time.Hour
 )
 
 // devCatalogYAML is the demo's trigger-event catalog over the contacts table.
@@ -114,6 +116,14 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	owner, err := st.MemberGetByEmail(ctx, devCompanyID, devOwnerEmail)
+	if err != nil {
+		return fmt.Errorf("look up the owner: %w", err)
+	}
+	loginCode, err := st.LoginCodeCreate(ctx, devCompanyID, owner.ID, devLoginCodeTTL)
+	if err != nil {
+		return fmt.Errorf("make a sign-in link: %w", err)
+	}
 	dbURL := cluster.URL(devDatabase)
 	if err := os.WriteFile(filepath.Join(dir, devDBURLFile), []byte(dbURL+"\n"), devFilePerm); err != nil {
 		return fmt.Errorf("write database url: %w", err)
@@ -123,8 +133,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, `
 walhook dev is running.
 
-  Web page       http://%[1]s/#token=%[5]s
-                 (signs you in as the owner; the token stays in the #fragment, never sent to a server)
+  Web page       http://%[1]s/#login=%[11]s
+                 (a one-time link that signs you in as the owner; valid for an hour, once)
   Admin API      http://%[1]s/v1   (health: http://%[1]s/healthz, metrics: http://%[1]s/metrics)
   Company        %[2]s (id %[3]s), owner %[4]s
   API token      %[5]s
@@ -138,7 +148,7 @@ walhook dev is running.
 
 Ctrl-C stops walhook and its PostgreSQL; data stays in %[10]s.
 `, addr, devCompanyName, devCompanyID, devOwnerEmail, token, filepath.Join(dir, devTokenFile), dbURL,
-			filepath.Join(dir, devDBURLFile), cluster.BinDir(), dir)
+			filepath.Join(dir, devDBURLFile), cluster.BinDir(), dir, loginCode)
 	})
 }
 

@@ -202,3 +202,14 @@ func NewSigningSecret() string {
 	_, _ = rand.Read(b)
 	return "whsec_" + base64.StdEncoding.EncodeToString(b)
 }
+
+// LoginCodePrefix starts every one-time sign-in code.
+const LoginCodePrefix = "whl_"
+
+// NewLoginCode returns a new random one-time sign-in code and its hash; only the hash is stored.
+func NewLoginCode() (code string, hash []byte) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	code = LoginCodePrefix + base64.RawURLEncoding.EncodeToString(b)
+	return code, HashToken(code)
+}

@@ -117,6 +117,15 @@ type WalhookLease struct {
 	AcquiredAt time.Time
 }
 
+type WalhookLoginCode struct {
+	CodeHash  []byte
+	CompanyID string
+	MemberID  int64
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
 type WalhookMember struct {
 	ID        int64
 	CompanyID string

@@ -1,0 +1,13 @@
+-- name: LoginCodeCreate :exec
+INSERT INTO walhook.login_code (code_hash, company_id, member_id, expires_at)
+VALUES (@code_hash, @company_id, @member_id, @expires_at);
+
+-- LoginCodeRedeem marks a code used and returns whom it signs in; a used, expired or unknown code
+-- matches nothing. Concurrent redemptions of one code: the row lock lets exactly one win.
+-- name: LoginCodeRedeem :one
+UPDATE walhook.login_code SET used_at = now()
+WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()
+RETURNING company_id, member_id;
+
+-- name: LoginCodeDeleteExpired :execrows
+DELETE FROM walhook.login_code WHERE expires_at < now() - interval '1 day';

@@ -1,0 +1,43 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/walhook/walhook/relay/crypt"
+	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
+)
+
+// LoginCodeCreate makes a one-time sign-in code for a member, valid for ttl, and returns it in
+// plaintext (the only time it is available; the database keeps its hash).
+func (s *Store) LoginCodeCreate(ctx context.Context, companyID string, memberID int64, ttl time.Duration) (string, error) {
+	code, hash := crypt.NewLoginCode()
+	err := s.q.LoginCodeCreate(ctx, dbsqlc.LoginCodeCreateParams{
+		CodeHash: hash, CompanyID: companyID, MemberID: memberID, ExpiresAt: time.Now().Add(ttl),
+	})
+	if err != nil {
+		return "", mapErr(err)
+	}
+	return code, nil
+}
+
+// LoginCodeRedeem spends a one-time sign-in code and returns a new API token for its member,
+// expiring after tokenTTL. A used, expired or unknown code is ErrNotFound; the code is spent and
+// the token created in one transaction, so a failure leaves the code usable.
+func (s *Store) LoginCodeRedeem(ctx context.Context, code string, tokenTTL time.Duration) (string, APIToken, error) {
+	var token string
+	var info APIToken
+	err := s.Tx(ctx, func(tx *Store) error {
+		r, err := tx.q.LoginCodeRedeem(ctx, crypt.HashToken(code))
+		if err != nil {
+			return mapErr(err)
+		}
+		exp := time.Now().Add(tokenTTL)
+		token, info, err = tx.APITokenCreate(ctx, r.CompanyID, r.MemberID, "web sign-in", &exp)
+		return err
+	})
+	if err != nil {
+		return "", APIToken{}, err
+	}
+	return token, info, nil
+}

@@ -9,5 +9,9 @@ UPDATE walhook.login_code SET used_at = now()
 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()
 RETURNING company_id, member_id;
 
--- name: LoginCodeDeleteExpired :execrows
-DELETE FROM walhook.login_code WHERE expires_at < now() - interval '1 day';
+-- LoginCodeRetentionDelete deletes a batch of codes that expired before the cutoff (retention).
+-- name: LoginCodeRetentionDelete :execrows
+DELETE FROM walhook.login_code AS lc
+WHERE lc.code_hash IN (
+    SELECT c.code_hash FROM walhook.login_code AS c WHERE c.expires_at < @cutoff ORDER BY c.expires_at LIMIT @max_rows
+);

@@ -42,8 +42,9 @@ const (
 
 // Table names used as the table label of walhook_retention_deleted_total.
 const (
-	TableDelivery = "delivery"
-	TableEvent    = "event"
+	TableDelivery  = "delivery"
+	TableEvent     = "event"
+	TableLoginCode = "login_code"
 )
 
 // Retention is the retention runner.
@@ -147,8 +148,8 @@ type Result struct {
 	// Skipped is true when another replica held the lock and nothing was done.
 	Skipped bool
 	// Deliveries and Events are the rows deleted; Batches the DELETE statements run.
-	Deliveries, Events int64
-	Batches            int
+	Deliveries, Events, LoginCodes int64
+	Batches                        int
 }
 
 // RunOnce deletes everything older than MaxAge, batch by batch, if no other replica is doing so.
@@ -177,6 +178,7 @@ func (r *Retention) RunOnce(ctx context.Context) (Result, error) {
 	}{
 		{TableDelivery, r.store.RetentionDeleteDeliveries, &res.Deliveries},
 		{TableEvent, r.store.RetentionDeleteEvents, &res.Events},
+		{TableLoginCode, r.store.RetentionDeleteLoginCodes, &res.LoginCodes},
 	}
 	for _, s := range steps {
 		for {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/retention"
+	"github.com/walhook/walhook/relay/store"
 )
 
 func TestMain(m *testing.M) { xtest.Main(m) }
@@ -105,6 +106,13 @@ func TestRetentionDeletesOnlyOldFinishedHistoryInBatches(t *testing.T) {
 	addHistory(t, pool, wh, "new-ok-", 10, 2*day, "succeeded")
 	addOrphanEvents(t, pool, "old-orphan-", 4, 40*day)
 	addOrphanEvents(t, pool, "new-orphan-", 2, 2*day)
+	// Sign-in codes: two expired long ago (deleted), one still valid (kept).
+	owner, err := st.MemberCreate(ctx, store.Member{CompanyID: "1", Email: "owner@acme.test", IsOwner: true})
+	require.NoError(t, err)
+	for _, ttl := range []time.Duration{-40 * day, -31 * day, time.Hour} {
+		_, err := st.LoginCodeCreate(ctx, "1", owner.ID, ttl)
+		require.NoError(t, err)
+	}
 
 	reg := prometheus.NewRegistry()
 	r, err := retention.New(retention.Config{MaxAge: 30 * day, BatchSize: 7, Pause: time.Millisecond}, st, zerolog.Nop(), reg)
@@ -114,8 +122,10 @@ func TestRetentionDeletesOnlyOldFinishedHistoryInBatches(t *testing.T) {
 	require.False(t, res.Skipped)
 	require.EqualValues(t, 30, res.Deliveries, "the 30 old finished deliveries")
 	require.EqualValues(t, 34, res.Events, "their 30 events and the 4 old unreferenced ones")
-	// 30 deliveries in batches of 7: 5 statements (7,7,7,7,2); 34 events: 5 (7,7,7,7,6).
-	require.Equal(t, 10, res.Batches, "deleted in batches of at most 7 rows")
+	require.EqualValues(t, 2, res.LoginCodes, "the two sign-in codes expired before the cutoff")
+	// 30 deliveries in batches of 7: 5 statements (7,7,7,7,2); 34 events: 5 (7,7,7,7,6); 1 for codes.
+	require.Equal(t, 11, res.Batches, "deleted in batches of at most 7 rows")
+	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM walhook.login_code`))
 
 	require.Equal(t, 13, count(t, pool, `SELECT count(*) FROM walhook.delivery`), "3 old pending + 10 new")
 	require.Equal(t, 3, count(t, pool, `SELECT count(*) FROM walhook.delivery WHERE state = 'pending'`))

@@ -41,3 +41,9 @@ func (s *Store) LoginCodeRedeem(ctx context.Context, code string, tokenTTL time.
 	}
 	return token, info, nil
 }
+
+// RetentionDeleteLoginCodes deletes up to batch sign-in codes that expired before cutoff.
+func (s *Store) RetentionDeleteLoginCodes(ctx context.Context, cutoff time.Time, batch int) (int64, error) {
+	n, err := s.q.LoginCodeRetentionDelete(ctx, dbsqlc.LoginCodeRetentionDeleteParams{Cutoff: cutoff, MaxRows: int32(min(batch, 1<<20))})
+	return n, mapErr(err)
+}

@@ -32,18 +32,6 @@ func (q *Queries) LoginCodeCreate(ctx context.Context, arg LoginCodeCreateParams
 	return err
 }
 
-const loginCodeDeleteExpired = `-- name: LoginCodeDeleteExpired :execrows
-DELETE FROM walhook.login_code WHERE expires_at < now() - interval '1 day'
-`
-
-func (q *Queries) LoginCodeDeleteExpired(ctx context.Context) (int64, error) {
-	result, err := q.db.Exec(ctx, loginCodeDeleteExpired)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
-}
-
 const loginCodeRedeem = `-- name: LoginCodeRedeem :one
 UPDATE walhook.login_code SET used_at = now()
 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()
@@ -62,4 +50,25 @@ func (q *Queries) LoginCodeRedeem(ctx context.Context, codeHash []byte) (LoginCo
 	var i LoginCodeRedeemRow
 	err := row.Scan(&i.CompanyID, &i.MemberID)
 	return i, err
+}
+
+const loginCodeRetentionDelete = `-- name: LoginCodeRetentionDelete :execrows
+DELETE FROM walhook.login_code AS lc
+WHERE lc.code_hash IN (
+    SELECT c.code_hash FROM walhook.login_code AS c WHERE c.expires_at < $1 ORDER BY c.expires_at LIMIT $2
+)
+`
+
+type LoginCodeRetentionDeleteParams struct {
+	Cutoff  time.Time
+	MaxRows int32
+}
+
+// LoginCodeRetentionDelete deletes a batch of codes that expired before the cutoff (retention).
+func (q *Queries) LoginCodeRetentionDelete(ctx context.Context, arg LoginCodeRetentionDeleteParams) (int64, error) {
+	result, err := q.db.Exec(ctx, loginCodeRetentionDelete, arg.Cutoff, arg.MaxRows)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

@@ -6,7 +6,9 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -81,16 +83,42 @@ func PublicIP(a netip.Addr) bool {
 		!a.IsLinkLocalUnicast() && !cgnat.Contains(a)
 }
 
-// ValidateName checks a webhook or credential name: 1 to 100 characters of valid UTF-8.
+// ValidateName checks a webhook or credential name: 1 to 100 characters of valid UTF-8, at least
+// one of them visible, no control characters (PostgreSQL text cannot hold NUL) and no bidirectional
+// overrides, which would make a name read differently from what it is.
 func ValidateName(e *ValidationError, field, name string) {
 	switch {
-	case strings.TrimSpace(name) == "":
+	case strings.TrimFunc(name, invisible) == "":
 		e.Add(field, "is required")
 	case !utf8.ValidString(name):
 		e.Add(field, "must be valid UTF-8")
 	case utf8.RuneCountInString(name) > MaxNameLen:
 		e.Add(field, "must be at most %d characters", MaxNameLen)
+	case strings.ContainsFunc(name, unicode.IsControl):
+		e.Add(field, "must not contain control characters")
+	case strings.ContainsFunc(name, bidiControl):
+		e.Add(field, "must not contain bidirectional control characters")
 	}
+}
+
+// invisible reports spaces and format characters (zero-width space, joiners, BOM…).
+func invisible(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) }
+
+// bidiControl reports the Unicode bidirectional embedding, override and isolate controls.
+func bidiControl(r rune) bool {
+	return (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f || r == 0x061c
+}
+
+// numericHost reports a host written as an IPv4 address in a form other than four dotted decimal
+// numbers — 2130706433, 0x7f000001, 0177.0.0.1, 127.1 — which some resolvers read as an address
+// (inet_aton) and which netip does not parse, so the literal-address check would not see it.
+func numericHost(host string) bool {
+	for _, part := range strings.Split(strings.TrimSuffix(host, "."), ".") {
+		if _, err := strconv.ParseUint(part, 0, 32); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidateURL checks an endpoint or token URL: absolute http or https, at most 2,048
@@ -133,8 +161,12 @@ func ValidateURL(e *ValidationError, field, raw string, r Rules) {
 			return
 		}
 	}
-	if a, err := netip.ParseAddr(host); err == nil && !r.allowIP(a) {
+	a, err := netip.ParseAddr(host)
+	switch {
+	case err == nil && !r.allowIP(a):
 		e.Add(field, "must not point to a private, loopback or link-local address")
+	case err != nil && numericHost(host):
+		e.Add(field, "must write an IP address as four dotted decimal numbers")
 	}
 }
 
@@ -226,6 +258,8 @@ func ValidateParams(e *ValidationError, ps []Param, rawData bool) {
 			e.Add(kf, "is required")
 		case !utf8.ValidString(p.Key) || utf8.RuneCountInString(p.Key) > 100:
 			e.Add(kf, "must be at most 100 characters of valid UTF-8")
+		case strings.ContainsFunc(p.Key, unicode.IsControl):
+			e.Add(kf, "must not contain control characters")
 		case seen[p.Key]:
 			e.Add(kf, "duplicate parameter %s", p.Key)
 		}
@@ -310,11 +344,16 @@ func (c *OAuthCredential) Validate(r Rules) error {
 			e.Add(kf, "is required")
 		case len(p.Key) > 200 || !utf8.ValidString(p.Key):
 			e.Add(kf, "must be at most 200 bytes of valid UTF-8")
+		case strings.ContainsFunc(p.Key, unicode.IsControl):
+			e.Add(kf, "must not contain control characters")
 		case reservedOAuthParams[p.Key]:
 			e.Add(kf, "%s has its own field", p.Key)
 		}
+		vf := fmt.Sprintf("extra_params[%d].value", i)
 		if len(p.Value) > 4096 || !utf8.ValidString(p.Value) {
-			e.Add(fmt.Sprintf("extra_params[%d].value", i), "must be at most 4096 bytes of valid UTF-8")
+			e.Add(vf, "must be at most 4096 bytes of valid UTF-8")
+		} else if strings.ContainsAny(p.Value, "\r\n\x00") {
+			e.Add(vf, "must not contain CR, LF or NUL")
 		}
 	}
 	return e.Err()

@@ -53,6 +53,13 @@ func TestWebhookValidate(t *testing.T) {
 		{func(w *Webhook) { w.Headers = []Header{{Key: "Ünïcode", Value: "v"}} }, "headers[0].key", "valid header name"},
 		{func(w *Webhook) { w.Params = []Param{{Key: "k", Path: "data.a b"}} }, "params[0].path", "dotted path"},
 		{func(w *Webhook) { w.Params = []Param{{Key: "k", Path: "data." + strings.Repeat("a.", 40) + "b"}} }, "params[0].path", "dotted path"},
+		{func(w *Webhook) { w.Name = "a\x00b" }, "name", "control characters"},
+		{func(w *Webhook) { w.Name = "invoice\u202egnp.exe" }, "name", "bidirectional"},
+		{func(w *Webhook) { w.Name = "\u200b\ufeff" }, "name", "is required"},
+		{func(w *Webhook) { w.URL = "http://2130706433/" }, "url", "four dotted decimal"},
+		{func(w *Webhook) { w.URL = "http://0x7f.1/" }, "url", "four dotted decimal"},
+		{func(w *Webhook) { w.URL = "http://0177.0.0.01/" }, "url", "four dotted decimal"},
+		{func(w *Webhook) { w.Params = []Param{{Key: "k\x00", Path: "data.a"}} }, "params[0].key", "control characters"},
 	}
 	for _, c := range cases {
 		w := valid()
@@ -63,7 +70,7 @@ func TestWebhookValidate(t *testing.T) {
 	}
 
 	// Allowed: public literals, the allow-list, every envelope field, nested and indexed paths.
-	for _, u := range []string{"https://93.184.216.34/x", "http://[2606:4700::1111]:8443/x", "HTTPS://Example.COM/x?y=1#f"} {
+	for _, u := range []string{"https://93.184.216.34/x", "http://[2606:4700::1111]:8443/x", "HTTPS://Example.COM/x?y=1#f", "https://1.example/x", "https://cafe.0x1.io/"} {
 		w := valid()
 		w.URL = u
 		require.NoError(t, w.Validate(Rules{}), u)

@@ -374,7 +374,7 @@ func (s *Server) listAudit(c *call) error {
 	}
 	f.Limit = limit + 1
 	if v := q.Get("cursor"); v != "" {
-		cur, err := decodeCursor(v, "audit")
+		cur, err := decodeCursor(v, "audit", c.p.CompanyID)
 		if err != nil {
 			return badRequest("cursor", err.Error())
 		}
@@ -387,7 +387,7 @@ func (s *Server) listAudit(c *call) error {
 	page := listPage[store.AuditEntry]{Items: []store.AuditEntry{}}
 	for i, a := range rows {
 		if i == limit {
-			next := encodeCursor(cursor{Kind: "audit", ID: rows[i-1].ID})
+			next := encodeCursor(cursor{Kind: "audit", Company: c.p.CompanyID, ID: rows[i-1].ID})
 			page.NextCursor = &next
 			break
 		}

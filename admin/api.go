@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,8 +9,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
@@ -93,6 +96,9 @@ func (s *Server) serve(rt route) http.HandlerFunc {
 		c := &call{w: w, r: r, ctx: r.Context()}
 		err := s.authorize(c, rt.access)
 		if err == nil {
+			err = checkQuery(r.URL.RawQuery)
+		}
+		if err == nil {
 			err = rt.h(c)
 		}
 		if err != nil {
@@ -120,6 +126,21 @@ func (s *Server) authorize(c *call, a access) error {
 		return &problem{Status: http.StatusForbidden, Detail: "this needs the Manage Webhooks permission (manage_webhooks); ask the company owner to grant it to your role"}
 	case a == accessOwner && !p.IsOwner:
 		return &problem{Status: http.StatusForbidden, Detail: "only the company owner may manage roles, permissions and member roles"}
+	}
+	return nil
+}
+
+// checkQuery refuses a query string that does not parse or names a parameter twice: handlers read
+// the first value only, and a proxy or log may read the last.
+func checkQuery(raw string) error {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return &problem{Status: http.StatusBadRequest, Detail: "the query string is malformed: " + err.Error()}
+	}
+	for k, vs := range q {
+		if len(vs) > 1 {
+			return badRequest(k, "must be given once")
+		}
 	}
 	return nil
 }
@@ -221,7 +242,7 @@ func (c *call) noContent() error {
 func (c *call) pathID(what string) (int64, error) {
 	raw := c.r.PathValue("id")
 	id, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || id <= 0 {
+	if err != nil || id <= 0 || raw[0] == '+' {
 		return 0, &problem{Status: http.StatusNotFound, Detail: fmt.Sprintf("%s %q not found", what, raw)}
 	}
 	return id, nil
@@ -258,9 +279,18 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any, optional bool) er
 	return decodeBytes(raw, v)
 }
 
-// decodeBytes decodes one JSON value strictly; errors are 400 problems naming the field.
+// decodeBytes decodes one JSON object strictly; errors are 400 problems naming the field. The body
+// must be UTF-8 (encoding/json would turn invalid bytes into U+FFFD silently) and no object may
+// name a key twice (encoding/json keeps the last, case-insensitively; another reader may keep the
+// first).
 func decodeBytes(raw []byte, v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	if !utf8.Valid(raw) {
+		return badRequest("", "the body must be UTF-8")
+	}
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) > 0 && t[0] != '{' {
+		return badRequest("", "the body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var se *json.SyntaxError
@@ -288,7 +318,54 @@ func decodeBytes(raw []byte, v any) error {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return badRequest("", "the body must hold one JSON value")
 	}
+	if field, err := duplicateKey(json.NewDecoder(bytes.NewReader(raw)), ""); err != nil {
+		return badRequest("", "malformed JSON: "+err.Error())
+	} else if field != "" {
+		return badRequest(field, "is given twice")
+	}
 	return nil
+}
+
+// duplicateKey walks one JSON value and returns the path of the first key an object repeats,
+// compared as encoding/json matches field names (case-insensitively), or "".
+func duplicateKey(dec *json.Decoder, path string) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return "", err
+			}
+			k, _ := kt.(string)
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			fold := strings.ToLower(strings.ToUpper(k))
+			if seen[fold] {
+				return p, nil
+			}
+			seen[fold] = true
+			if d, err := duplicateKey(dec, p); d != "" || err != nil {
+				return d, err
+			}
+		}
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if d, err := duplicateKey(dec, fmt.Sprintf("%s[%d]", path, i)); d != "" || err != nil {
+				return d, err
+			}
+		}
+	default:
+		return "", nil
+	}
+	_, err = dec.Token() // the closing delimiter
+	return "", err
 }
 
 func jsonTypeName(kind string) string {

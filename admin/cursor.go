@@ -8,12 +8,14 @@ import (
 )
 
 // cursor is the position after which a listing continues. It travels as opaque base64url JSON;
-// Kind ties it to one listing and sort, so a cursor of another listing is refused.
+// Kind ties it to one listing and sort and Company to the company that listed, so a cursor of
+// another listing or company is refused.
 type cursor struct {
-	Kind string     `json:"k"`
-	Name string     `json:"n,omitempty"`
-	At   *time.Time `json:"t,omitempty"`
-	ID   int64      `json:"i"`
+	Kind    string     `json:"k"`
+	Company string     `json:"c"`
+	Name    string     `json:"n,omitempty"`
+	At      *time.Time `json:"t,omitempty"`
+	ID      int64      `json:"i"`
 }
 
 // maxCursorLen bounds a cursor before it is decoded.
@@ -24,8 +26,8 @@ func encodeCursor(c cursor) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// decodeCursor parses a cursor of the listing kind.
-func decodeCursor(s, kind string) (cursor, error) {
+// decodeCursor parses a cursor of the listing kind and the company.
+func decodeCursor(s, kind, company string) (cursor, error) {
 	if len(s) > maxCursorLen {
 		return cursor{}, errors.New("is too long")
 	}
@@ -39,6 +41,9 @@ func decodeCursor(s, kind string) (cursor, error) {
 	}
 	if c.Kind != kind {
 		return cursor{}, errors.New("belongs to another listing or sort order")
+	}
+	if c.Company != company {
+		return cursor{}, errors.New("belongs to another company")
 	}
 	return c, nil
 }

@@ -81,24 +81,25 @@ func FuzzOAuthInput(f *testing.F) {
 	})
 }
 
-// FuzzCursor: any string either decodes to a cursor of the asked kind with a positive id, or is
-// refused; encoding round-trips.
+// FuzzCursor: any string either decodes to a cursor of the asked kind and company with a positive
+// id, or is refused; encoding round-trips.
 func FuzzCursor(f *testing.F) {
 	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	for _, c := range []cursor{{Kind: "webhooks:name", Name: "alpha", ID: 3}, {Kind: "deliveries", At: &at, ID: 9}, {Kind: "audit", ID: 1}} {
+	for _, c := range []cursor{{Kind: "webhooks:name", Company: "acme", Name: "alpha", ID: 3}, {Kind: "deliveries", Company: "acme", At: &at, ID: 9}, {Kind: "audit", Company: "acme", ID: 1}} {
 		f.Add(encodeCursor(c), c.Kind)
 	}
 	f.Add("", "audit")
 	f.Add("e30", "audit")
 	f.Add("!!!", "deliveries")
 	f.Fuzz(func(t *testing.T, s, kind string) {
-		c, err := decodeCursor(s, kind)
+		c, err := decodeCursor(s, kind, "acme")
 		if err != nil {
 			return
 		}
 		require.Equal(t, kind, c.Kind)
+		require.Equal(t, "acme", c.Company)
 		require.Positive(t, c.ID)
-		again, err := decodeCursor(encodeCursor(c), kind)
+		again, err := decodeCursor(encodeCursor(c), kind, "acme")
 		require.NoError(t, err)
 		require.Equal(t, c.ID, again.ID)
 		require.Equal(t, c.Name, again.Name)

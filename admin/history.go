@@ -126,7 +126,7 @@ func (s *Server) listDeliveries(c *call) error {
 	}
 	f.Limit = limit + 1
 	if v := q.Get("cursor"); v != "" {
-		cur, err := decodeCursor(v, "deliveries")
+		cur, err := decodeCursor(v, "deliveries", c.p.CompanyID)
 		if err != nil {
 			return badRequest("cursor", err.Error())
 		}
@@ -146,7 +146,7 @@ func (s *Server) listDeliveries(c *call) error {
 	for i, d := range rows {
 		if i == limit {
 			last := rows[i-1]
-			next := encodeCursor(cursor{Kind: "deliveries", At: &last.CreatedAt, ID: last.ID})
+			next := encodeCursor(cursor{Kind: "deliveries", Company: c.p.CompanyID, At: &last.CreatedAt, ID: last.ID})
 			out.NextCursor = &next
 			break
 		}

@@ -184,6 +184,17 @@ func (s *Server) listWebhooks(c *call) error {
 		}
 	}
 	if v := q.Get("event"); v != "" {
+		types, err := s.store.EventTypeList(c.ctx)
+		if err != nil {
+			return err
+		}
+		known := false
+		for _, t := range types {
+			known = known || t.Key == v
+		}
+		if !known {
+			return badRequest("event", fmt.Sprintf("unknown trigger event %q", v))
+		}
 		f.EventKey = &v
 	}
 	if v := q.Get("active"); v != "" {
@@ -207,7 +218,7 @@ func (s *Server) listWebhooks(c *call) error {
 	f.Limit = limit + 1
 	kind := "webhooks:" + string(f.Sort)
 	if v := q.Get("cursor"); v != "" {
-		cur, err := decodeCursor(v, kind)
+		cur, err := decodeCursor(v, kind, c.p.CompanyID)
 		if err != nil {
 			return badRequest("cursor", err.Error())
 		}
@@ -225,7 +236,7 @@ func (s *Server) listWebhooks(c *call) error {
 	for i, r := range rows {
 		if i == limit {
 			wc := store.CursorOf(rows[i-1].Webhook)
-			cur := cursor{Kind: kind, Name: wc.Name, ID: wc.ID}
+			cur := cursor{Kind: kind, Company: c.p.CompanyID, Name: wc.Name, ID: wc.ID}
 			if f.Sort == store.SortByLastSent {
 				cur.Name = ""
 				cur.At = &wc.SentAt

@@ -426,10 +426,8 @@ func checkHostile(t *testing.T, e *env, base string, tables []string, c hostileC
 	status, header, raw := sendHostile(t, e, base, c)
 	require.Equal(t, c.status, status, "%s: %s", c.name, raw)
 	if c.status == http.StatusMethodNotAllowed {
-		// The router answers these itself, before any handler, with the methods there are.
+		// The router decides these before any handler; the answer names the methods there are.
 		require.NotEmpty(t, header.Get("Allow"), c.name)
-		require.Equal(t, before, rowCounts(t, e, tables), "%s stored something", c.name)
-		return
 	}
 	require.Equal(t, "application/problem+json", header.Get("Content-Type"), "%s: %s", c.name, raw)
 	var p problem

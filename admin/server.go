@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -97,7 +98,50 @@ func New(cfg Config, st *store.Store, tester Tester, log zerolog.Logger, gathere
 func (s *Server) allowIP(a netip.Addr) bool { return s.guard.Check(a) == nil }
 
 // Handler is the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// serveHTTP routes a request. Under /v1 the router's own answers — no such path (404), or a path
+// without that method (405, with Allow) — are given as problem details like every other API
+// error, so clients parse one error format.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/v1/") {
+		if h, pattern := s.mux.Handler(r); pattern == "" {
+			rec := &routerAnswer{header: http.Header{}}
+			h.ServeHTTP(rec, r)
+			if rec.status == http.StatusNotFound || rec.status == http.StatusMethodNotAllowed {
+				detail := "no such API path: " + r.URL.Path
+				if allow := rec.header.Get("Allow"); allow != "" {
+					w.Header().Set("Allow", allow)
+					detail = fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow)
+				}
+				s.writeError(w, r, &problem{Status: rec.status, Detail: detail})
+				return
+			}
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// routerAnswer records what the router's built-in 404/405 handler would answer.
+type routerAnswer struct {
+	header http.Header
+	status int
+}
+
+func (a *routerAnswer) Header() http.Header { return a.header }
+
+func (a *routerAnswer) Write(b []byte) (int, error) {
+	if a.status == 0 {
+		a.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (a *routerAnswer) WriteHeader(status int) {
+	if a.status == 0 {
+		a.status = status
+	}
+}
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -142,7 +186,7 @@ func (s *Server) Run(ctx context.Context, started func(addr net.Addr)) error {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           s.mux,
+		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

@@ -1,7 +1,9 @@
 -- DispatchClaim leases up to max_rows due deliveries for one claim token and returns each with
 -- its event's envelope. Candidates are the scan_limit earliest due deliveries whose lease is free
 -- or expired, skipping the webhooks this replica already has at their in-flight cap; at most
--- per_webhook of them per webhook are taken, so one busy webhook cannot fill a batch. The rows are
+-- per_webhook of them per webhook are taken (or the webhook's own share, for the webhooks listed
+-- in share_webhook_ids: sized by the dispatcher from the webhook's observed rate), so one busy
+-- webhook cannot fill a batch beyond what it can send within the lease. The rows are
 -- locked with SKIP LOCKED, so replicas never claim the same delivery; the WHERE clause is checked
 -- again on the locked row.
 -- name: DispatchClaim :many
@@ -14,12 +16,16 @@ WITH cand AS (
     ORDER BY d.next_attempt_at
     LIMIT @scan_limit
 ), ranked AS (
-    SELECT cand.id, row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
+    SELECT cand.id, cand.webhook_id,
+        row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
     FROM cand
+), share AS (
+    SELECT unnest(@share_webhook_ids::bigint[]) AS webhook_id, unnest(@share_counts::bigint[]) AS n
 ), locked AS (
     SELECT d.id
     FROM walhook.delivery d
-    WHERE d.id IN (SELECT ranked.id FROM ranked WHERE ranked.rn <= @per_webhook::bigint)
+    WHERE d.id IN (SELECT ranked.id FROM ranked LEFT JOIN share ON share.webhook_id = ranked.webhook_id
+                   WHERE ranked.rn <= coalesce(share.n, @per_webhook::bigint))
       AND d.state = 'pending' AND d.next_attempt_at <= now()
       AND (d.lease_until IS NULL OR d.lease_until < now())
     ORDER BY d.next_attempt_at
@@ -43,31 +49,44 @@ JOIN walhook.event e ON e.id = claimed.event_id;
 -- is turned off when an endpoint answered 410 (gone) or when it has been failing since before
 -- failing_cutoff. The webhooks turned off are returned.
 -- name: DispatchRecord :many
-WITH r AS (
+WITH x AS (
+    -- Typed arrays, one element per result, zipped: no JSON to parse. A zero response status
+    -- means no answer (no status, no body), an empty error or JSON text means NULL, and
+    -- next_attempt_at counts only where has_next.
     SELECT
-        (x.v->>'delivery_id')::bigint AS delivery_id,
-        (x.v->>'lease_token')::text AS lease_token,
-        (x.v->>'company_id')::text AS company_id,
-        (x.v->>'webhook_id')::bigint AS webhook_id,
-        (x.v->>'n')::integer AS n,
-        (x.v->>'started_at')::timestamptz AS started_at,
-        (x.v->>'duration_ms')::integer AS duration_ms,
-        (x.v->>'request_method')::text AS request_method,
-        (x.v->>'request_url')::text AS request_url,
-        nullif(x.v->'request_headers', 'null'::jsonb) AS request_headers,
-        (x.v->>'request_body')::text AS request_body,
-        (x.v->>'response_status')::integer AS response_status,
-        nullif(x.v->'response_headers', 'null'::jsonb) AS response_headers,
-        (x.v->>'response_body')::text AS response_body,
-        (x.v->>'error')::text AS error,
-        (x.v->>'outcome')::text AS outcome,
-        (x.v->>'trigger')::text AS trigger,
-        (x.v->>'state')::text AS state,
-        (x.v->>'next_attempt_at')::timestamptz AS next_attempt_at,
-        nullif(x.v->'request', 'null'::jsonb) AS request,
-        (x.v->>'gone')::boolean AS gone,
-        (x.v->>'touch_webhook')::boolean AS touch_webhook
-    FROM jsonb_array_elements(@results::jsonb) AS x(v)
+        unnest(@delivery_ids::bigint[]) AS delivery_id,
+        unnest(@lease_tokens::text[]) AS lease_token,
+        unnest(@company_ids::text[]) AS company_id,
+        unnest(@webhook_ids::bigint[]) AS webhook_id,
+        unnest(@ns::integer[]) AS n,
+        unnest(@started_ats::timestamptz[]) AS started_at,
+        unnest(@duration_ms::integer[]) AS duration_ms,
+        unnest(@request_methods::text[]) AS request_method,
+        unnest(@request_urls::text[]) AS request_url,
+        unnest(@request_headers::text[]) AS request_headers,
+        unnest(@request_bodies::text[]) AS request_body,
+        unnest(@response_statuses::integer[]) AS response_status,
+        unnest(@response_headers::text[]) AS response_headers,
+        unnest(@response_bodies::text[]) AS response_body,
+        unnest(@errors::text[]) AS error,
+        unnest(@outcomes::text[]) AS outcome,
+        unnest(@triggers::text[]) AS trigger,
+        unnest(@states::text[]) AS state,
+        unnest(@has_next::boolean[]) AS has_next,
+        unnest(@next_attempt_ats::timestamptz[]) AS next_attempt_at,
+        unnest(@requests::text[]) AS request,
+        unnest(@gone::boolean[]) AS gone,
+        unnest(@touch_webhook::boolean[]) AS touch_webhook
+), r AS (
+    SELECT x.delivery_id, x.lease_token, x.company_id, x.webhook_id, x.n, x.started_at, x.duration_ms,
+        x.request_method, x.request_url, nullif(x.request_headers, '')::jsonb AS request_headers,
+        x.request_body, nullif(x.response_status, 0) AS response_status,
+        nullif(x.response_headers, '')::jsonb AS response_headers,
+        CASE WHEN x.response_status = 0 THEN NULL ELSE x.response_body END AS response_body,
+        nullif(x.error, '') AS error, x.outcome, x.trigger, x.state,
+        CASE WHEN x.has_next THEN x.next_attempt_at END AS next_attempt_at,
+        nullif(x.request, '')::jsonb AS request, x.gone, x.touch_webhook
+    FROM x
 ), ins AS (
     INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, duration_ms,
         request_method, request_url, request_headers, request_body, response_status,

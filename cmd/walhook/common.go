@@ -88,6 +88,12 @@ func (c *commonConfig) connect(ctx context.Context, log zerolog.Logger) (*pgxpoo
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
+	// walhook's statements are short and frequent: compiling one with LLVM (on when the planner's
+	// estimate passes jit_above_cost, as the claim's can on a table without statistics yet) costs
+	// more than it saves, up to seconds on a small machine. A jit setting in the URL wins.
+	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
+		cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)

@@ -334,6 +334,10 @@ func openPool(ctx context.Context, url string, conns int32) (*pgxpool.Pool, erro
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
 	pc.MaxConns = conns
+	// As `walhook relay` does (cmd/walhook): no JIT for short OLTP statements.
+	if _, set := pc.ConnConfig.RuntimeParams["jit"]; !set {
+		pc.ConnConfig.RuntimeParams["jit"] = "off"
+	}
 	p, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)

@@ -34,6 +34,8 @@ type ClaimParams struct {
 	Lease        time.Duration // how long the lease lasts
 	Token        string        // names this claim in leased_by; results must present it
 	SkipWebhooks []int64       // webhooks to leave alone (at their in-flight cap)
+	// Shares overrides PerWebhook for some webhooks: at most Shares[id] deliveries of webhook id.
+	Shares map[int64]int
 }
 
 // DispatchClaim leases due deliveries (FOR UPDATE SKIP LOCKED) joined with their events.
@@ -41,8 +43,15 @@ func (s *Store) DispatchClaim(ctx context.Context, p ClaimParams) ([]Claimed, er
 	if p.SkipWebhooks == nil {
 		p.SkipWebhooks = []int64{}
 	}
+	shareIDs := make([]int64, 0, len(p.Shares))
+	shareCounts := make([]int64, 0, len(p.Shares))
+	for id, n := range p.Shares {
+		shareIDs = append(shareIDs, id)
+		shareCounts = append(shareCounts, int64(n))
+	}
 	rows, err := s.q.DispatchClaim(ctx, dbsqlc.DispatchClaimParams{
 		SkipWebhookIds: p.SkipWebhooks, ScanLimit: int32(4 * p.Limit), PerWebhook: int64(p.PerWebhook),
+		ShareWebhookIds: shareIDs, ShareCounts: shareCounts,
 		MaxRows: int32(p.Limit), LeaseSeconds: p.Lease.Seconds(), LeaseToken: p.Token,
 	})
 	if err != nil {
@@ -115,11 +124,12 @@ func (s *Store) DispatchRecord(ctx context.Context, results []AttemptResult, fai
 			r.Request = &snap
 		}
 	}
-	doc, err := json.Marshal(results)
+	p, err := recordParams(results)
 	if err != nil {
-		return nil, fmt.Errorf("encode attempt results: %w", err)
+		return nil, err
 	}
-	rows, err := s.q.DispatchRecord(ctx, dbsqlc.DispatchRecordParams{FailingCutoff: failingCutoff, Results: doc})
+	p.FailingCutoff = failingCutoff
+	rows, err := s.q.DispatchRecord(ctx, p)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -135,6 +145,63 @@ func (s *Store) DispatchRecord(ctx context.Context, results []AttemptResult, fai
 		}
 	}
 	return off, nil
+}
+
+// recordParams lays results out as DispatchRecord's typed arrays (JSON only for the header
+// maps and the request snapshot, as text; "" stands for NULL).
+func recordParams(results []AttemptResult) (dbsqlc.DispatchRecordParams, error) {
+	n := len(results)
+	p := dbsqlc.DispatchRecordParams{
+		DeliveryIds: make([]int64, n), LeaseTokens: make([]string, n), CompanyIds: make([]string, n),
+		WebhookIds: make([]int64, n), Ns: make([]int32, n), StartedAts: make([]time.Time, n),
+		DurationMs: make([]int32, n), RequestMethods: make([]string, n), RequestUrls: make([]string, n),
+		RequestHeaders: make([]string, n), RequestBodies: make([]string, n), ResponseStatuses: make([]int32, n),
+		ResponseHeaders: make([]string, n), ResponseBodies: make([]string, n), Errors: make([]string, n),
+		Outcomes: make([]string, n), Triggers: make([]string, n), States: make([]string, n),
+		HasNext: make([]bool, n), NextAttemptAts: make([]time.Time, n), Requests: make([]string, n),
+		Gone: make([]bool, n), TouchWebhook: make([]bool, n),
+	}
+	jsonText := func(v any, null bool) (string, error) {
+		if null {
+			return "", nil
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return "", fmt.Errorf("encode attempt result: %w", err)
+		}
+		return string(b), nil
+	}
+	var err error
+	for i := range results {
+		r := &results[i]
+		p.DeliveryIds[i], p.LeaseTokens[i], p.CompanyIds[i], p.WebhookIds[i] = r.DeliveryID, r.LeaseToken, r.CompanyID, r.WebhookID
+		p.Ns[i], p.StartedAts[i], p.DurationMs[i] = int32(r.N), r.StartedAt, int32(r.DurationMS)
+		p.RequestMethods[i], p.RequestUrls[i], p.RequestBodies[i] = r.RequestMethod, r.RequestURL, r.RequestBody
+		if p.RequestHeaders[i], err = jsonText(r.RequestHeaders, r.RequestHeaders == nil); err != nil {
+			return p, err
+		}
+		if r.ResponseStatus != nil && *r.ResponseStatus != 0 {
+			p.ResponseStatuses[i] = int32(*r.ResponseStatus)
+			if r.ResponseBody != nil {
+				p.ResponseBodies[i] = *r.ResponseBody
+			}
+		}
+		if p.ResponseHeaders[i], err = jsonText(r.ResponseHeaders, r.ResponseHeaders == nil); err != nil {
+			return p, err
+		}
+		if r.Error != nil {
+			p.Errors[i] = *r.Error
+		}
+		p.Outcomes[i], p.Triggers[i], p.States[i] = string(r.Outcome), r.Trigger, string(r.State)
+		if r.NextAttemptAt != nil {
+			p.HasNext[i], p.NextAttemptAts[i] = true, *r.NextAttemptAt
+		}
+		if p.Requests[i], err = jsonText(r.Request, r.Request == nil); err != nil {
+			return p, err
+		}
+		p.Gone[i], p.TouchWebhook[i] = r.Gone, r.TouchWebhook
+	}
+	return p, nil
 }
 
 // dbText makes s storable in a text or jsonb column: valid UTF-8 without NUL characters.

@@ -21,20 +21,24 @@ WITH cand AS (
     ORDER BY d.next_attempt_at
     LIMIT $2
 ), ranked AS (
-    SELECT cand.id, row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
+    SELECT cand.id, cand.webhook_id,
+        row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
     FROM cand
+), share AS (
+    SELECT unnest($3::bigint[]) AS webhook_id, unnest($4::bigint[]) AS n
 ), locked AS (
     SELECT d.id
     FROM walhook.delivery d
-    WHERE d.id IN (SELECT ranked.id FROM ranked WHERE ranked.rn <= $3::bigint)
+    WHERE d.id IN (SELECT ranked.id FROM ranked LEFT JOIN share ON share.webhook_id = ranked.webhook_id
+                   WHERE ranked.rn <= coalesce(share.n, $5::bigint))
       AND d.state = 'pending' AND d.next_attempt_at <= now()
       AND (d.lease_until IS NULL OR d.lease_until < now())
     ORDER BY d.next_attempt_at
-    LIMIT $4
+    LIMIT $6
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE walhook.delivery d
-    SET lease_until = now() + make_interval(secs => $5::float8), leased_by = $6::text
+    SET lease_until = now() + make_interval(secs => $7::float8), leased_by = $8::text
     FROM locked
     WHERE d.id = locked.id
     RETURNING d.id, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
@@ -46,12 +50,14 @@ JOIN walhook.event e ON e.id = claimed.event_id
 `
 
 type DispatchClaimParams struct {
-	SkipWebhookIds []int64
-	ScanLimit      int32
-	PerWebhook     int64
-	MaxRows        int32
-	LeaseSeconds   float64
-	LeaseToken     string
+	SkipWebhookIds  []int64
+	ScanLimit       int32
+	ShareWebhookIds []int64
+	ShareCounts     []int64
+	PerWebhook      int64
+	MaxRows         int32
+	LeaseSeconds    float64
+	LeaseToken      string
 }
 
 type DispatchClaimRow struct {
@@ -69,13 +75,17 @@ type DispatchClaimRow struct {
 // DispatchClaim leases up to max_rows due deliveries for one claim token and returns each with
 // its event's envelope. Candidates are the scan_limit earliest due deliveries whose lease is free
 // or expired, skipping the webhooks this replica already has at their in-flight cap; at most
-// per_webhook of them per webhook are taken, so one busy webhook cannot fill a batch. The rows are
+// per_webhook of them per webhook are taken (or the webhook's own share, for the webhooks listed
+// in share_webhook_ids: sized by the dispatcher from the webhook's observed rate), so one busy
+// webhook cannot fill a batch beyond what it can send within the lease. The rows are
 // locked with SKIP LOCKED, so replicas never claim the same delivery; the WHERE clause is checked
 // again on the locked row.
 func (q *Queries) DispatchClaim(ctx context.Context, arg DispatchClaimParams) ([]DispatchClaimRow, error) {
 	rows, err := q.db.Query(ctx, dispatchClaim,
 		arg.SkipWebhookIds,
 		arg.ScanLimit,
+		arg.ShareWebhookIds,
+		arg.ShareCounts,
 		arg.PerWebhook,
 		arg.MaxRows,
 		arg.LeaseSeconds,
@@ -266,31 +276,44 @@ func (q *Queries) DispatchQueueStats(ctx context.Context) (DispatchQueueStatsRow
 }
 
 const dispatchRecord = `-- name: DispatchRecord :many
-WITH r AS (
+WITH x AS (
+    -- Typed arrays, one element per result, zipped: no JSON to parse. A zero response status
+    -- means no answer (no status, no body), an empty error or JSON text means NULL, and
+    -- next_attempt_at counts only where has_next.
     SELECT
-        (x.v->>'delivery_id')::bigint AS delivery_id,
-        (x.v->>'lease_token')::text AS lease_token,
-        (x.v->>'company_id')::text AS company_id,
-        (x.v->>'webhook_id')::bigint AS webhook_id,
-        (x.v->>'n')::integer AS n,
-        (x.v->>'started_at')::timestamptz AS started_at,
-        (x.v->>'duration_ms')::integer AS duration_ms,
-        (x.v->>'request_method')::text AS request_method,
-        (x.v->>'request_url')::text AS request_url,
-        nullif(x.v->'request_headers', 'null'::jsonb) AS request_headers,
-        (x.v->>'request_body')::text AS request_body,
-        (x.v->>'response_status')::integer AS response_status,
-        nullif(x.v->'response_headers', 'null'::jsonb) AS response_headers,
-        (x.v->>'response_body')::text AS response_body,
-        (x.v->>'error')::text AS error,
-        (x.v->>'outcome')::text AS outcome,
-        (x.v->>'trigger')::text AS trigger,
-        (x.v->>'state')::text AS state,
-        (x.v->>'next_attempt_at')::timestamptz AS next_attempt_at,
-        nullif(x.v->'request', 'null'::jsonb) AS request,
-        (x.v->>'gone')::boolean AS gone,
-        (x.v->>'touch_webhook')::boolean AS touch_webhook
-    FROM jsonb_array_elements($1::jsonb) AS x(v)
+        unnest($1::bigint[]) AS delivery_id,
+        unnest($2::text[]) AS lease_token,
+        unnest($3::text[]) AS company_id,
+        unnest($4::bigint[]) AS webhook_id,
+        unnest($5::integer[]) AS n,
+        unnest($6::timestamptz[]) AS started_at,
+        unnest($7::integer[]) AS duration_ms,
+        unnest($8::text[]) AS request_method,
+        unnest($9::text[]) AS request_url,
+        unnest($10::text[]) AS request_headers,
+        unnest($11::text[]) AS request_body,
+        unnest($12::integer[]) AS response_status,
+        unnest($13::text[]) AS response_headers,
+        unnest($14::text[]) AS response_body,
+        unnest($15::text[]) AS error,
+        unnest($16::text[]) AS outcome,
+        unnest($17::text[]) AS trigger,
+        unnest($18::text[]) AS state,
+        unnest($19::boolean[]) AS has_next,
+        unnest($20::timestamptz[]) AS next_attempt_at,
+        unnest($21::text[]) AS request,
+        unnest($22::boolean[]) AS gone,
+        unnest($23::boolean[]) AS touch_webhook
+), r AS (
+    SELECT x.delivery_id, x.lease_token, x.company_id, x.webhook_id, x.n, x.started_at, x.duration_ms,
+        x.request_method, x.request_url, nullif(x.request_headers, '')::jsonb AS request_headers,
+        x.request_body, nullif(x.response_status, 0) AS response_status,
+        nullif(x.response_headers, '')::jsonb AS response_headers,
+        CASE WHEN x.response_status = 0 THEN NULL ELSE x.response_body END AS response_body,
+        nullif(x.error, '') AS error, x.outcome, x.trigger, x.state,
+        CASE WHEN x.has_next THEN x.next_attempt_at END AS next_attempt_at,
+        nullif(x.request, '')::jsonb AS request, x.gone, x.touch_webhook
+    FROM x
 ), ins AS (
     INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, duration_ms,
         request_method, request_url, request_headers, request_body, response_status,
@@ -325,7 +348,7 @@ WITH r AS (
     FROM per_webhook p
     JOIN walhook.webhook w ON w.id = p.webhook_id
 ), verdict AS (
-    SELECT wh.webhook_id, wh.last_sent_at, wh.ok, wh.gone, wh.failing_since, wh.was_active, coalesce(wh.failing_since < $2::timestamptz, false) AS failing_too_long
+    SELECT wh.webhook_id, wh.last_sent_at, wh.ok, wh.gone, wh.failing_since, wh.was_active, coalesce(wh.failing_since < $24::timestamptz, false) AS failing_too_long
     FROM wh
 )
 UPDATE walhook.webhook w SET
@@ -345,8 +368,30 @@ RETURNING w.id, (v.was_active AND NOT w.active)::boolean AS disabled, v.gone::bo
 `
 
 type DispatchRecordParams struct {
-	Results       json.RawMessage
-	FailingCutoff time.Time
+	DeliveryIds      []int64
+	LeaseTokens      []string
+	CompanyIds       []string
+	WebhookIds       []int64
+	Ns               []int32
+	StartedAts       []time.Time
+	DurationMs       []int32
+	RequestMethods   []string
+	RequestUrls      []string
+	RequestHeaders   []string
+	RequestBodies    []string
+	ResponseStatuses []int32
+	ResponseHeaders  []string
+	ResponseBodies   []string
+	Errors           []string
+	Outcomes         []string
+	Triggers         []string
+	States           []string
+	HasNext          []bool
+	NextAttemptAts   []time.Time
+	Requests         []string
+	Gone             []bool
+	TouchWebhook     []bool
+	FailingCutoff    time.Time
 }
 
 type DispatchRecordRow struct {
@@ -361,7 +406,32 @@ type DispatchRecordRow struct {
 // is turned off when an endpoint answered 410 (gone) or when it has been failing since before
 // failing_cutoff. The webhooks turned off are returned.
 func (q *Queries) DispatchRecord(ctx context.Context, arg DispatchRecordParams) ([]DispatchRecordRow, error) {
-	rows, err := q.db.Query(ctx, dispatchRecord, arg.Results, arg.FailingCutoff)
+	rows, err := q.db.Query(ctx, dispatchRecord,
+		arg.DeliveryIds,
+		arg.LeaseTokens,
+		arg.CompanyIds,
+		arg.WebhookIds,
+		arg.Ns,
+		arg.StartedAts,
+		arg.DurationMs,
+		arg.RequestMethods,
+		arg.RequestUrls,
+		arg.RequestHeaders,
+		arg.RequestBodies,
+		arg.ResponseStatuses,
+		arg.ResponseHeaders,
+		arg.ResponseBodies,
+		arg.Errors,
+		arg.Outcomes,
+		arg.Triggers,
+		arg.States,
+		arg.HasNext,
+		arg.NextAttemptAts,
+		arg.Requests,
+		arg.Gone,
+		arg.TouchWebhook,
+		arg.FailingCutoff,
+	)
 	if err != nil {
 		return nil, err
 	}

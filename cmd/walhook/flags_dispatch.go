@@ -16,7 +16,8 @@ func registerDispatch(fs *flag.FlagSet, c *dispatch.Config) {
 	c.Version = version
 	fs.IntVar(&c.Workers, "dispatch-workers", 256, "requests in flight at most")
 	fs.IntVar(&c.PerWebhook, "dispatch-per-webhook", 16, "requests in flight at most for one webhook")
-	fs.IntVar(&c.ClaimBatch, "dispatch-claim-batch", 256, "deliveries claimed at most by one query")
+	fs.IntVar(&c.MaxClaimed, "dispatch-max-claimed", 4096, "claimed deliveries held in memory at most (in flight and queued behind a webhook's cap)")
+	fs.IntVar(&c.ClaimBatch, "dispatch-claim-batch", 1024, "deliveries claimed at most by one query")
 	durationVar(fs, &c.PollInterval, "dispatch-poll-interval", time.Second, "how often the queue is checked without a notification (retries, expired leases)")
 	durationVar(fs, &c.Lease, "dispatch-lease", 2*time.Minute, "how long a claimed delivery stays with this replica (more than 3 attempt timeouts)")
 	durationVar(fs, &c.AttemptTimeout, "attempt-timeout", 15*time.Second, "time limit of one delivery attempt (token, connect, request, answer)")

@@ -51,13 +51,15 @@ type Config struct {
 
 	// InstanceID names this replica in leased_by. Default "dispatch".
 	InstanceID string
-	// Workers is the number of requests in flight at most (claimed deliveries waiting for their
-	// webhook's cap count too). Default 256.
+	// Workers is the number of requests in flight at most. Default 256.
 	Workers int
+	// MaxClaimed is the number of claimed deliveries held in memory at most: in flight, and
+	// queued behind their webhook's in-flight cap. Default 4096.
+	MaxClaimed int
 	// PerWebhook is the number of requests in flight at most for one webhook, so a slow endpoint
 	// holds up only its own deliveries. Default 16.
 	PerWebhook int
-	// ClaimBatch is the number of deliveries claimed at most by one query. Default 256.
+	// ClaimBatch is the number of deliveries claimed at most by one query. Default 1024.
 	ClaimBatch int
 	// PollInterval is how often the queue is checked without a notification (retries coming due,
 	// expired leases). Default 1s.
@@ -92,7 +94,14 @@ type Config struct {
 	// rounds of PerWebhook. A queue lets one fast webhook use its PerWebhook connections fully
 	// without a claim round trip per freed slot.
 	claimPerWebhook, skipAt int
+	// maxShare caps a webhook's adaptive share (what it observably sends in shareWindow).
+	maxShare int
 }
+
+// shareWindow is the part of the lease a webhook's claimed deliveries must be sendable in at its
+// observed rate: a fast webhook gets a share of up to rate × Lease/4 (at most maxShare), a slow
+// or hanging one never less than claimPerWebhook.
+func (c *Config) shareWindow() time.Duration { return c.Lease / 4 }
 
 // maxQueueRounds caps the in-memory queue of one webhook at this many rounds of PerWebhook.
 const maxQueueRounds = 4
@@ -101,6 +110,7 @@ func (c *Config) sizeQueues() {
 	k := max(1, min(maxQueueRounds, (int(c.Lease/c.AttemptTimeout)-1)/2))
 	c.claimPerWebhook = k * c.PerWebhook
 	c.skipAt = max(c.PerWebhook, c.claimPerWebhook-c.PerWebhook)
+	c.maxShare = max(c.claimPerWebhook, min(c.ClaimBatch, c.MaxClaimed/2))
 }
 
 func (c *Config) defaults() error {
@@ -114,8 +124,11 @@ func (c *Config) defaults() error {
 	if c.PerWebhook <= 0 {
 		c.PerWebhook = 16
 	}
+	if c.MaxClaimed <= 0 {
+		c.MaxClaimed = 4096
+	}
 	if c.ClaimBatch <= 0 {
-		c.ClaimBatch = 256
+		c.ClaimBatch = 1024
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second

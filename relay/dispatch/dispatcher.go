@@ -28,10 +28,12 @@ type Dispatcher struct {
 	wake      chan struct{} // Wake: new deliveries
 	slotFreed chan struct{} // a worker finished while work was held back
 	results   chan outcome
+	sending   chan struct{} // a slot per request in flight: at most Workers
 	claimSeq  atomic.Int64
 
 	mu         sync.Mutex
 	busy       map[int64]*hookState // per webhook: running and queued jobs
+	rates      map[int64]*hookRate  // per webhook: observed send rate, sizing its share
 	total      int                  // running + queued jobs
 	heldBack   bool                 // the last claim could not take everything it might have
 	cache      map[int64]*cached
@@ -41,7 +43,18 @@ type Dispatcher struct {
 type hookState struct {
 	running int
 	queue   []job
+	refill  int // when the queue drops to this length, wake the claim loop (if held back)
 }
+
+// hookRate is a webhook's observed send rate: sent since `since`, folded into perSec (a moving
+// average) every rateEvery.
+type hookRate struct {
+	n      int
+	since  time.Time
+	perSec float64
+}
+
+const rateEvery = 250 * time.Millisecond
 
 type job struct {
 	c    store.Claimed
@@ -77,7 +90,9 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		wake:      make(chan struct{}, 1),
 		slotFreed: make(chan struct{}, 1),
 		results:   make(chan outcome, 2*cfg.Workers),
+		sending:   make(chan struct{}, cfg.Workers),
 		busy:      map[int64]*hookState{},
+		rates:     map[int64]*hookRate{},
 		cache:     map[int64]*cached{},
 	}, nil
 }
@@ -162,21 +177,61 @@ func (d *Dispatcher) claimLoop(ctx, sendCtx context.Context, workers *sync.WaitG
 	}
 }
 
-// claimOnce claims what free workers can take and starts it. more says a full batch came back
-// and workers are still free: claim again at once.
+// share is how many deliveries of webhook id may be held in memory (running and queued): what it
+// sends in shareWindow at its observed rate, between claimPerWebhook and maxShare. Called with
+// d.mu held.
+func (d *Dispatcher) share(id int64, now time.Time) int {
+	r := d.rates[id]
+	if r == nil {
+		return d.cfg.claimPerWebhook
+	}
+	if el := now.Sub(r.since); el >= rateEvery {
+		inst := float64(r.n) / el.Seconds()
+		if r.perSec == 0 {
+			r.perSec = inst
+		} else {
+			r.perSec = (r.perSec + inst) / 2
+		}
+		r.n, r.since = 0, now
+	}
+	return min(d.cfg.maxShare, max(d.cfg.claimPerWebhook, int(r.perSec*d.cfg.shareWindow().Seconds())))
+}
+
+// claimOnce claims what the in-memory bound can take and starts it. Each webhook may hold its
+// share; one holding at least half of it is skipped, so the next batch is claimed while the
+// current one is still being sent. more says a full batch came back and room is left: claim
+// again at once.
 func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitGroup) (bool, error) {
+	now := time.Now()
 	d.mu.Lock()
-	free := d.cfg.Workers - d.total
-	threshold := max(1, min(d.cfg.ClaimBatch, d.cfg.Workers)/4)
+	free := d.cfg.MaxClaimed - d.total
+	threshold := max(1, min(d.cfg.ClaimBatch, d.cfg.MaxClaimed)/8)
 	if free < threshold && d.total > 0 {
 		d.heldBack = true
 		d.mu.Unlock()
 		return false, nil
 	}
 	var skip []int64
+	shares := map[int64]int{}
 	for id, hs := range d.busy {
-		if hs.running+len(hs.queue) >= d.cfg.skipAt {
+		held := hs.running + len(hs.queue)
+		sh := d.share(id, now)
+		if held >= max(d.cfg.skipAt, sh/2) {
 			skip = append(skip, id)
+			continue
+		}
+		shares[id] = sh - held
+	}
+	for id, r := range d.rates {
+		if _, busy := d.busy[id]; busy {
+			continue
+		}
+		if now.Sub(r.since) > time.Minute {
+			delete(d.rates, id) // idle: forget its rate
+			continue
+		}
+		if sh := d.share(id, now); sh > d.cfg.claimPerWebhook {
+			shares[id] = sh
 		}
 	}
 	d.mu.Unlock()
@@ -187,6 +242,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 	token := d.cfg.InstanceID + ":" + strconv.FormatInt(d.claimSeq.Add(1), 10)
 	claimed, err := d.st.DispatchClaim(ctx, store.ClaimParams{
 		Limit: limit, PerWebhook: d.cfg.claimPerWebhook, Lease: d.cfg.Lease, Token: token, SkipWebhooks: skip,
+		Shares: shares,
 	})
 	if err != nil {
 		return false, fmt.Errorf("claim deliveries: %w", err)
@@ -211,7 +267,11 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 	d.mu.Lock()
 	for _, c := range claimed {
 		perHook[c.WebhookID]++
-		if perHook[c.WebhookID] >= d.cfg.claimPerWebhook {
+		allowed, ok := shares[c.WebhookID]
+		if !ok {
+			allowed = d.cfg.claimPerWebhook
+		}
+		if perHook[c.WebhookID] >= allowed {
 			capped = true
 		}
 		h := hooks[c.WebhookID]
@@ -230,6 +290,9 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 			hs = &hookState{}
 			d.busy[c.WebhookID] = hs
 		}
+		if d.rates[c.WebhookID] == nil {
+			d.rates[c.WebhookID] = &hookRate{since: now}
+		}
 		d.total++
 		if hs.running >= d.cfg.PerWebhook {
 			hs.queue = append(hs.queue, j)
@@ -239,7 +302,12 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		workers.Add(1)
 		go d.work(ctx, sendCtx, workers, j)
 	}
-	more := len(claimed) == limit && d.cfg.Workers-d.total >= threshold
+	for id := range perHook {
+		if hs := d.busy[id]; hs != nil {
+			hs.refill = max(d.cfg.skipAt, d.share(id, now)/2) - hs.running
+		}
+	}
+	more := len(claimed) == limit && d.cfg.MaxClaimed-d.total >= threshold
 	d.heldBack = len(claimed) == limit || len(skip) > 0 || capped
 	d.mu.Unlock()
 	for _, o := range direct {
@@ -255,16 +323,29 @@ func (d *Dispatcher) work(ctx, sendCtx context.Context, workers *sync.WaitGroup,
 		if ctx.Err() != nil {
 			d.results <- outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
 		} else {
+			d.sending <- struct{}{}
 			r := d.sender.send(sendCtx, j.w, j.cred, j.c.Payload, MessageID(j.c.ID))
+			<-d.sending
 			d.results <- d.outcomeOf(j, r)
 		}
 		d.mu.Lock()
 		d.total--
+		if r := d.rates[j.c.WebhookID]; r != nil {
+			r.n++
+		}
 		hs := d.busy[j.c.WebhookID]
 		if len(hs.queue) > 0 {
 			j = hs.queue[0]
 			hs.queue = hs.queue[1:]
+			// Half the share sent: claim the next batch while the rest is being sent.
+			signal := d.heldBack && len(hs.queue) == hs.refill
 			d.mu.Unlock()
+			if signal {
+				select {
+				case d.slotFreed <- struct{}{}:
+				default:
+				}
+			}
 			continue
 		}
 		hs.running--
@@ -424,35 +505,55 @@ func (d *Dispatcher) forget(ids ...int64) {
 	}
 }
 
-// recordLoop writes results in batches: whatever has arrived, up to RecordBatch, per statement.
+// recordLoop writes results in batches while sending goes on: results are collected from every
+// worker as they arrive, and whatever has gathered while the previous statement ran is written
+// by the next one (up to RecordBatch per statement). At a high rate a statement carries hundreds
+// of results; at a low rate a result is written at once.
 func (d *Dispatcher) recordLoop(ctx context.Context) {
-	batch := make([]store.AttemptResult, 0, d.cfg.RecordBatch)
-	var relIDs []int64
-	var relTokens []string
-	for o := range d.results {
-		add := func(o outcome) {
-			if o.release {
-				relIDs = append(relIDs, o.rec.DeliveryID)
-				relTokens = append(relTokens, o.rec.LeaseToken)
-			} else {
-				batch = append(batch, o.rec)
-			}
+	type pending struct {
+		batch     []store.AttemptResult
+		relIDs    []int64
+		relTokens []string
+	}
+	var cur pending
+	add := func(o outcome) {
+		if o.release {
+			cur.relIDs = append(cur.relIDs, o.rec.DeliveryID)
+			cur.relTokens = append(cur.relTokens, o.rec.LeaseToken)
+		} else {
+			cur.batch = append(cur.batch, o.rec)
 		}
-		add(o)
-	fill:
-		for len(batch)+len(relIDs) < d.cfg.RecordBatch {
-			select {
-			case o, ok := <-d.results:
-				if !ok {
-					break fill
-				}
-				add(o)
-			default:
-				break fill
+	}
+	done := make(chan struct{}, 1)
+	flushing := false
+	start := func() {
+		p := cur
+		cur = pending{}
+		flushing = true
+		go func() {
+			for len(p.batch) > 0 || len(p.relIDs) > 0 {
+				nb, nr := min(len(p.batch), d.cfg.RecordBatch), min(len(p.relIDs), d.cfg.RecordBatch)
+				d.flush(ctx, p.batch[:nb], p.relIDs[:nr], p.relTokens[:nr])
+				p.batch, p.relIDs, p.relTokens = p.batch[nb:], p.relIDs[nr:], p.relTokens[nr:]
 			}
+			done <- struct{}{}
+		}()
+	}
+	results := d.results
+	for results != nil || flushing {
+		select {
+		case o, ok := <-results:
+			if !ok {
+				results = nil
+				break
+			}
+			add(o)
+		case <-done:
+			flushing = false
 		}
-		d.flush(ctx, batch, relIDs, relTokens)
-		batch, relIDs, relTokens = batch[:0], relIDs[:0], relTokens[:0]
+		if !flushing && (len(cur.batch) > 0 || len(cur.relIDs) > 0) {
+			start()
+		}
 	}
 }
 

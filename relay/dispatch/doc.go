@@ -56,12 +56,16 @@
 //
 // # Isolation and throughput
 //
-// At most Workers requests are in flight, and at most PerWebhook for one webhook. A claim takes a
-// few rounds of PerWebhook per webhook (queued in memory behind its running requests, never more
-// than can be sent within the lease if every attempt times out), and a webhook with that much
-// claimed is skipped by the next claims, so a hanging endpoint holds only its own deliveries while
-// a fast one keeps its connections busy without a claim per request. A worker that frees a slot
-// of a webhook that was capped wakes the claim loop at once. Connections per
+// At most Workers requests are in flight, and at most PerWebhook for one webhook. Up to MaxClaimed
+// claimed deliveries are held in memory, queued behind their webhook's running requests. Each
+// webhook's share of them is adaptive: what it observably sends in a quarter of the lease (at
+// least a few rounds of PerWebhook, so that a hanging endpoint's queue is still sent within its
+// lease, at most half of MaxClaimed). A webhook holding half its share or more is skipped by the
+// claims, and a worker wakes the claim loop when its webhook's queue drops to half: the next batch
+// is claimed while the current one is being sent, so a fast webhook is fed by a claim of hundreds
+// of deliveries every few tens of milliseconds while a hanging one holds only its own. Results are
+// recorded likewise: whatever gathered from all workers while the previous statement ran goes in
+// the next one (typed arrays, up to RecordBatch). Connections per
 // host are bounded and kept alive. Every connection goes through the netguard SSRF check at dial
 // time. Webhook configuration is cached for WebhookCacheTTL and dropped on a walhook_webhooks
 // notification. New deliveries start at once: capture calls Wake in-process, and other replicas

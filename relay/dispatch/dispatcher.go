@@ -569,10 +569,21 @@ func (d *Dispatcher) flush(ctx context.Context, batch []store.AttemptResult, rel
 		return
 	}
 	cutoff := time.Now().Add(-d.cfg.DisableAfter)
-	off, err := d.st.DispatchRecord(ctx, batch, cutoff)
-	if err != nil {
-		// One more try: a lost write costs a duplicate attempt after the lease, not a loss.
-		off, err = d.st.DispatchRecord(ctx, batch, cutoff)
+	// Retried until written or the flush budget ends, backing off up to recordRetryMax: a
+	// result dropped here is only retried after its lease (2 m by default), and sent again,
+	// so an outage of a few seconds (a PostgreSQL restart) would cost that much delivery time.
+	// A write after the lease was taken over changes nothing but history (the token decides).
+	// Bad data (a constraint error) is not retried: the same rows would fail again.
+	var off []store.DisabledWebhook
+	var err error
+	var bad *store.ConstraintError
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, recordRetryMax) {
+		tctx, tcancel := context.WithTimeout(ctx, recordTryTimeout)
+		off, err = d.st.DispatchRecord(tctx, batch, cutoff)
+		tcancel()
+		if err == nil || errors.As(err, &bad) || !waitCtx(ctx, backoff) {
+			break
+		}
 	}
 	if err != nil {
 		d.m.recordFailures.Inc()
@@ -589,6 +600,24 @@ func (d *Dispatcher) flush(ctx context.Context, batch []store.AttemptResult, rel
 		d.m.disabled.WithLabelValues(reason).Inc()
 		d.forget(w.ID)
 		d.log.Info().Int64("webhook", w.ID).Str("reason", reason).Msg("webhook turned off")
+	}
+}
+
+// recordTryTimeout bounds one write of results; recordRetryMax caps the wait between two.
+const (
+	recordTryTimeout = 10 * time.Second
+	recordRetryMax   = 2 * time.Second
+)
+
+// waitCtx waits for d, or less when ctx ends first; it reports whether the whole wait passed.
+func waitCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

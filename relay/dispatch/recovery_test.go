@@ -1,0 +1,59 @@
+package dispatch_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+// Results that could not be written while PostgreSQL was unreachable are written once it is back,
+// instead of being dropped: the delivery is recorded as sent without waiting for its lease to
+// expire, and it is not sent twice.
+func TestResultWrittenAfterDatabaseOutage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	sent := make(chan struct{})
+	answer := make(chan struct{})
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, n int64) {
+		if n == 1 {
+			close(sent)
+			<-answer
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	wh := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
+	id := b.enqueue(t, wh.ID)[0]
+	cfg := testConfig()
+	cfg.Lease = 10 * time.Minute // far beyond the wait below: only a retried write can succeed in time
+	b.run(t, cfg)
+	<-sent
+
+	// The outage: no new connections to this database, and its sessions terminated.
+	admin, err := pgx.Connect(b.ctx, xtest.Cluster(t).URL("postgres"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = admin.Close(b.ctx) })
+	var db string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT current_database()`).Scan(&db))
+	allow := func(ok bool) {
+		_, err := admin.Exec(b.ctx, fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS %t`, pgx.Identifier{db}.Sanitize(), ok))
+		require.NoError(t, err)
+	}
+	allow(false)
+	t.Cleanup(func() { allow(true) })
+	_, err = admin.Exec(b.ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db)
+	require.NoError(t, err)
+	close(answer) // the attempt succeeds while its result cannot be written
+	time.Sleep(2 * time.Second)
+	allow(true)
+
+	d := b.waitState(t, id, webhook.DeliverySucceeded)
+	require.Equal(t, 1, d.Attempts)
+	require.EqualValues(t, 1, rc.hits.Load(), "sent once: the result was written, not lost to a lease expiry")
+}

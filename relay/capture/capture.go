@@ -203,8 +203,14 @@ func (c *Capture) Run(ctx context.Context) error {
 	return c.elector.Run(ctx, c.lead)
 }
 
+// streamRetryMax caps the wait between two replication sessions, so capture resumes within a
+// couple of seconds of PostgreSQL coming back (a restart, a failover).
+const streamRetryMax = 2 * time.Second
+
 // lead is the leader's work: stream, restarting with capped backoff after an error, and keep the
-// lag gauge fresh, until leadership ends.
+// lag gauge fresh, until leadership ends. The backoff starts over after a session that lasted
+// longer than the cap (it connected and streamed), so a second outage waits no longer than the
+// first.
 func (c *Capture) lead(ctx context.Context) error {
 	lagDone := make(chan struct{})
 	go func() {
@@ -219,7 +225,7 @@ func (c *Capture) lead(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if time.Since(started) > time.Minute {
+		if time.Since(started) > streamRetryMax {
 			backoff = 250 * time.Millisecond
 		}
 		c.limiter.log(c.log.Warn().Err(err).Dur("retry_in", backoff), "replication stream stopped; restarting")
@@ -230,7 +236,7 @@ func (c *Capture) lead(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		backoff = min(backoff*2, 5*time.Second)
+		backoff = min(backoff*2, streamRetryMax)
 	}
 }
 

@@ -376,11 +376,54 @@ func (f *fixture) waitDelivered(r *receiver, n int, within time.Duration, ps ...
 			for _, p := range ps {
 				logs += p.logs()
 			}
-			f.t.Fatalf("after %v: events %d/%d, pending %d, succeeded %d, received %d (err %v)\n%s",
-				within, events, n, pending, succeeded, unique, err, tail(logs, 6000))
+			f.t.Fatalf("after %v: events %d/%d, pending %d (%s), succeeded %d, received %d (err %v); attempts that did not succeed: %s\n%s",
+				within, events, n, pending, f.pendingBreakdown(), succeeded, unique, err, f.failedAttempts(), tail(logs, 6000))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// pendingBreakdown says why pending deliveries are not delivered yet: due and free to claim,
+// leased (being sent, or left by a killed relay), or scheduled for a later retry.
+func (f *fixture) pendingBreakdown() string {
+	var due, leased, scheduled int
+	var nextIn float64
+	err := f.pool.QueryRow(context.Background(), `SELECT
+		count(*) FILTER (WHERE next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())),
+		count(*) FILTER (WHERE lease_until >= now()),
+		count(*) FILTER (WHERE next_attempt_at > now() AND (lease_until IS NULL OR lease_until < now())),
+		coalesce(extract(epoch FROM max(next_attempt_at) - now()), 0)::float8
+		FROM walhook.delivery WHERE state = 'pending'`).Scan(&due, &leased, &scheduled, &nextIn)
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("due and unleased %d, leased %d, scheduled later %d (last due in %.1fs)", due, leased, scheduled, nextIn)
+}
+
+// failedAttempts counts the attempts that did not succeed, by status and error.
+func (f *fixture) failedAttempts() string {
+	rows, err := f.pool.Query(context.Background(), `SELECT coalesce(response_status::text, '-'),
+		coalesce(left(regexp_replace(error, '[0-9]+', 'N', 'g'), 100), ''), count(*)
+		FROM walhook.attempt WHERE outcome <> 'succeeded' GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 5`)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	out := "none"
+	for i := 0; rows.Next(); i++ {
+		var status, msg string
+		var n int
+		if err := rows.Scan(&status, &msg, &n); err != nil {
+			return err.Error()
+		}
+		if i == 0 {
+			out = ""
+		} else {
+			out += "; "
+		}
+		out += fmt.Sprintf("%d× status %s %q", n, status, msg)
+	}
+	return out
 }
 
 func tail(s string, n int) string {

@@ -13,6 +13,30 @@ import (
 	"github.com/walhook/walhook/relay/webhook"
 )
 
+// A backlog of one webhook, many times its per-webhook share, is sent without waiting for the
+// poll: a claim that took a webhook's full share wakes the claim loop when a slot frees. (The
+// leader-kill chaos run once left hundreds pending for minutes: every claim stopped at the share,
+// and the rest waited for the poll floor while due, unleased rows were there.)
+func TestBacklogOfOneWebhookNeedsNoPoll(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rc := newReceiver(t, nil)
+	w := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
+	const n = 200
+	for range n {
+		b.enqueue(t, w.ID)
+	}
+	cfg := testConfig()
+	cfg.PollInterval = time.Hour // only the first claim, wake-ups and freed slots claim
+	b.run(t, cfg)
+	require.Eventually(t, func() bool {
+		var left int
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM walhook.delivery WHERE state <> 'succeeded'`).Scan(&left))
+		return left == 0
+	}, waitFor, tick, "deliveries left pending with the poll floor out of reach")
+	require.EqualValues(t, n, rc.hits.Load())
+}
+
 // Results that could not be written while PostgreSQL was unreachable are written once it is back,
 // instead of being dropped: the delivery is recorded as sent without waiting for its lease to
 // expire, and it is not sent twice.

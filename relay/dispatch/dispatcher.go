@@ -539,10 +539,18 @@ func (d *Dispatcher) recordLoop(ctx context.Context) {
 			done <- struct{}{}
 		}()
 	}
+	// At most maxPending results wait for the next statement; beyond it the workers wait to hand
+	// theirs over (and so claim nothing new): sending never runs ahead of recording by more than
+	// that, which bounds memory and keeps results well within their leases.
+	maxPending := 4 * d.cfg.RecordBatch
 	results := d.results
 	for results != nil || flushing {
+		in := results
+		if len(cur.batch)+len(cur.relIDs) >= maxPending {
+			in = nil
+		}
 		select {
-		case o, ok := <-results:
+		case o, ok := <-in:
 			if !ok {
 				results = nil
 				break

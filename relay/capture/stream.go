@@ -283,8 +283,24 @@ func (s *session) sendStatus(ctx context.Context, serverEnd pglogrepl.LSN) error
 	return nil
 }
 
+// outboxRetries bounds how often the committer retries deleting a consumed outbox row that was
+// not yet visible (see outboxLeft); outboxRetryAfter is the wait between tries.
+const (
+	outboxRetries    = 10
+	outboxRetryAfter = 100 * time.Millisecond
+)
+
 func (s *session) commitLoop(ctx context.Context) error {
 	batch := make([]*txn, 0, 64)
+	// outboxLeft holds consumed outbox rows the fan-out could not delete yet, with the tries so
+	// far. The stream can deliver a transaction a moment before PostgreSQL makes it visible to
+	// new snapshots, so the DELETE of its outbox row may find nothing; it is retried with the
+	// next commit, or after outboxRetryAfter when idle. A row still not deleted after
+	// outboxRetries tries is gone already (its event is stored either way: source keys dedupe).
+	outboxLeft := map[int64]int{}
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	for {
 		batch = batch[:0]
 		select {
@@ -292,10 +308,14 @@ func (s *session) commitLoop(ctx context.Context) error {
 			return nil
 		case t := <-s.txns:
 			batch = append(batch, t)
+		case <-retry.C:
 		}
-		n := len(batch[0].events)
+		n := 0
+		if len(batch) > 0 {
+			n = len(batch[0].events)
+		}
 	drain:
-		for n < s.c.cfg.BatchEvents {
+		for len(batch) > 0 && n < s.c.cfg.BatchEvents {
 			select {
 			case t := <-s.txns:
 				batch = append(batch, t)
@@ -304,8 +324,26 @@ func (s *session) commitLoop(ctx context.Context) error {
 				break drain
 			}
 		}
-		if err := s.c.commit(ctx, batch); err != nil {
+		left := make([]int64, 0, len(outboxLeft))
+		for id := range outboxLeft {
+			left = append(left, id)
+		}
+		missing, err := s.c.commit(ctx, batch, left)
+		if err != nil {
 			return err
+		}
+		still := make(map[int64]int, len(missing))
+		for _, id := range missing {
+			if tries := outboxLeft[id] + 1; tries < outboxRetries {
+				still[id] = tries
+			}
+		}
+		outboxLeft = still
+		if len(outboxLeft) > 0 {
+			retry.Reset(outboxRetryAfter)
+		}
+		if len(batch) == 0 {
+			continue
 		}
 		var end pglogrepl.LSN
 		for _, t := range batch {
@@ -321,9 +359,12 @@ func (s *session) commitLoop(ctx context.Context) error {
 	}
 }
 
-// commit stores a batch of decoded transactions in one fan-out transaction.
-func (c *Capture) commit(ctx context.Context, batch []*txn) error {
+// commit stores a batch of decoded transactions in one fan-out transaction, deleting their
+// consumed outbox rows and the earlier ones in retryOutbox. It returns the outbox rows it asked
+// to delete that were not deleted.
+func (c *Capture) commit(ctx context.Context, batch []*txn, retryOutbox []int64) ([]int64, error) {
 	var b store.CaptureBatch
+	b.OutboxIDs = append(b.OutboxIDs, retryOutbox...)
 	for _, t := range batch {
 		b.Events = append(b.Events, t.events...)
 		b.OutboxIDs = append(b.OutboxIDs, t.outboxIDs...)
@@ -331,11 +372,23 @@ func (c *Capture) commit(ctx context.Context, batch []*txn) error {
 	}
 	c.m.transactions.Add(float64(len(batch)))
 	if len(b.Events) == 0 && len(b.OutboxIDs) == 0 {
-		return nil
+		return nil, nil
 	}
 	res, err := c.store(ctx, b)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	var missing []int64
+	if len(res.OutboxDeleted) < len(b.OutboxIDs) {
+		gone := make(map[int64]bool, len(res.OutboxDeleted))
+		for _, id := range res.OutboxDeleted {
+			gone[id] = true
+		}
+		for _, id := range b.OutboxIDs {
+			if !gone[id] {
+				missing = append(missing, id)
+			}
+		}
 	}
 	if len(res.UnknownCompany) > 0 {
 		unknown := make(map[string]bool, len(res.UnknownCompany))
@@ -356,7 +409,7 @@ func (c *Capture) commit(ctx context.Context, batch []*txn) error {
 			}
 		}
 	}
-	return nil
+	return missing, nil
 }
 
 // store runs one fan-out transaction with a deadline, and reports what it did.

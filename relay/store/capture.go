@@ -36,6 +36,10 @@ type CaptureResult struct {
 	Deliveries int64 // deliveries created
 	// UnknownCompany lists the source keys skipped because their company does not exist.
 	UnknownCompany []string
+	// OutboxDeleted lists the consumed outbox rows deleted. A row whose inserting transaction
+	// the stream delivered a moment before it became visible to new snapshots is not among
+	// them; the caller retries it.
+	OutboxDeleted []int64
 }
 
 // captureChunk bounds the arrays of one CaptureCommit statement; a larger batch is several
@@ -78,6 +82,7 @@ func (s *Store) CaptureCommit(ctx context.Context, b CaptureBatch) (CaptureResul
 			res.Events += r.Events
 			res.Deliveries += r.Deliveries
 			res.UnknownCompany = append(res.UnknownCompany, r.UnknownCompany...)
+			res.OutboxDeleted = append(res.OutboxDeleted, r.OutboxDeleted...)
 			if end >= len(b.Events) {
 				break
 			}

@@ -31,14 +31,14 @@ WITH input AS (
     RETURNING 1
 ), gone AS (
     DELETE FROM walhook.outbox WHERE id = ANY($6::bigint[])
-    RETURNING 1
+    RETURNING id
 ), woken AS (
     SELECT pg_notify('walhook_deliveries', '') WHERE EXISTS (SELECT 1 FROM fan)
 )
 SELECT
     (SELECT count(*) FROM ins)::bigint AS events,
     (SELECT count(*) FROM fan)::bigint AS deliveries,
-    (SELECT count(*) FROM gone)::bigint AS outbox_deleted,
+    (SELECT coalesce(array_agg(id), '{}') FROM gone)::bigint[] AS outbox_deleted,
     (SELECT count(*) FROM woken)::bigint AS notified,
     (SELECT coalesce(array_agg(i.source_key), '{}') FROM input i
         WHERE NOT EXISTS (SELECT 1 FROM walhook.company c WHERE c.id = i.company_id))::text[] AS unknown_company
@@ -56,7 +56,7 @@ type CaptureCommitParams struct {
 type CaptureCommitRow struct {
 	Events         int64
 	Deliveries     int64
-	OutboxDeleted  int64
+	OutboxDeleted  []int64
 	Notified       int64
 	UnknownCompany []string
 }

@@ -13,5 +13,12 @@ RETURNING id;
 -- name: DeliveryNotify :exec
 SELECT pg_notify('walhook_deliveries', '');
 
+-- DeliveryGetByID returns any company's delivery with the request as last built (its latest
+-- attempt's; NULL before the first attempt).
 -- name: DeliveryGetByID :one
-SELECT * FROM walhook.delivery WHERE id = $1;
+SELECT d.*,
+       (SELECT jsonb_build_object('method', a.request_method, 'url', a.request_url,
+                                  'headers', a.request_headers, 'body', a.request_body)
+        FROM walhook.attempt a WHERE a.delivery_id = d.id
+        ORDER BY a.id DESC LIMIT 1)::jsonb AS request
+FROM walhook.delivery d WHERE d.id = $1;

@@ -43,7 +43,8 @@ SELECT claimed.id, claimed.company_id, claimed.webhook_id, claimed.event_id, cla
 FROM claimed
 JOIN walhook.event e ON e.id = claimed.event_id;
 
--- DispatchRecord writes a batch of attempt results in one statement: an attempt row each, the
+-- DispatchRecord writes a batch of attempt results in one statement: an attempt row each (the
+-- only copy of the request: the history reads the delivery's request from its latest attempt), the
 -- delivery's new state (only while the claim token still holds its lease, so a resync or a
 -- takeover after an expired lease wins), and the webhooks' last sent time and status. A webhook
 -- is turned off when an endpoint answered 410 (gone) or when it has been failing since before
@@ -74,7 +75,6 @@ WITH x AS (
         unnest(@states::text[]) AS state,
         unnest(@has_next::boolean[]) AS has_next,
         unnest(@next_attempt_ats::timestamptz[]) AS next_attempt_at,
-        unnest(@requests::text[]) AS request,
         unnest(@gone::boolean[]) AS gone,
         unnest(@touch_webhook::boolean[]) AS touch_webhook
 ), r AS (
@@ -85,7 +85,7 @@ WITH x AS (
         CASE WHEN x.response_status = 0 THEN NULL ELSE x.response_body END AS response_body,
         nullif(x.error, '') AS error, x.outcome, x.trigger, x.state,
         CASE WHEN x.has_next THEN x.next_attempt_at END AS next_attempt_at,
-        nullif(x.request, '')::jsonb AS request, x.gone, x.touch_webhook
+        x.gone, x.touch_webhook
     FROM x
 ), ins AS (
     INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, duration_ms,
@@ -100,7 +100,7 @@ WITH x AS (
     UPDATE walhook.delivery d SET
         state = r.state, attempts = r.n,
         next_attempt_at = coalesce(r.next_attempt_at, d.next_attempt_at),
-        lease_until = NULL, leased_by = NULL, request = r.request,
+        lease_until = NULL, leased_by = NULL,
         last_status_code = r.response_status, last_error = r.error, last_attempt_at = r.started_at,
         updated_at = now()
     FROM r

@@ -381,8 +381,6 @@ func (d *Dispatcher) outcomeOf(j job, r result) outcome {
 		RequestBody: r.request.Body, ResponseHeaders: r.respHeaders, Outcome: oc, Trigger: "auto",
 		State: state, NextAttemptAt: next, Gone: r.class == classGone, TouchWebhook: true,
 	}
-	snap := r.request
-	rec.Request = &snap
 	if j.c.ResyncAt != nil {
 		rec.Trigger = "resync"
 	}

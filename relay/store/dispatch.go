@@ -70,28 +70,27 @@ func (s *Store) DispatchClaim(ctx context.Context, p ClaimParams) ([]Claimed, er
 
 // AttemptResult is one HTTP try and what it does to its delivery, as DispatchRecord writes it.
 type AttemptResult struct {
-	DeliveryID      int64                    `json:"delivery_id"`
-	LeaseToken      string                   `json:"lease_token"`
-	CompanyID       string                   `json:"company_id"`
-	WebhookID       int64                    `json:"webhook_id"`
-	N               int                      `json:"n"` // the delivery's attempt count after this one
-	StartedAt       time.Time                `json:"started_at"`
-	DurationMS      int64                    `json:"duration_ms"`
-	RequestMethod   string                   `json:"request_method"`
-	RequestURL      string                   `json:"request_url"`
-	RequestHeaders  map[string]string        `json:"request_headers"` // masked
-	RequestBody     string                   `json:"request_body"`
-	ResponseStatus  *int                     `json:"response_status"`
-	ResponseHeaders map[string]string        `json:"response_headers"`
-	ResponseBody    *string                  `json:"response_body"`
-	Error           *string                  `json:"error"`
-	Outcome         webhook.Outcome          `json:"outcome"`
-	Trigger         string                   `json:"trigger"` // auto or resync
-	State           webhook.DeliveryState    `json:"state"`   // the delivery's state after it
-	NextAttemptAt   *time.Time               `json:"next_attempt_at"`
-	Request         *webhook.RequestSnapshot `json:"request"`
-	Gone            bool                     `json:"gone"`          // the endpoint answered 410: turn the webhook off
-	TouchWebhook    bool                     `json:"touch_webhook"` // update the webhook's last sent time and status
+	DeliveryID      int64                 `json:"delivery_id"`
+	LeaseToken      string                `json:"lease_token"`
+	CompanyID       string                `json:"company_id"`
+	WebhookID       int64                 `json:"webhook_id"`
+	N               int                   `json:"n"` // the delivery's attempt count after this one
+	StartedAt       time.Time             `json:"started_at"`
+	DurationMS      int64                 `json:"duration_ms"`
+	RequestMethod   string                `json:"request_method"`
+	RequestURL      string                `json:"request_url"`
+	RequestHeaders  map[string]string     `json:"request_headers"` // masked
+	RequestBody     string                `json:"request_body"`
+	ResponseStatus  *int                  `json:"response_status"`
+	ResponseHeaders map[string]string     `json:"response_headers"`
+	ResponseBody    *string               `json:"response_body"`
+	Error           *string               `json:"error"`
+	Outcome         webhook.Outcome       `json:"outcome"`
+	Trigger         string                `json:"trigger"` // auto or resync
+	State           webhook.DeliveryState `json:"state"`   // the delivery's state after it
+	NextAttemptAt   *time.Time            `json:"next_attempt_at"`
+	Gone            bool                  `json:"gone"`          // the endpoint answered 410: turn the webhook off
+	TouchWebhook    bool                  `json:"touch_webhook"` // update the webhook's last sent time and status
 }
 
 // DisabledWebhook is a webhook DispatchRecord turned off.
@@ -116,12 +115,6 @@ func (s *Store) DispatchRecord(ctx context.Context, results []AttemptResult, fai
 		if r.Error != nil {
 			e := dbText(*r.Error)
 			r.Error = &e
-		}
-		if r.Request != nil {
-			snap := *r.Request
-			snap.Body = dbText(snap.Body)
-			snap.Headers = dbTextMap(snap.Headers)
-			r.Request = &snap
 		}
 	}
 	p, err := recordParams(results)
@@ -148,7 +141,7 @@ func (s *Store) DispatchRecord(ctx context.Context, results []AttemptResult, fai
 }
 
 // recordParams lays results out as DispatchRecord's typed arrays (JSON only for the header
-// maps and the request snapshot, as text; "" stands for NULL).
+// maps, as text; "" stands for NULL).
 func recordParams(results []AttemptResult) (dbsqlc.DispatchRecordParams, error) {
 	n := len(results)
 	p := dbsqlc.DispatchRecordParams{
@@ -158,7 +151,7 @@ func recordParams(results []AttemptResult) (dbsqlc.DispatchRecordParams, error) 
 		RequestHeaders: make([]string, n), RequestBodies: make([]string, n), ResponseStatuses: make([]int32, n),
 		ResponseHeaders: make([]string, n), ResponseBodies: make([]string, n), Errors: make([]string, n),
 		Outcomes: make([]string, n), Triggers: make([]string, n), States: make([]string, n),
-		HasNext: make([]bool, n), NextAttemptAts: make([]time.Time, n), Requests: make([]string, n),
+		HasNext: make([]bool, n), NextAttemptAts: make([]time.Time, n),
 		Gone: make([]bool, n), TouchWebhook: make([]bool, n),
 	}
 	jsonText := func(v any, null bool) (string, error) {
@@ -195,9 +188,6 @@ func recordParams(results []AttemptResult) (dbsqlc.DispatchRecordParams, error) 
 		p.Outcomes[i], p.Triggers[i], p.States[i] = string(r.Outcome), r.Trigger, string(r.State)
 		if r.NextAttemptAt != nil {
 			p.HasNext[i], p.NextAttemptAts[i] = true, *r.NextAttemptAt
-		}
-		if p.Requests[i], err = jsonText(r.Request, r.Request == nil); err != nil {
-			return p, err
 		}
 		p.Gone[i], p.TouchWebhook[i] = r.Gone, r.TouchWebhook
 	}

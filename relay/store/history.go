@@ -76,7 +76,7 @@ type HistoryAttempt struct {
 type HistoryDetail struct {
 	HistoryDelivery
 	LeaseUntil      *time.Time
-	Request         json.RawMessage // {"method","url","headers","body"}, nil before the first attempt
+	Request         json.RawMessage // {"method","url","headers","body"} of the latest attempt, nil before the first
 	Event           json.RawMessage // the envelope
 	EventOccurredAt time.Time
 	AttemptList     []HistoryAttempt

@@ -7,6 +7,8 @@ package dbsqlc
 
 import (
 	"context"
+	"encoding/json"
+	"time"
 )
 
 const deliveryEnqueue = `-- name: DeliveryEnqueue :many
@@ -48,12 +50,40 @@ func (q *Queries) DeliveryEnqueue(ctx context.Context, arg DeliveryEnqueueParams
 }
 
 const deliveryGetByID = `-- name: DeliveryGetByID :one
-SELECT id, company_id, webhook_id, event_id, event_key, state, attempts, next_attempt_at, lease_until, leased_by, request, last_status_code, last_error, last_attempt_at, created_at, updated_at, attempts_base, resync_at FROM walhook.delivery WHERE id = $1
+SELECT d.id, d.company_id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at, d.lease_until, d.leased_by, d.last_status_code, d.last_error, d.last_attempt_at, d.created_at, d.updated_at, d.attempts_base, d.resync_at,
+       (SELECT jsonb_build_object('method', a.request_method, 'url', a.request_url,
+                                  'headers', a.request_headers, 'body', a.request_body)
+        FROM walhook.attempt a WHERE a.delivery_id = d.id
+        ORDER BY a.id DESC LIMIT 1)::jsonb AS request
+FROM walhook.delivery d WHERE d.id = $1
 `
 
-func (q *Queries) DeliveryGetByID(ctx context.Context, id int64) (WalhookDelivery, error) {
+type DeliveryGetByIDRow struct {
+	ID             int64
+	CompanyID      string
+	WebhookID      int64
+	EventID        int64
+	EventKey       string
+	State          string
+	Attempts       int32
+	NextAttemptAt  time.Time
+	LeaseUntil     *time.Time
+	LeasedBy       *string
+	LastStatusCode *int32
+	LastError      *string
+	LastAttemptAt  *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	AttemptsBase   int32
+	ResyncAt       *time.Time
+	Request        json.RawMessage
+}
+
+// DeliveryGetByID returns any company's delivery with the request as last built (its latest
+// attempt's; NULL before the first attempt).
+func (q *Queries) DeliveryGetByID(ctx context.Context, id int64) (DeliveryGetByIDRow, error) {
 	row := q.db.QueryRow(ctx, deliveryGetByID, id)
-	var i WalhookDelivery
+	var i DeliveryGetByIDRow
 	err := row.Scan(
 		&i.ID,
 		&i.CompanyID,
@@ -65,7 +95,6 @@ func (q *Queries) DeliveryGetByID(ctx context.Context, id int64) (WalhookDeliver
 		&i.NextAttemptAt,
 		&i.LeaseUntil,
 		&i.LeasedBy,
-		&i.Request,
 		&i.LastStatusCode,
 		&i.LastError,
 		&i.LastAttemptAt,
@@ -73,6 +102,7 @@ func (q *Queries) DeliveryGetByID(ctx context.Context, id int64) (WalhookDeliver
 		&i.UpdatedAt,
 		&i.AttemptsBase,
 		&i.ResyncAt,
+		&i.Request,
 	)
 	return i, err
 }

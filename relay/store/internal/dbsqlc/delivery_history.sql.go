@@ -89,7 +89,12 @@ func (q *Queries) DeliveryHistoryAttempts(ctx context.Context, arg DeliveryHisto
 
 const deliveryHistoryGet = `-- name: DeliveryHistoryGet :one
 SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at,
-       d.lease_until, d.request, d.last_status_code, d.last_error, d.last_attempt_at,
+       d.lease_until,
+       (SELECT jsonb_build_object('method', a.request_method, 'url', a.request_url,
+                                  'headers', a.request_headers, 'body', a.request_body)
+        FROM walhook.attempt a WHERE a.delivery_id = d.id
+        ORDER BY a.id DESC LIMIT 1)::jsonb AS request,
+       d.last_status_code, d.last_error, d.last_attempt_at,
        d.created_at, d.updated_at, e.payload AS event_payload, e.occurred_at AS event_occurred_at
 FROM walhook.delivery d
 JOIN walhook.event e ON e.id = d.event_id
@@ -120,7 +125,8 @@ type DeliveryHistoryGetRow struct {
 	EventOccurredAt time.Time
 }
 
-// DeliveryHistoryGet returns one delivery of a company with its event's envelope.
+// DeliveryHistoryGet returns one delivery of a company with its event's envelope and the request
+// as last built (its latest attempt's; NULL before the first attempt).
 func (q *Queries) DeliveryHistoryGet(ctx context.Context, arg DeliveryHistoryGetParams) (DeliveryHistoryGetRow, error) {
 	row := q.db.QueryRow(ctx, deliveryHistoryGet, arg.CompanyID, arg.ID)
 	var i DeliveryHistoryGetRow

@@ -301,9 +301,8 @@ WITH x AS (
         unnest($18::text[]) AS state,
         unnest($19::boolean[]) AS has_next,
         unnest($20::timestamptz[]) AS next_attempt_at,
-        unnest($21::text[]) AS request,
-        unnest($22::boolean[]) AS gone,
-        unnest($23::boolean[]) AS touch_webhook
+        unnest($21::boolean[]) AS gone,
+        unnest($22::boolean[]) AS touch_webhook
 ), r AS (
     SELECT x.delivery_id, x.lease_token, x.company_id, x.webhook_id, x.n, x.started_at, x.duration_ms,
         x.request_method, x.request_url, nullif(x.request_headers, '')::jsonb AS request_headers,
@@ -312,7 +311,7 @@ WITH x AS (
         CASE WHEN x.response_status = 0 THEN NULL ELSE x.response_body END AS response_body,
         nullif(x.error, '') AS error, x.outcome, x.trigger, x.state,
         CASE WHEN x.has_next THEN x.next_attempt_at END AS next_attempt_at,
-        nullif(x.request, '')::jsonb AS request, x.gone, x.touch_webhook
+        x.gone, x.touch_webhook
     FROM x
 ), ins AS (
     INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, duration_ms,
@@ -327,7 +326,7 @@ WITH x AS (
     UPDATE walhook.delivery d SET
         state = r.state, attempts = r.n,
         next_attempt_at = coalesce(r.next_attempt_at, d.next_attempt_at),
-        lease_until = NULL, leased_by = NULL, request = r.request,
+        lease_until = NULL, leased_by = NULL,
         last_status_code = r.response_status, last_error = r.error, last_attempt_at = r.started_at,
         updated_at = now()
     FROM r
@@ -348,7 +347,7 @@ WITH x AS (
     FROM per_webhook p
     JOIN walhook.webhook w ON w.id = p.webhook_id
 ), verdict AS (
-    SELECT wh.webhook_id, wh.last_sent_at, wh.ok, wh.gone, wh.failing_since, wh.was_active, coalesce(wh.failing_since < $24::timestamptz, false) AS failing_too_long
+    SELECT wh.webhook_id, wh.last_sent_at, wh.ok, wh.gone, wh.failing_since, wh.was_active, coalesce(wh.failing_since < $23::timestamptz, false) AS failing_too_long
     FROM wh
 )
 UPDATE walhook.webhook w SET
@@ -388,7 +387,6 @@ type DispatchRecordParams struct {
 	States           []string
 	HasNext          []bool
 	NextAttemptAts   []time.Time
-	Requests         []string
 	Gone             []bool
 	TouchWebhook     []bool
 	FailingCutoff    time.Time
@@ -400,7 +398,8 @@ type DispatchRecordRow struct {
 	Gone     bool
 }
 
-// DispatchRecord writes a batch of attempt results in one statement: an attempt row each, the
+// DispatchRecord writes a batch of attempt results in one statement: an attempt row each (the
+// only copy of the request: the history reads the delivery's request from its latest attempt), the
 // delivery's new state (only while the claim token still holds its lease, so a resync or a
 // takeover after an expired lease wins), and the webhooks' last sent time and status. A webhook
 // is turned off when an endpoint answered 410 (gone) or when it has been failing since before
@@ -427,7 +426,6 @@ func (q *Queries) DispatchRecord(ctx context.Context, arg DispatchRecordParams) 
 		arg.States,
 		arg.HasNext,
 		arg.NextAttemptAts,
-		arg.Requests,
 		arg.Gone,
 		arg.TouchWebhook,
 		arg.FailingCutoff,

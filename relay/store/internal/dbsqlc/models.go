@@ -76,7 +76,6 @@ type WalhookDelivery struct {
 	NextAttemptAt  time.Time
 	LeaseUntil     *time.Time
 	LeasedBy       *string
-	Request        json.RawMessage
 	LastStatusCode *int32
 	LastError      *string
 	LastAttemptAt  *time.Time

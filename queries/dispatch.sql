@@ -5,7 +5,14 @@
 -- in share_webhook_ids: sized by the dispatcher from the webhook's observed rate), so one busy
 -- webhook cannot fill a batch beyond what it can send within the lease. The rows are
 -- locked with SKIP LOCKED, so replicas never claim the same delivery; the WHERE clause is checked
--- again on the locked row.
+-- again on the locked row. An event's envelope comes once per claim, on the first of its
+-- deliveries (NULL on the others; the store fills them in): fan-out claims 100 of one event.
+--
+-- The plan is fixed by the query's shape, not left to the statistics: the picked ids are
+-- computed once (MATERIALIZED) and each is locked through the primary key (LATERAL … LIMIT 1).
+-- Written as "id IN (picked)", a plan made while the table had no statistics (a fresh database:
+-- the prepared statement's first plans) re-ran the window over the candidates for every due row
+-- it scanned, and a claim of a few thousand due deliveries ran for minutes.
 -- name: DispatchClaim :many
 WITH cand AS (
     SELECT d.id, d.webhook_id, d.next_attempt_at
@@ -16,21 +23,28 @@ WITH cand AS (
     ORDER BY d.next_attempt_at
     LIMIT @scan_limit
 ), ranked AS (
-    SELECT cand.id, cand.webhook_id,
+    SELECT cand.id, cand.webhook_id, cand.next_attempt_at,
         row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
     FROM cand
 ), share AS (
     SELECT unnest(@share_webhook_ids::bigint[]) AS webhook_id, unnest(@share_counts::bigint[]) AS n
-), locked AS (
-    SELECT d.id
-    FROM walhook.delivery d
-    WHERE d.id IN (SELECT ranked.id FROM ranked LEFT JOIN share ON share.webhook_id = ranked.webhook_id
-                   WHERE ranked.rn <= coalesce(share.n, @per_webhook::bigint))
-      AND d.state = 'pending' AND d.next_attempt_at <= now()
-      AND (d.lease_until IS NULL OR d.lease_until < now())
-    ORDER BY d.next_attempt_at
+), pick AS MATERIALIZED (
+    SELECT ranked.id
+    FROM ranked LEFT JOIN share ON share.webhook_id = ranked.webhook_id
+    WHERE ranked.rn <= coalesce(share.n, @per_webhook::bigint)
+    ORDER BY ranked.next_attempt_at
     LIMIT @max_rows
-    FOR UPDATE SKIP LOCKED
+), locked AS (
+    SELECT l.id
+    FROM pick, LATERAL (
+        SELECT d.id, d.state, d.next_attempt_at, d.lease_until
+        FROM walhook.delivery d
+        WHERE d.id = pick.id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ) l
+    WHERE l.state = 'pending' AND l.next_attempt_at <= now()
+      AND (l.lease_until IS NULL OR l.lease_until < now())
 ), claimed AS (
     UPDATE walhook.delivery d
     SET lease_until = now() + make_interval(secs => @lease_seconds::float8), leased_by = @lease_token::text
@@ -39,7 +53,9 @@ WITH cand AS (
     RETURNING d.id, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
 )
 SELECT claimed.id, claimed.company_id, claimed.webhook_id, claimed.event_id, claimed.attempts,
-       claimed.attempts_base, claimed.resync_at, e.payload, e.captured_at
+       claimed.attempts_base, claimed.resync_at,
+       (CASE WHEN row_number() OVER (PARTITION BY claimed.event_id) = 1 THEN e.payload END)::jsonb AS payload,
+       e.captured_at
 FROM claimed
 JOIN walhook.event e ON e.id = claimed.event_id;
 

@@ -57,12 +57,19 @@ func (s *Store) DispatchClaim(ctx context.Context, p ClaimParams) ([]Claimed, er
 	if err != nil {
 		return nil, mapErr(err)
 	}
+	// Each event's envelope comes once, on one of its rows; the others share it (read-only).
+	payloads := make(map[int64]json.RawMessage, 4)
+	for _, r := range rows {
+		if len(r.Payload) > 0 && string(r.Payload) != "null" { // an envelope is an object
+			payloads[r.EventID] = r.Payload
+		}
+	}
 	out := make([]Claimed, len(rows))
 	for i, r := range rows {
 		out[i] = Claimed{
 			ID: r.ID, CompanyID: r.CompanyID, WebhookID: r.WebhookID, EventID: r.EventID,
 			Attempts: int(r.Attempts), AttemptsBase: int(r.AttemptsBase), ResyncAt: r.ResyncAt,
-			Payload: r.Payload, CapturedAt: r.CapturedAt, LeaseToken: p.Token,
+			Payload: payloads[r.EventID], CapturedAt: r.CapturedAt, LeaseToken: p.Token,
 		}
 	}
 	return out, nil

@@ -281,17 +281,21 @@ func (s *Server) pathWebhook(c *call) (webhook.Webhook, error) {
 	return w, err
 }
 
+// replyWebhook answers with one webhook and its delivery counts.
+func (s *Server) replyWebhook(c *call, status int, w webhook.Webhook) error {
+	counts, err := s.store.WebhookCounts(c.ctx, c.p.CompanyID, w.ID)
+	if err != nil {
+		return err
+	}
+	return c.json(status, webhookOut(w, c.p, &counts))
+}
+
 func (s *Server) getWebhook(c *call) error {
 	w, err := s.pathWebhook(c)
 	if err != nil {
 		return err
 	}
-	id := w.ID
-	counts, err := s.store.WebhookCounts(c.ctx, c.p.CompanyID, id)
-	if err != nil {
-		return err
-	}
-	return c.json(http.StatusOK, webhookOut(w, c.p, &counts))
+	return s.replyWebhook(c, http.StatusOK, w)
 }
 
 func (s *Server) createWebhook(c *call) error {
@@ -357,11 +361,7 @@ func (s *Server) updateWebhook(c *call, patch bool) error {
 	if err != nil {
 		return err
 	}
-	counts, err := s.store.WebhookCounts(c.ctx, c.p.CompanyID, id)
-	if err != nil {
-		return err
-	}
-	return c.json(http.StatusOK, webhookOut(out, c.p, &counts))
+	return s.replyWebhook(c, http.StatusOK, out)
 }
 
 // changedFields names the fields an update changed, for the audit log (never values: headers may
@@ -471,11 +471,7 @@ func (s *Server) rotateSecret(c *call) error {
 	if err != nil {
 		return err
 	}
-	counts, err := s.store.WebhookCounts(c.ctx, c.p.CompanyID, id)
-	if err != nil {
-		return err
-	}
-	return c.json(http.StatusOK, webhookOut(out, c.p, &counts))
+	return s.replyWebhook(c, http.StatusOK, out)
 }
 
 // testPayload is the envelope a test send carries: the company's newest event of the type

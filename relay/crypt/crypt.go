@@ -181,11 +181,14 @@ func splitSealed(sealed []byte) (string, []byte, error) {
 const TokenPrefix = "whk_"
 
 // NewToken returns a new random API token and its hash. Only the hash is stored.
-func NewToken() (token string, hash []byte) {
+func NewToken() (token string, hash []byte) { return newHashed(TokenPrefix) }
+
+// newHashed returns prefix and 256 random bits in URL base64, and its hash.
+func newHashed(prefix string) (string, []byte) {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
-	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	return token, HashToken(token)
+	s := prefix + base64.RawURLEncoding.EncodeToString(b)
+	return s, HashToken(s)
 }
 
 // HashToken is the stored form of an API token. Tokens carry 256 random bits, so a plain SHA-256
@@ -207,9 +210,4 @@ func NewSigningSecret() string {
 const LoginCodePrefix = "whl_"
 
 // NewLoginCode returns a new random one-time sign-in code and its hash; only the hash is stored.
-func NewLoginCode() (code string, hash []byte) {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	code = LoginCodePrefix + base64.RawURLEncoding.EncodeToString(b)
-	return code, HashToken(code)
-}
+func NewLoginCode() (code string, hash []byte) { return newHashed(LoginCodePrefix) }

@@ -244,13 +244,7 @@ func (s *Store) DispatchOAuthCredentials(ctx context.Context, ids []int64) ([]we
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	out := make([]webhook.OAuthCredential, len(rows))
-	for i, r := range rows {
-		if out[i], err = s.oauthFrom(r); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return s.oauthsFrom(rows)
 }
 
 // DispatchOAuthTokenSave stores a fetched access token (and a newly issued refresh token, when

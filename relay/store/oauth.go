@@ -41,6 +41,18 @@ func (s *Store) oauthFrom(r dbsqlc.WalhookOauthCredential) (webhook.OAuthCredent
 	return c, nil
 }
 
+func (s *Store) oauthsFrom(rows []dbsqlc.WalhookOauthCredential) ([]webhook.OAuthCredential, error) {
+	out := make([]webhook.OAuthCredential, len(rows))
+	for i, r := range rows {
+		c, err := s.oauthFrom(r)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
 // OAuthCredentialCreate stores a credential, sealing its secrets.
 func (s *Store) OAuthCredentialCreate(ctx context.Context, c webhook.OAuthCredential, actor *int64) (webhook.OAuthCredential, error) {
 	extra, err := json.Marshal(nonNilKV(c.ExtraParams))
@@ -80,13 +92,7 @@ func (s *Store) OAuthCredentialList(ctx context.Context, companyID string) ([]we
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	out := make([]webhook.OAuthCredential, len(rows))
-	for i, r := range rows {
-		if out[i], err = s.oauthFrom(r); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return s.oauthsFrom(rows)
 }
 
 // OAuthCredentialDelete deletes a credential; one still used by a webhook is ErrConflict.

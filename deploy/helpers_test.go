@@ -26,16 +26,11 @@ func TestMain(m *testing.M) { xtest.Main(m) }
 // root is the repository root, relative to this package's directory.
 const root = ".."
 
-// buildBinary builds walhook the way the image does (static, CGO_ENABLED=0) into a temporary
-// directory and checks it really is static: no program interpreter, no shared libraries.
+// buildBinary builds walhook the way the image does (static, CGO_ENABLED=0; xtest.Walhook) and
+// checks it really is static: no program interpreter, no shared libraries.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "walhook")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/walhook")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin := xtest.Walhook(t)
 
 	f, err := elf.Open(bin)
 	require.NoError(t, err)

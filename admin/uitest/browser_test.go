@@ -21,6 +21,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
 )
 
 // screens, when set, writes the screenshots to docs/screens (go test ./admin/uitest -screens);
@@ -42,14 +44,7 @@ func requireChromium(t *testing.T) {
 	}
 }
 
-// buildWalhook builds the walhook binary into a temporary directory.
-func buildWalhook(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "walhook")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/walhook/walhook/cmd/walhook").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	return bin
-}
+func TestMain(m *testing.M) { xtest.Main(m) }
 
 var (
 	adminLine = regexp.MustCompile(`Admin API\s+http://([0-9.:]+)/v1`)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
 )
 
 const mask = "••••••"
@@ -24,7 +26,7 @@ func rowID(sel, name string) string {
 // without Manage Webhooks who sees everything read-only.
 func TestWebPage(t *testing.T) {
 	requireChromium(t)
-	bin := buildWalhook(t)
+	bin := xtest.Walhook(t)
 	d := startDev(t, bin)
 	rc := newReceiver(t)
 	base := "http://" + d.addr

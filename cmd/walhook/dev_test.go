@@ -16,16 +16,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-)
 
-// buildBinary builds walhook into a temporary directory for process-level tests.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "walhook")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	return bin
-}
+	"github.com/walhook/walhook/internal/xtest"
+)
 
 var adminLine = regexp.MustCompile(`Admin API\s+http://([0-9.:]+)/v1`)
 
@@ -92,7 +85,7 @@ func stopDev(t *testing.T, cmd *exec.Cmd, done <-chan error) {
 // keeps its data (the same token still works) across a restart.
 func TestDev(t *testing.T) {
 	t.Parallel()
-	bin := buildBinary(t)
+	bin := xtest.Walhook(t)
 	dir := filepath.Join(t.TempDir(), ".walhook")
 
 	cmd, addr, done := startDev(t, bin, dir)

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,21 +28,7 @@ import (
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-// The walhook binary, built once per test binary (see binary); removed when the tests end.
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildBin  string
-	errBuild  error
-)
-
-func TestMain(m *testing.M) {
-	xtest.Main(m, func() {
-		if buildDir != "" {
-			_ = os.RemoveAll(buildDir)
-		}
-	})
-}
+func TestMain(m *testing.M) { xtest.Main(m) }
 
 // full reports whether the full sizes run (make chaos).
 func full() bool { return os.Getenv("WALHOOK_CHAOS_FULL") == "1" }
@@ -54,24 +39,6 @@ func size(reduced, fullSize int) int {
 		return fullSize
 	}
 	return reduced
-}
-
-// binary builds cmd/walhook once per test binary.
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if buildDir, errBuild = os.MkdirTemp("", "walhook-chaos-bin-"); errBuild != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "walhook")
-		cmd := exec.Command("go", "build", "-o", buildBin, "./cmd/walhook")
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			errBuild = fmt.Errorf("go build: %w: %s", err, out)
-		}
-	})
-	require.NoError(t, errBuild)
-	return buildBin
 }
 
 // proc is one walhook process.
@@ -92,7 +59,7 @@ var listeningLine = regexp.MustCompile(`"addr":"([^"]+)".*admin listening`)
 func spawn(t *testing.T, env []string, args ...string) (*proc, <-chan string) {
 	t.Helper()
 	args = append(args, "--addr", "127.0.0.1:0", "--log-format", "json")
-	p := &proc{cmd: exec.Command(binary(t), args...), done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(xtest.Walhook(t), args...), done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	stderr, err := p.cmd.StderrPipe()
 	require.NoError(t, err)

@@ -11,6 +11,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +38,10 @@ var (
 	errStart error
 	inMain   bool
 	dbSeq    atomic.Int64
+	binOnce  sync.Once
+	binDir   string
+	binPath  string
+	errBin   error
 	keys     = mustKeys()
 )
 
@@ -49,7 +55,7 @@ func mustKeys() *crypt.Keyring {
 
 // Main runs the package's tests and stops the cluster afterwards. Call it from TestMain. The
 // functions in after run once the tests are done, before the process exits (Main never returns).
-func Main(m *testing.M, after ...func()) {
+func Main(m *testing.M) {
 	mu.Lock()
 	inMain = true
 	mu.Unlock()
@@ -64,8 +70,8 @@ func Main(m *testing.M, after ...func()) {
 		_ = os.RemoveAll(dataRoot)
 	}
 	mu.Unlock()
-	for _, f := range after {
-		f()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
 	}
 	os.Exit(code)
 }
@@ -195,4 +201,31 @@ func Context(t testing.TB) context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// Walhook builds the walhook binary once per test binary — the way the image does: static
+// (CGO_ENABLED=0) and -trimpath — for tests that run it as a real process. Main removes it.
+func Walhook(t testing.TB) string {
+	t.Helper()
+	mu.Lock()
+	ok := inMain
+	mu.Unlock()
+	if !ok {
+		t.Fatal("xtest: add `func TestMain(m *testing.M) { xtest.Main(m) }` to this package's tests")
+	}
+	binOnce.Do(func() {
+		if binDir, errBin = os.MkdirTemp("", "walhook-bin-"); errBin != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "walhook")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, "github.com/walhook/walhook/cmd/walhook") //nolint:gosec // the output path is our own temp dir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			errBin = fmt.Errorf("go build: %w: %s", err, out)
+		}
+	})
+	if errBin != nil {
+		t.Fatalf("xtest: build walhook: %v", errBin)
+	}
+	return binPath
 }

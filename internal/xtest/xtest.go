@@ -218,7 +218,9 @@ func Walhook(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "walhook")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, "github.com/walhook/walhook/cmd/walhook") //nolint:gosec // the output path is our own temp dir
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", binPath, "github.com/walhook/walhook/cmd/walhook") //nolint:gosec // the output path is our own temp dir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			errBin = fmt.Errorf("go build: %w: %s", err, out)

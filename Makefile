@@ -31,9 +31,8 @@ chaos: ## full-size fault tests: 10 kill -9 during 20,000 events, PostgreSQL res
 
 # Every fuzz target, FUZZTIME each (Go runs one -fuzz target per package per invocation).
 FUZZTIME ?= 10s
-FUZZ_TARGETS := ./admin:FuzzWebhookInput ./admin:FuzzOAuthInput ./admin:FuzzCursor \
-	./relay/dispatch:FuzzSelect ./relay/dispatch:FuzzParseRetryAfter ./relay/catalog:FuzzParse \
-	./relay/signature:FuzzVerify ./relay/capture:FuzzAppendValue
+# Every FuzzXxx in the tests, as package:function (found in the source, so a new target runs too).
+FUZZ_TARGETS := $(shell grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sed -E 's|^(.*)/[^/]*_test\.go:func (Fuzz.*)|\1:\2|' | sort)
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME (default 10s) each

@@ -135,9 +135,7 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 
 	n := size(2000, 10000)
 	require.NoError(t, f.insert(ctx, "1", 0, n/2))
-	for u, _, _ := r.counts(); u == 0; u, _, _ = r.counts() {
-		time.Sleep(5 * time.Millisecond)
-	}
+	f.waitFirst(r, n, time.Minute, procs["a"], procs["b"])
 	procs["a"].kill9(t)
 	killed := time.Now()
 	produced := make(chan error, 1)
@@ -159,7 +157,10 @@ func (f *fixture) waitSlotReader(ctx context.Context, not string, within time.Du
 	for time.Now().Before(deadline) {
 		l, err := f.st.LeaseGet(ctx, "capture:"+f.slot)
 		var active bool
-		_ = f.pool.QueryRow(ctx, `SELECT coalesce((SELECT active FROM pg_replication_slots WHERE slot_name = $1), false)`, f.slot).Scan(&active)
+		// A slot is active while CREATE_REPLICATION_SLOT still builds its snapshot too; a
+		// transaction begun before it is consistent is never decoded. confirmed_flush_lsn is set
+		// once it is, so only then is every event from now on captured.
+		_ = f.pool.QueryRow(ctx, `SELECT coalesce((SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1), false)`, f.slot).Scan(&active)
 		if err == nil && l.Live && l.Holder != not && active {
 			return l.Holder
 		}

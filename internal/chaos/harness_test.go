@@ -322,6 +322,20 @@ func (f *fixture) count(query string, args ...any) int {
 // saw n distinct deliveries; it fails if a relay in ps exits meanwhile.
 func (f *fixture) waitDelivered(r *receiver, n int, within time.Duration, ps ...*proc) {
 	f.t.Helper()
+	f.waitReceived(r, n, n, within, ps...)
+}
+
+// waitFirst waits until the receiver got at least one delivery, failing after within with the
+// same account as waitDelivered.
+func (f *fixture) waitFirst(r *receiver, n int, within time.Duration, ps ...*proc) {
+	f.t.Helper()
+	f.waitReceived(r, n, 1, within, ps...)
+}
+
+// waitReceived waits until the receiver counted want distinct deliveries (all n, with the
+// history complete, when want == n).
+func (f *fixture) waitReceived(r *receiver, n, want int, within time.Duration, ps ...*proc) {
+	f.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		var events, pending, succeeded, failed int
@@ -329,6 +343,9 @@ func (f *fixture) waitDelivered(r *receiver, n int, within time.Duration, ps ...
 			count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'succeeded'),
 			count(*) FILTER (WHERE state = 'failed') FROM walhook.delivery`).Scan(&events, &pending, &succeeded, &failed)
 		unique, _, _ := r.counts()
+		if want < n && unique >= want {
+			return
+		}
 		if err == nil && events == n && pending == 0 && succeeded == n && unique == n {
 			return
 		}
@@ -343,8 +360,8 @@ func (f *fixture) waitDelivered(r *receiver, n int, within time.Duration, ps ...
 			for _, p := range ps {
 				logs += p.logs()
 			}
-			f.t.Fatalf("after %v: events %d/%d, pending %d (%s), succeeded %d, received %d (err %v); attempts that did not succeed: %s\n%s",
-				within, events, n, pending, f.pendingBreakdown(), succeeded, unique, err, f.failedAttempts(), tail(logs, 6000))
+			f.t.Fatalf("after %v, waiting for %d received: events %d/%d, pending %d (%s), succeeded %d, received %d (err %v); attempts that did not succeed: %s\n%s",
+				within, want, events, n, pending, f.pendingBreakdown(), succeeded, unique, err, f.failedAttempts(), tail(logs, 6000))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

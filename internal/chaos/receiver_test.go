@@ -28,9 +28,7 @@ func TestReceiverDownThenBack(t *testing.T) {
 	f.waitSlotReader(ctx, "", time.Minute)
 	n := size(500, 2000)
 	require.NoError(t, f.insert(ctx, "1", 0, n/2))
-	for u, _, _ := r.counts(); u == 0; u, _, _ = r.counts() {
-		time.Sleep(5 * time.Millisecond)
-	}
+	f.waitFirst(r, n, time.Minute, relay)
 	r.down()
 	require.NoError(t, f.insert(ctx, "1", n/2, n-n/2))
 	time.Sleep(5 * time.Second)
@@ -166,7 +164,15 @@ func rawServer(t *testing.T, stop <-chan struct{}, conns *sync.WaitGroup, handle
 		<-stop
 		_ = ln.Close()
 	}()
+	// conns.Add must happen before the test's conns.Wait: this cleanup (registered after the
+	// test's, so run before it) closes the listener and waits for the accept loop to end.
+	accepting := make(chan struct{})
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-accepting
+	})
 	go func() {
+		defer close(accepting)
 		for {
 			c, err := ln.Accept()
 			if err != nil {

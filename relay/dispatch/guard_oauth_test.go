@@ -40,6 +40,10 @@ func TestSSRFRefusals(t *testing.T) {
 		"http://0.0.0.0:9/":                  "unspecified",
 		"http://169.254.169.254/latest/":     "cloud metadata",
 		"http://[fd00:ec2::254]/":            "cloud metadata",
+		"http://[::7f00:1]:9/":               "IPv4-compatible (deprecated)",
+		"http://[2002:7f00:1::1]:9/":         "6to4-embedded loopback",
+		"http://[64:ff9b:1::7f00:1]:9/":      "local-use NAT64",
+		"http://[fec0::1]:9/":                "site-local (deprecated)",
 	} {
 		w := b.hook(t, webhook.Webhook{URL: target, RawData: true})
 		id := b.enqueue(t, w.ID)[0]

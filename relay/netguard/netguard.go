@@ -2,12 +2,22 @@
 // OAuth token URLs are typed by users, so every connection the relay makes to them is checked at
 // dial time, in net.Dialer.Control, on the IP address actually being dialled — after DNS
 // resolution, with nothing resolved again between the check and the connect. A hostname that
-// resolves to 127.0.0.1 is refused exactly like the literal address.
+// resolves to 127.0.0.1 is refused exactly like the literal address. The admin API applies the
+// same Check to a URL whose host is a literal address when it is saved, so there is one policy.
 //
-// Refused: unspecified, loopback, RFC 1918 private, CGNAT (100.64.0.0/10), link-local (IPv4 and
-// IPv6), IPv6 unique-local, multicast, broadcast, "this network", reserved, benchmarking and
-// documentation ranges, and cloud metadata endpoints (169.254.169.254, fd00:ec2::254, …).
-// IPv4-mapped and NAT64 IPv6 addresses are judged by the IPv4 address inside them.
+// Only globally reachable unicast addresses pass: the IANA IPv4 and IPv6 special-purpose address
+// registries are the source of the blocked ranges (unspecified, loopback, RFC 1918 private, CGNAT,
+// link-local, unique-local, multicast, broadcast, "this network", reserved, benchmarking,
+// documentation, discard, ORCHID, segment-routing SIDs, cloud metadata endpoints…), plus the
+// deprecated IPv6 site-local (fec0::/10) and 6bone (3ffe::/16) ranges and every IPv6 address
+// outside 2000::/3, the only block IANA allocates for global unicast.
+//
+// IPv6 forms that carry an IPv4 address are judged by that address, so the IPv4 rules cannot be
+// walked around: IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d, deprecated), 6to4
+// (2002:AABB:CCDD::/48), well-known NAT64 (64:ff9b::a.b.c.d) and ISATAP interface identifiers
+// (…:0:5efe:a.b.c.d). Those whose embedding cannot be read without knowing the network's own
+// configuration — local-use NAT64 (64:ff9b:1::/48) and Teredo (2001::/32, whose client address is
+// obfuscated and whose relay is chosen by the host) — are refused outright.
 //
 // The allow-list (Guard.Allow) is explicit configuration: `walhook dev` and the tests allow
 // loopback; production allows nothing unless the operator says so (fail closed).
@@ -53,13 +63,20 @@ func mustRanges(pairs ...string) []rangeClass {
 	return out
 }
 
-// Checked first, so the most specific reason wins.
+// blockedRanges lists the refused ranges, the most specific first so its reason wins. Sources:
+// the IANA IPv4 and IPv6 Special-Purpose Address Registries (entries not globally reachable, and
+// the deprecated ones), the IPv6 Address Space registry (site-local, 6bone), and the metadata
+// addresses of the big clouds.
 func blockedRanges() []rangeClass {
 	return mustRanges(
+		// Cloud metadata (AWS, GCP and Azure use 169.254.169.254; ECS tasks 169.254.170.2;
+		// Alibaba 100.100.100.200; AWS over IPv6 fd00:ec2::254).
 		"169.254.169.254/32", "cloud metadata",
 		"169.254.170.2/32", "cloud metadata",
 		"100.100.100.200/32", "cloud metadata",
 		"fd00:ec2::254/128", "cloud metadata",
+
+		// IPv4.
 		"0.0.0.0/8", "unspecified (this network)",
 		"127.0.0.0/8", "loopback",
 		"10.0.0.0/8", "private (RFC 1918)",
@@ -71,18 +88,69 @@ func blockedRanges() []rangeClass {
 		"192.0.2.0/24", "documentation",
 		"198.51.100.0/24", "documentation",
 		"203.0.113.0/24", "documentation",
+		"192.88.99.0/24", "6to4 relay anycast (deprecated)",
 		"198.18.0.0/15", "benchmarking",
 		"224.0.0.0/4", "multicast",
 		"240.0.0.0/4", "reserved",
+
+		// IPv6.
 		"::/128", "unspecified",
 		"::1/128", "loopback",
-		"fc00::/7", "unique-local (IPv6)",
-		"fe80::/10", "link-local",
-		"ff00::/8", "multicast",
+		"::/96", "IPv4-compatible (deprecated)",
+		"64:ff9b:1::/48", "local-use NAT64",
 		"100::/64", "discard",
+		"100:0:0:1::/64", "dummy prefix",
+		"2001::/32", "Teredo",
+		"2001:2::/48", "benchmarking",
+		"2001:10::/28", "ORCHID (deprecated)",
+		"2001:20::/28", "ORCHIDv2",
 		"2001:db8::/32", "documentation",
 		"2001::/23", "IETF protocol assignment",
+		"3fff::/20", "documentation",
+		"3ffe::/16", "6bone (returned)",
+		"5f00::/16", "segment routing (SRv6 SID)",
+		"fc00::/7", "unique-local (IPv6)",
+		"fec0::/10", "site-local (deprecated)",
+		"fe80::/10", "link-local",
+		"ff00::/8", "multicast",
 	)
+}
+
+// Embedding forms: how an IPv6 address carries an IPv4 one.
+const (
+	formMapped = "IPv4-mapped"
+	formNAT64  = "NAT64"
+	form6to4   = "6to4"
+	formISATAP = "ISATAP"
+)
+
+var (
+	nat64WellKnown = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour      = netip.MustParsePrefix("2002::/16")
+	globalUnicast6 = netip.MustParsePrefix("2000::/3")
+)
+
+// Embedded returns the IPv4 address an IPv6 address carries and the form that carries it:
+// IPv4-mapped (::ffff:a.b.c.d), well-known NAT64 (64:ff9b::a.b.c.d), 6to4 (2002:AABB:CCDD::, the
+// IPv4 address in bits 16–47) or an ISATAP interface identifier (…:0:5efe:a.b.c.d or
+// …:200:5efe:a.b.c.d). ok is false for an IPv4 address and for IPv6 addresses without one.
+// IPv4-compatible, local-use NAT64 and Teredo addresses are not unwrapped: Check refuses them.
+func Embedded(a netip.Addr) (v4 netip.Addr, form string, ok bool) {
+	if !a.Is6() {
+		return netip.Addr{}, "", false
+	}
+	b := a.As16()
+	switch {
+	case a.Is4In6():
+		return a.Unmap(), formMapped, true
+	case nat64WellKnown.Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:16])), formNAT64, true
+	case sixToFour.Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6])), form6to4, true
+	case (b[8]|0x02) == 0x02 && b[9] == 0 && b[10] == 0x5e && b[11] == 0xfe:
+		return netip.AddrFrom4([4]byte(b[12:16])), formISATAP, true
+	}
+	return netip.Addr{}, "", false
 }
 
 // Guard decides which addresses the relay may connect to.
@@ -121,35 +189,60 @@ func ParseCIDRs(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// Check returns a *BlockedError when addr may not be dialled.
+// Check returns a *BlockedError when addr may not be dialled. An address in the allow-list, or
+// whose embedded IPv4 address is, passes. An IPv4-mapped or well-known NAT64 address is judged by
+// its IPv4 address alone (that is where the connection goes); a 6to4 or ISATAP address must pass
+// both as itself and by its IPv4 address.
 func (g *Guard) Check(addr netip.Addr) error {
 	addr = addr.WithZone("")
-	judged := addr.Unmap()
-	// NAT64 (64:ff9b::/96) carries an IPv4 address in its last 32 bits.
-	if judged.Is6() && netip.MustParsePrefix("64:ff9b::/96").Contains(judged) {
-		b := judged.As16()
-		judged = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
-	}
+	v4, form, embeds := Embedded(addr)
 	for _, p := range g.allow {
-		if p.Contains(addr) || p.Contains(judged) {
+		if p.Contains(addr) || (embeds && p.Contains(v4)) {
 			return nil
 		}
 	}
-	if judged.IsUnspecified() {
-		return &BlockedError{Addr: addr, Reason: "unspecified"}
-	}
-	if judged == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
-		return &BlockedError{Addr: addr, Reason: "broadcast"}
-	}
-	for _, r := range g.blocked {
-		if r.prefix.Contains(judged) {
-			return &BlockedError{Addr: addr, Reason: r.reason}
+	var reason string
+	switch {
+	case form == formMapped:
+		reason = g.reason(v4)
+	case form == formNAT64:
+		if reason = g.reason(v4); reason != "" {
+			reason = form + "-embedded " + reason
+		}
+	default:
+		reason = g.reason(addr)
+		if reason == "" && embeds {
+			if reason = g.reason(v4); reason != "" {
+				reason = form + "-embedded " + reason
+			}
 		}
 	}
-	if !judged.IsGlobalUnicast() {
-		return &BlockedError{Addr: addr, Reason: "non-global"}
+	if reason != "" {
+		return &BlockedError{Addr: addr, Reason: reason}
 	}
 	return nil
+}
+
+// reason says why a may not be dialled as itself (its embedded address aside), or "".
+func (g *Guard) reason(a netip.Addr) string {
+	if a.IsUnspecified() {
+		return "unspecified"
+	}
+	if a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return "broadcast"
+	}
+	for _, r := range g.blocked {
+		if r.prefix.Contains(a) {
+			return r.reason
+		}
+	}
+	if a.Is6() && !globalUnicast6.Contains(a) {
+		return "reserved (IPv6 outside 2000::/3)"
+	}
+	if !a.IsGlobalUnicast() {
+		return "non-global"
+	}
+	return ""
 }
 
 // Control is a net.Dialer.Control: it checks the resolved address the socket is about to

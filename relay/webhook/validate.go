@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/walhook/walhook/relay/netguard"
 )
 
 // Limits the API and the test send enforce.
@@ -60,8 +62,10 @@ type Rules struct {
 	// EventExists reports whether key names an active entry of the trigger-event catalog. Nil
 	// skips the check.
 	EventExists func(key string) bool
-	// AllowIP reports whether a URL may name this literal IP address as its host. Nil allows only
-	// global unicast addresses (see PublicIP). Host names are checked when dialling.
+	// AllowIP reports whether a URL may name this literal IP address as its host. Nil applies
+	// the relay's dial-time policy with an empty allow-list (netguard.New(nil).Check), so a URL
+	// saved here is refused for the same addresses the relay would refuse to dial. Host names are
+	// checked when dialling.
 	AllowIP func(netip.Addr) bool
 }
 
@@ -69,18 +73,7 @@ func (r Rules) allowIP(a netip.Addr) bool {
 	if r.AllowIP != nil {
 		return r.AllowIP(a)
 	}
-	return PublicIP(a)
-}
-
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
-
-// PublicIP reports whether a is a global unicast address: not loopback, private, link-local,
-// CGNAT, unspecified or multicast. It is the validation-time check of literal addresses; the
-// dispatcher's dial-time guard is the authority.
-func PublicIP(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsValid() && a.IsGlobalUnicast() && !a.IsPrivate() && !a.IsLoopback() &&
-		!a.IsLinkLocalUnicast() && !cgnat.Contains(a)
+	return netguard.New(nil).Check(a) == nil
 }
 
 // ValidateName checks a webhook or credential name: 1 to 100 characters of valid UTF-8, at least

@@ -95,13 +95,25 @@ func TestOAuthValidate(t *testing.T) {
 	require.Contains(t, fields(c.Validate(Rules{})), "extra_params")
 }
 
-func TestPublicIP(t *testing.T) {
+// Without an AllowIP rule, a literal address is judged by the relay's own guard (netguard): one
+// policy at save time and at dial time, IPv6 forms that embed IPv4 included.
+func TestValidateURLLiteralAddresses(t *testing.T) {
 	t.Parallel()
-	for s, want := range map[string]bool{
-		"8.8.8.8": true, "2001:4860:4860::8888": true, "10.0.0.1": false, "192.168.1.1": false, "172.16.0.1": false,
-		"127.0.0.1": false, "::1": false, "169.254.169.254": false, "100.100.100.200": false, "fd00::1": false,
-		"224.0.0.1": false, "::ffff:10.0.0.1": false,
+	for host, ok := range map[string]bool{
+		"8.8.8.8": true, "[2001:4860:4860::8888]": true, "[2002:808:808::1]": true, "[64:ff9b::808:808]": true,
+		"10.0.0.1": false, "192.168.1.1": false, "172.16.0.1": false, "127.0.0.1": false, "[::1]": false,
+		"169.254.169.254": false, "100.100.100.200": false, "[fd00::1]": false, "224.0.0.1": false,
+		"[::ffff:10.0.0.1]": false, "192.0.2.1": false, "198.18.0.1": false,
+		"[::7f00:1]": false, "[2002:7f00:1::1]": false, "[64:ff9b:1::7f00:1]": false, "[fec0::1]": false,
+		"[2001::1]": false, "[3ffe::1]": false, "[100::1]": false, "[2001:db8::1]": false, "[2001:20::1]": false,
+		"[2001:db9::5efe:7f00:1]": false,
 	} {
-		require.Equal(t, want, PublicIP(netip.MustParseAddr(s)), s)
+		e := &ValidationError{}
+		ValidateURL(e, "url", "https://"+host+"/in", Rules{})
+		if ok {
+			require.NoError(t, e.Err(), host)
+		} else {
+			require.Contains(t, fields(e.Err()), "url", host)
+		}
 	}
 }

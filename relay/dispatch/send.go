@@ -219,7 +219,9 @@ func (s *Sender) do(ctx context.Context, w *webhook.Webhook, b built, signer *si
 	req.Header.Set("User-Agent", ua)
 	snap["User-Agent"] = ua
 	ts := s.now()
-	sig := signer.Sign(msgID, ts, b.body)
+	// The signature covers what is sent: the body, or for GET and DELETE the query string as it
+	// goes on the wire (req.URL.RawQuery is written into the request line verbatim).
+	sig := signer.Sign(msgID, ts, signature.Content(b.method, req.URL.RawQuery, b.body))
 	req.Header[signature.HeaderID] = []string{msgID}
 	req.Header[signature.HeaderTimestamp] = []string{strconv.FormatInt(ts.Unix(), 10)}
 	req.Header[signature.HeaderSignature] = []string{sig}

@@ -3,6 +3,12 @@
 // webhook-signature, a space-separated list of "v1,<base64 HMAC-SHA256>" over
 // "<webhook-id>.<webhook-timestamp>.<body>", keyed with the base64 secret after "whsec_".
 //
+// The signed content (the "body" of the formula) is what the request carries: the body for POST,
+// PUT and PATCH; for GET and DELETE, which carry the payload in the query string and have no body,
+// the raw query string exactly as sent (URL.RawQuery: no "?", escaping and order as on the wire).
+// A receiver verifies with a stock Standard Webhooks library by passing that as the payload, and
+// a changed query string no longer verifies. See Content.
+//
 // During a secret rotation a request carries one signature per valid secret, so a receiver that
 // knows either secret accepts it. Verify is what receivers (and walhook's tests) run.
 package signature
@@ -40,6 +46,17 @@ var (
 	ErrNoMatch          = errors.New("signature: no matching signature")
 	ErrInvalidSecret    = errors.New("signature: invalid secret")
 )
+
+// Content is the signed content of a request: body for a method that carries one, and the raw
+// query string (without "?") for GET and DELETE, which carry the payload there. Sender and
+// receivers compute it the same way; on the receiving side rawQuery is the request's
+// URL.RawQuery as received.
+func Content(method, rawQuery string, body []byte) []byte {
+	if method == http.MethodGet || method == http.MethodDelete {
+		return []byte(rawQuery)
+	}
+	return body
+}
 
 // Key decodes a secret ("whsec_<base64>", or the bare base64) into the HMAC key.
 func Key(secret string) ([]byte, error) {

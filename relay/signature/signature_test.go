@@ -111,3 +111,14 @@ func FuzzVerify(f *testing.F) {
 		require.NoError(t, signature.Verify(vecSecret, h, body, time.Unix(vecTS, 0), 0))
 	})
 }
+
+// GET and DELETE are signed over the raw query string, the other methods over the body.
+func TestContent(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"a":1}`)
+	require.Equal(t, "a=1&b=%20", string(signature.Content("GET", "a=1&b=%20", nil)))
+	require.Equal(t, "a=1", string(signature.Content("DELETE", "a=1", body)))
+	require.Equal(t, `{"a":1}`, string(signature.Content("POST", "a=1", body)))
+	require.Equal(t, `{"a":1}`, string(signature.Content("PUT", "", body)))
+	require.Equal(t, `{"a":1}`, string(signature.Content("PATCH", "", body)))
+}

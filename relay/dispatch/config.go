@@ -18,6 +18,14 @@ type SenderConfig struct {
 	AttemptTimeout time.Duration
 	// MaxResponseBody is how much of a response body is kept in history, in bytes. Default 16384.
 	MaxResponseBody int
+	// MaxResponseHeaderBytes bounds the response headers read (http.Transport's
+	// MaxResponseHeaderBytes): an endpoint sending more fails the attempt. Default 65536 (the
+	// transport's own default is 10 MiB).
+	MaxResponseHeaderBytes int
+	// MaxStoredHeaderBytes bounds the response headers kept in history (names and values): the
+	// smallest headers are kept first, and the rest are replaced by one "(truncated)" entry.
+	// Default 8192.
+	MaxStoredHeaderBytes int
 	// MaxConnsPerHost bounds the connections to one host (idle ones kept alive too). Default 16.
 	MaxConnsPerHost int
 	// AllowPrivate lists the non-public networks requests may reach (SSRF guard allow-list).
@@ -36,6 +44,12 @@ func (c *SenderConfig) defaults() {
 	}
 	if c.MaxResponseBody <= 0 {
 		c.MaxResponseBody = 16 << 10
+	}
+	if c.MaxResponseHeaderBytes <= 0 {
+		c.MaxResponseHeaderBytes = 64 << 10
+	}
+	if c.MaxStoredHeaderBytes <= 0 {
+		c.MaxStoredHeaderBytes = 8 << 10
 	}
 	if c.MaxConnsPerHost <= 0 {
 		c.MaxConnsPerHost = 16

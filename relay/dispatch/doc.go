@@ -52,7 +52,9 @@
 // previous one), and Authorization: Bearer <token> with an OAuth credential; on a 401 the token is
 // fetched again and the request sent once more, within the same attempt. Redirects are never
 // followed. History keeps the request with the Authorization and secret header values masked,
-// and up to MaxResponseBody (16 KiB) of the answer, on the attempt only: the delivery's request
+// and up to MaxResponseBody (16 KiB) of the answer's body and MaxStoredHeaderBytes (8 KiB) of its
+// headers (an endpoint sending more than MaxResponseHeaderBytes, 64 KiB, of headers fails the
+// attempt), on the attempt only: the delivery's request
 // as last built is its latest attempt's (the body is written once per attempt, not again on the
 // delivery).
 //

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +64,9 @@ func NewSender(cfg SenderConfig, st *store.Store, reg prometheus.Registerer) *Se
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		// An endpoint's headers are read into memory and kept in history: bound them like the
+		// body (10 MiB by default otherwise).
+		MaxResponseHeaderBytes: int64(cfg.MaxResponseHeaderBytes),
 	}
 	client := &http.Client{
 		Transport: transport,
@@ -143,7 +148,7 @@ func (s *Sender) send(ctx context.Context, w *webhook.Webhook, cred *webhook.OAu
 	defer discard(resp)
 	r.status = resp.StatusCode
 	r.class, r.label = classifyStatus(resp.StatusCode), statusLabel(resp.StatusCode)
-	r.respHeaders = flatten(resp.Header)
+	r.respHeaders = keptHeaders(resp.Header, s.cfg.MaxStoredHeaderBytes)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(s.cfg.MaxResponseBody)))
 	r.respBody = string(body)
 	if err != nil && r.class == classSuccess {
@@ -246,11 +251,43 @@ func discard(resp *http.Response) {
 	_ = resp.Body.Close()
 }
 
-func flatten(h http.Header) map[string]string {
-	out := make(map[string]string, len(h))
+// truncatedKey names the entry that replaces the headers not kept. It is not a valid header name
+// (parentheses are not token characters), so it cannot be confused with one the endpoint sent.
+const truncatedKey = "(truncated)"
+
+// keptHeaders flattens response headers for history, at most limit bytes of names and values: the
+// smallest headers first (so Content-Type, Retry-After and the like survive one huge header), the
+// rest dropped and counted in a "(truncated)" entry.
+func keptHeaders(h http.Header, limit int) map[string]string {
+	type kv struct{ k, v string }
+	all := make([]kv, 0, len(h))
+	total := 0
 	for k, vs := range h {
-		out[k] = strings.Join(vs, ", ")
+		v := strings.Join(vs, ", ")
+		all = append(all, kv{k, v})
+		total += len(k) + len(v)
 	}
+	out := make(map[string]string, len(all))
+	if total <= limit {
+		for _, e := range all {
+			out[e.k] = e.v
+		}
+		return out
+	}
+	slices.SortFunc(all, func(a, b kv) int {
+		return cmp.Or(cmp.Compare(len(a.k)+len(a.v), len(b.k)+len(b.v)), strings.Compare(a.k, b.k))
+	})
+	kept, size := 0, 0
+	for _, e := range all {
+		if size+len(e.k)+len(e.v) > limit {
+			break
+		}
+		out[e.k] = e.v
+		size += len(e.k) + len(e.v)
+		kept++
+	}
+	out[truncatedKey] = fmt.Sprintf("%d of %d headers not kept: history keeps %d bytes of response headers, the endpoint sent %d",
+		len(all)-kept, len(all), limit, total)
 	return out
 }
 

@@ -390,8 +390,8 @@ func (d *Dispatcher) outcomeOf(j job, r result) outcome {
 		body := r.respBody
 		rec.ResponseBody = &body
 	}
-	if r.err != nil {
-		e := r.err.Error()
+	if r.errText != "" {
+		e := r.errText
 		rec.Error = &e
 	}
 	d.m.attempts.WithLabelValues(string(oc), r.label).Inc()

@@ -21,13 +21,14 @@ import (
 
 	"github.com/walhook/walhook/relay/netguard"
 	"github.com/walhook/walhook/relay/oauth"
+	"github.com/walhook/walhook/relay/redact"
 	"github.com/walhook/walhook/relay/signature"
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
 // masked replaces secret header values in history.
-const masked = "********"
+const masked = redact.Mask
 
 // drainLimit is how much more of a response body is read (and dropped) so the connection can be
 // reused.
@@ -87,7 +88,8 @@ type result struct {
 	status        int
 	respHeaders   map[string]string
 	respBody      string
-	err           error
+	err           error  // classifies the attempt; never stored as is
+	errText       string // err as history and the Test answer show it: redacted
 	class         class
 	label         string // bounded: 2xx … 5xx, timeout, network, blocked, oauth, invalid, cancelled
 	retryAfter    time.Duration
@@ -100,7 +102,18 @@ func (s *Sender) send(ctx context.Context, w *webhook.Webhook, cred *webhook.OAu
 	// r is the named result so that the deferred duration (taken after the body is drained) is
 	// part of what send returns.
 	r = result{started: s.now()}
-	defer func() { r.duration = s.now().Sub(r.started) }()
+	var token string
+	defer func() {
+		r.duration = s.now().Sub(r.started)
+		// The boundary where the attempt becomes text for history and the Test answer: nothing
+		// it holds may carry a secret (see redact).
+		known := secretValues(w, cred, token)
+		r.errText = redact.Error(r.err, known...)
+		r.respBody = redact.Values(r.respBody, known...)
+		for k, v := range r.respHeaders {
+			r.respHeaders[k] = redact.Values(v, known...)
+		}
+	}()
 	b, err := buildRequest(w, envelope)
 	r.request = webhook.RequestSnapshot{Method: b.method, URL: b.url, Headers: map[string]string{}, Body: string(b.body)}
 	if err != nil {
@@ -120,7 +133,6 @@ func (s *Sender) send(ctx context.Context, w *webhook.Webhook, cred *webhook.OAu
 	actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
 	defer cancel()
 
-	var token string
 	if cred != nil {
 		if token, err = s.oauth.Token(actx, *cred); err != nil {
 			r.err, r.class, r.label = err, classRetry, "oauth"
@@ -251,6 +263,22 @@ func discard(resp *http.Response) {
 	_ = resp.Body.Close()
 }
 
+// secretValues lists the secrets an attempt of w holds, for redaction: the signing secrets, the
+// values of secret and Authorization headers, the credential's client secret, code and tokens,
+// and the access token used.
+func secretValues(w *webhook.Webhook, cred *webhook.OAuthCredential, token string) []string {
+	out := []string{w.Secret, w.PreviousSecret, token}
+	for _, h := range w.Headers {
+		if h.Secret || strings.EqualFold(strings.TrimSpace(h.Key), "Authorization") {
+			out = append(out, h.Value)
+		}
+	}
+	if cred != nil {
+		out = append(out, cred.ClientSecret, cred.Code, cred.RefreshToken, cred.AccessToken)
+	}
+	return out
+}
+
 // truncatedKey names the entry that replaces the headers not kept. It is not a valid header name
 // (parentheses are not token characters), so it cannot be confused with one the endpoint sent.
 const truncatedKey = "(truncated)"
@@ -307,8 +335,8 @@ func (s *Sender) Test(ctx context.Context, w webhook.Webhook, cred *webhook.OAut
 		Request: r.request, Status: r.status, Headers: r.respHeaders, Body: r.respBody,
 		DurationMS: r.duration.Milliseconds(), Succeeded: r.class == classSuccess,
 	}
-	if r.err != nil {
-		tr.Error = r.err.Error()
+	if r.errText != "" {
+		tr.Error = r.errText
 	} else if r.class != classSuccess {
 		tr.Error = fmt.Sprintf("endpoint answered %d", r.status)
 	}

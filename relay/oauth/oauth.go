@@ -254,7 +254,13 @@ func (s *Source) request(ctx context.Context, c webhook.OAuthCredential, refresh
 	req.Header.Set("Accept", "application/json")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch oauth token from %s: %w", u.Host, err)
+		// url.Error repeats the request URL, which with GET holds the client secret: say the
+		// host and keep only the cause. (The dispatcher also redacts every error it stores.)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("fetch oauth token from %s (%s): %w", u.Host, req.Method, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponse))

@@ -202,10 +202,10 @@ func (g *Guard) Check(addr netip.Addr) error {
 		}
 	}
 	var reason string
-	switch {
-	case form == formMapped:
+	switch form {
+	case formMapped:
 		reason = g.reason(v4)
-	case form == formNAT64:
+	case formNAT64:
 		if reason = g.reason(v4); reason != "" {
 			reason = form + "-embedded " + reason
 		}

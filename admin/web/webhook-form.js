@@ -267,7 +267,7 @@ function secretField(secret) {
   return h('div', { class: 'field wide' },
     h('label', { for: 'f-secret' }, 'Signing secret'),
     h('div', { class: 'secret-box' }, input, show),
-    h('p', { class: 'hint', id: 'f-secret-hint' }, 'Receivers verify the webhook-signature header with this secret (Standard Webhooks).'));
+    h('p', { class: 'hint', id: 'f-secret-hint' }, 'Receivers verify the webhook-signature header with this secret (Standard Webhooks): over the body, or for GET and DELETE over the raw query string.'));
 }
 
 function renderTest(res) {

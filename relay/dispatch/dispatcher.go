@@ -343,6 +343,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 func (d *Dispatcher) work(ctx, sendCtx context.Context, workers *sync.WaitGroup, j job) {
 	defer workers.Done()
 	for {
+		d.waitClaimable(ctx)
 		if ctx.Err() != nil || d.fenced(j) {
 			// Stopping, or another replica released this claim (this one was presumed dead):
 			// give it back unsent. The token decides, so a claim taken since is left alone.

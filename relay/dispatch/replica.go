@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -44,6 +45,28 @@ type replicaState struct {
 	lastBeat     atomic.Int64 // since born, ns; 0: never
 	healthySince atomic.Int64 // since born, ns; -1: not healthy
 	fence        atomic.Int64
+
+	mu     sync.Mutex
+	beaten chan struct{} // closed by the next successful heartbeat
+}
+
+// next returns a channel closed by the next successful heartbeat.
+func (r *replicaState) next() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.beaten == nil {
+		r.beaten = make(chan struct{})
+	}
+	return r.beaten
+}
+
+func (r *replicaState) signal() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.beaten != nil {
+		close(r.beaten)
+		r.beaten = nil
+	}
 }
 
 func (r *replicaState) since(ns int64) time.Duration {
@@ -59,6 +82,25 @@ func (d *Dispatcher) ReplicaID() string { return d.replicaID }
 func (d *Dispatcher) claimable() bool {
 	lb := d.rep.lastBeat.Load()
 	return lb > 0 && d.rep.since(lb) < d.cfg.HeartbeatTimeout/2
+}
+
+// waitClaimable waits until claimable or ctx ends. A worker calls it before each send: after a
+// pause (SIGSTOP, a stalled VM) the workers run again as soon as the heartbeat does, and must
+// not send what they had queued before the heartbeat has said whether another replica released
+// it meanwhile (then fenced). It costs nothing while the heartbeat is current; while it fails
+// (the database unreachable), queued deliveries wait.
+func (d *Dispatcher) waitClaimable(ctx context.Context) {
+	for !d.claimable() {
+		ch := d.rep.next()
+		if d.claimable() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
 }
 
 // fenced reports whether j's claim may have been released by another replica (this replica was
@@ -115,6 +157,7 @@ func (d *Dispatcher) beat(ctx context.Context, registered *bool) {
 	if d.rep.healthySince.Load() < 0 {
 		d.rep.healthySince.Store(int64(sent))
 	}
+	d.rep.signal()
 	d.m.replicasAlive.Set(float64(alive))
 	if !wasClaimable {
 		d.Wake()

@@ -18,8 +18,9 @@ import (
 // claims of replicas whose row has expired. Their state is shared with the claim loop and the
 // workers through atomics:
 //   - lastBeat: when the last successful heartbeat was sent (monotonic, since born). Claims are
-//     made only while it is recent (claimable), so a replica cut off from the database, or
-//     paused, stops claiming before anyone can find it dead.
+//     made, and queued deliveries sent, only while it is recent (claimable, waitClaimable), so a
+//     replica cut off from the database stops before anyone can find it dead, and one that was
+//     paused waits for its next heartbeat to learn whether it was.
 //   - healthySince: since when heartbeats have succeeded without a failure. A replica reaps
 //     others only after half a HeartbeatTimeout of health: when the database comes back after an
 //     outage, every replica's heartbeat had stopped, and the first one back must not release the

@@ -67,8 +67,10 @@ type Config struct {
 	// PollInterval is how often the queue is checked without a notification (retries coming due,
 	// expired leases). Default 1s.
 	PollInterval time.Duration
-	// Lease is how long a claimed delivery stays with this replica; a crashed replica's deliveries
-	// are claimed again after it. It must exceed three attempt timeouts. Default 2m.
+	// Lease is how long a claimed delivery stays with this replica. It is the last resort: a dead
+	// replica's claims are released by the others after HeartbeatTimeout (see Heartbeat); only
+	// claims under a token of no known replica (a version without heartbeats) wait for it. It
+	// must exceed three attempt timeouts. Default 2m.
 	Lease time.Duration
 	// Heartbeat is how often this replica renews its row in walhook.replica, and looks for
 	// replicas whose heartbeat has expired to release their claims. Each statement has this long

@@ -102,7 +102,7 @@ func TestPresumedDeadReplicaSendsNoQueuedDelivery(t *testing.T) {
 	actx, stopA := context.WithCancel(b.ctx)
 	aDone := make(chan error, 1)
 	go func() { aDone <- a.Run(actx) }()
-	t.Cleanup(func() { stopA(); _ = <-aDone })
+	t.Cleanup(func() { stopA(); require.NoError(t, <-aDone) })
 	<-first
 	require.Eventually(t, func() bool {
 		var n int

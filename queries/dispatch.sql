@@ -161,6 +161,19 @@ RETURNING w.id, (v.was_active AND NOT w.active)::boolean AS disabled, v.gone::bo
 UPDATE walhook.delivery d SET lease_until = NULL, leased_by = NULL
 WHERE d.id = ANY(@ids::bigint[]) AND d.leased_by = ANY(@lease_tokens::text[]);
 
+-- DispatchReleaseReplicas releases the claims of replicas found dead (ReplicaReap), or of a
+-- replica stopping cleanly: their pending deliveries' leases end now, so any replica claims them
+-- at once. A claim names its replica as the prefix of its token ('<replica id>:<n>'). leased_by
+-- is kept: should the replica only have been paused, a result it still records counts as long as
+-- no other replica has claimed the delivery since (DispatchRecord matches the token). Leased
+-- deliveries are always due (a claim takes only due ones, and the result that reschedules one
+-- also ends its lease), so the scan is the due range of delivery_due_idx: no index of its own,
+-- and it runs only when a replica died.
+-- name: DispatchReleaseReplicas :execrows
+UPDATE walhook.delivery d SET lease_until = NULL
+WHERE d.state = 'pending' AND d.next_attempt_at <= now() AND d.lease_until > now()
+  AND EXISTS (SELECT 1 FROM unnest(@replica_ids::text[]) AS r(id) WHERE starts_with(d.leased_by, r.id || ':'));
+
 -- DispatchWebhooks loads the webhooks of claimed deliveries for the dispatcher's cache.
 -- name: DispatchWebhooks :many
 SELECT * FROM walhook.webhook WHERE id = ANY(@ids::bigint[]);

@@ -21,7 +21,11 @@ import (
 // TestKillNineDuringStream kills the relay with SIGKILL at random moments while events stream in
 // (2 kills during 2,000 events; 10 during 20,000 with WALHOOK_CHAOS_FULL=1), restarting a new
 // relay each time, as a supervisor would. Afterwards every event was delivered at least once,
-// every delivery succeeded, none is pending, and the duplicates are counted and reported.
+// every delivery succeeded, none is pending, and the duplicates are counted and reported. The
+// relays run with the default dispatch lease (2 minutes): the deliveries a killed relay had
+// claimed come back through the replica heartbeat (the restarted relay is a new replica and
+// releases its predecessor's claims), and the time until every one of them is sent is reported
+// per kill.
 func TestKillNineDuringStream(t *testing.T) {
 	t.Parallel()
 	kills, n := size(2, 10), size(2000, 20000)
@@ -30,7 +34,7 @@ func TestKillNineDuringStream(t *testing.T) {
 	f.webhook("1", r.URL())
 
 	ctx := xtest.Context(t)
-	relay := start(t, f.env(), relayArgs("r0")...)
+	relay := start(t, f.env(), replicaArgs("r0")...)
 	f.waitSlotReader(ctx, "", time.Minute) // the slot exists: every event from now on is captured
 	produced := make(chan error, 1)
 	go func() {
@@ -47,22 +51,43 @@ func TestKillNineDuringStream(t *testing.T) {
 	}()
 
 	var recoveries []time.Duration
+	// Per kill: how long until every delivery the killed relay held was sent.
+	perKill := make([]string, kills)
+	var sentAfter []time.Duration
+	var mu sync.Mutex
+	var sending sync.WaitGroup
 	for k := 1; k <= kills; k++ {
 		time.Sleep(time.Duration(500+rand.IntN(2500)) * time.Millisecond)
 		relay.kill9(t)
 		killed := time.Now()
-		relay = start(t, f.env(), relayArgs(fmt.Sprint("r", k))...)
+		ids := f.heldBy(ctx, fmt.Sprintf("r%d.", k-1))
+		perKill[k-1] = "none held"
+		if len(ids) > 0 {
+			sending.Add(1)
+			go func() {
+				defer sending.Done()
+				took := f.untilSent(ctx, ids, killed, 3*time.Minute)
+				mu.Lock()
+				sentAfter = append(sentAfter, took)
+				perKill[k-1] = fmt.Sprintf("%d held, sent within %v", len(ids), took.Round(100*time.Millisecond))
+				mu.Unlock()
+			}()
+		}
+		relay = start(t, f.env(), replicaArgs(fmt.Sprint("r", k))...)
 		// Recovery: the new relay reads the slot (after the killed one's lease expired).
 		f.waitSlotReader(ctx, fmt.Sprint("r", k-1), time.Minute)
 		recoveries = append(recoveries, time.Since(killed))
 	}
 	require.NoError(t, <-produced)
 	f.waitDelivered(r, n, 3*time.Minute, relay)
+	sending.Wait()
 	unique, events, dups := r.counts()
 	require.Equal(t, n, events, "distinct event ids received")
 	require.Zero(t, f.count(`SELECT count(*) FROM walhook.delivery WHERE state <> 'succeeded' OR lease_until > now() + interval '1 hour'`))
 	report(t, "%d kill -9 during %d events: %d delivered (distinct webhook-id), %d duplicates (%.2f%%), capture streaming again after each kill %v (max %v)",
 		kills, n, unique, dups, 100*float64(dups)/float64(n), round(recoveries), maxOf(recoveries))
+	report(t, "every delivery sent within %v of a kill -9 (%d of %d kills found claims held; per kill: %s; lease 2m, heartbeat timeout 8s)",
+		maxOf(sentAfter), len(sentAfter), kills, strings.Join(perKill, "; "))
 }
 
 // TestPostgresRestartMidStream restarts PostgreSQL under a streaming relay, once with a fast and

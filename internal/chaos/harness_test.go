@@ -159,6 +159,14 @@ type receiver struct {
 	events map[string]bool
 	dups   int
 	last   time.Time
+	delay  time.Duration // each answer waits this long (a slow endpoint)
+}
+
+// slow makes every answer wait d.
+func (r *receiver) slow(d time.Duration) {
+	r.mu.Lock()
+	r.delay = d
+	r.mu.Unlock()
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -194,7 +202,14 @@ func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
 	}
 	r.events[env.ID] = true
 	r.last = time.Now()
+	delay := r.delay
 	r.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-req.Context().Done():
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

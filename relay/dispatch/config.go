@@ -63,7 +63,10 @@ func (c *SenderConfig) defaults() {
 type Config struct {
 	SenderConfig
 
-	// InstanceID names this replica in leased_by. Default "dispatch".
+	// InstanceID names this replica. Its claims are made under a replica id of its own, new for
+	// every process: InstanceID, a dot and 8 random hex digits (':' replaced by '_'), so a
+	// restarted replica with the same InstanceID releases its predecessor's claims. Default
+	// "dispatch".
 	InstanceID string
 	// Workers is the number of requests in flight at most. Default 256.
 	Workers int
@@ -78,9 +81,21 @@ type Config struct {
 	// PollInterval is how often the queue is checked without a notification (retries coming due,
 	// expired leases). Default 1s.
 	PollInterval time.Duration
-	// Lease is how long a claimed delivery stays with this replica; a crashed replica's deliveries
-	// are claimed again after it. It must exceed three attempt timeouts. Default 2m.
+	// Lease is how long a claimed delivery stays with this replica. It is the last resort: a dead
+	// replica's claims are released by the others after HeartbeatTimeout (see Heartbeat); only
+	// claims under a token of no known replica (a version without heartbeats) wait for it. It
+	// must exceed three attempt timeouts. Default 2m.
 	Lease time.Duration
+	// Heartbeat is how often this replica renews its row in walhook.replica, and looks for
+	// replicas whose heartbeat has expired to release their claims. Each statement has this long
+	// at most, and none waits for a send or a result. Default 2s.
+	Heartbeat time.Duration
+	// HeartbeatTimeout is how long this replica's claims stay its own after its last heartbeat:
+	// past it any other replica releases them, so a dead replica's deliveries are sent again
+	// within about HeartbeatTimeout + Heartbeat instead of Lease. A replica that is alive keeps
+	// its claims however slow its endpoints (the heartbeat runs on its own). It must be at least
+	// twice Heartbeat. Default 8s.
+	HeartbeatTimeout time.Duration
 	// Schedule is the delay before each attempt, the first normally 0. Default DefaultSchedule
 	// (11 attempts over about 2 days).
 	Schedule []time.Duration
@@ -150,6 +165,12 @@ func (c *Config) defaults() error {
 	if c.Lease <= 0 {
 		c.Lease = 2 * time.Minute
 	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 2 * time.Second
+	}
+	if c.HeartbeatTimeout <= 0 {
+		c.HeartbeatTimeout = 8 * time.Second
+	}
 	if c.Schedule == nil {
 		c.Schedule = DefaultSchedule
 	}
@@ -185,6 +206,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Lease <= 3*c.AttemptTimeout {
 		return fmt.Errorf("dispatch config: lease %s must exceed three attempt timeouts (%s)", c.Lease, 3*c.AttemptTimeout)
+	}
+	if c.HeartbeatTimeout < 2*c.Heartbeat {
+		return fmt.Errorf("dispatch config: heartbeat timeout %s must be at least twice the heartbeat interval (%s)", c.HeartbeatTimeout, 2*c.Heartbeat)
 	}
 	c.sizeQueues()
 	return nil

@@ -30,6 +30,8 @@ type Dispatcher struct {
 	results   chan outcome
 	sending   chan struct{} // a slot per request in flight: at most Workers
 	claimSeq  atomic.Int64
+	replicaID string       // the prefix of this replica's claim tokens; see replica.go
+	rep       replicaState // heartbeat state shared with the claim loop and the workers
 
 	mu         sync.Mutex
 	busy       map[int64]*hookState // per webhook: running and queued jobs
@@ -58,6 +60,7 @@ const rateEvery = 250 * time.Millisecond
 
 type job struct {
 	c    store.Claimed
+	seq  int64 // the claim's sequence number (its token's suffix), for the fence
 	w    *webhook.Webhook
 	cred *webhook.OAuthCredential
 }
@@ -84,8 +87,9 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 	if err != nil {
 		return nil, err
 	}
-	return &Dispatcher{
+	d := &Dispatcher{
 		cfg: cfg, st: st, log: log.With().Str("part", "dispatch").Logger(), m: m,
+		replicaID: newReplicaID(cfg.InstanceID),
 		sender:    NewSender(cfg.SenderConfig, st, reg),
 		wake:      make(chan struct{}, 1),
 		slotFreed: make(chan struct{}, 1),
@@ -94,7 +98,11 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		busy:      map[int64]*hookState{},
 		rates:     map[int64]*hookRate{},
 		cache:     map[int64]*cached{},
-	}, nil
+	}
+	d.rep.born = time.Now()
+	d.rep.healthySince.Store(-1)
+	d.log = d.log.With().Str("replica", d.replicaID).Logger()
+	return d, nil
 }
 
 // Sender is the dispatcher's sender (for test sends in the same process).
@@ -110,10 +118,17 @@ func (d *Dispatcher) Wake() {
 }
 
 // Run dispatches until ctx is cancelled, then lets in-flight requests finish for up to
-// DrainTimeout, gives back what it did not send, writes the last results and returns nil.
+// DrainTimeout, gives back what it did not send, writes the last results, leaves the replicas
+// (releasing whatever it still holds) and returns nil.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSend()
+	// The heartbeat outlives ctx until the last result is written: the deliveries being drained
+	// are still this replica's.
+	beatCtx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBeat()
+	beating := make(chan struct{})
+	go func() { defer close(beating); d.heartbeatLoop(beatCtx) }()
 	var workers sync.WaitGroup
 	recorded := make(chan struct{})
 	go func() {
@@ -121,9 +136,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		d.recordLoop(context.WithoutCancel(ctx))
 	}()
 	var aux sync.WaitGroup
-	aux.Add(2)
+	aux.Add(3)
 	go func() { defer aux.Done(); d.listenLoop(ctx) }()
 	go func() { defer aux.Done(); d.statsLoop(ctx) }()
+	go func() { defer aux.Done(); d.reapLoop(ctx) }()
 
 	d.claimLoop(ctx, sendCtx, &workers)
 
@@ -139,6 +155,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	t.Stop()
 	close(d.results)
 	<-recorded
+	stopBeat()
+	<-beating
+	d.leave(ctx)
 	aux.Wait()
 	d.sender.Close()
 	return nil
@@ -203,6 +222,9 @@ func (d *Dispatcher) share(id int64, now time.Time) int {
 // again at once.
 func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitGroup) (bool, error) {
 	now := time.Now()
+	if !d.claimable() {
+		return false, nil // the heartbeat wakes the claim loop when it succeeds again
+	}
 	d.mu.Lock()
 	free := d.cfg.MaxClaimed - d.total
 	threshold := max(1, min(d.cfg.ClaimBatch, d.cfg.MaxClaimed)/8)
@@ -239,7 +261,8 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 	if limit <= 0 {
 		return false, nil
 	}
-	token := d.cfg.InstanceID + ":" + strconv.FormatInt(d.claimSeq.Add(1), 10)
+	seq := d.claimSeq.Add(1)
+	token := d.replicaID + ":" + strconv.FormatInt(seq, 10)
 	claimed, err := d.st.DispatchClaim(ctx, store.ClaimParams{
 		Limit: limit, PerWebhook: d.cfg.claimPerWebhook, Lease: d.cfg.Lease, Token: token, SkipWebhooks: skip,
 		Shares: shares,
@@ -280,7 +303,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 			direct = append(direct, outcome{rec: store.AttemptResult{DeliveryID: c.ID, LeaseToken: c.LeaseToken}, release: true})
 			continue
 		}
-		j := job{c: c, w: h.w, cred: h.cred}
+		j := job{c: c, seq: seq, w: h.w, cred: h.cred}
 		if !h.w.Active {
 			direct = append(direct, d.inactive(j))
 			continue
@@ -320,7 +343,10 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 func (d *Dispatcher) work(ctx, sendCtx context.Context, workers *sync.WaitGroup, j job) {
 	defer workers.Done()
 	for {
-		if ctx.Err() != nil {
+		d.waitClaimable(ctx)
+		if ctx.Err() != nil || d.fenced(j) {
+			// Stopping, or another replica released this claim (this one was presumed dead):
+			// give it back unsent. The token decides, so a claim taken since is left alone.
 			d.results <- outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
 		} else {
 			d.sending <- struct{}{}

@@ -11,14 +11,16 @@
 //	   │   timeout, network,     │  └──── 410 ─► failed, webhook turned off
 //	   │   token error: retry    └─────── last attempt of the schedule ──► failed
 //	   │   at next_attempt_at
-//	   └── resync (admin API), lease expiry (crashed replica), shutdown (lease given back)
+//	   └── resync (admin API), dead replica (claims released), lease expiry,
+//	       shutdown (lease given back)
 //
 // Pending covers waiting, in flight and scheduled for retry; a delivery is in flight while
 // lease_until is in the future. Claiming is one statement (Store.DispatchClaim): the earliest due
 // deliveries whose lease is free or expired, a bounded share per webhook, locked FOR UPDATE SKIP
 // LOCKED so replicas never share one, leased for Config.Lease under a claim token, and joined with
-// their event's envelope. A replica that dies leaves leases that expire; another replica claims
-// them again (at-least-once: an attempt may be repeated, never lost).
+// their event's envelope. A replica that dies leaves claims that its heartbeat no longer covers;
+// another replica releases them within seconds and claims them again (see Replicas; the lease
+// is the last resort), at-least-once: an attempt may be repeated, never lost.
 //
 // Results are written in batches by one statement (Store.DispatchRecord): an attempt row each, the
 // delivery's state (only while the claim token still holds the lease, so a resync or a takeover
@@ -26,6 +28,43 @@
 // webhook whose endpoint answers 410, or whose attempts have all failed for DisableAfter (default
 // five days), is turned off with a reason. Deliveries of a webhook that is off are failed without
 // a request ("not sent: the webhook is turned off").
+//
+// # Replicas
+//
+// Every dispatcher is a replica with an id of its own, new for each process (Config.InstanceID,
+// a dot, 8 random hex digits), and its claim tokens are "<replica id>:<n>". It keeps a row in
+// walhook.replica alive: every Heartbeat (2 s) it sets expires_at = now + HeartbeatTimeout (8 s),
+// by the database's clock, from a goroutine of its own whose statements last at most Heartbeat
+// and never wait for a send or a result, so a replica whose endpoints are slow keeps its claims
+// however long their requests take. Every Heartbeat each replica also deletes the rows that have
+// expired (never its own) and, in the same transaction, releases the claims they name
+// (lease_until = NULL; Store.ReplicaReap), then wakes the dispatchers: a killed replica's
+// deliveries are claimed again within about HeartbeatTimeout + Heartbeat of its last heartbeat
+// instead of Lease. A restarted process is a new replica and releases its predecessor's claims
+// like any other. Claims whose token names no row (a version before heartbeats, during a rolling
+// upgrade) are left to their lease.
+//
+//	          beat ok                       no beat for HeartbeatTimeout
+//	alive ───────────► alive  ────────────────────────────────────────────► dead: row deleted,
+//	  │  claims, sends                                                       claims released
+//	  │ beat failing: no claims, no sends after HeartbeatTimeout/2            │
+//	  └──────────────────────────────────────────────────────────────────────┘
+//	   comes back (was paused): "presumed dead", registers again, fences its claims so far
+//
+// Safety when the replica was not dead but frozen (SIGSTOP, a long GC or VM pause), or cut off
+// from the database: it claims only while its last successful heartbeat is younger than
+// HeartbeatTimeout/2, and its workers wait for that too before sending anything queued. When it
+// comes back, its next heartbeat finds its row gone (the reaper deletes it with the release) and
+// fences every claim made so far: what is still queued is given back unsent. What was on the
+// wire when it froze may be sent twice (once by it, once by the replica that claimed it since);
+// its result is written only while its claim token still holds the delivery (DispatchRecord),
+// and the reaper keeps leased_by, so a late result of a delivery nobody claimed since still
+// counts. A replica that regains the database after an outage waits HeartbeatTimeout/2 of good
+// heartbeats before judging others, who were cut off too. A clean stop gives back what is left
+// and deletes the row (Store.ReplicaLeave). Config.Heartbeat and Config.HeartbeatTimeout are
+// the knobs; each replica is judged by its own timeout (stored in its row). The reaper scans
+// only the due range of delivery_due_idx and only when a replica has died: claims and results,
+// the hot path, do no extra work.
 //
 // # Retries
 //

@@ -14,6 +14,12 @@ type metrics struct {
 	oldestDue      prometheus.Gauge
 	disabled       *prometheus.CounterVec
 	recordFailures prometheus.Counter
+
+	replicasAlive     prometheus.Gauge
+	heartbeatFailures prometheus.Counter
+	replicasReaped    prometheus.Counter
+	reapedDeliveries  prometheus.Counter
+	presumedDead      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -48,8 +54,29 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "walhook_delivery_record_failures_total",
 			Help: "Batches of attempt results that could not be written (their deliveries are retried after the lease).",
 		}),
+		replicasAlive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "walhook_dispatch_replicas_alive",
+			Help: "Dispatcher replicas whose heartbeat is current, this one included, as of this replica's last heartbeat.",
+		}),
+		heartbeatFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "walhook_dispatch_heartbeat_failures_total",
+			Help: "Heartbeats of this replica that failed (no new claims until one succeeds; past the heartbeat timeout other replicas release its claims).",
+		}),
+		replicasReaped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "walhook_dispatch_replicas_reaped_total",
+			Help: "Dead replicas (heartbeat expired) whose claims this replica released.",
+		}),
+		reapedDeliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "walhook_dispatch_reaped_deliveries_total",
+			Help: "Deliveries claimed by dead replicas that this replica released for sending.",
+		}),
+		presumedDead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "walhook_dispatch_presumed_dead_total",
+			Help: "Times this replica found its claims released by another one (it was paused or cut off from the database past the heartbeat timeout).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.attempts, m.duration, m.firstLatency, m.queue, m.oldestDue, m.disabled, m.recordFailures} {
+	for _, c := range []prometheus.Collector{m.attempts, m.duration, m.firstLatency, m.queue, m.oldestDue, m.disabled, m.recordFailures,
+		m.replicasAlive, m.heartbeatFailures, m.replicasReaped, m.reapedDeliveries, m.presumedDead} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register dispatch metrics: %w", err)
 		}

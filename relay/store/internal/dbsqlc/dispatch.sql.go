@@ -484,6 +484,28 @@ func (q *Queries) DispatchRelease(ctx context.Context, arg DispatchReleaseParams
 	return result.RowsAffected(), nil
 }
 
+const dispatchReleaseReplicas = `-- name: DispatchReleaseReplicas :execrows
+UPDATE walhook.delivery d SET lease_until = NULL
+WHERE d.state = 'pending' AND d.next_attempt_at <= now() AND d.lease_until > now()
+  AND EXISTS (SELECT 1 FROM unnest($1::text[]) AS r(id) WHERE starts_with(d.leased_by, r.id || ':'))
+`
+
+// DispatchReleaseReplicas releases the claims of replicas found dead (ReplicaReap), or of a
+// replica stopping cleanly: their pending deliveries' leases end now, so any replica claims them
+// at once. A claim names its replica as the prefix of its token ('<replica id>:<n>'). leased_by
+// is kept: should the replica only have been paused, a result it still records counts as long as
+// no other replica has claimed the delivery since (DispatchRecord matches the token). Leased
+// deliveries are always due (a claim takes only due ones, and the result that reschedules one
+// also ends its lease), so the scan is the due range of delivery_due_idx: no index of its own,
+// and it runs only when a replica died.
+func (q *Queries) DispatchReleaseReplicas(ctx context.Context, replicaIds []string) (int64, error) {
+	result, err := q.db.Exec(ctx, dispatchReleaseReplicas, replicaIds)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const dispatchWebhooks = `-- name: DispatchWebhooks :many
 SELECT id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at FROM walhook.webhook WHERE id = ANY($1::bigint[])
 `

@@ -164,6 +164,13 @@ type WalhookOutbox struct {
 	CreatedAt time.Time
 }
 
+type WalhookReplica struct {
+	ID          string
+	StartedAt   time.Time
+	HeartbeatAt time.Time
+	ExpiresAt   time.Time
+}
+
 type WalhookRole struct {
 	ID        int64
 	CompanyID string

@@ -1,0 +1,192 @@
+package chaos_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
+)
+
+// replicaArgs are relayArgs with the default dispatch lease (2 minutes): a dead replica's claims
+// can only come back in seconds through the replicas' heartbeats (default --dispatch-heartbeat 2s,
+// --dispatch-heartbeat-timeout 8s).
+func replicaArgs(id string, extra ...string) []string {
+	return relayArgs(id, append([]string{"--dispatch-lease", "2m"}, extra...)...)
+}
+
+// TestDeadReplicaClaimsComeBack kills with SIGKILL a relay holding claimed deliveries (behind a
+// slow endpoint) while a second relay runs: every delivery the dead one held is sent within 30 s
+// of the kill (about HeartbeatTimeout + Heartbeat = 10 s; the bound leaves room for a loaded
+// machine), not after its 2-minute lease.
+func TestDeadReplicaClaimsComeBack(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t, xtest.DatabaseURL(t))
+	r := newReceiver(t)
+	r.slow(time.Second) // 16 requests a second per relay: claims pile up
+	f.webhook("1", r.URL())
+	a := start(t, f.env(), replicaArgs("a")...)
+	require.Equal(t, "a", f.waitSlotReader(ctx, "", time.Minute))
+	b := start(t, f.env(), replicaArgs("b")...)
+
+	n := size(500, 2000)
+	require.NoError(t, f.insert(ctx, "1", 0, n))
+	f.waitHeld(ctx, "b.", 50, time.Minute, a, b)
+	b.kill9(t)
+	killed := time.Now()
+	held := f.heldBy(ctx, "b.")
+	r.slow(0)
+	took := f.waitSent(ctx, held, killed, 30*time.Second, a)
+	f.waitDelivered(r, n, 2*time.Minute, a)
+	_, _, dups := r.counts()
+	report(t, "every delivery sent within %v of a kill -9 (%d held by the killed replica, lease 2m, heartbeat timeout 8s); %d events, %d duplicates",
+		took.Round(100*time.Millisecond), len(held), n, dups)
+}
+
+// TestPausedReplicaComesBack stops a relay holding claims with SIGSTOP until the other relay has
+// found it dead and released its claims, then lets it go on (SIGCONT), as a long GC pause or a
+// frozen VM would. Nothing is corrupted: every delivery succeeds once recorded, no lease is left
+// behind, and the paused relay learns it was presumed dead and sends nothing it had queued — only
+// the requests that were on the wire when it stopped can arrive twice.
+func TestPausedReplicaComesBack(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t, xtest.DatabaseURL(t))
+	r := newReceiver(t)
+	r.slow(time.Second)
+	f.webhook("1", r.URL())
+	a := start(t, f.env(), replicaArgs("a")...)
+	require.Equal(t, "a", f.waitSlotReader(ctx, "", time.Minute))
+	b := start(t, f.env(), replicaArgs("b")...)
+
+	n := size(500, 2000)
+	require.NoError(t, f.insert(ctx, "1", 0, n))
+	f.waitHeld(ctx, "b.", 50, time.Minute, a, b)
+	require.NoError(t, b.cmd.Process.Signal(syscall.SIGSTOP))
+	paused := time.Now()
+	held := f.heldBy(ctx, "b.")
+	r.slow(0)
+	// Found dead: its heartbeat row is gone (deleted with the release of its claims).
+	for f.count(`SELECT count(*) FROM walhook.replica WHERE starts_with(id, 'b.')`) > 0 {
+		require.Less(t, time.Since(paused), time.Minute, "the paused relay's claims were not released within a minute")
+		time.Sleep(100 * time.Millisecond)
+	}
+	took := f.waitSent(ctx, held, paused, 30*time.Second, a)
+	require.NoError(t, b.cmd.Process.Signal(syscall.SIGCONT))
+
+	f.waitDelivered(r, n, 2*time.Minute, a, b)
+	// b runs on, says it was presumed dead, and heartbeats again under the same replica id.
+	for !strings.Contains(b.logs(), "presumed dead") ||
+		f.count(`SELECT count(*) FROM walhook.replica WHERE starts_with(id, 'b.') AND expires_at > now()`) == 0 {
+		require.False(t, b.exited(), "the paused relay exited:\n%s", b.logs())
+		require.Less(t, time.Since(paused), 2*time.Minute, "the paused relay never heartbeat again, or did not notice it was presumed dead:\n%s", tail(b.logs(), 4000))
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Zero(t, f.count(`SELECT count(*) FROM walhook.delivery WHERE state <> 'succeeded' OR lease_until IS NOT NULL`), "every delivery succeeded, no lease left")
+	_, _, dups := r.counts()
+	retried := f.count(`SELECT count(*) FROM walhook.attempt WHERE outcome <> 'succeeded'`)
+	// Duplicates: the requests on the wire when b stopped (at most its 16 connections to the
+	// endpoint host), and any attempt that failed after the endpoint got it.
+	require.LessOrEqual(t, dups, 16+retried, "the paused relay sent deliveries it had queued after its claims were released")
+	report(t, "paused (SIGSTOP) replica: its %d claims released and sent within %v of the pause; after SIGCONT %d duplicates (%d attempts retried), nothing else",
+		len(held), took.Round(100*time.Millisecond), dups, retried)
+}
+
+// TestSlowReplicaKeepsItsClaims runs two relays against an endpoint that answers after 10 s,
+// longer than the heartbeat timeout (8 s): a replica that is slow but alive keeps its claims, and
+// nothing is sent twice.
+func TestSlowReplicaKeepsItsClaims(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t, xtest.DatabaseURL(t))
+	r := newReceiver(t)
+	r.slow(10 * time.Second)
+	f.webhook("1", r.URL())
+	args := []string{"--attempt-timeout", "15s"}
+	a := start(t, f.env(), replicaArgs("a", args...)...)
+	require.Equal(t, "a", f.waitSlotReader(ctx, "", time.Minute))
+	b := start(t, f.env(), replicaArgs("b", args...)...)
+
+	n := 48 // three rounds of 16 requests over the two relays
+	require.NoError(t, f.insert(ctx, "1", 0, n))
+	f.waitDelivered(r, n, 3*time.Minute, a, b)
+	_, _, dups := r.counts()
+	require.Zero(t, dups, "a slow replica's claims were released while it was sending them")
+	require.Zero(t, f.count(`SELECT count(*) FROM walhook.attempt WHERE outcome <> 'succeeded'`))
+}
+
+// heldBy returns the pending deliveries leased by replicas whose id starts with prefix.
+func (f *fixture) heldBy(ctx context.Context, prefix string) []int64 {
+	f.t.Helper()
+	var ids []int64
+	require.NoError(f.t, f.pool.QueryRow(ctx, `SELECT coalesce(array_agg(id), '{}') FROM walhook.delivery
+		WHERE state = 'pending' AND lease_until > now() AND starts_with(leased_by, $1)`, prefix).Scan(&ids))
+	return ids
+}
+
+// waitHeld waits until replicas whose id starts with prefix hold at least n deliveries.
+func (f *fixture) waitHeld(ctx context.Context, prefix string, n int, within time.Duration, ps ...*proc) {
+	f.t.Helper()
+	deadline := time.Now().Add(within)
+	for len(f.heldBy(ctx, prefix)) < n {
+		for _, p := range ps {
+			require.False(f.t, p.exited(), "relay exited: %v\n%s", p.err, p.logs())
+		}
+		require.True(f.t, time.Now().Before(deadline), "%s* never held %d deliveries: %s", prefix, n, f.pendingBreakdown())
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitSent waits until every delivery in ids has succeeded and returns how long after since.
+func (f *fixture) waitSent(ctx context.Context, ids []int64, since time.Time, within time.Duration, ps ...*proc) time.Duration {
+	f.t.Helper()
+	for {
+		var left int
+		require.NoError(f.t, f.pool.QueryRow(ctx, `SELECT count(*) FROM walhook.delivery WHERE id = ANY($1) AND state <> 'succeeded'`, ids).Scan(&left))
+		if left == 0 {
+			return time.Since(since)
+		}
+		if time.Since(since) > within {
+			logs := ""
+			for _, p := range ps {
+				logs += p.logs()
+			}
+			f.t.Fatalf("%d of the %d deliveries held by the stopped replica not sent %v after it stopped: %s; replicas %s\n%s",
+				left, len(ids), within, f.pendingBreakdown(), f.replicas(), tail(logs, 6000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// replicas lists the heartbeat rows, for failure messages.
+func (f *fixture) replicas() string {
+	rs, err := f.st.Replicas(context.Background())
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, r := range rs {
+		out = append(out, fmt.Sprintf("%s alive=%t", r.ID, r.Alive))
+	}
+	return strings.Join(out, ", ")
+}
+
+// untilSent returns how long after since every delivery in ids had succeeded, waiting up to
+// within (then it returns the time waited). It may run in a goroutine: it does not fail the test.
+func (f *fixture) untilSent(ctx context.Context, ids []int64, since time.Time, within time.Duration) time.Duration {
+	for time.Since(since) < within && ctx.Err() == nil {
+		var left int
+		err := f.pool.QueryRow(ctx, `SELECT count(*) FROM walhook.delivery WHERE id = ANY($1) AND state <> 'succeeded'`, ids).Scan(&left)
+		if err == nil && left == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Since(since)
+}

@@ -124,22 +124,23 @@ func createSlot(ctx context.Context, st *store.Store, slot string, old *store.Sl
 	} else if err != nil {
 		return fmt.Errorf("create slot %s: %w", slot, err)
 	}
-	from := "the slot was lost"
-	if old != nil {
-		if old.WALStatus != store.SlotWALLost {
-			from = "position " + old.ConfirmedFlushLSN
-		} else if old.ConfirmedFlushLSN != "" {
-			from = "its last confirmed position " + old.ConfirmedFlushLSN
-		}
-	} else {
-		from = "the old slot was dropped"
+	var missed string
+	switch {
+	case old == nil:
+		missed = fmt.Sprintf("There was no slot %s: changes committed before %s, since an earlier slot was dropped, were NOT captured", slot, lsn)
+	case old.WALStatus == store.SlotWALLost && old.ConfirmedFlushLSN != "":
+		missed = fmt.Sprintf("Changes committed between the lost slot's last confirmed position %s and %s were NOT captured", old.ConfirmedFlushLSN, lsn)
+	case old.WALStatus == store.SlotWALLost:
+		missed = fmt.Sprintf("Changes committed since the lost slot's last confirmed position, up to %s, were NOT captured", lsn)
+	default:
+		missed = fmt.Sprintf("Changes committed between position %s and %s were NOT captured", old.ConfirmedFlushLSN, lsn)
 	}
-	_, err = fmt.Fprintf(stdout, "created replication slot %[1]s at %[2]s\n\n"+
-		"Changes committed between %[3]s and %[2]s were NOT captured: no events, no deliveries.\n"+
+	_, err = fmt.Fprintf(stdout, "created replication slot %s at %s\n\n"+
+		"%s: no events, no deliveries.\n"+
 		"Re-emit the ones that matter from the application (walhook.emit or walhook.outbox).\n"+
 		"Outbox rows still in walhook.outbox are not lost: capture sweeps them when its stream starts.\n"+
 		"A running relay's capture leader resumes on the new slot within seconds; otherwise start one.\n",
-		slot, lsn, from)
+		slot, lsn, missed)
 	return err
 }
 

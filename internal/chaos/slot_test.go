@@ -68,8 +68,9 @@ func TestSlotLostThenRecreated(t *testing.T) {
 		require.NoError(t, f.pool.QueryRow(ctx, `SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1`, f.slot).Scan(&s))
 		return s
 	}
-	for i := 0; walStatus() != "lost"; i++ {
-		require.Less(t, i, 20, "slot not invalidated after %d WAL switches and checkpoints (wal_status %s)", i, walStatus())
+	switches := 0
+	for ; walStatus() != "lost"; switches++ {
+		require.Less(t, switches, 20, "slot not invalidated after %d WAL switches and checkpoints (wal_status %s)", switches, walStatus())
 		_, err = f.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS filler (x text); INSERT INTO filler SELECT repeat('x', 100) FROM generate_series(1, 1000)`)
 		require.NoError(t, err)
 		_, err = f.pool.Exec(ctx, `SELECT pg_switch_wal()`)
@@ -115,6 +116,9 @@ func TestSlotLostThenRecreated(t *testing.T) {
 	require.Contains(t, status, "wal_status      lost")
 	require.Contains(t, status, "walhook slot recreate --slot "+f.slot+" --yes")
 	out := slotCommand(t, f, "recreate", "--yes")
+	recreated := time.Now()
+	t.Logf("walhook slot recreate --yes:\n%s", out)
+	require.Contains(t, out, "Changes committed between the lost slot's last confirmed position ")
 	require.Contains(t, out, "created replication slot "+f.slot)
 	require.Contains(t, out, "were NOT captured")
 	require.Contains(t, out, "Outbox rows still in walhook.outbox are not lost")
@@ -124,6 +128,8 @@ func TestSlotLostThenRecreated(t *testing.T) {
 
 	// The same relay process, without a restart: the outbox row and the new contact.
 	f.waitDelivered(r, 3, time.Minute, relay)
+	report(t, "slot lost after %d WAL switches with max_slot_wal_keep_size 1MB: /readyz 503 with the reason; after `walhook slot recreate --yes` the running relay delivered the new contact and the left-over outbox row within %v",
+		switches, time.Since(recreated).Round(100*time.Millisecond))
 	require.Equal(t, 0, f.count(`SELECT count(*) FROM walhook.event WHERE payload->'data'->>'name' = 'in the lost WAL'`))
 	require.Equal(t, 1, f.count(`SELECT count(*) FROM walhook.event WHERE payload->'data'->>'name' = 'after'`))
 	require.Equal(t, 1, f.count(`SELECT count(*) FROM walhook.event WHERE payload->'data'->>'note' = 'left over'`))

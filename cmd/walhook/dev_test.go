@@ -112,6 +112,7 @@ func TestDev(t *testing.T) {
 	// The README's quick start, verbatim but for the two addresses: it subscribes a receiver to
 	// the demo's outbox event and emits it with walhook.emit; a contact.created webhook (made
 	// here) gets the INSERT.
+	waitCapture(t, strings.TrimSpace(string(dbURL)))
 	hooks := newHookReceiver(t)
 	createWebhook(t, addr, strings.TrimSpace(string(tok)), `{"name": "contacts", "url": "`+hooks.url+`", "method": "POST", "event": "contact.created", "raw_data": true, "active": true}`)
 	for _, line := range readmeQuickStart(t) {
@@ -195,6 +196,7 @@ func TestDevCatalog(t *testing.T) {
 	require.Contains(t, body, `"deal.won"`)
 	hooks := newHookReceiver(t)
 	createWebhook(t, addr, token, `{"name": "deals", "url": "`+hooks.url+`", "method": "POST", "event": "deal.won", "raw_data": true, "active": true}`)
+	waitCapture(t, url)
 	conn, err = pgx.Connect(ctx, url)
 	require.NoError(t, err)
 	_, err = conn.Exec(ctx, `INSERT INTO deals (company_id, amount) VALUES ('1', 1200)`)
@@ -204,6 +206,26 @@ func TestDevCatalog(t *testing.T) {
 	require.Equal(t, "1", won.CompanyID)
 	require.Equal(t, 1200.0, won.Data["amount"])
 	stopDev(t, cmd, done)
+}
+
+// waitCapture waits until capture reads its slot, consistent: the dev server answers before its
+// capture leader has created the slot, and a write committed before that is never decoded.
+func waitCapture(t *testing.T, url string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(context.WithoutCancel(ctx))
+	for {
+		var ready bool
+		err := conn.QueryRow(ctx, `SELECT coalesce((SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = 'walhook'), false)`).Scan(&ready)
+		require.NoError(t, err, "capture did not read its slot within a minute")
+		if ready {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // devFails runs `walhook dev` expecting it to exit non-zero, and returns its standard error.

@@ -138,7 +138,8 @@ func (c *Capture) stream(ctx context.Context) error {
 	})
 	if err != nil {
 		// Invalidated between the check in prepare and now: PostgreSQL answers 55000
-		// ("can no longer get changes from replication slot").
+		// (object_not_in_prerequisite_state; 15: "cannot read from logical replication slot",
+		// detail "This slot has been invalidated because it exceeded the maximum reserved size").
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55000" {
 			if s, serr := c.st.CaptureSlotStatus(ctx, c.cfg.Slot); serr == nil {

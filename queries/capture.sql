@@ -73,11 +73,17 @@ SELECT slot_name::text AS slot_name, coalesce(plugin::text, '')::text AS plugin,
     coalesce(confirmed_flush_lsn::text, '')::text AS confirmed_flush_lsn,
     pg_current_wal_lsn()::text AS current_lsn,
     coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint AS lag_bytes,
-    coalesce(wal_status, '')::text AS wal_status
+    coalesce(wal_status, '')::text AS wal_status,
+    safe_wal_size
 FROM pg_catalog.pg_replication_slots WHERE slot_name = @slot::text;
 
 -- name: CaptureSlotDrop :exec
 SELECT pg_drop_replication_slot(@slot::text);
+
+-- name: CaptureSlotCreate :one
+-- A new logical slot for capture (pgoutput) at the current WAL position; it returns once the
+-- slot is consistent, i.e. every transaction committed from then on will be decoded.
+SELECT lsn::text AS lsn FROM pg_catalog.pg_create_logical_replication_slot(@slot::text, 'pgoutput');
 
 -- name: CaptureListenOutbox :exec
 LISTEN walhook_outbox;

@@ -49,6 +49,8 @@ type Relay struct {
 	running atomic.Bool
 	// dispatch sends deliveries; capture calls its Wake after committing new ones.
 	dispatch *dispatch.Dispatcher
+	// capture is nil when the relay runs without a catalog.
+	capture *capture.Capture
 }
 
 // New builds a relay. reg receives the relay's metrics.
@@ -81,13 +83,29 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		if err != nil {
 			return nil, err
 		}
+		r.capture = cp
 		r.runners = append(r.runners, runner{"capture", cp.Run})
 	}
 	return r, nil
 }
 
-// Ready reports whether the relay is running (for /readyz).
+// Ready reports whether the relay is running.
 func (r *Relay) Ready() bool { return r.running.Load() }
+
+// Check says why the relay cannot do its work, nil when it can (for /readyz): it is not running,
+// or capture's replication slot was invalidated by PostgreSQL (capture.SlotLostError: an
+// operator must recreate it, so the replica says so where orchestrators and probes look).
+func (r *Relay) Check() error {
+	if !r.running.Load() {
+		return errors.New("relay not running")
+	}
+	if r.capture != nil {
+		if err := r.capture.Check(); err != nil {
+			return fmt.Errorf("capture: %w", err)
+		}
+	}
+	return nil
+}
 
 // Run runs every part until ctx is cancelled (returns nil) or a part fails (returns its error
 // after stopping the others).

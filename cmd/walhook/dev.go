@@ -47,14 +47,28 @@ var devCatalogYAML []byte
 
 func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	var cfg serveConfig
-	var dir string
+	var dir, catalogPath string
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.StringVar(&dir, "dir", ".walhook", "where the private PostgreSQL cluster, keys and token live")
+	fs.StringVar(&catalogPath, "catalog", "", "your own trigger-event catalog (YAML) instead of the demo's, validated against the\n"+
+		"database as at serve; its tables must exist in the dev database (the demo table contacts always does)")
 	fs.StringVar(&cfg.admin.Addr, "addr", "127.0.0.1:8080", "listen address of the admin service")
 	fs.StringVar(&cfg.common.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.common.LogFormat, "log-format", "auto", "log format: json, console, or auto")
-	if err := parseFlags(fs, args, "Usage: walhook dev [flags]\n\nStarts (or reuses) a private PostgreSQL under --dir, migrates, seeds the company Acme\nwith an owner and the demo contacts table, prints the owner's API token, and serves\nthe relay and the admin service until Ctrl-C. Data survives a restart."); err != nil {
+	if err := parseFlags(fs, args, "Usage: walhook dev [flags]\n\nStarts (or reuses) a private PostgreSQL under --dir, migrates, seeds the company Acme\nwith an owner and the demo contacts table, prints the owner's API token, and serves\nthe relay and the admin service until Ctrl-C. Data survives a restart. With --catalog,\nthe events are yours: create your tables in the dev database (psql line printed at\nstart), then restart with --catalog."); err != nil {
 		return err
+	}
+	// The catalog's syntax is checked before anything starts; its tables once the database runs.
+	catalogName := "demo (contacts; cmd/walhook/devdata/catalog.yaml)"
+	var devCat *catalog.Catalog
+	var err error
+	if catalogPath != "" {
+		if devCat, err = catalog.Load(catalogPath); err != nil {
+			return fmt.Errorf("--catalog: %w", err)
+		}
+		catalogName = catalogPath
+	} else if devCat, err = catalog.Parse(devCatalogYAML); err != nil {
+		return fmt.Errorf("parse demo catalog: %w", err)
 	}
 	cfg.migrate = true
 	devDispatch(&cfg.relay.Dispatch) // deliver to receivers on this machine (loopback allowed)
@@ -105,11 +119,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, err := pool.Exec(ctx, demoSQL); err != nil {
 		return fmt.Errorf("create demo table: %w", err)
 	}
-	devCat, err := catalog.Parse(devCatalogYAML)
-	if err != nil {
-		return fmt.Errorf("parse demo catalog: %w", err)
-	}
 	if err := devCat.Sync(ctx, st); err != nil {
+		if catalogPath != "" {
+			return fmt.Errorf("--catalog %s: %w", catalogPath, err)
+		}
 		return fmt.Errorf("load demo catalog: %w", err)
 	}
 	token, err := seedDev(ctx, st, filepath.Join(dir, devTokenFile))
@@ -129,6 +142,11 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("write database url: %w", err)
 	}
 
+	emitExample := "" // the demo's outbox event; a catalog of your own has its own
+	if catalogPath == "" {
+		emitExample = fmt.Sprintf("        %s/psql '%s' -c \"SELECT walhook.emit('1', 'contact.note_added', '{\\\"contact_id\\\": 1, \\\"note\\\": \\\"Called back\\\"}')\"\n",
+			cluster.BinDir(), dbURL)
+	}
 	return serve(ctx, cfg, st, log, true, true, func(addr net.Addr) {
 		fmt.Fprintf(stdout, `
 walhook dev is running.
@@ -142,13 +160,14 @@ walhook dev is running.
   Database       %[7]s
                  (also in %[8]s)
   psql           %[9]s/psql '%[7]s'
+  Catalog        %[12]s
 
   Try:  curl -H "Authorization: Bearer $(cat %[6]s)" http://%[1]s/v1/me
         %[9]s/psql '%[7]s' -c "INSERT INTO contacts (company_id, name, email) VALUES ('1', 'Ada', 'ada@example.com')"
-
+%[13]s
 Ctrl-C stops walhook and its PostgreSQL; data stays in %[10]s.
 `, addr, devCompanyName, devCompanyID, devOwnerEmail, token, filepath.Join(dir, devTokenFile), dbURL,
-			filepath.Join(dir, devDBURLFile), cluster.BinDir(), dir, loginCode)
+			filepath.Join(dir, devDBURLFile), cluster.BinDir(), dir, loginCode, catalogName, emitExample)
 	})
 }
 

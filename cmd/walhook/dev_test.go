@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,17 +17,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/internal/pgcluster"
 	"github.com/walhook/walhook/internal/xtest"
 )
 
 var adminLine = regexp.MustCompile(`Admin API\s+http://([0-9.:]+)/v1`)
 
-// startDev runs `walhook dev` and returns the admin address once it serves.
-func startDev(t *testing.T, bin, dir string) (*exec.Cmd, string, <-chan error) {
+// startDev runs `walhook dev` (with extra flags) and returns the admin address once it serves.
+func startDev(t *testing.T, bin, dir string, extra ...string) (*exec.Cmd, string, <-chan error) {
 	t.Helper()
-	cmd := exec.Command(bin, "dev", "--dir", dir, "--addr", "127.0.0.1:0", "--log-format", "json")
+	cmd := exec.Command(bin, append([]string{"dev", "--dir", dir, "--addr", "127.0.0.1:0", "--log-format", "json"}, extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
@@ -104,6 +108,27 @@ func TestDev(t *testing.T) {
 	dbURL, err := os.ReadFile(filepath.Join(dir, "database_url"))
 	require.NoError(t, err)
 	require.Contains(t, string(dbURL), "postgres://")
+
+	// The README's quick start, verbatim but for the two addresses: it subscribes a receiver to
+	// the demo's outbox event and emits it with walhook.emit; a contact.created webhook (made
+	// here) gets the INSERT.
+	waitCapture(t, strings.TrimSpace(string(dbURL)))
+	hooks := newHookReceiver(t)
+	createWebhook(t, addr, strings.TrimSpace(string(tok)), `{"name": "contacts", "url": "`+hooks.url+`", "method": "POST", "event": "contact.created", "raw_data": true, "active": true}`)
+	for _, line := range readmeQuickStart(t) {
+		line = strings.ReplaceAll(line, "localhost:8080", addr)
+		line = strings.ReplaceAll(line, "http://127.0.0.1:9000/hook", hooks.url)
+		sh := exec.Command("sh", "-c", line)
+		sh.Dir = filepath.Dir(dir) // the README runs from where `make dev` made ./.walhook
+		out, err := sh.CombinedOutput()
+		require.NoError(t, err, "README line %q: %s", line, out)
+	}
+	created := hooks.wait(t, "contact.created")
+	require.Equal(t, "1", created.CompanyID)
+	require.Equal(t, "Ada", created.Data["name"])
+	note := hooks.wait(t, "contact.note_added")
+	require.Equal(t, "1", note.CompanyID)
+	require.Equal(t, map[string]any{"contact_id": 1.0, "note": "Called back"}, note.Data)
 	stopDev(t, cmd, done)
 	_, err = os.Stat(filepath.Join(dir, "pgdata", "postmaster.pid"))
 	require.ErrorIs(t, err, os.ErrNotExist, "PostgreSQL stopped with walhook dev")
@@ -115,6 +140,194 @@ func TestDev(t *testing.T) {
 	code, _ = get(t, "http://"+addr+"/healthz", "")
 	require.Equal(t, http.StatusOK, code)
 	stopDev(t, cmd, done)
+}
+
+// TestDevCatalog runs `walhook dev --catalog` with catalogs of one's own: a file that does not
+// parse, and one naming a table the dev database lacks, stop the start with a message naming the
+// file and the entry; after the table is created, the same command serves that catalog and a row
+// written to the user's table reaches a webhook of its event.
+func TestDevCatalog(t *testing.T) {
+	t.Parallel()
+	bin := xtest.Walhook(t)
+	root := t.TempDir()
+	dir := filepath.Join(root, ".walhook")
+	writeFile := func(name, content string) string {
+		p := filepath.Join(root, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+	deals := writeFile("deals.yaml", `events:
+  - key: deal.won
+    description: A deal was won
+    table: public.deals
+    operations: [insert]
+    tenant_column: company_id
+    sample: {id: 1, company_id: "1", amount: 1200}
+`)
+
+	bad := writeFile("bad.yaml", "events:\n  - key: deal.won\n    tabel: public.deals\n")
+	stderr := devFails(t, bin, dir, "--catalog", bad)
+	require.Contains(t, stderr, "walhook dev: --catalog: "+bad+": ")
+	require.Contains(t, stderr, "field tabel not found")
+	_, err := os.Stat(filepath.Join(dir, "pgdata"))
+	require.ErrorIs(t, err, os.ErrNotExist, "a catalog that does not parse fails before PostgreSQL starts")
+
+	stderr = devFails(t, bin, dir, "--catalog", deals)
+	require.Contains(t, stderr, "walhook dev: --catalog "+deals+": catalog entry 1 (deal.won): unknown table public.deals")
+
+	// The user creates their table in the dev database, as the README says.
+	ctx := xtest.Context(t)
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(dir, "pgdata"), Durable: true})
+	require.NoError(t, err)
+	url := cluster.URL("walhook")
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `CREATE TABLE public.deals (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, company_id text NOT NULL, amount numeric)`)
+	require.NoError(t, err)
+	require.NoError(t, conn.Close(ctx))
+	require.NoError(t, cluster.Stop(ctx))
+
+	cmd, addr, done := startDev(t, bin, dir, "--catalog", deals)
+	tok, err := os.ReadFile(filepath.Join(dir, "token"))
+	require.NoError(t, err)
+	token := strings.TrimSpace(string(tok))
+	code, body := get(t, "http://"+addr+"/v1/events", token)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `"deal.won"`)
+	hooks := newHookReceiver(t)
+	createWebhook(t, addr, token, `{"name": "deals", "url": "`+hooks.url+`", "method": "POST", "event": "deal.won", "raw_data": true, "active": true}`)
+	waitCapture(t, url)
+	conn, err = pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `INSERT INTO deals (company_id, amount) VALUES ('1', 1200)`)
+	require.NoError(t, err)
+	require.NoError(t, conn.Close(ctx))
+	won := hooks.wait(t, "deal.won")
+	require.Equal(t, "1", won.CompanyID)
+	require.Equal(t, 1200.0, won.Data["amount"])
+	stopDev(t, cmd, done)
+}
+
+// waitCapture waits until capture reads its slot, consistent: the dev server answers before its
+// capture leader has created the slot, and a write committed before that is never decoded.
+func waitCapture(t *testing.T, url string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(context.WithoutCancel(ctx))
+	for {
+		var ready bool
+		err := conn.QueryRow(ctx, `SELECT coalesce((SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = 'walhook'), false)`).Scan(&ready)
+		require.NoError(t, err, "capture did not read its slot within a minute")
+		if ready {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// devFails runs `walhook dev` expecting it to exit non-zero, and returns its standard error.
+func devFails(t *testing.T, bin, dir string, extra ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"dev", "--dir", dir, "--addr", "127.0.0.1:0", "--log-format", "json"}, extra...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "walhook dev %v should fail; stderr:\n%s", extra, stderr.String())
+	require.Equal(t, 1, exit.ExitCode())
+	return stderr.String()
+}
+
+// readmeQuickStart returns the shell commands of the README's quick start that talk to a running
+// `walhook dev` (the curl and psql lines, continuation lines joined).
+func readmeQuickStart(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(b), "## Quick start")
+	require.True(t, ok)
+	section, _, _ = strings.Cut(section, "\n## ")
+	_, block, ok := strings.Cut(section, "in another terminal")
+	require.True(t, ok)
+	_, block, _ = strings.Cut(block, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	block = strings.ReplaceAll(block, "\\\n", "")
+	var lines []string
+	for _, l := range strings.Split(block, "\n") {
+		if strings.HasPrefix(l, "curl ") || strings.HasPrefix(l, "psql ") {
+			lines = append(lines, l)
+		}
+	}
+	require.GreaterOrEqual(t, len(lines), 4, "the quick start's commands:\n%s", block)
+	require.Contains(t, block, "walhook.emit('1', 'contact.note_added'", "the README emits the demo's outbox event for the demo company")
+	return lines
+}
+
+// envelope is the part of a delivered event the dev tests look at.
+type envelope struct {
+	Type      string         `json:"type"`
+	CompanyID string         `json:"company_id"`
+	Data      map[string]any `json:"data"`
+}
+
+// hookReceiver is a webhook endpoint on 127.0.0.1 that keeps the envelopes it receives.
+type hookReceiver struct {
+	url string
+	got chan envelope
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	t.Helper()
+	r := &hookReceiver{got: make(chan envelope, 100)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var e envelope
+		if err := json.NewDecoder(io.LimitReader(req.Body, 1<<20)).Decode(&e); err == nil {
+			r.got <- e
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	r.url = srv.URL + "/hook"
+	return r
+}
+
+// wait returns the first envelope of type typ, failing after a minute.
+func (r *hookReceiver) wait(t *testing.T, typ string) envelope {
+	t.Helper()
+	timeout := time.After(time.Minute)
+	var seen []string
+	for {
+		select {
+		case e := <-r.got:
+			if e.Type == typ {
+				return e
+			}
+			seen = append(seen, e.Type)
+		case <-timeout:
+			t.Fatalf("no %s delivery within a minute (received %v)", typ, seen)
+		}
+	}
+}
+
+// createWebhook creates a webhook through the admin API.
+func createWebhook(t *testing.T, addr, token, body string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/webhooks", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "create webhook: %s", b)
 }
 
 func TestHelpListsCommandsAndEnv(t *testing.T) {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -98,12 +97,7 @@ func serve(ctx context.Context, cfg serveConfig, st *store.Store, log zerolog.Lo
 		if rl, err = relay.New(cfg.relay, st, log, reg); err != nil {
 			return err
 		}
-		ready = append(ready, func(context.Context) error {
-			if !rl.Ready() {
-				return fmt.Errorf("relay not running")
-			}
-			return nil
-		})
+		ready = append(ready, func(context.Context) error { return rl.Check() })
 	}
 	cfg.admin.API = withAPI
 	// Test sends go through a sender like the dispatcher's, with the same settings and SSRF

@@ -11,15 +11,19 @@ import (
 	"github.com/walhook/walhook/relay/store"
 )
 
-// runSlot is `walhook slot status|drop`: the operator's view of capture's replication slot.
+// runSlot is `walhook slot status|drop|recreate`: the operator's view of capture's replication
+// slot, and the recovery from a slot PostgreSQL invalidated (docs/operations.md, "Slot lag and
+// WAL growth").
 func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
-	const synopsis = "Usage: walhook slot status|drop [flags]\n\n" +
-		"status  shows the replication slot: active, confirmed position, lag in bytes\n" +
-		"drop    drops it (with --yes; stop every relay first). The next start creates a new slot\n" +
-		"        at the current position: changes written in between are not captured."
-	if len(args) == 0 || (args[0] != "status" && args[0] != "drop") {
+	const synopsis = "Usage: walhook slot status|drop|recreate [flags]\n\n" +
+		"status    shows the replication slot: active, positions, lag, wal_status, safe_wal_size\n" +
+		"drop      drops it (with --yes; stop every relay first). The next start creates a new slot\n" +
+		"          at the current position: changes written in between are not captured.\n" +
+		"recreate  drops it and creates a new one at the current position (with --yes): the recovery\n" +
+		"          from wal_status lost. A running relay resumes capture on the new slot by itself."
+	if len(args) == 0 || (args[0] != "status" && args[0] != "drop" && args[0] != "recreate") {
 		fmt.Fprintln(os.Stderr, synopsis)
-		return errors.New("want slot status or slot drop")
+		return errors.New("want slot status, slot drop or slot recreate")
 	}
 	sub := args[0]
 	var common commonConfig
@@ -30,7 +34,7 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&common.LogLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	fs.StringVar(&common.LogFormat, "log-format", "auto", "log format: json, console, or auto")
 	fs.StringVar(&slot, "slot", "walhook", "logical replication slot name")
-	fs.BoolVar(&yes, "yes", false, "drop: really drop the slot")
+	fs.BoolVar(&yes, "yes", false, "drop, recreate: really drop the slot")
 	if err := parseFlags(fs, args[1:], synopsis); err != nil {
 		return err
 	}
@@ -46,6 +50,9 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 	defer pool.Close()
 	st := store.New(pool, nil)
 	s, err := st.CaptureSlotStatus(ctx, slot)
+	if errors.Is(err, store.ErrNotFound) && sub == "recreate" {
+		return createSlot(ctx, st, slot, nil, stdout)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("no replication slot %q", slot)
 	}
@@ -58,11 +65,22 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		if s.ActivePID != nil {
 			pid = fmt.Sprint(*s.ActivePID)
 		}
+		safe := "unlimited (max_slot_wal_keep_size = -1)"
+		switch {
+		case s.WALStatus == store.SlotWALLost:
+			safe = "- (lost)"
+		case s.SafeWALSize != nil:
+			safe = fmt.Sprint(*s.SafeWALSize)
+		}
 		_, err := fmt.Fprintf(stdout, "slot            %s\nplugin          %s (%s)\ndatabase        %s\nactive          %t (pid %s)\n"+
-			"restart_lsn     %s\nconfirmed_flush %s\ncurrent_lsn     %s\nlag_bytes       %d\nwal_status      %s\n",
-			s.Name, s.Plugin, s.Type, s.Database, s.Active, pid, s.RestartLSN, s.ConfirmedFlushLSN, s.CurrentLSN, s.LagBytes, s.WALStatus)
+			"restart_lsn     %s\nconfirmed_flush %s\ncurrent_lsn     %s\nlag_bytes       %d\nwal_status      %s\nsafe_wal_size   %s\n",
+			s.Name, s.Plugin, s.Type, s.Database, s.Active, pid, s.RestartLSN, s.ConfirmedFlushLSN, s.CurrentLSN, s.LagBytes, s.WALStatus, safe)
+		if err == nil && s.WALStatus == store.SlotWALLost {
+			_, err = fmt.Fprintf(stdout, "\nThe slot is lost: PostgreSQL invalidated it (max_slot_wal_keep_size) and capture cannot resume on it.\n"+
+				"Recover with: walhook slot recreate --slot %s --yes\n", slot)
+		}
 		return err
-	default:
+	case "drop":
 		if !yes {
 			return errors.New("dropping the slot loses the changes not yet captured; add --yes")
 		}
@@ -74,5 +92,61 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		_, err := fmt.Fprintf(stdout, "dropped replication slot %s\n", slot)
 		return err
+	default:
+		if !yes {
+			if s.WALStatus == store.SlotWALLost {
+				return errors.New("recreating the slot starts capture at the current position: changes since the slot was invalidated are not captured; add --yes")
+			}
+			return fmt.Errorf("slot %s is not lost (wal_status %s): recreating it loses the %d bytes of changes not yet captured; add --yes if you mean it", slot, s.WALStatus, s.LagBytes)
+		}
+		if s.Active {
+			return fmt.Errorf("slot %s is in use by pid %d (wal_status %s): a lost slot cannot stream, so this one is healthy; stop every relay first if you really want a new one", slot, derefPID(s.ActivePID), s.WALStatus)
+		}
+		if err := st.CaptureSlotDrop(ctx, slot); err != nil {
+			return fmt.Errorf("drop slot %s: %w", slot, err)
+		}
+		return createSlot(ctx, st, slot, &s, stdout)
 	}
+}
+
+// createSlot creates capture's slot at the current position and tells the operator what was not
+// captured. old is the slot it replaces (nil: there was none).
+func createSlot(ctx context.Context, st *store.Store, slot string, old *store.SlotStatus, stdout io.Writer) error {
+	lsn, err := st.CaptureSlotCreate(ctx, slot)
+	if errors.Is(err, store.ErrConflict) {
+		// A running relay's capture leader creates a missing slot itself; it got there first.
+		s, serr := st.CaptureSlotStatus(ctx, slot)
+		if serr != nil {
+			return fmt.Errorf("read slot %s: %w", slot, serr)
+		}
+		lsn = s.ConfirmedFlushLSN
+		_, _ = fmt.Fprintf(stdout, "a running relay created replication slot %s meanwhile\n", slot)
+	} else if err != nil {
+		return fmt.Errorf("create slot %s: %w", slot, err)
+	}
+	var missed string
+	switch {
+	case old == nil:
+		missed = fmt.Sprintf("There was no slot %s: changes committed before %s, since an earlier slot was dropped, were NOT captured", slot, lsn)
+	case old.WALStatus == store.SlotWALLost && old.ConfirmedFlushLSN != "":
+		missed = fmt.Sprintf("Changes committed between the lost slot's last confirmed position %s and %s were NOT captured", old.ConfirmedFlushLSN, lsn)
+	case old.WALStatus == store.SlotWALLost:
+		missed = fmt.Sprintf("Changes committed since the lost slot's last confirmed position, up to %s, were NOT captured", lsn)
+	default:
+		missed = fmt.Sprintf("Changes committed between position %s and %s were NOT captured", old.ConfirmedFlushLSN, lsn)
+	}
+	_, err = fmt.Fprintf(stdout, "created replication slot %s at %s\n\n"+
+		"%s: no events, no deliveries.\n"+
+		"Re-emit the ones that matter from the application (walhook.emit or walhook.outbox).\n"+
+		"Outbox rows still in walhook.outbox are not lost: capture sweeps them when its stream starts.\n"+
+		"A running relay's capture leader resumes on the new slot within seconds; otherwise start one.\n",
+		slot, lsn, missed)
+	return err
+}
+
+func derefPID(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

@@ -155,6 +155,8 @@ type Capture struct {
 	m       *metrics
 	elector *leader.Elector
 	limiter logLimiter
+	// slot is the leader's view of the slot's wal_status (nil in poll mode).
+	slot *slotWatch
 
 	// afterCommit, for tests, runs after each fan-out transaction commits, before its LSN is
 	// reported.
@@ -179,6 +181,9 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		if cfg.InstanceID == "" {
 			return nil, errors.New("capture: InstanceID is required in wal mode")
 		}
+		if c.slot, err = newSlotWatch(cfg.Slot, reg); err != nil {
+			return nil, err
+		}
 		c.elector, err = leader.New(leader.Config{Name: "capture:" + cfg.Slot, Holder: cfg.InstanceID, TTL: cfg.LeaseTTL}, "capture", st, c.log, lm)
 		if err != nil {
 			return nil, err
@@ -189,6 +194,12 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 
 // Leading reports whether this replica is the capture leader (always false in poll mode).
 func (c *Capture) Leading() bool { return c.elector != nil && c.elector.Leading() }
+
+// Check reports why capture cannot work, for /readyz: a *SlotLostError while this replica leads
+// and PostgreSQL has invalidated the slot; nil otherwise.
+func (c *Capture) Check() error {
+	return c.slot.check()
+}
 
 // Run captures until ctx is cancelled. In WAL mode only the elected leader streams; the others
 // wait to take over. In poll mode every replica polls.
@@ -210,14 +221,18 @@ const streamRetryMax = 2 * time.Second
 // lead is the leader's work: stream, restarting with capped backoff after an error, and keep the
 // lag gauge fresh, until leadership ends. The backoff starts over after a session that lasted
 // longer than the cap (it connected and streamed), so a second outage waits no longer than the
-// first.
+// first. A lost slot (slot.go) is re-checked every slotLostRetry instead: it does not come back
+// by itself.
 func (c *Capture) lead(ctx context.Context) error {
 	lagDone := make(chan struct{})
 	go func() {
 		defer close(lagDone)
 		c.watchLag(ctx)
 	}()
-	defer func() { <-lagDone }()
+	defer func() {
+		<-lagDone
+		c.slot.set("") // only the leader reports the slot
+	}()
 	backoff := 250 * time.Millisecond
 	for {
 		started := time.Now()
@@ -228,15 +243,24 @@ func (c *Capture) lead(ctx context.Context) error {
 		if time.Since(started) > streamRetryMax {
 			backoff = 250 * time.Millisecond
 		}
-		c.limiter.log(c.log.Warn().Err(err).Dur("retry_in", backoff), "replication stream stopped; restarting")
-		t := time.NewTimer(backoff)
+		wait := backoff
+		var lost *SlotLostError
+		if errors.As(err, &lost) {
+			wait = slotLostRetry
+			c.slot.lostLog(lost, c.log)
+		} else {
+			c.limiter.log(c.log.Warn().Err(err).Dur("retry_in", backoff), "replication stream stopped; restarting")
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
 		case <-t.C:
 		}
-		backoff = min(backoff*2, streamRetryMax)
+		if lost == nil {
+			backoff = min(backoff*2, streamRetryMax)
+		}
 	}
 }
 
@@ -247,6 +271,7 @@ func (c *Capture) watchLag(ctx context.Context) {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if s, err := c.st.CaptureSlotStatus(qctx, c.cfg.Slot); err == nil {
 			c.m.lag.Set(float64(s.LagBytes))
+			_ = c.slot.observe(s, c.log) // a lost slot also stops the stream, which logs it
 		}
 		cancel()
 		select {
@@ -257,16 +282,21 @@ func (c *Capture) watchLag(ctx context.Context) {
 	}
 }
 
-// logLimiter lets a loop log an error at most once per interval.
+// logLimiter lets a loop log an error at most once per interval: every, default 10s.
 type logLimiter struct {
-	mu   sync.Mutex
-	last time.Time
+	every time.Duration
+	mu    sync.Mutex
+	last  time.Time
 }
 
 func (l *logLimiter) log(e *zerolog.Event, msg string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if time.Since(l.last) < 10*time.Second {
+	every := l.every
+	if every == 0 {
+		every = 10 * time.Second
+	}
+	if time.Since(l.last) < every {
 		e.Discard()
 		return
 	}

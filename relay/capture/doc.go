@@ -50,6 +50,14 @@
 // resend) is taken from the old row when REPLICA IDENTITY FULL sends it, and is otherwise left
 // out of data.
 //
+// # A lost slot
+//
+// When PostgreSQL invalidates the slot (it fell behind by more than max_slot_wal_keep_size:
+// wal_status lost), capture cannot resume by itself. The leader reports it (SlotLostError: an
+// error log, walhook_replication_slot_wal_status, Check for /readyz), re-reads the slot's status
+// every few seconds without START_REPLICATION, and streams again once an operator has recreated
+// the slot (`walhook slot recreate`). slot.go has the details.
+//
 // Only the leader reads the slot (package leader); a catalog change takes effect at the next
 // start (the publication is updated then).
 package capture

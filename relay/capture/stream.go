@@ -89,9 +89,13 @@ func (c *Capture) prepare(ctx context.Context, conn *pgconn.PgConn) error {
 			return fmt.Errorf("create replication slot %s: %w", c.cfg.Slot, err)
 		}
 		c.log.Info().Str("slot", c.cfg.Slot).Msg("replication slot created")
+		c.slot.set(store.SlotWALReserved)
 		return nil
 	case err != nil:
 		return fmt.Errorf("look up replication slot %s: %w", c.cfg.Slot, err)
+	}
+	if err := c.slot.observe(slot, c.log); err != nil {
+		return err // lost: START_REPLICATION would only fail
 	}
 	if slot.Plugin != "pgoutput" || slot.Type != "logical" {
 		return fmt.Errorf("replication slot %s is a %s slot with plugin %q; walhook needs its own logical pgoutput slot", c.cfg.Slot, slot.Type, slot.Plugin)
@@ -133,6 +137,17 @@ func (c *Capture) stream(ctx context.Context) error {
 		},
 	})
 	if err != nil {
+		// Invalidated between the check in prepare and now: PostgreSQL answers 55000
+		// (object_not_in_prerequisite_state; 15: "cannot read from logical replication slot",
+		// detail "This slot has been invalidated because it exceeded the maximum reserved size").
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55000" {
+			if s, serr := c.st.CaptureSlotStatus(ctx, c.cfg.Slot); serr == nil {
+				if lerr := c.slot.observe(s, c.log); lerr != nil {
+					return lerr
+				}
+			}
+		}
 		return fmt.Errorf("start replication on slot %s: %w", c.cfg.Slot, err)
 	}
 	c.log.Info().Str("slot", c.cfg.Slot).Msg("streaming")

@@ -165,9 +165,23 @@ type SlotStatus struct {
 	ConfirmedFlushLSN            string
 	CurrentLSN                   string
 	// LagBytes is the server's WAL position minus the slot's confirmed flush position.
-	LagBytes  int64
+	LagBytes int64
+	// WALStatus is PostgreSQL's verdict on the WAL the slot needs: reserved or extended (kept),
+	// unreserved (beyond max_slot_wal_keep_size: removed at the next checkpoint unless the
+	// slot catches up), lost (removed: the slot is invalidated and can no longer stream).
 	WALStatus string
+	// SafeWALSize is how many more bytes of WAL can be written before the slot is at risk of
+	// becoming lost; nil when max_slot_wal_keep_size is unlimited (-1) or the slot is lost.
+	SafeWALSize *int64
 }
+
+// The slot WAL states of pg_replication_slots.wal_status (PostgreSQL 13+).
+const (
+	SlotWALReserved   = "reserved"
+	SlotWALExtended   = "extended"
+	SlotWALUnreserved = "unreserved"
+	SlotWALLost       = "lost"
+)
 
 // CaptureSlotStatus returns a slot's status; ErrNotFound when there is no such slot.
 func (s *Store) CaptureSlotStatus(ctx context.Context, slot string) (SlotStatus, error) {
@@ -178,13 +192,20 @@ func (s *Store) CaptureSlotStatus(ctx context.Context, slot string) (SlotStatus,
 	return SlotStatus{
 		Name: r.SlotName, Plugin: r.Plugin, Type: r.SlotType, Database: r.DatabaseName, Active: r.Active,
 		ActivePID: r.ActivePid, RestartLSN: r.RestartLsn, ConfirmedFlushLSN: r.ConfirmedFlushLsn,
-		CurrentLSN: r.CurrentLsn, LagBytes: r.LagBytes, WALStatus: r.WalStatus,
+		CurrentLSN: r.CurrentLsn, LagBytes: r.LagBytes, WALStatus: r.WalStatus, SafeWALSize: r.SafeWalSize,
 	}, nil
 }
 
 // CaptureSlotDrop drops a replication slot (it must not be active).
 func (s *Store) CaptureSlotDrop(ctx context.Context, slot string) error {
 	return mapErr(s.q.CaptureSlotDrop(ctx, slot))
+}
+
+// CaptureSlotCreate creates a logical pgoutput slot at the current WAL position and returns
+// that position; it returns once the slot is consistent. ErrConflict when the slot exists.
+func (s *Store) CaptureSlotCreate(ctx context.Context, slot string) (string, error) {
+	lsn, err := s.q.CaptureSlotCreate(ctx, slot)
+	return lsn, mapErr(err)
 }
 
 // Publication is the publication capture streams: its tables ("schema.table", sorted) and the

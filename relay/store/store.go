@@ -52,7 +52,7 @@ func mapErr(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
-		case "23505", "23P01", "23503": // unique, exclusion, foreign key
+		case "23505", "23P01", "23503", "42710": // unique, exclusion, foreign key, duplicate object
 			return &ConstraintError{Kind: ErrConflict, Constraint: pgErr.ConstraintName, Detail: pgErr.Detail}
 		case "23514", "23502", "22P02", "22001", "22003", "22007", "22008", "22023", "22P05":
 			return &ConstraintError{Kind: ErrInvalid, Constraint: pgErr.ConstraintName, Detail: pgErr.Message}

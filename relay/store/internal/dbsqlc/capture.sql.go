@@ -172,6 +172,19 @@ func (q *Queries) CapturePublicationTables(ctx context.Context, publication stri
 	return items, nil
 }
 
+const captureSlotCreate = `-- name: CaptureSlotCreate :one
+SELECT lsn::text AS lsn FROM pg_catalog.pg_create_logical_replication_slot($1::text, 'pgoutput')
+`
+
+// A new logical slot for capture (pgoutput) at the current WAL position; it returns once the
+// slot is consistent, i.e. every transaction committed from then on will be decoded.
+func (q *Queries) CaptureSlotCreate(ctx context.Context, slot string) (string, error) {
+	row := q.db.QueryRow(ctx, captureSlotCreate, slot)
+	var lsn string
+	err := row.Scan(&lsn)
+	return lsn, err
+}
+
 const captureSlotDrop = `-- name: CaptureSlotDrop :exec
 SELECT pg_drop_replication_slot($1::text)
 `
@@ -188,7 +201,8 @@ SELECT slot_name::text AS slot_name, coalesce(plugin::text, '')::text AS plugin,
     coalesce(confirmed_flush_lsn::text, '')::text AS confirmed_flush_lsn,
     pg_current_wal_lsn()::text AS current_lsn,
     coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint AS lag_bytes,
-    coalesce(wal_status, '')::text AS wal_status
+    coalesce(wal_status, '')::text AS wal_status,
+    safe_wal_size
 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1::text
 `
 
@@ -204,6 +218,7 @@ type CaptureSlotGetRow struct {
 	CurrentLsn        string
 	LagBytes          int64
 	WalStatus         string
+	SafeWalSize       *int64
 }
 
 func (q *Queries) CaptureSlotGet(ctx context.Context, slot string) (CaptureSlotGetRow, error) {
@@ -221,6 +236,7 @@ func (q *Queries) CaptureSlotGet(ctx context.Context, slot string) (CaptureSlotG
 		&i.CurrentLsn,
 		&i.LagBytes,
 		&i.WalStatus,
+		&i.SafeWalSize,
 	)
 	return i, err
 }

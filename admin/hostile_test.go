@@ -258,7 +258,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "header webhook-id", method: "POST", path: W, body: hdr("Webhook-Id", "msg_forged"), status: 422, field: "headers[0].key"},
 		{name: "duplicate header keys", method: "POST", path: W, body: good(map[string]any{"headers": []map[string]any{{"key": "X-A", "value": "1"}, {"key": "x-a", "value": "2"}}}), status: 422, field: "headers[1].key"},
 		{name: "Authorization with OAuth", method: "POST", path: W, body: good(map[string]any{"oauth_id": cred.ID, "headers": []map[string]any{{"key": "authorization", "value": "Bearer x"}}}), status: 422, field: "headers[0].key"},
-		{name: "secret header mask without stored value", method: "POST", path: W, body: good(map[string]any{"headers": []map[string]any{{"key": "X-New", "value": Mask, "secret": true}}}), status: 422, field: "headers[0].value"},
+		{name: "secret header mask without stored value", method: "POST", path: W, body: good(map[string]any{"headers": []map[string]any{{"key": "X-New", "value": webhook.Mask, "secret": true}}}), status: 422, field: "headers[0].value"},
 
 		// Params.
 		{name: "duplicate param keys", method: "POST", path: W, body: good(map[string]any{"params": []map[string]any{{"key": "e", "path": "data.a"}, {"key": "e", "path": "data.b"}}}), status: 422, field: "params[1].key"},

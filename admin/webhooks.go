@@ -138,9 +138,11 @@ func webhookOut(w webhook.Webhook, p store.Principal, counts *store.DeliveryCoun
 }
 
 // rules are the validation rules of this server: the live catalog and the address allow-list.
-// keepEvent is an event the webhook already has, accepted even when retired.
-func (s *Server) rules(ctx context.Context, keepEvent string) (webhook.Rules, error) {
-	types, err := s.store.EventTypeList(ctx)
+// keepEvent is an event the webhook already has, accepted even when retired. db is the store or
+// the caller's transaction: a transaction must not wait for a second pool connection, or
+// concurrent requests holding every connection would wait for each other forever.
+func (s *Server) rules(ctx context.Context, db *store.Store, keepEvent string) (webhook.Rules, error) {
+	types, err := db.EventTypeList(ctx)
 	if err != nil {
 		return webhook.Rules{}, err
 	}
@@ -158,7 +160,7 @@ func (s *Server) validateWebhook(ctx context.Context, tx *store.Store, w *webhoo
 	if err := s.checkListQuotas(w); err != nil {
 		return err
 	}
-	rules, err := s.rules(ctx, keepEvent)
+	rules, err := s.rules(ctx, tx, keepEvent)
 	if err != nil {
 		return err
 	}

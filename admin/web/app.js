@@ -139,7 +139,7 @@ class App {
     h('div', { class: 'field' },
       h('label', { for: 'token' }, 'API token'),
       input,
-      h('p', { class: 'hint', id: 'token-hint' }, 'A token starts with whk_. Create one with ', h('code', {}, 'walhook token create'), ', or open the sign-in link that ', h('code', {}, 'walhook dev'), ' prints.')),
+      h('p', { class: 'hint', id: 'token-hint' }, 'A token starts with whk_. Create one with ', h('code', {}, 'walhook token create'), ', or open the sign-in link that ', h('code', {}, 'walhook dev'), ' prints. Signing out revokes the token the page holds.')),
     error,
     button);
     this.root.replaceChildren(h('main', { id: 'main', class: 'signin' },

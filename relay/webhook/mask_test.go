@@ -16,7 +16,7 @@ func TestCredentialHeader(t *testing.T) {
 		"X-Client-Token": true, "X-Webhook-Secret": true, "X-Password": true, "X-Api_Key": true,
 		"X-Auth-User": true, "X-Session-Id": true, "X-Credentials": true, "X-Signature": true,
 		" authorization ": true,
-		"Content-Type": false, "X-Plain": false, "Accept": false, "X-Request-Id": false, "User-Agent": false,
+		"Content-Type":    false, "X-Plain": false, "Accept": false, "X-Request-Id": false, "User-Agent": false,
 		"X-Tenant": false, "": false,
 	} {
 		require.Equal(t, want, webhook.CredentialHeader(name), name)

@@ -97,16 +97,16 @@ func (s *Server) checkQuota(ctx context.Context, tx *store.Store, companyID stri
 // checkListQuotas refuses a webhook with more headers or parameters than the quotas allow.
 func (s *Server) checkListQuotas(w *webhook.Webhook) error {
 	for _, l := range []struct {
-		field, name string
-		n, max      int
+		field, noun, name string
+		n, max            int
 	}{
-		{"headers", quotaHeaders, len(w.Headers), s.cfg.Quotas.HeadersPerWebhook},
-		{"params", quotaParams, len(w.Params), s.cfg.Quotas.ParamsPerWebhook},
+		{"headers", "headers", quotaHeaders, len(w.Headers), s.cfg.Quotas.HeadersPerWebhook},
+		{"params", "parameters", quotaParams, len(w.Params), s.cfg.Quotas.ParamsPerWebhook},
 	} {
 		if l.n > l.max {
 			return &problem{Status: http.StatusUnprocessableEntity, Limit: l.name, Max: l.max,
-				Detail: fmt.Sprintf("a webhook may have at most %d %s (%s)", l.max, l.field, l.name),
-				Errors: []webhook.FieldError{{Field: l.field, Message: fmt.Sprintf("must have at most %d entries (limit %s)", l.max, l.name)}}}
+				Detail: fmt.Sprintf("a webhook may have at most %d %s (%s)", l.max, l.noun, l.name),
+				Errors: []webhook.FieldError{{Field: l.field, Message: fmt.Sprintf("must have at most %d %s (limit %s)", l.max, l.noun, l.name)}}}
 		}
 	}
 	return nil

@@ -81,7 +81,7 @@ func TestQuotaConcurrentCreates(t *testing.T) {
 	const n = 16
 	post := func(path string, body any) int {
 		raw, _ := json.Marshal(body)
-		req, err := http.NewRequestWithContext(e.ctx, "POST", e.srv.URL+path, bytes.NewReader(raw))
+		req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, e.srv.URL+path, bytes.NewReader(raw))
 		if err != nil {
 			return -1
 		}

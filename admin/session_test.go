@@ -94,7 +94,12 @@ func TestFailedAuthIsHeldOff(t *testing.T) {
 	s := e.restart(Config{AuthFailures: AuthFailureConfig{Limit: 3, Window: time.Minute, MaxDelay: 8 * time.Second,
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}})
 	s.throttle.now = clock.Now
-	send := func(method, path, token, xff string, body any) *http.Response {
+	// answer is what the tests read of a response.
+	type answer struct {
+		StatusCode int
+		Header     http.Header
+	}
+	send := func(method, path, token, xff string, body any) answer {
 		t.Helper()
 		req, err := http.NewRequestWithContext(e.ctx, method, e.srv.URL+path, nil)
 		require.NoError(t, err)
@@ -112,7 +117,7 @@ func TestFailedAuthIsHeldOff(t *testing.T) {
 		res, err := e.srv.Client().Do(req)
 		require.NoError(t, err)
 		res.Body.Close()
-		return res
+		return answer{res.StatusCode, res.Header}
 	}
 	const a, b = "198.51.100.7", "198.51.100.8"
 	// Two unknown tokens and one unknown sign-in code: 401 each.

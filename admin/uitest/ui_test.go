@@ -99,6 +99,15 @@ func TestWebPage(t *testing.T) {
 	require.Equal(t, mask, b.eval(`document.querySelector('#oauth-form input[name=client_secret]').value`), "secrets are masked once saved")
 	require.Equal(t, mask, b.eval(`document.querySelector('#oauth-form input[name=code]').value`))
 	b.shot("oauth-edit", false)
+	// A new OAuth URL clears the saved secrets and asks for them again; the old URL brings them back.
+	setURL := `(u) => { const i = document.querySelector('#oauth-form input[name=token_url]'); i.value = u; i.dispatchEvent(new Event('input', {bubbles: true})); return true; }`
+	b.eval(`(` + setURL + `)('https://evil.example.net/token')`)
+	b.visible(`#oauth-form [id$="-secrets-again"]`)
+	require.Equal(t, "", b.eval(`document.querySelector('#oauth-form input[name=client_secret]').value`))
+	require.Equal(t, "", b.eval(`document.querySelector('#oauth-form input[name=code]').value`))
+	b.eval(`(` + setURL + `)('https://auth.example.com/oauth/token')`)
+	require.Equal(t, mask, b.eval(`document.querySelector('#oauth-form input[name=client_secret]').value`))
+	require.Equal(t, true, b.eval(`document.querySelector('#oauth-form [id$="-secrets-again"]').hidden`))
 
 	// Add Webhook: saving an empty form shows the API's errors next to their fields.
 	b.click(`nav a[href="#/webhooks"]`)
@@ -270,7 +279,7 @@ func TestWebPage(t *testing.T) {
 	b.visible("#token")
 	require.Equal(t, nil, b.eval(`sessionStorage.getItem('walhook.token')`))
 	// Sign-out revoked the token on the server (POST /v1/logout): it no longer works.
-	req, err := http.NewRequestWithContext(t.Context(), "GET", base+"/v1/me", nil)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/v1/me", nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+d.token)
 	res, err := http.DefaultClient.Do(req)

@@ -1,9 +1,8 @@
 // Settings → OAuth: the credentials list (two "Add OAuth" buttons when empty) and the form.
 
-import { h, field, option, fmtTime, fmtShort } from './dom.js';
+import { h, field, option, fmtTime, fmtShort, MASK } from './dom.js';
 import { showErrors } from './form.js';
 
-const MASK = '••••••';
 const GRANTS = [
   ['authorization_code', 'authorization_code'],
   ['client_credentials', 'client_credentials'],

@@ -1,11 +1,10 @@
 // Add / Edit Webhook: every field of the product's form, Test with the response inline, Save.
 
-import { h, field, option, switchInput, errId, pretty } from './dom.js';
+import { h, field, option, switchInput, errId, pretty, MASK } from './dom.js';
 import { showErrors, clearErrors } from './form.js';
 import { oauthForm } from './oauth.js';
 
 const METHODS = ['POST', 'GET', 'PUT', 'PATCH', 'DELETE'];
-const MASK = '••••••';
 
 /** samplePaths lists the fields a parameter can take: the envelope's and the sample row's. */
 export function samplePaths(sample) {

@@ -120,7 +120,7 @@ func (s *Server) authorize(c *call, a access) error {
 	}
 	p, err := s.store.Authenticate(c.ctx, strings.TrimSpace(token))
 	if errors.Is(err, store.ErrNotFound) {
-		s.throttle.fail(client)
+		s.failAuth(c.r, client)
 		return &problem{Status: http.StatusUnauthorized, Detail: "the API token is unknown, revoked or expired"}
 	}
 	if err != nil {

@@ -39,7 +39,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	token, info, err := s.store.LoginCodeRedeem(c.ctx, in.Code, webSessionTTL)
 	if errors.Is(err, store.ErrNotFound) {
-		s.throttle.fail(client)
+		s.failAuth(r, client)
 		s.writeError(w, r, &problem{Status: http.StatusUnauthorized, Detail: "this sign-in link was already used or has expired; ask for a new one (walhook dev prints one at every start) or sign in with an API token"})
 		return
 	}

@@ -51,6 +51,8 @@ func (c *AuthFailureConfig) defaults() {
 }
 
 // throttle counts authentication failures per client address; it is safe for concurrent use.
+// Its memory is bounded (MaxAddresses) and it lives in one process: each admin replica counts on
+// its own.
 type throttle struct {
 	cfg AuthFailureConfig
 	now func() time.Time
@@ -95,8 +97,9 @@ func (t *throttle) wait(client netip.Prefix) time.Duration {
 	return 0
 }
 
-// fail records a failed sign-in or token check by the client.
-func (t *throttle) fail(client netip.Prefix) {
+// fail records a failed sign-in or token check by the client and reports whether this failure
+// started its hold-off (the first past the limit), which the caller logs once.
+func (t *throttle) fail(client netip.Prefix) (started bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
@@ -118,6 +121,7 @@ func (t *throttle) fail(client netip.Prefix) {
 		}
 		f.until = now.Add(d)
 	}
+	return f.n == t.cfg.Limit
 }
 
 // makeRoom keeps the map under MaxAddresses: it drops the forgotten records and, if that is not
@@ -202,4 +206,13 @@ func heldOff(w http.ResponseWriter, d time.Duration) *problem {
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	return &problem{Status: http.StatusTooManyRequests,
 		Detail: "too many failed sign-ins or unknown tokens from this address; try again in " + strconv.FormatInt(secs, 10) + " s"}
+}
+
+// failAuth records a failed sign-in or token check of r's client, and logs when the client's
+// hold-off starts: once per address and window, so guessing cannot flood the log.
+func (s *Server) failAuth(r *http.Request, client netip.Prefix) {
+	if s.throttle.fail(client) {
+		s.log.Warn().Str("client", client.String()).Str("path", r.URL.Path).Int("failures", s.cfg.AuthFailures.Limit).
+			Msg("holding off an address after repeated failed sign-ins or unknown tokens")
+	}
 }

@@ -51,10 +51,10 @@
 // webhook-timestamp and webhook-signature (the current secret and, during a rotation, the
 // previous one), and Authorization: Bearer <token> with an OAuth credential; on a 401 the token is
 // fetched again and the request sent once more, within the same attempt. Redirects are never
-// followed. History keeps the request with secret and credential-looking header values (webhook.Header.Masked) masked,
-// and up to MaxResponseBody (16 KiB) of the answer, on the attempt only: the delivery's request
-// as last built is its latest attempt's (the body is written once per attempt, not again on the
-// delivery).
+// followed. History keeps the request with the values of secret and credential-looking headers
+// masked (webhook.Header.Masked, webhook.Mask), and up to MaxResponseBody (16 KiB) of the answer,
+// on the attempt only: the delivery's request as last built is its latest attempt's (the body is
+// written once per attempt, not again on the delivery).
 //
 // # Isolation and throughput
 //

@@ -16,7 +16,8 @@ import (
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-// webhookInput is the body of create, update (PUT), patch and the unsaved test.
+// webhookInput is the body of create, update (PUT), patch, the unsaved test and the test of an
+// edited saved webhook.
 type webhookInput struct {
 	Name    string           `json:"name"`
 	URL     string           `json:"url"`

@@ -275,31 +275,44 @@ func (s *Server) listTokens(c *call) error {
 	return c.json(http.StatusOK, page)
 }
 
-// createToken makes a token for the caller; the plaintext is in this response only.
+// createToken makes a token for the caller; the plaintext is in this response only. Its lifetime
+// is expires_in_days, at most the server's TokenMaxLifetime, which is also what an omitted (or 0)
+// expires_in_days gets; only a server without a cap makes tokens that never expire.
 func (s *Server) createToken(c *call) error {
 	var in struct {
 		Name          string `json:"name"`
-		ExpiresInDays int    `json:"expires_in_days"` // 0: never
+		ExpiresInDays int    `json:"expires_in_days"` // 0: the longest allowed
 	}
 	if err := c.decode(&in, false); err != nil {
 		return err
 	}
 	e := &webhook.ValidationError{}
 	webhook.ValidateName(e, "name", in.Name)
-	if in.ExpiresInDays < 0 || in.ExpiresInDays > 3650 {
-		e.Add("expires_in_days", "must be from 0 (never) to 3650")
+	life := time.Duration(in.ExpiresInDays) * 24 * time.Hour
+	maxLife := s.cfg.TokenMaxLifetime
+	switch {
+	case in.ExpiresInDays < 0 || in.ExpiresInDays > 3650:
+		e.Add("expires_in_days", "must be from 1 to 3650, or 0 for the longest lifetime allowed")
+	case maxLife > 0 && life > maxLife:
+		e.Add("expires_in_days", "must be at most %d: API tokens live at most %s on this server (--token-max-lifetime)", int(maxLife/(24*time.Hour)), maxLife)
 	}
 	if err := e.Err(); err != nil {
 		return err
 	}
+	if life == 0 {
+		life = maxLife
+	}
 	var exp *time.Time
-	if in.ExpiresInDays > 0 {
-		t := time.Now().Add(time.Duration(in.ExpiresInDays) * 24 * time.Hour)
+	if life > 0 {
+		t := time.Now().Add(life)
 		exp = &t
 	}
 	var plain string
 	var t store.APIToken
 	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
+		if err := s.checkQuota(c.ctx, tx, c.p.CompanyID, store.QuotaAPITokens); err != nil {
+			return err
+		}
 		var err error
 		if plain, t, err = tx.APITokenCreate(c.ctx, c.p.CompanyID, c.p.MemberID, in.Name, exp); err != nil {
 			return err

@@ -85,6 +85,7 @@ func (s *Server) routes() []route {
 		{"GET", "/v1/tokens", accessMember, s.listTokens},
 		{"POST", "/v1/tokens", accessMember, s.createToken},
 		{"DELETE", "/v1/tokens/{id}", accessMember, s.revokeToken},
+		{"POST", "/v1/logout", accessMember, s.logout},
 		{"GET", "/v1/audit", accessMember, s.listAudit},
 	}
 }
@@ -113,8 +114,13 @@ func (s *Server) authorize(c *call, a access) error {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return &problem{Status: http.StatusUnauthorized, Detail: "send an API token: Authorization: Bearer <token>"}
 	}
+	client := s.throttle.client(c.r)
+	if d := s.throttle.wait(client); d > 0 {
+		return heldOff(c.w, d)
+	}
 	p, err := s.store.Authenticate(c.ctx, strings.TrimSpace(token))
 	if errors.Is(err, store.ErrNotFound) {
+		s.failAuth(c.r, client)
 		return &problem{Status: http.StatusUnauthorized, Detail: "the API token is unknown, revoked or expired"}
 	}
 	if err != nil {
@@ -155,6 +161,9 @@ type problem struct {
 	Errors   []webhook.FieldError `json:"errors,omitempty"`
 	// Webhooks names the webhooks that block deleting an OAuth credential.
 	Webhooks []store.WebhookRef `json:"webhooks,omitempty"`
+	// Limit names the quota a request went past (quota.go) and Max is its value.
+	Limit string `json:"limit,omitempty"`
+	Max   int    `json:"max,omitempty"`
 }
 
 func (p *problem) Error() string { return fmt.Sprintf("%d %s", p.Status, p.Detail) }

@@ -65,7 +65,7 @@ func TestWebhookLifecycle(t *testing.T) {
 	require.Equal(t, false, created["active"], "active defaults to false")
 	require.Equal(t, true, created["raw_data"], "raw_data defaults to true")
 	require.Regexp(t, `^whsec_`, created["secret"], "a manager sees the signing secret")
-	require.Equal(t, Mask, created["headers"].([]any)[1].(map[string]any)["value"], "secret header masked")
+	require.Equal(t, webhook.Mask, created["headers"].([]any)[1].(map[string]any)["value"], "secret header masked")
 	require.NotContains(t, fmt.Sprint(created), "header-secret")
 	require.Equal(t, float64(e.managerM.ID), created["created_by"])
 
@@ -84,7 +84,7 @@ func TestWebhookLifecycle(t *testing.T) {
 
 	// PUT replaces; sending the mask back keeps the secret header; active omitted → off.
 	put := hookBody("Renamed")
-	put["headers"] = []map[string]any{{"key": "X-Api-Key", "value": Mask, "secret": true}}
+	put["headers"] = []map[string]any{{"key": "X-Api-Key", "value": webhook.Mask, "secret": true}}
 	put["raw_data"] = false
 	put["params"] = []map[string]any{{"key": "email", "path": "data.email"}}
 	u := e.must(200, "PUT", fmt.Sprintf("/v1/webhooks/%d", id), e.owner, put)
@@ -252,9 +252,9 @@ func TestOAuthLifecycle(t *testing.T) {
 	})
 	id := int64(c["id"].(float64))
 	require.Equal(t, "POST", c["method"], "method defaults to POST")
-	require.Equal(t, Mask, c["client_secret"])
+	require.Equal(t, webhook.Mask, c["client_secret"])
 	require.Equal(t, true, c["client_secret_set"])
-	require.Equal(t, Mask, c["code"])
+	require.Equal(t, webhook.Mask, c["code"])
 	require.Equal(t, "", c["refresh_token"])
 	require.Equal(t, false, c["refresh_token_set"])
 	list := e.must(200, "GET", "/v1/oauth", e.viewer, nil)
@@ -270,8 +270,8 @@ func TestOAuthLifecycle(t *testing.T) {
 	require.Equal(t, "s3cret-value", stored.ClientSecret)
 	require.Equal(t, "code-value", stored.Code)
 	e.must(200, "PUT", fmt.Sprintf("/v1/oauth/%d", id), e.owner, map[string]any{
-		"name": "CRM 3", "token_url": "https://auth.example.com/token2", "grant_type": "authorization_code",
-		"client_id": "cid", "client_secret": Mask, "code": "new-code",
+		"name": "CRM 3", "token_url": "https://AUTH.example.com:443/token", "grant_type": "authorization_code",
+		"client_id": "cid", "client_secret": webhook.Mask, "code": "new-code",
 	})
 	stored, err = e.st.OAuthCredentialGet(e.ctx, "acme", id)
 	require.NoError(t, err)
@@ -339,13 +339,13 @@ func TestHistory(t *testing.T) {
 	require.Equal(t, "failed", d["state"])
 	require.Equal(t, "ada@example.com", d["payload"].(map[string]any)["data"].(map[string]any)["email"])
 	hdrs := d["request"].(map[string]any)["headers"].(map[string]any)
-	require.Equal(t, Mask, hdrs["Authorization"])
-	require.Equal(t, Mask, hdrs["X-Api-Key"])
+	require.Equal(t, webhook.Mask, hdrs["Authorization"])
+	require.Equal(t, webhook.Mask, hdrs["X-Api-Key"])
 	require.Equal(t, "application/json", hdrs["Content-Type"])
 	att := d["attempt_list"].([]any)
 	require.Len(t, att, 1)
 	require.Equal(t, 500.0, att[0].(map[string]any)["response_status"])
-	require.Equal(t, Mask, att[0].(map[string]any)["request"].(map[string]any)["headers"].(map[string]any)["Authorization"])
+	require.Equal(t, webhook.Mask, att[0].(map[string]any)["request"].(map[string]any)["headers"].(map[string]any)["Authorization"])
 	require.NotContains(t, string(e.do("GET", fmt.Sprintf("/v1/deliveries/%d", ids[1]), e.viewer, nil).raw), "live-token")
 
 	// Resync one: pending again, due now, dispatch woken.

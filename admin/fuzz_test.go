@@ -2,6 +2,8 @@ package admin
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -103,5 +105,24 @@ func FuzzCursor(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, c.ID, again.ID)
 		require.Equal(t, c.Name, again.Name)
+	})
+}
+
+// FuzzThrottleClient feeds the hold-off's client-address reading (the peer address and
+// X-Forwarded-For, both from outside) with arbitrary text: it never panics, and the key is always
+// a single address (/32) or an IPv6 /64, or the zero prefix when there is no address at all.
+func FuzzThrottleClient(f *testing.F) {
+	f.Add("10.0.0.2:5000", "198.51.100.1, 203.0.113.5")
+	f.Add("[2001:db8::1]:443", "::ffff:10.0.0.9, junk")
+	f.Add("pipe", ",,, ")
+	th := newThrottle(AuthFailureConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::ffff:0:0/96")}}, time.Now)
+	f.Fuzz(func(t *testing.T, remote, xff string) {
+		r := &http.Request{RemoteAddr: remote, Header: http.Header{"X-Forwarded-For": {xff}}}
+		p := th.client(r)
+		if p.IsValid() && p.Bits() != 32 && p.Bits() != 64 {
+			t.Fatalf("key %s from %q %q", p, remote, xff)
+		}
+		th.fail(p)
+		_ = th.wait(p)
 	})
 }

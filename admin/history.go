@@ -61,20 +61,17 @@ type deliveryDetailJSON struct {
 	Attempts []attemptJSON   `json:"attempt_list"`
 }
 
-// sensitiveHeaders are masked in history whatever dispatch recorded, with the webhook's secret
-// headers.
-var sensitiveHeaders = []string{"authorization", "proxy-authorization", "cookie"}
-
-// maskHeaderJSON masks the values of sensitive headers in a recorded header object (whatever the
-// shape of its values), so history never shows a secret even if a writer forgot to mask it.
+// maskHeaderJSON masks the values of credential-looking headers (webhook.CredentialHeader) and of
+// the webhook's secret headers (secret, lower-case names) in a recorded header object (whatever
+// the shape of its values), so history never shows a secret even if a writer forgot to mask it.
 func maskHeaderJSON(raw json.RawMessage, secret map[string]bool) json.RawMessage {
 	var hs map[string]any
 	if len(raw) == 0 || json.Unmarshal(raw, &hs) != nil {
 		return raw
 	}
 	for k := range hs {
-		if secret[strings.ToLower(k)] {
-			hs[k] = Mask
+		if secret[strings.ToLower(k)] || webhook.CredentialHeader(k) {
+			hs[k] = webhook.Mask
 		}
 	}
 	b, err := json.Marshal(hs)
@@ -179,9 +176,6 @@ func (s *Server) getDelivery(c *call) error {
 		return err
 	}
 	secret := map[string]bool{}
-	for _, h := range sensitiveHeaders {
-		secret[h] = true
-	}
 	if w, err := s.store.WebhookGet(c.ctx, c.p.CompanyID, d.WebhookID); err == nil {
 		for _, h := range w.Headers {
 			if h.Secret {

@@ -43,7 +43,7 @@ type hostileCase struct {
 func TestHostileRequests(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	strict := New(Config{API: true}, e.st, e.tester, zerolog.Nop(), prometheus.NewRegistry())
+	strict := New(Config{API: true, TokenMaxLifetime: 90 * 24 * time.Hour}, e.st, e.tester, zerolog.Nop(), prometheus.NewRegistry())
 	srv := httptest.NewServer(strict.Handler())
 	t.Cleanup(srv.Close)
 
@@ -278,7 +278,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "header webhook-id", method: "POST", path: W, body: hdr("Webhook-Id", "msg_forged"), status: 422, field: "headers[0].key"},
 		{name: "duplicate header keys", method: "POST", path: W, body: good(map[string]any{"headers": []map[string]any{{"key": "X-A", "value": "1"}, {"key": "x-a", "value": "2"}}}), status: 422, field: "headers[1].key"},
 		{name: "Authorization with OAuth", method: "POST", path: W, body: good(map[string]any{"oauth_id": cred.ID, "headers": []map[string]any{{"key": "authorization", "value": "Bearer x"}}}), status: 422, field: "headers[0].key"},
-		{name: "secret header mask without stored value", method: "POST", path: W, body: good(map[string]any{"headers": []map[string]any{{"key": "X-New", "value": Mask, "secret": true}}}), status: 422, field: "headers[0].value"},
+		{name: "secret header mask without stored value", method: "POST", path: W, body: good(map[string]any{"headers": []map[string]any{{"key": "X-New", "value": webhook.Mask, "secret": true}}}), status: 422, field: "headers[0].value"},
 
 		// Params.
 		{name: "duplicate param keys", method: "POST", path: W, body: good(map[string]any{"params": []map[string]any{{"key": "e", "path": "data.a"}, {"key": "e", "path": "data.b"}}}), status: 422, field: "params[1].key"},
@@ -408,6 +408,26 @@ func TestHostileRequests(t *testing.T) {
 		{name: "POST on /v1/me", method: "POST", path: "/v1/me", body: map[string]any{}, status: 405},
 		{name: "PATCH on roles", method: "PATCH", path: "/v1/roles", body: map[string]any{}, status: 405},
 		{name: "DELETE a member", method: "DELETE", path: fmt.Sprintf("/v1/members/%d", e.viewerM.ID), status: 405},
+
+		// Stored secrets never follow a new destination (the hook's X-Api-Key, cred's client secret).
+		{name: "PATCH of the URL alone keeps a stored secret", method: "PATCH", path: hp, body: map[string]any{"url": "https://evil.example.net/in"}, status: 422, field: "headers[0].value"},
+		{name: "PUT of a new URL with the mask", method: "PUT", path: hp, body: good(map[string]any{"url": "https://evil.example.net/in", "headers": []map[string]any{{"key": "X-Api-Key", "value": webhook.Mask, "secret": true}}}), status: 422, field: "headers[0].value"},
+		{name: "PUT of a new path on the same host with the mask", method: "PUT", path: hp, body: good(map[string]any{"url": "https://hooks.example.com/in/other-tenant", "headers": []map[string]any{{"key": "X-Api-Key", "value": "", "secret": true}}}), status: 422, field: "headers[0].value"},
+		{name: "test of the edited webhook with a new URL and the mask", method: "POST", path: hp + "/test", body: good(map[string]any{"url": "https://evil.example.net/in", "headers": []map[string]any{{"key": "x-api-key", "value": webhook.Mask}}}), status: 422, field: "headers[0].value"},
+		{name: "test of the edited webhook with an array body", method: "POST", path: hp + "/test", body: "[]", status: 400},
+		{name: "test of the edited webhook with an unknown field", method: "POST", path: hp + "/test", body: good(map[string]any{"secret": "whsec_x"}), status: 400, field: "secret"},
+		{name: "OAuth PATCH of the token URL alone keeps the client secret", method: "PATCH", path: fmt.Sprintf("/v1/oauth/%d", cred.ID), body: map[string]any{"token_url": "https://evil.example.net/token"}, status: 422, field: "client_secret"},
+		{name: "OAuth PUT of a new token URL with the mask", method: "PUT", path: fmt.Sprintf("/v1/oauth/%d", cred.ID), body: oauth(map[string]any{"name": "acme-cred", "token_url": "https://evil.example.net/token", "client_secret": webhook.Mask}), status: 422, field: "client_secret"},
+
+		// Lifetimes (the list quotas are the 51 headers and 101 params above).
+		{name: "token expires_in_days past the max lifetime", method: "POST", path: "/v1/tokens", body: map[string]any{"name": "t", "expires_in_days": 91}, status: 422, field: "expires_in_days"},
+
+		// Sessions.
+		{name: "logout with an unknown token", method: "POST", path: "/v1/logout", token: "whk_not-a-token", status: 401},
+		{name: "logout without a token", method: "POST", path: "/v1/logout", token: "-", status: 401},
+		{name: "login with a numeric code", method: "POST", path: "/v1/login", token: "-", body: map[string]any{"code": 5}, status: 400, field: "code"},
+		{name: "login with an unknown code", method: "POST", path: "/v1/login", token: "-", body: map[string]any{"code": "whl_guess"}, status: 401},
+		{name: "login with an unknown field", method: "POST", path: "/v1/login", token: "-", body: map[string]any{"code": "whl_guess", "member_id": 1}, status: 400, field: "member_id"},
 
 		// Authentication.
 		{name: "no token", method: "POST", path: W, body: good(nil), token: "-", status: 401},

@@ -13,7 +13,9 @@ import (
 
 // oauthInput is the body of OAuth create, update (PUT) and patch. Secrets (client_secret, code,
 // refresh_token) are write-only: left out or sent as the mask they keep the stored value, an
-// empty string clears it.
+// empty string clears it. A stored secret is kept only while token_url names the same
+// destination (webhook.SameDestination); a request that changes it must give each stored secret
+// again (or clear it).
 type oauthInput struct {
 	Name         string             `json:"name"`
 	TokenURL     string             `json:"token_url"`
@@ -34,7 +36,9 @@ func oauthInputOf(c webhook.OAuthCredential) oauthInput {
 	}
 }
 
-func (in oauthInput) apply(c *webhook.OAuthCredential) {
+// apply sets c's fields from the input; kept names the stored secrets it left in place (nil or
+// the mask given), so the caller can refuse them when the token URL changed.
+func (in oauthInput) apply(c *webhook.OAuthCredential) (kept []string) {
 	c.Name, c.TokenURL, c.GrantType, c.ClientID, c.Scope = in.Name, in.TokenURL, in.GrantType, in.ClientID, in.Scope
 	c.Method = strings.ToUpper(in.Method)
 	if c.Method == "" {
@@ -45,13 +49,31 @@ func (in oauthInput) apply(c *webhook.OAuthCredential) {
 		c.ExtraParams = []webhook.KeyValue{}
 	}
 	for _, f := range []struct {
-		in  *string
-		dst *string
-	}{{in.ClientSecret, &c.ClientSecret}, {in.Code, &c.Code}, {in.RefreshToken, &c.RefreshToken}} {
-		if f.in != nil && *f.in != Mask {
+		name string
+		in   *string
+		dst  *string
+	}{{"client_secret", in.ClientSecret, &c.ClientSecret}, {"code", in.Code, &c.Code}, {"refresh_token", in.RefreshToken, &c.RefreshToken}} {
+		switch {
+		case f.in != nil && *f.in != webhook.Mask:
 			*f.dst = *f.in
+		case *f.dst != "":
+			kept = append(kept, f.name)
 		}
 	}
+	return kept
+}
+
+// checkTokenDestination refuses to carry the stored secrets (kept, from apply) over to a new
+// token URL: each must be given again, or cleared with "".
+func checkTokenDestination(oldURL, newURL string, kept []string) error {
+	if len(kept) == 0 || webhook.SameDestination(oldURL, newURL) {
+		return nil
+	}
+	e := &webhook.ValidationError{}
+	for _, f := range kept {
+		e.Add(f, newDestinationMsg, "token URL")
+	}
+	return e
 }
 
 // oauthJSON is a credential as the API returns it: secrets masked, with a flag saying whether one
@@ -81,7 +103,7 @@ func masked(v string) (string, bool) {
 	if v == "" {
 		return "", false
 	}
-	return Mask, true
+	return webhook.Mask, true
 }
 
 func oauthOut(c webhook.OAuthCredential) oauthJSON {
@@ -137,6 +159,9 @@ func (s *Server) createOAuth(c *call) error {
 	}
 	var out webhook.OAuthCredential
 	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
+		if err := s.checkQuota(c.ctx, tx, c.p.CompanyID, store.QuotaOAuthCredentials); err != nil {
+			return err
+		}
 		var err error
 		if out, err = tx.OAuthCredentialCreate(c.ctx, cr, &c.p.MemberID); err != nil {
 			return err
@@ -173,7 +198,10 @@ func (s *Server) updateOAuth(c *call, patch bool) error {
 		return err
 	}
 	cr := old
-	in.apply(&cr)
+	kept := in.apply(&cr)
+	if err := checkTokenDestination(old.TokenURL, cr.TokenURL, kept); err != nil {
+		return err
+	}
 	if err := cr.Validate(s.oauthRules()); err != nil {
 		return err
 	}

@@ -41,6 +41,9 @@ func TestPermissionMatrix(t *testing.T) {
 		scoped bool
 		// want overrides the expected status per caller.
 		want map[int]int
+		// fresh: the call spends its token (sign-out), so each caller makes it with a new token of
+		// its own member.
+		fresh bool
 	}
 	cases := map[string]tc{
 		"GET /v1/me":             {ok: 200, setup: func() (string, any) { return "/v1/me", nil }},
@@ -93,8 +96,13 @@ func TestPermissionMatrix(t *testing.T) {
 			require.NoError(t, err)
 			return fmt.Sprintf("/v1/tokens/%d", tok.ID), nil
 		}, want: map[int]int{manager: 404, other: 404}},
-		"GET /v1/audit": {ok: 200, setup: func() (string, any) { return "/v1/audit", nil }},
+		"GET /v1/audit":   {ok: 200, setup: func() (string, any) { return "/v1/audit", nil }},
+		"POST /v1/logout": {ok: 204, fresh: true, setup: func() (string, any) { return "/v1/logout", nil }},
 	}
+	members := map[int]struct {
+		company string
+		id      int64
+	}{owner: {"acme", e.ownerM.ID}, manager: {"acme", e.managerM.ID}, viewer: {"acme", e.viewerM.ID}, other: {"other", e.otherM.ID}}
 
 	srv := &Server{}
 	seen := map[string]bool{}
@@ -115,6 +123,11 @@ func TestPermissionMatrix(t *testing.T) {
 			}
 			if w, ok := c.want[who]; ok {
 				want = w
+			}
+			if m, ok := members[who]; ok && c.fresh {
+				var err error
+				token, _, err = e.st.APITokenCreate(e.ctx, m.company, m.id, "fresh", nil)
+				require.NoError(t, err)
 			}
 			path, body := c.setup()
 			r := e.do(rt.method, path, token, body)

@@ -136,7 +136,7 @@ func TestHistoryHoldsNoSecrets(t *testing.T) {
 			if c.want != "" {
 				require.Contains(t, aerr, c.want, c.w.Name)
 			} else {
-				require.Contains(t, body, "bad key ********", c.w.Name)
+				require.Contains(t, body, "bad key ••••••", c.w.Name)
 			}
 			n++
 		}

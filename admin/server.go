@@ -40,6 +40,16 @@ type Config struct {
 	AllowNets []netip.Prefix
 	// SecretOverlap is how long a rotated-out signing secret keeps signing. Default 24h.
 	SecretOverlap time.Duration
+	// Quotas are the per-company limits (quota.go); zero fields take their defaults.
+	Quotas Quotas
+	// TokenMaxLifetime caps the lifetime of API tokens created through the API: a token asked
+	// for without an expiry, or for longer, gets (or is refused past) this much. Zero: no cap, and
+	// a token may never expire — the operator's explicit choice (the --token-max-lifetime flag
+	// defaults to 90 days).
+	TokenMaxLifetime time.Duration
+	// AuthFailures slows down repeated failed sign-ins and token checks from one address
+	// (throttle.go); zero fields take their defaults.
+	AuthFailures AuthFailureConfig
 }
 
 // Tester sends one test request for a webhook, saved or not, with an OAuth credential when the
@@ -62,6 +72,7 @@ type Server struct {
 	log      zerolog.Logger
 	gatherer prometheus.Gatherer
 	ready    []ReadyFunc
+	throttle *throttle
 	stopping atomic.Bool
 	mux      *http.ServeMux
 }
@@ -78,7 +89,10 @@ func New(cfg Config, st *store.Store, tester Tester, log zerolog.Logger, gathere
 	if cfg.SecretOverlap == 0 {
 		cfg.SecretOverlap = 24 * time.Hour
 	}
-	s := &Server{cfg: cfg, store: st, tester: tester, guard: netguard.New(cfg.AllowNets), log: log, gatherer: gatherer, ready: ready, mux: http.NewServeMux()}
+	cfg.Quotas.defaults()
+	cfg.AuthFailures.defaults()
+	s := &Server{cfg: cfg, store: st, tester: tester, guard: netguard.New(cfg.AllowNets), log: log, gatherer: gatherer, ready: ready,
+		throttle: newThrottle(cfg.AuthFailures, time.Now), mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))

@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/relay/webhook"
 )
 
 // TestWebPageServed checks the embedded page: / is index.html, /ui/… are the assets with their
@@ -67,4 +69,18 @@ func TestWebPageServed(t *testing.T) {
 	resp, body = get("/v1/nope")
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 	require.NotContains(t, body, "<html", "unknown API paths are not answered by the page")
+}
+
+// TestWebMask keeps the page's mask equal to the API's (webhook.Mask): the page recognises a
+// stored secret by it and sends it back to keep the stored value.
+func TestWebMask(t *testing.T) {
+	t.Parallel()
+	dom, err := webAssets.ReadFile("web/dom.js")
+	require.NoError(t, err)
+	require.Contains(t, string(dom), "export const MASK = '"+webhook.Mask+"';")
+	for _, f := range []string{"web/oauth.js", "web/webhook-form.js", "web/history.js", "web/webhooks.js", "web/app.js"} {
+		js, err := webAssets.ReadFile(f)
+		require.NoError(t, err)
+		require.NotContains(t, string(js), webhook.Mask, "%s spells the mask itself instead of importing MASK", f)
+	}
 }

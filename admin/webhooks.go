@@ -16,11 +16,8 @@ import (
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-// Mask stands in for a secret value in responses. Sending it back in an update keeps the stored
-// value.
-const Mask = "••••••"
-
-// webhookInput is the body of create, update (PUT), patch and the unsaved test.
+// webhookInput is the body of create, update (PUT), patch, the unsaved test and the test of an
+// edited saved webhook.
 type webhookInput struct {
 	Name    string           `json:"name"`
 	URL     string           `json:"url"`
@@ -33,18 +30,20 @@ type webhookInput struct {
 	Active  *bool            `json:"active"` // default false
 }
 
-// inputOf is the input that reproduces w, secret header values masked: PATCH decodes onto it.
+// inputOf is the input that reproduces w, masked header values masked: PATCH decodes onto it.
 func inputOf(w webhook.Webhook) webhookInput {
 	in := webhookInput{
 		Name: w.Name, URL: w.URL, Method: w.Method, Event: w.EventKey, OAuthID: w.OAuthID,
-		Headers: maskHeaders(w.Headers), RawData: &w.RawData, Params: w.Params, Active: &w.Active,
+		Headers: webhook.MaskHeaders(w.Headers), RawData: &w.RawData, Params: w.Params, Active: &w.Active,
 	}
 	return in
 }
 
-// apply sets the user-editable fields of w from the input. Secret headers whose value is empty or
-// the mask keep the value stored under the same name in old (nil for a new webhook).
-func (in webhookInput) apply(w *webhook.Webhook, old []webhook.Header) {
+// apply sets the user-editable fields of w from the input. A header whose value is the mask (or a
+// secret header left empty) keeps the value stored under the same name in old (nil for a new
+// webhook) when that one is masked in reads (webhook.Header.Masked); kept lists the indexes of the
+// headers that did, so the caller can refuse them when the destination changed.
+func (in webhookInput) apply(w *webhook.Webhook, old []webhook.Header) (kept []int) {
 	w.Name, w.URL, w.Method, w.EventKey, w.OAuthID = in.Name, in.URL, in.Method, in.Event, in.OAuthID
 	w.RawData = in.RawData == nil || *in.RawData
 	w.Active = in.Active != nil && *in.Active
@@ -54,36 +53,45 @@ func (in webhookInput) apply(w *webhook.Webhook, old []webhook.Header) {
 	}
 	w.Headers = make([]webhook.Header, len(in.Headers))
 	for i, h := range in.Headers {
-		if h.Value == Mask || (h.Secret && h.Value == "") {
+		if h.Value == webhook.Mask || (h.Secret && h.Value == "") {
 			for _, o := range old {
-				if o.Secret && strings.EqualFold(o.Key, h.Key) {
+				if o.Masked() && strings.EqualFold(o.Key, h.Key) {
 					h.Value = o.Value
+					kept = append(kept, i)
 					break
 				}
 			}
 		}
 		w.Headers[i] = h
 	}
+	return kept
 }
 
 // checkSecretHeaders reports secret headers left without a value.
 func checkSecretHeaders(e *webhook.ValidationError, hs []webhook.Header) {
 	for i, h := range hs {
-		if h.Value == Mask || (h.Secret && h.Value == "") {
+		if h.Value == webhook.Mask || (h.Secret && h.Value == "") {
 			e.Add(fmt.Sprintf("headers[%d].value", i), "is required (a secret header keeps its value only when one is stored under the same name)")
 		}
 	}
 }
 
-func maskHeaders(hs []webhook.Header) []webhook.Header {
-	out := make([]webhook.Header, len(hs))
-	for i, h := range hs {
-		if h.Secret {
-			h.Value = Mask
-		}
-		out[i] = h
+// newDestinationMsg explains the field error of a stored secret the request did not give again
+// although the destination changed.
+const newDestinationMsg = "type the value again: the %s changed, and a stored secret is never sent to a destination chosen after it was stored"
+
+// checkDestination refuses to carry stored header values (kept, from apply) over to a new
+// destination: when oldURL and newURL differ (webhook.SameDestination), each kept header must be
+// given again. Nothing is stored or sent when it answers an error.
+func checkDestination(oldURL, newURL string, kept []int) error {
+	if len(kept) == 0 || webhook.SameDestination(oldURL, newURL) {
+		return nil
 	}
-	return out
+	e := &webhook.ValidationError{}
+	for _, i := range kept {
+		e.Add(fmt.Sprintf("headers[%d].value", i), newDestinationMsg, "URL")
+	}
+	return e
 }
 
 // webhookJSON is a webhook as the API returns it.
@@ -116,7 +124,7 @@ type webhookJSON struct {
 func webhookOut(w webhook.Webhook, p store.Principal, counts *store.DeliveryCounts) webhookJSON {
 	out := webhookJSON{
 		ID: w.ID, Name: w.Name, URL: w.URL, Method: w.Method, Event: w.EventKey, OAuthID: w.OAuthID,
-		Headers: maskHeaders(w.Headers), RawData: w.RawData, Params: w.Params, Active: w.Active,
+		Headers: webhook.MaskHeaders(w.Headers), RawData: w.RawData, Params: w.Params, Active: w.Active,
 		LastSentAt: w.LastSentAt, LastStatus: w.LastStatus, FailingSince: w.FailingSince,
 		DisabledReason: w.DisabledReason, DisabledAt: w.DisabledAt, Counts: counts,
 		CreatedBy: w.CreatedBy, UpdatedBy: w.UpdatedBy, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
@@ -131,9 +139,11 @@ func webhookOut(w webhook.Webhook, p store.Principal, counts *store.DeliveryCoun
 }
 
 // rules are the validation rules of this server: the live catalog and the address allow-list.
-// keepEvent is an event the webhook already has, accepted even when retired.
-func (s *Server) rules(ctx context.Context, keepEvent string) (webhook.Rules, error) {
-	types, err := s.store.EventTypeList(ctx)
+// keepEvent is an event the webhook already has, accepted even when retired. db is the store or
+// the caller's transaction: a transaction must not wait for a second pool connection, or
+// concurrent requests holding every connection would wait for each other forever.
+func (s *Server) rules(ctx context.Context, db *store.Store, keepEvent string) (webhook.Rules, error) {
+	types, err := db.EventTypeList(ctx)
 	if err != nil {
 		return webhook.Rules{}, err
 	}
@@ -148,7 +158,10 @@ func (s *Server) rules(ctx context.Context, keepEvent string) (webhook.Rules, er
 
 // validateWebhook checks w and that its credential belongs to the company (404 otherwise).
 func (s *Server) validateWebhook(ctx context.Context, tx *store.Store, w *webhook.Webhook, keepEvent string) error {
-	rules, err := s.rules(ctx, keepEvent)
+	if err := s.checkListQuotas(w); err != nil {
+		return err
+	}
+	rules, err := s.rules(ctx, tx, keepEvent)
 	if err != nil {
 		return err
 	}
@@ -310,6 +323,9 @@ func (s *Server) createWebhook(c *call) error {
 		if err := s.validateWebhook(c.ctx, tx, &w, ""); err != nil {
 			return err
 		}
+		if err := s.checkQuota(c.ctx, tx, c.p.CompanyID, store.QuotaWebhooks); err != nil {
+			return err
+		}
 		var err error
 		if out, err = tx.WebhookCreate(c.ctx, w, &c.p.MemberID); err != nil {
 			return err
@@ -342,7 +358,10 @@ func (s *Server) updateWebhook(c *call, patch bool) error {
 		return err
 	}
 	w := old
-	in.apply(&w, old.Headers)
+	kept := in.apply(&w, old.Headers)
+	if err := checkDestination(old.URL, w.URL, kept); err != nil {
+		return err
+	}
 	var out webhook.Webhook
 	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
 		if err := s.validateWebhook(c.ctx, tx, &w, old.EventKey); err != nil {
@@ -430,6 +449,9 @@ func (s *Server) duplicateWebhook(c *call) error {
 	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
 		w, err := tx.WebhookGet(c.ctx, c.p.CompanyID, id)
 		if err != nil {
+			return err
+		}
+		if err := s.checkQuota(c.ctx, tx, c.p.CompanyID, store.QuotaWebhooks); err != nil {
 			return err
 		}
 		cp := webhook.Webhook{
@@ -533,9 +555,27 @@ func (s *Server) runTest(c *call, w webhook.Webhook) error {
 	return c.json(http.StatusOK, res)
 }
 
+// testSaved sends a saved webhook once. With a body (the webhook's form as edited, the shape of
+// PUT) it sends the edited webhook instead, without saving it: the mask keeps a stored header
+// value as an update would, and only while the URL is the stored one (checkDestination).
 func (s *Server) testSaved(c *call) error {
-	w, err := s.pathWebhook(c)
+	old, err := s.pathWebhook(c)
 	if err != nil {
+		return err
+	}
+	var in *webhookInput
+	if err := c.decode(&in, true); err != nil {
+		return err
+	}
+	if in == nil {
+		return s.runTest(c, old)
+	}
+	w := old
+	kept := in.apply(&w, old.Headers)
+	if err := checkDestination(old.URL, w.URL, kept); err != nil {
+		return err
+	}
+	if err := s.validateWebhook(c.ctx, s.store, &w, old.EventKey); err != nil {
 		return err
 	}
 	return s.runTest(c, w)

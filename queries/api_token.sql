@@ -26,3 +26,9 @@ FROM walhook.api_token WHERE company_id = $1 ORDER BY id;
 -- name: APITokenRevoke :execrows
 UPDATE walhook.api_token SET revoked_at = now()
 WHERE company_id = $1 AND id = $2 AND revoked_at IS NULL;
+
+-- APITokenCountActive counts a company's tokens that still authenticate (not revoked, not
+-- expired), for the quota.
+-- name: APITokenCountActive :one
+SELECT count(*)::bigint FROM walhook.api_token
+WHERE company_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now());

@@ -28,3 +28,7 @@ UPDATE walhook.oauth_credential SET
     updated_by = sqlc.narg('updated_by'), updated_at = now()
 WHERE company_id = @company_id AND id = @id
 RETURNING *;
+
+-- OAuthCredentialCountByCompany counts a company's OAuth credentials, for the quota.
+-- name: OAuthCredentialCountByCompany :one
+SELECT count(*)::bigint FROM walhook.oauth_credential WHERE company_id = $1;

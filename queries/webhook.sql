@@ -116,3 +116,7 @@ UPDATE walhook.webhook SET
     updated_by = sqlc.narg('updated_by'), updated_at = now()
 WHERE company_id = @company_id AND id = @id
 RETURNING *;
+
+-- WebhookCountByCompany counts a company's webhooks, for the quota.
+-- name: WebhookCountByCompany :one
+SELECT count(*)::bigint FROM walhook.webhook WHERE company_id = $1;

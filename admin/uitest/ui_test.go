@@ -2,6 +2,7 @@ package uitest
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,15 @@ func TestWebPage(t *testing.T) {
 	require.Equal(t, mask, b.eval(`document.querySelector('#oauth-form input[name=client_secret]').value`), "secrets are masked once saved")
 	require.Equal(t, mask, b.eval(`document.querySelector('#oauth-form input[name=code]').value`))
 	b.shot("oauth-edit", false)
+	// A new OAuth URL clears the saved secrets and asks for them again; the old URL brings them back.
+	setURL := `(u) => { const i = document.querySelector('#oauth-form input[name=token_url]'); i.value = u; i.dispatchEvent(new Event('input', {bubbles: true})); return true; }`
+	b.eval(`(` + setURL + `)('https://evil.example.net/token')`)
+	b.visible(`#oauth-form [id$="-secrets-again"]`)
+	require.Equal(t, "", b.eval(`document.querySelector('#oauth-form input[name=client_secret]').value`))
+	require.Equal(t, "", b.eval(`document.querySelector('#oauth-form input[name=code]').value`))
+	b.eval(`(` + setURL + `)('https://auth.example.com/oauth/token')`)
+	require.Equal(t, mask, b.eval(`document.querySelector('#oauth-form input[name=client_secret]').value`))
+	require.Equal(t, true, b.eval(`document.querySelector('#oauth-form [id$="-secrets-again"]').hidden`))
 
 	// Add Webhook: saving an empty form shows the API's errors next to their fields.
 	b.click(`nav a[href="#/webhooks"]`)
@@ -200,6 +210,32 @@ func TestWebPage(t *testing.T) {
 	b.until("two attempts", `[...document.querySelectorAll('#deliveries tbody tr td.num')].some(td => td.textContent === '2')`, 20*time.Second)
 	b.visible("#resync-failed")
 
+	// Edit: Test sends the saved secret header while the URL is the saved one (the mask stands
+	// for it), and asks for it again when the URL changes: a saved secret never goes to a new
+	// address.
+	b.click(`nav a[href="#/webhooks"]`)
+	b.click(`a[aria-label="Edit Contacts to CRM"]`)
+	b.visible("#webhook-form")
+	require.Equal(t, mask, b.eval(`document.getElementById('h-val-0').value`))
+	b.fill("#f-name", "Contacts to CRM, edited")
+	b.click("#test")
+	b.until("the edited test", `(document.querySelector('#test-result .result')||{}).textContent?.includes('Test succeeded')`, 20*time.Second)
+	tested := rc.waitFor(t, "grace@example.com", 3, 10*time.Second)
+	require.Equal(t, "k-123", tested[2].Header.Get("X-Api-Key"), "the edited test sends the saved secret")
+	// Typed as a user would (chromedp's Clear does not empty a type=url field): one input event.
+	b.eval(fmt.Sprintf(`(() => { const u = document.getElementById('f-url'); u.value = %q; u.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`, rc.srv.URL+"/hooks/elsewhere"))
+	b.visible("#secrets-again")
+	require.Equal(t, "", b.eval(`document.getElementById('h-val-0').value`), "the saved value is not kept for a new URL")
+	b.click("#test")
+	b.until("the field error", `document.getElementById('err-headers-0-value').textContent.includes('URL changed')`, 10*time.Second)
+	b.fill("#h-val-0", "k-123")
+	b.click("#test")
+	b.until("the test to the new URL", `(document.querySelector('#test-result .result')||{}).textContent?.includes('Test succeeded')`, 20*time.Second)
+	moved := rc.waitFor(t, "grace@example.com", 4, 10*time.Second)
+	require.Equal(t, "/hooks/elsewhere", moved[3].Path)
+	require.Equal(t, "k-123", moved[3].Header.Get("X-Api-Key"))
+	b.click(`#webhook-form a[href="#/webhooks"]`)
+
 	// Listing with last sent time and status; Duplicate, then Delete with a confirmation.
 	b.click(`nav a[href="#/webhooks"]`)
 	b.visible(row)
@@ -242,6 +278,14 @@ func TestWebPage(t *testing.T) {
 	b.click("#signout")
 	b.visible("#token")
 	require.Equal(t, nil, b.eval(`sessionStorage.getItem('walhook.token')`))
+	// Sign-out revoked the token on the server (POST /v1/logout): it no longer works.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/v1/me", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+d.token)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode, "the signed-out token is revoked")
 	b.fill("#token", samToken+"\r") // Enter submits: the form works from the keyboard
 	b.visible("#readonly-notice")
 	b.visible(row)

@@ -73,6 +73,21 @@ class App {
     this.begin(token);
   }
 
+  /** signOut revokes the session's token on the server (POST /v1/logout), then forgets it. */
+  async signOut() {
+    const api = this.api;
+    this.api = null;
+    try {
+      await client(session.get())('POST', '/logout');
+    } catch (e) {
+      // Already revoked or expired, or the server is unreachable: the browser forgets it anyway.
+    }
+    session.clear();
+    this.me = null;
+    history.replaceState(null, '', location.pathname);
+    this.signIn(api ? 'You are signed out; the token no longer works.' : undefined);
+  }
+
   begin(token) {
     this.api = client(token, () => {
       session.clear();
@@ -124,7 +139,7 @@ class App {
     h('div', { class: 'field' },
       h('label', { for: 'token' }, 'API token'),
       input,
-      h('p', { class: 'hint', id: 'token-hint' }, 'A token starts with whk_. Create one with ', h('code', {}, 'walhook token create'), ', or open the sign-in link that ', h('code', {}, 'walhook dev'), ' prints.')),
+      h('p', { class: 'hint', id: 'token-hint' }, 'A token starts with whk_. Create one with ', h('code', {}, 'walhook token create'), ', or open the sign-in link that ', h('code', {}, 'walhook dev'), ' prints. Signing out revokes the token the page holds.')),
     error,
     button);
     this.root.replaceChildren(h('main', { id: 'main', class: 'signin' },
@@ -152,7 +167,7 @@ class App {
         h('span', { class: 'company' }, me.company.name),
         h('span', { class: 'spacer' }),
         h('span', { class: 'who' }, h('strong', {}, me.member.name || me.member.email), h('br'), role),
-        h('button', { type: 'button', class: 'small', id: 'signout', onclick: () => { session.clear(); this.me = null; history.replaceState(null, '', location.pathname); this.signIn(); } }, 'Sign out')),
+        h('button', { type: 'button', class: 'small', id: 'signout', onclick: () => this.signOut() }, 'Sign out')),
       h('nav', { class: 'sidenav', 'aria-label': 'Main' },
         h('h2', {}, 'Settings'),
         h('ul', {}, this.navLinks.map((a) => h('li', {}, a)))),

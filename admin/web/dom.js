@@ -3,6 +3,12 @@
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
+/**
+ * MASK is the API's stand-in for a stored secret (relay/webhook.Mask; admin's TestWebMask keeps
+ * them equal). Sent back, it keeps the stored value while the destination is unchanged.
+ */
+export const MASK = '••••••';
+
 function setAttrs(el, attrs, svg) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;

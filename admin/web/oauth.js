@@ -1,9 +1,8 @@
 // Settings → OAuth: the credentials list (two "Add OAuth" buttons when empty) and the form.
 
-import { h, field, option, fmtTime, fmtShort } from './dom.js';
+import { h, field, option, fmtTime, fmtShort, MASK } from './dom.js';
 import { showErrors } from './form.js';
 
-const MASK = '••••••';
 const GRANTS = [
   ['authorization_code', 'authorization_code'],
   ['client_credentials', 'client_credentials'],
@@ -96,6 +95,22 @@ export async function oauthForm(ctx, c, { onSaved, onCancel }) {
   const code = secretInput('code', c && c.code_set);
   const refresh = secretInput('refresh_token', c && c.refresh_token_set);
   const scope = h('input', { type: 'text', name: 'scope', value: v.scope, autocomplete: 'off', disabled: ro });
+  // A saved secret is never sent to a token URL chosen after it was stored: when the URL changes,
+  // the masked secrets are cleared and must be typed again; back to the saved URL, they are kept.
+  const secretsAgain = h('p', { class: 'hint warn wide', id: p + '-secrets-again', role: 'status', hidden: true },
+    'The OAuth URL changed: type the hidden secrets again. walhook never sends a saved secret to a new address.');
+  url.addEventListener('input', () => {
+    if (!c) return;
+    const changed = url.value.trim() !== c.token_url;
+    let again = false;
+    for (const [input, set] of [[clientSecret, c.client_secret_set], [code, c.code_set], [refresh, c.refresh_token_set]]) {
+      if (!set) continue;
+      if (changed && input.value === MASK) { input.value = ''; input.dataset.again = '1'; input.placeholder = 'Type it again: the OAuth URL changed'; }
+      if (!changed && input.dataset.again && input.value === '') { input.value = MASK; delete input.dataset.again; input.placeholder = 'Saved — type to replace'; }
+      again = again || !!input.dataset.again;
+    }
+    secretsAgain.hidden = !(again && changed);
+  });
   const refreshField = field({ label: 'refresh_token', id: p + '-refresh', name: 'refresh_token', control: refresh, hint: 'Needed for the refresh_token grant.' });
   const syncGrant = () => { refreshField.hidden = grant.value !== 'refresh_token' && !(c && c.refresh_token_set); };
   grant.addEventListener('change', syncGrant);
@@ -129,6 +144,7 @@ export async function oauthForm(ctx, c, { onSaved, onCancel }) {
   field({ label: 'OAuth name', id: p + '-name', name: 'name', control: name, required: true }),
   field({ label: 'OAuth URL', id: p + '-url', name: 'token_url', control: url, required: true, hint: 'The token endpoint.' }),
   field({ label: 'Method', id: p + '-method', name: 'method', control: method }),
+  secretsAgain,
   h('fieldset', { class: 'wide' },
     h('legend', {}, 'Query parameters'),
     h('div', { class: 'inner-grid' },

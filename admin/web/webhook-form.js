@@ -1,11 +1,10 @@
 // Add / Edit Webhook: every field of the product's form, Test with the response inline, Save.
 
-import { h, field, option, switchInput, errId, pretty } from './dom.js';
+import { h, field, option, switchInput, errId, pretty, MASK } from './dom.js';
 import { showErrors, clearErrors } from './form.js';
 import { oauthForm } from './oauth.js';
 
 const METHODS = ['POST', 'GET', 'PUT', 'PATCH', 'DELETE'];
-const MASK = '••••••';
 
 /** samplePaths lists the fields a parameter can take: the envelope's and the sample row's. */
 export function samplePaths(sample) {
@@ -80,9 +79,9 @@ export async function webhookForm(ctx, id) {
   function renderHeaders() {
     headerRows.replaceChildren(...state.headers.map((hd, i) => {
       const k = h('input', { type: 'text', id: `h-key-${i}`, value: hd.key, placeholder: 'X-Api-Key', autocomplete: 'off', spellcheck: 'false', disabled: ro, 'aria-describedby': errId(`headers[${i}].key`), oninput: (e) => { hd.key = e.target.value; } });
-      const masked = hd.secret && hd.value === MASK;
-      const v = h('input', { type: hd.secret ? 'password' : 'text', id: `h-val-${i}`, value: hd.value, autocomplete: 'off', spellcheck: 'false', disabled: ro,
-        placeholder: masked ? 'Saved — type to replace' : 'value',
+      const masked = hd.value === MASK;
+      const v = h('input', { type: hd.secret || masked || hd.again ? 'password' : 'text', id: `h-val-${i}`, value: hd.value, autocomplete: 'off', spellcheck: 'false', disabled: ro,
+        placeholder: hd.again ? 'Type the value again: the URL changed' : masked ? 'Saved — type to replace' : 'value',
         'aria-describedby': errId(`headers[${i}].value`), oninput: (e) => { hd.value = e.target.value; } });
       if (masked) v.addEventListener('focus', () => { if (v.value === MASK) v.select(); });
       const sec = h('input', { type: 'checkbox', id: `h-sec-${i}`, disabled: ro, onchange: (e) => { hd.secret = e.target.checked; v.type = hd.secret ? 'password' : 'text'; } });
@@ -122,6 +121,24 @@ export async function webhookForm(ctx, id) {
     if (!raw.input.checked && !state.params.length) { state.params.push({ key: '', path: '' }); renderParams(); }
   });
   event.addEventListener('change', () => { syncEventHint(); renderParams(); });
+
+  // A stored (masked) header value is never sent to a destination chosen after it was stored: when
+  // the URL changes, the masked values are cleared and must be typed again; back to the saved URL,
+  // they are kept again.
+  const secretsAgain = h('p', { class: 'hint warn', id: 'secrets-again', role: 'status', hidden: true },
+    'The URL changed: type the hidden header values again. walhook never sends a saved secret to a new address.');
+  url.addEventListener('input', () => {
+    if (!existing) return;
+    const changed = url.value.trim() !== w.url;
+    let again = false;
+    state.headers.forEach((hd) => {
+      if (changed && hd.value === MASK) { hd.value = ''; hd.again = true; }
+      if (!changed && hd.again && hd.value === '') { hd.value = MASK; hd.again = false; }
+      again = again || (hd.again && changed);
+    });
+    secretsAgain.hidden = !again;
+    renderHeaders();
+  });
   renderHeaders();
   renderParams();
   syncRaw();
@@ -132,7 +149,7 @@ export async function webhookForm(ctx, id) {
   function body() {
     index.headers = []; index.params = [];
     const headers = [];
-    state.headers.forEach((hd, i) => { if (hd.key || hd.value) { index.headers.push(i); headers.push({ key: hd.key.trim(), value: hd.value, secret: hd.secret }); } });
+    state.headers.forEach((hd, i) => { if (hd.key || hd.value) { index.headers.push(i); headers.push({ key: hd.key.trim(), value: hd.again && hd.value === '' ? MASK : hd.value, secret: hd.secret }); } });
     const params = [];
     if (!raw.input.checked) state.params.forEach((p, i) => { if (p.key || p.path) { index.params.push(i); params.push({ key: p.key.trim(), path: p.path }); } });
     return {
@@ -155,9 +172,9 @@ export async function webhookForm(ctx, id) {
     testResult.replaceChildren(h('p', { class: 'muted' }, 'Sending a test request…'));
     try {
       const b = body();
-      // A saved webhook whose form is unchanged is tested as stored (its secret headers included);
-      // otherwise the form as it is now.
-      const res = id && !state.dirty ? await ctx.api('POST', `/webhooks/${id}/test`) : await ctx.api('POST', '/webhooks/test', b);
+      // A saved webhook is tested as stored when its form is unchanged, else as the form is now
+      // (the mask keeps a saved header value while the URL is the saved one); a new one as the form.
+      const res = id ? await ctx.api('POST', `/webhooks/${id}/test`, state.dirty ? b : undefined) : await ctx.api('POST', '/webhooks/test', b);
       testResult.replaceChildren(renderTest(res));
     } catch (err) {
       if (err.fields && err.fields.length) showErrors(form, summary, err, mapField);
@@ -205,6 +222,7 @@ export async function webhookForm(ctx, id) {
   h('fieldset', { class: 'wide field', id: 'headers-box' },
     h('legend', {}, 'Request headers'),
     h('div', { class: 'row-head row header-row', 'aria-hidden': 'true' }, h('span', {}, 'Key'), h('span', {}, 'Value'), h('span', {}, ''), h('span')),
+    secretsAgain,
     headerRows,
     h('p', { class: 'field-error', id: errId('headers') }),
     ro ? null : h('button', { type: 'button', class: 'small', id: 'add-header', onclick: () => { state.headers.push({ key: '', value: '', secret: false }); renderHeaders(); headerRows.querySelector('.header-row:last-child input').focus(); } }, '+ Add header')),

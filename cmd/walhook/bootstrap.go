@@ -89,18 +89,22 @@ func runMember(ctx context.Context, args []string, stdout io.Writer) error {
 	})
 }
 
+// runToken makes an API token. It expires after --ttl (default 90 days, the server's default
+// --token-max-lifetime); one that never expires is the operator's explicit choice, --no-expiry.
 func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	var cfg commonConfig
 	var company, email, name string
 	var ttl time.Duration
+	var noExpiry bool
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	cfg.register(fs)
 	fs.StringVar(&company, "company", "", "company id (required)")
 	fs.StringVar(&email, "email", "", "email of the member the token speaks for (required)")
 	fs.StringVar(&name, "name", "cli", "a label for the token")
-	durationVar(fs, &ttl, "ttl", 0, "token lifetime; 0 never expires")
+	durationVar(fs, &ttl, "ttl", defaultTokenLifetime, "token lifetime")
+	fs.BoolVar(&noExpiry, "no-expiry", false, "make a token that never expires (instead of --ttl)")
 	verb, args := verbArgs(args)
-	if err := parseFlags(fs, args, "Usage: walhook token create --company ID --email EMAIL [--name N] [--ttl 720h]"); err != nil {
+	if err := parseFlags(fs, args, "Usage: walhook token create --company ID --email EMAIL [--name N] [--ttl 720h | --no-expiry]"); err != nil {
 		return err
 	}
 	if verb == "" {
@@ -112,13 +116,16 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	if company == "" || email == "" {
 		return errors.New("--company and --email are required")
 	}
+	if ttl <= 0 && !noExpiry {
+		return errors.New("--ttl must be positive; a token that never expires needs --no-expiry")
+	}
 	return withStore(ctx, cfg, func(st *store.Store) error {
 		m, err := st.MemberGetByEmail(ctx, company, email)
 		if err != nil {
 			return fmt.Errorf("find member %q of company %q: %w", email, company, err)
 		}
 		var exp *time.Time
-		if ttl > 0 {
+		if !noExpiry {
 			t := time.Now().Add(ttl)
 			exp = &t
 		}

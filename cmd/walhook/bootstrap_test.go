@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -51,6 +52,29 @@ func TestBootstrap(t *testing.T) {
 	require.NoError(t, err)
 	_, err = run(runToken, "create", "--company", "42", "--email", "ghost@acme.test")
 	require.ErrorIs(t, err, store.ErrNotFound)
+	// Tokens expire (90 days unless --ttl says otherwise); never only with --no-expiry.
+	_, err = run(runToken, "create", "--company", "42", "--email", "owner@acme.test", "--ttl", "0")
+	require.ErrorContains(t, err, "--no-expiry")
+	_, err = run(runToken, "create", "--company", "42", "--email", "owner@acme.test", "--name", "default")
+	require.NoError(t, err)
+	_, err = run(runToken, "create", "--company", "42", "--email", "owner@acme.test", "--name", "forever", "--no-expiry")
+	require.NoError(t, err)
+	expiries := map[string]*time.Time{}
+	tpool, err := pgxpool.New(ctx, db)
+	require.NoError(t, err)
+	t.Cleanup(tpool.Close)
+	rows, err := tpool.Query(ctx, `SELECT name, expires_at FROM walhook.api_token WHERE company_id = '42'`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var n string
+		var e *time.Time
+		require.NoError(t, rows.Scan(&n, &e))
+		expiries[n] = e
+	}
+	require.NoError(t, rows.Err())
+	require.Nil(t, expiries["forever"])
+	require.NotNil(t, expiries["default"])
+	require.WithinRange(t, *expiries["default"], time.Now().Add(89*24*time.Hour), time.Now().Add(91*24*time.Hour))
 
 	pool, err := pgxpool.New(ctx, db)
 	require.NoError(t, err)

@@ -71,6 +71,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("parse demo catalog: %w", err)
 	}
 	cfg.migrate = true
+	cfg.admin.TokenMaxLifetime = defaultTokenLifetime
 	devDispatch(&cfg.relay.Dispatch) // deliver to receivers on this machine (loopback allowed)
 	cfg.common.MaxConns = 20
 	cfg.common.ConnectTimeout = 30 * time.Second
@@ -232,7 +233,9 @@ func seedDev(ctx context.Context, st *store.Store, tokenPath string) (string, er
 			return tok, nil
 		}
 	}
-	tok, _, err := st.APITokenCreate(ctx, devCompanyID, owner.ID, "walhook dev", nil)
+	// Like every token it expires; a later start makes a new one when this one no longer works.
+	exp := time.Now().Add(defaultTokenLifetime)
+	tok, _, err := st.APITokenCreate(ctx, devCompanyID, owner.ID, "walhook dev", &exp)
 	if err != nil {
 		return "", fmt.Errorf("create owner token: %w", err)
 	}

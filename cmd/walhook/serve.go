@@ -34,6 +34,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	c.common.register(fs)
 	fs.StringVar(&c.admin.Addr, "addr", "127.0.0.1:8080", "listen address of the admin service, /healthz, /readyz and /metrics")
 	durationVar(fs, &c.admin.ShutdownTimeout, "http-shutdown-timeout", 10e9, "how long in-flight HTTP requests get to finish on shutdown")
+	registerAdmin(fs, &c.admin)
 	fs.StringVar(&c.relay.InstanceID, "instance-id", "", "name of this replica in leases and logs (default hostname-pid)")
 	fs.BoolVar(&c.migrate, "migrate", true, "apply pending schema migrations at start")
 	registerRetention(fs, &c.relay.Retention)

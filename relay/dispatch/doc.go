@@ -90,12 +90,12 @@
 // webhook-timestamp and webhook-signature (the current secret and, during a rotation, the
 // previous one), and Authorization: Bearer <token> with an OAuth credential; on a 401 the token is
 // fetched again and the request sent once more, within the same attempt. Redirects are never
-// followed. History keeps the request with the Authorization and secret header values masked,
-// and up to MaxResponseBody (16 KiB) of the answer's body and MaxStoredHeaderBytes (8 KiB) of its
-// headers (an endpoint sending more than MaxResponseHeaderBytes, 64 KiB, of headers fails the
-// attempt), on the attempt only: the delivery's request
-// as last built is its latest attempt's (the body is written once per attempt, not again on the
-// delivery).
+// followed. History keeps the request with the values of secret and credential-looking headers
+// masked (webhook.Header.Masked, webhook.Mask), up to MaxResponseBody (16 KiB) of the answer's
+// body and MaxStoredHeaderBytes (8 KiB) of its headers (an endpoint sending more than
+// MaxResponseHeaderBytes, 64 KiB, of headers fails the attempt), on the attempt only: the
+// delivery's request as last built is its latest attempt's (the body is written once per attempt,
+// not again on the delivery).
 //
 // # Isolation and throughput
 //

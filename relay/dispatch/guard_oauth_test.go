@@ -157,7 +157,7 @@ func TestOAuth(t *testing.T) {
 			require.Equal(t, "Bearer cc-token", h)
 		}
 		a := b.attempts(t, ids[0])[0]
-		require.Equal(t, "Bearer ********", a.RequestHeaders["Authorization"])
+		require.Equal(t, "Bearer "+webhook.Mask, a.RequestHeaders["Authorization"])
 	})
 
 	t.Run("authorization_code then refresh, over GET", func(t *testing.T) {

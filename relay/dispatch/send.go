@@ -27,9 +27,6 @@ import (
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-// masked replaces secret header values in history.
-const masked = redact.Mask
-
 // drainLimit is how much more of a response body is read (and dropped) so the connection can be
 // reused.
 const drainLimit = 64 << 10
@@ -222,8 +219,8 @@ func (s *Sender) do(ctx context.Context, w *webhook.Webhook, b built, signer *si
 			continue
 		}
 		req.Header.Set(k, h.Value)
-		if h.Secret || strings.EqualFold(k, "Authorization") {
-			snap[k] = masked
+		if h.Masked() {
+			snap[k] = webhook.Mask
 		} else {
 			snap[k] = h.Value
 		}
@@ -247,7 +244,7 @@ func (s *Sender) do(ctx context.Context, w *webhook.Webhook, b built, signer *si
 	snap[signature.HeaderSignature] = sig
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
-		snap["Authorization"] = "Bearer " + masked
+		snap["Authorization"] = "Bearer " + webhook.Mask
 	}
 	r.request.Headers = snap
 	resp, err := s.client.Do(req)

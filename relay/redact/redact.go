@@ -27,10 +27,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/walhook/walhook/relay/webhook"
 )
 
 // Mask replaces what is removed. It is the mask history uses for secret header values.
-const Mask = "********"
+const Mask = webhook.Mask
 
 // MinSecretLen is the shortest known value searched for.
 const MinSecretLen = 4

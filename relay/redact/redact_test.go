@@ -17,18 +17,18 @@ func TestText(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		// Go's url.Error around a GET token request: every query value goes, the rest stays.
 		{`fetch oauth token: Get "https://auth.example.com:8443/oauth/token?client_id=abc&client_secret=s3cr3t&grant_type=client_credentials": dial tcp 10.0.0.1:8443: connect: connection refused`,
-			`fetch oauth token: Get "https://auth.example.com:8443/oauth/token?client_id=********&client_secret=********&grant_type=********": dial tcp 10.0.0.1:8443: connect: connection refused`},
-		{`Post "https://user:pa55@hooks.example.com/in?sig=abc#frag": EOF`, `Post "https://********@hooks.example.com/in?sig=********#********": EOF`},
-		{`redirect to "http://evil.example/cb?code=xyz&state" not followed`, `redirect to "http://evil.example/cb?code=********&********" not followed`},
-		{`GET http://hooks.example.com/in?empty=&a=1;b=2`, `GET http://hooks.example.com/in?empty=&a=********&b=********`},
+			`fetch oauth token: Get "https://auth.example.com:8443/oauth/token?client_id=••••••&client_secret=••••••&grant_type=••••••": dial tcp 10.0.0.1:8443: connect: connection refused`},
+		{`Post "https://user:pa55@hooks.example.com/in?sig=abc#frag": EOF`, `Post "https://••••••@hooks.example.com/in?sig=••••••#••••••": EOF`},
+		{`redirect to "http://evil.example/cb?code=xyz&state" not followed`, `redirect to "http://evil.example/cb?code=••••••&••••••" not followed`},
+		{`GET http://hooks.example.com/in?empty=&a=1;b=2`, `GET http://hooks.example.com/in?empty=&a=••••••&b=••••••`},
 		{`no query http://hooks.example.com/in/path: timeout`, `no query http://hooks.example.com/in/path: timeout`},
 		// Pairs an endpoint echoes.
-		{`invalid_client (client_secret=hunter22 is wrong)`, `invalid_client (client_secret=******** is wrong)`},
-		{`{"error":"invalid_grant","refresh_token":"rt-123 456","code":"c0de"}`, `{"error":"invalid_grant","refresh_token":"********","code":"********"}`},
-		{`got Authorization: Bearer eyJhbGciOi.abc.def from you`, `got Authorization: ******** from you`},
-		{`token endpoint said bearer abcdefgh is expired`, `token endpoint said bearer ******** is expired`},
-		{`header X-Api-Key: k-9876 rejected`, `header X-Api-Key: ******** rejected`},
-		{`password = swordfish, user = ada`, `password = ********, user = ada`},
+		{`invalid_client (client_secret=hunter22 is wrong)`, `invalid_client (client_secret=•••••• is wrong)`},
+		{`{"error":"invalid_grant","refresh_token":"rt-123 456","code":"c0de"}`, `{"error":"invalid_grant","refresh_token":"••••••","code":"••••••"}`},
+		{`got Authorization: Bearer eyJhbGciOi.abc.def from you`, `got Authorization: •••••• from you`},
+		{`token endpoint said bearer abcdefgh is expired`, `token endpoint said bearer •••••• is expired`},
+		{`header X-Api-Key: k-9876 rejected`, `header X-Api-Key: •••••• rejected`},
+		{`password = swordfish, user = ada`, `password = ••••••, user = ada`},
 		// Not secrets: host:port, status codes, words.
 		{`fetch oauth token from auth.example.com:443: token endpoint auth.example.com answered 401: invalid_client`,
 			`fetch oauth token from auth.example.com:443: token endpoint auth.example.com answered 401: invalid_client`},

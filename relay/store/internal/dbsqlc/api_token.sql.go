@@ -50,6 +50,20 @@ func (q *Queries) APITokenAuthenticate(ctx context.Context, tokenHash []byte) (A
 	return i, err
 }
 
+const aPITokenCountActive = `-- name: APITokenCountActive :one
+SELECT count(*)::bigint FROM walhook.api_token
+WHERE company_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+`
+
+// APITokenCountActive counts a company's tokens that still authenticate (not revoked, not
+// expired), for the quota.
+func (q *Queries) APITokenCountActive(ctx context.Context, companyID string) (int64, error) {
+	row := q.db.QueryRow(ctx, aPITokenCountActive, companyID)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const aPITokenCreate = `-- name: APITokenCreate :one
 INSERT INTO walhook.api_token (company_id, member_id, name, token_hash, prefix, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6)

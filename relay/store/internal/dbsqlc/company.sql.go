@@ -60,3 +60,18 @@ func (q *Queries) CompanyList(ctx context.Context) ([]WalhookCompany, error) {
 	}
 	return items, nil
 }
+
+const companyLockForQuota = `-- name: CompanyLockForQuota :one
+SELECT id FROM walhook.company WHERE id = $1 FOR NO KEY UPDATE
+`
+
+// CompanyLockForQuota locks a company's row until the transaction ends, so that counting its
+// objects and inserting one is atomic across concurrent requests (per-company quotas). NO KEY
+// UPDATE conflicts with itself but not with the KEY SHARE locks that inserts referencing the
+// company take, so it does not hold up fan-out or dispatch.
+func (q *Queries) CompanyLockForQuota(ctx context.Context, id string) (string, error) {
+	row := q.db.QueryRow(ctx, companyLockForQuota, id)
+	var id_2 string
+	err := row.Scan(&id_2)
+	return id_2, err
+}

@@ -10,6 +10,18 @@ import (
 	"encoding/json"
 )
 
+const oAuthCredentialCountByCompany = `-- name: OAuthCredentialCountByCompany :one
+SELECT count(*)::bigint FROM walhook.oauth_credential WHERE company_id = $1
+`
+
+// OAuthCredentialCountByCompany counts a company's OAuth credentials, for the quota.
+func (q *Queries) OAuthCredentialCountByCompany(ctx context.Context, companyID string) (int64, error) {
+	row := q.db.QueryRow(ctx, oAuthCredentialCountByCompany, companyID)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const oAuthCredentialCreate = `-- name: OAuthCredentialCreate :one
 INSERT INTO walhook.oauth_credential (company_id, name, token_url, method, grant_type, client_id,
     client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, created_by, updated_by)

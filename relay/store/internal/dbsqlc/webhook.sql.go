@@ -11,6 +11,18 @@ import (
 	"time"
 )
 
+const webhookCountByCompany = `-- name: WebhookCountByCompany :one
+SELECT count(*)::bigint FROM walhook.webhook WHERE company_id = $1
+`
+
+// WebhookCountByCompany counts a company's webhooks, for the quota.
+func (q *Queries) WebhookCountByCompany(ctx context.Context, companyID string) (int64, error) {
+	row := q.db.QueryRow(ctx, webhookCountByCompany, companyID)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const webhookCounts = `-- name: WebhookCounts :one
 SELECT count(*)::bigint AS triggered,
        count(*) FILTER (WHERE d.state = 'succeeded')::bigint AS succeeded,

@@ -1,0 +1,27 @@
+package main
+
+import (
+	"flag"
+	"time"
+
+	"github.com/walhook/walhook/admin"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+// defaultTokenLifetime is the longest an API token lives unless the operator says otherwise.
+const defaultTokenLifetime = 90 * 24 * time.Hour
+
+// registerAdmin registers the admin API's limits (package admin documents each: quota.go,
+// throttle.go, Config.TokenMaxLifetime).
+func registerAdmin(fs *flag.FlagSet, c *admin.Config) {
+	fs.IntVar(&c.Quotas.Webhooks, "quota-webhooks", admin.DefaultWebhookQuota, "webhooks per company at most")
+	fs.IntVar(&c.Quotas.OAuthCredentials, "quota-oauth-credentials", admin.DefaultOAuthQuota, "OAuth credentials per company at most")
+	fs.IntVar(&c.Quotas.APITokens, "quota-api-tokens", admin.DefaultTokenQuota, "active (unrevoked, unexpired) API tokens per company at most; POST /v1/tokens is refused past it")
+	fs.IntVar(&c.Quotas.HeadersPerWebhook, "quota-headers-per-webhook", webhook.MaxHeaders, "custom headers per webhook at most (50 at most)")
+	fs.IntVar(&c.Quotas.ParamsPerWebhook, "quota-params-per-webhook", webhook.MaxParams, "selected parameters per webhook at most (100 at most)")
+	durationVar(fs, &c.TokenMaxLifetime, "token-max-lifetime", defaultTokenLifetime, "longest lifetime of an API token made through the API (and the lifetime of one asked for without expiry); 0 lets tokens never expire")
+	fs.IntVar(&c.AuthFailures.Limit, "auth-failure-limit", 10, "failed sign-ins and unknown tokens from one address before it is held off (429), for 1s doubling per further failure")
+	durationVar(fs, &c.AuthFailures.Window, "auth-failure-window", 10*time.Minute, "how long an address's failures are remembered after its last one or its last hold-off")
+	durationVar(fs, &c.AuthFailures.MaxDelay, "auth-failure-max-delay", 15*time.Minute, "longest hold-off of an address")
+	fs.Var((*cidrFlag)(&c.AuthFailures.TrustedProxies), "trusted-proxies", "reverse-proxy networks whose X-Forwarded-For names the client, comma-separated; default none (the header is ignored)")
+}

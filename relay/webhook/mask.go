@@ -1,0 +1,100 @@
+package webhook
+
+import (
+	"net"
+	"net/url"
+	"strings"
+)
+
+// Mask stands in for a secret value wherever walhook shows one: API answers, test results and
+// the history. Sending it back in an update means "keep the stored value" (where the destination
+// did not change; see SameDestination). It is the one mask string of walhook: the admin API, the
+// web page and dispatch's history snapshots all use it, so a value read anywhere can be written
+// back.
+const Mask = "••••••"
+
+// credentialHeaders are header names that carry credentials whatever they are marked.
+var credentialHeaders = map[string]bool{
+	"authorization": true, "proxy-authorization": true, "cookie": true, "set-cookie": true,
+	"x-api-key": true, "x-auth-token": true, "api-key": true, "apikey": true,
+}
+
+// credentialWords are name fragments that mark a header as credential-looking: "X-Client-Token",
+// "X-Webhook-Secret", "X-Password", "X-Api-Key-2", "X-Auth-User", "Session-Id"…
+var credentialWords = []string{"token", "secret", "password", "passwd", "api-key", "api_key", "apikey", "auth", "cookie", "session", "credential", "signature", "private-key"}
+
+// CredentialHeader reports whether a header name looks like it carries a credential
+// (Authorization, Cookie, X-Api-Key, anything containing token, secret, password, api-key,
+// auth…). Such a header's value is masked in every read even when the user did not mark it
+// secret: a viewer may read the listing and the history, and a bearer token typed into a plain
+// header is still a bearer token. It errs on the side of masking: a false positive only hides a
+// value that its author can type again.
+func CredentialHeader(name string) bool {
+	n := strings.ToLower(strings.TrimSpace(name))
+	if credentialHeaders[n] {
+		return true
+	}
+	for _, w := range credentialWords {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// Masked reports whether h's value is hidden in every read: it is marked secret or its name looks
+// like a credential.
+func (h Header) Masked() bool { return h.Secret || CredentialHeader(h.Key) }
+
+// MaskHeaders returns hs with every masked value (see Header.Masked) replaced by Mask.
+func MaskHeaders(hs []Header) []Header {
+	out := make([]Header, len(hs))
+	for i, h := range hs {
+		if h.Masked() {
+			h.Value = Mask
+		}
+		out[i] = h
+	}
+	return out
+}
+
+// SameDestination reports whether two webhook or token URLs name the same destination, so that a
+// secret stored for the first may be sent to the second. A stored secret (a secret or
+// credential-looking header value, an OAuth client secret, code or refresh token) is only ever
+// sent where it was stored for: a request that changes the destination must supply it again.
+//
+// The destination is the whole URL but its fragment (which is never sent), with the scheme and
+// host compared case-insensitively and a default port (80 for http, 443 for https) equal to none.
+// The origin alone is not enough: receivers are often multi-tenant on one origin
+// (hooks.slack.com/services/…, hooks.zapier.com/hooks/catch/…, webhook.site/<uuid>), where the
+// path says who receives. A URL that does not parse is a different destination.
+func SameDestination(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ka, okA := destinationKey(a)
+	kb, okB := destinationKey(b)
+	return okA && okB && ka == kb
+}
+
+func destinationKey(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	port := u.Port()
+	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		port = ""
+	}
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	q := ""
+	if u.ForceQuery || u.RawQuery != "" {
+		q = "?" + u.RawQuery
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + path + q, true
+}

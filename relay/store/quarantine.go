@@ -132,7 +132,17 @@ func (s *Store) CaptureQuarantineRetry(ctx context.Context, id int64) (CaptureRe
 		return CaptureResult{}, err
 	}
 	if refused != nil {
-		return CaptureResult{}, fmt.Errorf("retry quarantined event %d: %w", id, refused)
+		return CaptureResult{}, fmt.Errorf("retry quarantined event %d: %w", id, &RefusedError{Reason: failureReason(refused), Err: refused})
 	}
 	return res, nil
 }
+
+// RefusedError is PostgreSQL refusing an event's data again; Reason is what the quarantine
+// records ("SQLSTATE 22P05: …").
+type RefusedError struct {
+	Reason string
+	Err    error
+}
+
+func (e *RefusedError) Error() string { return e.Reason }
+func (e *RefusedError) Unwrap() error { return e.Err }

@@ -26,6 +26,11 @@ func TestAppendValue(t *testing.T) {
 		{pgtype.TimestampOID, "2026-11-27 10:00:00.5", `"2026-11-27T10:00:00.5"`},
 		{pgtype.UUIDOID, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", `"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"`},
 		{pgtype.JSONBOID, `{"a": [1, null]}`, `{"a":[1,null]}`},
+		// lone surrogates encode no character: U+FFFD, as for invalid UTF-8 in text
+		{pgtype.JSONOID, `{"a": "x\ud800y", "\udfff": 1}`, `{"a":"x\ufffdy","\ufffd":1}`},
+		{pgtype.JSONOID, `["\ud800\u0041", "\udbff"]`, `["\ufffd\u0041","\ufffd"]`},
+		// a pair is a character; an escaped backslash before "u" is no escape; NUL is kept (quarantined later)
+		{pgtype.JSONOID, `["\ud83d\ude00", "\\ud800", "\u0000", "\"\ud800"]`, `["\ud83d\ude00","\\ud800","\u0000","\"\ufffd"]`},
 		{pgtype.ByteaOID, `\x0102ff`, `"AQL/"`},
 		{pgtype.TextOID, "a\"b\\c\n\x01é", `"a\"b\\c\n\u0001é"`},
 		{pgtype.Int4ArrayOID, "{1,2,NULL}", "[1,2,null]"},

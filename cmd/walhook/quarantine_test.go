@@ -80,7 +80,7 @@ func TestQuarantineCommands(t *testing.T) {
 	// Still refused: kept, attempts+1.
 	_, err = run("retry", idB)
 	require.ErrorContains(t, err, "still refused")
-	out, err = run(idB, "show") // the verb first is required
+	_, err = run(idB, "show") // the verb first is required
 	require.ErrorContains(t, err, "unknown quarantine command")
 	out, err = run("show", "--log-level", "warn", idB)
 	require.NoError(t, err)

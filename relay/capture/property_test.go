@@ -248,11 +248,11 @@ func TestEveryColumnTypeSurvives(t *testing.T) {
 	f.start(t, f.config(), reg, nil)
 	f.waitStreaming(t)
 
-	// expected outcome per change: key "<op>:<id>:<n>" (n-th update of the row)
+	// one per change of odd, with what decides its outcome
 	type change struct {
-		op, company string
-		null        bool // NULL tenant
-		poison      bool
+		op     string
+		null   bool // NULL tenant
+		poison bool
 	}
 	var changes []change
 	rows := map[int64]oddRow{}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/store"
 )
 
 // waitEventsWithin waits up to d for the events table to hold n rows, and fails (with what it
@@ -129,4 +130,31 @@ func TestTransientFailureNeverQuarantines(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, 1, f.count(t, "SELECT count(*) FROM walhook.capture_quarantine WHERE event_key = 'thing.created' AND sqlstate = '22P05'"))
 	require.GreaterOrEqual(t, counter(t, reg, "walhook_capture_failures_total", "commit"), 2.0)
+}
+
+// TestPollModeQuarantines: in poll mode the claim and the fan-out share one transaction; a
+// refused event (here a constraint the operator added to walhook.event) is quarantined through
+// a savepoint, and the claim's other events are stored and every claimed outbox row deleted.
+func TestPollModeQuarantines(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t)
+	_, err := f.pool.Exec(ctx, `ALTER TABLE walhook.event ADD CONSTRAINT test_no_poison
+		CHECK (payload->'data'->>'memo' IS DISTINCT FROM 'poison') NOT VALID`)
+	require.NoError(t, err)
+	_, err = f.pool.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload)
+		SELECT '1', 'invoice.paid', jsonb_build_object('memo', CASE WHEN g = 7 THEN 'poison' ELSE 'ok' END, 'n', g)
+		FROM generate_series(1, 20) g`)
+	require.NoError(t, err)
+	cfg := f.config()
+	cfg.Mode = store.CapturePoll
+	reg := prometheus.NewRegistry()
+	f.start(t, cfg, reg, nil)
+
+	f.waitEventsWithin(t, 19, 20*time.Second)
+	require.Eventually(t, func() bool { return f.count(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, 19, f.count(t, "SELECT count(*) FROM walhook.event"))
+	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM walhook.capture_quarantine
+		WHERE sqlstate = '23514' AND source_key LIKE 'outbox:%' AND convert_from(payload, 'UTF8')::jsonb->'data'->>'n' = '7'`))
+	require.InDelta(t, 1, counter(t, reg, "walhook_capture_quarantined_total", "integrity_violation"), 0)
 }

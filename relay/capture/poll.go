@@ -105,6 +105,7 @@ func (c *Capture) pollBatch(ctx context.Context) (int, error) {
 	}
 	c.reportSkips(skips)
 	c.reportFanOut(res.CaptureResult)
+	c.countQuarantined(res)
 	unknown := make(map[string]bool, len(res.UnknownCompany))
 	for _, k := range res.UnknownCompany {
 		unknown[k] = true

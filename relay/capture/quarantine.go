@@ -16,6 +16,17 @@ const skipUnstorable = "unstorable"
 type fanOutResult struct {
 	store.CaptureResult
 	quarantined map[string]bool
+	// added lists the failure class of each event newly quarantined, for the metrics: counted
+	// by countQuarantined once its transaction committed.
+	added []string
+}
+
+// countQuarantined counts newly quarantined events in the metrics.
+func (c *Capture) countQuarantined(r fanOutResult) {
+	for _, class := range r.added {
+		c.m.quarantined.WithLabelValues(class).Inc()
+		c.m.quarantineRows.Inc()
+	}
 }
 
 func (r *fanOutResult) add(o store.CaptureResult) {
@@ -44,7 +55,13 @@ func (c *Capture) fanOut(ctx context.Context, st *store.Store, b store.CaptureBa
 		return out, err
 	}
 	out.quarantined = map[string]bool{}
-	return out, c.isolate(ctx, st, b.Events, b.OutboxIDs, err, &out)
+	err = c.isolate(ctx, st, b.Events, b.OutboxIDs, err, &out)
+	if st == c.st {
+		// Each write was its own transaction: what was quarantined is committed, even when a
+		// later write failed. Inside a caller's transaction the caller counts after its commit.
+		c.countQuarantined(out)
+	}
+	return out, err
 }
 
 // isolate writes events (and the outbox rows to delete) known to hold at least one refused
@@ -52,10 +69,14 @@ func (c *Capture) fanOut(ctx context.Context, st *store.Store, b store.CaptureBa
 func (c *Capture) isolate(ctx context.Context, st *store.Store, events []store.CaptureEvent, outbox []int64, cause error, out *fanOutResult) error {
 	if len(events) <= 1 {
 		if len(events) == 1 {
-			if err := c.quarantine(ctx, st, events[0], cause); err != nil {
+			added, err := c.quarantine(ctx, st, events[0], cause)
+			if err != nil {
 				return err
 			}
 			out.quarantined[events[0].SourceKey] = true
+			if added {
+				out.added = append(out.added, store.FailureClass(cause))
+			}
 		}
 		if len(outbox) == 0 {
 			return nil
@@ -94,10 +115,11 @@ func (c *Capture) isolate(ctx context.Context, st *store.Store, events []store.C
 	return nil
 }
 
-// quarantine sets e aside in walhook.capture_quarantine. If even that is refused for good, e is
-// logged with its position, counted as skipped ("unstorable") and left out: nothing may stop
-// capture. A transient error is returned (the batch is retried).
-func (c *Capture) quarantine(ctx context.Context, st *store.Store, e store.CaptureEvent, cause error) error {
+// quarantine sets e aside in walhook.capture_quarantine and reports whether it was new (not a
+// replay). If even that is refused for good, e is logged with its position, counted as skipped
+// ("unstorable") and left out: nothing may stop capture. A transient error is returned (the
+// batch is retried).
+func (c *Capture) quarantine(ctx context.Context, st *store.Store, e store.CaptureEvent, cause error) (bool, error) {
 	qctx, cancel := context.WithTimeout(ctx, c.cfg.CommitTimeout)
 	defer cancel()
 	added, err := st.CaptureQuarantineAdd(qctx, e, cause)
@@ -107,17 +129,13 @@ func (c *Capture) quarantine(ctx context.Context, st *store.Store, e store.Captu
 		c.m.skipped.WithLabelValues(skipUnstorable).Inc()
 		c.log.Error().Err(err).AnErr("cause", cause).Str("position", e.SourceKey).Str("event", e.EventKey).
 			Msg("event neither stored nor quarantined; skipped")
-		return nil
+		return false, nil
 	default:
-		return fmt.Errorf("quarantine event: %w", err)
-	}
-	if added {
-		c.m.quarantined.WithLabelValues(store.FailureClass(cause)).Inc()
-		c.m.quarantineRows.Inc()
+		return false, fmt.Errorf("quarantine event: %w", err)
 	}
 	c.limiter.log(c.log.Error().Err(cause).Str("position", e.SourceKey).Str("event", e.EventKey).Str("company", e.CompanyID),
 		"event refused by PostgreSQL; quarantined (walhook quarantine list)")
-	return nil
+	return added, nil
 }
 
 // write runs one CaptureCommit on st with its own deadline, so isolating culprits in a large

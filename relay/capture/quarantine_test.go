@@ -158,3 +158,26 @@ func TestPollModeQuarantines(t *testing.T) {
 		WHERE sqlstate = '23514' AND source_key LIKE 'outbox:%' AND convert_from(payload, 'UTF8')::jsonb->'data'->>'n' = '7'`))
 	require.InDelta(t, 1, counter(t, reg, "walhook_capture_quarantined_total", "integrity_violation"), 0)
 }
+
+// TestUnstorableEventSkipped: when even the quarantine row is refused for good (here a
+// constraint that refuses every row), the event is logged with its position, counted as
+// skipped{reason="unstorable"} and left out; capture goes on.
+func TestUnstorableEventSkipped(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t)
+	_, err := f.pool.Exec(ctx, `ALTER TABLE walhook.capture_quarantine ADD CONSTRAINT test_refuse_all CHECK (false) NOT VALID`)
+	require.NoError(t, err)
+	reg := prometheus.NewRegistry()
+	f.start(t, f.config(), reg, nil)
+	f.waitStreaming(t)
+	_, err = f.pool.Exec(ctx, `INSERT INTO things (company_id, js, big) VALUES ('1', '{"a": "\u0000"}', 'bad')`)
+	require.NoError(t, err)
+	_, err = f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'After')`)
+	require.NoError(t, err)
+	f.waitEventsWithin(t, 1, 20*time.Second)
+	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM walhook.event WHERE payload->'data'->>'name' = 'After'`))
+	require.Zero(t, f.count(t, "SELECT count(*) FROM walhook.capture_quarantine"))
+	require.InDelta(t, 1, counter(t, reg, "walhook_capture_skipped_total", skipUnstorable), 0)
+	require.Zero(t, counter(t, reg, "walhook_capture_quarantined_total", "data_exception"))
+}

@@ -35,9 +35,16 @@ func (s *Store) CaptureQuarantineAdd(ctx context.Context, e CaptureEvent, cause 
 		t := e.OccurredAt
 		at = &t
 	}
-	n, err := s.q.CaptureQuarantineAdd(ctx, dbsqlc.CaptureQuarantineAddParams{
-		SourceKey: cleanText(e.SourceKey), CompanyID: cleanText(e.CompanyID), EventKey: cleanText(e.EventKey),
-		Payload: e.Payload, OccurredAt: at, Sqlstate: cleanText(SQLState(cause)), Reason: failureReason(cause),
+	var n int64
+	// In its own transaction, or a savepoint of the caller's: should it fail, the caller's
+	// transaction (a poller's claim) is not aborted with it.
+	err := s.Tx(ctx, func(tx *Store) error {
+		var err error
+		n, err = tx.q.CaptureQuarantineAdd(ctx, dbsqlc.CaptureQuarantineAddParams{
+			SourceKey: cleanText(e.SourceKey), CompanyID: cleanText(e.CompanyID), EventKey: cleanText(e.EventKey),
+			Payload: e.Payload, OccurredAt: at, Sqlstate: cleanText(SQLState(cause)), Reason: failureReason(cause),
+		})
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("quarantine event %s: %w", cleanText(e.SourceKey), mapErr(err))

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 
@@ -57,6 +58,7 @@ func FuzzAppendValue(f *testing.F) {
 		{pgtype.Int4ArrayOID, "{{1,2},{3,NULL}}"}, {pgtype.TextArrayOID, `{"a\\"b",c}`}, {pgtype.NumericOID, "-0.5"},
 		{pgtype.TimestamptzOID, "2026-11-27 10:00:00+05:30"}, {pgtype.JSONBOID, `{"a":1}`}, {pgtype.ByteaOID, `\xzz`},
 		{pgtype.JSONBArrayOID, `{"{}","[1]"}`}, {pgtype.TimestampOID, "2026-11-27 10:00:00 BC"}, {pgtype.TextOID, "\xff\xfe"},
+		{pgtype.JSONOID, `["\ud800", "\udc00\ud83d\ude00", "\\ud800", "\u0000"]`},
 	} {
 		f.Add(s.oid, []byte(s.text))
 	}
@@ -68,6 +70,10 @@ func FuzzAppendValue(f *testing.F) {
 			out := appendValue([]byte("x"), o, text)
 			if out[0] != 'x' || !json.Valid(out[1:]) {
 				t.Fatalf("oid %d text %q: invalid JSON %q", o, text, out)
+			}
+			// no lone surrogate escape left (jsonb would refuse it): repairing changes nothing
+			if again := appendRepairedJSON(nil, out[1:]); !bytes.Equal(again, out[1:]) {
+				t.Fatalf("oid %d text %q: lone surrogate left in %q", o, text, out)
 			}
 		}
 	})

@@ -162,10 +162,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{skipNullTenant, skipUnknownCompany, skipUnknownEvent, skipBadPayload, skipUnstorable} {
 		m.skipped.WithLabelValues(r)
 	}
-	for _, r := range store.FailureClasses {
+	for _, r := range store.FailureClasses() {
 		m.quarantined.WithLabelValues(r)
 	}
-	for _, r := range failureReasons {
+	for _, r := range []string{reasonConnect, reasonPermission, reasonSlotInUse, reasonPrepare, reasonStart, reasonStream, reasonCommit} {
 		m.failures.WithLabelValues(r)
 	}
 	return m, nil
@@ -335,8 +335,6 @@ const (
 	reasonStream     = "stream"      // the stream broke (connection lost, server ended it)
 	reasonCommit     = "commit"      // a fan-out transaction failed transiently
 )
-
-var failureReasons = []string{reasonConnect, reasonPermission, reasonSlotInUse, reasonPrepare, reasonStart, reasonStream, reasonCommit}
 
 // sessionError is an error that ended a replication session, with the stage it ended in (one of
 // the reasons above).

@@ -57,7 +57,9 @@ func FailureClass(err error) string {
 }
 
 // FailureClasses lists every value FailureClass returns but "", for metrics to initialise.
-var FailureClasses = []string{"data_exception", "integrity_violation", "program_limit"}
+func FailureClasses() []string {
+	return []string{"data_exception", "integrity_violation", "program_limit"}
+}
 
 // maxReason bounds a stored failure reason (walhook.capture_quarantine.reason).
 const maxReason = 1000

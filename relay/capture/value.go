@@ -23,8 +23,9 @@ import (
 //     timestamp (no zone): the same without offset; date, time, interval: PostgreSQL's text.
 //     ±infinity: the strings "infinity"/"-infinity".
 //   - uuid, text, varchar, char and every type not listed (enums, domains, ranges, …): strings.
-//   - json, jsonb: embedded as JSON (compacted). A lone UTF-16 surrogate escape in a json value
-//     becomes "\ufffd" (appendRepairedJSON); "\u0000" is kept, and the event is quarantined.
+//   - json, jsonb: embedded as JSON (compacted). A lone UTF-16 surrogate escape becomes
+//     "\ufffd" (appendRepairedJSON); "\u0000" (which a json value may hold) is kept, and the
+//     event is quarantined.
 //   - bytea: a base64 (standard, padded) string of the bytes.
 //   - arrays of the types above, any number of dimensions: JSON arrays of the converted elements,
 //     NULL elements as null.
@@ -162,8 +163,9 @@ func appendCompactJSON(buf, text []byte) []byte {
 
 // appendRepairedJSON appends valid JSON text, with each lone UTF-16 surrogate escape (a "\ud800"
 // not followed by a low surrogate, or a "\udc00" not preceded by a high one) replaced by
-// "\ufffd". A json column may hold such an escape (PostgreSQL checks json text for syntax only),
-// but it encodes no character: jsonb refuses it, and so would the fan-out. The replacement is
+// "\ufffd". PostgreSQL's json type refuses such an escape at input, but a logical message's
+// payload is not checked by PostgreSQL; it encodes no character, and jsonb (so the fan-out)
+// refuses it. The replacement is
 // the one invalid UTF-8 in text gets (appendString), and what encoding/json and PostgreSQL's
 // own text conversions produce for it: no character is lost. "\u0000", which jsonb refuses too,
 // is NOT repaired: it is a real character (NUL) that PostgreSQL text and jsonb cannot hold, and

@@ -1,5 +1,5 @@
 // Command walhook turns an application's PostgreSQL writes into webhooks. One binary, several
-// subcommands: serve (relay + admin), relay, admin, migrate, dev, slot, and the bootstrap
+// subcommands: serve (relay + admin), relay, admin, migrate, dev, slot, quarantine, and the bootstrap
 // commands company, member and token. Run `walhook help` for the list.
 package main
 
@@ -32,6 +32,7 @@ func commands() []command {
 		{"dev", "run everything on a private local PostgreSQL with demo data", runDev},
 		{"bench", "measure throughput, latency, fan-out, isolation, backlog and scale: bench [--quick]", runBench},
 		{"slot", "inspect or drop the replication slot: slot status|drop --yes", runSlot},
+		{"quarantine", "events capture set aside: quarantine list|show ID|retry ID|drop ID", runQuarantine},
 		{"company", "manage companies: company create --id ID --name NAME", runCompany},
 		{"member", "manage members: member add --company ID --email E [--owner]", runMember},
 		{"token", "manage API tokens: token create --company ID --email E", runToken},

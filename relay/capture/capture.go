@@ -109,6 +109,12 @@ type metrics struct {
 	transactions prometheus.Counter
 	batch        prometheus.Histogram
 	lag          prometheus.Gauge
+	// quarantined counts events set aside because PostgreSQL refused their data, by
+	// store.FailureClass; quarantineRows is how many are in walhook.capture_quarantine now.
+	quarantined    *prometheus.CounterVec
+	quarantineRows prometheus.Gauge
+	// failures counts replication sessions that ended in an error, by failureReason.
+	failures *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -135,14 +141,32 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "walhook_replication_lag_bytes", Help: "Server WAL position minus the slot's confirmed flush position (leader only).",
 		}),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walhook_capture_quarantined_total",
+			Help: "Events set aside in walhook.capture_quarantine because PostgreSQL refused their data, by reason (data_exception, integrity_violation, program_limit).",
+		}, []string{"reason"}),
+		quarantineRows: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "walhook_capture_quarantine_rows", Help: "Events in walhook.capture_quarantine now (refreshed every lag interval).",
+		}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walhook_capture_failures_total",
+			Help: "Replication sessions that ended in an error, by reason (connect, permission, slot_in_use, slot_lost, prepare, stream, commit).",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.deliveries, m.skipped, m.decodeErrors, m.transactions, m.batch, m.lag} {
+	for _, c := range []prometheus.Collector{m.events, m.deliveries, m.skipped, m.decodeErrors, m.transactions, m.batch, m.lag,
+		m.quarantined, m.quarantineRows, m.failures} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register capture metrics: %w", err)
 		}
 	}
-	for _, r := range []string{skipNullTenant, skipUnknownCompany, skipUnknownEvent, skipBadPayload} {
+	for _, r := range []string{skipNullTenant, skipUnknownCompany, skipUnknownEvent, skipBadPayload, skipUnstorable} {
 		m.skipped.WithLabelValues(r)
+	}
+	for _, r := range store.FailureClasses() {
+		m.quarantined.WithLabelValues(r)
+	}
+	for _, r := range []string{reasonConnect, reasonPermission, reasonSlotInUse, reasonPrepare, reasonStart, reasonStream, reasonCommit, reasonSlotLost} {
+		m.failures.WithLabelValues(r)
 	}
 	return m, nil
 }
@@ -208,21 +232,56 @@ func (c *Capture) Run(ctx context.Context) error {
 		return fmt.Errorf("record capture mode: %w", err)
 	}
 	c.log.Info().Str("mode", string(c.cfg.Mode)).Str("slot", c.cfg.Slot).Str("catalog", c.cfg.Catalog.String()).Msg("capture starting")
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		c.watchQuarantine(ctx)
+	}()
+	defer func() { <-watched }()
 	if c.cfg.Mode == store.CapturePoll {
 		return c.poll(ctx)
 	}
 	return c.elector.Run(ctx, c.lead)
 }
 
-// streamRetryMax caps the wait between two replication sessions, so capture resumes within a
-// couple of seconds of PostgreSQL coming back (a restart, a failover).
-const streamRetryMax = 2 * time.Second
+// watchQuarantine keeps walhook_capture_quarantine_rows fresh (every replica: an operator's
+// retry or drop lowers it wherever it runs) until ctx ends.
+func (c *Capture) watchQuarantine(ctx context.Context) {
+	t := time.NewTicker(c.cfg.LagInterval)
+	defer t.Stop()
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if n, err := c.st.CaptureQuarantineCount(qctx); err == nil {
+			c.m.quarantineRows.Set(float64(n))
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
 
-// lead is the leader's work: stream, restarting with capped backoff after an error, and keep the
-// lag gauge fresh, until leadership ends. The backoff starts over after a session that lasted
-// longer than the cap (it connected and streamed), so a second outage waits no longer than the
-// first. A lost slot (slot.go) is re-checked every slotLostRetry instead: it does not come back
-// by itself.
+// Restart backoff of the replication session. The wait starts at streamRetryMin and doubles
+// up to streamRetryMax, so capture resumes within a couple of seconds of PostgreSQL coming back
+// (a restart, a failover; the chaos suite measures it). Only when the same failure recurs after
+// PostgreSQL answered (failureReason other than "connect": a missing privilege, a slot held by
+// someone else, a publication that cannot be changed) more than streamRepeatsFast times in a row
+// does the cap grow to streamRetryRepeated: such a failure does not go away in two seconds, and
+// restarting hot only loads the database and the logs. The reason is counted in
+// walhook_capture_failures_total{reason} and logged (rate-limited). A session that streamed
+// longer than streamRetryMax starts the backoff over.
+const (
+	streamRetryMin      = 250 * time.Millisecond
+	streamRetryMax      = 2 * time.Second
+	streamRetryRepeated = 30 * time.Second
+	streamRepeatsFast   = 5
+)
+
+// lead is the leader's work: stream, restarting with backoff after an error (see streamRetryMin),
+// and keep the lag gauge fresh, until leadership ends. A lost slot (slot.go) is re-checked every
+// slotLostRetry instead: it does not come back by itself.
 func (c *Capture) lead(ctx context.Context) error {
 	lagDone := make(chan struct{})
 	go func() {
@@ -233,23 +292,25 @@ func (c *Capture) lead(ctx context.Context) error {
 		<-lagDone
 		c.slot.set("") // only the leader reports the slot
 	}()
-	backoff := 250 * time.Millisecond
+	var b restartBackoff
 	for {
 		started := time.Now()
 		err := c.stream(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if time.Since(started) > streamRetryMax {
-			backoff = 250 * time.Millisecond
-		}
-		wait := backoff
+		var wait time.Duration
 		var lost *SlotLostError
 		if errors.As(err, &lost) {
+			c.m.failures.WithLabelValues(reasonSlotLost).Inc()
 			wait = slotLostRetry
 			c.slot.lostLog(lost, c.log)
 		} else {
-			c.limiter.log(c.log.Warn().Err(err).Dur("retry_in", backoff), "replication stream stopped; restarting")
+			reason := failureReason(err)
+			c.m.failures.WithLabelValues(reason).Inc()
+			wait = b.next(reason, time.Since(started) > streamRetryMax)
+			c.limiter.log(c.log.Warn().Err(err).Str("reason", reason).Int("in_a_row", b.repeats).Dur("retry_in", wait),
+				"replication stream stopped; restarting")
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -258,10 +319,71 @@ func (c *Capture) lead(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		if lost == nil {
-			backoff = min(backoff*2, streamRetryMax)
-		}
 	}
+}
+
+// restartBackoff is the wait between replication sessions; see streamRetryMin.
+type restartBackoff struct {
+	last    string // the previous failure's reason
+	repeats int    // consecutive failures with that reason
+	wait    time.Duration
+}
+
+// next returns the wait before the next session after a failure with reason; streamed says the
+// failed session had been streaming (it lasted longer than streamRetryMax).
+func (b *restartBackoff) next(reason string, streamed bool) time.Duration {
+	if streamed || reason != b.last {
+		b.last, b.repeats, b.wait = reason, 0, 0
+	}
+	b.repeats++
+	capAt := streamRetryMax
+	if reason != reasonConnect && b.repeats > streamRepeatsFast {
+		capAt = streamRetryRepeated
+	}
+	if b.wait == 0 {
+		b.wait = streamRetryMin
+	} else {
+		b.wait = min(b.wait*2, capAt)
+	}
+	return b.wait
+}
+
+// Why a replication session ended (walhook_capture_failures_total{reason}): a bounded set.
+const (
+	reasonConnect    = "connect"     // the replication connection could not be opened
+	reasonPermission = "permission"  // SQLSTATE 42501: a privilege is missing
+	reasonSlotInUse  = "slot_in_use" // SQLSTATE 55006: another process reads the slot
+	reasonPrepare    = "prepare"     // the publication or the slot could not be set up
+	reasonStart      = "start"       // START_REPLICATION refused
+	reasonStream     = "stream"      // the stream broke (connection lost, server ended it)
+	reasonCommit     = "commit"      // a fan-out transaction failed transiently
+	reasonSlotLost   = "slot_lost"   // PostgreSQL invalidated the slot (slot.go); re-checked, not restarted hot
+)
+
+// sessionError is an error that ended a replication session, with the stage it ended in (one of
+// the reasons above).
+type sessionError struct {
+	stage string
+	err   error
+}
+
+func (e *sessionError) Error() string { return e.err.Error() }
+func (e *sessionError) Unwrap() error { return e.err }
+
+// failureReason classifies why a session ended: a missing privilege and a slot in use by its
+// SQLSTATE, whatever the stage; otherwise the stage.
+func failureReason(err error) string {
+	switch store.SQLState(err) {
+	case "42501":
+		return reasonPermission
+	case "55006":
+		return reasonSlotInUse
+	}
+	var se *sessionError
+	if errors.As(err, &se) {
+		return se.stage
+	}
+	return reasonStream
 }
 
 func (c *Capture) watchLag(ctx context.Context) {

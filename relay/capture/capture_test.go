@@ -133,12 +133,14 @@ func (f *fixture) start(t *testing.T, cfg Config, reg *prometheus.Registry, hook
 }
 
 // waitStreaming waits until a capture reads the slot (so writes from now on are captured, and
-// the start-up outbox sweep is over).
+// the start-up outbox sweep is over). A slot is active while CREATE_REPLICATION_SLOT still
+// builds its snapshot (it waits for every running transaction of the cluster, such as another
+// test's open lock); writes then are never decoded. It is ready once confirmed_flush_lsn is set.
 func (f *fixture) waitStreaming(t *testing.T) {
 	t.Helper()
 	for {
 		s, err := f.st.CaptureSlotStatus(context.Background(), f.slot)
-		if err == nil && s.Active {
+		if err == nil && s.Active && s.ConfirmedFlushLSN != "" {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

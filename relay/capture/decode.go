@@ -379,12 +379,14 @@ func standaloneOrNil(standalone bool, t *txn) *txn {
 	return nil
 }
 
+// compact compacts an emitted payload, repairing lone surrogate escapes as value.go does for json
+// columns.
 func compact(b []byte) []byte {
 	var out bytes.Buffer
 	if err := json.Compact(&out, b); err != nil {
 		return b
 	}
-	return out.Bytes()
+	return appendRepairedJSON(make([]byte, 0, out.Len()), out.Bytes())
 }
 
 // EventID is the envelope id of the event at a source position: stable across replays and

@@ -35,9 +35,38 @@
 //
 // # Bad data
 //
+// Nothing in the data may stop capture: the slot would hold WAL on the application's primary
+// and every company would stop with it.
+//
 // A NULL tenant, an unknown company, an event key not in the catalog, a payload that is not JSON,
 // or a message that does not decode: counted in walhook_capture_skipped_total{reason} (or
 // walhook_capture_decode_errors_total), logged with its position (rate-limited), skipped.
+//
+// An event PostgreSQL refuses to store (store.Permanent: SQLSTATE class 22, 23 or 54, e.g. a json
+// column value holding "\u0000", which jsonb cannot hold) is quarantined (quarantine.go): the
+// fan-out halves the batch until it has the refused events alone, writes each of them to
+// walhook.capture_quarantine (envelope as bytes, company, event, source key, SQLSTATE and
+// message, attempts), stores the rest, and the position past them is acknowledged as usual.
+// Counted in walhook_capture_quarantined_total{reason}; walhook_capture_quarantine_rows is how
+// many wait. `walhook quarantine retry` runs the fan-out again once the cause is fixed. A
+// transient error (lost connection, restart, deadlock, serialization failure, deadline) is never
+// quarantined: the session restarts and replays the same transactions (source keys dedupe). A
+// quarantine row that is itself refused for good is logged with its position and counted as
+// skipped{reason="unstorable"}.
+//
+// Repairs, only where the meaning is unchanged (value.go):
+//   - invalid UTF-8 in text becomes U+FFFD;
+//   - a lone UTF-16 surrogate escape in JSON ("\ud800" without its pair) encodes no character
+//     and becomes "\ufffd" (the json type refuses it at input, so it comes only from emitted
+//     payloads);
+//   - "\u0000" is not repaired: NUL is a real character that PostgreSQL text and jsonb cannot
+//     hold, and dropping or replacing it, or passing the JSON on as a string, changes the value
+//     a receiver sees. The event is quarantined.
+//
+// A replication session that fails is restarted after 250 ms doubling to 2 s, so capture is back
+// within about 2 s of PostgreSQL; a failure that recurs more than five times in a row after
+// PostgreSQL answered (a missing privilege, a slot in use) waits up to 30 s. Each failure is
+// counted in walhook_capture_failures_total{reason}.
 //
 // # The envelope
 //

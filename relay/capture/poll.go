@@ -3,7 +3,6 @@ package capture
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/walhook/walhook/relay/store"
 )
@@ -75,8 +74,7 @@ func (c *Capture) pollBatch(ctx context.Context) (int, error) {
 	var claimed int
 	var events []store.CaptureEvent
 	var skips []skip
-	start := time.Now()
-	var res store.CaptureResult
+	var res fanOutResult
 	err := c.st.Tx(cctx, func(tx *store.Store) error {
 		rows, err := tx.OutboxClaim(cctx, c.cfg.PollBatch)
 		if err != nil {
@@ -97,30 +95,25 @@ func (c *Capture) pollBatch(ctx context.Context) (int, error) {
 			b.Events = append(b.Events, ev)
 		}
 		events = b.Events
-		res, err = tx.CaptureCommit(cctx, b)
+		// Inside the claim's transaction each write is a savepoint, so a refused event is
+		// quarantined and the claimed rows are still deleted with the rest.
+		res, err = c.fanOut(cctx, tx, b)
 		return err
 	})
 	if err != nil || claimed == 0 {
 		return 0, err
 	}
-	c.m.batch.Observe(time.Since(start).Seconds())
-	c.m.deliveries.Add(float64(res.Deliveries))
 	c.reportSkips(skips)
+	c.reportFanOut(res.CaptureResult)
+	c.countQuarantined(res)
 	unknown := make(map[string]bool, len(res.UnknownCompany))
 	for _, k := range res.UnknownCompany {
 		unknown[k] = true
 	}
-	if len(res.UnknownCompany) > 0 {
-		c.m.skipped.WithLabelValues(skipUnknownCompany).Add(float64(len(res.UnknownCompany)))
-		c.limiter.log(c.log.Warn().Int("count", len(res.UnknownCompany)).Str("position", res.UnknownCompany[0]), "events of unknown companies skipped")
-	}
 	for _, e := range events {
-		if !unknown[e.SourceKey] {
+		if !unknown[e.SourceKey] && !res.quarantined[e.SourceKey] {
 			c.m.events.WithLabelValues("outbox", e.EventKey).Inc()
 		}
-	}
-	if res.Deliveries > 0 && c.cfg.Wake != nil {
-		c.cfg.Wake()
 	}
 	return claimed, nil
 }

@@ -111,18 +111,18 @@ func (c *Capture) prepare(ctx context.Context, conn *pgconn.PgConn) error {
 func (c *Capture) stream(ctx context.Context) error {
 	conn, err := c.connectReplication(ctx)
 	if err != nil {
-		return err
+		return &sessionError{reasonConnect, err}
 	}
 	defer closeConn(ctx, conn)
 	if err := c.prepare(ctx, conn); err != nil {
-		return err
+		return &sessionError{reasonPrepare, err}
 	}
 	// Outbox rows written before the slot existed (or while in poll mode) are not in the stream:
 	// claim them once. A row also in the stream has the same source key, so it is stored once.
 	for {
 		n, err := c.pollBatch(ctx)
 		if err != nil {
-			return err
+			return &sessionError{reasonCommit, err}
 		}
 		if n < c.cfg.PollBatch {
 			break
@@ -148,7 +148,7 @@ func (c *Capture) stream(ctx context.Context) error {
 				}
 			}
 		}
-		return fmt.Errorf("start replication on slot %s: %w", c.cfg.Slot, err)
+		return &sessionError{reasonStart, fmt.Errorf("start replication on slot %s: %w", c.cfg.Slot, err)}
 	}
 	c.log.Info().Str("slot", c.cfg.Slot).Msg("streaming")
 
@@ -159,6 +159,7 @@ func (c *Capture) stream(ctx context.Context) error {
 	go func() {
 		err := s.commitLoop(sctx)
 		if err != nil {
+			err = &sessionError{reasonCommit, err}
 			cancel(err)
 		}
 		committed <- err
@@ -173,7 +174,7 @@ func (c *Capture) stream(ctx context.Context) error {
 		return nil
 	}
 	if err != nil {
-		return err
+		return &sessionError{reasonStream, err}
 	}
 	return cerr
 }
@@ -393,6 +394,7 @@ func (c *Capture) commit(ctx context.Context, batch []*txn, retryOutbox []int64)
 	if err != nil {
 		return nil, err
 	}
+	stored := func(e store.CaptureEvent) bool { return !res.quarantined[e.SourceKey] }
 	var missing []int64
 	if len(res.OutboxDeleted) < len(b.OutboxIDs) {
 		gone := make(map[int64]bool, len(res.OutboxDeleted))
@@ -410,16 +412,11 @@ func (c *Capture) commit(ctx context.Context, batch []*txn, retryOutbox []int64)
 		for _, k := range res.UnknownCompany {
 			unknown[k] = true
 		}
-		for _, t := range batch {
-			for i, e := range t.events {
-				if !unknown[e.SourceKey] {
-					c.m.events.WithLabelValues(t.sources[i], e.EventKey).Inc()
-				}
-			}
-		}
-	} else {
-		for _, t := range batch {
-			for i, e := range t.events {
+		stored = func(e store.CaptureEvent) bool { return !unknown[e.SourceKey] && !res.quarantined[e.SourceKey] }
+	}
+	for _, t := range batch {
+		for i, e := range t.events {
+			if stored(e) {
 				c.m.events.WithLabelValues(t.sources[i], e.EventKey).Inc()
 			}
 		}
@@ -427,16 +424,20 @@ func (c *Capture) commit(ctx context.Context, batch []*txn, retryOutbox []int64)
 	return missing, nil
 }
 
-// store runs one fan-out transaction with a deadline, and reports what it did.
-func (c *Capture) store(ctx context.Context, b store.CaptureBatch) (store.CaptureResult, error) {
-	cctx, cancel := context.WithTimeout(ctx, c.cfg.CommitTimeout)
-	defer cancel()
-	start := time.Now()
-	res, err := c.st.CaptureCommit(cctx, b)
+// store runs the fan-out of a batch (fanOut: refused events are quarantined), and reports what
+// it did.
+func (c *Capture) store(ctx context.Context, b store.CaptureBatch) (fanOutResult, error) {
+	res, err := c.fanOut(ctx, c.st, b)
 	if err != nil {
 		return res, err
 	}
-	c.m.batch.Observe(time.Since(start).Seconds())
+	c.reportFanOut(res.CaptureResult)
+	return res, nil
+}
+
+// reportFanOut counts a fan-out's deliveries and skipped unknown companies, and wakes the
+// dispatcher.
+func (c *Capture) reportFanOut(res store.CaptureResult) {
 	c.m.deliveries.Add(float64(res.Deliveries))
 	if len(res.UnknownCompany) > 0 {
 		c.m.skipped.WithLabelValues(skipUnknownCompany).Add(float64(len(res.UnknownCompany)))
@@ -446,7 +447,6 @@ func (c *Capture) store(ctx context.Context, b store.CaptureBatch) (store.Captur
 	if res.Deliveries > 0 && c.cfg.Wake != nil {
 		c.cfg.Wake()
 	}
-	return res, nil
 }
 
 func (c *Capture) reportSkips(skips []skip) {

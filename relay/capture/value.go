@@ -23,7 +23,9 @@ import (
 //     timestamp (no zone): the same without offset; date, time, interval: PostgreSQL's text.
 //     ±infinity: the strings "infinity"/"-infinity".
 //   - uuid, text, varchar, char and every type not listed (enums, domains, ranges, …): strings.
-//   - json, jsonb: embedded as JSON.
+//   - json, jsonb: embedded as JSON (compacted). A lone UTF-16 surrogate escape becomes
+//     "\ufffd" (appendRepairedJSON); "\u0000" (which a json value may hold) is kept, and the
+//     event is quarantined.
 //   - bytea: a base64 (standard, padded) string of the bytes.
 //   - arrays of the types above, any number of dimensions: JSON arrays of the converted elements,
 //     NULL elements as null.
@@ -156,7 +158,71 @@ func appendCompactJSON(buf, text []byte) []byte {
 	if err := json.Compact(&b, text); err != nil {
 		return appendString(buf, text)
 	}
-	return append(buf, b.Bytes()...)
+	return appendRepairedJSON(buf, b.Bytes())
+}
+
+// appendRepairedJSON appends valid JSON text, with each lone UTF-16 surrogate escape (a "\ud800"
+// not followed by a low surrogate, or a "\udc00" not preceded by a high one) replaced by
+// "\ufffd". PostgreSQL's json type refuses such an escape at input, but a logical message's
+// payload is not checked by PostgreSQL; it encodes no character, and jsonb (so the fan-out)
+// refuses it. The replacement is
+// the one invalid UTF-8 in text gets (appendString), and what encoding/json and PostgreSQL's
+// own text conversions produce for it: no character is lost. "\u0000", which jsonb refuses too,
+// is NOT repaired: it is a real character (NUL) that PostgreSQL text and jsonb cannot hold, and
+// any substitute would change the value, so such an event is quarantined (doc.go, Bad data).
+func appendRepairedJSON(buf, text []byte) []byte {
+	inString := false
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString && i+1 < len(text):
+			if text[i+1] != 'u' || i+6 > len(text) {
+				buf = append(buf, c, text[i+1])
+				i++
+				continue
+			}
+			r := hexRune(text[i+2 : i+6])
+			switch {
+			case r >= 0xD800 && r <= 0xDBFF:
+				if i+12 <= len(text) && text[i+6] == '\\' && text[i+7] == 'u' {
+					if lo := hexRune(text[i+8 : i+12]); lo >= 0xDC00 && lo <= 0xDFFF {
+						buf = append(buf, text[i:i+12]...)
+						i += 11
+						continue
+					}
+				}
+				buf = append(buf, `\ufffd`...)
+			case r >= 0xDC00 && r <= 0xDFFF:
+				buf = append(buf, `\ufffd`...)
+			default:
+				buf = append(buf, text[i:i+6]...)
+			}
+			i += 5
+			continue
+		}
+		buf = append(buf, c)
+	}
+	return buf
+}
+
+// hexRune decodes four hex digits (-1 when they are not).
+func hexRune(h []byte) rune {
+	var r rune
+	for _, c := range h {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	return r
 }
 
 // appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 
@@ -26,6 +27,11 @@ func TestAppendValue(t *testing.T) {
 		{pgtype.TimestampOID, "2026-11-27 10:00:00.5", `"2026-11-27T10:00:00.5"`},
 		{pgtype.UUIDOID, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", `"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"`},
 		{pgtype.JSONBOID, `{"a": [1, null]}`, `{"a":[1,null]}`},
+		// lone surrogates encode no character: U+FFFD, as for invalid UTF-8 in text
+		{pgtype.JSONOID, `{"a": "x\ud800y", "\udfff": 1}`, `{"a":"x\ufffdy","\ufffd":1}`},
+		{pgtype.JSONOID, `["\ud800\u0041", "\udbff"]`, `["\ufffd\u0041","\ufffd"]`},
+		// a pair is a character; an escaped backslash before "u" is no escape; NUL is kept (quarantined later)
+		{pgtype.JSONOID, `["\ud83d\ude00", "\\ud800", "\u0000", "\"\ud800"]`, `["\ud83d\ude00","\\ud800","\u0000","\"\ufffd"]`},
 		{pgtype.ByteaOID, `\x0102ff`, `"AQL/"`},
 		{pgtype.TextOID, "a\"b\\c\n\x01é", `"a\"b\\c\n\u0001é"`},
 		{pgtype.Int4ArrayOID, "{1,2,NULL}", "[1,2,null]"},
@@ -52,6 +58,7 @@ func FuzzAppendValue(f *testing.F) {
 		{pgtype.Int4ArrayOID, "{{1,2},{3,NULL}}"}, {pgtype.TextArrayOID, `{"a\\"b",c}`}, {pgtype.NumericOID, "-0.5"},
 		{pgtype.TimestamptzOID, "2026-11-27 10:00:00+05:30"}, {pgtype.JSONBOID, `{"a":1}`}, {pgtype.ByteaOID, `\xzz`},
 		{pgtype.JSONBArrayOID, `{"{}","[1]"}`}, {pgtype.TimestampOID, "2026-11-27 10:00:00 BC"}, {pgtype.TextOID, "\xff\xfe"},
+		{pgtype.JSONOID, `["\ud800", "\udc00\ud83d\ude00", "\\ud800", "\u0000"]`},
 	} {
 		f.Add(s.oid, []byte(s.text))
 	}
@@ -63,6 +70,10 @@ func FuzzAppendValue(f *testing.F) {
 			out := appendValue([]byte("x"), o, text)
 			if out[0] != 'x' || !json.Valid(out[1:]) {
 				t.Fatalf("oid %d text %q: invalid JSON %q", o, text, out)
+			}
+			// no lone surrogate escape left (jsonb would refuse it): repairing changes nothing
+			if again := appendRepairedJSON(nil, out[1:]); !bytes.Equal(again, out[1:]) {
+				t.Fatalf("oid %d text %q: lone surrogate left in %q", o, text, out)
 			}
 		}
 	})

@@ -33,6 +33,8 @@ type ConstraintError struct {
 	Kind       error // ErrConflict or ErrInvalid
 	Constraint string
 	Detail     string
+	// Code is the SQLSTATE PostgreSQL answered, for Permanent.
+	Code string
 }
 
 func (e *ConstraintError) Error() string {
@@ -53,9 +55,9 @@ func mapErr(err error) error {
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case "23505", "23P01", "23503", "42710": // unique, exclusion, foreign key, duplicate object
-			return &ConstraintError{Kind: ErrConflict, Constraint: pgErr.ConstraintName, Detail: pgErr.Detail}
+			return &ConstraintError{Kind: ErrConflict, Constraint: pgErr.ConstraintName, Detail: pgErr.Detail, Code: pgErr.Code}
 		case "23514", "23502", "22P02", "22001", "22003", "22007", "22008", "22023", "22P05":
-			return &ConstraintError{Kind: ErrInvalid, Constraint: pgErr.ConstraintName, Detail: pgErr.Message}
+			return &ConstraintError{Kind: ErrInvalid, Constraint: pgErr.ConstraintName, Detail: pgErr.Message, Code: pgErr.Code}
 		}
 	}
 	return err

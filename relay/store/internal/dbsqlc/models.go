@@ -53,6 +53,20 @@ type WalhookAuditLog struct {
 	At         time.Time
 }
 
+type WalhookCaptureQuarantine struct {
+	ID          int64
+	SourceKey   string
+	CompanyID   string
+	EventKey    string
+	Payload     []byte
+	OccurredAt  *time.Time
+	Sqlstate    string
+	Reason      string
+	FirstSeenAt time.Time
+	LastTriedAt time.Time
+	Attempts    int32
+}
+
 type WalhookCaptureSetting struct {
 	ID        bool
 	Mode      string

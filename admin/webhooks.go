@@ -80,18 +80,23 @@ func checkSecretHeaders(e *webhook.ValidationError, hs []webhook.Header) {
 // although the destination changed.
 const newDestinationMsg = "type the value again: the %s changed, and a stored secret is never sent to a destination chosen after it was stored"
 
-// checkDestination refuses to carry stored header values (kept, from apply) over to a new
-// destination: when oldURL and newURL differ (webhook.SameDestination), each kept header must be
-// given again. Nothing is stored or sent when it answers an error.
-func checkDestination(oldURL, newURL string, kept []int) error {
-	if len(kept) == 0 || webhook.SameDestination(oldURL, newURL) {
-		return nil
+// storedFor is where the stored header values an update keeps (kept, from apply) were stored
+// for: the saved webhook's URL. The zero value (a new webhook) keeps none.
+type storedFor struct {
+	url  string
+	kept []int
+}
+
+// check refuses to carry the kept header values over to a new destination: when newURL differs
+// from the stored one (webhook.SameDestination), each kept header must be given again. It adds
+// to e, beside the request's other field errors, so nothing is stored or sent.
+func (d storedFor) check(e *webhook.ValidationError, newURL string) {
+	if len(d.kept) == 0 || webhook.SameDestination(d.url, newURL) {
+		return
 	}
-	e := &webhook.ValidationError{}
-	for _, i := range kept {
+	for _, i := range d.kept {
 		e.Add(fmt.Sprintf("headers[%d].value", i), newDestinationMsg, "URL")
 	}
-	return e
 }
 
 // webhookJSON is a webhook as the API returns it.
@@ -157,7 +162,7 @@ func (s *Server) rules(ctx context.Context, db *store.Store, keepEvent string) (
 }
 
 // validateWebhook checks w and that its credential belongs to the company (404 otherwise).
-func (s *Server) validateWebhook(ctx context.Context, tx *store.Store, w *webhook.Webhook, keepEvent string) error {
+func (s *Server) validateWebhook(ctx context.Context, tx *store.Store, w *webhook.Webhook, keepEvent string, stored storedFor) error {
 	if err := s.checkListQuotas(w); err != nil {
 		return err
 	}
@@ -171,6 +176,7 @@ func (s *Server) validateWebhook(ctx context.Context, tx *store.Store, w *webhoo
 		ve = &webhook.ValidationError{}
 	}
 	checkSecretHeaders(ve, w.Headers)
+	stored.check(ve, w.URL)
 	if err := ve.Err(); err != nil {
 		return err
 	}
@@ -320,7 +326,7 @@ func (s *Server) createWebhook(c *call) error {
 	in.apply(&w, nil)
 	var out webhook.Webhook
 	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
-		if err := s.validateWebhook(c.ctx, tx, &w, ""); err != nil {
+		if err := s.validateWebhook(c.ctx, tx, &w, "", storedFor{}); err != nil {
 			return err
 		}
 		if err := s.checkQuota(c.ctx, tx, c.p.CompanyID, store.QuotaWebhooks); err != nil {
@@ -358,13 +364,10 @@ func (s *Server) updateWebhook(c *call, patch bool) error {
 		return err
 	}
 	w := old
-	kept := in.apply(&w, old.Headers)
-	if err := checkDestination(old.URL, w.URL, kept); err != nil {
-		return err
-	}
+	stored := storedFor{url: old.URL, kept: in.apply(&w, old.Headers)}
 	var out webhook.Webhook
 	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
-		if err := s.validateWebhook(c.ctx, tx, &w, old.EventKey); err != nil {
+		if err := s.validateWebhook(c.ctx, tx, &w, old.EventKey, stored); err != nil {
 			return err
 		}
 		var err error
@@ -557,7 +560,7 @@ func (s *Server) runTest(c *call, w webhook.Webhook) error {
 
 // testSaved sends a saved webhook once. With a body (the webhook's form as edited, the shape of
 // PUT) it sends the edited webhook instead, without saving it: the mask keeps a stored header
-// value as an update would, and only while the URL is the stored one (checkDestination).
+// value as an update would, and only while the URL is the stored one (storedFor.check).
 func (s *Server) testSaved(c *call) error {
 	old, err := s.pathWebhook(c)
 	if err != nil {
@@ -571,11 +574,8 @@ func (s *Server) testSaved(c *call) error {
 		return s.runTest(c, old)
 	}
 	w := old
-	kept := in.apply(&w, old.Headers)
-	if err := checkDestination(old.URL, w.URL, kept); err != nil {
-		return err
-	}
-	if err := s.validateWebhook(c.ctx, s.store, &w, old.EventKey); err != nil {
+	stored := storedFor{url: old.URL, kept: in.apply(&w, old.Headers)}
+	if err := s.validateWebhook(c.ctx, s.store, &w, old.EventKey, stored); err != nil {
 		return err
 	}
 	return s.runTest(c, w)
@@ -588,7 +588,7 @@ func (s *Server) testUnsaved(c *call) error {
 	}
 	w := webhook.Webhook{CompanyID: c.p.CompanyID, Secret: crypt.NewSigningSecret()}
 	in.apply(&w, nil)
-	if err := s.validateWebhook(c.ctx, s.store, &w, ""); err != nil {
+	if err := s.validateWebhook(c.ctx, s.store, &w, "", storedFor{}); err != nil {
 		return err
 	}
 	return s.runTest(c, w)

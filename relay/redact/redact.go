@@ -42,7 +42,7 @@ var (
 	// angle bracket (how URLs end in Go's errors: url.Error quotes them).
 	urlRE = regexp.MustCompile("(?i)\\b[a-z][a-z0-9+.\\-]*://[^\\s\"'<>`]+")
 	// secretKey is a key naming a secret: one containing a secret word, or exactly "code".
-	secretKey = `[\w-]*(?i:secret|passw(?:or)?d|pwd|token|api[_-]?key|access[_-]?key|private[_-]?key|auth|credential|signature|session|cookie|assertion)[\w-]*|(?i:code)`
+	secretKey = `[\w-]*(?i:` + credentialWords() + `)[\w-]*|(?i:code)`
 	// jsonPairRE: "key": "value" in JSON.
 	jsonPairRE = regexp.MustCompile(`("(?:` + secretKey + `)"\s*:\s*")((?:[^"\\]|\\.)*)(")`)
 	// pairRE: key=value, or key: value (a space after the colon, so host:port is not taken for
@@ -80,6 +80,16 @@ func Text(s string, secrets ...string) string {
 		return sub[1] + Mask
 	})
 	return Values(s, secrets...)
+}
+
+// credentialWords is webhook.CredentialWords as alternatives of a pattern, a "-" in a word
+// matching "-", "_" or nothing.
+func credentialWords() string {
+	alts := make([]string, len(webhook.CredentialWords))
+	for i, w := range webhook.CredentialWords {
+		alts[i] = strings.ReplaceAll(regexp.QuoteMeta(w), "-", "[_-]?")
+	}
+	return strings.Join(alts, "|")
 }
 
 // headerLike reports a key that reads as a header or field name ("Authorization", "X-Api-Key",

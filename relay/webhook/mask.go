@@ -19,9 +19,11 @@ var credentialHeaders = map[string]bool{
 	"x-api-key": true, "x-auth-token": true, "api-key": true, "apikey": true,
 }
 
-// credentialWords are name fragments that mark a header as credential-looking: "X-Client-Token",
-// "X-Webhook-Secret", "X-Password", "X-Api-Key-2", "X-Auth-User", "Session-Id"…
-var credentialWords = []string{"token", "secret", "password", "passwd", "api-key", "api_key", "apikey", "auth", "cookie", "session", "credential", "signature", "private-key"}
+// CredentialWords are the name fragments that mark a name as credential-looking: a header
+// ("X-Client-Token", "X-Webhook-Secret", "X-Api-Key-2", "Session-Id"…) here, and a key in an
+// error text in package redact, which builds its pattern from this list. A "-" in a word
+// stands for "-", "_" or nothing ("api-key" matches Api-Key, api_key and apikey).
+var CredentialWords = []string{"token", "secret", "password", "passwd", "pwd", "api-key", "access-key", "private-key", "auth", "cookie", "session", "credential", "signature", "assertion"}
 
 // CredentialHeader reports whether a header name looks like it carries a credential
 // (Authorization, Cookie, X-Api-Key, anything containing token, secret, password, api-key,
@@ -34,8 +36,9 @@ func CredentialHeader(name string) bool {
 	if credentialHeaders[n] {
 		return true
 	}
-	for _, w := range credentialWords {
-		if strings.Contains(n, w) {
+	squeezed := strings.NewReplacer("-", "", "_", "").Replace(n)
+	for _, w := range CredentialWords {
+		if strings.Contains(squeezed, strings.ReplaceAll(w, "-", "")) {
 			return true
 		}
 	}

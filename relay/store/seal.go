@@ -55,19 +55,40 @@ func sealError(what string, err error) string {
 	}
 }
 
-// idKey holds the public-id cipher once loaded; shared by a store and its transactions.
+// idKey holds the public ids once loaded; shared by a store and its transactions.
 type idKey struct {
-	mu     sync.Mutex
-	cipher *crypt.IDCipher
+	mu  sync.Mutex
+	ids *PublicIDs
 }
 
-// PublicIDs returns the cipher of public ids: the key stored (sealed) in walhook.id_key, created
-// by the first process that asks. It is loaded once per store and never changes.
-func (s *Store) PublicIDs(ctx context.Context) (*crypt.IDCipher, error) {
+// PublicIDs encodes and decodes the public ids of one database: what the API and the
+// webhook-id header show in place of row ids (crypt.IDCipher). It is safe for concurrent use.
+type PublicIDs struct {
+	c *crypt.IDCipher
+}
+
+// DeliveryIDPrefix starts a delivery's public id, which is also its Standard Webhooks webhook-id.
+const DeliveryIDPrefix = "msg_"
+
+// Delivery is the public id of delivery id of a company: the same for every attempt, resync and
+// replica, and across encryption-key rotations.
+func (p *PublicIDs) Delivery(companyID string, id int64) string {
+	return p.c.Encode(DeliveryIDPrefix, companyID, id)
+}
+
+// ParseDelivery returns the row id behind a public delivery id of a company; ok is false for
+// anything else — a row id, another company's id, garbage.
+func (p *PublicIDs) ParseDelivery(companyID, public string) (id int64, ok bool) {
+	return p.c.Decode(DeliveryIDPrefix, companyID, public)
+}
+
+// PublicIDs returns the database's public ids, keyed by walhook.id_key (sealed), which the first
+// process that asks creates. It is loaded once per store and never changes.
+func (s *Store) PublicIDs(ctx context.Context) (*PublicIDs, error) {
 	s.ids.mu.Lock()
 	defer s.ids.mu.Unlock()
-	if s.ids.cipher != nil {
-		return s.ids.cipher, nil
+	if s.ids.ids != nil {
+		return s.ids.ids, nil
 	}
 	sealed, err := s.q.IDKeyGet(ctx)
 	if errors.Is(mapErr(err), ErrNotFound) {
@@ -87,34 +108,27 @@ func (s *Store) PublicIDs(ctx context.Context) (*crypt.IDCipher, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.ids.cipher = c
-	return c, nil
+	s.ids.ids = &PublicIDs{c: c}
+	return s.ids.ids, nil
 }
-
-// Public-id prefixes: the kind of object an id names.
-const (
-	// DeliveryIDPrefix starts a delivery's public id, which is also its Standard Webhooks
-	// webhook-id.
-	DeliveryIDPrefix = "msg_"
-)
 
 // DeliveryPublicID is the public id of a delivery of a company.
 func (s *Store) DeliveryPublicID(ctx context.Context, companyID string, id int64) (string, error) {
-	c, err := s.PublicIDs(ctx)
+	p, err := s.PublicIDs(ctx)
 	if err != nil {
 		return "", err
 	}
-	return c.Encode(DeliveryIDPrefix, companyID, id), nil
+	return p.Delivery(companyID, id), nil
 }
 
 // DeliveryIDFromPublic returns the row id behind a public delivery id of a company; anything
 // else — a row id, another company's id, garbage — is ErrNotFound.
 func (s *Store) DeliveryIDFromPublic(ctx context.Context, companyID, public string) (int64, error) {
-	c, err := s.PublicIDs(ctx)
+	p, err := s.PublicIDs(ctx)
 	if err != nil {
 		return 0, err
 	}
-	id, ok := c.Decode(DeliveryIDPrefix, companyID, public)
+	id, ok := p.ParseDelivery(companyID, public)
 	if !ok {
 		return 0, ErrNotFound
 	}

@@ -156,7 +156,7 @@ func TestResealUpgradesAndRotates(t *testing.T) {
 	// The public-id key, sealed with k1.
 	ids1, err := s1.PublicIDs(ctx)
 	require.NoError(t, err)
-	pub := ids1.Encode(store.DeliveryIDPrefix, "a", 42)
+	pub := ids1.Delivery("a", 42)
 
 	// Rotate: k2 first, k1 still there. Batches of one row.
 	keys21, err := crypt.ParseKeyring(spec2 + "," + spec1)
@@ -207,7 +207,7 @@ func TestResealUpgradesAndRotates(t *testing.T) {
 	require.Equal(t, "secret-c2-v1", gc2.ClientSecret)
 	ids2, err := s2.PublicIDs(ctx)
 	require.NoError(t, err)
-	require.Equal(t, pub, ids2.Encode(store.DeliveryIDPrefix, "a", 42), "public ids survive the rotation")
+	require.Equal(t, pub, ids2.Delivery("a", 42), "public ids survive the rotation")
 
 	// Without the reseal, removing k1 would have left them unreadable: a fresh database proves
 	// the keyring alone is not what made them open.

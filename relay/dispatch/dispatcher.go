@@ -369,7 +369,6 @@ func (d *Dispatcher) work(ctx, sendCtx context.Context, workers *sync.WaitGroup,
 	}
 }
 
-
 func (d *Dispatcher) outcomeOf(j job, r result) outcome {
 	if r.class == classCancelled {
 		return outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}

@@ -33,10 +33,12 @@ var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadd
 // idLen is the length of an encoded block.
 const idLen = 26
 
-// IDCipher turns internal row ids into opaque public ids and back.
+// IDCipher turns internal row ids into opaque public ids and back, and source positions into
+// opaque event ids.
 type IDCipher struct {
-	block cipher.Block
-	check []byte // HMAC key of the company check
+	block  cipher.Block
+	check  []byte // HMAC key of the company check
+	digest []byte // HMAC key of Digest
 }
 
 // NewIDKey returns a fresh random public-id key.
@@ -61,7 +63,18 @@ func NewIDCipher(key []byte) (*IDCipher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("crypt: public-id key: %w", err)
 	}
-	return &IDCipher{block: block, check: derive("walhook public id check")}, nil
+	return &IDCipher{block: block, check: derive("walhook public id check"), digest: derive("walhook public id digest")}, nil
+}
+
+// Digest is a keyed 128-bit digest of s, for ids derived from something guessable: an event's id
+// comes from its source position ("outbox:<id>", a WAL position), which an unkeyed hash would let
+// anyone recover by trying positions, and with it the platform's volume.
+func (c *IDCipher) Digest(s string) [16]byte {
+	m := hmac.New(sha256.New, c.digest)
+	m.Write([]byte(s))
+	var out [16]byte
+	copy(out[:], m.Sum(nil))
+	return out
 }
 
 // checkOf is the 8 bytes that tie a public id to its kind (prefix) and company.

@@ -1,6 +1,7 @@
 package crypt_test
 
 import (
+	"crypto/sha256"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,6 +66,19 @@ func other(ch byte) string {
 		return "b"
 	}
 	return "a"
+}
+
+// TestDigest: keyed, so the digest of a guessable input differs between keys and from its plain
+// SHA-256; stable for one key.
+func TestDigest(t *testing.T) {
+	t.Parallel()
+	c, other := newIDCipher(t), newIDCipher(t)
+	require.Equal(t, c.Digest("outbox:1"), c.Digest("outbox:1"))
+	require.NotEqual(t, c.Digest("outbox:1"), c.Digest("outbox:2"))
+	require.NotEqual(t, c.Digest("outbox:1"), other.Digest("outbox:1"))
+	plain := sha256.Sum256([]byte("outbox:1"))
+	d := c.Digest("outbox:1")
+	require.NotEqual(t, plain[:16], d[:])
 }
 
 // nonCanonical returns a base32 character that differs from ch only in the two bits past the

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -80,6 +81,17 @@ func (p *PublicIDs) Delivery(companyID string, id int64) string {
 // anything else — a row id, another company's id, garbage.
 func (p *PublicIDs) ParseDelivery(companyID, public string) (id int64, ok bool) {
 	return p.c.Decode(DeliveryIDPrefix, companyID, public)
+}
+
+// EventIDPrefix starts an event's id, the envelope's "id".
+const EventIDPrefix = "evt_"
+
+// Event is the envelope id of the event at a source position: "evt_" and 32 hex characters, a
+// keyed digest of the position, so it is stable across replays and replicas but tells nothing
+// about the position (outbox row ids and WAL positions are guessable).
+func (p *PublicIDs) Event(sourceKey string) string {
+	d := p.c.Digest(sourceKey)
+	return EventIDPrefix + hex.EncodeToString(d[:])
 }
 
 // PublicIDs returns the database's public ids, keyed by walhook.id_key (sealed), which the first

@@ -72,11 +72,21 @@ func (b Binding) String() string {
 
 var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
+// ErrUnbound is returned for a version-1 value when the keyring refuses them (RefuseUnbound).
+var ErrUnbound = errors.New("crypt: value sealed before values were bound to their row (version 1), and such values are refused")
+
 // Keyring holds the encryption keys by id; Current seals.
 type Keyring struct {
 	current string
 	aeads   map[string]cipher.AEAD
+	// refuseV1: version-1 values do not open (RefuseUnbound).
+	refuseV1 bool
 }
+
+// RefuseUnbound makes the keyring refuse version-1 values, which are bound to their column only.
+// Once `walhook keys reseal` has rewritten them all, refusing them means a version-1 value
+// copied from an old backup into another row cannot open there either.
+func (k *Keyring) RefuseUnbound() { k.refuseV1 = true }
 
 // ParseKeyring parses "id:base64key[,id:base64key…]"; the first key is the current one. Each key
 // is 32 bytes (AES-256), in standard or URL base64.
@@ -184,6 +194,9 @@ func (k *Keyring) Open(sealed []byte, b Binding) ([]byte, error) {
 	case sealV2:
 		ad = b.ad()
 	case sealV1:
+		if k.refuseV1 {
+			return nil, ErrUnbound
+		}
 		if b.Legacy == "" {
 			return nil, ErrCorrupt
 		}

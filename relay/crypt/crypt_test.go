@@ -122,6 +122,14 @@ func TestVersion1StillOpens(t *testing.T) {
 	noLegacy.Legacy = ""
 	_, err = k.Open(v1, noLegacy)
 	require.ErrorIs(t, err, crypt.ErrCorrupt, "a binding without a legacy purpose opens no v1 value")
+
+	// Once refused, v1 values do not open at all; v2 values still do.
+	k.RefuseUnbound()
+	_, err = k.Open(v1, secretOf)
+	require.ErrorIs(t, err, crypt.ErrUnbound)
+	plain, err = k.Open(k.Seal([]byte("new"), secretOf), secretOf)
+	require.NoError(t, err)
+	require.Equal(t, "new", string(plain))
 }
 
 func TestParseKeyringErrors(t *testing.T) {

@@ -49,6 +49,8 @@ func colIDKey() sealedColumn { return sealedColumn{"id_key", "key_enc", ""} }
 // OAuthCredential.SealError: a message an operator can act on.
 func sealError(what string, err error) string {
 	switch {
+	case errors.Is(err, crypt.ErrUnbound):
+		return what + " does not open: it was sealed before secrets were bound to their row, and --open-unbound-secrets is off; run `walhook keys reseal --open-unbound-secrets` once"
 	case errors.Is(err, crypt.ErrUnknownKey):
 		return what + " does not open: it was sealed with a key the keyring (--encryption-keys) no longer holds; put the key back, or set the secret again"
 	default:

@@ -158,6 +158,14 @@ func TestResealUpgradesAndRotates(t *testing.T) {
 	require.NoError(t, err)
 	pub := ids1.Delivery("a", 42)
 
+	// Refusing version-1 values before the reseal makes them unreadable, saying why.
+	refusing, err := crypt.ParseKeyring(spec1)
+	require.NoError(t, err)
+	refusing.RefuseUnbound()
+	g, err := store.New(pool, refusing).WebhookGet(ctx, "b", w2.ID)
+	require.NoError(t, err)
+	require.Contains(t, g.SealError, "sealed before secrets were bound to their row, and --open-unbound-secrets is off")
+
 	// Rotate: k2 first, k1 still there. Batches of one row.
 	keys21, err := crypt.ParseKeyring(spec2 + "," + spec1)
 	require.NoError(t, err)
@@ -183,9 +191,10 @@ func TestResealUpgradesAndRotates(t *testing.T) {
 		WHERE v IS NOT NULL AND substring(v from 1 for 4) <> '\x02026b32'::bytea`).Scan(&stale))
 	require.Zero(t, stale, "every value is version 2 with key k2")
 
-	// k1 removed: everything opens.
+	// k1 removed, and version-1 values refused: everything opens.
 	keys2, err := crypt.ParseKeyring(spec2)
 	require.NoError(t, err)
+	keys2.RefuseUnbound()
 	s2 := store.New(pool, keys2)
 	g1, err := s2.WebhookGet(ctx, "a", w1.ID)
 	require.NoError(t, err)

@@ -317,7 +317,8 @@ func TestHistory(t *testing.T) {
 	require.Equal(t, map[string]any{"triggered": 6.0, "succeeded": 2.0, "failed": 3.0, "pending": 1.0}, all["totals"])
 	items := all["items"].([]any)
 	require.Len(t, items, 6)
-	require.Equal(t, float64(ids[5]), items[0].(map[string]any)["id"], "newest first")
+	require.Equal(t, e.pub("acme", ids[5]), items[0].(map[string]any)["id"], "newest first")
+	require.Regexp(t, `^evt_\d+$`, items[0].(map[string]any)["event_id"], "the envelope's id")
 	require.Equal(t, "contact.created", items[0].(map[string]any)["event"])
 	require.Equal(t, 500.0, items[0].(map[string]any)["last_status_code"])
 
@@ -335,7 +336,8 @@ func TestHistory(t *testing.T) {
 	require.Equal(t, 400, e.do("GET", hp+"?since=yesterday", e.viewer, nil).status)
 
 	// One delivery: payload, request headers masked (Authorization and the secret header), attempts.
-	d := e.must(200, "GET", fmt.Sprintf("/v1/deliveries/%d", ids[1]), e.viewer, nil)
+	d := e.must(200, "GET", "/v1/deliveries/"+e.pub("acme", ids[1]), e.viewer, nil)
+	require.Equal(t, e.pub("acme", ids[1]), d["id"])
 	require.Equal(t, "failed", d["state"])
 	require.Equal(t, "ada@example.com", d["payload"].(map[string]any)["data"].(map[string]any)["email"])
 	hdrs := d["request"].(map[string]any)["headers"].(map[string]any)
@@ -346,7 +348,13 @@ func TestHistory(t *testing.T) {
 	require.Len(t, att, 1)
 	require.Equal(t, 500.0, att[0].(map[string]any)["response_status"])
 	require.Equal(t, webhook.Mask, att[0].(map[string]any)["request"].(map[string]any)["headers"].(map[string]any)["Authorization"])
-	require.NotContains(t, string(e.do("GET", fmt.Sprintf("/v1/deliveries/%d", ids[1]), e.viewer, nil).raw), "live-token")
+	require.NotContains(t, string(e.do("GET", "/v1/deliveries/"+e.pub("acme", ids[1]), e.viewer, nil).raw), "live-token")
+	// Row ids are not ids of the API.
+	for _, p := range []string{fmt.Sprintf("/v1/deliveries/%d", ids[1]), fmt.Sprintf("/v1/deliveries/msg_%d", ids[1])} {
+		r := e.do("GET", p, e.viewer, nil)
+		require.Equal(t, 404, r.status, p)
+		require.Equal(t, 404, e.do("POST", p+"/resync", e.manager, nil).status, p)
+	}
 
 	// Resync one: pending again, due now, dispatch woken.
 	conn, err := e.pool.Acquire(e.ctx)
@@ -354,8 +362,9 @@ func TestHistory(t *testing.T) {
 	defer conn.Release()
 	_, err = conn.Exec(e.ctx, "LISTEN walhook_deliveries")
 	require.NoError(t, err)
-	rs := e.must(202, "POST", fmt.Sprintf("/v1/deliveries/%d/resync", ids[1]), e.manager, nil)
+	rs := e.must(202, "POST", "/v1/deliveries/"+e.pub("acme", ids[1])+"/resync", e.manager, nil)
 	require.Equal(t, "pending", rs["state"])
+	require.Equal(t, e.pub("acme", ids[1]), rs["id"])
 	n, err := conn.Conn().WaitForNotification(e.ctx)
 	require.NoError(t, err)
 	require.Equal(t, "walhook_deliveries", n.Channel)
@@ -367,7 +376,7 @@ func TestHistory(t *testing.T) {
 	// Being sent right now: 409.
 	_, err = e.pool.Exec(e.ctx, `UPDATE walhook.delivery SET lease_until = now() + interval '1 minute' WHERE id = $1`, ids[3])
 	require.NoError(t, err)
-	require.Equal(t, 409, e.do("POST", fmt.Sprintf("/v1/deliveries/%d/resync", ids[3]), e.manager, nil).status)
+	require.Equal(t, 409, e.do("POST", "/v1/deliveries/"+e.pub("acme", ids[3])+"/resync", e.manager, nil).status)
 
 	// Bulk: the failed ones in the window, counted.
 	rp := fmt.Sprintf("/v1/webhooks/%d/deliveries/resync", w.ID)
@@ -389,8 +398,10 @@ func TestHistory(t *testing.T) {
 
 	// Another company sees none of it.
 	require.Equal(t, 404, e.do("GET", hp, e.other, nil).status)
-	require.Equal(t, 404, e.do("GET", fmt.Sprintf("/v1/deliveries/%d", ids[0]), e.other, nil).status)
-	require.Equal(t, 404, e.do("POST", fmt.Sprintf("/v1/deliveries/%d/resync", ids[0]), e.other, nil).status)
+	require.Equal(t, 404, e.do("GET", "/v1/deliveries/"+e.pub("acme", ids[0]), e.other, nil).status)
+	require.Equal(t, 404, e.do("POST", "/v1/deliveries/"+e.pub("acme", ids[0])+"/resync", e.other, nil).status)
+	// Nor does its own public id for the same row open acme's delivery.
+	require.Equal(t, 404, e.do("GET", "/v1/deliveries/"+e.pub("other", ids[0]), e.other, nil).status)
 }
 
 func TestRolesMembersTokens(t *testing.T) {

@@ -15,7 +15,9 @@ type cursor struct {
 	Company string     `json:"c"`
 	Name    string     `json:"n,omitempty"`
 	At      *time.Time `json:"t,omitempty"`
-	ID      int64      `json:"i"`
+	ID      int64      `json:"i,omitempty"`
+	// PublicID names the last row of listings whose row ids are not shown (deliveries).
+	PublicID string `json:"p,omitempty"`
 }
 
 // maxCursorLen bounds a cursor before it is decoded.
@@ -36,7 +38,9 @@ func decodeCursor(s, kind, company string) (cursor, error) {
 		return cursor{}, errors.New("is not a cursor this API returned")
 	}
 	var c cursor
-	if err := json.Unmarshal(raw, &c); err != nil || c.ID <= 0 {
+	// Deliveries are named by public id, everything else by row id.
+	if err := json.Unmarshal(raw, &c); err != nil || (kind == "deliveries") != (c.PublicID != "" && c.ID == 0) ||
+		(kind != "deliveries" && c.ID <= 0) {
 		return cursor{}, errors.New("is not a cursor this API returned")
 	}
 	if c.Kind != kind {

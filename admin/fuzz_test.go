@@ -84,10 +84,10 @@ func FuzzOAuthInput(f *testing.F) {
 }
 
 // FuzzCursor: any string either decodes to a cursor of the asked kind and company with a positive
-// id, or is refused; encoding round-trips.
+// row id (a public id for deliveries, never a row id), or is refused; encoding round-trips.
 func FuzzCursor(f *testing.F) {
 	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	for _, c := range []cursor{{Kind: "webhooks:name", Company: "acme", Name: "alpha", ID: 3}, {Kind: "deliveries", Company: "acme", At: &at, ID: 9}, {Kind: "audit", Company: "acme", ID: 1}} {
+	for _, c := range []cursor{{Kind: "webhooks:name", Company: "acme", Name: "alpha", ID: 3}, {Kind: "deliveries", Company: "acme", At: &at, PublicID: "msg_aaaaaaaaaaaaaaaaaaaaaaaaaa"}, {Kind: "deliveries", Company: "acme", At: &at, ID: 9}, {Kind: "audit", Company: "acme", ID: 1}} {
 		f.Add(encodeCursor(c), c.Kind)
 	}
 	f.Add("", "audit")
@@ -100,10 +100,16 @@ func FuzzCursor(f *testing.F) {
 		}
 		require.Equal(t, kind, c.Kind)
 		require.Equal(t, "acme", c.Company)
-		require.Positive(t, c.ID)
+		if kind == "deliveries" {
+			require.Zero(t, c.ID)
+			require.NotEmpty(t, c.PublicID)
+		} else {
+			require.Positive(t, c.ID)
+		}
 		again, err := decodeCursor(encodeCursor(c), kind, "acme")
 		require.NoError(t, err)
 		require.Equal(t, c.ID, again.ID)
+		require.Equal(t, c.PublicID, again.PublicID)
 		require.Equal(t, c.Name, again.Name)
 	})
 }

@@ -243,4 +243,12 @@ func (e *env) newDelivery(w webhook.Webhook, state string, createdAt time.Time) 
 	return dID
 }
 
+// pub is the public id of a delivery of a company, as the API names it.
+func (e *env) pub(company string, id int64) string {
+	e.t.Helper()
+	s, err := e.st.DeliveryPublicID(e.ctx, company, id)
+	require.NoError(e.t, err)
+	return s
+}
+
 func ownerPrincipal() store.Principal { return store.Principal{IsOwner: true} }

@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -11,11 +12,15 @@ import (
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-// deliveryJSON is one row of a webhook's history.
+// deliveryJSON is one row of a webhook's history. Deliveries and events are named by public ids:
+// row ids come from sequences shared by every company and would tell how many deliveries the
+// whole platform makes.
 type deliveryJSON struct {
-	ID             int64                 `json:"id"`
-	WebhookID      int64                 `json:"webhook_id"`
-	EventID        int64                 `json:"event_id"`
+	// ID is the delivery's public id ("msg_…"), also its webhook-id header.
+	ID        string `json:"id"`
+	WebhookID int64  `json:"webhook_id"`
+	// EventID is the event envelope's id ("evt_…"), null when the envelope has none.
+	EventID        *string               `json:"event_id"`
 	Event          string                `json:"event"`
 	State          webhook.DeliveryState `json:"state"`
 	Attempts       int                   `json:"attempts"`
@@ -27,16 +32,38 @@ type deliveryJSON struct {
 	UpdatedAt      time.Time             `json:"updated_at"`
 }
 
-func deliveryOut(d store.HistoryDelivery) deliveryJSON {
+func deliveryOut(ids *store.PublicIDs, company string, d store.HistoryDelivery) deliveryJSON {
 	out := deliveryJSON{
-		ID: d.ID, WebhookID: d.WebhookID, EventID: d.EventID, Event: d.EventKey, State: d.State,
+		ID: ids.Delivery(company, d.ID), WebhookID: d.WebhookID, Event: d.EventKey, State: d.State,
 		Attempts: d.Attempts, LastStatusCode: d.LastStatusCode, LastError: d.LastError,
 		LastAttemptAt: d.LastAttemptAt, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+	if d.EventPublicID != "" {
+		out.EventID = &d.EventPublicID
 	}
 	if d.State == webhook.DeliveryPending {
 		out.NextAttemptAt = &d.NextAttemptAt
 	}
 	return out
+}
+
+// pathDelivery parses the {id} path value as a public delivery id of the caller's company. A row
+// id, another company's public id or garbage is simply not found.
+func (s *Server) pathDelivery(c *call) (int64, *store.PublicIDs, error) {
+	ids, err := s.store.PublicIDs(c.ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	raw := c.r.PathValue("id")
+	id, ok := ids.ParseDelivery(c.p.CompanyID, raw)
+	if !ok {
+		return 0, nil, deliveryNotFound(raw)
+	}
+	return id, ids, nil
+}
+
+func deliveryNotFound(public string) *problem {
+	return &problem{Status: http.StatusNotFound, Detail: fmt.Sprintf("delivery %q not found", public)}
 }
 
 type attemptJSON struct {
@@ -122,15 +149,21 @@ func (s *Server) listDeliveries(c *call) error {
 		return err
 	}
 	f.Limit = limit + 1
+	ids, err := s.store.PublicIDs(c.ctx)
+	if err != nil {
+		return err
+	}
 	if v := q.Get("cursor"); v != "" {
+		// The cursor names the last row by its public id, so it reveals no row id either.
 		cur, err := decodeCursor(v, "deliveries", c.p.CompanyID)
 		if err != nil {
 			return badRequest("cursor", err.Error())
 		}
-		if cur.At == nil {
+		before, ok := ids.ParseDelivery(c.p.CompanyID, cur.PublicID)
+		if cur.At == nil || !ok {
 			return badRequest("cursor", "is not a cursor this API returned")
 		}
-		f.BeforeAt, f.BeforeID = cur.At, cur.ID
+		f.BeforeAt, f.BeforeID = cur.At, before
 	}
 	rows, totals, err := s.store.HistoryList(c.ctx, c.p.CompanyID, id, f)
 	if err != nil {
@@ -143,11 +176,11 @@ func (s *Server) listDeliveries(c *call) error {
 	for i, d := range rows {
 		if i == limit {
 			last := rows[i-1]
-			next := encodeCursor(cursor{Kind: "deliveries", Company: c.p.CompanyID, At: &last.CreatedAt, ID: last.ID})
+			next := encodeCursor(cursor{Kind: "deliveries", Company: c.p.CompanyID, At: &last.CreatedAt, PublicID: ids.Delivery(c.p.CompanyID, last.ID)})
 			out.NextCursor = &next
 			break
 		}
-		out.Items = append(out.Items, deliveryOut(d))
+		out.Items = append(out.Items, deliveryOut(ids, c.p.CompanyID, d))
 	}
 	return c.json(http.StatusOK, out)
 }
@@ -164,13 +197,13 @@ func parseTime(v, field string) (*time.Time, error) {
 }
 
 func (s *Server) getDelivery(c *call) error {
-	id, err := c.pathID("delivery")
+	id, ids, err := s.pathDelivery(c)
 	if err != nil {
 		return err
 	}
 	d, err := s.store.HistoryGet(c.ctx, c.p.CompanyID, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return notFound("delivery", id)
+		return deliveryNotFound(c.r.PathValue("id"))
 	}
 	if err != nil {
 		return err
@@ -186,7 +219,7 @@ func (s *Server) getDelivery(c *call) error {
 		return err
 	}
 	out := deliveryDetailJSON{
-		deliveryJSON: deliveryOut(d.HistoryDelivery), Payload: d.Event,
+		deliveryJSON: deliveryOut(ids, c.p.CompanyID, d.HistoryDelivery), Payload: d.Event,
 		Request: maskRequestJSON(d.Request, secret), Attempts: make([]attemptJSON, len(d.AttemptList)),
 	}
 	for i, a := range d.AttemptList {
@@ -204,10 +237,11 @@ func (s *Server) getDelivery(c *call) error {
 }
 
 func (s *Server) resyncDelivery(c *call) error {
-	id, err := c.pathID("delivery")
+	id, ids, err := s.pathDelivery(c)
 	if err != nil {
 		return err
 	}
+	public := ids.Delivery(c.p.CompanyID, id)
 	var d store.HistoryDetail
 	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
 		if err := tx.HistoryResync(c.ctx, c.p.CompanyID, id); err != nil {
@@ -218,15 +252,15 @@ func (s *Server) resyncDelivery(c *call) error {
 			return err
 		}
 		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "delivery_resynced", store.AuditWebhook, d.WebhookID,
-			map[string]any{"delivery_id": id})
+			map[string]any{"delivery_id": public})
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return notFound("delivery", id)
+		return deliveryNotFound(public)
 	}
 	if err != nil {
 		return err
 	}
-	return c.json(http.StatusAccepted, deliveryOut(d.HistoryDelivery))
+	return c.json(http.StatusAccepted, deliveryOut(ids, c.p.CompanyID, d.HistoryDelivery))
 }
 
 // resyncInput is the body of a bulk resync.

@@ -53,7 +53,8 @@ func TestHostileRequests(t *testing.T) {
 	})
 	e.newWebhook("acme-hook-2", nil)
 	cred := e.newOAuth("acme", "acme-cred")
-	e.newDelivery(hook, "failed", time.Now())
+	acmeDelivery := e.newDelivery(hook, "failed", time.Now())
+	acmePub := e.pub("acme", acmeDelivery)
 	otherHook, err := e.st.WebhookCreate(e.ctx, webhook.Webhook{CompanyID: "other", Name: "other-hook",
 		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKey: "contact.created", RawData: true}, &e.otherM.ID)
 	require.NoError(t, err)
@@ -315,8 +316,21 @@ func TestHostileRequests(t *testing.T) {
 		{name: "rotate another company's secret", method: "POST", path: ohp + "/rotate-secret", status: 404},
 		{name: "history of another company's webhook", method: "GET", path: ohp + "/deliveries", status: 404},
 		{name: "bulk resync of another company's webhook", method: "POST", path: ohp + "/deliveries/resync", body: map[string]any{"status": "failed", "since": time.Now().Add(-time.Hour)}, status: 404},
-		{name: "another company's delivery", method: "GET", path: fmt.Sprintf("/v1/deliveries/%d", otherDelivery), status: 404},
-		{name: "resync another company's delivery", method: "POST", path: fmt.Sprintf("/v1/deliveries/%d/resync", otherDelivery), status: 404},
+		{name: "another company's delivery", method: "GET", path: "/v1/deliveries/" + e.pub("other", otherDelivery), status: 404},
+		{name: "resync another company's delivery", method: "POST", path: "/v1/deliveries/" + e.pub("other", otherDelivery) + "/resync", status: 404},
+		{name: "another company's delivery named as if ours", method: "GET", path: "/v1/deliveries/" + e.pub("acme", otherDelivery), status: 404},
+		{name: "another company's delivery by row id", method: "GET", path: fmt.Sprintf("/v1/deliveries/%d", otherDelivery), status: 404},
+		{name: "delivery by row id", method: "GET", path: fmt.Sprintf("/v1/deliveries/%d", acmeDelivery), status: 404},
+		{name: "resync delivery by row id", method: "POST", path: fmt.Sprintf("/v1/deliveries/%d/resync", acmeDelivery), status: 404},
+		{name: "delivery by msg_ and row id", method: "GET", path: fmt.Sprintf("/v1/deliveries/msg_%d", acmeDelivery), status: 404},
+		{name: "delivery public id upper case", method: "GET", path: "/v1/deliveries/msg_" + strings.ToUpper(acmePub[4:]), status: 404},
+		{name: "delivery public id one character changed", method: "GET", path: "/v1/deliveries/" + acmePub[:10] + flip(acmePub[10]) + acmePub[11:], status: 404},
+		{name: "delivery public id too long", method: "GET", path: "/v1/deliveries/" + acmePub + "a", status: 404},
+		{name: "delivery public id too short", method: "GET", path: "/v1/deliveries/" + acmePub[:len(acmePub)-1], status: 404},
+		{name: "delivery public id with another prefix", method: "GET", path: "/v1/deliveries/evt_" + acmePub[4:], status: 404},
+		{name: "delivery public id without prefix", method: "GET", path: "/v1/deliveries/" + acmePub[4:], status: 404},
+		{name: "delivery public id with NUL", method: "GET", path: "/v1/deliveries/" + acmePub + "%00", status: 404},
+		{name: "delivery public id padded", method: "GET", path: "/v1/deliveries/" + acmePub + "%3D%3D%3D%3D%3D%3D", status: 404},
 		{name: "another company's OAuth credential", method: "GET", path: fmt.Sprintf("/v1/oauth/%d", otherCred.ID), status: 404},
 		{name: "PUT another company's OAuth credential", method: "PUT", path: fmt.Sprintf("/v1/oauth/%d", otherCred.ID), body: oauth(nil), status: 404},
 		{name: "DELETE another company's OAuth credential", method: "DELETE", path: fmt.Sprintf("/v1/oauth/%d", otherCred.ID), status: 404},
@@ -333,6 +347,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "path id NUL", method: "GET", path: "/v1/webhooks/%00", status: 404},
 		{name: "path id with plus", method: "GET", path: fmt.Sprintf("/v1/webhooks/+%d", hook.ID), status: 404},
 		{name: "delivery id SQL", method: "POST", path: "/v1/deliveries/1;DELETE%20FROM%20walhook.delivery/resync", status: 404},
+		{name: "delivery public id SQL", method: "POST", path: "/v1/deliveries/msg_'%20OR%20'1'='1/resync", status: 404},
 		{name: "role id SQL", method: "PUT", path: "/v1/roles/1%20OR%201=1/permissions", body: map[string]any{"permissions": []string{}}, status: 404},
 
 		// Query parameters.
@@ -566,4 +581,12 @@ func sendHostile(t *testing.T, e *env, base string, c hostileCase) (int, http.He
 	raw, err := io.ReadAll(res.Body)
 	require.NoError(t, err, c.name)
 	return res.StatusCode, res.Header, raw
+}
+
+// flip returns a base32 character other than ch.
+func flip(ch byte) string {
+	if ch == 'a' {
+		return "b"
+	}
+	return "a"
 }

@@ -97,6 +97,9 @@ type oauthJSON struct {
 	UpdatedBy       *int64             `json:"updated_by"`
 	CreatedAt       time.Time          `json:"created_at"`
 	UpdatedAt       time.Time          `json:"updated_at"`
+
+	// SecretError: see webhookJSON.
+	SecretError string `json:"secret_error,omitempty"`
 }
 
 func masked(v string) (string, bool) {
@@ -111,6 +114,7 @@ func oauthOut(c webhook.OAuthCredential) oauthJSON {
 		ID: c.ID, Name: c.Name, TokenURL: c.TokenURL, Method: c.Method, GrantType: c.GrantType,
 		ClientID: c.ClientID, Scope: c.Scope, ExtraParams: c.ExtraParams,
 		CreatedBy: c.CreatedBy, UpdatedBy: c.UpdatedBy, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		SecretError: c.SealError,
 	}
 	out.ClientSecret, out.ClientSecretSet = masked(c.ClientSecret)
 	out.Code, out.CodeSet = masked(c.Code)

@@ -17,9 +17,9 @@ func TestPermissionMatrix(t *testing.T) {
 
 	hook := func() int64 { return e.newWebhook(fmt.Sprintf("h%d", seq.Add(1)), nil).ID }
 	oauth := func() int64 { return e.newOAuth("acme", fmt.Sprintf("c%d", seq.Add(1))).ID }
-	failedDelivery := func() int64 {
+	failedDelivery := func() string {
 		w := e.newWebhook(fmt.Sprintf("d%d", seq.Add(1)), nil)
-		return e.newDelivery(w, "failed", time.Now())
+		return e.pub("acme", e.newDelivery(w, "failed", time.Now()))
 	}
 	withOAuth := func() map[string]any { b := hookBody("matrix"); b["oauth_id"] = cred.ID; return b }
 	oauthBody := func() map[string]any {
@@ -67,8 +67,8 @@ func TestPermissionMatrix(t *testing.T) {
 		"POST /v1/webhooks/{id}/deliveries/resync": {ok: 202, scoped: true, setup: func() (string, any) {
 			return fmt.Sprintf("/v1/webhooks/%d/deliveries/resync", hook()), map[string]any{"status": "failed", "since": time.Now().Add(-time.Hour)}
 		}},
-		"GET /v1/deliveries/{id}":         {ok: 200, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/deliveries/%d", failedDelivery()), nil }},
-		"POST /v1/deliveries/{id}/resync": {ok: 202, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/deliveries/%d/resync", failedDelivery()), nil }},
+		"GET /v1/deliveries/{id}":         {ok: 200, scoped: true, setup: func() (string, any) { return "/v1/deliveries/" + failedDelivery(), nil }},
+		"POST /v1/deliveries/{id}/resync": {ok: 202, scoped: true, setup: func() (string, any) { return "/v1/deliveries/" + failedDelivery() + "/resync", nil }},
 		"GET /v1/oauth":                   {ok: 200, setup: func() (string, any) { return "/v1/oauth", nil }},
 		"POST /v1/oauth":                  {ok: 201, setup: func() (string, any) { return "/v1/oauth", oauthBody() }},
 		"GET /v1/oauth/{id}":              {ok: 200, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/oauth/%d", oauth()), nil }},

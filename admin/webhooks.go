@@ -123,6 +123,10 @@ type webhookJSON struct {
 	UpdatedBy               *int64                `json:"updated_by"`
 	CreatedAt               time.Time             `json:"created_at"`
 	UpdatedAt               time.Time             `json:"updated_at"`
+
+	// SecretError says a stored secret did not open (moved in from another row, or sealed with
+	// a key no longer configured); nothing is sent until it is set again.
+	SecretError string `json:"secret_error,omitempty"`
 }
 
 // webhookOut renders w; the signing secret only for members who may manage webhooks.
@@ -133,6 +137,7 @@ func webhookOut(w webhook.Webhook, p store.Principal, counts *store.DeliveryCoun
 		LastSentAt: w.LastSentAt, LastStatus: w.LastStatus, FailingSince: w.FailingSince,
 		DisabledReason: w.DisabledReason, DisabledAt: w.DisabledAt, Counts: counts,
 		CreatedBy: w.CreatedBy, UpdatedBy: w.UpdatedBy, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
+		SecretError: w.SealError,
 	}
 	if p.Can(webhook.PermManageWebhooks) {
 		out.Secret = w.Secret

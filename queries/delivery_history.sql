@@ -1,8 +1,10 @@
 -- DeliveryHistoryList lists a webhook's deliveries, newest first, with optional state and
 -- created_at range filters; the cursor is the (created_at, id) of the last row of the previous page.
+-- The event's public id is its envelope's id ('' when the envelope has none).
 -- name: DeliveryHistoryList :many
 SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at,
-       d.last_status_code, d.last_error, d.last_attempt_at, d.created_at, d.updated_at
+       d.last_status_code, d.last_error, d.last_attempt_at, d.created_at, d.updated_at,
+       coalesce((SELECT e.payload ->> 'id' FROM walhook.event e WHERE e.id = d.event_id), '')::text AS event_public_id
 FROM walhook.delivery d
 WHERE d.company_id = @company_id AND d.webhook_id = @webhook_id
   AND (sqlc.narg('state')::text IS NULL OR d.state = sqlc.narg('state'))
@@ -47,7 +49,8 @@ SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_
         FROM walhook.attempt a WHERE a.delivery_id = d.id
         ORDER BY a.id DESC LIMIT 1)::jsonb AS request,
        d.last_status_code, d.last_error, d.last_attempt_at,
-       d.created_at, d.updated_at, e.payload AS event_payload, e.occurred_at AS event_occurred_at
+       d.created_at, d.updated_at, e.payload AS event_payload, e.occurred_at AS event_occurred_at,
+       coalesce(e.payload ->> 'id', '')::text AS event_public_id
 FROM walhook.delivery d
 JOIN walhook.event e ON e.id = d.event_id
 WHERE d.company_id = @company_id AND d.id = @id;

@@ -1,7 +1,14 @@
+-- OAuthCredentialNextID takes the id of a credential about to be created from the table's
+-- sequence, so its secrets can be sealed bound to the row before the insert.
+-- name: OAuthCredentialNextID :one
+SELECT nextval(pg_get_serial_sequence('walhook.oauth_credential', 'id'))::bigint AS id;
+
+-- OAuthCredentialCreate inserts a credential with the id OAuthCredentialNextID gave.
 -- name: OAuthCredentialCreate :one
-INSERT INTO walhook.oauth_credential (company_id, name, token_url, method, grant_type, client_id,
+INSERT INTO walhook.oauth_credential (id, company_id, name, token_url, method, grant_type, client_id,
     client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, created_by, updated_by)
-VALUES (@company_id, @name, @token_url, @method, @grant_type, @client_id,
+OVERRIDING SYSTEM VALUE
+VALUES (@id, @company_id, @name, @token_url, @method, @grant_type, @client_id,
     sqlc.narg('client_secret_enc'), sqlc.narg('code_enc'), @scope, @extra_params,
     sqlc.narg('refresh_token_enc'), sqlc.narg('created_by'), sqlc.narg('created_by'))
 RETURNING *;
@@ -32,3 +39,24 @@ RETURNING *;
 -- OAuthCredentialCountByCompany counts a company's OAuth credentials, for the quota.
 -- name: OAuthCredentialCountByCompany :one
 SELECT count(*)::bigint FROM walhook.oauth_credential WHERE company_id = $1;
+
+-- OAuthCredentialSealedBatch reads the sealed columns of up to max_rows credentials after
+-- after_id, by id, for `walhook keys reseal`.
+-- name: OAuthCredentialSealedBatch :many
+SELECT id, company_id, client_secret_enc, code_enc, refresh_token_enc, access_token_enc
+FROM walhook.oauth_credential
+WHERE id > @after_id
+ORDER BY id
+LIMIT @max_rows;
+
+-- OAuthCredentialReseal writes re-sealed values when the row still holds the ones the caller
+-- read; updated_at is left alone, so a token fetch in flight still saves its token.
+-- name: OAuthCredentialReseal :execrows
+UPDATE walhook.oauth_credential SET
+    client_secret_enc = sqlc.narg('new_client_secret'), code_enc = sqlc.narg('new_code'),
+    refresh_token_enc = sqlc.narg('new_refresh_token'), access_token_enc = sqlc.narg('new_access_token')
+WHERE id = @id
+  AND client_secret_enc IS NOT DISTINCT FROM sqlc.narg('old_client_secret')
+  AND code_enc IS NOT DISTINCT FROM sqlc.narg('old_code')
+  AND refresh_token_enc IS NOT DISTINCT FROM sqlc.narg('old_refresh_token')
+  AND access_token_enc IS NOT DISTINCT FROM sqlc.narg('old_access_token');

@@ -1,7 +1,14 @@
+-- WebhookNextID takes the id of a webhook about to be created from the table's sequence, so its
+-- secrets can be sealed bound to the row before the insert.
+-- name: WebhookNextID :one
+SELECT nextval(pg_get_serial_sequence('walhook.webhook', 'id'))::bigint AS id;
+
+-- WebhookCreate inserts a webhook with the id WebhookNextID gave.
 -- name: WebhookCreate :one
-INSERT INTO walhook.webhook (company_id, name, url, method, event_key, oauth_id, headers,
+INSERT INTO walhook.webhook (id, company_id, name, url, method, event_key, oauth_id, headers,
     secret_headers_enc, raw_data, params, active, signing_secret_enc, created_by, updated_by)
-VALUES (@company_id, @name, @url, @method, @event_key, sqlc.narg('oauth_id'), @headers,
+OVERRIDING SYSTEM VALUE
+VALUES (@id, @company_id, @name, @url, @method, @event_key, sqlc.narg('oauth_id'), @headers,
     sqlc.narg('secret_headers_enc'), @raw_data, @params, @active, @signing_secret_enc,
     sqlc.narg('created_by'), sqlc.narg('created_by'))
 RETURNING *;
@@ -120,3 +127,22 @@ RETURNING *;
 -- WebhookCountByCompany counts a company's webhooks, for the quota.
 -- name: WebhookCountByCompany :one
 SELECT count(*)::bigint FROM walhook.webhook WHERE company_id = $1;
+
+-- WebhookSealedBatch reads the sealed columns of up to max_rows webhooks after after_id, by id,
+-- for `walhook keys reseal`.
+-- name: WebhookSealedBatch :many
+SELECT id, company_id, signing_secret_enc, previous_secret_enc, secret_headers_enc
+FROM walhook.webhook
+WHERE id > @after_id
+ORDER BY id
+LIMIT @max_rows;
+
+-- WebhookReseal writes re-sealed values when the row still holds the ones the caller read (a
+-- concurrent edit wins: it sealed with the current key already).
+-- name: WebhookReseal :execrows
+UPDATE walhook.webhook SET
+    signing_secret_enc = @new_signing, previous_secret_enc = sqlc.narg('new_previous'),
+    secret_headers_enc = sqlc.narg('new_headers')
+WHERE id = @id AND signing_secret_enc = @old_signing
+  AND previous_secret_enc IS NOT DISTINCT FROM sqlc.narg('old_previous')
+  AND secret_headers_enc IS NOT DISTINCT FROM sqlc.narg('old_headers');

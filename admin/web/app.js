@@ -14,7 +14,8 @@ const routes = [
   [/^\/webhooks\/new$/, (ctx) => webhookForm(ctx, null)],
   [/^\/webhooks\/(\d+)$/, (ctx, id) => webhookForm(ctx, id)],
   [/^\/webhooks\/(\d+)\/history$/, historyPage],
-  [/^\/webhooks\/(\d+)\/history\/(\d+)$/, deliveryPage],
+  // A delivery is named by its public id (msg_ and 26 base32 characters), never a row id.
+  [/^\/webhooks\/(\d+)\/history\/(msg_[a-z2-7]{26})$/, deliveryPage],
   [/^\/oauth$/, oauthList],
   [/^\/oauth\/new$/, (ctx) => oauthPage(ctx, null)],
   [/^\/oauth\/(\d+)$/, (ctx, id) => oauthPage(ctx, id)],

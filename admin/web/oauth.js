@@ -31,7 +31,8 @@ export async function oauthList(ctx) {
       h('tbody', {}, items.map((c) => {
         const tr = h('tr', { 'data-id': c.id });
         tr.append(
-          h('td', { class: 'name-cell' }, h('strong', {}, c.name)),
+          h('td', { class: 'name-cell' }, h('strong', {}, c.name),
+            c.secret_error ? h('span', { class: 'note' }, 'Not usable: ' + c.secret_error) : null),
           h('td', { class: 'url', title: c.token_url }, c.token_url),
           h('td', {}, h('span', { class: 'method' }, c.method)),
           h('td', {}, h('span', { class: 'event-key' }, c.grant_type)),

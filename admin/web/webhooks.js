@@ -111,7 +111,8 @@ function row(ctx, w) {
 
   tr.append(
     h('td', { class: 'name-cell' }, h('strong', {}, w.name),
-      w.disabled_reason ? h('span', { class: 'note' }, 'Turned off: ' + w.disabled_reason) : null),
+      w.disabled_reason ? h('span', { class: 'note' }, 'Turned off: ' + w.disabled_reason) : null,
+      w.secret_error ? h('span', { class: 'note' }, 'Not sending: ' + w.secret_error) : null),
     h('td', {}, h('span', { class: 'event-key' }, w.event)),
     h('td', { class: 'url', title: w.url }, w.url),
     h('td', {}, h('span', { class: 'method' }, w.method)),

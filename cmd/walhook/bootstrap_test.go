@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/crypt"
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -84,4 +85,49 @@ func TestBootstrap(t *testing.T) {
 	require.Equal(t, "42", p.CompanyID)
 	require.True(t, p.IsOwner)
 	require.True(t, p.Can(webhook.PermManageWebhooks))
+}
+
+// TestKeysReseal: `walhook keys reseal` moves secrets sealed with an old key to the first key,
+// prints the counts, and after it the old key can leave --encryption-keys.
+func TestKeysReseal(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	db := xtest.DatabaseURL(t)
+	pool, err := pgxpool.New(ctx, db)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	old, next := crypt.GenerateKeySpec("old"), crypt.GenerateKeySpec("new")
+	oldKeys, err := crypt.ParseKeyring(old)
+	require.NoError(t, err)
+	st := store.New(pool, oldKeys)
+	require.NoError(t, st.EventTypeSync(ctx, []webhook.EventType{{Key: "contact.created", Source: webhook.SourceOutbox}}))
+	_, err = st.CompanyCreate(ctx, "42", "Acme")
+	require.NoError(t, err)
+	w, err := st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "42", Name: "h", URL: "https://acme.example/", Method: webhook.MethodPost, EventKey: "contact.created"}, nil)
+	require.NoError(t, err)
+
+	reseal := func(keys string) (string, error) {
+		var out bytes.Buffer
+		err := runKeys(ctx, []string{"reseal", "--database-url", db, "--encryption-keys", keys, "--log-format", "json", "--batch-size", "1"}, &out)
+		return out.String(), err
+	}
+	out, err := reseal(next + "," + old)
+	require.NoError(t, err)
+	require.Equal(t, "resealed 1, already current 0, unreadable 0, changed meanwhile 0 (key new)\n", out)
+	out, err = reseal(next + "," + old)
+	require.NoError(t, err)
+	require.Equal(t, "resealed 0, already current 1, unreadable 0, changed meanwhile 0 (key new)\n", out)
+
+	newKeys, err := crypt.ParseKeyring(next)
+	require.NoError(t, err)
+	got, err := store.New(pool, newKeys).WebhookGet(ctx, "42", w.ID)
+	require.NoError(t, err)
+	require.Empty(t, got.SealError)
+	require.Equal(t, w.Secret, got.Secret)
+
+	// With only a key that sealed nothing, the values are unreadable: the command says so and fails.
+	out, err = reseal(crypt.GenerateKeySpec("other"))
+	require.ErrorContains(t, err, "1 sealed values did not open")
+	require.Contains(t, out, "unreadable 1")
+	require.ErrorContains(t, runKeys(ctx, []string{"rotate"}, io.Discard), "want: keys reseal")
 }

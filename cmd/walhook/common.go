@@ -23,6 +23,9 @@ type commonConfig struct {
 	DatabaseURL string
 	// EncryptionKeys seal secrets at rest: "id:base64-32-bytes[,id:key…]", first is current.
 	EncryptionKeys string
+	// OpenUnboundSecrets opens secrets sealed before walhook bound them to their row (version 1).
+	// Default true, for the upgrade; turn it off once `walhook keys reseal` has run.
+	OpenUnboundSecrets bool
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
 	// LogFormat is json, console or auto (console on a terminal). Default auto.
@@ -36,6 +39,7 @@ type commonConfig struct {
 func (c *commonConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL connection URL (required)")
 	fs.StringVar(&c.EncryptionKeys, "encryption-keys", "", "keys sealing secrets at rest: id:base64(32 bytes)[,id:key...]; the first seals, all open (required)")
+	fs.BoolVar(&c.OpenUnboundSecrets, "open-unbound-secrets", true, "open secrets sealed before they were bound to their row (walhook before row binding); turn off once 'walhook keys reseal' has run, so such a value copied into another row cannot open")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "auto", "log format: json, console, or auto (console on a terminal)")
 	fs.IntVar(&c.MaxConns, "max-conns", 20, "maximum PostgreSQL connections in the pool")
@@ -69,7 +73,14 @@ func (c *commonConfig) keyring() (*crypt.Keyring, error) {
 	if c.EncryptionKeys == "" {
 		return nil, errors.New("--encryption-keys (WALHOOK_ENCRYPTION_KEYS) is required; make one with `walhook keygen`")
 	}
-	return crypt.ParseKeyring(c.EncryptionKeys)
+	k, err := crypt.ParseKeyring(c.EncryptionKeys)
+	if err != nil {
+		return nil, err
+	}
+	if !c.OpenUnboundSecrets {
+		k.RefuseUnbound()
+	}
+	return k, nil
 }
 
 // connect opens a pool and waits for the database, retrying with capped exponential backoff so a

@@ -7,8 +7,8 @@
 // metadata address, a TLS handshake that never finishes) — and check that nothing is lost,
 // nothing is stuck, and the process's goroutines and memory come back to their baseline.
 //
-// Receivers de-duplicate by the webhook-id header (msg_<delivery id>) and count duplicates, which
-// at-least-once delivery allows and the tests report.
+// Receivers de-duplicate by the webhook-id header (the delivery's public id) and count
+// duplicates, which at-least-once delivery allows and the tests report.
 //
 // Sizes: `go test ./internal/chaos` runs reduced sizes that fit `make test` (2 kills during 2,000
 // events); WALHOOK_CHAOS_FULL=1 (`make chaos`) runs the full ones (10 kills during 20,000 events)

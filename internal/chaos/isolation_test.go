@@ -95,6 +95,11 @@ func TestTenantIsolationEndToEnd(t *testing.T) {
 		require.Equal(t, http.StatusOK, get(ta, path))
 		require.Equal(t, http.StatusNotFound, get(tb, path))
 	}
-	require.Equal(t, http.StatusOK, get(ta, fmt.Sprintf("/v1/deliveries/%d", deliveryID)))
-	require.Equal(t, http.StatusNotFound, get(tb, fmt.Sprintf("/v1/deliveries/%d", deliveryID)))
+	pub, err := f.st.DeliveryPublicID(ctx, "1", deliveryID)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, get(ta, "/v1/deliveries/"+pub))
+	require.Equal(t, http.StatusNotFound, get(tb, "/v1/deliveries/"+pub))
+	foreign, err := f.st.DeliveryPublicID(ctx, "2", deliveryID) // company 1's row, named as company 2's
+	require.NoError(t, err)
+	require.Equal(t, http.StatusNotFound, get(tb, "/v1/deliveries/"+foreign))
 }

@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"sync/atomic"
@@ -72,6 +73,8 @@ type fixture struct {
 	cat  *catalog.Catalog
 	slot string
 	url  string
+	// helperKeys is the keyring spec of the helper processes (spawn)
+	helperKeys string
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -240,6 +243,15 @@ func TestEmitPaths(t *testing.T) {
 
 	created := f.payload(t, "contact.created", 0)
 	require.Regexp(t, `^evt_[0-9a-f]{32}$`, created["id"])
+	// Event ids are a keyed digest of the source position: not the plain SHA-256 that would give
+	// an outbox row id or a WAL position back to anyone trying candidates.
+	var outboxKey, outboxEnvID string
+	require.NoError(t, f.pool.QueryRow(ctx, `SELECT source_key, payload->>'id' FROM walhook.event WHERE source_key LIKE 'outbox:%'`).Scan(&outboxKey, &outboxEnvID))
+	plain := sha256.Sum256([]byte(outboxKey))
+	require.NotEqual(t, "evt_"+hex.EncodeToString(plain[:16]), outboxEnvID)
+	ids, err := f.st.PublicIDs(ctx)
+	require.NoError(t, err)
+	require.Equal(t, ids.Event(outboxKey), outboxEnvID)
 	require.Equal(t, "contact.created", created["type"])
 	require.Equal(t, "1", created["company_id"])
 	require.NotEmpty(t, created["occurred_at"])

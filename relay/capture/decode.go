@@ -2,7 +2,6 @@ package capture
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -67,13 +66,14 @@ type relation struct {
 // concurrent use; the stream's reader owns it.
 type decoder struct {
 	cat  *catalog.Catalog
+	ids  *store.PublicIDs // event ids: a keyed digest of the source position
 	rels map[uint32]*relation
 	cur  *txn
 	buf  []byte
 }
 
-func newDecoder(cat *catalog.Catalog) *decoder {
-	return &decoder{cat: cat, rels: map[uint32]*relation{}}
+func newDecoder(cat *catalog.Catalog, ids *store.PublicIDs) *decoder {
+	return &decoder{cat: cat, ids: ids, rels: map[uint32]*relation{}}
 }
 
 // inTxn reports whether a transaction is open (Begin seen, Commit not yet).
@@ -179,7 +179,7 @@ func (d *decoder) change(relID uint32, op string, oldTuple *pglogrepl.TupleData,
 		sourceKey := fmt.Sprintf("wal:%016X:%d:%s", uint64(t.commitLSN), ordinal, et.Key)
 		t.add(store.CaptureEvent{
 			SourceKey: sourceKey, CompanyID: tenant, EventKey: et.Key, OccurredAt: t.commitTime,
-			Payload: envelope(sourceKey, et.Key, tenant, t.commitTime, data, previous),
+			Payload: envelope(d.ids.Event(sourceKey), et.Key, tenant, t.commitTime, data, previous),
 		}, "table")
 	}
 	return nil
@@ -287,7 +287,7 @@ func (d *decoder) outboxRow(t *txn, r *relation, row *pglogrepl.TupleData) {
 	company, _ := columnText(r, row, nil, "company_id")
 	key, _ := columnText(r, row, nil, "event_key")
 	payload, _ := columnText(r, row, nil, "payload")
-	ev, sk := outboxEvent(d.cat, id, company, key, []byte(payload), t.commitTime)
+	ev, sk := outboxEvent(d.cat, d.ids, id, company, key, []byte(payload), t.commitTime)
 	if sk != nil {
 		t.skips = append(t.skips, *sk)
 		return
@@ -296,7 +296,7 @@ func (d *decoder) outboxRow(t *txn, r *relation, row *pglogrepl.TupleData) {
 }
 
 // outboxEvent builds the event of an outbox row, or says why it is skipped.
-func outboxEvent(cat *catalog.Catalog, id int64, company, key string, payload []byte, at time.Time) (store.CaptureEvent, *skip) {
+func outboxEvent(cat *catalog.Catalog, ids *store.PublicIDs, id int64, company, key string, payload []byte, at time.Time) (store.CaptureEvent, *skip) {
 	pos := "outbox:" + strconv.FormatInt(id, 10)
 	if et, ok := cat.Get(key); !ok || et.Source != webhook.SourceOutbox {
 		return store.CaptureEvent{}, &skip{reason: skipUnknownEvent, position: pos, detail: "event " + strconv.Quote(key)}
@@ -309,7 +309,7 @@ func outboxEvent(cat *catalog.Catalog, id int64, company, key string, payload []
 	}
 	return store.CaptureEvent{
 		SourceKey: pos, CompanyID: company, EventKey: key, OccurredAt: at,
-		Payload: envelope(pos, key, company, at, compact(payload), nil),
+		Payload: envelope(ids.Event(pos), key, company, at, compact(payload), nil),
 	}, nil
 }
 
@@ -367,7 +367,7 @@ func (d *decoder) message(m *pglogrepl.LogicalDecodingMessage) *txn {
 	sourceKey += ":" + e.Event
 	t.add(store.CaptureEvent{
 		SourceKey: sourceKey, CompanyID: company, EventKey: e.Event, OccurredAt: t.commitTime,
-		Payload: envelope(sourceKey, e.Event, company, t.commitTime, compact(payload), nil),
+		Payload: envelope(d.ids.Event(sourceKey), e.Event, company, t.commitTime, compact(payload), nil),
 	}, "message")
 	return standaloneOrNil(standalone, t)
 }
@@ -389,18 +389,12 @@ func compact(b []byte) []byte {
 	return appendRepairedJSON(make([]byte, 0, out.Len()), out.Bytes())
 }
 
-// EventID is the envelope id of the event at a source position: stable across replays and
-// resyncs.
-func EventID(sourceKey string) string {
-	h := sha256.Sum256([]byte(sourceKey))
-	return "evt_" + hex.EncodeToString(h[:16])
-}
-
-// envelope renders DESIGN §3's envelope. previous is left out when nil.
-func envelope(sourceKey, eventKey, company string, at time.Time, data, previous []byte) []byte {
+// envelope renders DESIGN §3's envelope. id is the event's id (store.PublicIDs.Event of its source
+// position: stable across replays and resyncs, opaque). previous is left out when nil.
+func envelope(id, eventKey, company string, at time.Time, data, previous []byte) []byte {
 	b := make([]byte, 0, 128+len(data)+len(previous))
 	b = append(b, `{"id":"`...)
-	b = append(b, EventID(sourceKey)...)
+	b = append(b, id...)
 	b = append(b, `","type":`...)
 	b = appendStringS(b, eventKey)
 	b = append(b, `,"company_id":`...)

@@ -70,8 +70,10 @@
 //
 // # The envelope
 //
-// {"id":"evt_…","type":…,"company_id":…,"occurred_at":…,"data":{…},"previous":{…}}: id is derived
-// from the source key (EventID), occurred_at is the source transaction's commit time (an outbox
+// {"id":"evt_…","type":…,"company_id":…,"occurred_at":…,"data":{…},"previous":{…}}: id is a keyed
+// digest of the source key (store.PublicIDs.Event): stable across replays, but an unkeyed hash of
+// a guessable position ("outbox:<id>", a WAL position) would give the position back, and with it
+// the platform's volume. occurred_at is the source transaction's commit time (an outbox
 // row claimed by the poller: its created_at), data the row (or the emitted payload), previous the
 // old row of an update when the table's REPLICA IDENTITY sends one (FULL: every column; default:
 // only the key columns, and only when the key changed). Values are typed as value.go describes.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/catalog"
+	"github.com/walhook/walhook/relay/crypt"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -29,6 +30,7 @@ const (
 	helperEnv   = "WALHOOK_CAPTURE_HELPER" // the instance id
 	helperDBEnv = "WALHOOK_CAPTURE_HELPER_DB"
 	helperSlot  = "WALHOOK_CAPTURE_HELPER_SLOT"
+	helperKeys  = "WALHOOK_CAPTURE_HELPER_KEYS" // one keyring for every helper: they share the public-id key
 )
 
 func helperMode() bool { return os.Getenv(helperEnv) != "" }
@@ -48,7 +50,11 @@ func helper(ctx context.Context) error {
 		return err
 	}
 	defer pool.Close()
-	st := store.New(pool, nil)
+	keys, err := crypt.ParseKeyring(os.Getenv(helperKeys))
+	if err != nil {
+		return err
+	}
+	st := store.New(pool, keys)
 	cat, err := catalog.FromStore(ctx, st)
 	if err != nil {
 		return err
@@ -66,7 +72,10 @@ func helper(ctx context.Context) error {
 func (f *fixture) spawn(t *testing.T, id string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+id, helperDBEnv+"="+f.url, helperSlot+"="+f.slot)
+	if f.helperKeys == "" {
+		f.helperKeys = crypt.GenerateKeySpec("helper")
+	}
+	cmd.Env = append(os.Environ(), helperEnv+"="+id, helperDBEnv+"="+f.url, helperSlot+"="+f.slot, helperKeys+"="+f.helperKeys)
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {

@@ -75,7 +75,11 @@ func (c *Capture) pollBatch(ctx context.Context) (int, error) {
 	var events []store.CaptureEvent
 	var skips []skip
 	var res fanOutResult
-	err := c.st.Tx(cctx, func(tx *store.Store) error {
+	ids, err := c.st.PublicIDs(cctx)
+	if err != nil {
+		return 0, err
+	}
+	err = c.st.Tx(cctx, func(tx *store.Store) error {
 		rows, err := tx.OutboxClaim(cctx, c.cfg.PollBatch)
 		if err != nil {
 			return err
@@ -87,7 +91,7 @@ func (c *Capture) pollBatch(ctx context.Context) (int, error) {
 		b := store.CaptureBatch{OutboxIDs: make([]int64, 0, len(rows))}
 		for _, r := range rows {
 			b.OutboxIDs = append(b.OutboxIDs, r.ID)
-			ev, sk := outboxEvent(c.cfg.Catalog, r.ID, r.CompanyID, r.EventKey, r.Payload, r.CreatedAt)
+			ev, sk := outboxEvent(c.cfg.Catalog, ids, r.ID, r.CompanyID, r.EventKey, r.Payload, r.CreatedAt)
 			if sk != nil {
 				skips = append(skips, *sk)
 				continue

@@ -154,7 +154,11 @@ func (c *Capture) stream(ctx context.Context) error {
 
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	s := &session{c: c, conn: conn, dec: newDecoder(c.cfg.Catalog), txns: make(chan *txn, 4096)}
+	ids, err := c.st.PublicIDs(ctx)
+	if err != nil {
+		return err
+	}
+	s := &session{c: c, conn: conn, dec: newDecoder(c.cfg.Catalog, ids), txns: make(chan *txn, 4096)}
 	committed := make(chan error, 1)
 	go func() {
 		err := s.commitLoop(sctx)

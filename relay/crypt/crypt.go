@@ -3,9 +3,15 @@
 // Secrets (OAuth client secrets, codes and tokens, webhook signing secrets, secret header values)
 // are sealed with AES-256-GCM. A sealed value carries the id of the key that sealed it, so a
 // Keyring can hold the current key and older ones: new values are sealed with the current key, old
-// ones still open, and a rotation re-seals rows at leisure. Every value is sealed with associated
-// data naming what it is (for example "webhook.signing_secret"), so a ciphertext copied into
-// another column does not open.
+// ones still open, and a rotation re-seals rows at leisure (`walhook keys reseal`).
+//
+// Every value is sealed with associated data naming the one place it belongs: its table, column,
+// company and row (a Binding). A ciphertext copied into another column, another row or another
+// company's row — by anyone with write access to the database — does not open there. Version-1
+// values, sealed before rows were bound, carried only the column's purpose; they still open
+// (Binding.Legacy) until `walhook keys reseal` rewrites them as version 2.
+//
+// Public ids (ids.go) hide the sequential row ids of deliveries behind a keyed permutation.
 package crypt
 
 import (
@@ -14,28 +20,73 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 )
 
-// Sealed layout: version(1) | len(keyID)(1) | keyID | nonce(12) | ciphertext+tag.
-const sealVersion = 1
+// Sealed layout: version(1) | len(keyID)(1) | keyID | nonce(12) | ciphertext+tag. Version 1 was
+// sealed with the purpose alone as associated data, version 2 with the whole Binding.
+const (
+	sealV1 = 1
+	sealV2 = 2
+)
 
 // ErrUnknownKey is returned when a value was sealed with a key the keyring does not hold.
 var ErrUnknownKey = errors.New("crypt: value sealed with a key not in the keyring")
 
-// ErrCorrupt is returned when a sealed value cannot be opened.
-var ErrCorrupt = errors.New("crypt: sealed value is corrupt or was sealed for another purpose")
+// ErrCorrupt is returned when a sealed value cannot be opened: it was changed, or it was sealed for
+// another row, company or column (moved there in the database).
+var ErrCorrupt = errors.New("crypt: sealed value is corrupt or belongs to another row, company or column")
+
+// Binding names the one place a sealed value belongs. It is the associated data of the seal, so
+// the value opens only there.
+type Binding struct {
+	Table   string // e.g. "webhook"
+	Column  string // e.g. "signing_secret_enc"
+	Company string // the company owning the row; "" for instance-wide values
+	Row     int64  // the row's primary key
+	// Legacy is the associated data a version-1 value of this column was sealed with (its
+	// purpose, such as "webhook.signing_secret"). Version-1 values open only when it is set;
+	// they are bound to the column alone, which is why `walhook keys reseal` rewrites them.
+	Legacy string
+}
+
+// ad is the associated data of a version-2 seal: each field length-prefixed, so no two bindings
+// encode alike.
+func (b Binding) ad() []byte {
+	out := make([]byte, 0, 16+len(b.Table)+len(b.Column)+len(b.Company)+8)
+	out = append(out, "walhook/v2"...)
+	for _, f := range []string{b.Table, b.Column, b.Company} {
+		out = binary.AppendUvarint(out, uint64(len(f)))
+		out = append(out, f...)
+	}
+	return binary.BigEndian.AppendUint64(out, uint64(b.Row))
+}
+
+func (b Binding) String() string {
+	return fmt.Sprintf("%s.%s of row %d (company %q)", b.Table, b.Column, b.Row, b.Company)
+}
 
 var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// ErrUnbound is returned for a version-1 value when the keyring refuses them (RefuseUnbound).
+var ErrUnbound = errors.New("crypt: value sealed before values were bound to their row (version 1), and such values are refused")
 
 // Keyring holds the encryption keys by id; Current seals.
 type Keyring struct {
 	current string
 	aeads   map[string]cipher.AEAD
+	// refuseV1: version-1 values do not open (RefuseUnbound).
+	refuseV1 bool
 }
+
+// RefuseUnbound makes the keyring refuse version-1 values, which are bound to their column only.
+// Once `walhook keys reseal` has rewritten them all, refusing them means a version-1 value
+// copied from an old backup into another row cannot open there either.
+func (k *Keyring) RefuseUnbound() { k.refuseV1 = true }
 
 // ParseKeyring parses "id:base64key[,id:base64key…]"; the first key is the current one. Each key
 // is 32 bytes (AES-256), in standard or URL base64.
@@ -111,31 +162,45 @@ func GenerateKeySpec(id string) string {
 // CurrentKeyID is the id of the key that seals new values.
 func (k *Keyring) CurrentKeyID() string { return k.current }
 
-// Seal encrypts plaintext for purpose with the current key.
-func (k *Keyring) Seal(plaintext []byte, purpose string) []byte {
+// Seal encrypts plaintext for the place b names, with the current key (version 2).
+func (k *Keyring) Seal(plaintext []byte, b Binding) []byte {
 	aead := k.aeads[k.current]
 	out := make([]byte, 0, 2+len(k.current)+aead.NonceSize()+len(plaintext)+aead.Overhead())
-	out = append(out, sealVersion, byte(len(k.current)))
+	out = append(out, sealV2, byte(len(k.current)))
 	out = append(out, k.current...)
 	nonce := make([]byte, aead.NonceSize())
 	_, _ = rand.Read(nonce)
 	out = append(out, nonce...)
-	return aead.Seal(out, nonce, plaintext, []byte(purpose))
+	return aead.Seal(out, nonce, plaintext, b.ad())
 }
 
 // SealString seals a string; the empty string seals to nil (no value).
-func (k *Keyring) SealString(s, purpose string) []byte {
+func (k *Keyring) SealString(s string, b Binding) []byte {
 	if s == "" {
 		return nil
 	}
-	return k.Seal([]byte(s), purpose)
+	return k.Seal([]byte(s), b)
 }
 
-// Open decrypts a value sealed for purpose.
-func (k *Keyring) Open(sealed []byte, purpose string) ([]byte, error) {
-	id, rest, err := splitSealed(sealed)
+// Open decrypts a value sealed for the place b names: a version-2 value sealed with b, or a
+// version-1 value sealed with b.Legacy. A value of another row, company or column is ErrCorrupt.
+func (k *Keyring) Open(sealed []byte, b Binding) ([]byte, error) {
+	version, id, rest, err := splitSealed(sealed)
 	if err != nil {
 		return nil, err
+	}
+	var ad []byte
+	switch version {
+	case sealV2:
+		ad = b.ad()
+	case sealV1:
+		if k.refuseV1 {
+			return nil, ErrUnbound
+		}
+		if b.Legacy == "" {
+			return nil, ErrCorrupt
+		}
+		ad = []byte(b.Legacy)
 	}
 	aead, ok := k.aeads[id]
 	if !ok {
@@ -144,7 +209,7 @@ func (k *Keyring) Open(sealed []byte, purpose string) ([]byte, error) {
 	if len(rest) < aead.NonceSize()+aead.Overhead() {
 		return nil, ErrCorrupt
 	}
-	plain, err := aead.Open(nil, rest[:aead.NonceSize()], rest[aead.NonceSize():], []byte(purpose))
+	plain, err := aead.Open(nil, rest[:aead.NonceSize()], rest[aead.NonceSize():], ad)
 	if err != nil {
 		return nil, ErrCorrupt
 	}
@@ -152,29 +217,36 @@ func (k *Keyring) Open(sealed []byte, purpose string) ([]byte, error) {
 }
 
 // OpenString opens a value sealed with SealString; nil opens to "".
-func (k *Keyring) OpenString(sealed []byte, purpose string) (string, error) {
+func (k *Keyring) OpenString(sealed []byte, b Binding) (string, error) {
 	if sealed == nil {
 		return "", nil
 	}
-	b, err := k.Open(sealed, purpose)
-	return string(b), err
+	p, err := k.Open(sealed, b)
+	return string(p), err
+}
+
+// IsCurrent reports whether a value is sealed the way Seal seals today: version 2, with the
+// current key. `walhook keys reseal` leaves such values alone.
+func (k *Keyring) IsCurrent(sealed []byte) bool {
+	version, id, _, err := splitSealed(sealed)
+	return err == nil && version == sealV2 && id == k.current
 }
 
 // KeyID returns the id of the key that sealed a value.
 func KeyID(sealed []byte) (string, error) {
-	id, _, err := splitSealed(sealed)
+	_, id, _, err := splitSealed(sealed)
 	return id, err
 }
 
-func splitSealed(sealed []byte) (string, []byte, error) {
-	if len(sealed) < 2 || sealed[0] != sealVersion {
-		return "", nil, ErrCorrupt
+func splitSealed(sealed []byte) (byte, string, []byte, error) {
+	if len(sealed) < 2 || (sealed[0] != sealV1 && sealed[0] != sealV2) {
+		return 0, "", nil, ErrCorrupt
 	}
 	n := int(sealed[1])
 	if len(sealed) < 2+n {
-		return "", nil, ErrCorrupt
+		return 0, "", nil, ErrCorrupt
 	}
-	return string(sealed[2 : 2+n]), sealed[2+n:], nil
+	return sealed[0], string(sealed[2 : 2+n]), sealed[2+n:], nil
 }
 
 // TokenPrefix starts every API token, so leaked tokens are easy to recognise and scan for.

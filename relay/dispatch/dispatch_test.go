@@ -54,7 +54,7 @@ func TestRequestShapes(t *testing.T) {
 	require.Len(t, got, len(cases))
 	for i, c := range cases {
 		name := fmt.Sprintf("%s raw=%v", c.method, c.raw)
-		msgID := dispatch.MessageID(deliveries[i])
+		msgID := b.msgID(t, deliveries[i])
 		var r *received
 		for k := range got {
 			if got[k].Header.Get("webhook-id") == msgID {
@@ -104,7 +104,7 @@ func TestRequestShapes(t *testing.T) {
 	require.Equal(t, http.StatusOK, *a.ResponseStatus)
 	require.Equal(t, webhook.Mask, a.RequestHeaders["X-Api-Key"])
 	require.Equal(t, "plain", a.RequestHeaders["X-Plain"])
-	require.Equal(t, dispatch.MessageID(deliveries[3]), a.RequestHeaders["webhook-id"])
+	require.Equal(t, b.msgID(t, deliveries[3]), a.RequestHeaders["webhook-id"])
 	require.NotEmpty(t, a.RequestBody)
 	d, err := b.st.DeliveryGetByID(b.ctx, deliveries[3])
 	require.NoError(t, err)
@@ -327,7 +327,7 @@ func TestResync(t *testing.T) {
 	got := rc.requests()
 	require.Len(t, got, 4)
 	for _, r := range got {
-		require.Equal(t, dispatch.MessageID(id), r.Header.Get("webhook-id"))
+		require.Equal(t, b.msgID(t, id), r.Header.Get("webhook-id"))
 		require.JSONEq(t, string(got[0].Body), string(r.Body))
 	}
 	// A succeeded delivery can be resynced too.

@@ -63,6 +63,7 @@ type job struct {
 	seq  int64 // the claim's sequence number (its token's suffix), for the fence
 	w    *webhook.Webhook
 	cred *webhook.OAuthCredential
+	ids  *store.PublicIDs // the webhook-id is the delivery's public id
 }
 
 type cached struct {
@@ -277,6 +278,10 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		return false, nil
 	}
 	hooks, err := d.webhooks(ctx, claimed)
+	var ids *store.PublicIDs
+	if err == nil {
+		ids, err = d.st.PublicIDs(ctx) // loaded once, then cached by the store
+	}
 	if err != nil {
 		// Give the claim back rather than wait for the lease.
 		for _, c := range claimed {
@@ -303,7 +308,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 			direct = append(direct, outcome{rec: store.AttemptResult{DeliveryID: c.ID, LeaseToken: c.LeaseToken}, release: true})
 			continue
 		}
-		j := job{c: c, seq: seq, w: h.w, cred: h.cred}
+		j := job{c: c, seq: seq, w: h.w, cred: h.cred, ids: ids}
 		if !h.w.Active {
 			direct = append(direct, d.inactive(j))
 			continue
@@ -350,7 +355,7 @@ func (d *Dispatcher) work(ctx, sendCtx context.Context, workers *sync.WaitGroup,
 			d.results <- outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
 		} else {
 			d.sending <- struct{}{}
-			r := d.sender.send(sendCtx, j.w, j.cred, j.c.Payload, MessageID(j.c.ID))
+			r := d.sender.send(sendCtx, j.w, j.cred, j.c.Payload, j.ids.Delivery(j.c.CompanyID, j.c.ID))
 			<-d.sending
 			d.results <- d.outcomeOf(j, r)
 		}
@@ -389,10 +394,6 @@ func (d *Dispatcher) work(ctx, sendCtx context.Context, workers *sync.WaitGroup,
 		return
 	}
 }
-
-// MessageID is the webhook-id of a delivery: "msg_" and the delivery id. It is the same for every
-// attempt of the delivery, resyncs included, and differs between the webhooks of one event.
-func MessageID(deliveryID int64) string { return "msg_" + strconv.FormatInt(deliveryID, 10) }
 
 func (d *Dispatcher) outcomeOf(j job, r result) outcome {
 	if r.class == classCancelled {

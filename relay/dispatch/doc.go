@@ -86,16 +86,18 @@
 // parameters (strings as they are, other scalars as JSON text, objects and arrays JSON-encoded)
 // and no body, and so no Content-Type. Headers: the webhook's custom headers (walhook's own
 // headers below win over them), Content-Type: application/json, User-Agent: walhook/<version>,
-// Standard Webhooks webhook-id ("msg_<delivery id>", stable across retries and resyncs),
-// webhook-timestamp and webhook-signature (the current secret and, during a rotation, the
-// previous one), and Authorization: Bearer <token> with an OAuth credential; on a 401 the token is
-// fetched again and the request sent once more, within the same attempt. Redirects are never
-// followed. History keeps the request with the values of secret and credential-looking headers
-// masked (webhook.Header.Masked, webhook.Mask), up to MaxResponseBody (16 KiB) of the answer's
-// body and MaxStoredHeaderBytes (8 KiB) of its headers (an endpoint sending more than
-// MaxResponseHeaderBytes, 64 KiB, of headers fails the attempt), on the attempt only: the
-// delivery's request as last built is its latest attempt's (the body is written once per attempt,
-// not again on the delivery).
+// Standard Webhooks webhook-id (the delivery's public id "msg_…", stable across retries, resyncs
+// and key rotations, see store.PublicIDs), webhook-timestamp and webhook-signature (the current
+// secret and, during a rotation, the previous one), and Authorization: Bearer <token> with an
+// OAuth credential; on a 401 the token is fetched again and the request sent once more, within
+// the same attempt. A webhook or credential whose stored secret did not open (moved in from
+// another row, or sealed with a key no longer configured) sends nothing: the attempt fails with
+// the reason and retries. Redirects are never followed. History keeps the request with the values
+// of secret and credential-looking headers masked (webhook.Header.Masked, webhook.Mask), up to
+// MaxResponseBody (16 KiB) of the answer's body and MaxStoredHeaderBytes (8 KiB) of its headers
+// (an endpoint sending more than MaxResponseHeaderBytes, 64 KiB, of headers fails the attempt),
+// on the attempt only: the delivery's request as last built is its latest attempt's (the body is
+// written once per attempt, not again on the delivery).
 //
 // # Isolation and throughput
 //

@@ -96,6 +96,14 @@ func (b *bundle) hook(t *testing.T, w webhook.Webhook) webhook.Webhook {
 	return out
 }
 
+// msgID is the webhook-id of a delivery of the test company: its public id, as the API shows it.
+func (b *bundle) msgID(t *testing.T, id int64) string {
+	t.Helper()
+	s, err := b.st.DeliveryPublicID(b.ctx, company, id)
+	require.NoError(t, err)
+	return s
+}
+
 func envelope(n int64) json.RawMessage {
 	return json.RawMessage(fmt.Sprintf(`{"id":"evt_%d","type":%q,"company_id":%q,"occurred_at":"2026-11-27T10:00:00.123Z","data":{"id":%d,"email":"ada%d@example.com","name":"Ada","address":{"city":"London"},"tags":["a","b"]}}`,
 		n, eventKey, company, n, n))

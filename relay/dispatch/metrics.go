@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walhook_delivery_attempts_total",
-			Help: "Delivery attempts by outcome (succeeded, retry, failed) and result (2xx, 3xx, 410, 429, 4xx, 5xx, timeout, network, blocked, oauth, invalid, inactive).",
+			Help: "Delivery attempts by outcome (succeeded, retry, failed) and result (2xx, 3xx, 410, 429, 4xx, 5xx, timeout, network, blocked, oauth, invalid, sealed, inactive).",
 		}, []string{"outcome", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "walhook_delivery_attempt_duration_seconds",

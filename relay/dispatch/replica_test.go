@@ -122,7 +122,7 @@ func TestPresumedDeadReplicaSendsNoQueuedDelivery(t *testing.T) {
 	b.run(t, cfg)
 	require.Eventually(t, func() bool {
 		for _, id := range ids {
-			if sentTimes(rc, dispatch.MessageID(id)) == 0 {
+			if sentTimes(rc, b.msgID(t, id)) == 0 {
 				return false
 			}
 		}
@@ -136,9 +136,9 @@ func TestPresumedDeadReplicaSendsNoQueuedDelivery(t *testing.T) {
 	require.NoError(t, <-aDone)
 	aDone <- nil // for the cleanup
 
-	require.Equal(t, 2, sentTimes(rc, dispatch.MessageID(ids[0])), "the request on the wire when A was presumed dead, and B's")
+	require.Equal(t, 2, sentTimes(rc, b.msgID(t, ids[0])), "the request on the wire when A was presumed dead, and B's")
 	for _, id := range ids[1:] {
-		require.Equal(t, 1, sentTimes(rc, dispatch.MessageID(id)), "delivery %d: A's queued copy was not sent", id)
+		require.Equal(t, 1, sentTimes(rc, b.msgID(t, id)), "delivery %d: A's queued copy was not sent", id)
 	}
 }
 

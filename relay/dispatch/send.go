@@ -88,7 +88,7 @@ type result struct {
 	err           error  // classifies the attempt; never stored as is
 	errText       string // err as history and the Test answer show it: redacted
 	class         class
-	label         string // bounded: 2xx … 5xx, timeout, network, blocked, oauth, invalid, cancelled
+	label         string // bounded: 2xx … 5xx, timeout, network, blocked, oauth, invalid, sealed, cancelled
 	retryAfter    time.Duration
 	hasRetryAfter bool
 }
@@ -111,6 +111,14 @@ func (s *Sender) send(ctx context.Context, w *webhook.Webhook, cred *webhook.OAu
 			r.respHeaders[k] = redact.Values(v, known...)
 		}
 	}()
+	if sealErr := sealError(w, cred); sealErr != "" {
+		// A secret that did not open (moved in from another row, or sealed with a key no longer
+		// configured) is never replaced by an empty one: nothing is sent, and the attempt says
+		// why. It retries on the schedule, so putting a key back recovers by itself.
+		r.request = webhook.RequestSnapshot{Method: string(w.Method), URL: w.URL, Headers: map[string]string{}}
+		r.err, r.class, r.label = errors.New("not sent: "+sealErr), classRetry, "sealed"
+		return r
+	}
 	b, err := buildRequest(w, envelope)
 	r.request = webhook.RequestSnapshot{Method: b.method, URL: b.url, Headers: map[string]string{}, Body: string(b.body)}
 	if err != nil {
@@ -171,6 +179,18 @@ func (s *Sender) send(ctx context.Context, w *webhook.Webhook, cred *webhook.OAu
 		r.err = fmt.Errorf("endpoint answered %d (redirect to %q not followed)", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	return r
+}
+
+// sealError is why w or cred cannot be used: a stored secret of theirs did not open ("" when all
+// did).
+func sealError(w *webhook.Webhook, cred *webhook.OAuthCredential) string {
+	if w.SealError != "" {
+		return "webhook: " + w.SealError
+	}
+	if cred != nil && cred.SealError != "" {
+		return "OAuth credential: " + cred.SealError
+	}
+	return ""
 }
 
 // classifyErr labels a request error: a refused dial fails the delivery at once; the relay

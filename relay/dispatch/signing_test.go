@@ -45,7 +45,7 @@ func TestSignedContentVerifiesWithStockLibrary(t *testing.T) {
 	hookOf := map[string]webhook.Webhook{} // by webhook-id
 	for _, id := range b.enqueue(t, ids...) {
 		d := b.waitState(t, id, webhook.DeliverySucceeded)
-		hookOf[dispatch.MessageID(id)] = byID[d.WebhookID]
+		hookOf[b.msgID(t, id)] = byID[d.WebhookID]
 	}
 	got := rc.requests()
 	require.Len(t, got, len(cases))

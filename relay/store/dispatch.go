@@ -251,11 +251,11 @@ func (s *Store) DispatchOAuthCredentials(ctx context.Context, ids []int64) ([]we
 // not empty) on the credential, unless the credential changed since c was read.
 func (s *Store) DispatchOAuthTokenSave(ctx context.Context, c webhook.OAuthCredential, access, refresh string, expires *time.Time) error {
 	p := dbsqlc.DispatchOAuthTokenSaveParams{
-		AccessTokenEnc: s.keys.SealString(access, purposeAccessToken), TokenExpiresAt: expires,
+		AccessTokenEnc: s.keys.SealString(access, colAccessToken().bind(c.CompanyID, c.ID)), TokenExpiresAt: expires,
 		ID: c.ID, UpdatedAt: c.UpdatedAt,
 	}
 	if refresh != "" {
-		p.RefreshTokenEnc = s.keys.SealString(refresh, purposeRefreshToken)
+		p.RefreshTokenEnc = s.keys.SealString(refresh, colRefreshToken().bind(c.CompanyID, c.ID))
 	}
 	_, err := s.q.DispatchOAuthTokenSave(ctx, p)
 	return mapErr(err)

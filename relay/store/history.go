@@ -42,6 +42,7 @@ type HistoryDelivery struct {
 	ID             int64
 	WebhookID      int64
 	EventID        int64
+	EventPublicID  string // the envelope's id ("evt_…"); "" when it has none
 	EventKey       string
 	State          webhook.DeliveryState
 	Attempts       int
@@ -126,7 +127,7 @@ func (s *Store) HistoryList(ctx context.Context, companyID string, webhookID int
 	out := make([]HistoryDelivery, len(rows))
 	for i, r := range rows {
 		out[i] = HistoryDelivery{
-			ID: r.ID, WebhookID: r.WebhookID, EventID: r.EventID, EventKey: r.EventKey,
+			ID: r.ID, WebhookID: r.WebhookID, EventID: r.EventID, EventPublicID: r.EventPublicID, EventKey: r.EventKey,
 			State: webhook.DeliveryState(r.State), Attempts: int(r.Attempts), NextAttemptAt: r.NextAttemptAt,
 			LastStatusCode: intPtr(r.LastStatusCode), LastError: r.LastError, LastAttemptAt: r.LastAttemptAt,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
@@ -164,7 +165,7 @@ func (s *Store) HistoryGet(ctx context.Context, companyID string, id int64) (His
 	}
 	d := HistoryDetail{
 		HistoryDelivery: HistoryDelivery{
-			ID: r.ID, WebhookID: r.WebhookID, EventID: r.EventID, EventKey: r.EventKey,
+			ID: r.ID, WebhookID: r.WebhookID, EventID: r.EventID, EventPublicID: r.EventPublicID, EventKey: r.EventKey,
 			State: webhook.DeliveryState(r.State), Attempts: int(r.Attempts), NextAttemptAt: r.NextAttemptAt,
 			LastStatusCode: intPtr(r.LastStatusCode), LastError: r.LastError, LastAttemptAt: r.LastAttemptAt,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
 	"github.com/walhook/walhook/relay/webhook"
@@ -22,22 +23,27 @@ func (s *Store) oauthFrom(r dbsqlc.WalhookOauthCredential) (webhook.OAuthCredent
 	if c.ExtraParams == nil {
 		c.ExtraParams = []webhook.KeyValue{}
 	}
+	// A secret that does not open reads as empty, with SealError saying why (see webhookFrom).
+	var sealErrs []string
 	for _, f := range []struct {
-		dst     *string
-		sealed  []byte
-		purpose string
+		dst    *string
+		sealed []byte
+		col    sealedColumn
+		what   string
 	}{
-		{&c.ClientSecret, r.ClientSecretEnc, purposeClientSecret},
-		{&c.Code, r.CodeEnc, purposeCode},
-		{&c.RefreshToken, r.RefreshTokenEnc, purposeRefreshToken},
-		{&c.AccessToken, r.AccessTokenEnc, purposeAccessToken},
+		{&c.ClientSecret, r.ClientSecretEnc, colClientSecret(), "the client secret"},
+		{&c.Code, r.CodeEnc, colCode(), "the authorization code"},
+		{&c.RefreshToken, r.RefreshTokenEnc, colRefreshToken(), "the refresh token"},
+		{&c.AccessToken, r.AccessTokenEnc, colAccessToken(), "the cached access token"},
 	} {
-		v, err := s.keys.OpenString(f.sealed, f.purpose)
+		v, err := s.keys.OpenString(f.sealed, f.col.bind(r.CompanyID, r.ID))
 		if err != nil {
-			return c, fmt.Errorf("open %s: %w", f.purpose, err)
+			sealErrs = append(sealErrs, sealError(f.what, err))
+			continue
 		}
 		*f.dst = v
 	}
+	c.SealError = strings.Join(sealErrs, "; ")
 	return c, nil
 }
 
@@ -62,13 +68,18 @@ func (s *Store) OAuthCredentialCreate(ctx context.Context, c webhook.OAuthCreden
 	if c.Method == "" {
 		c.Method = "POST"
 	}
+	// The id first, from the sequence: the secrets are sealed bound to the row.
+	id, err := s.q.OAuthCredentialNextID(ctx)
+	if err != nil {
+		return webhook.OAuthCredential{}, mapErr(err)
+	}
 	r, err := s.q.OAuthCredentialCreate(ctx, dbsqlc.OAuthCredentialCreateParams{
-		CompanyID: c.CompanyID, Name: c.Name, TokenUrl: c.TokenURL, Method: c.Method,
+		ID: id, CompanyID: c.CompanyID, Name: c.Name, TokenUrl: c.TokenURL, Method: c.Method,
 		GrantType: string(c.GrantType), ClientID: c.ClientID,
-		ClientSecretEnc: s.keys.SealString(c.ClientSecret, purposeClientSecret),
-		CodeEnc:         s.keys.SealString(c.Code, purposeCode),
+		ClientSecretEnc: s.keys.SealString(c.ClientSecret, colClientSecret().bind(c.CompanyID, id)),
+		CodeEnc:         s.keys.SealString(c.Code, colCode().bind(c.CompanyID, id)),
 		Scope:           c.Scope, ExtraParams: extra,
-		RefreshTokenEnc: s.keys.SealString(c.RefreshToken, purposeRefreshToken),
+		RefreshTokenEnc: s.keys.SealString(c.RefreshToken, colRefreshToken().bind(c.CompanyID, id)),
 		CreatedBy:       actor,
 	})
 	if err != nil {
@@ -127,10 +138,10 @@ func (s *Store) OAuthCredentialUpdate(ctx context.Context, c webhook.OAuthCreden
 	r, err := s.q.OAuthCredentialUpdate(ctx, dbsqlc.OAuthCredentialUpdateParams{
 		CompanyID: c.CompanyID, ID: c.ID, Name: c.Name, TokenUrl: c.TokenURL, Method: c.Method,
 		GrantType: string(c.GrantType), ClientID: c.ClientID,
-		ClientSecretEnc: s.keys.SealString(c.ClientSecret, purposeClientSecret),
-		CodeEnc:         s.keys.SealString(c.Code, purposeCode),
+		ClientSecretEnc: s.keys.SealString(c.ClientSecret, colClientSecret().bind(c.CompanyID, c.ID)),
+		CodeEnc:         s.keys.SealString(c.Code, colCode().bind(c.CompanyID, c.ID)),
 		Scope:           c.Scope, ExtraParams: extra,
-		RefreshTokenEnc: s.keys.SealString(c.RefreshToken, purposeRefreshToken),
+		RefreshTokenEnc: s.keys.SealString(c.RefreshToken, colRefreshToken().bind(c.CompanyID, c.ID)),
 		UpdatedBy:       actor,
 	})
 	if err != nil {

@@ -74,11 +74,12 @@ type Store struct {
 	db   DBTX
 	q    *dbsqlc.Queries
 	keys *crypt.Keyring
+	ids  *idKey // the public-id cipher, loaded on first use; shared with transactions
 }
 
 // New returns a store over a pool (or any DBTX). keys seals and opens secret columns.
 func New(db DBTX, keys *crypt.Keyring) *Store {
-	return &Store{db: db, q: dbsqlc.New(db), keys: keys}
+	return &Store{db: db, q: dbsqlc.New(db), keys: keys, ids: &idKey{}}
 }
 
 // Keys is the keyring the store seals secrets with.
@@ -94,6 +95,6 @@ func (s *Store) Pool() *pgxpool.Pool {
 // otherwise (also on panic). Inside a transaction, Tx makes a savepoint.
 func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
 	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		return fn(&Store{db: tx, q: s.q.WithTx(tx), keys: s.keys})
+		return fn(&Store{db: tx, q: s.q.WithTx(tx), keys: s.keys, ids: s.ids})
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/walhook/walhook/relay/crypt"
@@ -11,22 +12,12 @@ import (
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-// Purposes bind sealed values to the column they belong in.
-const (
-	purposeSigningSecret  = "webhook.signing_secret"
-	purposePrevSecret     = "webhook.previous_secret"
-	purposeSecretHeaders  = "webhook.secret_headers"
-	purposeClientSecret   = "oauth.client_secret"
-	purposeCode           = "oauth.code"
-	purposeRefreshToken   = "oauth.refresh_token"
-	purposeAccessToken    = "oauth.access_token"
-	maxWebhookListPerPage = 500
-)
+const maxWebhookListPerPage = 500
 
 // splitHeaders stores plain headers as JSON and seals the values of secret ones: the headers
 // column keeps each secret header's key with an empty value, in order, and secret_headers_enc the
-// values.
-func (s *Store) splitHeaders(hs []webhook.Header) (json.RawMessage, []byte, error) {
+// values, sealed for the webhook's row.
+func (s *Store) splitHeaders(company string, id int64, hs []webhook.Header) (json.RawMessage, []byte, error) {
 	plain := make([]webhook.Header, len(hs))
 	var secrets []string
 	for i, h := range hs {
@@ -47,27 +38,28 @@ func (s *Store) splitHeaders(hs []webhook.Header) (json.RawMessage, []byte, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode secret headers: %w", err)
 	}
-	return pj, s.keys.Seal(sj, purposeSecretHeaders), nil
+	return pj, s.keys.Seal(sj, colSecretHeaders().bind(company, id)), nil
 }
 
-func (s *Store) joinHeaders(pj json.RawMessage, sealed []byte) ([]webhook.Header, error) {
-	var hs []webhook.Header
+// joinHeaders puts the secret values back into the headers. Values that do not open are left
+// empty and reported as sealErr.
+func (s *Store) joinHeaders(company string, id int64, pj json.RawMessage, sealed []byte) (hs []webhook.Header, sealErr string, err error) {
 	if err := json.Unmarshal(pj, &hs); err != nil {
-		return nil, fmt.Errorf("decode headers: %w", err)
+		return nil, "", fmt.Errorf("decode headers: %w", err)
 	}
 	if hs == nil {
 		hs = []webhook.Header{}
 	}
 	if sealed == nil {
-		return hs, nil
+		return hs, "", nil
 	}
-	raw, err := s.keys.Open(sealed, purposeSecretHeaders)
+	raw, err := s.keys.Open(sealed, colSecretHeaders().bind(company, id))
 	if err != nil {
-		return nil, fmt.Errorf("open secret headers: %w", err)
+		return hs, sealError("the secret header values", err), nil
 	}
 	var secrets []string
 	if err := json.Unmarshal(raw, &secrets); err != nil {
-		return nil, fmt.Errorf("decode secret headers: %w", err)
+		return nil, "", fmt.Errorf("decode secret headers: %w", err)
 	}
 	j := 0
 	for i := range hs {
@@ -76,7 +68,7 @@ func (s *Store) joinHeaders(pj json.RawMessage, sealed []byte) ([]webhook.Header
 			j++
 		}
 	}
-	return hs, nil
+	return hs, "", nil
 }
 
 func (s *Store) webhookFrom(r dbsqlc.WalhookWebhook) (webhook.Webhook, error) {
@@ -92,8 +84,13 @@ func (s *Store) webhookFrom(r dbsqlc.WalhookWebhook) (webhook.Webhook, error) {
 		w.LastStatus = &st
 	}
 	var err error
-	if w.Headers, err = s.joinHeaders(r.Headers, r.SecretHeadersEnc); err != nil {
+	var sealErrs []string
+	var sealErr string
+	if w.Headers, sealErr, err = s.joinHeaders(r.CompanyID, r.ID, r.Headers, r.SecretHeadersEnc); err != nil {
 		return w, err
+	}
+	if sealErr != "" {
+		sealErrs = append(sealErrs, sealErr)
 	}
 	if err := json.Unmarshal(r.Params, &w.Params); err != nil {
 		return w, fmt.Errorf("decode params: %w", err)
@@ -101,12 +98,18 @@ func (s *Store) webhookFrom(r dbsqlc.WalhookWebhook) (webhook.Webhook, error) {
 	if w.Params == nil {
 		w.Params = []webhook.Param{}
 	}
-	if w.Secret, err = s.keys.OpenString(r.SigningSecretEnc, purposeSigningSecret); err != nil {
-		return w, fmt.Errorf("open signing secret: %w", err)
+	// A secret that does not open is not an error of the read: the webhook is shown (and the
+	// relay records a failed attempt) with SealError saying why, rather than failing the whole
+	// listing or claim it is part of.
+	if w.Secret, err = s.keys.OpenString(r.SigningSecretEnc, colSigningSecret().bind(r.CompanyID, r.ID)); err != nil {
+		w.Secret = ""
+		sealErrs = append(sealErrs, sealError("the signing secret", err))
 	}
-	if w.PreviousSecret, err = s.keys.OpenString(r.PreviousSecretEnc, purposePrevSecret); err != nil {
-		return w, fmt.Errorf("open previous signing secret: %w", err)
+	if w.PreviousSecret, err = s.keys.OpenString(r.PreviousSecretEnc, colPrevSecret().bind(r.CompanyID, r.ID)); err != nil {
+		w.PreviousSecret = ""
+		sealErrs = append(sealErrs, sealError("the previous signing secret", err))
 	}
+	w.SealError = strings.Join(sealErrs, "; ")
 	return w, nil
 }
 
@@ -125,7 +128,12 @@ func (s *Store) webhooksFrom(rows []dbsqlc.WalhookWebhook) ([]webhook.Webhook, e
 // WebhookCreate stores a new webhook. A signing secret is generated when w.Secret is empty.
 // actor is the member who made it (nil for the system).
 func (s *Store) WebhookCreate(ctx context.Context, w webhook.Webhook, actor *int64) (webhook.Webhook, error) {
-	headers, sealedHeaders, err := s.splitHeaders(w.Headers)
+	// The id first, from the sequence: the secrets are sealed bound to the row.
+	id, err := s.q.WebhookNextID(ctx)
+	if err != nil {
+		return webhook.Webhook{}, mapErr(err)
+	}
+	headers, sealedHeaders, err := s.splitHeaders(w.CompanyID, id, w.Headers)
 	if err != nil {
 		return webhook.Webhook{}, err
 	}
@@ -137,9 +145,9 @@ func (s *Store) WebhookCreate(ctx context.Context, w webhook.Webhook, actor *int
 		w.Secret = crypt.NewSigningSecret()
 	}
 	r, err := s.q.WebhookCreate(ctx, dbsqlc.WebhookCreateParams{
-		CompanyID: w.CompanyID, Name: w.Name, Url: w.URL, Method: string(w.Method), EventKey: w.EventKey,
+		ID: id, CompanyID: w.CompanyID, Name: w.Name, Url: w.URL, Method: string(w.Method), EventKey: w.EventKey,
 		OauthID: w.OAuthID, Headers: headers, SecretHeadersEnc: sealedHeaders, RawData: w.RawData,
-		Params: params, Active: w.Active, SigningSecretEnc: s.keys.Seal([]byte(w.Secret), purposeSigningSecret),
+		Params: params, Active: w.Active, SigningSecretEnc: s.keys.Seal([]byte(w.Secret), colSigningSecret().bind(w.CompanyID, id)),
 		CreatedBy: actor,
 	})
 	if err != nil {
@@ -184,7 +192,7 @@ func (s *Store) WebhookList(ctx context.Context, companyID string, afterID int64
 // WebhookUpdate replaces a webhook's editable fields. Turning a webhook on clears the reason it
 // was turned off.
 func (s *Store) WebhookUpdate(ctx context.Context, w webhook.Webhook, actor *int64) (webhook.Webhook, error) {
-	headers, sealedHeaders, err := s.splitHeaders(w.Headers)
+	headers, sealedHeaders, err := s.splitHeaders(w.CompanyID, w.ID, w.Headers)
 	if err != nil {
 		return webhook.Webhook{}, err
 	}
@@ -380,8 +388,8 @@ func (s *Store) WebhookRotateSecret(ctx context.Context, companyID string, id in
 	}
 	exp := time.Now().Add(overlap)
 	r, err := s.q.WebhookRotateSecret(ctx, dbsqlc.WebhookRotateSecretParams{
-		PreviousSecretEnc: s.keys.Seal([]byte(cur.Secret), purposePrevSecret),
-		PreviousExpiresAt: &exp, SigningSecretEnc: s.keys.Seal([]byte(crypt.NewSigningSecret()), purposeSigningSecret),
+		PreviousSecretEnc: s.keys.SealString(cur.Secret, colPrevSecret().bind(companyID, id)),
+		PreviousExpiresAt: &exp, SigningSecretEnc: s.keys.Seal([]byte(crypt.NewSigningSecret()), colSigningSecret().bind(companyID, id)),
 		UpdatedBy: actor, CompanyID: companyID, ID: id,
 	})
 	if err != nil {

@@ -75,6 +75,10 @@ type Webhook struct {
 	Secret                  string
 	PreviousSecret          string
 	PreviousSecretExpiresAt *time.Time
+	// SealError says which stored secret did not open and why ("" when all did): a value moved
+	// in from another row or company, or sealed with a key the keyring no longer holds. Such a
+	// secret reads as empty; the relay does not send with it.
+	SealError string
 
 	LastSentAt     *time.Time
 	LastStatus     *Status
@@ -130,6 +134,9 @@ type OAuthCredential struct {
 	RefreshToken   string
 	AccessToken    string
 	TokenExpiresAt *time.Time
+	// SealError says which stored secret did not open and why ("" when all did); see
+	// Webhook.SealError.
+	SealError string
 
 	CreatedBy *int64
 	UpdatedBy *int64

@@ -95,7 +95,8 @@ SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_
         FROM walhook.attempt a WHERE a.delivery_id = d.id
         ORDER BY a.id DESC LIMIT 1)::jsonb AS request,
        d.last_status_code, d.last_error, d.last_attempt_at,
-       d.created_at, d.updated_at, e.payload AS event_payload, e.occurred_at AS event_occurred_at
+       d.created_at, d.updated_at, e.payload AS event_payload, e.occurred_at AS event_occurred_at,
+       coalesce(e.payload ->> 'id', '')::text AS event_public_id
 FROM walhook.delivery d
 JOIN walhook.event e ON e.id = d.event_id
 WHERE d.company_id = $1 AND d.id = $2
@@ -123,6 +124,7 @@ type DeliveryHistoryGetRow struct {
 	UpdatedAt       time.Time
 	EventPayload    json.RawMessage
 	EventOccurredAt time.Time
+	EventPublicID   string
 }
 
 // DeliveryHistoryGet returns one delivery of a company with its event's envelope and the request
@@ -147,13 +149,15 @@ func (q *Queries) DeliveryHistoryGet(ctx context.Context, arg DeliveryHistoryGet
 		&i.UpdatedAt,
 		&i.EventPayload,
 		&i.EventOccurredAt,
+		&i.EventPublicID,
 	)
 	return i, err
 }
 
 const deliveryHistoryList = `-- name: DeliveryHistoryList :many
 SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at,
-       d.last_status_code, d.last_error, d.last_attempt_at, d.created_at, d.updated_at
+       d.last_status_code, d.last_error, d.last_attempt_at, d.created_at, d.updated_at,
+       coalesce((SELECT e.payload ->> 'id' FROM walhook.event e WHERE e.id = d.event_id), '')::text AS event_public_id
 FROM walhook.delivery d
 WHERE d.company_id = $1 AND d.webhook_id = $2
   AND ($3::text IS NULL OR d.state = $3)
@@ -189,10 +193,12 @@ type DeliveryHistoryListRow struct {
 	LastAttemptAt  *time.Time
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	EventPublicID  string
 }
 
 // DeliveryHistoryList lists a webhook's deliveries, newest first, with optional state and
 // created_at range filters; the cursor is the (created_at, id) of the last row of the previous page.
+// The event's public id is its envelope's id (” when the envelope has none).
 func (q *Queries) DeliveryHistoryList(ctx context.Context, arg DeliveryHistoryListParams) ([]DeliveryHistoryListRow, error) {
 	rows, err := q.db.Query(ctx, deliveryHistoryList,
 		arg.CompanyID,
@@ -224,6 +230,7 @@ func (q *Queries) DeliveryHistoryList(ctx context.Context, arg DeliveryHistoryLi
 			&i.LastAttemptAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.EventPublicID,
 		); err != nil {
 			return nil, err
 		}

@@ -123,6 +123,12 @@ type WalhookEventType struct {
 	UpdatedAt    time.Time
 }
 
+type WalhookIDKey struct {
+	ID        int16
+	KeyEnc    []byte
+	CreatedAt time.Time
+}
+
 type WalhookLease struct {
 	Name       string
 	Holder     string

@@ -23,15 +23,17 @@ func (q *Queries) OAuthCredentialCountByCompany(ctx context.Context, companyID s
 }
 
 const oAuthCredentialCreate = `-- name: OAuthCredentialCreate :one
-INSERT INTO walhook.oauth_credential (company_id, name, token_url, method, grant_type, client_id,
+INSERT INTO walhook.oauth_credential (id, company_id, name, token_url, method, grant_type, client_id,
     client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, created_by, updated_by)
-VALUES ($1, $2, $3, $4, $5, $6,
-    $7, $8, $9, $10,
-    $11, $12, $12)
+OVERRIDING SYSTEM VALUE
+VALUES ($1, $2, $3, $4, $5, $6, $7,
+    $8, $9, $10, $11,
+    $12, $13, $13)
 RETURNING id, company_id, name, token_url, method, grant_type, client_id, client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, access_token_enc, token_expires_at, created_by, updated_by, created_at, updated_at
 `
 
 type OAuthCredentialCreateParams struct {
+	ID              int64
 	CompanyID       string
 	Name            string
 	TokenUrl        string
@@ -46,8 +48,10 @@ type OAuthCredentialCreateParams struct {
 	CreatedBy       *int64
 }
 
+// OAuthCredentialCreate inserts a credential with the id OAuthCredentialNextID gave.
 func (q *Queries) OAuthCredentialCreate(ctx context.Context, arg OAuthCredentialCreateParams) (WalhookOauthCredential, error) {
 	row := q.db.QueryRow(ctx, oAuthCredentialCreate,
+		arg.ID,
 		arg.CompanyID,
 		arg.Name,
 		arg.TokenUrl,
@@ -169,6 +173,113 @@ func (q *Queries) OAuthCredentialList(ctx context.Context, companyID string) ([]
 			&i.UpdatedBy,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const oAuthCredentialNextID = `-- name: OAuthCredentialNextID :one
+SELECT nextval(pg_get_serial_sequence('walhook.oauth_credential', 'id'))::bigint AS id
+`
+
+// OAuthCredentialNextID takes the id of a credential about to be created from the table's
+// sequence, so its secrets can be sealed bound to the row before the insert.
+func (q *Queries) OAuthCredentialNextID(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, oAuthCredentialNextID)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}
+
+const oAuthCredentialReseal = `-- name: OAuthCredentialReseal :execrows
+UPDATE walhook.oauth_credential SET
+    client_secret_enc = $1, code_enc = $2,
+    refresh_token_enc = $3, access_token_enc = $4
+WHERE id = $5
+  AND client_secret_enc IS NOT DISTINCT FROM $6
+  AND code_enc IS NOT DISTINCT FROM $7
+  AND refresh_token_enc IS NOT DISTINCT FROM $8
+  AND access_token_enc IS NOT DISTINCT FROM $9
+`
+
+type OAuthCredentialResealParams struct {
+	NewClientSecret []byte
+	NewCode         []byte
+	NewRefreshToken []byte
+	NewAccessToken  []byte
+	ID              int64
+	OldClientSecret []byte
+	OldCode         []byte
+	OldRefreshToken []byte
+	OldAccessToken  []byte
+}
+
+// OAuthCredentialReseal writes re-sealed values when the row still holds the ones the caller
+// read; updated_at is left alone, so a token fetch in flight still saves its token.
+func (q *Queries) OAuthCredentialReseal(ctx context.Context, arg OAuthCredentialResealParams) (int64, error) {
+	result, err := q.db.Exec(ctx, oAuthCredentialReseal,
+		arg.NewClientSecret,
+		arg.NewCode,
+		arg.NewRefreshToken,
+		arg.NewAccessToken,
+		arg.ID,
+		arg.OldClientSecret,
+		arg.OldCode,
+		arg.OldRefreshToken,
+		arg.OldAccessToken,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const oAuthCredentialSealedBatch = `-- name: OAuthCredentialSealedBatch :many
+SELECT id, company_id, client_secret_enc, code_enc, refresh_token_enc, access_token_enc
+FROM walhook.oauth_credential
+WHERE id > $1
+ORDER BY id
+LIMIT $2
+`
+
+type OAuthCredentialSealedBatchParams struct {
+	AfterID int64
+	MaxRows int32
+}
+
+type OAuthCredentialSealedBatchRow struct {
+	ID              int64
+	CompanyID       string
+	ClientSecretEnc []byte
+	CodeEnc         []byte
+	RefreshTokenEnc []byte
+	AccessTokenEnc  []byte
+}
+
+// OAuthCredentialSealedBatch reads the sealed columns of up to max_rows credentials after
+// after_id, by id, for `walhook keys reseal`.
+func (q *Queries) OAuthCredentialSealedBatch(ctx context.Context, arg OAuthCredentialSealedBatchParams) ([]OAuthCredentialSealedBatchRow, error) {
+	rows, err := q.db.Query(ctx, oAuthCredentialSealedBatch, arg.AfterID, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OAuthCredentialSealedBatchRow{}
+	for rows.Next() {
+		var i OAuthCredentialSealedBatchRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.CompanyID,
+			&i.ClientSecretEnc,
+			&i.CodeEnc,
+			&i.RefreshTokenEnc,
+			&i.AccessTokenEnc,
 		); err != nil {
 			return nil, err
 		}

@@ -58,15 +58,17 @@ func (q *Queries) WebhookCounts(ctx context.Context, arg WebhookCountsParams) (W
 }
 
 const webhookCreate = `-- name: WebhookCreate :one
-INSERT INTO walhook.webhook (company_id, name, url, method, event_key, oauth_id, headers,
+INSERT INTO walhook.webhook (id, company_id, name, url, method, event_key, oauth_id, headers,
     secret_headers_enc, raw_data, params, active, signing_secret_enc, created_by, updated_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7,
-    $8, $9, $10, $11, $12,
-    $13, $13)
+OVERRIDING SYSTEM VALUE
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+    $9, $10, $11, $12, $13,
+    $14, $14)
 RETURNING id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at
 `
 
 type WebhookCreateParams struct {
+	ID               int64
 	CompanyID        string
 	Name             string
 	Url              string
@@ -82,8 +84,10 @@ type WebhookCreateParams struct {
 	CreatedBy        *int64
 }
 
+// WebhookCreate inserts a webhook with the id WebhookNextID gave.
 func (q *Queries) WebhookCreate(ctx context.Context, arg WebhookCreateParams) (WalhookWebhook, error) {
 	row := q.db.QueryRow(ctx, webhookCreate,
+		arg.ID,
 		arg.CompanyID,
 		arg.Name,
 		arg.Url,
@@ -550,6 +554,56 @@ func (q *Queries) WebhookNamesByOAuth(ctx context.Context, arg WebhookNamesByOAu
 	return items, nil
 }
 
+const webhookNextID = `-- name: WebhookNextID :one
+SELECT nextval(pg_get_serial_sequence('walhook.webhook', 'id'))::bigint AS id
+`
+
+// WebhookNextID takes the id of a webhook about to be created from the table's sequence, so its
+// secrets can be sealed bound to the row before the insert.
+func (q *Queries) WebhookNextID(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, webhookNextID)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}
+
+const webhookReseal = `-- name: WebhookReseal :execrows
+UPDATE walhook.webhook SET
+    signing_secret_enc = $1, previous_secret_enc = $2,
+    secret_headers_enc = $3
+WHERE id = $4 AND signing_secret_enc = $5
+  AND previous_secret_enc IS NOT DISTINCT FROM $6
+  AND secret_headers_enc IS NOT DISTINCT FROM $7
+`
+
+type WebhookResealParams struct {
+	NewSigning  []byte
+	NewPrevious []byte
+	NewHeaders  []byte
+	ID          int64
+	OldSigning  []byte
+	OldPrevious []byte
+	OldHeaders  []byte
+}
+
+// WebhookReseal writes re-sealed values when the row still holds the ones the caller read (a
+// concurrent edit wins: it sealed with the current key already).
+func (q *Queries) WebhookReseal(ctx context.Context, arg WebhookResealParams) (int64, error) {
+	result, err := q.db.Exec(ctx, webhookReseal,
+		arg.NewSigning,
+		arg.NewPrevious,
+		arg.NewHeaders,
+		arg.ID,
+		arg.OldSigning,
+		arg.OldPrevious,
+		arg.OldHeaders,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const webhookRotateSecret = `-- name: WebhookRotateSecret :one
 UPDATE walhook.webhook SET
     previous_secret_enc = $1,
@@ -608,6 +662,55 @@ func (q *Queries) WebhookRotateSecret(ctx context.Context, arg WebhookRotateSecr
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const webhookSealedBatch = `-- name: WebhookSealedBatch :many
+SELECT id, company_id, signing_secret_enc, previous_secret_enc, secret_headers_enc
+FROM walhook.webhook
+WHERE id > $1
+ORDER BY id
+LIMIT $2
+`
+
+type WebhookSealedBatchParams struct {
+	AfterID int64
+	MaxRows int32
+}
+
+type WebhookSealedBatchRow struct {
+	ID                int64
+	CompanyID         string
+	SigningSecretEnc  []byte
+	PreviousSecretEnc []byte
+	SecretHeadersEnc  []byte
+}
+
+// WebhookSealedBatch reads the sealed columns of up to max_rows webhooks after after_id, by id,
+// for `walhook keys reseal`.
+func (q *Queries) WebhookSealedBatch(ctx context.Context, arg WebhookSealedBatchParams) ([]WebhookSealedBatchRow, error) {
+	rows, err := q.db.Query(ctx, webhookSealedBatch, arg.AfterID, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WebhookSealedBatchRow{}
+	for rows.Next() {
+		var i WebhookSealedBatchRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.CompanyID,
+			&i.SigningSecretEnc,
+			&i.PreviousSecretEnc,
+			&i.SecretHeadersEnc,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const webhookUpdate = `-- name: WebhookUpdate :one

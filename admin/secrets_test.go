@@ -200,7 +200,7 @@ func TestCredentialHeadersMaskedInEveryRead(t *testing.T) {
 	_, err = e.pool.Exec(e.ctx, `UPDATE walhook.attempt SET request_headers = $2 WHERE delivery_id = $1`, d,
 		map[string]string{"Cookie": values[1], "X-Customer-Token": values[2], "X-Password": values[4], "X-Plain": "visible"})
 	require.NoError(t, err)
-	got := e.must(200, "GET", fmt.Sprintf("/v1/deliveries/%d", d), e.viewer, nil)
+	got := e.must(200, "GET", "/v1/deliveries/"+e.pub(stored.CompanyID, d), e.viewer, nil)
 	noneOf("history", got)
 	require.Contains(t, fmt.Sprint(got), "visible")
 }

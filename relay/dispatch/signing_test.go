@@ -10,7 +10,6 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/webhook"
 )
 

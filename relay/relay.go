@@ -89,6 +89,19 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 	return r, nil
 }
 
+// Prepare sets up what capture reads, the publication and the replication slot
+// (capture.Prepare), before anything runs: a write committed after it returns is captured. It
+// does nothing without capture or in poll mode.
+func (r *Relay) Prepare(ctx context.Context) error {
+	if r.capture == nil || r.cfg.Capture.Mode == store.CapturePoll {
+		return nil
+	}
+	if err := r.capture.Prepare(ctx); err != nil {
+		return fmt.Errorf("prepare capture: %w", err)
+	}
+	return nil
+}
+
 // Ready reports whether the relay is running.
 func (r *Relay) Ready() bool { return r.running.Load() }
 

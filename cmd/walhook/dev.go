@@ -71,6 +71,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("parse demo catalog: %w", err)
 	}
 	cfg.migrate = true
+	cfg.prepareCapture = true
 	cfg.admin.TokenMaxLifetime = defaultTokenLifetime
 	devDispatch(&cfg.relay.Dispatch) // deliver to receivers on this machine (loopback allowed)
 	cfg.common.MaxConns = 20

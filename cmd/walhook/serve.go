@@ -28,6 +28,10 @@ type serveConfig struct {
 	migrate bool
 	// capture holds the capture flags that are not part of relay.Config (the catalog path).
 	capture captureFlags
+	// prepareCapture sets up the publication and the replication slot before the service
+	// announces itself (walhook dev), so a write made right after "running" is captured; serve
+	// leaves it to the capture leader, which retries while the database refuses.
+	prepareCapture bool
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
@@ -99,6 +103,11 @@ func serve(ctx context.Context, cfg serveConfig, st *store.Store, log zerolog.Lo
 			return err
 		}
 		ready = append(ready, func(context.Context) error { return rl.Check() })
+		if cfg.prepareCapture {
+			if err := rl.Prepare(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	cfg.admin.API = withAPI
 	// Test sends go through a sender like the dispatcher's, with the same settings and SSRF

@@ -120,7 +120,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "walhook_capture_deliveries_total", Help: "Deliveries created by fan-out.",
 		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "walhook_capture_skipped_total", Help: "Bad source data skipped, by reason (null_tenant, unknown_company, unknown_event, bad_payload).",
+			Name: "walhook_capture_skipped_total", Help: "Bad source data skipped, by reason (null_tenant, unknown_company, unknown_event, bad_payload, forged: a logical message with walhook's prefix not signed by walhook.emit).",
 		}, []string{"reason"}),
 		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "walhook_capture_decode_errors_total", Help: "Replication messages that could not be decoded (skipped).",
@@ -141,7 +141,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, fmt.Errorf("register capture metrics: %w", err)
 		}
 	}
-	for _, r := range []string{skipNullTenant, skipUnknownCompany, skipUnknownEvent, skipBadPayload} {
+	for _, r := range []string{skipNullTenant, skipUnknownCompany, skipUnknownEvent, skipBadPayload, skipForged} {
 		m.skipped.WithLabelValues(r)
 	}
 	return m, nil
@@ -155,6 +155,9 @@ type Capture struct {
 	m       *metrics
 	elector *leader.Elector
 	limiter logLimiter
+	// forgedLog is forged messages' own limiter, so other bad data cannot hide a forgery from
+	// the log.
+	forgedLog logLimiter
 
 	// afterCommit, for tests, runs after each fan-out transaction commits, before its LSN is
 	// reported.

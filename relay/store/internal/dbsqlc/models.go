@@ -54,9 +54,10 @@ type WalhookAuditLog struct {
 }
 
 type WalhookCaptureSetting struct {
-	ID        bool
-	Mode      string
-	UpdatedAt time.Time
+	ID             bool
+	Mode           string
+	UpdatedAt      time.Time
+	UnsignedBefore interface{}
 }
 
 type WalhookCompany struct {
@@ -83,6 +84,13 @@ type WalhookDelivery struct {
 	UpdatedAt      time.Time
 	AttemptsBase   int32
 	ResyncAt       *time.Time
+}
+
+type WalhookEmitKey struct {
+	ID        int32
+	Ipad      []byte
+	Opad      []byte
+	CreatedAt time.Time
 }
 
 type WalhookEvent struct {

@@ -203,7 +203,24 @@ func (c *Capture) Run(ctx context.Context) error {
 	if c.cfg.Mode == store.CapturePoll {
 		return c.poll(ctx)
 	}
+	c.warnUndetectedMoves(ctx)
 	return c.elector.Run(ctx, c.lead)
+}
+
+// warnUndetectedMoves logs the tables where a row moved to another company cannot be told
+// (catalog.UndetectedMoves). A failed look-up is logged and capture goes on: the warning is
+// advice, and the tables are validated again when the catalog is synced.
+func (c *Capture) warnUndetectedMoves(ctx context.Context) {
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	warnings, err := c.cfg.Catalog.UndetectedMoves(qctx, c.st)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("cannot check the catalog's tables for company moves")
+		return
+	}
+	for _, w := range warnings {
+		c.log.Warn().Msg(w)
+	}
 }
 
 // streamRetryMax caps the wait between two replication sessions, so capture resumes within a

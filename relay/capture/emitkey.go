@@ -22,10 +22,12 @@ import (
 // owner of walhook's schema (SECURITY DEFINER), reads a key only that role can read
 // (walhook.emit_key) and writes
 //
-//	v1 <key id> <HMAC-SHA256(key, content), 64 hex digits> <content>
+//	{"mac": "<key id>:<HMAC-SHA256(key, content), 64 hex digits>", <content without its "{">
 //
-// content being the UTF-8 JSON {"company_id":…,"event":…,"payload":…}. A message with the prefix
-// whose MAC does not verify under a key in the table is forged: counted, logged, skipped.
+// content being the UTF-8 JSON {"event": …, "payload": …, "company_id": …} as jsonb prints it.
+// The MAC is a member of the same JSON object so that a relay of the previous release, which
+// ignores it, keeps capturing during a rolling upgrade. A message with the prefix whose MAC does
+// not verify under a key in the table is forged: counted, logged, skipped.
 
 // emitKeyKeep is how many keys a rotation keeps: the new one signs, the previous one still
 // verifies messages emitted before the rotation and not yet read from the slot.
@@ -115,7 +117,7 @@ func loadEmitKeys(st *store.Store) func(ctx context.Context) (*emitKeys, error) 
 func (k *keyring) verify(ctx context.Context, lsn pglogrepl.LSN, msg []byte) ([]byte, bool, error) {
 	id, mac, content, signed := parseSigned(msg)
 	if !signed {
-		if len(msg) > 0 && msg[0] == '{' && lsn < k.cur.unsignedBefore {
+		if len(msg) > 0 && msg[0] == '{' && !bytes.HasPrefix(msg, []byte(`{"mac"`)) && lsn < k.cur.unsignedBefore {
 			return msg, true, nil
 		}
 		return nil, false, nil
@@ -137,15 +139,19 @@ func (k *keyring) verify(ctx context.Context, lsn pglogrepl.LSN, msg []byte) ([]
 	return content, true, nil
 }
 
-// parseSigned splits "v1 <id> <64 hex> <content>"; signed is false when msg is not of that form
-// exactly as walhook.emit writes it (a decimal id without sign or leading zero, lowercase hex), so
-// one content has one accepted spelling.
+// macPrefix opens every signed message.
+const macPrefix = `{"mac": "`
+
+// parseSigned splits `{"mac": "<id>:<64 hex>", <rest>` into the key id, the MAC and the signed
+// content "{" + rest. signed is false when msg is not exactly of the form walhook.emit writes (a
+// decimal id without sign or leading zero, lowercase hex, one space), so one content has one
+// accepted spelling.
 func parseSigned(msg []byte) (id int32, mac, content []byte, signed bool) {
-	rest, ok := bytes.CutPrefix(msg, []byte("v1 "))
+	rest, ok := bytes.CutPrefix(msg, []byte(macPrefix))
 	if !ok {
 		return 0, nil, nil, false
 	}
-	idText, rest, ok := bytes.Cut(rest, []byte(" "))
+	idText, rest, ok := bytes.Cut(rest, []byte(":"))
 	if !ok || len(idText) == 0 || len(idText) > 10 || idText[0] < '1' || idText[0] > '9' {
 		return 0, nil, nil, false
 	}
@@ -153,27 +159,34 @@ func parseSigned(msg []byte) (id int32, mac, content []byte, signed bool) {
 	if err != nil {
 		return 0, nil, nil, false
 	}
-	if len(rest) < 2*sha256.Size+1 || rest[2*sha256.Size] != ' ' {
+	const hexLen = 2 * sha256.Size
+	if len(rest) < hexLen+3 || string(rest[hexLen:hexLen+3]) != `", ` {
 		return 0, nil, nil, false
 	}
-	for _, c := range rest[:2*sha256.Size] {
+	for _, c := range rest[:hexLen] {
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
 			return 0, nil, nil, false
 		}
 	}
 	mac = make([]byte, sha256.Size)
-	if _, err := hex.Decode(mac, rest[:2*sha256.Size]); err != nil {
+	if _, err := hex.Decode(mac, rest[:hexLen]); err != nil {
 		return 0, nil, nil, false
 	}
-	return int32(n), mac, rest[2*sha256.Size+1:], true
+	content = make([]byte, 0, 1+len(rest)-hexLen-3)
+	content = append(content, '{')
+	content = append(content, rest[hexLen+3:]...)
+	return int32(n), mac, content, true
 }
 
-// signMessage renders content as walhook.emit would with key id (tests, and documentation of the
-// format in code).
+// signMessage renders content (a JSON object) as walhook.emit would with key id: tests use it,
+// and it documents the format in code.
 func signMessage(id int32, key, content []byte) []byte {
 	h := hmac.New(sha256.New, key)
 	h.Write(content)
-	out := fmt.Appendf(nil, "v1 %d %x ", id, h.Sum(nil))
+	out := fmt.Appendf(nil, "%s%d:%x\", ", macPrefix, id, h.Sum(nil))
+	if len(content) > 0 {
+		content = content[1:]
+	}
 	return append(out, content...)
 }
 

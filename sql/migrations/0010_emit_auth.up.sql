@@ -42,8 +42,11 @@ $$;
 ALTER TABLE walhook.capture_setting ADD COLUMN unsigned_before pg_lsn;
 UPDATE walhook.capture_setting SET unsigned_before = pg_current_wal_insert_lsn();
 
--- The message: 'v1 <key id> <MAC, 64 hex digits> <content>', content the UTF-8 JSON
--- {"company_id":…,"event":…,"payload":…}. In poll mode (no slot) the event is an outbox row;
+-- The message is the JSON walhook.emit always wrote, with the MAC as an extra first member:
+--   {"mac": "<key id>:<MAC, 64 hex digits>", "event": …, "payload": …, "company_id": …}
+-- The MAC covers the UTF-8 text of {"event": …, "payload": …, "company_id": …} (the same JSON
+-- without that member). A relay of the previous release ignores the extra member, so it keeps
+-- capturing during a rolling upgrade. In poll mode (no slot) the event is an outbox row;
 -- SECURITY DEFINER lets a role granted EXECUTE emit without INSERT on walhook.outbox.
 CREATE OR REPLACE FUNCTION walhook.emit(company_id text, event text, payload jsonb DEFAULT '{}')
 RETURNS pg_lsn
@@ -54,7 +57,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     k record;
-    content bytea;
+    content text;
 BEGIN
     IF (SELECT s.mode FROM walhook.capture_setting s) = 'poll' THEN
         INSERT INTO walhook.outbox (company_id, event_key, payload)
@@ -65,11 +68,13 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'walhook.emit: walhook.emit_key is empty (run walhook emit-key rotate)';
     END IF;
-    content := convert_to(jsonb_build_object('company_id', emit.company_id, 'event', emit.event, 'payload', emit.payload)::text, 'UTF8');
+    content := jsonb_build_object('company_id', emit.company_id, 'event', emit.event, 'payload', emit.payload)::text;
     RETURN pg_logical_emit_message(
         true,
         'walhook',
-        convert_to('v1 ' || k.id || ' ' || encode(sha256(k.opad || sha256(k.ipad || content)), 'hex') || ' ', 'UTF8') || content
+        convert_to('{"mac": "' || k.id || ':'
+            || encode(sha256(k.opad || sha256(k.ipad || convert_to(content, 'UTF8'))), 'hex')
+            || '", ' || substr(content, 2), 'UTF8')
     );
 END
 $$;

@@ -137,8 +137,11 @@ func (f *fixture) start(t *testing.T, cfg Config, reg *prometheus.Registry, hook
 func (f *fixture) waitStreaming(t *testing.T) {
 	t.Helper()
 	for {
+		// Active alone is not enough: a slot is active while CREATE_REPLICATION_SLOT still builds
+		// its snapshot, and writes begun before it is consistent are never decoded (the test
+		// then waits forever). confirmed_flush_lsn is set once it is consistent.
 		s, err := f.st.CaptureSlotStatus(context.Background(), f.slot)
-		if err == nil && s.Active {
+		if err == nil && s.Active && s.ConfirmedFlushLSN != "" {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

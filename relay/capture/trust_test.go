@@ -330,7 +330,12 @@ func TestTenantMove(t *testing.T) {
 	// default replica identity: the old row carries only the key (and only because it changed);
 	// whose it was cannot be told, so previous is left out
 	exec(`UPDATE tasks SET id = 2, company_id = '2', title = 'task of 2' WHERE id = 1`)
-	f.waitEvents(t, 6)
+	// a NULL tenant is nobody: from NULL to 2 is a creation for 2, from 1 to NULL a deletion for 1
+	exec(`INSERT INTO contacts (company_id, name) VALUES (NULL, 'Bo')`)
+	exec(`INSERT INTO contacts (company_id, name) VALUES ('1', 'Cy')`)
+	exec(`UPDATE contacts SET company_id = '2' WHERE name = 'Bo'`)
+	exec(`UPDATE contacts SET company_id = NULL WHERE name = 'Cy'`)
+	f.waitEvents(t, 9)
 
 	type got struct {
 		Company, Event string
@@ -362,9 +367,12 @@ func TestTenantMove(t *testing.T) {
 		{Company: "2", Event: "note.updated", Data: map[string]any{"id": float64(1), "company_id": "2", "body": "note of 2, edited"},
 			Previous: map[string]any{"id": float64(1), "company_id": "2", "body": "note of 2"}},
 		{Company: "2", Event: "task.updated", Data: map[string]any{"id": float64(2), "company_id": "2", "title": "task of 2"}},
+		{Company: "1", Event: "contact.created", Data: map[string]any{"id": float64(3), "company_id": "1", "name": "Cy", "email": nil, "note": nil}},
+		{Company: "2", Event: "contact.created", Data: map[string]any{"id": float64(2), "company_id": "2", "name": "Bo", "email": nil, "note": nil}},
+		{Company: "1", Event: "contact.deleted", Data: map[string]any{"id": float64(3), "company_id": "1", "name": "Cy", "email": nil, "note": nil}},
 	}, events)
 	// (ordered by source key: within the move, "…:contact.created" sorts before "…:contact.deleted:old")
 	// deliveries follow the events: each company's webhooks only
 	require.Equal(t, 0, f.count(t, `SELECT count(*) FROM walhook.delivery d JOIN walhook.webhook w ON w.id = d.webhook_id WHERE w.company_id <> d.company_id`))
-	require.Equal(t, 2+1, f.count(t, `SELECT count(*) FROM walhook.delivery WHERE company_id = '1'`), "company 1: two webhooks on contact.created, one on contact.deleted")
+	require.Equal(t, 2*(2+1), f.count(t, `SELECT count(*) FROM walhook.delivery WHERE company_id = '1'`), "company 1: two webhooks on contact.created, one on contact.deleted")
 }

@@ -29,7 +29,9 @@ func asUser(t *testing.T, raw, user string) string {
 // TestGrantSQL runs deploy/postgresql/grant.sql with psql, as a DBA would, on a database with an
 // application table, then shows that walhook, logged in as its role, can migrate its schema,
 // read the mapped table but not write it, own and extend its publication, open a logical
-// replication slot, and that the application's role can emit events after the part-5 grants.
+// replication slot, and that the application's role can emit events after the part-5 grants —
+// and only then: before them, and for a role without them, walhook.emit and the outbox are
+// refused, and no role but walhook reads the emit key.
 func TestGrantSQL(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
@@ -80,15 +82,38 @@ func TestGrantSQL(t *testing.T) {
 	_, err = pool.Exec(ctx, `SELECT pg_drop_replication_slot('grant_test')`)
 	require.NoError(t, err)
 
-	// Part 5, for the application's role.
-	_, err = app.Exec(ctx, `GRANT USAGE ON SCHEMA walhook TO app_owner;
-		GRANT EXECUTE ON FUNCTION walhook.emit(text, text, jsonb) TO app_owner;
-		GRANT SELECT ON walhook.capture_setting TO app_owner;
-		GRANT INSERT ON walhook.outbox TO app_owner`)
+	// walhook, the owner of its schema, reads its emit key (capture verifies messages with it).
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM walhook.emit_key`).Scan(&n))
+	require.Equal(t, 1, n, "the migration made the first emit key")
+
+	// Part 5, for the application's role: before it, with only USAGE on the schema (so what
+	// refuses is the privilege on each object), nothing.
+	denied := func(conn *pgx.Conn, q, what string) {
+		t.Helper()
+		_, err := conn.Exec(ctx, q)
+		var pgErr *pgconn.PgError
+		require.True(t, errors.As(err, &pgErr) && pgErr.Code == "42501", "%s: want permission denied, got %v", what, err)
+	}
+	const emit = `SELECT walhook.emit('1', 'invoice.paid', '{"total": 1}')`
+	_, err = app.Exec(ctx, `CREATE ROLE stranger LOGIN; GRANT USAGE ON SCHEMA walhook TO app_owner, stranger`)
 	require.NoError(t, err)
 	appConn, err := pgx.Connect(ctx, asUser(t, c.URL(db), "app_owner"))
 	require.NoError(t, err)
 	defer appConn.Close(context.WithoutCancel(ctx))
-	_, err = appConn.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', '{"total": 1}')`)
+	denied(appConn, emit, "walhook.emit before the grant")
+	_, err = app.Exec(ctx, `GRANT EXECUTE ON FUNCTION walhook.emit(text, text, jsonb) TO app_owner;
+		GRANT INSERT ON walhook.outbox TO app_owner`)
+	require.NoError(t, err)
+	_, err = appConn.Exec(ctx, emit)
 	require.NoError(t, err, "the application emits events")
+	_, err = appConn.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key) VALUES ('1', 'invoice.paid')`)
+	require.NoError(t, err, "the application writes the outbox")
+	denied(appConn, `SELECT * FROM walhook.emit_key`, "the application reads the emit key")
+
+	stranger, err := pgx.Connect(ctx, asUser(t, c.URL(db), "stranger"))
+	require.NoError(t, err)
+	defer stranger.Close(context.WithoutCancel(ctx))
+	denied(stranger, emit, "walhook.emit without the grant")
+	denied(stranger, `INSERT INTO walhook.outbox (company_id, event_key) VALUES ('1', 'invoice.paid')`, "the outbox without the grant")
+	denied(stranger, `SELECT * FROM walhook.emit_key`, "the emit key")
 }

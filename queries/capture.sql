@@ -57,6 +57,19 @@ SELECT c.relreplident::text AS replica_identity,
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = @schema_name::text AND c.relname = @table_name::text AND c.relkind IN ('r', 'p');
 
+-- CaptureTableIdentityColumns lists the columns of a table's replica identity index (the primary
+-- key under the default identity, the chosen index under USING INDEX): the columns an UPDATE's
+-- old row carries when the key changed. Empty under FULL (every column) and NOTHING.
+-- name: CaptureTableIdentityColumns :many
+SELECT a.attname::text AS column_name
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_index i ON i.indrelid = c.oid
+    AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)
+WHERE n.nspname = @schema_name::text AND c.relname = @table_name::text
+ORDER BY a.attnum;
+
 -- name: CapturePublicationTables :many
 SELECT schemaname::text AS schema_name, tablename::text AS table_name
 FROM pg_catalog.pg_publication_tables WHERE pubname = @publication::text

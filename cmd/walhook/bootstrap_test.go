@@ -131,3 +131,24 @@ func TestKeysReseal(t *testing.T) {
 	require.Contains(t, out, "unreadable 1")
 	require.ErrorContains(t, runKeys(ctx, []string{"rotate"}, io.Discard), "want: keys reseal")
 }
+
+// TestEmitKeyRotate rotates the emit key with the CLI: the new key is the newest, the previous
+// one stays, older ones go.
+func TestEmitKeyRotate(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	db := xtest.DatabaseURL(t)
+	for _, want := range []string{"emit key 2 signs from now on; key 1 still verifies\n", "emit key 3 signs from now on; key 2 still verifies\n"} {
+		var out bytes.Buffer
+		require.NoError(t, runEmitKey(ctx, []string{"rotate", "--database-url", db, "--log-format", "json"}, &out))
+		require.Equal(t, want, out.String())
+	}
+	pool, err := pgxpool.New(ctx, db)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	keys, _, err := store.New(pool, nil).EmitKeys(ctx)
+	require.NoError(t, err)
+	require.Len(t, keys, 2)
+	require.Equal(t, []int32{3, 2}, []int32{keys[0].ID, keys[1].ID})
+	require.ErrorContains(t, runEmitKey(ctx, []string{"spin"}, io.Discard), "want emit-key rotate")
+}

@@ -38,6 +38,7 @@ func commands() []command {
 		{"token", "manage API tokens: token create --company ID --email E", runToken},
 		{"keygen", "print a new encryption key for --encryption-keys", runKeygen},
 		{"keys", "re-seal every secret with the first key: keys reseal", runKeys},
+		{"emit-key", "rotate the key walhook.emit signs its messages with: emit-key rotate", runEmitKey},
 		{"healthcheck", "probe a running walhook: healthcheck --url http://127.0.0.1:8080/healthz", runHealthcheck},
 		{"version", "print the version", func(_ context.Context, _ []string, w io.Writer) error {
 			_, err := fmt.Fprintln(w, "walhook", version)

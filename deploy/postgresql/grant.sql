@@ -42,9 +42,15 @@ ALTER PUBLICATION walhook OWNER TO walhook;
 --   GRANT SELECT ON public.<table> TO walhook;
 --   ALTER PUBLICATION walhook ADD TABLE public.<table>;
 
--- 5. The application's own role may emit events from its transactions (walhook.emit, or an
--- insert into walhook.outbox). Run this part after `walhook migrate up` has created them:
+-- 5. Who may emit events. A logical message with walhook's prefix counts only when walhook.emit
+-- wrote it: walhook.emit runs as walhook (SECURITY DEFINER) and signs its message with a key in
+-- walhook.emit_key that no other role can read; any other message with the prefix is refused as
+-- forged. Emitting is a privilege the DBA grants, and no role has it by default (walhook's
+-- migration revokes EXECUTE on walhook.emit from PUBLIC). Run this part after `walhook migrate up`
+-- has created them:
 --   GRANT USAGE ON SCHEMA walhook TO :"app_role";
 --   GRANT EXECUTE ON FUNCTION walhook.emit(text, text, jsonb) TO :"app_role";
---   GRANT SELECT ON walhook.capture_setting TO :"app_role";
+-- and, for an application that inserts into the outbox table itself:
 --   GRANT INSERT ON walhook.outbox TO :"app_role";
+-- walhook.emit needs nothing else (in poll mode it writes the outbox row as walhook). Never grant
+-- SELECT on walhook.emit_key: whoever reads it can sign events for any company.

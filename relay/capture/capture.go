@@ -126,7 +126,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "walhook_capture_deliveries_total", Help: "Deliveries created by fan-out.",
 		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "walhook_capture_skipped_total", Help: "Bad source data skipped, by reason (null_tenant, unknown_company, unknown_event, bad_payload).",
+			Name: "walhook_capture_skipped_total", Help: "Bad source data skipped, by reason (null_tenant, unknown_company, unknown_event, bad_payload, forged: a logical message with walhook's prefix not signed by walhook.emit).",
 		}, []string{"reason"}),
 		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "walhook_capture_decode_errors_total", Help: "Replication messages that could not be decoded (skipped).",
@@ -159,7 +159,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, fmt.Errorf("register capture metrics: %w", err)
 		}
 	}
-	for _, r := range []string{skipNullTenant, skipUnknownCompany, skipUnknownEvent, skipBadPayload, skipUnstorable} {
+	for _, r := range []string{skipNullTenant, skipUnknownCompany, skipUnknownEvent, skipBadPayload, skipUnstorable, skipForged} {
 		m.skipped.WithLabelValues(r)
 	}
 	for _, r := range store.FailureClasses() {
@@ -181,6 +181,9 @@ type Capture struct {
 	limiter logLimiter
 	// slot is the leader's view of the slot's wal_status (nil in poll mode).
 	slot *slotWatch
+	// forgedLog is forged messages' own limiter, so other bad data cannot hide a forgery from
+	// the log.
+	forgedLog logLimiter
 
 	// afterCommit, for tests, runs after each fan-out transaction commits, before its LSN is
 	// reported.
@@ -241,7 +244,24 @@ func (c *Capture) Run(ctx context.Context) error {
 	if c.cfg.Mode == store.CapturePoll {
 		return c.poll(ctx)
 	}
+	c.warnUndetectedMoves(ctx)
 	return c.elector.Run(ctx, c.lead)
+}
+
+// warnUndetectedMoves logs the tables where a row moved to another company cannot be told
+// (catalog.UndetectedMoves). A failed look-up is logged and capture goes on: the warning is
+// advice, and the tables are validated again when the catalog is synced.
+func (c *Capture) warnUndetectedMoves(ctx context.Context) {
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	warnings, err := c.cfg.Catalog.UndetectedMoves(qctx, c.st)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("cannot check the catalog's tables for company moves")
+		return
+	}
+	for _, w := range warnings {
+		c.log.Warn().Msg(w)
+	}
 }
 
 // watchQuarantine keeps walhook_capture_quarantine_rows fresh (every replica: an operator's

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,9 @@ const (
 	skipUnknownCompany = "unknown_company"
 	skipUnknownEvent   = "unknown_event"
 	skipBadPayload     = "bad_payload"
+	// skipForged: a logical message with walhook's prefix that walhook.emit did not sign
+	// (emitkey.go).
+	skipForged = "forged"
 )
 
 // skip is one piece of bad data left out.
@@ -67,21 +71,23 @@ type relation struct {
 type decoder struct {
 	cat  *catalog.Catalog
 	ids  *store.PublicIDs // event ids: a keyed digest of the source position
+	keys *keyring        // emit keys: only messages walhook.emit signed are events
 	rels map[uint32]*relation
 	cur  *txn
 	buf  []byte
 }
 
-func newDecoder(cat *catalog.Catalog, ids *store.PublicIDs) *decoder {
-	return &decoder{cat: cat, ids: ids, rels: map[uint32]*relation{}}
+func newDecoder(cat *catalog.Catalog, ids *store.PublicIDs, keys *keyring) *decoder {
+	return &decoder{cat: cat, ids: ids, keys: keys, rels: map[uint32]*relation{}}
 }
 
 // inTxn reports whether a transaction is open (Begin seen, Commit not yet).
 func (d *decoder) inTxn() bool { return d.cur != nil }
 
 // handle decodes one XLogData payload. It returns a transaction when data ends one (Commit, or a
-// non-transactional logical message), with endLSN set.
-func (d *decoder) handle(data []byte) (*txn, error) {
+// non-transactional logical message), with endLSN set. An error wrapping errKeysUnavailable is
+// transient (the stream should stop and replay); any other error is bad data.
+func (d *decoder) handle(ctx context.Context, data []byte) (*txn, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("decode pgoutput: empty message")
 	}
@@ -109,7 +115,7 @@ func (d *decoder) handle(data []byte) (*txn, error) {
 	case *pglogrepl.DeleteMessageV2:
 		return nil, d.change(m.RelationID, "delete", m.OldTuple, m.OldTupleType, nil)
 	case *pglogrepl.LogicalDecodingMessageV2:
-		return d.message(&m.LogicalDecodingMessage), nil
+		return d.message(ctx, &m.LogicalDecodingMessage)
 	}
 	// Type, Origin, Truncate: nothing to capture. Streamed transactions are not requested.
 	return nil, nil
@@ -158,7 +164,21 @@ func (d *decoder) change(relID uint32, op string, oldTuple *pglogrepl.TupleData,
 		return nil
 	}
 	full := oldType == pglogrepl.UpdateMessageTupleTypeOld
+	if op == "update" {
+		// A row moved to another company: the old company's events first (see moved).
+		for _, et := range r.events {
+			if mv := tenantMove(r, old, full, newTuple, et.TenantColumn); mv.moved {
+				d.movedOut(t, r, ordinal, et, mv, old, full)
+			}
+		}
+	}
 	for _, et := range r.events {
+		if op == "update" {
+			if mv := tenantMove(r, old, full, newTuple, et.TenantColumn); mv.moved {
+				d.movedIn(t, r, ordinal, et, old, newTuple)
+				continue
+			}
+		}
 		if !slices.Contains(et.Operations, op) {
 			continue
 		}
@@ -173,7 +193,9 @@ func (d *decoder) change(relID uint32, op string, oldTuple *pglogrepl.TupleData,
 		}
 		data := d.rowJSON(r, row, old, op == "delete" && !full && oldType == pglogrepl.DeleteMessageTupleTypeKey)
 		var previous []byte
-		if op == "update" && old != nil {
+		if op == "update" && old != nil && tenantMove(r, old, full, newTuple, et.TenantColumn).oldKnown {
+			// The old row is shown only when it provably belongs to the same company: without
+			// the tenant column in it, it might be another company's (a move not detected).
 			previous = d.rowJSON(r, old, nil, !full)
 		}
 		sourceKey := fmt.Sprintf("wal:%016X:%d:%s", uint64(t.commitLSN), ordinal, et.Key)
@@ -183,6 +205,91 @@ func (d *decoder) change(relID uint32, op string, oldTuple *pglogrepl.TupleData,
 		}, "table")
 	}
 	return nil
+}
+
+// move is what an UPDATE did to a row's tenant column.
+type move struct {
+	// oldKnown: the old row carries the tenant column (REPLICA IDENTITY FULL, or the column is
+	// part of the replica identity and the key changed), so a move can be told.
+	oldKnown bool
+	moved    bool   // oldKnown and the tenant changed (NULL counts as a tenant of its own)
+	from     string // the old tenant; "" with fromNull
+	fromNull bool
+}
+
+// tenantMove compares an UPDATE's old and new tenant column. Without an old row carrying the
+// column nothing can be told: the update is then delivered to the new row's company, without
+// previous (see change).
+func tenantMove(r *relation, old *pglogrepl.TupleData, full bool, nu *pglogrepl.TupleData, tenantColumn string) move {
+	i, ok := r.byName[tenantColumn]
+	if old == nil || !ok || i >= len(old.Columns) || i >= len(r.cols) {
+		return move{}
+	}
+	var mv move
+	switch c := old.Columns[i]; {
+	case c.DataType == pglogrepl.TupleDataTypeText:
+		mv = move{oldKnown: true, from: string(c.Data)}
+	case c.DataType == pglogrepl.TupleDataTypeNull && (full || r.cols[i].key):
+		mv = move{oldKnown: true, fromNull: true}
+	default: // not in a key-only old row, unchanged TOAST, binary: unknown
+		return move{}
+	}
+	to, ok := columnText(r, nu, old, tenantColumn)
+	mv.moved = mv.fromNull == ok || (ok && to != mv.from)
+	return mv
+}
+
+// movedOut and movedIn emit what one catalog entry gives each company when an UPDATE moved a
+// row from one company to another. Neither company ever sees the other's data:
+//
+//   - the old company receives the entry if it has a delete operation: data is the old row;
+//   - the new company receives the entry if it has an insert operation: data is the new row;
+//     if it has only an update operation, and no entry on this table with the same tenant column
+//     has an insert, it receives the update (whatever its columns filter: the whole row is new to
+//     it), data the new row, without previous.
+//
+// A NULL tenant on either side receives nothing. The old company's event is keyed with the
+// suffix ":old", so an entry that has both delete and insert stores both.
+func (d *decoder) movedOut(t *txn, r *relation, ordinal int, et webhook.EventType, mv move, old *pglogrepl.TupleData, full bool) {
+	if mv.fromNull || !slices.Contains(et.Operations, "delete") {
+		return
+	}
+	key := fmt.Sprintf("wal:%016X:%d:%s:old", uint64(t.commitLSN), ordinal, et.Key)
+	data := d.rowJSON(r, old, nil, !full)
+	t.add(store.CaptureEvent{
+		SourceKey: key, CompanyID: mv.from, EventKey: et.Key, OccurredAt: t.commitTime,
+		Payload: envelope(key, et.Key, mv.from, t.commitTime, data, nil),
+	}, "table")
+}
+
+func (d *decoder) movedIn(t *txn, r *relation, ordinal int, et webhook.EventType, old, nu *pglogrepl.TupleData) {
+	toNew := slices.Contains(et.Operations, "insert") ||
+		(slices.Contains(et.Operations, "update") && !r.hasInsert(et.TenantColumn))
+	if !toNew {
+		return
+	}
+	to, ok := columnText(r, nu, old, et.TenantColumn)
+	if !ok {
+		t.skips = append(t.skips, skip{reason: skipNullTenant, position: fmt.Sprintf("%s:%d", t.commitLSN, ordinal),
+			detail: et.Key + ": " + et.TenantColumn + " is NULL"})
+		return
+	}
+	key := fmt.Sprintf("wal:%016X:%d:%s", uint64(t.commitLSN), ordinal, et.Key)
+	data := d.rowJSON(r, nu, old, false)
+	t.add(store.CaptureEvent{
+		SourceKey: key, CompanyID: to, EventKey: et.Key, OccurredAt: t.commitTime,
+		Payload: envelope(key, et.Key, to, t.commitTime, data, nil),
+	}, "table")
+}
+
+// hasInsert reports whether a catalog entry on r with this tenant column fires on insert.
+func (r *relation) hasInsert(tenantColumn string) bool {
+	for _, et := range r.events {
+		if et.TenantColumn == tenantColumn && slices.Contains(et.Operations, "insert") {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *txn) add(e store.CaptureEvent, source string) {
@@ -320,10 +427,11 @@ type emitted struct {
 	Payload   json.RawMessage `json:"payload"`
 }
 
-// message turns a logical message with prefix "walhook" (walhook.emit) into an event.
-func (d *decoder) message(m *pglogrepl.LogicalDecodingMessage) *txn {
+// message turns a logical message with prefix "walhook" (walhook.emit) into an event, when
+// walhook.emit signed it (emitkey.go); a forged one is skipped.
+func (d *decoder) message(ctx context.Context, m *pglogrepl.LogicalDecodingMessage) (*txn, error) {
 	if m.Prefix != messagePrefix {
-		return nil
+		return nil, nil
 	}
 	standalone := !m.Transactional || d.cur == nil
 	var t *txn
@@ -339,10 +447,18 @@ func (d *decoder) message(m *pglogrepl.LogicalDecodingMessage) *txn {
 		sourceKey = fmt.Sprintf("wal:%016X:%d", uint64(t.commitLSN), t.changes)
 	}
 	pos := m.LSN.String()
+	content, ok, err := d.keys.verify(ctx, m.LSN, m.Content)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		t.skips = append(t.skips, skip{reason: skipForged, position: pos, detail: "logical message with prefix walhook not signed by walhook.emit"})
+		return standaloneOrNil(standalone, t), nil
+	}
 	var e emitted
-	if err := json.Unmarshal(m.Content, &e); err != nil {
+	if err := json.Unmarshal(content, &e); err != nil {
 		t.skips = append(t.skips, skip{reason: skipBadPayload, position: pos, detail: "message is not JSON"})
-		return standaloneOrNil(standalone, t)
+		return standaloneOrNil(standalone, t), nil
 	}
 	company := ""
 	var s string
@@ -354,11 +470,11 @@ func (d *decoder) message(m *pglogrepl.LogicalDecodingMessage) *txn {
 	}
 	if et, ok := d.cat.Get(e.Event); !ok || et.Source != webhook.SourceOutbox {
 		t.skips = append(t.skips, skip{reason: skipUnknownEvent, position: pos, detail: "event " + strconv.Quote(e.Event)})
-		return standaloneOrNil(standalone, t)
+		return standaloneOrNil(standalone, t), nil
 	}
 	if company == "" {
 		t.skips = append(t.skips, skip{reason: skipNullTenant, position: pos, detail: "company_id missing or null"})
-		return standaloneOrNil(standalone, t)
+		return standaloneOrNil(standalone, t), nil
 	}
 	payload := []byte(e.Payload)
 	if len(payload) == 0 || string(payload) == "null" {
@@ -369,7 +485,7 @@ func (d *decoder) message(m *pglogrepl.LogicalDecodingMessage) *txn {
 		SourceKey: sourceKey, CompanyID: company, EventKey: e.Event, OccurredAt: t.commitTime,
 		Payload: envelope(d.ids.Event(sourceKey), e.Event, company, t.commitTime, compact(payload), nil),
 	}, "message")
-	return standaloneOrNil(standalone, t)
+	return standaloneOrNil(standalone, t), nil
 }
 
 func standaloneOrNil(standalone bool, t *txn) *txn {

@@ -15,6 +15,29 @@
 //
 // A rolled-back transaction is never decoded, so it emits nothing.
 //
+// # Who may emit
+//
+// Any role may write a logical message with prefix "walhook" (pg_logical_emit_message needs no
+// privilege), so capture accepts one only when walhook.emit signed it (emitkey.go): walhook.emit
+// is SECURITY DEFINER, reads a key only walhook's own role can read (walhook.emit_key) and puts
+// an HMAC-SHA256 of its content in the message. A message whose MAC does not verify under a key
+// in the table is forged: walhook_capture_skipped_total{reason="forged"}, logged with its LSN on
+// its own rate limiter, skipped; it is never parsed further, so no content can stop capture.
+// Unsigned messages are accepted only below the WAL position migration 0010 recorded (written
+// before signing existed). Keys are reloaded when a message names a newer one and every minute;
+// a failure to read them stops the stream (it replays later), it does not refuse messages.
+// EXECUTE on walhook.emit and INSERT on walhook.outbox are privileges the operator grants.
+//
+// # Rows that move between companies
+//
+// An UPDATE whose old row carries the tenant column (REPLICA IDENTITY FULL, or the column in the
+// identity) and changes it moves the row: the old company receives the table's delete events
+// (data: the old row), the new company its insert events (data: the new row), or, when the table
+// has no insert event, its update events without previous. Neither ever sees the other's row.
+// When the old row does not carry the tenant column a move cannot be told; previous is then left
+// out (it might be another company's), and capture warns at start about such tables
+// (catalog.UndetectedMoves). See movedOut/movedIn in decode.go.
+//
 // In poll mode (for databases without replication rights) every replica claims outbox rows in
 // batches with FOR UPDATE SKIP LOCKED, woken by NOTIFY walhook_outbox and at least every
 // PollInterval. Table writes are not captured in poll mode. walhook.emit follows the mode
@@ -39,8 +62,9 @@
 // and every company would stop with it.
 //
 // A NULL tenant, an unknown company, an event key not in the catalog, a payload that is not JSON,
-// or a message that does not decode: counted in walhook_capture_skipped_total{reason} (or
-// walhook_capture_decode_errors_total), logged with its position (rate-limited), skipped.
+// a forged message, or a message that does not decode: counted in
+// walhook_capture_skipped_total{reason} (or walhook_capture_decode_errors_total), logged with its
+// position (rate-limited), skipped.
 //
 // An event PostgreSQL refuses to store (store.Permanent: SQLSTATE class 22, 23 or 54, e.g. a json
 // column value holding "\u0000", which jsonb cannot hold) is quarantined (quarantine.go): the
@@ -75,8 +99,9 @@
 // a guessable position ("outbox:<id>", a WAL position) would give the position back, and with it
 // the platform's volume. occurred_at is the source transaction's commit time (an outbox
 // row claimed by the poller: its created_at), data the row (or the emitted payload), previous the
-// old row of an update when the table's REPLICA IDENTITY sends one (FULL: every column; default:
-// only the key columns, and only when the key changed). Values are typed as value.go describes.
+// old row of an update when the table's REPLICA IDENTITY sends one that carries the tenant column
+// (FULL: every column; a key identity that includes the tenant column: only the key columns, and
+// only when the key changed). Values are typed as value.go describes.
 // An unchanged TOASTed column (a large value an UPDATE did not touch, which pgoutput does not
 // resend) is taken from the old row when REPLICA IDENTITY FULL sends it, and is otherwise left
 // out of data.

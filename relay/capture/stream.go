@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -158,7 +157,11 @@ func (c *Capture) stream(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s := &session{c: c, conn: conn, dec: newDecoder(c.cfg.Catalog, ids), txns: make(chan *txn, 4096)}
+	ring := &keyring{load: loadEmitKeys(c.st)}
+	if err := ring.reload(ctx); err != nil {
+		return err
+	}
+	s := &session{c: c, conn: conn, dec: newDecoder(c.cfg.Catalog, ids, ring), txns: make(chan *txn, 4096)}
 	committed := make(chan error, 1)
 	go func() {
 		err := s.commitLoop(sctx)
@@ -263,7 +266,10 @@ func (s *session) decode(ctx context.Context, xld pglogrepl.XLogData) (err error
 			err = nil
 		}
 	}()
-	t, derr := s.dec.handle(xld.WALData)
+	t, derr := s.dec.handle(ctx, xld.WALData)
+	if errors.Is(derr, errKeysUnavailable) {
+		return derr
+	}
 	if derr != nil {
 		s.c.m.decodeErrors.Inc()
 		s.c.limiter.log(s.c.log.Error().Err(derr).Str("lsn", xld.WALStart.String()), "undecodable replication message skipped")
@@ -454,13 +460,29 @@ func (c *Capture) reportFanOut(res store.CaptureResult) {
 }
 
 func (c *Capture) reportSkips(skips []skip) {
-	for _, s := range skips {
+	var first, forged *skip
+	n, nForged := 0, 0
+	for i := range skips {
+		s := &skips[i]
 		c.m.skipped.WithLabelValues(s.reason).Inc()
+		if s.reason == skipForged {
+			nForged++
+			if forged == nil {
+				forged = s
+			}
+			continue
+		}
+		n++
+		if first == nil {
+			first = s
+		}
 	}
-	if len(skips) > 0 {
-		var b strings.Builder
-		b.WriteString(skips[0].detail)
-		c.limiter.log(c.log.Warn().Str("reason", skips[0].reason).Str("position", skips[0].position).
-			Int("count", len(skips)).Str("detail", b.String()), "bad source data skipped")
+	if forged != nil {
+		c.forgedLog.log(c.log.Error().Str("lsn", forged.position).Int("count", nForged).Str("detail", forged.detail),
+			"forged walhook message refused: a role wrote a logical message with walhook's prefix without walhook.emit")
+	}
+	if first != nil {
+		c.limiter.log(c.log.Warn().Str("reason", first.reason).Str("position", first.position).
+			Int("count", n).Str("detail", first.detail), "bad source data skipped")
 	}
 }

@@ -114,6 +114,36 @@ func TestValidateAgainstDatabase(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
+// TestUndetectedMoves: only a table whose published old row cannot carry the tenant column
+// (default identity on a key without it) is reported; FULL, a key that includes the tenant
+// column, and a table without update events are not.
+func TestUndetectedMoves(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	st, pool := xtest.Store(t)
+	_, err := pool.Exec(ctx, `CREATE TABLE public.byid (id bigint PRIMARY KEY, company_id text);
+		CREATE TABLE public.full_row (id bigint PRIMARY KEY, company_id text);
+		ALTER TABLE public.full_row REPLICA IDENTITY FULL;
+		CREATE TABLE public.tenant_key (company_id text, id bigint, PRIMARY KEY (company_id, id));
+		CREATE TABLE public.tenant_index (id bigint PRIMARY KEY, company_id text NOT NULL);
+		CREATE UNIQUE INDEX tenant_index_idx ON public.tenant_index (company_id, id);
+		ALTER TABLE public.tenant_index REPLICA IDENTITY USING INDEX tenant_index_idx`)
+	require.NoError(t, err)
+	c, err := catalog.Parse([]byte(`events:
+  - {key: byid.updated, table: byid, operations: [update], tenant_column: company_id}
+  - {key: byid.changed, table: byid, operations: [update, delete], tenant_column: company_id}
+  - {key: byid.created, table: byid, operations: [insert], tenant_column: company_id}
+  - {key: full.updated, table: full_row, operations: [update], tenant_column: company_id}
+  - {key: key.updated, table: tenant_key, operations: [update], tenant_column: company_id}
+  - {key: index.updated, table: tenant_index, operations: [update], tenant_column: company_id}
+`))
+	require.NoError(t, err)
+	got, err := c.UndetectedMoves(ctx, st)
+	require.NoError(t, err)
+	require.Equal(t, []string{"public.byid: an UPDATE of company_id that moves a row to another company cannot be detected " +
+		"(only the new company is told); ALTER TABLE public.byid REPLICA IDENTITY FULL to detect it"}, got)
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(demo))
 	f.Add([]byte(`events: [{key: a.b, source: outbox, sample: {x: {y: [1, 2.5, null, true]}}}]`))

@@ -127,6 +127,16 @@ type TableInfo struct {
 	// ReplicaIdentity is pg_class.relreplident: d (default: the primary key), f (full), i (index), n (nothing).
 	ReplicaIdentity string
 	HasPrimaryKey   bool
+	// IdentityColumns are the replica identity index's columns (d: the primary key; i: the
+	// index); empty under f and n.
+	IdentityColumns []string
+}
+
+// OldRowHas reports whether the old row PostgreSQL publishes for an UPDATE can carry column:
+// always under REPLICA IDENTITY FULL; under a key identity only when column is part of the key
+// (and then exactly when the key, so the column, may have changed).
+func (t TableInfo) OldRowHas(column string) bool {
+	return t.ReplicaIdentity == "f" || slices.Contains(t.IdentityColumns, column)
 }
 
 // CanPublishChanges reports whether UPDATE and DELETE of the table can be published without
@@ -153,7 +163,11 @@ func (s *Store) CaptureTableInfo(ctx context.Context, name string) (TableInfo, e
 	if err != nil {
 		return TableInfo{}, mapErr(err)
 	}
-	return TableInfo{Columns: cols, ReplicaIdentity: id.ReplicaIdentity, HasPrimaryKey: id.HasPrimaryKey}, nil
+	idCols, err := s.q.CaptureTableIdentityColumns(ctx, dbsqlc.CaptureTableIdentityColumnsParams{SchemaName: schema, TableName: table})
+	if err != nil {
+		return TableInfo{}, mapErr(err)
+	}
+	return TableInfo{Columns: cols, ReplicaIdentity: id.ReplicaIdentity, HasPrimaryKey: id.HasPrimaryKey, IdentityColumns: idCols}, nil
 }
 
 // SlotStatus is a replication slot as pg_replication_slots shows it.

@@ -299,3 +299,42 @@ func (q *Queries) CaptureTableIdentity(ctx context.Context, arg CaptureTableIden
 	err := row.Scan(&i.ReplicaIdentity, &i.HasPrimaryKey)
 	return i, err
 }
+
+const captureTableIdentityColumns = `-- name: CaptureTableIdentityColumns :many
+SELECT a.attname::text AS column_name
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_index i ON i.indrelid = c.oid
+    AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)
+WHERE n.nspname = $1::text AND c.relname = $2::text
+ORDER BY a.attnum
+`
+
+type CaptureTableIdentityColumnsParams struct {
+	SchemaName string
+	TableName  string
+}
+
+// CaptureTableIdentityColumns lists the columns of a table's replica identity index (the primary
+// key under the default identity, the chosen index under USING INDEX): the columns an UPDATE's
+// old row carries when the key changed. Empty under FULL (every column) and NOTHING.
+func (q *Queries) CaptureTableIdentityColumns(ctx context.Context, arg CaptureTableIdentityColumnsParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, captureTableIdentityColumns, arg.SchemaName, arg.TableName)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var column_name string
+		if err := rows.Scan(&column_name); err != nil {
+			return nil, err
+		}
+		items = append(items, column_name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

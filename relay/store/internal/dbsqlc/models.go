@@ -68,9 +68,10 @@ type WalhookCaptureQuarantine struct {
 }
 
 type WalhookCaptureSetting struct {
-	ID        bool
-	Mode      string
-	UpdatedAt time.Time
+	ID             bool
+	Mode           string
+	UpdatedAt      time.Time
+	UnsignedBefore interface{}
 }
 
 type WalhookCompany struct {
@@ -97,6 +98,13 @@ type WalhookDelivery struct {
 	UpdatedAt      time.Time
 	AttemptsBase   int32
 	ResyncAt       *time.Time
+}
+
+type WalhookEmitKey struct {
+	ID        int32
+	Ipad      []byte
+	Opad      []byte
+	CreatedAt time.Time
 }
 
 type WalhookEvent struct {

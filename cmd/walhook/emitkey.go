@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/walhook/walhook/relay/capture"
+	"github.com/walhook/walhook/relay/store"
+)
+
+// runEmitKey is `walhook emit-key rotate`: a new key for walhook.emit's signatures
+// (docs/operations.md, "Who may emit").
+func runEmitKey(ctx context.Context, args []string, stdout io.Writer) error {
+	const synopsis = "Usage: walhook emit-key rotate [flags]\n\n" +
+		"rotate  adds a new key that walhook.emit signs its logical messages with from now on, keeps\n" +
+		"        the previous one (messages it signed may still wait in the slot) and deletes older\n" +
+		"        ones. After a suspected leak, rotate twice, the second time once the slot has caught\n" +
+		"        up (walhook slot status: lag_bytes near 0)."
+	if len(args) == 0 || args[0] != "rotate" {
+		fmt.Fprintln(os.Stderr, synopsis)
+		return errors.New("want emit-key rotate")
+	}
+	var common commonConfig
+	fs := flag.NewFlagSet("emit-key", flag.ContinueOnError)
+	fs.StringVar(&common.DatabaseURL, "database-url", "", "PostgreSQL connection URL (required)")
+	fs.StringVar(&common.LogLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	fs.StringVar(&common.LogFormat, "log-format", "auto", "log format: json, console, or auto")
+	if err := parseFlags(fs, args[1:], synopsis); err != nil {
+		return err
+	}
+	log, err := common.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	common.ConnectTimeout = 10e9
+	pool, err := common.connect(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	id, err := capture.RotateEmitKey(ctx, store.New(pool, nil))
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "emit key %d signs from now on; key %d still verifies\n", id, id-1)
+	return err
+}

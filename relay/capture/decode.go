@@ -71,7 +71,7 @@ type relation struct {
 type decoder struct {
 	cat  *catalog.Catalog
 	ids  *store.PublicIDs // event ids: a keyed digest of the source position
-	keys *keyring        // emit keys: only messages walhook.emit signed are events
+	keys *keyring         // emit keys: only messages walhook.emit signed are events
 	rels map[uint32]*relation
 	cur  *txn
 	buf  []byte

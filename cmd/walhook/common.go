@@ -46,6 +46,29 @@ func (c *commonConfig) register(fs *flag.FlagSet) {
 	durationVar(fs, &c.ConnectTimeout, "connect-timeout", 2*time.Minute, "how long start-up retries an unreachable database before giving up")
 }
 
+// registerTool registers the flags of an operator's one-shot command over the database (slot,
+// quarantine, emit-key): the URL and the logging, quieter than a server's.
+func (c *commonConfig) registerTool(fs *flag.FlagSet) {
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL connection URL (required)")
+	fs.StringVar(&c.LogLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "auto", "log format: json, console, or auto")
+}
+
+// openTool connects a one-shot command (see registerTool) to the database, giving an unreachable
+// one 10 s, and returns a store without a keyring (such a command opens no secret).
+func (c *commonConfig) openTool(ctx context.Context) (*store.Store, *pgxpool.Pool, error) {
+	log, err := c.logger(os.Stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.ConnectTimeout = 10 * time.Second
+	pool, err := c.connect(ctx, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return store.New(pool, nil), pool, nil
+}
+
 func (c *commonConfig) logger(w io.Writer) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(c.LogLevel)
 	if err != nil || c.LogLevel == "" {

@@ -9,7 +9,6 @@ import (
 	"os"
 
 	"github.com/walhook/walhook/relay/capture"
-	"github.com/walhook/walhook/relay/store"
 )
 
 // runEmitKey is `walhook emit-key rotate`: a new key for walhook.emit's signatures
@@ -26,23 +25,16 @@ func runEmitKey(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	var common commonConfig
 	fs := flag.NewFlagSet("emit-key", flag.ContinueOnError)
-	fs.StringVar(&common.DatabaseURL, "database-url", "", "PostgreSQL connection URL (required)")
-	fs.StringVar(&common.LogLevel, "log-level", "warn", "log level: debug, info, warn, error")
-	fs.StringVar(&common.LogFormat, "log-format", "auto", "log format: json, console, or auto")
+	common.registerTool(fs)
 	if err := parseFlags(fs, args[1:], synopsis); err != nil {
 		return err
 	}
-	log, err := common.logger(os.Stderr)
-	if err != nil {
-		return err
-	}
-	common.ConnectTimeout = 10e9
-	pool, err := common.connect(ctx, log)
+	st, pool, err := common.openTool(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	id, err := capture.RotateEmitKey(ctx, store.New(pool, nil))
+	id, err := capture.RotateEmitKey(ctx, st)
 	if err != nil {
 		return err
 	}

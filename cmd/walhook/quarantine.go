@@ -41,9 +41,7 @@ func runQuarantine(ctx context.Context, args []string, stdout io.Writer) error {
 	var after int64
 	var limit int
 	fs := flag.NewFlagSet("quarantine", flag.ContinueOnError)
-	fs.StringVar(&common.DatabaseURL, "database-url", "", "PostgreSQL connection URL (required)")
-	fs.StringVar(&common.LogLevel, "log-level", "warn", "log level: debug, info, warn, error")
-	fs.StringVar(&common.LogFormat, "log-format", "auto", "log format: json, console, or auto")
+	common.registerTool(fs)
 	fs.Int64Var(&after, "after", 0, "list: only ids above this one (paging)")
 	fs.IntVar(&limit, "limit", 100, "list: at most this many rows")
 	// The id may come before, between or after the flags.
@@ -72,17 +70,11 @@ func runQuarantine(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("quarantine %s: want a quarantine id (a positive number), got %q", sub, idText)
 		}
 	}
-	log, err := common.logger(os.Stderr)
-	if err != nil {
-		return err
-	}
-	common.ConnectTimeout = 10 * time.Second
-	pool, err := common.connect(ctx, log)
+	st, pool, err := common.openTool(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	st := store.New(pool, nil)
 	switch sub {
 	case "list":
 		rows, err := st.CaptureQuarantineList(ctx, after, limit)

@@ -30,25 +30,17 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 	var slot string
 	var yes bool
 	fs := flag.NewFlagSet("slot", flag.ContinueOnError)
-	fs.StringVar(&common.DatabaseURL, "database-url", "", "PostgreSQL connection URL (required)")
-	fs.StringVar(&common.LogLevel, "log-level", "warn", "log level: debug, info, warn, error")
-	fs.StringVar(&common.LogFormat, "log-format", "auto", "log format: json, console, or auto")
+	common.registerTool(fs)
 	fs.StringVar(&slot, "slot", "walhook", "logical replication slot name")
 	fs.BoolVar(&yes, "yes", false, "drop, recreate: really drop the slot")
 	if err := parseFlags(fs, args[1:], synopsis); err != nil {
 		return err
 	}
-	log, err := common.logger(os.Stderr)
-	if err != nil {
-		return err
-	}
-	common.ConnectTimeout = 10e9
-	pool, err := common.connect(ctx, log)
+	st, pool, err := common.openTool(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	st := store.New(pool, nil)
 	s, err := st.CaptureSlotStatus(ctx, slot)
 	if errors.Is(err, store.ErrNotFound) && sub == "recreate" {
 		return createSlot(ctx, st, slot, nil, stdout)

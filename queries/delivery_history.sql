@@ -45,7 +45,7 @@ ORDER BY 1;
 SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at,
        d.lease_until,
        (SELECT jsonb_build_object('method', a.request_method, 'url', a.request_url,
-                                  'headers', a.request_headers, 'body', a.request_body)
+                                  'headers', a.request_headers, 'body', coalesce(a.request_body, e.payload::text))
         FROM walhook.attempt a WHERE a.delivery_id = d.id
         ORDER BY a.id DESC LIMIT 1)::jsonb AS request,
        d.last_status_code, d.last_error, d.last_attempt_at,
@@ -55,9 +55,12 @@ FROM walhook.delivery d
 JOIN walhook.event e ON e.id = d.event_id
 WHERE d.company_id = @company_id AND d.id = @id;
 
+-- DeliveryHistoryAttempts lists a delivery's attempts. body_is_event: the request body was the
+-- event's envelope (stored as NULL; the caller has the envelope).
 -- name: DeliveryHistoryAttempts :many
 SELECT a.id, a.n, a.started_at, a.duration_ms, a.request_method, a.request_url, a.request_headers,
-       a.request_body, a.response_status, a.response_headers, a.response_body, a.error, a.outcome,
+       coalesce(a.request_body, '')::text AS request_body, (a.request_body IS NULL)::boolean AS body_is_event,
+       a.response_status, a.response_headers, a.response_body, a.error, a.outcome,
        a.trigger
 FROM walhook.attempt a
 WHERE a.company_id = @company_id AND a.delivery_id = @delivery_id

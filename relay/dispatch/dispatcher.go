@@ -405,7 +405,7 @@ func (d *Dispatcher) outcomeOf(j job, r result) outcome {
 		DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken, CompanyID: j.c.CompanyID, WebhookID: j.c.WebhookID,
 		N: n, StartedAt: r.started, DurationMS: r.duration.Milliseconds(),
 		RequestMethod: r.request.Method, RequestURL: r.request.URL, RequestHeaders: r.request.Headers,
-		RequestBody: r.request.Body, ResponseHeaders: r.respHeaders, Outcome: oc, Trigger: "auto",
+		RequestBody: r.request.Body, BodyIsEvent: r.bodyIsEvent, ResponseHeaders: r.respHeaders, Outcome: oc, Trigger: "auto",
 		State: state, NextAttemptAt: next, Gone: r.class == classGone, TouchWebhook: true,
 	}
 	if j.c.ResyncAt != nil {

@@ -84,3 +84,19 @@ func FuzzText(f *testing.F) {
 		_ = redact.Values(before, secret, after)
 	})
 }
+
+func TestURL(t *testing.T) {
+	t.Parallel()
+	mask := url.QueryEscape(redact.Mask)
+	for in, want := range map[string]string{
+		"https://hooks.example.com/in?email=ada%40example.com&n=1": "https://hooks.example.com/in?email=ada%40example.com&n=1",
+		"https://hooks.example.com/in?api_key=k-123456&email=a":    "https://hooks.example.com/in?api_key=" + mask + "&email=a",
+		"https://hooks.example.com/in?Token=abc&x=":                "https://hooks.example.com/in?Token=" + mask + "&x=",
+		"https://bob:hunter22@hooks.example.com/in":                "https://bob:" + url.PathEscape(redact.Mask) + "@hooks.example.com/in",
+		"https://hooks.example.com/in?sig=topsecretvalue":          "https://hooks.example.com/in?sig=" + redact.Mask,
+		"":                                                         "",
+		"http://[::1":                                              redact.Mask,
+	} {
+		require.Equal(t, want, redact.URL(in, "topsecretvalue"), in)
+	}
+}

@@ -178,6 +178,9 @@ func (s *Store) HistoryGet(ctx context.Context, companyID string, id int64) (His
 	}
 	d.AttemptList = make([]HistoryAttempt, len(atts))
 	for i, a := range atts {
+		if a.BodyIsEvent {
+			a.RequestBody = string(r.EventPayload)
+		}
 		d.AttemptList[i] = HistoryAttempt{
 			ID: a.ID, N: int(a.N), StartedAt: a.StartedAt, DurationMS: int(a.DurationMs),
 			RequestMethod: a.RequestMethod, RequestURL: a.RequestUrl, RequestHeaders: a.RequestHeaders,

@@ -23,7 +23,8 @@ func (q *Queries) DeliveriesChangedNotify(ctx context.Context) error {
 
 const deliveryHistoryAttempts = `-- name: DeliveryHistoryAttempts :many
 SELECT a.id, a.n, a.started_at, a.duration_ms, a.request_method, a.request_url, a.request_headers,
-       a.request_body, a.response_status, a.response_headers, a.response_body, a.error, a.outcome,
+       coalesce(a.request_body, '')::text AS request_body, (a.request_body IS NULL)::boolean AS body_is_event,
+       a.response_status, a.response_headers, a.response_body, a.error, a.outcome,
        a.trigger
 FROM walhook.attempt a
 WHERE a.company_id = $1 AND a.delivery_id = $2
@@ -44,6 +45,7 @@ type DeliveryHistoryAttemptsRow struct {
 	RequestUrl      string
 	RequestHeaders  json.RawMessage
 	RequestBody     string
+	BodyIsEvent     bool
 	ResponseStatus  *int32
 	ResponseHeaders json.RawMessage
 	ResponseBody    *string
@@ -52,6 +54,8 @@ type DeliveryHistoryAttemptsRow struct {
 	Trigger         string
 }
 
+// DeliveryHistoryAttempts lists a delivery's attempts. body_is_event: the request body was the
+// event's envelope (stored as NULL; the caller has the envelope).
 func (q *Queries) DeliveryHistoryAttempts(ctx context.Context, arg DeliveryHistoryAttemptsParams) ([]DeliveryHistoryAttemptsRow, error) {
 	rows, err := q.db.Query(ctx, deliveryHistoryAttempts, arg.CompanyID, arg.DeliveryID)
 	if err != nil {
@@ -70,6 +74,7 @@ func (q *Queries) DeliveryHistoryAttempts(ctx context.Context, arg DeliveryHisto
 			&i.RequestUrl,
 			&i.RequestHeaders,
 			&i.RequestBody,
+			&i.BodyIsEvent,
 			&i.ResponseStatus,
 			&i.ResponseHeaders,
 			&i.ResponseBody,
@@ -91,7 +96,7 @@ const deliveryHistoryGet = `-- name: DeliveryHistoryGet :one
 SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at,
        d.lease_until,
        (SELECT jsonb_build_object('method', a.request_method, 'url', a.request_url,
-                                  'headers', a.request_headers, 'body', a.request_body)
+                                  'headers', a.request_headers, 'body', coalesce(a.request_body, e.payload::text))
         FROM walhook.attempt a WHERE a.delivery_id = d.id
         ORDER BY a.id DESC LIMIT 1)::jsonb AS request,
        d.last_status_code, d.last_error, d.last_attempt_at,

@@ -244,10 +244,20 @@ func (s *Server) resyncDelivery(c *call) error {
 	public := ids.Delivery(c.p.CompanyID, id)
 	var d store.HistoryDetail
 	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+		var err error
+		if d, err = tx.HistoryGet(c.ctx, c.p.CompanyID, id); err != nil {
+			return err
+		}
+		w, err := tx.WebhookGet(c.ctx, c.p.CompanyID, d.WebhookID)
+		if err != nil {
+			return err
+		}
+		if !w.Active {
+			return inactiveResync(w)
+		}
 		if err := tx.HistoryResync(c.ctx, c.p.CompanyID, id); err != nil {
 			return err
 		}
-		var err error
 		if d, err = tx.HistoryGet(c.ctx, c.p.CompanyID, id); err != nil {
 			return err
 		}
@@ -261,6 +271,13 @@ func (s *Server) resyncDelivery(c *call) error {
 		return err
 	}
 	return c.json(http.StatusAccepted, deliveryOut(ids, c.p.CompanyID, d.HistoryDelivery))
+}
+
+// inactiveResync refuses to resync a delivery of a webhook that is off: the dispatcher sends
+// nothing for it, so an accepted resync would only fail at once. 409 says what to do instead.
+func inactiveResync(w webhook.Webhook) *problem {
+	return &problem{Status: http.StatusConflict,
+		Detail: fmt.Sprintf("webhook %q is off: turn it on before resyncing its deliveries", w.Name)}
 }
 
 // resyncInput is the body of a bulk resync.
@@ -298,10 +315,13 @@ func (s *Server) resyncFailed(c *call) error {
 	}
 	var n int64
 	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
-		if _, err := tx.WebhookGet(c.ctx, c.p.CompanyID, id); err != nil {
+		w, err := tx.WebhookGet(c.ctx, c.p.CompanyID, id)
+		if err != nil {
 			return err
 		}
-		var err error
+		if !w.Active {
+			return inactiveResync(w)
+		}
 		if n, err = tx.HistoryResyncFailed(c.ctx, c.p.CompanyID, id, *in.Since, until); err != nil {
 			return err
 		}

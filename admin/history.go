@@ -20,8 +20,11 @@ type deliveryJSON struct {
 	ID        string `json:"id"`
 	WebhookID int64  `json:"webhook_id"`
 	// EventID is the event envelope's id ("evt_…"), null when the envelope has none.
-	EventID        *string               `json:"event_id"`
-	Event          string                `json:"event"`
+	EventID *string `json:"event_id"`
+	Event   string  `json:"event"`
+	// URL is where the latest attempt was sent, as sent (credential values masked), null before
+	// the first: the webhook's URL may have changed since.
+	URL            *string               `json:"url"`
 	State          webhook.DeliveryState `json:"state"`
 	Attempts       int                   `json:"attempts"`
 	NextAttemptAt  *time.Time            `json:"next_attempt_at"`
@@ -40,6 +43,9 @@ func deliveryOut(ids *store.PublicIDs, company string, d store.HistoryDelivery) 
 	}
 	if d.EventPublicID != "" {
 		out.EventID = &d.EventPublicID
+	}
+	if d.LastURL != "" {
+		out.URL = &d.LastURL
 	}
 	if d.State == webhook.DeliveryPending {
 		out.NextAttemptAt = &d.NextAttemptAt

@@ -1,10 +1,13 @@
 -- DeliveryHistoryList lists a webhook's deliveries, newest first, with optional state and
 -- created_at range filters; the cursor is the (created_at, id) of the last row of the previous page.
--- The event's public id is its envelope's id ('' when the envelope has none).
+-- The event's public id is its envelope's id ('' when the envelope has none); last_url is the URL
+-- the latest attempt was sent to ('' before the first), not the webhook's URL of today.
 -- name: DeliveryHistoryList :many
 SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at,
        d.last_status_code, d.last_error, d.last_attempt_at, d.created_at, d.updated_at,
-       coalesce((SELECT e.payload ->> 'id' FROM walhook.event e WHERE e.id = d.event_id), '')::text AS event_public_id
+       coalesce((SELECT e.payload ->> 'id' FROM walhook.event e WHERE e.id = d.event_id), '')::text AS event_public_id,
+       coalesce((SELECT a.request_url FROM walhook.attempt a WHERE a.delivery_id = d.id
+                 ORDER BY a.n DESC, a.id DESC LIMIT 1), '')::text AS last_url
 FROM walhook.delivery d
 WHERE d.company_id = @company_id AND d.webhook_id = @webhook_id
   AND (sqlc.narg('state')::text IS NULL OR d.state = sqlc.narg('state'))

@@ -94,8 +94,8 @@ func TestURL(t *testing.T) {
 		"https://hooks.example.com/in?Token=abc&x=":                "https://hooks.example.com/in?Token=" + mask + "&x=",
 		"https://bob:hunter22@hooks.example.com/in":                "https://bob:" + url.PathEscape(redact.Mask) + "@hooks.example.com/in",
 		"https://hooks.example.com/in?sig=topsecretvalue":          "https://hooks.example.com/in?sig=" + redact.Mask,
-		"":                                                         "",
-		"http://[::1":                                              redact.Mask,
+		"":            "",
+		"http://[::1": redact.Mask,
 	} {
 		require.Equal(t, want, redact.URL(in, "topsecretvalue"), in)
 	}

@@ -107,6 +107,7 @@ func TestRequestShapes(t *testing.T) {
 	require.Equal(t, webhook.Mask, a.RequestHeaders["X-Api-Key"])
 	require.Equal(t, "plain", a.RequestHeaders["X-Plain"])
 	require.Equal(t, b.msgID(t, deliveries[3]), a.RequestHeaders["webhook-id"])
+	require.Equal(t, webhook.Mask, a.RequestHeaders["webhook-signature"], "history shows no signature, so none is stored")
 	require.Regexp(t, `^\{"mail":"ada\d+@example.com",`, a.RequestBody)
 	// The URL as sent, its credential-looking query value masked.
 	require.Equal(t, rc.URL+"/hook?fixed=1&api_token="+url.QueryEscape(webhook.Mask), a.RequestURL)

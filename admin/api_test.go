@@ -304,6 +304,7 @@ func TestHistory(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	w := e.newWebhook("hist", func(w *webhook.Webhook) {
+		w.Active = true
 		w.Headers = []webhook.Header{{Key: "X-Api-Key", Value: "key-value", Secret: true}}
 	})
 	base := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour)

@@ -20,8 +20,11 @@ type deliveryJSON struct {
 	ID        string `json:"id"`
 	WebhookID int64  `json:"webhook_id"`
 	// EventID is the event envelope's id ("evt_…"), null when the envelope has none.
-	EventID        *string               `json:"event_id"`
-	Event          string                `json:"event"`
+	EventID *string `json:"event_id"`
+	Event   string  `json:"event"`
+	// URL is where the latest attempt was sent, as sent (credential values masked), null before
+	// the first: the webhook's URL may have changed since.
+	URL            *string               `json:"url"`
 	State          webhook.DeliveryState `json:"state"`
 	Attempts       int                   `json:"attempts"`
 	NextAttemptAt  *time.Time            `json:"next_attempt_at"`
@@ -40,6 +43,9 @@ func deliveryOut(ids *store.PublicIDs, company string, d store.HistoryDelivery) 
 	}
 	if d.EventPublicID != "" {
 		out.EventID = &d.EventPublicID
+	}
+	if d.LastURL != "" {
+		out.URL = &d.LastURL
 	}
 	if d.State == webhook.DeliveryPending {
 		out.NextAttemptAt = &d.NextAttemptAt
@@ -244,10 +250,20 @@ func (s *Server) resyncDelivery(c *call) error {
 	public := ids.Delivery(c.p.CompanyID, id)
 	var d store.HistoryDetail
 	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+		var err error
+		if d, err = tx.HistoryGet(c.ctx, c.p.CompanyID, id); err != nil {
+			return err
+		}
+		w, err := tx.WebhookGet(c.ctx, c.p.CompanyID, d.WebhookID)
+		if err != nil {
+			return err
+		}
+		if !w.Active {
+			return inactiveResync(w)
+		}
 		if err := tx.HistoryResync(c.ctx, c.p.CompanyID, id); err != nil {
 			return err
 		}
-		var err error
 		if d, err = tx.HistoryGet(c.ctx, c.p.CompanyID, id); err != nil {
 			return err
 		}
@@ -261,6 +277,13 @@ func (s *Server) resyncDelivery(c *call) error {
 		return err
 	}
 	return c.json(http.StatusAccepted, deliveryOut(ids, c.p.CompanyID, d.HistoryDelivery))
+}
+
+// inactiveResync refuses to resync a delivery of a webhook that is off: the dispatcher sends
+// nothing for it, so an accepted resync would only fail at once. 409 says what to do instead.
+func inactiveResync(w webhook.Webhook) *problem {
+	return &problem{Status: http.StatusConflict,
+		Detail: fmt.Sprintf("webhook %q is off: turn it on before resyncing its deliveries", w.Name)}
 }
 
 // resyncInput is the body of a bulk resync.
@@ -298,10 +321,13 @@ func (s *Server) resyncFailed(c *call) error {
 	}
 	var n int64
 	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
-		if _, err := tx.WebhookGet(c.ctx, c.p.CompanyID, id); err != nil {
+		w, err := tx.WebhookGet(c.ctx, c.p.CompanyID, id)
+		if err != nil {
 			return err
 		}
-		var err error
+		if !w.Active {
+			return inactiveResync(w)
+		}
 		if n, err = tx.HistoryResyncFailed(c.ctx, c.p.CompanyID, id, *in.Since, until); err != nil {
 			return err
 		}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/relay/webhook"
 )
 
 // TestPermissionMatrix calls every route as the owner, a member with manage_webhooks, a member
@@ -17,8 +19,10 @@ func TestPermissionMatrix(t *testing.T) {
 
 	hook := func() int64 { return e.newWebhook(fmt.Sprintf("h%d", seq.Add(1)), nil).ID }
 	oauth := func() int64 { return e.newOAuth("acme", fmt.Sprintf("c%d", seq.Add(1))).ID }
+	// Resync needs a webhook that is on (one that is off answers 409: TestResyncInactiveWebhook).
+	on := func(w *webhook.Webhook) { w.Active = true }
 	failedDelivery := func() string {
-		w := e.newWebhook(fmt.Sprintf("d%d", seq.Add(1)), nil)
+		w := e.newWebhook(fmt.Sprintf("d%d", seq.Add(1)), on)
 		return e.pub("acme", e.newDelivery(w, "failed", time.Now()))
 	}
 	withOAuth := func() map[string]any { b := hookBody("matrix"); b["oauth_id"] = cred.ID; return b }
@@ -65,7 +69,7 @@ func TestPermissionMatrix(t *testing.T) {
 		"GET /v1/webhooks/{id}/deliveries":     {ok: 200, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/webhooks/%d/deliveries", hook()), nil }},
 		"GET /v1/webhooks/{id}/stats":          {ok: 200, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/webhooks/%d/stats", hook()), nil }},
 		"POST /v1/webhooks/{id}/deliveries/resync": {ok: 202, scoped: true, setup: func() (string, any) {
-			return fmt.Sprintf("/v1/webhooks/%d/deliveries/resync", hook()), map[string]any{"status": "failed", "since": time.Now().Add(-time.Hour)}
+			return fmt.Sprintf("/v1/webhooks/%d/deliveries/resync", e.newWebhook(fmt.Sprintf("h%d", seq.Add(1)), on).ID), map[string]any{"status": "failed", "since": time.Now().Add(-time.Hour)}
 		}},
 		"GET /v1/deliveries/{id}":         {ok: 200, scoped: true, setup: func() (string, any) { return "/v1/deliveries/" + failedDelivery(), nil }},
 		"POST /v1/deliveries/{id}/resync": {ok: 202, scoped: true, setup: func() (string, any) { return "/v1/deliveries/" + failedDelivery() + "/resync", nil }},

@@ -466,6 +466,17 @@ func (s *Server) duplicateWebhook(c *call) error {
 			CompanyID: w.CompanyID, Name: copyName(w.Name), URL: w.URL, Method: w.Method, EventKey: w.EventKey,
 			OAuthID: w.OAuthID, Headers: w.Headers, RawData: w.RawData, Params: w.Params, Active: false,
 		}
+		// The copy is a new webhook: it must pass today's rules (a retired event, an address
+		// now refused, a path or header rule added since the original was saved), or the copy
+		// would carry an invalid webhook past validation.
+		if err := s.validateWebhook(c.ctx, tx, &cp, "", storedFor{}); err != nil {
+			var ve *webhook.ValidationError
+			if errors.As(err, &ve) {
+				return &problem{Status: http.StatusUnprocessableEntity, Errors: ve.Fields,
+					Detail: "the copy would not pass today's rules: edit the webhook to fix the fields named, then duplicate it"}
+			}
+			return err
+		}
 		if out, err = tx.WebhookCreate(c.ctx, cp, &c.p.MemberID); err != nil {
 			return err
 		}

@@ -18,7 +18,8 @@ SELECT pg_notify('walhook_deliveries', '');
 -- name: DeliveryGetByID :one
 SELECT d.*,
        (SELECT jsonb_build_object('method', a.request_method, 'url', a.request_url,
-                                  'headers', a.request_headers, 'body', a.request_body)
+                                  'headers', a.request_headers,
+                                  'body', coalesce(a.request_body, (SELECT e.payload::text FROM walhook.event e WHERE e.id = d.event_id)))
         FROM walhook.attempt a WHERE a.delivery_id = d.id
         ORDER BY a.id DESC LIMIT 1)::jsonb AS request
 FROM walhook.delivery d WHERE d.id = $1;

@@ -1,10 +1,13 @@
 -- DeliveryHistoryList lists a webhook's deliveries, newest first, with optional state and
 -- created_at range filters; the cursor is the (created_at, id) of the last row of the previous page.
--- The event's public id is its envelope's id ('' when the envelope has none).
+-- The event's public id is its envelope's id ('' when the envelope has none); last_url is the URL
+-- the latest attempt was sent to ('' before the first), not the webhook's URL of today.
 -- name: DeliveryHistoryList :many
 SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at,
        d.last_status_code, d.last_error, d.last_attempt_at, d.created_at, d.updated_at,
-       coalesce((SELECT e.payload ->> 'id' FROM walhook.event e WHERE e.id = d.event_id), '')::text AS event_public_id
+       coalesce((SELECT e.payload ->> 'id' FROM walhook.event e WHERE e.id = d.event_id), '')::text AS event_public_id,
+       coalesce((SELECT a.request_url FROM walhook.attempt a WHERE a.delivery_id = d.id
+                 ORDER BY a.n DESC, a.id DESC LIMIT 1), '')::text AS last_url
 FROM walhook.delivery d
 WHERE d.company_id = @company_id AND d.webhook_id = @webhook_id
   AND (sqlc.narg('state')::text IS NULL OR d.state = sqlc.narg('state'))
@@ -45,7 +48,7 @@ ORDER BY 1;
 SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at,
        d.lease_until,
        (SELECT jsonb_build_object('method', a.request_method, 'url', a.request_url,
-                                  'headers', a.request_headers, 'body', a.request_body)
+                                  'headers', a.request_headers, 'body', coalesce(a.request_body, e.payload::text))
         FROM walhook.attempt a WHERE a.delivery_id = d.id
         ORDER BY a.id DESC LIMIT 1)::jsonb AS request,
        d.last_status_code, d.last_error, d.last_attempt_at,
@@ -55,9 +58,12 @@ FROM walhook.delivery d
 JOIN walhook.event e ON e.id = d.event_id
 WHERE d.company_id = @company_id AND d.id = @id;
 
+-- DeliveryHistoryAttempts lists a delivery's attempts. body_is_event: the request body was the
+-- event's envelope (stored as NULL; the caller has the envelope).
 -- name: DeliveryHistoryAttempts :many
 SELECT a.id, a.n, a.started_at, a.duration_ms, a.request_method, a.request_url, a.request_headers,
-       a.request_body, a.response_status, a.response_headers, a.response_body, a.error, a.outcome,
+       coalesce(a.request_body, '')::text AS request_body, (a.request_body IS NULL)::boolean AS body_is_event,
+       a.response_status, a.response_headers, a.response_body, a.error, a.outcome,
        a.trigger
 FROM walhook.attempt a
 WHERE a.company_id = @company_id AND a.delivery_id = @delivery_id

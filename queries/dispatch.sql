@@ -60,11 +60,14 @@ FROM claimed
 JOIN walhook.event e ON e.id = claimed.event_id;
 
 -- DispatchRecord writes a batch of attempt results in one statement: an attempt row each (the
--- only copy of the request: the history reads the delivery's request from its latest attempt), the
--- delivery's new state (only while the claim token still holds its lease, so a resync or a
--- takeover after an expired lease wins), and the webhooks' last sent time and status. A webhook
--- is turned off when an endpoint answered 410 (gone) or when it has been failing since before
--- failing_cutoff. The webhooks turned off are returned.
+-- only copy of the request: the history reads the delivery's request from its latest attempt;
+-- a body that is the event's envelope is stored as NULL, see migration 0017), the delivery's new
+-- state (only while the claim token still holds its lease, so a resync or a takeover after an
+-- expired lease wins), and the webhooks' last sent time and status. last_sent_at and last_status
+-- come from one attempt, the newest by finish time: a batch only moves them forward, so a batch
+-- written late (another replica's, or a slow one) cannot put an older status beside a newer
+-- time. A webhook is turned off when an endpoint answered 410 (gone) or when it has been failing
+-- since before failing_cutoff. The webhooks turned off are returned.
 -- name: DispatchRecord :many
 WITH x AS (
     -- Typed arrays, one element per result, zipped: no JSON to parse. A zero response status
@@ -82,6 +85,7 @@ WITH x AS (
         unnest(@request_urls::text[]) AS request_url,
         unnest(@request_headers::text[]) AS request_headers,
         unnest(@request_bodies::text[]) AS request_body,
+        unnest(@request_body_is_event::boolean[]) AS body_is_event,
         unnest(@response_statuses::integer[]) AS response_status,
         unnest(@response_headers::text[]) AS response_headers,
         unnest(@response_bodies::text[]) AS response_body,
@@ -96,7 +100,8 @@ WITH x AS (
 ), r AS (
     SELECT x.delivery_id, x.lease_token, x.company_id, x.webhook_id, x.n, x.started_at, x.duration_ms,
         x.request_method, x.request_url, nullif(x.request_headers, '')::jsonb AS request_headers,
-        x.request_body, nullif(x.response_status, 0) AS response_status,
+        CASE WHEN x.body_is_event THEN NULL ELSE x.request_body END AS request_body,
+        nullif(x.response_status, 0) AS response_status,
         nullif(x.response_headers, '')::jsonb AS response_headers,
         CASE WHEN x.response_status = 0 THEN NULL ELSE x.response_body END AS response_body,
         nullif(x.error, '') AS error, x.outcome, x.trigger, x.state,
@@ -108,7 +113,7 @@ WITH x AS (
         request_method, request_url, request_headers, request_body, response_status,
         response_headers, response_body, error, outcome, trigger)
     SELECT r.delivery_id, r.company_id, r.webhook_id, r.n, r.started_at, r.duration_ms,
-        r.request_method, r.request_url, coalesce(r.request_headers, '{}'), coalesce(r.request_body, ''),
+        r.request_method, r.request_url, coalesce(r.request_headers, '{}'), r.request_body,
         r.response_status, r.response_headers, r.response_body, r.error, r.outcome, r.trigger
     FROM r
     WHERE EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.id = r.delivery_id)
@@ -123,16 +128,24 @@ WITH x AS (
     WHERE d.id = r.delivery_id AND d.leased_by = r.lease_token
 ), per_webhook AS (
     SELECT r.webhook_id,
-        max(r.started_at + make_interval(secs => r.duration_ms / 1000.0)) AS last_sent_at,
-        (array_agg(r.outcome = 'succeeded' ORDER BY r.started_at DESC))[1]::boolean AS ok,
+        (array_agg(r.started_at + make_interval(secs => r.duration_ms / 1000.0)
+            ORDER BY r.started_at + make_interval(secs => r.duration_ms / 1000.0) DESC))[1] AS last_sent_at,
+        (array_agg(r.outcome = 'succeeded'
+            ORDER BY r.started_at + make_interval(secs => r.duration_ms / 1000.0) DESC))[1]::boolean AS ok,
         min(r.started_at) FILTER (WHERE r.outcome <> 'succeeded') AS first_failure,
         bool_or(r.gone) AS gone
     FROM r
     WHERE r.touch_webhook
     GROUP BY r.webhook_id
 ), wh AS (
+    -- newer: this batch's newest attempt finished after the one the webhook shows. Only then do
+    -- its status and failing streak replace the stored ones.
     SELECT p.webhook_id, p.last_sent_at, p.ok, coalesce(p.gone, false) AS gone,
-        CASE WHEN p.ok THEN NULL ELSE coalesce(w.failing_since, p.first_failure) END AS failing_since,
+        (w.last_sent_at IS NULL OR p.last_sent_at >= w.last_sent_at) AS newer,
+        CASE
+            WHEN NOT (w.last_sent_at IS NULL OR p.last_sent_at >= w.last_sent_at) THEN w.failing_since
+            WHEN p.ok THEN NULL
+            ELSE coalesce(w.failing_since, p.first_failure) END AS failing_since,
         w.active AS was_active
     FROM per_webhook p
     JOIN walhook.webhook w ON w.id = p.webhook_id
@@ -141,8 +154,8 @@ WITH x AS (
     FROM wh
 )
 UPDATE walhook.webhook w SET
-    last_sent_at = greatest(w.last_sent_at, v.last_sent_at),
-    last_status = CASE WHEN v.ok THEN 'succeeded' ELSE 'failed' END,
+    last_sent_at = CASE WHEN v.newer THEN v.last_sent_at ELSE w.last_sent_at END,
+    last_status = CASE WHEN NOT v.newer THEN w.last_status WHEN v.ok THEN 'succeeded' ELSE 'failed' END,
     failing_since = v.failing_since,
     active = w.active AND NOT (v.gone OR v.failing_too_long),
     disabled_at = CASE WHEN w.active AND (v.gone OR v.failing_too_long) THEN now() ELSE w.disabled_at END,

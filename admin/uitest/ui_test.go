@@ -191,10 +191,15 @@ func TestWebPage(t *testing.T) {
 	require.Equal(t, "1", b.text(dr+" td.num"))
 	b.shot("history", true)
 
-	// The delivery's detail: payload, request headers (secret masked) and attempts.
+	// The delivery's detail: "Sent" (the request as it went out: method, URL, headers with the
+	// secret masked, the body of the chosen parameters) beside "Event" (the envelope), and the
+	// attempts.
 	b.click(dr + ` a[aria-label^="Details of delivery"]`)
 	b.visible("#payload")
 	require.Contains(t, b.text("#payload"), "grace@example.com")
+	require.Contains(t, b.text("#payload"), `"type": "contact.created"`, "Event is the envelope")
+	require.Equal(t, "POST "+hook, b.text("#sent-line"))
+	require.Equal(t, map[string]any{"email": "grace@example.com", "full_name": "Grace Hopper"}, jsonBody(t, b.text("#sent-body")), "Sent is the body that went out")
 	hdrs := b.text("#request-headers")
 	require.Contains(t, strings.ToLower(hdrs), "x-api-key")
 	require.NotContains(t, hdrs, "k-123", "secret header values are masked in history")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/signature"
+	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -25,7 +27,7 @@ func TestRequestShapes(t *testing.T) {
 	b.run(t, testConfig())
 
 	headers := []webhook.Header{{Key: "X-Plain", Value: "plain"}, {Key: "X-Api-Key", Value: "s3cret", Secret: true}}
-	params := []webhook.Param{{Key: "mail", Path: "data.email"}, {Key: "city", Path: "data.address.city"}, {Key: "tags", Path: "data.tags"}, {Key: "who", Path: "name"}, {Key: "none", Path: "data.missing"}}
+	params := []webhook.Param{{Key: "mail", Path: "data.email"}, {Key: "city", Path: "data.address.city"}, {Key: "tags", Path: "data.tags"}, {Key: "who", Path: "data.name"}, {Key: "none", Path: "data.missing"}}
 	type tc struct {
 		method webhook.Method
 		raw    bool
@@ -37,7 +39,7 @@ func TestRequestShapes(t *testing.T) {
 	hooks := make([]webhook.Webhook, len(cases))
 	ids := make([]int64, len(cases))
 	for i, c := range cases {
-		hooks[i] = b.hook(t, webhook.Webhook{URL: rc.URL + "/hook?fixed=1", Method: c.method, RawData: c.raw, Params: params, Headers: headers})
+		hooks[i] = b.hook(t, webhook.Webhook{URL: rc.URL + "/hook?fixed=1&api_token=tok-9f8e7d", Method: c.method, RawData: c.raw, Params: params, Headers: headers})
 		ids[i] = hooks[i].ID
 	}
 	enqueued := b.enqueue(t, ids...)
@@ -80,7 +82,7 @@ func TestRequestShapes(t *testing.T) {
 				require.Equal(t, eventKey, q.Get("type"), name)
 				require.Contains(t, q.Get("data"), `"address":{"city":"London"}`, name)
 			} else {
-				require.Regexp(t, `^fixed=1&mail=ada\d+%40example.com&city=London&tags=%5B%22a%22%2C%22b%22%5D&who=Ada&none=$`, u.RawQuery, name)
+				require.Regexp(t, `^fixed=1&api_token=tok-9f8e7d&mail=ada\d+%40example.com&city=London&tags=%5B%22a%22%2C%22b%22%5D&who=Ada&none=$`, u.RawQuery, name)
 			}
 			continue
 		}
@@ -105,7 +107,24 @@ func TestRequestShapes(t *testing.T) {
 	require.Equal(t, webhook.Mask, a.RequestHeaders["X-Api-Key"])
 	require.Equal(t, "plain", a.RequestHeaders["X-Plain"])
 	require.Equal(t, b.msgID(t, deliveries[3]), a.RequestHeaders["webhook-id"])
-	require.NotEmpty(t, a.RequestBody)
+	require.Equal(t, webhook.Mask, a.RequestHeaders["webhook-signature"], "history shows no signature, so none is stored")
+	require.Regexp(t, `^\{"mail":"ada\d+@example.com",`, a.RequestBody)
+	// The URL as sent, its credential-looking query value masked.
+	require.Equal(t, rc.URL+"/hook?fixed=1&api_token="+url.QueryEscape(webhook.Mask), a.RequestURL)
+	// GET with parameters: the query as sent (the payload), the credential masked.
+	as = b.attempts(t, deliveries[1])
+	require.Regexp(t, `/hook\?fixed=1&api_token=`+regexp.QuoteMeta(url.QueryEscape(webhook.Mask))+`&mail=ada\d+%40example.com&city=London&`, as[0].RequestURL)
+	require.Empty(t, as[0].RequestBody)
+	// POST with raw data: the body was the envelope, which the attempt row does not copy (NULL,
+	// migration 0017); it reads back as the envelope.
+	var bodyNull bool
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT request_body IS NULL FROM walhook.attempt WHERE delivery_id = $1`, deliveries[2]).Scan(&bodyNull))
+	require.True(t, bodyNull)
+	as = b.attempts(t, deliveries[2])
+	require.Regexp(t, `^\{"id": "evt_\d+", "data": \{`, as[0].RequestBody)
+	var sel string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT coalesce(request_body, 'NULL') FROM walhook.attempt WHERE delivery_id = $1`, deliveries[3]).Scan(&sel))
+	require.Equal(t, a.RequestBody, sel, "a body that is not the envelope is stored as sent")
 	d, err := b.st.DeliveryGetByID(b.ctx, deliveries[3])
 	require.NoError(t, err)
 	require.Contains(t, string(d.Request), `"X-Api-Key": "`+webhook.Mask+`"`)
@@ -405,4 +424,79 @@ func TestFailingTooLongTurnsWebhookOff(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, hw.Active)
 	require.Contains(t, *hw.DisabledReason, "failed since")
+}
+
+// The webhook's last status comes from the same attempt as its last sent time, the newest by
+// finish time, whatever order the results are written in (replicas record their batches
+// independently; a slow one writes late).
+func TestLastStatusFromNewestAttempt(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.hook(t, webhook.Webhook{URL: "http://127.0.0.1:9/never", RawData: true})
+	ids := append(b.enqueue(t, w.ID), b.enqueue(t, w.ID)...)
+	ids = append(ids, b.enqueue(t, w.ID)...)
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	res := func(id int64, started time.Time, oc webhook.Outcome) store.AttemptResult {
+		st := webhook.DeliverySucceeded
+		if oc != webhook.OutcomeSucceeded {
+			st = webhook.DeliveryFailed
+		}
+		return store.AttemptResult{
+			DeliveryID: id, CompanyID: company, WebhookID: w.ID, N: 1, StartedAt: started, DurationMS: 500,
+			RequestMethod: "POST", RequestURL: w.URL, Outcome: oc, Trigger: "auto", State: st, TouchWebhook: true,
+		}
+	}
+	check := func(wantAt time.Time, want webhook.Status) {
+		t.Helper()
+		hw, err := b.st.WebhookGetByID(b.ctx, w.ID)
+		require.NoError(t, err)
+		require.NotNil(t, hw.LastSentAt)
+		require.True(t, wantAt.Equal(*hw.LastSentAt), "last_sent_at %s, want %s", hw.LastSentAt, wantAt)
+		require.Equal(t, want, *hw.LastStatus)
+	}
+	// One batch whose newest attempt (a success) is not its last element.
+	_, err := b.st.DispatchRecord(b.ctx, []store.AttemptResult{
+		res(ids[0], t0.Add(10*time.Second), webhook.OutcomeSucceeded),
+		res(ids[1], t0, webhook.OutcomeFailed),
+	}, t0.Add(-time.Hour))
+	require.NoError(t, err)
+	check(t0.Add(10500*time.Millisecond), webhook.StatusSucceeded)
+	// A batch written late with an older failure changes neither the time nor the status.
+	_, err = b.st.DispatchRecord(b.ctx, []store.AttemptResult{res(ids[2], t0.Add(5*time.Second), webhook.OutcomeFailed)}, t0.Add(-time.Hour))
+	require.NoError(t, err)
+	check(t0.Add(10500*time.Millisecond), webhook.StatusSucceeded)
+	hw, err := b.st.WebhookGetByID(b.ctx, w.ID)
+	require.NoError(t, err)
+	require.True(t, hw.Active)
+	// A newer failure moves both.
+	ids2 := b.enqueue(t, w.ID)
+	_, err = b.st.DispatchRecord(b.ctx, []store.AttemptResult{res(ids2[0], t0.Add(time.Minute), webhook.OutcomeFailed)}, t0.Add(-time.Hour))
+	require.NoError(t, err)
+	check(t0.Add(time.Minute+500*time.Millisecond), webhook.StatusFailed)
+}
+
+// A GET or DELETE whose payload would make the URL longer than MaxQueryURLLen is not sent: the
+// delivery fails at once and its attempt says why.
+func TestQueryURLTooLong(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rc := newReceiver(t, nil)
+	b.run(t, testConfig())
+	w := b.hook(t, webhook.Webhook{URL: rc.URL + "/hook", Method: webhook.MethodGet, RawData: true})
+	big := strings.Repeat("x", dispatch.MaxQueryURLLen)
+	_, ids, err := b.st.Enqueue(b.ctx, webhook.Event{
+		SourceKey: "test:big", CompanyID: company, EventKey: eventKey, OccurredAt: time.Now(),
+		Payload: json.RawMessage(`{"id":"evt_big","type":"contact.created","company_id":"c1","data":{"note":"` + big + `"}}`),
+	}, []int64{w.ID})
+	require.NoError(t, err)
+	small := b.enqueue(t, w.ID)
+	b.waitState(t, ids[0], webhook.DeliveryFailed)
+	b.waitState(t, small[0], webhook.DeliverySucceeded)
+	as := b.attempts(t, ids[0])
+	require.Len(t, as, 1)
+	require.Equal(t, "failed", as[0].Outcome)
+	require.Nil(t, as[0].ResponseStatus)
+	require.Contains(t, *as[0].Error, "over the 8192-byte limit")
+	require.Equal(t, rc.URL+"/hook", as[0].RequestURL)
+	require.Len(t, rc.requests(), 1, "only the small event reached the endpoint")
 }

@@ -22,9 +22,15 @@
 // another replica releases them within seconds and claims them again (see Replicas; the lease
 // is the last resort), at-least-once: an attempt may be repeated, never lost.
 //
-// Results are written in batches by one statement (Store.DispatchRecord): an attempt row each, the
-// delivery's state (only while the claim token still holds the lease, so a resync or a takeover
-// wins over a late result), and the webhook's last_sent_at, last_status and failing_since. A
+// Results are written in batches by one statement (Store.DispatchRecord): an attempt row each
+// holding the request as it went on the wire (method; URL with its query, credential values
+// masked by redact.URL; headers, secret ones masked; the body, stored as NULL when it is the
+// event's envelope, which walhook.event already holds), the delivery's state (only while the
+// claim token still holds the lease, so a resync or a takeover wins over a late result), and the
+// webhook's last_sent_at, last_status and failing_since — taken from the newest attempt, and
+// only when it is newer than the stored last_sent_at, so batches written out of order by several
+// replicas cannot leave a stale status beside a newer time. A GET or DELETE whose URL would pass
+// MaxQueryURLLen is not sent and fails at once. A
 // webhook whose endpoint answers 410, or whose attempts have all failed for DisableAfter (default
 // five days), is turned off with a reason. Deliveries of a webhook that is off are failed without
 // a request ("not sent: the webhook is turned off").

@@ -15,7 +15,6 @@ func TestSelect(t *testing.T) {
 	env := envelope(1)
 	for path, want := range map[string]string{
 		"data.email":        `"ada1@example.com"`,
-		"email":             `"ada1@example.com"`,
 		"data.address.city": `"London"`,
 		"data.tags.1":       `"b"`,
 		"data.tags.9":       `null`,
@@ -29,8 +28,12 @@ func TestSelect(t *testing.T) {
 		require.NoError(t, err, path)
 		require.Equal(t, want, string(got), path)
 	}
-	_, err := dispatch.Select(env, "")
-	require.Error(t, err)
+	// One rule with the API (webhook.ValidParamPath): a path starts at an envelope field, so a
+	// bare "email" is refused here as it is when a webhook is saved, not read as data.email.
+	for _, path := range []string{"", "email", " data.email", "data..email", "data.e mail"} {
+		_, err := dispatch.Select(env, path)
+		require.Error(t, err, path)
+	}
 }
 
 func FuzzSelect(f *testing.F) {

@@ -12,28 +12,16 @@ import (
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-// envelopeKeys are the top-level keys of the event envelope; a parameter path that starts with
-// none of them is looked up under "data" ("email" means "data.email").
-var envelopeKeys = map[string]bool{"id": true, "type": true, "company_id": true, "occurred_at": true, "data": true, "previous": true}
-
-// maxPathDepth bounds a parameter path.
-const maxPathDepth = 32
-
 // Select returns the JSON value at path in the envelope: dot-separated object keys, and decimal
-// indexes into arrays ("data.items.0.sku"). A path that does not start with an envelope key is
-// looked up under "data". Missing values are JSON null.
+// indexes into arrays ("data.items.0.sku"). The path follows the API's rule
+// (webhook.ValidParamPath): it starts at an envelope field, so "email" is refused rather than
+// read as "data.email" — one rule for what is saved and what is sent, and no guessing between
+// the envelope's "id" and the row's. Missing values are JSON null.
 func Select(envelope json.RawMessage, path string) (json.RawMessage, error) {
-	path = strings.TrimSpace(path)
-	if path == "" {
-		return nil, errors.New("select parameter: empty path")
+	if !webhook.ValidParamPath(path) {
+		return nil, fmt.Errorf("select parameter: path %q must be a dotted path starting with one of %s", path, strings.Join(webhook.EnvelopeFields, ", "))
 	}
 	parts := strings.Split(path, ".")
-	if len(parts) > maxPathDepth {
-		return nil, fmt.Errorf("select parameter: path %q is deeper than %d", path, maxPathDepth)
-	}
-	if !envelopeKeys[parts[0]] {
-		parts = append([]string{"data"}, parts...)
-	}
 	cur := envelope
 	for _, p := range parts {
 		cur = bytes.TrimSpace(cur)
@@ -178,11 +166,19 @@ func withQuery(rawURL string, fields []field) (string, error) {
 	return u.String(), nil
 }
 
+// MaxQueryURLLen bounds the URL of a GET or DELETE request, which carries the payload in its
+// query. Servers and proxies commonly refuse request lines over 8 KiB (nginx, Apache, many load
+// balancers answer 414 or close the connection), so a longer URL is not sent: the attempt fails
+// at once, saying why, instead of retrying for days against a limit that will not move.
+const MaxQueryURLLen = 8 << 10
+
 // built is a request ready to sign and send.
 type built struct {
 	method string
 	url    string
 	body   []byte // nil for GET and DELETE
+	// bodyIsEvent: body is the event's envelope as claimed, so history need not store it again.
+	bodyIsEvent bool
 }
 
 // buildRequest applies DESIGN §4: the body is the envelope (raw data on) or the selected
@@ -209,17 +205,32 @@ func buildRequest(w *webhook.Webhook, envelope json.RawMessage) (built, error) {
 		if err != nil {
 			return built{}, err
 		}
+		if len(q) > MaxQueryURLLen {
+			return built{method: method, url: q}, &URLTooLongError{Method: method, Len: len(q)}
+		}
 		return built{method: method, url: q}, nil
 	}
 	if w.RawData {
 		if !json.Valid(envelope) {
 			return built{}, errors.New("build request: the event envelope is not valid JSON")
 		}
-		return built{method: method, url: w.URL, body: envelope}, nil
+		return built{method: method, url: w.URL, body: envelope, bodyIsEvent: true}, nil
 	}
 	fields, err := payloadFields(w, envelope)
 	if err != nil {
 		return built{}, err
 	}
 	return built{method: method, url: w.URL, body: objectBody(fields)}, nil
+}
+
+// URLTooLongError is a GET or DELETE request whose URL, with the payload in its query, is longer
+// than MaxQueryURLLen: it is not sent, and the delivery fails without retrying.
+type URLTooLongError struct {
+	Method string
+	Len    int
+}
+
+func (e *URLTooLongError) Error() string {
+	return fmt.Sprintf("not sent: the %s request's URL would be %d bytes, over the %d-byte limit for a payload in the query; "+
+		"turn Raw data off and select fewer parameters, or use POST", e.Method, e.Len, MaxQueryURLLen)
 }

@@ -82,6 +82,7 @@ type result struct {
 	started       time.Time
 	duration      time.Duration
 	request       webhook.RequestSnapshot // as sent, secrets masked
+	bodyIsEvent   bool                    // request.Body is the envelope as claimed
 	status        int
 	respHeaders   map[string]string
 	respBody      string
@@ -107,6 +108,7 @@ func (s *Sender) send(ctx context.Context, w *webhook.Webhook, cred *webhook.OAu
 		known := secretValues(w, cred, token)
 		r.errText = redact.Error(r.err, known...)
 		r.respBody = redact.Values(r.respBody, known...)
+		r.request.URL = redact.URL(r.request.URL, known...)
 		for k, v := range r.respHeaders {
 			r.respHeaders[k] = redact.Values(v, known...)
 		}
@@ -121,6 +123,7 @@ func (s *Sender) send(ctx context.Context, w *webhook.Webhook, cred *webhook.OAu
 	}
 	b, err := buildRequest(w, envelope)
 	r.request = webhook.RequestSnapshot{Method: b.method, URL: b.url, Headers: map[string]string{}, Body: string(b.body)}
+	r.bodyIsEvent = b.bodyIsEvent
 	if err != nil {
 		r.request.Method, r.request.URL = string(w.Method), w.URL
 		r.err, r.class, r.label = err, classFail, "invalid"

@@ -140,6 +140,47 @@ func Values(s string, secrets ...string) string {
 	return s
 }
 
+// URL returns a request URL as history shows it: what was sent, with the secrets taken out. Unlike
+// the URLs in an error's text (see Text), the query's values stay — for GET and DELETE they are
+// the payload — except the values of parameters whose names look like a credential ("token",
+// "api_key", "signature"… as for headers: webhook.CredentialHeader), the password of the userinfo,
+// and the given secrets wherever they appear. A URL that does not parse is masked whole.
+func URL(raw string, secrets ...string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Mask
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), Mask)
+		}
+	}
+	if u.RawQuery != "" {
+		parts := strings.Split(u.RawQuery, "&")
+		for i, p := range parts {
+			k, v, ok := strings.Cut(p, "=")
+			if !ok || v == "" {
+				continue
+			}
+			name, err := url.QueryUnescape(k)
+			if err != nil {
+				name = k
+			}
+			if webhook.CredentialHeader(name) {
+				parts[i] = k + "=" + url.QueryEscape(Mask)
+			}
+		}
+		u.RawQuery = strings.Join(parts, "&")
+	}
+	if u.Fragment != "" {
+		u.Fragment, u.RawFragment = Mask, ""
+	}
+	return Values(u.String(), secrets...)
+}
+
 // redactURL masks a URL's userinfo, each query value and its fragment, textually (a URL in an
 // error need not parse).
 func redactURL(u string) string {

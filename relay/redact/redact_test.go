@@ -84,3 +84,40 @@ func FuzzText(f *testing.F) {
 		_ = redact.Values(before, secret, after)
 	})
 }
+
+func TestURL(t *testing.T) {
+	t.Parallel()
+	mask := url.QueryEscape(redact.Mask)
+	for in, want := range map[string]string{
+		"https://hooks.example.com/in?email=ada%40example.com&n=1": "https://hooks.example.com/in?email=ada%40example.com&n=1",
+		"https://hooks.example.com/in?api_key=k-123456&email=a":    "https://hooks.example.com/in?api_key=" + mask + "&email=a",
+		"https://hooks.example.com/in?Token=abc&x=":                "https://hooks.example.com/in?Token=" + mask + "&x=",
+		"https://bob:hunter22@hooks.example.com/in":                "https://bob:" + url.PathEscape(redact.Mask) + "@hooks.example.com/in",
+		"https://hooks.example.com/in?sig=topsecretvalue":          "https://hooks.example.com/in?sig=" + redact.Mask,
+		"":            "",
+		"http://[::1": redact.Mask,
+	} {
+		require.Equal(t, want, redact.URL(in, "topsecretvalue"), in)
+	}
+}
+
+// FuzzURL: a known secret never survives in a recorded request URL, wherever it sits, and a
+// credential-named query parameter's value never does either.
+func FuzzURL(f *testing.F) {
+	f.Add("https://h.example/in?fixed=1&x=", "s3cr3t-value", "&y=2")
+	f.Add("http://u:", "p4ssword", "@h.example/")
+	f.Add("https://h.example/", "a b/c", "?q=1#frag")
+	f.Fuzz(func(t *testing.T, before, secret, after string) {
+		out := redact.URL(before+secret+after, secret)
+		if len(secret) >= redact.MinSecretLen && strings.Contains(out, secret) {
+			t.Fatalf("URL(%q) = %q still holds %q", before+secret+after, out, secret)
+		}
+		if secret == "" || secret == redact.Mask {
+			return
+		}
+		v := url.QueryEscape(secret)
+		if out := redact.URL("https://h.example/p?api_key=" + v + "&n=1"); strings.Contains(out, "api_key="+v+"&") {
+			t.Fatalf("credential parameter kept: %q", out)
+		}
+	})
+}

@@ -77,17 +77,20 @@ func (s *Store) DispatchClaim(ctx context.Context, p ClaimParams) ([]Claimed, er
 
 // AttemptResult is one HTTP try and what it does to its delivery, as DispatchRecord writes it.
 type AttemptResult struct {
-	DeliveryID      int64                 `json:"delivery_id"`
-	LeaseToken      string                `json:"lease_token"`
-	CompanyID       string                `json:"company_id"`
-	WebhookID       int64                 `json:"webhook_id"`
-	N               int                   `json:"n"` // the delivery's attempt count after this one
-	StartedAt       time.Time             `json:"started_at"`
-	DurationMS      int64                 `json:"duration_ms"`
-	RequestMethod   string                `json:"request_method"`
-	RequestURL      string                `json:"request_url"`
-	RequestHeaders  map[string]string     `json:"request_headers"` // masked
-	RequestBody     string                `json:"request_body"`
+	DeliveryID     int64             `json:"delivery_id"`
+	LeaseToken     string            `json:"lease_token"`
+	CompanyID      string            `json:"company_id"`
+	WebhookID      int64             `json:"webhook_id"`
+	N              int               `json:"n"` // the delivery's attempt count after this one
+	StartedAt      time.Time         `json:"started_at"`
+	DurationMS     int64             `json:"duration_ms"`
+	RequestMethod  string            `json:"request_method"`
+	RequestURL     string            `json:"request_url"`
+	RequestHeaders map[string]string `json:"request_headers"` // masked
+	RequestBody    string            `json:"request_body"`
+	// BodyIsEvent: the body sent was the event's envelope, byte for byte. The attempt then
+	// stores no copy of it (RequestBody is ignored); the history reads it from the event.
+	BodyIsEvent     bool                  `json:"body_is_event"`
 	ResponseStatus  *int                  `json:"response_status"`
 	ResponseHeaders map[string]string     `json:"response_headers"`
 	ResponseBody    *string               `json:"response_body"`
@@ -155,7 +158,7 @@ func recordParams(results []AttemptResult) (dbsqlc.DispatchRecordParams, error) 
 		DeliveryIds: make([]int64, n), LeaseTokens: make([]string, n), CompanyIds: make([]string, n),
 		WebhookIds: make([]int64, n), Ns: make([]int32, n), StartedAts: make([]time.Time, n),
 		DurationMs: make([]int32, n), RequestMethods: make([]string, n), RequestUrls: make([]string, n),
-		RequestHeaders: make([]string, n), RequestBodies: make([]string, n), ResponseStatuses: make([]int32, n),
+		RequestHeaders: make([]string, n), RequestBodies: make([]string, n), RequestBodyIsEvent: make([]bool, n), ResponseStatuses: make([]int32, n),
 		ResponseHeaders: make([]string, n), ResponseBodies: make([]string, n), Errors: make([]string, n),
 		Outcomes: make([]string, n), Triggers: make([]string, n), States: make([]string, n),
 		HasNext: make([]bool, n), NextAttemptAts: make([]time.Time, n),
@@ -177,6 +180,9 @@ func recordParams(results []AttemptResult) (dbsqlc.DispatchRecordParams, error) 
 		p.DeliveryIds[i], p.LeaseTokens[i], p.CompanyIds[i], p.WebhookIds[i] = r.DeliveryID, r.LeaseToken, r.CompanyID, r.WebhookID
 		p.Ns[i], p.StartedAts[i], p.DurationMs[i] = int32(r.N), r.StartedAt, int32(r.DurationMS)
 		p.RequestMethods[i], p.RequestUrls[i], p.RequestBodies[i] = r.RequestMethod, r.RequestURL, r.RequestBody
+		if r.BodyIsEvent {
+			p.RequestBodies[i], p.RequestBodyIsEvent[i] = "", true
+		}
 		if p.RequestHeaders[i], err = jsonText(r.RequestHeaders, r.RequestHeaders == nil); err != nil {
 			return p, err
 		}

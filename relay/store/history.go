@@ -43,6 +43,7 @@ type HistoryDelivery struct {
 	WebhookID      int64
 	EventID        int64
 	EventPublicID  string // the envelope's id ("evt_…"); "" when it has none
+	LastURL        string // the URL the latest attempt was sent to, masked; "" before the first
 	EventKey       string
 	State          webhook.DeliveryState
 	Attempts       int
@@ -127,7 +128,7 @@ func (s *Store) HistoryList(ctx context.Context, companyID string, webhookID int
 	out := make([]HistoryDelivery, len(rows))
 	for i, r := range rows {
 		out[i] = HistoryDelivery{
-			ID: r.ID, WebhookID: r.WebhookID, EventID: r.EventID, EventPublicID: r.EventPublicID, EventKey: r.EventKey,
+			ID: r.ID, WebhookID: r.WebhookID, EventID: r.EventID, EventPublicID: r.EventPublicID, EventKey: r.EventKey, LastURL: r.LastUrl,
 			State: webhook.DeliveryState(r.State), Attempts: int(r.Attempts), NextAttemptAt: r.NextAttemptAt,
 			LastStatusCode: intPtr(r.LastStatusCode), LastError: r.LastError, LastAttemptAt: r.LastAttemptAt,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
@@ -178,12 +179,18 @@ func (s *Store) HistoryGet(ctx context.Context, companyID string, id int64) (His
 	}
 	d.AttemptList = make([]HistoryAttempt, len(atts))
 	for i, a := range atts {
+		if a.BodyIsEvent {
+			a.RequestBody = string(r.EventPayload)
+		}
 		d.AttemptList[i] = HistoryAttempt{
 			ID: a.ID, N: int(a.N), StartedAt: a.StartedAt, DurationMS: int(a.DurationMs),
 			RequestMethod: a.RequestMethod, RequestURL: a.RequestUrl, RequestHeaders: a.RequestHeaders,
 			RequestBody: a.RequestBody, ResponseStatus: intPtr(a.ResponseStatus), ResponseHeaders: a.ResponseHeaders,
 			ResponseBody: a.ResponseBody, Error: a.Error, Outcome: webhook.Outcome(a.Outcome), Trigger: a.Trigger,
 		}
+	}
+	if n := len(d.AttemptList); n > 0 {
+		d.LastURL = d.AttemptList[n-1].RequestURL
 	}
 	return d, nil
 }

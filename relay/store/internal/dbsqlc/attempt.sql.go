@@ -7,26 +7,52 @@ package dbsqlc
 
 import (
 	"context"
+	"encoding/json"
+	"time"
 )
 
 const attemptListByDelivery = `-- name: AttemptListByDelivery :many
-SELECT id, delivery_id, company_id, webhook_id, n, started_at, duration_ms, request_method, request_url, request_headers, request_body, response_status, response_headers, response_body, error, outcome, trigger FROM walhook.attempt WHERE delivery_id = $1 ORDER BY n, id
+SELECT a.id, a.delivery_id, a.n, a.started_at, a.duration_ms, a.request_method, a.request_url,
+       a.request_headers, coalesce(a.request_body, e.payload::text)::text AS request_body,
+       a.response_status, a.response_headers, a.response_body, a.error, a.outcome, a.trigger
+FROM walhook.attempt a
+JOIN walhook.delivery d ON d.id = a.delivery_id
+JOIN walhook.event e ON e.id = d.event_id
+WHERE a.delivery_id = $1 ORDER BY a.n, a.id
 `
 
-func (q *Queries) AttemptListByDelivery(ctx context.Context, deliveryID int64) ([]WalhookAttempt, error) {
+type AttemptListByDeliveryRow struct {
+	ID              int64
+	DeliveryID      int64
+	N               int32
+	StartedAt       time.Time
+	DurationMs      int32
+	RequestMethod   string
+	RequestUrl      string
+	RequestHeaders  json.RawMessage
+	RequestBody     string
+	ResponseStatus  *int32
+	ResponseHeaders json.RawMessage
+	ResponseBody    *string
+	Error           *string
+	Outcome         string
+	Trigger         string
+}
+
+// AttemptListByDelivery lists a delivery's attempts in order, each with the body it sent (the
+// event's envelope where the attempt stored NULL for it).
+func (q *Queries) AttemptListByDelivery(ctx context.Context, deliveryID int64) ([]AttemptListByDeliveryRow, error) {
 	rows, err := q.db.Query(ctx, attemptListByDelivery, deliveryID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []WalhookAttempt{}
+	items := []AttemptListByDeliveryRow{}
 	for rows.Next() {
-		var i WalhookAttempt
+		var i AttemptListByDeliveryRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.DeliveryID,
-			&i.CompanyID,
-			&i.WebhookID,
 			&i.N,
 			&i.StartedAt,
 			&i.DurationMs,

@@ -52,7 +52,8 @@ func (q *Queries) DeliveryEnqueue(ctx context.Context, arg DeliveryEnqueueParams
 const deliveryGetByID = `-- name: DeliveryGetByID :one
 SELECT d.id, d.company_id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at, d.lease_until, d.leased_by, d.last_status_code, d.last_error, d.last_attempt_at, d.created_at, d.updated_at, d.attempts_base, d.resync_at,
        (SELECT jsonb_build_object('method', a.request_method, 'url', a.request_url,
-                                  'headers', a.request_headers, 'body', a.request_body)
+                                  'headers', a.request_headers,
+                                  'body', coalesce(a.request_body, (SELECT e.payload::text FROM walhook.event e WHERE e.id = d.event_id)))
         FROM walhook.attempt a WHERE a.delivery_id = d.id
         ORDER BY a.id DESC LIMIT 1)::jsonb AS request
 FROM walhook.delivery d WHERE d.id = $1

@@ -23,7 +23,8 @@ func (q *Queries) DeliveriesChangedNotify(ctx context.Context) error {
 
 const deliveryHistoryAttempts = `-- name: DeliveryHistoryAttempts :many
 SELECT a.id, a.n, a.started_at, a.duration_ms, a.request_method, a.request_url, a.request_headers,
-       a.request_body, a.response_status, a.response_headers, a.response_body, a.error, a.outcome,
+       coalesce(a.request_body, '')::text AS request_body, (a.request_body IS NULL)::boolean AS body_is_event,
+       a.response_status, a.response_headers, a.response_body, a.error, a.outcome,
        a.trigger
 FROM walhook.attempt a
 WHERE a.company_id = $1 AND a.delivery_id = $2
@@ -44,6 +45,7 @@ type DeliveryHistoryAttemptsRow struct {
 	RequestUrl      string
 	RequestHeaders  json.RawMessage
 	RequestBody     string
+	BodyIsEvent     bool
 	ResponseStatus  *int32
 	ResponseHeaders json.RawMessage
 	ResponseBody    *string
@@ -52,6 +54,8 @@ type DeliveryHistoryAttemptsRow struct {
 	Trigger         string
 }
 
+// DeliveryHistoryAttempts lists a delivery's attempts. body_is_event: the request body was the
+// event's envelope (stored as NULL; the caller has the envelope).
 func (q *Queries) DeliveryHistoryAttempts(ctx context.Context, arg DeliveryHistoryAttemptsParams) ([]DeliveryHistoryAttemptsRow, error) {
 	rows, err := q.db.Query(ctx, deliveryHistoryAttempts, arg.CompanyID, arg.DeliveryID)
 	if err != nil {
@@ -70,6 +74,7 @@ func (q *Queries) DeliveryHistoryAttempts(ctx context.Context, arg DeliveryHisto
 			&i.RequestUrl,
 			&i.RequestHeaders,
 			&i.RequestBody,
+			&i.BodyIsEvent,
 			&i.ResponseStatus,
 			&i.ResponseHeaders,
 			&i.ResponseBody,
@@ -91,7 +96,7 @@ const deliveryHistoryGet = `-- name: DeliveryHistoryGet :one
 SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at,
        d.lease_until,
        (SELECT jsonb_build_object('method', a.request_method, 'url', a.request_url,
-                                  'headers', a.request_headers, 'body', a.request_body)
+                                  'headers', a.request_headers, 'body', coalesce(a.request_body, e.payload::text))
         FROM walhook.attempt a WHERE a.delivery_id = d.id
         ORDER BY a.id DESC LIMIT 1)::jsonb AS request,
        d.last_status_code, d.last_error, d.last_attempt_at,
@@ -157,7 +162,9 @@ func (q *Queries) DeliveryHistoryGet(ctx context.Context, arg DeliveryHistoryGet
 const deliveryHistoryList = `-- name: DeliveryHistoryList :many
 SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at,
        d.last_status_code, d.last_error, d.last_attempt_at, d.created_at, d.updated_at,
-       coalesce((SELECT e.payload ->> 'id' FROM walhook.event e WHERE e.id = d.event_id), '')::text AS event_public_id
+       coalesce((SELECT e.payload ->> 'id' FROM walhook.event e WHERE e.id = d.event_id), '')::text AS event_public_id,
+       coalesce((SELECT a.request_url FROM walhook.attempt a WHERE a.delivery_id = d.id
+                 ORDER BY a.n DESC, a.id DESC LIMIT 1), '')::text AS last_url
 FROM walhook.delivery d
 WHERE d.company_id = $1 AND d.webhook_id = $2
   AND ($3::text IS NULL OR d.state = $3)
@@ -194,11 +201,13 @@ type DeliveryHistoryListRow struct {
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	EventPublicID  string
+	LastUrl        string
 }
 
 // DeliveryHistoryList lists a webhook's deliveries, newest first, with optional state and
 // created_at range filters; the cursor is the (created_at, id) of the last row of the previous page.
-// The event's public id is its envelope's id (” when the envelope has none).
+// The event's public id is its envelope's id (” when the envelope has none); last_url is the URL
+// the latest attempt was sent to (” before the first), not the webhook's URL of today.
 func (q *Queries) DeliveryHistoryList(ctx context.Context, arg DeliveryHistoryListParams) ([]DeliveryHistoryListRow, error) {
 	rows, err := q.db.Query(ctx, deliveryHistoryList,
 		arg.CompanyID,
@@ -231,6 +240,7 @@ func (q *Queries) DeliveryHistoryList(ctx context.Context, arg DeliveryHistoryLi
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.EventPublicID,
+			&i.LastUrl,
 		); err != nil {
 			return nil, err
 		}

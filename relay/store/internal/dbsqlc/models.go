@@ -33,7 +33,7 @@ type WalhookAttempt struct {
 	RequestMethod   string
 	RequestUrl      string
 	RequestHeaders  json.RawMessage
-	RequestBody     string
+	RequestBody     *string
 	ResponseStatus  *int32
 	ResponseHeaders json.RawMessage
 	ResponseBody    *string

@@ -75,8 +75,8 @@ func (b *browser) frame(prefix string) *browser {
 // TestEmbeddedPage runs the web page inside a host application's settings screen on another site
 // (walhook dev with --frame-ancestors naming it): the one-time sign-in link opened in the iframe
 // signs in, the Webhooks listing shows, and a webhook created through the form in the frame
-// receives a delivery. An origin not in --frame-ancestors, and a walhook started without the flag,
-// are refused the frame.
+// receives a delivery; with storage refused to the frame the page still signs in. An origin not
+// in --frame-ancestors, and a walhook started without the flag, are refused the frame.
 func TestEmbeddedPage(t *testing.T) {
 	requireChromium(t)
 	bin := xtest.Walhook(t)
@@ -115,6 +115,16 @@ func TestEmbeddedPage(t *testing.T) {
 	d.psql(t, `INSERT INTO contacts (company_id, name, email) VALUES ('1', 'Katherine Johnson', 'katherine@example.com')`)
 	got := rc.waitFor(t, "katherine@example.com", 1, 45*time.Second)
 	require.Equal(t, "/hooks/embedded", got[0].Path)
+
+	// A browser that refuses the frame storage (third-party storage blocked: reading
+	// sessionStorage throws) still signs in: the token is kept in memory for the frame's life.
+	f.eval(`Object.defineProperty(window, 'sessionStorage', {configurable: true, get() { throw new DOMException('Access is denied for this document.', 'SecurityError'); }}), true`)
+	f.open("#login=whl_spent")
+	f.until("the spent-link message in the frame", `(document.getElementById('signin-error')||{}).textContent?.includes('Open this screen again from your application')`, 10*time.Second)
+	f.fill("#token", d.token)
+	f.click("form button[type=submit]")
+	f.visible("#add-webhook")
+	require.Contains(t, f.text("#webhooks tbody"), "From the settings screen")
 
 	// An origin that is not listed gets no page: the browser refuses the frame and shows its
 	// error page instead.

@@ -4,8 +4,14 @@ GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 SQLC_VERSION := v1.31.1
 GOLANGCI_VERSION := v2.15.0
+OAPI_CODEGEN_VERSION := v2.8.2
 SQLC := $(GOBIN)/sqlc
 GOLANGCI := $(GOBIN)/golangci-lint
+OAPI_CODEGEN := $(GOBIN)/oapi-codegen
+# The Go client of the /v1 API, generated from the OpenAPI document (client/oapi-codegen.yaml).
+CLIENT_GEN := client/client.gen.go
+CLIENT_GEN_CONFIG := -config client/oapi-codegen.yaml
+OPENAPI := admin/openapi.yaml
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
@@ -40,7 +46,7 @@ fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	  echo "fuzz $$pkg $$fn"; $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; done
 
 .PHONY: tools
-tools: $(SQLC) $(GOLANGCI) ## install the pinned sqlc and golangci-lint
+tools: $(SQLC) $(GOLANGCI) $(OAPI_CODEGEN) ## install the pinned sqlc, golangci-lint and oapi-codegen
 
 $(SQLC):
 	$(GO) install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
@@ -48,14 +54,22 @@ $(SQLC):
 $(GOLANGCI):
 	$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
 
+$(OAPI_CODEGEN):
+	$(GO) install github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$(OAPI_CODEGEN_VERSION)
+
 .PHONY: generate
-generate: $(SQLC) ## regenerate the sqlc query code
+generate: $(SQLC) $(OAPI_CODEGEN) ## regenerate the sqlc query code and the Go API client
 	$(SQLC) generate
+	$(OAPI_CODEGEN) $(CLIENT_GEN_CONFIG) -o $(CLIENT_GEN) $(OPENAPI)
 
 .PHONY: verify
-verify: $(SQLC) ## generated code, go.mod and formatting are up to date
+verify: $(SQLC) $(OAPI_CODEGEN) ## generated code, go.mod and formatting are up to date
 	$(SQLC) diff
 	$(SQLC) vet
+	@gen=$$(mktemp --suffix=.go); trap 'rm -f $$gen' EXIT; \
+	$(OAPI_CODEGEN) $(CLIENT_GEN_CONFIG) -o $$gen $(OPENAPI) && \
+	if ! diff -u $(CLIENT_GEN) $$gen; then \
+	  echo "$(CLIENT_GEN) is stale: run make generate (admin/openapi.yaml changed, or another oapi-codegen than $(OAPI_CODEGEN_VERSION))"; exit 1; fi
 	@cp go.mod /tmp/walhook-go.mod.bak; cp go.sum /tmp/walhook-go.sum.bak; \
 	$(GO) mod tidy; \
 	if ! git diff --quiet -- go.mod go.sum; then \

@@ -50,6 +50,11 @@ type Config struct {
 	// AuthFailures slows down repeated failed sign-ins and token checks from one address
 	// (throttle.go); zero fields take their defaults.
 	AuthFailures AuthFailureConfig
+	// FrameAncestors are the host application's origins that may show the web page in an iframe,
+	// as ParseFrameAncestors returns them (scheme://host[:port]; frame.go has the rules). Empty
+	// (the default): the page refuses every frame. An entry New cannot check is dropped with an
+	// error logged, so a bad list never widens what may frame the page.
+	FrameAncestors []string
 }
 
 // Tester sends one test request for a webhook, saved or not, with an OAuth credential when the
@@ -91,6 +96,7 @@ func New(cfg Config, st *store.Store, tester Tester, log zerolog.Logger, gathere
 	}
 	cfg.Quotas.defaults()
 	cfg.AuthFailures.defaults()
+	cfg.FrameAncestors = checkedFrameAncestors(cfg.FrameAncestors, log)
 	s := &Server{cfg: cfg, store: st, tester: tester, guard: netguard.New(cfg.AllowNets), log: log, gatherer: gatherer, ready: ready,
 		throttle: newThrottle(cfg.AuthFailures, time.Now), mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", s.healthz)

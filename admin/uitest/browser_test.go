@@ -56,12 +56,13 @@ type dev struct {
 	bin, dir, addr, link, dbURL, token string
 }
 
-// startDev runs `walhook dev` on a fresh directory and a free port; it is stopped with SIGTERM
-// (and must exit 0) when the test ends.
-func startDev(t *testing.T, bin string) *dev {
+// startDev runs `walhook dev` on a fresh directory and a free port, with any extra flags; it is
+// stopped with SIGTERM (and must exit 0) when the test ends.
+func startDev(t *testing.T, bin string, flags ...string) *dev {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), ".walhook")
-	cmd := exec.Command(bin, "dev", "--dir", dir, "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "warn")
+	args := append([]string{"dev", "--dir", dir, "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "warn"}, flags...)
+	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
@@ -199,6 +200,13 @@ type browser struct {
 
 func newBrowser(t *testing.T, base string) *browser {
 	t.Helper()
+	return openBrowser(t, base, t.TempDir())
+}
+
+// openBrowser starts Chromium on a profile directory the caller may have prepared (its
+// Default/Preferences are the browser's settings).
+func openBrowser(t *testing.T, base, profile string) *browser {
+	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Headless,
@@ -214,7 +222,7 @@ func newBrowser(t *testing.T, base string) *browser {
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("force-color-profile", "srgb"),
 		chromedp.Flag("lang", "en-US"),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1366, 768),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)

@@ -2,12 +2,44 @@
 
 const TOKEN_KEY = 'walhook.token';
 
-/** The token lives in sessionStorage: gone when the tab closes, never in a cookie. */
+/**
+ * store is where the token lives: sessionStorage, gone when the tab closes and never in a cookie.
+ * Inside a host application's iframe the browser may refuse storage to the page (a third-party
+ * frame when the user blocks third-party cookies: reading sessionStorage throws); the token then
+ * lives in this variable only, for as long as the frame shows the page, and a reload asks for a
+ * new sign-in link from the host application.
+ */
+let memoryToken = null;
+function storage() {
+  try {
+    const s = window.sessionStorage;
+    s.getItem(TOKEN_KEY); // throws when storage is denied
+    return s;
+  } catch {
+    return null;
+  }
+}
+
 export const session = {
-  get: () => sessionStorage.getItem(TOKEN_KEY),
-  set: (t) => sessionStorage.setItem(TOKEN_KEY, t),
-  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+  get: () => { const s = storage(); return (s && s.getItem(TOKEN_KEY)) || memoryToken; },
+  set: (t) => {
+    memoryToken = t;
+    const s = storage();
+    if (s) {
+      try { s.setItem(TOKEN_KEY, t); } catch { /* full or denied: the variable keeps it */ }
+    }
+  },
+  clear: () => { memoryToken = null; const s = storage(); if (s) s.removeItem(TOKEN_KEY); },
 };
+
+/** framed tells whether the page runs inside another page (a host application's iframe). */
+export function framed() {
+  try {
+    return window.self !== window.top;
+  } catch {
+    return true;
+  }
+}
 
 /** APIError is a failed call: status, the problem's detail and its per-field errors. */
 export class APIError extends Error {

@@ -1,7 +1,7 @@
 // walhook web page: sign-in, the Settings screens (Webhooks, OAuth, Permissions) and History,
 // over the /v1 API. Plain ES modules, no build step; routes live in the URL fragment (#/…).
 
-import { client, session, whoami, redeem, APIError } from './api.js';
+import { client, session, whoami, redeem, framed, APIError } from './api.js';
 import { h } from './dom.js';
 import { webhookList } from './webhooks.js';
 import { webhookForm } from './webhook-form.js';
@@ -58,7 +58,10 @@ class App {
         session.set(token);
       } catch (e) {
         session.clear();
-        return this.signIn(e instanceof APIError && e.status === 401 ? 'This sign-in link was already used or has expired. Sign in with an API token.' : e.message);
+        // In a host application's frame the way back is the host's own screen, which mints a
+        // new link; on its own, the page offers the token form.
+        const again = framed() ? 'Open this screen again from your application.' : 'Sign in with an API token.';
+        return this.signIn(e instanceof APIError && e.status === 401 ? 'This sign-in link was already used or has expired. ' + again : e.message);
       }
     }
     const token = session.get();

@@ -53,6 +53,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&catalogPath, "catalog", "", "your own trigger-event catalog (YAML) instead of the demo's, validated against the\n"+
 		"database as at serve; its tables must exist in the dev database (the demo table contacts always does)")
 	fs.StringVar(&cfg.admin.Addr, "addr", "127.0.0.1:8080", "listen address of the admin service")
+	registerFrameAncestors(fs, &cfg.admin.FrameAncestors)
 	fs.StringVar(&cfg.common.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.common.LogFormat, "log-format", "auto", "log format: json, console, or auto")
 	if err := parseFlags(fs, args, "Usage: walhook dev [flags]\n\nStarts (or reuses) a private PostgreSQL under --dir, migrates, seeds the company Acme\nwith an owner and the demo contacts table, prints the owner's API token, and serves\nthe relay and the admin service until Ctrl-C. Data survives a restart. With --catalog,\nthe events are yours: create your tables in the dev database (psql line printed at\nstart), then restart with --catalog."); err != nil {

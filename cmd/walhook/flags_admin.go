@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"strings"
 	"time"
 
 	"github.com/walhook/walhook/admin"
@@ -23,5 +24,34 @@ func registerAdmin(fs *flag.FlagSet, c *admin.Config) {
 	fs.IntVar(&c.AuthFailures.Limit, "auth-failure-limit", 10, "failed sign-ins and unknown tokens from one address before it is held off (429), for 1s doubling per further failure")
 	durationVar(fs, &c.AuthFailures.Window, "auth-failure-window", 10*time.Minute, "how long an address's failures are remembered after its last one or its last hold-off")
 	durationVar(fs, &c.AuthFailures.MaxDelay, "auth-failure-max-delay", 15*time.Minute, "longest hold-off of an address")
+	registerFrameAncestors(fs, &c.FrameAncestors)
 	fs.Var((*cidrFlag)(&c.AuthFailures.TrustedProxies), "trusted-proxies", "reverse-proxy networks whose X-Forwarded-For names the client, comma-separated; default none (the header is ignored)")
+}
+
+// frameAncestorsUsage is the --frame-ancestors help, shared by serve/admin and dev.
+const frameAncestorsUsage = "origins of the host application that may show the web page in an iframe, comma-separated " +
+	"scheme://host[:port] (https; http only for localhost/loopback; no wildcards or paths); default none: the page refuses every frame"
+
+// registerFrameAncestors registers --frame-ancestors (admin.ParseFrameAncestors has the rules).
+func registerFrameAncestors(fs *flag.FlagSet, p *[]string) {
+	fs.Var((*originsFlag)(p), "frame-ancestors", frameAncestorsUsage)
+}
+
+// originsFlag is a comma-separated list of origins, checked by admin.ParseFrameAncestors.
+type originsFlag []string
+
+func (f *originsFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return strings.Join(*f, ",")
+}
+
+func (f *originsFlag) Set(s string) error {
+	o, err := admin.ParseFrameAncestors(s)
+	if err != nil {
+		return err
+	}
+	*f = o
+	return nil
 }

@@ -448,7 +448,9 @@ type Attempt struct {
 	Error   nullable.Nullable[string] `json:"error,omitempty"`
 	N       *int                      `json:"n,omitempty"`
 	Outcome *AttemptOutcome           `json:"outcome,omitempty"`
-	Request *Request                  `json:"request,omitempty"`
+
+	// Request A request as it went on the wire, recorded with its attempt.
+	Request *Request `json:"request,omitempty"`
 
 	// ResponseBody At most 16 KiB of the answer's body; known secrets are masked.
 	ResponseBody nullable.Nullable[string] `json:"response_body,omitempty"`
@@ -523,7 +525,10 @@ type Delivery struct {
 	// State pending: waiting or scheduled for retry
 	State     *DeliveryState `json:"state,omitempty"`
 	UpdatedAt *time.Time     `json:"updated_at,omitempty"`
-	WebhookId *int64         `json:"webhook_id,omitempty"`
+
+	// Url The URL the latest attempt was sent to, as sent (credential-looking query values masked); null before the first. The webhook's URL may have changed since.
+	Url       nullable.Nullable[string] `json:"url,omitempty"`
+	WebhookId *int64                    `json:"webhook_id,omitempty"`
 }
 
 // DeliveryDetail defines model for DeliveryDetail.
@@ -547,16 +552,19 @@ type DeliveryDetail struct {
 	// NextAttemptAt When pending
 	NextAttemptAt nullable.Nullable[time.Time] `json:"next_attempt_at,omitempty"`
 
-	// Payload The event envelope
+	// Payload The event envelope (the event; see request for what was sent)
 	Payload *map[string]interface{} `json:"payload,omitempty"`
 
-	// Request The request as last built; null before the first attempt
+	// Request The latest attempt's request
 	Request nullable.Nullable[Request] `json:"request,omitempty"`
 
 	// State pending: waiting or scheduled for retry
 	State     *DeliveryState `json:"state,omitempty"`
 	UpdatedAt *time.Time     `json:"updated_at,omitempty"`
-	WebhookId *int64         `json:"webhook_id,omitempty"`
+
+	// Url The URL the latest attempt was sent to, as sent (credential-looking query values masked); null before the first. The webhook's URL may have changed since.
+	Url       nullable.Nullable[string] `json:"url,omitempty"`
+	WebhookId *int64                    `json:"webhook_id,omitempty"`
 }
 
 // DeliveryList defines model for DeliveryList.
@@ -719,7 +727,7 @@ type OAuthList struct {
 type Param struct {
 	Key string `json:"key"`
 
-	// Path A dotted path into the event envelope
+	// Path A dotted path into the event envelope starting at one of its fields (id, type, company_id, occurred_at, data, previous): data.email, not email. Saving and sending follow this one rule.
 	//
 	// Example: data.email
 	Path string `json:"path"`
@@ -758,14 +766,17 @@ type Problem struct {
 // ProblemLimit The quota the request went past
 type ProblemLimit string
 
-// Request defines model for Request.
+// Request A request as it went on the wire, recorded with its attempt.
 type Request struct {
+	// Body The body sent: the envelope (raw data on), the selected params, or empty for GET and DELETE
 	Body *string `json:"body,omitempty"`
 
-	// Headers Secret values masked
+	// Headers Every header sent; secret and credential-looking values masked
 	Headers *map[string]interface{} `json:"headers,omitempty"`
 	Method  *string                 `json:"method,omitempty"`
-	Url     *string                 `json:"url,omitempty"`
+
+	// Url The URL with its query as sent (for GET and DELETE, the payload); userinfo passwords, values of credential-looking parameters (token, api_key, secret…) and known secrets masked
+	Url *string `json:"url,omitempty"`
 }
 
 // ResyncInput defines model for ResyncInput.
@@ -1247,12 +1258,14 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/audit (the `ListAudit` operationId).
 	ListAudit(ctx context.Context, params *ListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetDelivery One delivery with its payload, request headers (masked) and every attempt
+	// GetDelivery One delivery with its event, the request each attempt sent (secrets masked) and every answer
 	//
 	// Corresponds with GET /v1/deliveries/{id} (the `GetDelivery` operationId).
 	GetDelivery(ctx context.Context, id DeliveryID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ResyncDelivery Send a delivery again (same event, payload and webhook-id), with a fresh retry schedule
+	//
+	// 409 when the delivery is being sent right now, or when its webhook is off (the message says to turn it on first).
 	//
 	// Corresponds with POST /v1/deliveries/{id}/resync (the `ResyncDelivery` operationId).
 	ResyncDelivery(ctx context.Context, id DeliveryID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1508,6 +1521,8 @@ type ClientInterface interface {
 
 	// ResyncFailedDeliveriesWithBody Send again every failed delivery created in a time range (at most 10,000 per call)
 	//
+	// A webhook that is off answers 409 with a message (turn it on first); nothing is queued.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/webhooks/{id}/deliveries/resync (the `ResyncFailedDeliveries` operationId).
@@ -1515,12 +1530,18 @@ type ClientInterface interface {
 
 	// ResyncFailedDeliveries Send again every failed delivery created in a time range (at most 10,000 per call)
 	//
+	// A webhook that is off answers 409 with a message (turn it on first); nothing is queued.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/webhooks/{id}/deliveries/resync (the `ResyncFailedDeliveries` operationId).
 	ResyncFailedDeliveries(ctx context.Context, id ID, body ResyncFailedDeliveriesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DuplicateWebhook Copy a webhook as "Copy of <name>", turned off, with a new signing secret
+	//
+	// The copy is validated like a new webhook, against today's rules: a webhook saved before a
+	// rule existed (a retired trigger event, a parameter path not starting at an envelope field,
+	// an address now refused) answers 422 naming the fields to fix first, and nothing is copied.
 	//
 	// Corresponds with POST /v1/webhooks/{id}/duplicate (the `DuplicateWebhook` operationId).
 	DuplicateWebhook(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1635,7 +1656,7 @@ func (c *Client) ListAudit(ctx context.Context, params *ListAuditParams, reqEdit
 	return c.Client.Do(req)
 }
 
-// GetDelivery One delivery with its payload, request headers (masked) and every attempt
+// GetDelivery One delivery with its event, the request each attempt sent (secrets masked) and every answer
 //
 // Corresponds with GET /v1/deliveries/{id} (the `GetDelivery` operationId).
 func (c *Client) GetDelivery(ctx context.Context, id DeliveryID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1651,6 +1672,8 @@ func (c *Client) GetDelivery(ctx context.Context, id DeliveryID, reqEditors ...R
 }
 
 // ResyncDelivery Send a delivery again (same event, payload and webhook-id), with a fresh retry schedule
+//
+// 409 when the delivery is being sent right now, or when its webhook is off (the message says to turn it on first).
 //
 // Corresponds with POST /v1/deliveries/{id}/resync (the `ResyncDelivery` operationId).
 func (c *Client) ResyncDelivery(ctx context.Context, id DeliveryID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2296,6 +2319,8 @@ func (c *Client) ListDeliveries(ctx context.Context, id ID, params *ListDeliveri
 
 // ResyncFailedDeliveriesWithBody Send again every failed delivery created in a time range (at most 10,000 per call)
 //
+// A webhook that is off answers 409 with a message (turn it on first); nothing is queued.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/webhooks/{id}/deliveries/resync (the `ResyncFailedDeliveries` operationId).
@@ -2313,6 +2338,8 @@ func (c *Client) ResyncFailedDeliveriesWithBody(ctx context.Context, id ID, cont
 
 // ResyncFailedDeliveries Send again every failed delivery created in a time range (at most 10,000 per call)
 //
+// A webhook that is off answers 409 with a message (turn it on first); nothing is queued.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/webhooks/{id}/deliveries/resync (the `ResyncFailedDeliveries` operationId).
@@ -2329,6 +2356,10 @@ func (c *Client) ResyncFailedDeliveries(ctx context.Context, id ID, body ResyncF
 }
 
 // DuplicateWebhook Copy a webhook as "Copy of <name>", turned off, with a new signing secret
+//
+// The copy is validated like a new webhook, against today's rules: a webhook saved before a
+// rule existed (a retired trigger event, a parameter path not starting at an envelope field,
+// an address now refused) answers 422 naming the fields to fix first, and nothing is copied.
 //
 // Corresponds with POST /v1/webhooks/{id}/duplicate (the `DuplicateWebhook` operationId).
 func (c *Client) DuplicateWebhook(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4167,7 +4198,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/audit (the `ListAudit` operationId).
 	ListAuditWithResponse(ctx context.Context, params *ListAuditParams, reqEditors ...RequestEditorFn) (*ListAuditResponse, error)
 
-	// GetDeliveryWithResponse One delivery with its payload, request headers (masked) and every attempt
+	// GetDeliveryWithResponse One delivery with its event, the request each attempt sent (secrets masked) and every answer
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4175,6 +4206,8 @@ type ClientWithResponsesInterface interface {
 	GetDeliveryWithResponse(ctx context.Context, id DeliveryID, reqEditors ...RequestEditorFn) (*GetDeliveryResponse, error)
 
 	// ResyncDeliveryWithResponse Send a delivery again (same event, payload and webhook-id), with a fresh retry schedule
+	//
+	// 409 when the delivery is being sent right now, or when its webhook is off (the message says to turn it on first).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4460,6 +4493,8 @@ type ClientWithResponsesInterface interface {
 
 	// ResyncFailedDeliveriesWithBodyWithResponse Send again every failed delivery created in a time range (at most 10,000 per call)
 	//
+	// A webhook that is off answers 409 with a message (turn it on first); nothing is queued.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/webhooks/{id}/deliveries/resync (the `ResyncFailedDeliveries` operationId).
@@ -4467,12 +4502,18 @@ type ClientWithResponsesInterface interface {
 
 	// ResyncFailedDeliveriesWithResponse Send again every failed delivery created in a time range (at most 10,000 per call)
 	//
+	// A webhook that is off answers 409 with a message (turn it on first); nothing is queued.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/webhooks/{id}/deliveries/resync (the `ResyncFailedDeliveries` operationId).
 	ResyncFailedDeliveriesWithResponse(ctx context.Context, id ID, body ResyncFailedDeliveriesJSONRequestBody, reqEditors ...RequestEditorFn) (*ResyncFailedDeliveriesResponse, error)
 
 	// DuplicateWebhookWithResponse Copy a webhook as "Copy of <name>", turned off, with a new signing secret
+	//
+	// The copy is validated like a new webhook, against today's rules: a webhook saved before a
+	// rule existed (a retired trigger event, a parameter path not starting at an envelope field,
+	// an address now refused) answers 422 naming the fields to fix first, and nothing is copied.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6657,6 +6698,8 @@ type ResyncFailedDeliveriesResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *TooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -6688,6 +6731,11 @@ func (r ResyncFailedDeliveriesResponse) GetApplicationproblemJSON403() *Forbidde
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r ResyncFailedDeliveriesResponse) GetApplicationproblemJSON404() *NotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ResyncFailedDeliveriesResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -6752,6 +6800,8 @@ type DuplicateWebhookResponse struct {
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *OverQuota
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Invalid
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *DuplicateWebhookResponse201Headers
 }
@@ -6779,6 +6829,11 @@ func (r DuplicateWebhookResponse) GetApplicationproblemJSON404() *NotFound {
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r DuplicateWebhookResponse) GetApplicationproblemJSON409() *OverQuota {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DuplicateWebhookResponse) GetApplicationproblemJSON422() *Invalid {
+	return r.ApplicationproblemJSON422
 }
 
 // GetBody returns the raw response body bytes
@@ -7089,7 +7144,7 @@ func (c *ClientWithResponses) ListAuditWithResponse(ctx context.Context, params 
 	return ParseListAuditResponse(rsp)
 }
 
-// GetDeliveryWithResponse One delivery with its payload, request headers (masked) and every attempt
+// GetDeliveryWithResponse One delivery with its event, the request each attempt sent (secrets masked) and every answer
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7103,6 +7158,8 @@ func (c *ClientWithResponses) GetDeliveryWithResponse(ctx context.Context, id De
 }
 
 // ResyncDeliveryWithResponse Send a delivery again (same event, payload and webhook-id), with a fresh retry schedule
+//
+// 409 when the delivery is being sent right now, or when its webhook is off (the message says to turn it on first).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7622,6 +7679,8 @@ func (c *ClientWithResponses) ListDeliveriesWithResponse(ctx context.Context, id
 
 // ResyncFailedDeliveriesWithBodyWithResponse Send again every failed delivery created in a time range (at most 10,000 per call)
 //
+// A webhook that is off answers 409 with a message (turn it on first); nothing is queued.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/webhooks/{id}/deliveries/resync (the `ResyncFailedDeliveries` operationId).
@@ -7635,6 +7694,8 @@ func (c *ClientWithResponses) ResyncFailedDeliveriesWithBodyWithResponse(ctx con
 
 // ResyncFailedDeliveriesWithResponse Send again every failed delivery created in a time range (at most 10,000 per call)
 //
+// A webhook that is off answers 409 with a message (turn it on first); nothing is queued.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/webhooks/{id}/deliveries/resync (the `ResyncFailedDeliveries` operationId).
@@ -7647,6 +7708,10 @@ func (c *ClientWithResponses) ResyncFailedDeliveriesWithResponse(ctx context.Con
 }
 
 // DuplicateWebhookWithResponse Copy a webhook as "Copy of <name>", turned off, with a new signing secret
+//
+// The copy is validated like a new webhook, against today's rules: a webhook saved before a
+// rule existed (a retired trigger event, a parameter path not starting at an envelope field,
+// an address now refused) answers 422 naming the fields to fix first, and nothing is copied.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -9423,6 +9488,13 @@ func ParseResyncFailedDeliveriesResponse(rsp *http.Response) (*ResyncFailedDeliv
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest TooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9497,6 +9569,13 @@ func ParseDuplicateWebhookResponse(rsp *http.Response) (*DuplicateWebhookRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	}
 

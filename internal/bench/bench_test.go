@@ -40,7 +40,7 @@ func TestQuick(t *testing.T) {
 	defer cancel()
 	rep, err := bench.Run(ctx, bench.Config{Quick: true, Exe: exe, ExeArgs: []string{"-test.run=^$"}})
 	require.NoError(t, err)
-	require.Len(t, rep.Results, 11)
+	require.Len(t, rep.Results, 14)
 	for _, r := range rep.Results {
 		require.Empty(t, r.Failures, "scenario %s", r.Scenario)
 		require.Equal(t, r.Expected, r.Recorded, "scenario %s", r.Scenario)

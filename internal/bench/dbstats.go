@@ -80,7 +80,7 @@ func (e *env) markStats(ctx context.Context) error {
 // statements and walhook's share of the WAL. deliveries is res.Expected (none: nothing to add).
 func (e *env) addDBFigures(ctx context.Context, res *Result) error {
 	n := float64(res.Expected)
-	if n <= 0 {
+	if n <= 0 || res.WALPerDelivery != nil { // nothing delivered, or the scenario added them itself
 		return nil
 	}
 	end, err := e.readStats(ctx)

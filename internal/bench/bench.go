@@ -75,7 +75,9 @@ type Result struct {
 	// (pg_stat_statements total_exec_time) per delivery; WalhookDBMicrosPerDelivery walhook's part.
 	DBMicrosPerDelivery        *float64 `json:"db_us_per_delivery,omitempty"`
 	WalhookDBMicrosPerDelivery *float64 `json:"walhook_db_us_per_delivery,omitempty"`
-	Failures                   []string `json:"failures,omitempty"`
+	// Statements breaks walhook's part down by sqlc query name (JSON only).
+	Statements map[string]StatementCost `json:"walhook_statements,omitempty"`
+	Failures   []string                 `json:"failures,omitempty"`
 }
 
 // Report is a whole run.

@@ -17,7 +17,27 @@ type dbStats struct {
 	walhookMS, walhookWAL float64
 	appMS, appWAL         float64
 	statsOK               bool
+	// byName is walhook's statements by sqlc query name.
+	byName map[string]stmtCounters
 }
+
+type stmtCounters struct{ calls, ms, wal float64 }
+
+// StatementCost is one of walhook's queries (by sqlc name) in a scenario: calls, and execution
+// time and WAL per delivery, so a change to one statement can be measured on its own.
+type StatementCost struct {
+	Calls          float64 `json:"calls"`
+	MicrosPerDlv   float64 `json:"us_per_delivery"`
+	WALBytesPerDlv float64 `json:"wal_bytes_per_delivery"`
+}
+
+// byNameQuery is walhook's statements of the bench database by sqlc name (the "-- name: X :kind"
+// first line).
+const byNameQuery = `
+SELECT split_part(split_part(query, E'\n', 1), ' ', 3), sum(calls)::float8, sum(total_exec_time)::float8, sum(wal_bytes)::float8
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query LIKE '-- name:%'
+GROUP BY 1`
 
 // statsQuery sums pg_stat_statements of the bench database into walhook's and the application's.
 const statsQuery = `
@@ -58,6 +78,23 @@ func (e *env) readStats(ctx context.Context) (dbStats, error) {
 		return s, nil
 	}
 	if err := e.app.QueryRow(ctx, statsQuery).Scan(&s.walhookMS, &s.walhookWAL, &s.appMS, &s.appWAL); err != nil {
+		return s, fmt.Errorf("read pg_stat_statements: %w", err)
+	}
+	rows, err := e.app.Query(ctx, byNameQuery)
+	if err != nil {
+		return s, fmt.Errorf("read pg_stat_statements: %w", err)
+	}
+	defer rows.Close()
+	s.byName = map[string]stmtCounters{}
+	for rows.Next() {
+		var name string
+		var c stmtCounters
+		if err := rows.Scan(&name, &c.calls, &c.ms, &c.wal); err != nil {
+			return s, fmt.Errorf("read pg_stat_statements: %w", err)
+		}
+		s.byName[name] = c
+	}
+	if err := rows.Err(); err != nil {
 		return s, fmt.Errorf("read pg_stat_statements: %w", err)
 	}
 	s.statsOK = true
@@ -101,6 +138,16 @@ func (e *env) addDBFigures(ctx context.Context, res *Result) error {
 	whWAL := (end.walhookWAL - from.walhookWAL) / n
 	res.DBMicrosPerDelivery, res.WalhookDBMicrosPerDelivery, res.WalhookWALPerDelivery = &db, &wh, &whWAL
 	res.AppWALPerDelivery = ptr((end.appWAL - from.appWAL) / n)
+	for name, c := range end.byName {
+		d := stmtCounters{calls: c.calls - from.byName[name].calls, ms: c.ms - from.byName[name].ms, wal: c.wal - from.byName[name].wal}
+		if d.calls <= 0 {
+			continue
+		}
+		if res.Statements == nil {
+			res.Statements = map[string]StatementCost{}
+		}
+		res.Statements[name] = StatementCost{Calls: d.calls, MicrosPerDlv: d.ms * 1000 / n, WALBytesPerDlv: d.wal / n}
+	}
 	return nil
 }
 

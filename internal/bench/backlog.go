@@ -104,6 +104,10 @@ func (e *env) backlog(ctx context.Context) (Result, error) {
 	if _, err := e.app.Exec(ctx, `VACUUM ANALYZE walhook.delivery`); err != nil {
 		return Result{}, fmt.Errorf("vacuum: %w", err)
 	}
+	// WAL and database time per delivery count the drain, not the seeding.
+	if err := e.markStats(ctx); err != nil {
+		return Result{}, err
+	}
 	done := e.rc.reset(want, false)
 	var res Result
 	res.Figures = map[string]float64{}
@@ -137,10 +141,10 @@ func (e *env) backlog(ctx context.Context) (Result, error) {
 	if hwm > 0 {
 		mb := float64(hwm) / 1024
 		res.Figures["peak_rss_mb"] = mb
-		met := mb <= 256
-		res.Met, res.Target = &met, "peak RSS ≤ 256 MB"
+		met := mb <= 256 && res.Figure >= 10_000
+		res.Met, res.Target = &met, "drain ≥ 10000/s, peak RSS ≤ 256 MB"
 	} else {
-		res.Target = "peak RSS ≤ 256 MB (not measured: relay in process)"
+		res.Target = "drain ≥ 10000/s, peak RSS ≤ 256 MB (not measured: relay in process)"
 	}
 	return res, nil
 }

@@ -64,7 +64,20 @@ type Result struct {
 	Received int                `json:"received_deliveries"`
 	Recorded int                `json:"recorded_deliveries"`
 	Seconds  float64            `json:"seconds"`
-	Failures []string           `json:"failures,omitempty"`
+	// WALPerDelivery is the cluster's WAL (pg_current_wal_lsn() difference) over the scenario
+	// divided by its deliveries, in bytes: the application's rows and everything walhook writes.
+	WALPerDelivery *float64 `json:"wal_bytes_per_delivery,omitempty"`
+	// WalhookWALPerDelivery and AppWALPerDelivery split it by statement (pg_stat_statements
+	// wal_bytes): walhook's queries, the application's load.
+	WalhookWALPerDelivery *float64 `json:"walhook_wal_bytes_per_delivery,omitempty"`
+	AppWALPerDelivery     *float64 `json:"app_wal_bytes_per_delivery,omitempty"`
+	// DBMicrosPerDelivery is the execution time of walhook's and the application's statements
+	// (pg_stat_statements total_exec_time) per delivery; WalhookDBMicrosPerDelivery walhook's part.
+	DBMicrosPerDelivery        *float64 `json:"db_us_per_delivery,omitempty"`
+	WalhookDBMicrosPerDelivery *float64 `json:"walhook_db_us_per_delivery,omitempty"`
+	// Statements breaks walhook's part down by sqlc query name (JSON only).
+	Statements map[string]StatementCost `json:"walhook_statements,omitempty"`
+	Failures   []string                 `json:"failures,omitempty"`
 }
 
 // Report is a whole run.
@@ -116,7 +129,7 @@ func (r *Report) WriteJSON(path string) error {
 func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "walhook bench (quick=%v) on %d CPUs, %d MB, %s, %s\n", r.Quick, r.Machine.CPUs, r.Machine.MemoryMB, r.Machine.GoVersion, r.Machine.PostgreSQL)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tfigure\ttarget\tmet\tdelivered\tdetails")
+	fmt.Fprintln(tw, "scenario\tfigure\ttarget\tmet\tdelivered\tWAL B/dlv (walhook)\tdb µs/dlv (walhook)\tdetails")
 	for _, res := range r.Results {
 		met := "-"
 		if res.Met != nil {
@@ -134,7 +147,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		for _, k := range keys {
 			det = append(det, fmt.Sprintf("%s=%s", k, num(res.Figures[k])))
 		}
-		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%d/%d\t%s\n", res.Scenario, num(res.Figure), res.Unit, res.Target, met, res.Recorded, res.Expected, strings.Join(det, " "))
+		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", res.Scenario, num(res.Figure), res.Unit, res.Target, met, res.Recorded, res.Expected,
+			pair(res.WALPerDelivery, res.WalhookWALPerDelivery), pair(res.DBMicrosPerDelivery, res.WalhookDBMicrosPerDelivery), strings.Join(det, " "))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("print table: %w", err)
@@ -148,6 +162,17 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "FAIL: %s\n", f)
 	}
 	return nil
+}
+
+// pair prints "all (part)", "-" for a figure not measured.
+func pair(all, part *float64) string {
+	if all == nil {
+		return "-"
+	}
+	if part == nil {
+		return num(*all)
+	}
+	return num(*all) + " (" + num(*part) + ")"
 }
 
 func num(v float64) string {
@@ -174,6 +199,10 @@ type env struct {
 	sizes sizes
 	// ceilingRate and cdcRate are earlier scenarios' figures the later ones compare with.
 	ceilingRate, cdcRate float64
+	// statsOK: pg_stat_statements is readable; statsFrom is the reading at the start of the
+	// current scenario's measurement window (markStats).
+	statsOK   bool
+	statsFrom dbStats
 	// relay is the in-process relay; stopRelay stops it.
 	stopRelay func() error
 }
@@ -208,6 +237,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			continue
 		}
 		fmt.Fprintf(cfg.Progress, "bench: %s…\n", s.name)
+		if err := e.markStats(ctx); err != nil {
+			return rep, err
+		}
 		res, err := s.run(e, ctx)
 		if ctx.Err() != nil {
 			return rep, fmt.Errorf("run %s: %w", s.name, ctx.Err())
@@ -217,6 +249,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		if res.Scenario == "" {
 			res.Scenario = s.name
+		}
+		if err := e.addDBFigures(ctx, &res); err != nil {
+			res.Failures = append(res.Failures, err.Error())
 		}
 		rep.Results = append(rep.Results, res)
 	}
@@ -272,6 +307,10 @@ func (e *env) open(ctx context.Context) (func(), error) {
 		cl, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(dir, "pgdata"), TCP: true, Durable: true, Settings: map[string]string{
 			"shared_buffers": "512MB", "max_wal_size": "4GB", "checkpoint_timeout": "15min",
 			"max_connections": "200",
+			// The database's time per delivery (Result.DBMicrosPerDelivery) and the split of
+			// WAL between walhook and the application come from pg_stat_statements.
+			"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.max": "10000",
+			"pg_stat_statements.track_utility": "off",
 		}})
 		if err != nil {
 			return cleanup, fmt.Errorf("start PostgreSQL: %w", err)
@@ -309,6 +348,7 @@ func (e *env) open(ctx context.Context) (func(), error) {
 	if _, err := e.app.Exec(ctx, appSchema); err != nil {
 		return cleanup, fmt.Errorf("create application table: %w", err)
 	}
+	e.enableStats(ctx)
 	if e.cat, err = catalog.Parse([]byte(catalogYAML)); err != nil {
 		return cleanup, fmt.Errorf("parse bench catalog: %w", err)
 	}

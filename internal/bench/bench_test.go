@@ -40,10 +40,20 @@ func TestQuick(t *testing.T) {
 	defer cancel()
 	rep, err := bench.Run(ctx, bench.Config{Quick: true, Exe: exe, ExeArgs: []string{"-test.run=^$"}})
 	require.NoError(t, err)
-	require.Len(t, rep.Results, 11)
+	require.Len(t, rep.Results, 14)
 	for _, r := range rep.Results {
 		require.Empty(t, r.Failures, "scenario %s", r.Scenario)
 		require.Equal(t, r.Expected, r.Recorded, "scenario %s", r.Scenario)
+		if r.Expected == 0 {
+			continue // ceiling: no database
+		}
+		// Issue 14: WAL per delivery for every scenario, and (the private cluster preloads
+		// pg_stat_statements) the database's time, with walhook's statements named.
+		require.NotNil(t, r.WALPerDelivery, "scenario %s", r.Scenario)
+		require.Positive(t, *r.WALPerDelivery, "scenario %s", r.Scenario)
+		require.NotNil(t, r.DBMicrosPerDelivery, "scenario %s", r.Scenario)
+		require.NotNil(t, r.WalhookWALPerDelivery, "scenario %s", r.Scenario)
+		require.NotEmpty(t, r.Statements, "scenario %s", r.Scenario)
 	}
 	require.False(t, rep.Failed())
 }

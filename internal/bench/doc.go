@@ -1,7 +1,8 @@
 // Package bench is walhook's benchmark harness (`walhook bench`, `make bench`). It measures what a
 // user of a webhook relay cares about — throughput, commit-to-receipt latency, fan-out, isolation
 // from a hanging endpoint, draining a backlog within bounded memory, and scale in configured
-// webhooks — against the real relay (relay.New + Run) and a real PostgreSQL.
+// webhooks, the cost to the application's own commit rate, a large transaction's first delivery,
+// and one company's share of the relay while another's endpoints hang — against the real relay (relay.New + Run) and a real PostgreSQL.
 //
 // One run: start a private PostgreSQL cluster with pgcluster (or use a given URL), create a fresh
 // database, migrate it, create the application's table (bench_item, ~1 KiB rows) and the catalog
@@ -16,6 +17,11 @@
 // Latency is commit → receipt: the commit time is the envelope's occurred_at, which capture takes
 // from the source transaction's commit timestamp in the replication stream (the database's clock,
 // the same machine's as the receiver's).
+//
+// Every scenario also reports what it cost the database per delivery: the cluster's WAL
+// (pg_current_wal_lsn() before and after), and, with pg_stat_statements (preloaded in the private
+// cluster), the execution time and WAL of walhook's statements (sqlc queries, recognised by their
+// "-- name:" comment) and of the application's load statements.
 //
 // The backlog scenario runs the relay in a child process (this executable again, with
 // ChildEnv set) so its peak RSS (VmHWM) is the relay's alone.

@@ -28,18 +28,23 @@ type sizes struct {
 	backlogEvents  int // × 10 webhooks
 	scaleHooks     int
 	scaleCompanies int
+	largeTxRows    int
+	// noisy is how long company B sends in noisy-neighbour (alone, then with A); A sends
+	// noisyARate events/s to each of its 50 hanging webhooks meanwhile.
+	noisy      time.Duration
+	noisyARate float64
 }
 
 var (
 	fullSizes = sizes{
 		ceiling: 5 * time.Second, cdcRows: 200_000, outboxRows: 200_000, txRows: 100, singleRows: 20_000,
 		latency: 30 * time.Second, fanoutEvents: 2_000, isoEvents: 10_000, backlogEvents: 100_000,
-		scaleHooks: 100_000, scaleCompanies: 10_000,
+		scaleHooks: 100_000, scaleCompanies: 10_000, largeTxRows: 20_000, noisy: 20 * time.Second, noisyARate: 20,
 	}
 	quickSizes = sizes{
 		ceiling: time.Second, cdcRows: 5_000, outboxRows: 3_000, txRows: 100, singleRows: 1_500,
 		latency: 3 * time.Second, fanoutEvents: 50, isoEvents: 300, backlogEvents: 2_000,
-		scaleHooks: 2_000, scaleCompanies: 200,
+		scaleHooks: 2_000, scaleCompanies: 200, largeTxRows: 5_000, noisy: 3 * time.Second, noisyARate: 10,
 	}
 )
 
@@ -48,7 +53,7 @@ type scenario struct {
 	run  func(e *env, ctx context.Context) (Result, error)
 }
 
-// scenarios are the issue's nine, in an order that keeps the relay's state simple: backlog (which
+// scenarios are issue 11's nine and issue 14's three, in an order that keeps the relay's state simple: backlog (which
 // runs the relay in a child process) comes last.
 func scenarios() []scenario {
 	return []scenario{
@@ -63,10 +68,13 @@ func scenarios() []scenario {
 			return e.throughput(ctx, "throughput-outbox/table", loadOutbox)
 		}},
 		{"single-row", (*env).singleRow},
+		{"application-impact", (*env).applicationImpact},
 		{"latency/500", func(e *env, ctx context.Context) (Result, error) { return e.latency(ctx, "latency/500", 500) }},
 		{"latency/100", func(e *env, ctx context.Context) (Result, error) { return e.latency(ctx, "latency/100", 100) }},
 		{"fan-out", (*env).fanout},
+		{"large-transaction", (*env).largeTransaction},
 		{"isolation", (*env).isolation},
+		{"noisy-neighbour", (*env).noisyNeighbour},
 		{"scale", (*env).scale},
 		{"backlog", (*env).backlog},
 	}
@@ -223,9 +231,21 @@ func (e *env) throughput(ctx context.Context, name string, mode loadMode) (Resul
 	res.Scenario = name
 	if mode == loadTable {
 		e.cdcRate = rate
+		// Issue 14: also at most 2.0 KB of WAL per delivery for walhook's writes, here the
+		// cluster's WAL less the application's statements' (so commits, vacuum and every
+		// statement of walhook count; the event's payload, ~1.2 KB, is the floor).
 		met := rate >= 10_000 && (e.ceilingRate == 0 || rate >= 0.5*e.ceilingRate)
-		res.Met = &met
 		res.Target = "≥ 10000/s and ≥ 0.5 × ceiling"
+		if err := e.addDBFigures(ctx, &res); err != nil {
+			res.Failures = append(res.Failures, err.Error())
+		}
+		if res.WALPerDelivery != nil && res.AppWALPerDelivery != nil {
+			w := *res.WALPerDelivery - *res.AppWALPerDelivery
+			res.Figures["walhook_wal_bytes_all"] = w
+			met = met && w <= 2000
+			res.Target += ", walhook WAL ≤ 2000 B/delivery"
+		}
+		res.Met = &met
 		if e.ceilingRate > 0 {
 			res.Figures["ratio_to_ceiling"] = rate / e.ceilingRate
 		}
@@ -283,8 +303,8 @@ func (e *env) singleRow(ctx context.Context) (Result, error) {
 		"commit_rate": commitRate, "delivery_rate": float64(s.unique) / res.Seconds, "tail_s": tail,
 		"p50_ms": pct(s.latencies, 50), "p99_ms": p99, "max_ms": pct(s.latencies, 100),
 	}
-	met := tail <= 1 && p99 <= 100
-	res.Met, res.Target = &met, "keeps up (tail ≤ 1 s), p99 ≤ 100 ms"
+	met := tail <= 1 && p99 <= 50
+	res.Met, res.Target = &met, "keeps up (tail ≤ 1 s), p99 ≤ 50 ms"
 	e.verify(ctx, &res, company, n)
 	return res, nil
 }
@@ -313,9 +333,9 @@ func (e *env) latency(ctx context.Context, name string, rate float64) (Result, e
 	res.Figures = map[string]float64{"p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": mx, "rate": float64(n) / c.last.Sub(c.first).Seconds()}
 	var met bool
 	if rate >= 500 {
-		met, res.Target = p99 <= 50, "p99 ≤ 50 ms"
+		met, res.Target = p99 <= 25, "p99 ≤ 25 ms"
 	} else {
-		met, res.Target = p50 <= 5 && p99 <= 20, "p50 ≤ 5 ms, p99 ≤ 20 ms"
+		met, res.Target = p50 <= 1.5 && p99 <= 5, "p50 ≤ 1.5 ms, p99 ≤ 5 ms"
 	}
 	res.Met = &met
 	e.verify(ctx, &res, company, n)
@@ -344,8 +364,8 @@ func (e *env) fanout(ctx context.Context) (Result, error) {
 	res.Received, res.Seconds = s.unique, s.last.Sub(c.first).Seconds()
 	res.Figure, res.Unit = float64(s.unique)/res.Seconds, "deliveries/s"
 	res.Figures = map[string]float64{"events": float64(n), "webhooks": hooks}
-	met := res.Figure >= 10_000
-	res.Met, res.Target = &met, "≥ 10000/s"
+	met := res.Figure >= 15_000
+	res.Met, res.Target = &met, "≥ 15000/s"
 	e.verify(ctx, &res, company, want)
 	return res, nil
 }
@@ -396,8 +416,8 @@ func (e *env) isolation(ctx context.Context) (Result, error) {
 	}
 	res.Figures["rate_without"], res.Figures["rate_with"] = rates[0], rates[1]
 	res.Figure, res.Unit = rates[1]/rates[0], "× (with/without)"
-	met := res.Figure >= 0.9
-	res.Met, res.Target = &met, "≥ 0.9"
+	met := res.Figure >= 0.95
+	res.Met, res.Target = &met, "≥ 0.95"
 	return res, nil
 }
 
@@ -424,6 +444,10 @@ func (e *env) scale(ctx context.Context) (Result, error) {
 	}
 	if _, err := e.app.Exec(ctx, `ANALYZE walhook.webhook; ANALYZE walhook.company`); err != nil {
 		return Result{}, fmt.Errorf("analyze: %w", err)
+	}
+	// WAL and database time per delivery count the deliveries, not the seeding.
+	if err := e.markStats(ctx); err != nil {
+		return Result{}, err
 	}
 	res, rate, err := e.runThroughput(ctx, companyID("scale"), "item.created", loadTable, e.sizes.cdcRows)
 	if err != nil {

@@ -3,7 +3,10 @@
 -- or expired, skipping the webhooks this replica already has at their in-flight cap; at most
 -- per_webhook of them per webhook are taken (or the webhook's own share, for the webhooks listed
 -- in share_webhook_ids: sized by the dispatcher from the webhook's observed rate), so one busy
--- webhook cannot fill a batch beyond what it can send within the lease. The rows are
+-- webhook cannot fill a batch beyond what it can send within the lease; and of those at most
+-- per_company per company (or its room, for the companies listed in room_company_ids), and none
+-- of skip_company_ids, so one company's flood or hanging endpoints cannot fill a batch or the
+-- dispatcher's memory and the other companies' deliveries are claimed too. The rows are
 -- locked with SKIP LOCKED, so replicas never claim the same delivery; the WHERE clause is checked
 -- again on the locked row. An event's envelope comes once per claim, on the first of its
 -- deliveries (NULL on the others; the store fills them in): fan-out claims 100 of one event.
@@ -15,24 +18,32 @@
 -- it scanned, and a claim of a few thousand due deliveries ran for minutes.
 -- name: DispatchClaim :many
 WITH cand AS (
-    SELECT d.id, d.webhook_id, d.next_attempt_at
+    SELECT d.id, d.company_id, d.webhook_id, d.next_attempt_at
     FROM walhook.delivery d
     WHERE d.state = 'pending' AND d.next_attempt_at <= now()
       AND (d.lease_until IS NULL OR d.lease_until < now())
       AND d.webhook_id <> ALL (@skip_webhook_ids::bigint[])
+      AND d.company_id <> ALL (@skip_company_ids::text[])
     ORDER BY d.next_attempt_at
     LIMIT @scan_limit
 ), ranked AS (
-    SELECT cand.id, cand.webhook_id, cand.next_attempt_at,
+    SELECT cand.id, cand.company_id, cand.webhook_id, cand.next_attempt_at,
         row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
     FROM cand
 ), share AS (
     SELECT unnest(@share_webhook_ids::bigint[]) AS webhook_id, unnest(@share_counts::bigint[]) AS n
-), pick AS MATERIALIZED (
-    SELECT ranked.id
+), shared AS (
+    SELECT ranked.id, ranked.company_id, ranked.next_attempt_at,
+        row_number() OVER (PARTITION BY ranked.company_id ORDER BY ranked.next_attempt_at, ranked.id) AS crn
     FROM ranked LEFT JOIN share ON share.webhook_id = ranked.webhook_id
     WHERE ranked.rn <= coalesce(share.n, @per_webhook::bigint)
-    ORDER BY ranked.next_attempt_at
+), room AS (
+    SELECT unnest(@room_company_ids::text[]) AS company_id, unnest(@room_counts::bigint[]) AS n
+), pick AS MATERIALIZED (
+    SELECT shared.id
+    FROM shared LEFT JOIN room ON room.company_id = shared.company_id
+    WHERE shared.crn <= coalesce(room.n, @per_company::bigint)
+    ORDER BY shared.next_attempt_at
     LIMIT @max_rows
 ), locked AS (
     SELECT l.id

@@ -28,7 +28,7 @@ type Dispatcher struct {
 	wake      chan struct{} // Wake: new deliveries
 	slotFreed chan struct{} // a worker finished while work was held back
 	results   chan outcome
-	sending   chan struct{} // a slot per request in flight: at most Workers
+	slots     *fairSlots // a slot per request in flight: at most Workers, shared fairly
 	claimSeq  atomic.Int64
 	replicaID string       // the prefix of this replica's claim tokens; see replica.go
 	rep       replicaState // heartbeat state shared with the claim loop and the workers
@@ -37,6 +37,7 @@ type Dispatcher struct {
 	busy       map[int64]*hookState // per webhook: running and queued jobs
 	rates      map[int64]*hookRate  // per webhook: observed send rate, sizing its share
 	total      int                  // running + queued jobs
+	held       map[string]int       // per company: running + queued jobs
 	heldBack   bool                 // the last claim could not take everything it might have
 	cache      map[int64]*cached
 	cacheEpoch int64 // bumped by a webhook-change notification
@@ -95,7 +96,8 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		wake:      make(chan struct{}, 1),
 		slotFreed: make(chan struct{}, 1),
 		results:   make(chan outcome, 2*cfg.Workers),
-		sending:   make(chan struct{}, cfg.Workers),
+		slots:     newFairSlots(cfg.Workers, cfg.quickSend()),
+		held:      map[string]int{},
 		busy:      map[int64]*hookState{},
 		rates:     map[int64]*hookRate{},
 		cache:     map[int64]*cached{},
@@ -257,6 +259,18 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 			shares[id] = sh
 		}
 	}
+	// Each company may hold its share of MaxClaimed; one at it is skipped, so the others'
+	// deliveries are found and claimed however many of its own are due before them.
+	var skipCos []string
+	rooms := make(map[string]int, len(d.held))
+	companyCap := d.cfg.companyShare(len(d.held))
+	for co, held := range d.held {
+		if held >= companyCap {
+			skipCos = append(skipCos, co)
+			continue
+		}
+		rooms[co] = companyCap - held
+	}
 	d.mu.Unlock()
 	limit := min(free, d.cfg.ClaimBatch)
 	if limit <= 0 {
@@ -266,14 +280,14 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 	token := d.replicaID + ":" + strconv.FormatInt(seq, 10)
 	claimed, err := d.st.DispatchClaim(ctx, store.ClaimParams{
 		Limit: limit, PerWebhook: d.cfg.claimPerWebhook, Lease: d.cfg.Lease, Token: token, SkipWebhooks: skip,
-		Shares: shares,
+		Shares: shares, SkipCompanies: skipCos, Rooms: rooms, PerCompany: d.cfg.companyShare(len(rooms) + 1),
 	})
 	if err != nil {
 		return false, fmt.Errorf("claim deliveries: %w", err)
 	}
 	if len(claimed) == 0 {
 		d.mu.Lock()
-		d.heldBack = len(skip) > 0
+		d.heldBack = len(skip) > 0 || len(skipCos) > 0
 		d.mu.Unlock()
 		return false, nil
 	}
@@ -322,6 +336,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 			d.rates[c.WebhookID] = &hookRate{since: now}
 		}
 		d.total++
+		d.held[c.CompanyID]++
 		if hs.running >= d.cfg.PerWebhook {
 			hs.queue = append(hs.queue, j)
 			continue
@@ -336,7 +351,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		}
 	}
 	more := len(claimed) == limit && d.cfg.MaxClaimed-d.total >= threshold
-	d.heldBack = len(claimed) == limit || len(skip) > 0 || capped
+	d.heldBack = len(claimed) == limit || len(skip) > 0 || len(skipCos) > 0 || capped
 	d.mu.Unlock()
 	for _, o := range direct {
 		d.results <- o
@@ -354,13 +369,16 @@ func (d *Dispatcher) work(ctx, sendCtx context.Context, workers *sync.WaitGroup,
 			// give it back unsent. The token decides, so a claim taken since is left alone.
 			d.results <- outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
 		} else {
-			d.sending <- struct{}{}
+			d.slots.acquire(j.c.CompanyID, j.c.WebhookID)
 			r := d.sender.send(sendCtx, j.w, j.cred, j.c.Payload, j.ids.Delivery(j.c.CompanyID, j.c.ID))
-			<-d.sending
+			d.slots.release(j.c.CompanyID, j.c.WebhookID, r.duration)
 			d.results <- d.outcomeOf(j, r)
 		}
 		d.mu.Lock()
 		d.total--
+		if d.held[j.c.CompanyID]--; d.held[j.c.CompanyID] == 0 {
+			delete(d.held, j.c.CompanyID)
+		}
 		if r := d.rates[j.c.WebhookID]; r != nil {
 			r.n++
 		}

@@ -13,25 +13,33 @@ import (
 
 const dispatchClaim = `-- name: DispatchClaim :many
 WITH cand AS (
-    SELECT d.id, d.webhook_id, d.next_attempt_at
+    SELECT d.id, d.company_id, d.webhook_id, d.next_attempt_at
     FROM walhook.delivery d
     WHERE d.state = 'pending' AND d.next_attempt_at <= now()
       AND (d.lease_until IS NULL OR d.lease_until < now())
       AND d.webhook_id <> ALL ($1::bigint[])
+      AND d.company_id <> ALL ($2::text[])
     ORDER BY d.next_attempt_at
-    LIMIT $2
+    LIMIT $3
 ), ranked AS (
-    SELECT cand.id, cand.webhook_id, cand.next_attempt_at,
+    SELECT cand.id, cand.company_id, cand.webhook_id, cand.next_attempt_at,
         row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
     FROM cand
 ), share AS (
-    SELECT unnest($3::bigint[]) AS webhook_id, unnest($4::bigint[]) AS n
-), pick AS MATERIALIZED (
-    SELECT ranked.id
+    SELECT unnest($4::bigint[]) AS webhook_id, unnest($5::bigint[]) AS n
+), shared AS (
+    SELECT ranked.id, ranked.company_id, ranked.next_attempt_at,
+        row_number() OVER (PARTITION BY ranked.company_id ORDER BY ranked.next_attempt_at, ranked.id) AS crn
     FROM ranked LEFT JOIN share ON share.webhook_id = ranked.webhook_id
-    WHERE ranked.rn <= coalesce(share.n, $5::bigint)
-    ORDER BY ranked.next_attempt_at
-    LIMIT $6
+    WHERE ranked.rn <= coalesce(share.n, $6::bigint)
+), room AS (
+    SELECT unnest($7::text[]) AS company_id, unnest($8::bigint[]) AS n
+), pick AS MATERIALIZED (
+    SELECT shared.id
+    FROM shared LEFT JOIN room ON room.company_id = shared.company_id
+    WHERE shared.crn <= coalesce(room.n, $9::bigint)
+    ORDER BY shared.next_attempt_at
+    LIMIT $10
 ), locked AS (
     SELECT l.id
     FROM pick, LATERAL (
@@ -45,7 +53,7 @@ WITH cand AS (
       AND (l.lease_until IS NULL OR l.lease_until < now())
 ), claimed AS (
     UPDATE walhook.delivery d
-    SET lease_until = now() + make_interval(secs => $7::float8), leased_by = $8::text
+    SET lease_until = now() + make_interval(secs => $11::float8), leased_by = $12::text
     FROM locked
     WHERE d.id = locked.id
     RETURNING d.id, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
@@ -60,10 +68,14 @@ JOIN walhook.event e ON e.id = claimed.event_id
 
 type DispatchClaimParams struct {
 	SkipWebhookIds  []int64
+	SkipCompanyIds  []string
 	ScanLimit       int32
 	ShareWebhookIds []int64
 	ShareCounts     []int64
 	PerWebhook      int64
+	RoomCompanyIds  []string
+	RoomCounts      []int64
+	PerCompany      int64
 	MaxRows         int32
 	LeaseSeconds    float64
 	LeaseToken      string
@@ -86,7 +98,10 @@ type DispatchClaimRow struct {
 // or expired, skipping the webhooks this replica already has at their in-flight cap; at most
 // per_webhook of them per webhook are taken (or the webhook's own share, for the webhooks listed
 // in share_webhook_ids: sized by the dispatcher from the webhook's observed rate), so one busy
-// webhook cannot fill a batch beyond what it can send within the lease. The rows are
+// webhook cannot fill a batch beyond what it can send within the lease; and of those at most
+// per_company per company (or its room, for the companies listed in room_company_ids), and none
+// of skip_company_ids, so one company's flood or hanging endpoints cannot fill a batch or the
+// dispatcher's memory and the other companies' deliveries are claimed too. The rows are
 // locked with SKIP LOCKED, so replicas never claim the same delivery; the WHERE clause is checked
 // again on the locked row. An event's envelope comes once per claim, on the first of its
 // deliveries (NULL on the others; the store fills them in): fan-out claims 100 of one event.
@@ -99,10 +114,14 @@ type DispatchClaimRow struct {
 func (q *Queries) DispatchClaim(ctx context.Context, arg DispatchClaimParams) ([]DispatchClaimRow, error) {
 	rows, err := q.db.Query(ctx, dispatchClaim,
 		arg.SkipWebhookIds,
+		arg.SkipCompanyIds,
 		arg.ScanLimit,
 		arg.ShareWebhookIds,
 		arg.ShareCounts,
 		arg.PerWebhook,
+		arg.RoomCompanyIds,
+		arg.RoomCounts,
+		arg.PerCompany,
 		arg.MaxRows,
 		arg.LeaseSeconds,
 		arg.LeaseToken,

@@ -264,6 +264,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 	var skipCos []string
 	rooms := make(map[string]int, len(d.held))
 	companyCap := d.cfg.companyShare(len(d.held))
+	newcomerCap := d.cfg.companyShare(len(d.held) + 1) // a company holding nothing yet
 	for co, held := range d.held {
 		if held >= companyCap {
 			skipCos = append(skipCos, co)
@@ -280,7 +281,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 	token := d.replicaID + ":" + strconv.FormatInt(seq, 10)
 	claimed, err := d.st.DispatchClaim(ctx, store.ClaimParams{
 		Limit: limit, PerWebhook: d.cfg.claimPerWebhook, Lease: d.cfg.Lease, Token: token, SkipWebhooks: skip,
-		Shares: shares, SkipCompanies: skipCos, Rooms: rooms, PerCompany: d.cfg.companyShare(len(rooms) + 1),
+		Shares: shares, SkipCompanies: skipCos, Rooms: rooms, PerCompany: newcomerCap,
 	})
 	if err != nil {
 		return false, fmt.Errorf("claim deliveries: %w", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -135,4 +136,43 @@ func TestBusyCompanyUsesAllWorkers(t *testing.T) {
 		b.waitState(t, id, webhook.DeliverySucceeded)
 	}
 	require.EqualValues(t, 8, c.peak.Load(), "the busy company used every worker")
+}
+
+// The claim takes at most a company's room, and nothing of a company at its share, so the
+// deliveries of a company that came due later are claimed in the same statement.
+func TestClaimPerCompany(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, err := b.st.CompanyCreate(b.ctx, "c2", "Company Two")
+	require.NoError(t, err)
+	rc := newReceiver(t, nil)
+	a1 := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
+	a2 := b.hook(t, webhook.Webhook{URL: rc.URL + "/2", RawData: true})
+	hb := b.hookFor(t, "c2", rc.URL+"/b")
+	for range 10 {
+		b.enqueue(t, a1.ID, a2.ID) // company 1's come due first
+	}
+	for range 3 {
+		b.enqueueFor(t, "c2", hb.ID)
+	}
+	count := func(cs []store.Claimed) map[string]int {
+		out := map[string]int{}
+		for _, c := range cs {
+			out[c.CompanyID]++
+		}
+		return out
+	}
+	claim := func(token string, p store.ClaimParams) map[string]int {
+		p.Limit, p.PerWebhook, p.Lease, p.Token = 20, 20, time.Minute, token
+		cs, err := b.st.DispatchClaim(b.ctx, p)
+		require.NoError(t, err)
+		for _, c := range cs {
+			require.NoError(t, b.st.DispatchRelease(b.ctx, []int64{c.ID}, []string{token}))
+		}
+		return count(cs)
+	}
+	require.Equal(t, map[string]int{company: 20}, claim("t:1", store.ClaimParams{}), "without a company cap the earliest 20 are company 1's")
+	require.Equal(t, map[string]int{company: 6, "c2": 3}, claim("t:2", store.ClaimParams{PerCompany: 6}))
+	require.Equal(t, map[string]int{company: 2, "c2": 3}, claim("t:3", store.ClaimParams{PerCompany: 6, Rooms: map[string]int{company: 2}}))
+	require.Equal(t, map[string]int{"c2": 3}, claim("t:4", store.ClaimParams{SkipCompanies: []string{company}}))
 }

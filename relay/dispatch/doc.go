@@ -142,7 +142,12 @@
 // company at its share is left out of the claim (skip_company_ids, like webhooks at theirs), so
 // the claim finds the other companies' deliveries however many of its own are due before them;
 // each claim takes at most its remaining room per company (a second window over the claim's
-// candidates, after the per-webhook one), so one claim cannot overshoot either.
+// candidates, after the per-webhook one), so one claim cannot overshoot either. The cost left:
+// the due rows of a skipped company or webhook are still walked (and filtered) by the claim's
+// scan of delivery_due_idx, so a large backlog of a skipped one is read by every claim. A due
+// index per company (company_id, next_attempt_at), scanned per company through LATERAL, would
+// remove that; it is not there because it adds an index entry to every delivery write, the hot
+// path (docs/benchmarks.md).
 //
 // Room left for what comes next. Per-entity ordering (deliveries of one row key in commit order,
 // different keys in parallel) adds a third level below the webhook: the claim takes, for an

@@ -54,25 +54,43 @@ func (s *Store) DispatchClaim(ctx context.Context, p ClaimParams) ([]Claimed, er
 		shareIDs = append(shareIDs, id)
 		shareCounts = append(shareCounts, int64(n))
 	}
-	if p.SkipCompanies == nil {
-		p.SkipCompanies = []string{}
-	}
-	if p.PerCompany <= 0 {
-		p.PerCompany = p.Limit
-	}
+	// The per-company cap costs a second window (a sort): the plain claim runs unless a company
+	// is to be skipped or has less room than the limit.
+	fair := len(p.SkipCompanies) > 0 || (p.PerCompany > 0 && p.PerCompany < p.Limit)
 	roomIDs := make([]string, 0, len(p.Rooms))
 	roomCounts := make([]int64, 0, len(p.Rooms))
 	for id, n := range p.Rooms {
 		roomIDs = append(roomIDs, id)
 		roomCounts = append(roomCounts, int64(n))
+		fair = fair || n < p.Limit
 	}
-	rows, err := s.q.DispatchClaim(ctx, dbsqlc.DispatchClaimParams{
-		SkipWebhookIds: p.SkipWebhooks, ScanLimit: int32(4 * p.Limit), PerWebhook: int64(p.PerWebhook),
-		ShareWebhookIds: shareIDs, ShareCounts: shareCounts,
-		SkipCompanyIds: p.SkipCompanies, PerCompany: int64(p.PerCompany),
-		RoomCompanyIds: roomIDs, RoomCounts: roomCounts,
-		MaxRows: int32(p.Limit), LeaseSeconds: p.Lease.Seconds(), LeaseToken: p.Token,
-	})
+	var rows []dbsqlc.DispatchClaimRow
+	var err error
+	if !fair {
+		rows, err = s.q.DispatchClaim(ctx, dbsqlc.DispatchClaimParams{
+			SkipWebhookIds: p.SkipWebhooks, ScanLimit: int32(4 * p.Limit), PerWebhook: int64(p.PerWebhook),
+			ShareWebhookIds: shareIDs, ShareCounts: shareCounts,
+			MaxRows: int32(p.Limit), LeaseSeconds: p.Lease.Seconds(), LeaseToken: p.Token,
+		})
+	} else {
+		if p.SkipCompanies == nil {
+			p.SkipCompanies = []string{}
+		}
+		if p.PerCompany <= 0 {
+			p.PerCompany = p.Limit
+		}
+		var fr []dbsqlc.DispatchClaimFairRow
+		fr, err = s.q.DispatchClaimFair(ctx, dbsqlc.DispatchClaimFairParams{
+			SkipWebhookIds: p.SkipWebhooks, SkipCompanyIds: p.SkipCompanies, ScanLimit: int32(4 * p.Limit),
+			PerWebhook: int64(p.PerWebhook), ShareWebhookIds: shareIDs, ShareCounts: shareCounts,
+			PerCompany: int64(p.PerCompany), RoomCompanyIds: roomIDs, RoomCounts: roomCounts,
+			MaxRows: int32(p.Limit), LeaseSeconds: p.Lease.Seconds(), LeaseToken: p.Token,
+		})
+		rows = make([]dbsqlc.DispatchClaimRow, len(fr))
+		for i, r := range fr {
+			rows[i] = dbsqlc.DispatchClaimRow(r)
+		}
+	}
 	if err != nil {
 		return nil, mapErr(err)
 	}

@@ -13,6 +13,130 @@ import (
 
 const dispatchClaim = `-- name: DispatchClaim :many
 WITH cand AS (
+    SELECT d.id, d.webhook_id, d.next_attempt_at
+    FROM walhook.delivery d
+    WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+      AND (d.lease_until IS NULL OR d.lease_until < now())
+      AND d.webhook_id <> ALL ($1::bigint[])
+    ORDER BY d.next_attempt_at
+    LIMIT $2
+), ranked AS (
+    SELECT cand.id, cand.webhook_id, cand.next_attempt_at,
+        row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
+    FROM cand
+), share AS (
+    SELECT unnest($3::bigint[]) AS webhook_id, unnest($4::bigint[]) AS n
+), pick AS MATERIALIZED (
+    SELECT ranked.id
+    FROM ranked LEFT JOIN share ON share.webhook_id = ranked.webhook_id
+    WHERE ranked.rn <= coalesce(share.n, $5::bigint)
+    ORDER BY ranked.next_attempt_at
+    LIMIT $6
+), locked AS (
+    SELECT l.id
+    FROM pick, LATERAL (
+        SELECT d.id, d.state, d.next_attempt_at, d.lease_until
+        FROM walhook.delivery d
+        WHERE d.id = pick.id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ) l
+    WHERE l.state = 'pending' AND l.next_attempt_at <= now()
+      AND (l.lease_until IS NULL OR l.lease_until < now())
+), claimed AS (
+    UPDATE walhook.delivery d
+    SET lease_until = now() + make_interval(secs => $7::float8), leased_by = $8::text
+    FROM locked
+    WHERE d.id = locked.id
+    RETURNING d.id, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
+)
+SELECT claimed.id, claimed.company_id, claimed.webhook_id, claimed.event_id, claimed.attempts,
+       claimed.attempts_base, claimed.resync_at,
+       (CASE WHEN row_number() OVER (PARTITION BY claimed.event_id) = 1 THEN e.payload END)::jsonb AS payload,
+       e.captured_at
+FROM claimed
+JOIN walhook.event e ON e.id = claimed.event_id
+`
+
+type DispatchClaimParams struct {
+	SkipWebhookIds  []int64
+	ScanLimit       int32
+	ShareWebhookIds []int64
+	ShareCounts     []int64
+	PerWebhook      int64
+	MaxRows         int32
+	LeaseSeconds    float64
+	LeaseToken      string
+}
+
+type DispatchClaimRow struct {
+	ID           int64
+	CompanyID    string
+	WebhookID    int64
+	EventID      int64
+	Attempts     int32
+	AttemptsBase int32
+	ResyncAt     *time.Time
+	Payload      json.RawMessage
+	CapturedAt   time.Time
+}
+
+// DispatchClaim leases up to max_rows due deliveries for one claim token and returns each with
+// its event's envelope. Candidates are the scan_limit earliest due deliveries whose lease is free
+// or expired, skipping the webhooks this replica already has at their in-flight cap; at most
+// per_webhook of them per webhook are taken (or the webhook's own share, for the webhooks listed
+// in share_webhook_ids: sized by the dispatcher from the webhook's observed rate), so one busy
+// webhook cannot fill a batch beyond what it can send within the lease. The rows are
+// locked with SKIP LOCKED, so replicas never claim the same delivery; the WHERE clause is checked
+// again on the locked row. An event's envelope comes once per claim, on the first of its
+// deliveries (NULL on the others; the store fills them in): fan-out claims 100 of one event.
+//
+// The plan is fixed by the query's shape, not left to the statistics: the picked ids are
+// computed once (MATERIALIZED) and each is locked through the primary key (LATERAL … LIMIT 1).
+// Written as "id IN (picked)", a plan made while the table had no statistics (a fresh database:
+// the prepared statement's first plans) re-ran the window over the candidates for every due row
+// it scanned, and a claim of a few thousand due deliveries ran for minutes.
+func (q *Queries) DispatchClaim(ctx context.Context, arg DispatchClaimParams) ([]DispatchClaimRow, error) {
+	rows, err := q.db.Query(ctx, dispatchClaim,
+		arg.SkipWebhookIds,
+		arg.ScanLimit,
+		arg.ShareWebhookIds,
+		arg.ShareCounts,
+		arg.PerWebhook,
+		arg.MaxRows,
+		arg.LeaseSeconds,
+		arg.LeaseToken,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []DispatchClaimRow{}
+	for rows.Next() {
+		var i DispatchClaimRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.CompanyID,
+			&i.WebhookID,
+			&i.EventID,
+			&i.Attempts,
+			&i.AttemptsBase,
+			&i.ResyncAt,
+			&i.Payload,
+			&i.CapturedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const dispatchClaimFair = `-- name: DispatchClaimFair :many
+WITH cand AS (
     SELECT d.id, d.company_id, d.webhook_id, d.next_attempt_at
     FROM walhook.delivery d
     WHERE d.state = 'pending' AND d.next_attempt_at <= now()
@@ -29,7 +153,7 @@ WITH cand AS (
     SELECT unnest($4::bigint[]) AS webhook_id, unnest($5::bigint[]) AS n
 ), shared AS (
     SELECT ranked.id, ranked.company_id, ranked.next_attempt_at,
-        row_number() OVER (PARTITION BY ranked.company_id ORDER BY ranked.next_attempt_at, ranked.id) AS crn
+        row_number() OVER (PARTITION BY ranked.company_id COLLATE "C" ORDER BY ranked.next_attempt_at, ranked.id) AS crn
     FROM ranked LEFT JOIN share ON share.webhook_id = ranked.webhook_id
     WHERE ranked.rn <= coalesce(share.n, $6::bigint)
 ), room AS (
@@ -66,7 +190,7 @@ FROM claimed
 JOIN walhook.event e ON e.id = claimed.event_id
 `
 
-type DispatchClaimParams struct {
+type DispatchClaimFairParams struct {
 	SkipWebhookIds  []int64
 	SkipCompanyIds  []string
 	ScanLimit       int32
@@ -81,7 +205,7 @@ type DispatchClaimParams struct {
 	LeaseToken      string
 }
 
-type DispatchClaimRow struct {
+type DispatchClaimFairRow struct {
 	ID           int64
 	CompanyID    string
 	WebhookID    int64
@@ -93,26 +217,14 @@ type DispatchClaimRow struct {
 	CapturedAt   time.Time
 }
 
-// DispatchClaim leases up to max_rows due deliveries for one claim token and returns each with
-// its event's envelope. Candidates are the scan_limit earliest due deliveries whose lease is free
-// or expired, skipping the webhooks this replica already has at their in-flight cap; at most
-// per_webhook of them per webhook are taken (or the webhook's own share, for the webhooks listed
-// in share_webhook_ids: sized by the dispatcher from the webhook's observed rate), so one busy
-// webhook cannot fill a batch beyond what it can send within the lease; and of those at most
-// per_company per company (or its room, for the companies listed in room_company_ids), and none
-// of skip_company_ids, so one company's flood or hanging endpoints cannot fill a batch or the
-// dispatcher's memory and the other companies' deliveries are claimed too. The rows are
-// locked with SKIP LOCKED, so replicas never claim the same delivery; the WHERE clause is checked
-// again on the locked row. An event's envelope comes once per claim, on the first of its
-// deliveries (NULL on the others; the store fills them in): fan-out claims 100 of one event.
-//
-// The plan is fixed by the query's shape, not left to the statistics: the picked ids are
-// computed once (MATERIALIZED) and each is locked through the primary key (LATERAL … LIMIT 1).
-// Written as "id IN (picked)", a plan made while the table had no statistics (a fresh database:
-// the prepared statement's first plans) re-ran the window over the candidates for every due row
-// it scanned, and a claim of a few thousand due deliveries ran for minutes.
-func (q *Queries) DispatchClaim(ctx context.Context, arg DispatchClaimParams) ([]DispatchClaimRow, error) {
-	rows, err := q.db.Query(ctx, dispatchClaim,
+// DispatchClaimFair is DispatchClaim with a per-company cap as well: of the picked deliveries at
+// most per_company per company (or its room, for the companies listed in room_company_ids), and
+// none of skip_company_ids, so that one company's flood or hanging endpoints cannot fill a batch
+// or the dispatcher's memory, and the other companies' deliveries are found and claimed in the
+// same statement. It costs a second window (a sort of the candidates by company), so the
+// dispatcher uses it only when some company is at or near its share (Store.DispatchClaim picks).
+func (q *Queries) DispatchClaimFair(ctx context.Context, arg DispatchClaimFairParams) ([]DispatchClaimFairRow, error) {
+	rows, err := q.db.Query(ctx, dispatchClaimFair,
 		arg.SkipWebhookIds,
 		arg.SkipCompanyIds,
 		arg.ScanLimit,
@@ -130,9 +242,9 @@ func (q *Queries) DispatchClaim(ctx context.Context, arg DispatchClaimParams) ([
 		return nil, err
 	}
 	defer rows.Close()
-	items := []DispatchClaimRow{}
+	items := []DispatchClaimFairRow{}
 	for rows.Next() {
-		var i DispatchClaimRow
+		var i DispatchClaimFairRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.CompanyID,

@@ -277,6 +277,17 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 	if limit <= 0 {
 		return false, nil
 	}
+	// A company's room below the limit needs the claim's per-company window (a slower
+	// statement, see Store.DispatchClaim); when the room is at least half a claim, a smaller
+	// claim does the same with the plain statement.
+	for _, room := range rooms {
+		if room < limit && 2*room >= limit {
+			limit = room
+		}
+	}
+	if newcomerCap < limit && 2*newcomerCap >= limit {
+		limit = newcomerCap
+	}
 	seq := d.claimSeq.Add(1)
 	token := d.replicaID + ":" + strconv.FormatInt(seq, 10)
 	claimed, err := d.st.DispatchClaim(ctx, store.ClaimParams{

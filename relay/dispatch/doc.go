@@ -145,8 +145,8 @@
 // candidates, after the per-webhook one), so one claim cannot overshoot either. That window costs
 // a sort (a claim of 1,024 took 48 instead of 34 ms in a test), so it is a statement of its own
 // (Store.DispatchClaim runs DispatchClaimFair) used only while some company is at its share or
-// has less room than one claim; otherwise, as with a single busy company, the claim is the plain
-// one, unchanged. The cost left:
+// has less than half a claim of room; with more, the claim is made smaller instead, and the
+// statement is the plain one, unchanged. The cost left:
 // the due rows of a skipped company or webhook are still walked (and filtered) by the claim's
 // scan of delivery_due_idx, so a large backlog of a skipped one is read by every claim. A due
 // index per company (company_id, next_attempt_at), scanned per company through LATERAL, would

@@ -59,6 +59,66 @@ SELECT claimed.id, claimed.company_id, claimed.webhook_id, claimed.event_id, cla
 FROM claimed
 JOIN walhook.event e ON e.id = claimed.event_id;
 
+-- DispatchClaimFair is DispatchClaim with a per-company cap as well: of the picked deliveries at
+-- most per_company per company (or its room, for the companies listed in room_company_ids), and
+-- none of skip_company_ids, so that one company's flood or hanging endpoints cannot fill a batch
+-- or the dispatcher's memory, and the other companies' deliveries are found and claimed in the
+-- same statement. It costs a second window (a sort of the candidates by company), so the
+-- dispatcher uses it only when some company is at or near its share (Store.DispatchClaim picks).
+-- name: DispatchClaimFair :many
+WITH cand AS (
+    SELECT d.id, d.company_id, d.webhook_id, d.next_attempt_at
+    FROM walhook.delivery d
+    WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+      AND (d.lease_until IS NULL OR d.lease_until < now())
+      AND d.webhook_id <> ALL (@skip_webhook_ids::bigint[])
+      AND d.company_id <> ALL (@skip_company_ids::text[])
+    ORDER BY d.next_attempt_at
+    LIMIT @scan_limit
+), ranked AS (
+    SELECT cand.id, cand.company_id, cand.webhook_id, cand.next_attempt_at,
+        row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
+    FROM cand
+), share AS (
+    SELECT unnest(@share_webhook_ids::bigint[]) AS webhook_id, unnest(@share_counts::bigint[]) AS n
+), shared AS (
+    SELECT ranked.id, ranked.company_id, ranked.next_attempt_at,
+        row_number() OVER (PARTITION BY ranked.company_id COLLATE "C" ORDER BY ranked.next_attempt_at, ranked.id) AS crn
+    FROM ranked LEFT JOIN share ON share.webhook_id = ranked.webhook_id
+    WHERE ranked.rn <= coalesce(share.n, @per_webhook::bigint)
+), room AS (
+    SELECT unnest(@room_company_ids::text[]) AS company_id, unnest(@room_counts::bigint[]) AS n
+), pick AS MATERIALIZED (
+    SELECT shared.id
+    FROM shared LEFT JOIN room ON room.company_id = shared.company_id
+    WHERE shared.crn <= coalesce(room.n, @per_company::bigint)
+    ORDER BY shared.next_attempt_at
+    LIMIT @max_rows
+), locked AS (
+    SELECT l.id
+    FROM pick, LATERAL (
+        SELECT d.id, d.state, d.next_attempt_at, d.lease_until
+        FROM walhook.delivery d
+        WHERE d.id = pick.id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ) l
+    WHERE l.state = 'pending' AND l.next_attempt_at <= now()
+      AND (l.lease_until IS NULL OR l.lease_until < now())
+), claimed AS (
+    UPDATE walhook.delivery d
+    SET lease_until = now() + make_interval(secs => @lease_seconds::float8), leased_by = @lease_token::text
+    FROM locked
+    WHERE d.id = locked.id
+    RETURNING d.id, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
+)
+SELECT claimed.id, claimed.company_id, claimed.webhook_id, claimed.event_id, claimed.attempts,
+       claimed.attempts_base, claimed.resync_at,
+       (CASE WHEN row_number() OVER (PARTITION BY claimed.event_id) = 1 THEN e.payload END)::jsonb AS payload,
+       e.captured_at
+FROM claimed
+JOIN walhook.event e ON e.id = claimed.event_id;
+
 -- DispatchRecord writes a batch of attempt results in one statement: an attempt row each (the
 -- only copy of the request: the history reads the delivery's request from its latest attempt;
 -- a body that is the event's envelope is stored as NULL, see migration 0017), the delivery's new

@@ -14,7 +14,7 @@ import (
 // registerDispatch registers the delivery flags (package dispatch documents each setting).
 func registerDispatch(fs *flag.FlagSet, c *dispatch.Config) {
 	c.Version = version
-	fs.IntVar(&c.Workers, "dispatch-workers", 256, "requests in flight at most")
+	fs.IntVar(&c.Workers, "dispatch-workers", 256, "requests in flight at most, shared fairly between companies")
 	fs.IntVar(&c.PerWebhook, "dispatch-per-webhook", 16, "requests in flight at most for one webhook")
 	fs.IntVar(&c.MaxClaimed, "dispatch-max-claimed", 4096, "claimed deliveries held in memory at most (in flight and queued behind a webhook's cap)")
 	fs.IntVar(&c.ClaimBatch, "dispatch-claim-batch", 1024, "deliveries claimed at most by one query")

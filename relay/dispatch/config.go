@@ -132,6 +132,22 @@ type Config struct {
 // or hanging one never less than claimPerWebhook.
 func (c *Config) shareWindow() time.Duration { return c.Lease / 4 }
 
+// companyShare is how many claimed deliveries (running and queued) one company may hold when n
+// companies hold some: all but a quarter of MaxClaimed when it is alone (the quarter is kept for
+// the companies whose deliveries come due next, so their first claim finds room), else an equal
+// part, never below one claim's worth for a webhook. A company whose endpoints hang fills its
+// share and no more; an idle company's part is the busy ones'.
+func (c *Config) companyShare(n int) int {
+	if n <= 1 {
+		return max(1, c.MaxClaimed-c.MaxClaimed/4)
+	}
+	return max(c.claimPerWebhook, c.MaxClaimed/n)
+}
+
+// quickSend is how short a webhook's recent attempts must be, on average, for it to use the send
+// slots kept in reserve for other companies (see fairSlots): such a slot comes back within it.
+func (c *Config) quickSend() time.Duration { return min(time.Second, c.AttemptTimeout/10) }
+
 // maxQueueRounds caps the in-memory queue of one webhook at this many rounds of PerWebhook.
 const maxQueueRounds = 4
 

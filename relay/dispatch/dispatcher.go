@@ -29,7 +29,7 @@ type Dispatcher struct {
 	wake      chan struct{} // Wake: new deliveries
 	slotFreed chan struct{} // a worker finished while work was held back
 	results   chan outcome
-	sending   chan struct{} // a slot per request in flight: at most Workers
+	slots     *fairSlots // a slot per request in flight: at most Workers, shared fairly
 	claimSeq  atomic.Int64
 	replicaID string       // the prefix of this replica's claim tokens; see replica.go
 	rep       replicaState // heartbeat state shared with the claim loop and the workers
@@ -38,6 +38,7 @@ type Dispatcher struct {
 	busy       map[int64]*hookState // per webhook: running and queued jobs
 	rates      map[int64]*hookRate  // per webhook: observed send rate, sizing its share
 	total      int                  // running + queued jobs
+	held       map[string]int       // per company: running + queued jobs
 	heldBack   bool                 // the last claim could not take everything it might have
 	cache      map[int64]*cached
 	cacheEpoch int64 // bumped by a webhook-change notification
@@ -96,7 +97,8 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		wake:      make(chan struct{}, 1),
 		slotFreed: make(chan struct{}, 1),
 		results:   make(chan outcome, 2*cfg.Workers),
-		sending:   make(chan struct{}, cfg.Workers),
+		slots:     newFairSlots(cfg.Workers, cfg.quickSend()),
+		held:      map[string]int{},
 		busy:      map[int64]*hookState{},
 		rates:     map[int64]*hookRate{},
 		cache:     map[int64]*cached{},
@@ -258,23 +260,47 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 			shares[id] = sh
 		}
 	}
+	// Each company may hold its share of MaxClaimed; one at it is skipped, so the others'
+	// deliveries are found and claimed however many of its own are due before them.
+	var skipCos []string
+	rooms := make(map[string]int, len(d.held))
+	companyCap := d.cfg.companyShare(len(d.held))
+	newcomerCap := d.cfg.companyShare(len(d.held) + 1) // a company holding nothing yet
+	for co, held := range d.held {
+		if held >= companyCap {
+			skipCos = append(skipCos, co)
+			continue
+		}
+		rooms[co] = companyCap - held
+	}
 	d.mu.Unlock()
 	limit := min(free, d.cfg.ClaimBatch)
 	if limit <= 0 {
 		return false, nil
 	}
+	// A company's room below the limit needs the claim's per-company window (a slower
+	// statement, see Store.DispatchClaim); when the room is at least half a claim, a smaller
+	// claim does the same with the plain statement.
+	for _, room := range rooms {
+		if room < limit && 2*room >= limit {
+			limit = room
+		}
+	}
+	if newcomerCap < limit && 2*newcomerCap >= limit {
+		limit = newcomerCap
+	}
 	seq := d.claimSeq.Add(1)
 	token := d.replicaID + ":" + strconv.FormatInt(seq, 10)
 	claimed, err := d.st.DispatchClaim(ctx, store.ClaimParams{
 		Limit: limit, PerWebhook: d.cfg.claimPerWebhook, Lease: d.cfg.Lease, Token: token, SkipWebhooks: skip,
-		Shares: shares,
+		Shares: shares, SkipCompanies: skipCos, Rooms: rooms, PerCompany: newcomerCap,
 	})
 	if err != nil {
 		return false, fmt.Errorf("claim deliveries: %w", err)
 	}
 	if len(claimed) == 0 {
 		d.mu.Lock()
-		d.heldBack = len(skip) > 0
+		d.heldBack = len(skip) > 0 || len(skipCos) > 0
 		d.mu.Unlock()
 		return false, nil
 	}
@@ -323,6 +349,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 			d.rates[c.WebhookID] = &hookRate{since: now}
 		}
 		d.total++
+		d.held[c.CompanyID]++
 		if hs.running >= d.cfg.PerWebhook {
 			hs.queue = append(hs.queue, j)
 			continue
@@ -337,7 +364,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		}
 	}
 	more := len(claimed) == limit && d.cfg.MaxClaimed-d.total >= threshold
-	d.heldBack = len(claimed) == limit || len(skip) > 0 || capped
+	d.heldBack = len(claimed) == limit || len(skip) > 0 || len(skipCos) > 0 || capped
 	d.mu.Unlock()
 	for _, o := range direct {
 		d.results <- o
@@ -355,13 +382,16 @@ func (d *Dispatcher) work(ctx, sendCtx context.Context, workers *sync.WaitGroup,
 			// give it back unsent. The token decides, so a claim taken since is left alone.
 			d.results <- outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
 		} else {
-			d.sending <- struct{}{}
+			d.slots.acquire(j.c.CompanyID, j.c.WebhookID)
 			r := d.sender.send(sendCtx, j.w, j.cred, j.c.Payload, j.ids.Delivery(j.c.CompanyID, j.c.ID))
-			<-d.sending
+			d.slots.release(j.c.CompanyID, j.c.WebhookID, r.duration)
 			d.results <- d.outcomeOf(j, r)
 		}
 		d.mu.Lock()
 		d.total--
+		if d.held[j.c.CompanyID]--; d.held[j.c.CompanyID] == 0 {
+			delete(d.held, j.c.CompanyID)
+		}
 		if r := d.rates[j.c.WebhookID]; r != nil {
 			r.n++
 		}

@@ -36,6 +36,11 @@ type ClaimParams struct {
 	SkipWebhooks []int64       // webhooks to leave alone (at their in-flight cap)
 	// Shares overrides PerWebhook for some webhooks: at most Shares[id] deliveries of webhook id.
 	Shares map[int64]int
+	// PerCompany caps the deliveries of one company (0: Limit); Rooms overrides it for some
+	// companies, and SkipCompanies are left alone (at their share of the dispatcher's memory).
+	PerCompany    int
+	Rooms         map[string]int
+	SkipCompanies []string
 }
 
 // DispatchClaim leases due deliveries (FOR UPDATE SKIP LOCKED) joined with their events.
@@ -49,11 +54,43 @@ func (s *Store) DispatchClaim(ctx context.Context, p ClaimParams) ([]Claimed, er
 		shareIDs = append(shareIDs, id)
 		shareCounts = append(shareCounts, int64(n))
 	}
-	rows, err := s.q.DispatchClaim(ctx, dbsqlc.DispatchClaimParams{
-		SkipWebhookIds: p.SkipWebhooks, ScanLimit: int32(4 * p.Limit), PerWebhook: int64(p.PerWebhook),
-		ShareWebhookIds: shareIDs, ShareCounts: shareCounts,
-		MaxRows: int32(p.Limit), LeaseSeconds: p.Lease.Seconds(), LeaseToken: p.Token,
-	})
+	// The per-company cap costs a second window (a sort): the plain claim runs unless a company
+	// is to be skipped or has less room than the limit.
+	fair := len(p.SkipCompanies) > 0 || (p.PerCompany > 0 && p.PerCompany < p.Limit)
+	roomIDs := make([]string, 0, len(p.Rooms))
+	roomCounts := make([]int64, 0, len(p.Rooms))
+	for id, n := range p.Rooms {
+		roomIDs = append(roomIDs, id)
+		roomCounts = append(roomCounts, int64(n))
+		fair = fair || n < p.Limit
+	}
+	var rows []dbsqlc.DispatchClaimRow
+	var err error
+	if !fair {
+		rows, err = s.q.DispatchClaim(ctx, dbsqlc.DispatchClaimParams{
+			SkipWebhookIds: p.SkipWebhooks, ScanLimit: int32(4 * p.Limit), PerWebhook: int64(p.PerWebhook),
+			ShareWebhookIds: shareIDs, ShareCounts: shareCounts,
+			MaxRows: int32(p.Limit), LeaseSeconds: p.Lease.Seconds(), LeaseToken: p.Token,
+		})
+	} else {
+		if p.SkipCompanies == nil {
+			p.SkipCompanies = []string{}
+		}
+		if p.PerCompany <= 0 {
+			p.PerCompany = p.Limit
+		}
+		var fr []dbsqlc.DispatchClaimFairRow
+		fr, err = s.q.DispatchClaimFair(ctx, dbsqlc.DispatchClaimFairParams{
+			SkipWebhookIds: p.SkipWebhooks, SkipCompanyIds: p.SkipCompanies, ScanLimit: int32(4 * p.Limit),
+			PerWebhook: int64(p.PerWebhook), ShareWebhookIds: shareIDs, ShareCounts: shareCounts,
+			PerCompany: int64(p.PerCompany), RoomCompanyIds: roomIDs, RoomCounts: roomCounts,
+			MaxRows: int32(p.Limit), LeaseSeconds: p.Lease.Seconds(), LeaseToken: p.Token,
+		})
+		rows = make([]dbsqlc.DispatchClaimRow, len(fr))
+		for i, r := range fr {
+			rows[i] = dbsqlc.DispatchClaimRow(r)
+		}
+	}
 	if err != nil {
 		return nil, mapErr(err)
 	}

@@ -135,6 +135,137 @@ func (q *Queries) DispatchClaim(ctx context.Context, arg DispatchClaimParams) ([
 	return items, nil
 }
 
+const dispatchClaimFair = `-- name: DispatchClaimFair :many
+WITH cand AS (
+    SELECT d.id, d.company_id, d.webhook_id, d.next_attempt_at
+    FROM walhook.delivery d
+    WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+      AND (d.lease_until IS NULL OR d.lease_until < now())
+      AND d.webhook_id <> ALL ($1::bigint[])
+      AND d.company_id <> ALL ($2::text[])
+    ORDER BY d.next_attempt_at
+    LIMIT $3
+), ranked AS (
+    SELECT cand.id, cand.company_id, cand.webhook_id, cand.next_attempt_at,
+        row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
+    FROM cand
+), share AS (
+    SELECT unnest($4::bigint[]) AS webhook_id, unnest($5::bigint[]) AS n
+), shared AS (
+    SELECT ranked.id, ranked.company_id, ranked.next_attempt_at,
+        row_number() OVER (PARTITION BY ranked.company_id COLLATE "C" ORDER BY ranked.next_attempt_at, ranked.id) AS crn
+    FROM ranked LEFT JOIN share ON share.webhook_id = ranked.webhook_id
+    WHERE ranked.rn <= coalesce(share.n, $6::bigint)
+), room AS (
+    SELECT unnest($7::text[]) AS company_id, unnest($8::bigint[]) AS n
+), pick AS MATERIALIZED (
+    SELECT shared.id
+    FROM shared LEFT JOIN room ON room.company_id = shared.company_id
+    WHERE shared.crn <= coalesce(room.n, $9::bigint)
+    ORDER BY shared.next_attempt_at
+    LIMIT $10
+), locked AS (
+    SELECT l.id
+    FROM pick, LATERAL (
+        SELECT d.id, d.state, d.next_attempt_at, d.lease_until
+        FROM walhook.delivery d
+        WHERE d.id = pick.id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ) l
+    WHERE l.state = 'pending' AND l.next_attempt_at <= now()
+      AND (l.lease_until IS NULL OR l.lease_until < now())
+), claimed AS (
+    UPDATE walhook.delivery d
+    SET lease_until = now() + make_interval(secs => $11::float8), leased_by = $12::text
+    FROM locked
+    WHERE d.id = locked.id
+    RETURNING d.id, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
+)
+SELECT claimed.id, claimed.company_id, claimed.webhook_id, claimed.event_id, claimed.attempts,
+       claimed.attempts_base, claimed.resync_at,
+       (CASE WHEN row_number() OVER (PARTITION BY claimed.event_id) = 1 THEN e.payload END)::jsonb AS payload,
+       e.captured_at
+FROM claimed
+JOIN walhook.event e ON e.id = claimed.event_id
+`
+
+type DispatchClaimFairParams struct {
+	SkipWebhookIds  []int64
+	SkipCompanyIds  []string
+	ScanLimit       int32
+	ShareWebhookIds []int64
+	ShareCounts     []int64
+	PerWebhook      int64
+	RoomCompanyIds  []string
+	RoomCounts      []int64
+	PerCompany      int64
+	MaxRows         int32
+	LeaseSeconds    float64
+	LeaseToken      string
+}
+
+type DispatchClaimFairRow struct {
+	ID           int64
+	CompanyID    string
+	WebhookID    int64
+	EventID      int64
+	Attempts     int32
+	AttemptsBase int32
+	ResyncAt     *time.Time
+	Payload      json.RawMessage
+	CapturedAt   time.Time
+}
+
+// DispatchClaimFair is DispatchClaim with a per-company cap as well: of the picked deliveries at
+// most per_company per company (or its room, for the companies listed in room_company_ids), and
+// none of skip_company_ids, so that one company's flood or hanging endpoints cannot fill a batch
+// or the dispatcher's memory, and the other companies' deliveries are found and claimed in the
+// same statement. It costs a second window (a sort of the candidates by company), so the
+// dispatcher uses it only when some company is at or near its share (Store.DispatchClaim picks).
+func (q *Queries) DispatchClaimFair(ctx context.Context, arg DispatchClaimFairParams) ([]DispatchClaimFairRow, error) {
+	rows, err := q.db.Query(ctx, dispatchClaimFair,
+		arg.SkipWebhookIds,
+		arg.SkipCompanyIds,
+		arg.ScanLimit,
+		arg.ShareWebhookIds,
+		arg.ShareCounts,
+		arg.PerWebhook,
+		arg.RoomCompanyIds,
+		arg.RoomCounts,
+		arg.PerCompany,
+		arg.MaxRows,
+		arg.LeaseSeconds,
+		arg.LeaseToken,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []DispatchClaimFairRow{}
+	for rows.Next() {
+		var i DispatchClaimFairRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.CompanyID,
+			&i.WebhookID,
+			&i.EventID,
+			&i.Attempts,
+			&i.AttemptsBase,
+			&i.ResyncAt,
+			&i.Payload,
+			&i.CapturedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const dispatchEventInsert = `-- name: DispatchEventInsert :one
 INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
 VALUES ($1, $2, $3, $4, $5)

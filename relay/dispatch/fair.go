@@ -1,0 +1,193 @@
+package dispatch
+
+import (
+	"sync"
+	"time"
+)
+
+// fairSlots hands out the Workers send slots (requests in flight) fairly between companies, and
+// between the webhooks of a company; see "Fair shares" in the package documentation.
+//
+// A request that finds a slot it may take takes it at once (one mutex, no allocation). Otherwise
+// it waits in its webhook's FIFO, and each freed slot goes to the waiting company with the fewest
+// requests in flight (max-min fairness: a company below its share of Workers is served first)
+// and, within it, to its waiting webhooks in turn (round robin). Slots are never held idle while
+// someone may take them (work-conserving), except the reserve: the last `reserve` slots go only to
+// a company holding fewer than `reserve` in flight, or to a webhook whose recent attempts were
+// quick (so the slot comes back within `quick`). A company whose endpoints hang therefore holds at
+// most Workers−reserve slots, and another company's first requests start at once, without waiting
+// for the hanging ones to time out; a single busy company with quick endpoints still uses them all.
+type fairSlots struct {
+	mu      sync.Mutex
+	workers int
+	reserve int
+	quick   time.Duration
+	total   int // slots taken
+
+	companies map[string]*companySlots // companies with requests in flight or waiting
+	hooks     map[int64]*hookSlots     // webhooks seen lately: in flight, waiting, attempt durations
+	waiting   map[*companySlots]struct{}
+	nWaiting  int // waiters over all webhooks
+	pruned    time.Time
+}
+
+type companySlots struct {
+	inFlight int
+	ring     []*hookSlots // its webhooks with waiters, served in turn
+	next     int          // the ring position served next
+}
+
+type hookSlots struct {
+	company  string
+	inFlight int
+	waiters  []chan struct{} // FIFO; a waiter is granted its slot by a send (buffered 1)
+	inRing   bool
+	avg      time.Duration // moving average of attempt durations; 0: none yet
+	seen     time.Time
+}
+
+// hookForget is how long the attempt durations of a webhook with nothing in flight are kept.
+const hookForget = time.Minute
+
+func newFairSlots(workers int, quick time.Duration) *fairSlots {
+	reserve := 0
+	if workers >= 2 {
+		reserve = max(1, workers/8)
+	}
+	return &fairSlots{
+		workers: workers, reserve: reserve, quick: quick,
+		companies: map[string]*companySlots{}, hooks: map[int64]*hookSlots{},
+		waiting: map[*companySlots]struct{}{},
+	}
+}
+
+// may says whether webhook h of company c may take a free slot now. Called with s.mu held.
+func (s *fairSlots) may(c *companySlots, h *hookSlots) bool {
+	if s.total >= s.workers {
+		return false
+	}
+	if s.total < s.workers-s.reserve {
+		return true
+	}
+	return c.inFlight < s.reserve || (h.avg > 0 && h.avg <= s.quick)
+}
+
+// acquire waits for a send slot for a request of webhook hook of company. Every acquire is
+// followed by one release.
+func (s *fairSlots) acquire(company string, hook int64) {
+	s.mu.Lock()
+	c := s.companies[company]
+	if c == nil {
+		c = &companySlots{}
+		s.companies[company] = c
+	}
+	h := s.hooks[hook]
+	if h == nil {
+		h = &hookSlots{company: company}
+		s.hooks[hook] = h
+	}
+	if s.nWaiting == 0 && s.may(c, h) {
+		s.take(c, h)
+		s.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{}, 1)
+	h.waiters = append(h.waiters, ch)
+	s.nWaiting++
+	if !h.inRing {
+		h.inRing = true
+		c.ring = append(c.ring, h)
+		s.waiting[c] = struct{}{}
+	}
+	s.grant()
+	s.mu.Unlock()
+	<-ch
+}
+
+func (s *fairSlots) take(c *companySlots, h *hookSlots) {
+	s.total++
+	c.inFlight++
+	h.inFlight++
+}
+
+// release gives back the slot of a request of webhook hook of company that lasted took, and hands
+// freed slots to the waiters.
+func (s *fairSlots) release(company string, hook int64, took time.Duration) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, h := s.companies[company], s.hooks[hook]
+	s.total--
+	c.inFlight--
+	h.inFlight--
+	if h.avg == 0 {
+		h.avg = max(took, 1)
+	} else {
+		h.avg = (3*h.avg + took) / 4
+	}
+	h.seen = now
+	s.grant()
+	if c.inFlight == 0 && len(c.ring) == 0 {
+		delete(s.companies, company)
+	}
+	if now.Sub(s.pruned) >= hookForget {
+		s.pruned = now
+		for id, x := range s.hooks {
+			if x.inFlight == 0 && len(x.waiters) == 0 && now.Sub(x.seen) >= hookForget {
+				delete(s.hooks, id)
+			}
+		}
+	}
+}
+
+// grant hands free slots to waiters: the company with the fewest in flight first, its webhooks in
+// turn. Called with s.mu held.
+func (s *fairSlots) grant() {
+	for s.nWaiting > 0 && s.total < s.workers {
+		var best *companySlots
+		var bestHook int
+		for c := range s.waiting {
+			if best != nil && c.inFlight >= best.inFlight {
+				continue
+			}
+			if i := s.eligible(c); i >= 0 {
+				best, bestHook = c, i
+			}
+		}
+		if best == nil {
+			return // only the reserve is free, and no waiter may take it
+		}
+		h := best.ring[bestHook]
+		ch := h.waiters[0]
+		h.waiters[0] = nil
+		h.waiters = h.waiters[1:]
+		s.nWaiting--
+		s.take(best, h)
+		if len(h.waiters) == 0 {
+			h.waiters = nil
+			h.inRing = false
+			best.ring = append(best.ring[:bestHook], best.ring[bestHook+1:]...)
+		} else {
+			bestHook++
+		}
+		best.next = bestHook
+		if len(best.ring) == 0 {
+			best.next = 0
+			delete(s.waiting, best)
+		}
+		ch <- struct{}{}
+	}
+}
+
+// eligible returns the ring position of company c's next webhook in turn that may take a slot,
+// or -1. Called with s.mu held.
+func (s *fairSlots) eligible(c *companySlots) int {
+	n := len(c.ring)
+	for k := range n {
+		i := (c.next + k) % n
+		if s.may(c, c.ring[i]) {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,178 @@
+package dispatch_test
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+// hookFor creates an active webhook of another company on the test event.
+func (b *bundle) hookFor(t *testing.T, co, url string) webhook.Webhook {
+	t.Helper()
+	out, err := b.st.WebhookCreate(b.ctx, webhook.Webhook{
+		CompanyID: co, EventKey: eventKey, Name: fmt.Sprintf("hook %d", b.seq.Add(1)),
+		Method: webhook.MethodPost, URL: url, RawData: true, Active: true,
+	}, nil)
+	require.NoError(t, err)
+	return out
+}
+
+// enqueueFor stores an event of company co and a delivery of it to each webhook.
+func (b *bundle) enqueueFor(t *testing.T, co string, hooks ...int64) []int64 {
+	t.Helper()
+	n := b.seq.Add(1)
+	_, ids, err := b.st.Enqueue(b.ctx, webhook.Event{
+		SourceKey: fmt.Sprintf("test:%d", n), CompanyID: co, EventKey: eventKey,
+		Payload: envelope(n), OccurredAt: time.Now(),
+	}, hooks)
+	require.NoError(t, err)
+	require.Len(t, ids, len(hooks))
+	return ids
+}
+
+// concurrency counts requests in progress at a set of receivers, and the most seen at once.
+type concurrency struct{ now, peak atomic.Int64 }
+
+func (c *concurrency) enter() {
+	n := c.now.Add(1)
+	for {
+		p := c.peak.Load()
+		if n <= p || c.peak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
+// Company 1 has five webhooks whose endpoints hang until the attempt timeout (10 s) and a flood of
+// events for them; company 2 has one fast endpoint. With 8 workers, 2 per webhook, and room for
+// 16 claimed deliveries, company 1's hanging requests could take every worker and its queued
+// deliveries all the room; company 2's deliveries would then wait for the timeouts. With fair
+// shares, company 1 holds at most 7 workers and 12 claimed deliveries, and company 2's ten
+// deliveries all succeed while company 1's requests still hang (well within the 10 s timeout).
+func TestHangingCompanyDoesNotDelayAnother(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, err := b.st.CompanyCreate(b.ctx, "c2", "Company Two")
+	require.NoError(t, err)
+	cfg := testConfig()
+	cfg.AttemptTimeout = 10 * time.Second
+	cfg.Lease = time.Minute
+	cfg.Workers, cfg.PerWebhook = 8, 2
+	cfg.MaxClaimed, cfg.ClaimBatch = 16, 16
+	b.run(t, cfg)
+
+	release := make(chan struct{})
+	var hanging concurrency
+	var hooksA []int64
+	for range 5 {
+		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
+			hanging.enter()
+			defer hanging.now.Add(-1)
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		})
+		hooksA = append(hooksA, b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true}).ID)
+	}
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	fast := newReceiver(t, nil)
+	hookB := b.hookFor(t, "c2", fast.URL)
+
+	for range 40 {
+		b.enqueue(t, hooksA...)
+	}
+	require.Eventually(t, func() bool { return hanging.now.Load() == 7 }, waitFor, tick, "company 1 fills its share of the workers")
+
+	start := time.Now()
+	var ids []int64
+	for range 10 {
+		ids = append(ids, b.enqueueFor(t, "c2", hookB.ID)...)
+	}
+	for _, id := range ids {
+		b.waitState(t, id, webhook.DeliverySucceeded)
+	}
+	took := time.Since(start)
+	require.Less(t, took, cfg.AttemptTimeout/2, "company 2 waited for company 1's hanging requests")
+	require.EqualValues(t, 7, hanging.peak.Load(), "company 1's hanging requests never take the last worker")
+	require.EqualValues(t, 7, hanging.now.Load(), "company 1's requests were still hanging")
+	once.Do(func() { close(release) })
+}
+
+// The other side of fair shares: the reserve is not wasted. A single busy company whose endpoints
+// answer quickly keeps every worker busy.
+func TestBusyCompanyUsesAllWorkers(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cfg := testConfig()
+	cfg.AttemptTimeout = 5 * time.Second // a quick attempt is one under 500 ms
+	cfg.Workers, cfg.PerWebhook = 8, 4
+	b.run(t, cfg)
+	var c concurrency
+	var hooks []int64
+	for range 3 {
+		rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int64) {
+			c.enter()
+			defer c.now.Add(-1)
+			time.Sleep(50 * time.Millisecond)
+			w.WriteHeader(http.StatusOK)
+		})
+		hooks = append(hooks, b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true}).ID)
+	}
+	var ids []int64
+	for range 60 {
+		ids = append(ids, b.enqueue(t, hooks...)...)
+	}
+	for _, id := range ids {
+		b.waitState(t, id, webhook.DeliverySucceeded)
+	}
+	require.EqualValues(t, 8, c.peak.Load(), "the busy company used every worker")
+}
+
+// The claim takes at most a company's room, and nothing of a company at its share, so the
+// deliveries of a company that came due later are claimed in the same statement.
+func TestClaimPerCompany(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, err := b.st.CompanyCreate(b.ctx, "c2", "Company Two")
+	require.NoError(t, err)
+	rc := newReceiver(t, nil)
+	a1 := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
+	a2 := b.hook(t, webhook.Webhook{URL: rc.URL + "/2", RawData: true})
+	hb := b.hookFor(t, "c2", rc.URL+"/b")
+	for range 10 {
+		b.enqueue(t, a1.ID, a2.ID) // company 1's come due first
+	}
+	for range 3 {
+		b.enqueueFor(t, "c2", hb.ID)
+	}
+	count := func(cs []store.Claimed) map[string]int {
+		out := map[string]int{}
+		for _, c := range cs {
+			out[c.CompanyID]++
+		}
+		return out
+	}
+	claim := func(token string, p store.ClaimParams) map[string]int {
+		p.Limit, p.PerWebhook, p.Lease, p.Token = 20, 20, time.Minute, token
+		cs, err := b.st.DispatchClaim(b.ctx, p)
+		require.NoError(t, err)
+		for _, c := range cs {
+			require.NoError(t, b.st.DispatchRelease(b.ctx, []int64{c.ID}, []string{token}))
+		}
+		return count(cs)
+	}
+	require.Equal(t, map[string]int{company: 20}, claim("t:1", store.ClaimParams{}), "without a company cap the earliest 20 are company 1's")
+	require.Equal(t, map[string]int{company: 6, "c2": 3}, claim("t:2", store.ClaimParams{PerCompany: 6}))
+	require.Equal(t, map[string]int{company: 2, "c2": 3}, claim("t:3", store.ClaimParams{PerCompany: 6, Rooms: map[string]int{company: 2}}))
+	require.Equal(t, map[string]int{"c2": 3}, claim("t:4", store.ClaimParams{SkipCompanies: []string{company}}))
+}

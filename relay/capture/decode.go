@@ -201,7 +201,7 @@ func (d *decoder) change(relID uint32, op string, oldTuple *pglogrepl.TupleData,
 		sourceKey := fmt.Sprintf("wal:%016X:%d:%s", uint64(t.commitLSN), ordinal, et.Key)
 		t.add(store.CaptureEvent{
 			SourceKey: sourceKey, CompanyID: tenant, EventKey: et.Key, OccurredAt: t.commitTime,
-			Payload: envelope(d.ids.Event(sourceKey), et.Key, tenant, t.commitTime, data, previous),
+			Payload: envelope(d.ids, sourceKey, et.Key, tenant, t.commitTime, data, previous),
 		}, "table")
 	}
 	return nil
@@ -258,7 +258,7 @@ func (d *decoder) movedOut(t *txn, r *relation, ordinal int, et webhook.EventTyp
 	data := d.rowJSON(r, old, nil, !full)
 	t.add(store.CaptureEvent{
 		SourceKey: key, CompanyID: mv.from, EventKey: et.Key, OccurredAt: t.commitTime,
-		Payload: envelope(key, et.Key, mv.from, t.commitTime, data, nil),
+		Payload: envelope(d.ids, key, et.Key, mv.from, t.commitTime, data, nil),
 	}, "table")
 }
 
@@ -278,7 +278,7 @@ func (d *decoder) movedIn(t *txn, r *relation, ordinal int, et webhook.EventType
 	data := d.rowJSON(r, nu, old, false)
 	t.add(store.CaptureEvent{
 		SourceKey: key, CompanyID: to, EventKey: et.Key, OccurredAt: t.commitTime,
-		Payload: envelope(key, et.Key, to, t.commitTime, data, nil),
+		Payload: envelope(d.ids, key, et.Key, to, t.commitTime, data, nil),
 	}, "table")
 }
 
@@ -416,7 +416,7 @@ func outboxEvent(cat *catalog.Catalog, ids *store.PublicIDs, id int64, company, 
 	}
 	return store.CaptureEvent{
 		SourceKey: pos, CompanyID: company, EventKey: key, OccurredAt: at,
-		Payload: envelope(ids.Event(pos), key, company, at, compact(payload), nil),
+		Payload: envelope(ids, pos, key, company, at, compact(payload), nil),
 	}, nil
 }
 
@@ -483,7 +483,7 @@ func (d *decoder) message(ctx context.Context, m *pglogrepl.LogicalDecodingMessa
 	sourceKey += ":" + e.Event
 	t.add(store.CaptureEvent{
 		SourceKey: sourceKey, CompanyID: company, EventKey: e.Event, OccurredAt: t.commitTime,
-		Payload: envelope(d.ids.Event(sourceKey), e.Event, company, t.commitTime, compact(payload), nil),
+		Payload: envelope(d.ids, sourceKey, e.Event, company, t.commitTime, compact(payload), nil),
 	}, "message")
 	return standaloneOrNil(standalone, t), nil
 }
@@ -505,12 +505,13 @@ func compact(b []byte) []byte {
 	return appendRepairedJSON(make([]byte, 0, out.Len()), out.Bytes())
 }
 
-// envelope renders DESIGN §3's envelope. id is the event's id (store.PublicIDs.Event of its source
-// position: stable across replays and resyncs, opaque). previous is left out when nil.
-func envelope(id, eventKey, company string, at time.Time, data, previous []byte) []byte {
+// envelope renders DESIGN §3's envelope. Its id is ids.Event(sourceKey): stable across replays
+// and resyncs, and opaque (the source position is never put in the envelope itself). previous is
+// left out when nil.
+func envelope(ids *store.PublicIDs, sourceKey, eventKey, company string, at time.Time, data, previous []byte) []byte {
 	b := make([]byte, 0, 128+len(data)+len(previous))
 	b = append(b, `{"id":"`...)
-	b = append(b, id...)
+	b = append(b, ids.Event(sourceKey)...)
 	b = append(b, `","type":`...)
 	b = appendStringS(b, eventKey)
 	b = append(b, `,"company_id":`...)

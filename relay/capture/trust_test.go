@@ -375,4 +375,6 @@ func TestTenantMove(t *testing.T) {
 	// deliveries follow the events: each company's webhooks only
 	require.Equal(t, 0, f.count(t, `SELECT count(*) FROM walhook.delivery d JOIN walhook.webhook w ON w.id = d.webhook_id WHERE w.company_id <> d.company_id`))
 	require.Equal(t, 2*(2+1), f.count(t, `SELECT count(*) FROM walhook.delivery WHERE company_id = '1'`), "company 1: two webhooks on contact.created, one on contact.deleted")
+	// the events of a move carry opaque ids like every other, never their source position
+	require.Equal(t, 0, f.count(t, `SELECT count(*) FROM walhook.event WHERE payload->>'id' !~ '^evt_[0-9a-f]{32}$'`))
 }

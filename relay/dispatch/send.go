@@ -284,12 +284,12 @@ func discard(resp *http.Response) {
 }
 
 // secretValues lists the secrets an attempt of w holds, for redaction: the signing secrets, the
-// values of secret and Authorization headers, the credential's client secret, code and tokens,
-// and the access token used.
+// values of the headers history masks (webhook.Header.Masked: secret or credential-looking), the
+// credential's client secret, code and tokens, and the access token used.
 func secretValues(w *webhook.Webhook, cred *webhook.OAuthCredential, token string) []string {
 	out := []string{w.Secret, w.PreviousSecret, token}
 	for _, h := range w.Headers {
-		if h.Secret || strings.EqualFold(strings.TrimSpace(h.Key), "Authorization") {
+		if h.Masked() {
 			out = append(out, h.Value)
 		}
 	}

@@ -163,3 +163,15 @@ func (d *db) deleteContact(ctx context.Context, companyID, id int64) error {
 	}
 	return nil
 }
+
+// captured reports whether a publication includes hostapp.contacts: whether walhook, started
+// with this example's catalog, captures its writes (walhook keeps its publication to the tables
+// its catalog maps).
+func (d *db) captured(ctx context.Context) (bool, error) {
+	var ok bool
+	err := d.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication_tables WHERE schemaname = 'hostapp' AND tablename = 'contacts')`).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("look up publications: %w", err)
+	}
+	return ok, nil
+}

@@ -54,8 +54,11 @@ func TestHostApp(t *testing.T) {
 	dev := startDev(t, bin, dir)
 	pool, err := pgxpool.New(ctx, readFile(t, dir, "database_url"))
 	require.NoError(t, err)
+	defer pool.Close()
 	require.NoError(t, migrate(ctx, pool))
-	pool.Close()
+	captured, err := (&db{pool: pool}).captured(ctx)
+	require.NoError(t, err)
+	require.False(t, captured, "walhook dev with the demo catalog does not capture the application's table")
 	dev.stop(t)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -65,6 +68,9 @@ func TestHostApp(t *testing.T) {
 	require.NoError(t, err)
 	dev = startDev(t, bin, dir, "--catalog", catalog, "--frame-ancestors", origin)
 	walhookURL := "http://" + dev.addr
+	captured, err = (&db{pool: pool}).captured(ctx)
+	require.NoError(t, err)
+	require.True(t, captured, "with the example's catalog, walhook captures hostapp.contacts")
 
 	// The application, as `go run ./examples/hostapp --walhook-url … --walhook-dir …` runs it.
 	cfg, err := parseConfig([]string{"--walhook-url", walhookURL, "--walhook-dir", dir}, io.Discard)

@@ -129,6 +129,13 @@ func run(ctx context.Context, cfg config, ln net.Listener, stdout io.Writer) err
 		return err
 	}
 	a := &app{db: &db{pool: pool}, walhook: wh}
+	if ok, err := a.db.captured(ctx); err != nil {
+		return err
+	} else if !ok {
+		// The first run: walhook dev started before these tables existed, with the demo catalog.
+		fmt.Fprintf(stdout, "hostapp: walhook does not capture hostapp.contacts yet: restart walhook dev with this example's catalog,\n"+
+			"  go run ./cmd/walhook dev --catalog examples/hostapp/catalog.yaml --frame-ancestors http://%s   (make dev-hostapp)\n", ln.Addr())
+	}
 	// What an earlier run could not provision (walhook was down) goes in now; the pages retry too.
 	if err := a.provisionAll(ctx); err != nil {
 		fmt.Fprintf(stdout, "hostapp: walhook not reachable yet, companies are provisioned at their next visit: %v\n", err)

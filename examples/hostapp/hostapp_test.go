@@ -54,11 +54,11 @@ func TestHostApp(t *testing.T) {
 	dev := startDev(t, bin, dir)
 	pool, err := pgxpool.New(ctx, readFile(t, dir, "database_url"))
 	require.NoError(t, err)
-	defer pool.Close()
 	require.NoError(t, migrate(ctx, pool))
 	captured, err := (&db{pool: pool}).captured(ctx)
 	require.NoError(t, err)
 	require.False(t, captured, "walhook dev with the demo catalog does not capture the application's table")
+	pool.Close()
 	dev.stop(t)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -68,7 +68,10 @@ func TestHostApp(t *testing.T) {
 	require.NoError(t, err)
 	dev = startDev(t, bin, dir, "--catalog", catalog, "--frame-ancestors", origin)
 	walhookURL := "http://" + dev.addr
+	pool, err = pgxpool.New(ctx, readFile(t, dir, "database_url"))
+	require.NoError(t, err)
 	captured, err = (&db{pool: pool}).captured(ctx)
+	pool.Close()
 	require.NoError(t, err)
 	require.True(t, captured, "with the example's catalog, walhook captures hostapp.contacts")
 

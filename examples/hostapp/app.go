@@ -106,7 +106,7 @@ func (a *app) createCompany(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	http.Redirect(w, r, fmt.Sprintf("/companies/%d", id), http.StatusSeeOther)
+	toCompany(w, r, id)
 }
 
 // provision puts a company and its users into walhook, those not there yet: the company with the
@@ -167,6 +167,11 @@ type companyPage struct {
 	Errors   map[string]string
 	Contact  struct{ Name, Email string }
 	User     struct{ Email string }
+}
+
+// toCompany answers a form post with a redirect to the company's page (post, redirect, get).
+func toCompany(w http.ResponseWriter, r *http.Request, id int64) {
+	http.Redirect(w, r, "/companies/"+strconv.FormatInt(id, 10), http.StatusSeeOther)
 }
 
 func pathID(r *http.Request, name string) (int64, error) {
@@ -233,7 +238,7 @@ func (a *app) addContact(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	http.Redirect(w, r, fmt.Sprintf("/companies/%d", p.Company.ID), http.StatusSeeOther)
+	toCompany(w, r, p.Company.ID)
 }
 
 func (a *app) deleteContact(w http.ResponseWriter, r *http.Request) {
@@ -251,7 +256,7 @@ func (a *app) deleteContact(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	http.Redirect(w, r, fmt.Sprintf("/companies/%d", companyID), http.StatusSeeOther)
+	toCompany(w, r, companyID)
 }
 
 // addUser adds a teammate and provisions them into walhook as a member (role owner).
@@ -275,7 +280,7 @@ func (a *app) addUser(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	http.Redirect(w, r, fmt.Sprintf("/companies/%d", p.Company.ID), http.StatusSeeOther)
+	toCompany(w, r, p.Company.ID)
 }
 
 // settings is the application's settings screen: walhook's page in an iframe, opened on a

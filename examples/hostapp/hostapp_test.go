@@ -89,15 +89,15 @@ func TestHostApp(t *testing.T) {
 	})
 
 	// A form with a field missing writes nothing and names the field.
-	resp, body := post(t, origin+"/companies", url.Values{"name": {"Globex"}, "email": {"not an address"}})
-	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode)
-	require.Contains(t, body, "Enter one email address")
+	p := post(t, origin+"/companies", url.Values{"name": {"Globex"}, "email": {"not an address"}})
+	require.Equal(t, http.StatusUnprocessableEntity, p.status)
+	require.Contains(t, p.body, "Enter one email address")
 	require.Contains(t, out.String(), "hostapp is running on "+origin)
 
 	// Sign-up: the company and its owner, in the application and in walhook.
-	resp, body = post(t, origin+"/companies", url.Values{"name": {"Globex"}, "email": {"hank@globex.test"}})
-	require.Equal(t, http.StatusOK, resp.StatusCode, body)
-	require.Equal(t, "/companies/1", resp.Request.URL.Path, "the sign-up lands on the new company's page")
+	p = post(t, origin+"/companies", url.Values{"name": {"Globex"}, "email": {"hank@globex.test"}})
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	require.Equal(t, "/companies/1", p.path, "the sign-up lands on the new company's page")
 	plat, err := client.NewClientWithResponses(walhookURL, client.WithBearerToken(cfg.PlatformToken))
 	require.NoError(t, err)
 	got, err := plat.PlatformGetCompanyWithResponse(ctx, "1")
@@ -147,9 +147,9 @@ func TestHostApp(t *testing.T) {
 	rc.setSecret(t, *hook.JSON201.Secret)
 
 	// A contact added through the application's form is an INSERT; walhook sends it.
-	resp, body = post(t, origin+"/companies/1/contacts", url.Values{"name": {"Grace Hopper"}, "email": {"grace@globex.test"}})
-	require.Equal(t, http.StatusOK, resp.StatusCode, body)
-	require.Contains(t, body, "grace@globex.test")
+	p = post(t, origin+"/companies/1/contacts", url.Values{"name": {"Grace Hopper"}, "email": {"grace@globex.test"}})
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	require.Contains(t, p.body, "grace@globex.test")
 	e := rc.wait(t)
 	require.Equal(t, "contact.created", e.Type)
 	require.Equal(t, "1", e.CompanyID)
@@ -221,15 +221,22 @@ func readFile(t *testing.T, dir, name string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// page is an answer of the application, after redirects.
+type page struct {
+	status int
+	path   string // of the last request
+	body   string
+}
+
 // post submits a form as a browser does, following the redirect, and answers the last response.
-func post(t *testing.T, u string, form url.Values) (*http.Response, string) {
+func post(t *testing.T, u string, form url.Values) page {
 	t.Helper()
 	resp, err := http.PostForm(u, form)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return resp, string(b)
+	return page{status: resp.StatusCode, path: resp.Request.URL.Path, body: string(b)}
 }
 
 // settingsLink opens the settings screen and answers its iframe's src.

@@ -58,7 +58,7 @@ func main() {
 	}
 	if err == nil {
 		var ln net.Listener
-		if ln, err = net.Listen("tcp", cfg.Addr); err == nil {
+		if ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr); err == nil {
 			err = run(ctx, cfg, ln, os.Stdout)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -155,6 +156,54 @@ func TestHostApp(t *testing.T) {
 	require.Equal(t, "1", e.CompanyID)
 	require.Equal(t, "Grace Hopper", e.Data["name"])
 	require.Equal(t, "grace@globex.test", e.Data["email"])
+
+	// docs/integration.md's platform API commands, verbatim but for the address, against the
+	// same walhook: a company, its owner, a portal link.
+	runDocs(t, filepath.Dir(dir), dev.addr)
+}
+
+// runDocs runs the shell commands of docs/integration.md's sections 3 and 4 (the curl lines and
+// the PT= line, continuation lines joined) from root, where ./.walhook is, against addr. The
+// member id the owner's creation answers stands in for <member id>.
+func runDocs(t *testing.T, root, addr string) {
+	t.Helper()
+	b, err := os.ReadFile("../../docs/integration.md")
+	require.NoError(t, err)
+	_, doc, ok := strings.Cut(string(b), "\n## 3. ")
+	require.True(t, ok)
+	doc, _, ok = strings.Cut(doc, "\n## 5. ")
+	require.True(t, ok)
+	var lines []string
+	for _, block := range strings.Split(doc, "```sh\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		block = strings.ReplaceAll(block, "\\\n", "")
+		for _, l := range strings.Split(block, "\n") {
+			l = strings.TrimSpace(l)
+			if strings.HasPrefix(l, "curl ") || strings.HasPrefix(l, "PT=") {
+				lines = append(lines, strings.ReplaceAll(l, "localhost:8080", addr))
+			}
+		}
+	}
+	require.Len(t, lines, 4, "PT=, the company, its owner, the portal link:\n%s", doc)
+	require.True(t, strings.HasPrefix(lines[0], "PT=$(cat .walhook/platform_token)"))
+	sh := func(line string) []byte {
+		cmd := exec.Command("sh", "-c", lines[0]+" && "+line)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s: %s", line, out)
+		return out
+	}
+	var company, member map[string]any
+	require.NoError(t, json.Unmarshal(sh(lines[1]), &company))
+	require.Equal(t, "42", company["id"])
+	require.Equal(t, "Globex", company["name"])
+	require.NoError(t, json.Unmarshal(sh(lines[2]), &member))
+	require.Equal(t, "hank@globex.test", member["email"])
+	id, ok := member["id"].(float64)
+	require.True(t, ok, "the member's id: %v", member)
+	var link map[string]any
+	require.NoError(t, json.Unmarshal(sh(strings.ReplaceAll(lines[3], "<member id>", strconv.FormatFloat(id, 'f', 0, 64))), &link))
+	require.Contains(t, link["url"], "http://"+addr+"/#login=whl_")
 }
 
 // dev is a running `walhook dev`.

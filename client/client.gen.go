@@ -62,6 +62,7 @@ func (e AttemptTrigger) Valid() bool {
 // Defines values for AuditEntryObjectType.
 const (
 	AuditEntryObjectTypeApiToken        AuditEntryObjectType = "api_token"
+	AuditEntryObjectTypeCompany         AuditEntryObjectType = "company"
 	AuditEntryObjectTypeMember          AuditEntryObjectType = "member"
 	AuditEntryObjectTypeOauthCredential AuditEntryObjectType = "oauth_credential"
 	AuditEntryObjectTypeRole            AuditEntryObjectType = "role"
@@ -72,6 +73,8 @@ const (
 func (e AuditEntryObjectType) Valid() bool {
 	switch e {
 	case AuditEntryObjectTypeApiToken:
+		return true
+	case AuditEntryObjectTypeCompany:
 		return true
 	case AuditEntryObjectTypeMember:
 		return true
@@ -326,6 +329,7 @@ func (e TestPayload) Valid() bool {
 // Defines values for ListAuditParamsObjectType.
 const (
 	ListAuditParamsObjectTypeApiToken        ListAuditParamsObjectType = "api_token"
+	ListAuditParamsObjectTypeCompany         ListAuditParamsObjectType = "company"
 	ListAuditParamsObjectTypeMember          ListAuditParamsObjectType = "member"
 	ListAuditParamsObjectTypeOauthCredential ListAuditParamsObjectType = "oauth_credential"
 	ListAuditParamsObjectTypeRole            ListAuditParamsObjectType = "role"
@@ -336,6 +340,8 @@ const (
 func (e ListAuditParamsObjectType) Valid() bool {
 	switch e {
 	case ListAuditParamsObjectTypeApiToken:
+		return true
+	case ListAuditParamsObjectTypeCompany:
 		return true
 	case ListAuditParamsObjectTypeMember:
 		return true
@@ -470,11 +476,16 @@ type AttemptTrigger string
 
 // AuditEntry defines model for AuditEntry.
 type AuditEntry struct {
-	// Action created, updated, deleted, secret_rotated, delivery_resynced, deliveries_resynced, permissions_set, role_set, revoked
+	// Action created, updated, deleted, secret_rotated, delivery_resynced, deliveries_resynced, permissions_set, role_set, revoked; for the platform API also renamed, disabled, enabled (object_type company, object_id 0) and portal_link_created (member)
 	//
 	// Example: updated
-	Action *string    `json:"action,omitempty"`
-	At     *time.Time `json:"at,omitempty"`
+	Action *string `json:"action,omitempty"`
+
+	// Actor Who acted when it was not a member: platform:<token name> (or its prefix) for the platform API; null for a member (member_id)
+	//
+	// Example: platform:hostapp
+	Actor nullable.Nullable[string] `json:"actor,omitempty"`
+	At    *time.Time                `json:"at,omitempty"`
 
 	// Detail e.g. {"changed":["url","active"]} for an update; never secret values
 	Detail      *map[string]interface{}   `json:"detail,omitempty"`

@@ -89,35 +89,56 @@ func runMember(ctx context.Context, args []string, stdout io.Writer) error {
 	})
 }
 
-// runToken makes an API token. It expires after --ttl (default 90 days, the server's default
-// --token-max-lifetime); one that never expires is the operator's explicit choice, --no-expiry.
+// runToken makes an API token: a company member's, or with --platform the host application's
+// platform token (for /v1/platform; not tied to a company). It expires after --ttl (default 90
+// days, the server's default --token-max-lifetime); one that never expires is the operator's
+// explicit choice, --no-expiry.
 func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	var cfg commonConfig
 	var company, email, name string
 	var ttl time.Duration
-	var noExpiry bool
+	var noExpiry, platform bool
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	cfg.register(fs)
-	fs.StringVar(&company, "company", "", "company id (required)")
-	fs.StringVar(&email, "email", "", "email of the member the token speaks for (required)")
+	fs.StringVar(&company, "company", "", "company id (required for a member's token)")
+	fs.StringVar(&email, "email", "", "email of the member the token speaks for (required for a member's token)")
+	fs.BoolVar(&platform, "platform", false, "make a platform token (whp_…) for the host application's /v1/platform calls instead of a member's")
 	fs.StringVar(&name, "name", "cli", "a label for the token")
 	durationVar(fs, &ttl, "ttl", defaultTokenLifetime, "token lifetime")
 	fs.BoolVar(&noExpiry, "no-expiry", false, "make a token that never expires (instead of --ttl)")
 	verb, args := verbArgs(args)
-	if err := parseFlags(fs, args, "Usage: walhook token create --company ID --email EMAIL [--name N] [--ttl 720h | --no-expiry]"); err != nil {
+	if err := parseFlags(fs, args, "Usage: walhook token create --company ID --email EMAIL [--name N] [--ttl 720h | --no-expiry]\n       walhook token create --platform [--name N] [--ttl 720h | --no-expiry]"); err != nil {
 		return err
 	}
 	if verb == "" {
 		verb = fs.Arg(0)
 	}
 	if verb != "create" {
-		return errors.New("want: token create --company ID --email EMAIL")
+		return errors.New("want: token create --company ID --email EMAIL, or token create --platform")
 	}
-	if company == "" || email == "" {
-		return errors.New("--company and --email are required")
+	switch {
+	case platform && (company != "" || email != ""):
+		return errors.New("a platform token belongs to no company: give --platform without --company and --email")
+	case !platform && (company == "" || email == ""):
+		return errors.New("--company and --email are required (or --platform for a platform token)")
 	}
 	if ttl <= 0 && !noExpiry {
 		return errors.New("--ttl must be positive; a token that never expires needs --no-expiry")
+	}
+	if platform {
+		return withStore(ctx, cfg, func(st *store.Store) error {
+			var exp *time.Time
+			if !noExpiry {
+				t := time.Now().Add(ttl)
+				exp = &t
+			}
+			token, _, err := st.PlatformTokenCreate(ctx, name, exp)
+			if err != nil {
+				return fmt.Errorf("create platform token: %w", err)
+			}
+			_, err = fmt.Fprintln(stdout, token)
+			return err
+		})
 	}
 	return withStore(ctx, cfg, func(st *store.Store) error {
 		m, err := st.MemberGetByEmail(ctx, company, email)

@@ -85,6 +85,24 @@ func TestBootstrap(t *testing.T) {
 	require.Equal(t, "42", p.CompanyID)
 	require.True(t, p.IsOwner)
 	require.True(t, p.Can(webhook.PermManageWebhooks))
+
+	// A platform token belongs to no company, is printed once and authenticates as the platform.
+	pt, err := run(runToken, "create", "--platform", "--name", "hostapp", "--ttl", "24h")
+	require.NoError(t, err)
+	pt = strings.TrimSpace(pt)
+	require.True(t, strings.HasPrefix(pt, "whp_"), pt)
+	pp, err := store.New(pool, xtest.Keys()).PlatformAuthenticate(ctx, pt)
+	require.NoError(t, err)
+	require.Equal(t, "platform:hostapp", pp.Actor())
+	_, err = store.New(pool, xtest.Keys()).Authenticate(ctx, pt)
+	require.ErrorIs(t, err, store.ErrNotFound, "a platform token is no member's token")
+	var pexp *time.Time
+	require.NoError(t, pool.QueryRow(ctx, `SELECT expires_at FROM walhook.platform_token WHERE name = 'hostapp'`).Scan(&pexp))
+	require.WithinRange(t, *pexp, time.Now().Add(23*time.Hour), time.Now().Add(25*time.Hour))
+	_, err = run(runToken, "create", "--platform", "--company", "42", "--email", "owner@acme.test")
+	require.ErrorContains(t, err, "without --company and --email")
+	_, err = run(runToken, "create", "--platform", "--ttl", "0")
+	require.ErrorContains(t, err, "--no-expiry")
 }
 
 // TestKeysReseal: `walhook keys reseal` moves secrets sealed with an old key to the first key,

@@ -9,6 +9,7 @@ import (
 	"log"
 	"net/http"
 	"net/mail"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -113,13 +114,13 @@ func (a *app) createCompany(w http.ResponseWriter, r *http.Request) {
 // application's own id as external_id (the value in hostapp.contacts.company_id, the tenant
 // column), each user as a member with their role. It is idempotent: what is recorded as
 // provisioned is skipped.
-func (a *app) provision(ctx context.Context, companyID int64) error {
+func (a *app) provision(ctx context.Context, companyID string) error {
 	c, err := a.db.company(ctx, companyID)
 	if err != nil {
 		return err
 	}
 	if c.WalhookID == "" {
-		if c.WalhookID, err = a.walhook.createCompany(ctx, strconv.FormatInt(c.ID, 10), c.Name); err != nil {
+		if c.WalhookID, err = a.walhook.createCompany(ctx, c.ID, c.Name); err != nil {
 			return err
 		}
 		if err := a.db.setCompanyWalhookID(ctx, c.ID, c.WalhookID); err != nil {
@@ -153,7 +154,7 @@ func (a *app) provisionAll(ctx context.Context) error {
 	}
 	for _, c := range cs {
 		if err := a.provision(ctx, c.ID); err != nil {
-			return fmt.Errorf("provision company %d: %w", c.ID, err)
+			return fmt.Errorf("provision company %s: %w", c.ID, err)
 		}
 	}
 	return nil
@@ -170,8 +171,20 @@ type companyPage struct {
 }
 
 // toCompany answers a form post with a redirect to the company's page (post, redirect, get).
-func toCompany(w http.ResponseWriter, r *http.Request, id int64) {
-	http.Redirect(w, r, "/companies/"+strconv.FormatInt(id, 10), http.StatusSeeOther)
+func toCompany(w http.ResponseWriter, r *http.Request, id string) {
+	http.Redirect(w, r, "/companies/"+id, http.StatusSeeOther)
+}
+
+// uuidPattern is a company id as PostgreSQL writes a uuid.
+var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// pathCompany is the company id in the path; one that is not a UUID is a company that does not exist.
+func pathCompany(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if !uuidPattern.MatchString(id) {
+		return "", errNotFound
+	}
+	return id, nil
 }
 
 func pathID(r *http.Request, name string) (int64, error) {
@@ -183,7 +196,7 @@ func pathID(r *http.Request, name string) (int64, error) {
 }
 
 func (a *app) loadCompany(r *http.Request) (*companyPage, error) {
-	id, err := pathID(r, "id")
+	id, err := pathCompany(r)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +255,7 @@ func (a *app) addContact(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) deleteContact(w http.ResponseWriter, r *http.Request) {
-	companyID, err := pathID(r, "id")
+	companyID, err := pathCompany(r)
 	if err != nil {
 		fail(w, err)
 		return

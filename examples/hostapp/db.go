@@ -27,7 +27,7 @@ type db struct {
 }
 
 type company struct {
-	ID        int64
+	ID        string // a UUID
 	Name      string
 	WalhookID string // "" until provisioned
 	CreatedAt time.Time
@@ -35,7 +35,7 @@ type company struct {
 
 type user struct {
 	ID              int64
-	CompanyID       int64
+	CompanyID       string
 	Email           string
 	Role            string
 	WalhookMemberID int64 // 0 until provisioned
@@ -43,7 +43,7 @@ type user struct {
 
 type contact struct {
 	ID        int64
-	CompanyID int64
+	CompanyID string
 	Name      string
 	Email     string
 	CreatedAt time.Time
@@ -58,7 +58,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 func (d *db) companies(ctx context.Context) ([]company, error) {
-	rows, err := d.pool.Query(ctx, `SELECT id, name, coalesce(walhook_id, ''), created_at FROM hostapp.companies ORDER BY id`)
+	rows, err := d.pool.Query(ctx, `SELECT id::text, name, coalesce(walhook_id, ''), created_at FROM hostapp.companies ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list companies: %w", err)
 	}
@@ -69,45 +69,45 @@ func (d *db) companies(ctx context.Context) ([]company, error) {
 	return cs, nil
 }
 
-func (d *db) company(ctx context.Context, id int64) (company, error) {
+func (d *db) company(ctx context.Context, id string) (company, error) {
 	var c company
-	err := d.pool.QueryRow(ctx, `SELECT id, name, coalesce(walhook_id, ''), created_at FROM hostapp.companies WHERE id = $1`, id).
+	err := d.pool.QueryRow(ctx, `SELECT id::text, name, coalesce(walhook_id, ''), created_at FROM hostapp.companies WHERE id = $1::uuid`, id).
 		Scan(&c.ID, &c.Name, &c.WalhookID, &c.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, errNotFound
 	}
 	if err != nil {
-		return c, fmt.Errorf("get company %d: %w", id, err)
+		return c, fmt.Errorf("get company %s: %w", id, err)
 	}
 	return c, nil
 }
 
 // createCompany adds a company and its first user (the one who signed up) in one transaction.
-func (d *db) createCompany(ctx context.Context, name, email string) (int64, error) {
-	var id int64
+func (d *db) createCompany(ctx context.Context, name, email string) (string, error) {
+	var id string
 	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `INSERT INTO hostapp.companies (name) VALUES ($1) RETURNING id`, name).Scan(&id); err != nil {
+		if err := tx.QueryRow(ctx, `INSERT INTO hostapp.companies (name) VALUES ($1) RETURNING id::text`, name).Scan(&id); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO hostapp.users (company_id, email, role) VALUES ($1, $2, 'owner')`, id, email)
+		_, err := tx.Exec(ctx, `INSERT INTO hostapp.users (company_id, email, role) VALUES ($1::uuid, $2, 'owner')`, id, email)
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("create company: %w", err)
+		return "", fmt.Errorf("create company: %w", err)
 	}
 	return id, nil
 }
 
-func (d *db) setCompanyWalhookID(ctx context.Context, id int64, walhookID string) error {
-	if _, err := d.pool.Exec(ctx, `UPDATE hostapp.companies SET walhook_id = $2 WHERE id = $1`, id, walhookID); err != nil {
-		return fmt.Errorf("record walhook id of company %d: %w", id, err)
+func (d *db) setCompanyWalhookID(ctx context.Context, id, walhookID string) error {
+	if _, err := d.pool.Exec(ctx, `UPDATE hostapp.companies SET walhook_id = $2 WHERE id = $1::uuid`, id, walhookID); err != nil {
+		return fmt.Errorf("record walhook id of company %s: %w", id, err)
 	}
 	return nil
 }
 
-func (d *db) users(ctx context.Context, companyID int64) ([]user, error) {
-	rows, err := d.pool.Query(ctx, `SELECT id, company_id, email, role, coalesce(walhook_member_id, 0)
-		FROM hostapp.users WHERE company_id = $1 ORDER BY id`, companyID)
+func (d *db) users(ctx context.Context, companyID string) ([]user, error) {
+	rows, err := d.pool.Query(ctx, `SELECT id, company_id::text, email, role, coalesce(walhook_member_id, 0)
+		FROM hostapp.users WHERE company_id = $1::uuid ORDER BY id`, companyID)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -118,8 +118,8 @@ func (d *db) users(ctx context.Context, companyID int64) ([]user, error) {
 	return us, nil
 }
 
-func (d *db) addUser(ctx context.Context, companyID int64, email string) error {
-	if _, err := d.pool.Exec(ctx, `INSERT INTO hostapp.users (company_id, email) VALUES ($1, $2)
+func (d *db) addUser(ctx context.Context, companyID, email string) error {
+	if _, err := d.pool.Exec(ctx, `INSERT INTO hostapp.users (company_id, email) VALUES ($1::uuid, $2)
 		ON CONFLICT (company_id, email) DO NOTHING`, companyID, email); err != nil {
 		return fmt.Errorf("add user: %w", err)
 	}
@@ -133,9 +133,9 @@ func (d *db) setUserWalhookID(ctx context.Context, id, memberID int64) error {
 	return nil
 }
 
-func (d *db) contacts(ctx context.Context, companyID int64) ([]contact, error) {
-	rows, err := d.pool.Query(ctx, `SELECT id, company_id, name, coalesce(email, ''), created_at
-		FROM hostapp.contacts WHERE company_id = $1 ORDER BY id DESC LIMIT 100`, companyID)
+func (d *db) contacts(ctx context.Context, companyID string) ([]contact, error) {
+	rows, err := d.pool.Query(ctx, `SELECT id, company_id::text, name, coalesce(email, ''), created_at
+		FROM hostapp.contacts WHERE company_id = $1::uuid ORDER BY id DESC LIMIT 100`, companyID)
 	if err != nil {
 		return nil, fmt.Errorf("list contacts: %w", err)
 	}
@@ -148,8 +148,8 @@ func (d *db) contacts(ctx context.Context, companyID int64) ([]contact, error) {
 
 // addContact is an ordinary INSERT: walhook turns it into contact.created for the company's
 // webhooks, because catalog.yaml maps inserts into hostapp.contacts to that event.
-func (d *db) addContact(ctx context.Context, companyID int64, name, email string) error {
-	if _, err := d.pool.Exec(ctx, `INSERT INTO hostapp.contacts (company_id, name, email) VALUES ($1, $2, NULLIF($3, ''))`,
+func (d *db) addContact(ctx context.Context, companyID, name, email string) error {
+	if _, err := d.pool.Exec(ctx, `INSERT INTO hostapp.contacts (company_id, name, email) VALUES ($1::uuid, $2, NULLIF($3, ''))`,
 		companyID, name, email); err != nil {
 		return fmt.Errorf("add contact: %w", err)
 	}
@@ -157,8 +157,8 @@ func (d *db) addContact(ctx context.Context, companyID int64, name, email string
 }
 
 // deleteContact is an ordinary DELETE, which walhook sends as contact.deleted.
-func (d *db) deleteContact(ctx context.Context, companyID, id int64) error {
-	if _, err := d.pool.Exec(ctx, `DELETE FROM hostapp.contacts WHERE company_id = $1 AND id = $2`, companyID, id); err != nil {
+func (d *db) deleteContact(ctx context.Context, companyID string, id int64) error {
+	if _, err := d.pool.Exec(ctx, `DELETE FROM hostapp.contacts WHERE company_id = $1::uuid AND id = $2`, companyID, id); err != nil {
 		return fmt.Errorf("delete contact: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"html"
 	"io"
 	"net"
@@ -32,8 +33,9 @@ import (
 func TestMain(m *testing.M) { xtest.Main(m) }
 
 var (
-	adminLine = regexp.MustCompile(`Admin API\s+http://([0-9.:]+)/v1`)
-	iframeSrc = regexp.MustCompile(`<iframe id="walhook" title="Webhooks" src="([^"]+)"`)
+	adminLine  = regexp.MustCompile(`Admin API\s+http://([0-9.:]+)/v1`)
+	iframeSrc  = regexp.MustCompile(`<iframe id="walhook" title="Webhooks" src="([^"]+)"`)
+	contactRow = regexp.MustCompile(`<tr data-id="(\d+)"><td>Grace Hopper</td>`)
 )
 
 // TestHostApp runs the worked example end to end, the way docs/integration.md tells a developer
@@ -67,7 +69,7 @@ func TestHostApp(t *testing.T) {
 	origin := "http://" + ln.Addr().String()
 	catalog, err := filepath.Abs("catalog.yaml")
 	require.NoError(t, err)
-	dev = startDev(t, bin, dir, "--catalog", catalog, "--frame-ancestors", origin)
+	dev = startDev(t, bin, dir, devHostappFlags(t, catalog, origin)...)
 	walhookURL := "http://" + dev.addr
 	pool, err = pgxpool.New(ctx, readFile(t, dir, "database_url"))
 	require.NoError(t, err)
@@ -80,6 +82,7 @@ func TestHostApp(t *testing.T) {
 	cfg, err := parseConfig([]string{"--walhook-url", walhookURL, "--walhook-dir", dir}, io.Discard)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(cfg.PlatformToken, "whp_"), "the platform token walhook dev wrote")
+	require.Equal(t, "127.0.0.1:8090", cfg.Addr, "the address make dev-hostapp's --frame-ancestors names")
 	appCtx, stopApp := context.WithCancel(ctx)
 	out := &lockedBuffer{}
 	ran := make(chan error, 1)
@@ -140,13 +143,15 @@ func TestHostApp(t *testing.T) {
 	member, err := client.NewClientWithResponses(walhookURL, client.WithBearerToken(login.JSON200.Token))
 	require.NoError(t, err)
 	active, raw := true, true
-	hook, err := member.CreateWebhookWithResponse(ctx, client.WebhookInput{
-		Name: "CRM contacts", Url: rc.url, Method: "POST", Event: "contact.created", Active: &active, RawData: &raw,
-	})
-	require.NoError(t, err)
-	require.NotNil(t, hook.JSON201, "create webhook: %s", hook.Body)
-	require.NotNil(t, hook.JSON201.Secret)
-	rc.setSecret(t, *hook.JSON201.Secret)
+	for _, event := range []string{"contact.created", "contact.deleted"} {
+		hook, err := member.CreateWebhookWithResponse(ctx, client.WebhookInput{
+			Name: "CRM " + event, Url: rc.url + "/" + event, Method: "POST", Event: event, Active: &active, RawData: &raw,
+		})
+		require.NoError(t, err)
+		require.NotNil(t, hook.JSON201, "create webhook: %s", hook.Body)
+		require.NotNil(t, hook.JSON201.Secret)
+		rc.setSecret(t, "/hooks/"+event, *hook.JSON201.Secret)
+	}
 
 	// A contact added through the application's form is an INSERT; walhook sends it.
 	p = post(t, origin+"/companies/"+companyID+"/contacts", url.Values{"name": {"Grace Hopper"}, "email": {"grace@globex.test"}})
@@ -154,13 +159,43 @@ func TestHostApp(t *testing.T) {
 	require.Contains(t, p.body, "grace@globex.test")
 	e := rc.wait(t)
 	require.Equal(t, "contact.created", e.Type)
+	require.Equal(t, "/hooks/contact.created", e.path)
 	require.Equal(t, companyID, e.CompanyID)
 	require.Equal(t, "Grace Hopper", e.Data["name"])
+	require.Equal(t, "grace@globex.test", e.Data["email"])
+
+	// Deleting it through the page is a DELETE, sent as contact.deleted with the old row.
+	m := contactRow.FindStringSubmatch(p.body)
+	require.NotNil(t, m, "the contact is listed:\n%s", p.body)
+	p = post(t, origin+"/companies/"+companyID+"/contacts/"+m[1]+"/delete", nil)
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	require.NotContains(t, p.body, "grace@globex.test")
+	e = rc.wait(t)
+	require.Equal(t, "contact.deleted", e.Type)
+	require.Equal(t, "/hooks/contact.deleted", e.path)
+	require.Equal(t, companyID, e.CompanyID)
 	require.Equal(t, "grace@globex.test", e.Data["email"])
 
 	// docs/integration.md's platform API commands, verbatim but for the address, against the
 	// same walhook: a company, its owner, a portal link.
 	runDocs(t, filepath.Dir(dir), dev.addr)
+}
+
+// devHostappFlags is the walhook dev flags of the Makefile's dev-hostapp target, with the
+// catalog's absolute path and the test application's origin for http://127.0.0.1:8090.
+func devHostappFlags(t *testing.T, catalog, origin string) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../Makefile")
+	require.NoError(t, err)
+	_, recipe, ok := strings.Cut(string(b), "\ndev-hostapp:")
+	require.True(t, ok, "the Makefile has dev-hostapp")
+	_, recipe, _ = strings.Cut(recipe, "\n\t")
+	recipe, _, _ = strings.Cut(recipe, "\n")
+	_, args, ok := strings.Cut(recipe, "./cmd/walhook dev ")
+	require.True(t, ok, "dev-hostapp runs walhook dev: %s", recipe)
+	flags := strings.Fields(args)
+	require.Equal(t, []string{"--catalog", "examples/hostapp/catalog.yaml", "--frame-ancestors", "http://127.0.0.1:8090"}, flags)
+	return []string{"--catalog", catalog, "--frame-ancestors", origin}
 }
 
 // runDocs runs the shell commands of docs/integration.md's sections 3 and 4 (the curl lines and
@@ -306,33 +341,38 @@ func settingsLink(t *testing.T, u string) string {
 
 // envelope is the part of a delivered event the test reads.
 type envelope struct {
+	path      string         // where it was sent
 	Type      string         `json:"type"`
 	CompanyID string         `json:"company_id"`
 	Data      map[string]any `json:"data"`
 }
 
-// receiver is the company's webhook endpoint: it verifies each request with the stock Standard
-// Webhooks library and the webhook's secret, and keeps the envelopes that verify.
+// receiver is the company's webhook endpoints (url/<event>): it verifies each request with the
+// stock Standard Webhooks library and the secret of the webhook of its path, and keeps the
+// envelopes that verify.
 type receiver struct {
 	url string
 	mu  sync.Mutex
-	wh  *standardwebhooks.Webhook
+	wh  map[string]*standardwebhooks.Webhook // by path
 	got chan envelope
 	bad chan error
 }
 
 func newReceiver(t *testing.T) *receiver {
 	t.Helper()
-	rc := &receiver{got: make(chan envelope, 10), bad: make(chan error, 10)}
+	rc := &receiver{wh: map[string]*standardwebhooks.Webhook{}, got: make(chan envelope, 10), bad: make(chan error, 10)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		payload, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		rc.mu.Lock()
-		wh := rc.wh
+		wh := rc.wh[r.URL.Path]
 		rc.mu.Unlock()
-		if err == nil && wh != nil {
+		if err == nil && wh == nil {
+			err = errors.New("no webhook at " + r.URL.Path)
+		}
+		if err == nil {
 			err = wh.Verify(payload, r.Header)
 		}
-		var e envelope
+		e := envelope{path: r.URL.Path}
 		if err == nil {
 			err = json.Unmarshal(payload, &e)
 		}
@@ -345,16 +385,16 @@ func newReceiver(t *testing.T) *receiver {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(srv.Close)
-	rc.url = srv.URL + "/hooks/crm"
+	rc.url = srv.URL + "/hooks"
 	return rc
 }
 
-func (rc *receiver) setSecret(t *testing.T, secret string) {
+func (rc *receiver) setSecret(t *testing.T, path, secret string) {
 	t.Helper()
 	wh, err := standardwebhooks.NewWebhook(secret)
 	require.NoError(t, err)
 	rc.mu.Lock()
-	rc.wh = wh
+	rc.wh[path] = wh
 	rc.mu.Unlock()
 }
 

@@ -45,7 +45,8 @@ var (
 // signs up a company (provisioned into walhook with its owner through the platform API), opens
 // the settings screen, whose iframe's portal link signs in once and only once, subscribes a real
 // receiver with the token that sign-in gave, adds a contact through the form, and checks the
-// receiver got contact.created for that company, signed with the webhook's secret.
+// receiver got contact.created for that company, signed with the webhook's secret; then deletes
+// it (contact.deleted). Last, docs/integration.md's platform API commands run as written.
 func TestHostApp(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)

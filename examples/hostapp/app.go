@@ -309,6 +309,11 @@ func (a *app) settings(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	// Read again what provisioning recorded: walhook's ids of the company and its users.
+	if p.Company, err = a.db.company(r.Context(), p.Company.ID); err != nil {
+		fail(w, err)
+		return
+	}
 	if p.Users, err = a.db.users(r.Context(), p.Company.ID); err != nil {
 		fail(w, err)
 		return

@@ -177,6 +177,22 @@ func TestHostApp(t *testing.T) {
 	require.Equal(t, companyID, e.CompanyID)
 	require.Equal(t, "grace@globex.test", e.Data["email"])
 
+	// The application stopped after walhook took the company and its owner but before it recorded
+	// that: walhook answers 409 at the next provisioning, and the application takes what is there.
+	pool, err = pgxpool.New(ctx, readFile(t, dir, "database_url"))
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `UPDATE hostapp.companies SET walhook_id = NULL`)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE hostapp.users SET walhook_member_id = NULL`)
+	require.NoError(t, err)
+	settingsLink(t, origin+"/companies/"+companyID+"/settings")
+	var walhookID string
+	var memberID int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT c.walhook_id, u.walhook_member_id FROM hostapp.companies c JOIN hostapp.users u ON u.company_id = c.id`).Scan(&walhookID, &memberID))
+	require.Equal(t, companyID, walhookID)
+	require.Equal(t, members.JSON200.Items[0].Id, memberID)
+
 	// docs/integration.md's platform API commands, verbatim but for the address, against the
 	// same walhook: a company, its owner, a portal link.
 	runDocs(t, filepath.Dir(dir), dev.addr)

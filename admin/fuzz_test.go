@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -130,5 +133,49 @@ func FuzzThrottleClient(f *testing.F) {
 		}
 		th.fail(p)
 		_ = th.wait(p)
+	})
+}
+
+// FuzzPlatformInput: any body either is refused (400 while decoding, 422 naming a field) or is a
+// company and a member walhook can store as given: an external_id that is one trimmed line of
+// valid UTF-8 within the column's bounds (it must equal the tenant column byte for byte), a name
+// likewise, and an email with something on both sides of an @.
+func FuzzPlatformInput(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"Acme","external_id":"42"}`, `{"name":"A","external_id":" 42"}`, `{"name":"A","external_id":"a\u0000b"}`,
+		`{"email":"a@b.c","role":"owner"}`, `{"email":"a@b.c","name":"N","role":null}`, `{"email":"@x","role":""}`,
+		`{"external_id":7}`, `[]`, `null`, `{"email":"a@b.c","email":"d@e.f"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var co companyInput
+		if err := decodeBytes(raw, &co); err == nil {
+			if err := co.validate(); err != nil {
+				var ve *webhook.ValidationError
+				require.ErrorAs(t, err, &ve)
+				require.NotEmpty(t, ve.Fields)
+			} else {
+				for _, v := range []string{co.ExternalID, co.Name} {
+					require.True(t, utf8.ValidString(v))
+					require.NotEmpty(t, strings.TrimSpace(v))
+					require.LessOrEqual(t, utf8.RuneCountInString(v), maxCompanyText)
+					require.False(t, strings.ContainsFunc(v, unicode.IsControl))
+				}
+				require.Equal(t, strings.TrimSpace(co.ExternalID), co.ExternalID)
+			}
+		} else {
+			var p *problem
+			require.ErrorAs(t, err, &p)
+			require.Equal(t, 400, p.Status)
+		}
+		var m memberInput
+		if err := decodeBytes(raw, &m); err == nil && m.validate() == nil {
+			at := strings.LastIndexByte(m.Email, '@')
+			require.Positive(t, at)
+			require.Less(t, at, len(m.Email)-1)
+			require.False(t, strings.ContainsFunc(m.Email, unicode.IsSpace))
+			require.True(t, m.Role == nil || *m.Role != "")
+		}
 	})
 }

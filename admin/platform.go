@@ -163,18 +163,44 @@ func (s *Server) platformListCompanies(c *call) error {
 	return c.json(http.StatusOK, page)
 }
 
-func (s *Server) platformCreateCompany(c *call) error {
-	var in struct {
-		Name       string `json:"name"`
-		ExternalID string `json:"external_id"`
-	}
-	if err := c.decode(&in, false); err != nil {
-		return err
-	}
+// companyInput is the body of POST /v1/platform/companies.
+type companyInput struct {
+	Name       string `json:"name"`
+	ExternalID string `json:"external_id"`
+}
+
+func (in companyInput) validate() error {
 	e := &webhook.ValidationError{}
 	validateText(e, "name", in.Name, maxCompanyText)
 	validateExternalID(e, in.ExternalID)
-	if err := e.Err(); err != nil {
+	return e.Err()
+}
+
+// memberInput is the body of POST /v1/platform/companies/{id}/members.
+type memberInput struct {
+	Email string  `json:"email"`
+	Name  string  `json:"name"`
+	Role  *string `json:"role"`
+}
+
+func (in memberInput) validate() error {
+	e := &webhook.ValidationError{}
+	validateEmail(e, in.Email)
+	if in.Name != "" {
+		validateText(e, "name", in.Name, maxCompanyText)
+	}
+	if in.Role != nil && *in.Role == "" {
+		e.Add("role", "must be owner, a role of the company, or null for no role")
+	}
+	return e.Err()
+}
+
+func (s *Server) platformCreateCompany(c *call) error {
+	var in companyInput
+	if err := c.decode(&in, false); err != nil {
+		return err
+	}
+	if err := in.validate(); err != nil {
 		return err
 	}
 	var co store.Company
@@ -315,23 +341,11 @@ func (s *Server) platformCreateMember(c *call) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Email string  `json:"email"`
-		Name  string  `json:"name"`
-		Role  *string `json:"role"`
-	}
+	var in memberInput
 	if err := c.decode(&in, false); err != nil {
 		return err
 	}
-	e := &webhook.ValidationError{}
-	validateEmail(e, in.Email)
-	if in.Name != "" {
-		validateText(e, "name", in.Name, maxCompanyText)
-	}
-	if in.Role != nil && *in.Role == "" {
-		e.Add("role", "must be owner, a role of the company, or null for no role")
-	}
-	if err := e.Err(); err != nil {
+	if err := in.validate(); err != nil {
 		return err
 	}
 	var out store.Member

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,24 @@ func TestBootstrap(t *testing.T) {
 	require.ErrorContains(t, err, "without --company and --email")
 	_, err = run(runToken, "create", "--platform", "--ttl", "0")
 	require.ErrorContains(t, err, "--no-expiry")
+
+	// Listed without its secret, revoked by id, and then it no longer authenticates.
+	list, err := run(runToken, "list", "--platform")
+	require.NoError(t, err)
+	require.Contains(t, list, pt[:10])
+	require.Contains(t, list, "hostapp")
+	require.NotContains(t, list, pt)
+	var pid int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT id FROM walhook.platform_token WHERE name = 'hostapp'`).Scan(&pid))
+	out, err = run(runToken, "revoke", "--platform", "--id", strconv.FormatInt(pid, 10))
+	require.NoError(t, err)
+	require.Contains(t, out, "revoked")
+	_, err = store.New(pool, xtest.Keys()).PlatformAuthenticate(ctx, pt)
+	require.ErrorIs(t, err, store.ErrNotFound, "a revoked platform token")
+	_, err = run(runToken, "revoke", "--platform", "--id", strconv.FormatInt(pid, 10))
+	require.ErrorIs(t, err, store.ErrNotFound, "revoked twice")
+	_, err = run(runToken, "list")
+	require.ErrorContains(t, err, "--platform")
 }
 
 // TestKeysReseal: `walhook keys reseal` moves secrets sealed with an old key to the first key,

@@ -121,3 +121,29 @@ func (s *Store) RoleDelete(ctx context.Context, companyID string, id int64) erro
 	}
 	return nil
 }
+
+// PlatformTokenList lists every platform token (never their secrets).
+func (s *Store) PlatformTokenList(ctx context.Context) ([]PlatformToken, error) {
+	rows, err := s.q.PlatformTokenList(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]PlatformToken, len(rows))
+	for i, r := range rows {
+		out[i] = PlatformToken{ID: r.ID, Name: r.Name, Prefix: r.Prefix, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
+			LastUsedAt: r.LastUsedAt, RevokedAt: r.RevokedAt}
+	}
+	return out, nil
+}
+
+// PlatformTokenRevoke revokes a platform token; an unknown or already revoked one is ErrNotFound.
+func (s *Store) PlatformTokenRevoke(ctx context.Context, id int64) error {
+	n, err := s.q.PlatformTokenRevoke(ctx, id)
+	if err != nil {
+		return mapErr(err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

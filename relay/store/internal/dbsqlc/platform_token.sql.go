@@ -73,6 +73,61 @@ func (q *Queries) PlatformTokenCreate(ctx context.Context, arg PlatformTokenCrea
 	return i, err
 }
 
+const platformTokenList = `-- name: PlatformTokenList :many
+SELECT id, name, prefix, created_at, expires_at, last_used_at, revoked_at
+FROM walhook.platform_token ORDER BY id
+`
+
+type PlatformTokenListRow struct {
+	ID         int64
+	Name       string
+	Prefix     string
+	CreatedAt  time.Time
+	ExpiresAt  *time.Time
+	LastUsedAt *time.Time
+	RevokedAt  *time.Time
+}
+
+func (q *Queries) PlatformTokenList(ctx context.Context) ([]PlatformTokenListRow, error) {
+	rows, err := q.db.Query(ctx, platformTokenList)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []PlatformTokenListRow{}
+	for rows.Next() {
+		var i PlatformTokenListRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.Prefix,
+			&i.CreatedAt,
+			&i.ExpiresAt,
+			&i.LastUsedAt,
+			&i.RevokedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const platformTokenRevoke = `-- name: PlatformTokenRevoke :execrows
+UPDATE walhook.platform_token SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
+`
+
+func (q *Queries) PlatformTokenRevoke(ctx context.Context, id int64) (int64, error) {
+	result, err := q.db.Exec(ctx, platformTokenRevoke, id)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const platformTokenTouch = `-- name: PlatformTokenTouch :exec
 UPDATE walhook.platform_token SET last_used_at = now()
 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')

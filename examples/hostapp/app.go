@@ -110,6 +110,19 @@ func (a *app) createCompany(w http.ResponseWriter, r *http.Request) {
 	toCompany(w, r, id)
 }
 
+// walhookRole is the walhook role of one of the application's roles: its owners are walhook
+// owners (every permission: they manage webhooks), its readers members without a role, who see
+// the page but change nothing. ok is false for a role the application does not have.
+func walhookRole(role string) (walhook string, ok bool) {
+	switch role {
+	case "owner":
+		return "owner", true
+	case "reader":
+		return "", true
+	}
+	return "", false
+}
+
 // provision puts a company and its users into walhook, those not there yet: the company with the
 // application's own id as external_id (the value in hostapp.contacts.company_id, the tenant
 // column), each user as a member with their role. It is idempotent: what is recorded as
@@ -135,7 +148,8 @@ func (a *app) provision(ctx context.Context, companyID string) error {
 		if u.WalhookMemberID != 0 {
 			continue
 		}
-		memberID, err := a.walhook.addMember(ctx, c.WalhookID, u.Email, u.Role)
+		role, _ := walhookRole(u.Role) // the table's CHECK allows only the application's roles
+		memberID, err := a.walhook.addMember(ctx, c.WalhookID, u.Email, role)
 		if err != nil {
 			return err
 		}
@@ -167,7 +181,7 @@ type companyPage struct {
 	Contacts []contact
 	Errors   map[string]string
 	Contact  struct{ Name, Email string }
-	User     struct{ Email string }
+	User     struct{ Email, Role string }
 }
 
 // toCompany answers a form post with a redirect to the company's page (post, redirect, get).
@@ -272,20 +286,26 @@ func (a *app) deleteContact(w http.ResponseWriter, r *http.Request) {
 	toCompany(w, r, companyID)
 }
 
-// addUser adds a teammate and provisions them into walhook as a member (role owner).
+// addUser adds a teammate and provisions them into walhook as a member with their role.
 func (a *app) addUser(w http.ResponseWriter, r *http.Request) {
 	p, err := a.loadCompany(r)
 	if err != nil {
 		fail(w, err)
 		return
 	}
-	p.User.Email = strings.TrimSpace(r.PostFormValue("email"))
+	p.User.Email, p.User.Role = strings.TrimSpace(r.PostFormValue("email")), r.PostFormValue("role")
+	p.Errors = map[string]string{}
 	if !checkEmail(p.User.Email) {
-		p.Errors = map[string]string{"user_email": "Enter one email address, such as teammate@example.com."}
+		p.Errors["user_email"] = "Enter one email address, such as teammate@example.com."
+	}
+	if _, ok := walhookRole(p.User.Role); !ok {
+		p.Errors["user_role"] = "Choose owner or reader."
+	}
+	if len(p.Errors) > 0 {
 		render(w, http.StatusUnprocessableEntity, "company.html", p)
 		return
 	}
-	if err := a.db.addUser(r.Context(), p.Company.ID, p.User.Email); err != nil {
+	if err := a.db.addUser(r.Context(), p.Company.ID, p.User.Email, p.User.Role); err != nil {
 		fail(w, err)
 		return
 	}

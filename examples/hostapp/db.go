@@ -118,9 +118,9 @@ func (d *db) users(ctx context.Context, companyID string) ([]user, error) {
 	return us, nil
 }
 
-func (d *db) addUser(ctx context.Context, companyID, email string) error {
-	if _, err := d.pool.Exec(ctx, `INSERT INTO hostapp.users (company_id, email) VALUES ($1::uuid, $2)
-		ON CONFLICT (company_id, email) DO NOTHING`, companyID, email); err != nil {
+func (d *db) addUser(ctx context.Context, companyID, email, role string) error {
+	if _, err := d.pool.Exec(ctx, `INSERT INTO hostapp.users (company_id, email, role) VALUES ($1::uuid, $2, $3)
+		ON CONFLICT (company_id, email) DO NOTHING`, companyID, email, role); err != nil {
 		return fmt.Errorf("add user: %w", err)
 	}
 	return nil

@@ -36,6 +36,7 @@ var (
 	adminLine  = regexp.MustCompile(`Admin API\s+http://([0-9.:]+)/v1`)
 	iframeSrc  = regexp.MustCompile(`<iframe id="walhook" title="Webhooks" src="([^"]+)"`)
 	contactRow = regexp.MustCompile(`<tr data-id="(\d+)"><td>Grace Hopper</td>`)
+	userRow    = regexp.MustCompile(`<tr data-id="(\d+)"><td>ivy@globex.test</td><td>reader</td>`)
 )
 
 // TestHostApp runs the worked example end to end, the way docs/integration.md tells a developer
@@ -46,7 +47,9 @@ var (
 // the settings screen, whose iframe's portal link signs in once and only once, subscribes a real
 // receiver with the token that sign-in gave, adds a contact through the form, and checks the
 // receiver got contact.created for that company, signed with the webhook's secret; then deletes
-// it (contact.deleted). Last, docs/integration.md's platform API commands run as written.
+// it (contact.deleted). A reader teammate's link signs in without the right to create webhooks;
+// provisioning again after the application lost its record of it takes walhook's 409s as its
+// own. Last, docs/integration.md's platform API commands run as written.
 func TestHostApp(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
@@ -177,6 +180,27 @@ func TestHostApp(t *testing.T) {
 	require.Equal(t, companyID, e.CompanyID)
 	require.Equal(t, "grace@globex.test", e.Data["email"])
 
+	// A reader teammate: provisioned without a role, their own portal link signs them in to a
+	// page where they can look but not change.
+	p = post(t, origin+"/companies/"+companyID+"/users", url.Values{"email": {"ivy@globex.test"}, "role": {"reader"}})
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	m = userRow.FindStringSubmatch(p.body)
+	require.NotNil(t, m, "the teammate is listed:\n%s", p.body)
+	link = settingsLink(t, origin+"/companies/"+companyID+"/settings?user="+m[1])
+	login, err = anon.LoginWithResponse(ctx, client.LoginJSONRequestBody{Code: strings.TrimPrefix(link, prefix)})
+	require.NoError(t, err)
+	require.NotNil(t, login.JSON200, "the reader's portal link signs in: %s", login.Body)
+	reader, err := client.NewClientWithResponses(walhookURL, client.WithBearerToken(login.JSON200.Token))
+	require.NoError(t, err)
+	me, err := reader.GetMeWithResponse(ctx)
+	require.NoError(t, err)
+	require.NotNil(t, me.JSON200, "%s", me.Body)
+	require.Equal(t, "ivy@globex.test", *me.JSON200.Member.Email)
+	require.Empty(t, *me.JSON200.Permissions)
+	denied, err := reader.CreateWebhookWithResponse(ctx, client.WebhookInput{Name: "not mine", Url: rc.url + "/x", Method: "POST", Event: "contact.created"})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusForbidden, denied.StatusCode())
+
 	// The application stopped after walhook took the company and its owner but before it recorded
 	// that: walhook answers 409 at the next provisioning, and the application takes what is there.
 	pool, err = pgxpool.New(ctx, readFile(t, dir, "database_url"))
@@ -189,7 +213,7 @@ func TestHostApp(t *testing.T) {
 	settingsLink(t, origin+"/companies/"+companyID+"/settings")
 	var walhookID string
 	var memberID int64
-	require.NoError(t, pool.QueryRow(ctx, `SELECT c.walhook_id, u.walhook_member_id FROM hostapp.companies c JOIN hostapp.users u ON u.company_id = c.id`).Scan(&walhookID, &memberID))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT c.walhook_id, u.walhook_member_id FROM hostapp.companies c JOIN hostapp.users u ON u.company_id = c.id WHERE u.email = 'hank@globex.test'`).Scan(&walhookID, &memberID))
 	require.Equal(t, companyID, walhookID)
 	require.Equal(t, members.JSON200.Items[0].Id, memberID)
 

@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS hostapp.users (
     id                bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     company_id        uuid        NOT NULL REFERENCES hostapp.companies (id),
     email             text        NOT NULL CHECK (email LIKE '%_@_%'),
-    role              text        NOT NULL DEFAULT 'owner',
+    role              text        NOT NULL DEFAULT 'owner' CHECK (role IN ('owner', 'reader')), -- reader: walhook's page, read only
     walhook_member_id bigint,     -- the member's id in walhook, once provisioned
     created_at        timestamptz NOT NULL DEFAULT now(),
     UNIQUE (company_id, email)

@@ -70,10 +70,15 @@ func (p *platform) createCompany(ctx context.Context, externalID, name string) (
 	}
 }
 
-// addMember adds a member with a role name (owner, or a role of the company) and answers its
-// id; a member already there with that email is taken as it is.
+// addMember adds a member with a role name (owner, or a role of the company; "" for none: the
+// member can only read) and answers its id; a member already there with that email is taken as
+// it is.
 func (p *platform) addMember(ctx context.Context, companyID, email, role string) (int64, error) {
-	resp, err := p.c.PlatformCreateMemberWithResponse(ctx, companyID, client.PlatformMemberInput{Email: email, Role: nullable.NewNullableWithValue(role)})
+	in := client.PlatformMemberInput{Email: email}
+	if role != "" {
+		in.Role = nullable.NewNullableWithValue(role)
+	}
+	resp, err := p.c.PlatformCreateMemberWithResponse(ctx, companyID, in)
 	if err != nil {
 		return 0, fmt.Errorf("add walhook member: %w", err)
 	}

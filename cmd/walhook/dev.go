@@ -157,10 +157,16 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 			cluster.BinDir(), dbURL)
 	}
 	return serve(ctx, cfg, st, log, true, true, func(addr net.Addr) {
+		// The sign-in link is built like the platform API's portal links: --public-url when given.
+		base := "http://" + addr.String()
+		if cfg.admin.PublicURL != "" {
+			base = cfg.admin.PublicURL
+		}
+		loginLink := base + "/#login=" + loginCode
 		fmt.Fprintf(stdout, `
 walhook dev is running.
 
-  Web page       http://%[1]s/#login=%[11]s
+  Web page       %[11]s
                  (a one-time link that signs you in as the owner; valid for an hour, once)
   Admin API      http://%[1]s/v1   (health: http://%[1]s/healthz, metrics: http://%[1]s/metrics)
   Company        %[2]s (id %[3]s), owner %[4]s
@@ -178,7 +184,7 @@ walhook dev is running.
 %[13]s
 Ctrl-C stops walhook and its PostgreSQL; data stays in %[10]s.
 `, addr, devCompanyName, devCompanyID, devOwnerEmail, token, filepath.Join(dir, devTokenFile), dbURL,
-			filepath.Join(dir, devDBURLFile), cluster.BinDir(), dir, loginCode, catalogName, emitExample,
+			filepath.Join(dir, devDBURLFile), cluster.BinDir(), dir, loginLink, catalogName, emitExample,
 			platformToken, filepath.Join(dir, devPlatformFile))
 	})
 }

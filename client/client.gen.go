@@ -1563,10 +1563,11 @@ type ClientInterface interface {
 	// PlatformDisableCompany Disable a company (platform token)
 	//
 	// A disabled company's members cannot sign in (`POST /v1/login` answers 403) and their API
-	// tokens answer 403; no portal link can be made for them. Its webhooks are not delivered:
-	// events of the company are not fanned out to its webhooks while it is disabled, and
-	// deliveries already waiting are held (not failed) until it is enabled again. Nothing is
-	// deleted. Disabling a disabled company changes nothing.
+	// tokens answer 403; no portal link can be made for them. Its webhooks send nothing: its
+	// events are not fanned out to them while it is disabled (nor later), and a delivery made
+	// before fails when due without a request, its attempt saying the company is disabled (a
+	// member can resync it after enabling). Nothing is deleted. Disabling a disabled company
+	// changes nothing.
 	//
 	// Corresponds with POST /v1/platform/companies/{id}/disable (the `PlatformDisableCompany` operationId).
 	PlatformDisableCompany(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2345,10 +2346,11 @@ func (c *Client) PlatformRenameCompany(ctx context.Context, id CompanyID, body P
 // PlatformDisableCompany Disable a company (platform token)
 //
 // A disabled company's members cannot sign in (`POST /v1/login` answers 403) and their API
-// tokens answer 403; no portal link can be made for them. Its webhooks are not delivered:
-// events of the company are not fanned out to its webhooks while it is disabled, and
-// deliveries already waiting are held (not failed) until it is enabled again. Nothing is
-// deleted. Disabling a disabled company changes nothing.
+// tokens answer 403; no portal link can be made for them. Its webhooks send nothing: its
+// events are not fanned out to them while it is disabled (nor later), and a delivery made
+// before fails when due without a request, its attempt saying the company is disabled (a
+// member can resync it after enabling). Nothing is deleted. Disabling a disabled company
+// changes nothing.
 //
 // Corresponds with POST /v1/platform/companies/{id}/disable (the `PlatformDisableCompany` operationId).
 func (c *Client) PlatformDisableCompany(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5503,10 +5505,11 @@ type ClientWithResponsesInterface interface {
 	// PlatformDisableCompanyWithResponse Disable a company (platform token)
 	//
 	// A disabled company's members cannot sign in (`POST /v1/login` answers 403) and their API
-	// tokens answer 403; no portal link can be made for them. Its webhooks are not delivered:
-	// events of the company are not fanned out to its webhooks while it is disabled, and
-	// deliveries already waiting are held (not failed) until it is enabled again. Nothing is
-	// deleted. Disabling a disabled company changes nothing.
+	// tokens answer 403; no portal link can be made for them. Its webhooks send nothing: its
+	// events are not fanned out to them while it is disabled (nor later), and a delivery made
+	// before fails when due without a request, its attempt saying the company is disabled (a
+	// member can resync it after enabling). Nothing is deleted. Disabling a disabled company
+	// changes nothing.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -9697,10 +9700,11 @@ func (c *ClientWithResponses) PlatformRenameCompanyWithResponse(ctx context.Cont
 // PlatformDisableCompanyWithResponse Disable a company (platform token)
 //
 // A disabled company's members cannot sign in (`POST /v1/login` answers 403) and their API
-// tokens answer 403; no portal link can be made for them. Its webhooks are not delivered:
-// events of the company are not fanned out to its webhooks while it is disabled, and
-// deliveries already waiting are held (not failed) until it is enabled again. Nothing is
-// deleted. Disabling a disabled company changes nothing.
+// tokens answer 403; no portal link can be made for them. Its webhooks send nothing: its
+// events are not fanned out to them while it is disabled (nor later), and a delivery made
+// before fails when due without a request, its attempt saying the company is disabled (a
+// member can resync it after enabling). Nothing is deleted. Disabling a disabled company
+// changes nothing.
 //
 // Returns a wrapper object for the known response body format(s).
 //

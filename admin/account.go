@@ -96,6 +96,43 @@ func (s *Server) listEvents(c *call) error {
 	return c.json(http.StatusOK, page)
 }
 
+// eventFields answers the fields a parameter can select for a webhook subscribed to the events
+// of the query (events=a,b; at most webhook.MaxEvents, each once): those every one of them has
+// (webhook.CommonFields), which is what validation accepts. Retired events are named too, so the
+// form of a webhook that still has one shows its fields.
+func (s *Server) eventFields(c *call) error {
+	raw := c.r.URL.Query().Get("events")
+	if raw == "" {
+		return badRequest("events", "is required: a comma-separated list of trigger events")
+	}
+	keys := strings.Split(raw, ",")
+	if len(keys) > webhook.MaxEvents {
+		return badRequest("events", fmt.Sprintf("must have at most %d trigger events", webhook.MaxEvents))
+	}
+	types, err := s.store.EventTypeList(c.ctx)
+	if err != nil {
+		return err
+	}
+	byKey := make(map[string]webhook.EventType, len(types))
+	for _, t := range types {
+		byKey[t.Key] = t
+	}
+	sets := make([]webhook.FieldSet, len(keys))
+	seen := map[string]bool{}
+	for i, k := range keys {
+		t, ok := byKey[k]
+		switch {
+		case seen[k]:
+			return badRequest("events", fmt.Sprintf("duplicate trigger event %q", k))
+		case !ok:
+			return badRequest("events", fmt.Sprintf("unknown trigger event %q", k))
+		}
+		seen[k] = true
+		sets[i] = webhook.NewFieldSet(t.Sample)
+	}
+	return c.json(http.StatusOK, map[string]any{"events": keys, "items": webhook.CommonFields(sets...)})
+}
+
 func (s *Server) listRoles(c *call) error {
 	roles, err := s.store.RoleList(c.ctx, c.p.CompanyID)
 	if err != nil {

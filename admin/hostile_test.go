@@ -56,10 +56,10 @@ func TestHostileRequests(t *testing.T) {
 	acmeDelivery := e.newDelivery(hook, "failed", time.Now())
 	acmePub := e.pub("acme", acmeDelivery)
 	otherHook, err := e.st.WebhookCreate(e.ctx, webhook.Webhook{CompanyID: "other", Name: "other-hook",
-		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKey: "contact.created", RawData: true}, &e.otherM.ID)
+		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true}, &e.otherM.ID)
 	require.NoError(t, err)
 	_, err = e.st.WebhookCreate(e.ctx, webhook.Webhook{CompanyID: "other", Name: "other-hook-2",
-		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKey: "contact.created", RawData: true}, &e.otherM.ID)
+		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true}, &e.otherM.ID)
 	require.NoError(t, err)
 	otherCred := e.newOAuth("other", "other-cred")
 	otherDelivery := e.newDelivery(otherHook, "failed", time.Now())

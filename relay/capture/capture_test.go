@@ -96,7 +96,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	for _, key := range []string{"contact.created", "contact.created", "contact.updated", "contact.changed", "contact.deleted", "thing.created", "invoice.paid"} {
 		_, err := st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "1", Name: key, URL: "https://example.com/" + key,
-			Method: webhook.MethodPost, EventKey: key, RawData: true, Active: true}, nil)
+			Method: webhook.MethodPost, EventKeys: []string{key}, RawData: true, Active: true}, nil)
 		require.NoError(t, err)
 	}
 	b := make([]byte, 4)

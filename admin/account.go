@@ -101,13 +101,9 @@ func (s *Server) listEvents(c *call) error {
 // (webhook.CommonFields), which is what validation accepts. Retired events are named too, so the
 // form of a webhook that still has one shows its fields.
 func (s *Server) eventFields(c *call) error {
-	raw := c.r.URL.Query().Get("events")
-	if raw == "" {
-		return badRequest("events", "is required: a comma-separated list of trigger events")
-	}
-	keys := strings.Split(raw, ",")
-	if len(keys) > webhook.MaxEvents {
-		return badRequest("events", fmt.Sprintf("must have at most %d trigger events", webhook.MaxEvents))
+	keys, err := parseEventsQuery(c.r.URL.Query().Get("events"))
+	if err != nil {
+		return err
 	}
 	types, err := s.store.EventTypeList(c.ctx)
 	if err != nil {
@@ -118,19 +114,34 @@ func (s *Server) eventFields(c *call) error {
 		byKey[t.Key] = t
 	}
 	sets := make([]webhook.FieldSet, len(keys))
-	seen := map[string]bool{}
 	for i, k := range keys {
 		t, ok := byKey[k]
-		switch {
-		case seen[k]:
-			return badRequest("events", fmt.Sprintf("duplicate trigger event %q", k))
-		case !ok:
+		if !ok {
 			return badRequest("events", fmt.Sprintf("unknown trigger event %q", k))
 		}
-		seen[k] = true
 		sets[i] = webhook.NewFieldSet(t.Sample)
 	}
 	return c.json(http.StatusOK, map[string]any{"events": keys, "items": webhook.CommonFields(sets...)})
+}
+
+// parseEventsQuery reads the events query parameter: trigger events separated by commas, at most
+// webhook.MaxEvents, each once (400 naming events otherwise).
+func parseEventsQuery(raw string) ([]string, error) {
+	if raw == "" {
+		return nil, badRequest("events", "is required: a comma-separated list of trigger events")
+	}
+	keys := strings.Split(raw, ",")
+	if len(keys) > webhook.MaxEvents {
+		return nil, badRequest("events", fmt.Sprintf("must have at most %d trigger events", webhook.MaxEvents))
+	}
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		if seen[k] {
+			return nil, badRequest("events", fmt.Sprintf("duplicate trigger event %q", k))
+		}
+		seen[k] = true
+	}
+	return keys, nil
 }
 
 func (s *Server) listRoles(c *call) error {

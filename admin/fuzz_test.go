@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,5 +150,31 @@ func FuzzThrottleClient(f *testing.F) {
 		}
 		th.fail(p)
 		_ = th.wait(p)
+	})
+}
+
+// FuzzEventsQuery parses the events query of GET /v1/events/fields: a refusal is a 400 naming
+// events; an answer is 1 to MaxEvents keys, each once, that join back to the query.
+func FuzzEventsQuery(f *testing.F) {
+	for _, s := range []string{"contact.created", "contact.created,contact.updated", "", ",", "a,a", "a,,b", strings.Repeat("a,", 60)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		keys, err := parseEventsQuery(raw)
+		if err != nil {
+			var p *problem
+			require.ErrorAs(t, err, &p)
+			require.Equal(t, 400, p.Status)
+			require.Equal(t, "events", p.Errors[0].Field)
+			return
+		}
+		require.NotEmpty(t, keys)
+		require.LessOrEqual(t, len(keys), webhook.MaxEvents)
+		require.Equal(t, raw, strings.Join(keys, ","))
+		seen := map[string]bool{}
+		for _, k := range keys {
+			require.False(t, seen[k])
+			seen[k] = true
+		}
 	})
 }

@@ -471,7 +471,7 @@ func TestSeveralEvents(t *testing.T) {
 	f.waitEvents(t, 3)
 
 	rows, err := f.pool.Query(ctx, `SELECT d.event_key, e.payload->>'type' FROM walhook.delivery d
-		JOIN walhook.event e ON e.id = d.event_id WHERE d.webhook_id = $1 ORDER BY d.id`, multi.ID)
+		JOIN walhook.event e ON e.id = d.event_id WHERE d.webhook_id = $1 ORDER BY d.event_key`, multi.ID)
 	require.NoError(t, err)
 	var got [][2]string
 	for rows.Next() {

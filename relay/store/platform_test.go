@@ -60,7 +60,7 @@ func TestDisabledCompany(t *testing.T) {
 		owner   int64
 	}{{"a", ownerA.ID}, {"b", ownerB.ID}} {
 		w, err := s.WebhookCreate(ctx, webhook.Webhook{CompanyID: c.company, Name: "hook", URL: "https://x.example/hook",
-			Method: webhook.MethodPost, EventKey: "contact.created", RawData: true, Active: true}, &c.owner)
+			Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true, Active: true}, &c.owner)
 		require.NoError(t, err)
 		hookIDs = append(hookIDs, w.ID)
 	}

@@ -653,7 +653,7 @@ func (q *Queries) DispatchReleaseReplicas(ctx context.Context, replicaIds []stri
 }
 
 const dispatchWebhooks = `-- name: DispatchWebhooks :many
-SELECT w.id, w.company_id, w.name, w.url, w.method, w.event_key, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at, (c.disabled_at IS NOT NULL)::boolean AS company_disabled
+SELECT w.id, w.company_id, w.name, w.url, w.method, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at, w.event_keys, (c.disabled_at IS NOT NULL)::boolean AS company_disabled
 FROM walhook.webhook w JOIN walhook.company c ON c.id = w.company_id
 WHERE w.id = ANY($1::bigint[])
 `
@@ -680,7 +680,6 @@ func (q *Queries) DispatchWebhooks(ctx context.Context, ids []int64) ([]Dispatch
 			&i.WalhookWebhook.Name,
 			&i.WalhookWebhook.Url,
 			&i.WalhookWebhook.Method,
-			&i.WalhookWebhook.EventKey,
 			&i.WalhookWebhook.OauthID,
 			&i.WalhookWebhook.Headers,
 			&i.WalhookWebhook.SecretHeadersEnc,
@@ -699,6 +698,7 @@ func (q *Queries) DispatchWebhooks(ctx context.Context, ids []int64) ([]Dispatch
 			&i.WalhookWebhook.UpdatedBy,
 			&i.WalhookWebhook.CreatedAt,
 			&i.WalhookWebhook.UpdatedAt,
+			&i.WalhookWebhook.EventKeys,
 			&i.CompanyDisabled,
 		); err != nil {
 			return nil, err

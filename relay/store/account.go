@@ -15,7 +15,8 @@ type Company struct {
 	Name      string
 	CreatedAt time.Time
 	// DisabledAt is when the platform API disabled the company (nil: enabled). A disabled
-	// company's members cannot sign in or use tokens, and its new events reach no webhook.
+	// company's members cannot sign in or use tokens, its new events reach no webhook, and the
+	// relay sees its webhooks off (DispatchWebhooks).
 	DisabledAt *time.Time
 }
 

@@ -83,10 +83,17 @@ func (s *Store) CompanyRename(ctx context.Context, id, name string) (Company, er
 }
 
 // CompanySetDisabled disables or enables a company; disabling a disabled one keeps its
-// DisabledAt.
+// DisabledAt. The relay replicas are told (walhook_webhooks, at commit) to drop their cached
+// webhooks, which carry whether their company is disabled.
 func (s *Store) CompanySetDisabled(ctx context.Context, id string, disabled bool) (Company, error) {
 	r, err := s.q.CompanySetDisabled(ctx, dbsqlc.CompanySetDisabledParams{ID: id, Disabled: disabled})
-	return companyFrom(r), mapErr(err)
+	if err != nil {
+		return Company{}, mapErr(err)
+	}
+	if err := s.q.WebhooksChangedNotify(ctx); err != nil {
+		return Company{}, mapErr(err)
+	}
+	return companyFrom(r), nil
 }
 
 // MemberDelete removes a member of a company with their API tokens and sign-in codes.

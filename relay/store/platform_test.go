@@ -44,8 +44,9 @@ func TestPlatformToken(t *testing.T) {
 }
 
 // TestDisabledCompany: while a company is disabled its members' tokens say so, its sign-in codes
-// are refused without being spent, and its new events are stored but fanned out to no webhook;
-// another company's events are not affected, and once enabled the company's events fan out again.
+// are refused without being spent, its new events are stored but fanned out to no webhook, and
+// the relay sees its webhooks turned off (so deliveries already due are not sent); another
+// company is not affected, and once enabled everything works again.
 func TestDisabledCompany(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
@@ -53,14 +54,29 @@ func TestDisabledCompany(t *testing.T) {
 	seedCatalog(t, s)
 	_, ownerA := seedCompany(t, s, "a")
 	_, ownerB := seedCompany(t, s, "b")
+	var hookIDs []int64
 	for _, c := range []struct {
 		company string
 		owner   int64
 	}{{"a", ownerA.ID}, {"b", ownerB.ID}} {
-		_, err := s.WebhookCreate(ctx, webhook.Webhook{CompanyID: c.company, Name: "hook", URL: "https://x.example/hook",
-			Method: webhook.MethodPost, EventKey: "contact.created", RawData: true, Active: true}, &c.owner)
+		w, err := s.WebhookCreate(ctx, webhook.Webhook{CompanyID: c.company, Name: "hook", URL: "https://x.example/hook",
+			Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true, Active: true}, &c.owner)
 		require.NoError(t, err)
+		hookIDs = append(hookIDs, w.ID)
 	}
+	relaySees := func() map[string]bool {
+		hooks, err := s.DispatchWebhooks(ctx, hookIDs)
+		require.NoError(t, err)
+		out := map[string]bool{}
+		for _, h := range hooks {
+			out[h.CompanyID] = h.Active
+			if !h.Active {
+				require.Equal(t, store.CompanyDisabledReason, *h.DisabledReason)
+			}
+		}
+		return out
+	}
+	require.Equal(t, map[string]bool{"a": true, "b": true}, relaySees())
 	token, _, err := s.APITokenCreate(ctx, "a", ownerA.ID, "t", nil)
 	require.NoError(t, err)
 	code, err := s.LoginCodeCreate(ctx, "a", ownerA.ID, time.Hour)
@@ -90,6 +106,7 @@ func TestDisabledCompany(t *testing.T) {
 	require.Empty(t, res.UnknownCompany)
 	res = capture("b")
 	require.Equal(t, int64(1), res.Deliveries, "another company is not affected")
+	require.Equal(t, map[string]bool{"a": false, "b": true}, relaySees(), "the relay sees a disabled company's webhooks off")
 
 	co, err = s.CompanySetDisabled(ctx, "a", false)
 	require.NoError(t, err)
@@ -101,4 +118,5 @@ func TestDisabledCompany(t *testing.T) {
 	require.NoError(t, err, "the code refused while disabled was not spent")
 	res = capture("a")
 	require.Equal(t, int64(1), res.Deliveries, "enabled again, events fan out")
+	require.Equal(t, map[string]bool{"a": true, "b": true}, relaySees())
 }

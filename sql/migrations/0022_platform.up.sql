@@ -17,7 +17,8 @@ CREATE TABLE walhook.platform_token (
 );
 
 -- A disabled company (set by the platform API): its members cannot sign in or use their tokens,
--- and its new events are not fanned out to its webhooks. NULL: enabled.
+-- its new events are not fanned out to its webhooks, and the relay treats its webhooks as off.
+-- NULL: enabled.
 ALTER TABLE walhook.company ADD COLUMN disabled_at timestamptz;
 
 -- Who did an audited action when it was not a member: 'platform:<token name>' for the platform

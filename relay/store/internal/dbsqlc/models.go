@@ -232,7 +232,6 @@ type WalhookWebhook struct {
 	Name                    string
 	Url                     string
 	Method                  string
-	EventKey                string
 	OauthID                 *int64
 	Headers                 json.RawMessage
 	SecretHeadersEnc        []byte
@@ -251,4 +250,5 @@ type WalhookWebhook struct {
 	UpdatedBy               *int64
 	CreatedAt               time.Time
 	UpdatedAt               time.Time
+	EventKeys               []string
 }

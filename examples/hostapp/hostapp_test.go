@@ -149,7 +149,7 @@ func TestHostApp(t *testing.T) {
 	active, raw := true, true
 	for _, event := range []string{"contact.created", "contact.deleted"} {
 		hook, err := member.CreateWebhookWithResponse(ctx, client.WebhookInput{
-			Name: "CRM " + event, Url: rc.url + "/" + event, Method: "POST", Event: event, Active: &active, RawData: &raw,
+			Name: "CRM " + event, Url: rc.url + "/" + event, Method: "POST", Events: &client.EventKeys{event}, Active: &active, RawData: &raw,
 		})
 		require.NoError(t, err)
 		require.NotNil(t, hook.JSON201, "create webhook: %s", hook.Body)
@@ -197,7 +197,7 @@ func TestHostApp(t *testing.T) {
 	require.NotNil(t, me.JSON200, "%s", me.Body)
 	require.Equal(t, "ivy@globex.test", *me.JSON200.Member.Email)
 	require.Empty(t, *me.JSON200.Permissions)
-	denied, err := reader.CreateWebhookWithResponse(ctx, client.WebhookInput{Name: "not mine", Url: rc.url + "/x", Method: "POST", Event: "contact.created"})
+	denied, err := reader.CreateWebhookWithResponse(ctx, client.WebhookInput{Name: "not mine", Url: rc.url + "/x", Method: "POST", Events: &client.EventKeys{"contact.created"}})
 	require.NoError(t, err)
 	require.Equal(t, http.StatusForbidden, denied.StatusCode())
 

@@ -1,6 +1,6 @@
 // Add / Edit Webhook: every field of the product's form, Test with the response inline, Save.
 
-import { h, field, option, switchInput, errId, pretty, MASK } from './dom.js';
+import { h, field, option, switchInput, errId, pretty, MASK, openDialog } from './dom.js';
 import { showErrors, clearErrors } from './form.js';
 import { oauthForm } from './oauth.js';
 
@@ -246,7 +246,7 @@ export async function webhookForm(ctx, id) {
 
   async function newOAuth() {
     const dlg = h('dialog', { 'aria-labelledby': 'oauth-dlg-title', id: 'oauth-dialog' });
-    const done = () => { dlg.close(); dlg.remove(); };
+    const done = () => dlg.close();
     const f = await oauthForm(ctx, null, {
       onSaved: async (c) => {
         credList = (await ctx.api('GET', '/oauth')).items;
@@ -259,10 +259,7 @@ export async function webhookForm(ctx, id) {
       onCancel: done,
     });
     dlg.append(h('div', { class: 'dialog-body' }, h('h2', { id: 'oauth-dlg-title' }, 'Add OAuth'), f));
-    dlg.addEventListener('cancel', () => setTimeout(() => dlg.remove()));
-    document.body.append(dlg);
-    dlg.showModal();
-    dlg.querySelector('input').focus();
+    openDialog(dlg, { focus: dlg.querySelector('input') });
   }
 
   const title = id ? (ro ? 'Webhook' : 'Edit Webhook') : 'Add Webhook';

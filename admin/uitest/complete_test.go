@@ -189,11 +189,13 @@ func TestWebPageComplete(t *testing.T) {
 	b.visible(dr)
 	b.axe("history")
 	b.labelled("history")
+	b.tabOrder("history")
 	b.reachable("history at 1366×768", `#deliveries td.actions a, #deliveries td.actions button, .page-actions a, .page-actions button`)
 	b.click(dr + ` a[aria-label^="Details of delivery"]`)
 	b.visible("#payload")
 	b.axe("delivery")
 	b.labelled("delivery")
+	b.tabOrder("delivery")
 
 	// OAuth: the list, the form with extra parameters (add, remove, saved, shown again).
 	b.click(`nav a[href="#/oauth"]`)
@@ -235,6 +237,7 @@ func TestWebPageComplete(t *testing.T) {
 	require.Equal(t, mask, cred["client_secret"])
 	b.axe("OAuth list")
 	b.labelled("OAuth list")
+	b.tabOrder("OAuth list")
 	b.reachable("OAuth list at 1366×768", `#oauth td.actions a, #oauth td.actions button, #add-oauth-top`)
 	b.click(`a[aria-label="Edit Partner OAuth"]`)
 	b.visible("#oauth-form")

@@ -276,6 +276,16 @@ func TestWebPageComplete(t *testing.T) {
 	b.open("#/oauth")
 	b.visible("#oauth")
 	b.reachable("OAuth list at 390×844", `#oauth td.actions a, #oauth td.actions button`)
+	b.open("#/oauth/" + cid)
+	b.visible("#oauth-form")
+	b.reachable("OAuth form at 390×844", `#oauth-form input, #oauth-form select, #oauth-form button`)
+	b.open("#/permissions")
+	b.visible("#role-form")
+	b.reachable("permissions at 390×844", `main input, main select, main button`)
+	b.open("#/webhooks/" + id1 + "/history")
+	b.click(dr + ` a[aria-label^="Details of delivery"]`)
+	b.visible("#payload")
+	b.reachable("delivery at 390×844", `.page-actions a, .page-actions button, #attempts summary`)
 	b.viewport(1366, 768)
 
 	// Deleting the last webhook leaves the empty state: a clear message and the Add button.

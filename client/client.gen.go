@@ -696,7 +696,9 @@ type OAuthInput struct {
 	ClientSecret *string `json:"client_secret,omitempty"`
 
 	// Code Write-only (authorization_code grant)
-	Code        *string `json:"code,omitempty"`
+	Code *string `json:"code,omitempty"`
+
+	// ExtraParams More parameters of the token request (audience, resource, …); given, it replaces the whole list. Not secret: stored and returned as given, so secrets go in client_secret, code or refresh_token. A key may not be one of those named fields.
 	ExtraParams *[]struct {
 		Key   *string `json:"key,omitempty"`
 		Value *string `json:"value,omitempty"`

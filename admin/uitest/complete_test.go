@@ -143,6 +143,7 @@ func TestWebPageComplete(t *testing.T) {
 	b.press(kb.Enter)
 	b.visible("#confirm-dialog")
 	require.Equal(t, "confirm-cancel", b.focused(), "focus moves into the dialog")
+	require.Contains(t, b.eval(`document.getElementById(document.getElementById('confirm-dialog').getAttribute('aria-describedby')).textContent`), "“Orders sync” and its history will be deleted", "the dialog is described by its message")
 	b.axe("delete confirmation")
 	b.press(kb.Escape)
 	b.until("the dialog closed", `document.getElementById('confirm-dialog') === null`, 5*time.Second)

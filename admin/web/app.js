@@ -252,10 +252,10 @@ function notFoundPage() {
 export function confirmDialog({ title, message, ok = 'Confirm', danger = false }) {
   return new Promise((resolve) => {
     const titleId = 'dlg-title-' + Math.random().toString(36).slice(2);
-    const dlg = h('dialog', { class: 'small', 'aria-labelledby': titleId, id: 'confirm-dialog' },
+    const dlg = h('dialog', { class: 'small', 'aria-labelledby': titleId, 'aria-describedby': titleId + '-msg', id: 'confirm-dialog' },
       h('form', { method: 'dialog', class: 'dialog-body' },
         h('h2', { id: titleId }, title),
-        h('p', {}, message),
+        h('p', { id: titleId + '-msg' }, message),
         h('div', { class: 'dialog-actions' },
           h('button', { value: 'cancel', id: 'confirm-cancel' }, 'Cancel'),
           h('button', { value: 'ok', class: danger ? 'danger' : 'primary', id: 'confirm-ok' }, ok))));

@@ -226,7 +226,9 @@ func TestReplayWindow(t *testing.T) {
 	body := func(mode string) map[string]any {
 		return map[string]any{"mode": mode, "since": now.Add(-11 * day), "until": now.Add(time.Minute)}
 	}
-	count := func(mode string) float64 { return e.must(200, "POST", preview, e.manager, body(mode))["count"].(float64) }
+	count := func(mode string) float64 {
+		return e.must(200, "POST", preview, e.manager, body(mode))["count"].(float64)
+	}
 	deliveries := func() map[int64]string {
 		out := map[int64]string{}
 		rows, err := e.pool.Query(e.ctx, `SELECT event_id, state FROM walhook.delivery WHERE webhook_id = $1`, w.ID)

@@ -151,11 +151,12 @@ WHERE id IN (
 -- name: DeliveriesChangedNotify :exec
 SELECT pg_notify('walhook_deliveries', '');
 
--- EventLatestPayload is the envelope of a company's newest event of a type, for test sends.
+-- EventLatestPayload is the envelope of a company's newest event of a type, for test sends
+-- (event_company_key_time_idx, read backwards).
 -- name: EventLatestPayload :one
 SELECT payload FROM walhook.event
 WHERE company_id = @company_id AND event_key = @event_key
-ORDER BY id DESC
+ORDER BY occurred_at DESC, id DESC
 LIMIT 1;
 
 -- Replay a window: send again the events of a webhook's trigger events (event_keys, one array
@@ -164,8 +165,8 @@ LIMIT 1;
 --   all         every such event, except those with a delivery already pending (not queued twice);
 --   failed      the events whose delivery to this webhook ended failed;
 --   never_sent  the events with no delivery to this webhook.
--- The events are read through event_company_key_time_idx; a delivery through UNIQUE
--- (event_id, webhook_id).
+-- The events are read through event_company_key_time_idx (migration 0021); a delivery through
+-- UNIQUE (event_id, webhook_id).
 
 -- DeliveryReplayCount counts, up to max_rows, what a replay of mode would queue; changes nothing.
 -- name: DeliveryReplayCount :one

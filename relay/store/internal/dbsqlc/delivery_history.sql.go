@@ -501,8 +501,8 @@ type DeliveryReplayCountParams struct {
 //	failed      the events whose delivery to this webhook ended failed;
 //	never_sent  the events with no delivery to this webhook.
 //
-// The events are read through event_company_key_time_idx; a delivery through UNIQUE
-// (event_id, webhook_id).
+// The events are read through event_company_key_time_idx (migration 0021); a delivery through
+// UNIQUE (event_id, webhook_id).
 // DeliveryReplayCount counts, up to max_rows, what a replay of mode would queue; changes nothing.
 func (q *Queries) DeliveryReplayCount(ctx context.Context, arg DeliveryReplayCountParams) (int64, error) {
 	row := q.db.QueryRow(ctx, deliveryReplayCount,
@@ -670,7 +670,7 @@ func (q *Queries) DeliveryResyncFailed(ctx context.Context, arg DeliveryResyncFa
 const eventLatestPayload = `-- name: EventLatestPayload :one
 SELECT payload FROM walhook.event
 WHERE company_id = $1 AND event_key = $2
-ORDER BY id DESC
+ORDER BY occurred_at DESC, id DESC
 LIMIT 1
 `
 
@@ -679,7 +679,8 @@ type EventLatestPayloadParams struct {
 	EventKey  string
 }
 
-// EventLatestPayload is the envelope of a company's newest event of a type, for test sends.
+// EventLatestPayload is the envelope of a company's newest event of a type, for test sends
+// (event_company_key_time_idx, read backwards).
 func (q *Queries) EventLatestPayload(ctx context.Context, arg EventLatestPayloadParams) (json.RawMessage, error) {
 	row := q.db.QueryRow(ctx, eventLatestPayload, arg.CompanyID, arg.EventKey)
 	var payload json.RawMessage

@@ -19,6 +19,11 @@
 -- answered (scan_end) with how many rows were scanned, so the caller can tell "no more rows" from
 -- "stopped looking here" and continue from there. Without a text filter the caller passes
 -- scan_rows = max_rows and every scanned row matches.
+--
+-- Run as an unnamed statement (store.customPlan): with NULL filters folded away by the planner it
+-- reads delivery_webhook_time_idx newest first and stops at the LIMIT. A generic plan of a
+-- prepared statement cannot fold them, estimates one row and reads the webhook's whole history,
+-- or the whole table, before sorting (measured: 100,000 rows read for a first page of 51).
 -- name: DeliveryHistoryList :many
 WITH scanned AS (
     SELECT d.id, d.created_at, d.event_id
@@ -72,7 +77,8 @@ JOIN walhook.delivery d ON d.event_id = e.id AND d.webhook_id = @webhook_id AND 
 WHERE e.company_id = @company_id AND (e.payload ->> 'id') = @event_public_id::text
 LIMIT 10;
 
--- DeliveryHistoryTotals counts a webhook's deliveries by state in an optional created_at range.
+-- DeliveryHistoryTotals counts a webhook's deliveries by state in an optional created_at range
+-- (run as an unnamed statement too, for the same reason).
 -- name: DeliveryHistoryTotals :one
 SELECT count(*)::bigint AS triggered,
        count(*) FILTER (WHERE d.state = 'succeeded')::bigint AS succeeded,

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -155,7 +157,9 @@ func (s *Store) HistoryList(ctx context.Context, companyID string, webhookID int
 	if f.Text != nil {
 		p.ScanRows = MaxHistoryScan
 	}
-	t, err := s.q.DeliveryHistoryTotals(ctx, dbsqlc.DeliveryHistoryTotalsParams{
+	// Both listing queries filter on "@x IS NULL OR …": see customPlan.
+	q := dbsqlc.New(customPlan{s.db})
+	t, err := q.DeliveryHistoryTotals(ctx, dbsqlc.DeliveryHistoryTotalsParams{
 		CompanyID: companyID, WebhookID: webhookID, Since: f.Since, Until: f.Until,
 	})
 	if err != nil {
@@ -188,7 +192,7 @@ func (s *Store) HistoryList(ctx context.Context, companyID string, webhookID int
 			p.Until = &hi
 		}
 	}
-	rows, err := s.q.DeliveryHistoryList(ctx, p)
+	rows, err := q.DeliveryHistoryList(ctx, p)
 	if err != nil {
 		return HistoryPage{}, DeliveryCounts{}, mapErr(err)
 	}
@@ -215,6 +219,21 @@ func (s *Store) HistoryList(ctx context.Context, companyID string, webhookID int
 		page.More, page.Truncated = true, true
 	}
 	return page, totals, nil
+}
+
+// customPlan runs queries as unnamed statements (pgx.QueryExecModeCacheDescribe), which
+// PostgreSQL plans with the parameters' values every time. It is for queries with optional
+// filters ("@x IS NULL OR d.x = @x"): the planner folds the NULL ones away and uses the index the
+// rest allow. A prepared statement switches to a generic plan after five runs, which cannot fold
+// them, estimates a handful of rows and reads a whole index range before sorting.
+type customPlan struct{ dbsqlc.DBTX }
+
+func (c customPlan) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return c.DBTX.Query(ctx, sql, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
+}
+
+func (c customPlan) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return c.DBTX.QueryRow(ctx, sql, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
 }
 
 func int32Ptr(v *int) *int32 {

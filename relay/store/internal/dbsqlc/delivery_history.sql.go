@@ -305,6 +305,11 @@ type DeliveryHistoryListRow struct {
 // answered (scan_end) with how many rows were scanned, so the caller can tell "no more rows" from
 // "stopped looking here" and continue from there. Without a text filter the caller passes
 // scan_rows = max_rows and every scanned row matches.
+//
+// Run as an unnamed statement (store.customPlan): with NULL filters folded away by the planner it
+// reads delivery_webhook_time_idx newest first and stops at the LIMIT. A generic plan of a
+// prepared statement cannot fold them, estimates one row and reads the webhook's whole history,
+// or the whole table, before sorting (measured: 100,000 rows read for a first page of 51).
 func (q *Queries) DeliveryHistoryList(ctx context.Context, arg DeliveryHistoryListParams) ([]DeliveryHistoryListRow, error) {
 	rows, err := q.db.Query(ctx, deliveryHistoryList,
 		arg.CompanyID,
@@ -446,7 +451,8 @@ type DeliveryHistoryTotalsRow struct {
 	Pending   int64
 }
 
-// DeliveryHistoryTotals counts a webhook's deliveries by state in an optional created_at range.
+// DeliveryHistoryTotals counts a webhook's deliveries by state in an optional created_at range
+// (run as an unnamed statement too, for the same reason).
 func (q *Queries) DeliveryHistoryTotals(ctx context.Context, arg DeliveryHistoryTotalsParams) (DeliveryHistoryTotalsRow, error) {
 	row := q.db.QueryRow(ctx, deliveryHistoryTotals,
 		arg.CompanyID,

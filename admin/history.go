@@ -134,9 +134,9 @@ func maskRequestJSON(raw json.RawMessage, secret map[string]bool) json.RawMessag
 }
 
 // triggerEvents are a webhook's trigger event types: what its history can be filtered by and what
-// a replay sends again. (One today; several when webhooks subscribe to several events.)
+// a replay sends again.
 func triggerEvents(w webhook.Webhook) []string {
-	return []string{w.EventKey}
+	return w.EventKeys
 }
 
 // historyFilter parses the filters of a history listing (query parameters), each error naming its

@@ -56,10 +56,10 @@ func TestHostileRequests(t *testing.T) {
 	acmeDelivery := e.newDelivery(hook, "failed", time.Now())
 	acmePub := e.pub("acme", acmeDelivery)
 	otherHook, err := e.st.WebhookCreate(e.ctx, webhook.Webhook{CompanyID: "other", Name: "other-hook",
-		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKey: "contact.created", RawData: true}, &e.otherM.ID)
+		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true}, &e.otherM.ID)
 	require.NoError(t, err)
 	_, err = e.st.WebhookCreate(e.ctx, webhook.Webhook{CompanyID: "other", Name: "other-hook-2",
-		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKey: "contact.created", RawData: true}, &e.otherM.ID)
+		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true}, &e.otherM.ID)
 	require.NoError(t, err)
 	otherCred := e.newOAuth("other", "other-cred")
 	otherDelivery := e.newDelivery(otherHook, "failed", time.Now())
@@ -293,6 +293,19 @@ func TestHostileRequests(t *testing.T) {
 		{name: "event SQL", method: "POST", path: W, body: good(map[string]any{"event": "contact.created' OR '1'='1"}), status: 422, field: "event"},
 		{name: "unknown event on PATCH", method: "PATCH", path: hp, body: map[string]any{"event": "contact.deleted"}, status: 422, field: "event"},
 		{name: "unknown event on the unsaved test", method: "POST", path: W + "/test", body: good(map[string]any{"event": "nope"}), status: 422, field: "event"},
+		{name: "events is a string", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": "contact.created"}), status: 400, field: "events"},
+		{name: "events of numbers", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": []int{1, 2}}), status: 400, field: "events"},
+		{name: "events of objects", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": []map[string]any{{"key": "contact.created"}}}), status: 400, field: "events"},
+		{name: "events empty", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": []string{}}), status: 422, field: "events"},
+		{name: "events null and no event", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": nil}), status: 422, field: "events"},
+		{name: "events SQL", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": []string{"contact.created", "contact.created' OR '1'='1"}}), status: 422, field: "events[1]"},
+		{name: "NUL in events", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": []string{"contact.created\x00"}}), status: 422, field: "events[0]"},
+		{name: "events repeated", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": []string{"contact.updated", "contact.created", "contact.updated"}}), status: 422, field: "events[2]"},
+		{name: "events a thousand", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": strings.Split(strings.Repeat("contact.created,", 999)+"contact.created", ",")}), status: 422, field: "events"},
+		{name: "events huge key", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": []string{strings.Repeat("a", 100_000)}}), status: 422, field: "events[0]"},
+		{name: "event and events disagree", method: "POST", path: W, body: good(map[string]any{"event": "contact.updated", "events": []string{"contact.created"}}), status: 422, field: "event"},
+		{name: "unknown events on PATCH", method: "PATCH", path: hp, body: map[string]any{"events": []string{"contact.created", "deal.won"}}, status: 422, field: "events[1]"},
+		{name: "events on another company's webhook", method: "PATCH", path: ohp, body: map[string]any{"events": []string{"contact.updated"}}, status: 404},
 		{name: "webhook method TRACE", method: "POST", path: W, body: good(map[string]any{"method": "TRACE"}), status: 422, field: "method"},
 		{name: "webhook method CONNECT", method: "POST", path: W, body: good(map[string]any{"method": "CONNECT"}), status: 422, field: "method"},
 		{name: "webhook method lower case", method: "POST", path: W, body: good(map[string]any{"method": "post"}), status: 422, field: "method"},
@@ -357,6 +370,12 @@ func TestHostileRequests(t *testing.T) {
 		{name: "event filter unknown", method: "GET", path: W + "?event=deal.won", status: 400, field: "event"},
 		{name: "duplicate event parameter", method: "GET", path: W + "?event=contact.created&event=contact.updated", status: 400, field: "event"},
 		{name: "duplicate limit parameter", method: "GET", path: W + "?limit=1&limit=500", status: 400, field: "limit"},
+		{name: "fields without events", method: "GET", path: "/v1/events/fields", status: 400, field: "events"},
+		{name: "fields events SQL", method: "GET", path: "/v1/events/fields?events=" + url.QueryEscape("contact.created' OR '1'='1"), status: 400, field: "events"},
+		{name: "fields events repeated", method: "GET", path: "/v1/events/fields?events=contact.created,contact.created", status: 400, field: "events"},
+		{name: "fields events too many", method: "GET", path: "/v1/events/fields?events=" + strings.Repeat("contact.created,", 50) + "contact.created", status: 400, field: "events"},
+		{name: "fields events given twice", method: "GET", path: "/v1/events/fields?events=contact.created&events=contact.updated", status: 400, field: "events"},
+		{name: "fields without a token", method: "GET", path: "/v1/events/fields?events=contact.created", token: "-", status: 401},
 		{name: "duplicate cursor parameter", method: "GET", path: W + "?cursor=" + acmeCursor + "&cursor=" + acmeCursor, status: 400, field: "cursor"},
 		{name: "malformed query escape", method: "GET", path: W + "?event=%zz", status: 400},
 		{name: "limit zero", method: "GET", path: W + "?limit=0", status: 400, field: "limit"},

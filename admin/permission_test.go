@@ -52,6 +52,7 @@ func TestPermissionMatrix(t *testing.T) {
 	cases := map[string]tc{
 		"GET /v1/me":             {ok: 200, setup: func() (string, any) { return "/v1/me", nil }},
 		"GET /v1/events":         {ok: 200, setup: func() (string, any) { return "/v1/events", nil }},
+		"GET /v1/events/fields":  {ok: 200, setup: func() (string, any) { return "/v1/events/fields?events=contact.created,contact.updated", nil }},
 		"GET /v1/webhooks":       {ok: 200, setup: func() (string, any) { return "/v1/webhooks", nil }},
 		"POST /v1/webhooks":      {ok: 201, scoped: true, setup: func() (string, any) { return "/v1/webhooks", withOAuth() }},
 		"POST /v1/webhooks/test": {ok: 200, scoped: true, setup: func() (string, any) { return "/v1/webhooks/test", withOAuth() }},

@@ -71,7 +71,7 @@ func TestHistorySearch(t *testing.T) {
 		{"contact.created", "failed", 503, 3, `{"name":"Ada Byron"}`},
 		{"contact.created", "failed", 0, 3, `{"name":"Alan Turing"}`}, // refused: no HTTP answer
 		{"contact.created", "pending", 0, 0, `{"name":"Edsger"}`},     // not tried yet
-		{"contact.updated", "succeeded", 201, 1, `{"name":"ADA"}`},    // from when the webhook listened to contact.updated
+		{"contact.updated", "succeeded", 201, 1, `{"name":"ADA"}`},    // the webhook listens to it later on
 		{"contact.created", "failed", 500, 2, `{"name":"Barbara"}`},
 	}
 	pub := make([]string, len(rows)) // delivery public ids
@@ -84,7 +84,7 @@ func TestHistorySearch(t *testing.T) {
 	}
 	// The other company's event with the same text and its own webhook's delivery.
 	ow, err := e.st.WebhookCreate(e.ctx, webhook.Webhook{CompanyID: "other", Name: "o", URL: "https://hooks.example.com/o",
-		Method: webhook.MethodPost, EventKey: "contact.created", RawData: true}, &e.otherM.ID)
+		Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true}, &e.otherM.ID)
 	require.NoError(t, err)
 	oev, opub := e.histEvent("other", "contact.created", base, `{"name":"Ada of other"}`)
 	e.histDelivery(ow, oev, "contact.created", "failed", 503, 1, base)
@@ -97,6 +97,9 @@ func TestHistorySearch(t *testing.T) {
 
 	// Each filter alone.
 	require.Equal(t, []string{pub[6], pub[4], pub[3], pub[2], pub[1], pub[0]}, ids("event=contact.created"))
+	require.Equal(t, 400, e.do("GET", hp+"?event=contact.updated", e.viewer, nil).status, "not one of its events today")
+	e.must(200, "PATCH", fmt.Sprintf("/v1/webhooks/%d", w.ID), e.manager, map[string]any{"events": []string{"contact.created", "contact.updated"}})
+	require.Equal(t, []string{pub[5]}, ids("event=contact.updated"), "one of its events now")
 	require.Equal(t, []string{pub[2]}, ids("event_id="+evt[2]))
 	require.Equal(t, []string{pub[5]}, ids("event_id="+evt[5]))
 	require.Empty(t, ids("event_id="+opub), "another company's event")
@@ -297,7 +300,7 @@ func TestReplayWindow(t *testing.T) {
 
 	// Another company's webhook on the same events: its replay never sees acme's events.
 	ow, err := e.st.WebhookCreate(e.ctx, webhook.Webhook{CompanyID: "other", Name: "o", URL: "https://hooks.example.com/o",
-		Method: webhook.MethodPost, EventKey: "contact.created", RawData: true, Active: true}, &e.otherM.ID)
+		Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true, Active: true}, &e.otherM.ID)
 	require.NoError(t, err)
 	oq := e.must(202, "POST", fmt.Sprintf("/v1/webhooks/%d/replay", ow.ID), e.other, body("all"))
 	require.Equal(t, 1.0, oq["queued"], "only its own event")

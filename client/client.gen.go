@@ -107,6 +107,39 @@ func (e DeliveryState) Valid() bool {
 	}
 }
 
+// Defines values for EventFieldKind.
+const (
+	Array   EventFieldKind = "array"
+	Boolean EventFieldKind = "boolean"
+	Mixed   EventFieldKind = "mixed"
+	Null    EventFieldKind = "null"
+	Number  EventFieldKind = "number"
+	Object  EventFieldKind = "object"
+	String  EventFieldKind = "string"
+)
+
+// Valid indicates whether the value is a known member of the EventFieldKind enum.
+func (e EventFieldKind) Valid() bool {
+	switch e {
+	case Array:
+		return true
+	case Boolean:
+		return true
+	case Mixed:
+		return true
+	case Null:
+		return true
+	case Number:
+		return true
+	case Object:
+		return true
+	case String:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Method.
 const (
 	MethodDELETE Method = "DELETE"
@@ -628,6 +661,40 @@ type DeliveryList struct {
 // DeliveryState pending: waiting or scheduled for retry
 type DeliveryState string
 
+// EventField defines model for EventField.
+type EventField struct {
+	// Description What an envelope field holds
+	Description *string `json:"description,omitempty"`
+
+	// Example The sample's value of a data field
+	Example interface{} `json:"example,omitempty"`
+
+	// Kind The JSON type in the catalog sample; mixed when the events disagree
+	Kind EventFieldKind `json:"kind"`
+
+	// Path A parameter path (Param.path)
+	//
+	// Example: data.email
+	Path string `json:"path"`
+}
+
+// EventFieldKind The JSON type in the catalog sample; mixed when the events disagree
+type EventFieldKind string
+
+// EventFieldList defines model for EventFieldList.
+type EventFieldList struct {
+	Events []string     `json:"events"`
+	Items  []EventField `json:"items"`
+}
+
+// EventKeys The trigger events the webhook is subscribed to, keys of the trigger-event catalog, each
+// once, in the order chosen: an event matches when its key is any of them, and its
+// envelope's type is its own key. Errors name the element (events[2]). Selected params
+// must be fields every one of them has (GET /v1/events/fields). A test send uses the first.
+//
+// Example: ["contact.created","contact.updated"]
+type EventKeys = []string
+
 // EventType defines model for EventType.
 type EventType struct {
 	Description *string `json:"description,omitempty"`
@@ -981,17 +1048,29 @@ type Webhook struct {
 	DisabledAt nullable.Nullable[time.Time] `json:"disabled_at,omitempty"`
 
 	// DisabledReason Why walhook turned the webhook off
-	DisabledReason nullable.Nullable[string]            `json:"disabled_reason,omitempty"`
-	Event          *string                              `json:"event,omitempty"`
-	FailingSince   nullable.Nullable[time.Time]         `json:"failing_since,omitempty"`
-	Headers        *[]Header                            `json:"headers,omitempty"`
-	Id             *int64                               `json:"id,omitempty"`
-	LastSentAt     nullable.Nullable[time.Time]         `json:"last_sent_at,omitempty"`
-	LastStatus     nullable.Nullable[WebhookLastStatus] `json:"last_status,omitempty"`
-	Method         *Method                              `json:"method,omitempty"`
-	Name           *string                              `json:"name,omitempty"`
-	OauthId        nullable.Nullable[int64]             `json:"oauth_id,omitempty"`
-	Params         *[]Param                             `json:"params,omitempty"`
+	DisabledReason nullable.Nullable[string] `json:"disabled_reason,omitempty"`
+
+	// Event The first of events
+	// Deprecated: this property has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	Event *string `json:"event,omitempty"`
+
+	// Events The trigger events the webhook is subscribed to, keys of the trigger-event catalog, each
+	// once, in the order chosen: an event matches when its key is any of them, and its
+	// envelope's type is its own key. Errors name the element (events[2]). Selected params
+	// must be fields every one of them has (GET /v1/events/fields). A test send uses the first.
+	//
+	//
+	// Example: ["contact.created","contact.updated"]
+	Events       *EventKeys                           `json:"events,omitempty"`
+	FailingSince nullable.Nullable[time.Time]         `json:"failing_since,omitempty"`
+	Headers      *[]Header                            `json:"headers,omitempty"`
+	Id           *int64                               `json:"id,omitempty"`
+	LastSentAt   nullable.Nullable[time.Time]         `json:"last_sent_at,omitempty"`
+	LastStatus   nullable.Nullable[WebhookLastStatus] `json:"last_status,omitempty"`
+	Method       *Method                              `json:"method,omitempty"`
+	Name         *string                              `json:"name,omitempty"`
+	OauthId      nullable.Nullable[int64]             `json:"oauth_id,omitempty"`
+	Params       *[]Param                             `json:"params,omitempty"`
 
 	// PreviousSecretExpiresAt Until when the rotated-out secret still signs
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
@@ -1014,12 +1093,22 @@ type Webhook struct {
 // WebhookLastStatus defines model for Webhook.LastStatus.
 type WebhookLastStatus string
 
-// WebhookInput defines model for WebhookInput.
+// WebhookInput Give the trigger events as events (or, deprecated, one as event): one of the two is required.
 type WebhookInput struct {
 	Active *bool `json:"active,omitempty"`
 
-	// Event A key of the trigger-event catalog
-	Event string `json:"event"`
+	// Event One trigger event, the same as events: [event]. When both are given, event must be the first of events (else 422 naming event).
+	// Deprecated: this property has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	Event *string `json:"event,omitempty"`
+
+	// Events The trigger events the webhook is subscribed to, keys of the trigger-event catalog, each
+	// once, in the order chosen: an event matches when its key is any of them, and its
+	// envelope's type is its own key. Errors name the element (events[2]). Selected params
+	// must be fields every one of them has (GET /v1/events/fields). A test send uses the first.
+	//
+	//
+	// Example: ["contact.created","contact.updated"]
+	Events *EventKeys `json:"events,omitempty"`
 
 	// Headers At most the headers_per_webhook quota (50 at most)
 	Headers *[]Header                `json:"headers,omitempty"`
@@ -1045,8 +1134,20 @@ type WebhookList struct {
 
 // WebhookPatch Any subset of WebhookInput
 type WebhookPatch struct {
-	Active  *bool                    `json:"active,omitempty"`
-	Event   *string                  `json:"event,omitempty"`
+	Active *bool `json:"active,omitempty"`
+
+	// Event One trigger event, the same as events: [event]
+	// Deprecated: this property has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	Event *string `json:"event,omitempty"`
+
+	// Events The trigger events the webhook is subscribed to, keys of the trigger-event catalog, each
+	// once, in the order chosen: an event matches when its key is any of them, and its
+	// envelope's type is its own key. Errors name the element (events[2]). Selected params
+	// must be fields every one of them has (GET /v1/events/fields). A test send uses the first.
+	//
+	//
+	// Example: ["contact.created","contact.updated"]
+	Events  *EventKeys               `json:"events,omitempty"`
 	Headers *[]Header                `json:"headers,omitempty"`
 	Method  *Method                  `json:"method,omitempty"`
 	Name    *string                  `json:"name,omitempty"`
@@ -1126,6 +1227,12 @@ type ListAuditParams struct {
 // ListAuditParamsObjectType defines parameters for ListAudit.
 type ListAuditParamsObjectType string
 
+// ListEventFieldsParams defines parameters for ListEventFields.
+type ListEventFieldsParams struct {
+	// Events Comma-separated trigger events (at most 50, each once; retired ones too)
+	Events string `form:"events" json:"events"`
+}
+
 // LoginJSONBody defines parameters for Login.
 type LoginJSONBody struct {
 	// Code the code from the sign-in link (whl_…)
@@ -1134,7 +1241,7 @@ type LoginJSONBody struct {
 
 // ListWebhooksParams defines parameters for ListWebhooks.
 type ListWebhooksParams struct {
-	// Event Only webhooks of this trigger event
+	// Event Only webhooks subscribed to this trigger event (among others)
 	Event      *string                       `form:"event,omitempty" json:"event,omitempty"`
 	Active     *bool                         `form:"active,omitempty" json:"active,omitempty"`
 	LastStatus *ListWebhooksParamsLastStatus `form:"last_status,omitempty" json:"last_status,omitempty"`
@@ -1375,6 +1482,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/events (the `ListEvents` operationId).
 	ListEvents(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListEventFields The fields a selected parameter can take for a webhook of these trigger events
+	//
+	// The envelope's fields, then the data fields of the catalog samples that every event named
+	// has (an event without a sample rules none out). These are the paths that saving a webhook
+	// with raw_data off accepts for its params: a path under data or previous that one event's
+	// sample does not have answers 422 naming params[i].path.
+	//
+	// Corresponds with GET /v1/events/fields (the `ListEventFields` operationId).
+	ListEventFields(ctx context.Context, params *ListEventFieldsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LoginWithBody Exchange a one-time sign-in code for an API token
 	//
@@ -1857,6 +1974,26 @@ func (c *Client) ResyncDelivery(ctx context.Context, id DeliveryID, reqEditors .
 // Corresponds with GET /v1/events (the `ListEvents` operationId).
 func (c *Client) ListEvents(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListEventsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListEventFields The fields a selected parameter can take for a webhook of these trigger events
+//
+// The envelope's fields, then the data fields of the catalog samples that every event named
+// has (an event without a sample rules none out). These are the paths that saving a webhook
+// with raw_data off accepts for its params: a path under data or previous that one event's
+// sample does not have answers 422 naming params[i].path.
+//
+// Corresponds with GET /v1/events/fields (the `ListEventFields` operationId).
+func (c *Client) ListEventFields(ctx context.Context, params *ListEventFieldsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEventFieldsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2998,6 +3135,56 @@ func NewListEventsRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListEventFieldsRequest constructs an http.Request for the ListEventFields method
+func NewListEventFieldsRequest(server string, params *ListEventFieldsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/events/fields")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "events", params.Events, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -4630,6 +4817,18 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/events (the `ListEvents` operationId).
 	ListEventsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListEventsResponse, error)
 
+	// ListEventFieldsWithResponse The fields a selected parameter can take for a webhook of these trigger events
+	//
+	// The envelope's fields, then the data fields of the catalog samples that every event named
+	// has (an event without a sample rules none out). These are the paths that saving a webhook
+	// with raw_data off accepts for its params: a path under data or previous that one event's
+	// sample does not have answers 422 naming params[i].path.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/events/fields (the `ListEventFields` operationId).
+	ListEventFieldsWithResponse(ctx context.Context, params *ListEventFieldsParams, reqEditors ...RequestEditorFn) (*ListEventFieldsResponse, error)
+
 	// LoginWithBodyWithResponse Exchange a one-time sign-in code for an API token
 	//
 	// `walhook dev` prints a sign-in link `http://HOST/#login=<code>`; the web page posts the code
@@ -5395,6 +5594,61 @@ func (r ListEventsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListEventFieldsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventFieldList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEventFieldsResponse) GetJSON200() *EventFieldList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListEventFieldsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListEventFieldsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEventFieldsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEventFieldsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEventFieldsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEventFieldsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7851,6 +8105,24 @@ func (c *ClientWithResponses) ListEventsWithResponse(ctx context.Context, reqEdi
 	return ParseListEventsResponse(rsp)
 }
 
+// ListEventFieldsWithResponse The fields a selected parameter can take for a webhook of these trigger events
+//
+// The envelope's fields, then the data fields of the catalog samples that every event named
+// has (an event without a sample rules none out). These are the paths that saving a webhook
+// with raw_data off accepts for its params: a path under data or previous that one event's
+// sample does not have answers 422 naming params[i].path.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/events/fields (the `ListEventFields` operationId).
+func (c *ClientWithResponses) ListEventFieldsWithResponse(ctx context.Context, params *ListEventFieldsParams, reqEditors ...RequestEditorFn) (*ListEventFieldsResponse, error) {
+	rsp, err := c.ListEventFields(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEventFieldsResponse(rsp)
+}
+
 // LoginWithBodyWithResponse Exchange a one-time sign-in code for an API token
 //
 // `walhook dev` prints a sign-in link `http://HOST/#login=<code>`; the web page posts the code
@@ -8767,6 +9039,46 @@ func ParseListEventsResponse(rsp *http.Response) (*ListEventsResponse, error) {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListEventFieldsResponse parses an HTTP response from a ListEventFieldsWithResponse call
+func ParseListEventFieldsResponse(rsp *http.Response) (*ListEventFieldsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEventFieldsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventFieldList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized

@@ -230,7 +230,7 @@ export async function historyPage(ctx, id) {
       h('div', {},
         h('p', { class: 'crumbs' }, h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', w.name),
         h('h1', {}, 'History'),
-        h('p', { class: 'sub' }, h('strong', {}, w.name), ' · ', h('span', { class: 'event-key' }, w.event), ' · ',
+        h('p', { class: 'sub' }, h('strong', {}, w.name), ' · ', h('span', { class: 'event-key' }, (w.events || [w.event]).join(', ')), ' · ',
           h('span', { class: 'method' }, w.method), ' ', h('span', { class: 'mono' }, w.url))),
       h('div', { class: 'page-actions' },
         h('a', { class: 'btn', href: '#/webhooks/' + id }, ctx.canManage ? 'Edit webhook' : 'View webhook'),

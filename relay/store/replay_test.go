@@ -23,7 +23,7 @@ func TestReplayConcurrentClicks(t *testing.T) {
 	_, owner := seedCompany(t, s, "a")
 	seedCompany(t, s, "b")
 	w, err := s.WebhookCreate(ctx, webhook.Webhook{CompanyID: "a", Name: "h", URL: "https://a.example/hook",
-		Method: webhook.MethodPost, EventKey: "contact.created", RawData: true, Active: true}, &owner.ID)
+		Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true, Active: true}, &owner.ID)
 	require.NoError(t, err)
 	// 300 events of a (100 with a failed delivery to w, 200 with none) and 50 of b, an hour ago.
 	at := time.Now().Add(-time.Hour)

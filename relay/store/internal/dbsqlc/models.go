@@ -219,7 +219,6 @@ type WalhookWebhook struct {
 	Name                    string
 	Url                     string
 	Method                  string
-	EventKey                string
 	OauthID                 *int64
 	Headers                 json.RawMessage
 	SecretHeadersEnc        []byte
@@ -238,4 +237,5 @@ type WalhookWebhook struct {
 	UpdatedBy               *int64
 	CreatedAt               time.Time
 	UpdatedAt               time.Time
+	EventKeys               []string
 }

@@ -309,6 +309,16 @@ func TestReplayWindow(t *testing.T) {
 	require.Equal(t, 404, e.do("POST", replay, e.other, body("all")).status)
 	require.Equal(t, 403, e.do("POST", replay, e.viewer, body("all")).status)
 
+	// A webhook of two events replays both, and only its company's.
+	w2 := e.newWebhook("replay-two", func(w *webhook.Webhook) {
+		w.Active = true
+		w.EventKeys = []string{"contact.created", "contact.updated"}
+	})
+	require.Equal(t, 6.0, e.must(202, "POST", fmt.Sprintf("/v1/webhooks/%d/replay", w2.ID), e.manager, body("never_sent"))["queued"], "e1 to e5 and eUpd")
+	require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT count(*) FROM walhook.delivery WHERE webhook_id = $1 AND event_id = ANY($2)`,
+		w2.ID, []int64{e1, e2, e3, e4, e5, eUpd}).Scan(&n))
+	require.Equal(t, 6, n)
+
 	// Limits: a window longer than 31 days; more events than one replay sends.
 	long := e.do("POST", preview, e.manager, map[string]any{"mode": "all", "since": now.Add(-32 * day), "until": now})
 	require.Equal(t, 422, long.status)

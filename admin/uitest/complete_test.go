@@ -17,8 +17,9 @@ import (
 	"github.com/walhook/walhook/internal/xtest"
 )
 
-// api calls the admin API as the dev owner and decodes the JSON answer.
-func (d *dev) api(t *testing.T, method, path string, body any) (int, map[string]any) {
+// request calls the admin API as the dev owner and returns the status and the decoded JSON
+// answer (api, beside it, fails on any status above 299).
+func (d *dev) request(t *testing.T, method, path string, body any) (int, map[string]any) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -58,13 +59,13 @@ func TestWebPageComplete(t *testing.T) {
 
 	// Two webhooks made through the API: one active with a secret header, one inactive.
 	hook := rc.srv.URL + "/hooks/orders"
-	code, w1 := d.api(t, http.MethodPost, "/webhooks", map[string]any{
+	code, w1 := d.request(t, http.MethodPost, "/webhooks", map[string]any{
 		"name": "Orders sync", "url": hook, "method": "POST", "event": "contact.created", "raw_data": true, "active": true,
 		"headers": []map[string]any{{"key": "X-Api-Key", "value": "k-orders", "secret": true}},
 	})
 	require.Equal(t, http.StatusCreated, code, "%v", w1)
 	id1 := strconv.FormatInt(int64(w1["id"].(float64)), 10)
-	code, w2 := d.api(t, http.MethodPost, "/webhooks", map[string]any{
+	code, w2 := d.request(t, http.MethodPost, "/webhooks", map[string]any{
 		"name": "Backup with a rather long name for the listing", "url": rc.srv.URL + "/hooks/backup/with/a/long/path/that/does/not/fit?and=a&query=string",
 		"method": "PATCH", "event": "contact.created", "raw_data": true, "active": false,
 	})
@@ -75,7 +76,7 @@ func TestWebPageComplete(t *testing.T) {
 	d.psql(t, `INSERT INTO contacts (company_id, name, email) VALUES ('1', 'Ada Count', 'count@example.com')`)
 	rc.waitFor(t, "count@example.com", 1, 45*time.Second)
 	require.Eventually(t, func() bool {
-		_, w := d.api(t, http.MethodGet, "/webhooks?limit=50", nil)
+		_, w := d.request(t, http.MethodGet, "/webhooks?limit=50", nil)
 		for _, it := range w["items"].([]any) {
 			m := it.(map[string]any)
 			if m["name"] == "Orders sync" {
@@ -127,7 +128,7 @@ func TestWebPageComplete(t *testing.T) {
 	require.Equal(t, false, b.eval(`document.getElementById('active-`+id2+`').checked`))
 	b.click("#active-" + id2)
 	b.until("the toggle saved", `document.getElementById('toast').textContent.includes('is active')`, 10*time.Second)
-	_, got := d.api(t, http.MethodGet, "/webhooks/"+id2, nil)
+	_, got := d.request(t, http.MethodGet, "/webhooks/"+id2, nil)
 	require.Equal(t, true, got["active"], "the API agrees with the toggle")
 	b.do("reload", chromedp.Reload())
 	b.visible(row2)
@@ -135,7 +136,7 @@ func TestWebPageComplete(t *testing.T) {
 	b.eval(`document.getElementById('active-` + id2 + `').focus(), true`)
 	b.press(" ") // Space toggles a switch from the keyboard
 	b.until("the toggle saved", `document.getElementById('toast').textContent.includes('is inactive')`, 10*time.Second)
-	_, got = d.api(t, http.MethodGet, "/webhooks/"+id2, nil)
+	_, got = d.request(t, http.MethodGet, "/webhooks/"+id2, nil)
 	require.Equal(t, false, got["active"], "the API agrees with the toggle")
 
 	// A dialog takes focus when it opens, Escape closes it, and focus goes back to its opener.
@@ -183,7 +184,7 @@ func TestWebPageComplete(t *testing.T) {
 	b.do("reload", chromedp.Reload())
 	b.visible(row1)
 	require.Contains(t, b.text(row1+" .name-cell"), "Orders sync, edited", "the edit persists across a reload")
-	_, got = d.api(t, http.MethodGet, "/webhooks/"+id1, nil)
+	_, got = d.request(t, http.MethodGet, "/webhooks/"+id1, nil)
 	require.Equal(t, "Orders sync, edited", got["name"])
 	require.Equal(t, "PUT", got["method"])
 
@@ -234,7 +235,7 @@ func TestWebPageComplete(t *testing.T) {
 	b.click("#oauth-save")
 	b.visible("#oauth")
 	cid := b.eval(rowID("#oauth", "Partner OAuth")).(string)
-	_, cred := d.api(t, http.MethodGet, "/oauth/"+cid, nil)
+	_, cred := d.request(t, http.MethodGet, "/oauth/"+cid, nil)
 	require.Equal(t, []any{
 		map[string]any{"key": "audience", "value": "https://api.partner.example"},
 		map[string]any{"key": "resource", "value": "orders"},
@@ -253,7 +254,7 @@ func TestWebPageComplete(t *testing.T) {
 	b.click(`button[aria-label="Remove extra parameter 1"]`)
 	b.click("#oauth-save")
 	b.visible("#oauth")
-	_, cred = d.api(t, http.MethodGet, "/oauth/"+cid, nil)
+	_, cred = d.request(t, http.MethodGet, "/oauth/"+cid, nil)
 	require.Equal(t, []any{map[string]any{"key": "resource", "value": "orders"}}, cred["extra_params"], "a removed parameter is gone")
 
 	// Permissions.

@@ -135,9 +135,13 @@ func (b *browser) tabOrder(screen string) []string {
 	require.True(b.t, strings.HasPrefix(expected[0], "a") && strings.Contains(b.eval(`document.querySelector('.skip-link').textContent`).(string), "Skip"), "the skip link comes first")
 	b.eval(`document.querySelector('.skip-link').focus(), true`)
 	got := []string{b.eval(`(` + describeJS + `)(document.activeElement)`).(string)}
-	for len(got) < len(expected) {
+	// A control with fields of its own (datetime-local: day, month, year, time) takes one Tab
+	// per field: focus staying on it counts once.
+	for presses := 0; len(got) < len(expected) && presses < 10*len(expected); presses++ {
 		b.do("press Tab", chromedp.KeyEvent(kb.Tab))
-		got = append(got, b.eval(`(`+describeJS+`)(document.activeElement)`).(string))
+		if now := b.eval(`(` + describeJS + `)(document.activeElement)`).(string); now != got[len(got)-1] {
+			got = append(got, now)
+		}
 	}
 	require.Equal(b.t, expected, got, "Tab visits every control of the %s screen in order", screen)
 	return got

@@ -23,6 +23,7 @@ const (
 	MaxParams         = 100  // selected parameters per webhook
 	MaxParamPathLen   = 500  // bytes of one parameter path
 	MaxExtraParams    = 50   // extra parameters per OAuth credential
+	MaxRateLimit      = 1000 // requests per second of a webhook's rate limit
 )
 
 // FieldError is one invalid field: Field is its JSON path ("headers[2].key"), Message says why.
@@ -283,6 +284,9 @@ func (w *Webhook) Validate(r Rules) error {
 	}
 	ValidateHeaders(e, w.Headers, w.OAuthID != nil)
 	ValidateParams(e, w.Params, w.RawData)
+	if w.RateLimit != nil && (*w.RateLimit < 1 || *w.RateLimit > MaxRateLimit) {
+		e.Add("rate_limit", "must be a whole number of requests per second from 1 to %d, or null for no limit", MaxRateLimit)
+	}
 	return e.Err()
 }
 

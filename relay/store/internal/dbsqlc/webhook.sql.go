@@ -59,12 +59,12 @@ func (q *Queries) WebhookCounts(ctx context.Context, arg WebhookCountsParams) (W
 
 const webhookCreate = `-- name: WebhookCreate :one
 INSERT INTO walhook.webhook (id, company_id, name, url, method, event_key, oauth_id, headers,
-    secret_headers_enc, raw_data, params, active, signing_secret_enc, created_by, updated_by)
+    secret_headers_enc, raw_data, params, active, rate_limit, signing_secret_enc, created_by, updated_by)
 OVERRIDING SYSTEM VALUE
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-    $9, $10, $11, $12, $13,
-    $14, $14)
-RETURNING id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at
+    $9, $10, $11, $12, $13, $14,
+    $15, $15)
+RETURNING id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit
 `
 
 type WebhookCreateParams struct {
@@ -80,6 +80,7 @@ type WebhookCreateParams struct {
 	RawData          bool
 	Params           json.RawMessage
 	Active           bool
+	RateLimit        *int32
 	SigningSecretEnc []byte
 	CreatedBy        *int64
 }
@@ -99,6 +100,7 @@ func (q *Queries) WebhookCreate(ctx context.Context, arg WebhookCreateParams) (W
 		arg.RawData,
 		arg.Params,
 		arg.Active,
+		arg.RateLimit,
 		arg.SigningSecretEnc,
 		arg.CreatedBy,
 	)
@@ -128,6 +130,7 @@ func (q *Queries) WebhookCreate(ctx context.Context, arg WebhookCreateParams) (W
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
 	)
 	return i, err
 }
@@ -150,7 +153,7 @@ func (q *Queries) WebhookDelete(ctx context.Context, arg WebhookDeleteParams) (i
 }
 
 const webhookGet = `-- name: WebhookGet :one
-SELECT id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at FROM walhook.webhook WHERE company_id = $1 AND id = $2
+SELECT id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit FROM walhook.webhook WHERE company_id = $1 AND id = $2
 `
 
 type WebhookGetParams struct {
@@ -186,12 +189,13 @@ func (q *Queries) WebhookGet(ctx context.Context, arg WebhookGetParams) (Walhook
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
 	)
 	return i, err
 }
 
 const webhookGetByID = `-- name: WebhookGetByID :one
-SELECT id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at FROM walhook.webhook WHERE id = $1
+SELECT id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit FROM walhook.webhook WHERE id = $1
 `
 
 // WebhookGetByID is for the relay, which works across companies; the admin API never uses it.
@@ -223,12 +227,13 @@ func (q *Queries) WebhookGetByID(ctx context.Context, id int64) (WalhookWebhook,
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
 	)
 	return i, err
 }
 
 const webhookList = `-- name: WebhookList :many
-SELECT id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at FROM walhook.webhook
+SELECT id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit FROM walhook.webhook
 WHERE company_id = $1 AND id > $2
 ORDER BY id
 LIMIT $3
@@ -274,6 +279,7 @@ func (q *Queries) WebhookList(ctx context.Context, arg WebhookListParams) ([]Wal
 			&i.UpdatedBy,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.RateLimit,
 		); err != nil {
 			return nil, err
 		}
@@ -317,7 +323,7 @@ func (q *Queries) WebhookListActive(ctx context.Context) ([]WebhookListActiveRow
 }
 
 const webhookListByLastSent = `-- name: WebhookListByLastSent :many
-SELECT w.id, w.company_id, w.name, w.url, w.method, w.event_key, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at,
+SELECT w.id, w.company_id, w.name, w.url, w.method, w.event_key, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at, w.rate_limit,
        coalesce(c.triggered, 0)::bigint AS triggered,
        coalesce(c.succeeded, 0)::bigint AS succeeded,
        coalesce(c.failed, 0)::bigint AS failed,
@@ -402,6 +408,7 @@ func (q *Queries) WebhookListByLastSent(ctx context.Context, arg WebhookListByLa
 			&i.WalhookWebhook.UpdatedBy,
 			&i.WalhookWebhook.CreatedAt,
 			&i.WalhookWebhook.UpdatedAt,
+			&i.WalhookWebhook.RateLimit,
 			&i.Triggered,
 			&i.Succeeded,
 			&i.Failed,
@@ -418,7 +425,7 @@ func (q *Queries) WebhookListByLastSent(ctx context.Context, arg WebhookListByLa
 }
 
 const webhookListByName = `-- name: WebhookListByName :many
-SELECT w.id, w.company_id, w.name, w.url, w.method, w.event_key, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at,
+SELECT w.id, w.company_id, w.name, w.url, w.method, w.event_key, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at, w.rate_limit,
        coalesce(c.triggered, 0)::bigint AS triggered,
        coalesce(c.succeeded, 0)::bigint AS succeeded,
        coalesce(c.failed, 0)::bigint AS failed,
@@ -502,6 +509,7 @@ func (q *Queries) WebhookListByName(ctx context.Context, arg WebhookListByNamePa
 			&i.WalhookWebhook.UpdatedBy,
 			&i.WalhookWebhook.CreatedAt,
 			&i.WalhookWebhook.UpdatedAt,
+			&i.WalhookWebhook.RateLimit,
 			&i.Triggered,
 			&i.Succeeded,
 			&i.Failed,
@@ -611,7 +619,7 @@ UPDATE walhook.webhook SET
     signing_secret_enc = $3,
     updated_by = $4, updated_at = now()
 WHERE company_id = $5 AND id = $6
-RETURNING id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at
+RETURNING id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit
 `
 
 type WebhookRotateSecretParams struct {
@@ -660,6 +668,7 @@ func (q *Queries) WebhookRotateSecret(ctx context.Context, arg WebhookRotateSecr
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
 	)
 	return i, err
 }
@@ -717,12 +726,12 @@ const webhookUpdate = `-- name: WebhookUpdate :one
 UPDATE walhook.webhook SET
     name = $1, url = $2, method = $3, event_key = $4, oauth_id = $5,
     headers = $6, secret_headers_enc = $7, raw_data = $8,
-    params = $9, active = $10, updated_by = $11, updated_at = now(),
+    params = $9, active = $10, rate_limit = $11, updated_by = $12, updated_at = now(),
     disabled_reason = CASE WHEN $10::boolean THEN NULL ELSE disabled_reason END,
     disabled_at = CASE WHEN $10::boolean THEN NULL ELSE disabled_at END,
     failing_since = CASE WHEN $10::boolean AND NOT active THEN NULL ELSE failing_since END
-WHERE company_id = $12 AND id = $13
-RETURNING id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at
+WHERE company_id = $13 AND id = $14
+RETURNING id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit
 `
 
 type WebhookUpdateParams struct {
@@ -736,6 +745,7 @@ type WebhookUpdateParams struct {
 	RawData          bool
 	Params           json.RawMessage
 	Active           bool
+	RateLimit        *int32
 	UpdatedBy        *int64
 	CompanyID        string
 	ID               int64
@@ -753,6 +763,7 @@ func (q *Queries) WebhookUpdate(ctx context.Context, arg WebhookUpdateParams) (W
 		arg.RawData,
 		arg.Params,
 		arg.Active,
+		arg.RateLimit,
 		arg.UpdatedBy,
 		arg.CompanyID,
 		arg.ID,
@@ -783,6 +794,7 @@ func (q *Queries) WebhookUpdate(ctx context.Context, arg WebhookUpdateParams) (W
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
 	)
 	return i, err
 }

@@ -33,6 +33,8 @@ type Dispatcher struct {
 	claimSeq  atomic.Int64
 	replicaID string       // the prefix of this replica's claim tokens; see replica.go
 	rep       replicaState // heartbeat state shared with the claim loop and the workers
+	limits    *rateLimits  // per-webhook rate limits: tokens taken from the shared buckets
+	limited   limitedHooks // which webhooks have a rate limit, for sizing their claims
 
 	mu         sync.Mutex
 	busy       map[int64]*hookState // per webhook: running and queued jobs
@@ -103,6 +105,7 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		rates:     map[int64]*hookRate{},
 		cache:     map[int64]*cached{},
 	}
+	d.limits = newRateLimits(d.takeTokens)
 	d.rep.born = time.Now()
 	d.rep.healthySince.Store(-1)
 	d.log = d.log.With().Str("replica", d.replicaID).Logger()
@@ -229,6 +232,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 	if !d.claimable() {
 		return false, nil // the heartbeat wakes the claim loop when it succeeds again
 	}
+	limited := d.rateLimited(ctx, now)
 	d.mu.Lock()
 	free := d.cfg.MaxClaimed - d.total
 	threshold := max(1, min(d.cfg.ClaimBatch, d.cfg.MaxClaimed)/8)
@@ -242,7 +246,11 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 	for id, hs := range d.busy {
 		held := hs.running + len(hs.queue)
 		sh := d.share(id, now)
-		if held >= max(d.cfg.skipAt, sh/2) {
+		skipAt := max(d.cfg.skipAt, sh/2)
+		if rate, ok := limited[id]; ok {
+			sh, skipAt = min(sh, d.cfg.rateShare(rate)), min(skipAt, d.cfg.rateShare(rate))
+		}
+		if held >= skipAt {
 			skip = append(skip, id)
 			continue
 		}
@@ -258,6 +266,17 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		}
 		if sh := d.share(id, now); sh > d.cfg.claimPerWebhook {
 			shares[id] = sh
+		}
+	}
+	// A rate-limited webhook holds no more than its limit sends in an eighth of the lease.
+	for id, rate := range limited {
+		if _, busy := d.busy[id]; !busy {
+			if sh, ok := shares[id]; ok || d.cfg.rateShare(rate) < d.cfg.claimPerWebhook {
+				if !ok {
+					sh = d.cfg.claimPerWebhook
+				}
+				shares[id] = min(sh, d.cfg.rateShare(rate))
+			}
 		}
 	}
 	// Each company may hold its share of MaxClaimed; one at it is skipped, so the others'
@@ -376,6 +395,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 func (d *Dispatcher) work(ctx, sendCtx context.Context, workers *sync.WaitGroup, j job) {
 	defer workers.Done()
 	for {
+		d.awaitRate(ctx, j) // a limited webhook's request waits for a token (false: stopping)
 		d.waitClaimable(ctx)
 		if ctx.Err() != nil || d.fenced(j) {
 			// Stopping, or another replica released this claim (this one was presumed dead):

@@ -47,6 +47,7 @@ type Dispatcher struct {
 }
 
 type hookState struct {
+	company string
 	running int
 	queue   []job
 	refill  int // when the queue drops to this length, wake the claim loop (if held back)
@@ -174,15 +175,18 @@ func (d *Dispatcher) claimLoop(ctx, sendCtx context.Context, workers *sync.WaitG
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		freed := false // woken only because a worker finished: no new deliveries announced
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
 		case <-d.slotFreed:
+			freed = true
 		case <-timer.C:
 		}
 		for ctx.Err() == nil {
-			more, err := d.claimOnce(ctx, sendCtx, workers)
+			more, err := d.claimOnce(ctx, sendCtx, workers, freed)
+			freed = false
 			if err != nil {
 				if ctx.Err() == nil {
 					d.logs.do("claim", func() { d.log.Error().Err(err).Msg("claim deliveries") })
@@ -225,9 +229,10 @@ func (d *Dispatcher) share(id int64, now time.Time) int {
 
 // claimOnce claims what the in-memory bound can take and starts it. Each webhook may hold its
 // share; one holding at least half of it is skipped, so the next batch is claimed while the
-// current one is still being sent. more says a full batch came back and room is left: claim
-// again at once.
-func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitGroup) (bool, error) {
+// current one is still being sent. Each company may hold its share (see companyPlan). freed
+// says the claim loop was woken only by a worker finishing. more says a full batch came back
+// and room is left: claim again at once.
+func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitGroup, freed bool) (bool, error) {
 	now := time.Now()
 	if !d.claimable() {
 		return false, nil // the heartbeat wakes the claim loop when it succeeds again
@@ -241,12 +246,23 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		d.mu.Unlock()
 		return false, nil
 	}
+	cp := d.companyPlan(threshold)
+	if freed && len(cp.rooms) == 0 && len(cp.skip) > 0 {
+		// Every company holding work is at its share, and no new deliveries were announced:
+		// a claim could find only other companies' retries, which the poll finds.
+		d.heldBack = true
+		d.mu.Unlock()
+		return false, nil
+	}
 	var skip []int64
 	shares := map[int64]int{}
 	for id, hs := range d.busy {
 		held := hs.running + len(hs.queue)
 		sh := d.share(id, now)
 		skipAt := max(d.cfg.skipAt, sh/2)
+		if hc := cp.hookCap[hs.company]; hc > 0 {
+			sh, skipAt = min(sh, hc), min(skipAt, hc)
+		}
 		if rate, ok := limited[id]; ok {
 			sh, skipAt = min(sh, d.cfg.rateShare(rate)), min(skipAt, d.cfg.rateShare(rate))
 		}
@@ -279,29 +295,18 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 			}
 		}
 	}
-	// Each company may hold its share of MaxClaimed; one at it is skipped, so the others'
-	// deliveries are found and claimed however many of its own are due before them.
-	var skipCos []string
-	rooms := make(map[string]int, len(d.held))
-	companyCap := d.cfg.companyShare(len(d.held))
-	newcomerCap := d.cfg.companyShare(len(d.held) + 1) // a company holding nothing yet
-	for co, held := range d.held {
-		if held >= companyCap {
-			skipCos = append(skipCos, co)
-			continue
-		}
-		rooms[co] = companyCap - held
-	}
+	skipCos, rooms, newcomerCap := cp.skip, cp.rooms, cp.newcomerCap
 	d.mu.Unlock()
 	limit := min(free, d.cfg.ClaimBatch)
 	if limit <= 0 {
 		return false, nil
 	}
 	// A company's room below the limit needs the claim's per-company window (a slower
-	// statement, see Store.DispatchClaim); when the room is at least half a claim, a smaller
-	// claim does the same with the plain statement.
+	// statement, see Store.DispatchClaim); when the room is at least half a claim, or the
+	// company is the only one holding work, a smaller claim does the same with the plain
+	// statement.
 	for _, room := range rooms {
-		if room < limit && 2*room >= limit {
+		if room < limit && (2*room >= limit || len(rooms) == 1 && len(skipCos) == 0) {
 			limit = room
 		}
 	}
@@ -361,7 +366,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		}
 		hs := d.busy[c.WebhookID]
 		if hs == nil {
-			hs = &hookState{}
+			hs = &hookState{company: c.CompanyID}
 			d.busy[c.WebhookID] = hs
 		}
 		if d.rates[c.WebhookID] == nil {

@@ -174,19 +174,21 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 func (d *Dispatcher) claimLoop(ctx, sendCtx context.Context, workers *sync.WaitGroup) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// announced: new deliveries were announced (Wake, NOTIFY) or the poll is due, and no claim
+	// statement has run since. A wake-up by a worker finishing alone does not set it.
+	announced := false
 	for {
-		freed := false // woken only because a worker finished: no new deliveries announced
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
+			announced = true
 		case <-d.slotFreed:
-			freed = true
 		case <-timer.C:
+			announced = true
 		}
 		for ctx.Err() == nil {
-			more, err := d.claimOnce(ctx, sendCtx, workers, freed)
-			freed = false
+			more, err := d.claimOnce(ctx, sendCtx, workers, &announced)
 			if err != nil {
 				if ctx.Err() == nil {
 					d.logs.do("claim", func() { d.log.Error().Err(err).Msg("claim deliveries") })
@@ -229,10 +231,10 @@ func (d *Dispatcher) share(id int64, now time.Time) int {
 
 // claimOnce claims what the in-memory bound can take and starts it. Each webhook may hold its
 // share; one holding at least half of it is skipped, so the next batch is claimed while the
-// current one is still being sent. Each company may hold its share (see companyPlan). freed
-// says the claim loop was woken only by a worker finishing. more says a full batch came back
-// and room is left: claim again at once.
-func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitGroup, freed bool) (bool, error) {
+// current one is still being sent. Each company may hold its share (see companyPlan).
+// announced is the claim loop's (see there); claimOnce clears it when it runs the claim. more
+// says a full batch came back and room is left: claim again at once.
+func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitGroup, announced *bool) (bool, error) {
 	now := time.Now()
 	if !d.claimable() {
 		return false, nil // the heartbeat wakes the claim loop when it succeeds again
@@ -247,9 +249,10 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		return false, nil
 	}
 	cp := d.companyPlan(threshold)
-	if freed && len(cp.rooms) == 0 && len(cp.skip) > 0 {
-		// Every company holding work is at its share, and no new deliveries were announced:
-		// a claim could find only other companies' retries, which the poll finds.
+	if !*announced && len(cp.rooms) == 0 && len(cp.skip) > 0 {
+		// Every company holding work is at its share, and no new deliveries were announced
+		// since the last claim: a claim could find only other companies' retries, which the
+		// poll finds.
 		d.heldBack = true
 		d.mu.Unlock()
 		return false, nil
@@ -313,6 +316,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 	if newcomerCap < limit && 2*newcomerCap >= limit {
 		limit = newcomerCap
 	}
+	*announced = false
 	seq := d.claimSeq.Add(1)
 	token := d.replicaID + ":" + strconv.FormatInt(seq, 10)
 	claimed, err := d.st.DispatchClaim(ctx, store.ClaimParams{

@@ -1,5 +1,5 @@
 -- CaptureCommit stores a batch of captured events and fans each new one out to the active
--- webhooks of its company subscribed to its event key, in one statement: events whose company is
+-- webhooks of its company subscribed to its event key (one of their event_keys), in one statement: events whose company is
 -- unknown are skipped (and returned), a replayed source_key inserts nothing (and so no
 -- deliveries), consumed outbox rows are deleted, and dispatchers are woken when the transaction
 -- commits.
@@ -19,7 +19,7 @@ WITH input AS (
 ), fan AS (
     INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key)
     SELECT ins.company_id, w.id, ins.id, ins.event_key
-    FROM ins JOIN walhook.webhook w ON w.active AND w.company_id = ins.company_id AND w.event_key = ins.event_key
+    FROM ins JOIN walhook.webhook w ON w.active AND w.company_id = ins.company_id AND ins.event_key = ANY(w.event_keys)
     ON CONFLICT (event_id, webhook_id) DO NOTHING
     RETURNING 1
 ), gone AS (

@@ -44,7 +44,7 @@ export async function webhookList(ctx) {
       h('table', { id: 'webhooks' },
         h('caption', { class: 'sr-only' }, 'Webhooks'),
         h('thead', {}, h('tr', {},
-          h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Trigger event'), h('th', { scope: 'col' }, 'URL'),
+          h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Trigger events'), h('th', { scope: 'col' }, 'URL'),
           h('th', { scope: 'col' }, 'Method'), h('th', { scope: 'col' }, 'Last sent'), h('th', { scope: 'col' }, 'Last status'),
           h('th', { scope: 'col' }, 'Active'), h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')))),
         tbody)),
@@ -113,7 +113,7 @@ function row(ctx, w) {
     h('td', { class: 'name-cell' }, h('strong', {}, w.name),
       w.disabled_reason ? h('span', { class: 'note' }, 'Turned off: ' + w.disabled_reason) : null,
       w.secret_error ? h('span', { class: 'note' }, 'Not sending: ' + w.secret_error) : null),
-    h('td', {}, h('span', { class: 'event-key' }, w.event)),
+    h('td', { class: 'events-cell' }, eventsCell(w.events || [w.event])),
     h('td', { class: 'url', title: w.url }, w.url),
     h('td', {}, h('span', { class: 'method' }, w.method)),
     h('td', { class: 'nowrap' }, w.last_sent_at ? h('time', { datetime: w.last_sent_at, title: fmtTime(w.last_sent_at) }, fmtShort(w.last_sent_at)) : h('span', { class: 'muted' }, 'Never')),
@@ -121,4 +121,17 @@ function row(ctx, w) {
     h('td', {}, sw.el),
     h('td', { class: 'actions' }, actions));
   return tr;
+}
+
+/**
+ * eventsCell lists a webhook's trigger events: up to three by name; more as the first two and
+ * "+N more", the rest named in its title and for screen readers.
+ */
+export function eventsCell(keys) {
+  const shown = keys.length > 3 ? keys.slice(0, 2) : keys;
+  const rest = keys.slice(shown.length);
+  return h('span', { class: 'event-list' },
+    shown.map((k) => h('span', { class: 'event-key' }, k)),
+    rest.length ? h('span', { class: 'event-more', title: rest.join(', ') }, `+${rest.length} more`,
+      h('span', { class: 'sr-only' }, ': ' + rest.join(', '))) : null);
 }

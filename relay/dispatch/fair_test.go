@@ -18,7 +18,7 @@ import (
 func (b *bundle) hookFor(t *testing.T, co, url string) webhook.Webhook {
 	t.Helper()
 	out, err := b.st.WebhookCreate(b.ctx, webhook.Webhook{
-		CompanyID: co, EventKey: eventKey, Name: fmt.Sprintf("hook %d", b.seq.Add(1)),
+		CompanyID: co, EventKeys: []string{eventKey}, Name: fmt.Sprintf("hook %d", b.seq.Add(1)),
 		Method: webhook.MethodPost, URL: url, RawData: true, Active: true,
 	}, nil)
 	require.NoError(t, err)

@@ -75,7 +75,7 @@ func (s *Store) joinHeaders(company string, id int64, pj json.RawMessage, sealed
 func (s *Store) webhookFrom(r dbsqlc.WalhookWebhook) (webhook.Webhook, error) {
 	w := webhook.Webhook{
 		ID: r.ID, CompanyID: r.CompanyID, Name: r.Name, URL: r.Url, Method: webhook.Method(r.Method),
-		EventKey: r.EventKey, OAuthID: r.OauthID, RawData: r.RawData, Active: r.Active,
+		EventKeys: r.EventKeys, OAuthID: r.OauthID, RawData: r.RawData, Active: r.Active,
 		PreviousSecretExpiresAt: r.PreviousSecretExpiresAt, LastSentAt: r.LastSentAt,
 		FailingSince: r.FailingSince, DisabledReason: r.DisabledReason, DisabledAt: r.DisabledAt,
 		CreatedBy: r.CreatedBy, UpdatedBy: r.UpdatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
@@ -159,7 +159,7 @@ func (s *Store) WebhookCreate(ctx context.Context, w webhook.Webhook, actor *int
 		w.Secret = crypt.NewSigningSecret()
 	}
 	r, err := s.q.WebhookCreate(ctx, dbsqlc.WebhookCreateParams{
-		ID: id, CompanyID: w.CompanyID, Name: w.Name, Url: w.URL, Method: string(w.Method), EventKey: w.EventKey,
+		ID: id, CompanyID: w.CompanyID, Name: w.Name, Url: w.URL, Method: string(w.Method), EventKeys: w.EventKeys,
 		OauthID: w.OAuthID, Headers: headers, SecretHeadersEnc: sealedHeaders, RawData: w.RawData,
 		Params: params, Active: w.Active, RateLimit: rateLimit(w.RateLimit), SigningSecretEnc: s.keys.Seal([]byte(w.Secret), colSigningSecret().bind(w.CompanyID, id)),
 		CreatedBy: actor,
@@ -216,7 +216,7 @@ func (s *Store) WebhookUpdate(ctx context.Context, w webhook.Webhook, actor *int
 	}
 	r, err := s.q.WebhookUpdate(ctx, dbsqlc.WebhookUpdateParams{
 		CompanyID: w.CompanyID, ID: w.ID, Name: w.Name, Url: w.URL, Method: string(w.Method),
-		EventKey: w.EventKey, OauthID: w.OAuthID, Headers: headers, SecretHeadersEnc: sealedHeaders,
+		EventKeys: w.EventKeys, OauthID: w.OAuthID, Headers: headers, SecretHeadersEnc: sealedHeaders,
 		RawData: w.RawData, Params: params, Active: w.Active, RateLimit: rateLimit(w.RateLimit), UpdatedBy: actor,
 	})
 	if err != nil {
@@ -247,7 +247,8 @@ type ActiveSubscription struct {
 	EventKey  string
 }
 
-// WebhookListActive lists every active webhook's (company, event) for the fan-out index.
+// WebhookListActive lists every active webhook's (company, event) pairs for the fan-out index,
+// one per trigger event of the webhook.
 func (s *Store) WebhookListActive(ctx context.Context) ([]ActiveSubscription, error) {
 	rows, err := s.q.WebhookListActive(ctx)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 )
 
 func valid() Webhook {
-	return Webhook{Name: "n", URL: "https://example.com/hook", Method: MethodPost, EventKey: "contact.created", RawData: true}
+	return Webhook{Name: "n", URL: "https://example.com/hook", Method: MethodPost, EventKeys: []string{"contact.created"}, RawData: true}
 }
 
 func fields(err error) map[string]string {

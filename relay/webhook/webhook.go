@@ -56,14 +56,16 @@ const (
 	StatusFailed    Status = "failed"
 )
 
-// Webhook is a company's subscription of an HTTP endpoint to a trigger event.
+// Webhook is a company's subscription of an HTTP endpoint to one or more trigger events.
 type Webhook struct {
 	ID        int64
 	CompanyID string
 	Name      string
 	URL       string
 	Method    Method
-	EventKey  string
+	// EventKeys are the trigger events the webhook is subscribed to, in the order chosen: at
+	// least one, at most MaxEvents, each once. An event matches when its key is any of them.
+	EventKeys []string
 	OAuthID   *int64
 	Headers   []Header
 	RawData   bool

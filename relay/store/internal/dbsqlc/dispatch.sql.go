@@ -752,7 +752,7 @@ func (q *Queries) DispatchReleaseReplicas(ctx context.Context, replicaIds []stri
 }
 
 const dispatchWebhooks = `-- name: DispatchWebhooks :many
-SELECT id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit FROM walhook.webhook WHERE id = ANY($1::bigint[])
+SELECT id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys FROM walhook.webhook WHERE id = ANY($1::bigint[])
 `
 
 // DispatchWebhooks loads the webhooks of claimed deliveries for the dispatcher's cache.
@@ -771,7 +771,6 @@ func (q *Queries) DispatchWebhooks(ctx context.Context, ids []int64) ([]WalhookW
 			&i.Name,
 			&i.Url,
 			&i.Method,
-			&i.EventKey,
 			&i.OauthID,
 			&i.Headers,
 			&i.SecretHeadersEnc,
@@ -791,6 +790,7 @@ func (q *Queries) DispatchWebhooks(ctx context.Context, ids []int64) ([]WalhookW
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.RateLimit,
+			&i.EventKeys,
 		); err != nil {
 			return nil, err
 		}

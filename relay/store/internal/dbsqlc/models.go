@@ -227,7 +227,6 @@ type WalhookWebhook struct {
 	Name                    string
 	Url                     string
 	Method                  string
-	EventKey                string
 	OauthID                 *int64
 	Headers                 json.RawMessage
 	SecretHeadersEnc        []byte
@@ -247,4 +246,5 @@ type WalhookWebhook struct {
 	CreatedAt               time.Time
 	UpdatedAt               time.Time
 	RateLimit               *int32
+	EventKeys               []string
 }

@@ -22,12 +22,12 @@ func TestRateTake(t *testing.T) {
 	limit := 50
 	limited, err := s.WebhookCreate(ctx, webhook.Webhook{
 		CompanyID: "a", Name: "limited", URL: "https://a.example/", Method: webhook.MethodPost,
-		EventKey: "contact.created", RateLimit: &limit,
+		EventKeys: []string{"contact.created"}, RateLimit: &limit,
 	}, nil)
 	require.NoError(t, err)
 	require.Equal(t, 50, *limited.RateLimit)
 	free, err := s.WebhookCreate(ctx, webhook.Webhook{
-		CompanyID: "a", Name: "free", URL: "https://a.example/", Method: webhook.MethodPost, EventKey: "contact.created",
+		CompanyID: "a", Name: "free", URL: "https://a.example/", Method: webhook.MethodPost, EventKeys: []string{"contact.created"},
 	}, nil)
 	require.NoError(t, err)
 	require.Nil(t, free.RateLimit)

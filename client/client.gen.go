@@ -1076,7 +1076,10 @@ type Webhook struct {
 
 	// PreviousSecretExpiresAt Until when the rotated-out secret still signs
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
-	RawData                 *bool      `json:"raw_data,omitempty"`
+
+	// RateLimit Requests per second at most; null: no limit
+	RateLimit nullable.Nullable[int] `json:"rate_limit,omitempty"`
+	RawData   *bool                  `json:"raw_data,omitempty"`
 
 	// Secret The Standard Webhooks signing secret; only for members holding manage_webhooks
 	//
@@ -1121,6 +1124,9 @@ type WebhookInput struct {
 	// Params Required (at least one) when raw_data is off; at most the params_per_webhook quota (100 at most)
 	Params *[]Param `json:"params,omitempty"`
 
+	// RateLimit Requests per second at most to this endpoint, over every relay replica; null (the default) for no limit. Deliveries beyond it wait their turn (pending): they are not failed and no attempt is counted.
+	RateLimit nullable.Nullable[int] `json:"rate_limit,omitempty"`
+
 	// RawData On: the body is the event envelope; off: only params
 	RawData *bool `json:"raw_data,omitempty"`
 
@@ -1155,8 +1161,11 @@ type WebhookPatch struct {
 	Name    *string                  `json:"name,omitempty"`
 	OauthId nullable.Nullable[int64] `json:"oauth_id,omitempty"`
 	Params  *[]Param                 `json:"params,omitempty"`
-	RawData *bool                    `json:"raw_data,omitempty"`
-	Url     *string                  `json:"url,omitempty"`
+
+	// RateLimit null removes the limit
+	RateLimit nullable.Nullable[int] `json:"rate_limit,omitempty"`
+	RawData   *bool                  `json:"raw_data,omitempty"`
+	Url       *string                `json:"url,omitempty"`
 }
 
 // WebhookRef defines model for WebhookRef.

@@ -72,6 +72,8 @@ func (s *Server) routes() []route {
 		{"POST", "/v1/webhooks/{id}/rotate-secret", accessManage, s.rotateSecret},
 		{"GET", "/v1/webhooks/{id}/deliveries", accessMember, s.listDeliveries},
 		{"POST", "/v1/webhooks/{id}/deliveries/resync", accessManage, s.resyncFailed},
+		{"POST", "/v1/webhooks/{id}/replay/preview", accessManage, s.previewReplay},
+		{"POST", "/v1/webhooks/{id}/replay", accessManage, s.replay},
 		{"GET", "/v1/webhooks/{id}/stats", accessMember, s.webhookStats},
 		{"GET", "/v1/deliveries/{id}", accessMember, s.getDelivery},
 		{"POST", "/v1/deliveries/{id}/resync", accessManage, s.resyncDelivery},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -221,6 +223,55 @@ func FuzzEventsQuery(f *testing.F) {
 		for _, k := range keys {
 			require.False(t, seen[k])
 			seen[k] = true
+		}
+	})
+}
+
+// FuzzHistoryFilter parses the history listing's filters from any query string: nothing panics,
+// a refusal is a 400 naming a parameter, and what is accepted is what the store may run (a status
+// range inside 100–599, an event id of the public shape, a needle of at most 200 characters of
+// valid UTF-8 without NUL, one of the webhook's events).
+func FuzzHistoryFilter(f *testing.F) {
+	for _, s := range []string{
+		"event=contact.created&http_status=5xx&q=ada", "http_status=404", "http_status=none", "http_status=600",
+		"event_id=evt_0123456789abcdef0123456789abcdef", "event_id=evt_X", "q=%ff", "q=a%00", "since=2026-01-01T00:00:00Z&until=2025-01-01T00:00:00Z",
+		"http_status=%2B40", "http_status=4x", "status=failed&q=", "q=" + strings.Repeat("é", 201),
+	} {
+		f.Add(s)
+	}
+	w := webhook.Webhook{EventKeys: []string{"contact.created", "contact.updated"}}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		hf, err := historyFilter(q, w)
+		if err != nil {
+			var p *problem
+			require.ErrorAs(t, err, &p)
+			require.Equal(t, 400, p.Status)
+			require.Len(t, p.Errors, 1)
+			require.NotEmpty(t, p.Errors[0].Field)
+			return
+		}
+		require.Equal(t, hf.StatusMin == nil, hf.StatusMax == nil)
+		if hf.StatusMin != nil {
+			require.False(t, hf.NoResponse)
+			require.True(t, 100 <= *hf.StatusMin && *hf.StatusMin <= *hf.StatusMax && *hf.StatusMax <= 599, "%d..%d", *hf.StatusMin, *hf.StatusMax)
+		}
+		if hf.EventPublicID != nil {
+			require.Regexp(t, `^evt_[0-9a-f]{32}$`, *hf.EventPublicID)
+		}
+		if hf.Text != nil {
+			require.True(t, utf8.ValidString(*hf.Text))
+			require.LessOrEqual(t, utf8.RuneCountInString(*hf.Text), store.MaxHistoryText)
+			require.NotContains(t, *hf.Text, "\x00")
+		}
+		if hf.EventKey != nil {
+			require.Contains(t, w.EventKeys, *hf.EventKey)
+		}
+		if hf.Since != nil && hf.Until != nil {
+			require.True(t, hf.Since.Before(*hf.Until))
 		}
 	})
 }

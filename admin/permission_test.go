@@ -78,6 +78,12 @@ func TestPermissionMatrix(t *testing.T) {
 		"POST /v1/webhooks/{id}/deliveries/resync": {ok: 202, scoped: true, setup: func() (string, any) {
 			return fmt.Sprintf("/v1/webhooks/%d/deliveries/resync", e.newWebhook(fmt.Sprintf("h%d", seq.Add(1)), on).ID), map[string]any{"status": "failed", "since": time.Now().Add(-time.Hour)}
 		}},
+		"POST /v1/webhooks/{id}/replay/preview": {ok: 200, scoped: true, setup: func() (string, any) {
+			return fmt.Sprintf("/v1/webhooks/%d/replay/preview", e.newWebhook(fmt.Sprintf("h%d", seq.Add(1)), on).ID), map[string]any{"mode": "all", "since": time.Now().Add(-time.Hour)}
+		}},
+		"POST /v1/webhooks/{id}/replay": {ok: 202, scoped: true, setup: func() (string, any) {
+			return fmt.Sprintf("/v1/webhooks/%d/replay", e.newWebhook(fmt.Sprintf("h%d", seq.Add(1)), on).ID), map[string]any{"mode": "all", "since": time.Now().Add(-time.Hour)}
+		}},
 		"GET /v1/deliveries/{id}":         {ok: 200, scoped: true, setup: func() (string, any) { return "/v1/deliveries/" + failedDelivery(), nil }},
 		"POST /v1/deliveries/{id}/resync": {ok: 202, scoped: true, setup: func() (string, any) { return "/v1/deliveries/" + failedDelivery() + "/resync", nil }},
 		"GET /v1/oauth":                   {ok: 200, setup: func() (string, any) { return "/v1/oauth", nil }},

@@ -89,6 +89,8 @@ func TestWebhookValidation(t *testing.T) {
 		{"too many params", map[string]any{"params": many(101, func(i int) map[string]any {
 			return map[string]any{"key": fmt.Sprintf("k%d", i), "path": "data.x"}
 		})}, "params", "at most 100 parameters"},
+		{"rate limit zero", map[string]any{"rate_limit": 0}, "rate_limit", "from 1 to 1000"},
+		{"rate limit too high", map[string]any{"rate_limit": 1001}, "rate_limit", "from 1 to 1000"},
 	}
 	for _, c := range cases {
 		body := hookBody("valid")

@@ -30,6 +30,8 @@ type webhookInput struct {
 	RawData *bool            `json:"raw_data"` // default true
 	Params  []webhook.Param  `json:"params"`
 	Active  *bool            `json:"active"` // default false
+	// RateLimit is requests per second at most, 1 to webhook.MaxRateLimit; null: no limit.
+	RateLimit *int `json:"rate_limit"`
 }
 
 // inputOf is the input that reproduces w applied onto w, masked header values masked: PATCH
@@ -39,6 +41,7 @@ func inputOf(w webhook.Webhook) webhookInput {
 	in := webhookInput{
 		Name: w.Name, URL: w.URL, Method: w.Method, OAuthID: w.OAuthID,
 		Headers: webhook.MaskHeaders(w.Headers), RawData: &w.RawData, Params: w.Params, Active: &w.Active,
+		RateLimit: w.RateLimit,
 	}
 	return in
 }
@@ -76,6 +79,7 @@ func (in webhookInput) apply(w *webhook.Webhook, old []webhook.Header) (kept []i
 	w.Name, w.URL, w.Method, w.OAuthID = in.Name, in.URL, in.Method, in.OAuthID
 	w.RawData = in.RawData == nil || *in.RawData
 	w.Active = in.Active != nil && *in.Active
+	w.RateLimit = in.RateLimit
 	w.Params = in.Params
 	if w.Params == nil {
 		w.Params = []webhook.Param{}
@@ -160,6 +164,7 @@ type webhookJSON struct {
 	RawData                 bool                  `json:"raw_data"`
 	Params                  []webhook.Param       `json:"params"`
 	Active                  bool                  `json:"active"`
+	RateLimit               *int                  `json:"rate_limit"`
 	Secret                  string                `json:"secret,omitempty"`
 	PreviousSecretExpiresAt *time.Time            `json:"previous_secret_expires_at,omitempty"`
 	LastSentAt              *time.Time            `json:"last_sent_at"`
@@ -183,7 +188,7 @@ func webhookOut(w webhook.Webhook, p store.Principal, counts *store.DeliveryCoun
 	out := webhookJSON{
 		ID: w.ID, Name: w.Name, URL: w.URL, Method: w.Method, Events: w.EventKeys, OAuthID: w.OAuthID,
 		Headers: webhook.MaskHeaders(w.Headers), RawData: w.RawData, Params: w.Params, Active: w.Active,
-		LastSentAt: w.LastSentAt, LastStatus: w.LastStatus, FailingSince: w.FailingSince,
+		RateLimit: w.RateLimit, LastSentAt: w.LastSentAt, LastStatus: w.LastStatus, FailingSince: w.FailingSince,
 		DisabledReason: w.DisabledReason, DisabledAt: w.DisabledAt, Counts: counts,
 		CreatedBy: w.CreatedBy, UpdatedBy: w.UpdatedBy, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
 		SecretError: w.SealError,
@@ -476,6 +481,7 @@ func changedFields(a, b webhook.Webhook) []string {
 		{"name", a.Name, b.Name}, {"url", a.URL, b.URL}, {"method", a.Method, b.Method},
 		{"events", a.EventKeys, b.EventKeys}, {"oauth_id", a.OAuthID, b.OAuthID}, {"headers", a.Headers, b.Headers},
 		{"raw_data", a.RawData, b.RawData}, {"params", a.Params, b.Params}, {"active", a.Active, b.Active},
+		{"rate_limit", a.RateLimit, b.RateLimit},
 	} {
 		if !eq(f.x, f.y) {
 			ch = append(ch, f.name)
@@ -534,6 +540,7 @@ func (s *Server) duplicateWebhook(c *call) error {
 		cp := webhook.Webhook{
 			CompanyID: w.CompanyID, Name: copyName(w.Name), URL: w.URL, Method: w.Method, EventKeys: w.EventKeys,
 			OAuthID: w.OAuthID, Headers: w.Headers, RawData: w.RawData, Params: w.Params, Active: false,
+			RateLimit: w.RateLimit,
 		}
 		// The copy is a new webhook: it must pass today's rules (a retired event, an address
 		// now refused, a path or header rule added since the original was saved), or the copy

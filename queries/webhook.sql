@@ -6,10 +6,10 @@ SELECT nextval(pg_get_serial_sequence('walhook.webhook', 'id'))::bigint AS id;
 -- WebhookCreate inserts a webhook with the id WebhookNextID gave.
 -- name: WebhookCreate :one
 INSERT INTO walhook.webhook (id, company_id, name, url, method, event_keys, oauth_id, headers,
-    secret_headers_enc, raw_data, params, active, signing_secret_enc, created_by, updated_by)
+    secret_headers_enc, raw_data, params, active, rate_limit, signing_secret_enc, created_by, updated_by)
 OVERRIDING SYSTEM VALUE
 VALUES (@id, @company_id, @name, @url, @method, @event_keys::text[], sqlc.narg('oauth_id'), @headers,
-    sqlc.narg('secret_headers_enc'), @raw_data, @params, @active, @signing_secret_enc,
+    sqlc.narg('secret_headers_enc'), @raw_data, @params, @active, sqlc.narg('rate_limit'), @signing_secret_enc,
     sqlc.narg('created_by'), sqlc.narg('created_by'))
 RETURNING *;
 
@@ -30,7 +30,7 @@ LIMIT @max_rows;
 UPDATE walhook.webhook SET
     name = @name, url = @url, method = @method, event_keys = @event_keys::text[], oauth_id = sqlc.narg('oauth_id'),
     headers = @headers, secret_headers_enc = sqlc.narg('secret_headers_enc'), raw_data = @raw_data,
-    params = @params, active = @active, updated_by = sqlc.narg('updated_by'), updated_at = now(),
+    params = @params, active = @active, rate_limit = sqlc.narg('rate_limit'), updated_by = sqlc.narg('updated_by'), updated_at = now(),
     disabled_reason = CASE WHEN @active::boolean THEN NULL ELSE disabled_reason END,
     disabled_at = CASE WHEN @active::boolean THEN NULL ELSE disabled_at END,
     failing_since = CASE WHEN @active::boolean AND NOT active THEN NULL ELSE failing_since END

@@ -1,6 +1,6 @@
 // Add / Edit Webhook: every field of the product's form, Test with the response inline, Save.
 
-import { h, field, option, switchInput, errId, pretty, MASK } from './dom.js';
+import { h, field, option, switchInput, errId, pretty, MASK, openDialog } from './dom.js';
 import { showErrors, clearErrors } from './form.js';
 import { oauthForm } from './oauth.js';
 
@@ -69,6 +69,13 @@ export async function webhookForm(ctx, id) {
   fillOAuth(w.oauth_id);
   const active = switchInput({ id: 'f-active', checked: w.active, disabled: ro, label: 'Status (active)' });
   const raw = switchInput({ id: 'f-raw', checked: w.raw_data, disabled: ro, label: 'Raw data' });
+  const rateLimit = h('input', { type: 'number', name: 'rate_limit', min: '1', max: '1000', step: '1', inputmode: 'numeric', placeholder: 'No limit', value: w.rate_limit == null ? '' : String(w.rate_limit), disabled: ro });
+  // The rate limit as the API takes it: empty is no limit (null); what the browser could not read
+  // as a number goes as typed, so the API names the field instead of the limit silently going.
+  const rateValue = () => {
+    if (rateLimit.validity.badInput) return 'not a number';
+    return rateLimit.value.trim() === '' ? null : Number(rateLimit.value);
+  };
 
   const headerRows = h('div', { class: 'rows', id: 'header-rows' });
   const paramRows = h('div', { class: 'rows', id: 'param-rows' });
@@ -176,6 +183,7 @@ export async function webhookForm(ctx, id) {
     return {
       name: name.value.trim(), url: url.value.trim(), method: method.value, events: [...state.events],
       oauth_id: oauth.value ? Number(oauth.value) : null, headers, raw_data: raw.input.checked, params, active: active.input.checked,
+      rate_limit: rateValue(),
     };
   }
   const mapField = (f) => (/^events?(\[\d+\])?$/.test(f) ? 'events' : f.replace(/^(headers|params)\[(\d+)\]/, (m, list, n) => {
@@ -240,6 +248,8 @@ export async function webhookForm(ctx, id) {
     h('span', { class: 'label', id: 'f-active-label' }, 'Status'),
     active.el,
     h('p', { class: 'hint' }, 'Off by default: an inactive webhook sends nothing.')),
+  field({ label: 'Rate limit (requests per second)', id: 'f-rate-limit', name: 'rate_limit', control: rateLimit,
+    hint: 'Optional, 1 to 1000. walhook sends at most this many requests a second to the endpoint; the others wait their turn, they do not fail. Empty: no limit.' }),
   h('fieldset', { class: 'wide field', id: 'headers-box' },
     h('legend', {}, 'Request headers'),
     h('div', { class: 'row-head row header-row', 'aria-hidden': 'true' }, h('span', {}, 'Key'), h('span', {}, 'Value'), h('span', {}, ''), h('span')),
@@ -266,7 +276,7 @@ export async function webhookForm(ctx, id) {
 
   async function newOAuth() {
     const dlg = h('dialog', { 'aria-labelledby': 'oauth-dlg-title', id: 'oauth-dialog' });
-    const done = () => { dlg.close(); dlg.remove(); };
+    const done = () => dlg.close();
     const f = await oauthForm(ctx, null, {
       onSaved: async (c) => {
         credList = (await ctx.api('GET', '/oauth')).items;
@@ -279,10 +289,7 @@ export async function webhookForm(ctx, id) {
       onCancel: done,
     });
     dlg.append(h('div', { class: 'dialog-body' }, h('h2', { id: 'oauth-dlg-title' }, 'Add OAuth'), f));
-    dlg.addEventListener('cancel', () => setTimeout(() => dlg.remove()));
-    document.body.append(dlg);
-    dlg.showModal();
-    dlg.querySelector('input').focus();
+    openDialog(dlg, { focus: dlg.querySelector('input') });
   }
 
   const title = id ? (ro ? 'Webhook' : 'Edit Webhook') : 'Add Webhook';

@@ -44,8 +44,8 @@ export async function webhookList(ctx) {
       h('table', { id: 'webhooks' },
         h('caption', { class: 'sr-only' }, 'Webhooks'),
         h('thead', {}, h('tr', {},
-          h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Trigger events'), h('th', { scope: 'col' }, 'URL'),
-          h('th', { scope: 'col' }, 'Method'), h('th', { scope: 'col' }, 'Last sent'), h('th', { scope: 'col' }, 'Last status'),
+          h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Trigger events'), h('th', { scope: 'col' }, 'Endpoint'),
+          h('th', { scope: 'col' }, 'Deliveries'), h('th', { scope: 'col' }, 'Last sent'),
           h('th', { scope: 'col' }, 'Active'), h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')))),
         tbody)),
     moreBox);
@@ -99,8 +99,13 @@ function row(ctx, w) {
         if (!ok) return;
         try {
           await ctx.api('DELETE', '/webhooks/' + w.id);
+          const body = tr.parentElement;
           tr.remove();
           ctx.toast(`Deleted “${w.name}”.`);
+          // The last one gone, the page shows its empty state; else focus, which was on the
+          // removed row, goes to the page's heading.
+          if (body && !body.children.length) ctx.go('#/webhooks');
+          else document.querySelector('main h1')?.focus();
         } catch (err) {
           ctx.toast('Could not delete: ' + err.message, true);
         }
@@ -114,13 +119,20 @@ function row(ctx, w) {
       w.disabled_reason ? h('span', { class: 'note' }, 'Turned off: ' + w.disabled_reason) : null,
       w.secret_error ? h('span', { class: 'note' }, 'Not sending: ' + w.secret_error) : null),
     h('td', { class: 'events-cell' }, eventsCell(w.events || [w.event])),
-    h('td', { class: 'url', title: w.url }, w.url),
-    h('td', {}, h('span', { class: 'method' }, w.method)),
-    h('td', { class: 'nowrap' }, w.last_sent_at ? h('time', { datetime: w.last_sent_at, title: fmtTime(w.last_sent_at) }, fmtShort(w.last_sent_at)) : h('span', { class: 'muted' }, 'Never')),
-    h('td', {}, statusBadge(w.last_status, w.last_status ? null : '—')),
+    h('td', { class: 'endpoint' }, h('span', { class: 'method' }, w.method), ' ', h('span', { class: 'url', title: w.url }, w.url)),
+    h('td', { class: 'counts' }, countChips(w.counts)),
+    h('td', { class: 'last-sent' }, statusBadge(w.last_status, w.last_status ? null : '—'), ' ',
+      w.last_sent_at ? h('time', { datetime: w.last_sent_at, title: fmtTime(w.last_sent_at) }, fmtShort(w.last_sent_at)) : h('span', { class: 'muted' }, 'Never')),
     h('td', {}, sw.el),
-    h('td', { class: 'actions' }, actions));
+    h('td', { class: 'actions' }, h('div', { class: 'action-list' }, actions)));
   return tr;
+}
+
+/** countChips shows how many deliveries the webhook's events made, and how they ended. */
+function countChips(c) {
+  const n = c || { triggered: 0, succeeded: 0, failed: 0 };
+  const chip = (k, label) => h('span', { class: ['count', k], 'data-count': k }, h('span', { class: 'count-n' }, String(n[k] || 0)), ' ', label);
+  return h('span', { class: 'count-list' }, chip('triggered', 'triggered'), chip('succeeded', 'succeeded'), chip('failed', 'failed'));
 }
 
 /**

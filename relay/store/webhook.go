@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -79,6 +80,10 @@ func (s *Store) webhookFrom(r dbsqlc.WalhookWebhook) (webhook.Webhook, error) {
 		FailingSince: r.FailingSince, DisabledReason: r.DisabledReason, DisabledAt: r.DisabledAt,
 		CreatedBy: r.CreatedBy, UpdatedBy: r.UpdatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
+	if r.RateLimit != nil {
+		n := int(*r.RateLimit)
+		w.RateLimit = &n
+	}
 	if r.LastStatus != nil {
 		st := webhook.Status(*r.LastStatus)
 		w.LastStatus = &st
@@ -111,6 +116,15 @@ func (s *Store) webhookFrom(r dbsqlc.WalhookWebhook) (webhook.Webhook, error) {
 	}
 	w.SealError = strings.Join(sealErrs, "; ")
 	return w, nil
+}
+
+// rateLimit is a webhook's rate limit as its column holds it.
+func rateLimit(n *int) *int32 {
+	if n == nil {
+		return nil
+	}
+	v := int32(min(*n, math.MaxInt32))
+	return &v
 }
 
 func (s *Store) webhooksFrom(rows []dbsqlc.WalhookWebhook) ([]webhook.Webhook, error) {
@@ -147,7 +161,7 @@ func (s *Store) WebhookCreate(ctx context.Context, w webhook.Webhook, actor *int
 	r, err := s.q.WebhookCreate(ctx, dbsqlc.WebhookCreateParams{
 		ID: id, CompanyID: w.CompanyID, Name: w.Name, Url: w.URL, Method: string(w.Method), EventKeys: w.EventKeys,
 		OauthID: w.OAuthID, Headers: headers, SecretHeadersEnc: sealedHeaders, RawData: w.RawData,
-		Params: params, Active: w.Active, SigningSecretEnc: s.keys.Seal([]byte(w.Secret), colSigningSecret().bind(w.CompanyID, id)),
+		Params: params, Active: w.Active, RateLimit: rateLimit(w.RateLimit), SigningSecretEnc: s.keys.Seal([]byte(w.Secret), colSigningSecret().bind(w.CompanyID, id)),
 		CreatedBy: actor,
 	})
 	if err != nil {
@@ -203,7 +217,7 @@ func (s *Store) WebhookUpdate(ctx context.Context, w webhook.Webhook, actor *int
 	r, err := s.q.WebhookUpdate(ctx, dbsqlc.WebhookUpdateParams{
 		CompanyID: w.CompanyID, ID: w.ID, Name: w.Name, Url: w.URL, Method: string(w.Method),
 		EventKeys: w.EventKeys, OauthID: w.OAuthID, Headers: headers, SecretHeadersEnc: sealedHeaders,
-		RawData: w.RawData, Params: params, Active: w.Active, UpdatedBy: actor,
+		RawData: w.RawData, Params: params, Active: w.Active, RateLimit: rateLimit(w.RateLimit), UpdatedBy: actor,
 	})
 	if err != nil {
 		return webhook.Webhook{}, mapErr(err)

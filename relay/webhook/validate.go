@@ -25,6 +25,7 @@ const (
 	MaxParamPathLen   = 500  // bytes of one parameter path
 	MaxExtraParams    = 50   // extra parameters per OAuth credential
 	MaxEvents         = 50   // trigger events per webhook (the CHECK on walhook.webhook.event_keys)
+	MaxRateLimit      = 1000 // requests per second of a webhook's rate limit
 )
 
 // FieldError is one invalid field: Field is its JSON path ("headers[2].key"), Message says why.
@@ -285,6 +286,9 @@ func (w *Webhook) Validate(r Rules) error {
 	ValidateParams(e, w.Params, w.RawData)
 	if eventsOK && r.EventSample != nil {
 		validateParamFields(e, w.Params, w.EventKeys, r.EventSample)
+	}
+	if w.RateLimit != nil && (*w.RateLimit < 1 || *w.RateLimit > MaxRateLimit) {
+		e.Add("rate_limit", "must be a whole number of requests per second from 1 to %d, or null for no limit", MaxRateLimit)
 	}
 	return e.Err()
 }

@@ -71,6 +71,9 @@ type Webhook struct {
 	RawData   bool
 	Params    []Param
 	Active    bool
+	// RateLimit caps the requests per second sent to the endpoint, over every replica (nil: no
+	// limit; 1 to MaxRateLimit). Deliveries beyond it wait their turn; they do not fail.
+	RateLimit *int
 
 	// Secret is the Standard Webhooks signing secret ("whsec_…"). PreviousSecret, until
 	// PreviousSecretExpiresAt, also signs, so receivers can rotate without dropping requests.
@@ -93,6 +96,11 @@ type Webhook struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
+
+// Queued reports whether the webhook's deliveries must go through the durable queue (the
+// delivery table and the dispatcher's claims) rather than be handed to the dispatcher in memory:
+// true when it has a rate limit, whose tokens are taken by the claims across replicas.
+func (w *Webhook) Queued() bool { return w.RateLimit != nil }
 
 // GrantType is an OAuth 2.0 grant.
 type GrantType string

@@ -205,6 +205,14 @@ type WalhookPlatformToken struct {
 	RevokedAt  *time.Time
 }
 
+type WalhookRateBucket struct {
+	WebhookID  int64
+	Rate       int32
+	Tokens     float64
+	RefilledAt time.Time
+	Taken      int32
+}
+
 type WalhookReplica struct {
 	ID          string
 	StartedAt   time.Time
@@ -250,5 +258,6 @@ type WalhookWebhook struct {
 	UpdatedBy               *int64
 	CreatedAt               time.Time
 	UpdatedAt               time.Time
+	RateLimit               *int32
 	EventKeys               []string
 }

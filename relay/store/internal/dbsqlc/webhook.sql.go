@@ -59,12 +59,12 @@ func (q *Queries) WebhookCounts(ctx context.Context, arg WebhookCountsParams) (W
 
 const webhookCreate = `-- name: WebhookCreate :one
 INSERT INTO walhook.webhook (id, company_id, name, url, method, event_keys, oauth_id, headers,
-    secret_headers_enc, raw_data, params, active, signing_secret_enc, created_by, updated_by)
+    secret_headers_enc, raw_data, params, active, rate_limit, signing_secret_enc, created_by, updated_by)
 OVERRIDING SYSTEM VALUE
 VALUES ($1, $2, $3, $4, $5, $6::text[], $7, $8,
-    $9, $10, $11, $12, $13,
-    $14, $14)
-RETURNING id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, event_keys
+    $9, $10, $11, $12, $13, $14,
+    $15, $15)
+RETURNING id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys
 `
 
 type WebhookCreateParams struct {
@@ -80,6 +80,7 @@ type WebhookCreateParams struct {
 	RawData          bool
 	Params           json.RawMessage
 	Active           bool
+	RateLimit        *int32
 	SigningSecretEnc []byte
 	CreatedBy        *int64
 }
@@ -99,6 +100,7 @@ func (q *Queries) WebhookCreate(ctx context.Context, arg WebhookCreateParams) (W
 		arg.RawData,
 		arg.Params,
 		arg.Active,
+		arg.RateLimit,
 		arg.SigningSecretEnc,
 		arg.CreatedBy,
 	)
@@ -127,6 +129,7 @@ func (q *Queries) WebhookCreate(ctx context.Context, arg WebhookCreateParams) (W
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
 		&i.EventKeys,
 	)
 	return i, err
@@ -150,7 +153,7 @@ func (q *Queries) WebhookDelete(ctx context.Context, arg WebhookDeleteParams) (i
 }
 
 const webhookGet = `-- name: WebhookGet :one
-SELECT id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, event_keys FROM walhook.webhook WHERE company_id = $1 AND id = $2
+SELECT id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys FROM walhook.webhook WHERE company_id = $1 AND id = $2
 `
 
 type WebhookGetParams struct {
@@ -185,13 +188,14 @@ func (q *Queries) WebhookGet(ctx context.Context, arg WebhookGetParams) (Walhook
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
 		&i.EventKeys,
 	)
 	return i, err
 }
 
 const webhookGetByID = `-- name: WebhookGetByID :one
-SELECT id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, event_keys FROM walhook.webhook WHERE id = $1
+SELECT id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys FROM walhook.webhook WHERE id = $1
 `
 
 // WebhookGetByID is for the relay, which works across companies; the admin API never uses it.
@@ -222,13 +226,14 @@ func (q *Queries) WebhookGetByID(ctx context.Context, id int64) (WalhookWebhook,
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
 		&i.EventKeys,
 	)
 	return i, err
 }
 
 const webhookList = `-- name: WebhookList :many
-SELECT id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, event_keys FROM walhook.webhook
+SELECT id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys FROM walhook.webhook
 WHERE company_id = $1 AND id > $2
 ORDER BY id
 LIMIT $3
@@ -273,6 +278,7 @@ func (q *Queries) WebhookList(ctx context.Context, arg WebhookListParams) ([]Wal
 			&i.UpdatedBy,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.RateLimit,
 			&i.EventKeys,
 		); err != nil {
 			return nil, err
@@ -320,7 +326,7 @@ func (q *Queries) WebhookListActive(ctx context.Context) ([]WebhookListActiveRow
 }
 
 const webhookListByLastSent = `-- name: WebhookListByLastSent :many
-SELECT w.id, w.company_id, w.name, w.url, w.method, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at, w.event_keys,
+SELECT w.id, w.company_id, w.name, w.url, w.method, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at, w.rate_limit, w.event_keys,
        coalesce(c.triggered, 0)::bigint AS triggered,
        coalesce(c.succeeded, 0)::bigint AS succeeded,
        coalesce(c.failed, 0)::bigint AS failed,
@@ -404,6 +410,7 @@ func (q *Queries) WebhookListByLastSent(ctx context.Context, arg WebhookListByLa
 			&i.WalhookWebhook.UpdatedBy,
 			&i.WalhookWebhook.CreatedAt,
 			&i.WalhookWebhook.UpdatedAt,
+			&i.WalhookWebhook.RateLimit,
 			&i.WalhookWebhook.EventKeys,
 			&i.Triggered,
 			&i.Succeeded,
@@ -421,7 +428,7 @@ func (q *Queries) WebhookListByLastSent(ctx context.Context, arg WebhookListByLa
 }
 
 const webhookListByName = `-- name: WebhookListByName :many
-SELECT w.id, w.company_id, w.name, w.url, w.method, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at, w.event_keys,
+SELECT w.id, w.company_id, w.name, w.url, w.method, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at, w.rate_limit, w.event_keys,
        coalesce(c.triggered, 0)::bigint AS triggered,
        coalesce(c.succeeded, 0)::bigint AS succeeded,
        coalesce(c.failed, 0)::bigint AS failed,
@@ -505,6 +512,7 @@ func (q *Queries) WebhookListByName(ctx context.Context, arg WebhookListByNamePa
 			&i.WalhookWebhook.UpdatedBy,
 			&i.WalhookWebhook.CreatedAt,
 			&i.WalhookWebhook.UpdatedAt,
+			&i.WalhookWebhook.RateLimit,
 			&i.WalhookWebhook.EventKeys,
 			&i.Triggered,
 			&i.Succeeded,
@@ -615,7 +623,7 @@ UPDATE walhook.webhook SET
     signing_secret_enc = $3,
     updated_by = $4, updated_at = now()
 WHERE company_id = $5 AND id = $6
-RETURNING id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, event_keys
+RETURNING id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys
 `
 
 type WebhookRotateSecretParams struct {
@@ -663,6 +671,7 @@ func (q *Queries) WebhookRotateSecret(ctx context.Context, arg WebhookRotateSecr
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
 		&i.EventKeys,
 	)
 	return i, err
@@ -721,12 +730,12 @@ const webhookUpdate = `-- name: WebhookUpdate :one
 UPDATE walhook.webhook SET
     name = $1, url = $2, method = $3, event_keys = $4::text[], oauth_id = $5,
     headers = $6, secret_headers_enc = $7, raw_data = $8,
-    params = $9, active = $10, updated_by = $11, updated_at = now(),
+    params = $9, active = $10, rate_limit = $11, updated_by = $12, updated_at = now(),
     disabled_reason = CASE WHEN $10::boolean THEN NULL ELSE disabled_reason END,
     disabled_at = CASE WHEN $10::boolean THEN NULL ELSE disabled_at END,
     failing_since = CASE WHEN $10::boolean AND NOT active THEN NULL ELSE failing_since END
-WHERE company_id = $12 AND id = $13
-RETURNING id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, event_keys
+WHERE company_id = $13 AND id = $14
+RETURNING id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys
 `
 
 type WebhookUpdateParams struct {
@@ -740,6 +749,7 @@ type WebhookUpdateParams struct {
 	RawData          bool
 	Params           json.RawMessage
 	Active           bool
+	RateLimit        *int32
 	UpdatedBy        *int64
 	CompanyID        string
 	ID               int64
@@ -757,6 +767,7 @@ func (q *Queries) WebhookUpdate(ctx context.Context, arg WebhookUpdateParams) (W
 		arg.RawData,
 		arg.Params,
 		arg.Active,
+		arg.RateLimit,
 		arg.UpdatedBy,
 		arg.CompanyID,
 		arg.ID,
@@ -786,6 +797,7 @@ func (q *Queries) WebhookUpdate(ctx context.Context, arg WebhookUpdateParams) (W
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
 		&i.EventKeys,
 	)
 	return i, err

@@ -161,7 +161,9 @@ func (c *Capture) stream(ctx context.Context) error {
 	if err := ring.reload(ctx); err != nil {
 		return err
 	}
-	s := &session{c: c, conn: conn, dec: newDecoder(c.cfg.Catalog, ids, ring), txns: make(chan *txn, 4096)}
+	dec := newDecoder(c.cfg.Catalog, ids, ring)
+	dec.partEvents = min(c.cfg.BatchEvents, partEvents)
+	s := &session{c: c, conn: conn, dec: dec, txns: make(chan *txn, 4096)}
 	committed := make(chan error, 1)
 	go func() {
 		err := s.commitLoop(sctx)
@@ -185,6 +187,11 @@ func (c *Capture) stream(ctx context.Context) error {
 	}
 	return cerr
 }
+
+// partEvents is the size of the parts a large transaction is handed to the committer in (see
+// txn): small enough that its first part is stored and sent within tens of milliseconds of the
+// transaction reaching capture, large enough that a part is one efficient statement.
+const partEvents = 500
 
 // session is one replication session: the reader owns conn and the decoder; the committer owns
 // the fan-out transactions; they share positions through atomics.
@@ -371,7 +378,7 @@ func (s *session) commitLoop(ctx context.Context) error {
 		if len(batch) == 0 {
 			continue
 		}
-		var end pglogrepl.LSN
+		var end pglogrepl.LSN // 0 when the batch holds only parts of an open transaction
 		for _, t := range batch {
 			end = max(end, t.endLSN)
 		}
@@ -396,7 +403,11 @@ func (c *Capture) commit(ctx context.Context, batch []*txn, retryOutbox []int64)
 		b.OutboxIDs = append(b.OutboxIDs, t.outboxIDs...)
 		c.reportSkips(t.skips)
 	}
-	c.m.transactions.Add(float64(len(batch)))
+	for _, t := range batch {
+		if !t.part {
+			c.m.transactions.Inc()
+		}
+	}
 	if len(b.Events) == 0 && len(b.OutboxIDs) == 0 {
 		return nil, nil
 	}

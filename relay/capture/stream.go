@@ -447,10 +447,20 @@ func (c *Capture) commit(ctx context.Context, batch []*txn, retryOutbox []int64)
 
 // store runs the fan-out of a batch (fanOut: refused events are quarantined), and reports what
 // it did.
+//
+// With a local dispatcher (Config.Dispatcher), the fan-out leases the fresh deliveries its plan
+// allows to it, and they are handed over in memory once the transaction has committed (see
+// handoff.go in package dispatch).
 func (c *Capture) store(ctx context.Context, b store.CaptureBatch) (fanOutResult, error) {
+	if c.cfg.Dispatcher != nil && len(b.Events) > 0 {
+		b.Handoff = c.cfg.Dispatcher.HandoffPlan()
+	}
 	res, err := c.fanOut(ctx, c.st, b)
 	if err != nil {
 		return res, err
+	}
+	if len(res.Handed) > 0 {
+		c.cfg.Dispatcher.Take(ctx, res.Handed)
 	}
 	c.reportFanOut(res.CaptureResult)
 	return res, nil
@@ -465,7 +475,7 @@ func (c *Capture) reportFanOut(res store.CaptureResult) {
 		c.limiter.log(c.log.Warn().Int("count", len(res.UnknownCompany)).Str("position", res.UnknownCompany[0]),
 			"events of unknown companies skipped")
 	}
-	if res.Deliveries > 0 && c.cfg.Wake != nil {
+	if res.Deliveries > int64(len(res.Handed)) && c.cfg.Wake != nil {
 		c.cfg.Wake()
 	}
 }

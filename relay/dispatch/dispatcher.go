@@ -42,6 +42,7 @@ type Dispatcher struct {
 	heldBack   bool                 // the last claim could not take everything it might have
 	cache      map[int64]*cached
 	cacheEpoch int64 // bumped by a webhook-change notification
+	running    *run  // set while Run claims: hand-offs are taken only then (handoff.go)
 }
 
 type hookState struct {
@@ -145,7 +146,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	go func() { defer aux.Done(); d.statsLoop(ctx) }()
 	go func() { defer aux.Done(); d.reapLoop(ctx) }()
 
+	d.mu.Lock()
+	d.running = &run{ctx: ctx, sendCtx: sendCtx, workers: &workers}
+	d.mu.Unlock()
 	d.claimLoop(ctx, sendCtx, &workers)
+	d.mu.Lock()
+	d.running = nil // no hand-off starts a worker from now on
+	d.mu.Unlock()
 
 	drained := make(chan struct{})
 	go func() { workers.Wait(); close(drained) }()

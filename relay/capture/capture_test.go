@@ -393,8 +393,9 @@ func TestReplayAfterCancelBeforeAck(t *testing.T) {
 }
 
 // TestLargeTransactionInParts: a transaction larger than a part (partEvents, here BatchEvents =
-// 50) is stored in parts as it is decoded: the first fan-out commits the first 50 events alone
-// and reports no position (the transaction is not finished), and the position is reported only
+// 50; the first part a fifth of it) is stored in parts as it is decoded: the first fan-out
+// commits the first part (10 events, with whatever later parts were decoded meanwhile) and
+// reports no position (the transaction is not finished), and the position is reported only
 // with the part that ends it. Every event is stored once.
 func TestLargeTransactionInParts(t *testing.T) {
 	t.Parallel()
@@ -427,7 +428,8 @@ func TestLargeTransactionInParts(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	require.Zero(t, ends[0], "the first part is stored before the transaction is read to its end, and acknowledges nothing")
-	require.Equal(t, 50, stored[0], "the first fan-out stores the first part alone")
+	require.GreaterOrEqual(t, stored[0], 10, "the first part")
+	require.Less(t, stored[0], 200, "the first fan-out stores a part of the transaction, not all of it")
 	for i, end := range ends[:len(ends)-1] {
 		require.Zero(t, end, "part %d of %d reported a position", i+1, len(ends))
 	}

@@ -46,6 +46,7 @@ type txn struct {
 	endLSN     pglogrepl.LSN // end of the transaction: what is acked once its events are stored; 0 on a part that is not the last
 	commitTime time.Time
 	part       bool // a part of a transaction handed over before its end (see part)
+	rest       bool // not the transaction's first part
 	changes    int  // data messages seen (insert/update/delete/message), for ordinals
 	events     []store.CaptureEvent
 	sources    []string // per event: table, outbox or message (metric label)
@@ -134,16 +135,23 @@ func (d *decoder) handle(ctx context.Context, data []byte) (*txn, error) {
 	return nil, nil
 }
 
-// part hands over the open transaction's events so far when there are partEvents of them (see
-// txn): the part goes to the committer with endLSN 0, and decoding goes on in a new part that
+// part hands over the open transaction's events so far when there are partEvents of them (a
+// fifth of that for its first part; see txn): the part goes to the committer with endLSN 0, and decoding goes on in a new part that
 // carries the transaction's position and change count, so ordinals and source keys are those of
 // the whole transaction. It is called before the change is decoded and returns nil otherwise.
 func (d *decoder) part() *txn {
 	t := d.cur
-	if d.partEvents <= 0 || t == nil || len(t.events) < d.partEvents {
+	if d.partEvents <= 0 || t == nil {
 		return nil
 	}
-	d.cur = &txn{commitLSN: t.commitLSN, commitTime: t.commitTime, changes: t.changes}
+	limit := d.partEvents
+	if !t.rest {
+		limit = max(1, limit/5) // the first part is small: it is what the first delivery waits for
+	}
+	if len(t.events) < limit {
+		return nil
+	}
+	d.cur = &txn{commitLSN: t.commitLSN, commitTime: t.commitTime, changes: t.changes, rest: true}
 	t.part = true
 	return t
 }

@@ -56,7 +56,9 @@ WITH input AS (
         CASE WHEN p.handed THEN now() + make_interval(secs => @lease_seconds::float8) END,
         CASE WHEN p.handed THEN @lease_token::text END
     FROM planned p
-    ON CONFLICT (event_id, webhook_id) DO NOTHING
+    -- No ON CONFLICT: the events are those this statement inserted (a replayed source key
+    -- inserts none), so none has a delivery yet; ON CONFLICT would make each row a speculative
+    -- insertion, one more WAL record (HEAP_CONFIRM, 48 bytes) per delivery.
     RETURNING id, company_id, webhook_id, event_id, leased_by IS NOT NULL AS handed
 ), handed AS (
     -- The envelope as stored (jsonb's rendering: what a claim would read, and what the history

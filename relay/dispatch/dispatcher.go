@@ -311,6 +311,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		d.mu.Unlock()
 		return false, nil
 	}
+	d.m.taken.WithLabelValues("claim").Add(float64(len(claimed)))
 	hooks, err := d.webhooks(ctx, claimed)
 	var ids *store.PublicIDs
 	if err == nil {

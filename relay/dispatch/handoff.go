@@ -107,6 +107,7 @@ func (d *Dispatcher) Take(ctx context.Context, handed []store.Claimed) {
 		}
 		return
 	}
+	d.m.taken.WithLabelValues("handoff").Add(float64(len(handed)))
 	var direct []outcome // sent to the recorder after unlocking: it takes d.mu too
 	for _, c := range handed {
 		h := hooks[c.WebhookID]

@@ -36,14 +36,14 @@ type skip struct {
 }
 
 // txn is one committed source transaction, decoded into events, or a part of one: a large
-// transaction is handed to the committer in parts of partEvents events as it is decoded, so its
+// transaction is handed to the committer in parts (see part) as it is decoded, so its
 // first deliveries are stored and sent while the rest is still being read. Only the last part
 // (Commit) has endLSN set, so the position is acknowledged only once every part is stored; a
 // crash in between replays the whole transaction, and the parts already stored dedupe by their
 // source keys.
 type txn struct {
 	commitLSN  pglogrepl.LSN // LSN of the commit record (Begin.FinalLSN)
-	endLSN     pglogrepl.LSN // end of the transaction: what is acked once its events are stored; 0 on a part that is not the last
+	endLSN     pglogrepl.LSN // end of the transaction, acked once its events are stored; 0 on a part but the last
 	commitTime time.Time
 	part       bool // a part of a transaction handed over before its end (see part)
 	rest       bool // not the transaction's first part
@@ -136,9 +136,10 @@ func (d *decoder) handle(ctx context.Context, data []byte) (*txn, error) {
 }
 
 // part hands over the open transaction's events so far when there are partEvents of them (a
-// fifth of that for its first part; see txn): the part goes to the committer with endLSN 0, and decoding goes on in a new part that
-// carries the transaction's position and change count, so ordinals and source keys are those of
-// the whole transaction. It is called before the change is decoded and returns nil otherwise.
+// fifth of that for its first part; see txn): the part goes to the committer with endLSN 0, and
+// decoding goes on in a new part that carries the transaction's position and change count, so
+// ordinals and source keys are those of the whole transaction. It is called before a change is
+// decoded, and returns nil when the open transaction is not that large.
 func (d *decoder) part() *txn {
 	t := d.cur
 	if d.partEvents <= 0 || t == nil {

@@ -132,3 +132,38 @@ func TestHandoffStopped(t *testing.T) {
 	}
 	require.Zero(t, rc.hits.Load())
 }
+
+// TestHandoffPlanBounds: the fan-out hands over at most the plan's limit, at most PerWebhook of
+// a webhook (or its share, when listed), none of a skipped company, in delivery order; the rest
+// is inserted unleased.
+func TestHandoffPlanBounds(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a := b.hook(t, webhook.Webhook{URL: "https://a.example.com/"})
+	s := b.hook(t, webhook.Webhook{URL: "https://s.example.com/"})
+	plan := &store.Handoff{Token: "test:1", Lease: time.Minute, Limit: 4, PerWebhook: 3, Shares: map[int64]int{s.ID: 1}}
+	batch := b.captureBatch(5)
+	batch.Handoff = plan
+	res, err := b.st.CaptureCommit(b.ctx, batch)
+	require.NoError(t, err)
+	require.EqualValues(t, 10, res.Deliveries)
+	perHook := map[int64]int{}
+	for i, c := range res.Handed {
+		perHook[c.WebhookID]++
+		if i > 0 {
+			require.Greater(t, c.ID, res.Handed[i-1].ID, "in delivery order")
+		}
+	}
+	require.Equal(t, map[int64]int{a.ID: 3, s.ID: 1}, perHook)
+	var leased int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM walhook.delivery WHERE leased_by = 'test:1' AND lease_until > now()`).Scan(&leased))
+	require.Equal(t, 4, leased)
+
+	plan = &store.Handoff{Token: "test:2", Lease: time.Minute, Limit: 100, PerWebhook: 100, SkipCompanies: []string{company}}
+	batch = b.captureBatch(2)
+	batch.Handoff = plan
+	res, err = b.st.CaptureCommit(b.ctx, batch)
+	require.NoError(t, err)
+	require.EqualValues(t, 4, res.Deliveries)
+	require.Empty(t, res.Handed, "the company is at its share")
+}

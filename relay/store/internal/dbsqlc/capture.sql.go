@@ -35,18 +35,19 @@ WITH input AS (
             OR w.company_id = ANY($7::text[])) AS must_claim
     FROM ins JOIN walhook.webhook w ON w.active AND w.company_id = ins.company_id AND w.event_key = ins.event_key
 ), ranked AS (
-    SELECT m.event_id, m.source_key, m.company_id, m.event_key, m.webhook_id, m.must_claim,
-        row_number() OVER (PARTITION BY m.webhook_id, m.must_claim ORDER BY m.event_id) AS per_webhook,
-        row_number() OVER (PARTITION BY m.must_claim ORDER BY m.event_id, m.webhook_id) AS overall
+    SELECT m.event_id, m.source_key, m.company_id, m.event_key, m.webhook_id, m.must_claim, row_number() OVER (PARTITION BY m.webhook_id, m.must_claim ORDER BY m.event_id) AS per_webhook
     FROM matched m
 ), share AS (
     SELECT unnest($8::bigint[]) AS webhook_id, unnest($9::bigint[]) AS n
-), planned AS (
+), eligible AS (
     SELECT r.event_id, r.source_key, r.company_id, r.event_key, r.webhook_id,
         ($10::text <> '' AND NOT r.must_claim
-            AND r.per_webhook <= coalesce(share.n, $11::bigint)
-            AND r.overall <= $12::bigint) AS handed
+            AND r.per_webhook <= coalesce(share.n, $11::bigint)) AS eligible
     FROM ranked r LEFT JOIN share ON share.webhook_id = r.webhook_id
+), planned AS (
+    SELECT e.event_id, e.source_key, e.company_id, e.event_key, e.webhook_id,
+        (e.eligible AND row_number() OVER (PARTITION BY e.eligible ORDER BY e.event_id, e.webhook_id) <= $12::bigint) AS handed
+    FROM eligible e
 ), fan AS (
     INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, lease_until, leased_by)
     SELECT p.company_id, p.webhook_id, p.event_id, p.event_key,

@@ -96,6 +96,54 @@ func (s *Server) listEvents(c *call) error {
 	return c.json(http.StatusOK, page)
 }
 
+// eventFields answers the fields a parameter can select for a webhook subscribed to the events
+// of the query (events=a,b; at most webhook.MaxEvents, each once): those every one of them has
+// (webhook.CommonFields), which is what validation accepts. Retired events are named too, so the
+// form of a webhook that still has one shows its fields.
+func (s *Server) eventFields(c *call) error {
+	keys, err := parseEventsQuery(c.r.URL.Query().Get("events"))
+	if err != nil {
+		return err
+	}
+	types, err := s.store.EventTypeList(c.ctx)
+	if err != nil {
+		return err
+	}
+	byKey := make(map[string]webhook.EventType, len(types))
+	for _, t := range types {
+		byKey[t.Key] = t
+	}
+	sets := make([]webhook.FieldSet, len(keys))
+	for i, k := range keys {
+		t, ok := byKey[k]
+		if !ok {
+			return badRequest("events", fmt.Sprintf("unknown trigger event %q", k))
+		}
+		sets[i] = webhook.NewFieldSet(t.Sample)
+	}
+	return c.json(http.StatusOK, map[string]any{"events": keys, "items": webhook.CommonFields(sets...)})
+}
+
+// parseEventsQuery reads the events query parameter: trigger events separated by commas, at most
+// webhook.MaxEvents, each once (400 naming events otherwise).
+func parseEventsQuery(raw string) ([]string, error) {
+	if raw == "" {
+		return nil, badRequest("events", "is required: a comma-separated list of trigger events")
+	}
+	keys := strings.Split(raw, ",")
+	if len(keys) > webhook.MaxEvents {
+		return nil, badRequest("events", fmt.Sprintf("must have at most %d trigger events", webhook.MaxEvents))
+	}
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		if seen[k] {
+			return nil, badRequest("events", fmt.Sprintf("duplicate trigger event %q", k))
+		}
+		seen[k] = true
+	}
+	return keys, nil
+}
+
 func (s *Server) listRoles(c *call) error {
 	roles, err := s.store.RoleList(c.ctx, c.p.CompanyID)
 	if err != nil {

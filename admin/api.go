@@ -53,6 +53,7 @@ func (s *Server) routes() []route {
 	return []route{
 		{"GET", "/v1/me", accessMember, s.getMe},
 		{"GET", "/v1/events", accessMember, s.listEvents},
+		{"GET", "/v1/events/fields", accessMember, s.eventFields},
 
 		{"GET", "/v1/webhooks", accessMember, s.listWebhooks},
 		{"POST", "/v1/webhooks", accessManage, s.createWebhook},
@@ -66,6 +67,8 @@ func (s *Server) routes() []route {
 		{"POST", "/v1/webhooks/{id}/rotate-secret", accessManage, s.rotateSecret},
 		{"GET", "/v1/webhooks/{id}/deliveries", accessMember, s.listDeliveries},
 		{"POST", "/v1/webhooks/{id}/deliveries/resync", accessManage, s.resyncFailed},
+		{"POST", "/v1/webhooks/{id}/replay/preview", accessManage, s.previewReplay},
+		{"POST", "/v1/webhooks/{id}/replay", accessManage, s.replay},
 		{"GET", "/v1/webhooks/{id}/stats", accessMember, s.webhookStats},
 		{"GET", "/v1/deliveries/{id}", accessMember, s.getDelivery},
 		{"POST", "/v1/deliveries/{id}/resync", accessManage, s.resyncDelivery},
@@ -186,7 +189,7 @@ func badRequest(field, msg string) *problem {
 var constraintFields = map[string]webhook.FieldError{
 	"oauth_credential_company_id_name_key": {Field: "name", Message: "another OAuth credential has this name"},
 	"role_company_id_name_key":             {Field: "name", Message: "another role has this name"},
-	"webhook_event_key_fkey":               {Field: "event", Message: "unknown trigger event"},
+	"webhook_event_keys_fkey":              {Field: "events", Message: "unknown trigger event"},
 }
 
 // writeError answers err as problem details: the store's errors are classified here, once.

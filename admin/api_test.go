@@ -148,7 +148,7 @@ func TestWebhookListing(t *testing.T) {
 		hooks = append(hooks, e.newWebhook(name, func(w *webhook.Webhook) {
 			w.Active = i%2 == 0
 			if name == "echo" {
-				w.EventKey = "contact.updated"
+				w.EventKeys = []string{"contact.updated"}
 			}
 		}))
 	}

@@ -4,11 +4,15 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -17,6 +21,9 @@ import (
 func FuzzWebhookInput(f *testing.F) {
 	for _, s := range []string{
 		`{"name":"n","url":"https://example.com/h","method":"POST","event":"contact.created"}`,
+		`{"name":"n","url":"https://example.com/h","method":"POST","events":["contact.created","contact.updated"]}`,
+		`{"events":["contact.created","contact.created"],"event":"contact.updated"}`,
+		`{"events":[],"event":"contact.created"}`, `{"events":null}`, `{"events":[""]}`,
 		`{"name":"n","url":"http://[::1]:80/","method":"GET","event":"a.b","headers":[{"key":"X-A","value":"v","secret":true}],"raw_data":false,"params":[{"key":"e","path":"data.email"}],"active":true,"oauth_id":7}`,
 		`{"headers":[{"key":"Host","value":"x\r\n"}]}`,
 		`{"params":[{"key":"","path":"data..x"}],"oauth_id":null}`,
@@ -25,13 +32,14 @@ func FuzzWebhookInput(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	old := []webhook.Header{{Key: "X-A", Value: "stored", Secret: true}}
-	rules := webhook.Rules{EventExists: func(k string) bool { return k == "contact.created" }}
+	rules := webhook.Rules{EventExists: func(k string) bool { return k == "contact.created" || k == "contact.updated" },
+		EventSample: func(k string) json.RawMessage { return json.RawMessage(`{"email":"a@example.com","name":"Ada"}`) }}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		for _, patch := range []bool{false, true} {
 			var in webhookInput
 			if patch {
 				in = inputOf(webhook.Webhook{Name: "n", URL: "https://example.com/", Method: webhook.MethodPost,
-					EventKey: "contact.created", Headers: old, RawData: true, Params: []webhook.Param{}})
+					Headers: old, RawData: true, Params: []webhook.Param{}})
 			}
 			if err := decodeBytes(raw, &in); err != nil {
 				var p *problem
@@ -40,11 +48,26 @@ func FuzzWebhookInput(f *testing.F) {
 				continue
 			}
 			var w webhook.Webhook
-			in.apply(&w, old)
+			if patch {
+				w.EventKeys = []string{"contact.created"}
+			}
+			if _, err := in.apply(&w, old); err != nil {
+				var ve *webhook.ValidationError
+				require.ErrorAs(t, err, &ve)
+				require.Equal(t, "event", ve.Fields[0].Field)
+				continue
+			}
 			if w.Validate(rules) != nil {
 				continue
 			}
 			require.True(t, w.Method.Valid())
+			require.NotEmpty(t, w.EventKeys)
+			require.LessOrEqual(t, len(w.EventKeys), webhook.MaxEvents)
+			seen := map[string]bool{}
+			for _, k := range w.EventKeys {
+				require.False(t, seen[k], "duplicate event %s validated", k)
+				seen[k] = true
+			}
 			require.LessOrEqual(t, len(w.Headers), webhook.MaxHeaders)
 			require.LessOrEqual(t, len(w.Params), webhook.MaxParams)
 			for _, h := range w.Headers {
@@ -130,5 +153,80 @@ func FuzzThrottleClient(f *testing.F) {
 		}
 		th.fail(p)
 		_ = th.wait(p)
+	})
+}
+
+// FuzzEventsQuery parses the events query of GET /v1/events/fields: a refusal is a 400 naming
+// events; an answer is 1 to MaxEvents keys, each once, that join back to the query.
+func FuzzEventsQuery(f *testing.F) {
+	for _, s := range []string{"contact.created", "contact.created,contact.updated", "", ",", "a,a", "a,,b", strings.Repeat("a,", 60)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		keys, err := parseEventsQuery(raw)
+		if err != nil {
+			var p *problem
+			require.ErrorAs(t, err, &p)
+			require.Equal(t, 400, p.Status)
+			require.Equal(t, "events", p.Errors[0].Field)
+			return
+		}
+		require.NotEmpty(t, keys)
+		require.LessOrEqual(t, len(keys), webhook.MaxEvents)
+		require.Equal(t, raw, strings.Join(keys, ","))
+		seen := map[string]bool{}
+		for _, k := range keys {
+			require.False(t, seen[k])
+			seen[k] = true
+		}
+	})
+}
+
+// FuzzHistoryFilter parses the history listing's filters from any query string: nothing panics,
+// a refusal is a 400 naming a parameter, and what is accepted is what the store may run (a status
+// range inside 100–599, an event id of the public shape, a needle of at most 200 characters of
+// valid UTF-8 without NUL, one of the webhook's events).
+func FuzzHistoryFilter(f *testing.F) {
+	for _, s := range []string{
+		"event=contact.created&http_status=5xx&q=ada", "http_status=404", "http_status=none", "http_status=600",
+		"event_id=evt_0123456789abcdef0123456789abcdef", "event_id=evt_X", "q=%ff", "q=a%00", "since=2026-01-01T00:00:00Z&until=2025-01-01T00:00:00Z",
+		"http_status=%2B40", "http_status=4x", "status=failed&q=", "q=" + strings.Repeat("é", 201),
+	} {
+		f.Add(s)
+	}
+	w := webhook.Webhook{EventKeys: []string{"contact.created", "contact.updated"}}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		hf, err := historyFilter(q, w)
+		if err != nil {
+			var p *problem
+			require.ErrorAs(t, err, &p)
+			require.Equal(t, 400, p.Status)
+			require.Len(t, p.Errors, 1)
+			require.NotEmpty(t, p.Errors[0].Field)
+			return
+		}
+		require.Equal(t, hf.StatusMin == nil, hf.StatusMax == nil)
+		if hf.StatusMin != nil {
+			require.False(t, hf.NoResponse)
+			require.True(t, 100 <= *hf.StatusMin && *hf.StatusMin <= *hf.StatusMax && *hf.StatusMax <= 599, "%d..%d", *hf.StatusMin, *hf.StatusMax)
+		}
+		if hf.EventPublicID != nil {
+			require.Regexp(t, `^evt_[0-9a-f]{32}$`, *hf.EventPublicID)
+		}
+		if hf.Text != nil {
+			require.True(t, utf8.ValidString(*hf.Text))
+			require.LessOrEqual(t, utf8.RuneCountInString(*hf.Text), store.MaxHistoryText)
+			require.NotContains(t, *hf.Text, "\x00")
+		}
+		if hf.EventKey != nil {
+			require.Contains(t, w.EventKeys, *hf.EventKey)
+		}
+		if hf.Since != nil && hf.Until != nil {
+			require.True(t, hf.Since.Before(*hf.Until))
+		}
 	})
 }

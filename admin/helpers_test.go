@@ -194,7 +194,7 @@ func hookBody(name string) map[string]any {
 func (e *env) newWebhook(name string, mod func(*webhook.Webhook)) webhook.Webhook {
 	e.t.Helper()
 	w := webhook.Webhook{CompanyID: "acme", Name: name, URL: "https://hooks.example.com/in", Method: webhook.MethodPost,
-		EventKey: "contact.created", RawData: true}
+		EventKeys: []string{"contact.created"}, RawData: true}
 	if mod != nil {
 		mod(&w)
 	}
@@ -221,16 +221,16 @@ func (e *env) newDelivery(w webhook.Webhook, state string, createdAt time.Time) 
 	n := seq.Add(1)
 	var evID, dID int64
 	env := fmt.Sprintf(`{"id":"evt_%d","type":%q,"company_id":%q,"occurred_at":"2026-01-01T00:00:00Z","data":{"email":"ada@example.com","n":%d}}`,
-		n, w.EventKey, w.CompanyID, n)
+		n, w.EventKeys[0], w.CompanyID, n)
 	require.NoError(e.t, e.pool.QueryRow(e.ctx, `INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
-		VALUES ($1, $2, $3, $4, now()) RETURNING id`, fmt.Sprintf("test:%d", n), w.CompanyID, w.EventKey, env).Scan(&evID))
+		VALUES ($1, $2, $3, $4, now()) RETURNING id`, fmt.Sprintf("test:%d", n), w.CompanyID, w.EventKeys[0], env).Scan(&evID))
 	attempts := 0
 	if state != "pending" {
 		attempts = 1
 	}
 	require.NoError(e.t, e.pool.QueryRow(e.ctx, `INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, state, attempts,
 		last_status_code, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-		w.CompanyID, w.ID, evID, w.EventKey, state, attempts, map[string]any{"succeeded": 200, "failed": 500}[state], createdAt).Scan(&dID))
+		w.CompanyID, w.ID, evID, w.EventKeys[0], state, attempts, map[string]any{"succeeded": 200, "failed": 500}[state], createdAt).Scan(&dID))
 	if attempts > 0 {
 		outcome := state
 		_, err := e.pool.Exec(e.ctx, `INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, duration_ms,

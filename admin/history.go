@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
@@ -129,32 +133,118 @@ func maskRequestJSON(raw json.RawMessage, secret map[string]bool) json.RawMessag
 	return b
 }
 
+// triggerEvents are a webhook's trigger event types: what its history can be filtered by and what
+// a replay sends again.
+func triggerEvents(w webhook.Webhook) []string {
+	return w.EventKeys
+}
+
+// historyFilter parses the filters of a history listing (query parameters), each error naming its
+// parameter. The cursor and limit are parsed by the caller.
+func historyFilter(q url.Values, w webhook.Webhook) (store.HistoryFilter, error) {
+	var f store.HistoryFilter
+	var err error
+	if v := q.Get("status"); v != "" {
+		st := webhook.DeliveryState(v)
+		if st != webhook.DeliveryPending && st != webhook.DeliverySucceeded && st != webhook.DeliveryFailed {
+			return f, badRequest("status", "must be pending, succeeded or failed")
+		}
+		f.State = &st
+	}
+	if v := q.Get("event"); v != "" {
+		if !slices.Contains(triggerEvents(w), v) {
+			return f, badRequest("event", fmt.Sprintf("must be one of the webhook's trigger events (%s)", strings.Join(triggerEvents(w), ", ")))
+		}
+		f.EventKey = &v
+	}
+	if v := q.Get("event_id"); v != "" {
+		if !publicEventID(v) {
+			return f, badRequest("event_id", "must be an event id such as evt_0123456789abcdef0123456789abcdef")
+		}
+		f.EventPublicID = &v
+	}
+	if v := q.Get("http_status"); v != "" {
+		if f.StatusMin, f.StatusMax, f.NoResponse, err = parseHTTPStatus(v); err != nil {
+			return f, err
+		}
+	}
+	if f.Since, err = parseTime(q.Get("since"), "since"); err != nil {
+		return f, err
+	}
+	if f.Until, err = parseTime(q.Get("until"), "until"); err != nil {
+		return f, err
+	}
+	if f.Since != nil && f.Until != nil && !f.Since.Before(*f.Until) {
+		return f, badRequest("until", "must be after since")
+	}
+	if q.Has("q") {
+		v := q.Get("q")
+		switch n := utf8.RuneCountInString(v); {
+		case !utf8.ValidString(v):
+			return f, badRequest("q", "must be UTF-8 text")
+		case strings.TrimSpace(v) == "":
+			return f, badRequest("q", "must not be empty")
+		case n > store.MaxHistoryText:
+			return f, badRequest("q", fmt.Sprintf("must be at most %d characters", store.MaxHistoryText))
+		case strings.ContainsRune(v, 0):
+			return f, badRequest("q", "must not contain NUL")
+		}
+		f.Text = &v
+	}
+	return f, nil
+}
+
+// publicEventID reports whether v has the shape of an event's public id: "evt_" and 32 lower-case
+// hex characters (store.PublicIDs.Event).
+func publicEventID(v string) bool {
+	rest, ok := strings.CutPrefix(v, store.EventIDPrefix)
+	if !ok || len(rest) != 32 {
+		return false
+	}
+	for _, r := range rest {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// parseHTTPStatus parses the http_status filter: an exact status ("404"), a class ("5xx") or
+// "none" (tried, but no HTTP answer: refused, timed out, …).
+func parseHTTPStatus(v string) (lo, hi *int, none bool, err error) {
+	bad := badRequest("http_status", "must be a status such as 404, a class such as 5xx, or none")
+	if v == "none" {
+		return nil, nil, true, nil
+	}
+	if len(v) != 3 || v[0] < '1' || v[0] > '5' {
+		return nil, nil, false, bad
+	}
+	if v[1:] == "xx" {
+		l, h := int(v[0]-'0')*100, int(v[0]-'0')*100+99
+		return &l, &h, false, nil
+	}
+	n, perr := strconv.Atoi(v)
+	if perr != nil || strings.ContainsAny(v, "+-") {
+		return nil, nil, false, bad
+	}
+	return &n, &n, false, nil
+}
+
 func (s *Server) listDeliveries(c *call) error {
 	w, err := s.pathWebhook(c)
 	if err != nil {
 		return err
 	}
-	id := w.ID
 	q := c.r.URL.Query()
-	var f store.HistoryFilter
-	if v := q.Get("status"); v != "" {
-		st := webhook.DeliveryState(v)
-		if st != webhook.DeliveryPending && st != webhook.DeliverySucceeded && st != webhook.DeliveryFailed {
-			return badRequest("status", "must be pending, succeeded or failed")
-		}
-		f.State = &st
-	}
-	if f.Since, err = parseTime(q.Get("since"), "since"); err != nil {
-		return err
-	}
-	if f.Until, err = parseTime(q.Get("until"), "until"); err != nil {
+	f, err := historyFilter(q, w)
+	if err != nil {
 		return err
 	}
 	limit, err := parseLimit(q.Get("limit"))
 	if err != nil {
 		return err
 	}
-	f.Limit = limit + 1
+	f.Limit = limit
 	ids, err := s.store.PublicIDs(c.ctx)
 	if err != nil {
 		return err
@@ -171,22 +261,31 @@ func (s *Server) listDeliveries(c *call) error {
 		}
 		f.BeforeAt, f.BeforeID = cur.At, before
 	}
-	rows, totals, err := s.store.HistoryList(c.ctx, c.p.CompanyID, id, f)
+	page, totals, err := s.store.HistoryList(c.ctx, c.p.CompanyID, w.ID, f)
 	if err != nil {
 		return err
 	}
 	out := struct {
 		Totals store.DeliveryCounts `json:"totals"`
 		listPage[deliveryJSON]
-	}{Totals: totals, listPage: listPage[deliveryJSON]{Items: []deliveryJSON{}}}
-	for i, d := range rows {
-		if i == limit {
-			last := rows[i-1]
-			next := encodeCursor(cursor{Kind: "deliveries", Company: c.p.CompanyID, At: &last.CreatedAt, PublicID: ids.Delivery(c.p.CompanyID, last.ID)})
-			out.NextCursor = &next
-			break
+		// Truncated: the text search (q) read its bound of rows before filling the page; the
+		// next_cursor continues from ScannedUntil, the creation time of the last row read.
+		Truncated    bool       `json:"truncated"`
+		ScannedUntil *time.Time `json:"scanned_until,omitempty"`
+	}{Totals: totals, listPage: listPage[deliveryJSON]{Items: make([]deliveryJSON, len(page.Items))}, Truncated: page.Truncated}
+	for i, d := range page.Items {
+		out.Items[i] = deliveryOut(ids, c.p.CompanyID, d)
+	}
+	if page.More {
+		at, id := page.ScanEndAt, page.ScanEndID
+		if !page.Truncated {
+			last := page.Items[len(page.Items)-1]
+			at, id = last.CreatedAt, last.ID
+		} else {
+			out.ScannedUntil = &at
 		}
-		out.Items = append(out.Items, deliveryOut(ids, c.p.CompanyID, d))
+		next := encodeCursor(cursor{Kind: "deliveries", Company: c.p.CompanyID, At: &at, PublicID: ids.Delivery(c.p.CompanyID, id)})
+		out.NextCursor = &next
 	}
 	return c.json(http.StatusOK, out)
 }
@@ -387,4 +486,113 @@ func (s *Server) webhookStats(c *call) error {
 		return err
 	}
 	return c.json(http.StatusOK, map[string]any{"bucket": bucket, "since": since, "until": until, "series": series})
+}
+
+// replayInput is the body of a replay (and of its preview).
+type replayInput struct {
+	Since *time.Time `json:"since"`
+	Until *time.Time `json:"until"` // default now
+	Mode  string     `json:"mode"`
+}
+
+// replayJSON answers a replay preview (Count: what a replay would queue now) and a replay
+// (Queued: what it queued).
+type replayJSON struct {
+	Mode   store.ReplayMode `json:"mode"`
+	Since  time.Time        `json:"since"`
+	Until  time.Time        `json:"until"`
+	Count  *int64           `json:"count,omitempty"`
+	Queued *int64           `json:"queued,omitempty"`
+	Max    int              `json:"max"`
+}
+
+// replayRequest checks a replay body and the webhook: an off webhook is 409 (as a resync), a
+// window too long or holding more than store.MaxReplay deliveries to queue is 422 naming the
+// limit. It answers the replay and how many deliveries it would queue.
+func (s *Server) replayRequest(c *call, tx *store.Store, in replayInput) (store.Replay, int64, error) {
+	id, err := c.pathID("webhook")
+	if err != nil {
+		return store.Replay{}, 0, err
+	}
+	e := &webhook.ValidationError{}
+	mode := store.ReplayMode(in.Mode)
+	if mode != store.ReplayAll && mode != store.ReplayFailed && mode != store.ReplayNeverSent {
+		e.Add("mode", "must be all, failed or never_sent")
+	}
+	until := time.Now()
+	if in.Until != nil {
+		until = *in.Until
+	}
+	switch {
+	case in.Since == nil:
+		e.Add("since", "is required")
+	case !in.Since.Before(until):
+		e.Add("until", "must be after since")
+	case until.Sub(*in.Since) > store.MaxReplayWindow:
+		e.Add("since", "the window is longer than %d days, the most one replay covers", int(store.MaxReplayWindow/(24*time.Hour)))
+	}
+	if err := e.Err(); err != nil {
+		return store.Replay{}, 0, err
+	}
+	w, err := tx.WebhookGet(c.ctx, c.p.CompanyID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Replay{}, 0, notFound("webhook", id)
+	}
+	if err != nil {
+		return store.Replay{}, 0, err
+	}
+	if !w.Active {
+		return store.Replay{}, 0, &problem{Status: http.StatusConflict,
+			Detail: fmt.Sprintf("webhook %q is off: turn it on before replaying its events", w.Name)}
+	}
+	r := store.Replay{WebhookID: w.ID, EventKeys: triggerEvents(w), Since: *in.Since, Until: until, Mode: mode}
+	n, err := tx.ReplayCount(c.ctx, c.p.CompanyID, r, store.MaxReplay+1)
+	if err != nil {
+		return store.Replay{}, 0, err
+	}
+	if n > store.MaxReplay {
+		return store.Replay{}, 0, &problem{Status: http.StatusUnprocessableEntity, Limit: "replay_deliveries", Max: store.MaxReplay,
+			Detail: fmt.Sprintf("the window holds more than %d events to send, the most one replay sends: narrow since and until", store.MaxReplay),
+			Errors: []webhook.FieldError{{Field: "since", Message: fmt.Sprintf("the window holds more than %d events to send", store.MaxReplay)}}}
+	}
+	return r, n, nil
+}
+
+// previewReplay answers how many deliveries a replay of a window would queue; it changes nothing.
+func (s *Server) previewReplay(c *call) error {
+	var in replayInput
+	if err := c.decode(&in, false); err != nil {
+		return err
+	}
+	r, n, err := s.replayRequest(c, s.store, in)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, replayJSON{Mode: r.Mode, Since: r.Since, Until: r.Until, Count: &n, Max: store.MaxReplay})
+}
+
+// replay queues again the events of a window (store.ReplayQueue) and records it in the audit log.
+// A second identical request queues nothing twice: what the first queued is pending.
+func (s *Server) replay(c *call) error {
+	var in replayInput
+	if err := c.decode(&in, false); err != nil {
+		return err
+	}
+	var r store.Replay
+	var n int64
+	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
+		var err error
+		if r, _, err = s.replayRequest(c, tx, in); err != nil {
+			return err
+		}
+		if n, err = tx.ReplayQueue(c.ctx, c.p.CompanyID, r, store.MaxReplay); err != nil {
+			return err
+		}
+		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "deliveries_replayed", store.AuditWebhook, r.WebhookID,
+			map[string]any{"since": r.Since, "until": r.Until, "mode": r.Mode, "count": n})
+	})
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusAccepted, replayJSON{Mode: r.Mode, Since: r.Since, Until: r.Until, Queued: &n, Max: store.MaxReplay})
 }

@@ -56,10 +56,10 @@ func TestHostileRequests(t *testing.T) {
 	acmeDelivery := e.newDelivery(hook, "failed", time.Now())
 	acmePub := e.pub("acme", acmeDelivery)
 	otherHook, err := e.st.WebhookCreate(e.ctx, webhook.Webhook{CompanyID: "other", Name: "other-hook",
-		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKey: "contact.created", RawData: true}, &e.otherM.ID)
+		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true}, &e.otherM.ID)
 	require.NoError(t, err)
 	_, err = e.st.WebhookCreate(e.ctx, webhook.Webhook{CompanyID: "other", Name: "other-hook-2",
-		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKey: "contact.created", RawData: true}, &e.otherM.ID)
+		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true}, &e.otherM.ID)
 	require.NoError(t, err)
 	otherCred := e.newOAuth("other", "other-cred")
 	otherDelivery := e.newDelivery(otherHook, "failed", time.Now())
@@ -293,6 +293,19 @@ func TestHostileRequests(t *testing.T) {
 		{name: "event SQL", method: "POST", path: W, body: good(map[string]any{"event": "contact.created' OR '1'='1"}), status: 422, field: "event"},
 		{name: "unknown event on PATCH", method: "PATCH", path: hp, body: map[string]any{"event": "contact.deleted"}, status: 422, field: "event"},
 		{name: "unknown event on the unsaved test", method: "POST", path: W + "/test", body: good(map[string]any{"event": "nope"}), status: 422, field: "event"},
+		{name: "events is a string", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": "contact.created"}), status: 400, field: "events"},
+		{name: "events of numbers", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": []int{1, 2}}), status: 400, field: "events"},
+		{name: "events of objects", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": []map[string]any{{"key": "contact.created"}}}), status: 400, field: "events"},
+		{name: "events empty", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": []string{}}), status: 422, field: "events"},
+		{name: "events null and no event", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": nil}), status: 422, field: "events"},
+		{name: "events SQL", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": []string{"contact.created", "contact.created' OR '1'='1"}}), status: 422, field: "events[1]"},
+		{name: "NUL in events", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": []string{"contact.created\x00"}}), status: 422, field: "events[0]"},
+		{name: "events repeated", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": []string{"contact.updated", "contact.created", "contact.updated"}}), status: 422, field: "events[2]"},
+		{name: "events a thousand", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": strings.Split(strings.Repeat("contact.created,", 999)+"contact.created", ",")}), status: 422, field: "events"},
+		{name: "events huge key", method: "POST", path: W, body: good(map[string]any{"event": nil, "events": []string{strings.Repeat("a", 100_000)}}), status: 422, field: "events[0]"},
+		{name: "event and events disagree", method: "POST", path: W, body: good(map[string]any{"event": "contact.updated", "events": []string{"contact.created"}}), status: 422, field: "event"},
+		{name: "unknown events on PATCH", method: "PATCH", path: hp, body: map[string]any{"events": []string{"contact.created", "deal.won"}}, status: 422, field: "events[1]"},
+		{name: "events on another company's webhook", method: "PATCH", path: ohp, body: map[string]any{"events": []string{"contact.updated"}}, status: 404},
 		{name: "webhook method TRACE", method: "POST", path: W, body: good(map[string]any{"method": "TRACE"}), status: 422, field: "method"},
 		{name: "webhook method CONNECT", method: "POST", path: W, body: good(map[string]any{"method": "CONNECT"}), status: 422, field: "method"},
 		{name: "webhook method lower case", method: "POST", path: W, body: good(map[string]any{"method": "post"}), status: 422, field: "method"},
@@ -316,6 +329,8 @@ func TestHostileRequests(t *testing.T) {
 		{name: "rotate another company's secret", method: "POST", path: ohp + "/rotate-secret", status: 404},
 		{name: "history of another company's webhook", method: "GET", path: ohp + "/deliveries", status: 404},
 		{name: "bulk resync of another company's webhook", method: "POST", path: ohp + "/deliveries/resync", body: map[string]any{"status": "failed", "since": time.Now().Add(-time.Hour)}, status: 404},
+		{name: "replay preview of another company's webhook", method: "POST", path: ohp + "/replay/preview", body: map[string]any{"mode": "all", "since": time.Now().Add(-time.Hour)}, status: 404},
+		{name: "replay of another company's webhook", method: "POST", path: ohp + "/replay", body: map[string]any{"mode": "all", "since": time.Now().Add(-time.Hour)}, status: 404},
 		{name: "another company's delivery", method: "GET", path: "/v1/deliveries/" + e.pub("other", otherDelivery), status: 404},
 		{name: "resync another company's delivery", method: "POST", path: "/v1/deliveries/" + e.pub("other", otherDelivery) + "/resync", status: 404},
 		{name: "another company's delivery named as if ours", method: "GET", path: "/v1/deliveries/" + e.pub("acme", otherDelivery), status: 404},
@@ -355,6 +370,12 @@ func TestHostileRequests(t *testing.T) {
 		{name: "event filter unknown", method: "GET", path: W + "?event=deal.won", status: 400, field: "event"},
 		{name: "duplicate event parameter", method: "GET", path: W + "?event=contact.created&event=contact.updated", status: 400, field: "event"},
 		{name: "duplicate limit parameter", method: "GET", path: W + "?limit=1&limit=500", status: 400, field: "limit"},
+		{name: "fields without events", method: "GET", path: "/v1/events/fields", status: 400, field: "events"},
+		{name: "fields events SQL", method: "GET", path: "/v1/events/fields?events=" + url.QueryEscape("contact.created' OR '1'='1"), status: 400, field: "events"},
+		{name: "fields events repeated", method: "GET", path: "/v1/events/fields?events=contact.created,contact.created", status: 400, field: "events"},
+		{name: "fields events too many", method: "GET", path: "/v1/events/fields?events=" + strings.Repeat("contact.created,", 50) + "contact.created", status: 400, field: "events"},
+		{name: "fields events given twice", method: "GET", path: "/v1/events/fields?events=contact.created&events=contact.updated", status: 400, field: "events"},
+		{name: "fields without a token", method: "GET", path: "/v1/events/fields?events=contact.created", token: "-", status: 401},
 		{name: "duplicate cursor parameter", method: "GET", path: W + "?cursor=" + acmeCursor + "&cursor=" + acmeCursor, status: 400, field: "cursor"},
 		{name: "malformed query escape", method: "GET", path: W + "?event=%zz", status: 400},
 		{name: "limit zero", method: "GET", path: W + "?limit=0", status: 400, field: "limit"},
@@ -376,6 +397,23 @@ func TestHostileRequests(t *testing.T) {
 		{name: "history status unknown", method: "GET", path: hp + "/deliveries?status=done", status: 400, field: "status"},
 		{name: "history since not a time", method: "GET", path: hp + "/deliveries?since=yesterday", status: 400, field: "since"},
 		{name: "history until SQL", method: "GET", path: hp + "/deliveries?until=" + url.QueryEscape("now()'; --"), status: 400, field: "until"},
+		{name: "history event not the webhook's", method: "GET", path: hp + "/deliveries?event=contact.updated", status: 400, field: "event"},
+		{name: "history event SQL", method: "GET", path: hp + "/deliveries?event=" + url.QueryEscape("contact.created' OR '1'='1"), status: 400, field: "event"},
+		{name: "history event_id row id", method: "GET", path: hp + "/deliveries?event_id=12", status: 400, field: "event_id"},
+		{name: "history event_id upper case", method: "GET", path: hp + "/deliveries?event_id=evt_" + strings.Repeat("A", 32), status: 400, field: "event_id"},
+		{name: "history event_id SQL", method: "GET", path: hp + "/deliveries?event_id=" + url.QueryEscape("evt_' OR payload->>'id' LIKE '%"), status: 400, field: "event_id"},
+		{name: "history http_status 600", method: "GET", path: hp + "/deliveries?http_status=600", status: 400, field: "http_status"},
+		{name: "history http_status 99", method: "GET", path: hp + "/deliveries?http_status=99", status: 400, field: "http_status"},
+		{name: "history http_status 4x", method: "GET", path: hp + "/deliveries?http_status=4x", status: 400, field: "http_status"},
+		{name: "history http_status 40x", method: "GET", path: hp + "/deliveries?http_status=40x", status: 400, field: "http_status"},
+		{name: "history http_status signed", method: "GET", path: hp + "/deliveries?http_status=" + url.QueryEscape("+40"), status: 400, field: "http_status"},
+		{name: "history http_status range", method: "GET", path: hp + "/deliveries?http_status=400-499", status: 400, field: "http_status"},
+		{name: "history until before since", method: "GET", path: hp + "/deliveries?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", status: 400, field: "until"},
+		{name: "history q empty", method: "GET", path: hp + "/deliveries?q=", status: 400, field: "q"},
+		{name: "history q blank", method: "GET", path: hp + "/deliveries?q=%20%20", status: 400, field: "q"},
+		{name: "history q too long", method: "GET", path: hp + "/deliveries?q=" + strings.Repeat("a", 201), status: 400, field: "q"},
+		{name: "history q not UTF-8", method: "GET", path: hp + "/deliveries?q=%ff%fe", status: 400, field: "q"},
+		{name: "history q NUL", method: "GET", path: hp + "/deliveries?q=a%00b", status: 400, field: "q"},
 		{name: "stats bucket minute", method: "GET", path: hp + "/stats?bucket=minute", status: 400, field: "bucket"},
 		{name: "stats since after until", method: "GET", path: hp + "/stats?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", status: 400, field: "until"},
 		{name: "audit object_type SQL", method: "GET", path: "/v1/audit?object_type=" + url.QueryEscape("webhook' OR '1'='1"), status: 400, field: "object_type"},
@@ -388,6 +426,17 @@ func TestHostileRequests(t *testing.T) {
 		{name: "resync since missing", method: "POST", path: hp + "/deliveries/resync", body: map[string]any{"status": "failed"}, status: 422, field: "since"},
 		{name: "resync since after until", method: "POST", path: hp + "/deliveries/resync", body: map[string]any{"status": "failed", "since": time.Now(), "until": time.Now().Add(-time.Hour)}, status: 422, field: "until"},
 		{name: "resync since is a number", method: "POST", path: hp + "/deliveries/resync", body: map[string]any{"status": "failed", "since": 1700000000}, status: 400},
+
+		// Replay a window (the webhook is off, so a request that passed validation would be 409).
+		{name: "replay mode missing", method: "POST", path: hp + "/replay", body: map[string]any{"since": time.Now().Add(-time.Hour)}, status: 422, field: "mode"},
+		{name: "replay mode unknown", method: "POST", path: hp + "/replay/preview", body: map[string]any{"mode": "everything", "since": time.Now().Add(-time.Hour)}, status: 422, field: "mode"},
+		{name: "replay since missing", method: "POST", path: hp + "/replay", body: map[string]any{"mode": "all"}, status: 422, field: "since"},
+		{name: "replay since after until", method: "POST", path: hp + "/replay", body: map[string]any{"mode": "all", "since": time.Now(), "until": time.Now().Add(-time.Hour)}, status: 422, field: "until"},
+		{name: "replay window too long", method: "POST", path: hp + "/replay", body: map[string]any{"mode": "all", "since": time.Now().Add(-32 * 24 * time.Hour)}, status: 422, field: "since"},
+		{name: "replay since is a number", method: "POST", path: hp + "/replay", body: map[string]any{"mode": "all", "since": 1700000000}, status: 400},
+		{name: "replay unknown field", method: "POST", path: hp + "/replay", body: map[string]any{"mode": "all", "since": time.Now().Add(-time.Hour), "webhook_id": otherHook.ID}, status: 400, field: "webhook_id"},
+		{name: "replay of an off webhook", method: "POST", path: hp + "/replay", body: map[string]any{"mode": "all", "since": time.Now().Add(-time.Hour)}, status: 409},
+		{name: "replay preview of an off webhook", method: "POST", path: hp + "/replay/preview", body: map[string]any{"mode": "all", "since": time.Now().Add(-time.Hour)}, status: 409},
 
 		// OAuth credentials.
 		{name: "grant type password", method: "POST", path: O, body: oauth(map[string]any{"grant_type": "password"}), status: 422, field: "grant_type"},

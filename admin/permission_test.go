@@ -52,6 +52,7 @@ func TestPermissionMatrix(t *testing.T) {
 	cases := map[string]tc{
 		"GET /v1/me":             {ok: 200, setup: func() (string, any) { return "/v1/me", nil }},
 		"GET /v1/events":         {ok: 200, setup: func() (string, any) { return "/v1/events", nil }},
+		"GET /v1/events/fields":  {ok: 200, setup: func() (string, any) { return "/v1/events/fields?events=contact.created,contact.updated", nil }},
 		"GET /v1/webhooks":       {ok: 200, setup: func() (string, any) { return "/v1/webhooks", nil }},
 		"POST /v1/webhooks":      {ok: 201, scoped: true, setup: func() (string, any) { return "/v1/webhooks", withOAuth() }},
 		"POST /v1/webhooks/test": {ok: 200, scoped: true, setup: func() (string, any) { return "/v1/webhooks/test", withOAuth() }},
@@ -70,6 +71,12 @@ func TestPermissionMatrix(t *testing.T) {
 		"GET /v1/webhooks/{id}/stats":          {ok: 200, scoped: true, setup: func() (string, any) { return fmt.Sprintf("/v1/webhooks/%d/stats", hook()), nil }},
 		"POST /v1/webhooks/{id}/deliveries/resync": {ok: 202, scoped: true, setup: func() (string, any) {
 			return fmt.Sprintf("/v1/webhooks/%d/deliveries/resync", e.newWebhook(fmt.Sprintf("h%d", seq.Add(1)), on).ID), map[string]any{"status": "failed", "since": time.Now().Add(-time.Hour)}
+		}},
+		"POST /v1/webhooks/{id}/replay/preview": {ok: 200, scoped: true, setup: func() (string, any) {
+			return fmt.Sprintf("/v1/webhooks/%d/replay/preview", e.newWebhook(fmt.Sprintf("h%d", seq.Add(1)), on).ID), map[string]any{"mode": "all", "since": time.Now().Add(-time.Hour)}
+		}},
+		"POST /v1/webhooks/{id}/replay": {ok: 202, scoped: true, setup: func() (string, any) {
+			return fmt.Sprintf("/v1/webhooks/%d/replay", e.newWebhook(fmt.Sprintf("h%d", seq.Add(1)), on).ID), map[string]any{"mode": "all", "since": time.Now().Add(-time.Hour)}
 		}},
 		"GET /v1/deliveries/{id}":         {ok: 200, scoped: true, setup: func() (string, any) { return "/v1/deliveries/" + failedDelivery(), nil }},
 		"POST /v1/deliveries/{id}/resync": {ok: 202, scoped: true, setup: func() (string, any) { return "/v1/deliveries/" + failedDelivery() + "/resync", nil }},

@@ -89,7 +89,7 @@ func TestMovedSecretListed(t *testing.T) {
 	})
 	cred := e.newOAuth("acme", "acme-cred")
 	ow, err := e.st.WebhookCreate(e.ctx, webhook.Webhook{CompanyID: "other", Name: "other-hook",
-		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKey: "contact.created", RawData: true,
+		URL: "https://hooks.example.com/other", Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true,
 		Headers: []webhook.Header{{Key: "X-Api-Key", Value: "other-key", Secret: true}}}, &e.otherM.ID)
 	require.NoError(t, err)
 	oc := e.newOAuth("other", "other-cred")

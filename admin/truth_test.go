@@ -59,7 +59,7 @@ func TestHistoryShowsWhatWasSent(t *testing.T) {
 	}
 	get := hookBody("get params")
 	get["method"], get["raw_data"] = "GET", false
-	get["params"] = []map[string]any{{"key": "mail", "path": "data.email"}, {"key": "n", "path": "data.n"}}
+	get["params"] = []map[string]any{{"key": "mail", "path": "data.email"}, {"key": "n", "path": "data.id"}}
 	get["headers"] = []map[string]any{{"key": "X-Signing", "value": "hdr-secret", "secret": true}, {"key": "X-Plain", "value": "p"}}
 	getID := mk(get)
 	post := hookBody("post raw")
@@ -69,7 +69,7 @@ func TestHistoryShowsWhatWasSent(t *testing.T) {
 	big["method"], big["raw_data"] = "GET", true
 	bigID := mk(big)
 
-	payload := json.RawMessage(`{"id":"evt_truth","type":"contact.created","company_id":"acme","occurred_at":"2026-11-27T10:00:00Z","data":{"email":"ada@example.com","n":7,"note":"` + strings.Repeat("x", 9000) + `"}}`)
+	payload := json.RawMessage(`{"id":"evt_truth","type":"contact.created","company_id":"acme","occurred_at":"2026-11-27T10:00:00Z","data":{"email":"ada@example.com","id":7,"note":"` + strings.Repeat("x", 9000) + `"}}`)
 	_, ids, err := e.st.Enqueue(e.ctx, webhook.Event{SourceKey: "test:truth", CompanyID: "acme", EventKey: "contact.created", Payload: payload, OccurredAt: time.Now()},
 		[]int64{getID, postID, bigID})
 	require.NoError(t, err)

@@ -45,8 +45,27 @@ func TestWebhookValidation(t *testing.T) {
 		{"method missing", map[string]any{"method": ""}, "method", "is required"},
 		{"method unknown", map[string]any{"method": "TRACE"}, "method", "one of GET, POST, PUT, PATCH, DELETE"},
 		{"method lower case", map[string]any{"method": "post"}, "method", "one of GET, POST, PUT, PATCH, DELETE"},
-		{"event missing", map[string]any{"event": ""}, "event", "is required"},
+		{"events missing", map[string]any{"event": ""}, "events", "at least one trigger event is required"},
 		{"event unknown", map[string]any{"event": "deal.won"}, "event", `unknown trigger event "deal.won"`},
+		{"events empty", map[string]any{"event": nil, "events": []string{}}, "events", "at least one trigger event is required"},
+		{"events unknown", map[string]any{"event": nil, "events": []string{"contact.created", "deal.won"}}, "events[1]", `unknown trigger event "deal.won"`},
+		{"events duplicate", map[string]any{"event": nil, "events": []string{"contact.created", "contact.updated", "contact.created"}},
+			"events[2]", `duplicate trigger event "contact.created"`},
+		{"events empty key", map[string]any{"event": nil, "events": []string{""}}, "events[0]", "is required"},
+		{"too many events", map[string]any{"event": nil, "events": func() []string {
+			out := make([]string, 51)
+			for i := range out {
+				out[i] = "contact.created"
+			}
+			return out
+		}()}, "events", "at most 50 trigger events"},
+		{"event and events disagree", map[string]any{"event": "contact.updated", "events": []string{"contact.created", "contact.updated"}},
+			"event", "must be the first of events"},
+		{"param not common to the events", map[string]any{"event": nil, "events": []string{"contact.created", "contact.updated"},
+			"raw_data": false, "params": []map[string]any{{"key": "id", "path": "data.id"}, {"key": "e", "path": "data.email"}}},
+			"params[1].path", "data.email is not a field of the trigger event contact.updated"},
+		{"param not in the sample", map[string]any{"raw_data": false, "params": []map[string]any{{"key": "e", "path": "data.phone"}}},
+			"params[0].path", "data.phone is not a field of the trigger event contact.created"},
 		{"header name not a token", hdr("X Bad", "v"), "headers[0].key", "valid header name"},
 		{"header name empty", hdr("", "v"), "headers[0].key", "is required"},
 		{"header value CRLF", hdr("X-A", "a\r\nInjected: 1"), "headers[0].value", "CR, LF or NUL"},
@@ -70,6 +89,8 @@ func TestWebhookValidation(t *testing.T) {
 		{"too many params", map[string]any{"params": many(101, func(i int) map[string]any {
 			return map[string]any{"key": fmt.Sprintf("k%d", i), "path": "data.x"}
 		})}, "params", "at most 100 parameters"},
+		{"rate limit zero", map[string]any{"rate_limit": 0}, "rate_limit", "from 1 to 1000"},
+		{"rate limit too high", map[string]any{"rate_limit": 1001}, "rate_limit", "from 1 to 1000"},
 	}
 	for _, c := range cases {
 		body := hookBody("valid")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,31 +23,63 @@ type webhookInput struct {
 	Name    string           `json:"name"`
 	URL     string           `json:"url"`
 	Method  webhook.Method   `json:"method"`
-	Event   string           `json:"event"`
+	Events  []string         `json:"events"`
+	Event   string           `json:"event"` // deprecated: one event, the same as events: [event]
 	OAuthID *int64           `json:"oauth_id"`
 	Headers []webhook.Header `json:"headers"`
 	RawData *bool            `json:"raw_data"` // default true
 	Params  []webhook.Param  `json:"params"`
 	Active  *bool            `json:"active"` // default false
+	// RateLimit is requests per second at most, 1 to webhook.MaxRateLimit; null: no limit.
+	RateLimit *int `json:"rate_limit"`
 }
 
-// inputOf is the input that reproduces w, masked header values masked: PATCH decodes onto it.
+// inputOf is the input that reproduces w applied onto w, masked header values masked: PATCH
+// decodes onto it. It names no events, so that a PATCH may send either event or events (or
+// neither, keeping w's).
 func inputOf(w webhook.Webhook) webhookInput {
 	in := webhookInput{
-		Name: w.Name, URL: w.URL, Method: w.Method, Event: w.EventKey, OAuthID: w.OAuthID,
+		Name: w.Name, URL: w.URL, Method: w.Method, OAuthID: w.OAuthID,
 		Headers: webhook.MaskHeaders(w.Headers), RawData: &w.RawData, Params: w.Params, Active: &w.Active,
+		RateLimit: w.RateLimit,
 	}
 	return in
 }
 
-// apply sets the user-editable fields of w from the input. A header whose value is the mask (or a
-// secret header left empty) keeps the value stored under the same name in old (nil for a new
-// webhook) when that one is masked in reads (webhook.Header.Masked); kept lists the indexes of the
-// headers that did, so the caller can refuse them when the destination changed.
-func (in webhookInput) apply(w *webhook.Webhook, old []webhook.Header) (kept []int) {
-	w.Name, w.URL, w.Method, w.EventKey, w.OAuthID = in.Name, in.URL, in.Method, in.Event, in.OAuthID
+// eventKeys is the trigger events the input names: events, or event as a list of one. Both may
+// be given when event is the first of events (what the API returns); otherwise they disagree,
+// and the field error says so. Neither (nil, nil) leaves the webhook's events as they are: PATCH
+// keeps them, and a new webhook or PUT starts from none and is refused by validation.
+func (in webhookInput) eventKeys() ([]string, error) {
+	switch {
+	case in.Event != "" && in.Events != nil && (len(in.Events) == 0 || in.Events[0] != in.Event):
+		return nil, &webhook.ValidationError{Fields: []webhook.FieldError{{Field: "event",
+			Message: "event is deprecated and must be the first of events when both are given; send only events"}}}
+	case in.Events != nil:
+		return in.Events, nil
+	case in.Event != "":
+		return []string{in.Event}, nil
+	}
+	return nil, nil
+}
+
+// apply sets the user-editable fields of w from the input, or answers the field error of event
+// and events disagreeing (eventKeys). A header whose value is the mask (or a secret header left
+// empty) keeps the value stored under the same name in old (nil for a new webhook) when that one
+// is masked in reads (webhook.Header.Masked); kept lists the indexes of the headers that did, so
+// the caller can refuse them when the destination changed.
+func (in webhookInput) apply(w *webhook.Webhook, old []webhook.Header) (kept []int, err error) {
+	keys, err := in.eventKeys()
+	if err != nil {
+		return nil, err
+	}
+	if keys != nil {
+		w.EventKeys = keys
+	}
+	w.Name, w.URL, w.Method, w.OAuthID = in.Name, in.URL, in.Method, in.OAuthID
 	w.RawData = in.RawData == nil || *in.RawData
 	w.Active = in.Active != nil && *in.Active
+	w.RateLimit = in.RateLimit
 	w.Params = in.Params
 	if w.Params == nil {
 		w.Params = []webhook.Param{}
@@ -64,7 +97,7 @@ func (in webhookInput) apply(w *webhook.Webhook, old []webhook.Header) (kept []i
 		}
 		w.Headers[i] = h
 	}
-	return kept
+	return kept, nil
 }
 
 // checkSecretHeaders reports secret headers left without a value.
@@ -81,10 +114,29 @@ func checkSecretHeaders(e *webhook.ValidationError, hs []webhook.Header) {
 const newDestinationMsg = "type the value again: the %s changed, and a stored secret is never sent to a destination chosen after it was stored"
 
 // storedFor is where the stored header values an update keeps (kept, from apply) were stored
-// for: the saved webhook's URL. The zero value (a new webhook) keeps none.
+// for: the saved webhook's URL. The zero value (a new webhook) keeps none. legacyEvent says the
+// request named its event with the deprecated event field, so errors about the events name
+// that field (renameEventErrors), as clients written before events expect.
 type storedFor struct {
-	url  string
-	kept []int
+	url         string
+	kept        []int
+	legacyEvent bool
+}
+
+// legacyEvent reports whether the input names its event only with the deprecated event field.
+func (in webhookInput) legacyEvent() bool { return in.Events == nil && in.Event != "" }
+
+// renameEventErrors names event instead of events and events[0] in e, for a request that gave
+// the deprecated event field (a list of one).
+func (d storedFor) renameEventErrors(e *webhook.ValidationError) {
+	if !d.legacyEvent {
+		return
+	}
+	for i, f := range e.Fields {
+		if f.Field == "events" || f.Field == "events[0]" {
+			e.Fields[i].Field = "event"
+		}
+	}
 }
 
 // check refuses to carry the kept header values over to a new destination: when newURL differs
@@ -105,12 +157,14 @@ type webhookJSON struct {
 	Name                    string                `json:"name"`
 	URL                     string                `json:"url"`
 	Method                  webhook.Method        `json:"method"`
-	Event                   string                `json:"event"`
+	Events                  []string              `json:"events"`
+	Event                   string                `json:"event"` // deprecated: the first of Events
 	OAuthID                 *int64                `json:"oauth_id"`
 	Headers                 []webhook.Header      `json:"headers"`
 	RawData                 bool                  `json:"raw_data"`
 	Params                  []webhook.Param       `json:"params"`
 	Active                  bool                  `json:"active"`
+	RateLimit               *int                  `json:"rate_limit"`
 	Secret                  string                `json:"secret,omitempty"`
 	PreviousSecretExpiresAt *time.Time            `json:"previous_secret_expires_at,omitempty"`
 	LastSentAt              *time.Time            `json:"last_sent_at"`
@@ -132,12 +186,15 @@ type webhookJSON struct {
 // webhookOut renders w; the signing secret only for members who may manage webhooks.
 func webhookOut(w webhook.Webhook, p store.Principal, counts *store.DeliveryCounts) webhookJSON {
 	out := webhookJSON{
-		ID: w.ID, Name: w.Name, URL: w.URL, Method: w.Method, Event: w.EventKey, OAuthID: w.OAuthID,
+		ID: w.ID, Name: w.Name, URL: w.URL, Method: w.Method, Events: w.EventKeys, OAuthID: w.OAuthID,
 		Headers: webhook.MaskHeaders(w.Headers), RawData: w.RawData, Params: w.Params, Active: w.Active,
-		LastSentAt: w.LastSentAt, LastStatus: w.LastStatus, FailingSince: w.FailingSince,
+		RateLimit: w.RateLimit, LastSentAt: w.LastSentAt, LastStatus: w.LastStatus, FailingSince: w.FailingSince,
 		DisabledReason: w.DisabledReason, DisabledAt: w.DisabledAt, Counts: counts,
 		CreatedBy: w.CreatedBy, UpdatedBy: w.UpdatedBy, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
 		SecretError: w.SealError,
+	}
+	if len(w.EventKeys) > 0 {
+		out.Event = w.EventKeys[0]
 	}
 	if p.Can(webhook.PermManageWebhooks) {
 		out.Secret = w.Secret
@@ -148,30 +205,37 @@ func webhookOut(w webhook.Webhook, p store.Principal, counts *store.DeliveryCoun
 	return out
 }
 
-// rules are the validation rules of this server: the live catalog and the address allow-list.
-// keepEvent is an event the webhook already has, accepted even when retired. db is the store or
+// rules are the validation rules of this server: the live catalog (with each event's sample, for
+// selected parameters) and the address allow-list. keepEvents are the events the webhook already
+// has, accepted even when retired. db is the store or
 // the caller's transaction: a transaction must not wait for a second pool connection, or
 // concurrent requests holding every connection would wait for each other forever.
-func (s *Server) rules(ctx context.Context, db *store.Store, keepEvent string) (webhook.Rules, error) {
+func (s *Server) rules(ctx context.Context, db *store.Store, keepEvents []string) (webhook.Rules, error) {
 	types, err := db.EventTypeList(ctx)
 	if err != nil {
 		return webhook.Rules{}, err
 	}
 	known := map[string]bool{}
+	samples := map[string]json.RawMessage{}
 	for _, t := range types {
-		if t.RetiredAt == nil || t.Key == keepEvent {
+		if t.RetiredAt == nil || slices.Contains(keepEvents, t.Key) {
 			known[t.Key] = true
 		}
+		samples[t.Key] = t.Sample
 	}
-	return webhook.Rules{EventExists: func(k string) bool { return known[k] }, AllowIP: s.allowIP}, nil
+	return webhook.Rules{
+		EventExists: func(k string) bool { return known[k] },
+		EventSample: func(k string) json.RawMessage { return samples[k] },
+		AllowIP:     s.allowIP,
+	}, nil
 }
 
 // validateWebhook checks w and that its credential belongs to the company (404 otherwise).
-func (s *Server) validateWebhook(ctx context.Context, tx *store.Store, w *webhook.Webhook, keepEvent string, stored storedFor) error {
+func (s *Server) validateWebhook(ctx context.Context, tx *store.Store, w *webhook.Webhook, keepEvents []string, stored storedFor) error {
 	if err := s.checkListQuotas(w); err != nil {
 		return err
 	}
-	rules, err := s.rules(ctx, tx, keepEvent)
+	rules, err := s.rules(ctx, tx, keepEvents)
 	if err != nil {
 		return err
 	}
@@ -182,6 +246,7 @@ func (s *Server) validateWebhook(ctx context.Context, tx *store.Store, w *webhoo
 	}
 	checkSecretHeaders(ve, w.Headers)
 	stored.check(ve, w.URL)
+	stored.renameEventErrors(ve)
 	if err := ve.Err(); err != nil {
 		return err
 	}
@@ -328,10 +393,12 @@ func (s *Server) createWebhook(c *call) error {
 		return err
 	}
 	w := webhook.Webhook{CompanyID: c.p.CompanyID}
-	in.apply(&w, nil)
+	if _, err := in.apply(&w, nil); err != nil {
+		return err
+	}
 	var out webhook.Webhook
 	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
-		if err := s.validateWebhook(c.ctx, tx, &w, "", storedFor{}); err != nil {
+		if err := s.validateWebhook(c.ctx, tx, &w, nil, storedFor{legacyEvent: in.legacyEvent()}); err != nil {
 			return err
 		}
 		if err := s.checkQuota(c.ctx, tx, c.p.CompanyID, store.QuotaWebhooks); err != nil {
@@ -369,10 +436,17 @@ func (s *Server) updateWebhook(c *call, patch bool) error {
 		return err
 	}
 	w := old
-	stored := storedFor{url: old.URL, kept: in.apply(&w, old.Headers)}
+	if !patch {
+		w.EventKeys = nil // PUT replaces: the events must be given
+	}
+	kept, err := in.apply(&w, old.Headers)
+	if err != nil {
+		return err
+	}
+	stored := storedFor{url: old.URL, kept: kept, legacyEvent: in.legacyEvent()}
 	var out webhook.Webhook
 	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
-		if err := s.validateWebhook(c.ctx, tx, &w, old.EventKey, stored); err != nil {
+		if err := s.validateWebhook(c.ctx, tx, &w, old.EventKeys, stored); err != nil {
 			return err
 		}
 		var err error
@@ -405,8 +479,9 @@ func changedFields(a, b webhook.Webhook) []string {
 		x, y any
 	}{
 		{"name", a.Name, b.Name}, {"url", a.URL, b.URL}, {"method", a.Method, b.Method},
-		{"event", a.EventKey, b.EventKey}, {"oauth_id", a.OAuthID, b.OAuthID}, {"headers", a.Headers, b.Headers},
+		{"events", a.EventKeys, b.EventKeys}, {"oauth_id", a.OAuthID, b.OAuthID}, {"headers", a.Headers, b.Headers},
 		{"raw_data", a.RawData, b.RawData}, {"params", a.Params, b.Params}, {"active", a.Active, b.Active},
+		{"rate_limit", a.RateLimit, b.RateLimit},
 	} {
 		if !eq(f.x, f.y) {
 			ch = append(ch, f.name)
@@ -463,13 +538,14 @@ func (s *Server) duplicateWebhook(c *call) error {
 			return err
 		}
 		cp := webhook.Webhook{
-			CompanyID: w.CompanyID, Name: copyName(w.Name), URL: w.URL, Method: w.Method, EventKey: w.EventKey,
+			CompanyID: w.CompanyID, Name: copyName(w.Name), URL: w.URL, Method: w.Method, EventKeys: w.EventKeys,
 			OAuthID: w.OAuthID, Headers: w.Headers, RawData: w.RawData, Params: w.Params, Active: false,
+			RateLimit: w.RateLimit,
 		}
 		// The copy is a new webhook: it must pass today's rules (a retired event, an address
 		// now refused, a path or header rule added since the original was saved), or the copy
 		// would carry an invalid webhook past validation.
-		if err := s.validateWebhook(c.ctx, tx, &cp, "", storedFor{}); err != nil {
+		if err := s.validateWebhook(c.ctx, tx, &cp, nil, storedFor{}); err != nil {
 			var ve *webhook.ValidationError
 			if errors.As(err, &ve) {
 				return &problem{Status: http.StatusUnprocessableEntity, Errors: ve.Fields,
@@ -555,7 +631,8 @@ func (s *Server) runTest(c *call, w webhook.Webhook) error {
 	if s.tester == nil {
 		return &problem{Status: http.StatusServiceUnavailable, Detail: "test sends are not available in this process"}
 	}
-	payload, err := s.testPayload(c.ctx, c.p.CompanyID, w.EventKey, c.r.URL.Query().Get("payload"))
+	// A webhook of several events is tested with its first.
+	payload, err := s.testPayload(c.ctx, c.p.CompanyID, w.EventKeys[0], c.r.URL.Query().Get("payload"))
 	if err != nil {
 		return err
 	}
@@ -590,8 +667,13 @@ func (s *Server) testSaved(c *call) error {
 		return s.runTest(c, old)
 	}
 	w := old
-	stored := storedFor{url: old.URL, kept: in.apply(&w, old.Headers)}
-	if err := s.validateWebhook(c.ctx, s.store, &w, old.EventKey, stored); err != nil {
+	w.EventKeys = nil // the body has the shape of PUT
+	kept, err := in.apply(&w, old.Headers)
+	if err != nil {
+		return err
+	}
+	stored := storedFor{url: old.URL, kept: kept, legacyEvent: in.legacyEvent()}
+	if err := s.validateWebhook(c.ctx, s.store, &w, old.EventKeys, stored); err != nil {
 		return err
 	}
 	return s.runTest(c, w)
@@ -603,8 +685,10 @@ func (s *Server) testUnsaved(c *call) error {
 		return err
 	}
 	w := webhook.Webhook{CompanyID: c.p.CompanyID, Secret: crypt.NewSigningSecret()}
-	in.apply(&w, nil)
-	if err := s.validateWebhook(c.ctx, s.store, &w, "", storedFor{}); err != nil {
+	if _, err := in.apply(&w, nil); err != nil {
+		return err
+	}
+	if err := s.validateWebhook(c.ctx, s.store, &w, nil, storedFor{legacyEvent: in.legacyEvent()}); err != nil {
 		return err
 	}
 	return s.runTest(c, w)

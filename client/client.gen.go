@@ -107,6 +107,39 @@ func (e DeliveryState) Valid() bool {
 	}
 }
 
+// Defines values for EventFieldKind.
+const (
+	Array   EventFieldKind = "array"
+	Boolean EventFieldKind = "boolean"
+	Mixed   EventFieldKind = "mixed"
+	Null    EventFieldKind = "null"
+	Number  EventFieldKind = "number"
+	Object  EventFieldKind = "object"
+	String  EventFieldKind = "string"
+)
+
+// Valid indicates whether the value is a known member of the EventFieldKind enum.
+func (e EventFieldKind) Valid() bool {
+	switch e {
+	case Array:
+		return true
+	case Boolean:
+		return true
+	case Mixed:
+		return true
+	case Null:
+		return true
+	case Number:
+		return true
+	case Object:
+		return true
+	case String:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Method.
 const (
 	MethodDELETE Method = "DELETE"
@@ -233,6 +266,7 @@ const (
 	HeadersPerWebhook          ProblemLimit = "headers_per_webhook"
 	OauthCredentialsPerCompany ProblemLimit = "oauth_credentials_per_company"
 	ParamsPerWebhook           ProblemLimit = "params_per_webhook"
+	ReplayDeliveries           ProblemLimit = "replay_deliveries"
 	WebhooksPerCompany         ProblemLimit = "webhooks_per_company"
 )
 
@@ -247,7 +281,51 @@ func (e ProblemLimit) Valid() bool {
 		return true
 	case ParamsPerWebhook:
 		return true
+	case ReplayDeliveries:
+		return true
 	case WebhooksPerCompany:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReplayInputMode.
+const (
+	ReplayInputModeAll       ReplayInputMode = "all"
+	ReplayInputModeFailed    ReplayInputMode = "failed"
+	ReplayInputModeNeverSent ReplayInputMode = "never_sent"
+)
+
+// Valid indicates whether the value is a known member of the ReplayInputMode enum.
+func (e ReplayInputMode) Valid() bool {
+	switch e {
+	case ReplayInputModeAll:
+		return true
+	case ReplayInputModeFailed:
+		return true
+	case ReplayInputModeNeverSent:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReplayResultMode.
+const (
+	ReplayResultModeAll       ReplayResultMode = "all"
+	ReplayResultModeFailed    ReplayResultMode = "failed"
+	ReplayResultModeNeverSent ReplayResultMode = "never_sent"
+)
+
+// Valid indicates whether the value is a known member of the ReplayResultMode enum.
+func (e ReplayResultMode) Valid() bool {
+	switch e {
+	case ReplayResultModeAll:
+		return true
+	case ReplayResultModeFailed:
+		return true
+	case ReplayResultModeNeverSent:
 		return true
 	default:
 		return false
@@ -571,11 +649,51 @@ type DeliveryDetail struct {
 type DeliveryList struct {
 	Items      *[]Delivery               `json:"items,omitempty"`
 	NextCursor nullable.Nullable[string] `json:"next_cursor,omitempty"`
-	Totals     *Counts                   `json:"totals,omitempty"`
+
+	// ScannedUntil With truncated: the creation time of the last delivery the search read
+	ScannedUntil *time.Time `json:"scanned_until,omitempty"`
+	Totals       *Counts    `json:"totals,omitempty"`
+
+	// Truncated The text search (q) stopped at its bound before the page was full; next_cursor continues it
+	Truncated *bool `json:"truncated,omitempty"`
 }
 
 // DeliveryState pending: waiting or scheduled for retry
 type DeliveryState string
+
+// EventField defines model for EventField.
+type EventField struct {
+	// Description What an envelope field holds
+	Description *string `json:"description,omitempty"`
+
+	// Example The sample's value of a data field
+	Example interface{} `json:"example,omitempty"`
+
+	// Kind The JSON type in the catalog sample; mixed when the events disagree
+	Kind EventFieldKind `json:"kind"`
+
+	// Path A parameter path (Param.path)
+	//
+	// Example: data.email
+	Path string `json:"path"`
+}
+
+// EventFieldKind The JSON type in the catalog sample; mixed when the events disagree
+type EventFieldKind string
+
+// EventFieldList defines model for EventFieldList.
+type EventFieldList struct {
+	Events []string     `json:"events"`
+	Items  []EventField `json:"items"`
+}
+
+// EventKeys The trigger events the webhook is subscribed to, keys of the trigger-event catalog, each
+// once, in the order chosen: an event matches when its key is any of them, and its
+// envelope's type is its own key. Errors name the element (events[2]). Selected params
+// must be fields every one of them has (GET /v1/events/fields). A test send uses the first.
+//
+// Example: ["contact.created","contact.updated"]
+type EventKeys = []string
 
 // EventType defines model for EventType.
 type EventType struct {
@@ -696,7 +814,9 @@ type OAuthInput struct {
 	ClientSecret *string `json:"client_secret,omitempty"`
 
 	// Code Write-only (authorization_code grant)
-	Code        *string `json:"code,omitempty"`
+	Code *string `json:"code,omitempty"`
+
+	// ExtraParams More parameters of the token request (audience, resource, …); given, it replaces the whole list. Not secret: stored and returned as given, so secrets go in client_secret, code or refresh_token. A key may not be one of those named fields.
 	ExtraParams *[]struct {
 		Key   *string `json:"key,omitempty"`
 		Value *string `json:"value,omitempty"`
@@ -748,7 +868,7 @@ type Problem struct {
 	Errors   *[]FieldError `json:"errors,omitempty"`
 	Instance *string       `json:"instance,omitempty"`
 
-	// Limit The quota the request went past
+	// Limit The quota or limit the request went past
 	Limit *ProblemLimit `json:"limit,omitempty"`
 
 	// Max The quota's value
@@ -763,8 +883,40 @@ type Problem struct {
 	Webhooks *[]WebhookRef `json:"webhooks,omitempty"`
 }
 
-// ProblemLimit The quota the request went past
+// ProblemLimit The quota or limit the request went past
 type ProblemLimit string
+
+// ReplayInput defines model for ReplayInput.
+type ReplayInput struct {
+	Mode ReplayInputMode `json:"mode"`
+
+	// Since events that occurred at or after
+	Since time.Time `json:"since"`
+
+	// Until events that occurred before; default: now; at most 31 days after since
+	Until *time.Time `json:"until,omitempty"`
+}
+
+// ReplayInputMode defines model for ReplayInput.Mode.
+type ReplayInputMode string
+
+// ReplayResult defines model for ReplayResult.
+type ReplayResult struct {
+	// Count Preview: how many deliveries the replay would queue now
+	Count *int `json:"count,omitempty"`
+
+	// Max The most one replay queues (10000)
+	Max  *int              `json:"max,omitempty"`
+	Mode *ReplayResultMode `json:"mode,omitempty"`
+
+	// Queued Replay: how many deliveries were queued
+	Queued *int       `json:"queued,omitempty"`
+	Since  *time.Time `json:"since,omitempty"`
+	Until  *time.Time `json:"until,omitempty"`
+}
+
+// ReplayResultMode defines model for ReplayResult.Mode.
+type ReplayResultMode string
 
 // Request A request as it went on the wire, recorded with its attempt.
 type Request struct {
@@ -898,21 +1050,36 @@ type Webhook struct {
 	DisabledAt nullable.Nullable[time.Time] `json:"disabled_at,omitempty"`
 
 	// DisabledReason Why walhook turned the webhook off
-	DisabledReason nullable.Nullable[string]            `json:"disabled_reason,omitempty"`
-	Event          *string                              `json:"event,omitempty"`
-	FailingSince   nullable.Nullable[time.Time]         `json:"failing_since,omitempty"`
-	Headers        *[]Header                            `json:"headers,omitempty"`
-	Id             *int64                               `json:"id,omitempty"`
-	LastSentAt     nullable.Nullable[time.Time]         `json:"last_sent_at,omitempty"`
-	LastStatus     nullable.Nullable[WebhookLastStatus] `json:"last_status,omitempty"`
-	Method         *Method                              `json:"method,omitempty"`
-	Name           *string                              `json:"name,omitempty"`
-	OauthId        nullable.Nullable[int64]             `json:"oauth_id,omitempty"`
-	Params         *[]Param                             `json:"params,omitempty"`
+	DisabledReason nullable.Nullable[string] `json:"disabled_reason,omitempty"`
+
+	// Event The first of events
+	// Deprecated: this property has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	Event *string `json:"event,omitempty"`
+
+	// Events The trigger events the webhook is subscribed to, keys of the trigger-event catalog, each
+	// once, in the order chosen: an event matches when its key is any of them, and its
+	// envelope's type is its own key. Errors name the element (events[2]). Selected params
+	// must be fields every one of them has (GET /v1/events/fields). A test send uses the first.
+	//
+	//
+	// Example: ["contact.created","contact.updated"]
+	Events       *EventKeys                           `json:"events,omitempty"`
+	FailingSince nullable.Nullable[time.Time]         `json:"failing_since,omitempty"`
+	Headers      *[]Header                            `json:"headers,omitempty"`
+	Id           *int64                               `json:"id,omitempty"`
+	LastSentAt   nullable.Nullable[time.Time]         `json:"last_sent_at,omitempty"`
+	LastStatus   nullable.Nullable[WebhookLastStatus] `json:"last_status,omitempty"`
+	Method       *Method                              `json:"method,omitempty"`
+	Name         *string                              `json:"name,omitempty"`
+	OauthId      nullable.Nullable[int64]             `json:"oauth_id,omitempty"`
+	Params       *[]Param                             `json:"params,omitempty"`
 
 	// PreviousSecretExpiresAt Until when the rotated-out secret still signs
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
-	RawData                 *bool      `json:"raw_data,omitempty"`
+
+	// RateLimit Requests per second at most; null: no limit
+	RateLimit nullable.Nullable[int] `json:"rate_limit,omitempty"`
+	RawData   *bool                  `json:"raw_data,omitempty"`
 
 	// Secret The Standard Webhooks signing secret; only for members holding manage_webhooks
 	//
@@ -931,12 +1098,22 @@ type Webhook struct {
 // WebhookLastStatus defines model for Webhook.LastStatus.
 type WebhookLastStatus string
 
-// WebhookInput defines model for WebhookInput.
+// WebhookInput Give the trigger events as events (or, deprecated, one as event): one of the two is required.
 type WebhookInput struct {
 	Active *bool `json:"active,omitempty"`
 
-	// Event A key of the trigger-event catalog
-	Event string `json:"event"`
+	// Event One trigger event, the same as events: [event]. When both are given, event must be the first of events (else 422 naming event).
+	// Deprecated: this property has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	Event *string `json:"event,omitempty"`
+
+	// Events The trigger events the webhook is subscribed to, keys of the trigger-event catalog, each
+	// once, in the order chosen: an event matches when its key is any of them, and its
+	// envelope's type is its own key. Errors name the element (events[2]). Selected params
+	// must be fields every one of them has (GET /v1/events/fields). A test send uses the first.
+	//
+	//
+	// Example: ["contact.created","contact.updated"]
+	Events *EventKeys `json:"events,omitempty"`
 
 	// Headers At most the headers_per_webhook quota (50 at most)
 	Headers *[]Header                `json:"headers,omitempty"`
@@ -946,6 +1123,9 @@ type WebhookInput struct {
 
 	// Params Required (at least one) when raw_data is off; at most the params_per_webhook quota (100 at most)
 	Params *[]Param `json:"params,omitempty"`
+
+	// RateLimit Requests per second at most to this endpoint, over every relay replica; null (the default) for no limit. Deliveries beyond it wait their turn (pending): they are not failed and no attempt is counted.
+	RateLimit nullable.Nullable[int] `json:"rate_limit,omitempty"`
 
 	// RawData On: the body is the event envelope; off: only params
 	RawData *bool `json:"raw_data,omitempty"`
@@ -962,15 +1142,30 @@ type WebhookList struct {
 
 // WebhookPatch Any subset of WebhookInput
 type WebhookPatch struct {
-	Active  *bool                    `json:"active,omitempty"`
-	Event   *string                  `json:"event,omitempty"`
+	Active *bool `json:"active,omitempty"`
+
+	// Event One trigger event, the same as events: [event]
+	// Deprecated: this property has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	Event *string `json:"event,omitempty"`
+
+	// Events The trigger events the webhook is subscribed to, keys of the trigger-event catalog, each
+	// once, in the order chosen: an event matches when its key is any of them, and its
+	// envelope's type is its own key. Errors name the element (events[2]). Selected params
+	// must be fields every one of them has (GET /v1/events/fields). A test send uses the first.
+	//
+	//
+	// Example: ["contact.created","contact.updated"]
+	Events  *EventKeys               `json:"events,omitempty"`
 	Headers *[]Header                `json:"headers,omitempty"`
 	Method  *Method                  `json:"method,omitempty"`
 	Name    *string                  `json:"name,omitempty"`
 	OauthId nullable.Nullable[int64] `json:"oauth_id,omitempty"`
 	Params  *[]Param                 `json:"params,omitempty"`
-	RawData *bool                    `json:"raw_data,omitempty"`
-	Url     *string                  `json:"url,omitempty"`
+
+	// RateLimit null removes the limit
+	RateLimit nullable.Nullable[int] `json:"rate_limit,omitempty"`
+	RawData   *bool                  `json:"raw_data,omitempty"`
+	Url       *string                `json:"url,omitempty"`
 }
 
 // WebhookRef defines model for WebhookRef.
@@ -1043,6 +1238,12 @@ type ListAuditParams struct {
 // ListAuditParamsObjectType defines parameters for ListAudit.
 type ListAuditParamsObjectType string
 
+// ListEventFieldsParams defines parameters for ListEventFields.
+type ListEventFieldsParams struct {
+	// Events Comma-separated trigger events (at most 50, each once; retired ones too)
+	Events string `form:"events" json:"events"`
+}
+
 // LoginJSONBody defines parameters for Login.
 type LoginJSONBody struct {
 	// Code the code from the sign-in link (whl_…)
@@ -1051,7 +1252,7 @@ type LoginJSONBody struct {
 
 // ListWebhooksParams defines parameters for ListWebhooks.
 type ListWebhooksParams struct {
-	// Event Only webhooks of this trigger event
+	// Event Only webhooks subscribed to this trigger event (among others)
 	Event      *string                       `form:"event,omitempty" json:"event,omitempty"`
 	Active     *bool                         `form:"active,omitempty" json:"active,omitempty"`
 	LastStatus *ListWebhooksParamsLastStatus `form:"last_status,omitempty" json:"last_status,omitempty"`
@@ -1083,12 +1284,24 @@ type TestUnsavedWebhookParamsPayload string
 type ListDeliveriesParams struct {
 	Status *DeliveryState `form:"status,omitempty" json:"status,omitempty"`
 
+	// Event one of the webhook's trigger events, such as contact.created
+	Event *string `form:"event,omitempty" json:"event,omitempty"`
+
+	// EventId an event's id (the envelope's id): the delivery of that event, found by index
+	EventId *string `form:"event_id,omitempty" json:"event_id,omitempty"`
+
+	// HttpStatus the last attempt's HTTP status: exact (404), a class (5xx), or none (tried, but no HTTP answer: refused, timed out, …)
+	HttpStatus *string `form:"http_status,omitempty" json:"http_status,omitempty"`
+
 	// Since created at or after
 	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
 
 	// Until created before
 	Until *time.Time `form:"until,omitempty" json:"until,omitempty"`
-	Limit *Limit     `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Q text in the event's envelope (case-insensitive, at most 200 characters; bounded, see above)
+	Q     *string `form:"q,omitempty" json:"q,omitempty"`
+	Limit *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
 
 	// Cursor next_cursor of the previous page
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
@@ -1155,6 +1368,12 @@ type ReplaceWebhookJSONRequestBody = WebhookInput
 
 // ResyncFailedDeliveriesJSONRequestBody defines body for ResyncFailedDeliveries for application/json ContentType.
 type ResyncFailedDeliveriesJSONRequestBody = ResyncInput
+
+// ReplayWindowJSONRequestBody defines body for ReplayWindow for application/json ContentType.
+type ReplayWindowJSONRequestBody = ReplayInput
+
+// PreviewReplayJSONRequestBody defines body for PreviewReplay for application/json ContentType.
+type PreviewReplayJSONRequestBody = ReplayInput
 
 // TestWebhookJSONRequestBody defines body for TestWebhook for application/json ContentType.
 type TestWebhookJSONRequestBody = WebhookInput
@@ -1274,6 +1493,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/events (the `ListEvents` operationId).
 	ListEvents(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListEventFields The fields a selected parameter can take for a webhook of these trigger events
+	//
+	// The envelope's fields, then the data fields of the catalog samples that every event named
+	// has (an event without a sample rules none out). These are the paths that saving a webhook
+	// with raw_data off accepts for its params: a path under data or previous that one event's
+	// sample does not have answers 422 naming params[i].path.
+	//
+	// Corresponds with GET /v1/events/fields (the `ListEventFields` operationId).
+	ListEventFields(ctx context.Context, params *ListEventFieldsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LoginWithBody Exchange a one-time sign-in code for an API token
 	//
@@ -1516,6 +1745,15 @@ type ClientInterface interface {
 
 	// ListDeliveries A webhook's deliveries, newest first, with totals by state in the time range
 	//
+	// Filters combine (AND) and keep keyset pagination: `next_cursor` continues with the same
+	// filters. A bad filter value answers 400 naming the parameter. The totals count the time
+	// range only (since, until), not the other filters.
+	//
+	// The text search (`q`) is bounded: one page searches the event envelopes of at most 2,000
+	// deliveries that pass the other filters, newest first. When it reaches that bound before the
+	// page is full, the answer says `truncated: true` and `scanned_until` (the creation time of
+	// the last delivery read), and `next_cursor` continues the search from there.
+	//
 	// Corresponds with GET /v1/webhooks/{id}/deliveries (the `ListDeliveries` operationId).
 	ListDeliveries(ctx context.Context, id ID, params *ListDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -1545,6 +1783,60 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/{id}/duplicate (the `DuplicateWebhook` operationId).
 	DuplicateWebhook(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplayWindowWithBody Send again the webhook's trigger events that occurred in a window
+	//
+	// Every event of the webhook's trigger events whose `occurred_at` is in [since, until),
+	// including events from before the webhook existed or while it was off (as long as history
+	// retention kept them). `mode`: `all` (every such event), `failed` (those whose delivery to
+	// this webhook ended failed), `never_sent` (those with no delivery to this webhook). A
+	// delivery already pending is never queued twice, so repeating the request queues nothing
+	// more. Existing deliveries keep their id and payload; the attempts of a replay say
+	// `trigger: resync`. Recorded in the audit log (`deliveries_replayed`). A webhook that is
+	// off answers 409; a window longer than 31 days or holding more than 10,000 events to send
+	// answers 422 (`limit`, `max`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/webhooks/{id}/replay (the `ReplayWindow` operationId).
+	ReplayWindowWithBody(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplayWindow Send again the webhook's trigger events that occurred in a window
+	//
+	// Every event of the webhook's trigger events whose `occurred_at` is in [since, until),
+	// including events from before the webhook existed or while it was off (as long as history
+	// retention kept them). `mode`: `all` (every such event), `failed` (those whose delivery to
+	// this webhook ended failed), `never_sent` (those with no delivery to this webhook). A
+	// delivery already pending is never queued twice, so repeating the request queues nothing
+	// more. Existing deliveries keep their id and payload; the attempts of a replay say
+	// `trigger: resync`. Recorded in the audit log (`deliveries_replayed`). A webhook that is
+	// off answers 409; a window longer than 31 days or holding more than 10,000 events to send
+	// answers 422 (`limit`, `max`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/webhooks/{id}/replay (the `ReplayWindow` operationId).
+	ReplayWindow(ctx context.Context, id ID, body ReplayWindowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PreviewReplayWithBody How many deliveries a replay of a window would queue; changes nothing
+	//
+	// The same checks as the replay: a webhook that is off answers 409; a window longer than
+	// 31 days, or one holding more than 10,000 events to send, answers 422 (`limit`, `max`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/webhooks/{id}/replay/preview (the `PreviewReplay` operationId).
+	PreviewReplayWithBody(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PreviewReplay How many deliveries a replay of a window would queue; changes nothing
+	//
+	// The same checks as the replay: a webhook that is off answers 409; a window longer than
+	// 31 days, or one holding more than 10,000 events to send, answers 422 (`limit`, `max`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/webhooks/{id}/replay/preview (the `PreviewReplay` operationId).
+	PreviewReplay(ctx context.Context, id ID, body PreviewReplayJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RotateWebhookSecret Make a new signing secret; the previous one keeps signing for 24 hours
 	//
@@ -1693,6 +1985,26 @@ func (c *Client) ResyncDelivery(ctx context.Context, id DeliveryID, reqEditors .
 // Corresponds with GET /v1/events (the `ListEvents` operationId).
 func (c *Client) ListEvents(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListEventsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListEventFields The fields a selected parameter can take for a webhook of these trigger events
+//
+// The envelope's fields, then the data fields of the catalog samples that every event named
+// has (an event without a sample rules none out). These are the paths that saving a webhook
+// with raw_data off accepts for its params: a path under data or previous that one event's
+// sample does not have answers 422 naming params[i].path.
+//
+// Corresponds with GET /v1/events/fields (the `ListEventFields` operationId).
+func (c *Client) ListEventFields(ctx context.Context, params *ListEventFieldsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEventFieldsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2304,6 +2616,15 @@ func (c *Client) ReplaceWebhook(ctx context.Context, id ID, body ReplaceWebhookJ
 
 // ListDeliveries A webhook's deliveries, newest first, with totals by state in the time range
 //
+// Filters combine (AND) and keep keyset pagination: `next_cursor` continues with the same
+// filters. A bad filter value answers 400 naming the parameter. The totals count the time
+// range only (since, until), not the other filters.
+//
+// The text search (`q`) is bounded: one page searches the event envelopes of at most 2,000
+// deliveries that pass the other filters, newest first. When it reaches that bound before the
+// page is full, the answer says `truncated: true` and `scanned_until` (the creation time of
+// the last delivery read), and `next_cursor` continues the search from there.
+//
 // Corresponds with GET /v1/webhooks/{id}/deliveries (the `ListDeliveries` operationId).
 func (c *Client) ListDeliveries(ctx context.Context, id ID, params *ListDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListDeliveriesRequest(c.Server, id, params)
@@ -2364,6 +2685,100 @@ func (c *Client) ResyncFailedDeliveries(ctx context.Context, id ID, body ResyncF
 // Corresponds with POST /v1/webhooks/{id}/duplicate (the `DuplicateWebhook` operationId).
 func (c *Client) DuplicateWebhook(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDuplicateWebhookRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplayWindowWithBody Send again the webhook's trigger events that occurred in a window
+//
+// Every event of the webhook's trigger events whose `occurred_at` is in [since, until),
+// including events from before the webhook existed or while it was off (as long as history
+// retention kept them). `mode`: `all` (every such event), `failed` (those whose delivery to
+// this webhook ended failed), `never_sent` (those with no delivery to this webhook). A
+// delivery already pending is never queued twice, so repeating the request queues nothing
+// more. Existing deliveries keep their id and payload; the attempts of a replay say
+// `trigger: resync`. Recorded in the audit log (`deliveries_replayed`). A webhook that is
+// off answers 409; a window longer than 31 days or holding more than 10,000 events to send
+// answers 422 (`limit`, `max`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/webhooks/{id}/replay (the `ReplayWindow` operationId).
+func (c *Client) ReplayWindowWithBody(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplayWindowRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplayWindow Send again the webhook's trigger events that occurred in a window
+//
+// Every event of the webhook's trigger events whose `occurred_at` is in [since, until),
+// including events from before the webhook existed or while it was off (as long as history
+// retention kept them). `mode`: `all` (every such event), `failed` (those whose delivery to
+// this webhook ended failed), `never_sent` (those with no delivery to this webhook). A
+// delivery already pending is never queued twice, so repeating the request queues nothing
+// more. Existing deliveries keep their id and payload; the attempts of a replay say
+// `trigger: resync`. Recorded in the audit log (`deliveries_replayed`). A webhook that is
+// off answers 409; a window longer than 31 days or holding more than 10,000 events to send
+// answers 422 (`limit`, `max`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/webhooks/{id}/replay (the `ReplayWindow` operationId).
+func (c *Client) ReplayWindow(ctx context.Context, id ID, body ReplayWindowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplayWindowRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PreviewReplayWithBody How many deliveries a replay of a window would queue; changes nothing
+//
+// The same checks as the replay: a webhook that is off answers 409; a window longer than
+// 31 days, or one holding more than 10,000 events to send, answers 422 (`limit`, `max`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/webhooks/{id}/replay/preview (the `PreviewReplay` operationId).
+func (c *Client) PreviewReplayWithBody(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPreviewReplayRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PreviewReplay How many deliveries a replay of a window would queue; changes nothing
+//
+// The same checks as the replay: a webhook that is off answers 409; a window longer than
+// 31 days, or one holding more than 10,000 events to send, answers 422 (`limit`, `max`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/webhooks/{id}/replay/preview (the `PreviewReplay` operationId).
+func (c *Client) PreviewReplay(ctx context.Context, id ID, body PreviewReplayJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPreviewReplayRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2731,6 +3146,56 @@ func NewListEventsRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListEventFieldsRequest constructs an http.Request for the ListEventFields method
+func NewListEventFieldsRequest(server string, params *ListEventFieldsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/events/fields")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "events", params.Events, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -3783,6 +4248,42 @@ func NewListDeliveriesRequest(server string, id ID, params *ListDeliveriesParams
 
 		}
 
+		if params.Event != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "event", *params.Event, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EventId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "event_id", *params.EventId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.HttpStatus != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "http_status", *params.HttpStatus, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Since != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
@@ -3798,6 +4299,18 @@ func NewListDeliveriesRequest(server string, id ID, params *ListDeliveriesParams
 		if params.Until != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Q != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "q", *params.Q, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3922,6 +4435,100 @@ func NewDuplicateWebhookRequest(server string, id ID) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewReplayWindowRequest calls the generic ReplayWindow builder with application/json body
+func NewReplayWindowRequest(server string, id ID, body ReplayWindowJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReplayWindowRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewReplayWindowRequestWithBody constructs an http.Request for the ReplayWindow method, with any body, and a specified content type
+func NewReplayWindowRequestWithBody(server string, id ID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/replay", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPreviewReplayRequest calls the generic PreviewReplay builder with application/json body
+func NewPreviewReplayRequest(server string, id ID, body PreviewReplayJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPreviewReplayRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewPreviewReplayRequestWithBody constructs an http.Request for the PreviewReplay method, with any body, and a specified content type
+func NewPreviewReplayRequestWithBody(server string, id ID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/replay/preview", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -4221,6 +4828,18 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/events (the `ListEvents` operationId).
 	ListEventsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListEventsResponse, error)
 
+	// ListEventFieldsWithResponse The fields a selected parameter can take for a webhook of these trigger events
+	//
+	// The envelope's fields, then the data fields of the catalog samples that every event named
+	// has (an event without a sample rules none out). These are the paths that saving a webhook
+	// with raw_data off accepts for its params: a path under data or previous that one event's
+	// sample does not have answers 422 naming params[i].path.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/events/fields (the `ListEventFields` operationId).
+	ListEventFieldsWithResponse(ctx context.Context, params *ListEventFieldsParams, reqEditors ...RequestEditorFn) (*ListEventFieldsResponse, error)
+
 	// LoginWithBodyWithResponse Exchange a one-time sign-in code for an API token
 	//
 	// `walhook dev` prints a sign-in link `http://HOST/#login=<code>`; the web page posts the code
@@ -4486,6 +5105,15 @@ type ClientWithResponsesInterface interface {
 
 	// ListDeliveriesWithResponse A webhook's deliveries, newest first, with totals by state in the time range
 	//
+	// Filters combine (AND) and keep keyset pagination: `next_cursor` continues with the same
+	// filters. A bad filter value answers 400 naming the parameter. The totals count the time
+	// range only (since, until), not the other filters.
+	//
+	// The text search (`q`) is bounded: one page searches the event envelopes of at most 2,000
+	// deliveries that pass the other filters, newest first. When it reaches that bound before the
+	// page is full, the answer says `truncated: true` and `scanned_until` (the creation time of
+	// the last delivery read), and `next_cursor` continues the search from there.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/webhooks/{id}/deliveries (the `ListDeliveries` operationId).
@@ -4519,6 +5147,60 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/{id}/duplicate (the `DuplicateWebhook` operationId).
 	DuplicateWebhookWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*DuplicateWebhookResponse, error)
+
+	// ReplayWindowWithBodyWithResponse Send again the webhook's trigger events that occurred in a window
+	//
+	// Every event of the webhook's trigger events whose `occurred_at` is in [since, until),
+	// including events from before the webhook existed or while it was off (as long as history
+	// retention kept them). `mode`: `all` (every such event), `failed` (those whose delivery to
+	// this webhook ended failed), `never_sent` (those with no delivery to this webhook). A
+	// delivery already pending is never queued twice, so repeating the request queues nothing
+	// more. Existing deliveries keep their id and payload; the attempts of a replay say
+	// `trigger: resync`. Recorded in the audit log (`deliveries_replayed`). A webhook that is
+	// off answers 409; a window longer than 31 days or holding more than 10,000 events to send
+	// answers 422 (`limit`, `max`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{id}/replay (the `ReplayWindow` operationId).
+	ReplayWindowWithBodyWithResponse(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplayWindowResponse, error)
+
+	// ReplayWindowWithResponse Send again the webhook's trigger events that occurred in a window
+	//
+	// Every event of the webhook's trigger events whose `occurred_at` is in [since, until),
+	// including events from before the webhook existed or while it was off (as long as history
+	// retention kept them). `mode`: `all` (every such event), `failed` (those whose delivery to
+	// this webhook ended failed), `never_sent` (those with no delivery to this webhook). A
+	// delivery already pending is never queued twice, so repeating the request queues nothing
+	// more. Existing deliveries keep their id and payload; the attempts of a replay say
+	// `trigger: resync`. Recorded in the audit log (`deliveries_replayed`). A webhook that is
+	// off answers 409; a window longer than 31 days or holding more than 10,000 events to send
+	// answers 422 (`limit`, `max`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{id}/replay (the `ReplayWindow` operationId).
+	ReplayWindowWithResponse(ctx context.Context, id ID, body ReplayWindowJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplayWindowResponse, error)
+
+	// PreviewReplayWithBodyWithResponse How many deliveries a replay of a window would queue; changes nothing
+	//
+	// The same checks as the replay: a webhook that is off answers 409; a window longer than
+	// 31 days, or one holding more than 10,000 events to send, answers 422 (`limit`, `max`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{id}/replay/preview (the `PreviewReplay` operationId).
+	PreviewReplayWithBodyWithResponse(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PreviewReplayResponse, error)
+
+	// PreviewReplayWithResponse How many deliveries a replay of a window would queue; changes nothing
+	//
+	// The same checks as the replay: a webhook that is off answers 409; a window longer than
+	// 31 days, or one holding more than 10,000 events to send, answers 422 (`limit`, `max`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{id}/replay/preview (the `PreviewReplay` operationId).
+	PreviewReplayWithResponse(ctx context.Context, id ID, body PreviewReplayJSONRequestBody, reqEditors ...RequestEditorFn) (*PreviewReplayResponse, error)
 
 	// RotateWebhookSecretWithResponse Make a new signing secret; the previous one keeps signing for 24 hours
 	//
@@ -4923,6 +5605,61 @@ func (r ListEventsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListEventFieldsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventFieldList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEventFieldsResponse) GetJSON200() *EventFieldList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListEventFieldsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListEventFieldsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEventFieldsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEventFieldsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEventFieldsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEventFieldsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6865,6 +7602,200 @@ func (r DuplicateWebhookResponse) ContentType() string {
 	return ""
 }
 
+type ReplayWindowResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *ReplayResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Invalid
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ReplayWindowResponse) GetJSON202() *ReplayResult {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ReplayWindowResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ReplayWindowResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ReplayWindowResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ReplayWindowResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ReplayWindowResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ReplayWindowResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ReplayWindowResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ReplayWindowResponse) GetApplicationproblemJSON422() *Invalid {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r ReplayWindowResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReplayWindowResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReplayWindowResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReplayWindowResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PreviewReplayResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReplayResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Invalid
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PreviewReplayResponse) GetJSON200() *ReplayResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PreviewReplayResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PreviewReplayResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PreviewReplayResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PreviewReplayResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PreviewReplayResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PreviewReplayResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PreviewReplayResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PreviewReplayResponse) GetApplicationproblemJSON422() *Invalid {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r PreviewReplayResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PreviewReplayResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PreviewReplayResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PreviewReplayResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type RotateWebhookSecretResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7183,6 +8114,24 @@ func (c *ClientWithResponses) ListEventsWithResponse(ctx context.Context, reqEdi
 		return nil, err
 	}
 	return ParseListEventsResponse(rsp)
+}
+
+// ListEventFieldsWithResponse The fields a selected parameter can take for a webhook of these trigger events
+//
+// The envelope's fields, then the data fields of the catalog samples that every event named
+// has (an event without a sample rules none out). These are the paths that saving a webhook
+// with raw_data off accepts for its params: a path under data or previous that one event's
+// sample does not have answers 422 naming params[i].path.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/events/fields (the `ListEventFields` operationId).
+func (c *ClientWithResponses) ListEventFieldsWithResponse(ctx context.Context, params *ListEventFieldsParams, reqEditors ...RequestEditorFn) (*ListEventFieldsResponse, error) {
+	rsp, err := c.ListEventFields(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEventFieldsResponse(rsp)
 }
 
 // LoginWithBodyWithResponse Exchange a one-time sign-in code for an API token
@@ -7666,6 +8615,15 @@ func (c *ClientWithResponses) ReplaceWebhookWithResponse(ctx context.Context, id
 
 // ListDeliveriesWithResponse A webhook's deliveries, newest first, with totals by state in the time range
 //
+// Filters combine (AND) and keep keyset pagination: `next_cursor` continues with the same
+// filters. A bad filter value answers 400 naming the parameter. The totals count the time
+// range only (since, until), not the other filters.
+//
+// The text search (`q`) is bounded: one page searches the event envelopes of at most 2,000
+// deliveries that pass the other filters, newest first. When it reaches that bound before the
+// page is full, the answer says `truncated: true` and `scanned_until` (the creation time of
+// the last delivery read), and `next_cursor` continues the search from there.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/webhooks/{id}/deliveries (the `ListDeliveries` operationId).
@@ -7722,6 +8680,84 @@ func (c *ClientWithResponses) DuplicateWebhookWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseDuplicateWebhookResponse(rsp)
+}
+
+// ReplayWindowWithBodyWithResponse Send again the webhook's trigger events that occurred in a window
+//
+// Every event of the webhook's trigger events whose `occurred_at` is in [since, until),
+// including events from before the webhook existed or while it was off (as long as history
+// retention kept them). `mode`: `all` (every such event), `failed` (those whose delivery to
+// this webhook ended failed), `never_sent` (those with no delivery to this webhook). A
+// delivery already pending is never queued twice, so repeating the request queues nothing
+// more. Existing deliveries keep their id and payload; the attempts of a replay say
+// `trigger: resync`. Recorded in the audit log (`deliveries_replayed`). A webhook that is
+// off answers 409; a window longer than 31 days or holding more than 10,000 events to send
+// answers 422 (`limit`, `max`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{id}/replay (the `ReplayWindow` operationId).
+func (c *ClientWithResponses) ReplayWindowWithBodyWithResponse(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplayWindowResponse, error) {
+	rsp, err := c.ReplayWindowWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplayWindowResponse(rsp)
+}
+
+// ReplayWindowWithResponse Send again the webhook's trigger events that occurred in a window
+//
+// Every event of the webhook's trigger events whose `occurred_at` is in [since, until),
+// including events from before the webhook existed or while it was off (as long as history
+// retention kept them). `mode`: `all` (every such event), `failed` (those whose delivery to
+// this webhook ended failed), `never_sent` (those with no delivery to this webhook). A
+// delivery already pending is never queued twice, so repeating the request queues nothing
+// more. Existing deliveries keep their id and payload; the attempts of a replay say
+// `trigger: resync`. Recorded in the audit log (`deliveries_replayed`). A webhook that is
+// off answers 409; a window longer than 31 days or holding more than 10,000 events to send
+// answers 422 (`limit`, `max`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{id}/replay (the `ReplayWindow` operationId).
+func (c *ClientWithResponses) ReplayWindowWithResponse(ctx context.Context, id ID, body ReplayWindowJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplayWindowResponse, error) {
+	rsp, err := c.ReplayWindow(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplayWindowResponse(rsp)
+}
+
+// PreviewReplayWithBodyWithResponse How many deliveries a replay of a window would queue; changes nothing
+//
+// The same checks as the replay: a webhook that is off answers 409; a window longer than
+// 31 days, or one holding more than 10,000 events to send, answers 422 (`limit`, `max`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{id}/replay/preview (the `PreviewReplay` operationId).
+func (c *ClientWithResponses) PreviewReplayWithBodyWithResponse(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PreviewReplayResponse, error) {
+	rsp, err := c.PreviewReplayWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePreviewReplayResponse(rsp)
+}
+
+// PreviewReplayWithResponse How many deliveries a replay of a window would queue; changes nothing
+//
+// The same checks as the replay: a webhook that is off answers 409; a window longer than
+// 31 days, or one holding more than 10,000 events to send, answers 422 (`limit`, `max`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{id}/replay/preview (the `PreviewReplay` operationId).
+func (c *ClientWithResponses) PreviewReplayWithResponse(ctx context.Context, id ID, body PreviewReplayJSONRequestBody, reqEditors ...RequestEditorFn) (*PreviewReplayResponse, error) {
+	rsp, err := c.PreviewReplay(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePreviewReplayResponse(rsp)
 }
 
 // RotateWebhookSecretWithResponse Make a new signing secret; the previous one keeps signing for 24 hours
@@ -8014,6 +9050,46 @@ func ParseListEventsResponse(rsp *http.Response) (*ListEventsResponse, error) {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListEventFieldsResponse parses an HTTP response from a ListEventFieldsWithResponse call
+func ParseListEventFieldsResponse(rsp *http.Response) (*ListEventFieldsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEventFieldsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventFieldList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
@@ -9590,6 +10666,170 @@ func ParseDuplicateWebhookResponse(rsp *http.Response) (*DuplicateWebhookRespons
 			headers.Location = &value
 		}
 		response.Headers201 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseReplayWindowResponse parses an HTTP response from a ReplayWindowWithResponse call
+func ParseReplayWindowResponse(rsp *http.Response) (*ReplayWindowResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReplayWindowResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest ReplayResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePreviewReplayResponse parses an HTTP response from a PreviewReplayWithResponse call
+func ParsePreviewReplayResponse(rsp *http.Response) (*PreviewReplayResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PreviewReplayResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReplayResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
 	}
 
 	return response, nil

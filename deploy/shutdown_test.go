@@ -33,7 +33,7 @@ func seedDeliveries(t *testing.T, pool *pgxpool.Pool, keySpec, url string, n int
 	require.NoError(t, err)
 	require.NoError(t, st.EventTypeSync(ctx, []webhook.EventType{{Key: "invoice.paid", Source: webhook.SourceOutbox}}))
 	w, err := st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "1", Name: "w", URL: url, Method: webhook.MethodPost,
-		EventKey: "invoice.paid", RawData: true, Active: true}, nil)
+		EventKeys: []string{"invoice.paid"}, RawData: true, Active: true}, nil)
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `
 WITH e AS (

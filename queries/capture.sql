@@ -1,16 +1,15 @@
 -- CaptureCommit stores a batch of captured events and fans each new one out to the active
--- webhooks of its company subscribed to its event key, in one statement: events whose company is
--- unknown are skipped (and returned), a replayed source_key inserts nothing (and so no
--- deliveries), consumed outbox rows are deleted, and dispatchers are woken when the transaction
--- commits if a delivery was left for any replica to claim.
+-- webhooks of its company subscribed to its event key (one of their event_keys), in one
+-- statement: events whose company is unknown are skipped (and returned), a replayed source_key
+-- inserts nothing (and so no deliveries), consumed outbox rows are deleted, and dispatchers are
+-- woken when the transaction commits if a delivery was left for any replica to claim.
 --
 -- Hand-off: when lease_token is not empty, the capture leader passes fresh deliveries to the
 -- dispatcher in its own process without a claim. Up to lease_limit deliveries (at most
 -- lease_per_webhook per webhook, or its share for the webhooks in lease_share_webhook_ids) are
--- inserted already leased to lease_token, and returned (the
--- handed_* arrays) for the dispatcher to send from memory. The others are inserted unleased for
--- any replica to claim: those of a webhook that must go the durable way (see must_claim below),
--- and whatever is over the limits.
+-- inserted already leased to lease_token, and returned (the handed_* arrays) for the dispatcher
+-- to send from memory. The others are inserted unleased for any replica to claim: those of a
+-- webhook that must go the durable way (see must_claim below), and whatever is over the limits.
 --
 -- This statement is the one place that decides which webhooks an event goes to (the matched CTE).
 -- name: CaptureCommit :one
@@ -27,16 +26,17 @@ WITH input AS (
     ON CONFLICT (source_key) DO NOTHING
     RETURNING id, source_key, company_id, event_key, payload
 ), matched AS (
-    -- Which webhooks an event goes to: the active webhooks of its company subscribed to its key.
+    -- Which webhooks an event goes to: the active webhooks of its company subscribed to its key
+    -- (one of their event_keys).
     -- must_claim: a delivery the dispatcher must claim from the table rather than take from
-    -- memory: its webhook is failing (its deliveries are retried on a schedule), or the local
-    -- dispatcher holds its share of the webhook or of the company already. (A per-webhook rate
-    -- limit belongs here too: a rate-limited webhook's deliveries wait in the table.)
+    -- memory: its webhook is failing (its deliveries are retried on a schedule) or rate-limited
+    -- (webhook.Webhook.Queued: its deliveries wait for tokens under claims sized by the limit),
+    -- or the local dispatcher holds its share of the webhook or of the company already.
     SELECT ins.id AS event_id, ins.source_key, ins.company_id, ins.event_key, w.id AS webhook_id,
-        (w.failing_since IS NOT NULL
+        (w.failing_since IS NOT NULL OR w.rate_limit IS NOT NULL
             OR w.id = ANY(@lease_skip_webhooks::bigint[])
             OR w.company_id = ANY(@lease_skip_companies::text[])) AS must_claim
-    FROM ins JOIN walhook.webhook w ON w.active AND w.company_id = ins.company_id AND w.event_key = ins.event_key
+    FROM ins JOIN walhook.webhook w ON w.active AND w.company_id = ins.company_id AND ins.event_key = ANY(w.event_keys)
 ), ranked AS (
     SELECT m.*, row_number() OVER (PARTITION BY m.webhook_id, m.must_claim ORDER BY m.event_id) AS per_webhook
     FROM matched m

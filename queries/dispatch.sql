@@ -228,6 +228,41 @@ FROM verdict v
 WHERE w.id = v.webhook_id
 RETURNING w.id, (v.was_active AND NOT w.active)::boolean AS disabled, v.gone::boolean AS gone;
 
+-- DispatchRateLimits lists the webhooks with a rate limit (webhook_rate_limit_idx), so the
+-- dispatcher sizes their claims to what their limit lets it send within a lease.
+-- name: DispatchRateLimits :many
+SELECT id, rate_limit::integer AS rate_limit FROM walhook.webhook WHERE rate_limit IS NOT NULL;
+
+-- DispatchRateTake takes up to want tokens from each listed webhook's bucket (walhook.rate_bucket,
+-- one row per rate-limited webhook shared by every replica) and returns how many it got (taken)
+-- and what is left (tokens, a fraction below 1 when it got fewer than it wanted: the next token is
+-- due in (1 − tokens) / rate seconds). A bucket is refilled by the time since its last take at
+-- rate tokens a second, up to a burst of rate/10 (at least 1); a new one starts full. Concurrent
+-- takes of one bucket are serialised by its row lock, and each sees the other's result (READ
+-- COMMITTED re-reads the updated row), so the replicas together never take more than the rate plus
+-- one burst. The insert's taken carries the wanted count (capped at the burst: no take gets more)
+-- into the conflict branch as excluded.taken. Webhooks without a limit get nothing back.
+-- name: DispatchRateTake :many
+WITH x AS (
+    SELECT unnest(@webhook_ids::bigint[]) AS webhook_id, unnest(@wants::integer[]) AS want
+)
+INSERT INTO walhook.rate_bucket AS b (webhook_id, rate, tokens, refilled_at, taken)
+SELECT w.id, w.rate_limit,
+    greatest(1, w.rate_limit / 10.0) - least(x.want, floor(greatest(1, w.rate_limit / 10.0))),
+    now(), least(x.want, floor(greatest(1, w.rate_limit / 10.0)))::integer
+FROM x JOIN walhook.webhook w ON w.id = x.webhook_id
+WHERE w.rate_limit IS NOT NULL AND x.want > 0
+ON CONFLICT (webhook_id) DO UPDATE SET
+    rate = excluded.rate,
+    tokens = least(greatest(1, excluded.rate / 10.0),
+            b.tokens + excluded.rate * greatest(0, extract(epoch FROM now() - b.refilled_at)))
+        - least(excluded.taken, floor(least(greatest(1, excluded.rate / 10.0),
+            b.tokens + excluded.rate * greatest(0, extract(epoch FROM now() - b.refilled_at))))),
+    taken = least(excluded.taken, floor(least(greatest(1, excluded.rate / 10.0),
+            b.tokens + excluded.rate * greatest(0, extract(epoch FROM now() - b.refilled_at)))))::integer,
+    refilled_at = greatest(b.refilled_at, now())
+RETURNING b.webhook_id, b.taken, b.tokens, b.rate;
+
 -- DispatchRelease gives leased deliveries back without an attempt (for example on shutdown), so
 -- any replica can claim them at once.
 -- name: DispatchRelease :execrows

@@ -5,11 +5,11 @@ SELECT nextval(pg_get_serial_sequence('walhook.webhook', 'id'))::bigint AS id;
 
 -- WebhookCreate inserts a webhook with the id WebhookNextID gave.
 -- name: WebhookCreate :one
-INSERT INTO walhook.webhook (id, company_id, name, url, method, event_key, oauth_id, headers,
-    secret_headers_enc, raw_data, params, active, signing_secret_enc, created_by, updated_by)
+INSERT INTO walhook.webhook (id, company_id, name, url, method, event_keys, oauth_id, headers,
+    secret_headers_enc, raw_data, params, active, rate_limit, signing_secret_enc, created_by, updated_by)
 OVERRIDING SYSTEM VALUE
-VALUES (@id, @company_id, @name, @url, @method, @event_key, sqlc.narg('oauth_id'), @headers,
-    sqlc.narg('secret_headers_enc'), @raw_data, @params, @active, @signing_secret_enc,
+VALUES (@id, @company_id, @name, @url, @method, @event_keys::text[], sqlc.narg('oauth_id'), @headers,
+    sqlc.narg('secret_headers_enc'), @raw_data, @params, @active, sqlc.narg('rate_limit'), @signing_secret_enc,
     sqlc.narg('created_by'), sqlc.narg('created_by'))
 RETURNING *;
 
@@ -28,9 +28,9 @@ LIMIT @max_rows;
 
 -- name: WebhookUpdate :one
 UPDATE walhook.webhook SET
-    name = @name, url = @url, method = @method, event_key = @event_key, oauth_id = sqlc.narg('oauth_id'),
+    name = @name, url = @url, method = @method, event_keys = @event_keys::text[], oauth_id = sqlc.narg('oauth_id'),
     headers = @headers, secret_headers_enc = sqlc.narg('secret_headers_enc'), raw_data = @raw_data,
-    params = @params, active = @active, updated_by = sqlc.narg('updated_by'), updated_at = now(),
+    params = @params, active = @active, rate_limit = sqlc.narg('rate_limit'), updated_by = sqlc.narg('updated_by'), updated_at = now(),
     disabled_reason = CASE WHEN @active::boolean THEN NULL ELSE disabled_reason END,
     disabled_at = CASE WHEN @active::boolean THEN NULL ELSE disabled_at END,
     failing_since = CASE WHEN @active::boolean AND NOT active THEN NULL ELSE failing_since END
@@ -40,17 +40,21 @@ RETURNING *;
 -- name: WebhookDelete :execrows
 DELETE FROM walhook.webhook WHERE company_id = $1 AND id = $2;
 
--- WebhookListActive feeds the relay's in-memory fan-out index.
+-- WebhookListActive feeds the relay's in-memory fan-out index: one row per active webhook and
+-- trigger event.
 -- name: WebhookListActive :many
-SELECT id, company_id, event_key FROM walhook.webhook WHERE active ORDER BY id;
+SELECT w.id, w.company_id, k.event_key::text AS event_key
+FROM walhook.webhook w, unnest(w.event_keys) WITH ORDINALITY AS k(event_key, n)
+WHERE w.active ORDER BY w.id, k.n;
 
 -- WebhooksChangedNotify tells every relay replica to refresh its fan-out index; it is sent when
 -- the surrounding transaction commits.
 -- name: WebhooksChangedNotify :exec
 SELECT pg_notify('walhook_webhooks', '');
 
--- WebhookListByName is the admin listing sorted by name: filters are optional (NULL: any), the
--- cursor is the (name, id) of the last row of the previous page. Counts come from the history.
+-- WebhookListByName is the admin listing sorted by name: filters are optional (NULL: any; an
+-- event matches a webhook subscribed to it among others), the cursor is the (name, id) of the
+-- last row of the previous page. Counts come from the history.
 -- name: WebhookListByName :many
 SELECT sqlc.embed(w),
        coalesce(c.triggered, 0)::bigint AS triggered,
@@ -66,7 +70,7 @@ LEFT JOIN LATERAL (
     FROM walhook.delivery d WHERE d.webhook_id = w.id
 ) c ON true
 WHERE w.company_id = @company_id
-  AND (sqlc.narg('event_key')::text IS NULL OR w.event_key = sqlc.narg('event_key'))
+  AND (sqlc.narg('event_key')::text IS NULL OR sqlc.narg('event_key') = ANY(w.event_keys))
   AND (sqlc.narg('active')::boolean IS NULL OR w.active = sqlc.narg('active'))
   AND (sqlc.narg('last_status')::text IS NULL OR w.last_status = sqlc.narg('last_status'))
   AND (sqlc.narg('after_name')::text IS NULL OR (w.name, w.id) > (sqlc.narg('after_name')::text, @after_id::bigint))
@@ -90,7 +94,7 @@ LEFT JOIN LATERAL (
     FROM walhook.delivery d WHERE d.webhook_id = w.id
 ) c ON true
 WHERE w.company_id = @company_id
-  AND (sqlc.narg('event_key')::text IS NULL OR w.event_key = sqlc.narg('event_key'))
+  AND (sqlc.narg('event_key')::text IS NULL OR sqlc.narg('event_key') = ANY(w.event_keys))
   AND (sqlc.narg('active')::boolean IS NULL OR w.active = sqlc.narg('active'))
   AND (sqlc.narg('last_status')::text IS NULL OR w.last_status = sqlc.narg('last_status'))
   AND (sqlc.narg('after_sent')::timestamptz IS NULL

@@ -105,7 +105,7 @@ func TestEmbeddedPage(t *testing.T) {
 	f.fill("#f-name", "From the settings screen")
 	f.fill("#f-url", hook)
 	f.choose("#f-method", "POST")
-	f.choose("#f-event", "contact.created")
+	f.visible(`#f-events input[value="contact.created"]:checked`)
 	f.click("#f-active")
 	f.click("#save")
 	f.visible("#webhooks")

@@ -124,9 +124,11 @@ func TestWebPage(t *testing.T) {
 	b.click("#oauth-dialog #oauth-save")
 	b.until("the new credential selected", `document.getElementById('oauth-dialog') === null && document.getElementById('f-oauth').selectedOptions[0].textContent === 'Backup OAuth'`, 10*time.Second)
 	b.choose("#f-oauth", "")
+	b.fill("#f-rate-limit", "0")
 	b.click("#save")
 	b.until("field errors", `document.getElementById('err-name').textContent.includes('is required')`, 10*time.Second)
 	require.Contains(t, b.text("#err-url"), "is required")
+	require.Contains(t, b.text("#err-rate-limit"), "from 1 to 1000", "the rate limit's error is next to it")
 	require.Equal(t, "true", b.eval(`document.getElementById('f-name').getAttribute('aria-invalid')`))
 	require.Equal(t, true, b.eval(`document.getElementById('f-name').getAttribute('aria-describedby').includes('err-name')`))
 	require.Equal(t, "f-name", b.eval(`document.activeElement.id`), "focus moves to the first invalid field")
@@ -137,7 +139,7 @@ func TestWebPage(t *testing.T) {
 	b.fill("#f-name", "Contacts to CRM")
 	b.fill("#f-url", hook)
 	b.choose("#f-method", "POST")
-	b.choose("#f-event", "contact.created")
+	b.visible(`#f-events input[value="contact.created"]:checked`) // a new webhook starts on the first event
 	b.click("#add-header")
 	b.fill("#h-key-0", "X-Api-Key")
 	b.fill("#h-val-0", "k-123")
@@ -150,6 +152,7 @@ func TestWebPage(t *testing.T) {
 	b.fill("#p-key-1", "full_name")
 	b.choose("#p-path-1", "data.name")
 	b.click("#f-active")
+	b.fill("#f-rate-limit", "20")
 	b.click("#test")
 	b.visible("#test-result .result")
 	require.Contains(t, b.text("#test-result"), "Test succeeded", "Test shows the response inline")
@@ -222,6 +225,7 @@ func TestWebPage(t *testing.T) {
 	b.click(`a[aria-label="Edit Contacts to CRM"]`)
 	b.visible("#webhook-form")
 	require.Equal(t, mask, b.eval(`document.getElementById('h-val-0').value`))
+	require.Equal(t, "20", b.eval(`document.getElementById('f-rate-limit').value`), "the saved rate limit")
 	b.fill("#f-name", "Contacts to CRM, edited")
 	b.click("#test")
 	b.until("the edited test", `(document.querySelector('#test-result .result')||{}).textContent?.includes('Test succeeded')`, 20*time.Second)
@@ -257,6 +261,45 @@ func TestWebPage(t *testing.T) {
 	b.click("#confirm-ok")
 	b.until("the copy is gone", rowID("#webhooks", "Copy of Contacts to CRM")+` === null`, 10*time.Second)
 	b.visible(row)
+
+	// Several trigger events: a webhook on contact.created and contact.deleted. The parameter
+	// picker offers the fields every chosen event has, the listing shows both, edit keeps them and
+	// Duplicate copies them.
+	b.click("#add-webhook")
+	b.visible("#webhook-form")
+	b.fill("#f-name", "Contacts in and out")
+	b.fill("#f-url", rc.srv.URL+"/hooks/in-out")
+	b.click(`#f-events input[value="contact.deleted"]`)
+	b.click("#f-raw")
+	b.visible("#params-box")
+	offers := func(path string) string {
+		return fmt.Sprintf(`[...document.getElementById('p-path-0').options].some(o => o.value === %q)`, path)
+	}
+	b.until("the fields of both events", offers("data.email"), 10*time.Second)
+	// contact.note_added's data has no email: with it chosen too, the picker stops offering it.
+	b.click(`#f-events input[value="contact.note_added"]`)
+	b.until("only the common fields", "!"+offers("data.email")+" && "+offers("occurred_at"), 10*time.Second)
+	b.click(`#f-events input[value="contact.note_added"]`)
+	b.until("the fields of both events again", offers("data.email"), 10*time.Second)
+	b.choose("#p-path-0", "data.email")
+	b.click("#save")
+	b.until("the webhook of two events", rowID("#webhooks", "Contacts in and out")+` !== null`, 10*time.Second)
+	multiRow := fmt.Sprintf(`#webhooks tr[data-id="%s"]`, b.eval(rowID("#webhooks", "Contacts in and out")).(string))
+	require.Contains(t, b.text(multiRow), "contact.created")
+	require.Contains(t, b.text(multiRow), "contact.deleted")
+	b.click(`a[aria-label="Edit Contacts in and out"]`)
+	b.visible("#webhook-form")
+	b.until("both events checked", `[...document.querySelectorAll('#f-events input:checked')].map(i => i.value).join() === 'contact.created,contact.deleted'`, 10*time.Second)
+	// Typed as one input event (chromedp's Clear leaves a value the page set).
+	b.eval(`(() => { const n = document.getElementById('f-name'); n.value = 'Contacts in and out 2'; n.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`)
+	b.click("#save")
+	b.until("the edited webhook", rowID("#webhooks", "Contacts in and out 2")+` !== null`, 10*time.Second)
+	require.Contains(t, b.text(multiRow), "contact.deleted", "edit keeps the events")
+	b.click(`button[aria-label="Duplicate Contacts in and out 2"]`)
+	b.until("the copy of two events", rowID("#webhooks", "Copy of Contacts in and out 2")+` !== null`, 10*time.Second)
+	copyRow := fmt.Sprintf(`#webhooks tr[data-id="%s"]`, b.eval(rowID("#webhooks", "Copy of Contacts in and out 2")).(string))
+	require.Contains(t, b.text(copyRow), "contact.created")
+	require.Contains(t, b.text(copyRow), "contact.deleted")
 
 	// Permissions: the owner adds roles and gives a member one without Manage Webhooks.
 	d.cli(t, "member", "add", "--company", "1", "--email", "sam@acme.test", "--name", "Sam Support")

@@ -2,7 +2,7 @@
 // over the /v1 API. Plain ES modules, no build step; routes live in the URL fragment (#/…).
 
 import { client, session, whoami, redeem, framed, APIError } from './api.js';
-import { h } from './dom.js';
+import { h, openDialog, stackable } from './dom.js';
 import { webhookList } from './webhooks.js';
 import { webhookForm } from './webhook-form.js';
 import { oauthList, oauthPage } from './oauth.js';
@@ -209,6 +209,8 @@ class App {
     }
     if (seq !== this.seq) return; // the route changed while this one loaded
     this.main.replaceChildren(node);
+    // Data tables become cards on a narrow screen, so every row's actions stay in reach.
+    for (const t of this.main.querySelectorAll('table:not(.kv)')) stackable(t);
     const h1 = this.main.querySelector('h1');
     if (h1) { // move focus to the new page's heading, for keyboard and screen-reader users
       h1.tabIndex = -1;
@@ -250,17 +252,15 @@ function notFoundPage() {
 export function confirmDialog({ title, message, ok = 'Confirm', danger = false }) {
   return new Promise((resolve) => {
     const titleId = 'dlg-title-' + Math.random().toString(36).slice(2);
-    const dlg = h('dialog', { class: 'small', 'aria-labelledby': titleId, id: 'confirm-dialog' },
+    const dlg = h('dialog', { class: 'small', 'aria-labelledby': titleId, 'aria-describedby': titleId + '-msg', id: 'confirm-dialog' },
       h('form', { method: 'dialog', class: 'dialog-body' },
         h('h2', { id: titleId }, title),
-        h('p', {}, message),
+        h('p', { id: titleId + '-msg' }, message),
         h('div', { class: 'dialog-actions' },
           h('button', { value: 'cancel', id: 'confirm-cancel' }, 'Cancel'),
           h('button', { value: 'ok', class: danger ? 'danger' : 'primary', id: 'confirm-ok' }, ok))));
-    dlg.addEventListener('close', () => { resolve(dlg.returnValue === 'ok'); dlg.remove(); });
-    document.body.append(dlg);
-    dlg.showModal();
-    dlg.querySelector('#confirm-cancel').focus();
+    dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'));
+    openDialog(dlg, { focus: dlg.querySelector('#confirm-cancel') });
   });
 }
 

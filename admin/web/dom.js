@@ -127,3 +127,48 @@ export function statusBadge(status, text) {
   const label = { succeeded: 'Succeeded', failed: 'Failed', pending: 'Pending' }[status] || status;
   return h('span', { class: ['badge', status] }, text || label);
 }
+
+const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]):not([type="hidden"]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+
+/**
+ * openDialog shows dlg as a modal dialog (Escape closes it, as the browser does for any modal
+ * dialog), moves focus into it (to focus, else its first control) and, when it closes, removes
+ * it and gives focus back to the control that opened it. When that control is gone (a deleted
+ * row), focus goes to fallback, else to the page's heading. Focus the caller moved elsewhere
+ * itself before the close event ran (a field it just filled) is left where it is.
+ */
+export function openDialog(dlg, { focus, fallback } = {}) {
+  const opener = document.activeElement;
+  if (!dlg.isConnected) document.body.append(dlg);
+  dlg.addEventListener('close', () => {
+    dlg.remove();
+    const lost = !document.activeElement || document.activeElement === document.body || dlg.contains(document.activeElement);
+    if (!lost) return;
+    const back = opener && opener !== document.body && opener.isConnected ? opener : (fallback || document.querySelector('main h1'));
+    if (back) back.focus();
+  }, { once: true });
+  dlg.showModal();
+  const first = focus || dlg.querySelector(FOCUSABLE);
+  if (first) first.focus();
+}
+
+/**
+ * stackable lets a table turn into a list of cards on a narrow screen (style.css, under 760px):
+ * every cell gets its column's header as data-label, shown before the value, and rows added
+ * later (refresh, Load more) get it too.
+ */
+export function stackable(table) {
+  if (table.dataset.stack) return;
+  table.dataset.stack = '1';
+  table.classList.add('stack');
+  const labels = [...table.querySelectorAll('thead th')].map((th) => th.textContent.trim());
+  const label = () => {
+    for (const tr of table.querySelectorAll('tbody tr')) {
+      [...tr.children].forEach((td, i) => {
+        if (td.tagName === 'TD' && labels[i] && !td.hasAttribute('data-label')) td.setAttribute('data-label', labels[i]);
+      });
+    }
+  };
+  label();
+  new MutationObserver(label).observe(table, { childList: true, subtree: true });
+}

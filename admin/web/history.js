@@ -1,7 +1,9 @@
-// History of a webhook: counts, a chart of deliveries over time by status, the deliveries with
-// Resync, "Resync failed", and one delivery's payload, request headers and attempts.
+// History of a webhook: counts, a chart of deliveries over time by status, the deliveries with a
+// filter bar (event, event id, HTTP status, time, text in the payload), Resync, "Resync failed",
+// Replay (a window of events, counted before it is confirmed), and one delivery's payload,
+// request headers and attempts.
 
-import { h, svg, fmtTime, statusBadge, pretty } from './dom.js';
+import { h, svg, fmtTime, statusBadge, pretty, field, option } from './dom.js';
 
 const RANGES = {
   day: { label: 'Last 24 hours', bucket: 'hour', ms: 24 * 3600e3, step: 3600e3 },
@@ -12,7 +14,8 @@ const REFRESH_MS = 3000;
 
 export async function historyPage(ctx, id) {
   const w = await ctx.api('GET', '/webhooks/' + id);
-  const state = { range: 'day', status: '', items: [], next: null, sig: '' };
+  const events = triggerEvents(w);
+  const state = { range: 'day', status: '', filters: {}, items: [], next: null, truncated: false, scannedUntil: null, sig: '' };
 
   const counts = h('div', { class: 'stats', id: 'counts' });
   const chartBox = h('div', { class: 'card-body', id: 'chart' });
@@ -23,7 +26,8 @@ export async function historyPage(ctx, id) {
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Time'), h('th', { scope: 'col' }, 'Event'), h('th', { scope: 'col' }, 'URL'),
       h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'num' }, 'Attempts'), h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')))),
     tbody);
-  const empty = h('p', { class: 'muted card-body', id: 'history-empty' }, 'No deliveries yet. They appear here when the trigger event happens while the webhook is active.');
+  const empty = h('p', { class: 'muted card-body', id: 'history-empty' });
+  const truncatedNote = h('p', { class: 'hint card-body', id: 'search-truncated', hidden: true });
   const live = h('p', { class: 'sr-only', 'aria-live': 'polite', id: 'history-live' });
 
   const rangeSel = h('select', { id: 'range', onchange: () => { state.range = rangeSel.value; loadChart(); } },
@@ -48,6 +52,10 @@ export async function historyPage(ctx, id) {
       }
     },
   }, '↻ Resync failed') : null;
+
+  const replay = ctx.canManage ? h('button', {
+    type: 'button', id: 'replay', onclick: () => replayDialog(ctx, w, events, replay, () => { state.sig = ''; refresh(); }),
+  }, '⟲ Replay') : null;
 
   function renderCounts(t) {
     const stat = (cls, label, n) => h('div', { class: ['stat', cls] }, h('span', { class: 'label' }, label), h('span', { class: 'value', 'data-count': cls }, String(n)));
@@ -83,21 +91,93 @@ export async function historyPage(ctx, id) {
 
   function renderList() {
     tbody.replaceChildren(...state.items.map(deliveryRow));
+    const filtered = !!state.status || Object.keys(state.filters).length > 0;
+    empty.textContent = filtered
+      ? 'No deliveries match these filters.'
+      : 'No deliveries yet. They appear here when the trigger event happens while the webhook is active.';
     empty.hidden = state.items.length > 0;
     table.hidden = state.items.length === 0;
+    // A text search stops after a bounded number of deliveries and says how far back it read.
+    truncatedNote.hidden = !state.truncated;
+    truncatedNote.textContent = state.truncated
+      ? `The text search read deliveries back to ${fmtTime(state.scannedUntil)} and stopped there; “Search further” goes on.`
+      : '';
     moreBox.replaceChildren();
     moreBox.hidden = !state.next;
     if (state.next) {
-      moreBox.append(h('button', { type: 'button', class: 'small', onclick: loadMore }, 'Load more'));
+      moreBox.append(h('button', { type: 'button', class: 'small', id: 'load-more', onclick: loadMore }, state.truncated ? 'Search further' : 'Load more'));
     }
   }
 
-  const query = (cursor) => {
+  const query = (cursor, filters = state.filters) => {
     const q = new URLSearchParams({ limit: '50' });
     if (state.status) q.set('status', state.status);
+    for (const [k, v] of Object.entries(filters)) q.set(k, v);
     if (cursor) q.set('cursor', cursor);
     return `/webhooks/${id}/deliveries?` + q;
   };
+
+  // The filter bar: labelled controls, applied with Search (or Enter); a bad value is named
+  // under the bar and the previous filters stay.
+  const fEvent = h('select', {}, option('', 'All events'), events.map((k) => option(k, k)));
+  const fHTTP = h('input', { type: 'text', maxlength: '4', placeholder: '404, 5xx, none', autocomplete: 'off', spellcheck: 'false' });
+  const fEventID = h('input', { type: 'text', placeholder: 'evt_…', autocomplete: 'off', spellcheck: 'false' });
+  const fFrom = h('input', { type: 'datetime-local', step: '1' });
+  const fTo = h('input', { type: 'datetime-local', step: '1' });
+  const fText = h('input', { type: 'search', maxlength: '200', placeholder: 'e.g. ada@example.com', autocomplete: 'off' });
+  const filterError = h('p', { class: 'field-error', id: 'filter-error', role: 'alert' });
+  const filterControls = { event: fEvent, http_status: fHTTP, event_id: fEventID, since: fFrom, until: fTo, q: fText };
+
+  function readFilters() {
+    const f = {};
+    if (fEvent.value) f.event = fEvent.value;
+    if (fHTTP.value.trim()) f.http_status = fHTTP.value.trim().toLowerCase();
+    if (fEventID.value.trim()) f.event_id = fEventID.value.trim();
+    if (fFrom.value) f.since = new Date(fFrom.value).toISOString();
+    if (fTo.value) f.until = new Date(fTo.value).toISOString();
+    if (fText.value.trim()) f.q = fText.value;
+    return f;
+  }
+
+  async function applyFilters() {
+    const f = readFilters();
+    filterError.textContent = '';
+    for (const c of Object.values(filterControls)) c.removeAttribute('aria-invalid');
+    let page;
+    try {
+      page = await ctx.api('GET', query(null, f));
+    } catch (err) {
+      const fe = err.fields[0];
+      const c = fe && filterControls[fe.field];
+      if (c) c.setAttribute('aria-invalid', 'true');
+      filterError.textContent = fe ? `${FILTER_LABELS[fe.field] || fe.field}: ${fe.message}` : err.message;
+      return;
+    }
+    state.filters = f;
+    showPage(page);
+  }
+
+  const filterBar = h('form', { id: 'history-filters', class: 'filters card-body', role: 'search', 'aria-label': 'Filter deliveries',
+    onsubmit: (ev) => { ev.preventDefault(); applyFilters(); } },
+  field({ label: FILTER_LABELS.event, id: 'filter-event', control: fEvent }),
+  field({ label: FILTER_LABELS.http_status, id: 'filter-http-status', control: fHTTP }),
+  field({ label: FILTER_LABELS.event_id, id: 'filter-event-id', control: fEventID }),
+  field({ label: FILTER_LABELS.since, id: 'filter-since', control: fFrom }),
+  field({ label: FILTER_LABELS.until, id: 'filter-until', control: fTo }),
+  field({ label: FILTER_LABELS.q, id: 'filter-q', control: fText }),
+  h('div', { class: 'filter-actions' },
+    h('button', { type: 'submit', class: 'small primary', id: 'filter-apply' }, 'Search'),
+    h('button', { type: 'button', class: 'small', id: 'filter-clear', onclick: () => { filterBar.reset(); applyFilters(); } }, 'Clear')),
+  filterError);
+
+  function showPage(page) {
+    state.sig = JSON.stringify([page.items, page.next_cursor, state.status, state.filters]);
+    state.items = page.items;
+    state.next = page.next_cursor;
+    state.truncated = !!page.truncated;
+    state.scannedUntil = page.scanned_until || null;
+    renderList();
+  }
 
   // loadList refreshes the first page; the table is only rebuilt when something changed, so a
   // refresh does not move the keyboard focus or the rows under the pointer.
@@ -105,13 +185,10 @@ export async function historyPage(ctx, id) {
     const page = await ctx.api('GET', query());
     if (!ctx.current()) return;
     renderCounts(page.totals);
-    const sig = JSON.stringify([page.items, page.next_cursor, state.status]);
+    const sig = JSON.stringify([page.items, page.next_cursor, state.status, state.filters]);
     if (sig === state.sig) return;
     const had = state.items.length;
-    state.sig = sig;
-    state.items = page.items;
-    state.next = page.next_cursor;
-    renderList();
+    showPage(page);
     if (had && page.items.length > had) live.textContent = `${page.items.length - had} new deliveries.`;
   }
 
@@ -119,8 +196,11 @@ export async function historyPage(ctx, id) {
     const page = await ctx.api('GET', query(state.next));
     state.items = state.items.concat(page.items);
     state.next = page.next_cursor;
+    state.truncated = !!page.truncated;
+    state.scannedUntil = page.scanned_until || null;
     state.sig = '';
     renderList();
+    live.textContent = page.items.length === 1 ? '1 more delivery.' : `${page.items.length} more deliveries.`;
   }
 
   async function loadChart() {
@@ -150,11 +230,11 @@ export async function historyPage(ctx, id) {
       h('div', {},
         h('p', { class: 'crumbs' }, h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', w.name),
         h('h1', {}, 'History'),
-        h('p', { class: 'sub' }, h('strong', {}, w.name), ' · ', h('span', { class: 'event-key' }, w.event), ' · ',
+        h('p', { class: 'sub' }, h('strong', {}, w.name), ' · ', h('span', { class: 'event-key' }, (w.events || [w.event]).join(', ')), ' · ',
           h('span', { class: 'method' }, w.method), ' ', h('span', { class: 'mono' }, w.url))),
       h('div', { class: 'page-actions' },
         h('a', { class: 'btn', href: '#/webhooks/' + id }, ctx.canManage ? 'Edit webhook' : 'View webhook'),
-        resyncFailed)),
+        resyncFailed, replay)),
     ctx.readOnlyNotice(),
     counts,
     h('section', { class: 'card', 'aria-labelledby': 'chart-title' },
@@ -170,9 +250,108 @@ export async function historyPage(ctx, id) {
       h('div', { class: 'card-head' }, h('h2', { id: 'deliveries-title' }, 'Deliveries'),
         h('div', { class: 'toolbar' }, h('label', { for: 'status-filter', class: 'sr-only' }, 'Status'), statusSel,
           h('button', { type: 'button', class: 'small', id: 'refresh', onclick: () => { state.sig = ''; refresh(); } }, 'Refresh'))),
+      filterBar,
       h('div', { class: 'table-wrap' }, table),
-      empty, moreBox),
+      empty, truncatedNote, moreBox),
     live);
+}
+
+// The filter bar's labels, also used to name a refused value.
+const FILTER_LABELS = { event: 'Event', http_status: 'HTTP status', event_id: 'Event id', since: 'From', until: 'To', q: 'Text in payload' };
+
+/** triggerEvents are a webhook's trigger events: `events` when the API gives several, else `event`. */
+function triggerEvents(w) {
+  return Array.isArray(w.events) && w.events.length ? w.events : [w.event];
+}
+
+/** localInput is a time as a datetime-local input's value (local time, to the second). */
+function localInput(d) {
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60e3).toISOString().slice(0, 19);
+}
+
+const REPLAY_MODES = [
+  ['all', 'Every event', 'also those already delivered'],
+  ['failed', 'Failed only', 'events whose delivery to this webhook failed'],
+  ['never_sent', 'Never sent', 'events this webhook never got: from before it existed or while it was off'],
+];
+
+/**
+ * replayDialog asks for a window and a mode, shows how many events a replay would send (the
+ * preview, asked again on every change) and replays them on confirm. Focus goes back to the
+ * opener when it closes.
+ */
+function replayDialog(ctx, w, events, opener, done) {
+  const now = new Date();
+  const from = h('input', { type: 'datetime-local', step: '1', required: true, value: localInput(new Date(now.getTime() - 24 * 3600e3)) });
+  const to = h('input', { type: 'datetime-local', step: '1', required: true, value: localInput(now) });
+  const count = h('p', { id: 'replay-count', class: 'replay-count', 'aria-live': 'polite' }, 'Counting…');
+  const ok = h('button', { type: 'submit', class: 'primary', id: 'replay-confirm', disabled: true }, 'Replay');
+  const dlg = h('dialog', { 'aria-labelledby': 'replay-title', id: 'replay-dialog', class: 'small' });
+  const form = h('form', { class: 'dialog-body', onsubmit: confirm },
+    h('h2', { id: 'replay-title' }, 'Replay events'),
+    h('p', { class: 'hint' }, `Send “${w.name}” the ${events.join(', ')} events that happened in a time window again. Nothing is sent until you confirm.`),
+    field({ label: 'From', id: 'replay-since', control: from, required: true }),
+    field({ label: 'To', id: 'replay-until', control: to, required: true }),
+    h('fieldset', {}, h('legend', {}, 'Send again'),
+      REPLAY_MODES.map(([v, label, hint], i) => h('label', { class: 'radio', for: 'replay-mode-' + v },
+        h('input', { type: 'radio', name: 'mode', value: v, id: 'replay-mode-' + v, checked: i === 0 }),
+        ' ', label, h('span', { class: 'hint' }, ' — ' + hint)))),
+    count,
+    h('div', { class: 'dialog-actions' },
+      h('button', { type: 'button', id: 'replay-cancel', onclick: () => dlg.close() }, 'Cancel'), ok));
+  dlg.append(form);
+
+  let asked = 0;
+  let body = null;
+  const problem = (err) => err.message + (err.fields.length ? ' (' + err.fields.map((f) => `${f.field}: ${f.message}`).join('; ') + ')' : '');
+  async function preview() {
+    const mine = ++asked;
+    ok.disabled = true;
+    count.classList.remove('field-error');
+    delete count.dataset.count;
+    const since = new Date(from.value);
+    const until = new Date(to.value);
+    if (Number.isNaN(since.getTime()) || Number.isNaN(until.getTime())) {
+      count.textContent = 'Choose both times.';
+      return;
+    }
+    body = { mode: form.elements.mode.value, since: since.toISOString(), until: until.toISOString() };
+    count.textContent = 'Counting…';
+    try {
+      const r = await ctx.api('POST', `/webhooks/${w.id}/replay/preview`, body);
+      if (mine !== asked) return;
+      count.dataset.count = String(r.count);
+      count.textContent = r.count === 0 ? 'No events to send in this window.'
+        : r.count === 1 ? '1 event will be sent again.' : `${r.count} events will be sent again.`;
+      ok.textContent = r.count ? `Replay ${r.count}` : 'Replay';
+      ok.disabled = r.count === 0;
+    } catch (err) {
+      if (mine !== asked) return;
+      count.classList.add('field-error');
+      count.textContent = problem(err);
+    }
+  }
+  async function confirm(ev) {
+    ev.preventDefault();
+    if (ok.disabled || !body) return;
+    ok.disabled = true; // one click, one replay (and a second one would queue nothing anyway)
+    try {
+      const r = await ctx.api('POST', `/webhooks/${w.id}/replay`, body);
+      ctx.toast(r.queued === 1 ? '1 event queued to be sent again.' : `${r.queued} events queued to be sent again.`);
+      dlg.close();
+      done();
+    } catch (err) {
+      count.classList.add('field-error');
+      count.textContent = problem(err);
+    }
+  }
+  for (const el of [from, to]) el.addEventListener('change', preview);
+  form.addEventListener('change', (ev) => { if (ev.target.name === 'mode') preview(); });
+  dlg.addEventListener('close', () => { dlg.remove(); opener.focus(); });
+  document.body.append(dlg);
+  dlg.showModal();
+  from.focus();
+  preview();
 }
 
 /** chart draws stacked bars per bucket (succeeded, failed, pending) as inline SVG. */

@@ -1,6 +1,6 @@
 // Settings → OAuth: the credentials list (two "Add OAuth" buttons when empty) and the form.
 
-import { h, field, option, fmtTime, fmtShort, MASK } from './dom.js';
+import { h, field, option, fmtTime, fmtShort, errId, MASK } from './dom.js';
 import { showErrors } from './form.js';
 
 const GRANTS = [
@@ -117,6 +117,30 @@ export async function oauthForm(ctx, c, { onSaved, onCancel }) {
   grant.addEventListener('change', syncGrant);
   syncGrant();
 
+  // Extra parameters: more key–value pairs for the token request (audience, resource, …). They
+  // are stored and shown as typed, so they are not for secrets; those have their own fields.
+  const extras = (v.extra_params || []).map((x) => ({ key: x.key, value: x.value }));
+  const extraRows = h('div', { class: 'rows', id: p + '-extra-rows' });
+  const renderExtras = () => {
+    extraRows.replaceChildren(...extras.map((x, i) => {
+      const k = h('input', { type: 'text', id: `${p}-x-key-${i}`, value: x.key, placeholder: 'audience', autocomplete: 'off', spellcheck: 'false', disabled: ro,
+        'aria-describedby': errId(`extra_params[${i}].key`), oninput: (e) => { x.key = e.target.value; } });
+      const val = h('input', { type: 'text', id: `${p}-x-val-${i}`, value: x.value, autocomplete: 'off', spellcheck: 'false', disabled: ro,
+        'aria-describedby': errId(`extra_params[${i}].value`), oninput: (e) => { x.value = e.target.value; } });
+      return h('div', { class: 'row extra-row' },
+        h('div', { class: 'cell' }, h('label', { class: 'sr-only', for: k.id }, `Extra parameter ${i + 1} key`), k,
+          h('p', { class: 'field-error', id: errId(`extra_params[${i}].key`), 'data-control': k.id })),
+        h('div', { class: 'cell' }, h('label', { class: 'sr-only', for: val.id }, `Extra parameter ${i + 1} value`), val,
+          h('p', { class: 'field-error', id: errId(`extra_params[${i}].value`), 'data-control': val.id })),
+        ro ? h('span') : h('button', { type: 'button', class: 'link danger-text', 'aria-label': `Remove extra parameter ${i + 1}`,
+          onclick: () => { extras.splice(i, 1); renderExtras(); (extraRows.querySelector('input') || addExtra).focus(); } }, 'Remove'));
+    }));
+    if (!extras.length) extraRows.append(h('p', { class: 'hint' }, 'No extra parameters.'));
+  };
+  const addExtra = h('button', { type: 'button', class: 'small', id: p + '-add-extra', disabled: ro,
+    onclick: () => { extras.push({ key: '', value: '' }); renderExtras(); extraRows.querySelector('.extra-row:last-child input').focus(); } }, '+ Add parameter');
+  renderExtras();
+
   const summary = h('div', { class: 'summary', role: 'alert', tabindex: '-1' });
   const save = h('button', { type: 'submit', class: 'primary', id: 'oauth-save' }, 'Save');
   const form = h('form', {
@@ -129,7 +153,12 @@ export async function oauthForm(ctx, c, { onSaved, onCancel }) {
         client_id: clientID.value.trim(), client_secret: clientSecret.value, code: code.value, scope: scope.value.trim(),
       };
       if (!refreshField.hidden) body.refresh_token = refresh.value;
-      if (c) body.extra_params = c.extra_params || [];
+      // Rows left entirely empty are dropped; the API's row numbers then match the rows shown
+      // only when none is, so a blank row in the middle is kept for the API to name.
+      const before = extras.length;
+      while (extras.length && !extras[extras.length - 1].key && !extras[extras.length - 1].value) extras.pop();
+      if (extras.length !== before) renderExtras();
+      body.extra_params = extras.map((x) => ({ key: x.key.trim(), value: x.value }));
       save.disabled = true;
       try {
         const saved = c ? await ctx.api('PUT', '/oauth/' + c.id, body) : await ctx.api('POST', '/oauth', body);
@@ -155,6 +184,13 @@ export async function oauthForm(ctx, c, { onSaved, onCancel }) {
       field({ label: 'code', id: p + '-code', name: 'code', control: code, hint: c && c.code_set ? 'Saved and hidden. Type a new value to replace it.' : 'The authorization code, for the authorization_code grant.' }),
       field({ label: 'scope', id: p + '-scope', name: 'scope', control: scope, hint: 'Optional, space-separated.' }),
       refreshField)),
+  h('fieldset', { class: 'wide', id: p + '-extras' },
+    h('legend', {}, 'Extra parameters'),
+    h('p', { class: 'hint' }, 'More parameters for the token request, such as audience or resource. Shown as typed: put secrets in client_secret, code or refresh_token.'),
+    h('div', { class: 'row-head row extra-row', 'aria-hidden': 'true' }, h('span', {}, 'Key'), h('span', {}, 'Value'), h('span')),
+    extraRows,
+    h('p', { class: 'field-error', id: errId('extra_params') }),
+    ro ? null : addExtra),
   h('div', { class: 'form-actions' },
     h('span', { class: 'spacer' }),
     h('button', { type: 'button', onclick: () => onCancel() }, ro ? 'Back' : 'Cancel'),

@@ -1,35 +1,23 @@
 // Add / Edit Webhook: every field of the product's form, Test with the response inline, Save.
 
-import { h, field, option, switchInput, errId, pretty, MASK } from './dom.js';
+import { h, field, option, switchInput, errId, pretty, MASK, openDialog } from './dom.js';
 import { showErrors, clearErrors } from './form.js';
 import { oauthForm } from './oauth.js';
 
 const METHODS = ['POST', 'GET', 'PUT', 'PATCH', 'DELETE'];
 
-/** samplePaths lists the fields a parameter can take: the envelope's and the sample row's. */
-export function samplePaths(sample) {
-  const out = [
-    ['id', 'id — the event id'], ['type', 'type — the trigger event'],
-    ['company_id', 'company_id — the company'], ['occurred_at', 'occurred_at — when it happened'],
-    ['data', 'data — the whole row'],
-  ];
-  const walk = (v, prefix, depth) => {
-    if (!v || typeof v !== 'object' || Array.isArray(v) || depth > 6) return;
-    for (const [k, val] of Object.entries(v)) {
-      if (!/^[A-Za-z0-9_-]+$/.test(k)) continue;
-      const p = prefix + '.' + k;
-      if (val && typeof val === 'object' && !Array.isArray(val)) {
-        out.push([p, p + ' — object']);
-        walk(val, p, depth + 1);
-      } else {
-        let ex = JSON.stringify(val);
-        if (ex && ex.length > 40) ex = ex.slice(0, 37) + '…';
-        out.push([p, `${p} — e.g. ${ex}`]);
-      }
-    }
-  };
-  walk(sample, 'data', 0);
-  return out;
+/**
+ * fieldOptions turns the API's fields (GET /events/fields: those every chosen event has) into the
+ * parameter picker's [value, text] options.
+ */
+export function fieldOptions(fields) {
+  return fields.map((f) => {
+    if (f.description) return [f.path, `${f.path} — ${f.description}`];
+    if (f.kind === 'object') return [f.path, `${f.path} — object`];
+    let ex = JSON.stringify(f.example);
+    if (ex && ex.length > 40) ex = ex.slice(0, 37) + '…';
+    return [f.path, ex === undefined ? f.path : `${f.path} — e.g. ${ex}`];
+  });
 }
 
 export async function webhookForm(ctx, id) {
@@ -39,10 +27,13 @@ export async function webhookForm(ctx, id) {
     id ? ctx.api('GET', '/webhooks/' + id) : Promise.resolve(null),
   ]);
   const ro = !ctx.canManage;
-  const w = existing || { name: '', url: '', method: 'POST', event: events.items[0] ? events.items[0].key : '', oauth_id: null, headers: [], raw_data: true, params: [], active: false };
+  const w = existing || { name: '', url: '', method: 'POST', events: events.items[0] ? [events.items[0].key] : [], oauth_id: null, headers: [], raw_data: true, params: [], active: false };
   const state = {
     headers: w.headers.map((x) => ({ key: x.key, value: x.value, secret: !!x.secret })),
     params: w.params.map((x) => ({ key: x.key, path: x.path })),
+    // The trigger events in the order they were chosen (the first is what Test sends).
+    events: [...(w.events || (w.event ? [w.event] : []))],
+    paths: [],
     dirty: false,
   };
   let credList = creds.items;
@@ -51,9 +42,26 @@ export async function webhookForm(ctx, id) {
   const name = h('input', { type: 'text', name: 'name', value: w.name, maxlength: '100', autocomplete: 'off', disabled: ro });
   const url = h('input', { type: 'url', name: 'url', value: w.url, placeholder: 'https://example.com/hooks/contacts', autocomplete: 'off', spellcheck: 'false', disabled: ro });
   const method = h('select', { name: 'method', disabled: ro }, METHODS.map((m) => option(m, m, m === w.method)));
-  const event = h('select', { name: 'event', disabled: ro }, events.items.map((e) => option(e.key, e.key, e.key === w.event)));
-  if (w.event && !events.items.some((e) => e.key === w.event)) event.append(option(w.event, w.event + ' (retired)', true));
-  const eventHint = h('span');
+  // Trigger events: one labelled checkbox per catalog entry in a fieldset (a retired event the
+  // webhook still has is listed too, marked so).
+  const eventChoices = [...events.items.map((e) => ({ key: e.key, description: e.description }))];
+  for (const k of state.events) if (!events.items.some((e) => e.key === k)) eventChoices.push({ key: k, description: '(retired)' });
+  const eventBoxes = eventChoices.map((e, i) => {
+    const box = h('input', { type: 'checkbox', name: 'events', value: e.key, id: `f-event-${i}`, disabled: ro,
+      'aria-describedby': `f-event-${i}-desc`, onchange: () => {
+        state.events = state.events.filter((k) => k !== e.key);
+        if (box.checked) state.events.push(e.key);
+        loadFields();
+      } });
+    box.checked = state.events.includes(e.key);
+    return h('div', { class: 'event-choice' }, box, h('label', { for: box.id, class: 'event-key' }, e.key),
+      h('span', { class: 'hint', id: `f-event-${i}-desc` }, e.description || ''));
+  });
+  const eventsBox = h('fieldset', { class: 'wide field', id: 'f-events', 'aria-describedby': 'f-events-hint ' + errId('events') },
+    h('legend', {}, 'Trigger events', h('span', { class: 'req', 'aria-hidden': 'true' }, ' *')),
+    h('p', { class: 'hint', id: 'f-events-hint' }, 'The webhook sends when any of these happens. Choose one or more.'),
+    h('div', { class: 'event-choices' }, eventBoxes),
+    h('p', { class: 'field-error', id: errId('events'), 'data-control': eventBoxes.length ? 'f-event-0' : null }));
   const oauth = h('select', { name: 'oauth_id', disabled: ro });
   const fillOAuth = (selected) => {
     oauth.replaceChildren(option('', 'None', selected == null), ...credList.map((c) => option(String(c.id), c.name, c.id === selected)));
@@ -61,6 +69,13 @@ export async function webhookForm(ctx, id) {
   fillOAuth(w.oauth_id);
   const active = switchInput({ id: 'f-active', checked: w.active, disabled: ro, label: 'Status (active)' });
   const raw = switchInput({ id: 'f-raw', checked: w.raw_data, disabled: ro, label: 'Raw data' });
+  const rateLimit = h('input', { type: 'number', name: 'rate_limit', min: '1', max: '1000', step: '1', inputmode: 'numeric', placeholder: 'No limit', value: w.rate_limit == null ? '' : String(w.rate_limit), disabled: ro });
+  // The rate limit as the API takes it: empty is no limit (null); what the browser could not read
+  // as a number goes as typed, so the API names the field instead of the limit silently going.
+  const rateValue = () => {
+    if (rateLimit.validity.badInput) return 'not a number';
+    return rateLimit.value.trim() === '' ? null : Number(rateLimit.value);
+  };
 
   const headerRows = h('div', { class: 'rows', id: 'header-rows' });
   const paramRows = h('div', { class: 'rows', id: 'param-rows' });
@@ -72,9 +87,23 @@ export async function webhookForm(ctx, id) {
     h('p', { class: 'field-error', id: errId('params') }),
     ro ? null : h('button', { type: 'button', class: 'small', id: 'add-param', onclick: () => { state.params.push({ key: '', path: '' }); renderParams(); paramRows.querySelector('.param-row:last-child input').focus(); } }, '+ Add parameter'));
 
-  const currentEvent = () => events.items.find((e) => e.key === event.value);
-  const syncEventHint = () => { const e = currentEvent(); eventHint.textContent = e ? e.description : ''; };
-  syncEventHint();
+  // The fields a parameter can take are those every chosen event has (the API says which).
+  let fieldsAsked = '';
+  async function loadFields() {
+    const q = state.events.join(',');
+    fieldsAsked = q;
+    let paths = [];
+    if (q) {
+      try {
+        paths = fieldOptions((await ctx.api('GET', '/events/fields?events=' + encodeURIComponent(q))).items);
+      } catch {
+        paths = [];
+      }
+    }
+    if (fieldsAsked !== q) return; // a later choice answered first
+    state.paths = paths;
+    renderParams();
+  }
 
   function renderHeaders() {
     headerRows.replaceChildren(...state.headers.map((hd, i) => {
@@ -98,7 +127,7 @@ export async function webhookForm(ctx, id) {
   }
 
   function renderParams() {
-    const paths = samplePaths(currentEvent() ? currentEvent().sample : {});
+    const paths = state.paths;
     paramRows.replaceChildren(...state.params.map((p, i) => {
       const k = h('input', { type: 'text', id: `p-key-${i}`, value: p.key, placeholder: 'email', autocomplete: 'off', disabled: ro, 'aria-describedby': errId(`params[${i}].key`), oninput: (e) => { p.key = e.target.value; } });
       const sel = h('select', { id: `p-path-${i}`, disabled: ro, 'aria-describedby': errId(`params[${i}].path`), onchange: (e) => { p.path = e.target.value; if (!p.key) { p.key = p.path.split('.').pop(); k.value = p.key; } } },
@@ -120,7 +149,6 @@ export async function webhookForm(ctx, id) {
     syncRaw();
     if (!raw.input.checked && !state.params.length) { state.params.push({ key: '', path: '' }); renderParams(); }
   });
-  event.addEventListener('change', () => { syncEventHint(); renderParams(); });
 
   // A stored (masked) header value is never sent to a destination chosen after it was stored: when
   // the URL changes, the masked values are cleared and must be typed again; back to the saved URL,
@@ -140,7 +168,7 @@ export async function webhookForm(ctx, id) {
     renderHeaders();
   });
   renderHeaders();
-  renderParams();
+  await loadFields();
   syncRaw();
 
   // body is the webhook as the API takes it; rows left entirely empty are dropped, and index maps
@@ -153,14 +181,15 @@ export async function webhookForm(ctx, id) {
     const params = [];
     if (!raw.input.checked) state.params.forEach((p, i) => { if (p.key || p.path) { index.params.push(i); params.push({ key: p.key.trim(), path: p.path }); } });
     return {
-      name: name.value.trim(), url: url.value.trim(), method: method.value, event: event.value,
+      name: name.value.trim(), url: url.value.trim(), method: method.value, events: [...state.events],
       oauth_id: oauth.value ? Number(oauth.value) : null, headers, raw_data: raw.input.checked, params, active: active.input.checked,
+      rate_limit: rateValue(),
     };
   }
-  const mapField = (f) => f.replace(/^(headers|params)\[(\d+)\]/, (m, list, n) => {
+  const mapField = (f) => (/^events?(\[\d+\])?$/.test(f) ? 'events' : f.replace(/^(headers|params)\[(\d+)\]/, (m, list, n) => {
     const i = index[list][Number(n)];
     return i === undefined ? m : `${list}[${i}]`;
-  });
+  }));
 
   const testResult = h('div', { class: 'test-result', id: 'test-result', 'aria-live': 'polite' });
   const saveBtn = h('button', { type: 'submit', class: 'primary', id: 'save' }, 'Save');
@@ -209,7 +238,7 @@ export async function webhookForm(ctx, id) {
   field({ label: 'Webhook name', id: 'f-name', name: 'name', control: name, required: true }),
   field({ label: 'URL', id: 'f-url', name: 'url', control: url, required: true, hint: 'The endpoint the data is pushed to.' }),
   field({ label: 'Method', id: 'f-method', name: 'method', control: method, hint: 'GET and DELETE send the data as query parameters.' }),
-  field({ label: 'Trigger event', id: 'f-event', name: 'event', control: event, required: true, hint: eventHint }),
+  eventsBox,
   h('div', { class: 'field' },
     h('label', { for: 'f-oauth' }, 'OAuth'),
     h('div', { class: 'with-action' }, oauth, ro ? null : h('button', { type: 'button', class: 'small', id: 'new-oauth', onclick: () => newOAuth() }, '+ New')),
@@ -219,6 +248,8 @@ export async function webhookForm(ctx, id) {
     h('span', { class: 'label', id: 'f-active-label' }, 'Status'),
     active.el,
     h('p', { class: 'hint' }, 'Off by default: an inactive webhook sends nothing.')),
+  field({ label: 'Rate limit (requests per second)', id: 'f-rate-limit', name: 'rate_limit', control: rateLimit,
+    hint: 'Optional, 1 to 1000. walhook sends at most this many requests a second to the endpoint; the others wait their turn, they do not fail. Empty: no limit.' }),
   h('fieldset', { class: 'wide field', id: 'headers-box' },
     h('legend', {}, 'Request headers'),
     h('div', { class: 'row-head row header-row', 'aria-hidden': 'true' }, h('span', {}, 'Key'), h('span', {}, 'Value'), h('span', {}, ''), h('span')),
@@ -242,11 +273,10 @@ export async function webhookForm(ctx, id) {
   oauth.setAttribute('aria-describedby', 'f-oauth-hint ' + errId('oauth_id'));
   active.input.setAttribute('aria-labelledby', 'f-active-label');
   active.input.removeAttribute('aria-label');
-  event.addEventListener('change', () => { state.dirty = true; });
 
   async function newOAuth() {
     const dlg = h('dialog', { 'aria-labelledby': 'oauth-dlg-title', id: 'oauth-dialog' });
-    const done = () => { dlg.close(); dlg.remove(); };
+    const done = () => dlg.close();
     const f = await oauthForm(ctx, null, {
       onSaved: async (c) => {
         credList = (await ctx.api('GET', '/oauth')).items;
@@ -259,10 +289,7 @@ export async function webhookForm(ctx, id) {
       onCancel: done,
     });
     dlg.append(h('div', { class: 'dialog-body' }, h('h2', { id: 'oauth-dlg-title' }, 'Add OAuth'), f));
-    dlg.addEventListener('cancel', () => setTimeout(() => dlg.remove()));
-    document.body.append(dlg);
-    dlg.showModal();
-    dlg.querySelector('input').focus();
+    openDialog(dlg, { focus: dlg.querySelector('input') });
   }
 
   const title = id ? (ro ? 'Webhook' : 'Edit Webhook') : 'Add Webhook';

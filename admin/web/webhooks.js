@@ -44,8 +44,8 @@ export async function webhookList(ctx) {
       h('table', { id: 'webhooks' },
         h('caption', { class: 'sr-only' }, 'Webhooks'),
         h('thead', {}, h('tr', {},
-          h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Trigger event'), h('th', { scope: 'col' }, 'URL'),
-          h('th', { scope: 'col' }, 'Method'), h('th', { scope: 'col' }, 'Last sent'), h('th', { scope: 'col' }, 'Last status'),
+          h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Trigger events'), h('th', { scope: 'col' }, 'Endpoint'),
+          h('th', { scope: 'col' }, 'Deliveries'), h('th', { scope: 'col' }, 'Last sent'),
           h('th', { scope: 'col' }, 'Active'), h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')))),
         tbody)),
     moreBox);
@@ -99,8 +99,13 @@ function row(ctx, w) {
         if (!ok) return;
         try {
           await ctx.api('DELETE', '/webhooks/' + w.id);
+          const body = tr.parentElement;
           tr.remove();
           ctx.toast(`Deleted “${w.name}”.`);
+          // The last one gone, the page shows its empty state; else focus, which was on the
+          // removed row, goes to the page's heading.
+          if (body && !body.children.length) ctx.go('#/webhooks');
+          else document.querySelector('main h1')?.focus();
         } catch (err) {
           ctx.toast('Could not delete: ' + err.message, true);
         }
@@ -113,12 +118,32 @@ function row(ctx, w) {
     h('td', { class: 'name-cell' }, h('strong', {}, w.name),
       w.disabled_reason ? h('span', { class: 'note' }, 'Turned off: ' + w.disabled_reason) : null,
       w.secret_error ? h('span', { class: 'note' }, 'Not sending: ' + w.secret_error) : null),
-    h('td', {}, h('span', { class: 'event-key' }, w.event)),
-    h('td', { class: 'url', title: w.url }, w.url),
-    h('td', {}, h('span', { class: 'method' }, w.method)),
-    h('td', { class: 'nowrap' }, w.last_sent_at ? h('time', { datetime: w.last_sent_at, title: fmtTime(w.last_sent_at) }, fmtShort(w.last_sent_at)) : h('span', { class: 'muted' }, 'Never')),
-    h('td', {}, statusBadge(w.last_status, w.last_status ? null : '—')),
+    h('td', { class: 'events-cell' }, eventsCell(w.events || [w.event])),
+    h('td', { class: 'endpoint' }, h('span', { class: 'method' }, w.method), ' ', h('span', { class: 'url', title: w.url }, w.url)),
+    h('td', { class: 'counts' }, countChips(w.counts)),
+    h('td', { class: 'last-sent' }, statusBadge(w.last_status, w.last_status ? null : '—'), ' ',
+      w.last_sent_at ? h('time', { datetime: w.last_sent_at, title: fmtTime(w.last_sent_at) }, fmtShort(w.last_sent_at)) : h('span', { class: 'muted' }, 'Never')),
     h('td', {}, sw.el),
-    h('td', { class: 'actions' }, actions));
+    h('td', { class: 'actions' }, h('div', { class: 'action-list' }, actions)));
   return tr;
+}
+
+/** countChips shows how many deliveries the webhook's events made, and how they ended. */
+function countChips(c) {
+  const n = c || { triggered: 0, succeeded: 0, failed: 0 };
+  const chip = (k, label) => h('span', { class: ['count', k], 'data-count': k }, h('span', { class: 'count-n' }, String(n[k] || 0)), ' ', label);
+  return h('span', { class: 'count-list' }, chip('triggered', 'triggered'), chip('succeeded', 'succeeded'), chip('failed', 'failed'));
+}
+
+/**
+ * eventsCell lists a webhook's trigger events: up to three by name; more as the first two and
+ * "+N more", the rest named in its title and for screen readers.
+ */
+export function eventsCell(keys) {
+  const shown = keys.length > 3 ? keys.slice(0, 2) : keys;
+  const rest = keys.slice(shown.length);
+  return h('span', { class: 'event-list' },
+    shown.map((k) => h('span', { class: 'event-key' }, k)),
+    rest.length ? h('span', { class: 'event-more', title: rest.join(', ') }, `+${rest.length} more`,
+      h('span', { class: 'sr-only' }, ': ' + rest.join(', '))) : null);
 }

@@ -103,7 +103,7 @@ func TestKeysReseal(t *testing.T) {
 	require.NoError(t, st.EventTypeSync(ctx, []webhook.EventType{{Key: "contact.created", Source: webhook.SourceOutbox}}))
 	_, err = st.CompanyCreate(ctx, "42", "Acme")
 	require.NoError(t, err)
-	w, err := st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "42", Name: "h", URL: "https://acme.example/", Method: webhook.MethodPost, EventKey: "contact.created"}, nil)
+	w, err := st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "42", Name: "h", URL: "https://acme.example/", Method: webhook.MethodPost, EventKeys: []string{"contact.created"}}, nil)
 	require.NoError(t, err)
 
 	reseal := func(keys string) (string, error) {

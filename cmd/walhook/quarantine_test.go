@@ -35,7 +35,7 @@ func TestQuarantineCommands(t *testing.T) {
 	_, err = st.CompanyCreate(ctx, "1", "Acme")
 	require.NoError(t, err)
 	_, err = st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "1", Name: "paid", URL: "https://example.com/paid",
-		Method: webhook.MethodPost, EventKey: "invoice.paid", RawData: true, Active: true}, nil)
+		Method: webhook.MethodPost, EventKeys: []string{"invoice.paid"}, RawData: true, Active: true}, nil)
 	require.NoError(t, err)
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer

@@ -92,7 +92,7 @@ func (e *env) setupCompany(ctx context.Context, company, eventKey string, urls [
 	for i, u := range urls {
 		w, err := e.st.WebhookCreate(ctx, webhook.Webhook{
 			CompanyID: company, Name: "hook " + strconv.Itoa(i), URL: u, Method: webhook.MethodPost,
-			EventKey: eventKey, RawData: true, Active: true,
+			EventKeys: []string{eventKey}, RawData: true, Active: true,
 		}, nil)
 		if err != nil {
 			return nil, fmt.Errorf("create webhook: %w", err)
@@ -436,9 +436,9 @@ func (e *env) scale(ctx context.Context) (Result, error) {
 		return Result{}, fmt.Errorf("seed companies: %w", err)
 	}
 	if _, err := e.app.Exec(ctx, `
-		INSERT INTO walhook.webhook (company_id, name, url, method, event_key, raw_data, active, signing_secret_enc)
+		INSERT INTO walhook.webhook (company_id, name, url, method, event_keys, raw_data, active, signing_secret_enc)
 		SELECT 'scale-' || (1 + g % $2::int), 'hook ' || g, w.url || '/' || g, w.method,
-		       CASE WHEN g % 2 = 0 THEN 'item.created' ELSE 'item.emitted' END, true, true, w.signing_secret_enc
+		       ARRAY[CASE WHEN g % 2 = 0 THEN 'item.created' ELSE 'item.emitted' END], true, true, w.signing_secret_enc
 		FROM walhook.webhook w, generate_series(1, $1::int) g WHERE w.id = $3`, e.sizes.scaleHooks, e.sizes.scaleCompanies, tmpl[0]); err != nil {
 		return Result{}, fmt.Errorf("seed webhooks: %w", err)
 	}

@@ -293,7 +293,7 @@ func newFixture(t *testing.T, url string) *fixture {
 func (f *fixture) webhook(company, url string) webhook.Webhook {
 	f.t.Helper()
 	w, err := f.st.WebhookCreate(xtest.Context(f.t), webhook.Webhook{CompanyID: company, Name: "hook " + url,
-		URL: url, Method: webhook.MethodPost, EventKey: "contact.created", RawData: true, Active: true}, nil)
+		URL: url, Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true, Active: true}, nil)
 	require.NoError(f.t, err)
 	return w
 }

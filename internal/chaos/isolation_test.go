@@ -39,7 +39,7 @@ func TestTenantIsolationEndToEnd(t *testing.T) {
 	for company, r := range map[string]*receiver{"1": ra, "2": rb} {
 		for _, ev := range []string{"contact.created", "invoice.paid"} {
 			w, err := f.st.WebhookCreate(ctx, webhook.Webhook{CompanyID: company, Name: ev, URL: r.URL(),
-				Method: webhook.MethodPost, EventKey: ev, RawData: true, Active: true}, nil)
+				Method: webhook.MethodPost, EventKeys: []string{ev}, RawData: true, Active: true}, nil)
 			require.NoError(t, err)
 			hooks[company] = append(hooks[company], w)
 		}

@@ -45,7 +45,7 @@ func TestSlotLostThenRecreated(t *testing.T) {
 	r := newReceiver(t)
 	f.webhook("1", r.URL())
 	_, err = f.st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "1", Name: "notes", URL: r.URL(), Method: webhook.MethodPost,
-		EventKey: "contact.note_added", RawData: true, Active: true}, nil)
+		EventKeys: []string{"contact.note_added"}, RawData: true, Active: true}, nil)
 	require.NoError(t, err)
 
 	first := start(t, f.env(), relayArgs("first")...)

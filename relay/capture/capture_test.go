@@ -97,7 +97,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	for _, key := range []string{"contact.created", "contact.created", "contact.updated", "contact.changed", "contact.deleted", "thing.created", "invoice.paid"} {
 		_, err := st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "1", Name: key, URL: "https://example.com/" + key,
-			Method: webhook.MethodPost, EventKey: key, RawData: true, Active: true}, nil)
+			Method: webhook.MethodPost, EventKeys: []string{key}, RawData: true, Active: true}, nil)
 		require.NoError(t, err)
 	}
 	b := make([]byte, 4)
@@ -487,4 +487,48 @@ func TestBulk(t *testing.T) {
 	require.Equal(t, 20000, f.count(t, "SELECT count(*) FROM walhook.delivery"))
 	t.Logf("captured 20000 events (10000 in one transaction + 10000 single-row transactions) with 20000 deliveries in %v: %.0f events/s",
 		elapsed.Round(time.Millisecond), 20000/elapsed.Seconds())
+}
+
+// TestSeveralEvents captures events for a webhook subscribed to two trigger events: it gets a
+// delivery of each (and none of an event it is not subscribed to), each event's envelope type
+// is its own key, and another company's webhook subscribed to the same events gets nothing.
+func TestSeveralEvents(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t)
+	both := []string{"contact.deleted", "contact.created"}
+	multi, err := f.st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "1", Name: "multi", URL: "https://example.com/multi",
+		Method: webhook.MethodPost, EventKeys: both, RawData: true, Active: true}, nil)
+	require.NoError(t, err)
+	other, err := f.st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "2", Name: "multi", URL: "https://example.com/other",
+		Method: webhook.MethodPost, EventKeys: both, RawData: true, Active: true}, nil)
+	require.NoError(t, err)
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st, log: zerolog.Nop()}).Prepare(ctx))
+	f.start(t, f.config(), nil, nil)
+	f.waitStreaming(t)
+
+	for _, q := range []string{
+		`INSERT INTO contacts (company_id, name, email) VALUES ('1', 'Ada', 'ada@example.com')`,
+		`UPDATE contacts SET note = 'x' WHERE name = 'Ada'`, // contact.changed: not subscribed
+		`DELETE FROM contacts WHERE name = 'Ada'`,
+	} {
+		_, err := f.pool.Exec(ctx, q)
+		require.NoError(t, err)
+	}
+	f.waitEvents(t, 3)
+
+	rows, err := f.pool.Query(ctx, `SELECT d.event_key, e.payload->>'type' FROM walhook.delivery d
+		JOIN walhook.event e ON e.id = d.event_id WHERE d.webhook_id = $1 ORDER BY d.event_key`, multi.ID)
+	require.NoError(t, err)
+	var got [][2]string
+	for rows.Next() {
+		var k, typ string
+		require.NoError(t, rows.Scan(&k, &typ))
+		got = append(got, [2]string{k, typ})
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, [][2]string{{"contact.created", "contact.created"}, {"contact.deleted", "contact.deleted"}}, got)
+	require.Zero(t, f.count(t, "SELECT count(*) FROM walhook.delivery WHERE webhook_id = $1", other.ID),
+		"another company's webhook on the same events gets nothing")
+	require.Zero(t, f.count(t, "SELECT count(*) FROM walhook.delivery WHERE company_id = '2'"))
 }

@@ -300,14 +300,14 @@ func TestTenantMove(t *testing.T) {
 	f.cat = cat
 	for _, key := range []string{"contact.created", "contact.updated", "contact.changed", "contact.deleted", "note.updated", "task.updated"} {
 		_, err := f.st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "2", Name: key, URL: "https://example.com/2/" + key,
-			Method: webhook.MethodPost, EventKey: key, RawData: true, Active: true}, nil)
+			Method: webhook.MethodPost, EventKeys: []string{key}, RawData: true, Active: true}, nil)
 		require.NoError(t, err)
 	}
 	_, err = f.st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "1", Name: "note", URL: "https://example.com/1/note.updated",
-		Method: webhook.MethodPost, EventKey: "note.updated", RawData: true, Active: true}, nil)
+		Method: webhook.MethodPost, EventKeys: []string{"note.updated"}, RawData: true, Active: true}, nil)
 	require.NoError(t, err)
 	_, err = f.st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "1", Name: "task", URL: "https://example.com/1/task.updated",
-		Method: webhook.MethodPost, EventKey: "task.updated", RawData: true, Active: true}, nil)
+		Method: webhook.MethodPost, EventKeys: []string{"task.updated"}, RawData: true, Active: true}, nil)
 	require.NoError(t, err)
 	_, err = f.pool.Exec(ctx, `INSERT INTO notes VALUES (1, '1', 'secret of 1'); INSERT INTO tasks VALUES (1, '1', 'task of 1')`)
 	require.NoError(t, err)

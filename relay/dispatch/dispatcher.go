@@ -33,6 +33,8 @@ type Dispatcher struct {
 	claimSeq  atomic.Int64
 	replicaID string       // the prefix of this replica's claim tokens; see replica.go
 	rep       replicaState // heartbeat state shared with the claim loop and the workers
+	limits    *rateLimits  // per-webhook rate limits: tokens taken from the shared buckets
+	limited   limitedHooks // which webhooks have a rate limit, for sizing their claims
 
 	mu         sync.Mutex
 	busy       map[int64]*hookState // per webhook: running and queued jobs
@@ -46,6 +48,7 @@ type Dispatcher struct {
 }
 
 type hookState struct {
+	company string
 	running int
 	queue   []job
 	refill  int // when the queue drops to this length, wake the claim loop (if held back)
@@ -104,6 +107,7 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		rates:     map[int64]*hookRate{},
 		cache:     map[int64]*cached{},
 	}
+	d.limits = newRateLimits(d.takeTokens)
 	d.rep.born = time.Now()
 	d.rep.healthySince.Store(-1)
 	d.log = d.log.With().Str("replica", d.replicaID).Logger()
@@ -177,16 +181,21 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 func (d *Dispatcher) claimLoop(ctx, sendCtx context.Context, workers *sync.WaitGroup) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// announced: new deliveries were announced (Wake, NOTIFY) or the poll is due, and no claim
+	// statement has run since. A wake-up by a worker finishing alone does not set it.
+	announced := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
+			announced = true
 		case <-d.slotFreed:
 		case <-timer.C:
+			announced = true
 		}
 		for ctx.Err() == nil {
-			more, err := d.claimOnce(ctx, sendCtx, workers)
+			more, err := d.claimOnce(ctx, sendCtx, workers, &announced)
 			if err != nil {
 				if ctx.Err() == nil {
 					d.logs.do("claim", func() { d.log.Error().Err(err).Msg("claim deliveries") })
@@ -229,17 +238,28 @@ func (d *Dispatcher) share(id int64, now time.Time) int {
 
 // claimOnce claims what the in-memory bound can take and starts it. Each webhook may hold its
 // share; one holding at least half of it is skipped, so the next batch is claimed while the
-// current one is still being sent. more says a full batch came back and room is left: claim
-// again at once.
-func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitGroup) (bool, error) {
+// current one is still being sent. Each company may hold its share (see companyPlan).
+// announced is the claim loop's (see there); claimOnce clears it when it runs the claim. more
+// says a full batch came back and room is left: claim again at once.
+func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitGroup, announced *bool) (bool, error) {
 	now := time.Now()
 	if !d.claimable() {
 		return false, nil // the heartbeat wakes the claim loop when it succeeds again
 	}
+	limited := d.rateLimited(ctx, now)
 	d.mu.Lock()
 	free := d.cfg.MaxClaimed - d.total
 	threshold := max(1, min(d.cfg.ClaimBatch, d.cfg.MaxClaimed)/8)
 	if free < threshold && d.total > 0 {
+		d.heldBack = true
+		d.mu.Unlock()
+		return false, nil
+	}
+	cp := d.companyPlan(threshold)
+	if !*announced && len(cp.rooms) == 0 && len(cp.skip) > 0 {
+		// Every company holding work is at its share, and no new deliveries were announced
+		// since the last claim: a claim could find only other companies' retries, which the
+		// poll finds.
 		d.heldBack = true
 		d.mu.Unlock()
 		return false, nil
@@ -249,7 +269,14 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 	for id, hs := range d.busy {
 		held := hs.running + len(hs.queue)
 		sh := d.share(id, now)
-		if held >= max(d.cfg.skipAt, sh/2) {
+		skipAt := max(d.cfg.skipAt, sh/2)
+		if hc := cp.hookCap[hs.company]; hc > 0 {
+			sh, skipAt = min(sh, hc), min(skipAt, hc)
+		}
+		if rate, ok := limited[id]; ok {
+			sh, skipAt = min(sh, d.cfg.rateShare(rate)), min(skipAt, d.cfg.rateShare(rate))
+		}
+		if held >= skipAt {
 			skip = append(skip, id)
 			continue
 		}
@@ -267,35 +294,36 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 			shares[id] = sh
 		}
 	}
-	// Each company may hold its share of MaxClaimed; one at it is skipped, so the others'
-	// deliveries are found and claimed however many of its own are due before them.
-	var skipCos []string
-	rooms := make(map[string]int, len(d.held))
-	companyCap := d.cfg.companyShare(len(d.held))
-	newcomerCap := d.cfg.companyShare(len(d.held) + 1) // a company holding nothing yet
-	for co, held := range d.held {
-		if held >= companyCap {
-			skipCos = append(skipCos, co)
-			continue
+	// A rate-limited webhook holds no more than its limit sends in an eighth of the lease.
+	for id, rate := range limited {
+		if _, busy := d.busy[id]; !busy {
+			if sh, ok := shares[id]; ok || d.cfg.rateShare(rate) < d.cfg.claimPerWebhook {
+				if !ok {
+					sh = d.cfg.claimPerWebhook
+				}
+				shares[id] = min(sh, d.cfg.rateShare(rate))
+			}
 		}
-		rooms[co] = companyCap - held
 	}
+	skipCos, rooms, newcomerCap := cp.skip, cp.rooms, cp.newcomerCap
 	d.mu.Unlock()
 	limit := min(free, d.cfg.ClaimBatch)
 	if limit <= 0 {
 		return false, nil
 	}
 	// A company's room below the limit needs the claim's per-company window (a slower
-	// statement, see Store.DispatchClaim); when the room is at least half a claim, a smaller
-	// claim does the same with the plain statement.
+	// statement, see Store.DispatchClaim); when the room is at least half a claim, or the
+	// company is the only one holding work, a smaller claim does the same with the plain
+	// statement.
 	for _, room := range rooms {
-		if room < limit && 2*room >= limit {
+		if room < limit && (2*room >= limit || len(rooms) == 1 && len(skipCos) == 0) {
 			limit = room
 		}
 	}
 	if newcomerCap < limit && 2*newcomerCap >= limit {
 		limit = newcomerCap
 	}
+	*announced = false
 	seq := d.claimSeq.Add(1)
 	token := d.replicaID + ":" + strconv.FormatInt(seq, 10)
 	claimed, err := d.st.DispatchClaim(ctx, store.ClaimParams{
@@ -337,34 +365,9 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		if perHook[c.WebhookID] >= allowed {
 			capped = true
 		}
-		h := hooks[c.WebhookID]
-		if h == nil || h.w == nil {
-			// Deleted since the claim: its deliveries go with it.
-			direct = append(direct, outcome{rec: store.AttemptResult{DeliveryID: c.ID, LeaseToken: c.LeaseToken}, release: true})
-			continue
+		if o, ok := d.start(ctx, sendCtx, workers, c, seq, hooks[c.WebhookID], ids, now); ok {
+			direct = append(direct, o)
 		}
-		j := job{c: c, seq: seq, w: h.w, cred: h.cred, ids: ids}
-		if !h.w.Active {
-			direct = append(direct, d.inactive(j))
-			continue
-		}
-		hs := d.busy[c.WebhookID]
-		if hs == nil {
-			hs = &hookState{}
-			d.busy[c.WebhookID] = hs
-		}
-		if d.rates[c.WebhookID] == nil {
-			d.rates[c.WebhookID] = &hookRate{since: now}
-		}
-		d.total++
-		d.held[c.CompanyID]++
-		if hs.running >= d.cfg.PerWebhook {
-			hs.queue = append(hs.queue, j)
-			continue
-		}
-		hs.running++
-		workers.Add(1)
-		go d.work(ctx, sendCtx, workers, j)
 	}
 	for id := range perHook {
 		if hs := d.busy[id]; hs != nil {
@@ -380,10 +383,46 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 	return more, nil
 }
 
+// start takes one delivery leased to this dispatcher (by a claim, or handed over by capture): it
+// counts it as held, and sends it now or queues it behind its webhook's requests in flight. A
+// delivery of a webhook deleted or turned off since is not sent: the outcome returned (ok) gives
+// it back or fails it, for the caller to pass to the recorder once d.mu is released. Called with
+// d.mu held.
+func (d *Dispatcher) start(ctx, sendCtx context.Context, workers *sync.WaitGroup, c store.Claimed, seq int64, h *cached,
+	ids *store.PublicIDs, now time.Time) (outcome, bool) {
+	if h == nil || h.w == nil {
+		// Deleted since the claim: its deliveries go with it.
+		return outcome{rec: store.AttemptResult{DeliveryID: c.ID, LeaseToken: c.LeaseToken}, release: true}, true
+	}
+	j := job{c: c, seq: seq, w: h.w, cred: h.cred, ids: ids}
+	if !h.w.Active {
+		return d.inactive(j), true
+	}
+	hs := d.busy[c.WebhookID]
+	if hs == nil {
+		hs = &hookState{company: c.CompanyID}
+		d.busy[c.WebhookID] = hs
+	}
+	if d.rates[c.WebhookID] == nil {
+		d.rates[c.WebhookID] = &hookRate{since: now}
+	}
+	d.total++
+	d.held[c.CompanyID]++
+	if hs.running >= d.cfg.PerWebhook {
+		hs.queue = append(hs.queue, j)
+		return outcome{}, false
+	}
+	hs.running++
+	workers.Add(1)
+	go d.work(ctx, sendCtx, workers, j)
+	return outcome{}, false
+}
+
 // work sends j, then the jobs queued behind it for the same webhook.
 func (d *Dispatcher) work(ctx, sendCtx context.Context, workers *sync.WaitGroup, j job) {
 	defer workers.Done()
 	for {
+		d.awaitRate(ctx, j) // a limited webhook's request waits for a token (false: stopping)
 		d.waitClaimable(ctx)
 		if ctx.Err() != nil || d.fenced(j) {
 			// Stopping, or another replica released this claim (this one was presumed dead):

@@ -147,14 +147,22 @@
 // Claims: a company may hold (running and queued in memory) three quarters of MaxClaimed while it
 // is the only one holding any — the last quarter is kept for the company whose deliveries come due
 // next — and an equal part of MaxClaimed (at least one webhook's claim) when several do. A
-// company at its share is left out of the claim (skip_company_ids, like webhooks at theirs), so
-// the claim finds the other companies' deliveries however many of its own are due before them;
-// each claim takes at most its remaining room per company (a second window over the claim's
-// candidates, after the per-webhook one), so one claim cannot overshoot either. That window costs
+// company with less room than a claim's threshold (ClaimBatch/8, or a quarter of its share when
+// that is smaller) is left out of the claim (skip_company_ids, like webhooks at theirs), so the
+// claim finds the other companies' deliveries however many of its own are due before them, and a
+// company near its share is fed by claims of a useful size rather than one delivery per freed slot
+// (a statement each: that was the fan-out cost of the first version, docs/benchmarks.md). While
+// every company holding work is left out, a worker finishing does not start a claim (only new
+// deliveries, announced by Wake or NOTIFY, or the poll do: nothing else could be found). Each
+// claim takes at most its remaining room per company (a second window over the claim's
+// candidates, after the per-webhook one), so one claim cannot overshoot either. Within a company,
+// each of its n busy webhooks may hold share/(n+1) (at least PerWebhook) besides its own adaptive
+// share, so its hanging webhooks' queues cannot fill the company's share and leave its other
+// webhooks out of every claim. That window costs
 // a sort (a claim of 1,024 took 48 instead of 34 ms in a test), so it is a statement of its own
 // (Store.DispatchClaim runs DispatchClaimFair) used only while some company is at its share or
-// has less than half a claim of room; with more, the claim is made smaller instead, and the
-// statement is the plain one, unchanged. The cost left:
+// has less than half a claim of room (and is not the only company holding work); otherwise the
+// claim is made smaller instead, and the statement is the plain one, unchanged. The cost left:
 // the due rows of a skipped company or webhook are still walked (and filtered) by the claim's
 // scan of delivery_due_idx, so a large backlog of a skipped one is read by every claim. A due
 // index per company (company_id, next_attempt_at), scanned per company through LATERAL, would
@@ -167,10 +175,24 @@
 // the key, or a per-key window like the per-webhook one), the webhook's FIFO becomes one FIFO per
 // key, and a key's next delivery is queued only once the previous one is finished or its retry
 // is scheduled (a retry holds the key back). The slot hand-out is unchanged: it serves companies,
-// then webhooks, then a webhook's ready keys in turn. A per-webhook rate limit is an eligibility
-// test in the same place: a webhook without a token in its bucket is passed over by grant (as a
-// webhook that may not take the reserve is) and its waiters stay queued — deliveries wait, they do
-// not fail — with a timer to grant again when the next token is due; across replicas the bucket
-// is a row per webhook (tokens, refilled_at) taken in batches by the claim, so each replica claims
-// no more than it may send, and the in-memory bucket spends that batch.
+// then webhooks, then a webhook's ready keys in turn.
+//
+// # Rate limits
+//
+// A webhook's optional RateLimit (requests per second, 1 to webhook.MaxRateLimit) holds across
+// replicas. Each limited webhook has a token bucket in PostgreSQL (walhook.rate_bucket, UNLOGGED:
+// a crash only refills it), refilled by time at the rate up to a burst of a tenth of a second's
+// worth (at least 1). A replica takes tokens in small batches (Store.DispatchRateTake: at most a
+// burst, and no more than it holds deliveries of the webhook; the row lock serialises replicas)
+// and spends them in memory (rateLimits): a worker takes a token before it takes a send slot,
+// so a limited webhook waiting for its turn holds no slot, and one worker per webhook asks the
+// bucket again when its next token is due. Tokens unspent after a second are dropped, so a
+// replica cannot save them for a later burst. The deliveries wait under their claim, pending,
+// with no attempt counted — they do not fail; a limited webhook's claims hold no more than its
+// limit sends in an eighth of the lease (Config.rateShare), so what waits is sent within the
+// lease even when several replicas share the tokens. The claim statements are unchanged: the
+// dispatcher knows the limited webhooks (Store.DispatchRateLimits, reloaded with the webhook
+// cache) and passes their smaller shares like any other. webhook.Webhook.Queued is true for a
+// limited webhook: its deliveries must go through the delivery table and the claims (a path
+// that hands fresh deliveries to the dispatcher in memory must leave them to the queue).
 package dispatch

@@ -191,3 +191,43 @@ func (s *fairSlots) eligible(c *companySlots) int {
 	}
 	return -1
 }
+
+// companyPlan is the per-company part of a claim (see "Fair shares" in the package
+// documentation).
+type companyPlan struct {
+	skip        []string       // companies at their share: left out of the claim
+	rooms       map[string]int // what each other company holding work may still take
+	newcomerCap int            // what a company holding nothing yet may take
+	hookCap     map[string]int // what one webhook of a company may hold (running and queued)
+}
+
+// companyPlan sizes the companies' parts of the next claim. Each company holding work may hold
+// companyShare of MaxClaimed; one with less room than a claim's threshold (the global one,
+// ClaimBatch/8, or a quarter of its share when that is smaller) is skipped, so it gets claims of
+// a useful size rather than one delivery per freed slot, and the others' deliveries are found
+// and claimed however many of its own are due before them. Within a company each of its n busy
+// webhooks may hold share/(n+1) (at least PerWebhook): its hanging webhooks together cannot fill
+// its share, and a webhook of it that has nothing yet finds room. Called with d.mu held.
+func (d *Dispatcher) companyPlan(threshold int) companyPlan {
+	companyCap := d.cfg.companyShare(len(d.held))
+	p := companyPlan{
+		rooms:       make(map[string]int, len(d.held)),
+		newcomerCap: d.cfg.companyShare(len(d.held) + 1),
+		hookCap:     make(map[string]int, len(d.held)),
+	}
+	min1 := max(1, min(threshold, companyCap/4))
+	for co, held := range d.held {
+		if room := companyCap - held; room < min1 {
+			p.skip = append(p.skip, co)
+		} else {
+			p.rooms[co] = room
+		}
+	}
+	for _, hs := range d.busy {
+		p.hookCap[hs.company]++
+	}
+	for co, n := range p.hookCap {
+		p.hookCap[co] = max(d.cfg.PerWebhook, companyCap/(n+1))
+	}
+	return p
+}

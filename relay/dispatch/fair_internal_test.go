@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -66,4 +67,56 @@ func TestFairSlotsQuickAndRoundRobin(t *testing.T) {
 		got = append(got, <-order)
 	}
 	require.Equal(t, []int64{1, 2, 1, 2}, got)
+}
+
+// companyPlan by hand-written counts (defaults: MaxClaimed 4096, ClaimBatch 1024 so a claim's
+// threshold is 128, PerWebhook 16): a company with less room than the threshold is skipped
+// rather than fed one delivery at a time, and each busy webhook of a company may hold an equal
+// part of the company's share counting one more webhook.
+func TestCompanyPlan(t *testing.T) {
+	t.Parallel()
+	cfg := Config{}
+	require.NoError(t, cfg.defaults())
+	plan := func(held map[string]int, hooks map[string]int) companyPlan {
+		d := &Dispatcher{cfg: cfg, held: held, busy: map[int64]*hookState{}}
+		id := int64(0)
+		for co, n := range hooks {
+			for range n {
+				id++
+				d.busy[id] = &hookState{company: co}
+			}
+		}
+		return d.companyPlan(128)
+	}
+
+	// Alone: a share of 3072.
+	p := plan(map[string]int{"a": 3000}, map[string]int{"a": 100})
+	require.Equal(t, []string{"a"}, p.skip, "72 of room is less than a claim's threshold")
+	require.Empty(t, p.rooms)
+	require.Equal(t, 2048, p.newcomerCap)
+	require.Equal(t, map[string]int{"a": 30}, p.hookCap, "3072 / 101")
+	p = plan(map[string]int{"a": 2900}, map[string]int{"a": 1})
+	require.Empty(t, p.skip)
+	require.Equal(t, map[string]int{"a": 172}, p.rooms)
+	require.Equal(t, map[string]int{"a": 1536}, p.hookCap)
+
+	// Two: a share of 2048 each.
+	p = plan(map[string]int{"a": 2000, "b": 10}, map[string]int{"a": 5, "b": 1})
+	require.Equal(t, []string{"a"}, p.skip)
+	require.Equal(t, map[string]int{"b": 2038}, p.rooms)
+	require.Equal(t, 1365, p.newcomerCap)
+	require.Equal(t, map[string]int{"a": 341, "b": 1024}, p.hookCap)
+
+	// Forty: a share of 102, whose quarter (25) is the threshold; a webhook holds at least
+	// PerWebhook.
+	held := map[string]int{}
+	for i := range 40 {
+		held[fmt.Sprintf("c%02d", i)] = 70
+	}
+	held["c00"] = 80
+	p = plan(held, map[string]int{"c00": 10})
+	require.Equal(t, []string{"c00"}, p.skip, "22 of room is less than 25")
+	require.Len(t, p.rooms, 39)
+	require.Equal(t, 32, p.rooms["c01"])
+	require.Equal(t, map[string]int{"c00": 16}, p.hookCap)
 }

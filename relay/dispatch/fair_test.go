@@ -18,7 +18,7 @@ import (
 func (b *bundle) hookFor(t *testing.T, co, url string) webhook.Webhook {
 	t.Helper()
 	out, err := b.st.WebhookCreate(b.ctx, webhook.Webhook{
-		CompanyID: co, EventKey: eventKey, Name: fmt.Sprintf("hook %d", b.seq.Add(1)),
+		CompanyID: co, EventKeys: []string{eventKey}, Name: fmt.Sprintf("hook %d", b.seq.Add(1)),
 		Method: webhook.MethodPost, URL: url, RawData: true, Active: true,
 	}, nil)
 	require.NoError(t, err)
@@ -105,6 +105,61 @@ func TestHangingCompanyDoesNotDelayAnother(t *testing.T) {
 	require.Less(t, took, cfg.AttemptTimeout/2, "company 2 waited for company 1's hanging requests")
 	require.EqualValues(t, 7, hanging.peak.Load(), "company 1's hanging requests never take the last worker")
 	require.EqualValues(t, 7, hanging.now.Load(), "company 1's requests were still hanging")
+	once.Do(func() { close(release) })
+}
+
+// Within a company each webhook gets its share too. Company 1 has five webhooks whose endpoints
+// hang, with a flood of events for them, and one fast webhook (already sending: its attempts are
+// known to be quick). Its hanging webhooks' queues could fill the company's share of the claimed
+// deliveries (12 of 16 while it is the only company), and the company would then be left out of
+// every claim until the hanging requests time out; each of its six webhooks may hold only a part
+// of the share instead, so the fast webhook's deliveries are claimed and sent while the others
+// still hang.
+func TestHangingWebhookDoesNotDelayItsCompany(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cfg := testConfig()
+	cfg.AttemptTimeout = 10 * time.Second
+	cfg.Lease = time.Minute
+	cfg.Workers, cfg.PerWebhook = 8, 2
+	cfg.MaxClaimed, cfg.ClaimBatch = 16, 16
+	b.run(t, cfg)
+
+	fast := newReceiver(t, nil)
+	quick := b.hook(t, webhook.Webhook{URL: fast.URL, RawData: true})
+	b.waitState(t, b.enqueue(t, quick.ID)[0], webhook.DeliverySucceeded)
+
+	release := make(chan struct{})
+	var hanging concurrency
+	var hooks []int64
+	for range 5 {
+		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
+			hanging.enter()
+			defer hanging.now.Add(-1)
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		})
+		hooks = append(hooks, b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true}).ID)
+	}
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	for range 40 {
+		b.enqueue(t, hooks...)
+	}
+	require.Eventually(t, func() bool { return hanging.now.Load() == 7 }, waitFor, tick, "the hanging webhooks fill the company's share of the workers")
+
+	start := time.Now()
+	var ids []int64
+	for range 10 {
+		ids = append(ids, b.enqueue(t, quick.ID)...)
+	}
+	for _, id := range ids {
+		b.waitState(t, id, webhook.DeliverySucceeded)
+	}
+	require.Less(t, time.Since(start), cfg.AttemptTimeout/2, "the fast webhook waited for its company's hanging requests")
+	require.EqualValues(t, 7, hanging.now.Load(), "the hanging requests were still hanging")
 	once.Do(func() { close(release) })
 }
 

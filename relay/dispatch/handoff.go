@@ -17,13 +17,15 @@ import (
 // them exactly as if a claim had returned them. A delivery so handed costs no claim statement
 // and no lease update (one row version less), and is sent without waiting for a claim.
 //
-// The plan is the claim's own bounds: at most what is free of MaxClaimed, a webhook's share
-// (what it sends in Lease/4 at its observed rate), no company at its share. A failing
-// webhook's deliveries are never handed (CaptureCommit's must_claim): they wait in the table
-// and are claimed like any other, so the in-memory path never holds a hanging endpoint's
-// backlog. Everything that is not handed is inserted unleased and claimed as before, by any
-// replica. A handed delivery is in the table from the start, leased: if this process dies, the
-// other replicas release it with the rest of its claims (see Replicas in doc.go).
+// The plan is the claim's own bounds (companyPlan): at most what is free of MaxClaimed, a
+// webhook's share (what it sends in Lease/4 at its observed rate, within its company's cap per
+// webhook), nothing of a company at its share. A failing webhook's deliveries, and a
+// rate-limited one's (webhook.Webhook.Queued: they wait for tokens under claims sized by the
+// limit), are never handed (CaptureCommit's must_claim): they wait in the table and are claimed
+// like any other, so the in-memory path never holds a hanging endpoint's backlog. Everything
+// that is not handed is inserted unleased and claimed as before, by any replica. A handed
+// delivery is in the table from the start, leased: if this process dies, the other replicas
+// release it with the rest of its claims (see Replicas in doc.go).
 
 // run is what a hand-off needs of a running dispatcher: the contexts and the workers' group of
 // Run. nil before Run starts claiming and once it stops.
@@ -50,11 +52,18 @@ func (d *Dispatcher) HandoffPlan() *store.Handoff {
 		return nil
 	}
 	p := &store.Handoff{Lease: d.cfg.Lease, Limit: free, PerWebhook: d.cfg.claimPerWebhook, Shares: map[int64]int{}}
+	cp := d.companyPlan(max(1, min(d.cfg.ClaimBatch, d.cfg.MaxClaimed)/8))
+	p.SkipCompanies = cp.skip
 	for id, hs := range d.busy {
-		// Up to the webhook's share, not only below half of it as a claim: a claim is skipped
-		// at half so that the next one runs while the rest is sent, but a hand-off costs no
-		// statement, and what it does not take would be claimed into the same share anyway.
-		room := d.share(id, now) - hs.running - len(hs.queue)
+		// Up to the webhook's share (within its company's cap per webhook), not only below half
+		// of it as a claim: a claim is skipped at half so that the next one runs while the rest
+		// is sent, but a hand-off costs no statement, and what it does not take would be claimed
+		// into the same share anyway.
+		sh := d.share(id, now)
+		if hc := cp.hookCap[hs.company]; hc > 0 {
+			sh = min(sh, hc)
+		}
+		room := sh - hs.running - len(hs.queue)
 		if room <= 0 {
 			p.SkipWebhooks = append(p.SkipWebhooks, id)
 			continue
@@ -66,12 +75,6 @@ func (d *Dispatcher) HandoffPlan() *store.Handoff {
 			if sh := d.share(id, now); sh > d.cfg.claimPerWebhook {
 				p.Shares[id] = sh
 			}
-		}
-	}
-	companyCap := d.cfg.companyShare(len(d.held))
-	for co, held := range d.held {
-		if held >= companyCap {
-			p.SkipCompanies = append(p.SkipCompanies, co)
 		}
 	}
 	p.Token = d.replicaID + ":" + strconv.FormatInt(d.claimSeq.Add(1), 10)
@@ -110,33 +113,9 @@ func (d *Dispatcher) Take(ctx context.Context, handed []store.Claimed) {
 	d.m.taken.WithLabelValues("handoff").Add(float64(len(handed)))
 	var direct []outcome // sent to the recorder after unlocking: it takes d.mu too
 	for _, c := range handed {
-		h := hooks[c.WebhookID]
-		if h == nil || h.w == nil {
-			direct = append(direct, outcome{rec: store.AttemptResult{DeliveryID: c.ID, LeaseToken: c.LeaseToken}, release: true})
-			continue
+		if o, ok := d.start(r.ctx, r.sendCtx, r.workers, c, seq, hooks[c.WebhookID], ids, now); ok {
+			direct = append(direct, o)
 		}
-		j := job{c: c, seq: seq, w: h.w, cred: h.cred, ids: ids}
-		if !h.w.Active {
-			direct = append(direct, d.inactive(j))
-			continue
-		}
-		hs := d.busy[c.WebhookID]
-		if hs == nil {
-			hs = &hookState{}
-			d.busy[c.WebhookID] = hs
-		}
-		if d.rates[c.WebhookID] == nil {
-			d.rates[c.WebhookID] = &hookRate{since: now}
-		}
-		d.total++
-		d.held[c.CompanyID]++
-		if hs.running >= d.cfg.PerWebhook {
-			hs.queue = append(hs.queue, j)
-			continue
-		}
-		hs.running++
-		r.workers.Add(1)
-		go d.work(r.ctx, r.sendCtx, r.workers, j)
 	}
 	for _, c := range handed {
 		if hs := d.busy[c.WebhookID]; hs != nil {

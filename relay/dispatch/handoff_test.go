@@ -134,8 +134,8 @@ func TestHandoffStopped(t *testing.T) {
 }
 
 // TestHandoffPlanBounds: the fan-out hands over at most the plan's limit, at most PerWebhook of
-// a webhook (or its share, when listed), none of a skipped company, in delivery order; the rest
-// is inserted unleased.
+// a webhook (or its share, when listed), none of a rate-limited webhook or a skipped company, in
+// delivery order; the rest is inserted unleased.
 func TestHandoffPlanBounds(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -158,6 +158,20 @@ func TestHandoffPlanBounds(t *testing.T) {
 	var leased int
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM walhook.delivery WHERE leased_by = 'test:1' AND lease_until > now()`).Scan(&leased))
 	require.Equal(t, 4, leased)
+
+	// A rate-limited webhook's deliveries wait for tokens under claims: never handed.
+	_, err = b.pool.Exec(b.ctx, `UPDATE walhook.webhook SET rate_limit = 50 WHERE id = $1`, s.ID)
+	require.NoError(t, err)
+	plan = &store.Handoff{Token: "test:3", Lease: time.Minute, Limit: 100, PerWebhook: 100}
+	batch = b.captureBatch(2)
+	batch.Handoff = plan
+	res, err = b.st.CaptureCommit(b.ctx, batch)
+	require.NoError(t, err)
+	require.EqualValues(t, 4, res.Deliveries)
+	require.Len(t, res.Handed, 2)
+	for _, c := range res.Handed {
+		require.Equal(t, a.ID, c.WebhookID)
+	}
 
 	plan = &store.Handoff{Token: "test:2", Lease: time.Minute, Limit: 100, PerWebhook: 100, SkipCompanies: []string{company}}
 	batch = b.captureBatch(2)

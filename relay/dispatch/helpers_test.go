@@ -83,7 +83,7 @@ func (b *bundle) run(t *testing.T, cfg dispatch.Config) *dispatch.Dispatcher {
 
 func (b *bundle) hook(t *testing.T, w webhook.Webhook) webhook.Webhook {
 	t.Helper()
-	w.CompanyID, w.EventKey = company, eventKey
+	w.CompanyID, w.EventKeys = company, []string{eventKey}
 	if w.Name == "" {
 		w.Name = fmt.Sprintf("hook %d", b.seq.Add(1))
 	}

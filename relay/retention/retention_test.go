@@ -28,8 +28,8 @@ func seed(t *testing.T, pool *pgxpool.Pool) int64 {
 	_, err = pool.Exec(ctx, `INSERT INTO walhook.event_type (key, source) VALUES ('contact.created', 'outbox')`)
 	require.NoError(t, err)
 	var id int64
-	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO walhook.webhook (company_id, name, url, method, event_key, signing_secret_enc)
-		VALUES ('1', 'w', 'https://example.com/hook', 'POST', 'contact.created', '\x00') RETURNING id`).Scan(&id))
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO walhook.webhook (company_id, name, url, method, event_keys, signing_secret_enc)
+		VALUES ('1', 'w', 'https://example.com/hook', 'POST', '{contact.created}', '\x00') RETURNING id`).Scan(&id))
 	return id
 }
 

@@ -21,7 +21,7 @@ func seedWebhook(t *testing.T, s *store.Store, company, name string, headers ...
 	t.Helper()
 	w, err := s.WebhookCreate(xtest.Context(t), webhook.Webhook{
 		CompanyID: company, Name: name, URL: "https://" + company + ".example/hook", Method: webhook.MethodPost,
-		EventKey: "contact.created", RawData: true, Headers: headers,
+		EventKeys: []string{"contact.created"}, RawData: true, Headers: headers,
 	}, nil)
 	require.NoError(t, err)
 	return w

@@ -70,7 +70,7 @@ func TestTenantScoping(t *testing.T) {
 
 	w, err := s.WebhookCreate(ctx, webhook.Webhook{
 		CompanyID: "a", Name: "A's hook", URL: "https://a.example/hook", Method: webhook.MethodPost,
-		EventKey: "contact.created", RawData: true,
+		EventKeys: []string{"contact.created"}, RawData: true,
 		Headers: []webhook.Header{{Key: "X-Plain", Value: "p"}, {Key: "X-Key", Value: "s3cret", Secret: true}},
 	}, &ownerA.ID)
 	require.NoError(t, err)
@@ -119,7 +119,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 	seedCatalog(t, s)
 	seedCompany(t, s, "a")
 	w, err := s.WebhookCreate(ctx, webhook.Webhook{
-		CompanyID: "a", Name: "h", URL: "https://a.example/", Method: webhook.MethodPost, EventKey: "contact.created",
+		CompanyID: "a", Name: "h", URL: "https://a.example/", Method: webhook.MethodPost, EventKeys: []string{"contact.created"},
 		Headers: []webhook.Header{{Key: "X-Key", Value: "header-plaintext", Secret: true}},
 	}, nil)
 	require.NoError(t, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -74,10 +75,14 @@ func (s *Store) joinHeaders(company string, id int64, pj json.RawMessage, sealed
 func (s *Store) webhookFrom(r dbsqlc.WalhookWebhook) (webhook.Webhook, error) {
 	w := webhook.Webhook{
 		ID: r.ID, CompanyID: r.CompanyID, Name: r.Name, URL: r.Url, Method: webhook.Method(r.Method),
-		EventKey: r.EventKey, OAuthID: r.OauthID, RawData: r.RawData, Active: r.Active,
+		EventKeys: r.EventKeys, OAuthID: r.OauthID, RawData: r.RawData, Active: r.Active,
 		PreviousSecretExpiresAt: r.PreviousSecretExpiresAt, LastSentAt: r.LastSentAt,
 		FailingSince: r.FailingSince, DisabledReason: r.DisabledReason, DisabledAt: r.DisabledAt,
 		CreatedBy: r.CreatedBy, UpdatedBy: r.UpdatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+	if r.RateLimit != nil {
+		n := int(*r.RateLimit)
+		w.RateLimit = &n
 	}
 	if r.LastStatus != nil {
 		st := webhook.Status(*r.LastStatus)
@@ -113,6 +118,15 @@ func (s *Store) webhookFrom(r dbsqlc.WalhookWebhook) (webhook.Webhook, error) {
 	return w, nil
 }
 
+// rateLimit is a webhook's rate limit as its column holds it.
+func rateLimit(n *int) *int32 {
+	if n == nil {
+		return nil
+	}
+	v := int32(min(*n, math.MaxInt32))
+	return &v
+}
+
 func (s *Store) webhooksFrom(rows []dbsqlc.WalhookWebhook) ([]webhook.Webhook, error) {
 	out := make([]webhook.Webhook, len(rows))
 	for i, r := range rows {
@@ -145,9 +159,9 @@ func (s *Store) WebhookCreate(ctx context.Context, w webhook.Webhook, actor *int
 		w.Secret = crypt.NewSigningSecret()
 	}
 	r, err := s.q.WebhookCreate(ctx, dbsqlc.WebhookCreateParams{
-		ID: id, CompanyID: w.CompanyID, Name: w.Name, Url: w.URL, Method: string(w.Method), EventKey: w.EventKey,
+		ID: id, CompanyID: w.CompanyID, Name: w.Name, Url: w.URL, Method: string(w.Method), EventKeys: w.EventKeys,
 		OauthID: w.OAuthID, Headers: headers, SecretHeadersEnc: sealedHeaders, RawData: w.RawData,
-		Params: params, Active: w.Active, SigningSecretEnc: s.keys.Seal([]byte(w.Secret), colSigningSecret().bind(w.CompanyID, id)),
+		Params: params, Active: w.Active, RateLimit: rateLimit(w.RateLimit), SigningSecretEnc: s.keys.Seal([]byte(w.Secret), colSigningSecret().bind(w.CompanyID, id)),
 		CreatedBy: actor,
 	})
 	if err != nil {
@@ -202,8 +216,8 @@ func (s *Store) WebhookUpdate(ctx context.Context, w webhook.Webhook, actor *int
 	}
 	r, err := s.q.WebhookUpdate(ctx, dbsqlc.WebhookUpdateParams{
 		CompanyID: w.CompanyID, ID: w.ID, Name: w.Name, Url: w.URL, Method: string(w.Method),
-		EventKey: w.EventKey, OauthID: w.OAuthID, Headers: headers, SecretHeadersEnc: sealedHeaders,
-		RawData: w.RawData, Params: params, Active: w.Active, UpdatedBy: actor,
+		EventKeys: w.EventKeys, OauthID: w.OAuthID, Headers: headers, SecretHeadersEnc: sealedHeaders,
+		RawData: w.RawData, Params: params, Active: w.Active, RateLimit: rateLimit(w.RateLimit), UpdatedBy: actor,
 	})
 	if err != nil {
 		return webhook.Webhook{}, mapErr(err)
@@ -233,7 +247,8 @@ type ActiveSubscription struct {
 	EventKey  string
 }
 
-// WebhookListActive lists every active webhook's (company, event) for the fan-out index.
+// WebhookListActive lists every active webhook's (company, event) pairs for the fan-out index,
+// one per trigger event of the webhook.
 func (s *Store) WebhookListActive(ctx context.Context) ([]ActiveSubscription, error) {
 	rows, err := s.q.WebhookListActive(ctx)
 	if err != nil {

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -23,6 +24,8 @@ const (
 	MaxParams         = 100  // selected parameters per webhook
 	MaxParamPathLen   = 500  // bytes of one parameter path
 	MaxExtraParams    = 50   // extra parameters per OAuth credential
+	MaxEvents         = 50   // trigger events per webhook (the CHECK on walhook.webhook.event_keys)
+	MaxRateLimit      = 1000 // requests per second of a webhook's rate limit
 )
 
 // FieldError is one invalid field: Field is its JSON path ("headers[2].key"), Message says why.
@@ -62,6 +65,9 @@ type Rules struct {
 	// EventExists reports whether key names an active entry of the trigger-event catalog. Nil
 	// skips the check.
 	EventExists func(key string) bool
+	// EventSample returns the catalog sample of an event's data (nil when it has none), against
+	// which selected parameters are checked (FieldSet.Allows). Nil skips the check.
+	EventSample func(key string) json.RawMessage
 	// AllowIP reports whether a URL may name this literal IP address as its host. Nil applies
 	// the relay's dial-time policy with an empty allow-list (netguard.New(nil).Check), so a URL
 	// saved here is refused for the same addresses the relay would refuse to dial. Host names are
@@ -275,15 +281,65 @@ func (w *Webhook) Validate(r Rules) error {
 	case !w.Method.Valid():
 		e.Add("method", "must be one of GET, POST, PUT, PATCH, DELETE")
 	}
-	switch {
-	case w.EventKey == "":
-		e.Add("event", "is required")
-	case r.EventExists != nil && !r.EventExists(w.EventKey):
-		e.Add("event", "unknown trigger event %q", w.EventKey)
-	}
+	eventsOK := ValidateEvents(e, w.EventKeys, r)
 	ValidateHeaders(e, w.Headers, w.OAuthID != nil)
 	ValidateParams(e, w.Params, w.RawData)
+	if eventsOK && r.EventSample != nil {
+		validateParamFields(e, w.Params, w.EventKeys, r.EventSample)
+	}
+	if w.RateLimit != nil && (*w.RateLimit < 1 || *w.RateLimit > MaxRateLimit) {
+		e.Add("rate_limit", "must be a whole number of requests per second from 1 to %d, or null for no limit", MaxRateLimit)
+	}
 	return e.Err()
+}
+
+// ValidateEvents checks a webhook's trigger events: 1 to MaxEvents, each known to the catalog
+// and given once. It names the list ("events") or the element ("events[2]") at fault and
+// reports whether the list is valid.
+func ValidateEvents(e *ValidationError, keys []string, r Rules) bool {
+	switch {
+	case len(keys) == 0:
+		e.Add("events", "at least one trigger event is required")
+		return false
+	case len(keys) > MaxEvents:
+		e.Add("events", "must have at most %d trigger events", MaxEvents)
+		return false
+	}
+	n := len(e.Fields)
+	seen := make(map[string]bool, len(keys))
+	for i, k := range keys {
+		f := fmt.Sprintf("events[%d]", i)
+		switch {
+		case k == "":
+			e.Add(f, "is required")
+		case seen[k]:
+			e.Add(f, "duplicate trigger event %q", k)
+		case r.EventExists != nil && !r.EventExists(k):
+			e.Add(f, "unknown trigger event %q", k)
+		}
+		seen[k] = true
+	}
+	return len(e.Fields) == n
+}
+
+// validateParamFields checks each selected parameter's path against the sample of every trigger
+// event: a path one event's sample rules out is not a field the events have in common.
+func validateParamFields(e *ValidationError, ps []Param, keys []string, sample func(string) json.RawMessage) {
+	sets := make([]FieldSet, len(keys))
+	for i, k := range keys {
+		sets[i] = NewFieldSet(sample(k))
+	}
+	for i, p := range ps {
+		if !ValidParamPath(p.Path) {
+			continue // already named by ValidateParams
+		}
+		for j, fs := range sets {
+			if !fs.Allows(p.Path) {
+				e.Add(fmt.Sprintf("params[%d].path", i), "%s is not a field of the trigger event %s; choose a field every trigger event has", p.Path, keys[j])
+				break
+			}
+		}
+	}
 }
 
 // reservedOAuthParams are set from the credential's own fields.

@@ -10,7 +10,7 @@ import (
 )
 
 func valid() Webhook {
-	return Webhook{Name: "n", URL: "https://example.com/hook", Method: MethodPost, EventKey: "contact.created", RawData: true}
+	return Webhook{Name: "n", URL: "https://example.com/hook", Method: MethodPost, EventKeys: []string{"contact.created"}, RawData: true}
 }
 
 func fields(err error) map[string]string {
@@ -60,6 +60,8 @@ func TestWebhookValidate(t *testing.T) {
 		{func(w *Webhook) { w.URL = "http://0x7f.1/" }, "url", "four dotted decimal"},
 		{func(w *Webhook) { w.URL = "http://0177.0.0.01/" }, "url", "four dotted decimal"},
 		{func(w *Webhook) { w.Params = []Param{{Key: "k\x00", Path: "data.a"}} }, "params[0].key", "control characters"},
+		{func(w *Webhook) { w.RateLimit = ptr(0) }, "rate_limit", "from 1 to 1000"},
+		{func(w *Webhook) { w.RateLimit = ptr(1001) }, "rate_limit", "from 1 to 1000"},
 	}
 	for _, c := range cases {
 		w := valid()
@@ -85,7 +87,14 @@ func TestWebhookValidate(t *testing.T) {
 	}
 	w.Params = append(w.Params, Param{Key: "sku", Path: "data.items.0.sku"})
 	require.NoError(t, w.Validate(Rules{}))
+	for _, n := range []int{1, 50, 1000} {
+		w = valid()
+		w.RateLimit = ptr(n)
+		require.NoError(t, w.Validate(Rules{}), n)
+	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func TestOAuthValidate(t *testing.T) {
 	t.Parallel()

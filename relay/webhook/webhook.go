@@ -56,19 +56,24 @@ const (
 	StatusFailed    Status = "failed"
 )
 
-// Webhook is a company's subscription of an HTTP endpoint to a trigger event.
+// Webhook is a company's subscription of an HTTP endpoint to one or more trigger events.
 type Webhook struct {
 	ID        int64
 	CompanyID string
 	Name      string
 	URL       string
 	Method    Method
-	EventKey  string
+	// EventKeys are the trigger events the webhook is subscribed to, in the order chosen: at
+	// least one, at most MaxEvents, each once. An event matches when its key is any of them.
+	EventKeys []string
 	OAuthID   *int64
 	Headers   []Header
 	RawData   bool
 	Params    []Param
 	Active    bool
+	// RateLimit caps the requests per second sent to the endpoint, over every replica (nil: no
+	// limit; 1 to MaxRateLimit). Deliveries beyond it wait their turn; they do not fail.
+	RateLimit *int
 
 	// Secret is the Standard Webhooks signing secret ("whsec_…"). PreviousSecret, until
 	// PreviousSecretExpiresAt, also signs, so receivers can rotate without dropping requests.
@@ -91,6 +96,11 @@ type Webhook struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
+
+// Queued reports whether the webhook's deliveries must go through the durable queue (the
+// delivery table and the dispatcher's claims) rather than be handed to the dispatcher in memory:
+// true when it has a rate limit, whose tokens are taken by the claims across replicas.
+func (w *Webhook) Queued() bool { return w.RateLimit != nil }
 
 // GrantType is an OAuth 2.0 grant.
 type GrantType string

@@ -92,6 +92,48 @@ func (q *Queries) DeliveryHistoryAttempts(ctx context.Context, arg DeliveryHisto
 	return items, nil
 }
 
+const deliveryHistoryFindByEvent = `-- name: DeliveryHistoryFindByEvent :many
+SELECT d.id, d.created_at
+FROM walhook.event e
+JOIN walhook.delivery d ON d.event_id = e.id AND d.webhook_id = $1 AND d.company_id = e.company_id
+WHERE e.company_id = $2 AND (e.payload ->> 'id') = $3::text
+LIMIT 10
+`
+
+type DeliveryHistoryFindByEventParams struct {
+	WebhookID     int64
+	CompanyID     string
+	EventPublicID string
+}
+
+type DeliveryHistoryFindByEventRow struct {
+	ID        int64
+	CreatedAt time.Time
+}
+
+// DeliveryHistoryFindByEvent finds a webhook's deliveries of the event with a public id ("evt_…",
+// the envelope's id): one probe of event_public_id_idx, then UNIQUE (event_id, webhook_id). The
+// public id is a keyed digest, so there is no row id to compute from it.
+func (q *Queries) DeliveryHistoryFindByEvent(ctx context.Context, arg DeliveryHistoryFindByEventParams) ([]DeliveryHistoryFindByEventRow, error) {
+	rows, err := q.db.Query(ctx, deliveryHistoryFindByEvent, arg.WebhookID, arg.CompanyID, arg.EventPublicID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []DeliveryHistoryFindByEventRow{}
+	for rows.Next() {
+		var i DeliveryHistoryFindByEventRow
+		if err := rows.Scan(&i.ID, &i.CreatedAt); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const deliveryHistoryGet = `-- name: DeliveryHistoryGet :one
 SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at,
        d.lease_until,
@@ -160,31 +202,65 @@ func (q *Queries) DeliveryHistoryGet(ctx context.Context, arg DeliveryHistoryGet
 }
 
 const deliveryHistoryList = `-- name: DeliveryHistoryList :many
+WITH scanned AS (
+    SELECT d.id, d.created_at, d.event_id
+    FROM walhook.delivery d
+    WHERE d.company_id = $1 AND d.webhook_id = $3
+      AND ($4::text IS NULL OR d.state = $4)
+      AND ($5::text IS NULL OR d.event_key = $5)
+      AND ($6::bigint[] IS NULL OR d.id = ANY($6::bigint[]))
+      AND ($7::integer IS NULL
+           OR d.last_status_code BETWEEN $7::integer AND $8::integer)
+      AND (NOT $9::boolean OR (d.last_status_code IS NULL AND d.attempts > 0))
+      AND ($10::timestamptz IS NULL OR d.created_at >= $10)
+      AND ($11::timestamptz IS NULL OR d.created_at < $11)
+      AND ($12::timestamptz IS NULL
+           OR (d.created_at, d.id) < ($12::timestamptz, $13::bigint))
+    ORDER BY d.created_at DESC, d.id DESC
+    LIMIT $14
+), checked AS (
+    SELECT s.id, s.created_at,
+           ($15::text IS NULL OR EXISTS (
+               SELECT 1 FROM walhook.event e
+               WHERE e.id = s.event_id AND e.company_id = $1
+                 AND strpos(lower(e.payload::text), lower($15::text)) > 0))::boolean AS matched
+    FROM scanned s
+), ranked AS (
+    SELECT c.id, c.matched,
+           count(*) FILTER (WHERE c.matched) OVER newest AS hit_n,
+           (row_number() OVER newest = count(*) OVER ())::boolean AS scan_end,
+           count(*) OVER () AS scanned
+    FROM checked c
+    WINDOW newest AS (ORDER BY c.created_at DESC, c.id DESC)
+)
 SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at,
        d.last_status_code, d.last_error, d.last_attempt_at, d.created_at, d.updated_at,
        coalesce((SELECT e.payload ->> 'id' FROM walhook.event e WHERE e.id = d.event_id), '')::text AS event_public_id,
        coalesce((SELECT a.request_url FROM walhook.attempt a WHERE a.delivery_id = d.id
-                 ORDER BY a.n DESC, a.id DESC LIMIT 1), '')::text AS last_url
-FROM walhook.delivery d
-WHERE d.company_id = $1 AND d.webhook_id = $2
-  AND ($3::text IS NULL OR d.state = $3)
-  AND ($4::timestamptz IS NULL OR d.created_at >= $4)
-  AND ($5::timestamptz IS NULL OR d.created_at < $5)
-  AND ($6::timestamptz IS NULL
-       OR (d.created_at, d.id) < ($6::timestamptz, $7::bigint))
+                 ORDER BY a.n DESC, a.id DESC LIMIT 1), '')::text AS last_url,
+       r.matched, r.scan_end, r.scanned::bigint AS scanned
+FROM ranked r
+JOIN walhook.delivery d ON d.id = r.id AND d.company_id = $1
+WHERE (r.matched AND r.hit_n <= $2::bigint) OR r.scan_end
 ORDER BY d.created_at DESC, d.id DESC
-LIMIT $8
 `
 
 type DeliveryHistoryListParams struct {
-	CompanyID string
-	WebhookID int64
-	State     *string
-	Since     *time.Time
-	Until     *time.Time
-	BeforeAt  *time.Time
-	BeforeID  int64
-	MaxRows   int32
+	CompanyID   string
+	MaxRows     int64
+	WebhookID   int64
+	State       *string
+	EventKey    *string
+	DeliveryIds []int64
+	StatusMin   *int32
+	StatusMax   *int32
+	NoResponse  bool
+	Since       *time.Time
+	Until       *time.Time
+	BeforeAt    *time.Time
+	BeforeID    int64
+	ScanRows    int32
+	Text        *string
 }
 
 type DeliveryHistoryListRow struct {
@@ -202,22 +278,55 @@ type DeliveryHistoryListRow struct {
 	UpdatedAt      time.Time
 	EventPublicID  string
 	LastUrl        string
+	Matched        bool
+	ScanEnd        bool
+	Scanned        int64
 }
 
-// DeliveryHistoryList lists a webhook's deliveries, newest first, with optional state and
-// created_at range filters; the cursor is the (created_at, id) of the last row of the previous page.
-// The event's public id is its envelope's id (” when the envelope has none); last_url is the URL
-// the latest attempt was sent to (” before the first), not the webhook's URL of today.
+// DeliveryHistoryList lists a webhook's deliveries, newest first; the cursor is the (created_at, id)
+// of the last row of the previous page. The event's public id is its envelope's id (” when the
+// envelope has none); last_url is the URL the latest attempt was sent to (” before the first), not
+// the webhook's URL of today.
+//
+// Filters (NULL: not filtered):
+//
+//	state               the delivery's state;
+//	event_key           one of the webhook's trigger events;
+//	delivery_ids        the deliveries of one public event id (DeliveryHistoryFindByEvent; the caller
+//	                    also narrows since/until to their created_at, so the index range is tiny);
+//	status_min/max      last HTTP status in [min, max] (404: 404..404, 5xx: 500..599);
+//	no_response         at least one attempt and no HTTP status (refused, timed out, …);
+//	since/until         created_at in [since, until);
+//	text                a case-insensitive substring of the event's envelope (jsonb text form).
+//
+// The text filter reads envelopes, so it is bounded: "scanned" takes at most scan_rows rows that
+// pass the other filters (an index range of delivery_webhook_time_idx), and only those are searched.
+// Each answered row says whether it matched (matched), and the oldest scanned row is always
+// answered (scan_end) with how many rows were scanned, so the caller can tell "no more rows" from
+// "stopped looking here" and continue from there. Without a text filter the caller passes
+// scan_rows = max_rows and every scanned row matches.
+//
+// Run as an unnamed statement (store.customPlan): with NULL filters folded away by the planner it
+// reads delivery_webhook_time_idx newest first and stops at the LIMIT. A generic plan of a
+// prepared statement cannot fold them, estimates one row and reads the webhook's whole history,
+// or the whole table, before sorting (measured: 100,000 rows read for a first page of 51).
 func (q *Queries) DeliveryHistoryList(ctx context.Context, arg DeliveryHistoryListParams) ([]DeliveryHistoryListRow, error) {
 	rows, err := q.db.Query(ctx, deliveryHistoryList,
 		arg.CompanyID,
+		arg.MaxRows,
 		arg.WebhookID,
 		arg.State,
+		arg.EventKey,
+		arg.DeliveryIds,
+		arg.StatusMin,
+		arg.StatusMax,
+		arg.NoResponse,
 		arg.Since,
 		arg.Until,
 		arg.BeforeAt,
 		arg.BeforeID,
-		arg.MaxRows,
+		arg.ScanRows,
+		arg.Text,
 	)
 	if err != nil {
 		return nil, err
@@ -241,6 +350,9 @@ func (q *Queries) DeliveryHistoryList(ctx context.Context, arg DeliveryHistoryLi
 			&i.UpdatedAt,
 			&i.EventPublicID,
 			&i.LastUrl,
+			&i.Matched,
+			&i.ScanEnd,
+			&i.Scanned,
 		); err != nil {
 			return nil, err
 		}
@@ -339,7 +451,8 @@ type DeliveryHistoryTotalsRow struct {
 	Pending   int64
 }
 
-// DeliveryHistoryTotals counts a webhook's deliveries by state in an optional created_at range.
+// DeliveryHistoryTotals counts a webhook's deliveries by state in an optional created_at range
+// (run as an unnamed statement too, for the same reason).
 func (q *Queries) DeliveryHistoryTotals(ctx context.Context, arg DeliveryHistoryTotalsParams) (DeliveryHistoryTotalsRow, error) {
 	row := q.db.QueryRow(ctx, deliveryHistoryTotals,
 		arg.CompanyID,
@@ -355,6 +468,149 @@ func (q *Queries) DeliveryHistoryTotals(ctx context.Context, arg DeliveryHistory
 		&i.Pending,
 	)
 	return i, err
+}
+
+const deliveryReplayCount = `-- name: DeliveryReplayCount :one
+
+SELECT count(*)::bigint AS n FROM (
+    SELECT 1
+    FROM walhook.event e
+    LEFT JOIN walhook.delivery d
+           ON d.event_id = e.id AND d.webhook_id = $1 AND d.company_id = e.company_id
+    WHERE e.company_id = $2 AND e.event_key = ANY($3::text[])
+      AND e.occurred_at >= $4 AND e.occurred_at < $5
+      AND CASE $6::text
+            WHEN 'all' THEN d.id IS NULL OR d.state <> 'pending'
+            WHEN 'failed' THEN d.state = 'failed'
+            WHEN 'never_sent' THEN d.id IS NULL
+            ELSE false
+          END
+    LIMIT $7
+) x
+`
+
+type DeliveryReplayCountParams struct {
+	WebhookID int64
+	CompanyID string
+	EventKeys []string
+	Since     time.Time
+	Until     time.Time
+	Mode      string
+	MaxRows   int32
+}
+
+// Replay a window: send again the events of a webhook's trigger events (event_keys, one array
+// filled from the webhook) that occurred in [since, until), including events from before the
+// webhook existed or while it was off. mode:
+//
+//	all         every such event, except those with a delivery already pending (not queued twice);
+//	failed      the events whose delivery to this webhook ended failed;
+//	never_sent  the events with no delivery to this webhook.
+//
+// The events are read through event_company_key_time_idx (migration 0021); a delivery through
+// UNIQUE (event_id, webhook_id).
+// DeliveryReplayCount counts, up to max_rows, what a replay of mode would queue; changes nothing.
+func (q *Queries) DeliveryReplayCount(ctx context.Context, arg DeliveryReplayCountParams) (int64, error) {
+	row := q.db.QueryRow(ctx, deliveryReplayCount,
+		arg.WebhookID,
+		arg.CompanyID,
+		arg.EventKeys,
+		arg.Since,
+		arg.Until,
+		arg.Mode,
+		arg.MaxRows,
+	)
+	var n int64
+	err := row.Scan(&n)
+	return n, err
+}
+
+const deliveryReplayInsert = `-- name: DeliveryReplayInsert :execrows
+INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, resync_at)
+SELECT e.company_id, w.id, e.id, e.event_key, now()
+FROM walhook.event e
+JOIN walhook.webhook w ON w.company_id = e.company_id AND w.id = $1
+WHERE e.company_id = $2 AND e.event_key = ANY($3::text[])
+  AND e.occurred_at >= $4 AND e.occurred_at < $5
+  AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id AND d.webhook_id = w.id)
+ORDER BY e.occurred_at, e.id
+LIMIT $6
+ON CONFLICT (event_id, webhook_id) DO NOTHING
+`
+
+type DeliveryReplayInsertParams struct {
+	WebhookID int64
+	CompanyID string
+	EventKeys []string
+	Since     time.Time
+	Until     time.Time
+	MaxRows   int32
+}
+
+// DeliveryReplayInsert creates a pending delivery, due now, for up to max_rows events of the
+// window that have none to this webhook (modes all and never_sent), oldest first. resync_at is
+// set as a resync sets it, so the attempts say trigger = 'resync' (not fan-out) and the
+// capture-to-first-attempt latency metric leaves these old events out.
+func (q *Queries) DeliveryReplayInsert(ctx context.Context, arg DeliveryReplayInsertParams) (int64, error) {
+	result, err := q.db.Exec(ctx, deliveryReplayInsert,
+		arg.WebhookID,
+		arg.CompanyID,
+		arg.EventKeys,
+		arg.Since,
+		arg.Until,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const deliveryReplayResync = `-- name: DeliveryReplayResync :execrows
+UPDATE walhook.delivery SET
+    state = 'pending', next_attempt_at = now(), lease_until = NULL, leased_by = NULL, updated_at = now()
+WHERE id IN (
+    SELECT d.id
+    FROM walhook.event e
+    JOIN walhook.delivery d
+      ON d.event_id = e.id AND d.webhook_id = $1 AND d.company_id = e.company_id
+    WHERE e.company_id = $2 AND e.event_key = ANY($3::text[])
+      AND e.occurred_at >= $4 AND e.occurred_at < $5
+      AND d.state <> 'pending' AND (NOT $6::boolean OR d.state = 'failed')
+    ORDER BY e.occurred_at, e.id
+    LIMIT $7
+    FOR UPDATE OF d SKIP LOCKED
+)
+`
+
+type DeliveryReplayResyncParams struct {
+	WebhookID  int64
+	CompanyID  string
+	EventKeys  []string
+	Since      time.Time
+	Until      time.Time
+	FailedOnly bool
+	MaxRows    int32
+}
+
+// DeliveryReplayResync puts up to max_rows finished deliveries to this webhook of the window's
+// events back in the queue, due now (mode all: succeeded or failed; failed_only: failed). A
+// pending delivery is left alone, so a second click queues nothing twice; rows another
+// transaction holds are skipped.
+func (q *Queries) DeliveryReplayResync(ctx context.Context, arg DeliveryReplayResyncParams) (int64, error) {
+	result, err := q.db.Exec(ctx, deliveryReplayResync,
+		arg.WebhookID,
+		arg.CompanyID,
+		arg.EventKeys,
+		arg.Since,
+		arg.Until,
+		arg.FailedOnly,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const deliveryResync = `-- name: DeliveryResync :one
@@ -420,7 +676,7 @@ func (q *Queries) DeliveryResyncFailed(ctx context.Context, arg DeliveryResyncFa
 const eventLatestPayload = `-- name: EventLatestPayload :one
 SELECT payload FROM walhook.event
 WHERE company_id = $1 AND event_key = $2
-ORDER BY id DESC
+ORDER BY occurred_at DESC, id DESC
 LIMIT 1
 `
 
@@ -429,7 +685,8 @@ type EventLatestPayloadParams struct {
 	EventKey  string
 }
 
-// EventLatestPayload is the envelope of a company's newest event of a type, for test sends.
+// EventLatestPayload is the envelope of a company's newest event of a type, for test sends
+// (event_company_key_time_idx, read backwards).
 func (q *Queries) EventLatestPayload(ctx context.Context, arg EventLatestPayloadParams) (json.RawMessage, error) {
 	row := q.db.QueryRow(ctx, eventLatestPayload, arg.CompanyID, arg.EventKey)
 	var payload json.RawMessage

@@ -422,6 +422,105 @@ func (q *Queries) DispatchQueueStats(ctx context.Context) (DispatchQueueStatsRow
 	return i, err
 }
 
+const dispatchRateLimits = `-- name: DispatchRateLimits :many
+SELECT id, rate_limit::integer AS rate_limit FROM walhook.webhook WHERE rate_limit IS NOT NULL
+`
+
+type DispatchRateLimitsRow struct {
+	ID        int64
+	RateLimit int32
+}
+
+// DispatchRateLimits lists the webhooks with a rate limit (webhook_rate_limit_idx), so the
+// dispatcher sizes their claims to what their limit lets it send within a lease.
+func (q *Queries) DispatchRateLimits(ctx context.Context) ([]DispatchRateLimitsRow, error) {
+	rows, err := q.db.Query(ctx, dispatchRateLimits)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []DispatchRateLimitsRow{}
+	for rows.Next() {
+		var i DispatchRateLimitsRow
+		if err := rows.Scan(&i.ID, &i.RateLimit); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const dispatchRateTake = `-- name: DispatchRateTake :many
+WITH x AS (
+    SELECT unnest($1::bigint[]) AS webhook_id, unnest($2::integer[]) AS want
+)
+INSERT INTO walhook.rate_bucket AS b (webhook_id, rate, tokens, refilled_at, taken)
+SELECT w.id, w.rate_limit,
+    greatest(1, w.rate_limit / 10.0) - least(x.want, floor(greatest(1, w.rate_limit / 10.0))),
+    now(), least(x.want, floor(greatest(1, w.rate_limit / 10.0)))::integer
+FROM x JOIN walhook.webhook w ON w.id = x.webhook_id
+WHERE w.rate_limit IS NOT NULL AND x.want > 0
+ON CONFLICT (webhook_id) DO UPDATE SET
+    rate = excluded.rate,
+    tokens = least(greatest(1, excluded.rate / 10.0),
+            b.tokens + excluded.rate * greatest(0, extract(epoch FROM now() - b.refilled_at)))
+        - least(excluded.taken, floor(least(greatest(1, excluded.rate / 10.0),
+            b.tokens + excluded.rate * greatest(0, extract(epoch FROM now() - b.refilled_at))))),
+    taken = least(excluded.taken, floor(least(greatest(1, excluded.rate / 10.0),
+            b.tokens + excluded.rate * greatest(0, extract(epoch FROM now() - b.refilled_at)))))::integer,
+    refilled_at = greatest(b.refilled_at, now())
+RETURNING b.webhook_id, b.taken, b.tokens, b.rate
+`
+
+type DispatchRateTakeParams struct {
+	WebhookIds []int64
+	Wants      []int32
+}
+
+type DispatchRateTakeRow struct {
+	WebhookID int64
+	Taken     int32
+	Tokens    float64
+	Rate      int32
+}
+
+// DispatchRateTake takes up to want tokens from each listed webhook's bucket (walhook.rate_bucket,
+// one row per rate-limited webhook shared by every replica) and returns how many it got (taken)
+// and what is left (tokens, a fraction below 1 when it got fewer than it wanted: the next token is
+// due in (1 − tokens) / rate seconds). A bucket is refilled by the time since its last take at
+// rate tokens a second, up to a burst of rate/10 (at least 1); a new one starts full. Concurrent
+// takes of one bucket are serialised by its row lock, and each sees the other's result (READ
+// COMMITTED re-reads the updated row), so the replicas together never take more than the rate plus
+// one burst. The insert's taken carries the wanted count (capped at the burst: no take gets more)
+// into the conflict branch as excluded.taken. Webhooks without a limit get nothing back.
+func (q *Queries) DispatchRateTake(ctx context.Context, arg DispatchRateTakeParams) ([]DispatchRateTakeRow, error) {
+	rows, err := q.db.Query(ctx, dispatchRateTake, arg.WebhookIds, arg.Wants)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []DispatchRateTakeRow{}
+	for rows.Next() {
+		var i DispatchRateTakeRow
+		if err := rows.Scan(
+			&i.WebhookID,
+			&i.Taken,
+			&i.Tokens,
+			&i.Rate,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const dispatchRecord = `-- name: DispatchRecord :many
 WITH x AS (
     -- Typed arrays, one element per result, zipped: no JSON to parse. A zero response status
@@ -653,7 +752,7 @@ func (q *Queries) DispatchReleaseReplicas(ctx context.Context, replicaIds []stri
 }
 
 const dispatchWebhooks = `-- name: DispatchWebhooks :many
-SELECT id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at FROM walhook.webhook WHERE id = ANY($1::bigint[])
+SELECT id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys FROM walhook.webhook WHERE id = ANY($1::bigint[])
 `
 
 // DispatchWebhooks loads the webhooks of claimed deliveries for the dispatcher's cache.
@@ -672,7 +771,6 @@ func (q *Queries) DispatchWebhooks(ctx context.Context, ids []int64) ([]WalhookW
 			&i.Name,
 			&i.Url,
 			&i.Method,
-			&i.EventKey,
 			&i.OauthID,
 			&i.Headers,
 			&i.SecretHeadersEnc,
@@ -691,6 +789,8 @@ func (q *Queries) DispatchWebhooks(ctx context.Context, ids []int64) ([]WalhookW
 			&i.UpdatedBy,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.RateLimit,
+			&i.EventKeys,
 		); err != nil {
 			return nil, err
 		}

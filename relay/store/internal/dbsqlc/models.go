@@ -192,6 +192,14 @@ type WalhookOutbox struct {
 	CreatedAt time.Time
 }
 
+type WalhookRateBucket struct {
+	WebhookID  int64
+	Rate       int32
+	Tokens     float64
+	RefilledAt time.Time
+	Taken      int32
+}
+
 type WalhookReplica struct {
 	ID          string
 	StartedAt   time.Time
@@ -219,7 +227,6 @@ type WalhookWebhook struct {
 	Name                    string
 	Url                     string
 	Method                  string
-	EventKey                string
 	OauthID                 *int64
 	Headers                 json.RawMessage
 	SecretHeadersEnc        []byte
@@ -238,4 +245,6 @@ type WalhookWebhook struct {
 	UpdatedBy               *int64
 	CreatedAt               time.Time
 	UpdatedAt               time.Time
+	RateLimit               *int32
+	EventKeys               []string
 }

@@ -58,13 +58,13 @@ func (q *Queries) WebhookCounts(ctx context.Context, arg WebhookCountsParams) (W
 }
 
 const webhookCreate = `-- name: WebhookCreate :one
-INSERT INTO walhook.webhook (id, company_id, name, url, method, event_key, oauth_id, headers,
-    secret_headers_enc, raw_data, params, active, signing_secret_enc, created_by, updated_by)
+INSERT INTO walhook.webhook (id, company_id, name, url, method, event_keys, oauth_id, headers,
+    secret_headers_enc, raw_data, params, active, rate_limit, signing_secret_enc, created_by, updated_by)
 OVERRIDING SYSTEM VALUE
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-    $9, $10, $11, $12, $13,
-    $14, $14)
-RETURNING id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at
+VALUES ($1, $2, $3, $4, $5, $6::text[], $7, $8,
+    $9, $10, $11, $12, $13, $14,
+    $15, $15)
+RETURNING id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys
 `
 
 type WebhookCreateParams struct {
@@ -73,13 +73,14 @@ type WebhookCreateParams struct {
 	Name             string
 	Url              string
 	Method           string
-	EventKey         string
+	EventKeys        []string
 	OauthID          *int64
 	Headers          json.RawMessage
 	SecretHeadersEnc []byte
 	RawData          bool
 	Params           json.RawMessage
 	Active           bool
+	RateLimit        *int32
 	SigningSecretEnc []byte
 	CreatedBy        *int64
 }
@@ -92,13 +93,14 @@ func (q *Queries) WebhookCreate(ctx context.Context, arg WebhookCreateParams) (W
 		arg.Name,
 		arg.Url,
 		arg.Method,
-		arg.EventKey,
+		arg.EventKeys,
 		arg.OauthID,
 		arg.Headers,
 		arg.SecretHeadersEnc,
 		arg.RawData,
 		arg.Params,
 		arg.Active,
+		arg.RateLimit,
 		arg.SigningSecretEnc,
 		arg.CreatedBy,
 	)
@@ -109,7 +111,6 @@ func (q *Queries) WebhookCreate(ctx context.Context, arg WebhookCreateParams) (W
 		&i.Name,
 		&i.Url,
 		&i.Method,
-		&i.EventKey,
 		&i.OauthID,
 		&i.Headers,
 		&i.SecretHeadersEnc,
@@ -128,6 +129,8 @@ func (q *Queries) WebhookCreate(ctx context.Context, arg WebhookCreateParams) (W
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
+		&i.EventKeys,
 	)
 	return i, err
 }
@@ -150,7 +153,7 @@ func (q *Queries) WebhookDelete(ctx context.Context, arg WebhookDeleteParams) (i
 }
 
 const webhookGet = `-- name: WebhookGet :one
-SELECT id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at FROM walhook.webhook WHERE company_id = $1 AND id = $2
+SELECT id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys FROM walhook.webhook WHERE company_id = $1 AND id = $2
 `
 
 type WebhookGetParams struct {
@@ -167,7 +170,6 @@ func (q *Queries) WebhookGet(ctx context.Context, arg WebhookGetParams) (Walhook
 		&i.Name,
 		&i.Url,
 		&i.Method,
-		&i.EventKey,
 		&i.OauthID,
 		&i.Headers,
 		&i.SecretHeadersEnc,
@@ -186,12 +188,14 @@ func (q *Queries) WebhookGet(ctx context.Context, arg WebhookGetParams) (Walhook
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
+		&i.EventKeys,
 	)
 	return i, err
 }
 
 const webhookGetByID = `-- name: WebhookGetByID :one
-SELECT id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at FROM walhook.webhook WHERE id = $1
+SELECT id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys FROM walhook.webhook WHERE id = $1
 `
 
 // WebhookGetByID is for the relay, which works across companies; the admin API never uses it.
@@ -204,7 +208,6 @@ func (q *Queries) WebhookGetByID(ctx context.Context, id int64) (WalhookWebhook,
 		&i.Name,
 		&i.Url,
 		&i.Method,
-		&i.EventKey,
 		&i.OauthID,
 		&i.Headers,
 		&i.SecretHeadersEnc,
@@ -223,12 +226,14 @@ func (q *Queries) WebhookGetByID(ctx context.Context, id int64) (WalhookWebhook,
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
+		&i.EventKeys,
 	)
 	return i, err
 }
 
 const webhookList = `-- name: WebhookList :many
-SELECT id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at FROM walhook.webhook
+SELECT id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys FROM walhook.webhook
 WHERE company_id = $1 AND id > $2
 ORDER BY id
 LIMIT $3
@@ -255,7 +260,6 @@ func (q *Queries) WebhookList(ctx context.Context, arg WebhookListParams) ([]Wal
 			&i.Name,
 			&i.Url,
 			&i.Method,
-			&i.EventKey,
 			&i.OauthID,
 			&i.Headers,
 			&i.SecretHeadersEnc,
@@ -274,6 +278,8 @@ func (q *Queries) WebhookList(ctx context.Context, arg WebhookListParams) ([]Wal
 			&i.UpdatedBy,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.RateLimit,
+			&i.EventKeys,
 		); err != nil {
 			return nil, err
 		}
@@ -286,7 +292,9 @@ func (q *Queries) WebhookList(ctx context.Context, arg WebhookListParams) ([]Wal
 }
 
 const webhookListActive = `-- name: WebhookListActive :many
-SELECT id, company_id, event_key FROM walhook.webhook WHERE active ORDER BY id
+SELECT w.id, w.company_id, k.event_key::text AS event_key
+FROM walhook.webhook w, unnest(w.event_keys) WITH ORDINALITY AS k(event_key, n)
+WHERE w.active ORDER BY w.id, k.n
 `
 
 type WebhookListActiveRow struct {
@@ -295,7 +303,8 @@ type WebhookListActiveRow struct {
 	EventKey  string
 }
 
-// WebhookListActive feeds the relay's in-memory fan-out index.
+// WebhookListActive feeds the relay's in-memory fan-out index: one row per active webhook and
+// trigger event.
 func (q *Queries) WebhookListActive(ctx context.Context) ([]WebhookListActiveRow, error) {
 	rows, err := q.db.Query(ctx, webhookListActive)
 	if err != nil {
@@ -317,7 +326,7 @@ func (q *Queries) WebhookListActive(ctx context.Context) ([]WebhookListActiveRow
 }
 
 const webhookListByLastSent = `-- name: WebhookListByLastSent :many
-SELECT w.id, w.company_id, w.name, w.url, w.method, w.event_key, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at,
+SELECT w.id, w.company_id, w.name, w.url, w.method, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at, w.rate_limit, w.event_keys,
        coalesce(c.triggered, 0)::bigint AS triggered,
        coalesce(c.succeeded, 0)::bigint AS succeeded,
        coalesce(c.failed, 0)::bigint AS failed,
@@ -331,7 +340,7 @@ LEFT JOIN LATERAL (
     FROM walhook.delivery d WHERE d.webhook_id = w.id
 ) c ON true
 WHERE w.company_id = $1
-  AND ($2::text IS NULL OR w.event_key = $2)
+  AND ($2::text IS NULL OR $2 = ANY(w.event_keys))
   AND ($3::boolean IS NULL OR w.active = $3)
   AND ($4::text IS NULL OR w.last_status = $4)
   AND ($5::timestamptz IS NULL
@@ -383,7 +392,6 @@ func (q *Queries) WebhookListByLastSent(ctx context.Context, arg WebhookListByLa
 			&i.WalhookWebhook.Name,
 			&i.WalhookWebhook.Url,
 			&i.WalhookWebhook.Method,
-			&i.WalhookWebhook.EventKey,
 			&i.WalhookWebhook.OauthID,
 			&i.WalhookWebhook.Headers,
 			&i.WalhookWebhook.SecretHeadersEnc,
@@ -402,6 +410,8 @@ func (q *Queries) WebhookListByLastSent(ctx context.Context, arg WebhookListByLa
 			&i.WalhookWebhook.UpdatedBy,
 			&i.WalhookWebhook.CreatedAt,
 			&i.WalhookWebhook.UpdatedAt,
+			&i.WalhookWebhook.RateLimit,
+			&i.WalhookWebhook.EventKeys,
 			&i.Triggered,
 			&i.Succeeded,
 			&i.Failed,
@@ -418,7 +428,7 @@ func (q *Queries) WebhookListByLastSent(ctx context.Context, arg WebhookListByLa
 }
 
 const webhookListByName = `-- name: WebhookListByName :many
-SELECT w.id, w.company_id, w.name, w.url, w.method, w.event_key, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at,
+SELECT w.id, w.company_id, w.name, w.url, w.method, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at, w.rate_limit, w.event_keys,
        coalesce(c.triggered, 0)::bigint AS triggered,
        coalesce(c.succeeded, 0)::bigint AS succeeded,
        coalesce(c.failed, 0)::bigint AS failed,
@@ -432,7 +442,7 @@ LEFT JOIN LATERAL (
     FROM walhook.delivery d WHERE d.webhook_id = w.id
 ) c ON true
 WHERE w.company_id = $1
-  AND ($2::text IS NULL OR w.event_key = $2)
+  AND ($2::text IS NULL OR $2 = ANY(w.event_keys))
   AND ($3::boolean IS NULL OR w.active = $3)
   AND ($4::text IS NULL OR w.last_status = $4)
   AND ($5::text IS NULL OR (w.name, w.id) > ($5::text, $6::bigint))
@@ -458,8 +468,9 @@ type WebhookListByNameRow struct {
 	Pending        int64
 }
 
-// WebhookListByName is the admin listing sorted by name: filters are optional (NULL: any), the
-// cursor is the (name, id) of the last row of the previous page. Counts come from the history.
+// WebhookListByName is the admin listing sorted by name: filters are optional (NULL: any; an
+// event matches a webhook subscribed to it among others), the cursor is the (name, id) of the
+// last row of the previous page. Counts come from the history.
 func (q *Queries) WebhookListByName(ctx context.Context, arg WebhookListByNameParams) ([]WebhookListByNameRow, error) {
 	rows, err := q.db.Query(ctx, webhookListByName,
 		arg.CompanyID,
@@ -483,7 +494,6 @@ func (q *Queries) WebhookListByName(ctx context.Context, arg WebhookListByNamePa
 			&i.WalhookWebhook.Name,
 			&i.WalhookWebhook.Url,
 			&i.WalhookWebhook.Method,
-			&i.WalhookWebhook.EventKey,
 			&i.WalhookWebhook.OauthID,
 			&i.WalhookWebhook.Headers,
 			&i.WalhookWebhook.SecretHeadersEnc,
@@ -502,6 +512,8 @@ func (q *Queries) WebhookListByName(ctx context.Context, arg WebhookListByNamePa
 			&i.WalhookWebhook.UpdatedBy,
 			&i.WalhookWebhook.CreatedAt,
 			&i.WalhookWebhook.UpdatedAt,
+			&i.WalhookWebhook.RateLimit,
+			&i.WalhookWebhook.EventKeys,
 			&i.Triggered,
 			&i.Succeeded,
 			&i.Failed,
@@ -611,7 +623,7 @@ UPDATE walhook.webhook SET
     signing_secret_enc = $3,
     updated_by = $4, updated_at = now()
 WHERE company_id = $5 AND id = $6
-RETURNING id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at
+RETURNING id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys
 `
 
 type WebhookRotateSecretParams struct {
@@ -641,7 +653,6 @@ func (q *Queries) WebhookRotateSecret(ctx context.Context, arg WebhookRotateSecr
 		&i.Name,
 		&i.Url,
 		&i.Method,
-		&i.EventKey,
 		&i.OauthID,
 		&i.Headers,
 		&i.SecretHeadersEnc,
@@ -660,6 +671,8 @@ func (q *Queries) WebhookRotateSecret(ctx context.Context, arg WebhookRotateSecr
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
+		&i.EventKeys,
 	)
 	return i, err
 }
@@ -715,27 +728,28 @@ func (q *Queries) WebhookSealedBatch(ctx context.Context, arg WebhookSealedBatch
 
 const webhookUpdate = `-- name: WebhookUpdate :one
 UPDATE walhook.webhook SET
-    name = $1, url = $2, method = $3, event_key = $4, oauth_id = $5,
+    name = $1, url = $2, method = $3, event_keys = $4::text[], oauth_id = $5,
     headers = $6, secret_headers_enc = $7, raw_data = $8,
-    params = $9, active = $10, updated_by = $11, updated_at = now(),
+    params = $9, active = $10, rate_limit = $11, updated_by = $12, updated_at = now(),
     disabled_reason = CASE WHEN $10::boolean THEN NULL ELSE disabled_reason END,
     disabled_at = CASE WHEN $10::boolean THEN NULL ELSE disabled_at END,
     failing_since = CASE WHEN $10::boolean AND NOT active THEN NULL ELSE failing_since END
-WHERE company_id = $12 AND id = $13
-RETURNING id, company_id, name, url, method, event_key, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at
+WHERE company_id = $13 AND id = $14
+RETURNING id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys
 `
 
 type WebhookUpdateParams struct {
 	Name             string
 	Url              string
 	Method           string
-	EventKey         string
+	EventKeys        []string
 	OauthID          *int64
 	Headers          json.RawMessage
 	SecretHeadersEnc []byte
 	RawData          bool
 	Params           json.RawMessage
 	Active           bool
+	RateLimit        *int32
 	UpdatedBy        *int64
 	CompanyID        string
 	ID               int64
@@ -746,13 +760,14 @@ func (q *Queries) WebhookUpdate(ctx context.Context, arg WebhookUpdateParams) (W
 		arg.Name,
 		arg.Url,
 		arg.Method,
-		arg.EventKey,
+		arg.EventKeys,
 		arg.OauthID,
 		arg.Headers,
 		arg.SecretHeadersEnc,
 		arg.RawData,
 		arg.Params,
 		arg.Active,
+		arg.RateLimit,
 		arg.UpdatedBy,
 		arg.CompanyID,
 		arg.ID,
@@ -764,7 +779,6 @@ func (q *Queries) WebhookUpdate(ctx context.Context, arg WebhookUpdateParams) (W
 		&i.Name,
 		&i.Url,
 		&i.Method,
-		&i.EventKey,
 		&i.OauthID,
 		&i.Headers,
 		&i.SecretHeadersEnc,
@@ -783,6 +797,8 @@ func (q *Queries) WebhookUpdate(ctx context.Context, arg WebhookUpdateParams) (W
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RateLimit,
+		&i.EventKeys,
 	)
 	return i, err
 }

@@ -1,0 +1,2 @@
+DROP TABLE walhook.rate_bucket;
+ALTER TABLE walhook.webhook DROP COLUMN rate_limit;

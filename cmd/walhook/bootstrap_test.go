@@ -113,10 +113,10 @@ func TestKeysReseal(t *testing.T) {
 	}
 	out, err := reseal(next + "," + old)
 	require.NoError(t, err)
-	require.Equal(t, "resealed 1, already current 0, unreadable 0, changed meanwhile 0 (key new)\n", out)
+	require.Equal(t, "resealed 1, already current 0, unreadable 0, changed meanwhile 0, plain values sealed 0 (key new)\n", out)
 	out, err = reseal(next + "," + old)
 	require.NoError(t, err)
-	require.Equal(t, "resealed 0, already current 1, unreadable 0, changed meanwhile 0 (key new)\n", out)
+	require.Equal(t, "resealed 0, already current 1, unreadable 0, changed meanwhile 0, plain values sealed 0 (key new)\n", out)
 
 	newKeys, err := crypt.ParseKeyring(next)
 	require.NoError(t, err)

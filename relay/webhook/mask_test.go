@@ -8,7 +8,7 @@ import (
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-func TestCredentialHeader(t *testing.T) {
+func TestCredentialName(t *testing.T) {
 	t.Parallel()
 	for name, want := range map[string]bool{
 		"Authorization": true, "proxy-authorization": true, "Cookie": true, "Set-Cookie": true,
@@ -19,7 +19,7 @@ func TestCredentialHeader(t *testing.T) {
 		"Content-Type":    false, "X-Plain": false, "Accept": false, "X-Request-Id": false, "User-Agent": false,
 		"X-Tenant": false, "": false,
 	} {
-		require.Equal(t, want, webhook.CredentialHeader(name), name)
+		require.Equal(t, want, webhook.CredentialName(name), name)
 	}
 }
 

@@ -65,7 +65,9 @@ func (in oauthInput) apply(c *webhook.OAuthCredential) (kept []string) {
 		if p.Value == webhook.Mask || (p.Secret && p.Value == "") {
 			for _, o := range old {
 				if o.Masked() && o.Key == p.Key {
-					p.Value = o.Value
+					// A kept value stays hidden: unmarking it secret while keeping it would
+					// answer the stored value.
+					p.Value, p.Secret = o.Value, p.Secret || o.Secret
 					kept = append(kept, fmt.Sprintf("extra_params[%d].value", i))
 					break
 				}

@@ -303,3 +303,32 @@ func TestOAuthExtraParamsHidden(t *testing.T) {
 	got := e.must(200, "GET", path, e.viewer, nil)
 	require.Equal(t, []any{map[string]any{"key": "password", "value": webhook.Mask}, map[string]any{"key": "tenant", "value": "acme-tenant"}}, got["extra_params"])
 }
+
+// TestKeptSecretStaysHidden: the mask sent back with the secret flag taken off keeps the stored
+// value and its flag — unmarking a kept value would answer it in clear — for a header and an
+// extra parameter alike. Typing a new value with the flag off is how a value stops being secret.
+func TestKeptSecretStaysHidden(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	w := e.newWebhook("Kept", func(w *webhook.Webhook) {
+		w.Headers = []webhook.Header{{Key: "X-Signing", Value: "stored-header-secret", Secret: true}}
+	})
+	hp := fmt.Sprintf("/v1/webhooks/%d", w.ID)
+	got := e.must(200, "PATCH", hp, e.manager, map[string]any{"headers": []map[string]any{{"key": "X-Signing", "value": webhook.Mask, "secret": false}}})
+	require.NotContains(t, fmt.Sprint(got), "stored-header-secret")
+	require.Equal(t, []any{map[string]any{"key": "X-Signing", "value": webhook.Mask, "secret": true}}, got["headers"])
+	require.NotContains(t, fmt.Sprint(e.must(200, "GET", hp, e.viewer, nil)), "stored-header-secret")
+
+	c := e.must(201, "POST", "/v1/oauth", e.manager, map[string]any{
+		"name": "CRM", "token_url": "https://auth.example.com/token", "grant_type": "client_credentials",
+		"client_id": "cid", "client_secret": "cs", "extra_params": []map[string]any{{"key": "tenant", "value": "stored-param-secret", "secret": true}},
+	})
+	op := fmt.Sprintf("/v1/oauth/%d", int64(c["id"].(float64)))
+	got = e.must(200, "PATCH", op, e.manager, map[string]any{"extra_params": []map[string]any{{"key": "tenant", "value": webhook.Mask, "secret": false}}})
+	require.NotContains(t, fmt.Sprint(got), "stored-param-secret")
+	require.Equal(t, []any{map[string]any{"key": "tenant", "value": webhook.Mask, "secret": true}}, got["extra_params"])
+	require.NotContains(t, fmt.Sprint(e.must(200, "GET", op, e.viewer, nil)), "stored-param-secret")
+
+	got = e.must(200, "PATCH", op, e.manager, map[string]any{"extra_params": []map[string]any{{"key": "tenant", "value": "acme", "secret": false}}})
+	require.Equal(t, []any{map[string]any{"key": "tenant", "value": "acme"}}, got["extra_params"], "a new value typed unmarked is plain")
+}

@@ -17,11 +17,19 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: dev
 dev: ## run walhook on a private local PostgreSQL with demo data (./.walhook)
 	$(GO) run ./cmd/walhook dev
+
+.PHONY: dev-hostapp
+dev-hostapp: ## walhook dev for the worked example: its catalog, its page framed by http://127.0.0.1:8090
+	$(GO) run ./cmd/walhook dev --catalog examples/hostapp/catalog.yaml --frame-ancestors http://127.0.0.1:8090
+
+.PHONY: hostapp
+hostapp: ## the worked example host application (examples/hostapp) on http://127.0.0.1:8090, against walhook dev
+	$(GO) run ./examples/hostapp
 
 .PHONY: build
 build: ## build bin/walhook

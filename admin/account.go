@@ -407,7 +407,7 @@ func (s *Server) revokeToken(c *call) error {
 	return c.noContent()
 }
 
-var auditTypes = []string{store.AuditWebhook, store.AuditOAuth, store.AuditRole, store.AuditMember, store.AuditToken}
+var auditTypes = []string{store.AuditWebhook, store.AuditOAuth, store.AuditRole, store.AuditMember, store.AuditToken, store.AuditCompany}
 
 func (s *Server) listAudit(c *call) error {
 	q := c.r.URL.Query()

@@ -9,11 +9,13 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/walhook/walhook/relay/crypt"
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -25,9 +27,10 @@ const maxBody = 1 << 20
 type access int
 
 const (
-	accessMember access = iota // any member of the company
-	accessManage               // members holding manage_webhooks (the owner always does)
-	accessOwner                // the company owner only
+	accessMember   access = iota // any member of the company
+	accessManage                 // members holding manage_webhooks (the owner always does)
+	accessOwner                  // the company owner only
+	accessPlatform               // platform tokens only (the host application; platform.go)
 )
 
 // call is one authenticated API request.
@@ -36,6 +39,8 @@ type call struct {
 	r   *http.Request
 	ctx context.Context
 	p   store.Principal
+	// pp is the platform token's principal on a platform route (p is then empty).
+	pp store.PlatformPrincipal
 }
 
 // handler serves an authenticated request; a returned error is answered as problem details.
@@ -90,6 +95,20 @@ func (s *Server) routes() []route {
 		{"DELETE", "/v1/tokens/{id}", accessMember, s.revokeToken},
 		{"POST", "/v1/logout", accessMember, s.logout},
 		{"GET", "/v1/audit", accessMember, s.listAudit},
+
+		{"GET", "/v1/platform/companies", accessPlatform, s.platformListCompanies},
+		{"POST", "/v1/platform/companies", accessPlatform, s.platformCreateCompany},
+		{"GET", "/v1/platform/companies/{id}", accessPlatform, s.platformGetCompany},
+		{"PATCH", "/v1/platform/companies/{id}", accessPlatform, s.platformRenameCompany},
+		{"POST", "/v1/platform/companies/{id}/disable", accessPlatform, s.platformDisableCompany},
+		{"POST", "/v1/platform/companies/{id}/enable", accessPlatform, s.platformEnableCompany},
+		{"GET", "/v1/platform/companies/{id}/members", accessPlatform, s.platformListMembers},
+		{"POST", "/v1/platform/companies/{id}/members", accessPlatform, s.platformCreateMember},
+		{"DELETE", "/v1/platform/companies/{id}/members/{member_id}", accessPlatform, s.platformRemoveMember},
+		{"POST", "/v1/platform/companies/{id}/members/{member_id}/portal-links", accessPlatform, s.platformCreatePortalLink},
+		{"GET", "/v1/platform/companies/{id}/roles", accessPlatform, s.platformListRoles},
+		{"POST", "/v1/platform/companies/{id}/roles", accessPlatform, s.platformCreateRole},
+		{"DELETE", "/v1/platform/companies/{id}/roles/{name}", accessPlatform, s.platformRemoveRole},
 	}
 }
 
@@ -121,7 +140,11 @@ func (s *Server) authorize(c *call, a access) error {
 	if d := s.throttle.wait(client); d > 0 {
 		return heldOff(c.w, d)
 	}
-	p, err := s.store.Authenticate(c.ctx, strings.TrimSpace(token))
+	token = strings.TrimSpace(token)
+	if strings.HasPrefix(token, crypt.PlatformTokenPrefix) {
+		return s.authorizePlatform(c, a, token, client)
+	}
+	p, err := s.store.Authenticate(c.ctx, token)
 	if errors.Is(err, store.ErrNotFound) {
 		s.failAuth(c.r, client)
 		return &problem{Status: http.StatusUnauthorized, Detail: "the API token is unknown, revoked or expired"}
@@ -131,11 +154,33 @@ func (s *Server) authorize(c *call, a access) error {
 	}
 	c.p = p
 	switch {
+	case a == accessPlatform:
+		return &problem{Status: http.StatusForbidden, Detail: "the platform API needs a platform token (walhook token create --platform); a company member's token cannot call it"}
+	case p.CompanyDisabled:
+		return &problem{Status: http.StatusForbidden, Detail: "your company is disabled; its members cannot use walhook until it is enabled again"}
 	case a == accessManage && !p.Can(webhook.PermManageWebhooks):
 		return &problem{Status: http.StatusForbidden, Detail: "this needs the Manage Webhooks permission (manage_webhooks); ask the company owner to grant it to your role"}
 	case a == accessOwner && !p.IsOwner:
 		return &problem{Status: http.StatusForbidden, Detail: "only the company owner may manage roles, permissions and member roles"}
 	}
+	return nil
+}
+
+// authorizePlatform checks a platform token (whp_…): it may call the platform routes and nothing
+// else, so it can never read a company's webhooks, credentials, history or secrets.
+func (s *Server) authorizePlatform(c *call, a access, token string, client netip.Prefix) error {
+	pp, err := s.store.PlatformAuthenticate(c.ctx, token)
+	if errors.Is(err, store.ErrNotFound) {
+		s.failAuth(c.r, client)
+		return &problem{Status: http.StatusUnauthorized, Detail: "the platform token is unknown, revoked or expired"}
+	}
+	if err != nil {
+		return fmt.Errorf("authenticate platform token: %w", err)
+	}
+	if a != accessPlatform {
+		return &problem{Status: http.StatusForbidden, Detail: "a platform token can only call /v1/platform; sign a member in with a portal link to act in a company"}
+	}
+	c.pp = pp
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/netip"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
@@ -28,10 +30,11 @@ func FuzzWebhookInput(f *testing.F) {
 		`{"headers":[{"key":"Host","value":"x\r\n"}]}`,
 		`{"params":[{"key":"","path":"data..x"}],"oauth_id":null}`,
 		`{"name":1}`, `[]`, `null`, `{"unknown":true}`, `{"name":"\u0000"}`,
+		`{"name":"n","url":"https://example.com/","method":"POST","events":["contact.created"],"headers":[{"key":"x-a","value":"••••••","secret":false}]}`,
 	} {
 		f.Add([]byte(s))
 	}
-	old := []webhook.Header{{Key: "X-A", Value: "stored", Secret: true}}
+	old := []webhook.Header{{Key: "X-A", Value: "stored-header-value", Secret: true}}
 	rules := webhook.Rules{EventExists: func(k string) bool { return k == "contact.created" || k == "contact.updated" },
 		EventSample: func(k string) json.RawMessage { return json.RawMessage(`{"email":"a@example.com","name":"Ada"}`) }}
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -73,8 +76,11 @@ func FuzzWebhookInput(f *testing.F) {
 			for _, h := range w.Headers {
 				require.NotContains(t, h.Value, "\n")
 			}
-			_, err := json.Marshal(webhookOut(w, ownerPrincipal(), nil))
+			out, err := json.Marshal(webhookOut(w, ownerPrincipal(), nil))
 			require.NoError(t, err)
+			if !bytes.Contains(raw, []byte("stored-header-value")) {
+				require.NotContains(t, string(out), "stored-header-value", "a stored secret header is never answered")
+			}
 		}
 	})
 }
@@ -86,6 +92,8 @@ func FuzzOAuthInput(f *testing.F) {
 		`{"name":"c","token_url":"https://a.example.com/t","grant_type":"client_credentials","client_id":"i","client_secret":"s"}`,
 		`{"name":"c","token_url":"https://a.example.com/t","grant_type":"authorization_code","code":"••••••","extra_params":[{"key":"k","value":"v"}]}`,
 		`{"client_secret":null,"method":"get"}`, `{"refresh_token":5}`, `{}`, `x`,
+		`{"extra_params":[{"key":"password","value":"••••••"},{"key":"tenant","value":"","secret":true},{"key":"Password","value":"••••••"}]}`,
+		`{"token_url":"https://b.example.com/t","extra_params":[{"key":"tenant","value":"••••••","secret":false}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -94,12 +102,19 @@ func FuzzOAuthInput(f *testing.F) {
 		if err := decodeBytes(raw, &in); err != nil {
 			return
 		}
-		c := webhook.OAuthCredential{ClientSecret: "stored-secret-value"}
+		c := webhook.OAuthCredential{ClientSecret: "stored-secret-value", ExtraParams: []webhook.KeyValue{
+			{Key: "password", Value: "stored-password-value"}, {Key: "tenant", Value: "stored-tenant-value", Secret: true},
+		}}
 		in.apply(&c)
 		_ = c.Validate(webhook.Rules{})
 		out, err := json.Marshal(oauthOut(c))
 		require.NoError(t, err)
 		require.NotContains(t, string(out), "stored-secret-value")
+		for _, v := range []string{"stored-password-value", "stored-tenant-value"} {
+			if !bytes.Contains(raw, []byte(v)) {
+				require.NotContains(t, string(out), v, "a stored hidden parameter is never answered")
+			}
+		}
 		if c.Code != "" && len(c.Code) > 3 {
 			require.NotContains(t, string(out), `"code":"`+c.Code+`"`)
 		}
@@ -153,6 +168,50 @@ func FuzzThrottleClient(f *testing.F) {
 		}
 		th.fail(p)
 		_ = th.wait(p)
+	})
+}
+
+// FuzzPlatformInput: any body either is refused (400 while decoding, 422 naming a field) or is a
+// company and a member walhook can store as given: an external_id that is one trimmed line of
+// valid UTF-8 within the column's bounds (it must equal the tenant column byte for byte), a name
+// likewise, and an email with something on both sides of an @.
+func FuzzPlatformInput(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"Acme","external_id":"42"}`, `{"name":"A","external_id":" 42"}`, `{"name":"A","external_id":"a\u0000b"}`,
+		`{"email":"a@b.c","role":"owner"}`, `{"email":"a@b.c","name":"N","role":null}`, `{"email":"@x","role":""}`,
+		`{"external_id":7}`, `[]`, `null`, `{"email":"a@b.c","email":"d@e.f"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var co companyInput
+		if err := decodeBytes(raw, &co); err == nil {
+			if err := co.validate(); err != nil {
+				var ve *webhook.ValidationError
+				require.ErrorAs(t, err, &ve)
+				require.NotEmpty(t, ve.Fields)
+			} else {
+				for _, v := range []string{co.ExternalID, co.Name} {
+					require.True(t, utf8.ValidString(v))
+					require.NotEmpty(t, strings.TrimSpace(v))
+					require.LessOrEqual(t, utf8.RuneCountInString(v), maxCompanyText)
+					require.False(t, strings.ContainsFunc(v, unicode.IsControl))
+				}
+				require.Equal(t, strings.TrimSpace(co.ExternalID), co.ExternalID)
+			}
+		} else {
+			var p *problem
+			require.ErrorAs(t, err, &p)
+			require.Equal(t, 400, p.Status)
+		}
+		var m memberInput
+		if err := decodeBytes(raw, &m); err == nil && m.validate() == nil {
+			at := strings.LastIndexByte(m.Email, '@')
+			require.Positive(t, at)
+			require.Less(t, at, len(m.Email)-1)
+			require.False(t, strings.ContainsFunc(m.Email, unicode.IsSpace))
+			require.True(t, m.Role == nil || *m.Role != "")
+		}
 	})
 }
 

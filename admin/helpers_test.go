@@ -67,6 +67,7 @@ type env struct {
 	tester *fakeTester
 
 	owner, manager, viewer, other     string // tokens
+	platform                          string // a platform token (the host application's), named hostapp
 	ownerM, managerM, viewerM, otherM store.Member
 	role                              store.Role
 }
@@ -104,6 +105,8 @@ func newEnv(t *testing.T, tester Tester) *env {
 	e.managerM, e.manager = mk("acme", "dev@acme.test", false, &e.role.ID)
 	e.viewerM, e.viewer = mk("acme", "viewer@acme.test", false, nil)
 	e.otherM, e.other = mk("other", "owner@other.test", true, nil)
+	e.platform, _, err = st.PlatformTokenCreate(ctx, "hostapp", nil)
+	require.NoError(t, err)
 	if tester == nil {
 		e.tester = &fakeTester{}
 		tester = e.tester

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -113,7 +114,15 @@ func TestHostileRequests(t *testing.T) {
 	validJSON, err := json.Marshal(good(nil))
 	require.NoError(t, err)
 
-	const W, O = "/v1/webhooks", "/v1/oauth"
+	const W, O, PC = "/v1/webhooks", "/v1/oauth", "/v1/platform/companies"
+	pt := e.platform
+	// A disabled company with a member, for the portal link refused.
+	_, err = e.st.CompanyCreate(e.ctx, "gone", "Gone")
+	require.NoError(t, err)
+	goneM, err := e.st.MemberCreate(e.ctx, store.Member{CompanyID: "gone", Email: "m@gone.test"})
+	require.NoError(t, err)
+	_, err = e.st.CompanySetDisabled(e.ctx, "gone", true)
+	require.NoError(t, err)
 	hp := fmt.Sprintf("/v1/webhooks/%d", hook.ID)
 	ohp := fmt.Sprintf("/v1/webhooks/%d", otherHook.ID)
 	cases := []hostileCase{
@@ -186,6 +195,10 @@ func TestHostileRequests(t *testing.T) {
 		{name: "RTL override in token name", method: "POST", path: "/v1/tokens", body: map[string]any{"name": "ci\u202e"}, status: 422, field: "name"},
 		{name: "NUL in OAuth extra param", method: "POST", path: O, body: oauth(map[string]any{"extra_params": []map[string]any{{"key": "aud\x00", "value": "x"}}}), status: 422, field: "extra_params[0].key"},
 		{name: "NUL in OAuth extra param value", method: "POST", path: O, body: oauth(map[string]any{"extra_params": []map[string]any{{"key": "aud", "value": "x\x00"}}}), status: 422, field: "extra_params[0].value"},
+		{name: "OAuth extra param secret is a string", method: "POST", path: O, body: oauth(map[string]any{"extra_params": []map[string]any{{"key": "aud", "value": "x", "secret": "true"}}}), status: 400, field: "extra_params.secret"},
+		{name: "OAuth extra param unknown field sealed", method: "POST", path: O, body: oauth(map[string]any{"extra_params": []map[string]any{{"key": "aud", "value": "x", "sealed": true}}}), status: 400, field: "sealed"},
+		{name: "OAuth extra param mask with nothing stored", method: "POST", path: O, body: oauth(map[string]any{"extra_params": []map[string]any{{"key": "password", "value": "••••••"}}}), status: 422, field: "extra_params[0].value"},
+		{name: "OAuth secret extra param left empty", method: "POST", path: O, body: oauth(map[string]any{"extra_params": []map[string]any{{"key": "tenant", "value": "", "secret": true}}}), status: 422, field: "extra_params[0].value"},
 
 		// Lengths and counts.
 		{name: "name of 101 characters", method: "POST", path: W, body: good(map[string]any{"name": strings.Repeat("n", 101)}), status: 422, field: "name"},
@@ -497,6 +510,60 @@ func TestHostileRequests(t *testing.T) {
 		{name: "no token", method: "POST", path: W, body: good(nil), token: "-", status: 401},
 		{name: "token SQL", method: "POST", path: W, body: good(nil), token: "' OR '1'='1", status: 401},
 		{name: "token of a different shape", method: "GET", path: "/v1/me", token: strings.Repeat("x", 4096), status: 401},
+
+		// The platform API (platform token unless said otherwise).
+		{name: "platform: external_id is a number", method: "POST", path: PC, token: pt, body: map[string]any{"name": "N", "external_id": 7}, status: 400, field: "external_id"},
+		{name: "platform: name is an array", method: "POST", path: PC, token: pt, body: map[string]any{"name": []string{"N"}, "external_id": "x"}, status: 400, field: "name"},
+		{name: "platform: company unknown field", method: "POST", path: PC, token: pt, body: map[string]any{"name": "N", "external_id": "x", "id": "y"}, status: 400, field: "id"},
+		{name: "platform: company top-level array", method: "POST", path: PC, token: pt, body: `[{"name":"N","external_id":"x"}]`, status: 400},
+		{name: "platform: company body over 1 MiB", method: "POST", path: PC, token: pt, body: map[string]any{"name": strings.Repeat("n", maxBody), "external_id": "x"}, status: 413},
+		{name: "platform: company as text/plain", method: "POST", path: PC, token: pt, body: `{"name":"N","external_id":"x"}`, ct: "text/plain", status: 415},
+		{name: "platform: external_id missing", method: "POST", path: PC, token: pt, body: map[string]any{"name": "N"}, status: 422, field: "external_id"},
+		{name: "platform: external_id too long", method: "POST", path: PC, token: pt, body: map[string]any{"name": "N", "external_id": strings.Repeat("x", 201)}, status: 422, field: "external_id"},
+		{name: "platform: external_id with a newline", method: "POST", path: PC, token: pt, body: map[string]any{"name": "N", "external_id": "a\nb"}, status: 422, field: "external_id"},
+		{name: "platform: external_id with a trailing space", method: "POST", path: PC, token: pt, body: map[string]any{"name": "N", "external_id": "acme "}, status: 422, field: "external_id"},
+		{name: "platform: company name missing", method: "POST", path: PC, token: pt, body: map[string]any{"external_id": "x"}, status: 422, field: "name"},
+		{name: "platform: duplicate external_id", method: "POST", path: PC, token: pt, body: map[string]any{"name": "Again", "external_id": "acme"}, status: 409, field: "external_id"},
+		{name: "platform: rename to null", method: "PATCH", path: PC + "/acme", token: pt, body: map[string]any{"name": nil}, status: 422, field: "name"},
+		{name: "platform: rename to a number", method: "PATCH", path: PC + "/acme", token: pt, body: map[string]any{"name": 1}, status: 400, field: "name"},
+		{name: "platform: rename without a body", method: "PATCH", path: PC + "/acme", token: pt, status: 400},
+		{name: "platform: rename an unknown company", method: "PATCH", path: PC + "/nope", token: pt, body: map[string]any{"name": "N"}, status: 404},
+		{name: "platform: disable an unknown company", method: "POST", path: PC + "/nope/disable", token: pt, status: 404},
+		{name: "platform: list companies with limit 0", method: "GET", path: PC + "?limit=0", token: pt, status: 400, field: "limit"},
+		{name: "platform: list companies with limit twice", method: "GET", path: PC + "?limit=1&limit=2", token: pt, status: 400, field: "limit"},
+		{name: "platform: list companies with a garbage cursor", method: "GET", path: PC + "?cursor=%%%", token: pt, status: 400},
+		{name: "platform: list companies with a webhooks cursor", method: "GET", path: PC + "?cursor=" + acmeCursor, token: pt, status: 400, field: "cursor"},
+		{name: "platform: member email is a number", method: "POST", path: PC + "/acme/members", token: pt, body: map[string]any{"email": 5}, status: 400, field: "email"},
+		{name: "platform: member role is a number", method: "POST", path: PC + "/acme/members", token: pt, body: map[string]any{"email": "n@acme.test", "role": 1}, status: 400, field: "role"},
+		{name: "platform: member role unknown", method: "POST", path: PC + "/acme/members", token: pt, body: map[string]any{"email": "n@acme.test", "role": "Pilots"}, status: 422, field: "role"},
+		{name: "platform: member role of another company", method: "POST", path: PC + "/acme/members", token: pt, body: map[string]any{"email": "n@acme.test", "role": "Other role"}, status: 422, field: "role"},
+		{name: "platform: member role empty", method: "POST", path: PC + "/acme/members", token: pt, body: map[string]any{"email": "n@acme.test", "role": ""}, status: 422, field: "role"},
+		{name: "platform: member email not an address", method: "POST", path: PC + "/acme/members", token: pt, body: map[string]any{"email": "nobody"}, status: 422, field: "email"},
+		{name: "platform: member email taken", method: "POST", path: PC + "/acme/members", token: pt, body: map[string]any{"email": "owner@acme.test"}, status: 409, field: "email"},
+		{name: "platform: member of an unknown company", method: "POST", path: PC + "/nope/members", token: pt, body: map[string]any{"email": "n@acme.test"}, status: 404},
+		{name: "platform: remove another company's member", method: "DELETE", path: fmt.Sprintf("%s/acme/members/%d", PC, e.otherM.ID), token: pt, status: 404},
+		{name: "platform: remove member abc", method: "DELETE", path: PC + "/acme/members/abc", token: pt, status: 404},
+		{name: "platform: remove member -1", method: "DELETE", path: PC + "/acme/members/-1", token: pt, status: 404},
+		{name: "platform: portal link for another company's member", method: "POST", path: fmt.Sprintf("%s/acme/members/%d/portal-links", PC, e.otherM.ID), token: pt, status: 404},
+		{name: "platform: portal link in an unknown company", method: "POST", path: fmt.Sprintf("%s/nope/members/%d/portal-links", PC, e.ownerM.ID), token: pt, status: 404},
+		{name: "platform: portal link in a disabled company", method: "POST", path: fmt.Sprintf("%s/gone/members/%d/portal-links", PC, goneM.ID), token: pt, status: 409},
+		{name: "platform: role named owner", method: "POST", path: PC + "/acme/roles", token: pt, body: map[string]any{"name": "owner"}, status: 409, field: "name"},
+		{name: "platform: role name taken", method: "POST", path: PC + "/acme/roles", token: pt, body: map[string]any{"name": "Developers"}, status: 409, field: "name"},
+		{name: "platform: role permissions is a string", method: "POST", path: PC + "/acme/roles", token: pt, body: map[string]any{"name": "R", "permissions": "manage_webhooks"}, status: 400, field: "permissions"},
+		{name: "platform: role permission unknown", method: "POST", path: PC + "/acme/roles", token: pt, body: map[string]any{"name": "R", "permissions": []string{"root"}}, status: 422, field: "permissions[0]"},
+		{name: "platform: role in an unknown company", method: "POST", path: PC + "/nope/roles", token: pt, body: map[string]any{"name": "R"}, status: 404},
+		{name: "platform: remove the owner role", method: "DELETE", path: PC + "/acme/roles/owner", token: pt, status: 409},
+		{name: "platform: remove an unknown role", method: "DELETE", path: PC + "/acme/roles/Pilots", token: pt, status: 404},
+		{name: "platform: remove another company's role", method: "DELETE", path: PC + "/acme/roles/Other%20role", token: pt, status: 404},
+		{name: "platform: PUT on companies", method: "PUT", path: PC, token: pt, body: map[string]any{}, status: 405},
+		{name: "platform: DELETE a company", method: "DELETE", path: PC + "/acme", token: pt, status: 405},
+		{name: "platform: company token on an unknown company", method: "GET", path: PC + "/nope", status: 403},
+		{name: "platform: company token creates a company", method: "POST", path: PC, body: map[string]any{"name": "N", "external_id": "x"}, status: 403},
+		{name: "platform: platform token reads webhooks", method: "GET", path: W, token: pt, status: 403},
+		{name: "platform: platform token reads a webhook", method: "GET", path: hp, token: pt, status: 403},
+		{name: "platform: platform token creates a webhook", method: "POST", path: W, token: pt, body: good(nil), status: 403},
+		{name: "platform: unknown platform token", method: "GET", path: PC, token: "whp_not-a-token", status: 401},
+		{name: "platform: no token", method: "GET", path: PC, token: "-", status: 401},
 	}
 	require.GreaterOrEqual(t, len(cases), 100)
 

@@ -43,6 +43,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &problem{Status: http.StatusUnauthorized, Detail: "this sign-in link was already used or has expired; ask for a new one (walhook dev prints one at every start) or sign in with an API token"})
 		return
 	}
+	if errors.Is(err, store.ErrCompanyDisabled) {
+		s.writeError(w, r, &problem{Status: http.StatusForbidden, Detail: "your company is disabled; its members cannot sign in until it is enabled again"})
+		return
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -2,16 +2,21 @@ package admin
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-// TestPermissionMatrix calls every route as the owner, a member with manage_webhooks, a member
-// without it, the owner of another company and nobody, each on fresh objects of acme.
+// TestPermissionMatrix calls every company route as the owner, a member with manage_webhooks, a
+// member without it, the owner of another company, the platform token and nobody, each on fresh
+// objects of acme. A platform token is refused (403) on every one of them, so it never reads a
+// webhook, a credential, the history or a secret. The platform routes have their own matrix
+// (TestPlatformPermissionMatrix).
 func TestPermissionMatrix(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
@@ -37,6 +42,7 @@ func TestPermissionMatrix(t *testing.T) {
 		viewer
 		other
 		anonymous
+		platform
 	)
 	type tc struct {
 		ok    int // status for a caller allowed to act
@@ -120,19 +126,24 @@ func TestPermissionMatrix(t *testing.T) {
 	for _, rt := range srv.routes() {
 		key := rt.method + " " + rt.path
 		seen[key] = true
+		if rt.access == accessPlatform {
+			continue
+		}
 		c, ok := cases[key]
 		require.True(t, ok, "route %s has no permission case", key)
-		for who, token := range map[int]string{owner: e.owner, manager: e.manager, viewer: e.viewer, other: e.other, anonymous: ""} {
+		for who, token := range map[int]string{owner: e.owner, manager: e.manager, viewer: e.viewer, other: e.other, anonymous: "", platform: e.platform} {
 			want := c.ok
 			switch {
 			case who == anonymous:
 				want = 401
+			case who == platform:
+				want = 403
 			case who == manager && rt.access == accessOwner, who == viewer && rt.access != accessMember:
 				want = 403
 			case who == other && c.scoped:
 				want = 404
 			}
-			if w, ok := c.want[who]; ok {
+			if w, ok := c.want[who]; ok && who != platform {
 				want = w
 			}
 			if m, ok := members[who]; ok && c.fresh {
@@ -145,9 +156,101 @@ func TestPermissionMatrix(t *testing.T) {
 			require.Equal(t, want, r.status, "%s as %d: %s", key, who, r.raw)
 			if want == 403 {
 				detail := r.obj(t)["detail"].(string)
-				if rt.access == accessManage {
+				switch {
+				case who == platform:
+					require.Contains(t, detail, "platform token can only call /v1/platform")
+				case rt.access == accessManage:
 					require.Contains(t, detail, "manage_webhooks")
 				}
+			}
+		}
+	}
+	for key := range cases {
+		require.True(t, seen[key], "case %s has no route", key)
+	}
+}
+
+// TestPlatformPermissionMatrix calls every platform route as the platform token, the owner of a
+// company (acme's, and other's) and nobody. Only the platform token
+// gets through; a company token is refused with 403 even on its own company. The statuses are
+// written out by hand.
+func TestPlatformPermissionMatrix(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	const P = "/v1/platform/companies"
+	company := func() string {
+		id := fmt.Sprintf("co-%d", seq.Add(1))
+		_, err := e.st.CompanyCreate(e.ctx, id, "Company "+id)
+		require.NoError(t, err)
+		return id
+	}
+	member := func() (string, int64) {
+		id := company()
+		m, err := e.st.MemberCreate(e.ctx, store.Member{CompanyID: id, Email: fmt.Sprintf("m%d@example.test", seq.Add(1))})
+		require.NoError(t, err)
+		return id, m.ID
+	}
+	role := func() (string, string) {
+		id := company()
+		r, err := e.st.RoleCreate(e.ctx, id, "Role")
+		require.NoError(t, err)
+		return id, r.Name
+	}
+	type tc struct {
+		setup func() (path string, body any)
+		// want is the status per caller: platform, acme's owner, other's owner, no token. (An
+		// unknown platform token is 401 in TestPlatformLifecycle: here its failures would trip
+		// the address's hold-off.)
+		want [4]int
+	}
+	cases := map[string]tc{
+		"GET " + P: {func() (string, any) { return P, nil }, [4]int{200, 403, 403, 401}},
+		"POST " + P: {func() (string, any) {
+			return P, map[string]any{"name": "New", "external_id": fmt.Sprintf("new-%d", seq.Add(1))}
+		}, [4]int{201, 403, 403, 401}},
+		"GET " + P + "/{id}":          {func() (string, any) { return P + "/acme", nil }, [4]int{200, 403, 403, 401}},
+		"PATCH " + P + "/{id}":        {func() (string, any) { return P + "/" + company(), map[string]any{"name": "Renamed"} }, [4]int{200, 403, 403, 401}},
+		"POST " + P + "/{id}/disable": {func() (string, any) { return P + "/" + company() + "/disable", nil }, [4]int{200, 403, 403, 401}},
+		"POST " + P + "/{id}/enable":  {func() (string, any) { return P + "/" + company() + "/enable", nil }, [4]int{200, 403, 403, 401}},
+		"GET " + P + "/{id}/members":  {func() (string, any) { return P + "/acme/members", nil }, [4]int{200, 403, 403, 401}},
+		"POST " + P + "/{id}/members": {func() (string, any) {
+			return P + "/" + company() + "/members", map[string]any{"email": "a@example.test", "role": "owner"}
+		}, [4]int{201, 403, 403, 401}},
+		"DELETE " + P + "/{id}/members/{member_id}": {func() (string, any) {
+			id, m := member()
+			return fmt.Sprintf("%s/%s/members/%d", P, id, m), nil
+		}, [4]int{204, 403, 403, 401}},
+		"POST " + P + "/{id}/members/{member_id}/portal-links": {func() (string, any) {
+			id, m := member()
+			return fmt.Sprintf("%s/%s/members/%d/portal-links", P, id, m), nil
+		}, [4]int{201, 403, 403, 401}},
+		"GET " + P + "/{id}/roles": {func() (string, any) { return P + "/acme/roles", nil }, [4]int{200, 403, 403, 401}},
+		"POST " + P + "/{id}/roles": {func() (string, any) {
+			return P + "/" + company() + "/roles", map[string]any{"name": "Ops", "permissions": []string{"manage_webhooks"}}
+		}, [4]int{201, 403, 403, 401}},
+		"DELETE " + P + "/{id}/roles/{name}": {func() (string, any) {
+			id, name := role()
+			return P + "/" + id + "/roles/" + name, nil
+		}, [4]int{204, 403, 403, 401}},
+	}
+	callers := [4]string{e.platform, e.owner, e.other, ""}
+	srv := &Server{}
+	seen := map[string]bool{}
+	for _, rt := range srv.routes() {
+		if rt.access != accessPlatform {
+			continue
+		}
+		key := rt.method + " " + rt.path
+		require.True(t, strings.HasPrefix(rt.path, "/v1/platform/"), "%s: platform routes live under /v1/platform", key)
+		seen[key] = true
+		c, ok := cases[key]
+		require.True(t, ok, "platform route %s has no permission case", key)
+		for who, token := range callers {
+			path, body := c.setup()
+			r := e.do(rt.method, path, token, body)
+			require.Equal(t, c.want[who], r.status, "%s as caller %d: %s", key, who, r.raw)
+			if c.want[who] == 403 {
+				require.Contains(t, r.obj(t)["detail"], "needs a platform token")
 			}
 		}
 	}

@@ -55,6 +55,13 @@ type Config struct {
 	// (the default): the page refuses every frame. An entry New cannot check is dropped with an
 	// error logged, so a bad list never widens what may frame the page.
 	FrameAncestors []string
+	// PublicURL is the scheme, host and optional path prefix browsers reach this server's web page
+	// at (https://walhook.example.com): the start of the portal links the platform API mints.
+	// Empty: http:// and the listen address.
+	PublicURL string
+	// PortalLinkTTL is how long a portal link (a one-time sign-in code the platform API mints)
+	// stays valid. Default 5 minutes.
+	PortalLinkTTL time.Duration
 }
 
 // Tester sends one test request for a webhook, saved or not, with an OAuth credential when the
@@ -79,7 +86,9 @@ type Server struct {
 	ready    []ReadyFunc
 	throttle *throttle
 	stopping atomic.Bool
-	mux      *http.ServeMux
+	// boundAddr is the address Run listens on, once it does (the default of portal links).
+	boundAddr atomic.Pointer[string]
+	mux       *http.ServeMux
 }
 
 // New builds the server. tester runs test sends (nil: the test endpoints answer 503); gatherer
@@ -93,6 +102,9 @@ func New(cfg Config, st *store.Store, tester Tester, log zerolog.Logger, gathere
 	}
 	if cfg.SecretOverlap == 0 {
 		cfg.SecretOverlap = 24 * time.Hour
+	}
+	if cfg.PortalLinkTTL <= 0 {
+		cfg.PortalLinkTTL = defaultPortalLinkTTL
 	}
 	cfg.Quotas.defaults()
 	cfg.AuthFailures.defaults()
@@ -213,6 +225,8 @@ func (s *Server) Run(ctx context.Context, started func(addr net.Addr)) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
+	bound := ln.Addr().String()
+	s.boundAddr.Store(&bound)
 	if started != nil {
 		started(ln.Addr())
 	}

@@ -62,6 +62,7 @@ func (e AttemptTrigger) Valid() bool {
 // Defines values for AuditEntryObjectType.
 const (
 	AuditEntryObjectTypeApiToken        AuditEntryObjectType = "api_token"
+	AuditEntryObjectTypeCompany         AuditEntryObjectType = "company"
 	AuditEntryObjectTypeMember          AuditEntryObjectType = "member"
 	AuditEntryObjectTypeOauthCredential AuditEntryObjectType = "oauth_credential"
 	AuditEntryObjectTypeRole            AuditEntryObjectType = "role"
@@ -72,6 +73,8 @@ const (
 func (e AuditEntryObjectType) Valid() bool {
 	switch e {
 	case AuditEntryObjectTypeApiToken:
+		return true
+	case AuditEntryObjectTypeCompany:
 		return true
 	case AuditEntryObjectTypeMember:
 		return true
@@ -404,6 +407,7 @@ func (e TestPayload) Valid() bool {
 // Defines values for ListAuditParamsObjectType.
 const (
 	ListAuditParamsObjectTypeApiToken        ListAuditParamsObjectType = "api_token"
+	ListAuditParamsObjectTypeCompany         ListAuditParamsObjectType = "company"
 	ListAuditParamsObjectTypeMember          ListAuditParamsObjectType = "member"
 	ListAuditParamsObjectTypeOauthCredential ListAuditParamsObjectType = "oauth_credential"
 	ListAuditParamsObjectTypeRole            ListAuditParamsObjectType = "role"
@@ -414,6 +418,8 @@ const (
 func (e ListAuditParamsObjectType) Valid() bool {
 	switch e {
 	case ListAuditParamsObjectTypeApiToken:
+		return true
+	case ListAuditParamsObjectTypeCompany:
 		return true
 	case ListAuditParamsObjectTypeMember:
 		return true
@@ -548,11 +554,16 @@ type AttemptTrigger string
 
 // AuditEntry defines model for AuditEntry.
 type AuditEntry struct {
-	// Action created, updated, deleted, secret_rotated, delivery_resynced, deliveries_resynced, permissions_set, role_set, revoked
+	// Action created, updated, deleted, secret_rotated, delivery_resynced, deliveries_resynced, permissions_set, role_set, revoked; for the platform API also renamed, disabled, enabled (object_type company, object_id 0) and portal_link_created (member)
 	//
 	// Example: updated
-	Action *string    `json:"action,omitempty"`
-	At     *time.Time `json:"at,omitempty"`
+	Action *string `json:"action,omitempty"`
+
+	// Actor Who acted when it was not a member: platform:<token name> (or its prefix) for the platform API; null for a member (member_id)
+	//
+	// Example: platform:hostapp
+	Actor nullable.Nullable[string] `json:"actor,omitempty"`
+	At    *time.Time                `json:"at,omitempty"`
 
 	// Detail e.g. {"changed":["url","active"]} for an update; never secret values
 	Detail      *map[string]interface{}   `json:"detail,omitempty"`
@@ -712,6 +723,18 @@ type EventTypeList struct {
 	NextCursor nullable.Nullable[string] `json:"next_cursor,omitempty"`
 }
 
+// ExtraParam defines model for ExtraParam.
+type ExtraParam struct {
+	// Key Up to 200 bytes; not grant_type, client_id, client_secret, code, refresh_token or scope
+	Key string `json:"key"`
+
+	// Secret Hide the value: encrypted at rest, never returned
+	Secret *bool `json:"secret,omitempty"`
+
+	// Value Up to 4096 bytes, no CR, LF or NUL. A hidden value — marked secret, or with a credential-looking key (password, client_assertion, api_key, anything with token, secret, auth…) — is encrypted at rest and reads back as ••••••; send that back to keep the stored value (only while token_url is unchanged)
+	Value string `json:"value"`
+}
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	// Field Example: headers[2].key
@@ -775,18 +798,15 @@ type OAuthCredential struct {
 	ClientSecretSet *bool   `json:"client_secret_set,omitempty"`
 
 	// Code •••••• when set, else empty
-	Code        *string                  `json:"code,omitempty"`
-	CodeSet     *bool                    `json:"code_set,omitempty"`
-	CreatedAt   *time.Time               `json:"created_at,omitempty"`
-	CreatedBy   nullable.Nullable[int64] `json:"created_by,omitempty"`
-	ExtraParams *[]struct {
-		Key   *string `json:"key,omitempty"`
-		Value *string `json:"value,omitempty"`
-	} `json:"extra_params,omitempty"`
-	GrantType *OAuthCredentialGrantType `json:"grant_type,omitempty"`
-	Id        *int64                    `json:"id,omitempty"`
-	Method    *OAuthCredentialMethod    `json:"method,omitempty"`
-	Name      *string                   `json:"name,omitempty"`
+	Code        *string                   `json:"code,omitempty"`
+	CodeSet     *bool                     `json:"code_set,omitempty"`
+	CreatedAt   *time.Time                `json:"created_at,omitempty"`
+	CreatedBy   nullable.Nullable[int64]  `json:"created_by,omitempty"`
+	ExtraParams *[]ExtraParam             `json:"extra_params,omitempty"`
+	GrantType   *OAuthCredentialGrantType `json:"grant_type,omitempty"`
+	Id          *int64                    `json:"id,omitempty"`
+	Method      *OAuthCredentialMethod    `json:"method,omitempty"`
+	Name        *string                   `json:"name,omitempty"`
 
 	// RefreshToken •••••• when set, else empty
 	RefreshToken    *string `json:"refresh_token,omitempty"`
@@ -816,14 +836,11 @@ type OAuthInput struct {
 	// Code Write-only (authorization_code grant)
 	Code *string `json:"code,omitempty"`
 
-	// ExtraParams More parameters of the token request (audience, resource, …); given, it replaces the whole list. Not secret: stored and returned as given, so secrets go in client_secret, code or refresh_token. A key may not be one of those named fields.
-	ExtraParams *[]struct {
-		Key   *string `json:"key,omitempty"`
-		Value *string `json:"value,omitempty"`
-	} `json:"extra_params,omitempty"`
-	GrantType *OAuthInputGrantType `json:"grant_type,omitempty"`
-	Method    *OAuthInputMethod    `json:"method,omitempty"`
-	Name      *string              `json:"name,omitempty"`
+	// ExtraParams More parameters of the token request (audience, resource, password, client_assertion, …); given, it replaces the whole list. A key may not be one of the named fields (client_secret, code, …).
+	ExtraParams *[]ExtraParam        `json:"extra_params,omitempty"`
+	GrantType   *OAuthInputGrantType `json:"grant_type,omitempty"`
+	Method      *OAuthInputMethod    `json:"method,omitempty"`
+	Name        *string              `json:"name,omitempty"`
 
 	// RefreshToken Write-only (refresh_token grant)
 	RefreshToken *string `json:"refresh_token,omitempty"`
@@ -860,6 +877,87 @@ type Permission string
 type PermissionsInput struct {
 	// Permissions The complete list; an empty list revokes all
 	Permissions []Permission `json:"permissions"`
+}
+
+// PlatformCompany defines model for PlatformCompany.
+type PlatformCompany struct {
+	CreatedAt  time.Time                    `json:"created_at"`
+	Disabled   bool                         `json:"disabled"`
+	DisabledAt nullable.Nullable[time.Time] `json:"disabled_at,omitempty"`
+	ExternalId string                       `json:"external_id"`
+
+	// Id The company's id in walhook, equal to external_id
+	Id   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// PlatformCompanyInput defines model for PlatformCompanyInput.
+type PlatformCompanyInput struct {
+	// ExternalId The host application's company id, as its tenant column holds it; no control characters, no leading or trailing space
+	ExternalId string `json:"external_id"`
+	Name       string `json:"name"`
+}
+
+// PlatformCompanyList defines model for PlatformCompanyList.
+type PlatformCompanyList struct {
+	Items      []PlatformCompany         `json:"items"`
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// PlatformCompanyPatch defines model for PlatformCompanyPatch.
+type PlatformCompanyPatch struct {
+	Name string `json:"name"`
+}
+
+// PlatformMember defines model for PlatformMember.
+type PlatformMember struct {
+	CreatedAt time.Time `json:"created_at"`
+	Email     string    `json:"email"`
+	Id        int64     `json:"id"`
+	IsOwner   bool      `json:"is_owner"`
+	Name      string    `json:"name"`
+
+	// Role owner, the member's role, or null
+	Role nullable.Nullable[string] `json:"role"`
+}
+
+// PlatformMemberInput defines model for PlatformMemberInput.
+type PlatformMemberInput struct {
+	Email string  `json:"email"`
+	Name  *string `json:"name,omitempty"`
+
+	// Role owner, a role of the company, or null / left out for no role
+	Role nullable.Nullable[string] `json:"role,omitempty"`
+}
+
+// PlatformMemberList defines model for PlatformMemberList.
+type PlatformMemberList struct {
+	Items      []PlatformMember          `json:"items"`
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// PlatformRole defines model for PlatformRole.
+type PlatformRole struct {
+	// Builtin true for owner, which every company has, holds every permission and cannot be removed
+	Builtin     bool         `json:"builtin"`
+	Name        string       `json:"name"`
+	Permissions []Permission `json:"permissions"`
+}
+
+// PlatformRoleList defines model for PlatformRoleList.
+type PlatformRoleList struct {
+	Items      []PlatformRole            `json:"items"`
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// PortalLink defines model for PortalLink.
+type PortalLink struct {
+	// Code The one-time code (whl_…) in the url
+	Code      string    `json:"code"`
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Url Example: https://walhook.example.com/#login=whl_…
+	Url string `json:"url"`
 }
 
 // Problem RFC 9457 problem details
@@ -1174,6 +1272,9 @@ type WebhookRef struct {
 	Name *string `json:"name,omitempty"`
 }
 
+// CompanyID defines model for CompanyID.
+type CompanyID = string
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -1185,6 +1286,12 @@ type ID = int64
 
 // Limit defines model for Limit.
 type Limit = int
+
+// MemberID defines model for MemberID.
+type MemberID = int64
+
+// RoleName defines model for RoleName.
+type RoleName = string
 
 // TestPayload defines model for TestPayload.
 type TestPayload string
@@ -1209,6 +1316,9 @@ type NotFound = Problem
 
 // OverQuota RFC 9457 problem details
 type OverQuota = Problem
+
+// PlatformOnly RFC 9457 problem details
+type PlatformOnly = Problem
 
 // TooLarge RFC 9457 problem details
 type TooLarge = Problem
@@ -1248,6 +1358,14 @@ type ListEventFieldsParams struct {
 type LoginJSONBody struct {
 	// Code the code from the sign-in link (whl_…)
 	Code string `json:"code"`
+}
+
+// PlatformListCompaniesParams defines parameters for PlatformListCompanies.
+type PlatformListCompaniesParams struct {
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor next_cursor of the previous page
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // ListWebhooksParams defines parameters for ListWebhooks.
@@ -1344,6 +1462,18 @@ type PatchOAuthJSONRequestBody = OAuthInput
 
 // ReplaceOAuthJSONRequestBody defines body for ReplaceOAuth for application/json ContentType.
 type ReplaceOAuthJSONRequestBody = OAuthInput
+
+// PlatformCreateCompanyJSONRequestBody defines body for PlatformCreateCompany for application/json ContentType.
+type PlatformCreateCompanyJSONRequestBody = PlatformCompanyInput
+
+// PlatformRenameCompanyJSONRequestBody defines body for PlatformRenameCompany for application/json ContentType.
+type PlatformRenameCompanyJSONRequestBody = PlatformCompanyPatch
+
+// PlatformCreateMemberJSONRequestBody defines body for PlatformCreateMember for application/json ContentType.
+type PlatformCreateMemberJSONRequestBody = PlatformMemberInput
+
+// PlatformCreateRoleJSONRequestBody defines body for PlatformCreateRole for application/json ContentType.
+type PlatformCreateRoleJSONRequestBody = RoleInput
 
 // CreateRoleJSONRequestBody defines body for CreateRole for application/json ContentType.
 type CreateRoleJSONRequestBody = RoleInput
@@ -1614,6 +1744,141 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/oauth/{id} (the `ReplaceOAuth` operationId).
 	ReplaceOAuth(ctx context.Context, id ID, body ReplaceOAuthJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformListCompanies List companies, by id (platform token)
+	//
+	// Corresponds with GET /v1/platform/companies (the `PlatformListCompanies` operationId).
+	PlatformListCompanies(ctx context.Context, params *PlatformListCompaniesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformCreateCompanyWithBody Create a company (platform token)
+	//
+	// `external_id` is the host application's own id of the company: the value its tables hold
+	// in the tenant column, which walhook reads to route events. It is also the company's `id`
+	// in walhook (the two fields always hold the same value) and names the company in every
+	// `/v1/platform/companies/{id}` path. It cannot be changed. The company starts with no
+	// members; add its owner with `POST /v1/platform/companies/{id}/members` and `role: owner`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/platform/companies (the `PlatformCreateCompany` operationId).
+	PlatformCreateCompanyWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformCreateCompany Create a company (platform token)
+	//
+	// `external_id` is the host application's own id of the company: the value its tables hold
+	// in the tenant column, which walhook reads to route events. It is also the company's `id`
+	// in walhook (the two fields always hold the same value) and names the company in every
+	// `/v1/platform/companies/{id}` path. It cannot be changed. The company starts with no
+	// members; add its owner with `POST /v1/platform/companies/{id}/members` and `role: owner`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/platform/companies (the `PlatformCreateCompany` operationId).
+	PlatformCreateCompany(ctx context.Context, body PlatformCreateCompanyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformGetCompany Get a company (platform token)
+	//
+	// Corresponds with GET /v1/platform/companies/{id} (the `PlatformGetCompany` operationId).
+	PlatformGetCompany(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformRenameCompanyWithBody Rename a company (platform token)
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/platform/companies/{id} (the `PlatformRenameCompany` operationId).
+	PlatformRenameCompanyWithBody(ctx context.Context, id CompanyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformRenameCompany Rename a company (platform token)
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/platform/companies/{id} (the `PlatformRenameCompany` operationId).
+	PlatformRenameCompany(ctx context.Context, id CompanyID, body PlatformRenameCompanyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformDisableCompany Disable a company (platform token)
+	//
+	// A disabled company's members cannot sign in (`POST /v1/login` answers 403) and their API
+	// tokens answer 403; no portal link can be made for them. Its webhooks send nothing: its
+	// events are not fanned out to them while it is disabled (nor later), and a delivery made
+	// before fails when due without a request, its attempt saying the company is disabled (a
+	// member can resync it after enabling). Nothing is deleted. Disabling a disabled company
+	// changes nothing.
+	//
+	// Corresponds with POST /v1/platform/companies/{id}/disable (the `PlatformDisableCompany` operationId).
+	PlatformDisableCompany(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformEnableCompany Enable a disabled company again (platform token)
+	//
+	// Corresponds with POST /v1/platform/companies/{id}/enable (the `PlatformEnableCompany` operationId).
+	PlatformEnableCompany(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformListMembers List a company's members (platform token)
+	//
+	// Corresponds with GET /v1/platform/companies/{id}/members (the `PlatformListMembers` operationId).
+	PlatformListMembers(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformCreateMemberWithBody Add a member to a company with a role (platform token)
+	//
+	// `role` is a role name: `owner` (every permission, and the company's roles and member
+	// roles), one of the company's roles, or null/left out for a member who can only read.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/platform/companies/{id}/members (the `PlatformCreateMember` operationId).
+	PlatformCreateMemberWithBody(ctx context.Context, id CompanyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformCreateMember Add a member to a company with a role (platform token)
+	//
+	// `role` is a role name: `owner` (every permission, and the company's roles and member
+	// roles), one of the company's roles, or null/left out for a member who can only read.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/platform/companies/{id}/members (the `PlatformCreateMember` operationId).
+	PlatformCreateMember(ctx context.Context, id CompanyID, body PlatformCreateMemberJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformRemoveMember Remove a member, with their API tokens and unused sign-in codes (platform token)
+	//
+	// Corresponds with DELETE /v1/platform/companies/{id}/members/{member_id} (the `PlatformRemoveMember` operationId).
+	PlatformRemoveMember(ctx context.Context, id CompanyID, memberId MemberID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformCreatePortalLink Mint a one-time portal link that signs the member in to walhook's page (platform token)
+	//
+	// The code is single use and short-lived (5 minutes unless the operator sets
+	// `--portal-link-ttl`); the web page at `url` exchanges it at `POST /v1/login` for an API
+	// token of the member, valid 12 hours. `url` is the server's public URL (`--public-url`,
+	// else `http://` and the admin listen address) followed by `/#login=<code>`; a host
+	// application that shows the page in an iframe sets the iframe's `src` to it. A disabled
+	// company answers 409.
+	//
+	// Corresponds with POST /v1/platform/companies/{id}/members/{member_id}/portal-links (the `PlatformCreatePortalLink` operationId).
+	PlatformCreatePortalLink(ctx context.Context, id CompanyID, memberId MemberID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformListRoles List a company's roles, the built-in owner first (platform token)
+	//
+	// Corresponds with GET /v1/platform/companies/{id}/roles (the `PlatformListRoles` operationId).
+	PlatformListRoles(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformCreateRoleWithBody Create a role with permissions (platform token)
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/platform/companies/{id}/roles (the `PlatformCreateRole` operationId).
+	PlatformCreateRoleWithBody(ctx context.Context, id CompanyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformCreateRole Create a role with permissions (platform token)
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/platform/companies/{id}/roles (the `PlatformCreateRole` operationId).
+	PlatformCreateRole(ctx context.Context, id CompanyID, body PlatformCreateRoleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PlatformRemoveRole Remove a role by name (platform token)
+	//
+	// Its members keep their membership with no role (they can read). `owner` cannot be removed (409).
+	//
+	// Corresponds with DELETE /v1/platform/companies/{id}/roles/{name} (the `PlatformRemoveRole` operationId).
+	PlatformRemoveRole(ctx context.Context, id CompanyID, name RoleName, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListRoles List roles with their permissions (owner only)
 	//
@@ -2276,6 +2541,311 @@ func (c *Client) ReplaceOAuthWithBody(ctx context.Context, id ID, contentType st
 // Corresponds with PUT /v1/oauth/{id} (the `ReplaceOAuth` operationId).
 func (c *Client) ReplaceOAuth(ctx context.Context, id ID, body ReplaceOAuthJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReplaceOAuthRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformListCompanies List companies, by id (platform token)
+//
+// Corresponds with GET /v1/platform/companies (the `PlatformListCompanies` operationId).
+func (c *Client) PlatformListCompanies(ctx context.Context, params *PlatformListCompaniesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformListCompaniesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformCreateCompanyWithBody Create a company (platform token)
+//
+// `external_id` is the host application's own id of the company: the value its tables hold
+// in the tenant column, which walhook reads to route events. It is also the company's `id`
+// in walhook (the two fields always hold the same value) and names the company in every
+// `/v1/platform/companies/{id}` path. It cannot be changed. The company starts with no
+// members; add its owner with `POST /v1/platform/companies/{id}/members` and `role: owner`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/platform/companies (the `PlatformCreateCompany` operationId).
+func (c *Client) PlatformCreateCompanyWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformCreateCompanyRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformCreateCompany Create a company (platform token)
+//
+// `external_id` is the host application's own id of the company: the value its tables hold
+// in the tenant column, which walhook reads to route events. It is also the company's `id`
+// in walhook (the two fields always hold the same value) and names the company in every
+// `/v1/platform/companies/{id}` path. It cannot be changed. The company starts with no
+// members; add its owner with `POST /v1/platform/companies/{id}/members` and `role: owner`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/platform/companies (the `PlatformCreateCompany` operationId).
+func (c *Client) PlatformCreateCompany(ctx context.Context, body PlatformCreateCompanyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformCreateCompanyRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformGetCompany Get a company (platform token)
+//
+// Corresponds with GET /v1/platform/companies/{id} (the `PlatformGetCompany` operationId).
+func (c *Client) PlatformGetCompany(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformGetCompanyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformRenameCompanyWithBody Rename a company (platform token)
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/platform/companies/{id} (the `PlatformRenameCompany` operationId).
+func (c *Client) PlatformRenameCompanyWithBody(ctx context.Context, id CompanyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformRenameCompanyRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformRenameCompany Rename a company (platform token)
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/platform/companies/{id} (the `PlatformRenameCompany` operationId).
+func (c *Client) PlatformRenameCompany(ctx context.Context, id CompanyID, body PlatformRenameCompanyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformRenameCompanyRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformDisableCompany Disable a company (platform token)
+//
+// A disabled company's members cannot sign in (`POST /v1/login` answers 403) and their API
+// tokens answer 403; no portal link can be made for them. Its webhooks send nothing: its
+// events are not fanned out to them while it is disabled (nor later), and a delivery made
+// before fails when due without a request, its attempt saying the company is disabled (a
+// member can resync it after enabling). Nothing is deleted. Disabling a disabled company
+// changes nothing.
+//
+// Corresponds with POST /v1/platform/companies/{id}/disable (the `PlatformDisableCompany` operationId).
+func (c *Client) PlatformDisableCompany(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformDisableCompanyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformEnableCompany Enable a disabled company again (platform token)
+//
+// Corresponds with POST /v1/platform/companies/{id}/enable (the `PlatformEnableCompany` operationId).
+func (c *Client) PlatformEnableCompany(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformEnableCompanyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformListMembers List a company's members (platform token)
+//
+// Corresponds with GET /v1/platform/companies/{id}/members (the `PlatformListMembers` operationId).
+func (c *Client) PlatformListMembers(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformListMembersRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformCreateMemberWithBody Add a member to a company with a role (platform token)
+//
+// `role` is a role name: `owner` (every permission, and the company's roles and member
+// roles), one of the company's roles, or null/left out for a member who can only read.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/platform/companies/{id}/members (the `PlatformCreateMember` operationId).
+func (c *Client) PlatformCreateMemberWithBody(ctx context.Context, id CompanyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformCreateMemberRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformCreateMember Add a member to a company with a role (platform token)
+//
+// `role` is a role name: `owner` (every permission, and the company's roles and member
+// roles), one of the company's roles, or null/left out for a member who can only read.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/platform/companies/{id}/members (the `PlatformCreateMember` operationId).
+func (c *Client) PlatformCreateMember(ctx context.Context, id CompanyID, body PlatformCreateMemberJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformCreateMemberRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformRemoveMember Remove a member, with their API tokens and unused sign-in codes (platform token)
+//
+// Corresponds with DELETE /v1/platform/companies/{id}/members/{member_id} (the `PlatformRemoveMember` operationId).
+func (c *Client) PlatformRemoveMember(ctx context.Context, id CompanyID, memberId MemberID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformRemoveMemberRequest(c.Server, id, memberId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformCreatePortalLink Mint a one-time portal link that signs the member in to walhook's page (platform token)
+//
+// The code is single use and short-lived (5 minutes unless the operator sets
+// `--portal-link-ttl`); the web page at `url` exchanges it at `POST /v1/login` for an API
+// token of the member, valid 12 hours. `url` is the server's public URL (`--public-url`,
+// else `http://` and the admin listen address) followed by `/#login=<code>`; a host
+// application that shows the page in an iframe sets the iframe's `src` to it. A disabled
+// company answers 409.
+//
+// Corresponds with POST /v1/platform/companies/{id}/members/{member_id}/portal-links (the `PlatformCreatePortalLink` operationId).
+func (c *Client) PlatformCreatePortalLink(ctx context.Context, id CompanyID, memberId MemberID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformCreatePortalLinkRequest(c.Server, id, memberId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformListRoles List a company's roles, the built-in owner first (platform token)
+//
+// Corresponds with GET /v1/platform/companies/{id}/roles (the `PlatformListRoles` operationId).
+func (c *Client) PlatformListRoles(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformListRolesRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformCreateRoleWithBody Create a role with permissions (platform token)
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/platform/companies/{id}/roles (the `PlatformCreateRole` operationId).
+func (c *Client) PlatformCreateRoleWithBody(ctx context.Context, id CompanyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformCreateRoleRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformCreateRole Create a role with permissions (platform token)
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/platform/companies/{id}/roles (the `PlatformCreateRole` operationId).
+func (c *Client) PlatformCreateRole(ctx context.Context, id CompanyID, body PlatformCreateRoleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformCreateRoleRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PlatformRemoveRole Remove a role by name (platform token)
+//
+// Its members keep their membership with no role (they can read). `owner` cannot be removed (409).
+//
+// Corresponds with DELETE /v1/platform/companies/{id}/roles/{name} (the `PlatformRemoveRole` operationId).
+func (c *Client) PlatformRemoveRole(ctx context.Context, id CompanyID, name RoleName, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPlatformRemoveRoleRequest(c.Server, id, name)
 	if err != nil {
 		return nil, err
 	}
@@ -3599,6 +4169,546 @@ func NewReplaceOAuthRequestWithBody(server string, id ID, contentType string, bo
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPlatformListCompaniesRequest constructs an http.Request for the PlatformListCompanies method
+func NewPlatformListCompaniesRequest(server string, params *PlatformListCompaniesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/platform/companies")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPlatformCreateCompanyRequest calls the generic PlatformCreateCompany builder with application/json body
+func NewPlatformCreateCompanyRequest(server string, body PlatformCreateCompanyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPlatformCreateCompanyRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPlatformCreateCompanyRequestWithBody constructs an http.Request for the PlatformCreateCompany method, with any body, and a specified content type
+func NewPlatformCreateCompanyRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/platform/companies")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPlatformGetCompanyRequest constructs an http.Request for the PlatformGetCompany method
+func NewPlatformGetCompanyRequest(server string, id CompanyID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/platform/companies/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPlatformRenameCompanyRequest calls the generic PlatformRenameCompany builder with application/json body
+func NewPlatformRenameCompanyRequest(server string, id CompanyID, body PlatformRenameCompanyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPlatformRenameCompanyRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewPlatformRenameCompanyRequestWithBody constructs an http.Request for the PlatformRenameCompany method, with any body, and a specified content type
+func NewPlatformRenameCompanyRequestWithBody(server string, id CompanyID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/platform/companies/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPlatformDisableCompanyRequest constructs an http.Request for the PlatformDisableCompany method
+func NewPlatformDisableCompanyRequest(server string, id CompanyID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/platform/companies/%s/disable", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPlatformEnableCompanyRequest constructs an http.Request for the PlatformEnableCompany method
+func NewPlatformEnableCompanyRequest(server string, id CompanyID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/platform/companies/%s/enable", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPlatformListMembersRequest constructs an http.Request for the PlatformListMembers method
+func NewPlatformListMembersRequest(server string, id CompanyID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/platform/companies/%s/members", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPlatformCreateMemberRequest calls the generic PlatformCreateMember builder with application/json body
+func NewPlatformCreateMemberRequest(server string, id CompanyID, body PlatformCreateMemberJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPlatformCreateMemberRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewPlatformCreateMemberRequestWithBody constructs an http.Request for the PlatformCreateMember method, with any body, and a specified content type
+func NewPlatformCreateMemberRequestWithBody(server string, id CompanyID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/platform/companies/%s/members", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPlatformRemoveMemberRequest constructs an http.Request for the PlatformRemoveMember method
+func NewPlatformRemoveMemberRequest(server string, id CompanyID, memberId MemberID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "member_id", memberId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/platform/companies/%s/members/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPlatformCreatePortalLinkRequest constructs an http.Request for the PlatformCreatePortalLink method
+func NewPlatformCreatePortalLinkRequest(server string, id CompanyID, memberId MemberID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "member_id", memberId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/platform/companies/%s/members/%s/portal-links", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPlatformListRolesRequest constructs an http.Request for the PlatformListRoles method
+func NewPlatformListRolesRequest(server string, id CompanyID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/platform/companies/%s/roles", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPlatformCreateRoleRequest calls the generic PlatformCreateRole builder with application/json body
+func NewPlatformCreateRoleRequest(server string, id CompanyID, body PlatformCreateRoleJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPlatformCreateRoleRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewPlatformCreateRoleRequestWithBody constructs an http.Request for the PlatformCreateRole method, with any body, and a specified content type
+func NewPlatformCreateRoleRequestWithBody(server string, id CompanyID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/platform/companies/%s/roles", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPlatformRemoveRoleRequest constructs an http.Request for the PlatformRemoveRole method
+func NewPlatformRemoveRoleRequest(server string, id CompanyID, name RoleName) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/platform/companies/%s/roles/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -4962,6 +6072,159 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /v1/oauth/{id} (the `ReplaceOAuth` operationId).
 	ReplaceOAuthWithResponse(ctx context.Context, id ID, body ReplaceOAuthJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplaceOAuthResponse, error)
+
+	// PlatformListCompaniesWithResponse List companies, by id (platform token)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/platform/companies (the `PlatformListCompanies` operationId).
+	PlatformListCompaniesWithResponse(ctx context.Context, params *PlatformListCompaniesParams, reqEditors ...RequestEditorFn) (*PlatformListCompaniesResponse, error)
+
+	// PlatformCreateCompanyWithBodyWithResponse Create a company (platform token)
+	//
+	// `external_id` is the host application's own id of the company: the value its tables hold
+	// in the tenant column, which walhook reads to route events. It is also the company's `id`
+	// in walhook (the two fields always hold the same value) and names the company in every
+	// `/v1/platform/companies/{id}` path. It cannot be changed. The company starts with no
+	// members; add its owner with `POST /v1/platform/companies/{id}/members` and `role: owner`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/platform/companies (the `PlatformCreateCompany` operationId).
+	PlatformCreateCompanyWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PlatformCreateCompanyResponse, error)
+
+	// PlatformCreateCompanyWithResponse Create a company (platform token)
+	//
+	// `external_id` is the host application's own id of the company: the value its tables hold
+	// in the tenant column, which walhook reads to route events. It is also the company's `id`
+	// in walhook (the two fields always hold the same value) and names the company in every
+	// `/v1/platform/companies/{id}` path. It cannot be changed. The company starts with no
+	// members; add its owner with `POST /v1/platform/companies/{id}/members` and `role: owner`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/platform/companies (the `PlatformCreateCompany` operationId).
+	PlatformCreateCompanyWithResponse(ctx context.Context, body PlatformCreateCompanyJSONRequestBody, reqEditors ...RequestEditorFn) (*PlatformCreateCompanyResponse, error)
+
+	// PlatformGetCompanyWithResponse Get a company (platform token)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/platform/companies/{id} (the `PlatformGetCompany` operationId).
+	PlatformGetCompanyWithResponse(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*PlatformGetCompanyResponse, error)
+
+	// PlatformRenameCompanyWithBodyWithResponse Rename a company (platform token)
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/platform/companies/{id} (the `PlatformRenameCompany` operationId).
+	PlatformRenameCompanyWithBodyWithResponse(ctx context.Context, id CompanyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PlatformRenameCompanyResponse, error)
+
+	// PlatformRenameCompanyWithResponse Rename a company (platform token)
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/platform/companies/{id} (the `PlatformRenameCompany` operationId).
+	PlatformRenameCompanyWithResponse(ctx context.Context, id CompanyID, body PlatformRenameCompanyJSONRequestBody, reqEditors ...RequestEditorFn) (*PlatformRenameCompanyResponse, error)
+
+	// PlatformDisableCompanyWithResponse Disable a company (platform token)
+	//
+	// A disabled company's members cannot sign in (`POST /v1/login` answers 403) and their API
+	// tokens answer 403; no portal link can be made for them. Its webhooks send nothing: its
+	// events are not fanned out to them while it is disabled (nor later), and a delivery made
+	// before fails when due without a request, its attempt saying the company is disabled (a
+	// member can resync it after enabling). Nothing is deleted. Disabling a disabled company
+	// changes nothing.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/platform/companies/{id}/disable (the `PlatformDisableCompany` operationId).
+	PlatformDisableCompanyWithResponse(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*PlatformDisableCompanyResponse, error)
+
+	// PlatformEnableCompanyWithResponse Enable a disabled company again (platform token)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/platform/companies/{id}/enable (the `PlatformEnableCompany` operationId).
+	PlatformEnableCompanyWithResponse(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*PlatformEnableCompanyResponse, error)
+
+	// PlatformListMembersWithResponse List a company's members (platform token)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/platform/companies/{id}/members (the `PlatformListMembers` operationId).
+	PlatformListMembersWithResponse(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*PlatformListMembersResponse, error)
+
+	// PlatformCreateMemberWithBodyWithResponse Add a member to a company with a role (platform token)
+	//
+	// `role` is a role name: `owner` (every permission, and the company's roles and member
+	// roles), one of the company's roles, or null/left out for a member who can only read.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/platform/companies/{id}/members (the `PlatformCreateMember` operationId).
+	PlatformCreateMemberWithBodyWithResponse(ctx context.Context, id CompanyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PlatformCreateMemberResponse, error)
+
+	// PlatformCreateMemberWithResponse Add a member to a company with a role (platform token)
+	//
+	// `role` is a role name: `owner` (every permission, and the company's roles and member
+	// roles), one of the company's roles, or null/left out for a member who can only read.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/platform/companies/{id}/members (the `PlatformCreateMember` operationId).
+	PlatformCreateMemberWithResponse(ctx context.Context, id CompanyID, body PlatformCreateMemberJSONRequestBody, reqEditors ...RequestEditorFn) (*PlatformCreateMemberResponse, error)
+
+	// PlatformRemoveMemberWithResponse Remove a member, with their API tokens and unused sign-in codes (platform token)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/platform/companies/{id}/members/{member_id} (the `PlatformRemoveMember` operationId).
+	PlatformRemoveMemberWithResponse(ctx context.Context, id CompanyID, memberId MemberID, reqEditors ...RequestEditorFn) (*PlatformRemoveMemberResponse, error)
+
+	// PlatformCreatePortalLinkWithResponse Mint a one-time portal link that signs the member in to walhook's page (platform token)
+	//
+	// The code is single use and short-lived (5 minutes unless the operator sets
+	// `--portal-link-ttl`); the web page at `url` exchanges it at `POST /v1/login` for an API
+	// token of the member, valid 12 hours. `url` is the server's public URL (`--public-url`,
+	// else `http://` and the admin listen address) followed by `/#login=<code>`; a host
+	// application that shows the page in an iframe sets the iframe's `src` to it. A disabled
+	// company answers 409.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/platform/companies/{id}/members/{member_id}/portal-links (the `PlatformCreatePortalLink` operationId).
+	PlatformCreatePortalLinkWithResponse(ctx context.Context, id CompanyID, memberId MemberID, reqEditors ...RequestEditorFn) (*PlatformCreatePortalLinkResponse, error)
+
+	// PlatformListRolesWithResponse List a company's roles, the built-in owner first (platform token)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/platform/companies/{id}/roles (the `PlatformListRoles` operationId).
+	PlatformListRolesWithResponse(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*PlatformListRolesResponse, error)
+
+	// PlatformCreateRoleWithBodyWithResponse Create a role with permissions (platform token)
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/platform/companies/{id}/roles (the `PlatformCreateRole` operationId).
+	PlatformCreateRoleWithBodyWithResponse(ctx context.Context, id CompanyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PlatformCreateRoleResponse, error)
+
+	// PlatformCreateRoleWithResponse Create a role with permissions (platform token)
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/platform/companies/{id}/roles (the `PlatformCreateRole` operationId).
+	PlatformCreateRoleWithResponse(ctx context.Context, id CompanyID, body PlatformCreateRoleJSONRequestBody, reqEditors ...RequestEditorFn) (*PlatformCreateRoleResponse, error)
+
+	// PlatformRemoveRoleWithResponse Remove a role by name (platform token)
+	//
+	// Its members keep their membership with no role (they can read). `owner` cannot be removed (409).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/platform/companies/{id}/roles/{name} (the `PlatformRemoveRole` operationId).
+	PlatformRemoveRoleWithResponse(ctx context.Context, id CompanyID, name RoleName, reqEditors ...RequestEditorFn) (*PlatformRemoveRoleResponse, error)
 
 	// ListRolesWithResponse List roles with their permissions (owner only)
 	//
@@ -6429,6 +7692,952 @@ func (r ReplaceOAuthResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ReplaceOAuthResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PlatformListCompaniesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlatformCompanyList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PlatformOnly
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PlatformListCompaniesResponse) GetJSON200() *PlatformCompanyList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PlatformListCompaniesResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PlatformListCompaniesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PlatformListCompaniesResponse) GetApplicationproblemJSON403() *PlatformOnly {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r PlatformListCompaniesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PlatformListCompaniesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PlatformListCompaniesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PlatformListCompaniesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PlatformCreateCompanyResponse201Headers the declared response headers of an HTTP 201 response for PlatformCreateCompany
+type PlatformCreateCompanyResponse201Headers struct {
+	Location *string
+}
+
+type PlatformCreateCompanyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PlatformCompany
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PlatformOnly
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Invalid
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PlatformCreateCompanyResponse201Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PlatformCreateCompanyResponse) GetJSON201() *PlatformCompany {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PlatformCreateCompanyResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PlatformCreateCompanyResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PlatformCreateCompanyResponse) GetApplicationproblemJSON403() *PlatformOnly {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PlatformCreateCompanyResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PlatformCreateCompanyResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PlatformCreateCompanyResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PlatformCreateCompanyResponse) GetApplicationproblemJSON422() *Invalid {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r PlatformCreateCompanyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PlatformCreateCompanyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PlatformCreateCompanyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PlatformCreateCompanyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PlatformGetCompanyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlatformCompany
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PlatformOnly
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PlatformGetCompanyResponse) GetJSON200() *PlatformCompany {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PlatformGetCompanyResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PlatformGetCompanyResponse) GetApplicationproblemJSON403() *PlatformOnly {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PlatformGetCompanyResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r PlatformGetCompanyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PlatformGetCompanyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PlatformGetCompanyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PlatformGetCompanyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PlatformRenameCompanyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlatformCompany
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PlatformOnly
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Invalid
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PlatformRenameCompanyResponse) GetJSON200() *PlatformCompany {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PlatformRenameCompanyResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PlatformRenameCompanyResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PlatformRenameCompanyResponse) GetApplicationproblemJSON403() *PlatformOnly {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PlatformRenameCompanyResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PlatformRenameCompanyResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PlatformRenameCompanyResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PlatformRenameCompanyResponse) GetApplicationproblemJSON422() *Invalid {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r PlatformRenameCompanyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PlatformRenameCompanyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PlatformRenameCompanyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PlatformRenameCompanyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PlatformDisableCompanyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlatformCompany
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PlatformOnly
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PlatformDisableCompanyResponse) GetJSON200() *PlatformCompany {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PlatformDisableCompanyResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PlatformDisableCompanyResponse) GetApplicationproblemJSON403() *PlatformOnly {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PlatformDisableCompanyResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r PlatformDisableCompanyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PlatformDisableCompanyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PlatformDisableCompanyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PlatformDisableCompanyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PlatformEnableCompanyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlatformCompany
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PlatformOnly
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PlatformEnableCompanyResponse) GetJSON200() *PlatformCompany {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PlatformEnableCompanyResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PlatformEnableCompanyResponse) GetApplicationproblemJSON403() *PlatformOnly {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PlatformEnableCompanyResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r PlatformEnableCompanyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PlatformEnableCompanyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PlatformEnableCompanyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PlatformEnableCompanyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PlatformListMembersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlatformMemberList
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PlatformOnly
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PlatformListMembersResponse) GetJSON200() *PlatformMemberList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PlatformListMembersResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PlatformListMembersResponse) GetApplicationproblemJSON403() *PlatformOnly {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PlatformListMembersResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r PlatformListMembersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PlatformListMembersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PlatformListMembersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PlatformListMembersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PlatformCreateMemberResponse201Headers the declared response headers of an HTTP 201 response for PlatformCreateMember
+type PlatformCreateMemberResponse201Headers struct {
+	Location *string
+}
+
+type PlatformCreateMemberResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PlatformMember
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PlatformOnly
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Invalid
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PlatformCreateMemberResponse201Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PlatformCreateMemberResponse) GetJSON201() *PlatformMember {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PlatformCreateMemberResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PlatformCreateMemberResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PlatformCreateMemberResponse) GetApplicationproblemJSON403() *PlatformOnly {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PlatformCreateMemberResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PlatformCreateMemberResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PlatformCreateMemberResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PlatformCreateMemberResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PlatformCreateMemberResponse) GetApplicationproblemJSON422() *Invalid {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r PlatformCreateMemberResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PlatformCreateMemberResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PlatformCreateMemberResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PlatformCreateMemberResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PlatformRemoveMemberResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PlatformOnly
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PlatformRemoveMemberResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PlatformRemoveMemberResponse) GetApplicationproblemJSON403() *PlatformOnly {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PlatformRemoveMemberResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r PlatformRemoveMemberResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PlatformRemoveMemberResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PlatformRemoveMemberResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PlatformRemoveMemberResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PlatformCreatePortalLinkResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PortalLink
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PlatformOnly
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PlatformCreatePortalLinkResponse) GetJSON201() *PortalLink {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PlatformCreatePortalLinkResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PlatformCreatePortalLinkResponse) GetApplicationproblemJSON403() *PlatformOnly {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PlatformCreatePortalLinkResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PlatformCreatePortalLinkResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetBody returns the raw response body bytes
+func (r PlatformCreatePortalLinkResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PlatformCreatePortalLinkResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PlatformCreatePortalLinkResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PlatformCreatePortalLinkResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PlatformListRolesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlatformRoleList
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PlatformOnly
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PlatformListRolesResponse) GetJSON200() *PlatformRoleList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PlatformListRolesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PlatformListRolesResponse) GetApplicationproblemJSON403() *PlatformOnly {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PlatformListRolesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r PlatformListRolesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PlatformListRolesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PlatformListRolesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PlatformListRolesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PlatformCreateRoleResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PlatformRole
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PlatformOnly
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Invalid
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PlatformCreateRoleResponse) GetJSON201() *PlatformRole {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PlatformCreateRoleResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PlatformCreateRoleResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PlatformCreateRoleResponse) GetApplicationproblemJSON403() *PlatformOnly {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PlatformCreateRoleResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PlatformCreateRoleResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PlatformCreateRoleResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PlatformCreateRoleResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PlatformCreateRoleResponse) GetApplicationproblemJSON422() *Invalid {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r PlatformCreateRoleResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PlatformCreateRoleResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PlatformCreateRoleResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PlatformCreateRoleResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PlatformRemoveRoleResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PlatformOnly
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PlatformRemoveRoleResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PlatformRemoveRoleResponse) GetApplicationproblemJSON403() *PlatformOnly {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PlatformRemoveRoleResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PlatformRemoveRoleResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetBody returns the raw response body bytes
+func (r PlatformRemoveRoleResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PlatformRemoveRoleResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PlatformRemoveRoleResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PlatformRemoveRoleResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8353,6 +10562,261 @@ func (c *ClientWithResponses) ReplaceOAuthWithResponse(ctx context.Context, id I
 	return ParseReplaceOAuthResponse(rsp)
 }
 
+// PlatformListCompaniesWithResponse List companies, by id (platform token)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/platform/companies (the `PlatformListCompanies` operationId).
+func (c *ClientWithResponses) PlatformListCompaniesWithResponse(ctx context.Context, params *PlatformListCompaniesParams, reqEditors ...RequestEditorFn) (*PlatformListCompaniesResponse, error) {
+	rsp, err := c.PlatformListCompanies(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformListCompaniesResponse(rsp)
+}
+
+// PlatformCreateCompanyWithBodyWithResponse Create a company (platform token)
+//
+// `external_id` is the host application's own id of the company: the value its tables hold
+// in the tenant column, which walhook reads to route events. It is also the company's `id`
+// in walhook (the two fields always hold the same value) and names the company in every
+// `/v1/platform/companies/{id}` path. It cannot be changed. The company starts with no
+// members; add its owner with `POST /v1/platform/companies/{id}/members` and `role: owner`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/platform/companies (the `PlatformCreateCompany` operationId).
+func (c *ClientWithResponses) PlatformCreateCompanyWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PlatformCreateCompanyResponse, error) {
+	rsp, err := c.PlatformCreateCompanyWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformCreateCompanyResponse(rsp)
+}
+
+// PlatformCreateCompanyWithResponse Create a company (platform token)
+//
+// `external_id` is the host application's own id of the company: the value its tables hold
+// in the tenant column, which walhook reads to route events. It is also the company's `id`
+// in walhook (the two fields always hold the same value) and names the company in every
+// `/v1/platform/companies/{id}` path. It cannot be changed. The company starts with no
+// members; add its owner with `POST /v1/platform/companies/{id}/members` and `role: owner`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/platform/companies (the `PlatformCreateCompany` operationId).
+func (c *ClientWithResponses) PlatformCreateCompanyWithResponse(ctx context.Context, body PlatformCreateCompanyJSONRequestBody, reqEditors ...RequestEditorFn) (*PlatformCreateCompanyResponse, error) {
+	rsp, err := c.PlatformCreateCompany(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformCreateCompanyResponse(rsp)
+}
+
+// PlatformGetCompanyWithResponse Get a company (platform token)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/platform/companies/{id} (the `PlatformGetCompany` operationId).
+func (c *ClientWithResponses) PlatformGetCompanyWithResponse(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*PlatformGetCompanyResponse, error) {
+	rsp, err := c.PlatformGetCompany(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformGetCompanyResponse(rsp)
+}
+
+// PlatformRenameCompanyWithBodyWithResponse Rename a company (platform token)
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/platform/companies/{id} (the `PlatformRenameCompany` operationId).
+func (c *ClientWithResponses) PlatformRenameCompanyWithBodyWithResponse(ctx context.Context, id CompanyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PlatformRenameCompanyResponse, error) {
+	rsp, err := c.PlatformRenameCompanyWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformRenameCompanyResponse(rsp)
+}
+
+// PlatformRenameCompanyWithResponse Rename a company (platform token)
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/platform/companies/{id} (the `PlatformRenameCompany` operationId).
+func (c *ClientWithResponses) PlatformRenameCompanyWithResponse(ctx context.Context, id CompanyID, body PlatformRenameCompanyJSONRequestBody, reqEditors ...RequestEditorFn) (*PlatformRenameCompanyResponse, error) {
+	rsp, err := c.PlatformRenameCompany(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformRenameCompanyResponse(rsp)
+}
+
+// PlatformDisableCompanyWithResponse Disable a company (platform token)
+//
+// A disabled company's members cannot sign in (`POST /v1/login` answers 403) and their API
+// tokens answer 403; no portal link can be made for them. Its webhooks send nothing: its
+// events are not fanned out to them while it is disabled (nor later), and a delivery made
+// before fails when due without a request, its attempt saying the company is disabled (a
+// member can resync it after enabling). Nothing is deleted. Disabling a disabled company
+// changes nothing.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/platform/companies/{id}/disable (the `PlatformDisableCompany` operationId).
+func (c *ClientWithResponses) PlatformDisableCompanyWithResponse(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*PlatformDisableCompanyResponse, error) {
+	rsp, err := c.PlatformDisableCompany(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformDisableCompanyResponse(rsp)
+}
+
+// PlatformEnableCompanyWithResponse Enable a disabled company again (platform token)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/platform/companies/{id}/enable (the `PlatformEnableCompany` operationId).
+func (c *ClientWithResponses) PlatformEnableCompanyWithResponse(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*PlatformEnableCompanyResponse, error) {
+	rsp, err := c.PlatformEnableCompany(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformEnableCompanyResponse(rsp)
+}
+
+// PlatformListMembersWithResponse List a company's members (platform token)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/platform/companies/{id}/members (the `PlatformListMembers` operationId).
+func (c *ClientWithResponses) PlatformListMembersWithResponse(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*PlatformListMembersResponse, error) {
+	rsp, err := c.PlatformListMembers(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformListMembersResponse(rsp)
+}
+
+// PlatformCreateMemberWithBodyWithResponse Add a member to a company with a role (platform token)
+//
+// `role` is a role name: `owner` (every permission, and the company's roles and member
+// roles), one of the company's roles, or null/left out for a member who can only read.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/platform/companies/{id}/members (the `PlatformCreateMember` operationId).
+func (c *ClientWithResponses) PlatformCreateMemberWithBodyWithResponse(ctx context.Context, id CompanyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PlatformCreateMemberResponse, error) {
+	rsp, err := c.PlatformCreateMemberWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformCreateMemberResponse(rsp)
+}
+
+// PlatformCreateMemberWithResponse Add a member to a company with a role (platform token)
+//
+// `role` is a role name: `owner` (every permission, and the company's roles and member
+// roles), one of the company's roles, or null/left out for a member who can only read.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/platform/companies/{id}/members (the `PlatformCreateMember` operationId).
+func (c *ClientWithResponses) PlatformCreateMemberWithResponse(ctx context.Context, id CompanyID, body PlatformCreateMemberJSONRequestBody, reqEditors ...RequestEditorFn) (*PlatformCreateMemberResponse, error) {
+	rsp, err := c.PlatformCreateMember(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformCreateMemberResponse(rsp)
+}
+
+// PlatformRemoveMemberWithResponse Remove a member, with their API tokens and unused sign-in codes (platform token)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/platform/companies/{id}/members/{member_id} (the `PlatformRemoveMember` operationId).
+func (c *ClientWithResponses) PlatformRemoveMemberWithResponse(ctx context.Context, id CompanyID, memberId MemberID, reqEditors ...RequestEditorFn) (*PlatformRemoveMemberResponse, error) {
+	rsp, err := c.PlatformRemoveMember(ctx, id, memberId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformRemoveMemberResponse(rsp)
+}
+
+// PlatformCreatePortalLinkWithResponse Mint a one-time portal link that signs the member in to walhook's page (platform token)
+//
+// The code is single use and short-lived (5 minutes unless the operator sets
+// `--portal-link-ttl`); the web page at `url` exchanges it at `POST /v1/login` for an API
+// token of the member, valid 12 hours. `url` is the server's public URL (`--public-url`,
+// else `http://` and the admin listen address) followed by `/#login=<code>`; a host
+// application that shows the page in an iframe sets the iframe's `src` to it. A disabled
+// company answers 409.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/platform/companies/{id}/members/{member_id}/portal-links (the `PlatformCreatePortalLink` operationId).
+func (c *ClientWithResponses) PlatformCreatePortalLinkWithResponse(ctx context.Context, id CompanyID, memberId MemberID, reqEditors ...RequestEditorFn) (*PlatformCreatePortalLinkResponse, error) {
+	rsp, err := c.PlatformCreatePortalLink(ctx, id, memberId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformCreatePortalLinkResponse(rsp)
+}
+
+// PlatformListRolesWithResponse List a company's roles, the built-in owner first (platform token)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/platform/companies/{id}/roles (the `PlatformListRoles` operationId).
+func (c *ClientWithResponses) PlatformListRolesWithResponse(ctx context.Context, id CompanyID, reqEditors ...RequestEditorFn) (*PlatformListRolesResponse, error) {
+	rsp, err := c.PlatformListRoles(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformListRolesResponse(rsp)
+}
+
+// PlatformCreateRoleWithBodyWithResponse Create a role with permissions (platform token)
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/platform/companies/{id}/roles (the `PlatformCreateRole` operationId).
+func (c *ClientWithResponses) PlatformCreateRoleWithBodyWithResponse(ctx context.Context, id CompanyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PlatformCreateRoleResponse, error) {
+	rsp, err := c.PlatformCreateRoleWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformCreateRoleResponse(rsp)
+}
+
+// PlatformCreateRoleWithResponse Create a role with permissions (platform token)
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/platform/companies/{id}/roles (the `PlatformCreateRole` operationId).
+func (c *ClientWithResponses) PlatformCreateRoleWithResponse(ctx context.Context, id CompanyID, body PlatformCreateRoleJSONRequestBody, reqEditors ...RequestEditorFn) (*PlatformCreateRoleResponse, error) {
+	rsp, err := c.PlatformCreateRole(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformCreateRoleResponse(rsp)
+}
+
+// PlatformRemoveRoleWithResponse Remove a role by name (platform token)
+//
+// Its members keep their membership with no role (they can read). `owner` cannot be removed (409).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/platform/companies/{id}/roles/{name} (the `PlatformRemoveRole` operationId).
+func (c *ClientWithResponses) PlatformRemoveRoleWithResponse(ctx context.Context, id CompanyID, name RoleName, reqEditors ...RequestEditorFn) (*PlatformRemoveRoleResponse, error) {
+	rsp, err := c.PlatformRemoveRole(ctx, id, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePlatformRemoveRoleResponse(rsp)
+}
+
 // ListRolesWithResponse List roles with their permissions (owner only)
 //
 // Returns a wrapper object for the known response body format(s).
@@ -9720,6 +12184,775 @@ func ParseReplaceOAuthResponse(rsp *http.Response) (*ReplaceOAuthResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePlatformListCompaniesResponse parses an HTTP response from a PlatformListCompaniesWithResponse call
+func ParsePlatformListCompaniesResponse(rsp *http.Response) (*PlatformListCompaniesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PlatformListCompaniesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlatformCompanyList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PlatformOnly
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePlatformCreateCompanyResponse parses an HTTP response from a PlatformCreateCompanyWithResponse call
+func ParsePlatformCreateCompanyResponse(rsp *http.Response) (*PlatformCreateCompanyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PlatformCreateCompanyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PlatformCompany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PlatformOnly
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PlatformCreateCompanyResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePlatformGetCompanyResponse parses an HTTP response from a PlatformGetCompanyWithResponse call
+func ParsePlatformGetCompanyResponse(rsp *http.Response) (*PlatformGetCompanyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PlatformGetCompanyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlatformCompany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PlatformOnly
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePlatformRenameCompanyResponse parses an HTTP response from a PlatformRenameCompanyWithResponse call
+func ParsePlatformRenameCompanyResponse(rsp *http.Response) (*PlatformRenameCompanyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PlatformRenameCompanyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlatformCompany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PlatformOnly
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePlatformDisableCompanyResponse parses an HTTP response from a PlatformDisableCompanyWithResponse call
+func ParsePlatformDisableCompanyResponse(rsp *http.Response) (*PlatformDisableCompanyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PlatformDisableCompanyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlatformCompany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PlatformOnly
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePlatformEnableCompanyResponse parses an HTTP response from a PlatformEnableCompanyWithResponse call
+func ParsePlatformEnableCompanyResponse(rsp *http.Response) (*PlatformEnableCompanyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PlatformEnableCompanyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlatformCompany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PlatformOnly
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePlatformListMembersResponse parses an HTTP response from a PlatformListMembersWithResponse call
+func ParsePlatformListMembersResponse(rsp *http.Response) (*PlatformListMembersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PlatformListMembersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlatformMemberList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PlatformOnly
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePlatformCreateMemberResponse parses an HTTP response from a PlatformCreateMemberWithResponse call
+func ParsePlatformCreateMemberResponse(rsp *http.Response) (*PlatformCreateMemberResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PlatformCreateMemberResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PlatformMember
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PlatformOnly
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PlatformCreateMemberResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePlatformRemoveMemberResponse parses an HTTP response from a PlatformRemoveMemberWithResponse call
+func ParsePlatformRemoveMemberResponse(rsp *http.Response) (*PlatformRemoveMemberResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PlatformRemoveMemberResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PlatformOnly
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePlatformCreatePortalLinkResponse parses an HTTP response from a PlatformCreatePortalLinkWithResponse call
+func ParsePlatformCreatePortalLinkResponse(rsp *http.Response) (*PlatformCreatePortalLinkResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PlatformCreatePortalLinkResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PortalLink
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PlatformOnly
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePlatformListRolesResponse parses an HTTP response from a PlatformListRolesWithResponse call
+func ParsePlatformListRolesResponse(rsp *http.Response) (*PlatformListRolesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PlatformListRolesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlatformRoleList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PlatformOnly
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePlatformCreateRoleResponse parses an HTTP response from a PlatformCreateRoleWithResponse call
+func ParsePlatformCreateRoleResponse(rsp *http.Response) (*PlatformCreateRoleResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PlatformCreateRoleResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PlatformRole
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PlatformOnly
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePlatformRemoveRoleResponse parses an HTTP response from a PlatformRemoveRoleWithResponse call
+func ParsePlatformRemoveRoleResponse(rsp *http.Response) (*PlatformRemoveRoleResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PlatformRemoveRoleResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PlatformOnly
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	}
 

@@ -3,10 +3,11 @@ INSERT INTO walhook.api_token (company_id, member_id, name, token_hash, prefix, 
 VALUES (@company_id, @member_id, @name, @token_hash, @prefix, sqlc.narg('expires_at'))
 RETURNING *;
 
--- APITokenAuthenticate resolves a token hash to its member, with the member's permissions. A
--- revoked or expired token matches nothing.
+-- APITokenAuthenticate resolves a token hash to its member, with the member's permissions and
+-- whether the member's company is disabled. A revoked or expired token matches nothing.
 -- name: APITokenAuthenticate :one
 SELECT t.id AS token_id, m.company_id, m.id AS member_id, m.email, m.name, m.is_owner, m.role_id,
+       (SELECT c.disabled_at IS NOT NULL FROM walhook.company c WHERE c.id = m.company_id)::boolean AS company_disabled,
        coalesce((SELECT array_agg(rp.permission ORDER BY rp.permission)
                  FROM walhook.role_permission rp WHERE rp.role_id = m.role_id), '{}')::text[] AS permissions
 FROM walhook.api_token t

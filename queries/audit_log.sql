@@ -1,11 +1,11 @@
 -- name: AuditLogInsert :exec
-INSERT INTO walhook.audit_log (company_id, member_id, action, object_type, object_id, detail)
-VALUES (@company_id, sqlc.narg('member_id'), @action, @object_type, @object_id, @detail);
+INSERT INTO walhook.audit_log (company_id, member_id, actor, action, object_type, object_id, detail)
+VALUES (@company_id, sqlc.narg('member_id'), sqlc.narg('actor'), @action, @object_type, @object_id, @detail);
 
 -- AuditLogList lists a company's audit rows, newest first, optionally for one object type or
 -- object; before_id is the cursor (the id of the last row of the previous page, 0 for the first).
 -- name: AuditLogList :many
-SELECT a.id, a.company_id, a.member_id, a.action, a.object_type, a.object_id, a.detail, a.at,
+SELECT a.id, a.company_id, a.member_id, a.actor, a.action, a.object_type, a.object_id, a.detail, a.at,
        m.email AS member_email
 FROM walhook.audit_log a
 LEFT JOIN walhook.member m ON m.company_id = a.company_id AND m.id = a.member_id

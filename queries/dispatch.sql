@@ -282,9 +282,12 @@ UPDATE walhook.delivery d SET lease_until = NULL
 WHERE d.state = 'pending' AND d.next_attempt_at <= now() AND d.lease_until > now()
   AND EXISTS (SELECT 1 FROM unnest(@replica_ids::text[]) AS r(id) WHERE starts_with(d.leased_by, r.id || ':'));
 
--- DispatchWebhooks loads the webhooks of claimed deliveries for the dispatcher's cache.
+-- DispatchWebhooks loads the webhooks of claimed deliveries for the dispatcher's cache, with
+-- whether their company is disabled (the platform API).
 -- name: DispatchWebhooks :many
-SELECT * FROM walhook.webhook WHERE id = ANY(@ids::bigint[]);
+SELECT sqlc.embed(w), (c.disabled_at IS NOT NULL)::boolean AS company_disabled
+FROM walhook.webhook w JOIN walhook.company c ON c.id = w.company_id
+WHERE w.id = ANY(@ids::bigint[]);
 
 -- DispatchOAuthCredentials loads the OAuth credentials of cached webhooks.
 -- name: DispatchOAuthCredentials :many

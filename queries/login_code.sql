@@ -2,12 +2,13 @@
 INSERT INTO walhook.login_code (code_hash, company_id, member_id, expires_at)
 VALUES (@code_hash, @company_id, @member_id, @expires_at);
 
--- LoginCodeRedeem marks a code used and returns whom it signs in; a used, expired or unknown code
--- matches nothing. Concurrent redemptions of one code: the row lock lets exactly one win.
+-- LoginCodeRedeem marks a code used and returns whom it signs in, and whether their company is
+-- disabled; a used, expired or unknown code matches nothing. Concurrent redemptions of one code: the row lock lets exactly one win.
 -- name: LoginCodeRedeem :one
 UPDATE walhook.login_code SET used_at = now()
 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()
-RETURNING company_id, member_id;
+RETURNING company_id, member_id,
+    (SELECT c.disabled_at IS NOT NULL FROM walhook.company c WHERE c.id = login_code.company_id)::boolean AS company_disabled;
 
 -- LoginCodeRetentionDelete deletes a batch of codes that expired before the cutoff (retention).
 -- name: LoginCodeRetentionDelete :execrows

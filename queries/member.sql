@@ -16,3 +16,7 @@ SELECT * FROM walhook.member WHERE company_id = $1 ORDER BY id;
 UPDATE walhook.member SET role_id = sqlc.narg('role_id')
 WHERE company_id = @company_id AND id = @id
 RETURNING *;
+
+-- MemberDelete removes a member; their API tokens and sign-in codes go with them (cascade).
+-- name: MemberDelete :execrows
+DELETE FROM walhook.member WHERE company_id = $1 AND id = $2;

@@ -17,3 +17,10 @@ DELETE FROM walhook.role_permission WHERE company_id = $1 AND role_id = $2 AND p
 
 -- name: RolePermissionList :many
 SELECT role_id, permission FROM walhook.role_permission WHERE company_id = $1 ORDER BY role_id, permission;
+
+-- name: RoleGetByName :one
+SELECT * FROM walhook.role WHERE company_id = $1 AND name = $2;
+
+-- RoleDelete removes a role; its members keep their membership with no role (ON DELETE SET NULL).
+-- name: RoleDelete :execrows
+DELETE FROM walhook.role WHERE company_id = $1 AND id = $2;

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/walhook/walhook/relay/crypt"
@@ -89,35 +90,78 @@ func runMember(ctx context.Context, args []string, stdout io.Writer) error {
 	})
 }
 
-// runToken makes an API token. It expires after --ttl (default 90 days, the server's default
-// --token-max-lifetime); one that never expires is the operator's explicit choice, --no-expiry.
+// runToken makes an API token: a company member's, or with --platform the host application's
+// platform token (for /v1/platform; not tied to a company). It expires after --ttl (default 90
+// days, the server's default --token-max-lifetime); one that never expires is the operator's
+// explicit choice, --no-expiry. `token list --platform` and `token revoke --platform --id N` list
+// and revoke platform tokens (a member's tokens are listed and revoked in the API).
 func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	var cfg commonConfig
 	var company, email, name string
 	var ttl time.Duration
-	var noExpiry bool
+	var noExpiry, platform bool
+	var id int64
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	cfg.register(fs)
-	fs.StringVar(&company, "company", "", "company id (required)")
-	fs.StringVar(&email, "email", "", "email of the member the token speaks for (required)")
+	fs.StringVar(&company, "company", "", "company id (required for a member's token)")
+	fs.StringVar(&email, "email", "", "email of the member the token speaks for (required for a member's token)")
+	fs.BoolVar(&platform, "platform", false, "make a platform token (whp_…) for the host application's /v1/platform calls instead of a member's")
 	fs.StringVar(&name, "name", "cli", "a label for the token")
 	durationVar(fs, &ttl, "ttl", defaultTokenLifetime, "token lifetime")
 	fs.BoolVar(&noExpiry, "no-expiry", false, "make a token that never expires (instead of --ttl)")
+	fs.Int64Var(&id, "id", 0, "revoke: the platform token's id (token list --platform shows it)")
 	verb, args := verbArgs(args)
-	if err := parseFlags(fs, args, "Usage: walhook token create --company ID --email EMAIL [--name N] [--ttl 720h | --no-expiry]"); err != nil {
+	if err := parseFlags(fs, args, "Usage: walhook token create --company ID --email EMAIL [--name N] [--ttl 720h | --no-expiry]\n"+
+		"       walhook token create --platform [--name N] [--ttl 720h | --no-expiry]\n"+
+		"       walhook token list --platform\n"+
+		"       walhook token revoke --platform --id N"); err != nil {
 		return err
 	}
 	if verb == "" {
 		verb = fs.Arg(0)
 	}
-	if verb != "create" {
-		return errors.New("want: token create --company ID --email EMAIL")
+	switch {
+	case (verb == "list" || verb == "revoke") && !platform:
+		return errors.New("token " + verb + " is for platform tokens (--platform); a member's tokens are listed and revoked in the API (/v1/tokens)")
+	case verb == "list":
+		return withStore(ctx, cfg, func(st *store.Store) error { return listPlatformTokens(ctx, st, stdout) })
+	case verb == "revoke":
+		if id <= 0 {
+			return errors.New("--id is required: the platform token's id (token list --platform)")
+		}
+		return withStore(ctx, cfg, func(st *store.Store) error {
+			if err := st.PlatformTokenRevoke(ctx, id); err != nil {
+				return fmt.Errorf("revoke platform token %d: %w", id, err)
+			}
+			_, err := fmt.Fprintf(stdout, "platform token %d revoked\n", id)
+			return err
+		})
+	case verb != "create":
+		return errors.New("want: token create --company ID --email EMAIL, token create --platform, token list --platform or token revoke --platform --id N")
 	}
-	if company == "" || email == "" {
-		return errors.New("--company and --email are required")
+	switch {
+	case platform && (company != "" || email != ""):
+		return errors.New("a platform token belongs to no company: give --platform without --company and --email")
+	case !platform && (company == "" || email == ""):
+		return errors.New("--company and --email are required (or --platform for a platform token)")
 	}
 	if ttl <= 0 && !noExpiry {
 		return errors.New("--ttl must be positive; a token that never expires needs --no-expiry")
+	}
+	if platform {
+		return withStore(ctx, cfg, func(st *store.Store) error {
+			var exp *time.Time
+			if !noExpiry {
+				t := time.Now().Add(ttl)
+				exp = &t
+			}
+			token, _, err := st.PlatformTokenCreate(ctx, name, exp)
+			if err != nil {
+				return fmt.Errorf("create platform token: %w", err)
+			}
+			_, err = fmt.Fprintln(stdout, token)
+			return err
+		})
 	}
 	return withStore(ctx, cfg, func(st *store.Store) error {
 		m, err := st.MemberGetByEmail(ctx, company, email)
@@ -136,6 +180,29 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 		_, err = fmt.Fprintln(stdout, token)
 		return err
 	})
+}
+
+// listPlatformTokens prints one line per platform token: id, prefix, name and its times.
+func listPlatformTokens(ctx context.Context, st *store.Store, stdout io.Writer) error {
+	ts, err := st.PlatformTokenList(ctx)
+	if err != nil {
+		return fmt.Errorf("list platform tokens: %w", err)
+	}
+	at := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tPREFIX\tNAME\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
+	for _, t := range ts {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Prefix, t.Name, at(&t.CreatedAt), at(t.ExpiresAt), at(t.LastUsedAt), at(t.RevokedAt))
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write platform tokens: %w", err)
+	}
+	return nil
 }
 
 func runKeygen(_ context.Context, args []string, stdout io.Writer) error {
@@ -200,13 +267,13 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer pool.Close()
 	n, err := st.Reseal(ctx, batch, func(table string, c store.ResealCounts) {
-		log.Info().Str("table", table).Int("resealed", c.Resealed).Int("current", c.Current).Msg("reseal progress")
+		log.Info().Str("table", table).Int("resealed", c.Resealed).Int("current", c.Current).Int("sealed", c.Sealed).Msg("reseal progress")
 	})
 	if err != nil {
 		return fmt.Errorf("reseal: %w", err)
 	}
-	if _, err := fmt.Fprintf(stdout, "resealed %d, already current %d, unreadable %d, changed meanwhile %d (key %s)\n",
-		n.Resealed, n.Current, n.Unreadable, n.Changed, st.Keys().CurrentKeyID()); err != nil {
+	if _, err := fmt.Fprintf(stdout, "resealed %d, already current %d, unreadable %d, changed meanwhile %d, plain values sealed %d (key %s)\n",
+		n.Resealed, n.Current, n.Unreadable, n.Changed, n.Sealed, st.Keys().CurrentKeyID()); err != nil {
 		return err
 	}
 	if n.Unreadable > 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,10 +86,47 @@ func TestBootstrap(t *testing.T) {
 	require.Equal(t, "42", p.CompanyID)
 	require.True(t, p.IsOwner)
 	require.True(t, p.Can(webhook.PermManageWebhooks))
+
+	// A platform token belongs to no company, is printed once and authenticates as the platform.
+	pt, err := run(runToken, "create", "--platform", "--name", "hostapp", "--ttl", "24h")
+	require.NoError(t, err)
+	pt = strings.TrimSpace(pt)
+	require.True(t, strings.HasPrefix(pt, "whp_"), pt)
+	pp, err := store.New(pool, xtest.Keys()).PlatformAuthenticate(ctx, pt)
+	require.NoError(t, err)
+	require.Equal(t, "platform:hostapp", pp.Actor())
+	_, err = store.New(pool, xtest.Keys()).Authenticate(ctx, pt)
+	require.ErrorIs(t, err, store.ErrNotFound, "a platform token is no member's token")
+	var pexp *time.Time
+	require.NoError(t, pool.QueryRow(ctx, `SELECT expires_at FROM walhook.platform_token WHERE name = 'hostapp'`).Scan(&pexp))
+	require.WithinRange(t, *pexp, time.Now().Add(23*time.Hour), time.Now().Add(25*time.Hour))
+	_, err = run(runToken, "create", "--platform", "--company", "42", "--email", "owner@acme.test")
+	require.ErrorContains(t, err, "without --company and --email")
+	_, err = run(runToken, "create", "--platform", "--ttl", "0")
+	require.ErrorContains(t, err, "--no-expiry")
+
+	// Listed without its secret, revoked by id, and then it no longer authenticates.
+	list, err := run(runToken, "list", "--platform")
+	require.NoError(t, err)
+	require.Contains(t, list, pt[:10])
+	require.Contains(t, list, "hostapp")
+	require.NotContains(t, list, pt)
+	var pid int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT id FROM walhook.platform_token WHERE name = 'hostapp'`).Scan(&pid))
+	out, err = run(runToken, "revoke", "--platform", "--id", strconv.FormatInt(pid, 10))
+	require.NoError(t, err)
+	require.Contains(t, out, "revoked")
+	_, err = store.New(pool, xtest.Keys()).PlatformAuthenticate(ctx, pt)
+	require.ErrorIs(t, err, store.ErrNotFound, "a revoked platform token")
+	_, err = run(runToken, "revoke", "--platform", "--id", strconv.FormatInt(pid, 10))
+	require.ErrorIs(t, err, store.ErrNotFound, "revoked twice")
+	_, err = run(runToken, "list")
+	require.ErrorContains(t, err, "--platform")
 }
 
 // TestKeysReseal: `walhook keys reseal` moves secrets sealed with an old key to the first key,
-// prints the counts, and after it the old key can leave --encryption-keys.
+// seals hidden values stored in plain, prints the counts, and after it the old key can leave
+// --encryption-keys.
 func TestKeysReseal(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
@@ -105,6 +143,10 @@ func TestKeysReseal(t *testing.T) {
 	require.NoError(t, err)
 	w, err := st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "42", Name: "h", URL: "https://acme.example/", Method: webhook.MethodPost, EventKeys: []string{"contact.created"}}, nil)
 	require.NoError(t, err)
+	// A credential-looking header stored in plain, as walhook did before it sealed every hidden
+	// value: the reseal seals it too.
+	_, err = pool.Exec(ctx, `UPDATE walhook.webhook SET headers = '[{"key":"Authorization","value":"Bearer plain-token"}]' WHERE id = $1`, w.ID)
+	require.NoError(t, err)
 
 	reseal := func(keys string) (string, error) {
 		var out bytes.Buffer
@@ -113,10 +155,13 @@ func TestKeysReseal(t *testing.T) {
 	}
 	out, err := reseal(next + "," + old)
 	require.NoError(t, err)
-	require.Equal(t, "resealed 1, already current 0, unreadable 0, changed meanwhile 0 (key new)\n", out)
+	require.Equal(t, "resealed 1, already current 0, unreadable 0, changed meanwhile 0, plain values sealed 1 (key new)\n", out)
 	out, err = reseal(next + "," + old)
 	require.NoError(t, err)
-	require.Equal(t, "resealed 0, already current 1, unreadable 0, changed meanwhile 0 (key new)\n", out)
+	require.Equal(t, "resealed 0, already current 2, unreadable 0, changed meanwhile 0, plain values sealed 0 (key new)\n", out)
+	var headers string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT headers::text FROM walhook.webhook WHERE id = $1`, w.ID).Scan(&headers))
+	require.NotContains(t, headers, "plain-token")
 
 	newKeys, err := crypt.ParseKeyring(next)
 	require.NoError(t, err)
@@ -124,11 +169,12 @@ func TestKeysReseal(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, got.SealError)
 	require.Equal(t, w.Secret, got.Secret)
+	require.Equal(t, []webhook.Header{{Key: "Authorization", Value: "Bearer plain-token"}}, got.Headers)
 
 	// With only a key that sealed nothing, the values are unreadable: the command says so and fails.
 	out, err = reseal(crypt.GenerateKeySpec("other"))
-	require.ErrorContains(t, err, "1 sealed values did not open")
-	require.Contains(t, out, "unreadable 1")
+	require.ErrorContains(t, err, "2 sealed values did not open")
+	require.Contains(t, out, "unreadable 2")
 	require.ErrorContains(t, runKeys(ctx, []string{"rotate"}, io.Discard), "want: keys reseal")
 }
 

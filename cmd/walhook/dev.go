@@ -32,6 +32,7 @@ const (
 	devOwnerName    = "Acme Owner"
 	devKeysFile     = "encryption-keys"
 	devTokenFile    = "token"
+	devPlatformFile = "platform_token"
 	devDBURLFile    = "database_url"
 	devClusterDir   = "pgdata"
 	devFilePerm     = 0o600
@@ -54,6 +55,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		"database as at serve; its tables must exist in the dev database (the demo table contacts always does)")
 	fs.StringVar(&cfg.admin.Addr, "addr", "127.0.0.1:8080", "listen address of the admin service")
 	registerFrameAncestors(fs, &cfg.admin.FrameAncestors)
+	registerPortal(fs, &cfg.admin)
 	fs.StringVar(&cfg.common.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.common.LogFormat, "log-format", "auto", "log format: json, console, or auto")
 	if err := parseFlags(fs, args, "Usage: walhook dev [flags]\n\nStarts (or reuses) a private PostgreSQL under --dir, migrates, seeds the company Acme\nwith an owner and the demo contacts table, prints the owner's API token, and serves\nthe relay and the admin service until Ctrl-C. Data survives a restart. With --catalog,\nthe events are yours: create your tables in the dev database (psql line printed at\nstart), then restart with --catalog."); err != nil {
@@ -132,6 +134,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	platformToken, err := seedDevPlatform(ctx, st, filepath.Join(dir, devPlatformFile))
+	if err != nil {
+		return err
+	}
 	owner, err := st.MemberGetByEmail(ctx, devCompanyID, devOwnerEmail)
 	if err != nil {
 		return fmt.Errorf("look up the owner: %w", err)
@@ -151,15 +157,23 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 			cluster.BinDir(), dbURL)
 	}
 	return serve(ctx, cfg, st, log, true, true, func(addr net.Addr) {
+		// The sign-in link is built like the platform API's portal links: --public-url when given.
+		base := "http://" + addr.String()
+		if cfg.admin.PublicURL != "" {
+			base = cfg.admin.PublicURL
+		}
+		loginLink := base + "/#login=" + loginCode
 		fmt.Fprintf(stdout, `
 walhook dev is running.
 
-  Web page       http://%[1]s/#login=%[11]s
+  Web page       %[11]s
                  (a one-time link that signs you in as the owner; valid for an hour, once)
   Admin API      http://%[1]s/v1   (health: http://%[1]s/healthz, metrics: http://%[1]s/metrics)
   Company        %[2]s (id %[3]s), owner %[4]s
   API token      %[5]s
                  (also in %[6]s)
+  Platform token %[14]s
+                 (also in %[15]s; for /v1/platform: companies, members, portal links)
   Database       %[7]s
                  (also in %[8]s)
   psql           %[9]s/psql '%[7]s'
@@ -170,7 +184,8 @@ walhook dev is running.
 %[13]s
 Ctrl-C stops walhook and its PostgreSQL; data stays in %[10]s.
 `, addr, devCompanyName, devCompanyID, devOwnerEmail, token, filepath.Join(dir, devTokenFile), dbURL,
-			filepath.Join(dir, devDBURLFile), cluster.BinDir(), dir, loginCode, catalogName, emitExample)
+			filepath.Join(dir, devDBURLFile), cluster.BinDir(), dir, loginLink, catalogName, emitExample,
+			platformToken, filepath.Join(dir, devPlatformFile))
 	})
 }
 
@@ -243,6 +258,26 @@ func seedDev(ctx context.Context, st *store.Store, tokenPath string) (string, er
 	}
 	if err := os.WriteFile(tokenPath, []byte(tok+"\n"), devFilePerm); err != nil {
 		return "", fmt.Errorf("write token: %w", err)
+	}
+	return tok, nil
+}
+
+// seedDevPlatform makes sure a working platform token exists (the host application's, for
+// /v1/platform); it reuses the one in path while it still authenticates, like the owner's token.
+func seedDevPlatform(ctx context.Context, st *store.Store, path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		tok := strings.TrimSpace(string(b))
+		if _, err := st.PlatformAuthenticate(ctx, tok); err == nil {
+			return tok, nil
+		}
+	}
+	exp := time.Now().Add(defaultTokenLifetime)
+	tok, _, err := st.PlatformTokenCreate(ctx, "walhook dev", &exp)
+	if err != nil {
+		return "", fmt.Errorf("create platform token: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), devFilePerm); err != nil {
+		return "", fmt.Errorf("write platform token: %w", err)
 	}
 	return tok, nil
 }

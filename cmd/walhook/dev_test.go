@@ -108,6 +108,16 @@ func TestDev(t *testing.T) {
 	dbURL, err := os.ReadFile(filepath.Join(dir, "database_url"))
 	require.NoError(t, err)
 	require.Contains(t, string(dbURL), "postgres://")
+	// The platform token: private to the user, and it lists the companies.
+	ptok, err := os.ReadFile(filepath.Join(dir, "platform_token"))
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(ptok), "whp_"))
+	fi, err := os.Stat(filepath.Join(dir, "platform_token"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	code, body = get(t, "http://"+addr+"/v1/platform/companies", strings.TrimSpace(string(ptok)))
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"external_id":"1"`)
 
 	// The README's quick start, verbatim but for the two addresses: it subscribes a receiver to
 	// the demo's outbox event and emits it with walhook.emit; a contact.created webhook (made
@@ -137,6 +147,9 @@ func TestDev(t *testing.T) {
 	tok2, err := os.ReadFile(filepath.Join(dir, "token"))
 	require.NoError(t, err)
 	require.Equal(t, string(tok), string(tok2), "the owner's token survives a restart")
+	ptok2, err := os.ReadFile(filepath.Join(dir, "platform_token"))
+	require.NoError(t, err)
+	require.Equal(t, string(ptok), string(ptok2), "the platform token survives a restart")
 	code, _ = get(t, "http://"+addr+"/healthz", "")
 	require.Equal(t, http.StatusOK, code)
 	stopDev(t, cmd, done)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -25,7 +27,34 @@ func registerAdmin(fs *flag.FlagSet, c *admin.Config) {
 	durationVar(fs, &c.AuthFailures.Window, "auth-failure-window", 10*time.Minute, "how long an address's failures are remembered after its last one or its last hold-off")
 	durationVar(fs, &c.AuthFailures.MaxDelay, "auth-failure-max-delay", 15*time.Minute, "longest hold-off of an address")
 	registerFrameAncestors(fs, &c.FrameAncestors)
+	registerPortal(fs, c)
 	fs.Var((*cidrFlag)(&c.AuthFailures.TrustedProxies), "trusted-proxies", "reverse-proxy networks whose X-Forwarded-For names the client, comma-separated; default none (the header is ignored)")
+}
+
+// registerPortal registers --public-url and --portal-link-ttl (admin.Config documents them),
+// shared by serve/admin and dev.
+func registerPortal(fs *flag.FlagSet, c *admin.Config) {
+	fs.Var((*publicURLFlag)(&c.PublicURL), "public-url", "where browsers reach the web page (https://walhook.example.com): the start of portal links the platform API mints; default http:// and the listen address")
+	durationVar(fs, &c.PortalLinkTTL, "portal-link-ttl", 5*time.Minute, "how long a portal link (a one-time sign-in code minted by the platform API) stays valid")
+}
+
+// publicURLFlag is an absolute http(s) URL with a host and no query or fragment.
+type publicURLFlag string
+
+func (f *publicURLFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return string(*f)
+}
+
+func (f *publicURLFlag) Set(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("want an absolute http or https URL with a host, without user, query or fragment: %q", s)
+	}
+	*f = publicURLFlag(strings.TrimRight(s, "/"))
+	return nil
 }
 
 // frameAncestorsUsage is the --frame-ancestors help, shared by serve/admin and dev.

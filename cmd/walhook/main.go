@@ -35,7 +35,7 @@ func commands() []command {
 		{"quarantine", "events capture set aside: quarantine list|show ID|retry ID|drop ID", runQuarantine},
 		{"company", "manage companies: company create --id ID --name NAME", runCompany},
 		{"member", "manage members: member add --company ID --email E [--owner]", runMember},
-		{"token", "manage API tokens: token create --company ID --email E", runToken},
+		{"token", "manage API tokens: token create --company ID --email E; platform tokens: token create|list|revoke --platform", runToken},
 		{"keygen", "print a new encryption key for --encryption-keys", runKeygen},
 		{"keys", "re-seal every secret with the first key: keys reseal", runKeys},
 		{"emit-key", "rotate the key walhook.emit signs its messages with: emit-key rotate", runEmitKey},

@@ -255,6 +255,13 @@ const TokenPrefix = "whk_"
 // NewToken returns a new random API token and its hash. Only the hash is stored.
 func NewToken() (token string, hash []byte) { return newHashed(TokenPrefix) }
 
+// PlatformTokenPrefix starts every platform token (the host application's, for /v1/platform), so
+// it is told from a company token at a glance and by the admin API before any lookup.
+const PlatformTokenPrefix = "whp_"
+
+// NewPlatformToken returns a new random platform token and its hash. Only the hash is stored.
+func NewPlatformToken() (token string, hash []byte) { return newHashed(PlatformTokenPrefix) }
+
 // newHashed returns prefix and 256 random bits in URL base64, and its hash.
 func newHashed(prefix string) (string, []byte) {
 	b := make([]byte, 32)

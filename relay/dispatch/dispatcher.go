@@ -247,9 +247,12 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		return false, nil // the heartbeat wakes the claim loop when it succeeds again
 	}
 	limited := d.rateLimited(ctx, now)
+	threshold := max(1, min(d.cfg.ClaimBatch, d.cfg.MaxClaimed)/8)
+	if *announced {
+		d.giveBackOverCap(threshold) // room for the announced deliveries' webhooks (see there)
+	}
 	d.mu.Lock()
 	free := d.cfg.MaxClaimed - d.total
-	threshold := max(1, min(d.cfg.ClaimBatch, d.cfg.MaxClaimed)/8)
 	if free < threshold && d.total > 0 {
 		d.heldBack = true
 		d.mu.Unlock()

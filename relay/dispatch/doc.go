@@ -158,7 +158,12 @@
 // candidates, after the per-webhook one), so one claim cannot overshoot either. Within a company,
 // each of its n busy webhooks may hold share/(n+1) (at least PerWebhook) besides its own adaptive
 // share, so its hanging webhooks' queues cannot fill the company's share and leave its other
-// webhooks out of every claim. That window costs
+// webhooks out of every claim. n counts the webhooks busy at claim time, so webhooks claimed while
+// few were busy (a first claim of a flood may give each claimPerWebhook) can hold more than their
+// later cap, and together the whole share; so when new deliveries are announced and a claim would
+// be held back (by MaxClaimed, or its company at its share), the queued — never the running —
+// deliveries of webhooks over their current cap are given back (released unsent, the last claimed
+// first), and the announced deliveries' webhooks find room (giveBackOverCap). That window costs
 // a sort (a claim of 1,024 took 48 instead of 34 ms in a test), so it is a statement of its own
 // (Store.DispatchClaim runs DispatchClaimFair) used only while some company is at its share or
 // has less than half a claim of room (and is not the only company holding work); otherwise the

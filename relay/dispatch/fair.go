@@ -3,6 +3,8 @@ package dispatch
 import (
 	"sync"
 	"time"
+
+	"github.com/walhook/walhook/relay/store"
 )
 
 // fairSlots hands out the Workers send slots (requests in flight) fairly between companies, and
@@ -230,4 +232,52 @@ func (d *Dispatcher) companyPlan(threshold int) companyPlan {
 		p.hookCap[co] = max(d.cfg.PerWebhook, companyCap/(n+1))
 	}
 	return p
+}
+
+// giveBackOverCap gives back (releases unsent, as on shutdown) the queued deliveries of the
+// webhooks holding more than their current cap (companyPlan's hookCap), when new deliveries were
+// announced and a claim would be held back: by the in-memory bound (then every company's
+// webhooks) or by their company's share (then that company's). A webhook may hold more than its
+// cap because the cap shrinks as its company gets busier: a claim made while few of its webhooks
+// were busy (or none: a newcomer webhook may take claimPerWebhook) sizes each one's part by
+// those few, and the parts then sum past the share; until a request that hangs timed out,
+// nothing would free room for another webhook of the company. Requests already running are
+// never given back (the cap is at least PerWebhook, and only queued jobs go), and a webhook at
+// its cap is skipped by claims, so what is given back is not claimed again by the same webhook
+// at once. The tail of a queue goes first: the jobs claimed last.
+func (d *Dispatcher) giveBackOverCap(threshold int) {
+	d.mu.Lock()
+	cp := d.companyPlan(threshold)
+	all := d.cfg.MaxClaimed-d.total < threshold
+	if !all && len(cp.skip) == 0 {
+		d.mu.Unlock()
+		return
+	}
+	atShare := make(map[string]bool, len(cp.skip))
+	for _, co := range cp.skip {
+		atShare[co] = true
+	}
+	var back []outcome
+	for _, hs := range d.busy {
+		if !all && !atShare[hs.company] {
+			continue
+		}
+		n := min(len(hs.queue), hs.running+len(hs.queue)-cp.hookCap[hs.company])
+		if n <= 0 {
+			continue
+		}
+		keep := len(hs.queue) - n
+		for i, j := range hs.queue[keep:] {
+			back = append(back, outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true})
+			hs.queue[keep+i] = job{}
+		}
+		hs.queue = hs.queue[:keep]
+		hs.refill = min(hs.refill, keep-1) // the next job taken from the queue wakes the claim loop
+		d.total -= n
+		d.held[hs.company] -= n // it keeps its running jobs: never 0 here
+	}
+	d.mu.Unlock()
+	for _, o := range back {
+		d.results <- o
+	}
 }

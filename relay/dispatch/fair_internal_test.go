@@ -2,10 +2,13 @@ package dispatch
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/relay/store"
 )
 
 // Freed send slots go to the waiting company with the fewest requests in flight, and the last
@@ -119,4 +122,67 @@ func TestCompanyPlan(t *testing.T) {
 	require.Len(t, p.rooms, 39)
 	require.Equal(t, 32, p.rooms["c01"])
 	require.Equal(t, map[string]int{"c00": 16}, p.hookCap)
+}
+
+// A webhook holding more than its cap gives back its queued deliveries, the last claimed first,
+// when its company is at its share or the in-memory bound is reached; its running ones stay, and
+// the webhooks of a company with room keep theirs. Counts by hand (MaxClaimed 32, ClaimBatch 32:
+// a claim's threshold is 4; PerWebhook 2).
+func TestGiveBackOverCap(t *testing.T) {
+	t.Parallel()
+	type hook struct {
+		co              string
+		running, queued int
+	}
+	setup := func(maxClaimed int, hooks map[int64]hook) *Dispatcher {
+		cfg := Config{Workers: 8, PerWebhook: 2, MaxClaimed: maxClaimed, ClaimBatch: 32}
+		require.NoError(t, cfg.defaults())
+		d := &Dispatcher{cfg: cfg, held: map[string]int{}, busy: map[int64]*hookState{}, results: make(chan outcome, 64)}
+		for id, h := range hooks {
+			hs := &hookState{company: h.co, running: h.running, refill: 2}
+			for k := range h.queued {
+				hs.queue = append(hs.queue, job{c: store.Claimed{ID: 100*id + int64(k), LeaseToken: "t"}})
+			}
+			d.busy[id] = hs
+			d.total += h.running + h.queued
+			d.held[h.co] += h.running + h.queued
+		}
+		return d
+	}
+	given := func(d *Dispatcher) []int64 {
+		var ids []int64
+		for len(d.results) > 0 {
+			o := <-d.results
+			require.True(t, o.release)
+			ids = append(ids, o.rec.DeliveryID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+
+	// Company a (share 16 of 32 with b) holds 18 over three webhooks: each may hold 16/4 = 4, so
+	// each gives back the last 2 of its 4 queued. b holds 10 in one webhook, 2 over its cap of 8,
+	// but has room: it keeps them.
+	d := setup(32, map[int64]hook{1: {"a", 2, 4}, 2: {"a", 2, 4}, 3: {"a", 2, 4}, 4: {"b", 2, 8}})
+	d.giveBackOverCap(4)
+	require.Equal(t, []int64{102, 103, 202, 203, 302, 303}, given(d))
+	require.Equal(t, 22, d.total)
+	require.Equal(t, map[string]int{"a": 12, "b": 10}, d.held)
+	require.Len(t, d.busy[1].queue, 2)
+	require.Equal(t, int64(101), d.busy[1].queue[1].c.ID)
+	require.Equal(t, 1, d.busy[1].refill, "the next job taken wakes the claim loop")
+	require.Len(t, d.busy[4].queue, 8)
+
+	// Alone, a's share is 24 and it has room: nothing is given back ...
+	d = setup(32, map[int64]hook{1: {"a", 2, 4}, 2: {"a", 2, 4}, 3: {"a", 2, 4}})
+	d.giveBackOverCap(4)
+	require.Empty(t, given(d))
+	// ... but with MaxClaimed 20 it holds 18 of its share of 15, and 2 are free (less than the
+	// threshold): each of its webhooks may hold max(PerWebhook, 15/4) = 3, and its running ones
+	// stay.
+	d = setup(20, map[int64]hook{1: {"a", 2, 4}, 2: {"a", 2, 4}, 3: {"a", 2, 4}})
+	d.giveBackOverCap(4)
+	require.Equal(t, []int64{101, 102, 103, 201, 202, 203, 301, 302, 303}, given(d))
+	require.Equal(t, 9, d.total)
+	require.Equal(t, 2, d.busy[1].running)
 }

@@ -14,6 +14,10 @@ type Company struct {
 	ID        string
 	Name      string
 	CreatedAt time.Time
+	// DisabledAt is when the platform API disabled the company (nil: enabled). A disabled
+	// company's members cannot sign in or use tokens, its new events reach no webhook, and the
+	// relay sees its webhooks off (DispatchWebhooks).
+	DisabledAt *time.Time
 }
 
 // Member is a user of one company.
@@ -46,6 +50,8 @@ type Principal struct {
 	IsOwner     bool
 	RoleID      *int64
 	Permissions []webhook.Permission
+	// CompanyDisabled: the member's company is disabled; the API refuses the token.
+	CompanyDisabled bool
 }
 
 // Can reports whether the principal holds perm; the owner holds every permission.
@@ -75,7 +81,7 @@ type APIToken struct {
 }
 
 func companyFrom(r dbsqlc.WalhookCompany) Company {
-	return Company{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt}
+	return Company{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt, DisabledAt: r.DisabledAt}
 }
 
 // CompanyCreate creates a company with the application's id.
@@ -256,7 +262,7 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Principal, erro
 	}
 	return Principal{
 		TokenID: r.TokenID, CompanyID: r.CompanyID, MemberID: r.MemberID, Email: r.Email, Name: r.Name,
-		IsOwner: r.IsOwner, RoleID: r.RoleID, Permissions: perms,
+		IsOwner: r.IsOwner, RoleID: r.RoleID, Permissions: perms, CompanyDisabled: r.CompanyDisabled,
 	}, nil
 }
 

@@ -16,18 +16,23 @@ const (
 	AuditRole    = "role"
 	AuditMember  = "member"
 	AuditToken   = "api_token"
+	// AuditCompany is the company itself (created, renamed, disabled, enabled by the platform
+	// API); its object_id is 0, the company being the log's own.
+	AuditCompany = "company"
 )
 
 // AuditEntry is one row of the audit log: who did what to which object, and when.
 type AuditEntry struct {
-	ID          int64           `json:"id"`
-	MemberID    *int64          `json:"member_id"`
-	MemberEmail *string         `json:"member_email"`
-	Action      string          `json:"action"`
-	ObjectType  string          `json:"object_type"`
-	ObjectID    int64           `json:"object_id"`
-	Detail      json.RawMessage `json:"detail"`
-	At          time.Time       `json:"at"`
+	ID          int64   `json:"id"`
+	MemberID    *int64  `json:"member_id"`
+	MemberEmail *string `json:"member_email"`
+	// Actor names who acted when it was not a member: "platform:<token name>".
+	Actor      *string         `json:"actor"`
+	Action     string          `json:"action"`
+	ObjectType string          `json:"object_type"`
+	ObjectID   int64           `json:"object_id"`
+	Detail     json.RawMessage `json:"detail"`
+	At         time.Time       `json:"at"`
 }
 
 // AuditFilter narrows the audit log; BeforeID is the cursor (0: newest).
@@ -41,6 +46,17 @@ type AuditFilter struct {
 // AuditRecord appends a row to a company's audit log. detail is encoded as JSON (nil: {}). Call it
 // in the transaction of the change it records.
 func (s *Store) AuditRecord(ctx context.Context, companyID string, actor *int64, action, objectType string, objectID int64, detail any) error {
+	return s.auditRecord(ctx, companyID, actor, nil, action, objectType, objectID, detail)
+}
+
+// AuditRecordPlatform is AuditRecord for an action of the platform API: the actor is
+// "platform:<token name>" instead of a member.
+func (s *Store) AuditRecordPlatform(ctx context.Context, companyID string, p PlatformPrincipal, action, objectType string, objectID int64, detail any) error {
+	actor := p.Actor()
+	return s.auditRecord(ctx, companyID, nil, &actor, action, objectType, objectID, detail)
+}
+
+func (s *Store) auditRecord(ctx context.Context, companyID string, member *int64, actor *string, action, objectType string, objectID int64, detail any) error {
 	raw := json.RawMessage(`{}`)
 	if detail != nil {
 		b, err := json.Marshal(detail)
@@ -50,7 +66,7 @@ func (s *Store) AuditRecord(ctx context.Context, companyID string, actor *int64,
 		raw = b
 	}
 	return mapErr(s.q.AuditLogInsert(ctx, dbsqlc.AuditLogInsertParams{
-		CompanyID: companyID, MemberID: actor, Action: action, ObjectType: objectType, ObjectID: objectID, Detail: raw,
+		CompanyID: companyID, MemberID: member, Actor: actor, Action: action, ObjectType: objectType, ObjectID: objectID, Detail: raw,
 	}))
 }
 
@@ -68,7 +84,7 @@ func (s *Store) AuditList(ctx context.Context, companyID string, f AuditFilter) 
 	out := make([]AuditEntry, len(rows))
 	for i, r := range rows {
 		out[i] = AuditEntry{
-			ID: r.ID, MemberID: r.MemberID, MemberEmail: r.MemberEmail, Action: r.Action,
+			ID: r.ID, MemberID: r.MemberID, MemberEmail: r.MemberEmail, Actor: r.Actor, Action: r.Action,
 			ObjectType: r.ObjectType, ObjectID: r.ObjectID, Detail: r.Detail, At: r.At,
 		}
 	}

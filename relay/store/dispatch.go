@@ -270,14 +270,27 @@ func (s *Store) DispatchRelease(ctx context.Context, ids []int64, tokens []strin
 	return mapErr(err)
 }
 
+// CompanyDisabledReason is the DisabledReason the relay sees on a webhook of a disabled company.
+const CompanyDisabledReason = "the company is disabled"
+
 // DispatchWebhooks returns the webhooks with the given ids, secrets opened (any company: for the
-// relay only).
+// relay only). A webhook of a disabled company is returned turned off, with CompanyDisabledReason:
+// the dispatcher records its due deliveries as not sent, as for any webhook that is off, and a
+// member resyncs them once the company is enabled again.
 func (s *Store) DispatchWebhooks(ctx context.Context, ids []int64) ([]webhook.Webhook, error) {
 	rows, err := s.q.DispatchWebhooks(ctx, ids)
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	return s.webhooksFrom(rows)
+	hooks := make([]dbsqlc.WalhookWebhook, len(rows))
+	for i, r := range rows {
+		hooks[i] = r.WalhookWebhook
+		if r.CompanyDisabled {
+			reason := CompanyDisabledReason
+			hooks[i].Active, hooks[i].DisabledReason = false, &reason
+		}
+	}
+	return s.webhooksFrom(hooks)
 }
 
 // DispatchOAuthCredentials returns the credentials with the given ids, secrets opened (any

@@ -22,8 +22,9 @@ func (s *Store) LoginCodeCreate(ctx context.Context, companyID string, memberID 
 }
 
 // LoginCodeRedeem spends a one-time sign-in code and returns a new API token for its member,
-// expiring after tokenTTL. A used, expired or unknown code is ErrNotFound; the code is spent and
-// the token created in one transaction, so a failure leaves the code usable.
+// expiring after tokenTTL. A used, expired or unknown code is ErrNotFound, a code of a disabled
+// company ErrCompanyDisabled; the code is spent and the token created in one transaction, so a
+// failure leaves the code usable.
 func (s *Store) LoginCodeRedeem(ctx context.Context, code string, tokenTTL time.Duration) (string, APIToken, error) {
 	var token string
 	var info APIToken
@@ -31,6 +32,9 @@ func (s *Store) LoginCodeRedeem(ctx context.Context, code string, tokenTTL time.
 		r, err := tx.q.LoginCodeRedeem(ctx, crypt.HashToken(code))
 		if err != nil {
 			return mapErr(err)
+		}
+		if r.CompanyDisabled {
+			return ErrCompanyDisabled
 		}
 		exp := time.Now().Add(tokenTTL)
 		token, info, err = tx.APITokenCreate(ctx, r.CompanyID, r.MemberID, "web sign-in", &exp)

@@ -25,6 +25,8 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrInvalid: the database refused a value (a CHECK constraint or a bad value).
 	ErrInvalid = errors.New("invalid value")
+	// ErrCompanyDisabled: the company is disabled (platform API); its members cannot sign in.
+	ErrCompanyDisabled = errors.New("company disabled")
 )
 
 // ConstraintError wraps ErrConflict or ErrInvalid with the name of the constraint that fired, so

@@ -12,6 +12,7 @@ import (
 
 const aPITokenAuthenticate = `-- name: APITokenAuthenticate :one
 SELECT t.id AS token_id, m.company_id, m.id AS member_id, m.email, m.name, m.is_owner, m.role_id,
+       (SELECT c.disabled_at IS NOT NULL FROM walhook.company c WHERE c.id = m.company_id)::boolean AS company_disabled,
        coalesce((SELECT array_agg(rp.permission ORDER BY rp.permission)
                  FROM walhook.role_permission rp WHERE rp.role_id = m.role_id), '{}')::text[] AS permissions
 FROM walhook.api_token t
@@ -22,18 +23,19 @@ WHERE t.token_hash = $1
 `
 
 type APITokenAuthenticateRow struct {
-	TokenID     int64
-	CompanyID   string
-	MemberID    int64
-	Email       string
-	Name        string
-	IsOwner     bool
-	RoleID      *int64
-	Permissions []string
+	TokenID         int64
+	CompanyID       string
+	MemberID        int64
+	Email           string
+	Name            string
+	IsOwner         bool
+	RoleID          *int64
+	CompanyDisabled bool
+	Permissions     []string
 }
 
-// APITokenAuthenticate resolves a token hash to its member, with the member's permissions. A
-// revoked or expired token matches nothing.
+// APITokenAuthenticate resolves a token hash to its member, with the member's permissions and
+// whether the member's company is disabled. A revoked or expired token matches nothing.
 func (q *Queries) APITokenAuthenticate(ctx context.Context, tokenHash []byte) (APITokenAuthenticateRow, error) {
 	row := q.db.QueryRow(ctx, aPITokenAuthenticate, tokenHash)
 	var i APITokenAuthenticateRow
@@ -45,6 +47,7 @@ func (q *Queries) APITokenAuthenticate(ctx context.Context, tokenHash []byte) (A
 		&i.Name,
 		&i.IsOwner,
 		&i.RoleID,
+		&i.CompanyDisabled,
 		&i.Permissions,
 	)
 	return i, err

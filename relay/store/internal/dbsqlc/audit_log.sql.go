@@ -12,13 +12,14 @@ import (
 )
 
 const auditLogInsert = `-- name: AuditLogInsert :exec
-INSERT INTO walhook.audit_log (company_id, member_id, action, object_type, object_id, detail)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO walhook.audit_log (company_id, member_id, actor, action, object_type, object_id, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 `
 
 type AuditLogInsertParams struct {
 	CompanyID  string
 	MemberID   *int64
+	Actor      *string
 	Action     string
 	ObjectType string
 	ObjectID   int64
@@ -29,6 +30,7 @@ func (q *Queries) AuditLogInsert(ctx context.Context, arg AuditLogInsertParams) 
 	_, err := q.db.Exec(ctx, auditLogInsert,
 		arg.CompanyID,
 		arg.MemberID,
+		arg.Actor,
 		arg.Action,
 		arg.ObjectType,
 		arg.ObjectID,
@@ -38,7 +40,7 @@ func (q *Queries) AuditLogInsert(ctx context.Context, arg AuditLogInsertParams) 
 }
 
 const auditLogList = `-- name: AuditLogList :many
-SELECT a.id, a.company_id, a.member_id, a.action, a.object_type, a.object_id, a.detail, a.at,
+SELECT a.id, a.company_id, a.member_id, a.actor, a.action, a.object_type, a.object_id, a.detail, a.at,
        m.email AS member_email
 FROM walhook.audit_log a
 LEFT JOIN walhook.member m ON m.company_id = a.company_id AND m.id = a.member_id
@@ -62,6 +64,7 @@ type AuditLogListRow struct {
 	ID          int64
 	CompanyID   string
 	MemberID    *int64
+	Actor       *string
 	Action      string
 	ObjectType  string
 	ObjectID    int64
@@ -91,6 +94,7 @@ func (q *Queries) AuditLogList(ctx context.Context, arg AuditLogListParams) ([]A
 			&i.ID,
 			&i.CompanyID,
 			&i.MemberID,
+			&i.Actor,
 			&i.Action,
 			&i.ObjectType,
 			&i.ObjectID,

@@ -24,8 +24,8 @@ WITH input AS (
     ON CONFLICT (source_key) DO NOTHING
     RETURNING id, source_key, company_id, event_key, payload
 ), matched AS (
-    -- Which webhooks an event goes to: the active webhooks of its company subscribed to its key
-    -- (one of their event_keys).
+    -- Which webhooks an event goes to: the active webhooks of its company, if the company is not
+    -- disabled, subscribed to its key (one of their event_keys).
     -- must_claim: a delivery the dispatcher must claim from the table rather than take from
     -- memory: its webhook is failing (its deliveries are retried on a schedule) or rate-limited
     -- (webhook.Webhook.Queued: its deliveries wait for tokens under claims sized by the limit),
@@ -35,6 +35,7 @@ WITH input AS (
             OR w.id = ANY($6::bigint[])
             OR w.company_id = ANY($7::text[])) AS must_claim
     FROM ins JOIN walhook.webhook w ON w.active AND w.company_id = ins.company_id AND ins.event_key = ANY(w.event_keys)
+    JOIN walhook.company c ON c.id = ins.company_id AND c.disabled_at IS NULL
 ), ranked AS (
     SELECT m.event_id, m.source_key, m.company_id, m.event_key, m.webhook_id, m.must_claim, row_number() OVER (PARTITION BY m.webhook_id, m.must_claim ORDER BY m.event_id) AS per_webhook
     FROM matched m
@@ -120,9 +121,10 @@ type CaptureCommitRow struct {
 
 // CaptureCommit stores a batch of captured events and fans each new one out to the active
 // webhooks of its company subscribed to its event key (one of their event_keys), in one
-// statement: events whose company is unknown are skipped (and returned), a replayed source_key
-// inserts nothing (and so no deliveries), consumed outbox rows are deleted, and dispatchers are
-// woken when the transaction commits if a delivery was left for any replica to claim.
+// statement: events whose company is unknown are skipped (and returned), events of a disabled
+// company are stored but fanned out to no webhook, a replayed source_key inserts nothing (and so
+// no deliveries), consumed outbox rows are deleted, and dispatchers are woken when the
+// transaction commits if a delivery was left for any replica to claim.
 //
 // Hand-off: when lease_token is not empty, the capture leader passes fresh deliveries to the
 // dispatcher in its own process without a claim. Up to lease_limit deliveries (at most

@@ -11,7 +11,7 @@ import (
 
 const companyCreate = `-- name: CompanyCreate :one
 INSERT INTO walhook.company (id, name) VALUES ($1, $2)
-RETURNING id, name, created_at
+RETURNING id, name, created_at, disabled_at
 `
 
 type CompanyCreateParams struct {
@@ -22,23 +22,33 @@ type CompanyCreateParams struct {
 func (q *Queries) CompanyCreate(ctx context.Context, arg CompanyCreateParams) (WalhookCompany, error) {
 	row := q.db.QueryRow(ctx, companyCreate, arg.ID, arg.Name)
 	var i WalhookCompany
-	err := row.Scan(&i.ID, &i.Name, &i.CreatedAt)
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.CreatedAt,
+		&i.DisabledAt,
+	)
 	return i, err
 }
 
 const companyGet = `-- name: CompanyGet :one
-SELECT id, name, created_at FROM walhook.company WHERE id = $1
+SELECT id, name, created_at, disabled_at FROM walhook.company WHERE id = $1
 `
 
 func (q *Queries) CompanyGet(ctx context.Context, id string) (WalhookCompany, error) {
 	row := q.db.QueryRow(ctx, companyGet, id)
 	var i WalhookCompany
-	err := row.Scan(&i.ID, &i.Name, &i.CreatedAt)
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.CreatedAt,
+		&i.DisabledAt,
+	)
 	return i, err
 }
 
 const companyList = `-- name: CompanyList :many
-SELECT id, name, created_at FROM walhook.company ORDER BY id
+SELECT id, name, created_at, disabled_at FROM walhook.company ORDER BY id
 `
 
 func (q *Queries) CompanyList(ctx context.Context) ([]WalhookCompany, error) {
@@ -50,7 +60,47 @@ func (q *Queries) CompanyList(ctx context.Context) ([]WalhookCompany, error) {
 	items := []WalhookCompany{}
 	for rows.Next() {
 		var i WalhookCompany
-		if err := rows.Scan(&i.ID, &i.Name, &i.CreatedAt); err != nil {
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.CreatedAt,
+			&i.DisabledAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const companyListAfter = `-- name: CompanyListAfter :many
+SELECT id, name, created_at, disabled_at FROM walhook.company WHERE id > $1::text ORDER BY id LIMIT $2
+`
+
+type CompanyListAfterParams struct {
+	AfterID string
+	MaxRows int32
+}
+
+// CompanyListAfter is a page of companies in id order after the cursor (” for the first page).
+func (q *Queries) CompanyListAfter(ctx context.Context, arg CompanyListAfterParams) ([]WalhookCompany, error) {
+	rows, err := q.db.Query(ctx, companyListAfter, arg.AfterID, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WalhookCompany{}
+	for rows.Next() {
+		var i WalhookCompany
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.CreatedAt,
+			&i.DisabledAt,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -74,4 +124,51 @@ func (q *Queries) CompanyLockForQuota(ctx context.Context, id string) (string, e
 	var id_2 string
 	err := row.Scan(&id_2)
 	return id_2, err
+}
+
+const companyRename = `-- name: CompanyRename :one
+UPDATE walhook.company SET name = $1 WHERE id = $2
+RETURNING id, name, created_at, disabled_at
+`
+
+type CompanyRenameParams struct {
+	Name string
+	ID   string
+}
+
+func (q *Queries) CompanyRename(ctx context.Context, arg CompanyRenameParams) (WalhookCompany, error) {
+	row := q.db.QueryRow(ctx, companyRename, arg.Name, arg.ID)
+	var i WalhookCompany
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.CreatedAt,
+		&i.DisabledAt,
+	)
+	return i, err
+}
+
+const companySetDisabled = `-- name: CompanySetDisabled :one
+UPDATE walhook.company
+SET disabled_at = CASE WHEN $1::boolean THEN coalesce(disabled_at, now()) END
+WHERE id = $2
+RETURNING id, name, created_at, disabled_at
+`
+
+type CompanySetDisabledParams struct {
+	Disabled bool
+	ID       string
+}
+
+// CompanySetDisabled disables (keeping the first disabled_at) or enables a company.
+func (q *Queries) CompanySetDisabled(ctx context.Context, arg CompanySetDisabledParams) (WalhookCompany, error) {
+	row := q.db.QueryRow(ctx, companySetDisabled, arg.Disabled, arg.ID)
+	var i WalhookCompany
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.CreatedAt,
+		&i.DisabledAt,
+	)
+	return i, err
 }

@@ -315,7 +315,7 @@ func (q *Queries) DispatchListenWebhooks(ctx context.Context) error {
 }
 
 const dispatchOAuthCredentials = `-- name: DispatchOAuthCredentials :many
-SELECT id, company_id, name, token_url, method, grant_type, client_id, client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, access_token_enc, token_expires_at, created_by, updated_by, created_at, updated_at FROM walhook.oauth_credential WHERE id = ANY($1::bigint[])
+SELECT id, company_id, name, token_url, method, grant_type, client_id, client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, access_token_enc, token_expires_at, created_by, updated_by, created_at, updated_at, extra_params_enc FROM walhook.oauth_credential WHERE id = ANY($1::bigint[])
 `
 
 // DispatchOAuthCredentials loads the OAuth credentials of cached webhooks.
@@ -347,6 +347,7 @@ func (q *Queries) DispatchOAuthCredentials(ctx context.Context, ids []int64) ([]
 			&i.UpdatedBy,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.ExtraParamsEnc,
 		); err != nil {
 			return nil, err
 		}
@@ -752,45 +753,54 @@ func (q *Queries) DispatchReleaseReplicas(ctx context.Context, replicaIds []stri
 }
 
 const dispatchWebhooks = `-- name: DispatchWebhooks :many
-SELECT id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys FROM walhook.webhook WHERE id = ANY($1::bigint[])
+SELECT w.id, w.company_id, w.name, w.url, w.method, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at, w.rate_limit, w.event_keys, (c.disabled_at IS NOT NULL)::boolean AS company_disabled
+FROM walhook.webhook w JOIN walhook.company c ON c.id = w.company_id
+WHERE w.id = ANY($1::bigint[])
 `
 
-// DispatchWebhooks loads the webhooks of claimed deliveries for the dispatcher's cache.
-func (q *Queries) DispatchWebhooks(ctx context.Context, ids []int64) ([]WalhookWebhook, error) {
+type DispatchWebhooksRow struct {
+	WalhookWebhook  WalhookWebhook
+	CompanyDisabled bool
+}
+
+// DispatchWebhooks loads the webhooks of claimed deliveries for the dispatcher's cache, with
+// whether their company is disabled (the platform API).
+func (q *Queries) DispatchWebhooks(ctx context.Context, ids []int64) ([]DispatchWebhooksRow, error) {
 	rows, err := q.db.Query(ctx, dispatchWebhooks, ids)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []WalhookWebhook{}
+	items := []DispatchWebhooksRow{}
 	for rows.Next() {
-		var i WalhookWebhook
+		var i DispatchWebhooksRow
 		if err := rows.Scan(
-			&i.ID,
-			&i.CompanyID,
-			&i.Name,
-			&i.Url,
-			&i.Method,
-			&i.OauthID,
-			&i.Headers,
-			&i.SecretHeadersEnc,
-			&i.RawData,
-			&i.Params,
-			&i.Active,
-			&i.SigningSecretEnc,
-			&i.PreviousSecretEnc,
-			&i.PreviousSecretExpiresAt,
-			&i.LastSentAt,
-			&i.LastStatus,
-			&i.FailingSince,
-			&i.DisabledReason,
-			&i.DisabledAt,
-			&i.CreatedBy,
-			&i.UpdatedBy,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.RateLimit,
-			&i.EventKeys,
+			&i.WalhookWebhook.ID,
+			&i.WalhookWebhook.CompanyID,
+			&i.WalhookWebhook.Name,
+			&i.WalhookWebhook.Url,
+			&i.WalhookWebhook.Method,
+			&i.WalhookWebhook.OauthID,
+			&i.WalhookWebhook.Headers,
+			&i.WalhookWebhook.SecretHeadersEnc,
+			&i.WalhookWebhook.RawData,
+			&i.WalhookWebhook.Params,
+			&i.WalhookWebhook.Active,
+			&i.WalhookWebhook.SigningSecretEnc,
+			&i.WalhookWebhook.PreviousSecretEnc,
+			&i.WalhookWebhook.PreviousSecretExpiresAt,
+			&i.WalhookWebhook.LastSentAt,
+			&i.WalhookWebhook.LastStatus,
+			&i.WalhookWebhook.FailingSince,
+			&i.WalhookWebhook.DisabledReason,
+			&i.WalhookWebhook.DisabledAt,
+			&i.WalhookWebhook.CreatedBy,
+			&i.WalhookWebhook.UpdatedBy,
+			&i.WalhookWebhook.CreatedAt,
+			&i.WalhookWebhook.UpdatedAt,
+			&i.WalhookWebhook.RateLimit,
+			&i.WalhookWebhook.EventKeys,
+			&i.CompanyDisabled,
 		); err != nil {
 			return nil, err
 		}

@@ -35,20 +35,22 @@ func (q *Queries) LoginCodeCreate(ctx context.Context, arg LoginCodeCreateParams
 const loginCodeRedeem = `-- name: LoginCodeRedeem :one
 UPDATE walhook.login_code SET used_at = now()
 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()
-RETURNING company_id, member_id
+RETURNING company_id, member_id,
+    (SELECT c.disabled_at IS NOT NULL FROM walhook.company c WHERE c.id = login_code.company_id)::boolean AS company_disabled
 `
 
 type LoginCodeRedeemRow struct {
-	CompanyID string
-	MemberID  int64
+	CompanyID       string
+	MemberID        int64
+	CompanyDisabled bool
 }
 
-// LoginCodeRedeem marks a code used and returns whom it signs in; a used, expired or unknown code
-// matches nothing. Concurrent redemptions of one code: the row lock lets exactly one win.
+// LoginCodeRedeem marks a code used and returns whom it signs in, and whether their company is
+// disabled; a used, expired or unknown code matches nothing. Concurrent redemptions of one code: the row lock lets exactly one win.
 func (q *Queries) LoginCodeRedeem(ctx context.Context, codeHash []byte) (LoginCodeRedeemRow, error) {
 	row := q.db.QueryRow(ctx, loginCodeRedeem, codeHash)
 	var i LoginCodeRedeemRow
-	err := row.Scan(&i.CompanyID, &i.MemberID)
+	err := row.Scan(&i.CompanyID, &i.MemberID, &i.CompanyDisabled)
 	return i, err
 }
 

@@ -44,6 +44,24 @@ func (q *Queries) MemberCreate(ctx context.Context, arg MemberCreateParams) (Wal
 	return i, err
 }
 
+const memberDelete = `-- name: MemberDelete :execrows
+DELETE FROM walhook.member WHERE company_id = $1 AND id = $2
+`
+
+type MemberDeleteParams struct {
+	CompanyID string
+	ID        int64
+}
+
+// MemberDelete removes a member; their API tokens and sign-in codes go with them (cascade).
+func (q *Queries) MemberDelete(ctx context.Context, arg MemberDeleteParams) (int64, error) {
+	result, err := q.db.Exec(ctx, memberDelete, arg.CompanyID, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const memberGet = `-- name: MemberGet :one
 SELECT id, company_id, email, name, is_owner, role_id, created_at FROM walhook.member WHERE company_id = $1 AND id = $2
 `

@@ -51,6 +51,7 @@ type WalhookAuditLog struct {
 	ObjectID   int64
 	Detail     json.RawMessage
 	At         time.Time
+	Actor      *string
 }
 
 type WalhookCaptureQuarantine struct {
@@ -75,9 +76,10 @@ type WalhookCaptureSetting struct {
 }
 
 type WalhookCompany struct {
-	ID        string
-	Name      string
-	CreatedAt time.Time
+	ID         string
+	Name       string
+	CreatedAt  time.Time
+	DisabledAt *time.Time
 }
 
 type WalhookDelivery struct {
@@ -182,6 +184,7 @@ type WalhookOauthCredential struct {
 	UpdatedBy       *int64
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	ExtraParamsEnc  []byte
 }
 
 type WalhookOutbox struct {
@@ -190,6 +193,17 @@ type WalhookOutbox struct {
 	EventKey  string
 	Payload   json.RawMessage
 	CreatedAt time.Time
+}
+
+type WalhookPlatformToken struct {
+	ID         int64
+	Name       string
+	TokenHash  []byte
+	Prefix     string
+	CreatedAt  time.Time
+	ExpiresAt  *time.Time
+	LastUsedAt *time.Time
+	RevokedAt  *time.Time
 }
 
 type WalhookRateBucket struct {

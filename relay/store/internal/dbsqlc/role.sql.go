@@ -31,6 +31,24 @@ func (q *Queries) RoleCreate(ctx context.Context, arg RoleCreateParams) (Walhook
 	return i, err
 }
 
+const roleDelete = `-- name: RoleDelete :execrows
+DELETE FROM walhook.role WHERE company_id = $1 AND id = $2
+`
+
+type RoleDeleteParams struct {
+	CompanyID string
+	ID        int64
+}
+
+// RoleDelete removes a role; its members keep their membership with no role (ON DELETE SET NULL).
+func (q *Queries) RoleDelete(ctx context.Context, arg RoleDeleteParams) (int64, error) {
+	result, err := q.db.Exec(ctx, roleDelete, arg.CompanyID, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const roleGet = `-- name: RoleGet :one
 SELECT id, company_id, name, created_at FROM walhook.role WHERE company_id = $1 AND id = $2
 `
@@ -42,6 +60,27 @@ type RoleGetParams struct {
 
 func (q *Queries) RoleGet(ctx context.Context, arg RoleGetParams) (WalhookRole, error) {
 	row := q.db.QueryRow(ctx, roleGet, arg.CompanyID, arg.ID)
+	var i WalhookRole
+	err := row.Scan(
+		&i.ID,
+		&i.CompanyID,
+		&i.Name,
+		&i.CreatedAt,
+	)
+	return i, err
+}
+
+const roleGetByName = `-- name: RoleGetByName :one
+SELECT id, company_id, name, created_at FROM walhook.role WHERE company_id = $1 AND name = $2
+`
+
+type RoleGetByNameParams struct {
+	CompanyID string
+	Name      string
+}
+
+func (q *Queries) RoleGetByName(ctx context.Context, arg RoleGetByNameParams) (WalhookRole, error) {
+	row := q.db.QueryRow(ctx, roleGetByName, arg.CompanyID, arg.Name)
 	var i WalhookRole
 	err := row.Scan(
 		&i.ID,

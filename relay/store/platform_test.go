@@ -1,0 +1,122 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
+)
+
+// TestPlatformToken: a platform token is stored hashed, authenticates only as the platform (never
+// as a member), and stops when it expires.
+func TestPlatformToken(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	s, pool := xtest.Store(t)
+	tok, info, err := s.PlatformTokenCreate(ctx, "hostapp", nil)
+	require.NoError(t, err)
+	require.Regexp(t, `^whp_`, tok)
+	require.Equal(t, tok[:10], info.Prefix)
+	p, err := s.PlatformAuthenticate(ctx, tok)
+	require.NoError(t, err)
+	require.Equal(t, "platform:hostapp", p.Actor())
+	_, err = s.Authenticate(ctx, tok)
+	require.ErrorIs(t, err, store.ErrNotFound, "a platform token is not a member's")
+
+	var stored int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM walhook.platform_token WHERE position($1::bytea in token_hash) > 0`, []byte(tok)).Scan(&stored))
+	require.Zero(t, stored, "the token is stored hashed")
+
+	past := time.Now().Add(-time.Minute)
+	old, _, err := s.PlatformTokenCreate(ctx, "", &past)
+	require.NoError(t, err)
+	_, err = s.PlatformAuthenticate(ctx, old)
+	require.ErrorIs(t, err, store.ErrNotFound, "an expired platform token")
+	unnamed, info, err := s.PlatformTokenCreate(ctx, "", nil)
+	require.NoError(t, err)
+	p, err = s.PlatformAuthenticate(ctx, unnamed)
+	require.NoError(t, err)
+	require.Equal(t, "platform:"+info.Prefix, p.Actor(), "an unnamed token is named by its prefix")
+}
+
+// TestDisabledCompany: while a company is disabled its members' tokens say so, its sign-in codes
+// are refused without being spent, its new events are stored but fanned out to no webhook, and
+// the relay sees its webhooks turned off (so deliveries already due are not sent); another
+// company is not affected, and once enabled everything works again.
+func TestDisabledCompany(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	s, _ := xtest.Store(t)
+	seedCatalog(t, s)
+	_, ownerA := seedCompany(t, s, "a")
+	_, ownerB := seedCompany(t, s, "b")
+	var hookIDs []int64
+	for _, c := range []struct {
+		company string
+		owner   int64
+	}{{"a", ownerA.ID}, {"b", ownerB.ID}} {
+		w, err := s.WebhookCreate(ctx, webhook.Webhook{CompanyID: c.company, Name: "hook", URL: "https://x.example/hook",
+			Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true, Active: true}, &c.owner)
+		require.NoError(t, err)
+		hookIDs = append(hookIDs, w.ID)
+	}
+	relaySees := func() map[string]bool {
+		hooks, err := s.DispatchWebhooks(ctx, hookIDs)
+		require.NoError(t, err)
+		out := map[string]bool{}
+		for _, h := range hooks {
+			out[h.CompanyID] = h.Active
+			if !h.Active {
+				require.Equal(t, store.CompanyDisabledReason, *h.DisabledReason)
+			}
+		}
+		return out
+	}
+	require.Equal(t, map[string]bool{"a": true, "b": true}, relaySees())
+	token, _, err := s.APITokenCreate(ctx, "a", ownerA.ID, "t", nil)
+	require.NoError(t, err)
+	code, err := s.LoginCodeCreate(ctx, "a", ownerA.ID, time.Hour)
+	require.NoError(t, err)
+	n := 0
+	capture := func(company string) store.CaptureResult {
+		n++
+		res, err := s.CaptureCommit(ctx, store.CaptureBatch{Events: []store.CaptureEvent{{
+			SourceKey: "test:" + company + ":" + string(rune('a'+n)), CompanyID: company, EventKey: "contact.created",
+			Payload: []byte(`{"id":"evt_x","type":"contact.created","company_id":"` + company + `","data":{}}`), OccurredAt: time.Now(),
+		}}})
+		require.NoError(t, err)
+		return res
+	}
+
+	co, err := s.CompanySetDisabled(ctx, "a", true)
+	require.NoError(t, err)
+	require.NotNil(t, co.DisabledAt)
+	p, err := s.Authenticate(ctx, token)
+	require.NoError(t, err)
+	require.True(t, p.CompanyDisabled)
+	_, _, err = s.LoginCodeRedeem(ctx, code, time.Hour)
+	require.ErrorIs(t, err, store.ErrCompanyDisabled)
+	res := capture("a")
+	require.Equal(t, int64(1), res.Events, "a disabled company's event is stored")
+	require.Zero(t, res.Deliveries, "a disabled company's event reaches no webhook")
+	require.Empty(t, res.UnknownCompany)
+	res = capture("b")
+	require.Equal(t, int64(1), res.Deliveries, "another company is not affected")
+	require.Equal(t, map[string]bool{"a": false, "b": true}, relaySees(), "the relay sees a disabled company's webhooks off")
+
+	co, err = s.CompanySetDisabled(ctx, "a", false)
+	require.NoError(t, err)
+	require.Nil(t, co.DisabledAt)
+	p, err = s.Authenticate(ctx, token)
+	require.NoError(t, err)
+	require.False(t, p.CompanyDisabled)
+	_, _, err = s.LoginCodeRedeem(ctx, code, time.Hour)
+	require.NoError(t, err, "the code refused while disabled was not spent")
+	res = capture("a")
+	require.Equal(t, int64(1), res.Deliveries, "enabled again, events fan out")
+	require.Equal(t, map[string]bool{"a": true, "b": true}, relaySees())
+}

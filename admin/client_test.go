@@ -94,10 +94,7 @@ func TestOAuthLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusOK, l.StatusCode())
 	require.Empty(t, *l.JSON200.Items)
 
-	extra := []struct {
-		Key   *string `json:"key,omitempty"`
-		Value *string `json:"value,omitempty"`
-	}{{Key: some("audience"), Value: some("api")}}
+	extra := []client.ExtraParam{{Key: "audience", Value: "api"}, {Key: "assertion", Value: "jwt-assertion-value", Secret: some(true)}}
 	c, err := manager.CreateOAuthWithResponse(e.ctx, client.OAuthInput{
 		Name: some("CRM"), TokenUrl: some("https://auth.example.com/token"), GrantType: some(client.OAuthInputGrantType("authorization_code")),
 		ClientId: some("cid"), ClientSecret: some("s3cret-value"), Code: some("code-value"), Scope: some("contacts"), ExtraParams: &extra,
@@ -112,12 +109,15 @@ func TestOAuthLifecycle(t *testing.T) {
 	require.Equal(t, webhook.Mask, *cred.Code)
 	require.Equal(t, "", *cred.RefreshToken)
 	require.False(t, *cred.RefreshTokenSet)
-	require.Equal(t, "audience", *(*cred.ExtraParams)[0].Key)
+	require.Equal(t, "audience", (*cred.ExtraParams)[0].Key)
+	require.Equal(t, "api", (*cred.ExtraParams)[0].Value)
+	require.Equal(t, client.ExtraParam{Key: "assertion", Value: webhook.Mask, Secret: some(true)}, (*cred.ExtraParams)[1], "a secret parameter reads back masked")
 
 	l, err = viewer.ListOAuthWithResponse(e.ctx)
 	require.NoError(t, err)
 	require.Len(t, *l.JSON200.Items, 1)
 	require.NotContains(t, string(l.Body), "s3cret-value")
+	require.NotContains(t, string(l.Body), "jwt-assertion-value")
 	require.NotContains(t, string(l.Body), "code-value")
 
 	// A viewer may read but not write.
@@ -137,6 +137,7 @@ func TestOAuthLifecycle(t *testing.T) {
 	require.Equal(t, "GET", stored.Method)
 	require.Equal(t, "s3cret-value", stored.ClientSecret)
 	require.Equal(t, "code-value", stored.Code)
+	require.Equal(t, []webhook.KeyValue{{Key: "audience", Value: "api"}, {Key: "assertion", Value: "jwt-assertion-value", Secret: true}}, stored.ExtraParams, "PATCH keeps the hidden parameter")
 	put, err := owner.ReplaceOAuthWithResponse(e.ctx, id, client.OAuthInput{
 		Name: some("CRM 3"), TokenUrl: some("https://AUTH.example.com:443/token"), GrantType: some(client.OAuthInputGrantType("authorization_code")),
 		ClientId: some("cid"), ClientSecret: some(webhook.Mask), Code: some("new-code"),

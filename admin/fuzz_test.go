@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/netip"
@@ -29,10 +30,11 @@ func FuzzWebhookInput(f *testing.F) {
 		`{"headers":[{"key":"Host","value":"x\r\n"}]}`,
 		`{"params":[{"key":"","path":"data..x"}],"oauth_id":null}`,
 		`{"name":1}`, `[]`, `null`, `{"unknown":true}`, `{"name":"\u0000"}`,
+		`{"name":"n","url":"https://example.com/","method":"POST","events":["contact.created"],"headers":[{"key":"x-a","value":"••••••","secret":false}]}`,
 	} {
 		f.Add([]byte(s))
 	}
-	old := []webhook.Header{{Key: "X-A", Value: "stored", Secret: true}}
+	old := []webhook.Header{{Key: "X-A", Value: "stored-header-value", Secret: true}}
 	rules := webhook.Rules{EventExists: func(k string) bool { return k == "contact.created" || k == "contact.updated" },
 		EventSample: func(k string) json.RawMessage { return json.RawMessage(`{"email":"a@example.com","name":"Ada"}`) }}
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -74,8 +76,11 @@ func FuzzWebhookInput(f *testing.F) {
 			for _, h := range w.Headers {
 				require.NotContains(t, h.Value, "\n")
 			}
-			_, err := json.Marshal(webhookOut(w, ownerPrincipal(), nil))
+			out, err := json.Marshal(webhookOut(w, ownerPrincipal(), nil))
 			require.NoError(t, err)
+			if !bytes.Contains(raw, []byte("stored-header-value")) {
+				require.NotContains(t, string(out), "stored-header-value", "a stored secret header is never answered")
+			}
 		}
 	})
 }
@@ -87,6 +92,8 @@ func FuzzOAuthInput(f *testing.F) {
 		`{"name":"c","token_url":"https://a.example.com/t","grant_type":"client_credentials","client_id":"i","client_secret":"s"}`,
 		`{"name":"c","token_url":"https://a.example.com/t","grant_type":"authorization_code","code":"••••••","extra_params":[{"key":"k","value":"v"}]}`,
 		`{"client_secret":null,"method":"get"}`, `{"refresh_token":5}`, `{}`, `x`,
+		`{"extra_params":[{"key":"password","value":"••••••"},{"key":"tenant","value":"","secret":true},{"key":"Password","value":"••••••"}]}`,
+		`{"token_url":"https://b.example.com/t","extra_params":[{"key":"tenant","value":"••••••","secret":false}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -95,12 +102,19 @@ func FuzzOAuthInput(f *testing.F) {
 		if err := decodeBytes(raw, &in); err != nil {
 			return
 		}
-		c := webhook.OAuthCredential{ClientSecret: "stored-secret-value"}
+		c := webhook.OAuthCredential{ClientSecret: "stored-secret-value", ExtraParams: []webhook.KeyValue{
+			{Key: "password", Value: "stored-password-value"}, {Key: "tenant", Value: "stored-tenant-value", Secret: true},
+		}}
 		in.apply(&c)
 		_ = c.Validate(webhook.Rules{})
 		out, err := json.Marshal(oauthOut(c))
 		require.NoError(t, err)
 		require.NotContains(t, string(out), "stored-secret-value")
+		for _, v := range []string{"stored-password-value", "stored-tenant-value"} {
+			if !bytes.Contains(raw, []byte(v)) {
+				require.NotContains(t, string(out), v, "a stored hidden parameter is never answered")
+			}
+		}
 		if c.Code != "" && len(c.Code) > 3 {
 			require.NotContains(t, string(out), `"code":"`+c.Code+`"`)
 		}

@@ -98,7 +98,7 @@ type deliveryDetailJSON struct {
 	Attempts []attemptJSON   `json:"attempt_list"`
 }
 
-// maskHeaderJSON masks the values of credential-looking headers (webhook.CredentialHeader) and of
+// maskHeaderJSON masks the values of credential-looking headers (webhook.CredentialName) and of
 // the webhook's secret headers (secret, lower-case names) in a recorded header object (whatever
 // the shape of its values), so history never shows a secret even if a writer forgot to mask it.
 func maskHeaderJSON(raw json.RawMessage, secret map[string]bool) json.RawMessage {
@@ -107,7 +107,7 @@ func maskHeaderJSON(raw json.RawMessage, secret map[string]bool) json.RawMessage
 		return raw
 	}
 	for k := range hs {
-		if secret[strings.ToLower(k)] || webhook.CredentialHeader(k) {
+		if secret[strings.ToLower(k)] || webhook.CredentialName(k) {
 			hs[k] = webhook.Mask
 		}
 	}

@@ -195,6 +195,10 @@ func TestHostileRequests(t *testing.T) {
 		{name: "RTL override in token name", method: "POST", path: "/v1/tokens", body: map[string]any{"name": "ci\u202e"}, status: 422, field: "name"},
 		{name: "NUL in OAuth extra param", method: "POST", path: O, body: oauth(map[string]any{"extra_params": []map[string]any{{"key": "aud\x00", "value": "x"}}}), status: 422, field: "extra_params[0].key"},
 		{name: "NUL in OAuth extra param value", method: "POST", path: O, body: oauth(map[string]any{"extra_params": []map[string]any{{"key": "aud", "value": "x\x00"}}}), status: 422, field: "extra_params[0].value"},
+		{name: "OAuth extra param secret is a string", method: "POST", path: O, body: oauth(map[string]any{"extra_params": []map[string]any{{"key": "aud", "value": "x", "secret": "true"}}}), status: 400, field: "extra_params.secret"},
+		{name: "OAuth extra param unknown field sealed", method: "POST", path: O, body: oauth(map[string]any{"extra_params": []map[string]any{{"key": "aud", "value": "x", "sealed": true}}}), status: 400, field: "sealed"},
+		{name: "OAuth extra param mask with nothing stored", method: "POST", path: O, body: oauth(map[string]any{"extra_params": []map[string]any{{"key": "password", "value": "••••••"}}}), status: 422, field: "extra_params[0].value"},
+		{name: "OAuth secret extra param left empty", method: "POST", path: O, body: oauth(map[string]any{"extra_params": []map[string]any{{"key": "tenant", "value": "", "secret": true}}}), status: 422, field: "extra_params[0].value"},
 
 		// Lengths and counts.
 		{name: "name of 101 characters", method: "POST", path: W, body: good(map[string]any{"name": strings.Repeat("n", 101)}), status: 422, field: "name"},

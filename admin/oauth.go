@@ -13,9 +13,11 @@ import (
 
 // oauthInput is the body of OAuth create, update (PUT) and patch. Secrets (client_secret, code,
 // refresh_token) are write-only: left out or sent as the mask they keep the stored value, an
-// empty string clears it. A stored secret is kept only while token_url names the same
-// destination (webhook.SameDestination); a request that changes it must give each stored secret
-// again (or clear it).
+// empty string clears it. A hidden extra parameter (webhook.KeyValue.Masked) sent with the mask
+// as its value (or marked secret and left empty) keeps the value stored under the same key. A
+// stored secret is kept only while token_url names the same destination
+// (webhook.SameDestination); a request that changes it must give each stored secret again (or
+// clear it).
 type oauthInput struct {
 	Name         string             `json:"name"`
 	TokenURL     string             `json:"token_url"`
@@ -32,21 +34,18 @@ type oauthInput struct {
 func oauthInputOf(c webhook.OAuthCredential) oauthInput {
 	return oauthInput{
 		Name: c.Name, TokenURL: c.TokenURL, Method: c.Method, GrantType: c.GrantType, ClientID: c.ClientID,
-		Scope: c.Scope, ExtraParams: c.ExtraParams,
+		Scope: c.Scope, ExtraParams: webhook.MaskParams(c.ExtraParams),
 	}
 }
 
 // apply sets c's fields from the input; kept names the stored secrets it left in place (nil or
-// the mask given), so the caller can refuse them when the token URL changed.
+// the mask given), so the caller can refuse them when the token URL changed. c holds the stored
+// values (the zero credential for a new one).
 func (in oauthInput) apply(c *webhook.OAuthCredential) (kept []string) {
 	c.Name, c.TokenURL, c.GrantType, c.ClientID, c.Scope = in.Name, in.TokenURL, in.GrantType, in.ClientID, in.Scope
 	c.Method = strings.ToUpper(in.Method)
 	if c.Method == "" {
 		c.Method = "POST"
-	}
-	c.ExtraParams = in.ExtraParams
-	if c.ExtraParams == nil {
-		c.ExtraParams = []webhook.KeyValue{}
 	}
 	for _, f := range []struct {
 		name string
@@ -60,7 +59,33 @@ func (in oauthInput) apply(c *webhook.OAuthCredential) (kept []string) {
 			kept = append(kept, f.name)
 		}
 	}
+	old := c.ExtraParams
+	c.ExtraParams = make([]webhook.KeyValue, len(in.ExtraParams))
+	for i, p := range in.ExtraParams {
+		if p.Value == webhook.Mask || (p.Secret && p.Value == "") {
+			for _, o := range old {
+				if o.Masked() && o.Key == p.Key {
+					// A kept value stays hidden: unmarking it secret while keeping it would
+					// answer the stored value.
+					p.Value, p.Secret = o.Value, p.Secret || o.Secret
+					kept = append(kept, fmt.Sprintf("extra_params[%d].value", i))
+					break
+				}
+			}
+		}
+		c.ExtraParams[i] = p
+	}
 	return kept
+}
+
+// checkSecretParams reports hidden extra parameters left without a value: the mask, or a
+// parameter marked secret left empty, with no stored value under the same key to keep.
+func checkSecretParams(e *webhook.ValidationError, ps []webhook.KeyValue) {
+	for i, p := range ps {
+		if p.Value == webhook.Mask || (p.Secret && p.Value == "") {
+			e.Add(fmt.Sprintf("extra_params[%d].value", i), "is required (a hidden parameter keeps its value only when one is stored under the same key)")
+		}
+	}
 }
 
 // checkTokenDestination refuses to carry the stored secrets (kept, from apply) over to a new
@@ -112,7 +137,7 @@ func masked(v string) (string, bool) {
 func oauthOut(c webhook.OAuthCredential) oauthJSON {
 	out := oauthJSON{
 		ID: c.ID, Name: c.Name, TokenURL: c.TokenURL, Method: c.Method, GrantType: c.GrantType,
-		ClientID: c.ClientID, Scope: c.Scope, ExtraParams: c.ExtraParams,
+		ClientID: c.ClientID, Scope: c.Scope, ExtraParams: webhook.MaskParams(c.ExtraParams),
 		CreatedBy: c.CreatedBy, UpdatedBy: c.UpdatedBy, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		SecretError: c.SealError,
 	}
@@ -123,6 +148,21 @@ func oauthOut(c webhook.OAuthCredential) oauthJSON {
 }
 
 func (s *Server) oauthRules() webhook.Rules { return webhook.Rules{AllowIP: s.allowIP} }
+
+// validateOAuth checks a credential about to be stored: its fields (webhook.OAuthCredential.
+// Validate), and no hidden extra parameter left as the mask (checkSecretParams).
+func (s *Server) validateOAuth(cr webhook.OAuthCredential) error {
+	err := cr.Validate(s.oauthRules())
+	var ve *webhook.ValidationError
+	if err != nil && !errors.As(err, &ve) {
+		return err
+	}
+	if ve == nil {
+		ve = &webhook.ValidationError{}
+	}
+	checkSecretParams(ve, cr.ExtraParams)
+	return ve.Err()
+}
 
 func (s *Server) listOAuth(c *call) error {
 	cs, err := s.store.OAuthCredentialList(c.ctx, c.p.CompanyID)
@@ -158,7 +198,7 @@ func (s *Server) createOAuth(c *call) error {
 	}
 	cr := webhook.OAuthCredential{CompanyID: c.p.CompanyID}
 	in.apply(&cr)
-	if err := cr.Validate(s.oauthRules()); err != nil {
+	if err := s.validateOAuth(cr); err != nil {
 		return err
 	}
 	var out webhook.OAuthCredential
@@ -206,7 +246,7 @@ func (s *Server) updateOAuth(c *call, patch bool) error {
 	if err := checkTokenDestination(old.TokenURL, cr.TokenURL, kept); err != nil {
 		return err
 	}
-	if err := cr.Validate(s.oauthRules()); err != nil {
+	if err := s.validateOAuth(cr); err != nil {
 		return err
 	}
 	var out webhook.OAuthCredential

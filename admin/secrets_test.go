@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -203,4 +204,131 @@ func TestCredentialHeadersMaskedInEveryRead(t *testing.T) {
 	got := e.must(200, "GET", "/v1/deliveries/"+e.pub(stored.CompanyID, d), e.viewer, nil)
 	noneOf("history", got)
 	require.Contains(t, fmt.Sprint(got), "visible")
+}
+
+// TestOAuthExtraParamsHidden: an extra parameter marked secret or with a credential-looking key
+// (password, client_assertion, api_key) is masked in the answers of create, update, one
+// credential and the listing, for every reader, with its secret flag as given; the mask sent back
+// keeps the stored value while the token URL names the same destination, and is refused (422
+// naming the parameter, nothing stored) when it does not.
+func TestOAuthExtraParamsHidden(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	values := []string{"pw-hunter2", "jwt-eyJhbGciOi", "key-abc123", "marked-secret-value"}
+	params := []map[string]any{
+		{"key": "password", "value": values[0]}, {"key": "client_assertion", "value": values[1]},
+		{"key": "api_key", "value": values[2]}, {"key": "tenant", "value": values[3], "secret": true},
+		{"key": "audience", "value": "https://api.example.com"},
+	}
+	body := map[string]any{"name": "CRM", "token_url": "https://auth.example.com/token", "grant_type": "client_credentials",
+		"client_id": "cid", "client_secret": "cs", "extra_params": params}
+	noneOf := func(what string, v any) {
+		t.Helper()
+		s := fmt.Sprint(v)
+		for _, secret := range values {
+			require.NotContains(t, s, secret, what)
+		}
+	}
+	want := []any{
+		map[string]any{"key": "password", "value": webhook.Mask}, map[string]any{"key": "client_assertion", "value": webhook.Mask},
+		map[string]any{"key": "api_key", "value": webhook.Mask}, map[string]any{"key": "tenant", "value": webhook.Mask, "secret": true},
+		map[string]any{"key": "audience", "value": "https://api.example.com"},
+	}
+	created := e.must(201, "POST", "/v1/oauth", e.manager, body)
+	noneOf("create", created)
+	require.Equal(t, want, created["extra_params"])
+	id := int64(created["id"].(float64))
+	path := fmt.Sprintf("/v1/oauth/%d", id)
+	for _, tok := range []string{e.viewer, e.manager, e.owner} {
+		noneOf("list", e.must(200, "GET", "/v1/oauth", tok, nil))
+		got := e.must(200, "GET", path, tok, nil)
+		noneOf("get", got)
+		require.Equal(t, want, got["extra_params"])
+	}
+	patched := e.must(200, "PATCH", path, e.manager, map[string]any{"name": "CRM 2"})
+	noneOf("patch", patched)
+	require.Equal(t, want, patched["extra_params"], "PATCH without extra_params keeps them")
+	noneOf("audit", e.must(200, "GET", "/v1/audit", e.viewer, nil))
+	stored := func() webhook.OAuthCredential {
+		got, err := e.st.OAuthCredentialGet(e.ctx, "acme", id)
+		require.NoError(t, err)
+		return got
+	}
+	wantStored := []webhook.KeyValue{
+		{Key: "password", Value: values[0]}, {Key: "client_assertion", Value: values[1]},
+		{Key: "api_key", Value: values[2]}, {Key: "tenant", Value: values[3], Secret: true},
+		{Key: "audience", Value: "https://api.example.com"},
+	}
+	require.Equal(t, wantStored, stored().ExtraParams)
+
+	// The answer written back (same destination, written differently) keeps every value.
+	put := map[string]any{"name": "CRM 3", "token_url": "HTTPS://auth.example.com:443/token", "grant_type": "client_credentials",
+		"client_id": "cid", "client_secret": webhook.Mask, "extra_params": created["extra_params"]}
+	noneOf("put", e.must(200, "PUT", path, e.owner, put))
+	require.Equal(t, wantStored, stored().ExtraParams)
+
+	// A new token URL with the masks: each kept value named, nothing stored.
+	put["token_url"] = "https://attacker.example.net/token"
+	r := e.do("PUT", path, e.owner, put)
+	require.Equal(t, 422, r.status, "%s", r.raw)
+	fe := r.fieldErrors(t)
+	require.Len(t, fe, 5, "%s", r.raw)
+	require.Contains(t, fe["client_secret"], "token URL changed")
+	for i := range 4 {
+		require.Contains(t, fe[fmt.Sprintf("extra_params[%d].value", i)], "token URL changed")
+	}
+	r = e.do("PATCH", path, e.manager, map[string]any{"token_url": "https://attacker.example.net/token"})
+	require.Equal(t, 422, r.status, "%s", r.raw)
+	require.Len(t, r.fieldErrors(t), 5, "%s", r.raw)
+	require.Equal(t, "https://auth.example.com:443/token", strings.ToLower(stored().TokenURL))
+	require.Equal(t, wantStored, stored().ExtraParams)
+
+	// The mask under a key with no hidden value stored, or a secret left empty with none: refused.
+	for _, p := range []map[string]any{
+		{"key": "audience", "value": webhook.Mask}, {"key": "new_password", "value": webhook.Mask},
+		{"key": "other", "value": "", "secret": true}, {"key": "Password", "value": webhook.Mask},
+	} {
+		r = e.do("PATCH", path, e.manager, map[string]any{"extra_params": []map[string]any{p}})
+		require.Equal(t, 422, r.status, "%v: %s", p, r.raw)
+		require.Contains(t, r.fieldErrors(t)["extra_params[0].value"], "is required", "%v", p)
+	}
+	require.Equal(t, wantStored, stored().ExtraParams)
+
+	// Given again with the new URL: stored; the secret flag comes off when the user takes it off
+	// (the value then shows, its key not looking like a credential).
+	e.must(200, "PATCH", path, e.manager, map[string]any{"token_url": "https://auth2.example.com/token", "client_secret": "cs-2", "extra_params": []map[string]any{
+		{"key": "password", "value": "pw-2"}, {"key": "tenant", "value": "acme-tenant"},
+	}})
+	require.Equal(t, []webhook.KeyValue{{Key: "password", Value: "pw-2"}, {Key: "tenant", Value: "acme-tenant"}}, stored().ExtraParams)
+	got := e.must(200, "GET", path, e.viewer, nil)
+	require.Equal(t, []any{map[string]any{"key": "password", "value": webhook.Mask}, map[string]any{"key": "tenant", "value": "acme-tenant"}}, got["extra_params"])
+}
+
+// TestKeptSecretStaysHidden: the mask sent back with the secret flag taken off keeps the stored
+// value and its flag — unmarking a kept value would answer it in clear — for a header and an
+// extra parameter alike. Typing a new value with the flag off is how a value stops being secret.
+func TestKeptSecretStaysHidden(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	w := e.newWebhook("Kept", func(w *webhook.Webhook) {
+		w.Headers = []webhook.Header{{Key: "X-Signing", Value: "stored-header-secret", Secret: true}}
+	})
+	hp := fmt.Sprintf("/v1/webhooks/%d", w.ID)
+	got := e.must(200, "PATCH", hp, e.manager, map[string]any{"headers": []map[string]any{{"key": "X-Signing", "value": webhook.Mask, "secret": false}}})
+	require.NotContains(t, fmt.Sprint(got), "stored-header-secret")
+	require.Equal(t, []any{map[string]any{"key": "X-Signing", "value": webhook.Mask, "secret": true}}, got["headers"])
+	require.NotContains(t, fmt.Sprint(e.must(200, "GET", hp, e.viewer, nil)), "stored-header-secret")
+
+	c := e.must(201, "POST", "/v1/oauth", e.manager, map[string]any{
+		"name": "CRM", "token_url": "https://auth.example.com/token", "grant_type": "client_credentials",
+		"client_id": "cid", "client_secret": "cs", "extra_params": []map[string]any{{"key": "tenant", "value": "stored-param-secret", "secret": true}},
+	})
+	op := fmt.Sprintf("/v1/oauth/%d", int64(c["id"].(float64)))
+	got = e.must(200, "PATCH", op, e.manager, map[string]any{"extra_params": []map[string]any{{"key": "tenant", "value": webhook.Mask, "secret": false}}})
+	require.NotContains(t, fmt.Sprint(got), "stored-param-secret")
+	require.Equal(t, []any{map[string]any{"key": "tenant", "value": webhook.Mask, "secret": true}}, got["extra_params"])
+	require.NotContains(t, fmt.Sprint(e.must(200, "GET", op, e.viewer, nil)), "stored-param-secret")
+
+	got = e.must(200, "PATCH", op, e.manager, map[string]any{"extra_params": []map[string]any{{"key": "tenant", "value": "acme", "secret": false}}})
+	require.Equal(t, []any{map[string]any{"key": "tenant", "value": "acme"}}, got["extra_params"], "a new value typed unmarked is plain")
 }

@@ -87,7 +87,8 @@ func TestHistoryShowsWhatWasSent(t *testing.T) {
 		require.NoError(t, err)
 		byHook[dd.WebhookID] = id
 	}
-	// The URL changes after sending; history keeps the one used.
+	// The URL changes after sending (so wait for the send first); history keeps the one used.
+	delivery(byHook[getID], "succeeded")
 	e.must(200, "PATCH", fmt.Sprintf("/v1/webhooks/%d", getID), e.manager, map[string]any{"url": "https://hooks.example.com/elsewhere",
 		"headers": []map[string]any{{"key": "X-Signing", "value": "new-secret", "secret": true}}})
 

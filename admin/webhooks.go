@@ -89,7 +89,9 @@ func (in webhookInput) apply(w *webhook.Webhook, old []webhook.Header) (kept []i
 		if h.Value == webhook.Mask || (h.Secret && h.Value == "") {
 			for _, o := range old {
 				if o.Masked() && strings.EqualFold(o.Key, h.Key) {
-					h.Value = o.Value
+					// A kept value stays hidden: unmarking it secret while keeping it would
+					// answer the stored value.
+					h.Value, h.Secret = o.Value, h.Secret || o.Secret
 					kept = append(kept, i)
 					break
 				}

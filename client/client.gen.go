@@ -723,6 +723,18 @@ type EventTypeList struct {
 	NextCursor nullable.Nullable[string] `json:"next_cursor,omitempty"`
 }
 
+// ExtraParam defines model for ExtraParam.
+type ExtraParam struct {
+	// Key Up to 200 bytes; not grant_type, client_id, client_secret, code, refresh_token or scope
+	Key string `json:"key"`
+
+	// Secret Hide the value: encrypted at rest, never returned
+	Secret *bool `json:"secret,omitempty"`
+
+	// Value Up to 4096 bytes, no CR, LF or NUL. A hidden value — marked secret, or with a credential-looking key (password, client_assertion, api_key, anything with token, secret, auth…) — is encrypted at rest and reads back as ••••••; send that back to keep the stored value (only while token_url is unchanged)
+	Value string `json:"value"`
+}
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	// Field Example: headers[2].key
@@ -786,18 +798,15 @@ type OAuthCredential struct {
 	ClientSecretSet *bool   `json:"client_secret_set,omitempty"`
 
 	// Code •••••• when set, else empty
-	Code        *string                  `json:"code,omitempty"`
-	CodeSet     *bool                    `json:"code_set,omitempty"`
-	CreatedAt   *time.Time               `json:"created_at,omitempty"`
-	CreatedBy   nullable.Nullable[int64] `json:"created_by,omitempty"`
-	ExtraParams *[]struct {
-		Key   *string `json:"key,omitempty"`
-		Value *string `json:"value,omitempty"`
-	} `json:"extra_params,omitempty"`
-	GrantType *OAuthCredentialGrantType `json:"grant_type,omitempty"`
-	Id        *int64                    `json:"id,omitempty"`
-	Method    *OAuthCredentialMethod    `json:"method,omitempty"`
-	Name      *string                   `json:"name,omitempty"`
+	Code        *string                   `json:"code,omitempty"`
+	CodeSet     *bool                     `json:"code_set,omitempty"`
+	CreatedAt   *time.Time                `json:"created_at,omitempty"`
+	CreatedBy   nullable.Nullable[int64]  `json:"created_by,omitempty"`
+	ExtraParams *[]ExtraParam             `json:"extra_params,omitempty"`
+	GrantType   *OAuthCredentialGrantType `json:"grant_type,omitempty"`
+	Id          *int64                    `json:"id,omitempty"`
+	Method      *OAuthCredentialMethod    `json:"method,omitempty"`
+	Name        *string                   `json:"name,omitempty"`
 
 	// RefreshToken •••••• when set, else empty
 	RefreshToken    *string `json:"refresh_token,omitempty"`
@@ -827,14 +836,11 @@ type OAuthInput struct {
 	// Code Write-only (authorization_code grant)
 	Code *string `json:"code,omitempty"`
 
-	// ExtraParams More parameters of the token request (audience, resource, …); given, it replaces the whole list. Not secret: stored and returned as given, so secrets go in client_secret, code or refresh_token. A key may not be one of those named fields.
-	ExtraParams *[]struct {
-		Key   *string `json:"key,omitempty"`
-		Value *string `json:"value,omitempty"`
-	} `json:"extra_params,omitempty"`
-	GrantType *OAuthInputGrantType `json:"grant_type,omitempty"`
-	Method    *OAuthInputMethod    `json:"method,omitempty"`
-	Name      *string              `json:"name,omitempty"`
+	// ExtraParams More parameters of the token request (audience, resource, password, client_assertion, …); given, it replaces the whole list. A key may not be one of the named fields (client_secret, code, …).
+	ExtraParams *[]ExtraParam        `json:"extra_params,omitempty"`
+	GrantType   *OAuthInputGrantType `json:"grant_type,omitempty"`
+	Method      *OAuthInputMethod    `json:"method,omitempty"`
+	Name        *string              `json:"name,omitempty"`
 
 	// RefreshToken Write-only (refresh_token grant)
 	RefreshToken *string `json:"refresh_token,omitempty"`

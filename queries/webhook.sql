@@ -133,9 +133,10 @@ RETURNING *;
 SELECT count(*)::bigint FROM walhook.webhook WHERE company_id = $1;
 
 -- WebhookSealedBatch reads the sealed columns of up to max_rows webhooks after after_id, by id,
--- for `walhook keys reseal`.
+-- for `walhook keys reseal`, with headers, whose hidden values written before they were sealed
+-- it seals.
 -- name: WebhookSealedBatch :many
-SELECT id, company_id, signing_secret_enc, previous_secret_enc, secret_headers_enc
+SELECT id, company_id, signing_secret_enc, previous_secret_enc, secret_headers_enc, headers
 FROM walhook.webhook
 WHERE id > @after_id
 ORDER BY id
@@ -146,7 +147,8 @@ LIMIT @max_rows;
 -- name: WebhookReseal :execrows
 UPDATE walhook.webhook SET
     signing_secret_enc = @new_signing, previous_secret_enc = sqlc.narg('new_previous'),
-    secret_headers_enc = sqlc.narg('new_headers')
+    secret_headers_enc = sqlc.narg('new_headers'), headers = @new_plain_headers
 WHERE id = @id AND signing_secret_enc = @old_signing
+  AND headers = @old_plain_headers
   AND previous_secret_enc IS NOT DISTINCT FROM sqlc.narg('old_previous')
   AND secret_headers_enc IS NOT DISTINCT FROM sqlc.narg('old_headers');

@@ -232,6 +232,14 @@ func TestWebPageComplete(t *testing.T) {
 	b.axe("OAuth form with a field error")
 	b.click(`button[aria-label="Remove extra parameter 3"]`)
 	b.absent("#o-new-x-key-2")
+	// A parameter marked secret with its labelled checkbox: a password input, masked once saved.
+	b.click("#o-new-add-extra")
+	b.fill("#o-new-x-key-2", "tenant")
+	b.fill("#o-new-x-val-2", "tenant-s3cret")
+	b.click(`label[for="o-new-x-sec-2"]`)
+	require.Equal(t, true, b.eval(`document.getElementById('o-new-x-sec-2').checked`))
+	require.Equal(t, "password", b.eval(`document.getElementById('o-new-x-val-2').type`))
+	b.labelled("OAuth form with a secret parameter")
 	b.click("#oauth-save")
 	b.visible("#oauth")
 	cid := b.eval(rowID("#oauth", "Partner OAuth")).(string)
@@ -239,8 +247,11 @@ func TestWebPageComplete(t *testing.T) {
 	require.Equal(t, []any{
 		map[string]any{"key": "audience", "value": "https://api.partner.example"},
 		map[string]any{"key": "resource", "value": "orders"},
-	}, cred["extra_params"], "the API stores the extra parameters")
+		map[string]any{"key": "tenant", "value": mask, "secret": true},
+	}, cred["extra_params"], "the API stores the extra parameters, the secret one masked")
 	require.Equal(t, mask, cred["client_secret"])
+	raw := d.psqlValue(t, "SELECT extra_params::text || coalesce(encode(extra_params_enc, 'escape'), '') FROM walhook.oauth_credential WHERE id = "+cid)
+	require.NotContains(t, raw, "tenant-s3cret", "the secret parameter is sealed at rest")
 	b.axe("OAuth list")
 	b.labelled("OAuth list")
 	b.tabOrder("OAuth list")
@@ -251,11 +262,15 @@ func TestWebPageComplete(t *testing.T) {
 	require.Equal(t, "audience", b.eval(`document.querySelector('`+p+`-x-key-0').value`))
 	require.Equal(t, "orders", b.eval(`document.querySelector('`+p+`-x-val-1').value`))
 	require.Equal(t, mask, b.eval(`document.querySelector('#oauth-form input[name=client_secret]').value`), "secrets stay masked")
+	require.Equal(t, mask, b.eval(`document.querySelector('`+p+`-x-val-2').value`), "the secret parameter shows as the mask")
+	require.Equal(t, "password", b.eval(`document.querySelector('`+p+`-x-val-2').type`))
+	require.Equal(t, true, b.eval(`document.querySelector('`+p+`-x-sec-2').checked`), "its secret box stays checked")
 	b.click(`button[aria-label="Remove extra parameter 1"]`)
 	b.click("#oauth-save")
 	b.visible("#oauth")
 	_, cred = d.request(t, http.MethodGet, "/oauth/"+cid, nil)
-	require.Equal(t, []any{map[string]any{"key": "resource", "value": "orders"}}, cred["extra_params"], "a removed parameter is gone")
+	require.Equal(t, []any{map[string]any{"key": "resource", "value": "orders"}, map[string]any{"key": "tenant", "value": mask, "secret": true}},
+		cred["extra_params"], "a removed parameter is gone; the mask sent back kept the secret one")
 
 	// Permissions.
 	b.click(`nav a[href="#/permissions"]`)

@@ -99,7 +99,7 @@ export async function oauthForm(ctx, c, { onSaved, onCancel }) {
   // A saved secret is never sent to a token URL chosen after it was stored: when the URL changes,
   // the masked secrets are cleared and must be typed again; back to the saved URL, they are kept.
   const secretsAgain = h('p', { class: 'hint warn wide', id: p + '-secrets-again', role: 'status', hidden: true },
-    'The OAuth URL changed: type the hidden secrets again. walhook never sends a saved secret to a new address.');
+    'The OAuth URL changed: type the hidden secrets and parameter values again. walhook never sends a saved secret to a new address.');
   url.addEventListener('input', () => {
     if (!c) return;
     const changed = url.value.trim() !== c.token_url;
@@ -110,35 +110,49 @@ export async function oauthForm(ctx, c, { onSaved, onCancel }) {
       if (!changed && input.dataset.again && input.value === '') { input.value = MASK; delete input.dataset.again; input.placeholder = 'Saved — type to replace'; }
       again = again || !!input.dataset.again;
     }
+    for (const x of extras) {
+      if (changed && x.value === MASK) { x.value = ''; x.again = true; }
+      if (!changed && x.again && x.value === '') { x.value = MASK; x.again = false; }
+      again = again || !!x.again;
+    }
     secretsAgain.hidden = !(again && changed);
+    renderExtras();
   });
   const refreshField = field({ label: 'refresh_token', id: p + '-refresh', name: 'refresh_token', control: refresh, hint: 'Needed for the refresh_token grant.' });
   const syncGrant = () => { refreshField.hidden = grant.value !== 'refresh_token' && !(c && c.refresh_token_set); };
   grant.addEventListener('change', syncGrant);
   syncGrant();
 
-  // Extra parameters: more key–value pairs for the token request (audience, resource, …). They
-  // are stored and shown as typed, so they are not for secrets; those have their own fields.
-  const extras = (v.extra_params || []).map((x) => ({ key: x.key, value: x.value }));
+  // Extra parameters: more key–value pairs for the token request (audience, resource, password,
+  // client_assertion…). A value marked secret, or whose key looks like a credential, is stored
+  // encrypted and comes back masked; leaving the mask in place keeps it (as for headers).
+  const extras = (v.extra_params || []).map((x) => ({ key: x.key, value: x.value, secret: !!x.secret }));
   const extraRows = h('div', { class: 'rows', id: p + '-extra-rows' });
   const renderExtras = () => {
     extraRows.replaceChildren(...extras.map((x, i) => {
       const k = h('input', { type: 'text', id: `${p}-x-key-${i}`, value: x.key, placeholder: 'audience', autocomplete: 'off', spellcheck: 'false', disabled: ro,
         'aria-describedby': errId(`extra_params[${i}].key`), oninput: (e) => { x.key = e.target.value; } });
-      const val = h('input', { type: 'text', id: `${p}-x-val-${i}`, value: x.value, autocomplete: 'off', spellcheck: 'false', disabled: ro,
+      const masked = x.value === MASK;
+      const val = h('input', { type: x.secret || masked || x.again ? 'password' : 'text', id: `${p}-x-val-${i}`, value: x.value, autocomplete: 'off', spellcheck: 'false', disabled: ro,
+        placeholder: x.again ? 'Type the value again: the OAuth URL changed' : masked ? 'Saved — type to replace' : '',
         'aria-describedby': errId(`extra_params[${i}].value`), oninput: (e) => { x.value = e.target.value; } });
+      if (masked) val.addEventListener('focus', () => { if (val.value === MASK) val.select(); });
+      const sec = h('input', { type: 'checkbox', id: `${p}-x-sec-${i}`, disabled: ro,
+        onchange: (e) => { x.secret = e.target.checked; val.type = x.secret || val.value === MASK ? 'password' : 'text'; } });
+      sec.checked = x.secret;
       return h('div', { class: 'row extra-row' },
         h('div', { class: 'cell' }, h('label', { class: 'sr-only', for: k.id }, `Extra parameter ${i + 1} key`), k,
           h('p', { class: 'field-error', id: errId(`extra_params[${i}].key`), 'data-control': k.id })),
         h('div', { class: 'cell' }, h('label', { class: 'sr-only', for: val.id }, `Extra parameter ${i + 1} value`), val,
           h('p', { class: 'field-error', id: errId(`extra_params[${i}].value`), 'data-control': val.id })),
+        h('label', { class: 'check', for: sec.id }, sec, 'Secret', h('span', { class: 'sr-only' }, ` (extra parameter ${i + 1})`)),
         ro ? h('span') : h('button', { type: 'button', class: 'link danger-text', 'aria-label': `Remove extra parameter ${i + 1}`,
           onclick: () => { extras.splice(i, 1); renderExtras(); (extraRows.querySelector('input') || addExtra).focus(); } }, 'Remove'));
     }));
     if (!extras.length) extraRows.append(h('p', { class: 'hint' }, 'No extra parameters.'));
   };
   const addExtra = h('button', { type: 'button', class: 'small', id: p + '-add-extra', disabled: ro,
-    onclick: () => { extras.push({ key: '', value: '' }); renderExtras(); extraRows.querySelector('.extra-row:last-child input').focus(); } }, '+ Add parameter');
+    onclick: () => { extras.push({ key: '', value: '', secret: false }); renderExtras(); extraRows.querySelector('.extra-row:last-child input').focus(); } }, '+ Add parameter');
   renderExtras();
 
   const summary = h('div', { class: 'summary', role: 'alert', tabindex: '-1' });
@@ -158,7 +172,9 @@ export async function oauthForm(ctx, c, { onSaved, onCancel }) {
       const before = extras.length;
       while (extras.length && !extras[extras.length - 1].key && !extras[extras.length - 1].value) extras.pop();
       if (extras.length !== before) renderExtras();
-      body.extra_params = extras.map((x) => ({ key: x.key.trim(), value: x.value }));
+      // A hidden value left empty after the URL changed goes as the mask: the API then names the
+      // row whose value must be typed again.
+      body.extra_params = extras.map((x) => ({ key: x.key.trim(), value: x.again && x.value === '' ? MASK : x.value, secret: x.secret }));
       save.disabled = true;
       try {
         const saved = c ? await ctx.api('PUT', '/oauth/' + c.id, body) : await ctx.api('POST', '/oauth', body);
@@ -186,8 +202,8 @@ export async function oauthForm(ctx, c, { onSaved, onCancel }) {
       refreshField)),
   h('fieldset', { class: 'wide', id: p + '-extras' },
     h('legend', {}, 'Extra parameters'),
-    h('p', { class: 'hint' }, 'More parameters for the token request, such as audience or resource. Shown as typed: put secrets in client_secret, code or refresh_token.'),
-    h('div', { class: 'row-head row extra-row', 'aria-hidden': 'true' }, h('span', {}, 'Key'), h('span', {}, 'Value'), h('span')),
+    h('p', { class: 'hint' }, 'More parameters for the token request, such as audience, resource, password or client_assertion. Mark a value secret to store it encrypted and never show it again; a key that looks like a credential (password, assertion, api_key, anything with token, secret or auth) is hidden the same way.'),
+    h('div', { class: 'row-head row extra-row', 'aria-hidden': 'true' }, h('span', {}, 'Key'), h('span', {}, 'Value'), h('span'), h('span')),
     extraRows,
     h('p', { class: 'field-error', id: errId('extra_params') }),
     ro ? null : addExtra),

@@ -267,13 +267,13 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer pool.Close()
 	n, err := st.Reseal(ctx, batch, func(table string, c store.ResealCounts) {
-		log.Info().Str("table", table).Int("resealed", c.Resealed).Int("current", c.Current).Msg("reseal progress")
+		log.Info().Str("table", table).Int("resealed", c.Resealed).Int("current", c.Current).Int("sealed", c.Sealed).Msg("reseal progress")
 	})
 	if err != nil {
 		return fmt.Errorf("reseal: %w", err)
 	}
-	if _, err := fmt.Fprintf(stdout, "resealed %d, already current %d, unreadable %d, changed meanwhile %d (key %s)\n",
-		n.Resealed, n.Current, n.Unreadable, n.Changed, st.Keys().CurrentKeyID()); err != nil {
+	if _, err := fmt.Fprintf(stdout, "resealed %d, already current %d, unreadable %d, changed meanwhile %d, plain values sealed %d (key %s)\n",
+		n.Resealed, n.Current, n.Unreadable, n.Changed, n.Sealed, st.Keys().CurrentKeyID()); err != nil {
 		return err
 	}
 	if n.Unreadable > 0 {

@@ -125,7 +125,8 @@ func TestBootstrap(t *testing.T) {
 }
 
 // TestKeysReseal: `walhook keys reseal` moves secrets sealed with an old key to the first key,
-// prints the counts, and after it the old key can leave --encryption-keys.
+// seals hidden values stored in plain, prints the counts, and after it the old key can leave
+// --encryption-keys.
 func TestKeysReseal(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
@@ -142,6 +143,10 @@ func TestKeysReseal(t *testing.T) {
 	require.NoError(t, err)
 	w, err := st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "42", Name: "h", URL: "https://acme.example/", Method: webhook.MethodPost, EventKeys: []string{"contact.created"}}, nil)
 	require.NoError(t, err)
+	// A credential-looking header stored in plain, as walhook did before it sealed every hidden
+	// value: the reseal seals it too.
+	_, err = pool.Exec(ctx, `UPDATE walhook.webhook SET headers = '[{"key":"Authorization","value":"Bearer plain-token"}]' WHERE id = $1`, w.ID)
+	require.NoError(t, err)
 
 	reseal := func(keys string) (string, error) {
 		var out bytes.Buffer
@@ -150,10 +155,13 @@ func TestKeysReseal(t *testing.T) {
 	}
 	out, err := reseal(next + "," + old)
 	require.NoError(t, err)
-	require.Equal(t, "resealed 1, already current 0, unreadable 0, changed meanwhile 0 (key new)\n", out)
+	require.Equal(t, "resealed 1, already current 0, unreadable 0, changed meanwhile 0, plain values sealed 1 (key new)\n", out)
 	out, err = reseal(next + "," + old)
 	require.NoError(t, err)
-	require.Equal(t, "resealed 0, already current 1, unreadable 0, changed meanwhile 0 (key new)\n", out)
+	require.Equal(t, "resealed 0, already current 2, unreadable 0, changed meanwhile 0, plain values sealed 0 (key new)\n", out)
+	var headers string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT headers::text FROM walhook.webhook WHERE id = $1`, w.ID).Scan(&headers))
+	require.NotContains(t, headers, "plain-token")
 
 	newKeys, err := crypt.ParseKeyring(next)
 	require.NoError(t, err)
@@ -161,11 +169,12 @@ func TestKeysReseal(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, got.SealError)
 	require.Equal(t, w.Secret, got.Secret)
+	require.Equal(t, []webhook.Header{{Key: "Authorization", Value: "Bearer plain-token"}}, got.Headers)
 
 	// With only a key that sealed nothing, the values are unreadable: the command says so and fails.
 	out, err = reseal(crypt.GenerateKeySpec("other"))
-	require.ErrorContains(t, err, "1 sealed values did not open")
-	require.Contains(t, out, "unreadable 1")
+	require.ErrorContains(t, err, "2 sealed values did not open")
+	require.Contains(t, out, "unreadable 2")
 	require.ErrorContains(t, runKeys(ctx, []string{"rotate"}, io.Discard), "want: keys reseal")
 }
 

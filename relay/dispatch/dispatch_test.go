@@ -155,7 +155,7 @@ func TestRotationSignsWithBothSecrets(t *testing.T) {
 func TestOutcomes(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.run(t, testConfig())
+	d := b.run(t, testConfig())
 	status := func(code int, hdr ...string) *receiver {
 		return newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int64) {
 			for i := 0; i+1 < len(hdr); i += 2 {
@@ -214,7 +214,9 @@ func TestOutcomes(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, hw.Active)
 	require.Contains(t, *hw.DisabledReason, "410")
-	// Later deliveries of the webhook that is off are failed without a request.
+	// Later deliveries of the webhook that is off are failed without a request (once the
+	// dispatcher has dropped it from its cache: the recorder does so after its statement commits).
+	require.Eventually(t, func() bool { return !d.SendsTo(w.ID) }, waitFor, tick)
 	id = b.enqueue(t, w.ID)[0]
 	b.waitState(t, id, webhook.DeliveryFailed)
 	require.EqualValues(t, 1, gone.hits.Load())

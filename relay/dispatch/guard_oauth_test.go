@@ -160,6 +160,33 @@ func TestOAuth(t *testing.T) {
 		require.Equal(t, "Bearer "+webhook.Mask, a.RequestHeaders["Authorization"])
 	})
 
+	t.Run("hidden extra parameters and headers are sealed at rest and sent in clear", func(t *testing.T) {
+		ts := newTokenServer(t, func(url.Values, int) (int, string) { return http.StatusOK, token("xp-token", 3600, "") })
+		c := cred(ts, webhook.OAuthCredential{GrantType: webhook.GrantClientCredentials, ClientID: "id", ClientSecret: "sec",
+			ExtraParams: []webhook.KeyValue{
+				{Key: "password", Value: "pw-sent"}, {Key: "tenant", Value: "tenant-sent", Secret: true},
+				{Key: "audience", Value: "aud-sent"},
+			}})
+		var sealed []byte
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT extra_params_enc FROM walhook.oauth_credential WHERE id = $1`, c.ID).Scan(&sealed))
+		require.NotEmpty(t, sealed, "the hidden values are sealed")
+		rc := newReceiver(t, nil)
+		w := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true, OAuthID: &c.ID,
+			Headers: []webhook.Header{{Key: "X-Api-Key", Value: "api-key-sent"}}})
+		id := b.enqueue(t, w.ID)[0]
+		b.waitState(t, id, webhook.DeliverySucceeded)
+		f := ts.fetches()
+		require.Len(t, f, 1)
+		require.Equal(t, "pw-sent", f[0].Get("password"))
+		require.Equal(t, "tenant-sent", f[0].Get("tenant"))
+		require.Equal(t, "aud-sent", f[0].Get("audience"))
+		reqs := rc.requests()
+		require.Len(t, reqs, 1)
+		require.Equal(t, "api-key-sent", reqs[0].Header.Get("X-Api-Key"))
+		require.Equal(t, "Bearer xp-token", reqs[0].Header.Get("Authorization"))
+		require.Equal(t, webhook.Mask, b.attempts(t, id)[0].RequestHeaders["X-Api-Key"], "masked in history")
+	})
+
 	t.Run("authorization_code then refresh, over GET", func(t *testing.T) {
 		ts := newTokenServer(t, func(form url.Values, n int) (int, string) {
 			if n == 1 {

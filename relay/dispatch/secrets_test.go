@@ -34,20 +34,26 @@ func TestSecretsAtRest(t *testing.T) {
 		accessToken  = "access-token-plain-c04b17"
 		issuedRefr   = "refresh-token-issued-plain-9e6d42"
 		headerValue  = "secret-header-plain-a81f03"
+		bearerValue  = "bearer-header-plain-6b0e4d"  // credential-looking, not marked secret
+		paramValue   = "extra-param-plain-2c9f51"    // extra parameter marked secret
+		passwordVal  = "password-param-plain-e47a08" // credential-looking extra parameter
 	)
 	ts := newTokenServer(t, func(form url.Values, _ int) (int, string) {
-		if form.Get("grant_type") != "authorization_code" || form.Get("code") != code || form.Get("client_secret") != clientSecret {
+		if form.Get("grant_type") != "authorization_code" || form.Get("code") != code || form.Get("client_secret") != clientSecret ||
+			form.Get("tenant_key") != paramValue || form.Get("password") != passwordVal {
 			return http.StatusBadRequest, `{"error":"invalid_grant"}`
 		}
 		return http.StatusOK, token(accessToken, 3600, issuedRefr)
 	})
 	cred, err := b.st.OAuthCredentialCreate(b.ctx, webhook.OAuthCredential{CompanyID: company, Name: "crm",
 		TokenURL: ts.URL + "/token", GrantType: webhook.GrantAuthorizationCode, ClientID: "client-id",
-		ClientSecret: clientSecret, Code: code}, nil)
+		ClientSecret: clientSecret, Code: code, ExtraParams: []webhook.KeyValue{
+			{Key: "tenant_key", Value: paramValue, Secret: true}, {Key: "password", Value: passwordVal},
+		}}, nil)
 	require.NoError(t, err)
 	rc := newReceiver(t, nil)
 	w := b.hook(t, webhook.Webhook{URL: rc.URL + "/in", OAuthID: &cred.ID, RawData: true,
-		Headers: []webhook.Header{{Key: "X-Api-Key", Value: headerValue, Secret: true}}})
+		Headers: []webhook.Header{{Key: "X-Api-Key", Value: headerValue, Secret: true}, {Key: "X-Partner-Auth", Value: bearerValue}}})
 	require.True(t, strings.HasPrefix(w.Secret, "whsec_"))
 
 	// A real delivery through the dispatcher: it fetches the token, caches it and sends.
@@ -57,6 +63,7 @@ func TestSecretsAtRest(t *testing.T) {
 	require.Len(t, reqs, 1)
 	require.Equal(t, "Bearer "+accessToken, reqs[0].Header.Get("Authorization"))
 	require.Equal(t, headerValue, reqs[0].Header.Get("X-Api-Key"))
+	require.Equal(t, bearerValue, reqs[0].Header.Get("X-Partner-Auth"))
 	saved, err := b.st.OAuthCredentialGet(b.ctx, company, cred.ID)
 	require.NoError(t, err)
 	require.Equal(t, accessToken, saved.AccessToken, "the access token is cached in the database")
@@ -89,6 +96,7 @@ func TestSecretsAtRest(t *testing.T) {
 	plaintexts := map[string]string{
 		"OAuth client secret": clientSecret, "OAuth code": code, "cached access token": accessToken,
 		"issued refresh token": issuedRefr, "typed refresh token": typedRefresh, "secret header value": headerValue,
+		"credential-looking header value": bearerValue, "secret extra parameter": paramValue, "credential-looking extra parameter": passwordVal,
 		"signing secret": w.Secret, "signing secret key": strings.TrimPrefix(w.Secret, "whsec_"),
 	}
 	for i, tok := range apiTokens {

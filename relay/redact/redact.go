@@ -143,7 +143,7 @@ func Values(s string, secrets ...string) string {
 // URL returns a request URL as history shows it: what was sent, with the secrets taken out. Unlike
 // the URLs in an error's text (see Text), the query's values stay — for GET and DELETE they are
 // the payload — except the values of parameters whose names look like a credential ("token",
-// "api_key", "signature"… as for headers: webhook.CredentialHeader), the password of the userinfo,
+// "api_key", "signature"… as for headers: webhook.CredentialName), the password of the userinfo,
 // and the given secrets wherever they appear. A URL that does not parse is masked whole.
 func URL(raw string, secrets ...string) string {
 	if raw == "" {
@@ -169,7 +169,7 @@ func URL(raw string, secrets ...string) string {
 			if err != nil {
 				name = k
 			}
-			if webhook.CredentialHeader(name) {
+			if webhook.CredentialName(name) {
 				parts[i] = k + "=" + url.QueryEscape(Mask)
 			}
 		}

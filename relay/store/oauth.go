@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"strings"
 
 	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
@@ -17,14 +15,16 @@ func (s *Store) oauthFrom(r dbsqlc.WalhookOauthCredential) (webhook.OAuthCredent
 		TokenExpiresAt: r.TokenExpiresAt, CreatedBy: r.CreatedBy, UpdatedBy: r.UpdatedBy,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
-	if err := json.Unmarshal(r.ExtraParams, &c.ExtraParams); err != nil {
-		return c, fmt.Errorf("decode extra params: %w", err)
-	}
-	if c.ExtraParams == nil {
-		c.ExtraParams = []webhook.KeyValue{}
-	}
 	// A secret that does not open reads as empty, with SealError saying why (see webhookFrom).
 	var sealErrs []string
+	extra, sealErr, err := s.joinHidden(colExtraParams(), r.CompanyID, r.ID, r.ExtraParams, r.ExtraParamsEnc, "the hidden extra parameter values")
+	if err != nil {
+		return c, err
+	}
+	c.ExtraParams = paramsOf(extra)
+	if sealErr != "" {
+		sealErrs = append(sealErrs, sealErr)
+	}
 	for _, f := range []struct {
 		dst    *string
 		sealed []byte
@@ -61,10 +61,6 @@ func (s *Store) oauthsFrom(rows []dbsqlc.WalhookOauthCredential) ([]webhook.OAut
 
 // OAuthCredentialCreate stores a credential, sealing its secrets.
 func (s *Store) OAuthCredentialCreate(ctx context.Context, c webhook.OAuthCredential, actor *int64) (webhook.OAuthCredential, error) {
-	extra, err := json.Marshal(nonNilKV(c.ExtraParams))
-	if err != nil {
-		return webhook.OAuthCredential{}, fmt.Errorf("encode extra params: %w", err)
-	}
 	if c.Method == "" {
 		c.Method = "POST"
 	}
@@ -73,12 +69,16 @@ func (s *Store) OAuthCredentialCreate(ctx context.Context, c webhook.OAuthCreden
 	if err != nil {
 		return webhook.OAuthCredential{}, mapErr(err)
 	}
+	extra, extraEnc, err := s.splitHidden(colExtraParams(), c.CompanyID, id, paramEntries(c.ExtraParams), paramHidden)
+	if err != nil {
+		return webhook.OAuthCredential{}, err
+	}
 	r, err := s.q.OAuthCredentialCreate(ctx, dbsqlc.OAuthCredentialCreateParams{
 		ID: id, CompanyID: c.CompanyID, Name: c.Name, TokenUrl: c.TokenURL, Method: c.Method,
 		GrantType: string(c.GrantType), ClientID: c.ClientID,
 		ClientSecretEnc: s.keys.SealString(c.ClientSecret, colClientSecret().bind(c.CompanyID, id)),
 		CodeEnc:         s.keys.SealString(c.Code, colCode().bind(c.CompanyID, id)),
-		Scope:           c.Scope, ExtraParams: extra,
+		Scope:           c.Scope, ExtraParams: extra, ExtraParamsEnc: extraEnc,
 		RefreshTokenEnc: s.keys.SealString(c.RefreshToken, colRefreshToken().bind(c.CompanyID, id)),
 		CreatedBy:       actor,
 	})
@@ -118,19 +118,12 @@ func (s *Store) OAuthCredentialDelete(ctx context.Context, companyID string, id 
 	return nil
 }
 
-func nonNilKV(kv []webhook.KeyValue) []webhook.KeyValue {
-	if kv == nil {
-		return []webhook.KeyValue{}
-	}
-	return kv
-}
-
 // OAuthCredentialUpdate replaces a credential's fields and secrets (the caller passes the stored
 // secrets to keep them) and drops the cached access token.
 func (s *Store) OAuthCredentialUpdate(ctx context.Context, c webhook.OAuthCredential, actor *int64) (webhook.OAuthCredential, error) {
-	extra, err := json.Marshal(nonNilKV(c.ExtraParams))
+	extra, extraEnc, err := s.splitHidden(colExtraParams(), c.CompanyID, c.ID, paramEntries(c.ExtraParams), paramHidden)
 	if err != nil {
-		return webhook.OAuthCredential{}, fmt.Errorf("encode extra params: %w", err)
+		return webhook.OAuthCredential{}, err
 	}
 	if c.Method == "" {
 		c.Method = "POST"
@@ -140,7 +133,7 @@ func (s *Store) OAuthCredentialUpdate(ctx context.Context, c webhook.OAuthCreden
 		GrantType: string(c.GrantType), ClientID: c.ClientID,
 		ClientSecretEnc: s.keys.SealString(c.ClientSecret, colClientSecret().bind(c.CompanyID, c.ID)),
 		CodeEnc:         s.keys.SealString(c.Code, colCode().bind(c.CompanyID, c.ID)),
-		Scope:           c.Scope, ExtraParams: extra,
+		Scope:           c.Scope, ExtraParams: extra, ExtraParamsEnc: extraEnc,
 		RefreshTokenEnc: s.keys.SealString(c.RefreshToken, colRefreshToken().bind(c.CompanyID, c.ID)),
 		UpdatedBy:       actor,
 	})

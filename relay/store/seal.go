@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -30,6 +31,9 @@ func colPrevSecret() sealedColumn {
 }
 func colSecretHeaders() sealedColumn {
 	return sealedColumn{"webhook", "secret_headers_enc", "webhook.secret_headers"}
+}
+func colExtraParams() sealedColumn {
+	return sealedColumn{"oauth_credential", "extra_params_enc", ""}
 }
 func colClientSecret() sealedColumn {
 	return sealedColumn{"oauth_credential", "client_secret_enc", "oauth.client_secret"}
@@ -155,10 +159,15 @@ type ResealCounts struct {
 	Current    int // values already sealed that way
 	Unreadable int // values that did not open (moved, changed, or an unknown key): left as they are
 	Changed    int // rows edited while being re-sealed: the edit sealed them already
+	// Sealed counts the header and extra parameter values stored in plain that the rules hide
+	// (marked secret or credential-looking), sealed now: rows written before such values were
+	// sealed, or since the word list grew.
+	Sealed int
 }
 
 // Reseal re-seals every sealed value in the database with the keyring's current key and the
-// row binding, batch rows at a time, each batch in its own transaction. It is idempotent, and
+// row binding, and seals the header and extra parameter values that the rules hide but that are
+// stored in plain, batch rows at a time, each batch in its own transaction. It is idempotent, and
 // after it the keyring's other keys may be removed. progress, when not nil, is called after each
 // batch with the table and the counts so far.
 func (s *Store) Reseal(ctx context.Context, batch int, progress func(table string, c ResealCounts)) (ResealCounts, error) {
@@ -204,6 +213,37 @@ func (s *Store) Reseal(ctx context.Context, batch int, progress func(table strin
 		total.Current += pending.Current
 		total.Unreadable += pending.Unreadable
 		total.Changed += pending.Changed
+		total.Sealed += pending.Sealed
+	}
+	// hidden seals a row's list values that the rules hide but that are stored in plain (see
+	// splitHidden), after row opened (and re-sealed) the row's values: v[i] is the list's sealed
+	// column as row left it. It returns the list's new plain column and whether it changed.
+	hidden := func(col sealedColumn, company string, id int64, pj json.RawMessage, v [][]byte, i int, hide func(storedEntry) bool) (json.RawMessage, bool, error) {
+		if v == nil {
+			return pj, false, nil // unreadable: left as it is
+		}
+		var es []storedEntry
+		if err := json.Unmarshal(pj, &es); err != nil {
+			return nil, false, fmt.Errorf("decode %s of row %d: %w", col.column, id, err)
+		}
+		n := unsealedHidden(es, hide)
+		if n == 0 {
+			return pj, false, nil
+		}
+		es, sealErr, err := s.joinHidden(col, company, id, pj, v[i], col.column)
+		if err != nil {
+			return nil, false, err
+		}
+		if sealErr != "" {
+			return nil, false, errors.New(sealErr) // row opened it a moment ago
+		}
+		npj, sealed, err := s.splitHidden(col, company, id, es, hide)
+		if err != nil {
+			return nil, false, err
+		}
+		v[i] = sealed
+		pending.Sealed += n
+		return npj, true, nil
 	}
 	// The id key first: everything else may be read while it is rewritten.
 	if err := s.Tx(ctx, func(tx *Store) error {
@@ -243,13 +283,18 @@ func (s *Store) Reseal(ctx context.Context, batch int, progress func(table strin
 				v, write := row(r.CompanyID, r.ID,
 					[]sealedColumn{colSigningSecret(), colPrevSecret(), colSecretHeaders()},
 					[][]byte{r.SigningSecretEnc, r.PreviousSecretEnc, r.SecretHeadersEnc})
-				if !write {
+				headers, sealed, err := hidden(colSecretHeaders(), r.CompanyID, r.ID, r.Headers, v, 2, headerHidden)
+				if err != nil {
+					return err
+				}
+				if write = write || sealed; !write {
 					done(true)
 					continue
 				}
 				n, err := tx.q.WebhookReseal(ctx, dbsqlc.WebhookResealParams{
-					NewSigning: v[0], NewPrevious: v[1], NewHeaders: v[2], ID: r.ID,
+					NewSigning: v[0], NewPrevious: v[1], NewHeaders: v[2], NewPlainHeaders: headers, ID: r.ID,
 					OldSigning: r.SigningSecretEnc, OldPrevious: r.PreviousSecretEnc, OldHeaders: r.SecretHeadersEnc,
+					OldPlainHeaders: r.Headers,
 				})
 				if err != nil {
 					return mapErr(err)
@@ -279,15 +324,21 @@ func (s *Store) Reseal(ctx context.Context, batch int, progress func(table strin
 			}
 			for _, r := range rows {
 				v, write := row(r.CompanyID, r.ID,
-					[]sealedColumn{colClientSecret(), colCode(), colRefreshToken(), colAccessToken()},
-					[][]byte{r.ClientSecretEnc, r.CodeEnc, r.RefreshTokenEnc, r.AccessTokenEnc})
-				if !write {
+					[]sealedColumn{colClientSecret(), colCode(), colRefreshToken(), colAccessToken(), colExtraParams()},
+					[][]byte{r.ClientSecretEnc, r.CodeEnc, r.RefreshTokenEnc, r.AccessTokenEnc, r.ExtraParamsEnc})
+				extra, sealed, err := hidden(colExtraParams(), r.CompanyID, r.ID, r.ExtraParams, v, 4, paramHidden)
+				if err != nil {
+					return err
+				}
+				if write = write || sealed; !write {
 					done(true)
 					continue
 				}
 				n, err := tx.q.OAuthCredentialReseal(ctx, dbsqlc.OAuthCredentialResealParams{
-					NewClientSecret: v[0], NewCode: v[1], NewRefreshToken: v[2], NewAccessToken: v[3], ID: r.ID,
+					NewClientSecret: v[0], NewCode: v[1], NewRefreshToken: v[2], NewAccessToken: v[3],
+					NewExtraParams: extra, NewExtraParamsEnc: v[4], ID: r.ID,
 					OldClientSecret: r.ClientSecretEnc, OldCode: r.CodeEnc, OldRefreshToken: r.RefreshTokenEnc, OldAccessToken: r.AccessTokenEnc,
+					OldExtraParams: r.ExtraParams, OldExtraParamsEnc: r.ExtraParamsEnc,
 				})
 				if err != nil {
 					return mapErr(err)

@@ -187,7 +187,8 @@ func TestResealUpgradesAndRotates(t *testing.T) {
 		    SELECT signing_secret_enc AS v FROM walhook.webhook UNION ALL SELECT previous_secret_enc FROM walhook.webhook
 		    UNION ALL SELECT secret_headers_enc FROM walhook.webhook UNION ALL SELECT client_secret_enc FROM walhook.oauth_credential
 		    UNION ALL SELECT code_enc FROM walhook.oauth_credential UNION ALL SELECT refresh_token_enc FROM walhook.oauth_credential
-		    UNION ALL SELECT access_token_enc FROM walhook.oauth_credential UNION ALL SELECT key_enc FROM walhook.id_key) s
+		    UNION ALL SELECT access_token_enc FROM walhook.oauth_credential UNION ALL SELECT extra_params_enc FROM walhook.oauth_credential
+		    UNION ALL SELECT key_enc FROM walhook.id_key) s
 		WHERE v IS NOT NULL AND substring(v from 1 for 4) <> '\x02026b32'::bytea`).Scan(&stale))
 	require.Zero(t, stale, "every value is version 2 with key k2")
 

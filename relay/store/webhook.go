@@ -15,61 +15,21 @@ import (
 
 const maxWebhookListPerPage = 500
 
-// splitHeaders stores plain headers as JSON and seals the values of secret ones: the headers
-// column keeps each secret header's key with an empty value, in order, and secret_headers_enc the
-// values, sealed for the webhook's row.
+// splitHeaders stores the headers as JSON and seals the values of the masked ones (marked secret
+// or credential-looking: webhook.Header.Masked) in secret_headers_enc, for the webhook's row; see
+// splitHidden.
 func (s *Store) splitHeaders(company string, id int64, hs []webhook.Header) (json.RawMessage, []byte, error) {
-	plain := make([]webhook.Header, len(hs))
-	var secrets []string
-	for i, h := range hs {
-		plain[i] = h
-		if h.Secret {
-			plain[i].Value = ""
-			secrets = append(secrets, h.Value)
-		}
-	}
-	pj, err := json.Marshal(plain)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode headers: %w", err)
-	}
-	if len(secrets) == 0 {
-		return pj, nil, nil
-	}
-	sj, err := json.Marshal(secrets)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode secret headers: %w", err)
-	}
-	return pj, s.keys.Seal(sj, colSecretHeaders().bind(company, id)), nil
+	return s.splitHidden(colSecretHeaders(), company, id, headerEntries(hs), headerHidden)
 }
 
-// joinHeaders puts the secret values back into the headers. Values that do not open are left
+// joinHeaders puts the sealed values back into the headers. Values that do not open are left
 // empty and reported as sealErr.
 func (s *Store) joinHeaders(company string, id int64, pj json.RawMessage, sealed []byte) (hs []webhook.Header, sealErr string, err error) {
-	if err := json.Unmarshal(pj, &hs); err != nil {
-		return nil, "", fmt.Errorf("decode headers: %w", err)
-	}
-	if hs == nil {
-		hs = []webhook.Header{}
-	}
-	if sealed == nil {
-		return hs, "", nil
-	}
-	raw, err := s.keys.Open(sealed, colSecretHeaders().bind(company, id))
+	es, sealErr, err := s.joinHidden(colSecretHeaders(), company, id, pj, sealed, "the secret header values")
 	if err != nil {
-		return hs, sealError("the secret header values", err), nil
+		return nil, "", err
 	}
-	var secrets []string
-	if err := json.Unmarshal(raw, &secrets); err != nil {
-		return nil, "", fmt.Errorf("decode secret headers: %w", err)
-	}
-	j := 0
-	for i := range hs {
-		if hs[i].Secret && j < len(secrets) {
-			hs[i].Value = secrets[j]
-			j++
-		}
-	}
-	return hs, "", nil
+	return headersOf(es), sealErr, nil
 }
 
 func (s *Store) webhookFrom(r dbsqlc.WalhookWebhook) (webhook.Webhook, error) {

@@ -13,27 +13,32 @@ import (
 // back.
 const Mask = "••••••"
 
-// credentialHeaders are header names that carry credentials whatever they are marked.
-var credentialHeaders = map[string]bool{
+// credentialNames are header names that carry credentials whatever they are marked.
+var credentialNames = map[string]bool{
 	"authorization": true, "proxy-authorization": true, "cookie": true, "set-cookie": true,
 	"x-api-key": true, "x-auth-token": true, "api-key": true, "apikey": true,
 }
 
 // CredentialWords are the name fragments that mark a name as credential-looking: a header
-// ("X-Client-Token", "X-Webhook-Secret", "X-Api-Key-2", "Session-Id"…) here, and a key in an
-// error text in package redact, which builds its pattern from this list. A "-" in a word
+// ("X-Client-Token", "X-Webhook-Secret", "X-Api-Key-2", "Session-Id"…) or an OAuth extra
+// parameter ("password", "client_assertion", "api_key"…) here, and a key in an error text in
+// package redact, which builds its pattern from this list. A "-" in a word
 // stands for "-", "_" or nothing ("api-key" matches Api-Key, api_key and apikey).
 var CredentialWords = []string{"token", "secret", "password", "passwd", "pwd", "api-key", "access-key", "private-key", "auth", "cookie", "session", "credential", "signature", "assertion"}
 
-// CredentialHeader reports whether a header name looks like it carries a credential
-// (Authorization, Cookie, X-Api-Key, anything containing token, secret, password, api-key,
-// auth…). Such a header's value is masked in every read even when the user did not mark it
-// secret: a viewer may read the listing and the history, and a bearer token typed into a plain
-// header is still a bearer token. It errs on the side of masking: a false positive only hides a
-// value that its author can type again.
-func CredentialHeader(name string) bool {
+// CredentialName reports whether a header name or an OAuth extra parameter's key looks like it
+// carries a credential (Authorization, Cookie, X-Api-Key, password, client_assertion, anything
+// containing token, secret, password, api-key, auth…). Such a value is hidden even when the user
+// did not mark it secret: sealed at rest and masked in every read, for a viewer may read the
+// listing and the history, and a bearer token typed into a plain header is still a bearer token.
+// It errs on the side of hiding: a false positive only hides a value that its author can type
+// again.
+//
+// The list may grow. What was sealed is recorded with the stored values (package store), never
+// derived from this rule when they are read back.
+func CredentialName(name string) bool {
 	n := strings.ToLower(strings.TrimSpace(name))
-	if credentialHeaders[n] {
+	if credentialNames[n] {
 		return true
 	}
 	squeezed := strings.NewReplacer("-", "", "_", "").Replace(n)
@@ -47,7 +52,7 @@ func CredentialHeader(name string) bool {
 
 // Masked reports whether h's value is hidden in every read: it is marked secret or its name looks
 // like a credential.
-func (h Header) Masked() bool { return h.Secret || CredentialHeader(h.Key) }
+func (h Header) Masked() bool { return h.Secret || CredentialName(h.Key) }
 
 // MaskHeaders returns hs with every masked value (see Header.Masked) replaced by Mask.
 func MaskHeaders(hs []Header) []Header {
@@ -57,6 +62,22 @@ func MaskHeaders(hs []Header) []Header {
 			h.Value = Mask
 		}
 		out[i] = h
+	}
+	return out
+}
+
+// Masked reports whether p's value is hidden (sealed at rest, masked in every read): it is marked
+// secret or its key looks like a credential.
+func (p KeyValue) Masked() bool { return p.Secret || CredentialName(p.Key) }
+
+// MaskParams returns ps with every masked value (see KeyValue.Masked) replaced by Mask.
+func MaskParams(ps []KeyValue) []KeyValue {
+	out := make([]KeyValue, len(ps))
+	for i, p := range ps {
+		if p.Masked() {
+			p.Value = Mask
+		}
+		out[i] = p
 	}
 	return out
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-func TestCredentialHeader(t *testing.T) {
+func TestCredentialName(t *testing.T) {
 	t.Parallel()
 	for name, want := range map[string]bool{
 		"Authorization": true, "proxy-authorization": true, "Cookie": true, "Set-Cookie": true,
@@ -18,9 +18,27 @@ func TestCredentialHeader(t *testing.T) {
 		" authorization ": true,
 		"Content-Type":    false, "X-Plain": false, "Accept": false, "X-Request-Id": false, "User-Agent": false,
 		"X-Tenant": false, "": false,
+		// OAuth extra parameter keys.
+		"password": true, "client_assertion": true, "assertion": true, "api_key": true, "access_token": true,
+		"audience": false, "resource": false, "username": false, "tenant": false,
 	} {
-		require.Equal(t, want, webhook.CredentialHeader(name), name)
+		require.Equal(t, want, webhook.CredentialName(name), name)
 	}
+}
+
+func TestMaskParams(t *testing.T) {
+	t.Parallel()
+	in := []webhook.KeyValue{
+		{Key: "audience", Value: "api"},
+		{Key: "tenant", Value: "marked", Secret: true},
+		{Key: "password", Value: "hunter2"},
+	}
+	require.Equal(t, []webhook.KeyValue{
+		{Key: "audience", Value: "api"},
+		{Key: "tenant", Value: webhook.Mask, Secret: true},
+		{Key: "password", Value: webhook.Mask},
+	}, webhook.MaskParams(in))
+	require.Equal(t, "hunter2", in[2].Value, "the input is left alone")
 }
 
 func TestMaskHeaders(t *testing.T) {

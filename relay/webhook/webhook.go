@@ -121,14 +121,16 @@ func (g GrantType) Valid() bool {
 	return false
 }
 
-// KeyValue is an extra OAuth parameter.
+// KeyValue is an extra OAuth parameter. A hidden one (marked secret, or with a credential-looking
+// key: see KeyValue.Masked) has its value encrypted at rest and never returned by the API.
 type KeyValue struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
+	Key    string `json:"key"`
+	Value  string `json:"value"`
+	Secret bool   `json:"secret,omitempty"`
 }
 
 // OAuthCredential is how walhook obtains a bearer token for a webhook. ClientSecret, Code,
-// RefreshToken and AccessToken are secret: encrypted at rest and never returned by the API.
+// RefreshToken, AccessToken and the hidden ExtraParams values are secret: encrypted at rest and never returned by the API.
 type OAuthCredential struct {
 	ID             int64
 	CompanyID      string

@@ -315,7 +315,7 @@ func (q *Queries) DispatchListenWebhooks(ctx context.Context) error {
 }
 
 const dispatchOAuthCredentials = `-- name: DispatchOAuthCredentials :many
-SELECT id, company_id, name, token_url, method, grant_type, client_id, client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, access_token_enc, token_expires_at, created_by, updated_by, created_at, updated_at FROM walhook.oauth_credential WHERE id = ANY($1::bigint[])
+SELECT id, company_id, name, token_url, method, grant_type, client_id, client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, access_token_enc, token_expires_at, created_by, updated_by, created_at, updated_at, extra_params_enc FROM walhook.oauth_credential WHERE id = ANY($1::bigint[])
 `
 
 // DispatchOAuthCredentials loads the OAuth credentials of cached webhooks.
@@ -347,6 +347,7 @@ func (q *Queries) DispatchOAuthCredentials(ctx context.Context, ids []int64) ([]
 			&i.UpdatedBy,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.ExtraParamsEnc,
 		); err != nil {
 			return nil, err
 		}

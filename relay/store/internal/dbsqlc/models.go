@@ -184,6 +184,7 @@ type WalhookOauthCredential struct {
 	UpdatedBy       *int64
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	ExtraParamsEnc  []byte
 }
 
 type WalhookOutbox struct {

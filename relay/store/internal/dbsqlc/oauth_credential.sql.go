@@ -24,12 +24,12 @@ func (q *Queries) OAuthCredentialCountByCompany(ctx context.Context, companyID s
 
 const oAuthCredentialCreate = `-- name: OAuthCredentialCreate :one
 INSERT INTO walhook.oauth_credential (id, company_id, name, token_url, method, grant_type, client_id,
-    client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, created_by, updated_by)
+    client_secret_enc, code_enc, scope, extra_params, extra_params_enc, refresh_token_enc, created_by, updated_by)
 OVERRIDING SYSTEM VALUE
 VALUES ($1, $2, $3, $4, $5, $6, $7,
     $8, $9, $10, $11,
-    $12, $13, $13)
-RETURNING id, company_id, name, token_url, method, grant_type, client_id, client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, access_token_enc, token_expires_at, created_by, updated_by, created_at, updated_at
+    $12, $13, $14, $14)
+RETURNING id, company_id, name, token_url, method, grant_type, client_id, client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, access_token_enc, token_expires_at, created_by, updated_by, created_at, updated_at, extra_params_enc
 `
 
 type OAuthCredentialCreateParams struct {
@@ -44,6 +44,7 @@ type OAuthCredentialCreateParams struct {
 	CodeEnc         []byte
 	Scope           string
 	ExtraParams     json.RawMessage
+	ExtraParamsEnc  []byte
 	RefreshTokenEnc []byte
 	CreatedBy       *int64
 }
@@ -62,6 +63,7 @@ func (q *Queries) OAuthCredentialCreate(ctx context.Context, arg OAuthCredential
 		arg.CodeEnc,
 		arg.Scope,
 		arg.ExtraParams,
+		arg.ExtraParamsEnc,
 		arg.RefreshTokenEnc,
 		arg.CreatedBy,
 	)
@@ -85,6 +87,7 @@ func (q *Queries) OAuthCredentialCreate(ctx context.Context, arg OAuthCredential
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ExtraParamsEnc,
 	)
 	return i, err
 }
@@ -107,7 +110,7 @@ func (q *Queries) OAuthCredentialDelete(ctx context.Context, arg OAuthCredential
 }
 
 const oAuthCredentialGet = `-- name: OAuthCredentialGet :one
-SELECT id, company_id, name, token_url, method, grant_type, client_id, client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, access_token_enc, token_expires_at, created_by, updated_by, created_at, updated_at FROM walhook.oauth_credential WHERE company_id = $1 AND id = $2
+SELECT id, company_id, name, token_url, method, grant_type, client_id, client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, access_token_enc, token_expires_at, created_by, updated_by, created_at, updated_at, extra_params_enc FROM walhook.oauth_credential WHERE company_id = $1 AND id = $2
 `
 
 type OAuthCredentialGetParams struct {
@@ -137,12 +140,13 @@ func (q *Queries) OAuthCredentialGet(ctx context.Context, arg OAuthCredentialGet
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ExtraParamsEnc,
 	)
 	return i, err
 }
 
 const oAuthCredentialList = `-- name: OAuthCredentialList :many
-SELECT id, company_id, name, token_url, method, grant_type, client_id, client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, access_token_enc, token_expires_at, created_by, updated_by, created_at, updated_at FROM walhook.oauth_credential WHERE company_id = $1 ORDER BY name, id
+SELECT id, company_id, name, token_url, method, grant_type, client_id, client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, access_token_enc, token_expires_at, created_by, updated_by, created_at, updated_at, extra_params_enc FROM walhook.oauth_credential WHERE company_id = $1 ORDER BY name, id
 `
 
 func (q *Queries) OAuthCredentialList(ctx context.Context, companyID string) ([]WalhookOauthCredential, error) {
@@ -173,6 +177,7 @@ func (q *Queries) OAuthCredentialList(ctx context.Context, companyID string) ([]
 			&i.UpdatedBy,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.ExtraParamsEnc,
 		); err != nil {
 			return nil, err
 		}
@@ -200,24 +205,31 @@ func (q *Queries) OAuthCredentialNextID(ctx context.Context) (int64, error) {
 const oAuthCredentialReseal = `-- name: OAuthCredentialReseal :execrows
 UPDATE walhook.oauth_credential SET
     client_secret_enc = $1, code_enc = $2,
-    refresh_token_enc = $3, access_token_enc = $4
-WHERE id = $5
-  AND client_secret_enc IS NOT DISTINCT FROM $6
-  AND code_enc IS NOT DISTINCT FROM $7
-  AND refresh_token_enc IS NOT DISTINCT FROM $8
-  AND access_token_enc IS NOT DISTINCT FROM $9
+    refresh_token_enc = $3, access_token_enc = $4,
+    extra_params = $5, extra_params_enc = $6
+WHERE id = $7
+  AND extra_params = $8
+  AND extra_params_enc IS NOT DISTINCT FROM $9
+  AND client_secret_enc IS NOT DISTINCT FROM $10
+  AND code_enc IS NOT DISTINCT FROM $11
+  AND refresh_token_enc IS NOT DISTINCT FROM $12
+  AND access_token_enc IS NOT DISTINCT FROM $13
 `
 
 type OAuthCredentialResealParams struct {
-	NewClientSecret []byte
-	NewCode         []byte
-	NewRefreshToken []byte
-	NewAccessToken  []byte
-	ID              int64
-	OldClientSecret []byte
-	OldCode         []byte
-	OldRefreshToken []byte
-	OldAccessToken  []byte
+	NewClientSecret   []byte
+	NewCode           []byte
+	NewRefreshToken   []byte
+	NewAccessToken    []byte
+	NewExtraParams    json.RawMessage
+	NewExtraParamsEnc []byte
+	ID                int64
+	OldExtraParams    json.RawMessage
+	OldExtraParamsEnc []byte
+	OldClientSecret   []byte
+	OldCode           []byte
+	OldRefreshToken   []byte
+	OldAccessToken    []byte
 }
 
 // OAuthCredentialReseal writes re-sealed values when the row still holds the ones the caller
@@ -228,7 +240,11 @@ func (q *Queries) OAuthCredentialReseal(ctx context.Context, arg OAuthCredential
 		arg.NewCode,
 		arg.NewRefreshToken,
 		arg.NewAccessToken,
+		arg.NewExtraParams,
+		arg.NewExtraParamsEnc,
 		arg.ID,
+		arg.OldExtraParams,
+		arg.OldExtraParamsEnc,
 		arg.OldClientSecret,
 		arg.OldCode,
 		arg.OldRefreshToken,
@@ -241,7 +257,8 @@ func (q *Queries) OAuthCredentialReseal(ctx context.Context, arg OAuthCredential
 }
 
 const oAuthCredentialSealedBatch = `-- name: OAuthCredentialSealedBatch :many
-SELECT id, company_id, client_secret_enc, code_enc, refresh_token_enc, access_token_enc
+SELECT id, company_id, client_secret_enc, code_enc, refresh_token_enc, access_token_enc,
+    extra_params, extra_params_enc
 FROM walhook.oauth_credential
 WHERE id > $1
 ORDER BY id
@@ -260,10 +277,13 @@ type OAuthCredentialSealedBatchRow struct {
 	CodeEnc         []byte
 	RefreshTokenEnc []byte
 	AccessTokenEnc  []byte
+	ExtraParams     json.RawMessage
+	ExtraParamsEnc  []byte
 }
 
 // OAuthCredentialSealedBatch reads the sealed columns of up to max_rows credentials after
-// after_id, by id, for `walhook keys reseal`.
+// after_id, by id, for `walhook keys reseal`, with extra_params, whose hidden values written
+// before they were sealed it seals.
 func (q *Queries) OAuthCredentialSealedBatch(ctx context.Context, arg OAuthCredentialSealedBatchParams) ([]OAuthCredentialSealedBatchRow, error) {
 	rows, err := q.db.Query(ctx, oAuthCredentialSealedBatch, arg.AfterID, arg.MaxRows)
 	if err != nil {
@@ -280,6 +300,8 @@ func (q *Queries) OAuthCredentialSealedBatch(ctx context.Context, arg OAuthCrede
 			&i.CodeEnc,
 			&i.RefreshTokenEnc,
 			&i.AccessTokenEnc,
+			&i.ExtraParams,
+			&i.ExtraParamsEnc,
 		); err != nil {
 			return nil, err
 		}
@@ -296,11 +318,12 @@ UPDATE walhook.oauth_credential SET
     name = $1, token_url = $2, method = $3, grant_type = $4,
     client_id = $5, client_secret_enc = $6,
     code_enc = $7, scope = $8, extra_params = $9,
-    refresh_token_enc = $10,
+    extra_params_enc = $10,
+    refresh_token_enc = $11,
     access_token_enc = NULL, token_expires_at = NULL,
-    updated_by = $11, updated_at = now()
-WHERE company_id = $12 AND id = $13
-RETURNING id, company_id, name, token_url, method, grant_type, client_id, client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, access_token_enc, token_expires_at, created_by, updated_by, created_at, updated_at
+    updated_by = $12, updated_at = now()
+WHERE company_id = $13 AND id = $14
+RETURNING id, company_id, name, token_url, method, grant_type, client_id, client_secret_enc, code_enc, scope, extra_params, refresh_token_enc, access_token_enc, token_expires_at, created_by, updated_by, created_at, updated_at, extra_params_enc
 `
 
 type OAuthCredentialUpdateParams struct {
@@ -313,6 +336,7 @@ type OAuthCredentialUpdateParams struct {
 	CodeEnc         []byte
 	Scope           string
 	ExtraParams     json.RawMessage
+	ExtraParamsEnc  []byte
 	RefreshTokenEnc []byte
 	UpdatedBy       *int64
 	CompanyID       string
@@ -333,6 +357,7 @@ func (q *Queries) OAuthCredentialUpdate(ctx context.Context, arg OAuthCredential
 		arg.CodeEnc,
 		arg.Scope,
 		arg.ExtraParams,
+		arg.ExtraParamsEnc,
 		arg.RefreshTokenEnc,
 		arg.UpdatedBy,
 		arg.CompanyID,
@@ -358,6 +383,7 @@ func (q *Queries) OAuthCredentialUpdate(ctx context.Context, arg OAuthCredential
 		&i.UpdatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ExtraParamsEnc,
 	)
 	return i, err
 }

@@ -582,20 +582,23 @@ func (q *Queries) WebhookNextID(ctx context.Context) (int64, error) {
 const webhookReseal = `-- name: WebhookReseal :execrows
 UPDATE walhook.webhook SET
     signing_secret_enc = $1, previous_secret_enc = $2,
-    secret_headers_enc = $3
-WHERE id = $4 AND signing_secret_enc = $5
-  AND previous_secret_enc IS NOT DISTINCT FROM $6
-  AND secret_headers_enc IS NOT DISTINCT FROM $7
+    secret_headers_enc = $3, headers = $4
+WHERE id = $5 AND signing_secret_enc = $6
+  AND headers = $7
+  AND previous_secret_enc IS NOT DISTINCT FROM $8
+  AND secret_headers_enc IS NOT DISTINCT FROM $9
 `
 
 type WebhookResealParams struct {
-	NewSigning  []byte
-	NewPrevious []byte
-	NewHeaders  []byte
-	ID          int64
-	OldSigning  []byte
-	OldPrevious []byte
-	OldHeaders  []byte
+	NewSigning      []byte
+	NewPrevious     []byte
+	NewHeaders      []byte
+	NewPlainHeaders json.RawMessage
+	ID              int64
+	OldSigning      []byte
+	OldPlainHeaders json.RawMessage
+	OldPrevious     []byte
+	OldHeaders      []byte
 }
 
 // WebhookReseal writes re-sealed values when the row still holds the ones the caller read (a
@@ -605,8 +608,10 @@ func (q *Queries) WebhookReseal(ctx context.Context, arg WebhookResealParams) (i
 		arg.NewSigning,
 		arg.NewPrevious,
 		arg.NewHeaders,
+		arg.NewPlainHeaders,
 		arg.ID,
 		arg.OldSigning,
+		arg.OldPlainHeaders,
 		arg.OldPrevious,
 		arg.OldHeaders,
 	)
@@ -678,7 +683,7 @@ func (q *Queries) WebhookRotateSecret(ctx context.Context, arg WebhookRotateSecr
 }
 
 const webhookSealedBatch = `-- name: WebhookSealedBatch :many
-SELECT id, company_id, signing_secret_enc, previous_secret_enc, secret_headers_enc
+SELECT id, company_id, signing_secret_enc, previous_secret_enc, secret_headers_enc, headers
 FROM walhook.webhook
 WHERE id > $1
 ORDER BY id
@@ -696,10 +701,12 @@ type WebhookSealedBatchRow struct {
 	SigningSecretEnc  []byte
 	PreviousSecretEnc []byte
 	SecretHeadersEnc  []byte
+	Headers           json.RawMessage
 }
 
 // WebhookSealedBatch reads the sealed columns of up to max_rows webhooks after after_id, by id,
-// for `walhook keys reseal`.
+// for `walhook keys reseal`, with headers, whose hidden values written before they were sealed
+// it seals.
 func (q *Queries) WebhookSealedBatch(ctx context.Context, arg WebhookSealedBatchParams) ([]WebhookSealedBatchRow, error) {
 	rows, err := q.db.Query(ctx, webhookSealedBatch, arg.AfterID, arg.MaxRows)
 	if err != nil {
@@ -715,6 +722,7 @@ func (q *Queries) WebhookSealedBatch(ctx context.Context, arg WebhookSealedBatch
 			&i.SigningSecretEnc,
 			&i.PreviousSecretEnc,
 			&i.SecretHeadersEnc,
+			&i.Headers,
 		); err != nil {
 			return nil, err
 		}

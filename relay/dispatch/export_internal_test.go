@@ -1,0 +1,11 @@
+package dispatch
+
+// SendsTo reports whether the dispatcher's webhook cache would still send to webhook id: it holds
+// the webhook, active, loaded in the current epoch. Tests wait on it where the recorder turns a
+// webhook off: the database says so at commit, the cache a moment later.
+func (d *Dispatcher) SendsTo(id int64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.cache[id]
+	return ok && e.epoch == d.cacheEpoch && e.w != nil && e.w.Active
+}

@@ -29,7 +29,8 @@ type Config struct {
 	// Dispatch configures delivery (see package dispatch); its InstanceID defaults to InstanceID.
 	Dispatch dispatch.Config
 	// Capture configures capture (see package capture). Capture runs when Capture.Catalog is set;
-	// its InstanceID defaults to InstanceID and its Wake to the dispatcher's.
+	// its InstanceID defaults to InstanceID, its Wake and Dispatcher (the in-memory hand-off) to
+	// the dispatcher.
 	Capture capture.Config
 }
 
@@ -78,6 +79,9 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		}
 		if cfg.Capture.Wake == nil && r.dispatch != nil {
 			cfg.Capture.Wake = r.dispatch.Wake
+		}
+		if cfg.Capture.Dispatcher == nil && r.dispatch != nil {
+			cfg.Capture.Dispatcher = r.dispatch
 		}
 		cp, err := capture.New(cfg.Capture, st, r.log, reg)
 		if err != nil {

@@ -51,6 +51,18 @@ type Config struct {
 	// Wake, when not nil, is called after a fan-out transaction that created deliveries commits
 	// (the in-process dispatcher's Wake). Other replicas are woken by NOTIFY walhook_deliveries.
 	Wake func()
+	// Dispatcher, when not nil, is the dispatcher in this process: the capture leader hands it
+	// fresh deliveries in memory instead of leaving them to be claimed (see handoff.go in package
+	// dispatch). The relay sets it; in poll mode it is not used.
+	Dispatcher LocalDispatcher
+}
+
+// LocalDispatcher is what capture needs of the dispatcher in its process to hand it fresh
+// deliveries: a plan for the next fan-out transaction (nil: hand nothing over), and the
+// deliveries inserted under it, once committed.
+type LocalDispatcher interface {
+	HandoffPlan() *store.Handoff
+	Take(ctx context.Context, handed []store.Claimed)
 }
 
 var namePattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)

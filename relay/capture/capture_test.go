@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -375,9 +376,11 @@ func TestReplayAfterCancelBeforeAck(t *testing.T) {
 	stop()
 	first := f.count(t, "SELECT count(*) FROM walhook.event")
 	require.Positive(t, first)
-	slot, err := f.st.CaptureSlotStatus(ctx, f.slot)
-	require.NoError(t, err)
-	require.False(t, slot.Active)
+	// The walsender ends a moment after the connection closes.
+	require.Eventually(t, func() bool {
+		slot, err := f.st.CaptureSlotStatus(ctx, f.slot)
+		return err == nil && !slot.Active
+	}, 10*time.Second, 10*time.Millisecond)
 
 	// Restart: the slot replays from the unacknowledged position; every event exactly once.
 	f.start(t, cfg, nil, nil)
@@ -387,6 +390,50 @@ func TestReplayAfterCancelBeforeAck(t *testing.T) {
 	// and a replay of everything stores nothing new
 	time.Sleep(300 * time.Millisecond)
 	require.Equal(t, 250, f.count(t, "SELECT count(*) FROM walhook.event"))
+}
+
+// TestLargeTransactionInParts: a transaction larger than a part (partEvents, here BatchEvents =
+// 50; the first part a fifth of it) is stored in parts as it is decoded: the first fan-out
+// commits the first part (10 events, with whatever later parts were decoded meanwhile) and
+// reports no position (the transaction is not finished), and the position is reported only
+// with the part that ends it. Every event is stored once.
+func TestLargeTransactionInParts(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	f := newFixture(t)
+	cfg := f.config()
+	cfg.BatchEvents = 50
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, log: zerolog.Nop()}).Prepare(ctx))
+	_, err := f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) SELECT '1', 'c' || g FROM generate_series(1, 200) g`)
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var ends []uint64
+	var stored []int
+	f.start(t, cfg, nil, func(c *Capture) {
+		c.afterCommit = func(end uint64) {
+			var n int
+			_ = f.pool.QueryRow(context.Background(), "SELECT count(*) FROM walhook.event").Scan(&n)
+			mu.Lock()
+			defer mu.Unlock()
+			ends = append(ends, end)
+			stored = append(stored, n)
+		}
+	})
+	f.waitEvents(t, 200)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ends) > 0 && ends[len(ends)-1] != 0
+	}, 10*time.Second, 10*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Zero(t, ends[0], "the first part is stored before the transaction is read to its end, and acknowledges nothing")
+	require.GreaterOrEqual(t, stored[0], 10, "the first part")
+	require.Less(t, stored[0], 200, "the first fan-out stores a part of the transaction, not all of it")
+	for i, end := range ends[:len(ends)-1] {
+		require.Zero(t, end, "part %d of %d reported a position", i+1, len(ends))
+	}
+	require.Equal(t, 200, f.count(t, "SELECT count(DISTINCT source_key) FROM walhook.event"))
 }
 
 func TestPollMode(t *testing.T) {

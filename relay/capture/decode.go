@@ -35,12 +35,19 @@ type skip struct {
 	detail   string
 }
 
-// txn is one committed source transaction, decoded into events.
+// txn is one committed source transaction, decoded into events, or a part of one: a large
+// transaction is handed to the committer in parts (see part) as it is decoded, so its
+// first deliveries are stored and sent while the rest is still being read. Only the last part
+// (Commit) has endLSN set, so the position is acknowledged only once every part is stored; a
+// crash in between replays the whole transaction, and the parts already stored dedupe by their
+// source keys.
 type txn struct {
 	commitLSN  pglogrepl.LSN // LSN of the commit record (Begin.FinalLSN)
-	endLSN     pglogrepl.LSN // end of the transaction: what is acked once its events are stored
+	endLSN     pglogrepl.LSN // end of the transaction, acked once its events are stored; 0 on a part but the last
 	commitTime time.Time
-	changes    int // data messages seen (insert/update/delete/message), for ordinals
+	part       bool // a part of a transaction handed over before its end (see part)
+	rest       bool // not the transaction's first part
+	changes    int  // data messages seen (insert/update/delete/message), for ordinals
 	events     []store.CaptureEvent
 	sources    []string // per event: table, outbox or message (metric label)
 	outboxIDs  []int64
@@ -69,12 +76,15 @@ type relation struct {
 // decoder turns pgoutput (protocol v2) messages into transactions of events. It is not safe for
 // concurrent use; the stream's reader owns it.
 type decoder struct {
-	cat  *catalog.Catalog
-	ids  *store.PublicIDs // event ids: a keyed digest of the source position
-	keys *keyring         // emit keys: only messages walhook.emit signed are events
-	rels map[uint32]*relation
-	cur  *txn
-	buf  []byte
+	// partEvents is the number of events after which an open transaction is handed over as a
+	// part (see txn). 0: whole transactions only.
+	partEvents int
+	cat        *catalog.Catalog
+	ids        *store.PublicIDs // event ids: a keyed digest of the source position
+	keys       *keyring         // emit keys: only messages walhook.emit signed are events
+	rels       map[uint32]*relation
+	cur        *txn
+	buf        []byte
 }
 
 func newDecoder(cat *catalog.Catalog, ids *store.PublicIDs, keys *keyring) *decoder {
@@ -109,16 +119,42 @@ func (d *decoder) handle(ctx context.Context, data []byte) (*txn, error) {
 	case *pglogrepl.RelationMessageV2:
 		d.relation(&m.RelationMessage)
 	case *pglogrepl.InsertMessageV2:
-		return nil, d.change(m.RelationID, "insert", nil, 0, m.Tuple)
+		return d.part(), d.change(m.RelationID, "insert", nil, 0, m.Tuple)
 	case *pglogrepl.UpdateMessageV2:
-		return nil, d.change(m.RelationID, "update", m.OldTuple, m.OldTupleType, m.NewTuple)
+		return d.part(), d.change(m.RelationID, "update", m.OldTuple, m.OldTupleType, m.NewTuple)
 	case *pglogrepl.DeleteMessageV2:
-		return nil, d.change(m.RelationID, "delete", m.OldTuple, m.OldTupleType, nil)
+		return d.part(), d.change(m.RelationID, "delete", m.OldTuple, m.OldTupleType, nil)
 	case *pglogrepl.LogicalDecodingMessageV2:
-		return d.message(ctx, &m.LogicalDecodingMessage)
+		t, err := d.message(ctx, &m.LogicalDecodingMessage)
+		if t == nil && err == nil {
+			t = d.part()
+		}
+		return t, err
 	}
 	// Type, Origin, Truncate: nothing to capture. Streamed transactions are not requested.
 	return nil, nil
+}
+
+// part hands over the open transaction's events so far when there are partEvents of them (a
+// fifth of that for its first part; see txn): the part goes to the committer with endLSN 0, and
+// decoding goes on in a new part that carries the transaction's position and change count, so
+// ordinals and source keys are those of the whole transaction. It is called before a change is
+// decoded, and returns nil when the open transaction is not that large.
+func (d *decoder) part() *txn {
+	t := d.cur
+	if d.partEvents <= 0 || t == nil {
+		return nil
+	}
+	limit := d.partEvents
+	if !t.rest {
+		limit = max(1, limit/5) // the first part is small: it is what the first delivery waits for
+	}
+	if len(t.events) < limit {
+		return nil
+	}
+	d.cur = &txn{commitLSN: t.commitLSN, commitTime: t.commitTime, changes: t.changes, rest: true}
+	t.part = true
+	return t
 }
 
 func (d *decoder) relation(m *pglogrepl.RelationMessage) {

@@ -52,7 +52,10 @@
 // the event, outbox deletes, NOTIFY walhook_deliveries). Only after that commits does the flush
 // LSN reported to the server move to the end of the last transaction in the batch. A crash before
 // the report replays those transactions; their source keys are unique in walhook.event, so the
-// replay stores nothing twice. When the reader is idle (no open transaction, everything handed
+// replay stores nothing twice. A large transaction is handed over in parts as it is decoded (100
+// events, then 500 at a time; txn in decode.go), so its first deliveries are stored and sent while the rest is still
+// being read; only its last part moves the flush LSN, and a replay dedupes the parts already
+// stored. When the reader is idle (no open transaction, everything handed
 // over committed) it acks the server's keepalive position, so WAL of unrelated tables does not
 // pile up behind the slot.
 //

@@ -34,6 +34,7 @@ func (r *fanOutResult) add(o store.CaptureResult) {
 	r.Deliveries += o.Deliveries
 	r.UnknownCompany = append(r.UnknownCompany, o.UnknownCompany...)
 	r.OutboxDeleted = append(r.OutboxDeleted, o.OutboxDeleted...)
+	r.Handed = append(r.Handed, o.Handed...)
 }
 
 // fanOut stores b on st (the pool: one transaction per write; a transaction: one savepoint per

@@ -161,7 +161,9 @@ func (c *Capture) stream(ctx context.Context) error {
 	if err := ring.reload(ctx); err != nil {
 		return err
 	}
-	s := &session{c: c, conn: conn, dec: newDecoder(c.cfg.Catalog, ids, ring), txns: make(chan *txn, 4096)}
+	dec := newDecoder(c.cfg.Catalog, ids, ring)
+	dec.partEvents = min(c.cfg.BatchEvents, partEvents)
+	s := &session{c: c, conn: conn, dec: dec, txns: make(chan *txn, 4096)}
 	committed := make(chan error, 1)
 	go func() {
 		err := s.commitLoop(sctx)
@@ -185,6 +187,11 @@ func (c *Capture) stream(ctx context.Context) error {
 	}
 	return cerr
 }
+
+// partEvents is the size of the parts a large transaction is handed to the committer in (see
+// txn): small enough that its first part is stored and sent within tens of milliseconds of the
+// transaction reaching capture, large enough that a part is one efficient statement.
+const partEvents = 500
 
 // session is one replication session: the reader owns conn and the decoder; the committer owns
 // the fan-out transactions; they share positions through atomics.
@@ -371,7 +378,7 @@ func (s *session) commitLoop(ctx context.Context) error {
 		if len(batch) == 0 {
 			continue
 		}
-		var end pglogrepl.LSN
+		var end pglogrepl.LSN // 0 when the batch holds only parts of an open transaction
 		for _, t := range batch {
 			end = max(end, t.endLSN)
 		}
@@ -396,7 +403,11 @@ func (c *Capture) commit(ctx context.Context, batch []*txn, retryOutbox []int64)
 		b.OutboxIDs = append(b.OutboxIDs, t.outboxIDs...)
 		c.reportSkips(t.skips)
 	}
-	c.m.transactions.Add(float64(len(batch)))
+	for _, t := range batch {
+		if !t.part {
+			c.m.transactions.Inc()
+		}
+	}
 	if len(b.Events) == 0 && len(b.OutboxIDs) == 0 {
 		return nil, nil
 	}
@@ -436,10 +447,20 @@ func (c *Capture) commit(ctx context.Context, batch []*txn, retryOutbox []int64)
 
 // store runs the fan-out of a batch (fanOut: refused events are quarantined), and reports what
 // it did.
+//
+// With a local dispatcher (Config.Dispatcher), the fan-out leases the fresh deliveries its plan
+// allows to it, and they are handed over in memory once the transaction has committed (see
+// handoff.go in package dispatch).
 func (c *Capture) store(ctx context.Context, b store.CaptureBatch) (fanOutResult, error) {
+	if c.cfg.Dispatcher != nil && len(b.Events) > 0 {
+		b.Handoff = c.cfg.Dispatcher.HandoffPlan()
+	}
 	res, err := c.fanOut(ctx, c.st, b)
 	if err != nil {
 		return res, err
+	}
+	if len(res.Handed) > 0 {
+		c.cfg.Dispatcher.Take(ctx, res.Handed)
 	}
 	c.reportFanOut(res.CaptureResult)
 	return res, nil
@@ -454,7 +475,7 @@ func (c *Capture) reportFanOut(res store.CaptureResult) {
 		c.limiter.log(c.log.Warn().Int("count", len(res.UnknownCompany)).Str("position", res.UnknownCompany[0]),
 			"events of unknown companies skipped")
 	}
-	if res.Deliveries > 0 && c.cfg.Wake != nil {
+	if res.Deliveries > int64(len(res.Handed)) && c.cfg.Wake != nil {
 		c.cfg.Wake()
 	}
 }

@@ -44,6 +44,7 @@ type Dispatcher struct {
 	heldBack   bool                 // the last claim could not take everything it might have
 	cache      map[int64]*cached
 	cacheEpoch int64 // bumped by a webhook-change notification
+	running    *run  // set while Run claims: hand-offs are taken only then (handoff.go)
 }
 
 type hookState struct {
@@ -149,7 +150,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	go func() { defer aux.Done(); d.statsLoop(ctx) }()
 	go func() { defer aux.Done(); d.reapLoop(ctx) }()
 
+	d.mu.Lock()
+	d.running = &run{ctx: ctx, sendCtx: sendCtx, workers: &workers}
+	d.mu.Unlock()
 	d.claimLoop(ctx, sendCtx, &workers)
+	d.mu.Lock()
+	d.running = nil // no hand-off starts a worker from now on
+	d.mu.Unlock()
 
 	drained := make(chan struct{})
 	go func() { workers.Wait(); close(drained) }()
@@ -335,6 +342,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		d.mu.Unlock()
 		return false, nil
 	}
+	d.m.taken.WithLabelValues("claim").Add(float64(len(claimed)))
 	hooks, err := d.webhooks(ctx, claimed)
 	var ids *store.PublicIDs
 	if err == nil {
@@ -360,34 +368,9 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		if perHook[c.WebhookID] >= allowed {
 			capped = true
 		}
-		h := hooks[c.WebhookID]
-		if h == nil || h.w == nil {
-			// Deleted since the claim: its deliveries go with it.
-			direct = append(direct, outcome{rec: store.AttemptResult{DeliveryID: c.ID, LeaseToken: c.LeaseToken}, release: true})
-			continue
+		if o, ok := d.start(ctx, sendCtx, workers, c, seq, hooks[c.WebhookID], ids, now); ok {
+			direct = append(direct, o)
 		}
-		j := job{c: c, seq: seq, w: h.w, cred: h.cred, ids: ids}
-		if !h.w.Active {
-			direct = append(direct, d.inactive(j))
-			continue
-		}
-		hs := d.busy[c.WebhookID]
-		if hs == nil {
-			hs = &hookState{company: c.CompanyID}
-			d.busy[c.WebhookID] = hs
-		}
-		if d.rates[c.WebhookID] == nil {
-			d.rates[c.WebhookID] = &hookRate{since: now}
-		}
-		d.total++
-		d.held[c.CompanyID]++
-		if hs.running >= d.cfg.PerWebhook {
-			hs.queue = append(hs.queue, j)
-			continue
-		}
-		hs.running++
-		workers.Add(1)
-		go d.work(ctx, sendCtx, workers, j)
 	}
 	for id := range perHook {
 		if hs := d.busy[id]; hs != nil {
@@ -401,6 +384,41 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		d.results <- o
 	}
 	return more, nil
+}
+
+// start takes one delivery leased to this dispatcher (by a claim, or handed over by capture): it
+// counts it as held, and sends it now or queues it behind its webhook's requests in flight. A
+// delivery of a webhook deleted or turned off since is not sent: the outcome returned (ok) gives
+// it back or fails it, for the caller to pass to the recorder once d.mu is released. Called with
+// d.mu held.
+func (d *Dispatcher) start(ctx, sendCtx context.Context, workers *sync.WaitGroup, c store.Claimed, seq int64, h *cached,
+	ids *store.PublicIDs, now time.Time) (outcome, bool) {
+	if h == nil || h.w == nil {
+		// Deleted since the claim: its deliveries go with it.
+		return outcome{rec: store.AttemptResult{DeliveryID: c.ID, LeaseToken: c.LeaseToken}, release: true}, true
+	}
+	j := job{c: c, seq: seq, w: h.w, cred: h.cred, ids: ids}
+	if !h.w.Active {
+		return d.inactive(j), true
+	}
+	hs := d.busy[c.WebhookID]
+	if hs == nil {
+		hs = &hookState{company: c.CompanyID}
+		d.busy[c.WebhookID] = hs
+	}
+	if d.rates[c.WebhookID] == nil {
+		d.rates[c.WebhookID] = &hookRate{since: now}
+	}
+	d.total++
+	d.held[c.CompanyID]++
+	if hs.running >= d.cfg.PerWebhook {
+		hs.queue = append(hs.queue, j)
+		return outcome{}, false
+	}
+	hs.running++
+	workers.Add(1)
+	go d.work(ctx, sendCtx, workers, j)
+	return outcome{}, false
 }
 
 // work sends j, then the jobs queued behind it for the same webhook.

@@ -21,7 +21,9 @@
 // LOCKED so replicas never share one, leased for Config.Lease under a claim token, and joined with
 // their event's envelope. A replica that dies leaves claims that its heartbeat no longer covers;
 // another replica releases them within seconds and claims them again (see Replicas; the lease
-// is the last resort), at-least-once: an attempt may be repeated, never lost.
+// is the last resort), at-least-once: an attempt may be repeated, never lost. Fresh deliveries of
+// the capture leader in the same process skip the claim: the fan-out inserts them already leased
+// to this dispatcher and hands them over in memory (handoff.go).
 //
 // Results are written in batches by one statement (Store.DispatchRecord): an attempt row each
 // holding the request as it went on the wire (method; URL with its query, credential values

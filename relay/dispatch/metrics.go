@@ -20,6 +20,9 @@ type metrics struct {
 	replicasReaped    prometheus.Counter
 	reapedDeliveries  prometheus.Counter
 	presumedDead      prometheus.Counter
+	// taken counts deliveries taken into memory, by way: claim, or handoff (from the capture
+	// leader in this process, handoff.go).
+	taken *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -74,12 +77,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "walhook_dispatch_presumed_dead_total",
 			Help: "Times this replica found its claims released by another one (it was paused or cut off from the database past the heartbeat timeout).",
 		}),
+		taken: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walhook_dispatch_taken_total",
+			Help: "Deliveries this replica took to send, by way: claim (from the table), or handoff (inserted already leased to it by the capture leader in its process, no claim).",
+		}, []string{"via"}),
 	}
 	for _, c := range []prometheus.Collector{m.attempts, m.duration, m.firstLatency, m.queue, m.oldestDue, m.disabled, m.recordFailures,
-		m.replicasAlive, m.heartbeatFailures, m.replicasReaped, m.reapedDeliveries, m.presumedDead} {
+		m.replicasAlive, m.heartbeatFailures, m.replicasReaped, m.reapedDeliveries, m.presumedDead, m.taken} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register dispatch metrics: %w", err)
 		}
+	}
+	for _, via := range []string{"claim", "handoff"} {
+		m.taken.WithLabelValues(via)
 	}
 	return m, nil
 }

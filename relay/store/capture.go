@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -28,6 +29,24 @@ type CaptureEvent struct {
 type CaptureBatch struct {
 	Events    []CaptureEvent
 	OutboxIDs []int64
+	// Handoff, when not nil, leases fresh deliveries to the dispatcher in the capture leader's
+	// process: they are inserted already leased and returned in CaptureResult.Handed, so that
+	// dispatcher sends them from memory without claiming them.
+	Handoff *Handoff
+}
+
+// Handoff says which fresh deliveries CaptureCommit may insert already leased to a dispatcher,
+// and under which claim token: at most Limit, at most PerWebhook of one webhook (Shares[id] for
+// the webhooks listed), none of SkipWebhooks or SkipCompanies (held at their share) and none of a
+// failing webhook.
+type Handoff struct {
+	Token         string
+	Lease         time.Duration
+	Limit         int
+	PerWebhook    int
+	Shares        map[int64]int
+	SkipWebhooks  []int64
+	SkipCompanies []string
 }
 
 // CaptureResult counts what a fan-out transaction did.
@@ -40,6 +59,9 @@ type CaptureResult struct {
 	// the stream delivered a moment before it became visible to new snapshots is not among
 	// them; the caller retries it.
 	OutboxDeleted []int64
+	// Handed are the deliveries inserted already leased under CaptureBatch.Handoff's token, in
+	// insertion order, with their events' envelopes as stored (one per event, shared, read-only).
+	Handed []Claimed
 }
 
 // captureChunk bounds the arrays of one CaptureCommit statement; a larger batch is several
@@ -48,8 +70,9 @@ const captureChunk = 5000
 
 // CaptureCommit stores a batch in one transaction: inserts the events (a source key already
 // stored inserts nothing), one pending delivery per active webhook of the event's company
-// subscribed to its key, deletes the consumed outbox rows, and notifies walhook_deliveries at
-// commit when any delivery was created. Events of unknown companies are skipped and listed.
+// subscribed to its key (leased to b.Handoff's token where it allows, and returned in
+// Handed), deletes the consumed outbox rows, and notifies walhook_deliveries at commit when a
+// delivery was left to be claimed. Events of unknown companies are skipped and listed.
 func (s *Store) CaptureCommit(ctx context.Context, b CaptureBatch) (CaptureResult, error) {
 	var res CaptureResult
 	err := s.Tx(ctx, func(tx *Store) error {
@@ -67,6 +90,22 @@ func (s *Store) CaptureCommit(ctx context.Context, b CaptureBatch) (CaptureResul
 			if p.OutboxIds == nil {
 				p.OutboxIds = []int64{}
 			}
+			p.LeaseSkipWebhooks, p.LeaseSkipCompanies = []int64{}, []string{}
+			p.LeaseShareWebhookIds, p.LeaseShareCounts = []int64{}, []int64{}
+			if h := b.Handoff; h != nil && h.Limit > len(res.Handed) {
+				p.LeaseToken, p.LeaseSeconds = h.Token, h.Lease.Seconds()
+				p.LeaseLimit, p.LeasePerWebhook = int64(h.Limit-len(res.Handed)), int64(h.PerWebhook)
+				if h.SkipWebhooks != nil {
+					p.LeaseSkipWebhooks = h.SkipWebhooks
+				}
+				if h.SkipCompanies != nil {
+					p.LeaseSkipCompanies = h.SkipCompanies
+				}
+				for id, n := range h.Shares {
+					p.LeaseShareWebhookIds = append(p.LeaseShareWebhookIds, id)
+					p.LeaseShareCounts = append(p.LeaseShareCounts, int64(n))
+				}
+			}
 			outbox = nil
 			for _, e := range b.Events[start:end] {
 				p.SourceKeys = append(p.SourceKeys, e.SourceKey)
@@ -83,6 +122,20 @@ func (s *Store) CaptureCommit(ctx context.Context, b CaptureBatch) (CaptureResul
 			res.Deliveries += r.Deliveries
 			res.UnknownCompany = append(res.UnknownCompany, r.UnknownCompany...)
 			res.OutboxDeleted = append(res.OutboxDeleted, r.OutboxDeleted...)
+			if len(r.HandedIds) > 0 {
+				payloads := make(map[int64]json.RawMessage, 4)
+				for i, id := range r.HandedEventIds {
+					if r.HandedPayloads[i] != "" {
+						payloads[id] = json.RawMessage(r.HandedPayloads[i])
+					}
+				}
+				for i, id := range r.HandedIds {
+					res.Handed = append(res.Handed, Claimed{
+						ID: id, CompanyID: r.HandedCompanyIds[i], WebhookID: r.HandedWebhookIds[i], EventID: r.HandedEventIds[i],
+						Payload: payloads[r.HandedEventIds[i]], CapturedAt: r.CapturedAt, LeaseToken: b.Handoff.Token,
+					})
+				}
+			}
 			if end >= len(b.Events) {
 				break
 			}

@@ -22,19 +22,56 @@ WITH input AS (
     INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
     SELECT k.source_key, k.company_id, k.event_key, k.payload, k.occurred_at FROM known k
     ON CONFLICT (source_key) DO NOTHING
-    RETURNING id, company_id, event_key
-), fan AS (
-    INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key)
-    SELECT ins.company_id, w.id, ins.id, ins.event_key
+    RETURNING id, source_key, company_id, event_key, payload
+), matched AS (
+    -- Which webhooks an event goes to: the active webhooks of its company, if the company is not
+    -- disabled, subscribed to its key (one of their event_keys).
+    -- must_claim: a delivery the dispatcher must claim from the table rather than take from
+    -- memory: its webhook is failing (its deliveries are retried on a schedule) or rate-limited
+    -- (webhook.Webhook.Queued: its deliveries wait for tokens under claims sized by the limit),
+    -- or the local dispatcher holds its share of the webhook or of the company already.
+    SELECT ins.id AS event_id, ins.source_key, ins.company_id, ins.event_key, w.id AS webhook_id,
+        (w.failing_since IS NOT NULL OR w.rate_limit IS NOT NULL
+            OR w.id = ANY($6::bigint[])
+            OR w.company_id = ANY($7::text[])) AS must_claim
     FROM ins JOIN walhook.webhook w ON w.active AND w.company_id = ins.company_id AND ins.event_key = ANY(w.event_keys)
     JOIN walhook.company c ON c.id = ins.company_id AND c.disabled_at IS NULL
-    ON CONFLICT (event_id, webhook_id) DO NOTHING
-    RETURNING 1
+), ranked AS (
+    SELECT m.event_id, m.source_key, m.company_id, m.event_key, m.webhook_id, m.must_claim, row_number() OVER (PARTITION BY m.webhook_id, m.must_claim ORDER BY m.event_id) AS per_webhook
+    FROM matched m
+), share AS (
+    SELECT unnest($8::bigint[]) AS webhook_id, unnest($9::bigint[]) AS n
+), eligible AS (
+    SELECT r.event_id, r.source_key, r.company_id, r.event_key, r.webhook_id,
+        ($10::text <> '' AND NOT r.must_claim
+            AND r.per_webhook <= coalesce(share.n, $11::bigint)) AS eligible
+    FROM ranked r LEFT JOIN share ON share.webhook_id = r.webhook_id
+), planned AS (
+    SELECT e.event_id, e.source_key, e.company_id, e.event_key, e.webhook_id,
+        (e.eligible AND row_number() OVER (PARTITION BY e.eligible ORDER BY e.event_id, e.webhook_id) <= $12::bigint) AS handed
+    FROM eligible e
+), fan AS (
+    INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, lease_until, leased_by)
+    SELECT p.company_id, p.webhook_id, p.event_id, p.event_key,
+        CASE WHEN p.handed THEN now() + make_interval(secs => $13::float8) END,
+        CASE WHEN p.handed THEN $10::text END
+    FROM planned p
+    -- No ON CONFLICT: the events are those this statement inserted (a replayed source key
+    -- inserts none), so none has a delivery yet; ON CONFLICT would make each row a speculative
+    -- insertion, one more WAL record (HEAP_CONFIRM, 48 bytes) per delivery.
+    RETURNING id, company_id, webhook_id, event_id, leased_by IS NOT NULL AS handed
+), handed AS (
+    -- The envelope as stored (jsonb's rendering: what a claim would read, and what the history
+    -- shows as the body sent), once per event.
+    SELECT f.id, f.company_id, f.webhook_id, f.event_id,
+        CASE WHEN row_number() OVER (PARTITION BY f.event_id ORDER BY f.id) = 1 THEN ins.payload::text ELSE '' END AS payload
+    FROM fan f JOIN ins ON ins.id = f.event_id
+    WHERE f.handed
 ), gone AS (
-    DELETE FROM walhook.outbox WHERE id = ANY($6::bigint[])
+    DELETE FROM walhook.outbox WHERE id = ANY($14::bigint[])
     RETURNING id
 ), woken AS (
-    SELECT pg_notify('walhook_deliveries', '') WHERE EXISTS (SELECT 1 FROM fan)
+    SELECT pg_notify('walhook_deliveries', '') WHERE EXISTS (SELECT 1 FROM fan WHERE NOT fan.handed)
 )
 SELECT
     (SELECT count(*) FROM ins)::bigint AS events,
@@ -42,32 +79,61 @@ SELECT
     (SELECT coalesce(array_agg(id), '{}') FROM gone)::bigint[] AS outbox_deleted,
     (SELECT count(*) FROM woken)::bigint AS notified,
     (SELECT coalesce(array_agg(i.source_key), '{}') FROM input i
-        WHERE NOT EXISTS (SELECT 1 FROM walhook.company c WHERE c.id = i.company_id))::text[] AS unknown_company
+        WHERE NOT EXISTS (SELECT 1 FROM walhook.company c WHERE c.id = i.company_id))::text[] AS unknown_company,
+    (SELECT coalesce(array_agg(h.id ORDER BY h.id), '{}') FROM handed h)::bigint[] AS handed_ids,
+    (SELECT coalesce(array_agg(h.company_id ORDER BY h.id), '{}') FROM handed h)::text[] AS handed_company_ids,
+    (SELECT coalesce(array_agg(h.webhook_id ORDER BY h.id), '{}') FROM handed h)::bigint[] AS handed_webhook_ids,
+    (SELECT coalesce(array_agg(h.event_id ORDER BY h.id), '{}') FROM handed h)::bigint[] AS handed_event_ids,
+    (SELECT coalesce(array_agg(h.payload ORDER BY h.id), '{}') FROM handed h)::text[] AS handed_payloads,
+    now()::timestamptz AS captured_at
 `
 
 type CaptureCommitParams struct {
-	SourceKeys  []string
-	CompanyIds  []string
-	EventKeys   []string
-	Payloads    []string
-	OccurredAts []time.Time
-	OutboxIds   []int64
+	SourceKeys           []string
+	CompanyIds           []string
+	EventKeys            []string
+	Payloads             []string
+	OccurredAts          []time.Time
+	LeaseSkipWebhooks    []int64
+	LeaseSkipCompanies   []string
+	LeaseShareWebhookIds []int64
+	LeaseShareCounts     []int64
+	LeaseToken           string
+	LeasePerWebhook      int64
+	LeaseLimit           int64
+	LeaseSeconds         float64
+	OutboxIds            []int64
 }
 
 type CaptureCommitRow struct {
-	Events         int64
-	Deliveries     int64
-	OutboxDeleted  []int64
-	Notified       int64
-	UnknownCompany []string
+	Events           int64
+	Deliveries       int64
+	OutboxDeleted    []int64
+	Notified         int64
+	UnknownCompany   []string
+	HandedIds        []int64
+	HandedCompanyIds []string
+	HandedWebhookIds []int64
+	HandedEventIds   []int64
+	HandedPayloads   []string
+	CapturedAt       time.Time
 }
 
 // CaptureCommit stores a batch of captured events and fans each new one out to the active
-// webhooks of its company subscribed to its event key (one of their event_keys), in one statement: events whose company is
-// unknown are skipped (and returned), events of a disabled company are stored but fanned out to
-// no webhook, a replayed source_key inserts nothing (and so no
-// deliveries), consumed outbox rows are deleted, and dispatchers are woken when the transaction
-// commits.
+// webhooks of its company subscribed to its event key (one of their event_keys), in one
+// statement: events whose company is unknown are skipped (and returned), events of a disabled
+// company are stored but fanned out to no webhook, a replayed source_key inserts nothing (and so
+// no deliveries), consumed outbox rows are deleted, and dispatchers are woken when the
+// transaction commits if a delivery was left for any replica to claim.
+//
+// Hand-off: when lease_token is not empty, the capture leader passes fresh deliveries to the
+// dispatcher in its own process without a claim. Up to lease_limit deliveries (at most
+// lease_per_webhook per webhook, or its share for the webhooks in lease_share_webhook_ids) are
+// inserted already leased to lease_token, and returned (the handed_* arrays) for the dispatcher
+// to send from memory. The others are inserted unleased for any replica to claim: those of a
+// webhook that must go the durable way (see must_claim below), and whatever is over the limits.
+//
+// This statement is the one place that decides which webhooks an event goes to (the matched CTE).
 func (q *Queries) CaptureCommit(ctx context.Context, arg CaptureCommitParams) (CaptureCommitRow, error) {
 	row := q.db.QueryRow(ctx, captureCommit,
 		arg.SourceKeys,
@@ -75,6 +141,14 @@ func (q *Queries) CaptureCommit(ctx context.Context, arg CaptureCommitParams) (C
 		arg.EventKeys,
 		arg.Payloads,
 		arg.OccurredAts,
+		arg.LeaseSkipWebhooks,
+		arg.LeaseSkipCompanies,
+		arg.LeaseShareWebhookIds,
+		arg.LeaseShareCounts,
+		arg.LeaseToken,
+		arg.LeasePerWebhook,
+		arg.LeaseLimit,
+		arg.LeaseSeconds,
 		arg.OutboxIds,
 	)
 	var i CaptureCommitRow
@@ -84,6 +158,12 @@ func (q *Queries) CaptureCommit(ctx context.Context, arg CaptureCommitParams) (C
 		&i.OutboxDeleted,
 		&i.Notified,
 		&i.UnknownCompany,
+		&i.HandedIds,
+		&i.HandedCompanyIds,
+		&i.HandedWebhookIds,
+		&i.HandedEventIds,
+		&i.HandedPayloads,
+		&i.CapturedAt,
 	)
 	return i, err
 }

@@ -15,7 +15,6 @@ DELETE FROM walhook.delivery
 WHERE id IN (
     SELECT d.id FROM walhook.delivery d
     WHERE d.created_at < $1 AND d.updated_at < $1 AND d.state <> 'pending'
-    ORDER BY d.created_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
@@ -28,7 +27,9 @@ type RetentionDeleteDeliveriesParams struct {
 
 // RetentionDeleteDeliveries deletes up to batch_size finished (succeeded or failed) deliveries
 // created and last changed before cutoff; their attempts go with them (ON DELETE CASCADE).
-// Pending deliveries are work still to do and are never deleted.
+// Pending deliveries are work still to do and are never deleted. The candidates come from the
+// BRIN index on created_at (migration 0018) in no particular order: every batch deletes rows
+// past the cutoff, and the next run takes the rest.
 func (q *Queries) RetentionDeleteDeliveries(ctx context.Context, arg RetentionDeleteDeliveriesParams) (int64, error) {
 	result, err := q.db.Exec(ctx, retentionDeleteDeliveries, arg.Cutoff, arg.BatchSize)
 	if err != nil {
@@ -43,7 +44,6 @@ WHERE id IN (
     SELECT e.id FROM walhook.event e
     WHERE e.captured_at < $1
       AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id)
-    ORDER BY e.captured_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
@@ -55,7 +55,7 @@ type RetentionDeleteEventsParams struct {
 }
 
 // RetentionDeleteEvents deletes up to batch_size events captured before cutoff that no delivery
-// references any more.
+// references any more (candidates from the BRIN index on captured_at, in no particular order).
 func (q *Queries) RetentionDeleteEvents(ctx context.Context, arg RetentionDeleteEventsParams) (int64, error) {
 	result, err := q.db.Exec(ctx, retentionDeleteEvents, arg.Cutoff, arg.BatchSize)
 	if err != nil {

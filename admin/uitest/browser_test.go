@@ -36,7 +36,7 @@ const chromiumPath = "/usr/bin/chromium"
 func requireChromium(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		msg := fmt.Sprintf("browser tests need Chromium at %s (apt-get install -y chromium; .ci/run installs it): %v", chromiumPath, err)
+		msg := fmt.Sprintf("browser tests need Chromium at %s (`make browser-deps` installs it): %v", chromiumPath, err)
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}

@@ -65,11 +65,14 @@ type hookRate struct {
 const rateEvery = 250 * time.Millisecond
 
 type job struct {
-	c    store.Claimed
-	seq  int64 // the claim's sequence number (its token's suffix), for the fence
-	w    *webhook.Webhook
-	cred *webhook.OAuthCredential
-	ids  *store.PublicIDs // the webhook-id is the delivery's public id
+	c   store.Claimed
+	seq int64 // the claim's sequence number (its token's suffix), for the fence
+	// sendBy is the last moment an attempt may start (see Dispatcher.sendBy): later, its lease
+	// could end while it runs or before its result is written, and another replica send it too.
+	sendBy time.Time
+	w      *webhook.Webhook
+	cred   *webhook.OAuthCredential
+	ids    *store.PublicIDs // the webhook-id is the delivery's public id
 }
 
 type cached struct {
@@ -397,7 +400,7 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, workers *sync.WaitGroup
 		// Deleted since the claim: its deliveries go with it.
 		return outcome{rec: store.AttemptResult{DeliveryID: c.ID, LeaseToken: c.LeaseToken}, release: true}, true
 	}
-	j := job{c: c, seq: seq, w: h.w, cred: h.cred, ids: ids}
+	j := job{c: c, seq: seq, w: h.w, cred: h.cred, ids: ids, sendBy: d.sendBy(c, now)}
 	if !h.w.Active {
 		return d.inactive(j), true
 	}
@@ -421,21 +424,47 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, workers *sync.WaitGroup
 	return outcome{}, false
 }
 
+// sendBy is the last moment an attempt of c may start: its lease's end (counted from the local
+// time before the statement that leased it, so it is never later than the database's) less an
+// attempt (AttemptTimeout) and as long again to write its result. A delivery that waited in memory
+// past it (for a rate-limit token, behind its webhook's slow requests, for a send slot) is given
+// back unsent: its lease may already have passed to another replica, which would send it too.
+func (d *Dispatcher) sendBy(c store.Claimed, now time.Time) time.Time {
+	from := c.Leased
+	if from.IsZero() || from.After(now) {
+		from = now
+	}
+	return from.Add(d.cfg.Lease - 2*d.cfg.AttemptTimeout)
+}
+
 // work sends j, then the jobs queued behind it for the same webhook.
 func (d *Dispatcher) work(ctx, sendCtx context.Context, workers *sync.WaitGroup, j job) {
 	defer workers.Done()
 	for {
-		d.awaitRate(ctx, j) // a limited webhook's request waits for a token (false: stopping)
+		d.awaitRate(ctx, j) // a limited webhook's request waits for a token, until j.sendBy at most
 		d.waitClaimable(ctx)
-		if ctx.Err() != nil || d.fenced(j) {
-			// Stopping, or another replica released this claim (this one was presumed dead):
-			// give it back unsent. The token decides, so a claim taken since is left alone.
-			d.results <- outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
-		} else {
+		sent := false
+		if ctx.Err() == nil && !d.fenced(j) && time.Now().Before(j.sendBy) {
 			d.slots.acquire(j.c.CompanyID, j.c.WebhookID)
-			r := d.sender.send(sendCtx, j.w, j.cred, j.c.Payload, j.ids.Delivery(j.c.CompanyID, j.c.ID))
-			d.slots.release(j.c.CompanyID, j.c.WebhookID, r.duration)
-			d.results <- d.outcomeOf(j, r)
+			if time.Now().Before(j.sendBy) {
+				r := d.sender.send(sendCtx, j.w, j.cred, j.c.Payload, j.ids.Delivery(j.c.CompanyID, j.c.ID))
+				d.slots.release(j.c.CompanyID, j.c.WebhookID, r.duration)
+				d.results <- d.outcomeOf(j, r)
+				sent = true
+			} else {
+				d.slots.abandon(j.c.CompanyID, j.c.WebhookID)
+			}
+		}
+		if !sent {
+			// Stopping, another replica released this claim (this one was presumed dead), or the
+			// lease is too short now for an attempt: give it back unsent. The token decides, so a
+			// claim taken since is left alone.
+			if ctx.Err() == nil && !d.fenced(j) {
+				d.logs.do("lease", func() {
+					d.log.Warn().Int64("webhook", j.c.WebhookID).Msg("deliveries waited in memory until their lease was nearly over (rate limit, slow endpoint or no free send slot); given back unsent, to be claimed again")
+				})
+			}
+			d.results <- outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
 		}
 		d.mu.Lock()
 		d.total--

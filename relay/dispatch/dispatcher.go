@@ -437,35 +437,80 @@ func (d *Dispatcher) sendBy(c store.Claimed, now time.Time) time.Time {
 	return from.Add(d.cfg.Lease - 2*d.cfg.AttemptTimeout)
 }
 
+// attempt sends j, unless it must not be sent now, and returns what the recorder is to write: the
+// attempt, a failure without a request (its webhook was turned off or its company disabled
+// while it waited), or the lease given back unsent — when stopping, when another replica
+// released this claim (this one was presumed dead), when its webhook was deleted, or when its
+// lease is too short now for an attempt (see sendBy). The token decides, so a claim taken since
+// is left alone.
+func (d *Dispatcher) attempt(ctx, sendCtx context.Context, j job) outcome {
+	giveBack := outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
+	if o, stop := d.current(ctx, &j); stop {
+		return o
+	}
+	d.awaitRate(ctx, j) // a limited webhook's request waits for a token, until j.sendBy at most
+	d.waitClaimable(ctx)
+	if ctx.Err() != nil || d.fenced(j) {
+		return giveBack
+	}
+	if o, stop := d.current(ctx, &j); stop { // changed while it waited
+		return o
+	}
+	late := func() outcome {
+		d.logs.do("lease", func() {
+			d.log.Warn().Int64("webhook", j.c.WebhookID).Msg("deliveries waited in memory until their lease was nearly over (rate limit, slow endpoint or no free send slot); given back unsent, to be claimed again")
+		})
+		return giveBack
+	}
+	if !time.Now().Before(j.sendBy) {
+		return late()
+	}
+	d.slots.acquire(j.c.CompanyID, j.c.WebhookID)
+	if !time.Now().Before(j.sendBy) {
+		d.slots.abandon(j.c.CompanyID, j.c.WebhookID)
+		return late()
+	}
+	r := d.sender.send(sendCtx, j.w, j.cred, j.c.Payload, j.ids.Delivery(j.c.CompanyID, j.c.ID))
+	d.slots.release(j.c.CompanyID, j.c.WebhookID, r.duration)
+	return d.outcomeOf(j, r)
+}
+
+// current brings j's webhook up to date before it is sent: a job waits in memory (queued behind
+// its webhook's requests, for a rate-limit token), and its webhook may have been changed, turned
+// off, deleted or its company disabled meanwhile (a change notification drops the cache; so does
+// WebhookCacheTTL). It costs a look at the cache while that is current, and one load per webhook
+// after a change. stop: j is not to be sent, and the outcome says what becomes of it.
+func (d *Dispatcher) current(ctx context.Context, j *job) (outcome, bool) {
+	d.mu.Lock()
+	e := d.cache[j.c.WebhookID]
+	fresh := e != nil && e.epoch == d.cacheEpoch && time.Since(e.loaded) < d.cfg.WebhookCacheTTL
+	d.mu.Unlock()
+	giveBack := outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
+	if !fresh {
+		hooks, err := d.webhooks(ctx, []store.Claimed{j.c})
+		if err != nil {
+			if ctx.Err() == nil {
+				d.logs.do("webhooks", func() { d.log.Error().Err(err).Msg("reload a queued delivery's webhook; given back") })
+			}
+			return giveBack, true
+		}
+		e = hooks[j.c.WebhookID]
+	}
+	if e == nil || e.w == nil {
+		return giveBack, true // deleted: its deliveries go with it
+	}
+	j.w, j.cred = e.w, e.cred
+	if !e.w.Active {
+		return d.inactive(*j), true
+	}
+	return outcome{}, false
+}
+
 // work sends j, then the jobs queued behind it for the same webhook.
 func (d *Dispatcher) work(ctx, sendCtx context.Context, workers *sync.WaitGroup, j job) {
 	defer workers.Done()
 	for {
-		d.awaitRate(ctx, j) // a limited webhook's request waits for a token, until j.sendBy at most
-		d.waitClaimable(ctx)
-		sent := false
-		if ctx.Err() == nil && !d.fenced(j) && time.Now().Before(j.sendBy) {
-			d.slots.acquire(j.c.CompanyID, j.c.WebhookID)
-			if time.Now().Before(j.sendBy) {
-				r := d.sender.send(sendCtx, j.w, j.cred, j.c.Payload, j.ids.Delivery(j.c.CompanyID, j.c.ID))
-				d.slots.release(j.c.CompanyID, j.c.WebhookID, r.duration)
-				d.results <- d.outcomeOf(j, r)
-				sent = true
-			} else {
-				d.slots.abandon(j.c.CompanyID, j.c.WebhookID)
-			}
-		}
-		if !sent {
-			// Stopping, another replica released this claim (this one was presumed dead), or the
-			// lease is too short now for an attempt: give it back unsent. The token decides, so a
-			// claim taken since is left alone.
-			if ctx.Err() == nil && !d.fenced(j) {
-				d.logs.do("lease", func() {
-					d.log.Warn().Int64("webhook", j.c.WebhookID).Msg("deliveries waited in memory until their lease was nearly over (rate limit, slow endpoint or no free send slot); given back unsent, to be claimed again")
-				})
-			}
-			d.results <- outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
-		}
+		d.results <- d.attempt(ctx, sendCtx, j)
 		d.mu.Lock()
 		d.total--
 		if d.held[j.c.CompanyID]--; d.held[j.c.CompanyID] == 0 {

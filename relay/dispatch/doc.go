@@ -27,7 +27,10 @@
 // its attempt only while its lease has room for it (an attempt and the writing of its result:
 // Lease − 2 × AttemptTimeout from the claim); one that waited longer (for a rate-limit token,
 // behind its webhook's slow requests, for a send slot) is given back unsent and claimed again,
-// rather than sent after its lease may have passed to another replica that sends it too.
+// rather than sent after its lease may have passed to another replica that sends it too. Before
+// its attempt a held delivery also takes its webhook as configured now (the cache, dropped by a
+// change notification): one whose webhook was turned off, or whose company was disabled, while it
+// waited fails without a request; one whose webhook was deleted is given back.
 //
 // Results are written in batches by one statement (Store.DispatchRecord): an attempt row each
 // holding the request as it went on the wire (method; URL with its query, credential values

@@ -43,8 +43,9 @@ type Dispatcher struct {
 	held       map[string]int       // per company: running + queued jobs
 	heldBack   bool                 // the last claim could not take everything it might have
 	cache      map[int64]*cached
-	cacheEpoch int64 // bumped by a webhook-change notification
-	running    *run  // set while Run claims: hand-offs are taken only then (handoff.go)
+	cacheEpoch int64                   // bumped by a webhook-change notification
+	reloading  map[int64]chan struct{} // webhooks a held job is reloading (current), closed when done
+	running    *run                    // set while Run claims: hand-offs are taken only then (handoff.go)
 }
 
 type hookState struct {
@@ -109,6 +110,7 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		busy:      map[int64]*hookState{},
 		rates:     map[int64]*hookRate{},
 		cache:     map[int64]*cached{},
+		reloading: map[int64]chan struct{}{},
 	}
 	d.limits = newRateLimits(d.takeTokens)
 	d.rep.born = time.Now()
@@ -477,26 +479,47 @@ func (d *Dispatcher) attempt(ctx, sendCtx context.Context, j job) outcome {
 
 // current brings j's webhook up to date before it is sent: a job waits in memory (queued behind
 // its webhook's requests, for a rate-limit token), and its webhook may have been changed, turned
-// off, deleted or its company disabled meanwhile (a change notification drops the cache; so does
-// WebhookCacheTTL). It costs a look at the cache while that is current, and one load per webhook
-// after a change. stop: j is not to be sent, and the outcome says what becomes of it.
+// off, deleted or its company disabled meanwhile; each of these notifies walhook_webhooks, which
+// starts a new cache epoch (as does a reconnect of the listener). While the cached webhook is of
+// the current epoch it costs a map look-up; after a change one job per webhook reloads it and the
+// others wait for that. stop: j is not to be sent, and the outcome says what becomes of it.
 func (d *Dispatcher) current(ctx context.Context, j *job) (outcome, bool) {
-	d.mu.Lock()
-	e := d.cache[j.c.WebhookID]
-	fresh := e != nil && e.epoch == d.cacheEpoch && time.Since(e.loaded) < d.cfg.WebhookCacheTTL
-	d.mu.Unlock()
 	giveBack := outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
-	if !fresh {
+	id := j.c.WebhookID
+	var e *cached
+	for e == nil {
+		d.mu.Lock()
+		if c := d.cache[id]; c != nil && c.epoch == d.cacheEpoch {
+			e = c
+			d.mu.Unlock()
+			break
+		}
+		if ch := d.reloading[id]; ch != nil {
+			d.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return giveBack, true
+			}
+		}
+		ch := make(chan struct{})
+		d.reloading[id] = ch
+		d.mu.Unlock()
 		hooks, err := d.webhooks(ctx, []store.Claimed{j.c})
+		d.mu.Lock()
+		delete(d.reloading, id)
+		close(ch)
+		d.mu.Unlock()
 		if err != nil {
 			if ctx.Err() == nil {
-				d.logs.do("webhooks", func() { d.log.Error().Err(err).Msg("reload a queued delivery's webhook; given back") })
+				d.logs.do("webhooks", func() { d.log.Error().Err(err).Msg("reload a held delivery's webhook; given back") })
 			}
 			return giveBack, true
 		}
-		e = hooks[j.c.WebhookID]
+		e = hooks[id]
 	}
-	if e == nil || e.w == nil {
+	if e.w == nil {
 		return giveBack, true // deleted: its deliveries go with it
 	}
 	j.w, j.cred = e.w, e.cred

@@ -13,7 +13,7 @@ import (
 // A delivery that waits in memory longer than its lease allows (here for a rate-limit token: a
 // limit of 1 a second whose bucket stays empty for longer than the lease, as when many replicas
 // share it) is given back unsent, not sent once its lease has passed to another replica that
-// sends it too. Two replicas; the bucket is emptied until 6 s from now, the lease is 4 s: without
+// sends it too. Two replicas; the bucket is emptied until 9 s from now, the lease is 7 s: without
 // the bound both replicas end up holding the delivery and both send it once tokens come.
 func TestWaitBeyondLeaseGivesBack(t *testing.T) {
 	t.Parallel()
@@ -21,10 +21,10 @@ func TestWaitBeyondLeaseGivesBack(t *testing.T) {
 	rc := newReceiver(t, nil)
 	limit := 1
 	w := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true, RateLimit: &limit})
-	// The bucket exists (a first take) and then yields nothing for 6 s.
+	// The bucket exists (a first take) and then yields nothing for 9 s.
 	_, err := b.st.DispatchRateTake(b.ctx, map[int64]int{w.ID: 1})
 	require.NoError(t, err)
-	_, err = b.pool.Exec(b.ctx, `UPDATE walhook.rate_bucket SET tokens = 0, refilled_at = now() + interval '6 seconds' WHERE webhook_id = $1`, w.ID)
+	_, err = b.pool.Exec(b.ctx, `UPDATE walhook.rate_bucket SET tokens = 0, refilled_at = now() + interval '9 seconds' WHERE webhook_id = $1`, w.ID)
 	require.NoError(t, err)
 	id := b.enqueue(t, w.ID)[0]
 
@@ -32,7 +32,7 @@ func TestWaitBeyondLeaseGivesBack(t *testing.T) {
 	for _, name := range []string{"a", "b"} {
 		cfg := testConfig()
 		cfg.InstanceID = name
-		cfg.AttemptTimeout, cfg.Lease = time.Second, 4*time.Second
+		cfg.AttemptTimeout, cfg.Lease = 2*time.Second, 7*time.Second // an attempt may start until 3 s after its claim
 		ds = append(ds, b.run(t, cfg))
 	}
 	b.waitState(t, id, webhook.DeliverySucceeded)

@@ -191,7 +191,7 @@ func TestPlatformLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNotFound, pl.StatusCode(), "a member of another company is not found")
 
-	// Disabled: the member's token and an unspent link are refused, and no new link is made.
+	// Disabled: the member's token is refused, an unspent link is ended, and no new link is made.
 	spare, err := pc.PlatformCreatePortalLinkWithResponse(ctx, "globex-42", boss.Id)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, spare.StatusCode())
@@ -210,7 +210,7 @@ func TestPlatformLifecycle(t *testing.T) {
 	require.Contains(t, string(me.Body), "disabled")
 	lg, err = anon.LoginWithResponse(ctx, client.LoginJSONRequestBody{Code: spare.JSON201.Code})
 	require.NoError(t, err)
-	require.Equal(t, http.StatusForbidden, lg.StatusCode(), "%s", lg.Body)
+	require.Equal(t, http.StatusUnauthorized, lg.StatusCode(), "%s", lg.Body)
 	pl, err = pc.PlatformCreatePortalLinkWithResponse(ctx, "globex-42", boss.Id)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusConflict, pl.StatusCode())
@@ -224,7 +224,7 @@ func TestPlatformLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusOK, me.StatusCode(), "enabled again, the token works")
 	lg, err = anon.LoginWithResponse(ctx, client.LoginJSONRequestBody{Code: spare.JSON201.Code})
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, lg.StatusCode(), "a link refused while disabled was not spent")
+	require.Equal(t, http.StatusUnauthorized, lg.StatusCode(), "a link minted before the company was disabled does not outlive it")
 
 	// Removing a role leaves its members without one; owner stays.
 	rr, err := pc.PlatformRemoveRoleWithResponse(ctx, "globex-42", "Developers")

@@ -16,3 +16,8 @@ DELETE FROM walhook.login_code AS lc
 WHERE lc.code_hash IN (
     SELECT c.code_hash FROM walhook.login_code AS c WHERE c.expires_at < @cutoff ORDER BY c.expires_at LIMIT @max_rows
 );
+
+-- LoginCodeDeleteCompany ends every sign-in code of a company (when it is disabled): a portal
+-- link minted before must not sign anyone in once the company is enabled again.
+-- name: LoginCodeDeleteCompany :execrows
+DELETE FROM walhook.login_code WHERE company_id = $1;

@@ -22,19 +22,22 @@ func (s *Store) LoginCodeCreate(ctx context.Context, companyID string, memberID 
 }
 
 // LoginCodeRedeem spends a one-time sign-in code and returns a new API token for its member,
-// expiring after tokenTTL. A used, expired or unknown code is ErrNotFound, a code of a disabled
-// company ErrCompanyDisabled; the code is spent and the token created in one transaction, so a
-// failure leaves the code usable.
+// expiring after tokenTTL. A used, expired or unknown code is ErrNotFound. A code of a disabled
+// company is ErrCompanyDisabled and spent: it does not sign anyone in once the company is enabled
+// again. Otherwise the code is spent and the token created in one transaction, so a failure
+// leaves the code usable.
 func (s *Store) LoginCodeRedeem(ctx context.Context, code string, tokenTTL time.Duration) (string, APIToken, error) {
 	var token string
 	var info APIToken
+	disabled := false
 	err := s.Tx(ctx, func(tx *Store) error {
 		r, err := tx.q.LoginCodeRedeem(ctx, crypt.HashToken(code))
 		if err != nil {
 			return mapErr(err)
 		}
 		if r.CompanyDisabled {
-			return ErrCompanyDisabled
+			disabled = true
+			return nil
 		}
 		exp := time.Now().Add(tokenTTL)
 		token, info, err = tx.APITokenCreate(ctx, r.CompanyID, r.MemberID, "web sign-in", &exp)
@@ -42,6 +45,9 @@ func (s *Store) LoginCodeRedeem(ctx context.Context, code string, tokenTTL time.
 	})
 	if err != nil {
 		return "", APIToken{}, err
+	}
+	if disabled {
+		return "", APIToken{}, ErrCompanyDisabled
 	}
 	return token, info, nil
 }

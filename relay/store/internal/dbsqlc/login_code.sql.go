@@ -32,6 +32,20 @@ func (q *Queries) LoginCodeCreate(ctx context.Context, arg LoginCodeCreateParams
 	return err
 }
 
+const loginCodeDeleteCompany = `-- name: LoginCodeDeleteCompany :execrows
+DELETE FROM walhook.login_code WHERE company_id = $1
+`
+
+// LoginCodeDeleteCompany ends every sign-in code of a company (when it is disabled): a portal
+// link minted before must not sign anyone in once the company is enabled again.
+func (q *Queries) LoginCodeDeleteCompany(ctx context.Context, companyID string) (int64, error) {
+	result, err := q.db.Exec(ctx, loginCodeDeleteCompany, companyID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const loginCodeRedeem = `-- name: LoginCodeRedeem :one
 UPDATE walhook.login_code SET used_at = now()
 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()

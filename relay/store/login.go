@@ -24,8 +24,8 @@ func (s *Store) LoginCodeCreate(ctx context.Context, companyID string, memberID 
 // LoginCodeRedeem spends a one-time sign-in code and returns a new API token for its member,
 // expiring after tokenTTL. A used, expired or unknown code is ErrNotFound. A code of a disabled
 // company is ErrCompanyDisabled and spent: it does not sign anyone in once the company is enabled
-// again. Otherwise the code is spent and the token created in one transaction, so a failure
-// leaves the code usable.
+// again. Otherwise the code is spent, the token created and the sign-in audited in one
+// transaction, so a failure leaves the code usable.
 func (s *Store) LoginCodeRedeem(ctx context.Context, code string, tokenTTL time.Duration) (string, APIToken, error) {
 	var token string
 	var info APIToken
@@ -40,8 +40,12 @@ func (s *Store) LoginCodeRedeem(ctx context.Context, code string, tokenTTL time.
 			return nil
 		}
 		exp := time.Now().Add(tokenTTL)
-		token, info, err = tx.APITokenCreate(ctx, r.CompanyID, r.MemberID, "web sign-in", &exp)
-		return err
+		if token, info, err = tx.APITokenCreate(ctx, r.CompanyID, r.MemberID, "web sign-in", &exp); err != nil {
+			return err
+		}
+		// A portal link is a credential the platform mints for a member: its use is recorded
+		// beside its minting (portal_link_created), as a token created through the API is.
+		return tx.AuditRecord(ctx, r.CompanyID, &r.MemberID, "signed_in", AuditToken, info.ID, map[string]any{"name": info.Name})
 	})
 	if err != nil {
 		return "", APIToken{}, err

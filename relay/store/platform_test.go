@@ -43,8 +43,8 @@ func TestPlatformToken(t *testing.T) {
 	require.Equal(t, "platform:"+info.Prefix, p.Actor(), "an unnamed token is named by its prefix")
 }
 
-// TestDisabledCompany: while a company is disabled its members' tokens say so, its sign-in codes
-// are refused without being spent, its new events are stored but fanned out to no webhook, and
+// TestDisabledCompany: while a company is disabled its members' tokens say so, disabling ends its
+// sign-in codes and a code refused while disabled is spent, its new events are stored but fanned out to no webhook, and
 // the relay sees its webhooks turned off (so deliveries already due are not sent); another
 // company is not affected, and once enabled everything works again.
 func TestDisabledCompany(t *testing.T) {
@@ -129,4 +129,25 @@ func TestDisabledCompany(t *testing.T) {
 	res = capture("a")
 	require.Equal(t, int64(1), res.Deliveries, "enabled again, events fan out")
 	require.Equal(t, map[string]bool{"a": true, "b": true}, relaySees())
+}
+
+// TestLoginCodeRedeemAudited: spending a sign-in code (a portal link) creates a web session token
+// and says so in the company's audit log, as a token created through the API is.
+func TestLoginCodeRedeemAudited(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	s, _ := xtest.Store(t)
+	_, owner := seedCompany(t, s, "a")
+	code, err := s.LoginCodeCreate(ctx, "a", owner.ID, time.Hour)
+	require.NoError(t, err)
+	_, info, err := s.LoginCodeRedeem(ctx, code, time.Hour)
+	require.NoError(t, err)
+	typ := store.AuditToken
+	log, err := s.AuditList(ctx, "a", store.AuditFilter{ObjectType: &typ})
+	require.NoError(t, err)
+	require.Len(t, log, 1)
+	require.Equal(t, "signed_in", log[0].Action)
+	require.Equal(t, info.ID, log[0].ObjectID)
+	require.Equal(t, owner.ID, *log[0].MemberID)
+	require.NotContains(t, string(log[0].Detail), code)
 }

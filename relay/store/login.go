@@ -9,14 +9,19 @@ import (
 )
 
 // LoginCodeCreate makes a one-time sign-in code for a member, valid for ttl, and returns it in
-// plaintext (the only time it is available; the database keeps its hash).
+// plaintext (the only time it is available; the database keeps its hash). A disabled (or unknown)
+// company gets none: ErrCompanyDisabled. Disabling a company while a code is being made waits for
+// it and ends it (CompanySetDisabled).
 func (s *Store) LoginCodeCreate(ctx context.Context, companyID string, memberID int64, ttl time.Duration) (string, error) {
 	code, hash := crypt.NewLoginCode()
-	err := s.q.LoginCodeCreate(ctx, dbsqlc.LoginCodeCreateParams{
+	n, err := s.q.LoginCodeCreate(ctx, dbsqlc.LoginCodeCreateParams{
 		CodeHash: hash, CompanyID: companyID, MemberID: memberID, ExpiresAt: time.Now().Add(ttl),
 	})
 	if err != nil {
 		return "", mapErr(err)
+	}
+	if n == 0 {
+		return "", ErrCompanyDisabled
 	}
 	return code, nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/crypt"
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -44,13 +45,13 @@ func TestPlatformToken(t *testing.T) {
 }
 
 // TestDisabledCompany: while a company is disabled its members' tokens say so, disabling ends its
-// sign-in codes and a code refused while disabled is spent, its new events are stored but fanned out to no webhook, and
+// sign-in codes, none is made and one refused is spent, its new events are stored but fanned out to no webhook, and
 // the relay sees its webhooks turned off (so deliveries already due are not sent); another
 // company is not affected, and once enabled everything works again.
 func TestDisabledCompany(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
-	s, _ := xtest.Store(t)
+	s, pool := xtest.Store(t)
 	seedCatalog(t, s)
 	_, ownerA := seedCompany(t, s, "a")
 	_, ownerB := seedCompany(t, s, "b")
@@ -100,7 +101,13 @@ func TestDisabledCompany(t *testing.T) {
 	require.True(t, p.CompanyDisabled)
 	_, _, err = s.LoginCodeRedeem(ctx, code, time.Hour)
 	require.ErrorIs(t, err, store.ErrNotFound, "disabling ended the code minted before")
-	codeWhileDisabled, err := s.LoginCodeCreate(ctx, "a", ownerA.ID, time.Hour)
+	_, err = s.LoginCodeCreate(ctx, "a", ownerA.ID, time.Hour)
+	require.ErrorIs(t, err, store.ErrCompanyDisabled, "a disabled company gets no sign-in code")
+	// A code that exists while the company is disabled (made by a request that read the company
+	// enabled just before) is refused and spent.
+	codeWhileDisabled, hash := crypt.NewLoginCode()
+	_, err = pool.Exec(ctx, `INSERT INTO walhook.login_code (code_hash, company_id, member_id, expires_at)
+		VALUES ($1, 'a', $2, now() + interval '1 hour')`, hash, ownerA.ID)
 	require.NoError(t, err)
 	_, _, err = s.LoginCodeRedeem(ctx, codeWhileDisabled, time.Hour)
 	require.ErrorIs(t, err, store.ErrCompanyDisabled)

@@ -278,7 +278,7 @@ func (d *Dispatcher) claimOnce(ctx, sendCtx context.Context, workers *sync.WaitG
 		held := hs.running + len(hs.queue)
 		sh := d.share(id, now)
 		skipAt := max(d.cfg.skipAt, sh/2)
-		if hc := cp.hookCap[hs.company]; hc > 0 {
+		if hc := cp.hookCap[id]; hc > 0 {
 			sh, skipAt = min(sh, hc), min(skipAt, hc)
 		}
 		if rate, ok := limited[id]; ok {

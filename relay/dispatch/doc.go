@@ -163,9 +163,14 @@
 // deliveries, announced by Wake or NOTIFY, or the poll do: nothing else could be found). Each
 // claim takes at most its remaining room per company (a second window over the claim's
 // candidates, after the per-webhook one), so one claim cannot overshoot either. Within a company,
-// each of its n busy webhooks may hold share/(n+1) (at least PerWebhook) besides its own adaptive
-// share, so its hanging webhooks' queues cannot fill the company's share and leave its other
-// webhooks out of every claim. n counts the webhooks busy at claim time, so webhooks claimed while
+// the share is divided between its n busy webhooks by weight — each one's adaptive share, what it
+// sends in shareWindow (at least claimPerWebhook) — counting one more webhook of average weight:
+// a webhook may hold share × weight / (sum of weights × (n+1)/n), at least PerWebhook, besides
+// its own adaptive share. With equal weights that is share/(n+1). So its hanging webhooks' queues
+// cannot fill the company's share and leave its other webhooks out of every claim, a hanging
+// webhook among fast ones is held to about PerWebhook, and the fast ones keep the parts they had
+// without it (an equal share/(n+1) cut nine fast webhooks' parts by a tenth when a tenth hung;
+// docs/benchmarks.md, isolation). n counts the webhooks busy at claim time, so webhooks claimed while
 // few were busy (a first claim of a flood may give each claimPerWebhook) can hold more than their
 // later cap, and together the whole share; so when new deliveries are announced and a claim would
 // be held back (by MaxClaimed, or its company at its share), the queued — never the running —

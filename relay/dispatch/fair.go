@@ -216,22 +216,28 @@ type companyPlan struct {
 	skip        []string       // companies at their share: left out of the claim
 	rooms       map[string]int // what each other company holding work may still take
 	newcomerCap int            // what a company holding nothing yet may take
-	hookCap     map[string]int // what one webhook of a company may hold (running and queued)
+	hookCap     map[int64]int  // what each busy webhook may hold (running and queued)
 }
 
 // companyPlan sizes the companies' parts of the next claim. Each company holding work may hold
 // companyShare of MaxClaimed; one with less room than a claim's threshold (the global one,
 // ClaimBatch/8, or a quarter of its share when that is smaller) is skipped, so it gets claims of
 // a useful size rather than one delivery per freed slot, and the others' deliveries are found
-// and claimed however many of its own are due before them. Within a company each of its n busy
-// webhooks may hold share/(n+1) (at least PerWebhook): its hanging webhooks together cannot fill
-// its share, and a webhook of it that has nothing yet finds room. Called with d.mu held.
+// and claimed however many of its own are due before them. Within a company the share is divided
+// between its n busy webhooks by their weights (share's measure of what each sends, at least
+// claimPerWebhook), counting one more webhook of their average weight (at least PerWebhook each):
+// a webhook's cap is share × weight / (sum of weights × (n+1)/n). With equal weights that is
+// share/(n+1); a hanging webhook, whose weight is the least, is held to little more than its
+// requests in flight, and its fast siblings keep the parts they had without it (issue 14's
+// isolation: with share/(n+1) a tenth, hanging webhook cut nine fast ones' parts by a tenth).
+// Its hanging webhooks together cannot fill the share, and a webhook of it that has nothing yet
+// finds room (a part of average weight). Called with d.mu held.
 func (d *Dispatcher) companyPlan(threshold int) companyPlan {
 	companyCap := d.cfg.companyShare(len(d.held))
 	p := companyPlan{
 		rooms:       make(map[string]int, len(d.held)),
 		newcomerCap: d.cfg.companyShare(len(d.held) + 1),
-		hookCap:     make(map[string]int, len(d.held)),
+		hookCap:     make(map[int64]int, len(d.busy)),
 	}
 	min1 := max(1, min(threshold, companyCap/4))
 	for co, held := range d.held {
@@ -241,11 +247,20 @@ func (d *Dispatcher) companyPlan(threshold int) companyPlan {
 			p.rooms[co] = room
 		}
 	}
-	for _, hs := range d.busy {
-		p.hookCap[hs.company]++
+	type sum struct{ n, weight int64 }
+	sums := make(map[string]sum, len(d.held))
+	now := time.Now()
+	for id, hs := range d.busy {
+		w := int64(d.share(id, now))
+		p.hookCap[id] = int(w)
+		s := sums[hs.company]
+		sums[hs.company] = sum{s.n + 1, s.weight + w}
 	}
-	for co, n := range p.hookCap {
-		p.hookCap[co] = max(d.cfg.PerWebhook, companyCap/(n+1))
+	for id, hs := range d.busy {
+		s := sums[hs.company]
+		// share × w / (W + W/n), in integers: share × w × n / (W × (n+1)).
+		part := int64(companyCap) * int64(p.hookCap[id]) * s.n / (s.weight * (s.n + 1))
+		p.hookCap[id] = max(d.cfg.PerWebhook, int(part))
 	}
 	return p
 }
@@ -274,11 +289,11 @@ func (d *Dispatcher) giveBackOverCap(threshold int) {
 		atShare[co] = true
 	}
 	var back []outcome
-	for _, hs := range d.busy {
+	for id, hs := range d.busy {
 		if !all && !atShare[hs.company] {
 			continue
 		}
-		n := min(len(hs.queue), hs.running+len(hs.queue)-cp.hookCap[hs.company])
+		n := min(len(hs.queue), hs.running+len(hs.queue)-cp.hookCap[id])
 		if n <= 0 {
 			continue
 		}

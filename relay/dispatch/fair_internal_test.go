@@ -75,11 +75,13 @@ func TestFairSlotsQuickAndRoundRobin(t *testing.T) {
 // companyPlan by hand-written counts (defaults: MaxClaimed 4096, ClaimBatch 1024 so a claim's
 // threshold is 128, PerWebhook 16): a company with less room than the threshold is skipped
 // rather than fed one delivery at a time, and each busy webhook of a company may hold an equal
-// part of the company's share counting one more webhook.
+// part of the company's share counting one more webhook (webhooks with no rate measured yet
+// weigh the same).
 func TestCompanyPlan(t *testing.T) {
 	t.Parallel()
 	cfg := Config{}
 	require.NoError(t, cfg.defaults())
+	var busy map[int64]*hookState
 	plan := func(held map[string]int, hooks map[string]int) companyPlan {
 		d := &Dispatcher{cfg: cfg, held: held, busy: map[int64]*hookState{}}
 		id := int64(0)
@@ -89,7 +91,20 @@ func TestCompanyPlan(t *testing.T) {
 				d.busy[id] = &hookState{company: co}
 			}
 		}
+		busy = d.busy
 		return d.companyPlan(128)
+	}
+	// caps is each company's cap per webhook (the same for all its webhooks here).
+	caps := func(p companyPlan) map[string]int {
+		byCo := map[string]int{}
+		for id, c := range p.hookCap {
+			co := busy[id].company
+			if prev, ok := byCo[co]; ok {
+				require.Equal(t, prev, c, "webhook %d of %s", id, co)
+			}
+			byCo[co] = c
+		}
+		return byCo
 	}
 
 	// Alone: a share of 3072.
@@ -97,18 +112,18 @@ func TestCompanyPlan(t *testing.T) {
 	require.Equal(t, []string{"a"}, p.skip, "72 of room is less than a claim's threshold")
 	require.Empty(t, p.rooms)
 	require.Equal(t, 2048, p.newcomerCap)
-	require.Equal(t, map[string]int{"a": 30}, p.hookCap, "3072 / 101")
+	require.Equal(t, map[string]int{"a": 30}, caps(p), "3072 / 101")
 	p = plan(map[string]int{"a": 2900}, map[string]int{"a": 1})
 	require.Empty(t, p.skip)
 	require.Equal(t, map[string]int{"a": 172}, p.rooms)
-	require.Equal(t, map[string]int{"a": 1536}, p.hookCap)
+	require.Equal(t, map[string]int{"a": 1536}, caps(p))
 
 	// Two: a share of 2048 each.
 	p = plan(map[string]int{"a": 2000, "b": 10}, map[string]int{"a": 5, "b": 1})
 	require.Equal(t, []string{"a"}, p.skip)
 	require.Equal(t, map[string]int{"b": 2038}, p.rooms)
 	require.Equal(t, 1365, p.newcomerCap)
-	require.Equal(t, map[string]int{"a": 341, "b": 1024}, p.hookCap)
+	require.Equal(t, map[string]int{"a": 341, "b": 1024}, caps(p))
 
 	// Forty: a share of 102, whose quarter (25) is the threshold; a webhook holds at least
 	// PerWebhook.
@@ -121,7 +136,47 @@ func TestCompanyPlan(t *testing.T) {
 	require.Equal(t, []string{"c00"}, p.skip, "22 of room is less than 25")
 	require.Len(t, p.rooms, 39)
 	require.Equal(t, 32, p.rooms["c01"])
-	require.Equal(t, map[string]int{"c00": 16}, p.hookCap)
+	require.Equal(t, map[string]int{"c00": 16}, caps(p))
+}
+
+// Within a company the share is divided by the webhooks' observed rates (issue 14's isolation):
+// nine fast webhooks keep about the parts they had alone when a tenth hangs, and the hanging one
+// is held to PerWebhook. Defaults: a company alone has a share of 3072, a webhook's weight is
+// what it sends in 30 s (a quarter of the lease), between claimPerWebhook (48) and 1024.
+func TestCompanyPlanWeighsRates(t *testing.T) {
+	t.Parallel()
+	cfg := Config{}
+	require.NoError(t, cfg.defaults())
+	require.Equal(t, 48, cfg.claimPerWebhook)
+	plan := func(fast, hanging int) companyPlan {
+		now := time.Now()
+		d := &Dispatcher{cfg: cfg, held: map[string]int{"a": 1000}, busy: map[int64]*hookState{}, rates: map[int64]*hookRate{}}
+		for id := range int64(fast + hanging) {
+			d.busy[id] = &hookState{company: "a"}
+			if id < int64(fast) {
+				d.rates[id] = &hookRate{since: now, perSec: 1000} // weight 1024
+			} else {
+				d.rates[id] = &hookRate{since: now} // nothing sent: weight 48
+			}
+		}
+		return d.companyPlan(128)
+	}
+
+	p := plan(9, 0)
+	for id := range int64(9) {
+		require.Equal(t, 307, p.hookCap[id], "3072 / 10")
+	}
+	p = plan(9, 1)
+	for id := range int64(9) {
+		require.Equal(t, 308, p.hookCap[id], "3072 × 1024 × 10 / (9264 × 11): as many as alone, not 3072 / 11 = 279")
+	}
+	require.Equal(t, 16, p.hookCap[9], "3072 × 48 × 10 / (9264 × 11) = 14: PerWebhook")
+
+	// Three fast and two hanging: weights 3168 in all, the share less a part of average weight
+	// (3072 × 5/6 = 2560) divided by weight; the hanging ones together hold 76, and 3072 − 2557 is
+	// left for a newcomer.
+	p = plan(3, 2)
+	require.Equal(t, map[int64]int{0: 827, 1: 827, 2: 827, 3: 38, 4: 38}, p.hookCap, "3072 × w × 5 / (3168 × 6)")
 }
 
 // A webhook holding more than its cap gives back its queued deliveries, the last claimed first,

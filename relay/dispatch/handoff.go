@@ -60,7 +60,7 @@ func (d *Dispatcher) HandoffPlan() *store.Handoff {
 		// is sent, but a hand-off costs no statement, and what it does not take would be claimed
 		// into the same share anyway.
 		sh := d.share(id, now)
-		if hc := cp.hookCap[hs.company]; hc > 0 {
+		if hc := cp.hookCap[id]; hc > 0 {
 			sh = min(sh, hc)
 		}
 		room := sh - hs.running - len(hs.queue)

@@ -35,9 +35,24 @@ hostapp: ## the worked example host application (examples/hostapp) on http://127
 build: ## build bin/walhook
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/walhook ./cmd/walhook
 
+# The browser tests (admin/uitest) drive Debian's Chromium at this path; without it they skip, or
+# fail when CI=true. `make test` says so before and after the run, so a skip is never silent.
+CHROMIUM := /usr/bin/chromium
+BROWSER_NOTE = if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$CI" = true ]; then echo "make test: no Chromium at $(CHROMIUM): the browser tests (admin/uitest) FAIL (CI=true). Run 'make browser-deps' to install it."; \
+	  else echo "make test: no Chromium at $(CHROMIUM): the browser tests (admin/uitest) are SKIPPED. Run 'make browser-deps' to install it."; fi; fi
+
 .PHONY: test
 test: ## run every test with the race detector (starts private PostgreSQL clusters)
-	$(GO) test -race -count=1 -timeout 15m ./...
+	@$(BROWSER_NOTE)
+	@status=0; $(GO) test -race -count=1 -timeout 15m ./... || status=$$?; $(BROWSER_NOTE); exit $$status
+
+.PHONY: browser-deps
+browser-deps: ## install Chromium (Debian's chromium package) for the web page's browser tests
+	@if [ -x $(CHROMIUM) ]; then echo "Chromium is installed at $(CHROMIUM)"; else \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; \
+	  test -x $(CHROMIUM) || { echo "browser-deps: the chromium package did not install $(CHROMIUM)"; exit 1; }; fi
 
 .PHONY: chaos
 chaos: ## full-size fault tests: 10 kill -9 during 20,000 events, PostgreSQL restarts, leader kill, hostile receivers

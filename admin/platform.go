@@ -507,8 +507,9 @@ func (s *Server) platformCreatePortalLink(c *call) error {
 	if err != nil {
 		return err
 	}
+	disabled := &problem{Status: http.StatusConflict, Detail: fmt.Sprintf("company %q is disabled; enable it before signing its members in", co.ID)}
 	if co.DisabledAt != nil {
-		return &problem{Status: http.StatusConflict, Detail: fmt.Sprintf("company %q is disabled; enable it before signing its members in", co.ID)}
+		return disabled
 	}
 	ttl := s.cfg.PortalLinkTTL
 	exp := time.Now().Add(ttl) // the store stamps the code a moment later: it never expires before exp
@@ -520,6 +521,9 @@ func (s *Server) platformCreatePortalLink(c *call) error {
 		}
 		return tx.AuditRecordPlatform(c.ctx, co.ID, c.pp, "portal_link_created", store.AuditMember, m.ID, map[string]any{"ttl_seconds": int(ttl.Seconds())})
 	})
+	if errors.Is(err, store.ErrCompanyDisabled) {
+		return disabled // disabled since it was read
+	}
 	if err != nil {
 		return err
 	}

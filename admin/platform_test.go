@@ -191,7 +191,7 @@ func TestPlatformLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNotFound, pl.StatusCode(), "a member of another company is not found")
 
-	// Disabled: the member's token and an unspent link are refused, and no new link is made.
+	// Disabled: the member's token is refused, an unspent link is ended, and no new link is made.
 	spare, err := pc.PlatformCreatePortalLinkWithResponse(ctx, "globex-42", boss.Id)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, spare.StatusCode())
@@ -210,7 +210,7 @@ func TestPlatformLifecycle(t *testing.T) {
 	require.Contains(t, string(me.Body), "disabled")
 	lg, err = anon.LoginWithResponse(ctx, client.LoginJSONRequestBody{Code: spare.JSON201.Code})
 	require.NoError(t, err)
-	require.Equal(t, http.StatusForbidden, lg.StatusCode(), "%s", lg.Body)
+	require.Equal(t, http.StatusUnauthorized, lg.StatusCode(), "%s", lg.Body)
 	pl, err = pc.PlatformCreatePortalLinkWithResponse(ctx, "globex-42", boss.Id)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusConflict, pl.StatusCode())
@@ -224,7 +224,7 @@ func TestPlatformLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusOK, me.StatusCode(), "enabled again, the token works")
 	lg, err = anon.LoginWithResponse(ctx, client.LoginJSONRequestBody{Code: spare.JSON201.Code})
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, lg.StatusCode(), "a link refused while disabled was not spent")
+	require.Equal(t, http.StatusUnauthorized, lg.StatusCode(), "a link minted before the company was disabled does not outlive it")
 
 	// Removing a role leaves its members without one; owner stays.
 	rr, err := pc.PlatformRemoveRoleWithResponse(ctx, "globex-42", "Developers")
@@ -258,7 +258,8 @@ func TestPlatformLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNotFound, rm.StatusCode(), "a member of another company is not found")
 
-	// The company's audit log names the platform as the actor.
+	// The company's audit log names the platform as the actor, and the member as the actor of
+	// a sign-in with a portal link.
 	bossToken, _, err := e.st.APITokenCreate(ctx, "globex-42", boss.Id, "t", nil)
 	require.NoError(t, err)
 	au, err := platformClient(t, e, srv.URL, bossToken).ListAuditWithResponse(ctx, &client.ListAuditParams{})
@@ -266,13 +267,18 @@ func TestPlatformLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusOK, au.StatusCode(), "%s", au.Body)
 	var got []string
 	for _, a := range *au.JSON200.Items {
+		got = append(got, string(*a.ObjectType)+" "+*a.Action)
+		if *a.Action == "signed_in" {
+			require.True(t, a.Actor.IsNull() || !a.Actor.IsSpecified(), "a sign-in is the member's own")
+			require.Equal(t, dev.Id, a.MemberId.MustGet())
+			continue
+		}
 		require.Equal(t, "platform:hostapp", a.Actor.MustGet(), "%s", *a.Action)
 		require.True(t, a.MemberId.IsNull() || !a.MemberId.IsSpecified())
-		got = append(got, string(*a.ObjectType)+" "+*a.Action)
 	}
 	require.Equal(t, []string{
 		"member deleted", "role deleted", "company enabled", "company disabled", "member portal_link_created",
-		"member portal_link_created", "member created", "member created", "member created", "role created", "role created",
+		"api_token signed_in", "member portal_link_created", "member created", "member created", "member created", "role created", "role created",
 		"company renamed", "company created",
 	}, got)
 }

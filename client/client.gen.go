@@ -554,7 +554,7 @@ type AttemptTrigger string
 
 // AuditEntry defines model for AuditEntry.
 type AuditEntry struct {
-	// Action created, updated, deleted, secret_rotated, delivery_resynced, deliveries_resynced, permissions_set, role_set, revoked; for the platform API also renamed, disabled, enabled (object_type company, object_id 0) and portal_link_created (member)
+	// Action created, updated, deleted, secret_rotated, delivery_resynced, deliveries_resynced, deliveries_replayed, permissions_set, role_set, revoked, signed_in (api_token: a sign-in code or portal link spent for a web session); for the platform API also renamed, disabled, enabled (object_type company, object_id 0) and portal_link_created (member)
 	//
 	// Example: updated
 	Action *string `json:"action,omitempty"`

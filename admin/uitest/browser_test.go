@@ -36,7 +36,7 @@ const chromiumPath = "/usr/bin/chromium"
 func requireChromium(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		msg := fmt.Sprintf("browser tests need Chromium at %s (apt-get install -y chromium; .ci/run installs it): %v", chromiumPath, err)
+		msg := fmt.Sprintf("browser tests need Chromium at %s (`make browser-deps` installs it): %v", chromiumPath, err)
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
@@ -268,7 +268,10 @@ func (b *browser) click(sel string) {
 // fill replaces an input's text by typing, so the page sees real input events.
 func (b *browser) fill(sel, text string) {
 	b.t.Helper()
-	b.do("fill "+sel, chromedp.WaitVisible(css(sel)), chromedp.Clear(css(sel)), chromedp.SendKeys(css(sel), text))
+	b.visible(sel)
+	// Emptied by script: chromedp.Clear leaves a number input's value in place, so typing appended.
+	b.eval(fmt.Sprintf(`document.querySelector(%q).value = ''`, sel))
+	b.do("fill "+sel, chromedp.SendKeys(css(sel), text))
 }
 
 // choose picks a select's option by value and fires change, as a user's pick does.

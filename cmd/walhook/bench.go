@@ -31,7 +31,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&out, "out", "", "write the results as JSON to this file (default bench-results/<time>.json)")
 	fs.StringVar(&only, "only", "", "run only these scenarios, comma-separated (e.g. throughput-cdc,latency/100)")
 	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (receiver, load and relay) to this file")
-	if err := parseFlags(fs, args, "Usage: walhook bench [flags]\n\nStarts a private PostgreSQL, a loopback receiver and the relay, runs the scenarios\n(ceiling, throughput-cdc, throughput-outbox, single-row, application-impact, latency,\nfan-out, large-transaction, isolation, noisy-neighbour, scale, backlog), prints a table and writes JSON."); err != nil {
+	if err := parseFlagsOnly(fs, args, "Usage: walhook bench [flags]\n\nStarts a private PostgreSQL, a loopback receiver and the relay, runs the scenarios\n(ceiling, throughput-cdc, throughput-outbox, single-row, application-impact, latency,\nfan-out, large-transaction, isolation, noisy-neighbour, scale, backlog), prints a table and writes JSON."); err != nil {
 		return err
 	}
 	if only != "" {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -18,15 +17,6 @@ import (
 // Bootstrap commands create the first company, member and token of a fresh install; after that,
 // owners use the API.
 
-// verbArgs splits "VERB --flags…" (or "--flags… VERB") into the verb and the flags, so the verb
-// may come first as the usage shows: the flag package stops at the first non-flag argument.
-func verbArgs(args []string) (string, []string) {
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return args[0], args[1:]
-	}
-	return "", args
-}
-
 func runCompany(ctx context.Context, args []string, stdout io.Writer) error {
 	var cfg commonConfig
 	var id, name string
@@ -34,12 +24,12 @@ func runCompany(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.register(fs)
 	fs.StringVar(&id, "id", "", "the application's company id (required)")
 	fs.StringVar(&name, "name", "", "display name (required)")
-	verb, args := verbArgs(args)
 	if err := parseFlags(fs, args, "Usage: walhook company create --id ID --name NAME"); err != nil {
 		return err
 	}
-	if verb == "" {
-		verb = fs.Arg(0)
+	verb, err := verbOnly(fs)
+	if err != nil {
+		return err
 	}
 	if verb != "create" {
 		return errors.New("want: company create --id ID --name NAME")
@@ -67,12 +57,12 @@ func runMember(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&email, "email", "", "member email (required)")
 	fs.StringVar(&name, "name", "", "member display name")
 	fs.BoolVar(&owner, "owner", false, "make the member the company owner (holds every permission)")
-	verb, args := verbArgs(args)
 	if err := parseFlags(fs, args, "Usage: walhook member add --company ID --email EMAIL [--name N] [--owner]"); err != nil {
 		return err
 	}
-	if verb == "" {
-		verb = fs.Arg(0)
+	verb, err := verbOnly(fs)
+	if err != nil {
+		return err
 	}
 	if verb != "add" {
 		return errors.New("want: member add --company ID --email EMAIL")
@@ -110,15 +100,15 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	durationVar(fs, &ttl, "ttl", defaultTokenLifetime, "token lifetime")
 	fs.BoolVar(&noExpiry, "no-expiry", false, "make a token that never expires (instead of --ttl)")
 	fs.Int64Var(&id, "id", 0, "revoke: the platform token's id (token list --platform shows it)")
-	verb, args := verbArgs(args)
 	if err := parseFlags(fs, args, "Usage: walhook token create --company ID --email EMAIL [--name N] [--ttl 720h | --no-expiry]\n"+
 		"       walhook token create --platform [--name N] [--ttl 720h | --no-expiry]\n"+
 		"       walhook token list --platform\n"+
 		"       walhook token revoke --platform --id N"); err != nil {
 		return err
 	}
-	if verb == "" {
-		verb = fs.Arg(0)
+	verb, err := verbOnly(fs)
+	if err != nil {
+		return err
 	}
 	switch {
 	case (verb == "list" || verb == "revoke") && !platform:
@@ -208,30 +198,40 @@ func listPlatformTokens(ctx context.Context, st *store.Store, stdout io.Writer) 
 func runKeygen(_ context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
 	id := fs.String("id", "k1", "key id")
-	if err := parseFlags(fs, args, "Usage: walhook keygen [--id k1]\n\nPrints a new encryption key spec for --encryption-keys."); err != nil {
+	if err := parseFlagsOnly(fs, args, "Usage: walhook keygen [--id k1]\n\nPrints a new encryption key spec for --encryption-keys."); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintln(stdout, crypt.GenerateKeySpec(*id))
 	return err
 }
 
-// withStore opens the store (no migrations, no keyring needed beyond parsing) for a bootstrap
-// command.
+// verbOnly returns a bootstrap command's verb, its one argument (before or after the flags).
+func verbOnly(fs *flag.FlagSet) (string, error) {
+	if fs.NArg() > 1 {
+		return "", fmt.Errorf("unexpected arguments %q after %q", fs.Args()[1:], fs.Arg(0))
+	}
+	return fs.Arg(0), nil
+}
+
+// withStore opens the store (no migrations) for a bootstrap command. Companies, members and tokens
+// hold no sealed secrets, so it needs no keyring; --encryption-keys, when given, is still checked.
 func withStore(ctx context.Context, cfg commonConfig, fn func(*store.Store) error) error {
 	log, err := cfg.logger(os.Stderr)
 	if err != nil {
 		return err
 	}
-	if cfg.EncryptionKeys == "" {
-		// Companies, members and tokens hold no sealed secrets.
-		cfg.EncryptionKeys = crypt.GenerateKeySpec("unused")
+	var keys *crypt.Keyring
+	if cfg.EncryptionKeys != "" {
+		if keys, err = cfg.keyring(); err != nil {
+			return err
+		}
 	}
-	st, pool, err := cfg.open(ctx, log)
+	pool, err := cfg.connect(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	return fn(st)
+	return fn(store.New(pool, keys))
 }
 
 // runKeys re-seals every sealed value with the keyring's first key, bound to its row: the upgrade
@@ -244,12 +244,12 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("keys", flag.ContinueOnError)
 	cfg.register(fs)
 	fs.IntVar(&batch, "batch-size", 500, "rows re-sealed per transaction")
-	verb, args := verbArgs(args)
 	if err := parseFlags(fs, args, "Usage: walhook keys reseal [--batch-size 500]\n\nRe-seals every secret with the first key of --encryption-keys, bound to its row."); err != nil {
 		return err
 	}
-	if verb == "" {
-		verb = fs.Arg(0)
+	verb, err := verbOnly(fs)
+	if err != nil {
+		return err
 	}
 	if verb != "reseal" {
 		return errors.New("want: keys reseal")

@@ -58,7 +58,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	registerPortal(fs, &cfg.admin)
 	fs.StringVar(&cfg.common.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.common.LogFormat, "log-format", "auto", "log format: json, console, or auto")
-	if err := parseFlags(fs, args, "Usage: walhook dev [flags]\n\nStarts (or reuses) a private PostgreSQL under --dir, migrates, seeds the company Acme\nwith an owner and the demo contacts table, prints the owner's API token, and serves\nthe relay and the admin service until Ctrl-C. Data survives a restart. With --catalog,\nthe events are yours: create your tables in the dev database (psql line printed at\nstart), then restart with --catalog."); err != nil {
+	if err := parseFlagsOnly(fs, args, "Usage: walhook dev [flags]\n\nStarts (or reuses) a private PostgreSQL under --dir, migrates, seeds the company Acme\nwith an owner and the demo contacts table, prints the owner's API token, and serves\nthe relay and the admin service until Ctrl-C. Data survives a restart. With --catalog,\nthe events are yours: create your tables in the dev database (psql line printed at\nstart), then restart with --catalog."); err != nil {
 		return err
 	}
 	// The catalog's syntax is checked before anything starts; its tables once the database runs.

@@ -19,15 +19,15 @@ func runEmitKey(ctx context.Context, args []string, stdout io.Writer) error {
 		"        the previous one (messages it signed may still wait in the slot) and deletes older\n" +
 		"        ones. After a suspected leak, rotate twice, the second time once the slot has caught\n" +
 		"        up (walhook slot status: lag_bytes near 0)."
-	if len(args) == 0 || args[0] != "rotate" {
-		fmt.Fprintln(os.Stderr, synopsis)
-		return errors.New("want emit-key rotate")
-	}
 	var common commonConfig
 	fs := flag.NewFlagSet("emit-key", flag.ContinueOnError)
 	common.registerTool(fs)
-	if err := parseFlags(fs, args[1:], synopsis); err != nil {
+	if err := parseFlags(fs, args, synopsis); err != nil {
 		return err
+	}
+	if fs.NArg() != 1 || fs.Arg(0) != "rotate" {
+		fmt.Fprintln(os.Stderr, synopsis)
+		return errors.New("want emit-key rotate")
 	}
 	st, pool, err := common.openTool(ctx)
 	if err != nil {

@@ -33,7 +33,10 @@ func applyEnv(fs *flag.FlagSet) error {
 	return err
 }
 
-// parseFlags parses args, then the environment, and prints usage with each flag's variable.
+// parseFlags parses args, then the environment, and prints usage with each flag's variable. Flags
+// may come before, between or after the command's arguments (`migrate up --database-url U` and
+// `migrate --database-url U up` are the same); after "--" everything is an argument. The
+// arguments, in order, are fs.Args().
 func parseFlags(fs *flag.FlagSet, args []string, synopsis string) error {
 	fs.Usage = func() {
 		out := fs.Output()
@@ -46,10 +49,45 @@ func parseFlags(fs *flag.FlagSet, args []string, synopsis string) error {
 			fmt.Fprintf(out, "  --%s  [%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
 		})
 	}
-	if err := fs.Parse(args); err != nil {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		// The flag package stops at the first argument, or just after a "--" it consumed.
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	// Parse again with only "--" and the arguments, so fs.Args() returns them; the flags set above
+	// stay set.
+	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
 		return err
 	}
 	return applyEnv(fs)
+}
+
+// parseFlagsOnly is parseFlags for a command that takes flags and no arguments.
+func parseFlagsOnly(fs *flag.FlagSet, args []string, synopsis string) error {
+	if err := parseFlags(fs, args, synopsis); err != nil {
+		return err
+	}
+	return noArgs(fs)
+}
+
+// noArgs is the error for a command that takes flags only but was given arguments.
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	return fmt.Errorf("unexpected argument(s) %q: this command takes flags only (see --help)", fs.Args())
 }
 
 // durationVar registers a duration flag.

@@ -17,7 +17,7 @@ func runHealthcheck(ctx context.Context, args []string, stdout io.Writer) error 
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	fs.StringVar(&url, "url", "http://127.0.0.1:8080/healthz", "URL to probe; /readyz checks readiness instead of liveness")
 	durationVar(fs, &timeout, "timeout", 3*time.Second, "how long to wait for the answer")
-	if err := parseFlags(fs, args, "Usage: walhook healthcheck [--url URL]\n\nExits 0 when URL answers 2xx, 1 otherwise."); err != nil {
+	if err := parseFlagsOnly(fs, args, "Usage: walhook healthcheck [--url URL]\n\nExits 0 when URL answers 2xx, 1 otherwise."); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)

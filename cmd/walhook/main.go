@@ -52,7 +52,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun `walhook <command> --help` for a command's flags. Every flag can also be set with an environment variable WALHOOK_<FLAG_NAME>.")
+	fmt.Fprintln(w, "\nRun `walhook <command> --help` for a command's flags; they may come before or after its arguments\n(walhook migrate up --database-url URL). Every flag can also be set with an environment variable WALHOOK_<FLAG_NAME>.")
 }
 
 func main() {

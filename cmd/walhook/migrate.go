@@ -8,34 +8,55 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"time"
 
-	"github.com/walhook/walhook/relay/crypt"
+	"github.com/walhook/walhook/relay/store"
 )
+
+const migrateSynopsis = "Usage: walhook migrate up|down [steps]|status [flags]\n\n" +
+	"up      applies every pending migration\n" +
+	"down    reverts the newest migration, or steps of them (0 reverts all)\n" +
+	"status  lists every migration and when it was applied; changes nothing\n\n" +
+	"Flags may come before or after the action. The migrator needs no --encryption-keys: it opens\n" +
+	"no secret. It refuses a database holding a migration this binary does not know (a newer\n" +
+	"walhook migrated it)."
 
 func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	var cfg commonConfig
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	cfg.register(fs)
-	if err := parseFlags(fs, args, "Usage: walhook migrate up|down [steps]|status [flags]\n\ndown reverts one migration unless steps is given (0 reverts all)."); err != nil {
+	cfg.registerTool(fs)
+	durationVar(fs, &cfg.ConnectTimeout, "connect-timeout", 2*time.Minute, "how long to retry an unreachable database before giving up")
+	if err := parseFlags(fs, args, migrateSynopsis); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return errors.New("want up, down or status")
 	}
+	action := fs.Arg(0)
+	steps := 1
+	switch {
+	case action == "down" && fs.NArg() == 2:
+		var err error
+		if steps, err = strconv.Atoi(fs.Arg(1)); err != nil || steps < 0 {
+			return fmt.Errorf("steps: want a whole number, got %q", fs.Arg(1))
+		}
+	case action != "up" && action != "down" && action != "status":
+		return fmt.Errorf("unknown migrate action %q: want up, down or status", action)
+	case fs.NArg() > 1:
+		return fmt.Errorf("migrate %s: unexpected arguments %q", action, fs.Args()[1:])
+	}
 	log, err := cfg.logger(os.Stderr)
 	if err != nil {
 		return err
 	}
-	if cfg.EncryptionKeys == "" {
-		// Migrations never touch secrets; any keyring opens the store.
-		cfg.EncryptionKeys = crypt.GenerateKeySpec("unused")
-	}
-	st, pool, err := cfg.open(ctx, log)
+	pool, err := cfg.connect(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	switch fs.Arg(0) {
+	// Migrations never touch secrets: the store needs no keyring.
+	st := store.New(pool, nil)
+	switch action {
 	case "up":
 		applied, err := st.MigrateUp(ctx)
 		if err != nil {
@@ -43,12 +64,6 @@ func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "applied %d migration(s) %v\n", len(applied), applied)
 	case "down":
-		steps := 1
-		if fs.NArg() > 1 {
-			if steps, err = strconv.Atoi(fs.Arg(1)); err != nil || steps < 0 {
-				return fmt.Errorf("steps: want a whole number, got %q", fs.Arg(1))
-			}
-		}
 		reverted, err := st.MigrateDown(ctx, steps)
 		if err != nil {
 			return err
@@ -56,9 +71,6 @@ func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "reverted %d migration(s) %v\n", len(reverted), reverted)
 	case "status":
 		sts, err := st.MigrationStatuses(ctx)
-		if err != nil {
-			return err
-		}
 		for _, m := range sts {
 			state := "pending"
 			if m.AppliedAt != nil {
@@ -66,8 +78,7 @@ func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			fmt.Fprintf(stdout, "%04d_%-30s %s\n", m.Version, m.Name, state)
 		}
-	default:
-		return fmt.Errorf("unknown migrate action %q: want up, down or status", fs.Arg(0))
+		return err
 	}
 	return nil
 }

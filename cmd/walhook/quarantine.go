@@ -27,16 +27,6 @@ func runQuarantine(ctx context.Context, args []string, stdout io.Writer) error {
 		"          stored and leaves the quarantine, otherwise it stays with attempts+1 and the new reason\n" +
 		"drop ID   deletes it for good: the event is never delivered"
 	subs := map[string]bool{"list": false, "show": true, "retry": true, "drop": true}
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, synopsis)
-		return errors.New("want quarantine list, show, retry or drop")
-	}
-	sub := args[0]
-	wantID, ok := subs[sub]
-	if !ok {
-		fmt.Fprintln(os.Stderr, synopsis)
-		return fmt.Errorf("unknown quarantine command %q: want list, show, retry or drop", sub)
-	}
 	var common commonConfig
 	var after int64
 	var limit int
@@ -44,17 +34,19 @@ func runQuarantine(ctx context.Context, args []string, stdout io.Writer) error {
 	common.registerTool(fs)
 	fs.Int64Var(&after, "after", 0, "list: only ids above this one (paging)")
 	fs.IntVar(&limit, "limit", 100, "list: at most this many rows")
-	// The id may come before, between or after the flags.
-	var positional []string
-	for rest := args[1:]; ; {
-		if err := parseFlags(fs, rest, synopsis); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
+	// The command and the id may come before, between or after the flags.
+	if err := parseFlags(fs, args, synopsis); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(os.Stderr, synopsis)
+		return errors.New("want quarantine list, show, retry or drop")
+	}
+	sub, positional := fs.Arg(0), fs.Args()[1:]
+	wantID, ok := subs[sub]
+	if !ok {
+		fmt.Fprintln(os.Stderr, synopsis)
+		return fmt.Errorf("unknown quarantine command %q: want list, show, retry or drop", sub)
 	}
 	if len(positional) > 1 || (!wantID && len(positional) > 0) {
 		return fmt.Errorf("quarantine %s: unexpected arguments %q", sub, positional)

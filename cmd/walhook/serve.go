@@ -63,7 +63,7 @@ func serveMode(ctx context.Context, args []string, _ io.Writer, withRelay, withA
 	var cfg serveConfig
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfg.register(fs)
-	if err := parseFlags(fs, args, "Usage: walhook serve|relay|admin [flags]"); err != nil {
+	if err := parseFlagsOnly(fs, args, "Usage: walhook serve|relay|admin [flags]"); err != nil {
 		return err
 	}
 	log, err := cfg.common.logger(os.Stderr)
@@ -88,6 +88,9 @@ func serve(ctx context.Context, cfg serveConfig, st *store.Store, log zerolog.Lo
 		if len(applied) > 0 {
 			log.Info().Ints("versions", applied).Msg("migrations applied")
 		}
+	} else if err := st.MigrationCheck(ctx); err != nil {
+		// An older binary must not run against a schema a newer one changed.
+		return err
 	}
 	if err := loadCatalog(ctx, &cfg, st, log, withRelay); err != nil {
 		return err

@@ -21,11 +21,6 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		"          at the current position: changes written in between are not captured.\n" +
 		"recreate  drops it and creates a new one at the current position (with --yes): the recovery\n" +
 		"          from wal_status lost. A running relay resumes capture on the new slot by itself."
-	if len(args) == 0 || (args[0] != "status" && args[0] != "drop" && args[0] != "recreate") {
-		fmt.Fprintln(os.Stderr, synopsis)
-		return errors.New("want slot status, slot drop or slot recreate")
-	}
-	sub := args[0]
 	var common commonConfig
 	var slot string
 	var yes bool
@@ -33,8 +28,13 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 	common.registerTool(fs)
 	fs.StringVar(&slot, "slot", "walhook", "logical replication slot name")
 	fs.BoolVar(&yes, "yes", false, "drop, recreate: really drop the slot")
-	if err := parseFlags(fs, args[1:], synopsis); err != nil {
+	if err := parseFlags(fs, args, synopsis); err != nil {
 		return err
+	}
+	sub := fs.Arg(0)
+	if fs.NArg() != 1 || (sub != "status" && sub != "drop" && sub != "recreate") {
+		fmt.Fprintln(os.Stderr, synopsis)
+		return errors.New("want slot status, slot drop or slot recreate")
 	}
 	st, pool, err := common.openTool(ctx)
 	if err != nil {

@@ -2,6 +2,7 @@ package dispatch_test
 
 import (
 	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -41,4 +42,44 @@ func TestDisabledCompanyNotSent(t *testing.T) {
 	on := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
 	b.waitState(t, b.enqueue(t, on.ID)[0], webhook.DeliverySucceeded)
 	require.EqualValues(t, 2, rc.hits.Load())
+}
+
+// TestDisabledWhileQueued: deliveries already claimed and queued in memory behind a slow request
+// when their company is disabled (or their webhook turned off) are not sent: the request in
+// flight finishes, the queued deliveries fail without a request, as a claim made after the
+// change would.
+func TestDisabledWhileQueued(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	release := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(open)
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, n int64) {
+		if n == 1 {
+			<-release
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	w := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
+	var ids []int64
+	for range 2 {
+		ids = append(ids, b.enqueue(t, w.ID)[0])
+	}
+	cfg := testConfig()
+	cfg.PerWebhook = 1 // the second delivery queues behind the first
+	d := b.run(t, cfg)
+	require.Eventually(t, func() bool { return rc.hits.Load() == 1 && d.Held() == 2 }, waitFor, tick)
+
+	_, err := b.st.CompanySetDisabled(b.ctx, company, true)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return !d.SendsTo(w.ID) }, waitFor, tick, "the change notification reached the dispatcher")
+	open()
+
+	b.waitState(t, ids[0], webhook.DeliverySucceeded)
+	b.waitState(t, ids[1], webhook.DeliveryFailed)
+	as := b.attempts(t, ids[1])
+	require.Len(t, as, 1)
+	require.Contains(t, *as[0].Error, store.CompanyDisabledReason)
+	require.EqualValues(t, 1, rc.hits.Load(), "only the request in flight was sent")
 }

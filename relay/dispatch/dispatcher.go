@@ -43,8 +43,9 @@ type Dispatcher struct {
 	held       map[string]int       // per company: running + queued jobs
 	heldBack   bool                 // the last claim could not take everything it might have
 	cache      map[int64]*cached
-	cacheEpoch int64 // bumped by a webhook-change notification
-	running    *run  // set while Run claims: hand-offs are taken only then (handoff.go)
+	cacheEpoch int64                   // bumped by a webhook-change notification
+	reloading  map[int64]chan struct{} // webhooks a held job is reloading (current), closed when done
+	running    *run                    // set while Run claims: hand-offs are taken only then (handoff.go)
 }
 
 type hookState struct {
@@ -65,11 +66,14 @@ type hookRate struct {
 const rateEvery = 250 * time.Millisecond
 
 type job struct {
-	c    store.Claimed
-	seq  int64 // the claim's sequence number (its token's suffix), for the fence
-	w    *webhook.Webhook
-	cred *webhook.OAuthCredential
-	ids  *store.PublicIDs // the webhook-id is the delivery's public id
+	c   store.Claimed
+	seq int64 // the claim's sequence number (its token's suffix), for the fence
+	// sendBy is the last moment an attempt may start (see Dispatcher.sendBy): later, its lease
+	// could end while it runs or before its result is written, and another replica send it too.
+	sendBy time.Time
+	w      *webhook.Webhook
+	cred   *webhook.OAuthCredential
+	ids    *store.PublicIDs // the webhook-id is the delivery's public id
 }
 
 type cached struct {
@@ -106,6 +110,7 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		busy:      map[int64]*hookState{},
 		rates:     map[int64]*hookRate{},
 		cache:     map[int64]*cached{},
+		reloading: map[int64]chan struct{}{},
 	}
 	d.limits = newRateLimits(d.takeTokens)
 	d.rep.born = time.Now()
@@ -397,7 +402,7 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, workers *sync.WaitGroup
 		// Deleted since the claim: its deliveries go with it.
 		return outcome{rec: store.AttemptResult{DeliveryID: c.ID, LeaseToken: c.LeaseToken}, release: true}, true
 	}
-	j := job{c: c, seq: seq, w: h.w, cred: h.cred, ids: ids}
+	j := job{c: c, seq: seq, w: h.w, cred: h.cred, ids: ids, sendBy: d.sendBy(c, now)}
 	if !h.w.Active {
 		return d.inactive(j), true
 	}
@@ -421,22 +426,114 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, workers *sync.WaitGroup
 	return outcome{}, false
 }
 
+// sendBy is the last moment an attempt of c may start: its lease's end (counted from the local
+// time before the statement that leased it, so it is never later than the database's) less an
+// attempt (AttemptTimeout) and as long again to write its result. A delivery that waited in memory
+// past it (for a rate-limit token, behind its webhook's slow requests, for a send slot) is given
+// back unsent: its lease may already have passed to another replica, which would send it too.
+func (d *Dispatcher) sendBy(c store.Claimed, now time.Time) time.Time {
+	from := c.Leased
+	if from.IsZero() || from.After(now) {
+		from = now
+	}
+	return from.Add(d.cfg.Lease - 2*d.cfg.AttemptTimeout)
+}
+
+// attempt sends j, unless it must not be sent now, and returns what the recorder is to write: the
+// attempt, a failure without a request (its webhook was turned off or its company disabled
+// while it waited), or the lease given back unsent — when stopping, when another replica
+// released this claim (this one was presumed dead), when its webhook was deleted, or when its
+// lease is too short now for an attempt (see sendBy). The token decides, so a claim taken since
+// is left alone.
+func (d *Dispatcher) attempt(ctx, sendCtx context.Context, j job) outcome {
+	giveBack := outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
+	if o, stop := d.current(ctx, &j); stop {
+		return o
+	}
+	d.awaitRate(ctx, j) // a limited webhook's request waits for a token, until j.sendBy at most
+	d.waitClaimable(ctx)
+	if ctx.Err() != nil || d.fenced(j) {
+		return giveBack
+	}
+	if o, stop := d.current(ctx, &j); stop { // changed while it waited
+		return o
+	}
+	late := func() outcome {
+		d.logs.do("lease", func() {
+			d.log.Warn().Int64("webhook", j.c.WebhookID).Msg("deliveries waited in memory until their lease was nearly over (rate limit, slow endpoint or no free send slot); given back unsent, to be claimed again")
+		})
+		return giveBack
+	}
+	if !time.Now().Before(j.sendBy) {
+		return late()
+	}
+	d.slots.acquire(j.c.CompanyID, j.c.WebhookID)
+	if !time.Now().Before(j.sendBy) {
+		d.slots.abandon(j.c.CompanyID, j.c.WebhookID)
+		return late()
+	}
+	r := d.sender.send(sendCtx, j.w, j.cred, j.c.Payload, j.ids.Delivery(j.c.CompanyID, j.c.ID))
+	d.slots.release(j.c.CompanyID, j.c.WebhookID, r.duration)
+	return d.outcomeOf(j, r)
+}
+
+// current brings j's webhook up to date before it is sent: a job waits in memory (queued behind
+// its webhook's requests, for a rate-limit token), and its webhook may have been changed, turned
+// off, deleted or its company disabled meanwhile; each of these notifies walhook_webhooks, which
+// starts a new cache epoch (as does a reconnect of the listener). While the cached webhook is of
+// the current epoch it costs a map look-up; after a change one job per webhook reloads it and the
+// others wait for that. stop: j is not to be sent, and the outcome says what becomes of it.
+func (d *Dispatcher) current(ctx context.Context, j *job) (outcome, bool) {
+	giveBack := outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
+	id := j.c.WebhookID
+	var e *cached
+	for e == nil {
+		d.mu.Lock()
+		if c := d.cache[id]; c != nil && c.epoch == d.cacheEpoch {
+			e = c
+			d.mu.Unlock()
+			break
+		}
+		if ch := d.reloading[id]; ch != nil {
+			d.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return giveBack, true
+			}
+		}
+		ch := make(chan struct{})
+		d.reloading[id] = ch
+		d.mu.Unlock()
+		hooks, err := d.webhooks(ctx, []store.Claimed{j.c})
+		d.mu.Lock()
+		delete(d.reloading, id)
+		close(ch)
+		d.mu.Unlock()
+		if err != nil {
+			if ctx.Err() == nil {
+				d.logs.do("webhooks", func() { d.log.Error().Err(err).Msg("reload a held delivery's webhook; given back") })
+			}
+			return giveBack, true
+		}
+		e = hooks[id]
+	}
+	if e.w == nil {
+		return giveBack, true // deleted: its deliveries go with it
+	}
+	j.w, j.cred = e.w, e.cred
+	if !e.w.Active {
+		return d.inactive(*j), true
+	}
+	return outcome{}, false
+}
+
 // work sends j, then the jobs queued behind it for the same webhook.
 func (d *Dispatcher) work(ctx, sendCtx context.Context, workers *sync.WaitGroup, j job) {
 	defer workers.Done()
 	for {
-		d.awaitRate(ctx, j) // a limited webhook's request waits for a token (false: stopping)
-		d.waitClaimable(ctx)
-		if ctx.Err() != nil || d.fenced(j) {
-			// Stopping, or another replica released this claim (this one was presumed dead):
-			// give it back unsent. The token decides, so a claim taken since is left alone.
-			d.results <- outcome{rec: store.AttemptResult{DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken}, release: true}
-		} else {
-			d.slots.acquire(j.c.CompanyID, j.c.WebhookID)
-			r := d.sender.send(sendCtx, j.w, j.cred, j.c.Payload, j.ids.Delivery(j.c.CompanyID, j.c.ID))
-			d.slots.release(j.c.CompanyID, j.c.WebhookID, r.duration)
-			d.results <- d.outcomeOf(j, r)
-		}
+		d.results <- d.attempt(ctx, sendCtx, j)
 		d.mu.Lock()
 		d.total--
 		if d.held[j.c.CompanyID]--; d.held[j.c.CompanyID] == 0 {

@@ -23,7 +23,14 @@
 // another replica releases them within seconds and claims them again (see Replicas; the lease
 // is the last resort), at-least-once: an attempt may be repeated, never lost. Fresh deliveries of
 // the capture leader in the same process skip the claim: the fan-out inserts them already leased
-// to this dispatcher and hands them over in memory (handoff.go).
+// to this dispatcher and hands them over in memory (handoff.go). A delivery held in memory starts
+// its attempt only while its lease has room for it (an attempt and the writing of its result:
+// Lease − 2 × AttemptTimeout from the claim); one that waited longer (for a rate-limit token,
+// behind its webhook's slow requests, for a send slot) is given back unsent and claimed again,
+// rather than sent after its lease may have passed to another replica that sends it too. Before
+// its attempt a held delivery also takes its webhook as configured now (the cache, dropped by a
+// change notification): one whose webhook was turned off, or whose company was disabled, while it
+// waited fails without a request; one whose webhook was deleted is given back.
 //
 // Results are written in batches by one statement (Store.DispatchRecord): an attempt row each
 // holding the request as it went on the wire (method; URL with its query, credential values
@@ -197,7 +204,9 @@
 // replica cannot save them for a later burst. The deliveries wait under their claim, pending,
 // with no attempt counted — they do not fail; a limited webhook's claims hold no more than its
 // limit sends in an eighth of the lease (Config.rateShare), so what waits is sent within the
-// lease even when several replicas share the tokens. The claim statements are unchanged: the
+// lease even when several replicas share the tokens; should the wait still outlast the lease
+// (many replicas, a limit lowered while deliveries wait), the wait ends with the lease's room
+// for an attempt, without a token, and the delivery is given back unsent. The claim statements are unchanged: the
 // dispatcher knows the limited webhooks (Store.DispatchRateLimits, reloaded with the webhook
 // cache) and passes their smaller shares like any other. webhook.Webhook.Queued is true for a
 // limited webhook: its deliveries must go through the delivery table and the claims (a path

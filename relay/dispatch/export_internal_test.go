@@ -9,3 +9,10 @@ func (d *Dispatcher) SendsTo(id int64) bool {
 	e, ok := d.cache[id]
 	return ok && e.epoch == d.cacheEpoch && e.w != nil && e.w.Active
 }
+
+// Held is how many deliveries the dispatcher holds in memory (running and queued).
+func (d *Dispatcher) Held() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.total
+}

@@ -142,6 +142,22 @@ func (s *fairSlots) release(company string, hook int64, took time.Duration) {
 	}
 }
 
+// abandon gives back the slot of a request of webhook hook of company that was not sent, without
+// counting a duration for it.
+func (s *fairSlots) abandon(company string, hook int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, h := s.companies[company], s.hooks[hook]
+	s.total--
+	c.inFlight--
+	h.inFlight--
+	h.seen = time.Now()
+	s.grant()
+	if c.inFlight == 0 && len(c.ring) == 0 {
+		delete(s.companies, company)
+	}
+}
+
 // grant hands free slots to waiters: the company with the fewest in flight first, its webhooks in
 // turn. Called with s.mu held.
 func (s *fairSlots) grant() {

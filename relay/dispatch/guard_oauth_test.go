@@ -238,6 +238,30 @@ func TestOAuth(t *testing.T) {
 		require.Equal(t, []string{"Bearer revoked", "Bearer fresh"}, bearer(rc))
 	})
 
+	t.Run("a hidden extra parameter echoed by the token endpoint is masked in history", func(t *testing.T) {
+		ts := newTokenServer(t, func(form url.Values, _ int) (int, string) {
+			desc := "unknown api_key " + form.Get("api_key") + " for tenant " + form.Get("tenant")
+			b, _ := json.Marshal(map[string]string{"error": "invalid_client", "error_description": desc})
+			return http.StatusBadRequest, string(b)
+		})
+		c := cred(ts, webhook.OAuthCredential{GrantType: webhook.GrantClientCredentials, ClientID: "id",
+			ExtraParams: []webhook.KeyValue{
+				{Key: "api_key", Value: "echoed-api-key-value"}, {Key: "tenant", Value: "echoed-tenant-value", Secret: true},
+			}})
+		rc := newReceiver(t, nil)
+		w := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true, OAuthID: &c.ID})
+		id := b.enqueue(t, w.ID)[0]
+		d := b.waitState(t, id, webhook.DeliveryFailed)
+		as := b.attempts(t, id)
+		require.NotEmpty(t, as)
+		require.NotNil(t, as[0].Error)
+		require.Contains(t, *as[0].Error, "invalid_client", "the endpoint's answer is kept")
+		for _, text := range []string{*as[0].Error, *d.LastError} {
+			require.NotContains(t, text, "echoed-api-key-value")
+			require.NotContains(t, text, "echoed-tenant-value")
+		}
+	})
+
 	t.Run("token endpoint down is an attempt error and retries", func(t *testing.T) {
 		ts := newTokenServer(t, func(url.Values, int) (int, string) {
 			return http.StatusServiceUnavailable, `{"error":"temporarily_unavailable","error_description":"maintenance"}`

@@ -179,11 +179,13 @@ func (d *Dispatcher) takeTokens(ctx context.Context, wants map[int64]int) (map[i
 }
 
 // awaitRate waits, for a job of a webhook with a rate limit, until the limit lets it be sent.
-// It returns false when ctx ended first.
+// It returns false when ctx ended first, or j.sendBy passed (then it took no token).
 func (d *Dispatcher) awaitRate(ctx context.Context, j job) bool {
 	if j.w.RateLimit == nil {
 		return true
 	}
+	ctx, cancel := context.WithDeadline(ctx, j.sendBy)
+	defer cancel()
 	d.mu.Lock()
 	want := 1
 	if hs := d.busy[j.c.WebhookID]; hs != nil {

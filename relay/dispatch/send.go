@@ -285,7 +285,8 @@ func discard(resp *http.Response) {
 
 // secretValues lists the secrets an attempt of w holds, for redaction: the signing secrets, the
 // values of the headers history masks (webhook.Header.Masked: secret or credential-looking), the
-// credential's client secret, code and tokens, and the access token used.
+// credential's client secret, code, tokens and hidden extra parameters (webhook.KeyValue.Masked),
+// and the access token used.
 func secretValues(w *webhook.Webhook, cred *webhook.OAuthCredential, token string) []string {
 	out := []string{w.Secret, w.PreviousSecret, token}
 	for _, h := range w.Headers {
@@ -295,6 +296,11 @@ func secretValues(w *webhook.Webhook, cred *webhook.OAuthCredential, token strin
 	}
 	if cred != nil {
 		out = append(out, cred.ClientSecret, cred.Code, cred.RefreshToken, cred.AccessToken)
+		for _, p := range cred.ExtraParams {
+			if p.Masked() {
+				out = append(out, p.Value)
+			}
+		}
 	}
 	return out
 }

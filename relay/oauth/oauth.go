@@ -1,5 +1,5 @@
 // Package oauth obtains the bearer tokens webhooks send in their Authorization header, from the
-// OAuth credentials companies configure (DESIGN §6).
+// OAuth credentials companies configure.
 //
 // A Source fetches a token from the credential's token URL with its method (POST form body, or
 // GET query) and parameters, for the grants authorization_code (the stored code), client_credentials

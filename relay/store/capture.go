@@ -75,6 +75,7 @@ const captureChunk = 5000
 // delivery was left to be claimed. Events of unknown companies are skipped and listed.
 func (s *Store) CaptureCommit(ctx context.Context, b CaptureBatch) (CaptureResult, error) {
 	var res CaptureResult
+	leased := time.Now() // before the transaction: its now() starts the leases of every chunk
 	err := s.Tx(ctx, func(tx *Store) error {
 		outbox := b.OutboxIDs
 		for start := 0; start < len(b.Events) || start == 0; start += captureChunk {
@@ -133,6 +134,7 @@ func (s *Store) CaptureCommit(ctx context.Context, b CaptureBatch) (CaptureResul
 					res.Handed = append(res.Handed, Claimed{
 						ID: id, CompanyID: r.HandedCompanyIds[i], WebhookID: r.HandedWebhookIds[i], EventID: r.HandedEventIds[i],
 						Payload: payloads[r.HandedEventIds[i]], CapturedAt: r.CapturedAt, LeaseToken: b.Handoff.Token,
+						Leased: leased,
 					})
 				}
 			}

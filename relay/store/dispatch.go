@@ -25,6 +25,10 @@ type Claimed struct {
 	Payload      json.RawMessage
 	CapturedAt   time.Time
 	LeaseToken   string
+	// Leased is this process's clock just before the statement that leased it ran: the lease
+	// (counted by the database from its own now()) lasts at least until Leased + the lease's
+	// duration, whatever the skew between the two clocks.
+	Leased time.Time
 }
 
 // ClaimParams says what DispatchClaim may take.
@@ -66,6 +70,7 @@ func (s *Store) DispatchClaim(ctx context.Context, p ClaimParams) ([]Claimed, er
 	}
 	var rows []dbsqlc.DispatchClaimRow
 	var err error
+	leased := time.Now()
 	if !fair {
 		rows, err = s.q.DispatchClaim(ctx, dbsqlc.DispatchClaimParams{
 			SkipWebhookIds: p.SkipWebhooks, ScanLimit: int32(4 * p.Limit), PerWebhook: int64(p.PerWebhook),
@@ -106,7 +111,7 @@ func (s *Store) DispatchClaim(ctx context.Context, p ClaimParams) ([]Claimed, er
 		out[i] = Claimed{
 			ID: r.ID, CompanyID: r.CompanyID, WebhookID: r.WebhookID, EventID: r.EventID,
 			Attempts: int(r.Attempts), AttemptsBase: int(r.AttemptsBase), ResyncAt: r.ResyncAt,
-			Payload: payloads[r.EventID], CapturedAt: r.CapturedAt, LeaseToken: p.Token,
+			Payload: payloads[r.EventID], CapturedAt: r.CapturedAt, LeaseToken: p.Token, Leased: leased,
 		}
 	}
 	return out, nil

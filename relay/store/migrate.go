@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -112,6 +113,48 @@ func appliedVersions(ctx context.Context, tx pgx.Tx) (map[int]time.Time, error) 
 	return out, rows.Err()
 }
 
+// SchemaNewerError says the database holds migrations this binary does not have: a newer walhook
+// migrated it. Running against it (or migrating it down or up) could misread tables the newer
+// release changed, so the migrator refuses.
+type SchemaNewerError struct {
+	// Unknown are the applied versions this binary has no migration for, in order.
+	Unknown []int
+	// Newest is the newest migration this binary has.
+	Newest int
+}
+
+func (e *SchemaNewerError) Error() string {
+	vs := make([]string, len(e.Unknown))
+	for i, v := range e.Unknown {
+		vs[i] = fmt.Sprintf("%04d", v)
+	}
+	return fmt.Sprintf("the database schema is newer than this walhook: it has migration(s) %s applied, which this binary does not know (its newest is %04d); run the walhook release that applied them, or a newer one",
+		strings.Join(vs, ", "), e.Newest)
+}
+
+// checkKnown returns a *SchemaNewerError when done holds a version that all lacks. Migration
+// numbers have gaps, so "newer" means an applied version this binary does not have, whatever its
+// number.
+func checkKnown(all []Migration, done map[int]time.Time) error {
+	known := make(map[int]bool, len(all))
+	newest := 0
+	for _, m := range all {
+		known[m.Version] = true
+		newest = max(newest, m.Version)
+	}
+	var unknown []int
+	for v := range done {
+		if !known[v] {
+			unknown = append(unknown, v)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Ints(unknown)
+	return &SchemaNewerError{Unknown: unknown, Newest: newest}
+}
+
 // MigrateUp applies every pending migration, each in the one transaction that also records it.
 // It returns the versions applied.
 func (s *Store) MigrateUp(ctx context.Context) ([]int, error) {
@@ -123,6 +166,9 @@ func (s *Store) MigrateUp(ctx context.Context) ([]int, error) {
 	err = s.withMigrationLock(ctx, func(tx pgx.Tx) error {
 		done, err := appliedVersions(ctx, tx)
 		if err != nil {
+			return err
+		}
+		if err := checkKnown(all, done); err != nil {
 			return err
 		}
 		for _, m := range all {
@@ -158,6 +204,9 @@ func (s *Store) MigrateDown(ctx context.Context, steps int) ([]int, error) {
 		if err != nil {
 			return err
 		}
+		if err := checkKnown(all, done); err != nil {
+			return err
+		}
 		for i := len(all) - 1; i >= 0; i-- {
 			m := all[i]
 			if _, ok := done[m.Version]; !ok {
@@ -182,26 +231,64 @@ func (s *Store) MigrateDown(ctx context.Context, steps int) ([]int, error) {
 	return reverted, nil
 }
 
-// MigrationStatuses lists every migration with when it was applied.
+// readApplied reads the applied versions in a read-only transaction: it creates nothing (a
+// database never migrated has no walhook.schema_migration and so nothing applied) and takes no lock.
+func (s *Store) readApplied(ctx context.Context) (map[int]time.Time, error) {
+	done := map[int]time.Time{}
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET TRANSACTION READ ONLY"); err != nil {
+			return fmt.Errorf("begin read-only: %w", err)
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass('walhook.schema_migration') IS NOT NULL").Scan(&exists); err != nil {
+			return fmt.Errorf("find migration table: %w", err)
+		}
+		if !exists {
+			return nil
+		}
+		var err error
+		done, err = appliedVersions(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// MigrationCheck returns a *SchemaNewerError when the database holds a migration this binary does
+// not have. It changes nothing; serve calls it at start when it does not migrate.
+func (s *Store) MigrationCheck(ctx context.Context) error {
+	all, err := Migrations()
+	if err != nil {
+		return err
+	}
+	done, err := s.readApplied(ctx)
+	if err != nil {
+		return err
+	}
+	return checkKnown(all, done)
+}
+
+// MigrationStatuses lists every migration with when it was applied. It changes nothing (a
+// read-only transaction, no table created), and returns a *SchemaNewerError when the database
+// holds a migration this binary does not have.
 func (s *Store) MigrationStatuses(ctx context.Context) ([]MigrationStatus, error) {
 	all, err := Migrations()
 	if err != nil {
 		return nil, err
 	}
-	var out []MigrationStatus
-	err = s.withMigrationLock(ctx, func(tx pgx.Tx) error {
-		done, err := appliedVersions(ctx, tx)
-		if err != nil {
-			return err
+	done, err := s.readApplied(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MigrationStatus, 0, len(all))
+	for _, m := range all {
+		st := MigrationStatus{Migration: m}
+		if at, ok := done[m.Version]; ok {
+			st.AppliedAt = &at
 		}
-		for _, m := range all {
-			st := MigrationStatus{Migration: m}
-			if at, ok := done[m.Version]; ok {
-				st.AppliedAt = &at
-			}
-			out = append(out, st)
-		}
-		return nil
-	})
-	return out, err
+		out = append(out, st)
+	}
+	return out, checkKnown(all, done)
 }

@@ -83,12 +83,18 @@ func (s *Store) CompanyRename(ctx context.Context, id, name string) (Company, er
 }
 
 // CompanySetDisabled disables or enables a company; disabling a disabled one keeps its
-// DisabledAt. The relay replicas are told (walhook_webhooks, at commit) to drop their cached
-// webhooks, which carry whether their company is disabled.
+// DisabledAt. Disabling ends the company's unspent sign-in codes (portal links), so none signs a
+// member in after the company is enabled again. The relay replicas are told (walhook_webhooks, at
+// commit) to drop their cached webhooks, which carry whether their company is disabled.
 func (s *Store) CompanySetDisabled(ctx context.Context, id string, disabled bool) (Company, error) {
 	r, err := s.q.CompanySetDisabled(ctx, dbsqlc.CompanySetDisabledParams{ID: id, Disabled: disabled})
 	if err != nil {
 		return Company{}, mapErr(err)
+	}
+	if disabled {
+		if _, err := s.q.LoginCodeDeleteCompany(ctx, id); err != nil {
+			return Company{}, mapErr(err)
+		}
 	}
 	if err := s.q.WebhooksChangedNotify(ctx); err != nil {
 		return Company{}, mapErr(err)

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/crypt"
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -43,14 +44,14 @@ func TestPlatformToken(t *testing.T) {
 	require.Equal(t, "platform:"+info.Prefix, p.Actor(), "an unnamed token is named by its prefix")
 }
 
-// TestDisabledCompany: while a company is disabled its members' tokens say so, its sign-in codes
-// are refused without being spent, its new events are stored but fanned out to no webhook, and
+// TestDisabledCompany: while a company is disabled its members' tokens say so, disabling ends its
+// sign-in codes, none is made and one refused is spent, its new events are stored but fanned out to no webhook, and
 // the relay sees its webhooks turned off (so deliveries already due are not sent); another
 // company is not affected, and once enabled everything works again.
 func TestDisabledCompany(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
-	s, _ := xtest.Store(t)
+	s, pool := xtest.Store(t)
 	seedCatalog(t, s)
 	_, ownerA := seedCompany(t, s, "a")
 	_, ownerB := seedCompany(t, s, "b")
@@ -99,6 +100,16 @@ func TestDisabledCompany(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, p.CompanyDisabled)
 	_, _, err = s.LoginCodeRedeem(ctx, code, time.Hour)
+	require.ErrorIs(t, err, store.ErrNotFound, "disabling ended the code minted before")
+	_, err = s.LoginCodeCreate(ctx, "a", ownerA.ID, time.Hour)
+	require.ErrorIs(t, err, store.ErrCompanyDisabled, "a disabled company gets no sign-in code")
+	// A code that exists while the company is disabled (made by a request that read the company
+	// enabled just before) is refused and spent.
+	codeWhileDisabled, hash := crypt.NewLoginCode()
+	_, err = pool.Exec(ctx, `INSERT INTO walhook.login_code (code_hash, company_id, member_id, expires_at)
+		VALUES ($1, 'a', $2, now() + interval '1 hour')`, hash, ownerA.ID)
+	require.NoError(t, err)
+	_, _, err = s.LoginCodeRedeem(ctx, codeWhileDisabled, time.Hour)
 	require.ErrorIs(t, err, store.ErrCompanyDisabled)
 	res := capture("a")
 	require.Equal(t, int64(1), res.Events, "a disabled company's event is stored")
@@ -115,8 +126,35 @@ func TestDisabledCompany(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, p.CompanyDisabled)
 	_, _, err = s.LoginCodeRedeem(ctx, code, time.Hour)
-	require.NoError(t, err, "the code refused while disabled was not spent")
+	require.ErrorIs(t, err, store.ErrNotFound, "a sign-in code minted before the company was disabled does not outlive it")
+	_, _, err = s.LoginCodeRedeem(ctx, codeWhileDisabled, time.Hour)
+	require.ErrorIs(t, err, store.ErrNotFound, "a code refused while disabled was spent")
+	code, err = s.LoginCodeCreate(ctx, "a", ownerA.ID, time.Hour)
+	require.NoError(t, err)
+	_, _, err = s.LoginCodeRedeem(ctx, code, time.Hour)
+	require.NoError(t, err, "a code minted after enabling signs in")
 	res = capture("a")
 	require.Equal(t, int64(1), res.Deliveries, "enabled again, events fan out")
 	require.Equal(t, map[string]bool{"a": true, "b": true}, relaySees())
+}
+
+// TestLoginCodeRedeemAudited: spending a sign-in code (a portal link) creates a web session token
+// and says so in the company's audit log, as a token created through the API is.
+func TestLoginCodeRedeemAudited(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	s, _ := xtest.Store(t)
+	_, owner := seedCompany(t, s, "a")
+	code, err := s.LoginCodeCreate(ctx, "a", owner.ID, time.Hour)
+	require.NoError(t, err)
+	_, info, err := s.LoginCodeRedeem(ctx, code, time.Hour)
+	require.NoError(t, err)
+	typ := store.AuditToken
+	log, err := s.AuditList(ctx, "a", store.AuditFilter{ObjectType: &typ})
+	require.NoError(t, err)
+	require.Len(t, log, 1)
+	require.Equal(t, "signed_in", log[0].Action)
+	require.Equal(t, info.ID, log[0].ObjectID)
+	require.Equal(t, owner.ID, *log[0].MemberID)
+	require.NotContains(t, string(log[0].Detail), code)
 }

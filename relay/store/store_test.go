@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/xtest"
@@ -171,4 +174,96 @@ func TestAuthenticate(t *testing.T) {
 	require.True(t, errors.Is(err, store.ErrNotFound))
 	_, err = s.Authenticate(ctx, "whk_unknown")
 	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// TestMigratorRefusesNewerSchema: a database holding a migration this binary does not have (a
+// newer walhook applied it; numbers have gaps, so 0012 is as unknown as 9999) is refused by every
+// migrator entry point, with a message naming both versions.
+func TestMigratorRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
+	all, err := store.Migrations()
+	require.NoError(t, err)
+	newest := all[len(all)-1].Version
+	known := map[int]bool{}
+	for _, m := range all {
+		known[m.Version] = true
+	}
+	require.False(t, known[12], "0012 is a gap in the numbering")
+	for _, unknown := range []int{12, newest + 1} {
+		ctx := xtest.Context(t)
+		s, pool := xtest.Store(t)
+		_, err := pool.Exec(ctx, "INSERT INTO walhook.schema_migration (version, name) VALUES ($1, 'from_a_newer_walhook')", unknown)
+		require.NoError(t, err)
+		check := func(err error) {
+			t.Helper()
+			var newer *store.SchemaNewerError
+			require.ErrorAs(t, err, &newer)
+			require.Equal(t, []int{unknown}, newer.Unknown)
+			require.Equal(t, newest, newer.Newest)
+			require.ErrorContains(t, err, fmt.Sprintf("%04d", unknown))
+			require.ErrorContains(t, err, fmt.Sprintf("its newest is %04d", newest))
+		}
+		_, err = s.MigrateUp(ctx)
+		check(err)
+		_, err = s.MigrateDown(ctx, 1)
+		check(err)
+		check(s.MigrationCheck(ctx))
+		_, err = s.MigrationStatuses(ctx)
+		check(err)
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM walhook.schema_migration").Scan(&n))
+		require.Equal(t, len(all)+1, n, "nothing reverted")
+	}
+	s, _ := xtest.Store(t)
+	require.NoError(t, s.MigrationCheck(xtest.Context(t)), "a schema this binary migrated passes")
+}
+
+// TestMigrationStatusChangesNothing: status on a database walhook never touched creates nothing
+// (no schema, no table), and on a migrated one it runs in a read-only session.
+func TestMigrationStatusChangesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	all, err := store.Migrations()
+	require.NoError(t, err)
+
+	s, pool := xtest.Store(t)
+	_, err = s.MigrateDown(ctx, 0)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "DROP SCHEMA walhook CASCADE")
+	require.NoError(t, err)
+	objects := func() []string {
+		rows, err := pool.Query(ctx, `SELECT n.nspname || '.' || coalesce(c.relname, '') FROM pg_namespace n
+			LEFT JOIN pg_class c ON c.relnamespace = n.oid
+			WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema' ORDER BY 1`)
+		require.NoError(t, err)
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return names
+	}
+	before := objects()
+	st, err := s.MigrationStatuses(ctx)
+	require.NoError(t, err)
+	require.Len(t, st, len(all))
+	for _, m := range st {
+		require.Nil(t, m.AppliedAt, "migration %d pending", m.Version)
+	}
+	require.Equal(t, before, objects(), "status created nothing")
+	for _, o := range before {
+		require.NotContains(t, o, "walhook.", "the walhook schema is gone before status runs")
+	}
+
+	// On a migrated database, in a session that refuses every write, status still answers.
+	cfg, err := pgxpool.ParseConfig(xtest.DatabaseURL(t))
+	require.NoError(t, err)
+	cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	ro, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(ro.Close)
+	st, err = store.New(ro, nil).MigrationStatuses(ctx)
+	require.NoError(t, err)
+	for _, m := range st {
+		require.NotNil(t, m.AppliedAt, "migration %d applied", m.Version)
+	}
+	_, err = store.New(ro, nil).MigrateUp(ctx)
+	require.ErrorContains(t, err, "read-only", "the session really refuses writes")
 }

@@ -10,26 +10,50 @@ import (
 	"time"
 )
 
-const loginCodeCreate = `-- name: LoginCodeCreate :exec
+const loginCodeCreate = `-- name: LoginCodeCreate :execrows
 INSERT INTO walhook.login_code (code_hash, company_id, member_id, expires_at)
-VALUES ($1, $2, $3, $4)
+SELECT $1::bytea, c.id, $2::bigint, $3::timestamptz
+FROM walhook.company c
+WHERE c.id = $4 AND c.disabled_at IS NULL
+FOR SHARE OF c
 `
 
 type LoginCodeCreateParams struct {
 	CodeHash  []byte
-	CompanyID string
 	MemberID  int64
 	ExpiresAt time.Time
+	CompanyID string
 }
 
-func (q *Queries) LoginCodeCreate(ctx context.Context, arg LoginCodeCreateParams) error {
-	_, err := q.db.Exec(ctx, loginCodeCreate,
+// LoginCodeCreate makes a sign-in code for a member of an enabled company; a disabled (or
+// unknown) company inserts nothing. The company row is locked FOR SHARE until the transaction
+// ends, so a concurrent disable (LoginCodeDeleteCompany after its UPDATE) either waits and then
+// ends this code too, or commits first and this insert finds the company disabled.
+func (q *Queries) LoginCodeCreate(ctx context.Context, arg LoginCodeCreateParams) (int64, error) {
+	result, err := q.db.Exec(ctx, loginCodeCreate,
 		arg.CodeHash,
-		arg.CompanyID,
 		arg.MemberID,
 		arg.ExpiresAt,
+		arg.CompanyID,
 	)
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const loginCodeDeleteCompany = `-- name: LoginCodeDeleteCompany :execrows
+DELETE FROM walhook.login_code WHERE company_id = $1
+`
+
+// LoginCodeDeleteCompany ends every sign-in code of a company (when it is disabled): a portal
+// link minted before must not sign anyone in once the company is enabled again.
+func (q *Queries) LoginCodeDeleteCompany(ctx context.Context, companyID string) (int64, error) {
+	result, err := q.db.Exec(ctx, loginCodeDeleteCompany, companyID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const loginCodeRedeem = `-- name: LoginCodeRedeem :one

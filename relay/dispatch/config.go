@@ -108,7 +108,8 @@ type Config struct {
 	// WebhookCacheTTL is how long a webhook's configuration is reused from memory; changes also
 	// drop it at once through the walhook_webhooks notification. Default 5s.
 	WebhookCacheTTL time.Duration
-	// RecordBatch is the number of attempt results written at most by one statement. Default 512.
+	// RecordBatch is the number of attempt results written at most by one statement, and how
+	// many results wait at most for the next one (then the workers wait). Default 512.
 	RecordBatch int
 	// StatsInterval is how often the queue-depth metrics are refreshed. Default 15s.
 	StatsInterval time.Duration

@@ -104,7 +104,7 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		sender:    NewSender(cfg.SenderConfig, st, reg),
 		wake:      make(chan struct{}, 1),
 		slotFreed: make(chan struct{}, 1),
-		results:   make(chan outcome, 2*cfg.Workers),
+		results:   make(chan outcome, resultsBuffer),
 		slots:     newFairSlots(cfg.Workers, cfg.quickSend()),
 		held:      map[string]int{},
 		busy:      map[int64]*hookState{},
@@ -747,10 +747,16 @@ func (d *Dispatcher) recordLoop(ctx context.Context) {
 			done <- struct{}{}
 		}()
 	}
-	// At most maxPending results wait for the next statement; beyond it the workers wait to hand
-	// theirs over (and so claim nothing new): sending never runs ahead of recording by more than
-	// that, which bounds memory and keeps results well within their leases.
-	maxPending := 4 * d.cfg.RecordBatch
+	// At most one statement's worth of results (RecordBatch) waits for the next statement; beyond
+	// it the workers wait to hand theirs over (and so send and claim nothing new). Sending never
+	// runs ahead of recording by more than the statement being written, the one gathering and
+	// resultsBuffer: that bounds memory, keeps results well within their leases, and bounds what
+	// a crash sends twice (sent, not yet recorded). A larger bound buys no throughput: statements
+	// run one at a time and carry at most RecordBatch each, so when the recorder is the limit it
+	// writes full statements back to back either way; it only let a burst (a restart into a
+	// backlog, whose hand-off sends at once) run up to 4 × RecordBatch ahead, which kill -9 turned
+	// into duplicates (docs/benchmarks.md, "Issue 14: the data path").
+	maxPending := d.cfg.RecordBatch
 	results := d.results
 	for results != nil || flushing {
 		in := results
@@ -818,6 +824,11 @@ func (d *Dispatcher) flush(ctx context.Context, batch []store.AttemptResult, rel
 		d.log.Info().Int64("webhook", w.ID).Str("reason", reason).Msg("webhook turned off")
 	}
 }
+
+// resultsBuffer is how many results the workers may hand over without waiting while the recorder
+// is busy starting a statement: a little slack for scheduling, not a queue (the recorder's own
+// bound is RecordBatch; everything in this buffer is sent and not yet recorded as well).
+const resultsBuffer = 64
 
 // recordTryTimeout bounds one write of results; recordRetryMax caps the wait between two.
 const (

@@ -126,7 +126,9 @@
 // is claimed while the current one is being sent, so a fast webhook is fed by a claim of hundreds
 // of deliveries every few tens of milliseconds while a hanging one holds only its own. Results are
 // recorded likewise: whatever gathered from all workers while the previous statement ran goes in
-// the next one (typed arrays, up to RecordBatch). Connections per
+// the next one (typed arrays, up to RecordBatch). At most one statement's worth waits: beyond it
+// the workers wait for the recorder, so what a crash sends twice (sent, not yet recorded) stays
+// near one statement's worth, and a restart into a backlog cannot run further ahead. Connections per
 // host are bounded and kept alive. Every connection goes through the netguard SSRF check at dial
 // time. Webhook configuration is cached for WebhookCacheTTL and dropped on a walhook_webhooks
 // notification. New deliveries start at once: capture calls Wake in-process, and other replicas

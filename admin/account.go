@@ -172,31 +172,56 @@ func validatePermissions(e *webhook.ValidationError, ps []webhook.Permission) {
 	}
 }
 
-func (s *Server) createRole(c *call) error {
-	var in struct {
-		Name        string               `json:"name"`
-		Permissions []webhook.Permission `json:"permissions"`
-	}
+// roleInput is the body that creates a role, through the company API and the platform API.
+type roleInput struct {
+	Name        string               `json:"name"`
+	Permissions []webhook.Permission `json:"permissions"`
+}
+
+// decodeRole reads and checks a new role: a valid name that is not the built-in owner role, and
+// known permissions.
+func decodeRole(c *call) (roleInput, error) {
+	var in roleInput
 	if err := c.decode(&in, false); err != nil {
-		return err
+		return in, err
 	}
 	e := &webhook.ValidationError{}
 	webhook.ValidateName(e, "name", in.Name)
 	validatePermissions(e, in.Permissions)
 	if err := e.Err(); err != nil {
-		return err
+		return in, err
 	}
+	if in.Name == ownerRole {
+		return in, &problem{Status: http.StatusConflict, Detail: "owner is the built-in role of every company",
+			Errors: []webhook.FieldError{{Field: "name", Message: "another role has this name"}}}
+	}
+	return in, nil
+}
+
+// roleCreate creates a role of company with its permissions, and its audit entry (audit, given
+// the role as created), in one transaction.
+func (s *Server) roleCreate(c *call, company string, in roleInput, audit func(tx *store.Store, r store.Role, details map[string]any) error) (store.Role, error) {
 	var out store.Role
 	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
-		r, err := tx.RoleCreate(c.ctx, c.p.CompanyID, in.Name)
+		r, err := tx.RoleCreate(c.ctx, company, in.Name)
 		if err != nil {
 			return err
 		}
-		if out, err = tx.RoleSetPermissions(c.ctx, c.p.CompanyID, r.ID, in.Permissions); err != nil {
+		if out, err = tx.RoleSetPermissions(c.ctx, company, r.ID, in.Permissions); err != nil {
 			return err
 		}
-		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "created", store.AuditRole, r.ID,
-			map[string]any{"name": r.Name, "permissions": out.Permissions})
+		return audit(tx, r, map[string]any{"name": r.Name, "permissions": out.Permissions})
+	})
+	return out, err
+}
+
+func (s *Server) createRole(c *call) error {
+	in, err := decodeRole(c)
+	if err != nil {
+		return err
+	}
+	out, err := s.roleCreate(c, c.p.CompanyID, in, func(tx *store.Store, r store.Role, details map[string]any) error {
+		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "created", store.AuditRole, r.ID, details)
 	})
 	if err != nil {
 		return err

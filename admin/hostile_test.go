@@ -473,6 +473,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "role permissions null", method: "PUT", path: fmt.Sprintf("/v1/roles/%d/permissions", e.role.ID), body: map[string]any{"permissions": nil}, status: 422, field: "permissions"},
 		{name: "role permissions a string", method: "PUT", path: fmt.Sprintf("/v1/roles/%d/permissions", e.role.ID), body: map[string]any{"permissions": "manage_webhooks"}, status: 400, field: "permissions"},
 		{name: "new role with unknown permission", method: "POST", path: "/v1/roles", body: map[string]any{"name": "r", "permissions": []string{"owner"}}, status: 422, field: "permissions[0]"},
+		{name: "new role named owner (the built-in role)", method: "POST", path: "/v1/roles", body: map[string]any{"name": "owner"}, status: 409, field: "name"},
 		{name: "token expires_in_days negative", method: "POST", path: "/v1/tokens", body: map[string]any{"name": "t", "expires_in_days": -1}, status: 422, field: "expires_in_days"},
 		{name: "token expires_in_days a string", method: "POST", path: "/v1/tokens", body: map[string]any{"name": "t", "expires_in_days": "30"}, status: 400, field: "expires_in_days"},
 		{name: "token expires_in_days huge", method: "POST", path: "/v1/tokens", body: map[string]any{"name": "t", "expires_in_days": 1 << 40}, status: 422, field: "expires_in_days"},

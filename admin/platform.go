@@ -433,34 +433,12 @@ func (s *Server) platformCreateRole(c *call) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Name        string               `json:"name"`
-		Permissions []webhook.Permission `json:"permissions"`
-	}
-	if err := c.decode(&in, false); err != nil {
+	in, err := decodeRole(c)
+	if err != nil {
 		return err
 	}
-	e := &webhook.ValidationError{}
-	webhook.ValidateName(e, "name", in.Name)
-	validatePermissions(e, in.Permissions)
-	if err := e.Err(); err != nil {
-		return err
-	}
-	if in.Name == ownerRole {
-		return &problem{Status: http.StatusConflict, Detail: "owner is the built-in role of every company",
-			Errors: []webhook.FieldError{{Field: "name", Message: "another role has this name"}}}
-	}
-	var out store.Role
-	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
-		r, err := tx.RoleCreate(c.ctx, co.ID, in.Name)
-		if err != nil {
-			return err
-		}
-		if out, err = tx.RoleSetPermissions(c.ctx, co.ID, r.ID, in.Permissions); err != nil {
-			return err
-		}
-		return tx.AuditRecordPlatform(c.ctx, co.ID, c.pp, "created", store.AuditRole, r.ID,
-			map[string]any{"name": r.Name, "permissions": out.Permissions})
+	out, err := s.roleCreate(c, co.ID, in, func(tx *store.Store, r store.Role, details map[string]any) error {
+		return tx.AuditRecordPlatform(c.ctx, co.ID, c.pp, "created", store.AuditRole, r.ID, details)
 	})
 	if err != nil {
 		return err

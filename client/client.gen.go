@@ -1885,14 +1885,14 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/roles (the `ListRoles` operationId).
 	ListRoles(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CreateRoleWithBody Create a role (owner only)
+	// CreateRoleWithBody Create a role (owner only); a name already taken, or "owner" (the built-in role), is 409
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/roles (the `CreateRole` operationId).
 	CreateRoleWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CreateRole Create a role (owner only)
+	// CreateRole Create a role (owner only); a name already taken, or "owner" (the built-in role), is 409
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2871,7 +2871,7 @@ func (c *Client) ListRoles(ctx context.Context, reqEditors ...RequestEditorFn) (
 	return c.Client.Do(req)
 }
 
-// CreateRoleWithBody Create a role (owner only)
+// CreateRoleWithBody Create a role (owner only); a name already taken, or "owner" (the built-in role), is 409
 //
 // Takes any type of body and a specified content type.
 //
@@ -2888,7 +2888,7 @@ func (c *Client) CreateRoleWithBody(ctx context.Context, contentType string, bod
 	return c.Client.Do(req)
 }
 
-// CreateRole Create a role (owner only)
+// CreateRole Create a role (owner only); a name already taken, or "owner" (the built-in role), is 409
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6233,14 +6233,14 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/roles (the `ListRoles` operationId).
 	ListRolesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListRolesResponse, error)
 
-	// CreateRoleWithBodyWithResponse Create a role (owner only)
+	// CreateRoleWithBodyWithResponse Create a role (owner only); a name already taken, or "owner" (the built-in role), is 409
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/roles (the `CreateRole` operationId).
 	CreateRoleWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateRoleResponse, error)
 
-	// CreateRoleWithResponse Create a role (owner only)
+	// CreateRoleWithResponse Create a role (owner only); a name already taken, or "owner" (the built-in role), is 409
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -10830,7 +10830,7 @@ func (c *ClientWithResponses) ListRolesWithResponse(ctx context.Context, reqEdit
 	return ParseListRolesResponse(rsp)
 }
 
-// CreateRoleWithBodyWithResponse Create a role (owner only)
+// CreateRoleWithBodyWithResponse Create a role (owner only); a name already taken, or "owner" (the built-in role), is 409
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10843,7 +10843,7 @@ func (c *ClientWithResponses) CreateRoleWithBodyWithResponse(ctx context.Context
 	return ParseCreateRoleResponse(rsp)
 }
 
-// CreateRoleWithResponse Create a role (owner only)
+// CreateRoleWithResponse Create a role (owner only); a name already taken, or "owner" (the built-in role), is 409
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -115,6 +115,18 @@ func (s *fairSlots) take(c *companySlots, h *hookSlots) {
 // release gives back the slot of a request of webhook hook of company that lasted took, and hands
 // freed slots to the waiters.
 func (s *fairSlots) release(company string, hook int64, took time.Duration) {
+	s.giveBack(company, hook, took, true)
+}
+
+// abandon gives back the slot of a request of webhook hook of company that was not sent, without
+// counting a duration for it.
+func (s *fairSlots) abandon(company string, hook int64) {
+	s.giveBack(company, hook, 0, false)
+}
+
+// giveBack frees a slot of webhook hook of company (counting took into its average when sent),
+// hands freed slots to the waiters, and forgets what is idle.
+func (s *fairSlots) giveBack(company string, hook int64, took time.Duration, sent bool) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -122,10 +134,12 @@ func (s *fairSlots) release(company string, hook int64, took time.Duration) {
 	s.total--
 	c.inFlight--
 	h.inFlight--
-	if h.avg == 0 {
-		h.avg = max(took, 1)
-	} else {
-		h.avg = (3*h.avg + took) / 4
+	if sent {
+		if h.avg == 0 {
+			h.avg = max(took, 1)
+		} else {
+			h.avg = (3*h.avg + took) / 4
+		}
 	}
 	h.seen = now
 	s.grant()
@@ -139,22 +153,6 @@ func (s *fairSlots) release(company string, hook int64, took time.Duration) {
 				delete(s.hooks, id)
 			}
 		}
-	}
-}
-
-// abandon gives back the slot of a request of webhook hook of company that was not sent, without
-// counting a duration for it.
-func (s *fairSlots) abandon(company string, hook int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, h := s.companies[company], s.hooks[hook]
-	s.total--
-	c.inFlight--
-	h.inFlight--
-	h.seen = time.Now()
-	s.grant()
-	if c.inFlight == 0 && len(c.ring) == 0 {
-		delete(s.companies, company)
 	}
 }
 

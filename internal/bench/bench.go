@@ -352,7 +352,7 @@ func (e *env) open(ctx context.Context) (func(), error) {
 	if e.cat, err = catalog.Parse([]byte(catalogYAML)); err != nil {
 		return cleanup, fmt.Errorf("parse bench catalog: %w", err)
 	}
-	if err := e.cat.Sync(ctx, e.st); err != nil {
+	if err := e.cat.Sync(ctx, e.st, e.st); err != nil {
 		return cleanup, fmt.Errorf("store bench catalog: %w", err)
 	}
 	if e.rc, err = newReceiver(ctx); err != nil {

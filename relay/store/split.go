@@ -112,8 +112,8 @@ type SplitOptions struct {
 	MovedTo string
 	// Progress, when set, is called after each copied table.
 	Progress func(SplitCount)
-	// BeforeCommit, when set, runs after the copy and the replica re-check, before the new
-	// database commits (tests use it to race a relay against the split).
+	// BeforeCommit, when set, runs after the copy, before the replica re-check and the commit of
+	// the new database (tests use it to race a relay against the split).
 	BeforeCommit func(ctx context.Context) error
 }
 
@@ -351,14 +351,13 @@ const splitLockKey = 0x77616c686f6f6c // "walhool"
 // in one transaction, and records the slot's confirmed position as where capture continues. Both
 // databases must be migrated (main set in new; main and source sets in old). Any failure before
 // the new database commits rolls back the copy and clears the mark.
-func Split(ctx context.Context, old, new *Store, opts SplitOptions) (SplitResult, error) {
+func Split(ctx context.Context, old, new *Store, opts SplitOptions) (res SplitResult, err error) {
 	start := time.Now()
 	opts.Slot = orDefault(opts.Slot, "walhook")
-	var res SplitResult
 	if opts.MovedTo == "" {
 		return res, errors.New("split: MovedTo is required")
 	}
-	if _, err := SplitCheck(ctx, old, new, opts.Slot); err != nil {
+	if _, err = SplitCheck(ctx, old, new, opts.Slot); err != nil {
 		return res, err
 	}
 	if old.Pool() == nil || new.Pool() == nil {
@@ -380,8 +379,23 @@ func Split(ctx context.Context, old, new *Store, opts SplitOptions) (SplitResult
 			err = fmt.Errorf("%w (and clearing the moved mark failed: %v; run walhook split --undo)", err, uerr)
 		}
 	}()
-	res.Tables, res.Position, err = splitCopy(ctx, old.Pool(), new.Pool(), opts, markedAt)
-	if err != nil {
+	job := copyJob{from: old.Pool(), to: new.Pool(), tables: splitCopied, markedAt: markedAt,
+		progress: opts.Progress, beforeCommit: opts.BeforeCommit}
+	job.finish = func(ctx context.Context, from, to *Store) error {
+		// The slot's position, read now: no capture ran since the mark (the split holds the
+		// lease, and no relay may run), so it does not move, and the snapshot holds every event
+		// below it.
+		st, err := from.CaptureSlotStatus(ctx, opts.Slot)
+		if errors.Is(err, ErrNotFound) {
+			return nil // outbox polling, or capture never ran: nothing to continue from
+		}
+		if err != nil {
+			return fmt.Errorf("read slot %s: %w", opts.Slot, err)
+		}
+		res.Position = st.ConfirmedFlushLSN
+		return to.splitPosition(ctx, from, opts.Slot, res.Position)
+	}
+	if res.Tables, err = job.run(ctx); err != nil {
 		return res, err
 	}
 	committed = true
@@ -389,91 +403,115 @@ func Split(ctx context.Context, old, new *Store, opts SplitOptions) (SplitResult
 	return res, nil
 }
 
-// splitCopy copies the snapshot into new and commits it.
-func splitCopy(ctx context.Context, oldPool, newPool *pgxpool.Pool, opts SplitOptions, markedAt time.Time) ([]SplitCount, string, error) {
-	oc, err := oldPool.Acquire(ctx)
+// copyJob is one copy of walhook's data from one database's snapshot into another, in one
+// transaction of the target: the split (old into new) and its way back (new into old).
+type copyJob struct {
+	from, to *pgxpool.Pool
+	// tables are copied in this order.
+	tables []string
+	// truncate are emptied in the target first, in the same transaction; none: the target must
+	// hold no walhook data.
+	truncate []string
+	// markedAt is when the source of the copy was marked: no dispatcher may have registered
+	// there since.
+	markedAt time.Time
+	// finish runs in both transactions after the copy.
+	finish       func(ctx context.Context, from, to *Store) error
+	progress     func(SplitCount)
+	beforeCommit func(ctx context.Context) error
+}
+
+// run copies the snapshot into the target and commits it.
+func (j copyJob) run(ctx context.Context) ([]SplitCount, error) {
+	fc, err := j.from.Acquire(ctx)
 	if err != nil {
-		return nil, "", fmt.Errorf("connect to the source: %w", err)
+		return nil, fmt.Errorf("connect to the database copied from: %w", err)
 	}
-	defer oc.Release()
-	otx, err := oc.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	defer fc.Release()
+	ftx, err := fc.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, "", fmt.Errorf("begin the snapshot: %w", err)
+		return nil, fmt.Errorf("begin the snapshot: %w", err)
 	}
-	defer func() { _ = otx.Rollback(context.WithoutCancel(ctx)) }()
-	nc, err := newPool.Acquire(ctx)
+	defer func() { _ = ftx.Rollback(context.WithoutCancel(ctx)) }()
+	tc, err := j.to.Acquire(ctx)
 	if err != nil {
-		return nil, "", fmt.Errorf("connect to walhook's database: %w", err)
+		return nil, fmt.Errorf("connect to the database copied into: %w", err)
 	}
-	defer nc.Release()
-	ntx, err := nc.Begin(ctx)
+	defer tc.Release()
+	ttx, err := tc.Begin(ctx)
 	if err != nil {
-		return nil, "", fmt.Errorf("begin the copy: %w", err)
+		return nil, fmt.Errorf("begin the copy: %w", err)
 	}
-	defer func() { _ = ntx.Rollback(context.WithoutCancel(ctx)) }()
-	ost := storeOn(otx)
-	nst := storeOn(ntx)
-	if _, err := ntx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(splitLockKey)); err != nil {
-		return nil, "", fmt.Errorf("lock walhook's database: %w", err)
+	defer func() { _ = ttx.Rollback(context.WithoutCancel(ctx)) }()
+	fst, tst := storeOn(ftx), storeOn(ttx)
+	if _, err := ttx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(splitLockKey)); err != nil {
+		return nil, fmt.Errorf("lock the database copied into: %w", err)
 	}
-	if holding, err := nst.splitHolding(ctx); err != nil {
-		return nil, "", err
-	} else if len(holding) > 0 {
-		return nil, "", &SplitRefusedError{Reasons: []string{fmt.Sprintf("walhook's database holds walhook data (in %s): another split filled it?", strings.Join(holding, ", "))}}
+	if len(j.truncate) == 0 {
+		if holding, err := tst.splitHolding(ctx); err != nil {
+			return nil, err
+		} else if len(holding) > 0 {
+			return nil, &SplitRefusedError{Reasons: []string{fmt.Sprintf("walhook's database holds walhook data (in %s): another split filled it?", strings.Join(holding, ", "))}}
+		}
 	}
-	oldTables, err := ost.splitTables(ctx)
+	fromTables, err := fst.splitTables(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	newTables, err := nst.splitTables(ctx)
+	toTables, err := tst.splitTables(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, err
+	}
+	if len(j.truncate) > 0 {
+		var names []string
+		for _, t := range j.truncate {
+			if slices.Contains(toTables, t) {
+				names = append(names, pgx.Identifier{"walhook", t}.Sanitize())
+			}
+		}
+		if _, err := ttx.Exec(ctx, "TRUNCATE "+strings.Join(names, ", ")); err != nil {
+			return nil, fmt.Errorf("empty walhook's tables: %w", mapErr(err))
+		}
 	}
 	var copied []SplitCount
-	for _, t := range splitCopied {
-		if !slices.Contains(oldTables, t) {
+	for _, t := range j.tables {
+		if !slices.Contains(fromTables, t) {
 			continue
 		}
-		if !slices.Contains(newTables, t) {
-			return nil, "", fmt.Errorf("walhook.%s is missing in walhook's database: migrate it (walhook migrate up)", t)
+		if !slices.Contains(toTables, t) {
+			return nil, fmt.Errorf("walhook.%s is missing in the database copied into: migrate it (walhook migrate up)", t)
 		}
-		n, err := copyTable(ctx, ost, nst, t, otx.Conn().PgConn(), ntx.Conn().PgConn())
+		n, err := copyTable(ctx, fst, tst, t, ftx.Conn().PgConn(), ttx.Conn().PgConn())
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		copied = append(copied, SplitCount{Name: t, Rows: n})
-		if opts.Progress != nil {
-			opts.Progress(copied[len(copied)-1])
+		if j.progress != nil {
+			j.progress(copied[len(copied)-1])
 		}
 	}
-	// The slot's position, read now: no capture ran since the mark (the split holds the lease,
-	// and no relay may run), so it does not move; the snapshot holds every event below it.
-	position := ""
-	if st, err := ost.CaptureSlotStatus(ctx, opts.Slot); err == nil {
-		position = st.ConfirmedFlushLSN
-		if err := nst.splitPosition(ctx, ost, opts.Slot, position); err != nil {
-			return nil, "", err
+	if j.finish != nil {
+		if err := j.finish(ctx, fst, tst); err != nil {
+			return nil, err
 		}
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, "", fmt.Errorf("read slot %s: %w", opts.Slot, err)
 	}
-	// Once more, outside the snapshot: no dispatcher registered on the old database since the
-	// mark (ReplicaRegister refuses there; this catches one that raced it).
-	live := New(oldPool, nil)
-	if n, err := live.q.SplitReplicasSince(ctx, markedAt); err != nil {
-		return nil, "", fmt.Errorf("re-check replicas: %w", mapErr(err))
+	if j.beforeCommit != nil {
+		if err := j.beforeCommit(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// Once more, outside the snapshot: no dispatcher registered where the copy comes from since
+	// it was marked (ReplicaRegister refuses there; this catches one that raced the mark).
+	live := New(j.from, nil)
+	if n, err := live.q.SplitReplicasSince(ctx, j.markedAt); err != nil {
+		return nil, fmt.Errorf("re-check replicas: %w", mapErr(err))
 	} else if n > 0 {
-		return nil, "", &SplitRefusedError{Reasons: []string{fmt.Sprintf("%d dispatcher replica(s) started on the source database during the split: stop them and run walhook split again", n)}}
+		return nil, &SplitRefusedError{Reasons: []string{fmt.Sprintf("%d dispatcher replica(s) started during the copy on the database copied from: stop them and run again", n)}}
 	}
-	if opts.BeforeCommit != nil {
-		if err := opts.BeforeCommit(ctx); err != nil {
-			return nil, "", err
-		}
+	if err := ttx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit the copy: %w", err)
 	}
-	if err := ntx.Commit(ctx); err != nil {
-		return nil, "", fmt.Errorf("commit the copy: %w", err)
-	}
-	return copied, position, nil
+	return copied, nil
 }
 
 // storeOn is a store bound to a transaction begun outside Tx (the split's two, one of them
@@ -572,4 +610,185 @@ func (s *Store) splitPosition(ctx context.Context, source *Store, slot, position
 		return fmt.Errorf("record the capture position: %w", mapErr(err))
 	}
 	return nil
+}
+
+// splitEmptied are the tables emptied in a database whose walhook data lives elsewhere now: the
+// copied ones and the process state that went with them (the capture lease stays: it keeps
+// capture away from a database walhook no longer runs on).
+func splitEmptied() []string {
+	return append(slices.Clone(splitCopied), "rate_bucket", "replica", "capture_position")
+}
+
+// SplitDropMoved deletes the walhook data a split left behind in the old database (TRUNCATE, one
+// transaction): what stays is what capture needs there. It refuses unless old is marked moved and
+// new holds walhook data and is not marked itself.
+func SplitDropMoved(ctx context.Context, old, new *Store) (dropped []SplitCount, err error) {
+	if err := splitIdentity(ctx, old, new); err != nil {
+		return nil, err
+	}
+	moved, err := old.Moved(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if moved == nil {
+		return nil, &SplitRefusedError{Reasons: []string{"the source database is not marked as moved: walhook's data there is the only copy (run walhook split first)"}}
+	}
+	if m, err := new.Moved(ctx); err != nil {
+		return nil, err
+	} else if m != nil {
+		return nil, &SplitRefusedError{Reasons: []string{"walhook's database (--database-url) is marked as moved too (walhook split --back ran, or did not finish): its data is not the current copy"}}
+	}
+	if holding, err := new.splitHolding(ctx); err != nil {
+		return nil, err
+	} else if len(holding) == 0 {
+		return nil, &SplitRefusedError{Reasons: []string{"walhook's database (--database-url) holds no walhook data: the split did not finish there (walhook split --undo clears the mark)"}}
+	}
+	err = old.Tx(ctx, func(tx *Store) error {
+		if _, err := tx.db.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(splitLockKey)); err != nil {
+			return fmt.Errorf("lock: %w", mapErr(err))
+		}
+		tables, err := tx.splitTables(ctx)
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, t := range splitEmptied() {
+			if !slices.Contains(tables, t) {
+				continue
+			}
+			var n int64
+			if err := tx.db.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{"walhook", t}.Sanitize()).Scan(&n); err != nil {
+				return fmt.Errorf("count walhook.%s: %w", t, mapErr(err))
+			}
+			dropped = append(dropped, SplitCount{Name: t, Rows: n})
+			names = append(names, pgx.Identifier{"walhook", t}.Sanitize())
+		}
+		if _, err := tx.db.Exec(ctx, "TRUNCATE "+strings.Join(names, ", ")); err != nil {
+			return fmt.Errorf("empty walhook's tables: %w", mapErr(err))
+		}
+		return nil
+	})
+	return dropped, err
+}
+
+// SplitUndo takes back a split before walhook ran on the two databases: it empties walhook's
+// tables in new and clears old's mark, so old is walhook's own again, as before the split. It
+// refuses when a walhook process ran on new since (its leases and replicas leave rows): what it
+// delivered would be delivered again from old; SplitBack copies new's data back instead.
+func SplitUndo(ctx context.Context, old, new *Store, slot string) error {
+	slot = orDefault(slot, "walhook")
+	if err := splitIdentity(ctx, old, new); err != nil {
+		return err
+	}
+	moved, err := old.Moved(ctx)
+	if err != nil {
+		return err
+	}
+	if moved == nil {
+		return &SplitRefusedError{Reasons: []string{"the source database is not marked as moved: there is no split to undo"}}
+	}
+	var ran bool
+	if err := new.db.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM walhook.replica) OR EXISTS (SELECT 1 FROM walhook.lease)").Scan(&ran); err != nil {
+		return fmt.Errorf("look into walhook's database: %w", mapErr(err))
+	}
+	if ran {
+		return &SplitRefusedError{Reasons: []string{"walhook ran on walhook's database (--database-url) since the split (it holds leases or replicas): undoing would deliver again what it delivered; stop it and use walhook split --back, which copies its data back"}}
+	}
+	if sessions, err := new.q.SplitWalhookSessions(ctx); err != nil {
+		return fmt.Errorf("read sessions: %w", mapErr(err))
+	} else if len(sessions) > 0 {
+		return &SplitRefusedError{Reasons: []string{fmt.Sprintf("%d walhook session(s) are open on walhook's database: stop every walhook process", len(sessions))}}
+	}
+	err = new.Tx(ctx, func(tx *Store) error {
+		if _, err := tx.db.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(splitLockKey)); err != nil {
+			return fmt.Errorf("lock: %w", mapErr(err))
+		}
+		tables, err := tx.splitTables(ctx)
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, t := range splitEmptied() {
+			if slices.Contains(tables, t) {
+				names = append(names, pgx.Identifier{"walhook", t}.Sanitize())
+			}
+		}
+		_, err = tx.db.Exec(ctx, "TRUNCATE "+strings.Join(names, ", "))
+		return mapErr(err)
+	})
+	if err != nil {
+		return fmt.Errorf("empty walhook's database: %w", err)
+	}
+	return old.splitUnmark(ctx, slot)
+}
+
+// SplitBack goes back to one database after walhook ran on two: it marks new as moved (nothing
+// may run on it from then on), replaces old's walhook data by a snapshot of new's in one
+// transaction of old (with the capture position), and clears old's mark. A failure before old
+// commits clears new's mark again.
+func SplitBack(ctx context.Context, old, new *Store, slot, movedTo string, progress func(SplitCount)) (res SplitResult, err error) {
+	start := time.Now()
+	slot = orDefault(slot, "walhook")
+	if err := splitIdentity(ctx, old, new); err != nil {
+		return res, err
+	}
+	if old.Pool() == nil || new.Pool() == nil {
+		return res, errors.New("split back: both stores must be over a pool")
+	}
+	moved, err := old.Moved(ctx)
+	if err != nil {
+		return res, err
+	}
+	if moved == nil {
+		return res, &SplitRefusedError{Reasons: []string{"the source database is not marked as moved: walhook already runs on it alone"}}
+	}
+	if holding, err := new.splitHolding(ctx); err != nil {
+		return res, err
+	} else if len(holding) == 0 {
+		return res, &SplitRefusedError{Reasons: []string{"walhook's database (--database-url) holds no walhook data: the split did not finish (walhook split --undo clears the mark)"}}
+	}
+	var why []string
+	if st, err := old.CaptureSlotStatus(ctx, slot); err == nil && st.Active {
+		why = append(why, fmt.Sprintf("replication slot %s is being read (pid %d): stop every walhook relay", slot, derefInt32(st.ActivePID)))
+	}
+	if sessions, err := old.q.SplitWalhookSessions(ctx); err != nil {
+		return res, fmt.Errorf("read sessions: %w", mapErr(err))
+	} else if len(sessions) > 0 {
+		why = append(why, fmt.Sprintf("%d walhook session(s) are open on the source database: stop every walhook process", len(sessions)))
+	}
+	if len(why) > 0 {
+		return res, &SplitRefusedError{Reasons: why}
+	}
+	markedAt, err := new.splitMark(ctx, slot, movedTo)
+	if err != nil {
+		return res, err
+	}
+	committed := false
+	defer func() {
+		if committed {
+			return
+		}
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if uerr := new.splitUnmark(uctx, slot); uerr != nil {
+			err = fmt.Errorf("%w (and clearing the moved mark of walhook's database failed: %v)", err, uerr)
+		}
+	}()
+	job := copyJob{from: new.Pool(), to: old.Pool(), tables: append(slices.Clone(splitCopied), "capture_position"),
+		truncate: splitEmptied(), markedAt: markedAt, progress: progress}
+	job.finish = func(ctx context.Context, _, to *Store) error {
+		if err := to.q.CaptureSettingMovedClear(ctx); err != nil {
+			return fmt.Errorf("clear the moved mark: %w", mapErr(err))
+		}
+		return to.LeaseRelease(ctx, captureLease(slot), splitLease)
+	}
+	if res.Tables, err = job.run(ctx); err != nil {
+		return res, err
+	}
+	committed = true
+	if p, err := old.CapturePositionGet(ctx, slot); err == nil {
+		res.Position = lsnText(p.LSN)
+	}
+	res.Took = time.Since(start)
+	return res, nil
 }

@@ -118,8 +118,11 @@ func runSplit(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	printPlan(stdout, plan, oldName, newName)
+	if plan.Resume {
+		fmt.Fprintf(stdout, "An earlier split marked %s and did not finish; this one completes it.\n", oldName)
+	}
 	if !yes {
+		printPlan(stdout, plan, oldName, newName)
 		_, err := fmt.Fprintln(stdout, "\nNothing changed. Run again with --yes to move.")
 		return err
 	}
@@ -166,14 +169,11 @@ func migrateBoth(ctx context.Context, st, src *store.Store, stdout io.Writer) er
 	if err != nil {
 		return fmt.Errorf("migrate the source database (source set): %w", err)
 	}
-	fmt.Fprintf(stdout, "source database: applied %d migration(s) %v, source set %v\n", len(applied)+len(srcApplied), applied, srcApplied)
+	fmt.Fprintf(stdout, "source database: applied %d migration(s) %v, source set %d %v\n", len(applied), applied, len(srcApplied), srcApplied)
 	return nil
 }
 
 func printPlan(w io.Writer, plan store.SplitPlan, oldName, newName string) {
-	if plan.Resume {
-		fmt.Fprintf(w, "An earlier split marked %s and did not finish; this one completes it.\n", oldName)
-	}
 	fmt.Fprintf(w, "walhook's data moves from %s to %s:\n", oldName, newName)
 	var total int64
 	for _, c := range plan.Tables {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -176,4 +178,69 @@ func TestSplitDeliversExactlyOnce(t *testing.T) {
 	require.Zero(t, f.count(`SELECT count(*) FROM walhook.event`))
 	report(t, "split with the relay stopped: %d events before, %d during, %d after; each receiver got %d, none twice (one receiver down until after the split)",
 		n, n, n, total)
+}
+
+// TestSplitScale measures walhook split on a generated history: WALHOOK_SPLIT_EVENTS events (one
+// delivery each, 1.2 attempts per delivery, about 600-byte envelopes, 1% pending) in the old
+// database. It reports the split's wall time and the walhook process's peak memory (from
+// /usr/bin/time). Skipped unless the variable is set, e.g.
+//
+//	WALHOOK_SPLIT_EVENTS=1000000 nice -n 19 go test ./internal/chaos -run TestSplitScale -v -timeout 1h
+func TestSplitScale(t *testing.T) {
+	events, _ := strconv.Atoi(os.Getenv("WALHOOK_SPLIT_EVENTS"))
+	if events <= 0 {
+		t.Skip("set WALHOOK_SPLIT_EVENTS to measure")
+	}
+	if _, err := os.Stat("/usr/bin/time"); err != nil {
+		t.Skip("needs /usr/bin/time")
+	}
+	ctx := xtest.Context(t)
+	f := newFixture(t, xtest.DatabaseURL(t))
+	w1 := f.webhook("1", "https://one.example/hook")
+	w2 := f.webhook("2", "https://two.example/hook")
+	began := time.Now()
+	_, err := f.pool.Exec(ctx, `
+INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at, captured_at)
+SELECT 'gen:' || g, CASE WHEN g % 2 = 0 THEN '1' ELSE '2' END, 'contact.created',
+    jsonb_build_object('id', 'evt_' || md5(g::text), 'type', 'contact.created', 'company_id', CASE WHEN g % 2 = 0 THEN '1' ELSE '2' END,
+        'occurred_at', now() - make_interval(secs => g), 'data', jsonb_build_object('id', g, 'name', 'Contact ' || g,
+        'email', 'c' || g || '@example.com', 'notes', repeat(md5(g::text), 12)), 'previous', NULL),
+    now() - make_interval(secs => g), now() - make_interval(secs => g)
+FROM generate_series(1, $1::int) g`, events)
+	require.NoError(t, err)
+	_, err = f.pool.Exec(ctx, `
+INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, state, attempts, next_attempt_at, last_status_code, last_attempt_at, created_at, updated_at)
+SELECT e.company_id, CASE WHEN e.company_id = '1' THEN $1::bigint ELSE $2::bigint END, e.id, e.event_key,
+    CASE WHEN e.id % 100 = 0 THEN 'pending' ELSE 'succeeded' END, CASE WHEN e.id % 5 = 0 THEN 2 ELSE 1 END,
+    e.captured_at, 200, e.captured_at, e.captured_at, e.captured_at
+FROM walhook.event e`, w1.ID, w2.ID)
+	require.NoError(t, err)
+	_, err = f.pool.Exec(ctx, `
+INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, duration_ms, request_method, request_url,
+    request_headers, request_body, response_status, response_headers, response_body, outcome)
+SELECT d.id, d.company_id, d.webhook_id, n, d.created_at, 40, 'POST', 'https://one.example/hook',
+    '{"content-type": "application/json", "webhook-id": "msg_x", "webhook-signature": "v1,***"}', NULL,
+    CASE WHEN n < d.attempts THEN 500 ELSE 200 END, '{"content-type": "text/plain"}', 'ok',
+    CASE WHEN n < d.attempts OR d.state = 'pending' THEN 'retry' ELSE 'succeeded' END
+FROM walhook.delivery d, generate_series(1, d.attempts) n`)
+	require.NoError(t, err)
+	_, err = f.pool.Exec(ctx, `VACUUM ANALYZE walhook.event, walhook.delivery, walhook.attempt`)
+	require.NoError(t, err)
+	var size string
+	var rows int64
+	require.NoError(t, f.pool.QueryRow(ctx, `SELECT pg_size_pretty(pg_total_relation_size('walhook.event') + pg_total_relation_size('walhook.delivery')
+		+ pg_total_relation_size('walhook.attempt')), (SELECT count(*) FROM walhook.attempt) + 2 * $1::bigint`, events).Scan(&size, &rows))
+	t.Logf("generated %d events, %d deliveries, %d attempts (%s with indexes) in %v", events, events, rows-2*int64(events), size, time.Since(began).Round(time.Second))
+
+	newURL := xtest.DatabaseURL(t)
+	cmd := exec.CommandContext(ctx, "/usr/bin/time", "-v", xtest.Walhook(t), "split", "--database-url", newURL, "--source-database-url", f.url,
+		"--slot", f.slot, "--yes") //nolint:gosec // our own binary
+	began = time.Now()
+	out, err := cmd.CombinedOutput()
+	took := time.Since(began)
+	require.NoError(t, err, string(out))
+	rss := regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`).FindStringSubmatch(string(out))
+	require.NotNil(t, rss, string(out))
+	report(t, "walhook split of %d events (%d deliveries, %d attempts; %d rows, %s): %v, %.0f s per million rows, walhook peak RSS %s kB",
+		events, events, rows-2*int64(events), rows, size, took.Round(time.Second), took.Seconds()/float64(rows)*1e6, rss[1])
 }

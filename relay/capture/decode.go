@@ -84,13 +84,13 @@ type decoder struct {
 	// LSN): a transaction whose commit record starts before it ends at or before it, so its
 	// events are stored already. PostgreSQL does not send such transactions when the stream
 	// starts there; skipping them here as well is belt and braces. 0: none.
-	stored     pglogrepl.LSN
-	cat        *catalog.Catalog
-	ids        *store.PublicIDs // event ids: a keyed digest of the source position
-	keys       *keyring         // emit keys: only messages walhook.emit signed are events
-	rels       map[uint32]*relation
-	cur        *txn
-	buf        []byte
+	stored pglogrepl.LSN
+	cat    *catalog.Catalog
+	ids    *store.PublicIDs // event ids: a keyed digest of the source position
+	keys   *keyring         // emit keys: only messages walhook.emit signed are events
+	rels   map[uint32]*relation
+	cur    *txn
+	buf    []byte
 }
 
 func newDecoder(cat *catalog.Catalog, ids *store.PublicIDs, keys *keyring) *decoder {

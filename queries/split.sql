@@ -50,3 +50,9 @@ ORDER BY 1;
 INSERT INTO walhook.capture_position (slot, system_id, lsn)
 VALUES (@slot::text, @system_id::text, (@lsn::text)::pg_lsn)
 ON CONFLICT (slot) DO UPDATE SET system_id = excluded.system_id, lsn = excluded.lsn, updated_at = now();
+
+-- SplitReplicasClear deletes the rows of replicas whose heartbeat expired, in the mark's
+-- transaction: a paused dispatcher that wakes up later finds no row to renew and must register,
+-- which a marked database refuses.
+-- name: SplitReplicasClear :exec
+DELETE FROM walhook.replica WHERE expires_at < now();

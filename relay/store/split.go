@@ -23,11 +23,12 @@ import (
 // from then on. No delivery is lost or repeated because of three things, in this order:
 //
 //  1. The mark. One transaction on the old database locks capture_setting's row, finds no live
-//     dispatcher replica and no other walhook session, takes the capture lease for good (holder
-//     "split") and sets capture_setting.moved_at. From its commit on, no walhook starts on the old
-//     database alone (MovedCheck), no dispatcher registers there (ReplicaRegister shares the row
-//     lock, so it either registered before — and the mark refused — or sees the mark), and no
-//     capture leader writes there (the lease never expires).
+//     dispatcher replica and no other walhook session, deletes the dead replicas' rows, takes the
+//     capture lease for good (holder "split") and sets capture_setting.moved_at. From its commit
+//     on, no walhook starts on the old database alone (MovedCheck), no dispatcher registers there
+//     (ReplicaRegister shares the row lock, so it either registered before — and the mark
+//     refused — or sees the mark; a paused one that wakes finds its row gone and must register),
+//     and no capture leader leads there (the lease never expires).
 //  2. The copy. A REPEATABLE READ snapshot of the old database, taken after the mark, is copied
 //     table by table (COPY, streamed: bounded memory) into the new database in one transaction,
 //     ids and identity sequences kept, so sealed secrets (bound to their row) open and public ids
@@ -307,6 +308,9 @@ func (s *Store) splitMark(ctx context.Context, slot, movedTo string) (time.Time,
 		}
 		if len(why) > 0 {
 			return &SplitRefusedError{Reasons: why}
+		}
+		if err := tx.q.SplitReplicasClear(ctx); err != nil {
+			return fmt.Errorf("clear dead replicas: %w", mapErr(err))
 		}
 		// The lease never expires: no capture leader ever writes to this database alone again.
 		ok, err := tx.LeaseAcquire(ctx, captureLease(slot), splitLease, 100*365*24*time.Hour)

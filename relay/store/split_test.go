@@ -146,6 +146,16 @@ func TestSplitMovesEverything(t *testing.T) {
 
 	slot, err := b.old.CaptureSlotStatus(ctx, b.slot)
 	require.NoError(t, err)
+	// A dispatcher paused past its heartbeat timeout: presumed dead, it does not stop the split.
+	require.NoError(t, b.old.ReplicaRegister(ctx, "paused.0badf00d", time.Now(), time.Millisecond))
+	for {
+		rs, err := b.old.Replicas(ctx)
+		require.NoError(t, err)
+		if len(rs) == 1 && !rs[0].Alive {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	res := b.split(t)
 	require.Len(t, res.Tables, len(copiedTables))
 	for i, c := range res.Tables {
@@ -192,6 +202,11 @@ func TestSplitMovesEverything(t *testing.T) {
 	require.Equal(t, "postgres://walhook@new:5432/walhook", moved.To)
 	require.Contains(t, moved.Error(), "--source-database-url")
 	require.ErrorIs(t, b.old.ReplicaRegister(ctx, "late.0badf00d", time.Now(), time.Hour), store.ErrMoved)
+	// The paused one wakes: its row is gone, and it cannot register again.
+	_, found, err := b.old.ReplicaBeat(ctx, "paused.0badf00d", time.Hour)
+	require.NoError(t, err)
+	require.False(t, found)
+	require.ErrorIs(t, b.old.ReplicaRegister(ctx, "paused.0badf00d", time.Now(), time.Hour), store.ErrMoved)
 	require.NoError(t, b.new.MovedCheck(ctx))
 	require.NoError(t, b.new.ReplicaRegister(ctx, "new.0badf00d", time.Now(), time.Hour))
 	lease, err := b.old.LeaseGet(ctx, "capture:"+b.slot)

@@ -55,6 +55,18 @@ func (q *Queries) SplitPositionSet(ctx context.Context, arg SplitPositionSetPara
 	return err
 }
 
+const splitReplicasClear = `-- name: SplitReplicasClear :exec
+DELETE FROM walhook.replica WHERE expires_at < now()
+`
+
+// SplitReplicasClear deletes the rows of replicas whose heartbeat expired, in the mark's
+// transaction: a paused dispatcher that wakes up later finds no row to renew and must register,
+// which a marked database refuses.
+func (q *Queries) SplitReplicasClear(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, splitReplicasClear)
+	return err
+}
+
 const splitReplicasSince = `-- name: SplitReplicasSince :one
 SELECT count(*)::bigint FROM walhook.replica WHERE expires_at >= now() OR heartbeat_at >= $1::timestamptz
 `

@@ -22,7 +22,7 @@ func walhookRun(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, xtest.Walhook(t), args...) //nolint:gosec // our own binary
+	cmd := exec.CommandContext(ctx, xtest.Walhook(t), args...)
 	cmd.Env = os.Environ()
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -234,7 +234,7 @@ FROM walhook.delivery d, generate_series(1, d.attempts) n`)
 
 	newURL := xtest.DatabaseURL(t)
 	cmd := exec.CommandContext(ctx, "/usr/bin/time", "-v", xtest.Walhook(t), "split", "--database-url", newURL, "--source-database-url", f.url,
-		"--slot", f.slot, "--yes") //nolint:gosec // our own binary
+		"--slot", f.slot, "--yes")
 	began = time.Now()
 	out, err := cmd.CombinedOutput()
 	took := time.Since(began)

@@ -37,7 +37,9 @@ import (
 //     then the new database commits. A failure before that rolls back the copy and clears the mark.
 //
 // Copy, source and transient tables are listed below; a table in neither list stops the split,
-// so a migration that adds a table must say where it goes.
+// so a migration that adds a table must say where it goes. Like the migrator, the copy runs
+// table-generic SQL outside queries/ (COPY, count, TRUNCATE and setval per listed table, names
+// quoted with pgx.Identifier); everything else is a named query (queries/split.sql).
 
 // splitLease is the holder the split takes the capture lease as, in the database it marks.
 const splitLease = "split"
@@ -380,7 +382,7 @@ func Split(ctx context.Context, old, new *Store, opts SplitOptions) (res SplitRe
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if uerr := old.splitUnmark(uctx, opts.Slot); uerr != nil {
-			err = fmt.Errorf("%w (and clearing the moved mark failed: %v; run walhook split --undo)", err, uerr)
+			err = fmt.Errorf("%w (and clearing the moved mark failed: %w; run walhook split --undo)", err, uerr)
 		}
 	}()
 	job := copyJob{from: old.Pool(), to: new.Pool(), tables: splitCopied, markedAt: markedAt,
@@ -775,7 +777,7 @@ func SplitBack(ctx context.Context, old, new *Store, slot, movedTo string, progr
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if uerr := new.splitUnmark(uctx, slot); uerr != nil {
-			err = fmt.Errorf("%w (and clearing the moved mark of walhook's database failed: %v)", err, uerr)
+			err = fmt.Errorf("%w (and clearing the moved mark of walhook's database failed: %w)", err, uerr)
 		}
 	}()
 	job := copyJob{from: new.Pool(), to: old.Pool(), tables: append(slices.Clone(splitCopied), "capture_position"),

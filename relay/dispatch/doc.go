@@ -1,6 +1,6 @@
 // Package dispatch delivers webhook requests: it claims due deliveries from the delivery table
 // (the queue and the history at once), sends each as one HTTP attempt, and records the attempt
-// and what it means for the delivery and the webhook (DESIGN §4–5).
+// and what it means for the delivery and the webhook.
 //
 // # The delivery state machine
 //

@@ -68,7 +68,8 @@ func NewSender(cfg SenderConfig, st *store.Store, reg prometheus.Registerer) *Se
 	}
 	client := &http.Client{
 		Transport: transport,
-		// Redirects are never followed (DESIGN §5): a 3xx is the answer, and a failure.
+		// Redirects are never followed: a 3xx is the answer, and a failure. The receiver is the
+		// webhook's URL, and following would send the signed body and its credentials elsewhere.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return &Sender{cfg: cfg, client: client, oauth: oauth.New(cfg.OAuth, client, st, reg), now: time.Now}

@@ -127,15 +127,6 @@ func decodeKey(s string) ([]byte, error) {
 	return nil, errors.New("not base64")
 }
 
-// NewKeyring returns a keyring with one key.
-func NewKeyring(id string, key []byte) (*Keyring, error) {
-	if !keyIDPattern.MatchString(id) {
-		return nil, fmt.Errorf("crypt: bad key id %q", id)
-	}
-	k := &Keyring{current: id, aeads: map[string]cipher.AEAD{}}
-	return k, k.add(id, key)
-}
-
 func (k *Keyring) add(id string, key []byte) error {
 	if len(key) != 32 {
 		return fmt.Errorf("crypt: key %q: want 32 bytes, got %d", id, len(key))

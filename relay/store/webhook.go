@@ -200,27 +200,6 @@ func (s *Store) WebhookDelete(ctx context.Context, companyID string, id int64) e
 	return mapErr(s.q.WebhooksChangedNotify(ctx))
 }
 
-// ActiveSubscription is one row of the relay's fan-out index.
-type ActiveSubscription struct {
-	WebhookID int64
-	CompanyID string
-	EventKey  string
-}
-
-// WebhookListActive lists every active webhook's (company, event) pairs for the fan-out index,
-// one per trigger event of the webhook.
-func (s *Store) WebhookListActive(ctx context.Context) ([]ActiveSubscription, error) {
-	rows, err := s.q.WebhookListActive(ctx)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	out := make([]ActiveSubscription, len(rows))
-	for i, r := range rows {
-		out[i] = ActiveSubscription{WebhookID: r.ID, CompanyID: r.CompanyID, EventKey: r.EventKey}
-	}
-	return out, nil
-}
-
 func nonNilParams(ps []webhook.Param) []webhook.Param {
 	if ps == nil {
 		return []webhook.Param{}

@@ -268,14 +268,6 @@ func HashToken(token string) []byte {
 	return h[:]
 }
 
-// NewSigningSecret returns a new Standard Webhooks signing secret: "whsec_" and 32 random bytes
-// in base64.
-func NewSigningSecret() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return "whsec_" + base64.StdEncoding.EncodeToString(b)
-}
-
 // LoginCodePrefix starts every one-time sign-in code.
 const LoginCodePrefix = "whl_"
 

@@ -369,30 +369,3 @@ func (s *Sender) Test(ctx context.Context, w webhook.Webhook, cred *webhook.OAut
 	}
 	return tr, nil
 }
-
-// TestPayload is the envelope a test send of an event type carries for a company: the company's
-// latest real event of that type, or else an envelope around the catalog's sample.
-func TestPayload(ctx context.Context, st *store.Store, companyID, eventKey string) (json.RawMessage, error) {
-	p, err := st.EventLatestPayload(ctx, companyID, eventKey)
-	if err == nil {
-		return p, nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("look up latest event: %w", err)
-	}
-	et, err := st.EventTypeGet(ctx, eventKey)
-	if err != nil {
-		return nil, fmt.Errorf("look up event type: %w", err)
-	}
-	data := et.Sample
-	if len(data) == 0 {
-		data = json.RawMessage(`{}`)
-	}
-	env, err := json.Marshal(webhook.Envelope{
-		ID: "evt_test", Type: eventKey, CompanyID: companyID, OccurredAt: time.Now().UTC(), Data: data,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encode sample envelope: %w", err)
-	}
-	return env, nil
-}

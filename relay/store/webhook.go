@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/walhook/walhook/relay/crypt"
+	"github.com/walhook/walhook/relay/signature"
 	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -116,7 +116,7 @@ func (s *Store) WebhookCreate(ctx context.Context, w webhook.Webhook, actor *int
 		return webhook.Webhook{}, fmt.Errorf("encode params: %w", err)
 	}
 	if w.Secret == "" {
-		w.Secret = crypt.NewSigningSecret()
+		w.Secret = signature.NewSecret()
 	}
 	r, err := s.q.WebhookCreate(ctx, dbsqlc.WebhookCreateParams{
 		ID: id, CompanyID: w.CompanyID, Name: w.Name, Url: w.URL, Method: string(w.Method), EventKeys: w.EventKeys,
@@ -343,7 +343,7 @@ func (s *Store) WebhookRotateSecret(ctx context.Context, companyID string, id in
 	exp := time.Now().Add(overlap)
 	r, err := s.q.WebhookRotateSecret(ctx, dbsqlc.WebhookRotateSecretParams{
 		PreviousSecretEnc: s.keys.SealString(cur.Secret, colPrevSecret().bind(companyID, id)),
-		PreviousExpiresAt: &exp, SigningSecretEnc: s.keys.Seal([]byte(crypt.NewSigningSecret()), colSigningSecret().bind(companyID, id)),
+		PreviousExpiresAt: &exp, SigningSecretEnc: s.keys.Seal([]byte(signature.NewSecret()), colSigningSecret().bind(companyID, id)),
 		UpdatedBy: actor, CompanyID: companyID, ID: id,
 	})
 	if err != nil {

@@ -31,12 +31,6 @@ import (
 // reused.
 const drainLimit = 64 << 10
 
-// reserved headers are set by walhook; a webhook's custom header of that name is ignored.
-var reserved = map[string]bool{
-	"host": true, "content-length": true, "transfer-encoding": true, "connection": true,
-	"webhook-id": true, "webhook-timestamp": true, "webhook-signature": true,
-}
-
 // Sender makes one attempt: builds the request, signs it, adds the OAuth token, sends it through
 // the SSRF guard and reads the answer. The dispatcher uses one; the admin API uses one for test
 // sends, without a running dispatcher.
@@ -239,7 +233,9 @@ func (s *Sender) do(ctx context.Context, w *webhook.Webhook, b built, signer *si
 	snap := map[string]string{}
 	for _, h := range w.Headers {
 		k := http.CanonicalHeaderKey(strings.TrimSpace(h.Key))
-		if k == "" || reserved[strings.ToLower(k)] || (token != "" && strings.EqualFold(k, "Authorization")) {
+		// A reserved header (webhook.ReservedHeader) is one the API refuses to save; one stored
+		// before it was refused is left out, never sent.
+		if k == "" || webhook.ReservedHeader(k, token != "") != "" {
 			continue
 		}
 		req.Header.Set(k, h.Value)

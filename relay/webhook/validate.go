@@ -232,9 +232,6 @@ func ValidateHeaders(e *ValidationError, hs []Header, withOAuth bool) {
 	}
 }
 
-// EnvelopeFields are the top-level fields of the event envelope, where every parameter path starts.
-var EnvelopeFields = []string{"id", "type", "company_id", "occurred_at", "data", "previous"}
-
 var segmentRE = regexp.MustCompile(`^[A-Za-z0-9_\-]+$`)
 
 // ValidParamPath reports whether path is a dotted path into the envelope ("data.email",

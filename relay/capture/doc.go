@@ -81,10 +81,10 @@
 // beyond the source's WAL end, passes it to START_REPLICATION; the decoder also skips every
 // transaction whose commit record starts before it (its end is at or before it), belt and braces.
 // PostgreSQL (CreateDecodingContext) treats a start LSN so: one before the slot's
-// confirmed_flush_lsn is moved forward to it (logged as "… has already been streamed, forwarding
-// to …"); one after it makes the decoder skip every transaction whose commit record lies before
-// it (SnapBuildXactNeedsSkip), while the slot's confirmed_flush_lsn only moves when capture
-// acknowledges. Either way nothing before the stored position is stored again, and whatever is
+// confirmed_flush_lsn is moved forward to it (its log: "… has been already streamed, forwarding
+// to …"); one after it makes decoding skip every transaction whose commit record lies before it
+// (SnapBuildXactNeedsSkip; TestStoredPositionOfAnotherCluster shows it on the server the tests
+// run), while the slot's confirmed_flush_lsn only moves when capture acknowledges. Either way nothing before the stored position is stored again, and whatever is
 // replayed anyway dedupes on walhook.event.source_key. Outbox rows left behind by a crash before
 // 2 are claimed again (the stream-start sweep, or their INSERT replayed), store nothing twice
 // ("outbox:<id>" is their source key) and are deleted then.

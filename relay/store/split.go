@@ -138,6 +138,29 @@ func splitIdentity(ctx context.Context, old, new *Store) error {
 	return nil
 }
 
+// identityTag names a database exactly, whatever URL reached it: its cluster's system identifier
+// and its oid. The mark ends with the tag of the database the data went to, so a later undo,
+// drop or resumed split acts only with that database.
+func (s *Store) identityTag(ctx context.Context) (string, error) {
+	id, err := s.q.SplitDatabaseIdentity(ctx)
+	if err != nil {
+		return "", fmt.Errorf("identify database: %w", mapErr(err))
+	}
+	return fmt.Sprintf("(system %s, database oid %d)", id.SystemID, id.DatabaseOid), nil
+}
+
+// movedHere refuses when m (a database's mark) names another database than target.
+func movedHere(ctx context.Context, m *MovedError, target *Store, which string) error {
+	tag, err := target.identityTag(ctx)
+	if err != nil {
+		return err
+	}
+	if !strings.HasSuffix(m.To, tag) {
+		return &SplitRefusedError{Reasons: []string{fmt.Sprintf("the marked database was moved to %s, not to %s %s: give that database", m.To, which, tag)}}
+	}
+	return nil
+}
+
 // splitTables lists the walhook tables that exist and checks each is classified.
 func (s *Store) splitTables(ctx context.Context) ([]string, error) {
 	tables, err := s.q.SplitTables(ctx)
@@ -259,6 +282,9 @@ func SplitCheck(ctx context.Context, old, new *Store, slot string) (SplitPlan, e
 		return plan, &SplitRefusedError{Reasons: []string{fmt.Sprintf("the source database was already moved (at %s, to %s), and walhook's database holds data: the split is done",
 			moved.At.UTC().Format(time.RFC3339), moved.To)}}
 	case moved != nil:
+		if err := movedHere(ctx, moved, new, "this --database-url"); err != nil {
+			return plan, err
+		}
 		plan.Resume = true
 	case len(holding) > 0:
 		why = append(why, fmt.Sprintf("walhook's database (--database-url) holds walhook data (in %s): give a new, empty database", strings.Join(holding, ", ")))
@@ -299,8 +325,16 @@ func orDefault(s, def string) string {
 // splitMark marks db as moved to movedTo, in one transaction that finds nothing of walhook
 // running on it (see the top of this file), and takes the capture lease for good. It returns the
 // mark's time by the database's clock. A mark already there (an unfinished split) is renewed.
-func (s *Store) splitMark(ctx context.Context, slot, movedTo string) (time.Time, error) {
-	err := s.Tx(ctx, func(tx *Store) error {
+func (s *Store) splitMark(ctx context.Context, slot, movedTo string, target *Store) (time.Time, error) {
+	tag, err := target.identityTag(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if len(movedTo) > 400 {
+		movedTo = movedTo[:400] + "…"
+	}
+	movedTo += " " + tag
+	err = s.Tx(ctx, func(tx *Store) error {
 		if _, err := tx.q.CaptureSettingMovedLock(ctx); err != nil {
 			return fmt.Errorf("lock capture_setting: %w", mapErr(err))
 		}
@@ -369,7 +403,7 @@ func Split(ctx context.Context, old, new *Store, opts SplitOptions) (res SplitRe
 	if old.Pool() == nil || new.Pool() == nil {
 		return res, errors.New("split: both stores must be over a pool")
 	}
-	markedAt, err := old.splitMark(ctx, opts.Slot, opts.MovedTo)
+	markedAt, err := old.splitMark(ctx, opts.Slot, opts.MovedTo, new)
 	if err != nil {
 		return res, err
 	}
@@ -639,6 +673,9 @@ func SplitDropMoved(ctx context.Context, old, new *Store) (dropped []SplitCount,
 	if moved == nil {
 		return nil, &SplitRefusedError{Reasons: []string{"the source database is not marked as moved: walhook's data there is the only copy (run walhook split first)"}}
 	}
+	if err := movedHere(ctx, moved, new, "this --database-url"); err != nil {
+		return nil, err
+	}
 	if m, err := new.Moved(ctx); err != nil {
 		return nil, err
 	} else if m != nil {
@@ -692,6 +729,9 @@ func SplitUndo(ctx context.Context, old, new *Store, slot string) error {
 	}
 	if moved == nil {
 		return &SplitRefusedError{Reasons: []string{"the source database is not marked as moved: there is no split to undo"}}
+	}
+	if err := movedHere(ctx, moved, new, "this --database-url"); err != nil {
+		return err
 	}
 	var ran bool
 	if err := new.db.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM walhook.replica) OR EXISTS (SELECT 1 FROM walhook.lease)").Scan(&ran); err != nil {
@@ -748,6 +788,9 @@ func SplitBack(ctx context.Context, old, new *Store, slot, movedTo string, progr
 	if moved == nil {
 		return res, &SplitRefusedError{Reasons: []string{"the source database is not marked as moved: walhook already runs on it alone"}}
 	}
+	if err := movedHere(ctx, moved, new, "this --database-url"); err != nil {
+		return res, err
+	}
 	if holding, err := new.splitHolding(ctx); err != nil {
 		return res, err
 	} else if len(holding) == 0 {
@@ -765,7 +808,7 @@ func SplitBack(ctx context.Context, old, new *Store, slot, movedTo string, progr
 	if len(why) > 0 {
 		return res, &SplitRefusedError{Reasons: why}
 	}
-	markedAt, err := new.splitMark(ctx, slot, movedTo)
+	markedAt, err := new.splitMark(ctx, slot, movedTo, old)
 	if err != nil {
 		return res, err
 	}

@@ -199,7 +199,7 @@ func TestSplitMovesEverything(t *testing.T) {
 	// The old database is marked: nothing of walhook runs on it alone.
 	var moved *store.MovedError
 	require.ErrorAs(t, b.old.MovedCheck(ctx), &moved)
-	require.Equal(t, "postgres://walhook@new:5432/walhook", moved.To)
+	require.Regexp(t, `^postgres://walhook@new:5432/walhook \(system \d+, database oid \d+\)$`, moved.To)
 	require.Contains(t, moved.Error(), "--source-database-url")
 	require.ErrorIs(t, b.old.ReplicaRegister(ctx, "late.0badf00d", time.Now(), time.Hour), store.ErrMoved)
 	// The paused one wakes: its row is gone, and it cannot register again.
@@ -213,6 +213,13 @@ func TestSplitMovesEverything(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "split", lease.Holder)
 	require.True(t, lease.Live)
+	// Nothing acts with another database than the one the data went to.
+	other, _ := xtest.Store(t)
+	_, err = store.SplitCheck(ctx, b.old, other, b.slot)
+	require.ErrorContains(t, err, "was moved to postgres://walhook@new:5432/walhook")
+	require.ErrorContains(t, store.SplitUndo(ctx, b.old, other, b.slot), "not to this --database-url")
+	_, err = store.SplitDropMoved(ctx, b.old, other)
+	require.ErrorContains(t, err, "not to this --database-url")
 	// A second split refuses: it is done.
 	_, err = store.SplitCheck(ctx, b.old, b.new, b.slot)
 	var refused *store.SplitRefusedError
@@ -325,10 +332,24 @@ func TestSplitRefuses(t *testing.T) {
 	_, err = b.oldPool.Exec(ctx, `DELETE FROM walhook.replica`)
 	require.NoError(t, err)
 
-	// Now it runs; undo takes it back while nothing ran on walhook's database.
+	// A split that died after the mark (OLD marked for NEW, NEW empty) is completed by the next.
+	var tag string
+	require.NoError(t, b.newPool.QueryRow(ctx, `SELECT format('(system %s, database oid %s)', (SELECT system_identifier FROM pg_control_system()),
+		(SELECT oid FROM pg_database WHERE datname = current_database()))`).Scan(&tag))
+	_, err = b.oldPool.Exec(ctx, `UPDATE walhook.capture_setting SET moved_at = now(), moved_to = 'postgres://x@new/w ' || $1`, tag)
+	require.NoError(t, err)
+	ok, err = b.old.LeaseAcquire(ctx, "capture:"+b.slot, "split", time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	plan, err := store.SplitCheck(ctx, b.old, b.new, b.slot)
+	require.NoError(t, err)
+	require.True(t, plan.Resume)
 	opts.BeforeCommit = nil
 	_, err = store.Split(ctx, b.old, b.new, opts)
 	require.NoError(t, err)
+	require.NotEmpty(t, tableText(t, b.newPool, "company"))
+
+	// Undo takes it back while nothing ran on walhook's database.
 	require.NotEmpty(t, tableText(t, b.newPool, "company"))
 	require.NoError(t, store.SplitUndo(ctx, b.old, b.new, b.slot))
 	require.NoError(t, b.old.MovedCheck(ctx))

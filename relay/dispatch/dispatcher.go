@@ -106,9 +106,6 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 	return d, nil
 }
 
-// Sender is the dispatcher's sender (for test sends in the same process).
-func (d *Dispatcher) Sender() *Sender { return d.sender }
-
 // Wake tells the dispatcher that deliveries may be due now. It never blocks; calls made while a
 // wake-up is pending coalesce. Capture calls it after committing new deliveries.
 func (d *Dispatcher) Wake() {

@@ -254,9 +254,6 @@ func (c *Capture) source() *store.Store {
 	return c.src
 }
 
-// Leading reports whether this replica is the capture leader (always false in poll mode).
-func (c *Capture) Leading() bool { return c.elector != nil && c.elector.Leading() }
-
 // Check reports why capture cannot work, for /readyz: a *SlotLostError while this replica leads
 // and PostgreSQL has invalidated the slot; nil otherwise.
 func (c *Capture) Check() error {

@@ -100,16 +100,40 @@ func TestSplitDeliversExactlyOnce(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, out, "holds walhook data (in company)")
 
-	// The application keeps writing during the split.
-	written := make(chan error, 1)
-	go func() { written <- f.insert(ctx, "1", n, n) }()
+	// The application keeps writing, ten contacts at a time, until the split is done.
+	splitDone := make(chan struct{})
+	type result struct {
+		n   int
+		err error
+	}
+	written := make(chan result, 1)
+	go func() {
+		during := 0
+		for {
+			select {
+			case <-splitDone:
+				written <- result{during, nil}
+				return
+			default:
+			}
+			if err := f.insert(ctx, "1", n+during, 10); err != nil {
+				written <- result{during, err}
+				return
+			}
+			during += 10
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
 	out, err = split()
 	require.NoError(t, err, out)
 	require.Contains(t, out, "Nothing changed")
 	out, err = split("--yes")
+	close(splitDone)
 	require.NoError(t, err, out)
 	require.Contains(t, out, "capture continues from")
-	require.NoError(t, <-written)
+	w := <-written
+	require.NoError(t, w.err)
+	during := w.n
 	phase("split done")
 	report(t, "split output:\n%s", out)
 
@@ -126,8 +150,8 @@ func TestSplitDeliversExactlyOnce(t *testing.T) {
 	args[2] = "two"
 	relay = start(t, env, args...)
 	phase("relay on two databases started")
-	require.NoError(t, f.insert(ctx, "1", 2*n, n))
-	total := 3 * n
+	require.NoError(t, f.insert(ctx, "1", n+during, n))
+	total := 2*n + during
 	newPool, err := pgxpool.New(ctx, newURL)
 	require.NoError(t, err)
 	t.Cleanup(newPool.Close)
@@ -176,8 +200,8 @@ func TestSplitDeliversExactlyOnce(t *testing.T) {
 	require.NoError(t, err, out)
 	require.Zero(t, f.count(`SELECT count(*) FROM walhook.delivery`))
 	require.Zero(t, f.count(`SELECT count(*) FROM walhook.event`))
-	report(t, "split with the relay stopped: %d events before, %d during, %d after; each receiver got %d, none twice (one receiver down until after the split)",
-		n, n, n, total)
+	report(t, "split with the relay stopped: %d events before, %d written during the split, %d after; each receiver got %d, none twice (one receiver down until after the split)",
+		n, during, n, total)
 }
 
 // TestSplitScale measures walhook split on a generated history: WALHOOK_SPLIT_EVENTS events (one

@@ -616,12 +616,14 @@ func copyTable(ctx context.Context, from, to *Store, table string, src, dst *pgc
 	// COPY FROM takes the given values of GENERATED ALWAYS identity columns as they are (no
 	// OVERRIDING SYSTEM VALUE needed): the ids are kept.
 	tag, err := dst.CopyFrom(ctx, pr, "COPY "+name+" ("+strings.Join(quoted, ", ")+") FROM STDIN")
-	pr.CloseWithError(errors.New("copy into walhook's database stopped"))
-	if rerr := <-readErr; rerr != nil {
-		return 0, fmt.Errorf("read walhook.%s from the source: %w", table, rerr)
-	}
+	pr.CloseWithError(errors.New("copy into the target stopped"))
+	rerr := <-readErr
 	if err != nil {
+		// The reader's error, if any, only follows from this one (its pipe was closed).
 		return 0, fmt.Errorf("copy walhook.%s: %w", table, mapErr(err))
+	}
+	if rerr != nil {
+		return 0, fmt.Errorf("read walhook.%s: %w", table, rerr)
 	}
 	for i, c := range cols {
 		if !ident[i] {

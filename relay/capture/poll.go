@@ -25,7 +25,7 @@ func (c *Capture) poll(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				c.limiter.log(c.log.Warn().Err(err), "outbox listener unavailable; polling on the interval")
+				c.limiter.Msg(c.log.Warn().Err(err), "outbox listener unavailable; polling on the interval")
 			}
 		}
 		for {
@@ -34,7 +34,7 @@ func (c *Capture) poll(ctx context.Context) error {
 				return nil
 			}
 			if err != nil {
-				c.limiter.log(c.log.Warn().Err(err), "outbox claim failed; retrying")
+				c.limiter.Msg(c.log.Warn().Err(err), "outbox claim failed; retrying")
 				break
 			}
 			if n < c.cfg.PollBatch {

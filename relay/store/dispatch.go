@@ -341,25 +341,3 @@ func (s *Store) DispatchQueueStats(ctx context.Context) (QueueStats, error) {
 func (s *Store) DispatchListen(ctx context.Context) (*Listener, error) {
 	return s.listen(ctx, "listen for deliveries", (*dbsqlc.Queries).DispatchListen, (*dbsqlc.Queries).DispatchListenWebhooks)
 }
-
-// Enqueue stores an event (or finds it by source key) and a pending delivery of it for each
-// webhook, due now, and wakes the dispatchers on commit. It returns the event id and the new
-// delivery ids. Capture has its own batched path; this one serves tests, the benchmark and tools.
-func (s *Store) Enqueue(ctx context.Context, e webhook.Event, webhookIDs []int64) (int64, []int64, error) {
-	var eventID int64
-	var ids []int64
-	err := s.Tx(ctx, func(tx *Store) error {
-		var err error
-		eventID, err = tx.q.DispatchEventInsert(ctx, dbsqlc.DispatchEventInsertParams{
-			SourceKey: e.SourceKey, CompanyID: e.CompanyID, EventKey: e.EventKey, Payload: e.Payload, OccurredAt: e.OccurredAt,
-		})
-		if err != nil {
-			return mapErr(err)
-		}
-		if ids, err = tx.q.DeliveryEnqueue(ctx, dbsqlc.DeliveryEnqueueParams{WebhookIds: webhookIDs, EventID: eventID}); err != nil {
-			return mapErr(err)
-		}
-		return mapErr(tx.q.DeliveryNotify(ctx))
-	})
-	return eventID, ids, err
-}

@@ -48,8 +48,9 @@ func (c *Capture) connectReplication(ctx context.Context) (*pgconn.PgConn, error
 }
 
 // Prepare makes the publication cover the catalog's tables and the outbox, and creates the slot
-// when it is missing. The leader runs it before every stream; tests and `walhook slot` may run
-// it alone.
+// when it is missing, on a replication connection of its own. The capture leader does the same
+// at the start of every stream, on the stream's connection; Prepare is for running it before
+// that: `walhook dev` (through relay.Relay.Prepare) and tests.
 func (c *Capture) Prepare(ctx context.Context) error {
 	conn, err := c.connectReplication(ctx)
 	if err != nil {

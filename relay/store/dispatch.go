@@ -151,7 +151,8 @@ type DisabledWebhook struct {
 
 // DispatchRecord writes a batch of attempt results in one statement (attempts, deliveries,
 // webhooks) and returns the webhooks it turned off: on a 410, or when failing since before
-// failingCutoff. Turning one off tells every replica to refresh its fan-out index.
+// failingCutoff. Turning one off notifies walhook_webhooks, so every replica's dispatcher reloads
+// the webhooks it has cached (see DispatchListen).
 func (s *Store) DispatchRecord(ctx context.Context, results []AttemptResult, failingCutoff time.Time) ([]DisabledWebhook, error) {
 	for i := range results {
 		r := &results[i]

@@ -238,47 +238,104 @@ func (r *receiver) counts() (unique, events, dups int) {
 	return len(r.seen), len(r.events), r.dups
 }
 
+// duplicated returns the webhook-ids received more than once.
+func (r *receiver) duplicated() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []string
+	for id, n := range r.seen {
+		if n > 1 {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 func (r *receiver) lastAt() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.last
 }
 
-// fixture is one test's database: the demo contacts table and its catalog, company "1", and
-// the store that created them (its keys are the relay's).
+// fixture is one test's walhook database and the application's database it captures from: the
+// demo contacts table and its catalog, companies "1" and "2", and the store that created them (its
+// keys are the relay's). With one database (the default) the two are the same; with
+// WALHOOK_TEST_TWO_DATABASES=1 (xtest.TwoDatabases) the application's rows, walhook.emit and
+// walhook.outbox are in a database of their own, and the relays get --source-database-url.
 type fixture struct {
 	t    *testing.T
-	url  string
-	pool *pgxpool.Pool
+	url  string        // walhook's database
+	pool *pgxpool.Pool // walhook's database: events, deliveries, attempts, leases
 	st   *store.Store
-	spec string
-	slot string
+	// srcURL, src and srcSt are the application's database: contacts, walhook.emit,
+	// walhook.outbox, the slot. The same as url, pool and st with one database.
+	srcURL string
+	src    *pgxpool.Pool
+	srcSt  *store.Store
+	spec   string
+	slot   string
 }
 
 var slotSeq sync.Mutex
 var slotN int
 
-func newFixture(t *testing.T, url string) *fixture {
+// mode names the run's mode in figures.
+func mode() string {
+	if xtest.TwoDatabases() {
+		return "two databases"
+	}
+	return "one database"
+}
+
+// newTestFixture is a fixture on fresh databases of the test cluster: walhook's, and the
+// application's apart from it when xtest.TwoDatabases.
+func newTestFixture(t *testing.T) *fixture {
+	t.Helper()
+	url := xtest.DatabaseURL(t)
+	return newFixture(t, url, xtest.SourceURL(t, url))
+}
+
+// newFixture is a fixture on walhook's database at url capturing from the application's at srcURL
+// (url itself for one database), with companies "1" and "2".
+func newFixture(t *testing.T, url, srcURL string) *fixture {
+	t.Helper()
+	return newFixtureWith(t, url, srcURL, "1", "2")
+}
+
+// newFixtureWith is newFixture with the given companies provisioned in walhook's database.
+func newFixtureWith(t *testing.T, url, srcURL string, companies ...string) *fixture {
 	t.Helper()
 	ctx := xtest.Context(t)
-	pool, err := pgxpool.New(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
 	spec := crypt.GenerateKeySpec("chaos")
 	keys, err := crypt.ParseKeyring(spec)
 	require.NoError(t, err)
-	st := store.New(pool, keys)
+	open := func(url string) (*pgxpool.Pool, *store.Store) {
+		pool, err := pgxpool.New(ctx, url)
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
+		return pool, store.New(pool, keys)
+	}
+	pool, st := open(url)
 	_, err = st.MigrateUp(ctx)
 	require.NoError(t, err)
-	_, err = pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS public.contacts (
+	src, srcSt := pool, st
+	if srcURL != url {
+		src, srcSt = open(srcURL)
+		_, err = srcSt.MigrateSourceUp(ctx)
+		require.NoError(t, err)
+		var own bool
+		require.NoError(t, src.QueryRow(ctx, `SELECT to_regclass('walhook.event') IS NOT NULL`).Scan(&own))
+		require.False(t, own, "the application's database holds none of walhook's own tables")
+	}
+	_, err = src.Exec(ctx, `CREATE TABLE IF NOT EXISTS public.contacts (
 		id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, company_id text NOT NULL, name text NOT NULL,
 		email text, created_at timestamptz NOT NULL DEFAULT now());
 		ALTER TABLE public.contacts REPLICA IDENTITY FULL`)
 	require.NoError(t, err)
 	cat, err := catalog.Load("../../cmd/walhook/devdata/catalog.yaml")
 	require.NoError(t, err)
-	require.NoError(t, cat.Sync(ctx, st, st))
-	for _, c := range []string{"1", "2"} {
+	require.NoError(t, cat.Sync(ctx, srcSt, st))
+	for _, c := range companies {
 		_, err = st.CompanyCreate(ctx, c, "Company "+c)
 		require.NoError(t, err)
 	}
@@ -286,8 +343,11 @@ func newFixture(t *testing.T, url string) *fixture {
 	slotN++
 	slot := fmt.Sprintf("chaos_%d_%d", os.Getpid(), slotN)
 	slotSeq.Unlock()
-	return &fixture{t: t, url: url, pool: pool, st: st, spec: spec, slot: slot}
+	return &fixture{t: t, url: url, pool: pool, st: st, srcURL: srcURL, src: src, srcSt: srcSt, spec: spec, slot: slot}
 }
+
+// two reports whether the application's database is apart from walhook's.
+func (f *fixture) two() bool { return f.srcURL != f.url }
 
 // webhook creates an active contact.created webhook of company to url.
 func (f *fixture) webhook(company, url string) webhook.Webhook {
@@ -300,8 +360,12 @@ func (f *fixture) webhook(company, url string) webhook.Webhook {
 
 // env is the environment of a relay on this fixture.
 func (f *fixture) env() []string {
-	return []string{"WALHOOK_DATABASE_URL=" + f.url, "WALHOOK_ENCRYPTION_KEYS=" + f.spec,
+	env := []string{"WALHOOK_DATABASE_URL=" + f.url, "WALHOOK_ENCRYPTION_KEYS=" + f.spec,
 		"WALHOOK_SLOT=" + f.slot, "WALHOOK_PUBLICATION=" + f.slot, "WALHOOK_ALLOW_PRIVATE_CIDRS=127.0.0.0/8"}
+	if f.two() {
+		env = append(env, "WALHOOK_SOURCE_DATABASE_URL="+f.srcURL)
+	}
+	return env
 }
 
 // relayArgs are the flags every chaos relay runs with: short timeouts so a killed relay's leases
@@ -312,20 +376,22 @@ func relayArgs(id string, extra ...string) []string {
 		"--retry-jitter", "-1", "--capture-status-interval", "200ms"}, extra...)
 }
 
-// insert inserts n contacts of company from index from, 100 single-row transactions per batch.
+// insert inserts n contacts of company from index from in the application's database, 100
+// single-row transactions per batch.
 func (f *fixture) insert(ctx context.Context, company string, from, n int) error {
 	for i := from; i < from+n; i += 100 {
 		b := &pgx.Batch{}
 		for j := i; j < min(i+100, from+n); j++ {
 			b.Queue(`INSERT INTO contacts (company_id, name) VALUES ($1, $2)`, company, fmt.Sprint("c", j))
 		}
-		if err := f.pool.SendBatch(ctx, b).Close(); err != nil {
+		if err := f.src.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("insert contacts: %w", err)
 		}
 	}
 	return nil
 }
 
+// count runs a count query on walhook's database.
 func (f *fixture) count(query string, args ...any) int {
 	f.t.Helper()
 	var n int
@@ -432,11 +498,12 @@ func tail(s string, n int) string {
 	return s
 }
 
-// report logs a figure, and prints it on stdout in full runs so `make chaos` shows it.
+// report logs a figure, and prints it on stdout in full runs so `make chaos` shows it, with the
+// mode (one database or two).
 func report(t *testing.T, format string, args ...any) {
 	t.Helper()
 	t.Logf(format, args...)
 	if full() {
-		fmt.Printf("FIGURE %s: %s\n", t.Name(), fmt.Sprintf(format, args...))
+		fmt.Printf("FIGURE %s (%s): %s\n", t.Name(), mode(), fmt.Sprintf(format, args...))
 	}
 }

@@ -27,12 +27,12 @@ import (
 func TestTenantIsolationEndToEnd(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
-	f := newFixture(t, xtest.DatabaseURL(t))
+	f := newTestFixture(t)
 	dev, err := os.ReadFile("../../cmd/walhook/devdata/catalog.yaml")
 	require.NoError(t, err)
 	cat, err := catalog.Parse(append(dev, "\n  - key: invoice.paid\n    description: An invoice was paid\n    source: outbox\n"...))
 	require.NoError(t, err)
-	require.NoError(t, cat.Sync(ctx, f.st, f.st))
+	require.NoError(t, cat.Sync(ctx, f.srcSt, f.st))
 
 	ra, rb := newReceiver(t), newReceiver(t)
 	hooks := map[string][]webhook.Webhook{}
@@ -49,9 +49,9 @@ func TestTenantIsolationEndToEnd(t *testing.T) {
 	f.waitSlotReader(ctx, "", time.Minute)
 	const inserts, emits, outbox = 20, 10, 10
 	require.NoError(t, f.insert(ctx, "1", 0, inserts))
-	_, err = f.pool.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', jsonb_build_object('n', g)) FROM generate_series(1, $1::int) g`, emits)
+	_, err = f.src.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', jsonb_build_object('n', g)) FROM generate_series(1, $1::int) g`, emits)
 	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload)
+	_, err = f.src.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload)
 		SELECT '1', 'invoice.paid', jsonb_build_object('n', g) FROM generate_series(1, $1::int) g`, outbox)
 	require.NoError(t, err)
 

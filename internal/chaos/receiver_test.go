@@ -21,7 +21,7 @@ import (
 func TestReceiverDownThenBack(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
-	f := newFixture(t, xtest.DatabaseURL(t))
+	f := newTestFixture(t)
 	r := newReceiver(t)
 	f.webhook("1", r.URL())
 	relay := start(t, f.env(), relayArgs("rx")...) // schedule: about 20 s of retries
@@ -50,7 +50,7 @@ func TestReceiverDownThenBack(t *testing.T) {
 func TestHostileReceivers(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
-	f := newFixture(t, xtest.DatabaseURL(t))
+	f := newTestFixture(t)
 	stop := make(chan struct{})
 	var conns sync.WaitGroup
 	t.Cleanup(func() { close(stop); conns.Wait() })

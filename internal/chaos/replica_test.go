@@ -27,7 +27,7 @@ func replicaArgs(id string, extra ...string) []string {
 func TestDeadReplicaClaimsComeBack(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
-	f := newFixture(t, xtest.DatabaseURL(t))
+	f := newTestFixture(t)
 	r := newReceiver(t)
 	r.slow(time.Second) // 16 requests a second per relay: claims pile up
 	f.webhook("1", r.URL())
@@ -57,7 +57,7 @@ func TestDeadReplicaClaimsComeBack(t *testing.T) {
 func TestPausedReplicaComesBack(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
-	f := newFixture(t, xtest.DatabaseURL(t))
+	f := newTestFixture(t)
 	r := newReceiver(t)
 	r.slow(time.Second)
 	f.webhook("1", r.URL())
@@ -104,7 +104,7 @@ func TestPausedReplicaComesBack(t *testing.T) {
 func TestSlowReplicaKeepsItsClaims(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
-	f := newFixture(t, xtest.DatabaseURL(t))
+	f := newTestFixture(t)
 	r := newReceiver(t)
 	r.slow(10 * time.Second)
 	f.webhook("1", r.URL())

@@ -3,7 +3,6 @@ package chaos_test
 import (
 	"context"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/walhook/walhook/internal/pgcluster"
 	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -31,59 +29,56 @@ import (
 func TestSlotLostThenRecreated(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
-	dir, err := os.MkdirTemp("", "walhook-chaos-slot-")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	c, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dir + "/data", Port: 20000 + rand.IntN(20000)})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_ = c.Shutdown(sctx, "immediate")
-	})
-	f := newFixture(t, c.URL("postgres"))
+	c := privateCluster(t)
+	// The slot and the WAL are the application's: its database is on the private cluster, and
+	// walhook's is one of the test cluster's with two databases.
+	url := c.URL("postgres")
+	if xtest.TwoDatabases() {
+		url = xtest.DatabaseURL(t)
+	}
+	f := newFixture(t, url, c.URL("postgres"))
 	r := newReceiver(t)
 	f.webhook("1", r.URL())
-	_, err = f.st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "1", Name: "notes", URL: r.URL(), Method: webhook.MethodPost,
+	_, err := f.st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "1", Name: "notes", URL: r.URL(), Method: webhook.MethodPost,
 		EventKeys: []string{"contact.note_added"}, RawData: true, Active: true}, nil)
 	require.NoError(t, err)
 
 	first := start(t, f.env(), relayArgs("first")...)
 	f.waitSlotReader(ctx, "", time.Minute)
-	_, err = f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'before')`)
+	_, err = f.src.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'before')`)
 	require.NoError(t, err)
 	f.waitDelivered(r, 1, time.Minute, first)
 	require.NoError(t, first.cmd.Process.Signal(syscall.SIGTERM))
 	<-first.done
 
 	// The relay is down: the slot falls behind until PostgreSQL gives up on it.
-	_, err = f.pool.Exec(ctx, `ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'`)
+	_, err = f.src.Exec(ctx, `ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'`)
 	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `SELECT pg_reload_conf()`)
+	_, err = f.src.Exec(ctx, `SELECT pg_reload_conf()`)
 	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'in the lost WAL')`)
+	_, err = f.src.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'in the lost WAL')`)
 	require.NoError(t, err)
 	walStatus := func() string {
 		var s string
-		require.NoError(t, f.pool.QueryRow(ctx, `SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1`, f.slot).Scan(&s))
+		require.NoError(t, f.src.QueryRow(ctx, `SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1`, f.slot).Scan(&s))
 		return s
 	}
 	switches := 0
 	for ; walStatus() != "lost"; switches++ {
 		require.Less(t, switches, 20, "slot not invalidated after %d WAL switches and checkpoints (wal_status %s)", switches, walStatus())
-		_, err = f.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS filler (x text); INSERT INTO filler SELECT repeat('x', 100) FROM generate_series(1, 1000)`)
+		_, err = f.src.Exec(ctx, `CREATE TABLE IF NOT EXISTS filler (x text); INSERT INTO filler SELECT repeat('x', 100) FROM generate_series(1, 1000)`)
 		require.NoError(t, err)
-		_, err = f.pool.Exec(ctx, `SELECT pg_switch_wal()`)
+		_, err = f.src.Exec(ctx, `SELECT pg_switch_wal()`)
 		require.NoError(t, err)
-		_, err = f.pool.Exec(ctx, `CHECKPOINT`)
+		_, err = f.src.Exec(ctx, `CHECKPOINT`)
 		require.NoError(t, err)
 	}
-	_, err = f.pool.Exec(ctx, `ALTER SYSTEM RESET max_slot_wal_keep_size`)
+	_, err = f.src.Exec(ctx, `ALTER SYSTEM RESET max_slot_wal_keep_size`)
 	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `SELECT pg_reload_conf()`)
+	_, err = f.src.Exec(ctx, `SELECT pg_reload_conf()`)
 	require.NoError(t, err)
 	// Written while the slot is lost: not in any stream, swept from the outbox once capture runs.
-	_, err = f.pool.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload) VALUES ('1', 'contact.note_added', '{"note": "left over"}')`)
+	_, err = f.src.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload) VALUES ('1', 'contact.note_added', '{"note": "left over"}')`)
 	require.NoError(t, err)
 
 	relay := start(t, f.env(), relayArgs("second")...)
@@ -123,7 +118,7 @@ func TestSlotLostThenRecreated(t *testing.T) {
 	require.Contains(t, out, "were NOT captured")
 	require.Contains(t, out, "Outbox rows still in walhook.outbox are not lost")
 	require.Equal(t, "reserved", walStatus())
-	_, err = f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'after')`)
+	_, err = f.src.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'after')`)
 	require.NoError(t, err)
 
 	// The same relay process, without a restart: the outbox row and the new contact.
@@ -152,6 +147,9 @@ func slotCommand(t *testing.T, f *fixture, args ...string) string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, xtest.Walhook(t), append(append([]string{"slot"}, args...), "--slot", f.slot)...)
 	cmd.Env = append(os.Environ(), "WALHOOK_DATABASE_URL="+f.url)
+	if f.two() {
+		cmd.Env = append(cmd.Env, "WALHOOK_SOURCE_DATABASE_URL="+f.srcURL)
+	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

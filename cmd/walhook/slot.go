@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
+	"github.com/jackc/pglogrepl"
+
+	"github.com/walhook/walhook/relay/capture"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -22,8 +26,10 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		"recreate  drops it and creates a new one at the current position (with --yes): the recovery\n" +
 		"          from wal_status lost. A running relay resumes capture on the new slot by itself.\n\n" +
 		"The slot is in the application's database: --source-database-url when walhook keeps its own\n" +
-		"database apart, else --database-url. drop and recreate also clear the position stored for the\n" +
-		"slot in walhook's database (walhook.capture_position)."
+		"database apart, else --database-url. recreate also starts a new source epoch in walhook's\n" +
+		"database (walhook.capture_position): the events captured from then on get new source keys,\n" +
+		"so none is taken for a replay of an earlier one. After drop, capture starts one when it\n" +
+		"creates the slot."
 	var common commonConfig
 	var slot string
 	var yes bool
@@ -57,7 +63,7 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 	defer closeSrc()
 	s, err := st.CaptureSlotStatus(ctx, slot)
 	if errors.Is(err, store.ErrNotFound) && sub == "recreate" {
-		if err := forgetPosition(ctx, wh, slot); err != nil {
+		if err := newEpoch(ctx, wh, slot, stdout); err != nil {
 			return err
 		}
 		return createSlot(ctx, st, slot, nil, stdout)
@@ -84,6 +90,9 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		_, err := fmt.Fprintf(stdout, "slot            %s\nplugin          %s (%s)\ndatabase        %s\nactive          %t (pid %s)\n"+
 			"restart_lsn     %s\nconfirmed_flush %s\ncurrent_lsn     %s\nlag_bytes       %d\nwal_status      %s\nsafe_wal_size   %s\n",
 			s.Name, s.Plugin, s.Type, s.Database, s.Active, pid, s.RestartLSN, s.ConfirmedFlushLSN, s.CurrentLSN, s.LagBytes, s.WALStatus, safe)
+		if err == nil {
+			err = printEpoch(ctx, wh, slot, stdout)
+		}
 		if err == nil && s.WALStatus == store.SlotWALLost {
 			_, err = fmt.Fprintf(stdout, "\nThe slot is lost: PostgreSQL invalidated it (max_slot_wal_keep_size) and capture cannot resume on it.\n"+
 				"Recover with: walhook slot recreate --slot %s --yes\n", slot)
@@ -99,9 +108,8 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := st.CaptureSlotDrop(ctx, slot); err != nil {
 			return fmt.Errorf("drop slot %s: %w", slot, err)
 		}
-		if err := forgetPosition(ctx, wh, slot); err != nil {
-			return err
-		}
+		// The stored position stays: capture, finding the slot gone while a position is
+		// stored, starts a new source epoch when it creates the slot (relay/capture/epoch.go).
 		_, err := fmt.Fprintf(stdout, "dropped replication slot %s\n", slot)
 		return err
 	default:
@@ -117,7 +125,7 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := st.CaptureSlotDrop(ctx, slot); err != nil {
 			return fmt.Errorf("drop slot %s: %w", slot, err)
 		}
-		if err := forgetPosition(ctx, wh, slot); err != nil {
+		if err := newEpoch(ctx, wh, slot, stdout); err != nil {
 			return err
 		}
 		return createSlot(ctx, st, slot, &s, stdout)
@@ -159,13 +167,52 @@ func createSlot(ctx context.Context, st *store.Store, slot string, old *store.Sl
 	return err
 }
 
-// forgetPosition clears the position capture stored for slot in walhook's database: a new slot
-// starts where PostgreSQL creates it.
-func forgetPosition(ctx context.Context, wh *store.Store, slot string) error {
-	if err := wh.CapturePositionDelete(ctx, slot); err != nil {
-		return fmt.Errorf("clear the stored position of slot %s: %w", slot, err)
+// newEpoch starts a new source epoch for slot in walhook's database, before the new slot is
+// created (a failure in between leaves an epoch with nothing captured in it, never a new slot in
+// the old epoch): the stored position is forgotten, and the events captured from the new slot
+// get source keys no earlier event has (see "Source epochs" in relay/capture/doc.go). An operator
+// recreates a slot after something went wrong with the source, so the epoch is started whatever
+// capture would decide.
+func newEpoch(ctx context.Context, wh *store.Store, slot string, stdout io.Writer) error {
+	pos, err := wh.CapturePositionGet(ctx, slot)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("read the stored position of slot %s: %w", slot, err)
 	}
-	return nil
+	for range 3 { // another caller may start one between the read and the bump
+		var bumped bool
+		pos, bumped, err = wh.CaptureEpochBump(ctx, slot, pos.Epoch, "", capture.EpochSlotRecreate)
+		if err != nil {
+			return err
+		}
+		if bumped {
+			_, err = fmt.Fprintf(stdout, "started source epoch %d for slot %s: events captured from the new slot have source keys starting with e%d:\n",
+				pos.Epoch, slot, pos.Epoch)
+			return err
+		}
+	}
+	return fmt.Errorf("start a source epoch for slot %s: the stored epoch keeps changing (is a relay running?)", slot)
+}
+
+// printEpoch shows the slot's source epoch as stored in walhook's database.
+func printEpoch(ctx context.Context, wh *store.Store, slot string, stdout io.Writer) error {
+	pos, err := wh.CapturePositionGet(ctx, slot)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		_, err = fmt.Fprintf(stdout, "source_epoch    0 (nothing stored yet)\n")
+		return err
+	case err != nil:
+		return fmt.Errorf("read the stored position of slot %s: %w", slot, err)
+	}
+	since := ""
+	if pos.EpochStarted != nil {
+		since = fmt.Sprintf(" (since %s: %s)", pos.EpochStarted.UTC().Format(time.RFC3339), pos.EpochReason)
+	}
+	stored := "-"
+	if pos.LSN > 0 {
+		stored = pglogrepl.LSN(pos.LSN).String()
+	}
+	_, err = fmt.Fprintf(stdout, "source_epoch    %d%s\nstored_lsn      %s\n", pos.Epoch, since, stored)
+	return err
 }
 
 func derefPID(p *int32) int32 {

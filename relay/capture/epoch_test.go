@@ -19,7 +19,7 @@ import (
 func TestSourceKeys(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		keys sourceKeys
+		keys                         sourceKeys
 		wal, old, msg, alone, outbox string
 	}{
 		{sourceKeys{}, "wal:0000000100000028:3:contact.created", "wal:0000000100000028:3:contact.created:old",

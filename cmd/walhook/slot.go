@@ -15,16 +15,19 @@ import (
 	"github.com/walhook/walhook/relay/store"
 )
 
-// runSlot is `walhook slot status|drop|recreate`: the operator's view of capture's replication
-// slot, and the recovery from a slot PostgreSQL invalidated (docs/operations.md, "Slot lag and
-// WAL growth").
+// runSlot is `walhook slot status|drop|recreate|epoch`: the operator's view of capture's
+// replication slot, the recovery from a slot PostgreSQL invalidated (docs/operations.md, "Slot
+// lag and WAL growth"), and a new source epoch by hand (poll mode, after the application's
+// database was restored).
 func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
-	const synopsis = "Usage: walhook slot status|drop|recreate [flags]\n\n" +
+	const synopsis = "Usage: walhook slot status|drop|recreate|epoch [flags]\n\n" +
 		"status    shows the replication slot: active, positions, lag, wal_status, safe_wal_size\n" +
 		"drop      drops it (with --yes; stop every relay first). The next start creates a new slot\n" +
 		"          at the current position: changes written in between are not captured.\n" +
 		"recreate  drops it and creates a new one at the current position (with --yes): the recovery\n" +
-		"          from wal_status lost. A running relay resumes capture on the new slot by itself.\n\n" +
+		"          from wal_status lost. A running relay resumes capture on the new slot by itself.\n" +
+		"epoch     starts a new source epoch (with --yes), in walhook's database only: for poll mode,\n" +
+		"          after the application's database was restored or reset (WAL mode does it itself).\n\n" +
 		"The slot is in the application's database: --source-database-url when walhook keeps its own\n" +
 		"database apart, else --database-url. recreate also starts a new source epoch in walhook's\n" +
 		"database (walhook.capture_position): the events captured from then on get new source keys,\n" +
@@ -37,20 +40,31 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 	common.registerTool(fs)
 	common.registerSource(fs)
 	fs.StringVar(&slot, "slot", "walhook", "logical replication slot name")
-	fs.BoolVar(&yes, "yes", false, "drop, recreate: really drop the slot")
+	fs.BoolVar(&yes, "yes", false, "drop, recreate: really drop the slot; epoch: really start a new source epoch")
 	if err := parseFlags(fs, args, synopsis); err != nil {
 		return err
 	}
 	sub := fs.Arg(0)
-	if fs.NArg() != 1 || (sub != "status" && sub != "drop" && sub != "recreate") {
+	if fs.NArg() != 1 || (sub != "status" && sub != "drop" && sub != "recreate" && sub != "epoch") {
 		fmt.Fprintln(os.Stderr, synopsis)
-		return errors.New("want slot status, slot drop or slot recreate")
+		return errors.New("want slot status, slot drop, slot recreate or slot epoch")
 	}
 	wh, pool, err := common.openTool(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	if sub == "epoch" {
+		if !yes {
+			return errors.New("a new source epoch makes every outbox row still in the outbox, if walhook captured it before, deliver again; " +
+				"it is for an application database restored or reset (docs/operations.md, \"After a restore of either database\"); add --yes")
+		}
+		if err := newEpoch(ctx, wh, slot, capture.EpochManual, stdout); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintln(stdout, "Poll mode uses it from its next claim; a WAL-mode capture leader from its next replication session.")
+		return err
+	}
 	log, err := common.logger(os.Stderr)
 	if err != nil {
 		return err
@@ -63,7 +77,7 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 	defer closeSrc()
 	s, err := st.CaptureSlotStatus(ctx, slot)
 	if errors.Is(err, store.ErrNotFound) && sub == "recreate" {
-		if err := newEpoch(ctx, wh, slot, stdout); err != nil {
+		if err := newEpoch(ctx, wh, slot, capture.EpochSlotRecreate, stdout); err != nil {
 			return err
 		}
 		return createSlot(ctx, st, slot, nil, stdout)
@@ -125,7 +139,7 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := st.CaptureSlotDrop(ctx, slot); err != nil {
 			return fmt.Errorf("drop slot %s: %w", slot, err)
 		}
-		if err := newEpoch(ctx, wh, slot, stdout); err != nil {
+		if err := newEpoch(ctx, wh, slot, capture.EpochSlotRecreate, stdout); err != nil {
 			return err
 		}
 		return createSlot(ctx, st, slot, &s, stdout)
@@ -167,25 +181,25 @@ func createSlot(ctx context.Context, st *store.Store, slot string, old *store.Sl
 	return err
 }
 
-// newEpoch starts a new source epoch for slot in walhook's database, before the new slot is
-// created (a failure in between leaves an epoch with nothing captured in it, never a new slot in
-// the old epoch): the stored position is forgotten, and the events captured from the new slot
-// get source keys no earlier event has (see "Source epochs" in relay/capture/doc.go). An operator
-// recreates a slot after something went wrong with the source, so the epoch is started whatever
-// capture would decide.
-func newEpoch(ctx context.Context, wh *store.Store, slot string, stdout io.Writer) error {
+// newEpoch starts a new source epoch for slot in walhook's database: the stored position is
+// forgotten, and the events captured from then on get source keys no earlier event has (see
+// "Source epochs" in relay/capture/doc.go). recreate calls it before the new slot is created (a
+// failure in between leaves an epoch with nothing captured in it, never a new slot in the old
+// epoch); an operator recreates a slot after something went wrong with the source, so the epoch
+// is started whatever capture would decide.
+func newEpoch(ctx context.Context, wh *store.Store, slot, reason string, stdout io.Writer) error {
 	pos, err := wh.CapturePositionGet(ctx, slot)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("read the stored position of slot %s: %w", slot, err)
 	}
 	for range 3 { // another caller may start one between the read and the bump
 		var bumped bool
-		pos, bumped, err = wh.CaptureEpochBump(ctx, slot, pos.Epoch, "", capture.EpochSlotRecreate)
+		pos, bumped, err = wh.CaptureEpochBump(ctx, slot, pos.Epoch, "", reason)
 		if err != nil {
 			return err
 		}
 		if bumped {
-			_, err = fmt.Fprintf(stdout, "started source epoch %d for slot %s: events captured from the new slot have source keys starting with e%d:\n",
+			_, err = fmt.Fprintf(stdout, "started source epoch %d for slot %s: events captured from now on have source keys starting with e%d:\n",
 				pos.Epoch, slot, pos.Epoch)
 			return err
 		}

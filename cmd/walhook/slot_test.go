@@ -47,7 +47,7 @@ func TestSlotRecreate(t *testing.T) {
 	require.EqualError(t, err, fmt.Sprintf("no replication slot %q", slot))
 	out, err := run("recreate", "--yes")
 	require.NoError(t, err)
-	require.Contains(t, out, "started source epoch 1 for slot "+slot+": events captured from the new slot have source keys starting with e1:\n")
+	require.Contains(t, out, "started source epoch 1 for slot "+slot+": events captured from now on have source keys starting with e1:\n")
 	require.Contains(t, out, "created replication slot "+slot+" at ")
 	require.Contains(t, out, "There was no slot "+slot+": changes committed before ")
 
@@ -62,7 +62,7 @@ func TestSlotRecreate(t *testing.T) {
 	_, err = run("recreate")
 	require.ErrorContains(t, err, "slot "+slot+" is not lost (wal_status reserved): recreating it loses the")
 	_, err = run("remake", "--yes")
-	require.EqualError(t, err, "want slot status, slot drop or slot recreate")
+	require.EqualError(t, err, "want slot status, slot drop, slot recreate or slot epoch")
 
 	_, err = pool.Exec(ctx, `SELECT pg_logical_emit_message(true, 'test', 'move the WAL on')`)
 	require.NoError(t, err)
@@ -101,6 +101,18 @@ func TestSlotRecreate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, pos.Epoch)
 	require.Equal(t, uint64(2<<32), pos.LSN)
+
+	// epoch, by hand (poll mode after a restore): only with --yes, walhook's database only
+	_, err = run("epoch")
+	require.ErrorContains(t, err, "add --yes")
+	out, err = run("epoch", "--yes")
+	require.NoError(t, err)
+	require.Contains(t, out, "started source epoch 3 for slot "+slot+": events captured from now on have source keys starting with e3:\n")
+	pos, err = wh.CapturePositionGet(ctx, slot)
+	require.NoError(t, err)
+	require.Equal(t, 3, pos.Epoch)
+	require.Equal(t, "manual", pos.EpochReason)
+	require.Equal(t, uint64(0), pos.LSN)
 }
 
 // TestMigrateTwoDatabases runs `walhook migrate` with --source-database-url: status lists both

@@ -27,6 +27,8 @@ const (
 	epochRewound = "rewound"
 	// EpochSlotRecreate: an operator ran `walhook slot recreate` (cmd/walhook records it).
 	EpochSlotRecreate = "slot_recreate"
+	// EpochManual: an operator ran `walhook slot epoch` (poll mode after a restore).
+	EpochManual = "manual"
 )
 
 // sourceKeys builds the source keys of one source epoch: the one place the epoch is applied, for

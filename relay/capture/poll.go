@@ -28,8 +28,7 @@ func (c *Capture) poll(ctx context.Context) error {
 			}
 		}
 		// The source epoch as stored (epoch.go): poll mode has no replication session that could
-		// tell a new source, but `walhook slot recreate` or an earlier WAL mode may have started
-		// one.
+		// tell a new source; an operator starts one with `walhook slot epoch`.
 		keys, err := c.storedEpoch(ctx)
 		for err == nil {
 			var n int

@@ -15,7 +15,8 @@ import (
 )
 
 // CaptureEvent is one captured event, ready to store: SourceKey is its unique source position
-// ("wal:<commit lsn>:<n>:<key>", "outbox:<id>"), Payload the envelope as JSON.
+// ("wal:<commit lsn>:<n>:<key>", "outbox:<id>"; prefixed "e<N>:" in source epoch N > 0, see
+// CapturePosition.Epoch), Payload the envelope as JSON.
 type CaptureEvent struct {
 	SourceKey  string
 	CompanyID  string

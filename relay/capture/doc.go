@@ -106,10 +106,11 @@
 //
 // A source key names a position in the source (an LSN, an outbox id), so it is unique only
 // within one history of the source. With two databases walhook's can outlive the application's:
-// restored from pg_dump into a new cluster (outbox ids start over where the dump left them, LSNs
-// are the new cluster's), reset (staging), restored to an earlier point (the abandoned
-// timeline's LSNs are used again), upgraded. A new event whose key equals a stored one would be
-// taken for a replay and silently dropped. So capture counts the histories it has read through a
+// restored from pg_dump into a new cluster (outbox ids go on from the dump's point, ids the old
+// database had used since; LSNs are the new cluster's), reset (staging: ids start over), restored
+// to an earlier point (the abandoned timeline's LSNs are used again), upgraded. A new event whose
+// key equals a stored one would be taken for a replay and silently dropped. (With one database
+// the events are restored together with the source, and a new epoch changes only the keys.) So capture counts the histories it has read through a
 // slot, the source epoch (walhook.capture_position.epoch, migration 0027; epoch.go), and source
 // keys of epoch N > 0 carry it: "e<N>:wal:…", "e<N>:outbox:…". Epoch 0 keeps the keys of before,
 // so nothing changes for existing installations and a replay across the upgrade still dedupes.
@@ -130,18 +131,19 @@
 //     restored with its slot, or a failover to a standby that had not received what capture
 //     had stored: the next transactions reuse LSNs capture has keys of).
 //
-// `walhook slot recreate` starts one explicitly (reason slot_recreate), before it creates the new
-// slot, and so does `walhook slot epoch` (reason manual). Two callers that read the same epoch start one between them (the bump applies only to
-// the epoch it read), and a session of an earlier epoch no longer moves the stored position.
-// Deciding before the slot is created makes a crash in between start the epoch again at the next
-// session rather than not at all; an epoch with nothing captured in it costs nothing.
+// `walhook slot recreate` starts one explicitly (reason slot_recreate) before it creates the new
+// slot, and so does `walhook slot epoch` (reason manual). Two callers that read the same epoch
+// start one between them (the bump applies only to the epoch it read), and a session of an
+// earlier epoch no longer moves the stored position.
+// The epoch is stored before a missing slot is created, so a crash in between can never leave a
+// new slot read in the old epoch; an epoch with nothing captured in it costs nothing.
 //
 // Why a new epoch never duplicates a WAL event: in the cases above the slot is new (created at
 // the current WAL position: nothing older is ever decoded from it) or belongs to a history whose
 // transactions were not stored under the new epoch; every event decoded in the new epoch is a
-// change the old keys never described. The exceptions are narrow: other_cluster with a slot
-// there (pg_upgrade keeps slots only once they have confirmed everything, so nothing is read
-// again) and rewound (the transactions between the slot's confirmed position and the source's
+// change the old keys never described. The exceptions are narrow: other_cluster with the slot
+// there (pg_upgrade to PostgreSQL 17+ keeps slots only once they have confirmed everything, so
+// nothing is read again) and rewound (the transactions between the slot's confirmed position and the source's
 // WAL end were stored under the old epoch and are delivered again: at most the slot's lag at the
 // snapshot or failover — a duplicate, never a loss).
 //

@@ -67,9 +67,9 @@ func (k sourceKeys) outbox(id int64) string {
 // sourceEpoch decides, at the start of a replication session, whether the source is still the
 // history capture has read through the slot, and starts a new epoch when it is not (see "Source
 // epochs" in doc.go). sys is the source's IDENTIFY_SYSTEM; slotMissing says the slot is not
-// there (prepare creates it after this returns, so a crash in between starts the epoch again at
-// the next session rather than not at all: nothing was captured in between). It returns the
-// stored position afterwards (zero with no row: epoch 0, nothing stored).
+// there (prepare creates it after this returns: the new epoch is stored first, so a crash in
+// between never leaves a new slot read in the old epoch). It returns the stored position
+// afterwards (zero with no row: epoch 0, nothing stored).
 func (c *Capture) sourceEpoch(ctx context.Context, sys pglogrepl.IdentifySystemResult, slotMissing bool) (store.CapturePosition, error) {
 	pos, err := c.st.CapturePositionGet(ctx, c.cfg.Slot)
 	if errors.Is(err, store.ErrNotFound) {

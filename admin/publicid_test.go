@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/relay/dispatch"
+	"github.com/walhook/walhook/relay/store/storetest"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -53,7 +54,7 @@ func TestWebhookIDIsTheAPIID(t *testing.T) {
 	go func() { done <- d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 
-	_, ids, err := e.st.Enqueue(e.ctx, webhook.Event{
+	_, ids, err := storetest.Enqueue(e.ctx, e.st, webhook.Event{
 		SourceKey: "test:relayed", CompanyID: "acme", EventKey: "contact.created", OccurredAt: time.Now(),
 		Payload: []byte(`{"id":"evt_relayed","type":"contact.created","company_id":"acme","occurred_at":"2026-01-01T00:00:00Z","data":{}}`),
 	}, []int64{w.ID})

@@ -10,9 +10,10 @@ import (
 )
 
 // Quotas are per-company limits, so that one company (or one stolen manager token) cannot fill
-// the database or make the fan-out index and the listing slow for everyone. A request past a
-// limit answers 409 (a count) or 422 (a list in the body) with the limit's name and value, and
-// stores nothing. Counts are checked and the row inserted in one transaction holding the
+// the database or make the fan-out and the listing slow for everyone: the fan-out reads every
+// active webhook of an event's company, and one capture leader fans out every company's events. A
+// request past a limit answers 409 (a count) or 422 (a list in the body) with the limit's name and
+// value, and stores nothing. Counts are checked and the row inserted in one transaction holding the
 // company's row lock (store.QuotaCount), so concurrent creates cannot overshoot.
 type Quotas struct {
 	// Webhooks per company. Default 500.

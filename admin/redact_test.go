@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/relay/dispatch"
+	"github.com/walhook/walhook/relay/store/storetest"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -91,7 +92,7 @@ func TestHistoryHoldsNoSecrets(t *testing.T) {
 	}
 	ids := make([]int64, len(cases))
 	for i, c := range cases {
-		_, d, err := e.st.Enqueue(e.ctx, webhook.Event{SourceKey: fmt.Sprintf("redact:%d", i), CompanyID: "acme",
+		_, d, err := storetest.Enqueue(e.ctx, e.st, webhook.Event{SourceKey: fmt.Sprintf("redact:%d", i), CompanyID: "acme",
 			EventKey: "contact.created", Payload: json.RawMessage(`{"id":"evt_r","type":"contact.created","data":{}}`), OccurredAt: time.Now()},
 			[]int64{c.w.ID})
 		require.NoError(t, err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/store/storetest"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -70,7 +71,7 @@ func TestHistoryShowsWhatWasSent(t *testing.T) {
 	bigID := mk(big)
 
 	payload := json.RawMessage(`{"id":"evt_truth","type":"contact.created","company_id":"acme","occurred_at":"2026-11-27T10:00:00Z","data":{"email":"ada@example.com","id":7,"note":"` + strings.Repeat("x", 9000) + `"}}`)
-	_, ids, err := e.st.Enqueue(e.ctx, webhook.Event{SourceKey: "test:truth", CompanyID: "acme", EventKey: "contact.created", Payload: payload, OccurredAt: time.Now()},
+	_, ids, err := storetest.Enqueue(e.ctx, e.st, webhook.Event{SourceKey: "test:truth", CompanyID: "acme", EventKey: "contact.created", Payload: payload, OccurredAt: time.Now()},
 		[]int64{getID, postID, bigID})
 	require.NoError(t, err)
 	delivery := func(id int64, state string) map[string]any {
@@ -83,7 +84,7 @@ func TestHistoryShowsWhatWasSent(t *testing.T) {
 	}
 	byHook := map[int64]int64{}
 	for _, id := range ids {
-		dd, err := e.st.DeliveryGetByID(e.ctx, id)
+		dd, err := storetest.DeliveryGetByID(e.ctx, e.st, id)
 		require.NoError(t, err)
 		byHook[dd.WebhookID] = id
 	}

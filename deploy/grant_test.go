@@ -173,7 +173,7 @@ func TestGrantSQLTwoDatabases(t *testing.T) {
 	defer src.Close()
 	applied, err := store.New(src, xtest.Keys()).MigrateSourceUp(ctx)
 	require.NoError(t, err, "walhook migrates the source set in the application's database")
-	require.Equal(t, []int{1}, applied)
+	require.Equal(t, []int{1, 2}, applied)
 	var tables []string
 	require.NoError(t, src.QueryRow(ctx, `SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_tables WHERE schemaname = 'walhook'`).Scan(&tables))
 	require.Equal(t, []string{"capture_setting", "emit_key", "outbox", "source_schema_migration"}, tables)

@@ -1,6 +1,6 @@
--- DeliveryEnqueue inserts one pending delivery of an event per webhook, due now, and wakes the
--- dispatchers when the surrounding transaction commits. Webhooks already holding a delivery of
--- the event are skipped, so a replay creates nothing twice.
+-- DeliveryEnqueue inserts one pending delivery of an event per webhook of its company, due now,
+-- for storetest.Enqueue (tests only; capture's fan-out is CaptureCommit). Webhooks already
+-- holding a delivery of the event are skipped, so a replay creates nothing twice.
 -- name: DeliveryEnqueue :many
 INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key)
 SELECT e.company_id, w.id, e.id, e.event_key
@@ -13,13 +13,7 @@ RETURNING id;
 -- name: DeliveryNotify :exec
 SELECT pg_notify('walhook_deliveries', '');
 
--- DeliveryGetByID returns any company's delivery with the request as last built (its latest
--- attempt's; NULL before the first attempt).
--- name: DeliveryGetByID :one
-SELECT d.*,
-       (SELECT jsonb_build_object('method', a.request_method, 'url', a.request_url,
-                                  'headers', a.request_headers,
-                                  'body', coalesce(a.request_body, (SELECT e.payload::text FROM walhook.event e WHERE e.id = d.event_id)))
-        FROM walhook.attempt a WHERE a.delivery_id = d.id
-        ORDER BY a.id DESC LIMIT 1)::jsonb AS request
-FROM walhook.delivery d WHERE d.id = $1;
+-- DeliveryCompany returns a delivery's company, whatever it is: for relay/store/storetest (tests
+-- only), which then reads the delivery through the company-scoped history.
+-- name: DeliveryCompany :one
+SELECT company_id FROM walhook.delivery WHERE id = $1;

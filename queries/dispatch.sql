@@ -320,8 +320,8 @@ LISTEN walhook_deliveries;
 -- name: DispatchListenWebhooks :exec
 LISTEN walhook_webhooks;
 
--- DispatchEventInsert stores an event for Enqueue (tests, the benchmark and tools; capture has its
--- own batched path). A replayed source_key returns the existing event.
+-- DispatchEventInsert stores an event for storetest.Enqueue (tests only; capture stores events in
+-- its batched CaptureCommit). A replayed source_key returns the existing event.
 -- name: DispatchEventInsert :one
 INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
 VALUES (@source_key, @company_id, @event_key, @payload, @occurred_at)

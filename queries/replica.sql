@@ -7,10 +7,16 @@ UPDATE walhook.replica me SET heartbeat_at = now(), expires_at = now() + make_in
 WHERE me.id = @id::text
 RETURNING (SELECT count(*) FROM walhook.replica r WHERE r.expires_at >= now() OR r.id = me.id)::integer AS alive;
 
--- ReplicaRegister adds a replica (or renews it, should it exist after all).
--- name: ReplicaRegister :exec
+-- ReplicaRegister adds a replica (or renews it, should it exist after all). It adds none to a
+-- database `walhook split` marked as moved (0 rows): the row lock it shares with the split's
+-- CaptureSettingMovedLock orders the two, so a dispatcher either registered before the mark (and
+-- the split sees it and refuses) or sees the mark (and claims nothing).
+-- name: ReplicaRegister :execrows
+WITH open AS (
+    SELECT 1 FROM walhook.capture_setting WHERE moved_at IS NULL FOR SHARE
+)
 INSERT INTO walhook.replica (id, started_at, heartbeat_at, expires_at)
-VALUES (@id, @started_at, now(), now() + make_interval(secs => @timeout_seconds::float8))
+SELECT @id::text, @started_at::timestamptz, now(), now() + make_interval(secs => @timeout_seconds::float8) FROM open
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at;
 
 -- ReplicaReap deletes the replicas whose heartbeat has expired (never the caller: a replica that

@@ -16,9 +16,10 @@ RETURNING *;
 -- name: WebhookGet :one
 SELECT * FROM walhook.webhook WHERE company_id = $1 AND id = $2;
 
--- WebhookGetByID is for the relay, which works across companies; the admin API never uses it.
--- name: WebhookGetByID :one
-SELECT * FROM walhook.webhook WHERE id = $1;
+-- WebhookCompany returns a webhook's company, whatever it is: for relay/store/storetest (tests
+-- only), which then reads the webhook through the company-scoped WebhookGet.
+-- name: WebhookCompany :one
+SELECT company_id FROM walhook.webhook WHERE id = $1;
 
 -- name: WebhookList :many
 SELECT * FROM walhook.webhook

@@ -95,8 +95,10 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 }
 
 // Prepare sets up what capture reads, the publication and the replication slot
-// (capture.Prepare), before anything runs: a write committed after it returns is captured. It
-// does nothing without capture or in poll mode.
+// (capture.Prepare), before anything runs: a write committed after it returns is captured.
+// `walhook dev` runs it before it says it is running; serve leaves it to the capture leader, which
+// prepares at the start of every stream and retries while the database refuses. It does nothing
+// without capture or in poll mode.
 func (r *Relay) Prepare(ctx context.Context) error {
 	if r.capture == nil || r.cfg.Capture.Mode == store.CapturePoll {
 		return nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +16,26 @@ import (
 
 	"github.com/walhook/walhook/internal/bench"
 )
+
+// benchSynopsis is bench's usage text. It lists the scenarios from the benchmark's own table
+// (bench.ScenarioNames), so it names every one that runs.
+func benchSynopsis() string {
+	var b strings.Builder
+	b.WriteString("Usage: walhook bench [flags]\n\nStarts a private PostgreSQL, a loopback receiver and the relay, runs these scenarios in\norder (--only picks some), prints a table and writes JSON:\n")
+	line := " "
+	for i, name := range bench.ScenarioNames() {
+		if i > 0 {
+			line += ","
+		}
+		if len(line)+1+len(name) > 96 {
+			b.WriteString(line + "\n")
+			line = " "
+		}
+		line += " " + name
+	}
+	b.WriteString(line)
+	return b.String()
+}
 
 // runBench runs the benchmark (package internal/bench documents the scenarios). With the
 // bench.ChildEnv variable set it is the backlog scenario's child relay instead.
@@ -31,11 +52,16 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&out, "out", "", "write the results as JSON to this file (default bench-results/<time>.json)")
 	fs.StringVar(&only, "only", "", "run only these scenarios, comma-separated (e.g. throughput-cdc,latency/100)")
 	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (receiver, load and relay) to this file")
-	if err := parseFlagsOnly(fs, args, "Usage: walhook bench [flags]\n\nStarts a private PostgreSQL, a loopback receiver and the relay, runs the scenarios\n(ceiling, throughput-cdc, throughput-outbox, single-row, application-impact, latency,\nfan-out, large-transaction, isolation, noisy-neighbour, scale, backlog), prints a table and writes JSON."); err != nil {
+	if err := parseFlagsOnly(fs, args, benchSynopsis()); err != nil {
 		return err
 	}
 	if only != "" {
 		cfg.Only = strings.Split(only, ",")
+		for _, name := range cfg.Only {
+			if !slices.Contains(bench.ScenarioNames(), name) {
+				return fmt.Errorf("--only: no scenario %q; the scenarios are %s", name, strings.Join(bench.ScenarioNames(), ", "))
+			}
+		}
 	}
 	if out == "" {
 		out = "bench-results/" + time.Now().UTC().Format("20060102T150405Z") + ".json"

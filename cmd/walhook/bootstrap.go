@@ -231,7 +231,11 @@ func withStore(ctx context.Context, cfg commonConfig, fn func(*store.Store) erro
 		return err
 	}
 	defer pool.Close()
-	return fn(store.New(pool, keys))
+	st := store.New(pool, keys)
+	if err := st.MovedCheck(ctx); err != nil {
+		return err
+	}
+	return fn(st)
 }
 
 // runKeys re-seals every sealed value with the keyring's first key, bound to its row: the upgrade
@@ -266,6 +270,9 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer pool.Close()
+	if err := st.MovedCheck(ctx); err != nil {
+		return err
+	}
 	n, err := st.Reseal(ctx, batch, func(table string, c store.ResealCounts) {
 		log.Info().Str("table", table).Int("resealed", c.Resealed).Int("current", c.Current).Int("sealed", c.Sealed).Msg("reseal progress")
 	})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -40,6 +41,8 @@ type commonConfig struct {
 	MaxConns int
 	// ConnectTimeout bounds how long start-up keeps retrying an unreachable database. Default 2m.
 	ConnectTimeout time.Duration
+	// applicationName names the sessions in pg_stat_activity (not a flag). Default "walhook".
+	applicationName string
 }
 
 func (c *commonConfig) register(fs *flag.FlagSet) {
@@ -159,6 +162,11 @@ func (c *commonConfig) connectURL(ctx context.Context, log zerolog.Logger, url, 
 	// more than it saves, up to seconds on a small machine. A jit setting in the URL wins.
 	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
 		cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	}
+	// walhook's sessions are named, so operators see them in pg_stat_activity and `walhook split`
+	// can tell that no walhook process still runs on the database it moves. A name in the URL wins.
+	if _, set := cfg.ConnConfig.RuntimeParams["application_name"]; !set {
+		cfg.ConnConfig.RuntimeParams["application_name"] = cmp.Or(c.applicationName, "walhook")
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -13,7 +13,7 @@ const configHeader = `# Configuration reference
 'walhook serve', 'walhook relay' and 'walhook admin' take the flags below. Every flag can also be
 set by the environment variable shown; a flag given on the command line wins over its variable.
 Durations take Go syntax ('500ms', '15s', '2m', '720h'). Other subcommands ('dev', 'migrate',
-'slot', 'bench', 'company', 'member', 'token', 'healthcheck', 'keygen', 'keys', 'emit-key', 'quarantine') list their own flags with
+'slot', 'split', 'bench', 'company', 'member', 'token', 'healthcheck', 'keygen', 'keys', 'emit-key', 'quarantine') list their own flags with
 'walhook <command> --help'.
 
 This file is generated from the flag definitions by

@@ -88,6 +88,8 @@ func TestEveryCommandTakesFlagsAfterItsArguments(t *testing.T) {
 		{[]string{"quarantine", "list", "--database-url", db}, "", ""},
 		{[]string{"quarantine", "show", "--database-url", db, "99"}, "", "99"},
 		{[]string{"emit-key", "rotate", "--database-url", db}, "emit key 2 signs", ""},
+		{[]string{"split", "--database-url", db, "--source-database-url", db}, "", "are the same database"},
+		{[]string{"split", "extra", "--database-url", db, "--source-database-url", db}, "", `unexpected argument(s) ["extra"]`},
 		{[]string{"keygen", "--id", "k9"}, "k9:", ""},
 		{[]string{"healthcheck", "--url", health.URL}, "", ""},
 		{[]string{"serve", "extra", "--database-url", db}, "", `unexpected argument(s) ["extra"]`},

@@ -1,5 +1,5 @@
 // Command walhook turns an application's PostgreSQL writes into webhooks. One binary, several
-// subcommands: serve (relay + admin), relay, admin, migrate, dev, slot, quarantine, and the bootstrap
+// subcommands: serve (relay + admin), relay, admin, migrate, split, dev, slot, quarantine, and the bootstrap
 // commands company, member and token. Run `walhook help` for the list.
 package main
 
@@ -29,6 +29,7 @@ func commands() []command {
 		{"relay", "run the relay only (capture, fan-out, dispatch)", runRelay},
 		{"admin", "run the admin service only (API, web page)", runAdmin},
 		{"migrate", "apply or revert the schema: migrate up|down|status", runMigrate},
+		{"split", "move a single-database installation to two databases: split --database-url NEW --source-database-url OLD [--yes]", runSplit},
 		{"dev", "run everything on a private local PostgreSQL with demo data", runDev},
 		{"bench", "measure throughput, latency, fan-out, isolation, backlog and scale: bench [--quick]", runBench},
 		{"slot", "inspect or drop the replication slot: slot status|drop --yes", runSlot},

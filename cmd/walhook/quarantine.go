@@ -67,6 +67,9 @@ func runQuarantine(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer pool.Close()
+	if err := st.MovedCheck(ctx); err != nil {
+		return err
+	}
 	switch sub {
 	case "list":
 		rows, err := st.CaptureQuarantineList(ctx, after, limit)

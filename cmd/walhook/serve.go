@@ -119,6 +119,11 @@ func serve(ctx context.Context, cfg serveConfig, st *store.Store, log zerolog.Lo
 			}
 		}
 	}
+	// A database `walhook split` moved is the application's only: walhook's data (and its
+	// pending deliveries) continue from walhook's own database.
+	if err := st.MovedCheck(ctx); err != nil {
+		return err
+	}
 	if err := loadCatalog(ctx, &cfg, st, log, withRelay); err != nil {
 		return err
 	}

@@ -80,6 +80,18 @@ func scenarios() []scenario {
 	}
 }
 
+// ScenarioNames names the runs of the scenarios in the order they run, as --only takes them and
+// the report shows them. A scenario run in several modes has a name for each (latency/500,
+// latency/100).
+func ScenarioNames() []string {
+	ss := scenarios()
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.name
+	}
+	return out
+}
+
 // companyID is a scenario's company: each scenario has its own.
 func companyID(name string) string { return "bench-" + name }
 

@@ -48,8 +48,9 @@ func (c *Capture) connectReplication(ctx context.Context) (*pgconn.PgConn, error
 }
 
 // Prepare makes the publication cover the catalog's tables and the outbox, and creates the slot
-// when it is missing. The leader runs it before every stream; tests and `walhook slot` may run
-// it alone.
+// when it is missing, on a replication connection of its own. The capture leader does the same
+// at the start of every stream, on the stream's connection; Prepare is for running it before
+// that: `walhook dev` (through relay.Relay.Prepare) and tests.
 func (c *Capture) Prepare(ctx context.Context) error {
 	conn, err := c.connectReplication(ctx)
 	if err != nil {
@@ -314,7 +315,7 @@ func (s *session) decode(ctx context.Context, xld pglogrepl.XLogData) (err error
 		// not kill the process.
 		if r := recover(); r != nil {
 			s.c.m.decodeErrors.Inc()
-			s.c.limiter.log(s.c.log.Error().Str("lsn", xld.WALStart.String()).Interface("panic", r), "undecodable replication message skipped")
+			s.c.limiter.Msg(s.c.log.Error().Str("lsn", xld.WALStart.String()).Interface("panic", r), "undecodable replication message skipped")
 			err = nil
 		}
 	}()
@@ -324,7 +325,7 @@ func (s *session) decode(ctx context.Context, xld pglogrepl.XLogData) (err error
 	}
 	if derr != nil {
 		s.c.m.decodeErrors.Inc()
-		s.c.limiter.log(s.c.log.Error().Err(derr).Str("lsn", xld.WALStart.String()), "undecodable replication message skipped")
+		s.c.limiter.Msg(s.c.log.Error().Err(derr).Str("lsn", xld.WALStart.String()), "undecodable replication message skipped")
 		return nil
 	}
 	if t == nil {
@@ -537,7 +538,7 @@ func (c *Capture) reportFanOut(res store.CaptureResult) {
 	c.m.deliveries.Add(float64(res.Deliveries))
 	if len(res.UnknownCompany) > 0 {
 		c.m.skipped.WithLabelValues(skipUnknownCompany).Add(float64(len(res.UnknownCompany)))
-		c.limiter.log(c.log.Warn().Int("count", len(res.UnknownCompany)).Str("position", res.UnknownCompany[0]),
+		c.limiter.Msg(c.log.Warn().Int("count", len(res.UnknownCompany)).Str("position", res.UnknownCompany[0]),
 			"events of unknown companies skipped")
 	}
 	if res.Deliveries > int64(len(res.Handed)) && c.cfg.Wake != nil {
@@ -564,11 +565,11 @@ func (c *Capture) reportSkips(skips []skip) {
 		}
 	}
 	if forged != nil {
-		c.forgedLog.log(c.log.Error().Str("lsn", forged.position).Int("count", nForged).Str("detail", forged.detail),
+		c.forgedLog.Msg(c.log.Error().Str("lsn", forged.position).Int("count", nForged).Str("detail", forged.detail),
 			"forged walhook message refused: a role wrote a logical message with walhook's prefix without walhook.emit")
 	}
 	if first != nil {
-		c.limiter.log(c.log.Warn().Str("reason", first.reason).Str("position", first.position).
+		c.limiter.Msg(c.log.Warn().Str("reason", first.reason).Str("position", first.position).
 			Int("count", n).Str("detail", first.detail), "bad source data skipped")
 	}
 }

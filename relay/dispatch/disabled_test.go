@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/store/storetest"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -33,7 +34,7 @@ func TestDisabledCompanyNotSent(t *testing.T) {
 	other := b.hookFor(t, "two", rc.URL)
 	b.waitState(t, b.enqueueFor(t, "two", other.ID)[0], webhook.DeliverySucceeded)
 	require.EqualValues(t, 1, rc.hits.Load(), "only the enabled company's delivery was sent")
-	hw, err := b.st.WebhookGetByID(b.ctx, off.ID)
+	hw, err := storetest.WebhookGetByID(b.ctx, b.st, off.ID)
 	require.NoError(t, err)
 	require.True(t, hw.Active, "the webhook itself stays on")
 

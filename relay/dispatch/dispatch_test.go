@@ -15,6 +15,7 @@ import (
 	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/signature"
 	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/store/storetest"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -101,13 +102,14 @@ func TestRequestShapes(t *testing.T) {
 	as := b.attempts(t, deliveries[3]) // POST, selected parameters
 	require.Len(t, as, 1)
 	a := as[0]
-	require.Equal(t, "succeeded", a.Outcome)
+	require.Equal(t, webhook.OutcomeSucceeded, a.Outcome)
 	require.Equal(t, "auto", a.Trigger)
 	require.Equal(t, http.StatusOK, *a.ResponseStatus)
-	require.Equal(t, webhook.Mask, a.RequestHeaders["X-Api-Key"])
-	require.Equal(t, "plain", a.RequestHeaders["X-Plain"])
-	require.Equal(t, b.msgID(t, deliveries[3]), a.RequestHeaders["webhook-id"])
-	require.Equal(t, webhook.Mask, a.RequestHeaders["webhook-signature"], "history shows no signature, so none is stored")
+	sent := headerMap(t, a.RequestHeaders)
+	require.Equal(t, webhook.Mask, sent["X-Api-Key"])
+	require.Equal(t, "plain", sent["X-Plain"])
+	require.Equal(t, b.msgID(t, deliveries[3]), sent["webhook-id"])
+	require.Equal(t, webhook.Mask, sent["webhook-signature"], "history shows no signature, so none is stored")
 	require.Regexp(t, `^\{"mail":"ada\d+@example.com",`, a.RequestBody)
 	// The URL as sent, its credential-looking query value masked.
 	require.Equal(t, rc.URL+"/hook?fixed=1&api_token="+url.QueryEscape(webhook.Mask), a.RequestURL)
@@ -125,10 +127,10 @@ func TestRequestShapes(t *testing.T) {
 	var sel string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT coalesce(request_body, 'NULL') FROM walhook.attempt WHERE delivery_id = $1`, deliveries[3]).Scan(&sel))
 	require.Equal(t, a.RequestBody, sel, "a body that is not the envelope is stored as sent")
-	d, err := b.st.DeliveryGetByID(b.ctx, deliveries[3])
+	d, err := storetest.DeliveryGetByID(b.ctx, b.st, deliveries[3])
 	require.NoError(t, err)
 	require.Contains(t, string(d.Request), `"X-Api-Key": "`+webhook.Mask+`"`)
-	w, err := b.st.WebhookGetByID(b.ctx, hooks[3].ID)
+	w, err := storetest.WebhookGetByID(b.ctx, b.st, hooks[3].ID)
 	require.NoError(t, err)
 	require.NotNil(t, w.LastSentAt)
 	require.Equal(t, webhook.StatusSucceeded, *w.LastStatus)
@@ -191,11 +193,11 @@ func TestOutcomes(t *testing.T) {
 		require.Equal(t, tc.attempts, d.Attempts, tc.name)
 		as := b.attempts(t, id)
 		require.Len(t, as, tc.attempts, tc.name)
-		require.Equal(t, string(tc.state), as[len(as)-1].Outcome, tc.name)
+		require.Equal(t, string(tc.state), string(as[len(as)-1].Outcome), tc.name)
 		if as[0].ResponseBody != nil && *as[0].ResponseBody != "" {
 			require.Len(t, *as[0].ResponseBody, 16<<10, "%s: response body kept up to 16 KiB", tc.name)
 		}
-		hw, err := b.st.WebhookGetByID(b.ctx, w.ID)
+		hw, err := storetest.WebhookGetByID(b.ctx, b.st, w.ID)
 		require.NoError(t, err)
 		require.True(t, hw.Active, tc.name)
 		if tc.state == webhook.DeliveryFailed {
@@ -210,7 +212,7 @@ func TestOutcomes(t *testing.T) {
 	w := b.hook(t, webhook.Webhook{URL: gone.URL, RawData: true})
 	id := b.enqueue(t, w.ID)[0]
 	b.waitState(t, id, webhook.DeliveryFailed)
-	hw, err := b.st.WebhookGetByID(b.ctx, w.ID)
+	hw, err := storetest.WebhookGetByID(b.ctx, b.st, w.ID)
 	require.NoError(t, err)
 	require.False(t, hw.Active)
 	require.Contains(t, *hw.DisabledReason, "410")
@@ -236,7 +238,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	var d = b.waitState(t, id, webhook.DeliveryPending)
 	require.Eventually(t, func() bool {
 		var err error
-		d, err = b.st.DeliveryGetByID(b.ctx, id)
+		d, err = storetest.DeliveryGetByID(b.ctx, b.st, id)
 		require.NoError(t, err)
 		return d.Attempts == 1 && d.LeaseUntil == nil
 	}, waitFor, tick)
@@ -264,7 +266,7 @@ func TestTimeoutRetries(t *testing.T) {
 	as := b.attempts(t, id)
 	require.Len(t, as, 3)
 	require.Contains(t, *as[0].Error, "no answer within")
-	require.Equal(t, "retry", as[0].Outcome)
+	require.Equal(t, webhook.OutcomeRetry, as[0].Outcome)
 }
 
 // A hanging endpoint holds only its own webhook's deliveries.
@@ -320,7 +322,7 @@ func TestExpiredLease(t *testing.T) {
 	late := lateResult(claimed[0])
 	_, err = b.st.DispatchRecord(b.ctx, late, time.Now().Add(-time.Hour))
 	require.NoError(t, err)
-	d, err = b.st.DeliveryGetByID(b.ctx, id)
+	d, err = storetest.DeliveryGetByID(b.ctx, b.st, id)
 	require.NoError(t, err)
 	require.Equal(t, webhook.DeliverySucceeded, d.State, "a result under a lost lease does not change the delivery")
 }
@@ -422,7 +424,7 @@ func TestFailingTooLongTurnsWebhookOff(t *testing.T) {
 	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int64) { w.WriteHeader(http.StatusBadGateway) })
 	w := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
 	b.waitState(t, b.enqueue(t, w.ID)[0], webhook.DeliveryFailed)
-	hw, err := b.st.WebhookGetByID(b.ctx, w.ID)
+	hw, err := storetest.WebhookGetByID(b.ctx, b.st, w.ID)
 	require.NoError(t, err)
 	require.False(t, hw.Active)
 	require.Contains(t, *hw.DisabledReason, "failed since")
@@ -450,7 +452,7 @@ func TestLastStatusFromNewestAttempt(t *testing.T) {
 	}
 	check := func(wantAt time.Time, want webhook.Status) {
 		t.Helper()
-		hw, err := b.st.WebhookGetByID(b.ctx, w.ID)
+		hw, err := storetest.WebhookGetByID(b.ctx, b.st, w.ID)
 		require.NoError(t, err)
 		require.NotNil(t, hw.LastSentAt)
 		require.True(t, wantAt.Equal(*hw.LastSentAt), "last_sent_at %s, want %s", hw.LastSentAt, wantAt)
@@ -467,7 +469,7 @@ func TestLastStatusFromNewestAttempt(t *testing.T) {
 	_, err = b.st.DispatchRecord(b.ctx, []store.AttemptResult{res(ids[2], t0.Add(5*time.Second), webhook.OutcomeFailed)}, t0.Add(-time.Hour))
 	require.NoError(t, err)
 	check(t0.Add(10500*time.Millisecond), webhook.StatusSucceeded)
-	hw, err := b.st.WebhookGetByID(b.ctx, w.ID)
+	hw, err := storetest.WebhookGetByID(b.ctx, b.st, w.ID)
 	require.NoError(t, err)
 	require.True(t, hw.Active)
 	// A newer failure moves both.
@@ -486,7 +488,7 @@ func TestQueryURLTooLong(t *testing.T) {
 	b.run(t, testConfig())
 	w := b.hook(t, webhook.Webhook{URL: rc.URL + "/hook", Method: webhook.MethodGet, RawData: true})
 	big := strings.Repeat("x", dispatch.MaxQueryURLLen)
-	_, ids, err := b.st.Enqueue(b.ctx, webhook.Event{
+	_, ids, err := storetest.Enqueue(b.ctx, b.st, webhook.Event{
 		SourceKey: "test:big", CompanyID: company, EventKey: eventKey, OccurredAt: time.Now(),
 		Payload: json.RawMessage(`{"id":"evt_big","type":"contact.created","company_id":"c1","data":{"note":"` + big + `"}}`),
 	}, []int64{w.ID})
@@ -496,7 +498,7 @@ func TestQueryURLTooLong(t *testing.T) {
 	b.waitState(t, small[0], webhook.DeliverySucceeded)
 	as := b.attempts(t, ids[0])
 	require.Len(t, as, 1)
-	require.Equal(t, "failed", as[0].Outcome)
+	require.Equal(t, webhook.OutcomeFailed, as[0].Outcome)
 	require.Nil(t, as[0].ResponseStatus)
 	require.Contains(t, *as[0].Error, "over the 8192-byte limit")
 	require.Equal(t, rc.URL+"/hook", as[0].RequestURL)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/store/storetest"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -29,7 +30,7 @@ func (b *bundle) hookFor(t *testing.T, co, url string) webhook.Webhook {
 func (b *bundle) enqueueFor(t *testing.T, co string, hooks ...int64) []int64 {
 	t.Helper()
 	n := b.seq.Add(1)
-	_, ids, err := b.st.Enqueue(b.ctx, webhook.Event{
+	_, ids, err := storetest.Enqueue(b.ctx, b.st, webhook.Event{
 		SourceKey: fmt.Sprintf("test:%d", n), CompanyID: co, EventKey: eventKey,
 		Payload: envelope(n), OccurredAt: time.Now(),
 	}, hooks)

@@ -157,7 +157,7 @@ func TestOAuth(t *testing.T) {
 			require.Equal(t, "Bearer cc-token", h)
 		}
 		a := b.attempts(t, ids[0])[0]
-		require.Equal(t, "Bearer "+webhook.Mask, a.RequestHeaders["Authorization"])
+		require.Equal(t, "Bearer "+webhook.Mask, headerMap(t, a.RequestHeaders)["Authorization"])
 	})
 
 	t.Run("hidden extra parameters and headers are sealed at rest and sent in clear", func(t *testing.T) {
@@ -184,7 +184,7 @@ func TestOAuth(t *testing.T) {
 		require.Len(t, reqs, 1)
 		require.Equal(t, "api-key-sent", reqs[0].Header.Get("X-Api-Key"))
 		require.Equal(t, "Bearer xp-token", reqs[0].Header.Get("Authorization"))
-		require.Equal(t, webhook.Mask, b.attempts(t, id)[0].RequestHeaders["X-Api-Key"], "masked in history")
+		require.Equal(t, webhook.Mask, headerMap(t, b.attempts(t, id)[0].RequestHeaders)["X-Api-Key"], "masked in history")
 	})
 
 	t.Run("authorization_code then refresh, over GET", func(t *testing.T) {
@@ -273,7 +273,7 @@ func TestOAuth(t *testing.T) {
 		b.waitState(t, id, webhook.DeliveryFailed)
 		as := b.attempts(t, id)
 		require.Len(t, as, 3)
-		require.Equal(t, "retry", as[0].Outcome)
+		require.Equal(t, webhook.OutcomeRetry, as[0].Outcome)
 		require.True(t, strings.Contains(*as[0].Error, "fetch oauth token") && strings.Contains(*as[0].Error, "maintenance"), *as[0].Error)
 		require.Zero(t, rc.hits.Load())
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/store/storetest"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -126,7 +127,7 @@ func TestHandoffStopped(t *testing.T) {
 	d.Take(b.ctx, res.Handed)
 	for _, c := range res.Handed {
 		require.Nil(t, b.leasedBy(t, c.ID), "given back")
-		got, err := b.st.DeliveryGetByID(b.ctx, c.ID)
+		got, err := storetest.DeliveryGetByID(b.ctx, b.st, c.ID)
 		require.NoError(t, err)
 		require.Equal(t, webhook.DeliveryPending, got.State)
 	}

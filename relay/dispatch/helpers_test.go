@@ -21,6 +21,7 @@ import (
 	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/store/storetest"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -53,7 +54,7 @@ type bundle struct {
 	seq  atomic.Int64
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t testing.TB) *bundle {
 	t.Helper()
 	st, pool := xtest.Store(t)
 	ctx := xtest.Context(t)
@@ -67,7 +68,7 @@ func setup(t *testing.T) *bundle {
 }
 
 // run starts a dispatcher until the test ends.
-func (b *bundle) run(t *testing.T, cfg dispatch.Config) *dispatch.Dispatcher {
+func (b *bundle) run(t testing.TB, cfg dispatch.Config) *dispatch.Dispatcher {
 	t.Helper()
 	d, err := dispatch.New(cfg, b.st, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), prometheus.NewRegistry())
 	require.NoError(t, err)
@@ -81,7 +82,7 @@ func (b *bundle) run(t *testing.T, cfg dispatch.Config) *dispatch.Dispatcher {
 	return d
 }
 
-func (b *bundle) hook(t *testing.T, w webhook.Webhook) webhook.Webhook {
+func (b *bundle) hook(t testing.TB, w webhook.Webhook) webhook.Webhook {
 	t.Helper()
 	w.CompanyID, w.EventKeys = company, []string{eventKey}
 	if w.Name == "" {
@@ -110,10 +111,10 @@ func envelope(n int64) json.RawMessage {
 }
 
 // enqueue stores a new event and a delivery of it to each webhook.
-func (b *bundle) enqueue(t *testing.T, hooks ...int64) []int64 {
+func (b *bundle) enqueue(t testing.TB, hooks ...int64) []int64 {
 	t.Helper()
 	n := b.seq.Add(1)
-	_, ids, err := b.st.Enqueue(b.ctx, webhook.Event{
+	_, ids, err := storetest.Enqueue(b.ctx, b.st, webhook.Event{
 		SourceKey: fmt.Sprintf("test:%d", n), CompanyID: company, EventKey: eventKey,
 		Payload: envelope(n), OccurredAt: time.Now(),
 	}, hooks)
@@ -122,22 +123,33 @@ func (b *bundle) enqueue(t *testing.T, hooks ...int64) []int64 {
 	return ids
 }
 
-func (b *bundle) waitState(t *testing.T, id int64, want webhook.DeliveryState) store.DispatchDelivery {
+func (b *bundle) waitState(t *testing.T, id int64, want webhook.DeliveryState) store.HistoryDetail {
 	t.Helper()
-	var d store.DispatchDelivery
+	var d store.HistoryDetail
 	require.Eventually(t, func() bool {
 		var err error
-		d, err = b.st.DeliveryGetByID(b.ctx, id)
+		d, err = storetest.DeliveryGetByID(b.ctx, b.st, id)
 		return err == nil && d.State == want
 	}, waitFor, tick, "delivery %d never became %s", id, want)
 	return d
 }
 
-func (b *bundle) attempts(t *testing.T, id int64) []store.DispatchAttempt {
+func (b *bundle) attempts(t *testing.T, id int64) []store.HistoryAttempt {
 	t.Helper()
-	as, err := b.st.AttemptListByDelivery(b.ctx, id)
+	as, err := storetest.AttemptListByDelivery(b.ctx, b.st, id)
 	require.NoError(t, err)
 	return as
+}
+
+// headerMap decodes an attempt's request or response headers as the history stores them (nil: none).
+func headerMap(t *testing.T, raw json.RawMessage) map[string]string {
+	t.Helper()
+	if raw == nil {
+		return nil
+	}
+	var h map[string]string
+	require.NoError(t, json.Unmarshal(raw, &h))
+	return h
 }
 
 // received is one request a receiver got.
@@ -156,7 +168,7 @@ type receiver struct {
 	hits atomic.Int64
 }
 
-func newReceiver(t *testing.T, respond func(w http.ResponseWriter, r *http.Request, n int64)) *receiver {
+func newReceiver(t testing.TB, respond func(w http.ResponseWriter, r *http.Request, n int64)) *receiver {
 	t.Helper()
 	rc := &receiver{}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

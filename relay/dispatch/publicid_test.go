@@ -72,7 +72,7 @@ func TestMovedSecretIsNotUsed(t *testing.T) {
 		}
 		return len(as) > 0
 	}, waitFor, tick)
-	require.Equal(t, "retry", as[0].outcome)
+	require.Equal(t, webhook.OutcomeRetry, as[0].outcome)
 	require.NotNil(t, as[0].err)
 	require.Equal(t, "not sent: webhook: the signing secret does not open: it was changed or moved here from another row, company or column in the database; set the secret again", *as[0].err)
 	for _, r := range rc.requests() {
@@ -81,6 +81,6 @@ func TestMovedSecretIsNotUsed(t *testing.T) {
 }
 
 type storeAttempt struct {
-	outcome string
+	outcome webhook.Outcome
 	err     *string
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/walhook/walhook/relay/store"
 )
 
 // A replica's heartbeat and the release of dead replicas' claims (see "Replicas" in the package
@@ -138,9 +141,15 @@ func (d *Dispatcher) beat(ctx context.Context, registered *bool) {
 		d.rep.healthySince.Store(-1)
 		if ctx.Err() == nil {
 			d.m.heartbeatFailures.Inc()
-			d.logs.do("heartbeat", func() {
-				d.log.Warn().Err(err).Msg("replica heartbeat failed; no new claims until it succeeds, and after the heartbeat timeout other replicas release this one's claims")
-			})
+			if errors.Is(err, store.ErrMoved) {
+				// Only a relay that started in the instant `walhook split` marked its database gets
+				// here: every later start refuses (cmd/walhook). It claims nothing, ever.
+				d.logs.heartbeat.Msg(d.log.Error().Err(err),
+					"this database was moved to two databases by walhook split: this replica claims nothing; stop it and start walhook with --database-url <walhook's database> --source-database-url <this one>")
+				return
+			}
+			d.logs.heartbeat.Msg(d.log.Warn().Err(err),
+				"replica heartbeat failed; no new claims until it succeeds, and after the heartbeat timeout other replicas release this one's claims")
 		}
 		return
 	}
@@ -185,7 +194,7 @@ func (d *Dispatcher) reapLoop(ctx context.Context) {
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
-				d.logs.do("reap", func() { d.log.Warn().Err(err).Msg("release the claims of dead replicas") })
+				d.logs.reap.Msg(d.log.Warn().Err(err), "release the claims of dead replicas")
 			}
 			continue
 		}

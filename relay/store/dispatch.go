@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -153,7 +151,8 @@ type DisabledWebhook struct {
 
 // DispatchRecord writes a batch of attempt results in one statement (attempts, deliveries,
 // webhooks) and returns the webhooks it turned off: on a 410, or when failing since before
-// failingCutoff. Turning one off tells every replica to refresh its fan-out index.
+// failingCutoff. Turning one off notifies walhook_webhooks, so every replica's dispatcher reloads
+// the webhooks it has cached (see DispatchListen).
 func (s *Store) DispatchRecord(ctx context.Context, results []AttemptResult, failingCutoff time.Time) ([]DisabledWebhook, error) {
 	for i := range results {
 		r := &results[i]
@@ -338,67 +337,8 @@ func (s *Store) DispatchQueueStats(ctx context.Context) (QueueStats, error) {
 		OldestDue: time.Duration(r.OldestDueSeconds * float64(time.Second))}, nil
 }
 
-// Listener receives the dispatcher's notifications on a dedicated connection.
-type Listener struct {
-	conn *pgxpool.Conn
-}
-
 // DispatchListen listens on walhook_deliveries (new or resynced deliveries) and walhook_webhooks
-// (webhook changes) on a connection taken from the pool until Close.
+// (webhook changes) on a connection of its own (see Listener). Close it.
 func (s *Store) DispatchListen(ctx context.Context) (*Listener, error) {
-	pool := s.Pool()
-	if pool == nil {
-		return nil, fmt.Errorf("listen: the store is not over a pool")
-	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("acquire listen connection: %w", err)
-	}
-	q := dbsqlc.New(conn)
-	if err := q.DispatchListen(ctx); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("listen: %w", mapErr(err))
-	}
-	if err := q.DispatchListenWebhooks(ctx); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("listen: %w", mapErr(err))
-	}
-	return &Listener{conn: conn}, nil
-}
-
-// Wait returns the channel of the next notification.
-func (l *Listener) Wait(ctx context.Context) (string, error) {
-	n, err := l.conn.Conn().WaitForNotification(ctx)
-	if err != nil {
-		return "", err
-	}
-	return n.Channel, nil
-}
-
-// Close closes the connection (a connection with LISTENs is not given back to the pool).
-func (l *Listener) Close(ctx context.Context) {
-	_ = l.conn.Conn().Close(ctx)
-	l.conn.Release()
-}
-
-// Enqueue stores an event (or finds it by source key) and a pending delivery of it for each
-// webhook, due now, and wakes the dispatchers on commit. It returns the event id and the new
-// delivery ids. Capture has its own batched path; this one serves tests, the benchmark and tools.
-func (s *Store) Enqueue(ctx context.Context, e webhook.Event, webhookIDs []int64) (int64, []int64, error) {
-	var eventID int64
-	var ids []int64
-	err := s.Tx(ctx, func(tx *Store) error {
-		var err error
-		eventID, err = tx.q.DispatchEventInsert(ctx, dbsqlc.DispatchEventInsertParams{
-			SourceKey: e.SourceKey, CompanyID: e.CompanyID, EventKey: e.EventKey, Payload: e.Payload, OccurredAt: e.OccurredAt,
-		})
-		if err != nil {
-			return mapErr(err)
-		}
-		if ids, err = tx.q.DeliveryEnqueue(ctx, dbsqlc.DeliveryEnqueueParams{WebhookIds: webhookIDs, EventID: eventID}); err != nil {
-			return mapErr(err)
-		}
-		return mapErr(tx.q.DeliveryNotify(ctx))
-	})
-	return eventID, ids, err
+	return s.listen(ctx, "listen for deliveries", (*dbsqlc.Queries).DispatchListen, (*dbsqlc.Queries).DispatchListenWebhooks)
 }

@@ -106,6 +106,10 @@ CREATE TABLE IF NOT EXISTS ` + set.table + ` (
 )`
 }
 
+// withMigrationLock runs fn in one transaction that holds the migration lock (an advisory lock
+// released when the transaction ends) and has the version table: everything fn does, every
+// migration it applies or reverts with its version row, commits together or not at all.
+//
 // The migrator runs DDL, which sqlc does not model, so these statements are the one place in the
 // store with SQL outside queries/. The version table's name is one of the two constants above.
 func (s *Store) withMigrationLock(ctx context.Context, set migrationSet, fn func(conn pgx.Tx) error) error {
@@ -186,8 +190,9 @@ func (set migrationSet) checkKnown(all []Migration, done map[int]time.Time) erro
 	return &SchemaNewerError{Unknown: unknown, Newest: newest, Set: set.name}
 }
 
-// MigrateUp applies every pending migration of walhook's database, each in the one transaction
-// that also records it. It returns the versions applied.
+// MigrateUp applies every pending migration of walhook's database, in version order, in one
+// transaction that also records them (withMigrationLock): when one fails, none of them is applied
+// and the error names it. It returns the versions applied.
 func (s *Store) MigrateUp(ctx context.Context) ([]int, error) { return s.migrateUp(ctx, mainSet) }
 
 // MigrateSourceUp applies every pending migration of the source set to the store's database: the
@@ -232,7 +237,8 @@ func (s *Store) migrateUp(ctx context.Context, set migrationSet) ([]int, error) 
 }
 
 // MigrateDown reverts the newest applied migrations of walhook's database, steps of them (all of
-// them when steps <= 0). It returns the versions reverted.
+// them when steps <= 0), newest first, in one transaction as MigrateUp: when one fails, none is
+// reverted. It returns the versions reverted.
 func (s *Store) MigrateDown(ctx context.Context, steps int) ([]int, error) {
 	return s.migrateDown(ctx, mainSet, steps)
 }

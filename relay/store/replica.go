@@ -29,9 +29,18 @@ func (s *Store) ReplicaBeat(ctx context.Context, id string, timeout time.Duratio
 	return int(n), err == nil, err
 }
 
-// ReplicaRegister adds replica id, started at started, alive for timeout.
+// ReplicaRegister adds replica id, started at started, alive for timeout. It returns ErrMoved
+// when the database was moved by `walhook split` (a replica registers in none such, so it never
+// claims a delivery the new database holds too).
 func (s *Store) ReplicaRegister(ctx context.Context, id string, started time.Time, timeout time.Duration) error {
-	return mapErr(s.q.ReplicaRegister(ctx, dbsqlc.ReplicaRegisterParams{ID: id, StartedAt: started, TimeoutSeconds: timeout.Seconds()}))
+	n, err := s.q.ReplicaRegister(ctx, dbsqlc.ReplicaRegisterParams{ID: id, StartedAt: started, TimeoutSeconds: timeout.Seconds()})
+	if err != nil {
+		return mapErr(err)
+	}
+	if n == 0 {
+		return ErrMoved
+	}
+	return nil
 }
 
 // ReplicaReap finds the replicas whose heartbeat has expired (other than self), deletes them and

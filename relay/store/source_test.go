@@ -38,20 +38,22 @@ func TestSourceMigrationsOverMainMigrated(t *testing.T) {
 
 	applied, err := s.MigrateSourceUp(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []int{1}, applied)
+	require.Equal(t, []int{1, 2}, applied)
 	require.Equal(t, before, snapshot(), "the source set changes nothing the main set made")
 	applied, err = s.MigrateSourceUp(ctx)
 	require.NoError(t, err)
 	require.Empty(t, applied, "up is idempotent")
 	sts, err := s.SourceMigrationStatuses(ctx)
 	require.NoError(t, err)
-	require.Len(t, sts, 1)
+	require.Len(t, sts, 2)
 	require.Equal(t, "capture", sts[0].Name)
+	require.Equal(t, "moved", sts[1].Name)
 	require.NotNil(t, sts[0].AppliedAt)
+	require.NotNil(t, sts[1].AppliedAt)
 
 	reverted, err := s.MigrateSourceDown(ctx, 0)
 	require.NoError(t, err)
-	require.Equal(t, []int{1}, reverted)
+	require.Equal(t, []int{2, 1}, reverted)
 	require.Equal(t, before, snapshot(), "down leaves the main set's objects alone")
 	require.NoError(t, s.MigrationCheck(ctx))
 }
@@ -93,7 +95,7 @@ func TestSourceMigrationsFresh(t *testing.T) {
 
 	reverted, err := src.MigrateSourceDown(ctx, 0)
 	require.NoError(t, err)
-	require.Equal(t, []int{1}, reverted)
+	require.Equal(t, []int{2, 1}, reverted)
 	require.Equal(t, []string{"source_schema_migration"}, tables())
 
 	_, err = pool.Exec(ctx, "INSERT INTO walhook.source_schema_migration (version, name) VALUES (99, 'from_a_newer_walhook')")

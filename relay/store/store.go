@@ -1,7 +1,9 @@
 // Package store is the only package that runs SQL. It wraps the sqlc-generated queries in
 // store/internal/dbsqlc, maps PostgreSQL errors once to ErrNotFound, ErrConflict and ErrInvalid,
 // seals and opens secret columns with the keyring, and scopes every tenant-owned query by company:
-// each such method takes the company id, and a row of another company is simply not found.
+// each such method takes the company id, and a row of another company is simply not found. What
+// tests need beyond that (reads by id alone, events enqueued without capture) is in
+// relay/store/storetest, which production code does not import.
 package store
 
 import (

@@ -142,15 +142,6 @@ func (s *Store) WebhookGet(ctx context.Context, companyID string, id int64) (web
 	return s.webhookFrom(r)
 }
 
-// WebhookGetByID returns any company's webhook: for the relay, never for the admin API.
-func (s *Store) WebhookGetByID(ctx context.Context, id int64) (webhook.Webhook, error) {
-	r, err := s.q.WebhookGetByID(ctx, id)
-	if err != nil {
-		return webhook.Webhook{}, mapErr(err)
-	}
-	return s.webhookFrom(r)
-}
-
 // WebhookList returns up to limit webhooks of a company with ids above afterID, by id.
 func (s *Store) WebhookList(ctx context.Context, companyID string, afterID int64, limit int) ([]webhook.Webhook, error) {
 	if limit <= 0 || limit > maxWebhookListPerPage {

@@ -7,9 +7,20 @@ package dbsqlc
 
 import (
 	"context"
-	"encoding/json"
-	"time"
 )
+
+const deliveryCompany = `-- name: DeliveryCompany :one
+SELECT company_id FROM walhook.delivery WHERE id = $1
+`
+
+// DeliveryCompany returns a delivery's company, whatever it is: for relay/store/storetest (tests
+// only), which then reads the delivery through the company-scoped history.
+func (q *Queries) DeliveryCompany(ctx context.Context, id int64) (string, error) {
+	row := q.db.QueryRow(ctx, deliveryCompany, id)
+	var company_id string
+	err := row.Scan(&company_id)
+	return company_id, err
+}
 
 const deliveryEnqueue = `-- name: DeliveryEnqueue :many
 INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key)
@@ -26,9 +37,9 @@ type DeliveryEnqueueParams struct {
 	EventID    int64
 }
 
-// DeliveryEnqueue inserts one pending delivery of an event per webhook, due now, and wakes the
-// dispatchers when the surrounding transaction commits. Webhooks already holding a delivery of
-// the event are skipped, so a replay creates nothing twice.
+// DeliveryEnqueue inserts one pending delivery of an event per webhook of its company, due now,
+// for storetest.Enqueue (tests only; capture's fan-out is CaptureCommit). Webhooks already
+// holding a delivery of the event are skipped, so a replay creates nothing twice.
 func (q *Queries) DeliveryEnqueue(ctx context.Context, arg DeliveryEnqueueParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, deliveryEnqueue, arg.WebhookIds, arg.EventID)
 	if err != nil {
@@ -47,65 +58,6 @@ func (q *Queries) DeliveryEnqueue(ctx context.Context, arg DeliveryEnqueueParams
 		return nil, err
 	}
 	return items, nil
-}
-
-const deliveryGetByID = `-- name: DeliveryGetByID :one
-SELECT d.id, d.company_id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at, d.lease_until, d.leased_by, d.last_status_code, d.last_error, d.last_attempt_at, d.created_at, d.updated_at, d.attempts_base, d.resync_at,
-       (SELECT jsonb_build_object('method', a.request_method, 'url', a.request_url,
-                                  'headers', a.request_headers,
-                                  'body', coalesce(a.request_body, (SELECT e.payload::text FROM walhook.event e WHERE e.id = d.event_id)))
-        FROM walhook.attempt a WHERE a.delivery_id = d.id
-        ORDER BY a.id DESC LIMIT 1)::jsonb AS request
-FROM walhook.delivery d WHERE d.id = $1
-`
-
-type DeliveryGetByIDRow struct {
-	ID             int64
-	CompanyID      string
-	WebhookID      int64
-	EventID        int64
-	EventKey       string
-	State          string
-	Attempts       int32
-	NextAttemptAt  time.Time
-	LeaseUntil     *time.Time
-	LeasedBy       *string
-	LastStatusCode *int32
-	LastError      *string
-	LastAttemptAt  *time.Time
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	AttemptsBase   int32
-	ResyncAt       *time.Time
-	Request        json.RawMessage
-}
-
-// DeliveryGetByID returns any company's delivery with the request as last built (its latest
-// attempt's; NULL before the first attempt).
-func (q *Queries) DeliveryGetByID(ctx context.Context, id int64) (DeliveryGetByIDRow, error) {
-	row := q.db.QueryRow(ctx, deliveryGetByID, id)
-	var i DeliveryGetByIDRow
-	err := row.Scan(
-		&i.ID,
-		&i.CompanyID,
-		&i.WebhookID,
-		&i.EventID,
-		&i.EventKey,
-		&i.State,
-		&i.Attempts,
-		&i.NextAttemptAt,
-		&i.LeaseUntil,
-		&i.LeasedBy,
-		&i.LastStatusCode,
-		&i.LastError,
-		&i.LastAttemptAt,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.AttemptsBase,
-		&i.ResyncAt,
-		&i.Request,
-	)
-	return i, err
 }
 
 const deliveryNotify = `-- name: DeliveryNotify :exec

@@ -281,8 +281,8 @@ type DispatchEventInsertParams struct {
 	OccurredAt time.Time
 }
 
-// DispatchEventInsert stores an event for Enqueue (tests, the benchmark and tools; capture has its
-// own batched path). A replayed source_key returns the existing event.
+// DispatchEventInsert stores an event for storetest.Enqueue (tests only; capture stores events in
+// its batched CaptureCommit). A replayed source_key returns the existing event.
 func (q *Queries) DispatchEventInsert(ctx context.Context, arg DispatchEventInsertParams) (int64, error) {
 	row := q.db.QueryRow(ctx, dispatchEventInsert,
 		arg.SourceKey,

@@ -83,6 +83,8 @@ type WalhookCaptureSetting struct {
 	Mode           string
 	UpdatedAt      time.Time
 	UnsignedBefore interface{}
+	MovedAt        *time.Time
+	MovedTo        *string
 }
 
 type WalhookCompany struct {

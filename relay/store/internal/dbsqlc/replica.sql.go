@@ -110,9 +110,12 @@ func (q *Queries) ReplicaReap(ctx context.Context, self string) ([]string, error
 	return items, nil
 }
 
-const replicaRegister = `-- name: ReplicaRegister :exec
+const replicaRegister = `-- name: ReplicaRegister :execrows
+WITH open AS (
+    SELECT 1 FROM walhook.capture_setting WHERE moved_at IS NULL FOR SHARE
+)
 INSERT INTO walhook.replica (id, started_at, heartbeat_at, expires_at)
-VALUES ($1, $2, now(), now() + make_interval(secs => $3::float8))
+SELECT $1::text, $2::timestamptz, now(), now() + make_interval(secs => $3::float8) FROM open
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at
 `
 
@@ -122,8 +125,14 @@ type ReplicaRegisterParams struct {
 	TimeoutSeconds float64
 }
 
-// ReplicaRegister adds a replica (or renews it, should it exist after all).
-func (q *Queries) ReplicaRegister(ctx context.Context, arg ReplicaRegisterParams) error {
-	_, err := q.db.Exec(ctx, replicaRegister, arg.ID, arg.StartedAt, arg.TimeoutSeconds)
-	return err
+// ReplicaRegister adds a replica (or renews it, should it exist after all). It adds none to a
+// database `walhook split` marked as moved (0 rows): the row lock it shares with the split's
+// CaptureSettingMovedLock orders the two, so a dispatcher either registered before the mark (and
+// the split sees it and refuses) or sees the mark (and claims nothing).
+func (q *Queries) ReplicaRegister(ctx context.Context, arg ReplicaRegisterParams) (int64, error) {
+	result, err := q.db.Exec(ctx, replicaRegister, arg.ID, arg.StartedAt, arg.TimeoutSeconds)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

@@ -11,6 +11,19 @@ import (
 	"time"
 )
 
+const webhookCompany = `-- name: WebhookCompany :one
+SELECT company_id FROM walhook.webhook WHERE id = $1
+`
+
+// WebhookCompany returns a webhook's company, whatever it is: for relay/store/storetest (tests
+// only), which then reads the webhook through the company-scoped WebhookGet.
+func (q *Queries) WebhookCompany(ctx context.Context, id int64) (string, error) {
+	row := q.db.QueryRow(ctx, webhookCompany, id)
+	var company_id string
+	err := row.Scan(&company_id)
+	return company_id, err
+}
+
 const webhookCountByCompany = `-- name: WebhookCountByCompany :one
 SELECT count(*)::bigint FROM walhook.webhook WHERE company_id = $1
 `
@@ -163,44 +176,6 @@ type WebhookGetParams struct {
 
 func (q *Queries) WebhookGet(ctx context.Context, arg WebhookGetParams) (WalhookWebhook, error) {
 	row := q.db.QueryRow(ctx, webhookGet, arg.CompanyID, arg.ID)
-	var i WalhookWebhook
-	err := row.Scan(
-		&i.ID,
-		&i.CompanyID,
-		&i.Name,
-		&i.Url,
-		&i.Method,
-		&i.OauthID,
-		&i.Headers,
-		&i.SecretHeadersEnc,
-		&i.RawData,
-		&i.Params,
-		&i.Active,
-		&i.SigningSecretEnc,
-		&i.PreviousSecretEnc,
-		&i.PreviousSecretExpiresAt,
-		&i.LastSentAt,
-		&i.LastStatus,
-		&i.FailingSince,
-		&i.DisabledReason,
-		&i.DisabledAt,
-		&i.CreatedBy,
-		&i.UpdatedBy,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.RateLimit,
-		&i.EventKeys,
-	)
-	return i, err
-}
-
-const webhookGetByID = `-- name: WebhookGetByID :one
-SELECT id, company_id, name, url, method, oauth_id, headers, secret_headers_enc, raw_data, params, active, signing_secret_enc, previous_secret_enc, previous_secret_expires_at, last_sent_at, last_status, failing_since, disabled_reason, disabled_at, created_by, updated_by, created_at, updated_at, rate_limit, event_keys FROM walhook.webhook WHERE id = $1
-`
-
-// WebhookGetByID is for the relay, which works across companies; the admin API never uses it.
-func (q *Queries) WebhookGetByID(ctx context.Context, id int64) (WalhookWebhook, error) {
-	row := q.db.QueryRow(ctx, webhookGetByID, id)
 	var i WalhookWebhook
 	err := row.Scan(
 		&i.ID,

@@ -47,8 +47,9 @@ func (c *Capture) connectReplication(ctx context.Context) (*pgconn.PgConn, error
 	return conn, nil
 }
 
-// Prepare makes the publication cover the catalog's tables and the outbox, and creates the slot
-// when it is missing, on a replication connection of its own. The capture leader does the same
+// Prepare makes the publication cover the catalog's tables and the outbox, starts a new source
+// epoch when one is due (epoch.go), and creates the slot when it is missing, on a replication
+// connection of its own. The capture leader does the same
 // at the start of every stream, on the stream's connection; Prepare is for running it before
 // that: `walhook dev` (through relay.Relay.Prepare) and tests.
 func (c *Capture) Prepare(ctx context.Context) error {

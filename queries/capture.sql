@@ -81,13 +81,15 @@ WITH input AS (
 ), position AS (
     -- Where capture stands in the source (migration 0024): the end of the batch's last source
     -- transaction, stored with its events, never moved back for the same source cluster. Empty
-    -- position_lsn (poll mode, a batch of parts only): nothing.
-    INSERT INTO walhook.capture_position AS cp (slot, system_id, lsn)
-    SELECT @position_slot::text, @position_system_id::text, nullif(@position_lsn::text, '')::pg_lsn
+    -- position_lsn (poll mode, a batch of parts only): nothing. A session of an earlier source
+    -- epoch (migration 0027) moves nothing: the position belongs to the epoch's stream.
+    INSERT INTO walhook.capture_position AS cp (slot, system_id, lsn, epoch)
+    SELECT @position_slot::text, @position_system_id::text, nullif(@position_lsn::text, '')::pg_lsn, @position_epoch::int
     WHERE nullif(@position_lsn::text, '') IS NOT NULL
     ON CONFLICT (slot) DO UPDATE SET
         lsn = CASE WHEN cp.system_id = excluded.system_id THEN greatest(cp.lsn, excluded.lsn) ELSE excluded.lsn END,
         system_id = excluded.system_id, updated_at = now()
+    WHERE cp.epoch = excluded.epoch
     RETURNING 1
 )
 SELECT
@@ -169,10 +171,22 @@ SELECT lsn::text AS lsn FROM pg_catalog.pg_create_logical_replication_slot(@slot
 -- name: CaptureListenOutbox :exec
 LISTEN walhook_outbox;
 
--- CapturePositionGet is where capture stands in the source for a slot (see CaptureCommit).
+-- CapturePositionGet is where capture stands in the source for a slot (see CaptureCommit), and
+-- the source epoch (migration 0027).
 -- name: CapturePositionGet :one
-SELECT system_id, lsn::text AS lsn FROM walhook.capture_position WHERE slot = @slot::text;
+SELECT system_id, lsn::text AS lsn, epoch, epoch_reason, epoch_started_at
+FROM walhook.capture_position WHERE slot = @slot::text;
 
--- CapturePositionDelete forgets the stored position of a slot (a recreated slot starts afresh).
--- name: CapturePositionDelete :exec
-DELETE FROM walhook.capture_position WHERE slot = @slot::text;
+-- CaptureEpochBump starts a new source epoch for a slot (migration 0027): epoch + 1, the position
+-- forgotten (0/0), the source's system identifier recorded ('' keeps the stored one). It applies
+-- only while the stored epoch is still seen_epoch, so callers that saw the same row start one
+-- epoch between them; no row then. A slot without a row gets one at epoch 1.
+-- name: CaptureEpochBump :one
+INSERT INTO walhook.capture_position AS cp (slot, system_id, lsn, epoch, epoch_reason, epoch_started_at)
+VALUES (@slot::text, @system_id::text, '0/0', 1, @reason::text, now())
+ON CONFLICT (slot) DO UPDATE SET
+    epoch = cp.epoch + 1,
+    system_id = CASE WHEN excluded.system_id = '' THEN cp.system_id ELSE excluded.system_id END,
+    lsn = '0/0', epoch_reason = excluded.epoch_reason, epoch_started_at = now(), updated_at = now()
+WHERE cp.epoch = @seen_epoch::int
+RETURNING epoch;

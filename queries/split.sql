@@ -45,11 +45,15 @@ WHERE n.nspname = 'walhook' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
 ORDER BY 1;
 
 -- SplitPositionSet records where capture continues in the source: the slot's confirmed position
--- when the split copied the events (walhook.capture_position, migration 0024).
+-- when the split copied the events (walhook.capture_position, migration 0024; 0/0 without a
+-- slot), and the source epoch the copied events' keys were made in (migration 0027), which
+-- never goes back.
 -- name: SplitPositionSet :exec
-INSERT INTO walhook.capture_position (slot, system_id, lsn)
-VALUES (@slot::text, @system_id::text, (@lsn::text)::pg_lsn)
-ON CONFLICT (slot) DO UPDATE SET system_id = excluded.system_id, lsn = excluded.lsn, updated_at = now();
+INSERT INTO walhook.capture_position AS cp (slot, system_id, lsn, epoch, epoch_reason, epoch_started_at)
+VALUES (@slot::text, @system_id::text, (@lsn::text)::pg_lsn, @epoch::int, @epoch_reason::text, sqlc.narg('epoch_started_at')::timestamptz)
+ON CONFLICT (slot) DO UPDATE SET system_id = excluded.system_id, lsn = excluded.lsn,
+    epoch = greatest(cp.epoch, excluded.epoch), epoch_reason = excluded.epoch_reason,
+    epoch_started_at = excluded.epoch_started_at, updated_at = now();
 
 -- SplitReplicasClear deletes the rows of replicas whose heartbeat expired, in the mark's
 -- transaction: a paused dispatcher that wakes up later finds no row to renew and must register,

@@ -7,23 +7,32 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
+	"github.com/jackc/pglogrepl"
+
+	"github.com/walhook/walhook/relay/capture"
 	"github.com/walhook/walhook/relay/store"
 )
 
-// runSlot is `walhook slot status|drop|recreate`: the operator's view of capture's replication
-// slot, and the recovery from a slot PostgreSQL invalidated (docs/operations.md, "Slot lag and
-// WAL growth").
+// runSlot is `walhook slot status|drop|recreate|epoch`: the operator's view of capture's
+// replication slot, the recovery from a slot PostgreSQL invalidated (docs/operations.md, "Slot
+// lag and WAL growth"), and a new source epoch by hand (poll mode, after the application's
+// database was restored).
 func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
-	const synopsis = "Usage: walhook slot status|drop|recreate [flags]\n\n" +
+	const synopsis = "Usage: walhook slot status|drop|recreate|epoch [flags]\n\n" +
 		"status    shows the replication slot: active, positions, lag, wal_status, safe_wal_size\n" +
 		"drop      drops it (with --yes; stop every relay first). The next start creates a new slot\n" +
 		"          at the current position: changes written in between are not captured.\n" +
 		"recreate  drops it and creates a new one at the current position (with --yes): the recovery\n" +
-		"          from wal_status lost. A running relay resumes capture on the new slot by itself.\n\n" +
+		"          from wal_status lost. A running relay resumes capture on the new slot by itself.\n" +
+		"epoch     starts a new source epoch (with --yes), in walhook's database only: for poll mode,\n" +
+		"          after the application's database was restored or reset (WAL mode does it itself).\n\n" +
 		"The slot is in the application's database: --source-database-url when walhook keeps its own\n" +
-		"database apart, else --database-url. drop and recreate also clear the position stored for the\n" +
-		"slot in walhook's database (walhook.capture_position)."
+		"database apart, else --database-url. recreate also starts a new source epoch in walhook's\n" +
+		"database (walhook.capture_position): the events captured from then on get new source keys,\n" +
+		"so none is taken for a replay of an earlier one. After drop, capture starts one when it\n" +
+		"creates the slot."
 	var common commonConfig
 	var slot string
 	var yes bool
@@ -31,20 +40,31 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 	common.registerTool(fs)
 	common.registerSource(fs)
 	fs.StringVar(&slot, "slot", "walhook", "logical replication slot name")
-	fs.BoolVar(&yes, "yes", false, "drop, recreate: really drop the slot")
+	fs.BoolVar(&yes, "yes", false, "drop, recreate: really drop the slot; epoch: really start a new source epoch")
 	if err := parseFlags(fs, args, synopsis); err != nil {
 		return err
 	}
 	sub := fs.Arg(0)
-	if fs.NArg() != 1 || (sub != "status" && sub != "drop" && sub != "recreate") {
+	if fs.NArg() != 1 || (sub != "status" && sub != "drop" && sub != "recreate" && sub != "epoch") {
 		fmt.Fprintln(os.Stderr, synopsis)
-		return errors.New("want slot status, slot drop or slot recreate")
+		return errors.New("want slot status, slot drop, slot recreate or slot epoch")
 	}
 	wh, pool, err := common.openTool(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	if sub == "epoch" {
+		if !yes {
+			return errors.New("a new source epoch makes every outbox row still in the outbox, if walhook captured it before, deliver again; " +
+				"it is for an application database restored or reset (docs/operations.md, \"After a restore of either database\"); add --yes")
+		}
+		if err := newEpoch(ctx, wh, slot, capture.EpochManual, stdout); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintln(stdout, "Poll mode uses it from its next claim; a WAL-mode capture leader from its next replication session.")
+		return err
+	}
 	log, err := common.logger(os.Stderr)
 	if err != nil {
 		return err
@@ -57,7 +77,7 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 	defer closeSrc()
 	s, err := st.CaptureSlotStatus(ctx, slot)
 	if errors.Is(err, store.ErrNotFound) && sub == "recreate" {
-		if err := forgetPosition(ctx, wh, slot); err != nil {
+		if err := newEpoch(ctx, wh, slot, capture.EpochSlotRecreate, stdout); err != nil {
 			return err
 		}
 		return createSlot(ctx, st, slot, nil, stdout)
@@ -84,6 +104,9 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		_, err := fmt.Fprintf(stdout, "slot            %s\nplugin          %s (%s)\ndatabase        %s\nactive          %t (pid %s)\n"+
 			"restart_lsn     %s\nconfirmed_flush %s\ncurrent_lsn     %s\nlag_bytes       %d\nwal_status      %s\nsafe_wal_size   %s\n",
 			s.Name, s.Plugin, s.Type, s.Database, s.Active, pid, s.RestartLSN, s.ConfirmedFlushLSN, s.CurrentLSN, s.LagBytes, s.WALStatus, safe)
+		if err == nil {
+			err = printEpoch(ctx, wh, slot, stdout)
+		}
 		if err == nil && s.WALStatus == store.SlotWALLost {
 			_, err = fmt.Fprintf(stdout, "\nThe slot is lost: PostgreSQL invalidated it (max_slot_wal_keep_size) and capture cannot resume on it.\n"+
 				"Recover with: walhook slot recreate --slot %s --yes\n", slot)
@@ -99,9 +122,8 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := st.CaptureSlotDrop(ctx, slot); err != nil {
 			return fmt.Errorf("drop slot %s: %w", slot, err)
 		}
-		if err := forgetPosition(ctx, wh, slot); err != nil {
-			return err
-		}
+		// The stored position stays: capture, finding the slot gone while a position is
+		// stored, starts a new source epoch when it creates the slot (relay/capture/epoch.go).
 		_, err := fmt.Fprintf(stdout, "dropped replication slot %s\n", slot)
 		return err
 	default:
@@ -117,7 +139,7 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := st.CaptureSlotDrop(ctx, slot); err != nil {
 			return fmt.Errorf("drop slot %s: %w", slot, err)
 		}
-		if err := forgetPosition(ctx, wh, slot); err != nil {
+		if err := newEpoch(ctx, wh, slot, capture.EpochSlotRecreate, stdout); err != nil {
 			return err
 		}
 		return createSlot(ctx, st, slot, &s, stdout)
@@ -159,13 +181,52 @@ func createSlot(ctx context.Context, st *store.Store, slot string, old *store.Sl
 	return err
 }
 
-// forgetPosition clears the position capture stored for slot in walhook's database: a new slot
-// starts where PostgreSQL creates it.
-func forgetPosition(ctx context.Context, wh *store.Store, slot string) error {
-	if err := wh.CapturePositionDelete(ctx, slot); err != nil {
-		return fmt.Errorf("clear the stored position of slot %s: %w", slot, err)
+// newEpoch starts a new source epoch for slot in walhook's database: the stored position is
+// forgotten, and the events captured from then on get source keys no earlier event has (see
+// "Source epochs" in relay/capture/doc.go). recreate calls it before the new slot is created (a
+// failure in between leaves an epoch with nothing captured in it, never a new slot in the old
+// epoch); an operator recreates a slot after something went wrong with the source, so the epoch
+// is started whatever capture would decide.
+func newEpoch(ctx context.Context, wh *store.Store, slot, reason string, stdout io.Writer) error {
+	pos, err := wh.CapturePositionGet(ctx, slot)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("read the stored position of slot %s: %w", slot, err)
 	}
-	return nil
+	for range 3 { // another caller may start one between the read and the bump
+		var bumped bool
+		pos, bumped, err = wh.CaptureEpochBump(ctx, slot, pos.Epoch, "", reason)
+		if err != nil {
+			return err
+		}
+		if bumped {
+			_, err = fmt.Fprintf(stdout, "started source epoch %d for slot %s: events captured from now on have source keys starting with e%d:\n",
+				pos.Epoch, slot, pos.Epoch)
+			return err
+		}
+	}
+	return fmt.Errorf("start a source epoch for slot %s: the stored epoch keeps changing (is a relay running?)", slot)
+}
+
+// printEpoch shows the slot's source epoch as stored in walhook's database.
+func printEpoch(ctx context.Context, wh *store.Store, slot string, stdout io.Writer) error {
+	pos, err := wh.CapturePositionGet(ctx, slot)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		_, err = fmt.Fprintf(stdout, "source_epoch    0 (nothing stored yet)\n")
+		return err
+	case err != nil:
+		return fmt.Errorf("read the stored position of slot %s: %w", slot, err)
+	}
+	since := ""
+	if pos.EpochStarted != nil {
+		since = fmt.Sprintf(" (since %s: %s)", pos.EpochStarted.UTC().Format(time.RFC3339), pos.EpochReason)
+	}
+	stored := "-"
+	if pos.LSN > 0 {
+		stored = pglogrepl.LSN(pos.LSN).String()
+	}
+	_, err = fmt.Fprintf(stdout, "source_epoch    %d%s\nstored_lsn      %s\n", pos.Epoch, since, stored)
+	return err
 }
 
 func derefPID(p *int32) int32 {

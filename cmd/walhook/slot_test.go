@@ -47,6 +47,7 @@ func TestSlotRecreate(t *testing.T) {
 	require.EqualError(t, err, fmt.Sprintf("no replication slot %q", slot))
 	out, err := run("recreate", "--yes")
 	require.NoError(t, err)
+	require.Contains(t, out, "started source epoch 1 for slot "+slot+": events captured from now on have source keys starting with e1:\n")
 	require.Contains(t, out, "created replication slot "+slot+" at ")
 	require.Contains(t, out, "There was no slot "+slot+": changes committed before ")
 
@@ -54,31 +55,64 @@ func TestSlotRecreate(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, out, "wal_status      reserved\n")
 	require.Contains(t, out, "safe_wal_size   unlimited (max_slot_wal_keep_size = -1)\n")
+	require.Regexp(t, `\nsource_epoch    1 \(since \S+: slot_recreate\)\nstored_lsn      -\n`, out)
 	before, err := st.CaptureSlotStatus(ctx, slot)
 	require.NoError(t, err)
 
 	_, err = run("recreate")
 	require.ErrorContains(t, err, "slot "+slot+" is not lost (wal_status reserved): recreating it loses the")
 	_, err = run("remake", "--yes")
-	require.EqualError(t, err, "want slot status, slot drop or slot recreate")
+	require.EqualError(t, err, "want slot status, slot drop, slot recreate or slot epoch")
 
 	_, err = pool.Exec(ctx, `SELECT pg_logical_emit_message(true, 'test', 'move the WAL on')`)
 	require.NoError(t, err)
-	// capture stored a position for the slot in walhook's database: recreate forgets it
-	_, err = wh.CaptureCommit(ctx, store.CaptureBatch{Position: store.CapturePosition{Slot: slot, SystemID: "s", LSN: 1 << 32}})
+	// capture stored a position for the slot in walhook's database (in epoch 1): recreate
+	// starts epoch 2, which forgets it
+	_, err = wh.CaptureCommit(ctx, store.CaptureBatch{Position: store.CapturePosition{Slot: slot, SystemID: "s", LSN: 1 << 32, Epoch: 1}})
 	require.NoError(t, err)
-	_, err = wh.CapturePositionGet(ctx, slot)
+	pos, err := wh.CapturePositionGet(ctx, slot)
 	require.NoError(t, err)
+	require.Equal(t, uint64(1<<32), pos.LSN)
+	out, err = run("status")
+	require.NoError(t, err)
+	require.Contains(t, out, "\nstored_lsn      1/0\n")
 	out, err = run("recreate", "--yes")
 	require.NoError(t, err)
+	require.Contains(t, out, "started source epoch 2 for slot "+slot)
 	require.Contains(t, out, "Changes committed between position "+before.ConfirmedFlushLSN+" and ")
 	require.Contains(t, out, "were NOT captured")
 	require.Contains(t, out, "Outbox rows still in walhook.outbox are not lost")
 	after, err := st.CaptureSlotStatus(ctx, slot)
 	require.NoError(t, err)
 	require.NotEqual(t, before.ConfirmedFlushLSN, after.ConfirmedFlushLSN, "a new slot, at the current position")
-	_, err = wh.CapturePositionGet(ctx, slot)
-	require.ErrorIs(t, err, store.ErrNotFound, "the stored position of the old slot is cleared")
+	pos, err = wh.CapturePositionGet(ctx, slot)
+	require.NoError(t, err)
+	require.Equal(t, store.CapturePosition{Slot: slot, SystemID: "s", Epoch: 2, EpochReason: "slot_recreate", EpochStarted: pos.EpochStarted}, pos,
+		"a new epoch; the stored position of the old slot is forgotten, the cluster kept")
+
+	// drop leaves the epoch and the position alone: capture starts an epoch when it creates the
+	// slot again (relay/capture TestEpochSlotMissing)
+	_, err = wh.CaptureCommit(ctx, store.CaptureBatch{Position: store.CapturePosition{Slot: slot, SystemID: "s", LSN: 2 << 32, Epoch: 2}})
+	require.NoError(t, err)
+	out, err = run("drop", "--yes")
+	require.NoError(t, err)
+	require.Equal(t, "dropped replication slot "+slot+"\n", out)
+	pos, err = wh.CapturePositionGet(ctx, slot)
+	require.NoError(t, err)
+	require.Equal(t, 2, pos.Epoch)
+	require.Equal(t, uint64(2<<32), pos.LSN)
+
+	// epoch, by hand (poll mode after a restore): only with --yes, walhook's database only
+	_, err = run("epoch")
+	require.ErrorContains(t, err, "add --yes")
+	out, err = run("epoch", "--yes")
+	require.NoError(t, err)
+	require.Contains(t, out, "started source epoch 3 for slot "+slot+": events captured from now on have source keys starting with e3:\n")
+	pos, err = wh.CapturePositionGet(ctx, slot)
+	require.NoError(t, err)
+	require.Equal(t, 3, pos.Epoch)
+	require.Equal(t, "manual", pos.EpochReason)
+	require.Equal(t, uint64(0), pos.LSN)
 }
 
 // TestMigrateTwoDatabases runs `walhook migrate` with --source-database-url: status lists both
@@ -95,13 +129,13 @@ func TestMigrateTwoDatabases(t *testing.T) {
 		return out.String()
 	}
 	out := run("status")
-	require.Regexp(t, `(?s)^walhook database \(--database-url\):\n0001_init\s+applied .*\n0025_moved\s+applied [^\n]+\n\n`+
+	require.Regexp(t, `(?s)^walhook database \(--database-url\):\n0001_init\s+applied .*\n0027_source_epoch\s+applied [^\n]+\n\n`+
 		`source database \(--source-database-url\):\n0001_capture\s+applied [^\n]+\n0002_moved\s+applied [^\n]+\n$`, out)
 
 	out = run("down", "2")
-	require.Equal(t, "reverted 2 migration(s) [25 24]\nsource database: reverted 2 migration(s) [2 1]\n", out)
+	require.Equal(t, "reverted 2 migration(s) [27 25]\nsource database: reverted 2 migration(s) [2 1]\n", out)
 	out = run("status")
-	require.Regexp(t, `\n0024_capture_position\s+pending\n0025_moved\s+pending\n`, out)
+	require.Regexp(t, `\n0024_capture_position\s+applied [^\n]+\n0025_moved\s+pending\n0027_source_epoch\s+pending\n`, out)
 	require.Regexp(t, `\n0001_capture\s+pending\n0002_moved\s+pending\n$`, out)
 	// the source set removed its objects from a database of its own
 	pool, err := pgxpool.New(ctx, src)
@@ -112,7 +146,7 @@ func TestMigrateTwoDatabases(t *testing.T) {
 	require.Nil(t, outbox)
 
 	out = run("up")
-	require.Equal(t, "applied 2 migration(s) [24 25]\nsource database: applied 2 migration(s) [1 2]\n", out)
+	require.Equal(t, "applied 2 migration(s) [25 27]\nsource database: applied 2 migration(s) [1 2]\n", out)
 	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass('walhook.outbox')::text`).Scan(&outbox))
 	require.Equal(t, "walhook.outbox", *outbox)
 }

@@ -134,6 +134,10 @@ type metrics struct {
 	quarantineRows prometheus.Gauge
 	// failures counts replication sessions that ended in an error, by failureReason.
 	failures *prometheus.CounterVec
+	// epoch is the source epoch capture reads in; epochs counts the epochs it started, by
+	// reason (epoch.go).
+	epoch  prometheus.Gauge
+	epochs *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -171,9 +175,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "walhook_capture_failures_total",
 			Help: "Replication sessions that ended in an error, by reason (connect, permission, slot_in_use, slot_lost, prepare, stream, commit).",
 		}, []string{"reason"}),
+		epoch: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "walhook_capture_source_epoch",
+			Help: "The source epoch capture reads in: how many times the application's database was found replaced, restored or rewound (source keys of epoch N > 0 start with e<N>:).",
+		}),
+		epochs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walhook_capture_epochs_total",
+			Help: "Source epochs capture started, by reason (other_cluster, slot_missing, rewound): the application's database was not the one capture read before.",
+		}, []string{"reason"}),
 	}
 	for _, c := range []prometheus.Collector{m.events, m.deliveries, m.skipped, m.decodeErrors, m.transactions, m.batch, m.lag,
-		m.quarantined, m.quarantineRows, m.failures} {
+		m.quarantined, m.quarantineRows, m.failures, m.epoch, m.epochs} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register capture metrics: %w", err)
 		}
@@ -186,6 +198,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, r := range []string{reasonConnect, reasonPermission, reasonSlotInUse, reasonPrepare, reasonStart, reasonStream, reasonCommit, reasonSlotLost} {
 		m.failures.WithLabelValues(r)
+	}
+	for _, r := range []string{epochOtherCluster, epochSlotMissing, epochRewound} {
+		m.epochs.WithLabelValues(r)
 	}
 	return m, nil
 }

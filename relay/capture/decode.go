@@ -85,12 +85,14 @@ type decoder struct {
 	// events are stored already. PostgreSQL does not send such transactions when the stream
 	// starts there; skipping them here as well is belt and braces. 0: none.
 	stored pglogrepl.LSN
-	cat    *catalog.Catalog
-	ids    *store.PublicIDs // event ids: a keyed digest of the source position
-	keys   *keyring         // emit keys: only messages walhook.emit signed are events
-	rels   map[uint32]*relation
-	cur    *txn
-	buf    []byte
+	// srcKeys builds the source keys of the session's source epoch (epoch.go).
+	srcKeys sourceKeys
+	cat     *catalog.Catalog
+	ids     *store.PublicIDs // event ids: a keyed digest of the source position
+	keys    *keyring         // emit keys: only messages walhook.emit signed are events
+	rels    map[uint32]*relation
+	cur     *txn
+	buf     []byte
 }
 
 func newDecoder(cat *catalog.Catalog, ids *store.PublicIDs, keys *keyring) *decoder {
@@ -248,7 +250,7 @@ func (d *decoder) change(relID uint32, op string, oldTuple *pglogrepl.TupleData,
 			// the tenant column in it, it might be another company's (a move not detected).
 			previous = d.rowJSON(r, old, nil, !full)
 		}
-		sourceKey := fmt.Sprintf("wal:%016X:%d:%s", uint64(t.commitLSN), ordinal, et.Key)
+		sourceKey := d.srcKeys.wal(t.commitLSN, ordinal, et.Key, "")
 		t.add(store.CaptureEvent{
 			SourceKey: sourceKey, CompanyID: tenant, EventKey: et.Key, OccurredAt: t.commitTime,
 			Payload: envelope(d.ids, sourceKey, et.Key, tenant, t.commitTime, data, previous),
@@ -304,7 +306,7 @@ func (d *decoder) movedOut(t *txn, r *relation, ordinal int, et webhook.EventTyp
 	if mv.fromNull || !slices.Contains(et.Operations, "delete") {
 		return
 	}
-	key := fmt.Sprintf("wal:%016X:%d:%s:old", uint64(t.commitLSN), ordinal, et.Key)
+	key := d.srcKeys.wal(t.commitLSN, ordinal, et.Key, ":old")
 	data := d.rowJSON(r, old, nil, !full)
 	t.add(store.CaptureEvent{
 		SourceKey: key, CompanyID: mv.from, EventKey: et.Key, OccurredAt: t.commitTime,
@@ -324,7 +326,7 @@ func (d *decoder) movedIn(t *txn, r *relation, ordinal int, et webhook.EventType
 			detail: et.Key + ": " + et.TenantColumn + " is NULL"})
 		return
 	}
-	key := fmt.Sprintf("wal:%016X:%d:%s", uint64(t.commitLSN), ordinal, et.Key)
+	key := d.srcKeys.wal(t.commitLSN, ordinal, et.Key, "")
 	data := d.rowJSON(r, nu, old, false)
 	t.add(store.CaptureEvent{
 		SourceKey: key, CompanyID: to, EventKey: et.Key, OccurredAt: t.commitTime,
@@ -444,7 +446,7 @@ func (d *decoder) outboxRow(t *txn, r *relation, row *pglogrepl.TupleData) {
 	company, _ := columnText(r, row, nil, "company_id")
 	key, _ := columnText(r, row, nil, "event_key")
 	payload, _ := columnText(r, row, nil, "payload")
-	ev, sk := outboxEvent(d.cat, d.ids, id, company, key, []byte(payload), t.commitTime)
+	ev, sk := outboxEvent(d.cat, d.ids, d.srcKeys, id, company, key, []byte(payload), t.commitTime)
 	if sk != nil {
 		t.skips = append(t.skips, *sk)
 		return
@@ -453,7 +455,7 @@ func (d *decoder) outboxRow(t *txn, r *relation, row *pglogrepl.TupleData) {
 }
 
 // outboxEvent builds the event of an outbox row, or says why it is skipped.
-func outboxEvent(cat *catalog.Catalog, ids *store.PublicIDs, id int64, company, key string, payload []byte, at time.Time) (store.CaptureEvent, *skip) {
+func outboxEvent(cat *catalog.Catalog, ids *store.PublicIDs, keys sourceKeys, id int64, company, key string, payload []byte, at time.Time) (store.CaptureEvent, *skip) {
 	pos := "outbox:" + strconv.FormatInt(id, 10)
 	if et, ok := cat.Get(key); !ok || et.Source != webhook.SourceOutbox {
 		return store.CaptureEvent{}, &skip{reason: skipUnknownEvent, position: pos, detail: "event " + strconv.Quote(key)}
@@ -464,9 +466,10 @@ func outboxEvent(cat *catalog.Catalog, ids *store.PublicIDs, id int64, company, 
 	if !json.Valid(payload) {
 		return store.CaptureEvent{}, &skip{reason: skipBadPayload, position: pos, detail: "payload is not JSON"}
 	}
+	sourceKey := keys.outbox(id)
 	return store.CaptureEvent{
-		SourceKey: pos, CompanyID: company, EventKey: key, OccurredAt: at,
-		Payload: envelope(ids, pos, key, company, at, compact(payload), nil),
+		SourceKey: sourceKey, CompanyID: company, EventKey: key, OccurredAt: at,
+		Payload: envelope(ids, sourceKey, key, company, at, compact(payload), nil),
 	}, nil
 }
 
@@ -485,16 +488,13 @@ func (d *decoder) message(ctx context.Context, m *pglogrepl.LogicalDecodingMessa
 	}
 	standalone := !m.Transactional || d.cur == nil
 	var t *txn
-	var sourceKey string
 	if standalone {
 		// A non-transactional message stands alone: keyed by its own LSN, acked with the next
 		// transaction (endLSN stays 0).
 		t = &txn{commitLSN: m.LSN, commitTime: time.Now().UTC()}
-		sourceKey = fmt.Sprintf("wal:%016X:m", uint64(m.LSN))
 	} else {
 		t = d.cur
 		t.changes++
-		sourceKey = fmt.Sprintf("wal:%016X:%d", uint64(t.commitLSN), t.changes)
 	}
 	pos := m.LSN.String()
 	content, ok, err := d.keys.verify(ctx, m.LSN, m.Content)
@@ -530,7 +530,7 @@ func (d *decoder) message(ctx context.Context, m *pglogrepl.LogicalDecodingMessa
 	if len(payload) == 0 || string(payload) == "null" {
 		payload = []byte("{}")
 	}
-	sourceKey += ":" + e.Event
+	sourceKey := d.srcKeys.message(t.commitLSN, t.changes, standalone, e.Event)
 	t.add(store.CaptureEvent{
 		SourceKey: sourceKey, CompanyID: company, EventKey: e.Event, OccurredAt: t.commitTime,
 		Payload: envelope(d.ids, sourceKey, e.Event, company, t.commitTime, compact(payload), nil),

@@ -13,6 +13,8 @@
 //   - SELECT walhook.emit(company_id, event, payload): a transactional logical message with
 //     prefix "walhook": source key "wal:<commit LSN>:<change ordinal>:<event key>".
 //
+// In source epoch N > 0 (see "Source epochs") every key is prefixed with "e<N>:".
+//
 // A rolled-back transaction is never decoded, so it emits nothing.
 //
 // # Who may emit
@@ -89,21 +91,78 @@
 // 2 are claimed again (the stream-start sweep, or their INSERT replayed), store nothing twice
 // ("outbox:<id>" is their source key) and are deleted then.
 //
-// A stored position of another cluster (a source restored from a base backup into a new cluster,
-// or replaced) or beyond the source's WAL end (a source restored to an earlier point) is ignored
-// with a warning: using it could skip events that were never stored. Capture then streams from
-// the slot's own position. `walhook slot drop|recreate` clears the stored position of the slot.
-// The position is stored with one database too (same statement), where it only spares re-reading.
+// A stored position of another cluster (a source restored into a new cluster, or replaced) or
+// beyond the source's WAL end (a source gone back to an earlier point) is never used: using it
+// could skip events that were never stored. Either starts a new source epoch, which forgets it
+// (see "Source epochs"), and capture streams from the slot's own position. The position is
+// stored with one database too (same statement), where it only spares re-reading.
 //
 // In poll mode, and for the start-up sweep, rows are claimed FOR UPDATE SKIP LOCKED in a source
 // transaction, their events committed in walhook's database, and the rows deleted in that source
 // transaction before it commits; a crash in between releases the rows, which are claimed again
 // and dedupe. With one database all of it is still the one transaction described above.
 //
-// A source key names a position in the source (an LSN, an outbox id), so it is unique only within
-// one source cluster: pointing a walhook database at a new, unrelated application database whose
-// outbox ids or LSNs start over would have its first events taken for replays. Give such a
-// source a walhook database of its own.
+// # Source epochs
+//
+// A source key names a position in the source (an LSN, an outbox id), so it is unique only
+// within one history of the source. With two databases walhook's can outlive the application's:
+// restored from pg_dump into a new cluster (outbox ids go on from the dump's point, ids the old
+// database had used since; LSNs are the new cluster's), reset (staging: ids start over), restored
+// to an earlier point (the abandoned timeline's LSNs are used again), upgraded. A new event whose
+// key equals a stored one would be taken for a replay and silently dropped. (With one database
+// the events are restored together with the source, and a new epoch changes only the keys.) So capture counts the histories it has read through a
+// slot, the source epoch (walhook.capture_position.epoch, migration 0027; epoch.go), and source
+// keys of epoch N > 0 carry it: "e<N>:wal:…", "e<N>:outbox:…". Epoch 0 keeps the keys of before,
+// so nothing changes for existing installations and a replay across the upgrade still dedupes.
+// The keys are built in one place (sourceKeys) for the stream, the stream-start outbox sweep and
+// poll mode; `walhook quarantine retry` stores the key the quarantine row holds.
+//
+// Every replication session decides, in prepare and before it creates a missing slot, whether
+// the source is still the history it read: a new epoch starts (epoch + 1, the stored position
+// forgotten, the source's system identifier recorded; a warning, walhook_capture_epochs_total
+// {reason}, walhook_capture_source_epoch) when
+//
+//   - the stored position's system identifier is not the source's (IDENTIFY_SYSTEM):
+//     reason other_cluster (a restore into a new cluster, pg_dump, pg_upgrade);
+//   - the slot is missing while a position is stored: reason slot_missing. Slots are not in
+//     backups, so a source restored from any backup, point-in-time recovery included (which
+//     keeps the system identifier), comes back without it; so does `walhook slot drop`;
+//   - the stored position is beyond the source's WAL end: reason rewound (a disk snapshot
+//     restored with its slot, or a failover to a standby that had not received what capture
+//     had stored: the next transactions reuse LSNs capture has keys of).
+//
+// `walhook slot recreate` starts one explicitly (reason slot_recreate) before it creates the new
+// slot, and so does `walhook slot epoch` (reason manual). Two callers that read the same epoch
+// start one between them (the bump applies only to the epoch it read), and a session of an
+// earlier epoch no longer moves the stored position.
+// The epoch is stored before a missing slot is created, so a crash in between can never leave a
+// new slot read in the old epoch; an epoch with nothing captured in it costs nothing.
+//
+// Why a new epoch never duplicates a WAL event: in the cases above the slot is new (created at
+// the current WAL position: nothing older is ever decoded from it) or belongs to a history whose
+// transactions were not stored under the new epoch; every event decoded in the new epoch is a
+// change the old keys never described. The exceptions are narrow: other_cluster with the slot
+// there (pg_upgrade to PostgreSQL 17+ keeps slots only once they have confirmed everything, so
+// nothing is read again) and rewound (the transactions between the slot's confirmed position and the source's
+// WAL end were stored under the old epoch and are delivered again: at most the slot's lag at the
+// snapshot or failover — a duplicate, never a loss).
+//
+// The one window for outbox rows: rows still in the source's outbox at the point the restored
+// source was copied (its backup, its snapshot, the standby's last WAL) whose events walhook had
+// stored or stored afterwards from the old source — stored but not yet deleted, or not yet
+// claimed. Under the new epoch they are new keys, so they are delivered again: at most the outbox
+// backlog of that moment, normally the rows of the last few milliseconds. Without the epoch they
+// would dedupe, and every new row whose id an earlier one had would be lost instead.
+//
+// The same system identifier with the slot there and the position within its WAL keeps the
+// epoch: a restart, a crash, a leader change, PostgreSQL restarted, a failover to a standby with
+// synced slots (PostgreSQL 17 failover slots; same system identifier, the slot and the WAL
+// carried over). Replays there dedupe exactly as before.
+//
+// Poll mode reads no replication session, so it cannot tell a new source by itself: it uses the
+// epoch stored for its slot name (Config.Slot), read before each round of claims, which an
+// operator starts with `walhook slot epoch` after restoring or resetting the application's
+// database (or an earlier WAL-mode session started).
 //
 // # Bad data
 //

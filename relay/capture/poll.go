@@ -28,18 +28,24 @@ func (c *Capture) poll(ctx context.Context) error {
 				c.limiter.Msg(c.log.Warn().Err(err), "outbox listener unavailable; polling on the interval")
 			}
 		}
-		for {
-			n, err := c.pollBatch(ctx)
+		// The source epoch as stored (epoch.go): poll mode has no replication session that could
+		// tell a new source; an operator starts one with `walhook slot epoch`.
+		keys, err := c.storedEpoch(ctx)
+		for err == nil {
+			var n int
+			n, err = c.pollBatch(ctx, keys)
 			if ctx.Err() != nil {
 				return nil
 			}
 			if err != nil {
-				c.limiter.Msg(c.log.Warn().Err(err), "outbox claim failed; retrying")
 				break
 			}
 			if n < c.cfg.PollBatch {
 				break
 			}
+		}
+		if err != nil && ctx.Err() == nil {
+			c.limiter.Msg(c.log.Warn().Err(err), "outbox claim failed; retrying")
 		}
 		if err := c.waitOutbox(ctx, l); err != nil {
 			if ctx.Err() != nil {
@@ -80,7 +86,7 @@ func (c *Capture) waitOutbox(ctx context.Context, l *store.Listener) error {
 // events committed in walhook's database, then the rows deleted in that source transaction and
 // it committed: a crash in between leaves the rows to be claimed again, and their source keys
 // ("outbox:<id>") dedupe the replay.
-func (c *Capture) pollBatch(ctx context.Context) (int, error) {
+func (c *Capture) pollBatch(ctx context.Context, keys sourceKeys) (int, error) {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.CommitTimeout)
 	defer cancel()
 	var claimed int
@@ -105,7 +111,7 @@ func (c *Capture) pollBatch(ctx context.Context) (int, error) {
 		claimedIDs := make([]int64, 0, len(rows))
 		for _, r := range rows {
 			claimedIDs = append(claimedIDs, r.ID)
-			ev, sk := outboxEvent(c.cfg.Catalog, ids, r.ID, r.CompanyID, r.EventKey, r.Payload, r.CreatedAt)
+			ev, sk := outboxEvent(c.cfg.Catalog, ids, keys, r.ID, r.CompanyID, r.EventKey, r.Payload, r.CreatedAt)
 			if sk != nil {
 				skips = append(skips, *sk)
 				continue

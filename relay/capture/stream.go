@@ -47,8 +47,9 @@ func (c *Capture) connectReplication(ctx context.Context) (*pgconn.PgConn, error
 	return conn, nil
 }
 
-// Prepare makes the publication cover the catalog's tables and the outbox, and creates the slot
-// when it is missing, on a replication connection of its own. The capture leader does the same
+// Prepare makes the publication cover the catalog's tables and the outbox, starts a new source
+// epoch when one is due (epoch.go), and creates the slot when it is missing, on a replication
+// connection of its own. The capture leader does the same
 // at the start of every stream, on the stream's connection; Prepare is for running it before
 // that: `walhook dev` (through relay.Relay.Prepare) and tests.
 func (c *Capture) Prepare(ctx context.Context) error {
@@ -57,7 +58,8 @@ func (c *Capture) Prepare(ctx context.Context) error {
 		return err
 	}
 	defer closeConn(ctx, conn)
-	return c.prepare(ctx, conn)
+	_, err = c.prepare(ctx, conn)
+	return err
 }
 
 func closeConn(ctx context.Context, conn *pgconn.PgConn) {
@@ -66,44 +68,63 @@ func closeConn(ctx context.Context, conn *pgconn.PgConn) {
 	_ = conn.Close(cctx)
 }
 
-func (c *Capture) prepare(ctx context.Context, conn *pgconn.PgConn) error {
+// prepared is what prepare found out about the source for a session.
+type prepared struct {
+	sys pglogrepl.IdentifySystemResult
+	// pos is the stored position and source epoch once prepare has started a new epoch where
+	// one was due (epoch.go).
+	pos store.CapturePosition
+}
+
+// prepare syncs the publication, identifies the source, decides its source epoch (sourceEpoch:
+// before the slot is created, so a crash in between cannot lose the reason), creates the slot
+// when it is missing, and checks it.
+func (c *Capture) prepare(ctx context.Context, conn *pgconn.PgConn) (prepared, error) {
 	_, update, del := c.cfg.Catalog.Operations()
 	pub := store.Publication{Tables: append(c.cfg.Catalog.Tables(), outboxTable), Insert: true, Update: update, Delete: del}
 	changed, err := c.source().CapturePublicationSync(ctx, c.cfg.Publication, pub)
 	if err != nil {
-		return err
+		return prepared{}, err
 	}
 	if changed {
 		c.log.Info().Str("publication", c.cfg.Publication).Strs("tables", pub.Tables).Msg("publication updated")
 	}
+	var p prepared
+	if p.sys, err = pglogrepl.IdentifySystem(ctx, conn); err != nil {
+		return prepared{}, fmt.Errorf("identify source system: %w", err)
+	}
 	slot, err := c.source().CaptureSlotStatus(ctx, c.cfg.Slot)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
+	missing := errors.Is(err, store.ErrNotFound)
+	if err != nil && !missing {
+		return prepared{}, fmt.Errorf("look up replication slot %s: %w", c.cfg.Slot, err)
+	}
+	if p.pos, err = c.sourceEpoch(ctx, p.sys, missing); err != nil {
+		return prepared{}, err
+	}
+	if missing {
 		_, err := pglogrepl.CreateReplicationSlot(ctx, conn, c.cfg.Slot, "pgoutput",
 			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42710" { // created meanwhile by another replica
-			return nil
+			return p, nil
 		}
 		if err != nil {
-			return fmt.Errorf("create replication slot %s: %w", c.cfg.Slot, err)
+			return prepared{}, fmt.Errorf("create replication slot %s: %w", c.cfg.Slot, err)
 		}
-		c.log.Info().Str("slot", c.cfg.Slot).Msg("replication slot created")
+		c.log.Info().Str("slot", c.cfg.Slot).Int("source_epoch", p.pos.Epoch).Msg("replication slot created")
 		c.slot.set(store.SlotWALReserved)
-		return nil
-	case err != nil:
-		return fmt.Errorf("look up replication slot %s: %w", c.cfg.Slot, err)
+		return p, nil
 	}
 	if err := c.slot.observe(slot, c.log); err != nil {
-		return err // lost: START_REPLICATION would only fail
+		return prepared{}, err // lost: START_REPLICATION would only fail
 	}
 	if slot.Plugin != "pgoutput" || slot.Type != "logical" {
-		return fmt.Errorf("replication slot %s is a %s slot with plugin %q; walhook needs its own logical pgoutput slot", c.cfg.Slot, slot.Type, slot.Plugin)
+		return prepared{}, fmt.Errorf("replication slot %s is a %s slot with plugin %q; walhook needs its own logical pgoutput slot", c.cfg.Slot, slot.Type, slot.Plugin)
 	}
 	if db := conn.ParameterStatus("database"); db != "" && slot.Database != "" && db != slot.Database {
-		return fmt.Errorf("replication slot %s belongs to database %s", c.cfg.Slot, slot.Database)
+		return prepared{}, fmt.Errorf("replication slot %s belongs to database %s", c.cfg.Slot, slot.Database)
 	}
-	return nil
+	return p, nil
 }
 
 // stream runs one replication session: prepare, sweep leftover outbox rows, then read and commit
@@ -114,13 +135,15 @@ func (c *Capture) stream(ctx context.Context) error {
 		return &sessionError{reasonConnect, err}
 	}
 	defer closeConn(ctx, conn)
-	if err := c.prepare(ctx, conn); err != nil {
+	p, err := c.prepare(ctx, conn)
+	if err != nil {
 		return &sessionError{reasonPrepare, err}
 	}
+	keys := sourceKeys{epoch: p.pos.Epoch}
 	// Outbox rows written before the slot existed (or while in poll mode) are not in the stream:
 	// claim them once. A row also in the stream has the same source key, so it is stored once.
 	for {
-		n, err := c.pollBatch(ctx)
+		n, err := c.pollBatch(ctx, keys)
 		if err != nil {
 			return &sessionError{reasonCommit, err}
 		}
@@ -128,14 +151,8 @@ func (c *Capture) stream(ctx context.Context) error {
 			break
 		}
 	}
-	sys, err := pglogrepl.IdentifySystem(ctx, conn)
-	if err != nil {
-		return &sessionError{reasonPrepare, fmt.Errorf("identify source system: %w", err)}
-	}
-	start, err := c.startPosition(ctx, sys)
-	if err != nil {
-		return &sessionError{reasonPrepare, err}
-	}
+	sys := p.sys
+	start := c.startPosition(p.pos, sys)
 	err = pglogrepl.StartReplication(ctx, conn, c.cfg.Slot, start, pglogrepl.StartReplicationOptions{
 		Mode: pglogrepl.LogicalReplication,
 		PluginArgs: []string{
@@ -173,7 +190,8 @@ func (c *Capture) stream(ctx context.Context) error {
 	dec := newDecoder(c.cfg.Catalog, ids, ring)
 	dec.partEvents = min(c.cfg.BatchEvents, partEvents)
 	dec.stored = start
-	s := &session{c: c, conn: conn, dec: dec, txns: make(chan *txn, 4096), systemID: sys.SystemID}
+	dec.srcKeys = keys
+	s := &session{c: c, conn: conn, dec: dec, txns: make(chan *txn, 4096), systemID: sys.SystemID, epoch: keys.epoch}
 	committed := make(chan error, 1)
 	go func() {
 		err := s.commitLoop(sctx)
@@ -199,29 +217,17 @@ func (c *Capture) stream(ctx context.Context) error {
 }
 
 // startPosition is where the stream starts: the position stored with the events in walhook's
-// database (walhook.capture_position) when it is this source cluster's and within its WAL, else 0
-// (PostgreSQL starts at the slot's confirmed_flush_lsn). See "Two databases" in doc.go.
-func (c *Capture) startPosition(ctx context.Context, sys pglogrepl.IdentifySystemResult) (pglogrepl.LSN, error) {
-	pos, err := c.st.CapturePositionGet(ctx, c.cfg.Slot)
-	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read stored capture position: %w", err)
-	}
+// database (walhook.capture_position, as prepare left it) when it is this source cluster's and
+// within its WAL, else 0 (PostgreSQL starts at the slot's confirmed_flush_lsn). A position of
+// another cluster or beyond the WAL has already started a new source epoch, which forgets it
+// (epoch.go); the checks here only guard against a row changed in between. See "Two databases"
+// in doc.go.
+func (c *Capture) startPosition(pos store.CapturePosition, sys pglogrepl.IdentifySystemResult) pglogrepl.LSN {
 	lsn := pglogrepl.LSN(pos.LSN)
-	switch {
-	case pos.SystemID != sys.SystemID:
-		c.log.Warn().Str("slot", c.cfg.Slot).Str("stored_system_id", pos.SystemID).Str("source_system_id", sys.SystemID).
-			Str("stored_lsn", lsn.String()).
-			Msg("the stored capture position belongs to another PostgreSQL cluster (a restored or replaced source); ignored: streaming from the slot's own position")
-		return 0, nil
-	case lsn > sys.XLogPos:
-		c.log.Warn().Str("slot", c.cfg.Slot).Str("stored_lsn", lsn.String()).Str("source_wal_end", sys.XLogPos.String()).
-			Msg("the stored capture position is beyond the source's WAL (a source restored from a backup?); ignored: streaming from the slot's own position")
-		return 0, nil
+	if pos.SystemID != sys.SystemID || lsn > sys.XLogPos {
+		return 0
 	}
-	return lsn, nil
+	return lsn
 }
 
 // partEvents is the size of the parts a large transaction is handed to the committer in (see
@@ -237,8 +243,10 @@ type session struct {
 	dec  *decoder
 	txns chan *txn
 
-	// systemID is the source cluster's identifier (IDENTIFY_SYSTEM), stored with the position.
+	// systemID is the source cluster's identifier (IDENTIFY_SYSTEM), stored with the position,
+	// and epoch the session's source epoch, which the position is stored under.
 	systemID string
+	epoch    int
 
 	flushed   atomic.Uint64 // end LSN of the last transaction whose events committed
 	handed    atomic.Int64  // transactions handed to the committer
@@ -404,7 +412,7 @@ func (s *session) commitLoop(ctx context.Context) error {
 		for _, t := range batch {
 			end = max(end, t.endLSN)
 		}
-		pos := store.CapturePosition{Slot: s.c.cfg.Slot, SystemID: s.systemID, LSN: uint64(end)}
+		pos := store.CapturePosition{Slot: s.c.cfg.Slot, SystemID: s.systemID, LSN: uint64(end), Epoch: s.epoch}
 		missing, err := s.c.commit(ctx, batch, left, pos)
 		if err != nil {
 			return err

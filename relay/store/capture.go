@@ -15,7 +15,8 @@ import (
 )
 
 // CaptureEvent is one captured event, ready to store: SourceKey is its unique source position
-// ("wal:<commit lsn>:<n>:<key>", "outbox:<id>"), Payload the envelope as JSON.
+// ("wal:<commit lsn>:<n>:<key>", "outbox:<id>"; prefixed "e<N>:" in source epoch N > 0, see
+// CapturePosition.Epoch), Payload the envelope as JSON.
 type CaptureEvent struct {
 	SourceKey  string
 	CompanyID  string
@@ -69,12 +70,21 @@ type CaptureResult struct {
 }
 
 // CapturePosition is where capture stands in a source for a slot: the end LSN of the last source
-// transaction whose events are stored, and the source cluster's system identifier
-// (IDENTIFY_SYSTEM), so that a position of another cluster is never used.
+// transaction whose events are stored (0: none), the source cluster's system identifier
+// (IDENTIFY_SYSTEM; "" unknown), so that a position of another cluster is never used, and the
+// source epoch (migration 0027).
 type CapturePosition struct {
 	Slot     string
 	SystemID string
 	LSN      uint64
+	// Epoch counts the histories of the source capture has read through the slot: it goes up
+	// when the source was replaced, never down. CaptureCommit stores the position only while
+	// the stored epoch is still this one.
+	Epoch int
+	// EpochReason and EpochStarted say why and when the epoch began (read only; "" and nil for
+	// epoch 0).
+	EpochReason  string
+	EpochStarted *time.Time
 }
 
 // lsnText formats an LSN as PostgreSQL's pg_lsn text ("" for 0).
@@ -104,13 +114,26 @@ func (s *Store) CapturePositionGet(ctx context.Context, slot string) (CapturePos
 	if err != nil {
 		return CapturePosition{}, err
 	}
-	return CapturePosition{Slot: slot, SystemID: r.SystemID, LSN: lsn}, nil
+	return CapturePosition{Slot: slot, SystemID: r.SystemID, LSN: lsn, Epoch: int(r.Epoch),
+		EpochReason: r.EpochReason, EpochStarted: r.EpochStartedAt}, nil
 }
 
-// CapturePositionDelete forgets the stored position of slot (`walhook slot recreate`: a new slot
-// starts where PostgreSQL creates it). No position is not an error.
-func (s *Store) CapturePositionDelete(ctx context.Context, slot string) error {
-	return mapErr(s.q.CapturePositionDelete(ctx, slot))
+// CaptureEpochBump starts a new source epoch for slot: epoch + 1, the stored position forgotten
+// (LSN 0), systemID recorded ("" keeps the stored one), reason kept for operators. It applies
+// only while the stored epoch is still seen (a slot without a row gets epoch 1), so callers that
+// read the same row start one epoch between them. It returns the stored position afterwards and
+// whether this call started the epoch.
+func (s *Store) CaptureEpochBump(ctx context.Context, slot string, seen int, systemID, reason string) (CapturePosition, bool, error) {
+	_, err := s.q.CaptureEpochBump(ctx, dbsqlc.CaptureEpochBumpParams{Slot: slot, SystemID: systemID, Reason: reason, SeenEpoch: int32(seen)})
+	bumped := err == nil
+	if err != nil && !errors.Is(mapErr(err), ErrNotFound) {
+		return CapturePosition{}, false, fmt.Errorf("start a source epoch for slot %s: %w", slot, mapErr(err))
+	}
+	pos, err := s.CapturePositionGet(ctx, slot)
+	if err != nil {
+		return CapturePosition{}, false, fmt.Errorf("read the source epoch of slot %s: %w", slot, err)
+	}
+	return pos, bumped, nil
 }
 
 // captureChunk bounds the arrays of one CaptureCommit statement; a larger batch is several
@@ -142,6 +165,7 @@ func (s *Store) CaptureCommit(ctx context.Context, b CaptureBatch) (CaptureResul
 			}
 			if start == 0 && b.Position.LSN > 0 {
 				p.PositionSlot, p.PositionSystemID, p.PositionLsn = b.Position.Slot, b.Position.SystemID, lsnText(b.Position.LSN)
+				p.PositionEpoch = int32(b.Position.Epoch)
 			}
 			p.LeaseSkipWebhooks, p.LeaseSkipCompanies = []int64{}, []string{}
 			p.LeaseShareWebhookIds, p.LeaseShareCounts = []int64{}, []int64{}

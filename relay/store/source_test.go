@@ -137,7 +137,65 @@ func TestCapturePosition(t *testing.T) {
 	commit(store.CapturePosition{Slot: "b", SystemID: "100"})
 	_, err := s.CapturePositionGet(ctx, "b")
 	require.ErrorIs(t, err, store.ErrNotFound, "no LSN, no position")
-	require.NoError(t, s.CapturePositionDelete(ctx, "a"))
-	_, err = s.CapturePositionGet(ctx, "a")
-	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// TestCaptureEpochBump: a bump starts epoch 1 on a slot without a row, then epoch + 1 with the
+// position forgotten and the system id recorded ("" keeps it); only one of two callers that read
+// the same epoch bumps; a position committed under an earlier epoch moves nothing, one under the
+// stored epoch moves it.
+func TestCaptureEpochBump(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	s, _ := xtest.Store(t)
+	pos, bumped, err := s.CaptureEpochBump(ctx, "fresh", 0, "", "slot_recreate")
+	require.NoError(t, err)
+	require.True(t, bumped)
+	require.Equal(t, 1, pos.Epoch)
+	require.Equal(t, "", pos.SystemID, "unknown")
+	require.Equal(t, uint64(0), pos.LSN)
+	require.Equal(t, "slot_recreate", pos.EpochReason)
+	require.NotNil(t, pos.EpochStarted)
+
+	_, err = s.CaptureCommit(ctx, store.CaptureBatch{Position: store.CapturePosition{Slot: "a", SystemID: "100", LSN: 0x1_0000_0200}})
+	require.NoError(t, err)
+	pos, err = s.CapturePositionGet(ctx, "a")
+	require.NoError(t, err)
+	require.Equal(t, 0, pos.Epoch, "a position stored before any bump is epoch 0")
+	require.Equal(t, "", pos.EpochReason)
+	require.Nil(t, pos.EpochStarted)
+
+	pos, bumped, err = s.CaptureEpochBump(ctx, "a", 0, "200", "other_cluster")
+	require.NoError(t, err)
+	require.True(t, bumped)
+	require.Equal(t, 1, pos.Epoch)
+	require.Equal(t, "200", pos.SystemID)
+	require.Equal(t, uint64(0), pos.LSN, "the position is forgotten")
+	require.Equal(t, "other_cluster", pos.EpochReason)
+
+	pos, bumped, err = s.CaptureEpochBump(ctx, "a", 0, "300", "other_cluster")
+	require.NoError(t, err)
+	require.False(t, bumped, "another caller read epoch 0 too: one bump between them")
+	require.Equal(t, 1, pos.Epoch)
+	require.Equal(t, "200", pos.SystemID)
+
+	// a session of epoch 0 still committing moves nothing; one of epoch 1 does
+	_, err = s.CaptureCommit(ctx, store.CaptureBatch{Position: store.CapturePosition{Slot: "a", SystemID: "100", LSN: 0x5_0000_0000}})
+	require.NoError(t, err)
+	pos, err = s.CapturePositionGet(ctx, "a")
+	require.NoError(t, err)
+	require.Equal(t, uint64(0), pos.LSN)
+	require.Equal(t, "200", pos.SystemID)
+	_, err = s.CaptureCommit(ctx, store.CaptureBatch{Position: store.CapturePosition{Slot: "a", SystemID: "200", LSN: 0x30, Epoch: 1}})
+	require.NoError(t, err)
+	pos, err = s.CapturePositionGet(ctx, "a")
+	require.NoError(t, err)
+	require.Equal(t, uint64(0x30), pos.LSN)
+	require.Equal(t, 1, pos.Epoch)
+
+	pos, bumped, err = s.CaptureEpochBump(ctx, "a", 1, "", "slot_recreate")
+	require.NoError(t, err)
+	require.True(t, bumped)
+	require.Equal(t, 2, pos.Epoch)
+	require.Equal(t, "200", pos.SystemID, `"" keeps the stored system id`)
+	require.Equal(t, uint64(0), pos.LSN)
 }

@@ -426,13 +426,15 @@ func Split(ctx context.Context, old, new *Store, opts SplitOptions) (res SplitRe
 		// lease, and no relay may run), so it does not move, and the snapshot holds every event
 		// below it.
 		st, err := from.CaptureSlotStatus(ctx, opts.Slot)
-		if errors.Is(err, ErrNotFound) {
-			return nil // outbox polling, or capture never ran: nothing to continue from
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNotFound):
+			// outbox polling, or capture never ran: no position to continue from, but a
+			// source epoch to keep, if there is one
+		case err != nil:
 			return fmt.Errorf("read slot %s: %w", opts.Slot, err)
+		default:
+			res.Position = st.ConfirmedFlushLSN
 		}
-		res.Position = st.ConfirmedFlushLSN
 		return to.splitPosition(ctx, from, opts.Slot, res.Position)
 	}
 	if res.Tables, err = job.run(ctx); err != nil {
@@ -642,13 +644,27 @@ func copyTable(ctx context.Context, from, to *Store, table string, src, dst *pgc
 }
 
 // splitPosition records in s (walhook's database, in the copy's transaction) that capture
-// continues from position of the source's slot.
+// continues from position of the source's slot ("": no slot), in the source epoch source's
+// walhook data was captured in: the copied events carry its keys, so the epoch must not start
+// over at 0 (whose keys an earlier history of the source may have used).
 func (s *Store) splitPosition(ctx context.Context, source *Store, slot, position string) error {
+	was, err := source.CapturePositionGet(ctx, slot)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("read the source epoch: %w", err)
+	}
+	if position == "" && was.Epoch == 0 {
+		return nil
+	}
+	if position == "" {
+		position = "0/0"
+	}
 	id, err := source.q.SplitDatabaseIdentity(ctx)
 	if err != nil {
 		return fmt.Errorf("identify the source database: %w", mapErr(err))
 	}
-	if err := s.q.SplitPositionSet(ctx, dbsqlc.SplitPositionSetParams{Slot: slot, SystemID: id.SystemID, Lsn: position}); err != nil {
+	err = s.q.SplitPositionSet(ctx, dbsqlc.SplitPositionSetParams{Slot: slot, SystemID: id.SystemID, Lsn: position,
+		Epoch: int32(was.Epoch), EpochReason: was.EpochReason, EpochStartedAt: was.EpochStarted})
+	if err != nil {
 		return fmt.Errorf("record the capture position: %w", mapErr(err))
 	}
 	return nil

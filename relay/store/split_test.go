@@ -156,6 +156,10 @@ func TestSplitMovesEverything(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// The application's database was replaced once: the events carry epoch 1's keys.
+	_, bumped, err := b.old.CaptureEpochBump(ctx, b.slot, 0, "", "other_cluster")
+	require.NoError(t, err)
+	require.True(t, bumped)
 	res := b.split(t)
 	require.Len(t, res.Tables, len(copiedTables))
 	for i, c := range res.Tables {
@@ -195,6 +199,8 @@ func TestSplitMovesEverything(t *testing.T) {
 	var sysID string
 	require.NoError(t, b.oldPool.QueryRow(ctx, `SELECT system_identifier::text FROM pg_control_system()`).Scan(&sysID))
 	require.Equal(t, sysID, pos.SystemID)
+	require.Equal(t, 1, pos.Epoch, "the source epoch goes with the events, never back to 0")
+	require.Equal(t, "other_cluster", pos.EpochReason)
 
 	// The old database is marked: nothing of walhook runs on it alone.
 	var moved *store.MovedError

@@ -75,13 +75,15 @@ WITH input AS (
 ), position AS (
     -- Where capture stands in the source (migration 0024): the end of the batch's last source
     -- transaction, stored with its events, never moved back for the same source cluster. Empty
-    -- position_lsn (poll mode, a batch of parts only): nothing.
-    INSERT INTO walhook.capture_position AS cp (slot, system_id, lsn)
-    SELECT $15::text, $16::text, nullif($17::text, '')::pg_lsn
+    -- position_lsn (poll mode, a batch of parts only): nothing. A session of an earlier source
+    -- epoch (migration 0027) moves nothing: the position belongs to the epoch's stream.
+    INSERT INTO walhook.capture_position AS cp (slot, system_id, lsn, epoch)
+    SELECT $15::text, $16::text, nullif($17::text, '')::pg_lsn, $18::int
     WHERE nullif($17::text, '') IS NOT NULL
     ON CONFLICT (slot) DO UPDATE SET
         lsn = CASE WHEN cp.system_id = excluded.system_id THEN greatest(cp.lsn, excluded.lsn) ELSE excluded.lsn END,
         system_id = excluded.system_id, updated_at = now()
+    WHERE cp.epoch = excluded.epoch
     RETURNING 1
 )
 SELECT
@@ -117,6 +119,7 @@ type CaptureCommitParams struct {
 	PositionSlot         string
 	PositionSystemID     string
 	PositionLsn          string
+	PositionEpoch        int32
 }
 
 type CaptureCommitRow struct {
@@ -170,6 +173,7 @@ func (q *Queries) CaptureCommit(ctx context.Context, arg CaptureCommitParams) (C
 		arg.PositionSlot,
 		arg.PositionSystemID,
 		arg.PositionLsn,
+		arg.PositionEpoch,
 	)
 	var i CaptureCommitRow
 	err := row.Scan(
@@ -186,6 +190,40 @@ func (q *Queries) CaptureCommit(ctx context.Context, arg CaptureCommitParams) (C
 		&i.CapturedAt,
 	)
 	return i, err
+}
+
+const captureEpochBump = `-- name: CaptureEpochBump :one
+INSERT INTO walhook.capture_position AS cp (slot, system_id, lsn, epoch, epoch_reason, epoch_started_at)
+VALUES ($1::text, $2::text, '0/0', 1, $3::text, now())
+ON CONFLICT (slot) DO UPDATE SET
+    epoch = cp.epoch + 1,
+    system_id = CASE WHEN excluded.system_id = '' THEN cp.system_id ELSE excluded.system_id END,
+    lsn = '0/0', epoch_reason = excluded.epoch_reason, epoch_started_at = now(), updated_at = now()
+WHERE cp.epoch = $4::int
+RETURNING epoch
+`
+
+type CaptureEpochBumpParams struct {
+	Slot      string
+	SystemID  string
+	Reason    string
+	SeenEpoch int32
+}
+
+// CaptureEpochBump starts a new source epoch for a slot (migration 0027): epoch + 1, the position
+// forgotten (0/0), the source's system identifier recorded (” keeps the stored one). It applies
+// only while the stored epoch is still seen_epoch, so callers that saw the same row start one
+// epoch between them; no row then. A slot without a row gets one at epoch 1.
+func (q *Queries) CaptureEpochBump(ctx context.Context, arg CaptureEpochBumpParams) (int32, error) {
+	row := q.db.QueryRow(ctx, captureEpochBump,
+		arg.Slot,
+		arg.SystemID,
+		arg.Reason,
+		arg.SeenEpoch,
+	)
+	var epoch int32
+	err := row.Scan(&epoch)
+	return epoch, err
 }
 
 const captureListenOutbox = `-- name: CaptureListenOutbox :exec
@@ -217,30 +255,31 @@ func (q *Queries) CaptureModeSet(ctx context.Context, mode string) error {
 	return err
 }
 
-const capturePositionDelete = `-- name: CapturePositionDelete :exec
-DELETE FROM walhook.capture_position WHERE slot = $1::text
-`
-
-// CapturePositionDelete forgets the stored position of a slot (a recreated slot starts afresh).
-func (q *Queries) CapturePositionDelete(ctx context.Context, slot string) error {
-	_, err := q.db.Exec(ctx, capturePositionDelete, slot)
-	return err
-}
-
 const capturePositionGet = `-- name: CapturePositionGet :one
-SELECT system_id, lsn::text AS lsn FROM walhook.capture_position WHERE slot = $1::text
+SELECT system_id, lsn::text AS lsn, epoch, epoch_reason, epoch_started_at
+FROM walhook.capture_position WHERE slot = $1::text
 `
 
 type CapturePositionGetRow struct {
-	SystemID string
-	Lsn      string
+	SystemID       string
+	Lsn            string
+	Epoch          int32
+	EpochReason    string
+	EpochStartedAt *time.Time
 }
 
-// CapturePositionGet is where capture stands in the source for a slot (see CaptureCommit).
+// CapturePositionGet is where capture stands in the source for a slot (see CaptureCommit), and
+// the source epoch (migration 0027).
 func (q *Queries) CapturePositionGet(ctx context.Context, slot string) (CapturePositionGetRow, error) {
 	row := q.db.QueryRow(ctx, capturePositionGet, slot)
 	var i CapturePositionGetRow
-	err := row.Scan(&i.SystemID, &i.Lsn)
+	err := row.Scan(
+		&i.SystemID,
+		&i.Lsn,
+		&i.Epoch,
+		&i.EpochReason,
+		&i.EpochStartedAt,
+	)
 	return i, err
 }
 

@@ -55,10 +55,13 @@ type WalhookAuditLog struct {
 }
 
 type WalhookCapturePosition struct {
-	Slot      string
-	SystemID  string
-	Lsn       interface{}
-	UpdatedAt time.Time
+	Slot           string
+	SystemID       string
+	Lsn            interface{}
+	UpdatedAt      time.Time
+	Epoch          int32
+	EpochReason    string
+	EpochStartedAt *time.Time
 }
 
 type WalhookCaptureQuarantine struct {

@@ -37,21 +37,35 @@ func (q *Queries) SplitDatabaseIdentity(ctx context.Context) (SplitDatabaseIdent
 }
 
 const splitPositionSet = `-- name: SplitPositionSet :exec
-INSERT INTO walhook.capture_position (slot, system_id, lsn)
-VALUES ($1::text, $2::text, ($3::text)::pg_lsn)
-ON CONFLICT (slot) DO UPDATE SET system_id = excluded.system_id, lsn = excluded.lsn, updated_at = now()
+INSERT INTO walhook.capture_position AS cp (slot, system_id, lsn, epoch, epoch_reason, epoch_started_at)
+VALUES ($1::text, $2::text, ($3::text)::pg_lsn, $4::int, $5::text, $6::timestamptz)
+ON CONFLICT (slot) DO UPDATE SET system_id = excluded.system_id, lsn = excluded.lsn,
+    epoch = greatest(cp.epoch, excluded.epoch), epoch_reason = excluded.epoch_reason,
+    epoch_started_at = excluded.epoch_started_at, updated_at = now()
 `
 
 type SplitPositionSetParams struct {
-	Slot     string
-	SystemID string
-	Lsn      string
+	Slot           string
+	SystemID       string
+	Lsn            string
+	Epoch          int32
+	EpochReason    string
+	EpochStartedAt *time.Time
 }
 
 // SplitPositionSet records where capture continues in the source: the slot's confirmed position
-// when the split copied the events (walhook.capture_position, migration 0024).
+// when the split copied the events (walhook.capture_position, migration 0024; 0/0 without a
+// slot), and the source epoch the copied events' keys were made in (migration 0027), which
+// never goes back.
 func (q *Queries) SplitPositionSet(ctx context.Context, arg SplitPositionSetParams) error {
-	_, err := q.db.Exec(ctx, splitPositionSet, arg.Slot, arg.SystemID, arg.Lsn)
+	_, err := q.db.Exec(ctx, splitPositionSet,
+		arg.Slot,
+		arg.SystemID,
+		arg.Lsn,
+		arg.Epoch,
+		arg.EpochReason,
+		arg.EpochStartedAt,
+	)
 	return err
 }
 

@@ -69,6 +69,11 @@ func TestRefusedValueQuarantined(t *testing.T) {
 	require.Contains(t, reason, "SQLSTATE 22P05: unsupported Unicode escape sequence")
 	require.Contains(t, string(payload), `"js":{"a":"x\u0000y"}`, "the envelope exactly as built")
 	require.Equal(t, 1, attempts)
+	// The counters move right after the commits that made the rows visible: wait for them.
+	require.Eventually(t, func() bool {
+		return counter(t, reg, "walhook_capture_quarantined_total", "data_exception") >= 1 &&
+			counter(t, reg, "walhook_capture_events_total", "thing.created") >= 1
+	}, 10*time.Second, 20*time.Millisecond)
 	require.InDelta(t, 1, counter(t, reg, "walhook_capture_quarantined_total", "data_exception"), 0)
 	require.InDelta(t, 1, counter(t, reg, "walhook_capture_events_total", "thing.created"), 0, "the quarantined event is not counted as captured")
 

@@ -12,6 +12,9 @@
 -- to send from memory. The others are inserted unleased for any replica to claim: those of a
 -- webhook that must go the durable way (see must_claim below), and whatever is over the limits.
 --
+-- In two-database mode (capture.Config.Source) outbox_ids is empty: the consumed rows live in the
+-- source and are deleted there after this commits (OutboxDelete).
+--
 -- This statement is the one place that decides which webhooks an event goes to (the matched CTE).
 -- name: CaptureCommit :one
 WITH input AS (
@@ -75,6 +78,17 @@ WITH input AS (
     RETURNING id
 ), woken AS (
     SELECT pg_notify('walhook_deliveries', '') WHERE EXISTS (SELECT 1 FROM fan WHERE NOT fan.handed)
+), position AS (
+    -- Where capture stands in the source (migration 0024): the end of the batch's last source
+    -- transaction, stored with its events, never moved back for the same source cluster. Empty
+    -- position_lsn (poll mode, a batch of parts only): nothing.
+    INSERT INTO walhook.capture_position AS cp (slot, system_id, lsn)
+    SELECT @position_slot::text, @position_system_id::text, nullif(@position_lsn::text, '')::pg_lsn
+    WHERE nullif(@position_lsn::text, '') IS NOT NULL
+    ON CONFLICT (slot) DO UPDATE SET
+        lsn = CASE WHEN cp.system_id = excluded.system_id THEN greatest(cp.lsn, excluded.lsn) ELSE excluded.lsn END,
+        system_id = excluded.system_id, updated_at = now()
+    RETURNING 1
 )
 SELECT
     (SELECT count(*) FROM ins)::bigint AS events,
@@ -154,3 +168,11 @@ SELECT lsn::text AS lsn FROM pg_catalog.pg_create_logical_replication_slot(@slot
 
 -- name: CaptureListenOutbox :exec
 LISTEN walhook_outbox;
+
+-- CapturePositionGet is where capture stands in the source for a slot (see CaptureCommit).
+-- name: CapturePositionGet :one
+SELECT system_id, lsn::text AS lsn FROM walhook.capture_position WHERE slot = @slot::text;
+
+-- CapturePositionDelete forgets the stored position of a slot (a recreated slot starts afresh).
+-- name: CapturePositionDelete :exec
+DELETE FROM walhook.capture_position WHERE slot = @slot::text;

@@ -19,8 +19,14 @@ import (
 
 // commonConfig is what every subcommand that touches the database needs.
 type commonConfig struct {
-	// DatabaseURL is the PostgreSQL connection URL (walhook's schema lives in it). Required.
+	// DatabaseURL is the PostgreSQL connection URL of walhook's own database (queue, history,
+	// configuration, leases). Required.
 	DatabaseURL string
+	// SourceDatabaseURL is the application's database when walhook keeps its own apart: the
+	// replication slot, the publication, the catalog's tables, walhook.emit and walhook.outbox.
+	// Default empty: the application's database is walhook's (one database). Registered by the
+	// commands that act on the source (registerSource).
+	SourceDatabaseURL string
 	// EncryptionKeys seal secrets at rest: "id:base64-32-bytes[,id:key…]", first is current.
 	EncryptionKeys string
 	// OpenUnboundSecrets opens secrets sealed before walhook bound them to their row (version 1).
@@ -46,6 +52,13 @@ func (c *commonConfig) register(fs *flag.FlagSet) {
 	durationVar(fs, &c.ConnectTimeout, "connect-timeout", 2*time.Minute, "how long start-up retries an unreachable database before giving up")
 }
 
+// registerSource registers --source-database-url, for the commands that act on the application's
+// database (serve, relay, admin, migrate, slot, emit-key).
+func (c *commonConfig) registerSource(fs *flag.FlagSet) {
+	fs.StringVar(&c.SourceDatabaseURL, "source-database-url", "", "the application's PostgreSQL when walhook keeps its own database apart (--database-url): "+
+		"the replication slot, the publication, the catalog's tables, walhook.emit and walhook.outbox live there (default: the same database as --database-url)")
+}
+
 // registerTool registers the flags of an operator's one-shot command over the database (slot,
 // quarantine, emit-key): the URL and the logging, quieter than a server's.
 func (c *commonConfig) registerTool(fs *flag.FlagSet) {
@@ -67,6 +80,20 @@ func (c *commonConfig) openTool(ctx context.Context) (*store.Store, *pgxpool.Poo
 		return nil, nil, err
 	}
 	return store.New(pool, nil), pool, nil
+}
+
+// openSource connects to the application's database (--source-database-url) and returns a store
+// over it with st's keyring, and a close function. Without the flag the source is st itself and
+// close does nothing.
+func (c *commonConfig) openSource(ctx context.Context, log zerolog.Logger, st *store.Store) (*store.Store, func(), error) {
+	if c.SourceDatabaseURL == "" {
+		return st, func() {}, nil
+	}
+	pool, err := c.connectURL(ctx, log, c.SourceDatabaseURL, "--source-database-url")
+	if err != nil {
+		return nil, nil, err
+	}
+	return store.New(pool, st.Keys()), pool.Close, nil
 }
 
 func (c *commonConfig) logger(w io.Writer) (zerolog.Logger, error) {
@@ -112,9 +139,14 @@ func (c *commonConfig) connect(ctx context.Context, log zerolog.Logger) (*pgxpoo
 	if c.DatabaseURL == "" {
 		return nil, errors.New("--database-url (WALHOOK_DATABASE_URL) is required")
 	}
-	cfg, err := pgxpool.ParseConfig(c.DatabaseURL)
+	return c.connectURL(ctx, log, c.DatabaseURL, "--database-url")
+}
+
+// connectURL is connect for url, named flag in errors.
+func (c *commonConfig) connectURL(ctx context.Context, log zerolog.Logger, url, flag string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("--database-url: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	if c.MaxConns > 0 {
 		cfg.MaxConns = int32(min(c.MaxConns, 1000))
@@ -145,7 +177,7 @@ func (c *commonConfig) connect(ctx context.Context, log zerolog.Logger) (*pgxpoo
 			pool.Close()
 			return nil, fmt.Errorf("connect to PostgreSQL (gave up after %d attempts): %w", attempt, err)
 		}
-		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", backoff).Msg("PostgreSQL unreachable, retrying")
+		log.Warn().Err(err).Str("database", flag).Int("attempt", attempt).Dur("retry_in", backoff).Msg("PostgreSQL unreachable, retrying")
 		select {
 		case <-ctx.Done():
 			pool.Close()

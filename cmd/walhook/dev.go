@@ -124,7 +124,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, err := pool.Exec(ctx, demoSQL); err != nil {
 		return fmt.Errorf("create demo table: %w", err)
 	}
-	if err := devCat.Sync(ctx, st); err != nil {
+	if err := devCat.Sync(ctx, st, st); err != nil {
 		if catalogPath != "" {
 			return fmt.Errorf("--catalog %s: %w", catalogPath, err)
 		}

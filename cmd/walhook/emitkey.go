@@ -22,6 +22,7 @@ func runEmitKey(ctx context.Context, args []string, stdout io.Writer) error {
 	var common commonConfig
 	fs := flag.NewFlagSet("emit-key", flag.ContinueOnError)
 	common.registerTool(fs)
+	common.registerSource(fs)
 	if err := parseFlags(fs, args, synopsis); err != nil {
 		return err
 	}
@@ -29,11 +30,21 @@ func runEmitKey(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(os.Stderr, synopsis)
 		return errors.New("want emit-key rotate")
 	}
-	st, pool, err := common.openTool(ctx)
+	wh, pool, err := common.openTool(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	log, err := common.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	// The keys live with walhook.emit, in the application's database.
+	st, closeSrc, err := common.openSource(ctx, log, wh)
+	if err != nil {
+		return err
+	}
+	defer closeSrc()
 	id, err := capture.RotateEmitKey(ctx, st)
 	if err != nil {
 		return err

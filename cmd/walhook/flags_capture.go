@@ -40,9 +40,9 @@ func registerCapture(fs *flag.FlagSet, f *captureFlags, c *capture.Config) {
 	durationVar(fs, &c.LeaseTTL, "leader-ttl", 6*time.Second, "capture leader lease; a standby takes over within 4/3 of it after the leader dies")
 }
 
-// loadCatalog loads the catalog at start: from --catalog (validated against the database and
-// stored, so the admin API lists it) or, without one, the catalog already stored. The relay's
-// capture runs on it.
+// loadCatalog loads the catalog at start: from --catalog (validated against the application's
+// database and stored in walhook's, so the admin API lists it) or, without one, the catalog
+// already stored. The relay's capture runs on it.
 func loadCatalog(ctx context.Context, cfg *serveConfig, st *store.Store, log zerolog.Logger, withRelay bool) error {
 	var cat *catalog.Catalog
 	var err error
@@ -50,7 +50,11 @@ func loadCatalog(ctx context.Context, cfg *serveConfig, st *store.Store, log zer
 		if cat, err = catalog.Load(cfg.capture.catalog); err != nil {
 			return err
 		}
-		if err := cat.Sync(ctx, st); err != nil {
+		src := cfg.relay.Capture.Source
+		if src == nil {
+			src = st
+		}
+		if err := cat.Sync(ctx, src, st); err != nil {
 			return fmt.Errorf("%s: %w", cfg.capture.catalog, err)
 		}
 		log.Info().Str("file", cfg.capture.catalog).Int("events", cat.Len()).Msg("catalog loaded")

@@ -31,7 +31,7 @@ func TestQuarantineCommands(t *testing.T) {
 	st := store.New(pool, xtest.Keys())
 	cat, err := catalog.Parse([]byte("events:\n  - key: invoice.paid\n    source: outbox\n"))
 	require.NoError(t, err)
-	require.NoError(t, cat.Sync(ctx, st))
+	require.NoError(t, cat.Sync(ctx, st, st))
 	_, err = st.CompanyCreate(ctx, "1", "Acme")
 	require.NoError(t, err)
 	_, err = st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "1", Name: "paid", URL: "https://example.com/paid",

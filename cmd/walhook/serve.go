@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -36,6 +37,7 @@ type serveConfig struct {
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
 	c.common.register(fs)
+	c.common.registerSource(fs)
 	fs.StringVar(&c.admin.Addr, "addr", "127.0.0.1:8080", "listen address of the admin service, /healthz, /readyz and /metrics")
 	durationVar(fs, &c.admin.ShutdownTimeout, "http-shutdown-timeout", 10e9, "how long in-flight HTTP requests get to finish on shutdown")
 	registerAdmin(fs, &c.admin)
@@ -75,11 +77,21 @@ func serveMode(ctx context.Context, args []string, _ io.Writer, withRelay, withA
 		return err
 	}
 	defer pool.Close()
+	src, closeSrc, err := cfg.common.openSource(ctx, log, st)
+	if err != nil {
+		return err
+	}
+	defer closeSrc()
+	if src != st {
+		cfg.relay.Capture.Source = src
+	}
 	return serve(ctx, cfg, st, log, withRelay, withAPI, nil)
 }
 
-// serve runs the relay and/or the admin service over an open store until ctx is cancelled.
+// serve runs the relay and/or the admin service over an open store until ctx is cancelled. The
+// application's database is cfg.relay.Capture.Source when walhook keeps its own apart (nil: st).
 func serve(ctx context.Context, cfg serveConfig, st *store.Store, log zerolog.Logger, withRelay, withAPI bool, started func(net.Addr)) error {
+	src := cfg.relay.Capture.Source
 	if cfg.migrate {
 		applied, err := st.MigrateUp(ctx)
 		if err != nil {
@@ -88,9 +100,24 @@ func serve(ctx context.Context, cfg serveConfig, st *store.Store, log zerolog.Lo
 		if len(applied) > 0 {
 			log.Info().Ints("versions", applied).Msg("migrations applied")
 		}
-	} else if err := st.MigrationCheck(ctx); err != nil {
+		if src != nil {
+			if applied, err = src.MigrateSourceUp(ctx); err != nil {
+				return fmt.Errorf("migrate the source database: %w", err)
+			}
+			if len(applied) > 0 {
+				log.Info().Ints("versions", applied).Msg("source database migrations applied")
+			}
+		}
+	} else {
 		// An older binary must not run against a schema a newer one changed.
-		return err
+		if err := st.MigrationCheck(ctx); err != nil {
+			return err
+		}
+		if src != nil {
+			if err := src.SourceMigrationCheck(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	if err := loadCatalog(ctx, &cfg, st, log, withRelay); err != nil {
 		return err

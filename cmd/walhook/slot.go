@@ -20,12 +20,16 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		"drop      drops it (with --yes; stop every relay first). The next start creates a new slot\n" +
 		"          at the current position: changes written in between are not captured.\n" +
 		"recreate  drops it and creates a new one at the current position (with --yes): the recovery\n" +
-		"          from wal_status lost. A running relay resumes capture on the new slot by itself."
+		"          from wal_status lost. A running relay resumes capture on the new slot by itself.\n\n" +
+		"The slot is in the application's database: --source-database-url when walhook keeps its own\n" +
+		"database apart, else --database-url. drop and recreate also clear the position stored for the\n" +
+		"slot in walhook's database (walhook.capture_position)."
 	var common commonConfig
 	var slot string
 	var yes bool
 	fs := flag.NewFlagSet("slot", flag.ContinueOnError)
 	common.registerTool(fs)
+	common.registerSource(fs)
 	fs.StringVar(&slot, "slot", "walhook", "logical replication slot name")
 	fs.BoolVar(&yes, "yes", false, "drop, recreate: really drop the slot")
 	if err := parseFlags(fs, args, synopsis); err != nil {
@@ -36,13 +40,26 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(os.Stderr, synopsis)
 		return errors.New("want slot status, slot drop or slot recreate")
 	}
-	st, pool, err := common.openTool(ctx)
+	wh, pool, err := common.openTool(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	log, err := common.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	// st is the application's database, where the slot is; wh is walhook's, where its position is.
+	st, closeSrc, err := common.openSource(ctx, log, wh)
+	if err != nil {
+		return err
+	}
+	defer closeSrc()
 	s, err := st.CaptureSlotStatus(ctx, slot)
 	if errors.Is(err, store.ErrNotFound) && sub == "recreate" {
+		if err := forgetPosition(ctx, wh, slot); err != nil {
+			return err
+		}
 		return createSlot(ctx, st, slot, nil, stdout)
 	}
 	if errors.Is(err, store.ErrNotFound) {
@@ -82,6 +99,9 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := st.CaptureSlotDrop(ctx, slot); err != nil {
 			return fmt.Errorf("drop slot %s: %w", slot, err)
 		}
+		if err := forgetPosition(ctx, wh, slot); err != nil {
+			return err
+		}
 		_, err := fmt.Fprintf(stdout, "dropped replication slot %s\n", slot)
 		return err
 	default:
@@ -96,6 +116,9 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		if err := st.CaptureSlotDrop(ctx, slot); err != nil {
 			return fmt.Errorf("drop slot %s: %w", slot, err)
+		}
+		if err := forgetPosition(ctx, wh, slot); err != nil {
+			return err
 		}
 		return createSlot(ctx, st, slot, &s, stdout)
 	}
@@ -134,6 +157,15 @@ func createSlot(ctx context.Context, st *store.Store, slot string, old *store.Sl
 		"A running relay's capture leader resumes on the new slot within seconds; otherwise start one.\n",
 		slot, lsn, missed)
 	return err
+}
+
+// forgetPosition clears the position capture stored for slot in walhook's database: a new slot
+// starts where PostgreSQL creates it.
+func forgetPosition(ctx context.Context, wh *store.Store, slot string) error {
+	if err := wh.CapturePositionDelete(ctx, slot); err != nil {
+		return fmt.Errorf("clear the stored position of slot %s: %w", slot, err)
+	}
+	return nil
 }
 
 func derefPID(p *int32) int32 {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/walhook/walhook/internal/pgcluster"
 	"github.com/walhook/walhook/relay"
+	"github.com/walhook/walhook/relay/capture"
 	"github.com/walhook/walhook/relay/catalog"
 	"github.com/walhook/walhook/relay/crypt"
 	"github.com/walhook/walhook/relay/dispatch"
@@ -459,6 +460,14 @@ func (e *env) stopOthers(keep *deployment) error {
 	return nil
 }
 
+// source is the application's database as the capture reads it: src, or st in ModeOne.
+func (d *deployment) source() *store.Store {
+	if d.src != nil {
+		return d.src
+	}
+	return d.st
+}
+
 // stop stops the deployment's relay when it runs.
 func (d *deployment) stop() error {
 	if d.stopRelay == nil {
@@ -545,7 +554,7 @@ func (e *env) open(ctx context.Context) (func(), error) {
 		if err != nil {
 			return cleanup, fmt.Errorf("set up %s: %w", m, err)
 		}
-		if err := e.cat.Sync(ctx, d.st); err != nil {
+		if err := e.cat.Sync(ctx, d.source(), d.st); err != nil {
 			return cleanup, fmt.Errorf("store bench catalog: %w", err)
 		}
 	}
@@ -646,8 +655,10 @@ func (e *env) openTwo(ctx context.Context, d *deployment, appServer, ownServer s
 	}
 	*stops = append(*stops, srcPool.Close)
 	d.src = store.New(srcPool, keys)
-	if err := migrateSource(ctx, d.src); err != nil {
-		return err
+	// The source-side schema (walhook.emit, the outbox, the emit keys), as `walhook migrate`
+	// installs it with a source.
+	if _, err := d.src.MigrateSourceUp(ctx); err != nil {
+		return fmt.Errorf("migrate source: %w", err)
 	}
 	if _, err := d.app.Exec(ctx, appSchema); err != nil {
 		return fmt.Errorf("create application table: %w", err)
@@ -719,7 +730,8 @@ func relayConfig(instance string, cat *catalog.Catalog, slot string, src *store.
 			},
 			Schedule: []time.Duration{0, time.Second, time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second},
 		},
-		Capture: captureConfig(cat, slot, src),
+		// src nil: walhook's database is the source (ModeOne).
+		Capture: capture.Config{Catalog: cat, Slot: slot, Source: src},
 	}
 }
 

@@ -277,7 +277,7 @@ func newFixture(t *testing.T, url string) *fixture {
 	require.NoError(t, err)
 	cat, err := catalog.Load("../../cmd/walhook/devdata/catalog.yaml")
 	require.NoError(t, err)
-	require.NoError(t, cat.Sync(ctx, st))
+	require.NoError(t, cat.Sync(ctx, st, st))
 	for _, c := range []string{"1", "2"} {
 		_, err = st.CompanyCreate(ctx, c, "Company "+c)
 		require.NoError(t, err)

@@ -32,7 +32,7 @@ func TestTenantIsolationEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	cat, err := catalog.Parse(append(dev, "\n  - key: invoice.paid\n    description: An invoice was paid\n    source: outbox\n"...))
 	require.NoError(t, err)
-	require.NoError(t, cat.Sync(ctx, f.st))
+	require.NoError(t, cat.Sync(ctx, f.st, f.st))
 
 	ra, rb := newReceiver(t), newReceiver(t)
 	hooks := map[string][]webhook.Webhook{}

@@ -27,7 +27,18 @@ import (
 	"github.com/walhook/walhook/relay/store"
 )
 
-const templateDB = "walhook_template"
+const (
+	templateDB       = "walhook_template"
+	sourceTemplateDB = "walhook_source_template"
+)
+
+// TwoDatabasesEnv set to 1 runs the tests that capture with the application's database apart from
+// walhook's (Source returns a database of its own): `make test` runs the capture packages again so.
+const TwoDatabasesEnv = "WALHOOK_TEST_TWO_DATABASES"
+
+// TwoDatabases reports whether this test run keeps the application's database apart from
+// walhook's (TwoDatabasesEnv=1).
+func TwoDatabases() bool { return os.Getenv(TwoDatabasesEnv) == "1" }
 
 // The test binary's cluster. Test helpers are the one place package state is fine: a test binary
 // is one process, and Main owns the cluster's lifetime.
@@ -122,12 +133,68 @@ func start() error {
 	if _, err := store.New(pool, keys).MigrateUp(ctx); err != nil {
 		return fmt.Errorf("migrate template: %w", err)
 	}
+	if !TwoDatabases() {
+		return nil
+	}
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+sourceTemplateDB); err != nil {
+		return fmt.Errorf("create source template: %w", err)
+	}
+	spool, err := pgxpool.New(ctx, c.URL(sourceTemplateDB))
+	if err != nil {
+		return fmt.Errorf("connect source template: %w", err)
+	}
+	defer spool.Close()
+	if _, err := store.New(spool, keys).MigrateSourceUp(ctx); err != nil {
+		return fmt.Errorf("migrate source template: %w", err)
+	}
 	return nil
 }
 
 // DatabaseURL creates a fresh database, migrated, for this test alone and returns its URL. It is
 // dropped when the test ends.
 func DatabaseURL(t testing.TB) string {
+	t.Helper()
+	return clone(t, templateDB)
+}
+
+// SourceURL returns the application's database for a test whose walhook database is walhookURL:
+// walhookURL itself (one database, the default), or, with TwoDatabasesEnv=1, a fresh database of
+// its own in the same cluster, migrated with the source set only (walhook.outbox, walhook.emit,
+// its keys and settings), dropped when the test ends.
+func SourceURL(t testing.TB, walhookURL string) string {
+	t.Helper()
+	if !TwoDatabases() {
+		return walhookURL
+	}
+	return clone(t, sourceTemplateDB)
+}
+
+// Source returns the application's database for a test whose walhook database is st at
+// walhookURL (see SourceURL): st itself by default; with TwoDatabasesEnv=1 a store over a pool on
+// a database of its own (closed when the test ends). Pass it as capture.Config.Source (nil
+// when it is st).
+func Source(t testing.TB, st *store.Store, walhookURL string) (*store.Store, string) {
+	t.Helper()
+	url := SourceURL(t, walhookURL)
+	if url == walhookURL {
+		return st, url
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatalf("xtest: parse url: %v", err)
+	}
+	cfg.MaxConns = 8
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("xtest: pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return store.New(pool, keys), url
+}
+
+// clone creates a database from template for this test alone and returns its URL; it is dropped
+// when the test ends.
+func clone(t testing.TB, template string) string {
 	t.Helper()
 	c := Cluster(t)
 	name := fmt.Sprintf("t_%d_%d", os.Getpid(), dbSeq.Add(1))
@@ -140,7 +207,7 @@ func DatabaseURL(t testing.TB) string {
 	defer admin.Close(ctx)
 	// CREATE DATABASE … TEMPLATE fails while another session is copying the same template; retry.
 	for i := 0; ; i++ {
-		_, err = admin.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+templateDB)
+		_, err = admin.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+template)
 		if err == nil {
 			break
 		}

@@ -39,8 +39,8 @@ func TestSlotInUseCountedAndResumes(t *testing.T) {
 	ctx := xtest.Context(t)
 	f := newFixture(t)
 	cfg := f.config()
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, log: zerolog.Nop()}).Prepare(ctx))
-	pcfg, err := pgconn.ParseConfig(f.url)
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
+	pcfg, err := pgconn.ParseConfig(f.appURL)
 	require.NoError(t, err)
 	pcfg.RuntimeParams["replication"] = "database"
 	holder, err := pgconn.ConnectConfig(ctx, pcfg)
@@ -56,7 +56,7 @@ func TestSlotInUseCountedAndResumes(t *testing.T) {
 	require.Zero(t, f.count(t, "SELECT count(*) FROM walhook.capture_quarantine"))
 	require.NoError(t, holder.Close(ctx))
 
-	_, err = f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'after the slot is free')`)
+	_, err = f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'after the slot is free')`)
 	require.NoError(t, err)
 	f.waitEventsWithin(t, 1, 20*time.Second)
 }

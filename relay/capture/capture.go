@@ -26,6 +26,13 @@ type Config struct {
 	Publication string
 	// Catalog is the trigger-event catalog. Required.
 	Catalog *catalog.Catalog
+	// Source is the application's database, when walhook keeps its own apart from it (nil: the
+	// same store). Capture reads it: the replication connection, the slot and the publication,
+	// the emit keys and capture_setting, the catalog's tables, and walhook.outbox (claimed,
+	// LISTENed on, and deleted there once their events are committed in walhook's database).
+	// Events, deliveries, quarantine, the leader lease, public ids and the stored position stay
+	// in the store capture is built with. See "Two databases" in doc.go.
+	Source *store.Store
 	// InstanceID names this replica in the leader lease. Default: set by the relay.
 	InstanceID string
 	// BatchEvents caps the events of one fan-out transaction; consecutive source transactions
@@ -185,8 +192,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 // Capture reads the application's events into walhook.event and walhook.delivery.
 type Capture struct {
-	cfg     Config
-	st      *store.Store
+	cfg Config
+	st  *store.Store
+	// src is the application's database (Config.Source; st when there is one database).
+	src     *store.Store
 	log     zerolog.Logger
 	m       *metrics
 	elector *leader.Elector
@@ -211,7 +220,10 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 	if err != nil {
 		return nil, err
 	}
-	c := &Capture{cfg: cfg, st: st, log: log.With().Str("part", "capture").Logger(), m: m}
+	c := &Capture{cfg: cfg, st: st, src: cfg.Source, log: log.With().Str("part", "capture").Logger(), m: m}
+	if c.src == nil {
+		c.src = st
+	}
 	if cfg.Mode == store.CaptureWAL {
 		lm, err := leader.NewMetrics(reg)
 		if err != nil {
@@ -231,6 +243,17 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 	return c, nil
 }
 
+// twoDatabases reports whether the application's database is not walhook's (Config.Source).
+func (c *Capture) twoDatabases() bool { return c.source() != c.st }
+
+// source is the application's database (Config.Source, or walhook's own).
+func (c *Capture) source() *store.Store {
+	if c.src == nil { // a Capture built by hand in a test
+		return c.st
+	}
+	return c.src
+}
+
 // Leading reports whether this replica is the capture leader (always false in poll mode).
 func (c *Capture) Leading() bool { return c.elector != nil && c.elector.Leading() }
 
@@ -243,7 +266,7 @@ func (c *Capture) Check() error {
 // Run captures until ctx is cancelled. In WAL mode only the elected leader streams; the others
 // wait to take over. In poll mode every replica polls.
 func (c *Capture) Run(ctx context.Context) error {
-	if err := c.st.CaptureModeSet(ctx, c.cfg.Mode); err != nil {
+	if err := c.source().CaptureModeSet(ctx, c.cfg.Mode); err != nil {
 		return fmt.Errorf("record capture mode: %w", err)
 	}
 	c.log.Info().Str("mode", string(c.cfg.Mode)).Str("slot", c.cfg.Slot).Str("catalog", c.cfg.Catalog.String()).Msg("capture starting")
@@ -266,7 +289,7 @@ func (c *Capture) Run(ctx context.Context) error {
 func (c *Capture) warnUndetectedMoves(ctx context.Context) {
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	warnings, err := c.cfg.Catalog.UndetectedMoves(qctx, c.st)
+	warnings, err := c.cfg.Catalog.UndetectedMoves(qctx, c.source())
 	if err != nil {
 		c.log.Warn().Err(err).Msg("cannot check the catalog's tables for company moves")
 		return
@@ -423,7 +446,7 @@ func (c *Capture) watchLag(ctx context.Context) {
 	defer t.Stop()
 	for {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if s, err := c.st.CaptureSlotStatus(qctx, c.cfg.Slot); err == nil {
+		if s, err := c.source().CaptureSlotStatus(qctx, c.cfg.Slot); err == nil {
 			c.m.lag.Set(float64(s.LagBytes))
 			_ = c.slot.observe(s, c.log) // a lost slot also stops the stream, which logs it
 		}

@@ -67,13 +67,19 @@ CREATE TABLE things (
 `
 
 // fixture is a database with the test catalog, companies 1 and 2, and active webhooks of
-// company 1 on every event (two on contact.created).
+// company 1 on every event (two on contact.created), and the application's database with the
+// test's tables: the same database, or with WALHOOK_TEST_TWO_DATABASES=1 one of its own
+// (xtest.Source). Application writes go to app; walhook's tables are read on pool.
 type fixture struct {
 	st   *store.Store
 	pool *pgxpool.Pool
 	cat  *catalog.Catalog
 	slot string
 	url  string
+	// src, app and appURL are the application's database (st, pool and url with one database).
+	src    *store.Store
+	app    *pgxpool.Pool
+	appURL string
 	// helperKeys is the keyring spec of the helper processes (spawn)
 	helperKeys string
 }
@@ -86,11 +92,12 @@ func newFixture(t *testing.T) *fixture {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	st := store.New(pool, xtest.Keys())
-	_, err = pool.Exec(ctx, testSchema)
+	src, appURL := xtest.Source(t, st, url)
+	_, err = src.Pool().Exec(ctx, testSchema)
 	require.NoError(t, err)
 	cat, err := catalog.Parse([]byte(testCatalog))
 	require.NoError(t, err)
-	require.NoError(t, cat.Sync(ctx, st))
+	require.NoError(t, cat.Sync(ctx, src, st))
 	for _, id := range []string{"1", "2"} {
 		_, err := st.CompanyCreate(ctx, id, "Company "+id)
 		require.NoError(t, err)
@@ -102,12 +109,16 @@ func newFixture(t *testing.T) *fixture {
 	}
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	return &fixture{st: st, pool: pool, cat: cat, slot: "t_" + hex.EncodeToString(b), url: url}
+	return &fixture{st: st, pool: pool, cat: cat, slot: "t_" + hex.EncodeToString(b), url: url, src: src, app: src.Pool(), appURL: appURL}
 }
 
 func (f *fixture) config() Config {
-	return Config{Slot: f.slot, Publication: f.slot, Catalog: f.cat, InstanceID: "test-" + f.slot,
+	cfg := Config{Slot: f.slot, Publication: f.slot, Catalog: f.cat, InstanceID: "test-" + f.slot,
 		StatusInterval: 200 * time.Millisecond, LeaseTTL: 3 * time.Second}
+	if f.src != f.st {
+		cfg.Source = f.src
+	}
+	return cfg
 }
 
 // start runs capture until the returned stop is called (or the test ends).
@@ -146,7 +157,7 @@ func (f *fixture) waitStreaming(t *testing.T) {
 		// Active alone is not enough: a slot is active while CREATE_REPLICATION_SLOT still builds
 		// its snapshot, and writes begun before it is consistent are never decoded (the test
 		// then waits forever). confirmed_flush_lsn is set once it is consistent.
-		s, err := f.st.CaptureSlotStatus(context.Background(), f.slot)
+		s, err := f.src.CaptureSlotStatus(context.Background(), f.slot)
 		if err == nil && s.Active && s.ConfirmedFlushLSN != "" {
 			return
 		}
@@ -172,9 +183,10 @@ func (f *fixture) waitEvents(t *testing.T, n int) {
 // outboxDump lists the outbox rows and the events' source keys, for a failure message.
 func (f *fixture) outboxDump(t *testing.T) string {
 	t.Helper()
-	var dump string
-	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT coalesce((SELECT string_agg(format('%s %s %s %s', id, company_id, event_key, payload), '; ') FROM walhook.outbox), '') || ' | events: ' || coalesce((SELECT string_agg(source_key || ' ' || event_key, ', ' ORDER BY id) FROM walhook.event), '')`).Scan(&dump))
-	return dump
+	var outbox, events string
+	require.NoError(t, f.app.QueryRow(context.Background(), `SELECT coalesce((SELECT string_agg(format('%s %s %s %s', id, company_id, event_key, payload), '; ') FROM walhook.outbox), '')`).Scan(&outbox))
+	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT coalesce((SELECT string_agg(source_key || ' ' || event_key, ', ' ORDER BY id) FROM walhook.event), '')`).Scan(&events))
+	return outbox + " | events: " + events
 }
 
 func (f *fixture) payload(t *testing.T, eventKey string, nth int) map[string]any {
@@ -195,13 +207,13 @@ func TestEmitPaths(t *testing.T) {
 	var woken atomic.Int64
 	cfg := f.config()
 	cfg.Wake = func() { woken.Add(1) }
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, log: zerolog.Nop()}).Prepare(ctx))
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
 	f.start(t, cfg, reg, nil)
 	f.waitStreaming(t)
 
 	exec := func(sql string, args ...any) {
 		t.Helper()
-		_, err := f.pool.Exec(ctx, sql, args...)
+		_, err := f.app.Exec(ctx, sql, args...)
 		require.NoError(t, err)
 	}
 	// (a) a mapped table write
@@ -215,7 +227,7 @@ func TestEmitPaths(t *testing.T) {
 	exec(`INSERT INTO walhook.outbox (company_id, event_key, payload) VALUES ('1', 'invoice.paid', '{"amount": 12.5}')`)
 	exec(`SELECT walhook.emit('1', 'invoice.paid', '{"amount": 7}')`)
 	// a rolled-back transaction emits nothing
-	tx, err := f.pool.Begin(ctx)
+	tx, err := f.app.Begin(ctx)
 	require.NoError(t, err)
 	_, err = tx.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'Rolled back'); SELECT walhook.emit('1', 'invoice.paid', '{}')`)
 	require.NoError(t, err)
@@ -312,7 +324,7 @@ func TestTypesRoundTrip(t *testing.T) {
 	f := newFixture(t)
 	f.start(t, f.config(), nil, nil)
 	f.waitStreaming(t)
-	_, err := f.pool.Exec(ctx, `INSERT INTO things (company_id, n, f, i8, b, ts, t, d, u, j, js, ia, ta, na, tsa, by, iv, big)
+	_, err := f.app.Exec(ctx, `INSERT INTO things (company_id, n, f, i8, b, ts, t, d, u, j, js, ia, ta, na, tsa, by, iv, big)
 		VALUES ('1', 12345678901234567890.123456789, 1.5, 9007199254740993, true, '2026-11-27 11:00:00.123+01', '2026-11-27 10:00:00',
 		'2026-11-27', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"k": [1, "two", null]}', '{"x":1}', '{1,NULL,3}', '{"a b","c\"d",NULL}',
 		'{1.10,NaN}', '{"2026-01-01 00:00:00+00"}', '\x0102', '1 day 02:00:00', NULL)`)
@@ -337,7 +349,7 @@ func TestUnchangedToastFromOldRow(t *testing.T) {
 	f.start(t, f.config(), nil, nil)
 	f.waitStreaming(t)
 	// a value large enough to be TOASTed out of line; the update does not touch it
-	_, err := f.pool.Exec(ctx, `ALTER TABLE contacts ALTER COLUMN note SET STORAGE EXTERNAL;
+	_, err := f.app.Exec(ctx, `ALTER TABLE contacts ALTER COLUMN note SET STORAGE EXTERNAL;
 		INSERT INTO contacts (company_id, name, note) VALUES ('1', 'Big', repeat('x', 100000));
 		UPDATE contacts SET name = 'Bigger' WHERE name = 'Big'`)
 	require.NoError(t, err)
@@ -354,11 +366,11 @@ func TestReplayAfterCancelBeforeAck(t *testing.T) {
 	cfg := f.config()
 	cfg.StatusInterval = time.Hour // never report a flush position: every restart replays
 	cfg.BatchEvents = 50
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, log: zerolog.Nop()}).Prepare(ctx))
-	_, err := f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) SELECT '1', 'c' || g FROM generate_series(1, 200) g`)
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
+	_, err := f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) SELECT '1', 'c' || g FROM generate_series(1, 200) g`)
 	require.NoError(t, err)
 	for i := range 50 {
-		_, err := f.pool.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', jsonb_build_object('n', $1::int))`, i)
+		_, err := f.app.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', jsonb_build_object('n', $1::int))`, i)
 		require.NoError(t, err)
 	}
 
@@ -378,7 +390,7 @@ func TestReplayAfterCancelBeforeAck(t *testing.T) {
 	require.Positive(t, first)
 	// The walsender ends a moment after the connection closes.
 	require.Eventually(t, func() bool {
-		slot, err := f.st.CaptureSlotStatus(ctx, f.slot)
+		slot, err := f.src.CaptureSlotStatus(ctx, f.slot)
 		return err == nil && !slot.Active
 	}, 10*time.Second, 10*time.Millisecond)
 
@@ -403,8 +415,8 @@ func TestLargeTransactionInParts(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.config()
 	cfg.BatchEvents = 50
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, log: zerolog.Nop()}).Prepare(ctx))
-	_, err := f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) SELECT '1', 'c' || g FROM generate_series(1, 200) g`)
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
+	_, err := f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) SELECT '1', 'c' || g FROM generate_series(1, 200) g`)
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var ends []uint64
@@ -445,13 +457,13 @@ func TestPollMode(t *testing.T) {
 	cfg.PollBatch = 10
 	f.start(t, cfg, nil, nil)
 	require.Eventually(t, func() bool {
-		m, err := f.st.CaptureModeGet(ctx)
+		m, err := f.src.CaptureModeGet(ctx)
 		return err == nil && m == store.CapturePoll
 	}, 10*time.Second, 10*time.Millisecond)
-	_, err := f.pool.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload) SELECT '1', 'invoice.paid', jsonb_build_object('n', g) FROM generate_series(1, 25) g`)
+	_, err := f.app.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload) SELECT '1', 'invoice.paid', jsonb_build_object('n', g) FROM generate_series(1, 25) g`)
 	require.NoError(t, err)
 	var lsn *string
-	require.NoError(t, f.pool.QueryRow(ctx, `SELECT walhook.emit('1', 'invoice.paid', '{"via": "emit"}')::text`).Scan(&lsn))
+	require.NoError(t, f.app.QueryRow(ctx, `SELECT walhook.emit('1', 'invoice.paid', '{"via": "emit"}')::text`).Scan(&lsn))
 	require.Nil(t, lsn, "in poll mode walhook.emit writes an outbox row")
 	f.waitEvents(t, 26)
 	require.Equal(t, 26, f.count(t, "SELECT count(*) FROM walhook.delivery"))
@@ -466,10 +478,10 @@ func TestBulk(t *testing.T) {
 	ctx := xtest.Context(t)
 	f := newFixture(t)
 	cfg := f.config()
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, log: zerolog.Nop()}).Prepare(ctx))
-	_, err := f.pool.Exec(ctx, `INSERT INTO things (company_id, n, j) SELECT '1', g, jsonb_build_object('g', g) FROM generate_series(1, 10000) g`)
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
+	_, err := f.app.Exec(ctx, `INSERT INTO things (company_id, n, j) SELECT '1', g, jsonb_build_object('g', g) FROM generate_series(1, 10000) g`)
 	require.NoError(t, err)
-	conn, err := f.pool.Acquire(ctx)
+	conn, err := f.app.Acquire(ctx)
 	require.NoError(t, err)
 	for i := 0; i < 10000; i += 1000 {
 		b := &pgxBatch{}
@@ -503,7 +515,7 @@ func TestSeveralEvents(t *testing.T) {
 	other, err := f.st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "2", Name: "multi", URL: "https://example.com/other",
 		Method: webhook.MethodPost, EventKeys: both, RawData: true, Active: true}, nil)
 	require.NoError(t, err)
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st, log: zerolog.Nop()}).Prepare(ctx))
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
 	f.start(t, f.config(), nil, nil)
 	f.waitStreaming(t)
 
@@ -512,7 +524,7 @@ func TestSeveralEvents(t *testing.T) {
 		`UPDATE contacts SET note = 'x' WHERE name = 'Ada'`, // contact.changed: not subscribed
 		`DELETE FROM contacts WHERE name = 'Ada'`,
 	} {
-		_, err := f.pool.Exec(ctx, q)
+		_, err := f.app.Exec(ctx, q)
 		require.NoError(t, err)
 	}
 	f.waitEvents(t, 3)

@@ -46,6 +46,7 @@ type txn struct {
 	endLSN     pglogrepl.LSN // end of the transaction, acked once its events are stored; 0 on a part but the last
 	commitTime time.Time
 	part       bool // a part of a transaction handed over before its end (see part)
+	replayed   bool // its events are stored already (decoder.stored): decoded into nothing
 	rest       bool // not the transaction's first part
 	changes    int  // data messages seen (insert/update/delete/message), for ordinals
 	events     []store.CaptureEvent
@@ -79,6 +80,11 @@ type decoder struct {
 	// partEvents is the number of events after which an open transaction is handed over as a
 	// part (see txn). 0: whole transactions only.
 	partEvents int
+	// stored is the position stored with the events in walhook's database (the stream's start
+	// LSN): a transaction whose commit record starts before it ends at or before it, so its
+	// events are stored already. PostgreSQL does not send such transactions when the stream
+	// starts there; skipping them here as well is belt and braces. 0: none.
+	stored     pglogrepl.LSN
 	cat        *catalog.Catalog
 	ids        *store.PublicIDs // event ids: a keyed digest of the source position
 	keys       *keyring         // emit keys: only messages walhook.emit signed are events
@@ -107,17 +113,25 @@ func (d *decoder) handle(ctx context.Context, data []byte) (*txn, error) {
 	}
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
-		d.cur = &txn{commitLSN: m.FinalLSN, commitTime: m.CommitTime}
+		d.cur = &txn{commitLSN: m.FinalLSN, commitTime: m.CommitTime, replayed: m.FinalLSN < d.stored}
 	case *pglogrepl.CommitMessage:
 		t := d.cur
 		if t == nil {
 			return nil, fmt.Errorf("decode pgoutput: commit %s without begin", m.CommitLSN)
 		}
 		d.cur = nil
+		if t.replayed {
+			return nil, nil
+		}
 		t.endLSN = m.TransactionEndLSN
 		return t, nil
 	case *pglogrepl.RelationMessageV2:
 		d.relation(&m.RelationMessage)
+	}
+	if d.cur != nil && d.cur.replayed {
+		return nil, nil // a change or message of a transaction already stored
+	}
+	switch m := msg.(type) {
 	case *pglogrepl.InsertMessageV2:
 		return d.part(), d.change(m.RelationID, "insert", nil, 0, m.Tuple)
 	case *pglogrepl.UpdateMessageV2:
@@ -466,7 +480,7 @@ type emitted struct {
 // message turns a logical message with prefix "walhook" (walhook.emit) into an event, when
 // walhook.emit signed it (emitkey.go); a forged one is skipped.
 func (d *decoder) message(ctx context.Context, m *pglogrepl.LogicalDecodingMessage) (*txn, error) {
-	if m.Prefix != messagePrefix {
+	if m.Prefix != messagePrefix || (!m.Transactional && m.LSN < d.stored) {
 		return nil, nil
 	}
 	standalone := !m.Transactional || d.cur == nil

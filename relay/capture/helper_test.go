@@ -27,10 +27,11 @@ type pgxBatch struct{ pgx.Batch }
 // The crash tests re-execute the test binary as a relay: TestMain sees helperEnv and runs
 // runHelper instead of the tests.
 const (
-	helperEnv   = "WALHOOK_CAPTURE_HELPER" // the instance id
-	helperDBEnv = "WALHOOK_CAPTURE_HELPER_DB"
-	helperSlot  = "WALHOOK_CAPTURE_HELPER_SLOT"
-	helperKeys  = "WALHOOK_CAPTURE_HELPER_KEYS" // one keyring for every helper: they share the public-id key
+	helperEnv    = "WALHOOK_CAPTURE_HELPER" // the instance id
+	helperDBEnv  = "WALHOOK_CAPTURE_HELPER_DB"
+	helperSrcEnv = "WALHOOK_CAPTURE_HELPER_SOURCE" // the application's database (the same URL with one database)
+	helperSlot   = "WALHOOK_CAPTURE_HELPER_SLOT"
+	helperKeys   = "WALHOOK_CAPTURE_HELPER_KEYS" // one keyring for every helper: they share the public-id key
 )
 
 func helperMode() bool { return os.Getenv(helperEnv) != "" }
@@ -59,9 +60,18 @@ func helper(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var src *store.Store
+	if u := os.Getenv(helperSrcEnv); u != os.Getenv(helperDBEnv) {
+		spool, err := pgxpool.New(ctx, u)
+		if err != nil {
+			return err
+		}
+		defer spool.Close()
+		src = store.New(spool, keys)
+	}
 	slot := os.Getenv(helperSlot)
 	c, err := New(Config{Slot: slot, Publication: slot, Catalog: cat, InstanceID: os.Getenv(helperEnv),
-		StatusInterval: 100 * time.Millisecond, BatchEvents: 200}, st, zerolog.New(os.Stderr).Level(zerolog.WarnLevel), prometheus.NewRegistry())
+		StatusInterval: 100 * time.Millisecond, BatchEvents: 200, Source: src}, st, zerolog.New(os.Stderr).Level(zerolog.WarnLevel), prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}
@@ -75,7 +85,7 @@ func (f *fixture) spawn(t *testing.T, id string) *exec.Cmd {
 	if f.helperKeys == "" {
 		f.helperKeys = crypt.GenerateKeySpec("helper")
 	}
-	cmd.Env = append(os.Environ(), helperEnv+"="+id, helperDBEnv+"="+f.url, helperSlot+"="+f.slot, helperKeys+"="+f.helperKeys)
+	cmd.Env = append(os.Environ(), helperEnv+"="+id, helperDBEnv+"="+f.url, helperSrcEnv+"="+f.appURL, helperSlot+"="+f.slot, helperKeys+"="+f.helperKeys)
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
@@ -104,7 +114,7 @@ func (f *fixture) insertContacts(t *testing.T, from, n int) {
 		for j := i; j < min(i+100, from+n); j++ {
 			b.Queue(`INSERT INTO contacts (company_id, name) VALUES ('1', $1)`, fmt.Sprint("c", j))
 		}
-		require.NoError(t, f.pool.SendBatch(ctx, &b.Batch).Close())
+		require.NoError(t, f.app.SendBatch(ctx, &b.Batch).Close())
 	}
 }
 
@@ -116,7 +126,7 @@ func TestKillLeaderStandbyTakesOver(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
 	f := newFixture(t)
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st, log: zerolog.Nop()}).Prepare(ctx))
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
 	a := f.spawn(t, "a")
 	f.waitHolder(t, "a")
 	f.waitStreaming(t)

@@ -19,7 +19,7 @@ func (c *Capture) poll(ctx context.Context) error {
 	for {
 		if l == nil {
 			var err error
-			if l, err = c.st.OutboxListen(ctx); err != nil {
+			if l, err = c.source().OutboxListen(ctx); err != nil {
 				l = nil
 				if ctx.Err() != nil {
 					return nil
@@ -66,8 +66,12 @@ func (c *Capture) waitOutbox(ctx context.Context, l *store.OutboxListener) error
 	return err
 }
 
-// pollBatch claims up to PollBatch outbox rows and stores their events in one transaction; the
-// rows are deleted in it. It returns how many rows it claimed.
+// pollBatch claims up to PollBatch outbox rows and stores their events; it returns how many rows
+// it claimed. With one database the rows are claimed, stored and deleted in one transaction. With
+// two (Config.Source) the rows are claimed FOR UPDATE SKIP LOCKED in a source transaction, their
+// events committed in walhook's database, then the rows deleted in that source transaction and
+// it committed: a crash in between leaves the rows to be claimed again, and their source keys
+// ("outbox:<id>") dedupe the replay.
 func (c *Capture) pollBatch(ctx context.Context) (int, error) {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.CommitTimeout)
 	defer cancel()
@@ -79,7 +83,8 @@ func (c *Capture) pollBatch(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	err = c.st.Tx(cctx, func(tx *store.Store) error {
+	two := c.twoDatabases()
+	err = c.source().Tx(cctx, func(tx *store.Store) error {
 		rows, err := tx.OutboxClaim(cctx, c.cfg.PollBatch)
 		if err != nil {
 			return err
@@ -88,9 +93,10 @@ func (c *Capture) pollBatch(ctx context.Context) (int, error) {
 		if claimed == 0 {
 			return nil
 		}
-		b := store.CaptureBatch{OutboxIDs: make([]int64, 0, len(rows))}
+		var b store.CaptureBatch
+		claimedIDs := make([]int64, 0, len(rows))
 		for _, r := range rows {
-			b.OutboxIDs = append(b.OutboxIDs, r.ID)
+			claimedIDs = append(claimedIDs, r.ID)
 			ev, sk := outboxEvent(c.cfg.Catalog, ids, r.ID, r.CompanyID, r.EventKey, r.Payload, r.CreatedAt)
 			if sk != nil {
 				skips = append(skips, *sk)
@@ -99,8 +105,20 @@ func (c *Capture) pollBatch(ctx context.Context) (int, error) {
 			b.Events = append(b.Events, ev)
 		}
 		events = b.Events
+		if two {
+			// Each write commits in walhook's database (a refused event is quarantined there);
+			// then the rows go in the source transaction that holds them.
+			if len(b.Events) > 0 {
+				if res, err = c.fanOut(cctx, c.st, b); err != nil {
+					return err
+				}
+			}
+			_, err = tx.OutboxDelete(cctx, claimedIDs)
+			return err
+		}
 		// Inside the claim's transaction each write is a savepoint, so a refused event is
 		// quarantined and the claimed rows are still deleted with the rest.
+		b.OutboxIDs = claimedIDs
 		res, err = c.fanOut(cctx, tx, b)
 		return err
 	})
@@ -109,7 +127,9 @@ func (c *Capture) pollBatch(ctx context.Context) (int, error) {
 	}
 	c.reportSkips(skips)
 	c.reportFanOut(res.CaptureResult)
-	c.countQuarantined(res)
+	if !two {
+		c.countQuarantined(res) // with two databases fanOut counted them as they committed
+	}
 	unknown := make(map[string]bool, len(res.UnknownCompany))
 	for _, k := range res.UnknownCompany {
 		unknown[k] = true

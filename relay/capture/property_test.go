@@ -238,11 +238,11 @@ func TestEveryColumnTypeSurvives(t *testing.T) {
 	for w := range oddWide {
 		wide += fmt.Sprintf(", w%02d text", w)
 	}
-	_, err := f.pool.Exec(ctx, fmt.Sprintf(oddSchema, wide))
+	_, err := f.app.Exec(ctx, fmt.Sprintf(oddSchema, wide))
 	require.NoError(t, err)
 	cat, err := catalog.Parse([]byte(testCatalog + oddCatalog))
 	require.NoError(t, err)
-	require.NoError(t, cat.Sync(ctx, f.st))
+	require.NoError(t, cat.Sync(ctx, f.src, f.st))
 	f.cat = cat
 	reg := prometheus.NewRegistry()
 	f.start(t, f.config(), reg, nil)
@@ -270,7 +270,7 @@ func TestEveryColumnTypeSurvives(t *testing.T) {
 			i++
 		}
 		b.Queue("COMMIT")
-		require.NoError(t, f.pool.SendBatch(ctx, b).Close())
+		require.NoError(t, f.app.SendBatch(ctx, b).Close())
 	}
 	// updates: change t (and sometimes j), never big; the event carries both rows
 	for range 60 {
@@ -284,7 +284,7 @@ func TestEveryColumnTypeSurvives(t *testing.T) {
 			newJ = lit(randJSON(r, 0, &p), "")
 			row.poison = p
 		}
-		_, err := f.pool.Exec(ctx, "UPDATE odd SET t = $2, j = $3::text::json WHERE id = $1", id, nt, newJ.sql)
+		_, err := f.app.Exec(ctx, "UPDATE odd SET t = $2, j = $3::text::json WHERE id = $1", id, nt, newJ.sql)
 		require.NoError(t, err)
 		tj, _ := json.Marshal(nt)
 		row.vals["t"] = lit(nt, string(tj))
@@ -297,12 +297,12 @@ func TestEveryColumnTypeSurvives(t *testing.T) {
 		id := ids[k]
 		ids = append(ids[:k], ids[k+1:]...)
 		row := rows[id]
-		_, err := f.pool.Exec(ctx, "DELETE FROM odd WHERE id = $1", id)
+		_, err := f.app.Exec(ctx, "DELETE FROM odd WHERE id = $1", id)
 		require.NoError(t, err)
 		changes = append(changes, change{op: "deleted", null: row.company == nil, poison: row.poison})
 		delete(rows, id)
 	}
-	_, err = f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'sentinel')`)
+	_, err = f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'sentinel')`)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		return f.count(t, `SELECT count(*) FROM walhook.event WHERE payload->'data'->>'name' = 'sentinel'`) == 1

@@ -57,6 +57,11 @@ func (c *Capture) fanOut(ctx context.Context, st *store.Store, b store.CaptureBa
 	}
 	out.quarantined = map[string]bool{}
 	err = c.isolate(ctx, st, b.Events, b.OutboxIDs, err, &out)
+	if err == nil && b.Position.LSN > 0 {
+		// The halves were written without the position: it is stored once all of them are,
+		// never before an event it covers.
+		_, err = c.write(ctx, st, store.CaptureBatch{Position: b.Position})
+	}
 	if st == c.st {
 		// Each write was its own transaction: what was quarantined is committed, even when a
 		// later write failed. Inside a caller's transaction the caller counts after its commit.

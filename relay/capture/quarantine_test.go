@@ -41,14 +41,14 @@ func TestRefusedValueQuarantined(t *testing.T) {
 	f.start(t, f.config(), reg, nil)
 	f.waitStreaming(t)
 
-	tx, err := f.pool.Begin(ctx)
+	tx, err := f.app.Begin(ctx)
 	require.NoError(t, err)
 	_, err = tx.Exec(ctx, `INSERT INTO things (company_id, js, big) VALUES ('1', '{"ok": 1}', 'good');
 		INSERT INTO things (company_id, js, big) VALUES ('1', '{"a": "x\u0000y"}', 'bad');
 		INSERT INTO contacts (company_id, name) VALUES ('1', 'Same transaction')`)
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
-	_, err = f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('2', 'After')`)
+	_, err = f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('2', 'After')`)
 	require.NoError(t, err)
 
 	f.waitEventsWithin(t, 3, 20*time.Second)
@@ -74,7 +74,7 @@ func TestRefusedValueQuarantined(t *testing.T) {
 
 	// The position past the bad event is acknowledged: a restart does not meet it again.
 	require.Eventually(t, func() bool {
-		s, err := f.st.CaptureSlotStatus(ctx, f.slot)
+		s, err := f.src.CaptureSlotStatus(ctx, f.slot)
 		return err == nil && s.LagBytes < 1<<16 && f.count(t, "SELECT count(*) FROM walhook.capture_quarantine") == 1
 	}, 10*time.Second, 50*time.Millisecond)
 }
@@ -98,11 +98,11 @@ func TestTransientFailureNeverQuarantines(t *testing.T) {
 	_, err = lock.Exec(ctx, `LOCK TABLE walhook.event IN SHARE ROW EXCLUSIVE MODE`)
 	require.NoError(t, err)
 
-	_, err = f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) SELECT '1', 'before ' || g FROM generate_series(1, 5) g`)
+	_, err = f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) SELECT '1', 'before ' || g FROM generate_series(1, 5) g`)
 	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `INSERT INTO things (company_id, js, big) VALUES ('1', '{"a": "\u0000"}', 'bad')`)
+	_, err = f.app.Exec(ctx, `INSERT INTO things (company_id, js, big) VALUES ('1', '{"a": "\u0000"}', 'bad')`)
 	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) SELECT '2', 'after ' || g FROM generate_series(1, 5) g`)
+	_, err = f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) SELECT '2', 'after ' || g FROM generate_series(1, 5) g`)
 	require.NoError(t, err)
 
 	killed := 0
@@ -142,7 +142,7 @@ func TestPollModeQuarantines(t *testing.T) {
 	_, err := f.pool.Exec(ctx, `ALTER TABLE walhook.event ADD CONSTRAINT test_no_poison
 		CHECK (payload->'data'->>'memo' IS DISTINCT FROM 'poison') NOT VALID`)
 	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload)
+	_, err = f.app.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload)
 		SELECT '1', 'invoice.paid', jsonb_build_object('memo', CASE WHEN g = 7 THEN 'poison' ELSE 'ok' END, 'n', g)
 		FROM generate_series(1, 20) g`)
 	require.NoError(t, err)
@@ -171,9 +171,9 @@ func TestUnstorableEventSkipped(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	f.start(t, f.config(), reg, nil)
 	f.waitStreaming(t)
-	_, err = f.pool.Exec(ctx, `INSERT INTO things (company_id, js, big) VALUES ('1', '{"a": "\u0000"}', 'bad')`)
+	_, err = f.app.Exec(ctx, `INSERT INTO things (company_id, js, big) VALUES ('1', '{"a": "\u0000"}', 'bad')`)
 	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'After')`)
+	_, err = f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'After')`)
 	require.NoError(t, err)
 	f.waitEventsWithin(t, 1, 20*time.Second)
 	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM walhook.event WHERE payload->'data'->>'name' = 'After'`))

@@ -19,10 +19,10 @@ import (
 // publication DDL in the store, they are the documented exception to "every runtime query is a
 // named sqlc query".
 
-// connectReplication opens a replication connection to the store's database with the settings
-// value.go relies on (UTC, ISO dates).
+// connectReplication opens a replication connection to the application's database with the
+// settings value.go relies on (UTC, ISO dates).
 func (c *Capture) connectReplication(ctx context.Context) (*pgconn.PgConn, error) {
-	pool := c.st.Pool()
+	pool := c.source().Pool()
 	if pool == nil {
 		return nil, errors.New("open replication connection: the store is not over a pool")
 	}
@@ -68,14 +68,14 @@ func closeConn(ctx context.Context, conn *pgconn.PgConn) {
 func (c *Capture) prepare(ctx context.Context, conn *pgconn.PgConn) error {
 	_, update, del := c.cfg.Catalog.Operations()
 	pub := store.Publication{Tables: append(c.cfg.Catalog.Tables(), outboxTable), Insert: true, Update: update, Delete: del}
-	changed, err := c.st.CapturePublicationSync(ctx, c.cfg.Publication, pub)
+	changed, err := c.source().CapturePublicationSync(ctx, c.cfg.Publication, pub)
 	if err != nil {
 		return err
 	}
 	if changed {
 		c.log.Info().Str("publication", c.cfg.Publication).Strs("tables", pub.Tables).Msg("publication updated")
 	}
-	slot, err := c.st.CaptureSlotStatus(ctx, c.cfg.Slot)
+	slot, err := c.source().CaptureSlotStatus(ctx, c.cfg.Slot)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		_, err := pglogrepl.CreateReplicationSlot(ctx, conn, c.cfg.Slot, "pgoutput",
@@ -127,7 +127,15 @@ func (c *Capture) stream(ctx context.Context) error {
 			break
 		}
 	}
-	err = pglogrepl.StartReplication(ctx, conn, c.cfg.Slot, 0, pglogrepl.StartReplicationOptions{
+	sys, err := pglogrepl.IdentifySystem(ctx, conn)
+	if err != nil {
+		return &sessionError{reasonPrepare, fmt.Errorf("identify source system: %w", err)}
+	}
+	start, err := c.startPosition(ctx, sys)
+	if err != nil {
+		return &sessionError{reasonPrepare, err}
+	}
+	err = pglogrepl.StartReplication(ctx, conn, c.cfg.Slot, start, pglogrepl.StartReplicationOptions{
 		Mode: pglogrepl.LogicalReplication,
 		PluginArgs: []string{
 			"proto_version '2'",
@@ -141,7 +149,7 @@ func (c *Capture) stream(ctx context.Context) error {
 		// detail "This slot has been invalidated because it exceeded the maximum reserved size").
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55000" {
-			if s, serr := c.st.CaptureSlotStatus(ctx, c.cfg.Slot); serr == nil {
+			if s, serr := c.source().CaptureSlotStatus(ctx, c.cfg.Slot); serr == nil {
 				if lerr := c.slot.observe(s, c.log); lerr != nil {
 					return lerr
 				}
@@ -149,7 +157,7 @@ func (c *Capture) stream(ctx context.Context) error {
 		}
 		return &sessionError{reasonStart, fmt.Errorf("start replication on slot %s: %w", c.cfg.Slot, err)}
 	}
-	c.log.Info().Str("slot", c.cfg.Slot).Msg("streaming")
+	c.log.Info().Str("slot", c.cfg.Slot).Str("from", start.String()).Msg("streaming")
 
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -157,13 +165,14 @@ func (c *Capture) stream(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ring := &keyring{load: loadEmitKeys(c.st)}
+	ring := &keyring{load: loadEmitKeys(c.source())}
 	if err := ring.reload(ctx); err != nil {
 		return err
 	}
 	dec := newDecoder(c.cfg.Catalog, ids, ring)
 	dec.partEvents = min(c.cfg.BatchEvents, partEvents)
-	s := &session{c: c, conn: conn, dec: dec, txns: make(chan *txn, 4096)}
+	dec.stored = start
+	s := &session{c: c, conn: conn, dec: dec, txns: make(chan *txn, 4096), systemID: sys.SystemID}
 	committed := make(chan error, 1)
 	go func() {
 		err := s.commitLoop(sctx)
@@ -188,6 +197,32 @@ func (c *Capture) stream(ctx context.Context) error {
 	return cerr
 }
 
+// startPosition is where the stream starts: the position stored with the events in walhook's
+// database (walhook.capture_position) when it is this source cluster's and within its WAL, else 0
+// (PostgreSQL starts at the slot's confirmed_flush_lsn). See "Two databases" in doc.go.
+func (c *Capture) startPosition(ctx context.Context, sys pglogrepl.IdentifySystemResult) (pglogrepl.LSN, error) {
+	pos, err := c.st.CapturePositionGet(ctx, c.cfg.Slot)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read stored capture position: %w", err)
+	}
+	lsn := pglogrepl.LSN(pos.LSN)
+	switch {
+	case pos.SystemID != sys.SystemID:
+		c.log.Warn().Str("slot", c.cfg.Slot).Str("stored_system_id", pos.SystemID).Str("source_system_id", sys.SystemID).
+			Str("stored_lsn", lsn.String()).
+			Msg("the stored capture position belongs to another PostgreSQL cluster (a restored or replaced source); ignored: streaming from the slot's own position")
+		return 0, nil
+	case lsn > sys.XLogPos:
+		c.log.Warn().Str("slot", c.cfg.Slot).Str("stored_lsn", lsn.String()).Str("source_wal_end", sys.XLogPos.String()).
+			Msg("the stored capture position is beyond the source's WAL (a source restored from a backup?); ignored: streaming from the slot's own position")
+		return 0, nil
+	}
+	return lsn, nil
+}
+
 // partEvents is the size of the parts a large transaction is handed to the committer in (see
 // txn): small enough that its first part is stored and sent within tens of milliseconds of the
 // transaction reaching capture, large enough that a part is one efficient statement.
@@ -200,6 +235,9 @@ type session struct {
 	conn *pgconn.PgConn
 	dec  *decoder
 	txns chan *txn
+
+	// systemID is the source cluster's identifier (IDENTIFY_SYSTEM), stored with the position.
+	systemID string
 
 	flushed   atomic.Uint64 // end LSN of the last transaction whose events committed
 	handed    atomic.Int64  // transactions handed to the committer
@@ -361,7 +399,12 @@ func (s *session) commitLoop(ctx context.Context) error {
 		for id := range outboxLeft {
 			left = append(left, id)
 		}
-		missing, err := s.c.commit(ctx, batch, left)
+		var end pglogrepl.LSN // 0 when the batch holds only parts of an open transaction
+		for _, t := range batch {
+			end = max(end, t.endLSN)
+		}
+		pos := store.CapturePosition{Slot: s.c.cfg.Slot, SystemID: s.systemID, LSN: uint64(end)}
+		missing, err := s.c.commit(ctx, batch, left, pos)
 		if err != nil {
 			return err
 		}
@@ -378,10 +421,6 @@ func (s *session) commitLoop(ctx context.Context) error {
 		if len(batch) == 0 {
 			continue
 		}
-		var end pglogrepl.LSN // 0 when the batch holds only parts of an open transaction
-		for _, t := range batch {
-			end = max(end, t.endLSN)
-		}
 		if s.c.afterCommit != nil {
 			s.c.afterCommit(uint64(end))
 		}
@@ -392,15 +431,16 @@ func (s *session) commitLoop(ctx context.Context) error {
 	}
 }
 
-// commit stores a batch of decoded transactions in one fan-out transaction, deleting their
-// consumed outbox rows and the earlier ones in retryOutbox. It returns the outbox rows it asked
-// to delete that were not deleted.
-func (c *Capture) commit(ctx context.Context, batch []*txn, retryOutbox []int64) ([]int64, error) {
-	var b store.CaptureBatch
-	b.OutboxIDs = append(b.OutboxIDs, retryOutbox...)
+// commit stores a batch of decoded transactions in one fan-out transaction with pos (when its
+// LSN is not 0), and deletes their consumed outbox rows and the earlier ones in retryOutbox: in
+// the same transaction with one database, in the source right after it commits with two. It
+// returns the outbox rows it asked to delete that were not deleted.
+func (c *Capture) commit(ctx context.Context, batch []*txn, retryOutbox []int64, pos store.CapturePosition) ([]int64, error) {
+	b := store.CaptureBatch{Position: pos}
+	outbox := append([]int64(nil), retryOutbox...)
 	for _, t := range batch {
 		b.Events = append(b.Events, t.events...)
-		b.OutboxIDs = append(b.OutboxIDs, t.outboxIDs...)
+		outbox = append(outbox, t.outboxIDs...)
 		c.reportSkips(t.skips)
 	}
 	for _, t := range batch {
@@ -408,21 +448,39 @@ func (c *Capture) commit(ctx context.Context, batch []*txn, retryOutbox []int64)
 			c.m.transactions.Inc()
 		}
 	}
-	if len(b.Events) == 0 && len(b.OutboxIDs) == 0 {
+	if len(b.Events) == 0 && len(outbox) == 0 {
 		return nil, nil
 	}
-	res, err := c.store(ctx, b)
-	if err != nil {
-		return nil, err
+	var res fanOutResult
+	if !c.twoDatabases() {
+		b.OutboxIDs = outbox
+	}
+	if len(b.Events) > 0 || len(b.OutboxIDs) > 0 {
+		var err error
+		if res, err = c.store(ctx, b); err != nil {
+			return nil, err
+		}
+	}
+	deleted := res.OutboxDeleted
+	if c.twoDatabases() && len(outbox) > 0 {
+		// Their events are committed in walhook's database: delete the rows in the source. A
+		// crash before this replays them (source keys dedupe) and deletes them then.
+		dctx, cancel := context.WithTimeout(ctx, c.cfg.CommitTimeout)
+		var err error
+		deleted, err = c.src.OutboxDelete(dctx, outbox)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("delete consumed outbox rows in the source: %w", err)
+		}
 	}
 	stored := func(e store.CaptureEvent) bool { return !res.quarantined[e.SourceKey] }
 	var missing []int64
-	if len(res.OutboxDeleted) < len(b.OutboxIDs) {
-		gone := make(map[int64]bool, len(res.OutboxDeleted))
-		for _, id := range res.OutboxDeleted {
+	if len(deleted) < len(outbox) {
+		gone := make(map[int64]bool, len(deleted))
+		for _, id := range deleted {
 			gone[id] = true
 		}
-		for _, id := range b.OutboxIDs {
+		for _, id := range outbox {
 			if !gone[id] {
 				missing = append(missing, id)
 			}

@@ -37,10 +37,11 @@ func (f *fixture) lowRole(t *testing.T) (string, *pgx.Conn) {
 		defer cancel()
 		// The database (and the role's grants in it) is dropped after this cleanup runs;
 		// DROP OWNED clears the grants first.
+		_, _ = f.app.Exec(ctx, "DROP OWNED BY "+role)
 		_, _ = f.pool.Exec(ctx, "DROP OWNED BY "+role)
 		_, _ = f.pool.Exec(ctx, "DROP ROLE IF EXISTS "+role)
 	})
-	u, err := url.Parse(f.url)
+	u, err := url.Parse(f.appURL)
 	require.NoError(t, err)
 	u.User = url.User(role)
 	conn, err := pgx.Connect(ctx, u.String())
@@ -56,7 +57,7 @@ func (f *fixture) lowRole(t *testing.T) (string, *pgx.Conn) {
 // is consistent, so every write after it is decoded (a slot is active a moment before that).
 func (f *fixture) prepared(t *testing.T) {
 	t.Helper()
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st}).Prepare(xtest.Context(t)))
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st, src: f.src}).Prepare(xtest.Context(t)))
 }
 
 func requireDenied(t *testing.T, err error, what string) {
@@ -80,7 +81,7 @@ func TestForgedMessagesRefused(t *testing.T) {
 	f.waitStreaming(t)
 	role, low := f.lowRole(t)
 	// USAGE on the schema, so what refuses below is the missing privilege on each object.
-	_, err := f.pool.Exec(ctx, "GRANT USAGE ON SCHEMA walhook TO "+role)
+	_, err := f.app.Exec(ctx, "GRANT USAGE ON SCHEMA walhook TO "+role)
 	require.NoError(t, err)
 
 	forgeries := []string{
@@ -104,14 +105,14 @@ func TestForgedMessagesRefused(t *testing.T) {
 	requireDenied(t, err, "reading the key")
 
 	// Capture goes on: the owner's emit and a table write after the forgeries are captured.
-	_, err = f.pool.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', '{"by":"owner"}')`)
+	_, err = f.app.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', '{"by":"owner"}')`)
 	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'After')`)
+	_, err = f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'After')`)
 	require.NoError(t, err)
 	f.waitEvents(t, 2)
 
 	// With the grant, the role emits (and still cannot read the key).
-	_, err = f.pool.Exec(ctx, "GRANT EXECUTE ON FUNCTION walhook.emit(text, text, jsonb) TO "+role)
+	_, err = f.app.Exec(ctx, "GRANT EXECUTE ON FUNCTION walhook.emit(text, text, jsonb) TO "+role)
 	require.NoError(t, err)
 	_, err = low.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', '{"by":"low"}')`)
 	require.NoError(t, err)
@@ -140,13 +141,13 @@ func TestUnsignedBeforeUpgrade(t *testing.T) {
 	f := newFixture(t)
 	f.prepared(t)
 	const old = `SELECT pg_logical_emit_message(true, 'walhook', jsonb_build_object('company_id', '1', 'event', 'invoice.paid', 'payload', jsonb_build_object('n', $1::int))::text)`
-	_, err := f.pool.Exec(ctx, old, 1)
+	_, err := f.app.Exec(ctx, old, 1)
 	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `UPDATE walhook.capture_setting SET unsigned_before = pg_current_wal_insert_lsn()`)
+	_, err = f.app.Exec(ctx, `UPDATE walhook.capture_setting SET unsigned_before = pg_current_wal_insert_lsn()`)
 	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, old, 2)
+	_, err = f.app.Exec(ctx, old, 2)
 	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', '{"n": 3}')`)
+	_, err = f.app.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', '{"n": 3}')`)
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
 	f.start(t, f.config(), reg, nil)
@@ -173,12 +174,12 @@ func TestEmitKeyRotation(t *testing.T) {
 	f.waitStreaming(t)
 	emit := func(n int) {
 		t.Helper()
-		_, err := f.pool.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', jsonb_build_object('n', $1::int))`, n)
+		_, err := f.app.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', jsonb_build_object('n', $1::int))`, n)
 		require.NoError(t, err)
 	}
 	stored := func() map[int32][]byte {
 		t.Helper()
-		ks, _, err := f.st.EmitKeys(ctx)
+		ks, _, err := f.src.EmitKeys(ctx)
 		require.NoError(t, err)
 		k, err := newEmitKeys(ks, "")
 		require.NoError(t, err)
@@ -187,13 +188,13 @@ func TestEmitKeyRotation(t *testing.T) {
 	key1 := stored()[1]
 	require.Len(t, key1, 64)
 	emit(1)
-	id, err := RotateEmitKey(ctx, f.st)
+	id, err := RotateEmitKey(ctx, f.src)
 	require.NoError(t, err)
 	require.Equal(t, int32(2), id)
 	emit(2) // signed with key 2, which the running capture did not know
 	f.waitEvents(t, 2)
 	key2 := stored()[2]
-	id, err = RotateEmitKey(ctx, f.st)
+	id, err = RotateEmitKey(ctx, f.src)
 	require.NoError(t, err)
 	require.Equal(t, int32(3), id)
 	keys := stored()
@@ -204,9 +205,9 @@ func TestEmitKeyRotation(t *testing.T) {
 		return []byte(`{"company_id":"1","event":"invoice.paid","payload":{"n":` + string(rune('0'+n)) + `}}`)
 	}
 	emit(3)
-	_, err = f.pool.Exec(ctx, `SELECT pg_logical_emit_message(true, 'walhook', $1::bytea)`, signMessage(1, key1, content(4)))
+	_, err = f.app.Exec(ctx, `SELECT pg_logical_emit_message(true, 'walhook', $1::bytea)`, signMessage(1, key1, content(4)))
 	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `SELECT pg_logical_emit_message(true, 'walhook', $1::bytea)`, signMessage(2, key2, content(5)))
+	_, err = f.app.Exec(ctx, `SELECT pg_logical_emit_message(true, 'walhook', $1::bytea)`, signMessage(2, key2, content(5)))
 	require.NoError(t, err)
 	f.waitEvents(t, 4)
 	rows, err := f.pool.Query(ctx, `SELECT (payload->'data'->>'n')::int FROM walhook.event ORDER BY id`)
@@ -227,11 +228,11 @@ func TestPollModeEmitByGrantee(t *testing.T) {
 	cfg.Mode = store.CapturePoll
 	f.start(t, cfg, nil, nil)
 	require.Eventually(t, func() bool {
-		m, err := f.st.CaptureModeGet(ctx)
+		m, err := f.src.CaptureModeGet(ctx)
 		return err == nil && m == store.CapturePoll
 	}, 10*time.Second, 10*time.Millisecond)
 	role, low := f.lowRole(t)
-	_, err := f.pool.Exec(ctx, "GRANT USAGE ON SCHEMA walhook TO "+role+"; GRANT EXECUTE ON FUNCTION walhook.emit(text, text, jsonb) TO "+role)
+	_, err := f.app.Exec(ctx, "GRANT USAGE ON SCHEMA walhook TO "+role+"; GRANT EXECUTE ON FUNCTION walhook.emit(text, text, jsonb) TO "+role)
 	require.NoError(t, err)
 	_, err = low.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key) VALUES ('1', 'invoice.paid')`)
 	requireDenied(t, err, "outbox insert without INSERT")
@@ -289,14 +290,14 @@ func TestTenantMove(t *testing.T) {
 	t.Parallel()
 	ctx := xtest.Context(t)
 	f := newFixture(t)
-	_, err := f.pool.Exec(ctx, `
+	_, err := f.app.Exec(ctx, `
 		CREATE TABLE notes (id bigint PRIMARY KEY, company_id text, body text);
 		ALTER TABLE notes REPLICA IDENTITY FULL;
 		CREATE TABLE tasks (id bigint PRIMARY KEY, company_id text, title text);`)
 	require.NoError(t, err)
 	cat, err := catalog.Parse([]byte(moveCatalog))
 	require.NoError(t, err)
-	require.NoError(t, cat.Sync(ctx, f.st))
+	require.NoError(t, cat.Sync(ctx, f.src, f.st))
 	f.cat = cat
 	for _, key := range []string{"contact.created", "contact.updated", "contact.changed", "contact.deleted", "note.updated", "task.updated"} {
 		_, err := f.st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "2", Name: key, URL: "https://example.com/2/" + key,
@@ -309,7 +310,7 @@ func TestTenantMove(t *testing.T) {
 	_, err = f.st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "1", Name: "task", URL: "https://example.com/1/task.updated",
 		Method: webhook.MethodPost, EventKeys: []string{"task.updated"}, RawData: true, Active: true}, nil)
 	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `INSERT INTO notes VALUES (1, '1', 'secret of 1'); INSERT INTO tasks VALUES (1, '1', 'task of 1')`)
+	_, err = f.app.Exec(ctx, `INSERT INTO notes VALUES (1, '1', 'secret of 1'); INSERT INTO tasks VALUES (1, '1', 'task of 1')`)
 	require.NoError(t, err)
 	f.prepared(t)
 	f.start(t, f.config(), nil, nil)
@@ -317,7 +318,7 @@ func TestTenantMove(t *testing.T) {
 
 	exec := func(q string) {
 		t.Helper()
-		_, err := f.pool.Exec(ctx, q)
+		_, err := f.app.Exec(ctx, q)
 		require.NoError(t, err)
 	}
 	exec(`INSERT INTO contacts (company_id, name, email) VALUES ('1', 'Ada', 'ada@one.example')`)

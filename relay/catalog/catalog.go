@@ -256,7 +256,7 @@ func (c *Catalog) Operations() (insert, update, del bool) {
 	return insert, update, del
 }
 
-// Validate checks the catalog against the database: every table exists, has the tenant column
+// Validate checks the catalog against the application's database st (the source): every table exists, has the tenant column
 // and the listed columns, and a table with update or delete events has a replica identity (a
 // primary key, or REPLICA IDENTITY FULL or USING INDEX) — publishing changes of a table without
 // one would make PostgreSQL refuse the application's own UPDATEs and DELETEs.
@@ -294,7 +294,7 @@ func (c *Catalog) Validate(ctx context.Context, st *store.Store) error {
 	return nil
 }
 
-// UndetectedMoves lists, one line per table, the tables with update events on which walhook cannot
+// UndetectedMoves reads the application's database st (the source) and lists, one line per table, the tables with update events on which walhook cannot
 // tell that an UPDATE moved a row to another company: the old row PostgreSQL publishes does not
 // carry the tenant column (REPLICA IDENTITY is neither FULL nor an identity that includes it).
 // Such a move reaches only the new company, as an update without previous (no other company's
@@ -319,10 +319,11 @@ func (c *Catalog) UndetectedMoves(ctx context.Context, st *store.Store) ([]strin
 	return out, nil
 }
 
-// Sync validates the catalog against the database and upserts it into walhook.event_type,
-// retiring the entries no longer in it.
-func (c *Catalog) Sync(ctx context.Context, st *store.Store) error {
-	if err := c.Validate(ctx, st); err != nil {
+// Sync validates the catalog against the application's database src and upserts it into
+// walhook.event_type in walhook's database st, retiring the entries no longer in it. With one
+// database src and st are the same store.
+func (c *Catalog) Sync(ctx context.Context, src, st *store.Store) error {
+	if err := c.Validate(ctx, src); err != nil {
 		return err
 	}
 	if err := st.EventTypeSync(ctx, c.events); err != nil {

@@ -81,7 +81,7 @@ func TestValidateAgainstDatabase(t *testing.T) {
 
 	c, err := catalog.Parse([]byte(demo))
 	require.NoError(t, err)
-	require.NoError(t, c.Sync(ctx, st))
+	require.NoError(t, c.Sync(ctx, st, st))
 	types, err := st.EventTypeList(ctx)
 	require.NoError(t, err)
 	require.Len(t, types, 3)
@@ -103,7 +103,7 @@ func TestValidateAgainstDatabase(t *testing.T) {
 	// An entry removed from the file is retired, not deleted.
 	c, err = catalog.Parse([]byte(`events: [{key: invoice.paid, source: outbox}]`))
 	require.NoError(t, err)
-	require.NoError(t, c.Sync(ctx, st))
+	require.NoError(t, c.Sync(ctx, st, st))
 	got, err := st.EventTypeGet(ctx, "contact.created")
 	require.NoError(t, err)
 	require.NotNil(t, got.RetiredAt)

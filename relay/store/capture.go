@@ -24,11 +24,15 @@ type CaptureEvent struct {
 	OccurredAt time.Time
 }
 
-// CaptureBatch is what one fan-out transaction stores: events, and the outbox rows they consumed
-// (deleted in the same transaction).
+// CaptureBatch is what one fan-out transaction stores: events, the outbox rows they consumed
+// (deleted in the same transaction; none when the outbox lives in another database), and where
+// capture stands in the source once they are stored.
 type CaptureBatch struct {
 	Events    []CaptureEvent
 	OutboxIDs []int64
+	// Position, when its LSN is not 0, is stored in the same statement (walhook.capture_position,
+	// never moved back for the same source cluster).
+	Position CapturePosition
 	// Handoff, when not nil, leases fresh deliveries to the dispatcher in the capture leader's
 	// process: they are inserted already leased and returned in CaptureResult.Handed, so that
 	// dispatcher sends them from memory without claiming them.
@@ -64,6 +68,51 @@ type CaptureResult struct {
 	Handed []Claimed
 }
 
+// CapturePosition is where capture stands in a source for a slot: the end LSN of the last source
+// transaction whose events are stored, and the source cluster's system identifier
+// (IDENTIFY_SYSTEM), so that a position of another cluster is never used.
+type CapturePosition struct {
+	Slot     string
+	SystemID string
+	LSN      uint64
+}
+
+// lsnText formats an LSN as PostgreSQL's pg_lsn text ("" for 0).
+func lsnText(lsn uint64) string {
+	if lsn == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%X/%X", uint32(lsn>>32), uint32(lsn))
+}
+
+// parseLSN parses pg_lsn text.
+func parseLSN(s string) (uint64, error) {
+	var hi, lo uint32
+	if _, err := fmt.Sscanf(s, "%X/%X", &hi, &lo); err != nil {
+		return 0, fmt.Errorf("parse LSN %q: %w", s, err)
+	}
+	return uint64(hi)<<32 | uint64(lo), nil
+}
+
+// CapturePositionGet returns the stored position of slot; ErrNotFound when there is none.
+func (s *Store) CapturePositionGet(ctx context.Context, slot string) (CapturePosition, error) {
+	r, err := s.q.CapturePositionGet(ctx, slot)
+	if err != nil {
+		return CapturePosition{}, mapErr(err)
+	}
+	lsn, err := parseLSN(r.Lsn)
+	if err != nil {
+		return CapturePosition{}, err
+	}
+	return CapturePosition{Slot: slot, SystemID: r.SystemID, LSN: lsn}, nil
+}
+
+// CapturePositionDelete forgets the stored position of slot (`walhook slot recreate`: a new slot
+// starts where PostgreSQL creates it). No position is not an error.
+func (s *Store) CapturePositionDelete(ctx context.Context, slot string) error {
+	return mapErr(s.q.CapturePositionDelete(ctx, slot))
+}
+
 // captureChunk bounds the arrays of one CaptureCommit statement; a larger batch is several
 // statements in the same transaction.
 const captureChunk = 5000
@@ -71,8 +120,8 @@ const captureChunk = 5000
 // CaptureCommit stores a batch in one transaction: inserts the events (a source key already
 // stored inserts nothing), one pending delivery per active webhook of the event's company
 // subscribed to its key (leased to b.Handoff's token where it allows, and returned in
-// Handed), deletes the consumed outbox rows, and notifies walhook_deliveries at commit when a
-// delivery was left to be claimed. Events of unknown companies are skipped and listed.
+// Handed), deletes the consumed outbox rows, stores b.Position, and notifies walhook_deliveries at
+// commit when a delivery was left to be claimed. Events of unknown companies are skipped and listed.
 func (s *Store) CaptureCommit(ctx context.Context, b CaptureBatch) (CaptureResult, error) {
 	var res CaptureResult
 	leased := time.Now() // before the transaction: its now() starts the leases of every chunk
@@ -90,6 +139,9 @@ func (s *Store) CaptureCommit(ctx context.Context, b CaptureBatch) (CaptureResul
 			}
 			if p.OutboxIds == nil {
 				p.OutboxIds = []int64{}
+			}
+			if start == 0 && b.Position.LSN > 0 {
+				p.PositionSlot, p.PositionSystemID, p.PositionLsn = b.Position.Slot, b.Position.SystemID, lsnText(b.Position.LSN)
 			}
 			p.LeaseSkipWebhooks, p.LeaseSkipCompanies = []int64{}, []string{}
 			p.LeaseShareWebhookIds, p.LeaseShareCounts = []int64{}, []int64{}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walhook/walhook/sql/migrations"
+	"github.com/walhook/walhook/sql/source"
 )
 
 // Migration is one numbered schema change.
@@ -31,9 +32,30 @@ type MigrationStatus struct {
 
 var migrationFile = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$`)
 
-// Migrations returns the embedded migrations in version order.
-func Migrations() ([]Migration, error) {
-	entries, err := fs.ReadDir(migrations.FS, ".")
+// migrationSet is one numbered set of migrations and the table that records which are applied.
+// There are two: walhook's own database (the main set, sql/migrations) and, when walhook keeps its
+// own database apart from the application's, the source set in the application's database
+// (sql/source: only what capture needs there). Both go through the same migrator.
+type migrationSet struct {
+	name  string // for messages
+	files fs.FS
+	table string // the version table, schema-qualified
+}
+
+var (
+	mainSet   = migrationSet{name: "walhook", files: migrations.FS, table: "walhook.schema_migration"}
+	sourceSet = migrationSet{name: "source", files: source.FS, table: "walhook.source_schema_migration"}
+)
+
+// Migrations returns the embedded migrations of walhook's database in version order.
+func Migrations() ([]Migration, error) { return mainSet.migrations() }
+
+// SourceMigrations returns the embedded migrations of the application's (source) database in
+// version order.
+func SourceMigrations() ([]Migration, error) { return sourceSet.migrations() }
+
+func (set migrationSet) migrations() ([]Migration, error) {
+	entries, err := fs.ReadDir(set.files, ".")
 	if err != nil {
 		return nil, fmt.Errorf("read migrations: %w", err)
 	}
@@ -44,7 +66,7 @@ func Migrations() ([]Migration, error) {
 			continue
 		}
 		v, _ := strconv.Atoi(m[1])
-		body, err := fs.ReadFile(migrations.FS, e.Name())
+		body, err := fs.ReadFile(set.files, e.Name())
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
 		}
@@ -71,32 +93,35 @@ func Migrations() ([]Migration, error) {
 }
 
 // migrationLockKey is the advisory lock that serialises migrators (two replicas starting at once).
+// Both sets take it: in one database they then never run at once either.
 const migrationLockKey = 0x77616c686f6f6b // "walhook"
 
-const migrationTableDDL = `
+func (set migrationSet) tableDDL() string {
+	return `
 CREATE SCHEMA IF NOT EXISTS walhook;
-CREATE TABLE IF NOT EXISTS walhook.schema_migration (
+CREATE TABLE IF NOT EXISTS ` + set.table + ` (
     version    integer     PRIMARY KEY,
     name       text        NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 )`
+}
 
 // The migrator runs DDL, which sqlc does not model, so these statements are the one place in the
-// store with SQL outside queries/.
-func (s *Store) withMigrationLock(ctx context.Context, fn func(conn pgx.Tx) error) error {
+// store with SQL outside queries/. The version table's name is one of the two constants above.
+func (s *Store) withMigrationLock(ctx context.Context, set migrationSet, fn func(conn pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLockKey)); err != nil {
 			return fmt.Errorf("lock migrations: %w", err)
 		}
-		if _, err := tx.Exec(ctx, migrationTableDDL); err != nil {
+		if _, err := tx.Exec(ctx, set.tableDDL()); err != nil {
 			return fmt.Errorf("create migration table: %w", err)
 		}
 		return fn(tx)
 	})
 }
 
-func appliedVersions(ctx context.Context, tx pgx.Tx) (map[int]time.Time, error) {
-	rows, err := tx.Query(ctx, "SELECT version, applied_at FROM walhook.schema_migration")
+func (set migrationSet) applied(ctx context.Context, tx pgx.Tx) (map[int]time.Time, error) {
+	rows, err := tx.Query(ctx, "SELECT version, applied_at FROM "+set.table)
 	if err != nil {
 		return nil, fmt.Errorf("read applied migrations: %w", err)
 	}
@@ -121,6 +146,8 @@ type SchemaNewerError struct {
 	Unknown []int
 	// Newest is the newest migration this binary has.
 	Newest int
+	// Set names the migration set: "walhook" (walhook's database) or "source" (the application's).
+	Set string
 }
 
 func (e *SchemaNewerError) Error() string {
@@ -128,14 +155,18 @@ func (e *SchemaNewerError) Error() string {
 	for i, v := range e.Unknown {
 		vs[i] = fmt.Sprintf("%04d", v)
 	}
-	return fmt.Sprintf("the database schema is newer than this walhook: it has migration(s) %s applied, which this binary does not know (its newest is %04d); run the walhook release that applied them, or a newer one",
-		strings.Join(vs, ", "), e.Newest)
+	db := "the database"
+	if e.Set == sourceSet.name {
+		db = "the source database"
+	}
+	return fmt.Sprintf("%s schema is newer than this walhook: it has migration(s) %s applied, which this binary does not know (its newest is %04d); run the walhook release that applied them, or a newer one",
+		db, strings.Join(vs, ", "), e.Newest)
 }
 
 // checkKnown returns a *SchemaNewerError when done holds a version that all lacks. Migration
 // numbers have gaps, so "newer" means an applied version this binary does not have, whatever its
 // number.
-func checkKnown(all []Migration, done map[int]time.Time) error {
+func (set migrationSet) checkKnown(all []Migration, done map[int]time.Time) error {
 	known := make(map[int]bool, len(all))
 	newest := 0
 	for _, m := range all {
@@ -152,23 +183,32 @@ func checkKnown(all []Migration, done map[int]time.Time) error {
 		return nil
 	}
 	sort.Ints(unknown)
-	return &SchemaNewerError{Unknown: unknown, Newest: newest}
+	return &SchemaNewerError{Unknown: unknown, Newest: newest, Set: set.name}
 }
 
-// MigrateUp applies every pending migration, each in the one transaction that also records it.
-// It returns the versions applied.
-func (s *Store) MigrateUp(ctx context.Context) ([]int, error) {
-	all, err := Migrations()
+// MigrateUp applies every pending migration of walhook's database, each in the one transaction
+// that also records it. It returns the versions applied.
+func (s *Store) MigrateUp(ctx context.Context) ([]int, error) { return s.migrateUp(ctx, mainSet) }
+
+// MigrateSourceUp applies every pending migration of the source set to the store's database: the
+// application's database when walhook keeps its own apart (see package source). It applies over
+// a database the main set migrated too. It returns the versions applied.
+func (s *Store) MigrateSourceUp(ctx context.Context) ([]int, error) {
+	return s.migrateUp(ctx, sourceSet)
+}
+
+func (s *Store) migrateUp(ctx context.Context, set migrationSet) ([]int, error) {
+	all, err := set.migrations()
 	if err != nil {
 		return nil, err
 	}
 	var applied []int
-	err = s.withMigrationLock(ctx, func(tx pgx.Tx) error {
-		done, err := appliedVersions(ctx, tx)
+	err = s.withMigrationLock(ctx, set, func(tx pgx.Tx) error {
+		done, err := set.applied(ctx, tx)
 		if err != nil {
 			return err
 		}
-		if err := checkKnown(all, done); err != nil {
+		if err := set.checkKnown(all, done); err != nil {
 			return err
 		}
 		for _, m := range all {
@@ -178,7 +218,7 @@ func (s *Store) MigrateUp(ctx context.Context) ([]int, error) {
 			if _, err := tx.Exec(ctx, m.Up); err != nil {
 				return fmt.Errorf("apply migration %04d_%s: %w", m.Version, m.Name, err)
 			}
-			if _, err := tx.Exec(ctx, "INSERT INTO walhook.schema_migration (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
+			if _, err := tx.Exec(ctx, "INSERT INTO "+set.table+" (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
 				return fmt.Errorf("record migration %04d: %w", m.Version, err)
 			}
 			applied = append(applied, m.Version)
@@ -191,20 +231,29 @@ func (s *Store) MigrateUp(ctx context.Context) ([]int, error) {
 	return applied, nil
 }
 
-// MigrateDown reverts the newest applied migrations, steps of them (all of them when steps <= 0).
-// It returns the versions reverted.
+// MigrateDown reverts the newest applied migrations of walhook's database, steps of them (all of
+// them when steps <= 0). It returns the versions reverted.
 func (s *Store) MigrateDown(ctx context.Context, steps int) ([]int, error) {
-	all, err := Migrations()
+	return s.migrateDown(ctx, mainSet, steps)
+}
+
+// MigrateSourceDown is MigrateDown for the source set (see MigrateSourceUp).
+func (s *Store) MigrateSourceDown(ctx context.Context, steps int) ([]int, error) {
+	return s.migrateDown(ctx, sourceSet, steps)
+}
+
+func (s *Store) migrateDown(ctx context.Context, set migrationSet, steps int) ([]int, error) {
+	all, err := set.migrations()
 	if err != nil {
 		return nil, err
 	}
 	var reverted []int
-	err = s.withMigrationLock(ctx, func(tx pgx.Tx) error {
-		done, err := appliedVersions(ctx, tx)
+	err = s.withMigrationLock(ctx, set, func(tx pgx.Tx) error {
+		done, err := set.applied(ctx, tx)
 		if err != nil {
 			return err
 		}
-		if err := checkKnown(all, done); err != nil {
+		if err := set.checkKnown(all, done); err != nil {
 			return err
 		}
 		for i := len(all) - 1; i >= 0; i-- {
@@ -218,7 +267,7 @@ func (s *Store) MigrateDown(ctx context.Context, steps int) ([]int, error) {
 			if _, err := tx.Exec(ctx, m.Down); err != nil {
 				return fmt.Errorf("revert migration %04d_%s: %w", m.Version, m.Name, err)
 			}
-			if _, err := tx.Exec(ctx, "DELETE FROM walhook.schema_migration WHERE version = $1", m.Version); err != nil {
+			if _, err := tx.Exec(ctx, "DELETE FROM "+set.table+" WHERE version = $1", m.Version); err != nil {
 				return fmt.Errorf("unrecord migration %04d: %w", m.Version, err)
 			}
 			reverted = append(reverted, m.Version)
@@ -232,22 +281,22 @@ func (s *Store) MigrateDown(ctx context.Context, steps int) ([]int, error) {
 }
 
 // readApplied reads the applied versions in a read-only transaction: it creates nothing (a
-// database never migrated has no walhook.schema_migration and so nothing applied) and takes no lock.
-func (s *Store) readApplied(ctx context.Context) (map[int]time.Time, error) {
+// database never migrated has no version table and so nothing applied) and takes no lock.
+func (s *Store) readApplied(ctx context.Context, set migrationSet) (map[int]time.Time, error) {
 	done := map[int]time.Time{}
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET TRANSACTION READ ONLY"); err != nil {
 			return fmt.Errorf("begin read-only: %w", err)
 		}
 		var exists bool
-		if err := tx.QueryRow(ctx, "SELECT to_regclass('walhook.schema_migration') IS NOT NULL").Scan(&exists); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", set.table).Scan(&exists); err != nil {
 			return fmt.Errorf("find migration table: %w", err)
 		}
 		if !exists {
 			return nil
 		}
 		var err error
-		done, err = appliedVersions(ctx, tx)
+		done, err = set.applied(ctx, tx)
 		return err
 	})
 	if err != nil {
@@ -258,27 +307,43 @@ func (s *Store) readApplied(ctx context.Context) (map[int]time.Time, error) {
 
 // MigrationCheck returns a *SchemaNewerError when the database holds a migration this binary does
 // not have. It changes nothing; serve calls it at start when it does not migrate.
-func (s *Store) MigrationCheck(ctx context.Context) error {
-	all, err := Migrations()
-	if err != nil {
-		return err
-	}
-	done, err := s.readApplied(ctx)
-	if err != nil {
-		return err
-	}
-	return checkKnown(all, done)
+func (s *Store) MigrationCheck(ctx context.Context) error { return s.migrationCheck(ctx, mainSet) }
+
+// SourceMigrationCheck is MigrationCheck for the source set.
+func (s *Store) SourceMigrationCheck(ctx context.Context) error {
+	return s.migrationCheck(ctx, sourceSet)
 }
 
-// MigrationStatuses lists every migration with when it was applied. It changes nothing (a
-// read-only transaction, no table created), and returns a *SchemaNewerError when the database
-// holds a migration this binary does not have.
+func (s *Store) migrationCheck(ctx context.Context, set migrationSet) error {
+	all, err := set.migrations()
+	if err != nil {
+		return err
+	}
+	done, err := s.readApplied(ctx, set)
+	if err != nil {
+		return err
+	}
+	return set.checkKnown(all, done)
+}
+
+// MigrationStatuses lists every migration of walhook's database with when it was applied. It
+// changes nothing (a read-only transaction, no table created), and returns a *SchemaNewerError
+// when the database holds a migration this binary does not have.
 func (s *Store) MigrationStatuses(ctx context.Context) ([]MigrationStatus, error) {
-	all, err := Migrations()
+	return s.migrationStatuses(ctx, mainSet)
+}
+
+// SourceMigrationStatuses is MigrationStatuses for the source set.
+func (s *Store) SourceMigrationStatuses(ctx context.Context) ([]MigrationStatus, error) {
+	return s.migrationStatuses(ctx, sourceSet)
+}
+
+func (s *Store) migrationStatuses(ctx context.Context, set migrationSet) ([]MigrationStatus, error) {
+	all, err := set.migrations()
 	if err != nil {
 		return nil, err
 	}
-	done, err := s.readApplied(ctx)
+	done, err := s.readApplied(ctx, set)
 	if err != nil {
 		return nil, err
 	}
@@ -290,5 +355,5 @@ func (s *Store) MigrationStatuses(ctx context.Context) ([]MigrationStatus, error
 		}
 		out = append(out, st)
 	}
-	return out, checkKnown(all, done)
+	return out, set.checkKnown(all, done)
 }

@@ -22,7 +22,8 @@ type OutboxRow struct {
 }
 
 // OutboxClaim locks up to limit of the oldest outbox rows no other poller holds (FOR UPDATE SKIP
-// LOCKED). Call it inside Tx and delete the rows with CaptureCommit in the same transaction.
+// LOCKED). Call it inside Tx and delete the rows in the same transaction: with CaptureCommit when
+// the outbox is in walhook's database, with OutboxDelete when it is in the application's.
 func (s *Store) OutboxClaim(ctx context.Context, limit int) ([]OutboxRow, error) {
 	rows, err := s.q.OutboxClaim(ctx, int32(min(limit, 1<<20)))
 	if err != nil {
@@ -33,6 +34,17 @@ func (s *Store) OutboxClaim(ctx context.Context, limit int) ([]OutboxRow, error)
 		out[i] = OutboxRow{ID: r.ID, CompanyID: r.CompanyID, EventKey: r.EventKey, Payload: r.Payload, CreatedAt: r.CreatedAt}
 	}
 	return out, nil
+}
+
+// OutboxDelete deletes consumed outbox rows (in the application's database, when walhook keeps its
+// own apart: their events are committed in walhook's first). It returns the ids it found; a row
+// not yet visible to a new snapshot, or already deleted, is not among them.
+func (s *Store) OutboxDelete(ctx context.Context, ids []int64) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	gone, err := s.q.OutboxDelete(ctx, ids)
+	return gone, mapErr(err)
 }
 
 // OutboxListener holds a dedicated connection that LISTENs on walhook_outbox, the channel the

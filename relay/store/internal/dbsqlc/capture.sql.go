@@ -72,6 +72,17 @@ WITH input AS (
     RETURNING id
 ), woken AS (
     SELECT pg_notify('walhook_deliveries', '') WHERE EXISTS (SELECT 1 FROM fan WHERE NOT fan.handed)
+), position AS (
+    -- Where capture stands in the source (migration 0024): the end of the batch's last source
+    -- transaction, stored with its events, never moved back for the same source cluster. Empty
+    -- position_lsn (poll mode, a batch of parts only): nothing.
+    INSERT INTO walhook.capture_position AS cp (slot, system_id, lsn)
+    SELECT $15::text, $16::text, nullif($17::text, '')::pg_lsn
+    WHERE nullif($17::text, '') IS NOT NULL
+    ON CONFLICT (slot) DO UPDATE SET
+        lsn = CASE WHEN cp.system_id = excluded.system_id THEN greatest(cp.lsn, excluded.lsn) ELSE excluded.lsn END,
+        system_id = excluded.system_id, updated_at = now()
+    RETURNING 1
 )
 SELECT
     (SELECT count(*) FROM ins)::bigint AS events,
@@ -103,6 +114,9 @@ type CaptureCommitParams struct {
 	LeaseLimit           int64
 	LeaseSeconds         float64
 	OutboxIds            []int64
+	PositionSlot         string
+	PositionSystemID     string
+	PositionLsn          string
 }
 
 type CaptureCommitRow struct {
@@ -133,6 +147,9 @@ type CaptureCommitRow struct {
 // to send from memory. The others are inserted unleased for any replica to claim: those of a
 // webhook that must go the durable way (see must_claim below), and whatever is over the limits.
 //
+// In two-database mode (capture.Config.Source) outbox_ids is empty: the consumed rows live in the
+// source and are deleted there after this commits (OutboxDelete).
+//
 // This statement is the one place that decides which webhooks an event goes to (the matched CTE).
 func (q *Queries) CaptureCommit(ctx context.Context, arg CaptureCommitParams) (CaptureCommitRow, error) {
 	row := q.db.QueryRow(ctx, captureCommit,
@@ -150,6 +167,9 @@ func (q *Queries) CaptureCommit(ctx context.Context, arg CaptureCommitParams) (C
 		arg.LeaseLimit,
 		arg.LeaseSeconds,
 		arg.OutboxIds,
+		arg.PositionSlot,
+		arg.PositionSystemID,
+		arg.PositionLsn,
 	)
 	var i CaptureCommitRow
 	err := row.Scan(
@@ -195,6 +215,33 @@ UPDATE walhook.capture_setting SET mode = $1, updated_at = now()
 func (q *Queries) CaptureModeSet(ctx context.Context, mode string) error {
 	_, err := q.db.Exec(ctx, captureModeSet, mode)
 	return err
+}
+
+const capturePositionDelete = `-- name: CapturePositionDelete :exec
+DELETE FROM walhook.capture_position WHERE slot = $1::text
+`
+
+// CapturePositionDelete forgets the stored position of a slot (a recreated slot starts afresh).
+func (q *Queries) CapturePositionDelete(ctx context.Context, slot string) error {
+	_, err := q.db.Exec(ctx, capturePositionDelete, slot)
+	return err
+}
+
+const capturePositionGet = `-- name: CapturePositionGet :one
+SELECT system_id, lsn::text AS lsn FROM walhook.capture_position WHERE slot = $1::text
+`
+
+type CapturePositionGetRow struct {
+	SystemID string
+	Lsn      string
+}
+
+// CapturePositionGet is where capture stands in the source for a slot (see CaptureCommit).
+func (q *Queries) CapturePositionGet(ctx context.Context, slot string) (CapturePositionGetRow, error) {
+	row := q.db.QueryRow(ctx, capturePositionGet, slot)
+	var i CapturePositionGetRow
+	err := row.Scan(&i.SystemID, &i.Lsn)
+	return i, err
 }
 
 const capturePublicationGet = `-- name: CapturePublicationGet :one

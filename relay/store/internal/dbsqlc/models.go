@@ -54,6 +54,13 @@ type WalhookAuditLog struct {
 	Actor      *string
 }
 
+type WalhookCapturePosition struct {
+	Slot      string
+	SystemID  string
+	Lsn       interface{}
+	UpdatedAt time.Time
+}
+
 type WalhookCaptureQuarantine struct {
 	ID          int64
 	SourceKey   string

@@ -18,7 +18,7 @@ FOR UPDATE SKIP LOCKED
 `
 
 // OutboxClaim locks the oldest outbox rows no other poller holds; the caller deletes them with
-// CaptureCommit in the same transaction.
+// CaptureCommit (one database) or OutboxDelete (two) in the same transaction.
 func (q *Queries) OutboxClaim(ctx context.Context, maxRows int32) ([]WalhookOutbox, error) {
 	rows, err := q.db.Query(ctx, outboxClaim, maxRows)
 	if err != nil {
@@ -38,6 +38,33 @@ func (q *Queries) OutboxClaim(ctx context.Context, maxRows int32) ([]WalhookOutb
 			return nil, err
 		}
 		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const outboxDelete = `-- name: OutboxDelete :many
+DELETE FROM walhook.outbox WHERE id = ANY($1::bigint[]) RETURNING id
+`
+
+// OutboxDelete deletes consumed outbox rows in the application's database when walhook keeps its
+// own apart (their events are committed in walhook's database first). Idempotent: it returns the
+// rows it found.
+func (q *Queries) OutboxDelete(ctx context.Context, ids []int64) ([]int64, error) {
+	rows, err := q.db.Query(ctx, outboxDelete, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

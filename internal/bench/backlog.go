@@ -44,7 +44,7 @@ func RunChild(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("parse keys: %w", err)
 	}
-	pool, err := openPool(ctx, cc.DatabaseURL, 20)
+	pool, err := openPool(ctx, cc.DatabaseURL, 20, appNameRelay)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func RunChild(ctx context.Context) error {
 	st := store.New(pool, keys)
 	var src *store.Store
 	if cc.SourceURL != "" {
-		spool, err := openPool(ctx, cc.SourceURL, 4)
+		spool, err := openPool(ctx, cc.SourceURL, 4, appNameRelay)
 		if err != nil {
 			return err
 		}

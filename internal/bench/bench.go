@@ -116,6 +116,13 @@ type Result struct {
 	WalhookDBMicrosPerDelivery *float64 `json:"walhook_db_us_per_delivery,omitempty"`
 	// Statements breaks walhook's part down by sqlc query name (JSON only).
 	Statements map[string]StatementCost `json:"walhook_statements,omitempty"`
+	// CPU is the CPU time per delivery in µs, by process: "app:<category>" on the application's
+	// cluster, "own:<category>" on walhook's own (ModeTwo), categories as cpu.go's cpuCategory
+	// (walsender, application, walhook, harness, background), and "bench-process" (this process:
+	// the load, the receiver and the relay). Only when the server runs on this machine (JSON only).
+	CPU map[string]float64 `json:"cpu_us_per_delivery,omitempty"`
+	// CPUWithout is, for application-impact, the same per row of the runs without the relay.
+	CPUWithout map[string]float64 `json:"cpu_us_per_row_without_relay,omitempty"`
 	// WalhookCluster is, in ModeTwo, what the scenario cost walhook's own cluster.
 	WalhookCluster *ClusterCost `json:"walhook_cluster,omitempty"`
 	Failures       []string     `json:"failures,omitempty"`
@@ -306,8 +313,9 @@ type deployment struct {
 	pool    *pgxpool.Pool // walhook's pool (the relay's)
 	app     *pgxpool.Pool // the application's connections, in the source database
 	// hist is the harness's connections to walhook's database: the history check and the
-	// seeding of scale and backlog (app in ModeOne).
-	hist *pgxpool.Pool
+	// seeding of scale and backlog; srcHarness to the application's database (slot and WAL
+	// positions, the counters); the same pool in ModeOne.
+	hist, srcHarness *pgxpool.Pool
 	// srcStats and ownStats read the clusters' counters (pg_stat_statements, WAL); ownStats is
 	// walhook's own cluster, nil in ModeOne.
 	srcStats, ownStats *clusterStats
@@ -357,7 +365,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	var pgv string
-	if err := e.deps[0].app.QueryRow(ctx, "SHOW server_version").Scan(&pgv); err == nil {
+	if err := e.deps[0].srcHarness.QueryRow(ctx, "SHOW server_version").Scan(&pgv); err == nil {
 		rep.Machine.PostgreSQL = "PostgreSQL " + pgv
 	}
 	for _, s := range scenarios() {
@@ -599,23 +607,27 @@ func (e *env) openOne(ctx context.Context, d *deployment, server string, keys *c
 	}
 	*stops = append(*stops, drop)
 	d.srcURL, d.url, d.slot = url, url, slotOne
-	if d.pool, err = openPool(ctx, url, 20); err != nil {
+	if d.pool, err = openPool(ctx, url, 20, appNameRelay); err != nil {
 		return err
 	}
 	*stops = append(*stops, d.pool.Close)
-	if d.app, err = openPool(ctx, url, 16); err != nil {
+	if d.app, err = openPool(ctx, url, 16, appNameApplication); err != nil {
 		return err
 	}
 	*stops = append(*stops, d.app.Close)
-	d.hist = d.app
+	if d.hist, err = openPool(ctx, url, 4, appNameHarness); err != nil {
+		return err
+	}
+	*stops = append(*stops, d.hist.Close)
+	d.srcHarness = d.hist
 	d.st = store.New(d.pool, keys)
 	if _, err := d.st.MigrateUp(ctx); err != nil {
 		return err
 	}
-	if _, err := d.app.Exec(ctx, appSchema); err != nil {
+	if _, err := d.hist.Exec(ctx, appSchema); err != nil {
 		return fmt.Errorf("create application table: %w", err)
 	}
-	d.srcStats = e.enableStats(ctx, d.app)
+	d.srcStats = e.enableStats(ctx, d.hist, "app")
 	return nil
 }
 
@@ -633,23 +645,27 @@ func (e *env) openTwo(ctx context.Context, d *deployment, appServer, ownServer s
 	}
 	*stops = append(*stops, drop)
 	d.srcURL, d.url, d.slot = srcURL, url, slotTwo
-	if d.pool, err = openPool(ctx, url, 20); err != nil {
+	if d.pool, err = openPool(ctx, url, 20, appNameRelay); err != nil {
 		return err
 	}
 	*stops = append(*stops, d.pool.Close)
-	if d.app, err = openPool(ctx, srcURL, 16); err != nil {
+	if d.app, err = openPool(ctx, srcURL, 16, appNameApplication); err != nil {
 		return err
 	}
 	*stops = append(*stops, d.app.Close)
-	if d.hist, err = openPool(ctx, url, 4); err != nil {
+	if d.hist, err = openPool(ctx, url, 4, appNameHarness); err != nil {
 		return err
 	}
 	*stops = append(*stops, d.hist.Close)
+	if d.srcHarness, err = openPool(ctx, srcURL, 4, appNameHarness); err != nil {
+		return err
+	}
+	*stops = append(*stops, d.srcHarness.Close)
 	d.st = store.New(d.pool, keys)
 	if _, err := d.st.MigrateUp(ctx); err != nil {
 		return err
 	}
-	srcPool, err := openPool(ctx, srcURL, 4)
+	srcPool, err := openPool(ctx, srcURL, 4, appNameRelay)
 	if err != nil {
 		return err
 	}
@@ -660,20 +676,22 @@ func (e *env) openTwo(ctx context.Context, d *deployment, appServer, ownServer s
 	if _, err := d.src.MigrateSourceUp(ctx); err != nil {
 		return fmt.Errorf("migrate source: %w", err)
 	}
-	if _, err := d.app.Exec(ctx, appSchema); err != nil {
+	if _, err := d.srcHarness.Exec(ctx, appSchema); err != nil {
 		return fmt.Errorf("create application table: %w", err)
 	}
-	d.srcStats = e.enableStats(ctx, d.app)
-	d.ownStats = e.enableStats(ctx, d.hist)
+	d.srcStats = e.enableStats(ctx, d.srcHarness, "app")
+	d.ownStats = e.enableStats(ctx, d.hist, "own")
 	return nil
 }
 
-func openPool(ctx context.Context, url string, conns int32) (*pgxpool.Pool, error) {
+// openPool opens a pool of conns connections named name (application_name: see cpu.go).
+func openPool(ctx context.Context, url string, conns int32, name string) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
 	pc.MaxConns = conns
+	pc.ConnConfig.RuntimeParams["application_name"] = name
 	// As `walhook relay` does (cmd/walhook): no JIT for short OLTP statements.
 	if _, set := pc.ConnConfig.RuntimeParams["jit"]; !set {
 		pc.ConnConfig.RuntimeParams["jit"] = "off"
@@ -760,7 +778,7 @@ func (e *env) waitStreaming(ctx context.Context) error {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var active bool
-		err := e.app.QueryRow(ctx, `SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&active)
+		err := e.srcHarness.QueryRow(ctx, `SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&active)
 		if err != nil {
 			return fmt.Errorf("read slot: %w", err)
 		}

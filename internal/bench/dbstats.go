@@ -21,6 +21,10 @@ type dbStats struct {
 	statsOK               bool
 	// byName is walhook's statements by sqlc query name.
 	byName map[string]stmtCounters
+	// procs is a reading's CPU time of the cluster's processes (and of this one, for the
+	// application's cluster) by pid; cpu a difference's, by category (cpu.go), in µs.
+	procs map[int]proc
+	cpu   map[string]float64
 }
 
 type stmtCounters struct{ calls, ms, wal float64 }
@@ -59,6 +63,8 @@ FROM (SELECT total_exec_time, wal_bytes,
 // are read apart: the figures never mix them.
 type clusterStats struct {
 	pool *pgxpool.Pool
+	// name prefixes the cluster's CPU categories: "app" (the application's), "own" (walhook's).
+	name string
 	// ok: pg_stat_statements is readable.
 	ok bool
 	// from is the reading at the start of the window (markStats, openWindow).
@@ -71,8 +77,8 @@ type clusterStats struct {
 // enableStats creates pg_stat_statements in the database of pool. It fails when the server does
 // not preload the library (an existing server given with --database-url); the run then reports WAL
 // per delivery only.
-func (e *env) enableStats(ctx context.Context, pool *pgxpool.Pool) *clusterStats {
-	c := &clusterStats{pool: pool}
+func (e *env) enableStats(ctx context.Context, pool *pgxpool.Pool, name string) *clusterStats {
+	c := &clusterStats{pool: pool, name: name}
 	if _, err := pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
 		fmt.Fprintf(e.cfg.Progress, "bench: no pg_stat_statements (%v): database time per delivery not reported\n", err)
 		return c
@@ -91,6 +97,10 @@ func (c *clusterStats) read(ctx context.Context) (dbStats, error) {
 	var s dbStats
 	if err := c.pool.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8`).Scan(&s.walLSN); err != nil {
 		return s, fmt.Errorf("read wal position: %w", err)
+	}
+	var err error
+	if s.procs, err = readProcs(ctx, c, c.name == "app"); err != nil {
+		return s, err
 	}
 	if !c.ok {
 		return s, nil
@@ -136,6 +146,7 @@ func (s dbStats) minus(o dbStats) dbStats {
 	d := dbStats{
 		walLSN: s.walLSN - o.walLSN, walhookMS: s.walhookMS - o.walhookMS, walhookWAL: s.walhookWAL - o.walhookWAL,
 		appMS: s.appMS - o.appMS, appWAL: s.appWAL - o.appWAL, statsOK: s.statsOK && o.statsOK,
+		cpu: cpuSince(s.procs, o.procs),
 	}
 	if !d.statsOK {
 		return d
@@ -152,7 +163,12 @@ func (s dbStats) plus(o dbStats) dbStats {
 	d := dbStats{
 		walLSN: s.walLSN + o.walLSN, walhookMS: s.walhookMS + o.walhookMS, walhookWAL: s.walhookWAL + o.walhookWAL,
 		appMS: s.appMS + o.appMS, appWAL: s.appWAL + o.appWAL, statsOK: s.statsOK && o.statsOK,
-		byName: map[string]stmtCounters{},
+		byName: map[string]stmtCounters{}, cpu: map[string]float64{},
+	}
+	for _, m := range []map[string]float64{s.cpu, o.cpu} {
+		for k, v := range m {
+			d.cpu[k] += v
+		}
 	}
 	for _, m := range []map[string]stmtCounters{s.byName, o.byName} {
 		for name, c := range m {
@@ -229,6 +245,7 @@ func (e *env) addDBFigures(ctx context.Context, res *Result) error {
 		return err
 	}
 	res.WALPerDelivery = ptr(d.walLSN / n)
+	addCPU(res, e.srcStats.name, d.cpu, n)
 	if d.statsOK {
 		// total_exec_time is in ms; per delivery in µs. It is the statements' execution: a
 		// commit's WAL flush after an implicit transaction, logical decoding in the walsender
@@ -247,12 +264,23 @@ func (e *env) addDBFigures(ctx context.Context, res *Result) error {
 		return err
 	}
 	res.WalhookCluster = &ClusterCost{WALPerDelivery: o.walLSN / n}
+	addCPU(res, e.ownStats.name, o.cpu, n)
 	if o.statsOK {
 		res.WalhookCluster.WalhookDBMicrosPerDelivery = ptr(o.walhookMS * 1000 / n)
 		res.WalhookCluster.WalhookWALPerDelivery = ptr(o.walhookWAL / n)
 		res.WalhookCluster.Statements = statementCosts(o, n)
 	}
 	return nil
+}
+
+// addCPU adds a cluster's CPU time by category, per delivery, to res.CPU ("<cluster>:<category>").
+func addCPU(res *Result, cluster string, cpu map[string]float64, n float64) {
+	for cat, us := range cpu {
+		if res.CPU == nil {
+			res.CPU = map[string]float64{}
+		}
+		res.CPU[cpuKey(cluster, cat)] = us / n
+	}
 }
 
 // statementCosts is walhook's statements of a difference by name, per delivery (nil: none ran).

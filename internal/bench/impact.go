@@ -29,10 +29,11 @@ func (e *env) applicationImpact(ctx context.Context) ([]Result, error) {
 		without, with, ratios []float64
 		latencies             []time.Duration
 		res                   Result
+		cpuWithout            map[string]float64 // µs by category, summed over the runs
 	}
 	ts := make([]*tally, len(e.deps))
 	for i, d := range e.deps {
-		ts[i] = &tally{}
+		ts[i] = &tally{cpuWithout: map[string]float64{}}
 		e.deployment = d
 		if _, err := e.setupCompany(ctx, companyID("impact-bare"), "item.created", nil); err != nil {
 			return nil, err
@@ -52,7 +53,7 @@ func (e *env) applicationImpact(ctx context.Context) ([]Result, error) {
 				if relayOn {
 					with, err = e.impactWith(ctx, d, r, &t.res, &t.latencies)
 				} else {
-					without, err = e.impactWithout(ctx, d)
+					without, err = e.impactWithout(ctx, d, t.cpuWithout)
 				}
 				if err != nil {
 					return nil, err
@@ -83,6 +84,20 @@ func (e *env) applicationImpact(ctx context.Context) ([]Result, error) {
 		if err := e.addDBFigures(ctx, &res); err != nil {
 			res.Failures = append(res.Failures, err.Error())
 		}
+		rows := float64(rounds * e.sizes.singleRows)
+		for k, us := range t.cpuWithout {
+			if res.CPUWithout == nil {
+				res.CPUWithout = map[string]float64{}
+			}
+			res.CPUWithout[k] = us / rows
+		}
+		// What the table shows of the CPU: the application's backends per row without and
+		// with the relay, and the walsender's decoding per row.
+		if res.CPU != nil && res.CPUWithout != nil {
+			res.Figures["app_cpu_us_without"] = res.CPUWithout["app:application"]
+			res.Figures["app_cpu_us_with"] = res.CPU["app:application"]
+			res.Figures["walsender_cpu_us"] = res.CPU["app:walsender"]
+		}
 		out = append(out, res)
 	}
 	if len(out) == 2 {
@@ -92,15 +107,27 @@ func (e *env) applicationImpact(ctx context.Context) ([]Result, error) {
 	return out, nil
 }
 
-// impactWithout runs the load in d with no relay running and returns its commit rate.
-func (e *env) impactWithout(ctx context.Context, d *deployment) (float64, error) {
+// impactWithout runs the load in d with no relay running and returns its commit rate; the CPU
+// time of the application's cluster and this process is added to cpu by category.
+func (e *env) impactWithout(ctx context.Context, d *deployment, cpu map[string]float64) (float64, error) {
 	if err := e.stopOthers(nil); err != nil {
 		return 0, err
 	}
 	e.deployment = d
+	start, err := readProcs(ctx, d.srcStats, true)
+	if err != nil {
+		return 0, err
+	}
 	c, err := e.loadSingle(ctx, companyID("impact-bare"), e.sizes.singleRows, 8, 0)
 	if err != nil {
 		return 0, err
+	}
+	end, err := readProcs(ctx, d.srcStats, true)
+	if err != nil {
+		return 0, err
+	}
+	for cat, us := range cpuSince(end, start) {
+		cpu[cpuKey(d.srcStats.name, cat)] += us
 	}
 	return float64(c.n) / c.last.Sub(c.first).Seconds(), nil
 }
@@ -160,13 +187,13 @@ func median(vs []float64) float64 {
 // waitCaughtUp waits until the capture has confirmed the WAL written so far (at most a minute).
 func (e *env) waitCaughtUp(ctx context.Context) error {
 	var target string
-	if err := e.app.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&target); err != nil {
+	if err := e.srcHarness.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&target); err != nil {
 		return fmt.Errorf("read wal position: %w", err)
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var ok bool
-		err := e.app.QueryRow(ctx, `SELECT coalesce(bool_or(confirmed_flush_lsn >= $1::pg_lsn), false) FROM pg_replication_slots WHERE slot_name = $2`, target, e.slot).Scan(&ok)
+		err := e.srcHarness.QueryRow(ctx, `SELECT coalesce(bool_or(confirmed_flush_lsn >= $1::pg_lsn), false) FROM pg_replication_slots WHERE slot_name = $2`, target, e.slot).Scan(&ok)
 		if err != nil {
 			return fmt.Errorf("read slot: %w", err)
 		}

@@ -14,27 +14,35 @@ import (
 // each deployment.
 //
 // One pair of runs is at the mercy of a shared machine: another process's burst during one run
-// moves a ratio by tens of percent. So the scenario runs impactRounds pairs per deployment and
-// alternates: the order within a pair flips every round (without → with, then with → without),
-// and with both modes the deployments' pairs interleave (round r starts with deployment r mod
-// 2), so a drift of the machine's load falls on both sides and on both modes. The figure is the
-// median of the pairs' ratios (a pair's two runs are next to each other in time);
-// commit_rate_without and commit_rate_with are the medians of the runs, ratio_min and ratio_max
-// the spread. With both modes, two-databases' result also has vs_one_database: its median ratio
-// ÷ one-database's, measured in the same minutes. WAL and database time per delivery are those
-// of the runs with the relay (each from its first commit until its deliveries are recorded).
+// moves a ratio by tens of percent. So the scenario runs impactRounds rounds per deployment and
+// alternates: a round is three runs — without the relay, with a decoding-only reader in its
+// place (decodeonly.go: what any logical-replication consumer costs the primary), with the
+// relay — in that order in even rounds and the reverse in odd ones, and with both modes the
+// deployments' rounds interleave (round r starts with deployment r mod 2), so a drift of the
+// machine's load falls on every side and on both modes. The figure is the median of the rounds'
+// ratios, with ÷ without (a round's runs are next to each other in time); decoding_only_ratio is
+// the median of decoding-only ÷ without; commit_rate_* are the medians of the runs, ratio_min
+// and ratio_max the spread. With both modes, two-databases' result also has vs_one_database: its
+// median ratio ÷ one-database's, measured in the same minutes. WAL, database time and CPU per
+// delivery are those of the runs with the relay (each from its first commit until its
+// deliveries are recorded); CPUWithout is the CPU of the runs without it.
 func (e *env) applicationImpact(ctx context.Context) ([]Result, error) {
 	rounds := e.sizes.impactRounds
 	type tally struct {
-		without, with, ratios []float64
-		latencies             []time.Duration
-		res                   Result
-		cpuWithout            map[string]float64 // µs by category, summed over the runs
+		without, with, ratios    []float64
+		decoding, decodingRatios []float64
+		latencies                []time.Duration
+		res                      Result
+		cpuWithout               map[string]float64 // µs by category, summed over the runs
 	}
 	ts := make([]*tally, len(e.deps))
 	for i, d := range e.deps {
 		ts[i] = &tally{cpuWithout: map[string]float64{}}
-		e.deployment = d
+		// The relay has run once: its slot and publication (which the decoding-only reader
+		// reads) exist.
+		if err := e.use(ctx, d); err != nil {
+			return nil, err
+		}
 		if _, err := e.setupCompany(ctx, companyID("impact-bare"), "item.created", nil); err != nil {
 			return nil, err
 		}
@@ -46,21 +54,28 @@ func (e *env) applicationImpact(ctx context.Context) ([]Result, error) {
 		for k := range e.deps {
 			i := (k + r) % len(e.deps)
 			d, t := e.deps[i], ts[i]
-			withFirst := r%2 == 1
-			var without, with float64
-			for _, relayOn := range []bool{withFirst, !withFirst} {
+			arms := []arm{armWithout, armDecoding, armRelay}
+			if r%2 == 1 {
+				slices.Reverse(arms)
+			}
+			var rate [3]float64
+			for _, a := range arms {
 				var err error
-				if relayOn {
-					with, err = e.impactWith(ctx, d, r, &t.res, &t.latencies)
-				} else {
-					without, err = e.impactWithout(ctx, d, t.cpuWithout)
+				switch a {
+				case armRelay:
+					rate[a], err = e.impactWith(ctx, d, r, &t.res, &t.latencies)
+				case armDecoding:
+					rate[a], err = e.impactDecoding(ctx, d)
+				default:
+					rate[a], err = e.impactWithout(ctx, d, t.cpuWithout)
 				}
 				if err != nil {
 					return nil, err
 				}
 			}
-			t.without, t.with = append(t.without, without), append(t.with, with)
-			t.ratios = append(t.ratios, with/without)
+			t.without, t.with, t.decoding = append(t.without, rate[armWithout]), append(t.with, rate[armRelay]), append(t.decoding, rate[armDecoding])
+			t.ratios = append(t.ratios, rate[armRelay]/rate[armWithout])
+			t.decodingRatios = append(t.decodingRatios, rate[armDecoding]/rate[armWithout])
 		}
 	}
 	out := make([]Result, 0, len(e.deps))
@@ -68,10 +83,11 @@ func (e *env) applicationImpact(ctx context.Context) ([]Result, error) {
 		t := ts[i]
 		res := t.res
 		res.Scenario, res.Mode = "application-impact", d.mode
-		res.Figure, res.Unit = median(t.ratios), fmt.Sprintf("× (with/without relay, median of %d alternated pairs)", rounds)
+		res.Figure, res.Unit = median(t.ratios), fmt.Sprintf("× (with/without relay, median of %d alternated rounds)", rounds)
 		res.Figures = map[string]float64{
 			"commit_rate_without": median(t.without), "commit_rate_with": median(t.with),
-			"ratio_min": slices.Min(t.ratios), "ratio_max": slices.Max(t.ratios), "pairs": float64(rounds),
+			"ratio_min": slices.Min(t.ratios), "ratio_max": slices.Max(t.ratios), "rounds": float64(rounds),
+			"commit_rate_decoding_only": median(t.decoding), "decoding_only_ratio": median(t.decodingRatios),
 			"p50_ms": pct(t.latencies, 50), "p99_ms": pct(t.latencies, 99),
 		}
 		met := res.Figure >= 0.9
@@ -105,6 +121,36 @@ func (e *env) applicationImpact(ctx context.Context) ([]Result, error) {
 	}
 	// The next scenario starts the relay it needs (Run's use).
 	return out, nil
+}
+
+// arm is one of application-impact's three runs in a round.
+type arm int
+
+const (
+	armWithout  arm = iota // no relay, nothing reads the slot
+	armDecoding            // no relay, a decoding-only reader (decodeonly.go) on a slot of its own
+	armRelay               // the relay
+)
+
+// impactDecoding runs the load in d with no relay but a decoding-only reader, and returns its
+// commit rate.
+func (e *env) impactDecoding(ctx context.Context, d *deployment) (float64, error) {
+	if err := e.stopOthers(nil); err != nil {
+		return 0, err
+	}
+	e.deployment = d
+	r, err := e.startDecodeOnly(ctx)
+	if err != nil {
+		return 0, err
+	}
+	c, err := e.loadSingle(ctx, companyID("impact-bare"), e.sizes.singleRows, 8, 0)
+	if serr := e.stopDecodeOnly(ctx, r); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return 0, err
+	}
+	return float64(c.n) / c.last.Sub(c.first).Seconds(), nil
 }
 
 // impactWithout runs the load in d with no relay running and returns its commit rate; the CPU

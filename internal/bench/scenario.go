@@ -33,7 +33,7 @@ type sizes struct {
 	// noisyARate events/s to each of its 50 hanging webhooks meanwhile.
 	noisy      time.Duration
 	noisyARate float64
-	// impactRounds is how many pairs of runs (without and with the relay) application-impact
+	// impactRounds is how many rounds of runs (without the relay, decoding only, with it) application-impact
 	// alternates per mode.
 	impactRounds int
 }

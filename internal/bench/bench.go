@@ -121,8 +121,10 @@ type Result struct {
 	// (walsender, application, walhook, harness, background), and "bench-process" (this process:
 	// the load, the receiver and the relay). Only when the server runs on this machine (JSON only).
 	CPU map[string]float64 `json:"cpu_us_per_delivery,omitempty"`
-	// CPUWithout is, for application-impact, the same per row of the runs without the relay.
-	CPUWithout map[string]float64 `json:"cpu_us_per_row_without_relay,omitempty"`
+	// CPUWithout and CPUDecoding are, for application-impact, the same per row of the runs
+	// without the relay, and with the decoding-only reader instead of it.
+	CPUWithout  map[string]float64 `json:"cpu_us_per_row_without_relay,omitempty"`
+	CPUDecoding map[string]float64 `json:"cpu_us_per_row_decoding_only,omitempty"`
 	// WalhookCluster is, in ModeTwo, what the scenario cost walhook's own cluster.
 	WalhookCluster *ClusterCost `json:"walhook_cluster,omitempty"`
 	Failures       []string     `json:"failures,omitempty"`

@@ -33,11 +33,12 @@ func (e *env) applicationImpact(ctx context.Context) ([]Result, error) {
 		decoding, decodingRatios []float64
 		latencies                []time.Duration
 		res                      Result
-		cpuWithout               map[string]float64 // µs by category, summed over the runs
+		// cpuWithout, cpuDecoding: µs by category, summed over the runs without the relay
+		cpuWithout, cpuDecoding map[string]float64
 	}
 	ts := make([]*tally, len(e.deps))
 	for i, d := range e.deps {
-		ts[i] = &tally{cpuWithout: map[string]float64{}}
+		ts[i] = &tally{cpuWithout: map[string]float64{}, cpuDecoding: map[string]float64{}}
 		// The relay has run once: its slot and publication (which the decoding-only reader
 		// reads) exist.
 		if err := e.use(ctx, d); err != nil {
@@ -65,9 +66,9 @@ func (e *env) applicationImpact(ctx context.Context) ([]Result, error) {
 				case armRelay:
 					rate[a], err = e.impactWith(ctx, d, r, &t.res, &t.latencies)
 				case armDecoding:
-					rate[a], err = e.impactDecoding(ctx, d)
+					rate[a], err = e.impactAlone(ctx, d, true, t.cpuDecoding)
 				default:
-					rate[a], err = e.impactWithout(ctx, d, t.cpuWithout)
+					rate[a], err = e.impactAlone(ctx, d, false, t.cpuWithout)
 				}
 				if err != nil {
 					return nil, err
@@ -101,18 +102,14 @@ func (e *env) applicationImpact(ctx context.Context) ([]Result, error) {
 			res.Failures = append(res.Failures, err.Error())
 		}
 		rows := float64(rounds * e.sizes.singleRows)
-		for k, us := range t.cpuWithout {
-			if res.CPUWithout == nil {
-				res.CPUWithout = map[string]float64{}
-			}
-			res.CPUWithout[k] = us / rows
-		}
+		res.CPUWithout, res.CPUDecoding = perRow(t.cpuWithout, rows), perRow(t.cpuDecoding, rows)
 		// What the table shows of the CPU: the application's backends per row without and
-		// with the relay, and the walsender's decoding per row.
+		// with the relay, and the walsender's decoding per row with the relay and alone.
 		if res.CPU != nil && res.CPUWithout != nil {
 			res.Figures["app_cpu_us_without"] = res.CPUWithout["app:application"]
 			res.Figures["app_cpu_us_with"] = res.CPU["app:application"]
 			res.Figures["walsender_cpu_us"] = res.CPU["app:walsender"]
+			res.Figures["walsender_cpu_us_decoding_only"] = res.CPUDecoding["app:walsender"]
 		}
 		out = append(out, res)
 	}
@@ -132,39 +129,32 @@ const (
 	armRelay               // the relay
 )
 
-// impactDecoding runs the load in d with no relay but a decoding-only reader, and returns its
-// commit rate.
-func (e *env) impactDecoding(ctx context.Context, d *deployment) (float64, error) {
+// impactAlone runs the load in d with no relay — with a decoding-only reader when decoding — and
+// returns its commit rate; the CPU time of the application's cluster and of this process is
+// added to cpu by category.
+func (e *env) impactAlone(ctx context.Context, d *deployment, decoding bool, cpu map[string]float64) (float64, error) {
 	if err := e.stopOthers(nil); err != nil {
 		return 0, err
 	}
 	e.deployment = d
-	r, err := e.startDecodeOnly(ctx)
-	if err != nil {
-		return 0, err
+	var r *decodeOnly
+	if decoding {
+		var err error
+		if r, err = e.startDecodeOnly(ctx); err != nil {
+			return 0, err
+		}
 	}
-	c, err := e.loadSingle(ctx, companyID("impact-bare"), e.sizes.singleRows, 8, 0)
-	if serr := e.stopDecodeOnly(ctx, r); err == nil {
-		err = serr
-	}
-	if err != nil {
-		return 0, err
-	}
-	return float64(c.n) / c.last.Sub(c.first).Seconds(), nil
-}
-
-// impactWithout runs the load in d with no relay running and returns its commit rate; the CPU
-// time of the application's cluster and this process is added to cpu by category.
-func (e *env) impactWithout(ctx context.Context, d *deployment, cpu map[string]float64) (float64, error) {
-	if err := e.stopOthers(nil); err != nil {
-		return 0, err
-	}
-	e.deployment = d
 	start, err := readProcs(ctx, d.srcStats, true)
-	if err != nil {
-		return 0, err
+	var c *commits
+	if err == nil {
+		c, err = e.loadSingle(ctx, companyID("impact-bare"), e.sizes.singleRows, 8, 0)
 	}
-	c, err := e.loadSingle(ctx, companyID("impact-bare"), e.sizes.singleRows, 8, 0)
+	if r != nil {
+		// The reader receives the run's WAL before the CPU is read: its decoding counts.
+		if serr := e.stopDecodeOnly(ctx, r); err == nil {
+			err = serr
+		}
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -215,6 +205,18 @@ func (e *env) impactWith(ctx context.Context, d *deployment, r int, res *Result,
 		return 0, err
 	}
 	return rate, nil
+}
+
+// perRow divides CPU times by rows (nil when there are none).
+func perRow(cpu map[string]float64, rows float64) map[string]float64 {
+	var out map[string]float64
+	for k, us := range cpu {
+		if out == nil {
+			out = map[string]float64{}
+		}
+		out[k] = us / rows
+	}
+	return out
 }
 
 // median is the middle of vs (the mean of the middle two for an even count).

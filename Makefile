@@ -43,9 +43,18 @@ BROWSER_NOTE = if [ ! -x $(CHROMIUM) ]; then \
 	  else echo "make test: no Chromium at $(CHROMIUM): the browser tests (admin/uitest) are SKIPPED. Run 'make browser-deps' to install it."; fi; fi
 
 .PHONY: test
-test: ## run every test with the race detector (starts private PostgreSQL clusters)
+test: ## run every test with the race detector (starts private PostgreSQL clusters), then the capture tests with two databases
 	@$(BROWSER_NOTE)
-	@status=0; $(GO) test -race -count=1 -timeout 15m ./... || status=$$?; $(BROWSER_NOTE); exit $$status
+	@status=0; $(GO) test -race -count=1 -timeout 15m ./... || status=$$?; \
+	  $(MAKE) --no-print-directory test-two || status=$$?; $(BROWSER_NOTE); exit $$status
+
+# The tests that capture, again with the application's database apart from walhook's
+# (xtest.Source returns a database of its own): what --source-database-url changes. Short: the
+# other packages do not read the application's database.
+.PHONY: test-two
+test-two: ## the capture tests with walhook's database apart from the application's (WALHOOK_TEST_TWO_DATABASES=1)
+	WALHOOK_TEST_TWO_DATABASES=1 $(GO) test -race -count=1 -timeout 10m ./relay/capture/ ./relay/catalog/
+	WALHOOK_TEST_TWO_DATABASES=1 $(GO) test -race -count=1 -timeout 10m -run 'TestSlot|TestMigrate|TestRelay' ./cmd/walhook/
 
 .PHONY: browser-deps
 browser-deps: ## install Chromium (Debian's chromium package) for the web page's browser tests

@@ -73,6 +73,9 @@ func TestWebhookValidation(t *testing.T) {
 		{"header Content-Length", hdr("content-length", "1"), "headers[0].key", "set by walhook"},
 		{"header Transfer-Encoding", hdr("Transfer-Encoding", "chunked"), "headers[0].key", "set by walhook"},
 		{"header webhook-signature", hdr("Webhook-Signature", "v1,x"), "headers[0].key", "set by walhook"},
+		{"header Connection", hdr("Connection", "close"), "headers[0].key", "set by walhook"},
+		{"header Content-Type", hdr("Content-Type", "text/plain"), "headers[0].key", "set by walhook"},
+		{"header User-Agent", hdr("user-agent", "curl/8"), "headers[0].key", "set by walhook"},
 		{"header duplicate", map[string]any{"headers": []map[string]any{{"key": "X-A", "value": "1"}, {"key": "x-a", "value": "2"}}},
 			"headers[1].key", "duplicate header"},
 		{"too many headers", map[string]any{"headers": many(51, func(i int) map[string]any {

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -71,8 +72,8 @@ func TestWebPageServed(t *testing.T) {
 	require.NotContains(t, body, "<html", "unknown API paths are not answered by the page")
 }
 
-// TestWebMask keeps the page's mask equal to the API's (webhook.Mask): the page recognises a
-// stored secret by it and sends it back to keep the stored value.
+// TestWebMask keeps the page's and the OpenAPI document's mask equal to the API's (webhook.Mask):
+// the page recognises a stored secret by it and sends it back to keep the stored value.
 func TestWebMask(t *testing.T) {
 	t.Parallel()
 	dom, err := webAssets.ReadFile("web/dom.js")
@@ -82,5 +83,11 @@ func TestWebMask(t *testing.T) {
 		js, err := webAssets.ReadFile(f)
 		require.NoError(t, err)
 		require.NotContains(t, string(js), webhook.Mask, "%s spells the mask itself instead of importing MASK", f)
+	}
+	// The OpenAPI document (and so the generated client's comments) spells it as the API answers.
+	runs := regexp.MustCompile(`•+|\*{4,}`).FindAllString(string(openAPI), -1)
+	require.NotEmpty(t, runs)
+	for _, r := range runs {
+		require.Equal(t, webhook.Mask, r, "admin/openapi.yaml names a mask other than webhook.Mask")
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/walhook/walhook/relay/crypt"
+	"github.com/walhook/walhook/relay/signature"
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -593,38 +593,19 @@ func (s *Server) rotateSecret(c *call) error {
 	return s.replyWebhook(c, http.StatusOK, out)
 }
 
-// testPayload is the envelope a test send carries: the company's newest event of the type
-// (source "latest", the default when there is one) or the catalog sample wrapped in an envelope
-// (source "sample", the fallback).
+// testPayload is the envelope a test send carries (store.TestPayload): the payload parameter
+// says which, the company's newest event of the type or the catalog sample; by default the
+// newest when there is one.
 func (s *Server) testPayload(ctx context.Context, companyID, eventKey, source string) (json.RawMessage, error) {
-	switch source {
-	case "", "latest":
-		p, err := s.store.EventLatestPayload(ctx, companyID, eventKey)
-		if err == nil {
-			return p, nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return nil, err
-		}
-		if source == "latest" {
-			return nil, invalid("payload", fmt.Sprintf("no %s event has been captured for this company yet; use payload=sample", eventKey))
-		}
-	case "sample":
-	default:
+	src := store.TestPayloadSource(source)
+	if !src.Valid() {
 		return nil, badRequest("payload", "must be latest or sample")
 	}
-	t, err := s.store.EventTypeGet(ctx, eventKey)
-	if err != nil {
-		return nil, err
+	p, err := s.store.TestPayload(ctx, companyID, eventKey, src)
+	if errors.Is(err, store.ErrNoEvent) {
+		return nil, invalid("payload", fmt.Sprintf("no %s event has been captured for this company yet; use payload=sample", eventKey))
 	}
-	sample := t.Sample
-	if len(sample) == 0 {
-		sample = json.RawMessage(`{}`)
-	}
-	return json.Marshal(webhook.Envelope{
-		ID: "evt_test_" + strings.TrimPrefix(crypt.NewSigningSecret(), "whsec_")[:16], Type: eventKey,
-		CompanyID: companyID, OccurredAt: time.Now().UTC().Truncate(time.Millisecond), Data: sample,
-	})
+	return p, err
 }
 
 // runTest sends w once through the tester and answers the result; an endpoint that fails is a
@@ -686,7 +667,7 @@ func (s *Server) testUnsaved(c *call) error {
 	if err := c.decode(&in, false); err != nil {
 		return err
 	}
-	w := webhook.Webhook{CompanyID: c.p.CompanyID, Secret: crypt.NewSigningSecret()}
+	w := webhook.Webhook{CompanyID: c.p.CompanyID, Secret: signature.NewSecret()}
 	if _, err := in.apply(&w, nil); err != nil {
 		return err
 	}

@@ -744,7 +744,7 @@ type FieldError struct {
 
 // Header defines model for Header.
 type Header struct {
-	// Key An RFC 9110 token; not Host, Content-Length, Transfer-Encoding or webhook-*
+	// Key An RFC 9110 token; not one walhook or its HTTP client sets (Host, Content-Length, Transfer-Encoding, Trailer, Connection, Keep-Alive, Proxy-Connection, TE, Upgrade, Content-Type, User-Agent, webhook-*), nor Authorization with an OAuth credential
 	Key    string `json:"key"`
 	Secret *bool  `json:"secret,omitempty"`
 

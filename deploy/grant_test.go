@@ -117,3 +117,79 @@ func TestGrantSQL(t *testing.T) {
 	denied(stranger, `INSERT INTO walhook.outbox (company_id, event_key) VALUES ('1', 'invoice.paid')`, "the outbox without the grant")
 	denied(stranger, `SELECT * FROM walhook.emit_key`, "the emit key")
 }
+
+// TestGrantSQLTwoDatabases sets up walhook's own database apart from the application's, as a DBA
+// would: grant-walhook-db.sql makes walhook's database (closed to other roles, walhook owning its
+// schema), grant.sql the application's side, each run when the role already exists. walhook then
+// migrates the main set in its database and only the source set in the application's, and holds
+// there what capture needs: the emit key, its publication, a slot.
+//
+// Not parallel: roles are cluster-wide, and TestGrantSQL (parallel, so it runs after this) makes
+// walhook too; run serially, neither races the other's CREATE ROLE.
+func TestGrantSQLTwoDatabases(t *testing.T) {
+	ctx := xtest.Context(t)
+	c := xtest.Cluster(t)
+	const appDB, ownDB = "grant_two_app", "grant_two_walhook"
+	su, err := pgx.Connect(ctx, c.URL("postgres"))
+	require.NoError(t, err)
+	defer su.Close(context.WithoutCancel(ctx))
+	for _, q := range []string{`CREATE DATABASE ` + appDB, `CREATE ROLE app_two LOGIN`} {
+		_, err := su.Exec(ctx, q)
+		require.NoError(t, err)
+	}
+	app, err := pgx.Connect(ctx, c.URL(appDB))
+	require.NoError(t, err)
+	defer app.Close(context.WithoutCancel(ctx))
+	_, err = app.Exec(ctx, `CREATE TABLE public.contacts (id bigint PRIMARY KEY, company_id text NOT NULL, name text, email text);
+		ALTER TABLE public.contacts OWNER TO app_two`)
+	require.NoError(t, err)
+	psql := func(db, file string, vars ...string) {
+		t.Helper()
+		args := []string{"-X", "-q", "-d", c.URL(db), "-v", "walhook_password='s3cret'"}
+		for _, v := range vars {
+			args = append(args, "-v", v)
+		}
+		out, err := exec.Command(filepath.Join(c.BinDir(), "psql"), append(args, "-f", file)...).CombinedOutput()
+		require.NoError(t, err, "psql -f %s: %s", file, out)
+	}
+	psql("postgres", "postgresql/grant-walhook-db.sql", "walhook_db="+ownDB)
+	psql("postgres", "postgresql/grant-walhook-db.sql", "walhook_db="+ownDB) // again: nothing to do
+	psql(appDB, "postgresql/grant.sql", "app_db="+appDB, "app_role=app_two")
+
+	own, err := pgxpool.New(ctx, asUser(t, c.URL(ownDB), "walhook"))
+	require.NoError(t, err)
+	defer own.Close()
+	_, err = store.New(own, xtest.Keys()).MigrateUp(ctx)
+	require.NoError(t, err, "walhook migrates its own database")
+	var owner string
+	require.NoError(t, own.QueryRow(ctx, `SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'walhook'`).Scan(&owner))
+	require.Equal(t, "walhook", owner)
+	_, err = pgx.Connect(ctx, asUser(t, c.URL(ownDB), "app_two"))
+	var pgErr *pgconn.PgError
+	require.True(t, errors.As(err, &pgErr) && pgErr.Code == "42501", "no other role connects to walhook's database: %v", err)
+
+	src, err := pgxpool.New(ctx, asUser(t, c.URL(appDB), "walhook"))
+	require.NoError(t, err)
+	defer src.Close()
+	applied, err := store.New(src, xtest.Keys()).MigrateSourceUp(ctx)
+	require.NoError(t, err, "walhook migrates the source set in the application's database")
+	require.Equal(t, []int{1}, applied)
+	var tables []string
+	require.NoError(t, src.QueryRow(ctx, `SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_tables WHERE schemaname = 'walhook'`).Scan(&tables))
+	require.Equal(t, []string{"capture_setting", "emit_key", "outbox", "source_schema_migration"}, tables)
+	require.NoError(t, src.QueryRow(ctx, `SELECT pubowner::regrole::text FROM pg_publication WHERE pubname = 'walhook'`).Scan(&owner))
+	require.Equal(t, "walhook", owner)
+	_, err = src.Exec(ctx, `ALTER PUBLICATION walhook ADD TABLE walhook.outbox`)
+	require.NoError(t, err)
+	_, err = src.Exec(ctx, `SELECT pg_create_logical_replication_slot('grant_two_test', 'pgoutput')`)
+	require.NoError(t, err)
+	_, err = src.Exec(ctx, `SELECT pg_drop_replication_slot('grant_two_test')`)
+	require.NoError(t, err)
+	_, err = app.Exec(ctx, `GRANT USAGE ON SCHEMA walhook TO app_two; GRANT EXECUTE ON FUNCTION walhook.emit(text, text, jsonb) TO app_two`)
+	require.NoError(t, err)
+	appConn, err := pgx.Connect(ctx, asUser(t, c.URL(appDB), "app_two"))
+	require.NoError(t, err)
+	defer appConn.Close(context.WithoutCancel(ctx))
+	_, err = appConn.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', '{"total": 1}')`)
+	require.NoError(t, err, "the application emits events, signed with the source's own key")
+}

@@ -5,9 +5,6 @@ RETURNING *;
 -- name: CompanyGet :one
 SELECT * FROM walhook.company WHERE id = $1;
 
--- name: CompanyList :many
-SELECT * FROM walhook.company ORDER BY id;
-
 -- CompanyLockForQuota locks a company's row until the transaction ends, so that counting its
 -- objects and inserting one is atomic across concurrent requests (per-company quotas). NO KEY
 -- UPDATE conflicts with itself but not with the KEY SHARE locks that inserts referencing the

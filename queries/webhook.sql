@@ -40,15 +40,8 @@ RETURNING *;
 -- name: WebhookDelete :execrows
 DELETE FROM walhook.webhook WHERE company_id = $1 AND id = $2;
 
--- WebhookListActive feeds the relay's in-memory fan-out index: one row per active webhook and
--- trigger event.
--- name: WebhookListActive :many
-SELECT w.id, w.company_id, k.event_key::text AS event_key
-FROM walhook.webhook w, unnest(w.event_keys) WITH ORDINALITY AS k(event_key, n)
-WHERE w.active ORDER BY w.id, k.n;
-
--- WebhooksChangedNotify tells every relay replica to refresh its fan-out index; it is sent when
--- the surrounding transaction commits.
+-- WebhooksChangedNotify tells every relay replica to drop its cached webhook configuration; it
+-- is sent when the surrounding transaction commits.
 -- name: WebhooksChangedNotify :exec
 SELECT pg_notify('walhook_webhooks', '');
 

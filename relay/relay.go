@@ -30,7 +30,8 @@ type Config struct {
 	Dispatch dispatch.Config
 	// Capture configures capture (see package capture). Capture runs when Capture.Catalog is set;
 	// its InstanceID defaults to InstanceID, its Wake and Dispatcher (the in-memory hand-off) to
-	// the dispatcher.
+	// the dispatcher. Capture.Source, when set, is the application's database (walhook's own is
+	// the store the relay is built with); the relay's other parts never use it.
 	Capture capture.Config
 }
 

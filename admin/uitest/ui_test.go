@@ -11,9 +11,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/webhook"
 )
 
-const mask = "••••••"
+// mask is the API's and the page's stand-in for a stored secret.
+const mask = webhook.Mask
 
 // rowID is the JavaScript that finds the data-id of the row of table sel whose name cell is name.
 func rowID(sel, name string) string {

@@ -25,13 +25,21 @@ func TestSlotRecreate(t *testing.T) {
 	pool, err := pgxpool.New(ctx, db)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	st := store.New(pool, nil)
+	wh := store.New(pool, nil)
+	// The slot is in the application's database (apart with WALHOOK_TEST_TWO_DATABASES=1).
+	srcURL := xtest.SourceURL(t, db)
+	st, _ := xtest.Source(t, wh, db)
+	pool = st.Pool()
 	// Slots belong to the cluster, which the package's tests share: a name of this process's own.
 	slot := fmt.Sprintf("slot_test_%d", os.Getpid())
 	t.Cleanup(func() { _ = st.CaptureSlotDrop(ctx, slot) })
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer
-		err := runSlot(ctx, append(args, "--database-url", db, "--slot", slot, "--log-format", "json"), &out)
+		args = append(args, "--database-url", db, "--slot", slot, "--log-format", "json")
+		if srcURL != db {
+			args = append(args, "--source-database-url", srcURL)
+		}
+		err := runSlot(ctx, args, &out)
 		return out.String(), err
 	}
 
@@ -56,6 +64,11 @@ func TestSlotRecreate(t *testing.T) {
 
 	_, err = pool.Exec(ctx, `SELECT pg_logical_emit_message(true, 'test', 'move the WAL on')`)
 	require.NoError(t, err)
+	// capture stored a position for the slot in walhook's database: recreate forgets it
+	_, err = wh.CaptureCommit(ctx, store.CaptureBatch{Position: store.CapturePosition{Slot: slot, SystemID: "s", LSN: 1 << 32}})
+	require.NoError(t, err)
+	_, err = wh.CapturePositionGet(ctx, slot)
+	require.NoError(t, err)
 	out, err = run("recreate", "--yes")
 	require.NoError(t, err)
 	require.Contains(t, out, "Changes committed between position "+before.ConfirmedFlushLSN+" and ")
@@ -64,4 +77,42 @@ func TestSlotRecreate(t *testing.T) {
 	after, err := st.CaptureSlotStatus(ctx, slot)
 	require.NoError(t, err)
 	require.NotEqual(t, before.ConfirmedFlushLSN, after.ConfirmedFlushLSN, "a new slot, at the current position")
+	_, err = wh.CapturePositionGet(ctx, slot)
+	require.ErrorIs(t, err, store.ErrNotFound, "the stored position of the old slot is cleared")
+}
+
+// TestMigrateTwoDatabases runs `walhook migrate` with --source-database-url: status lists both
+// sets under their database, down reverts steps of each, up applies both again.
+func TestMigrateTwoDatabases(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	db := xtest.DatabaseURL(t)
+	src := xtest.SeparateSourceURL(t)
+	run := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		require.NoError(t, runMigrate(ctx, append(args, "--database-url", db, "--source-database-url", src, "--log-format", "json"), &out))
+		return out.String()
+	}
+	out := run("status")
+	require.Regexp(t, `(?s)^walhook database \(--database-url\):\n0001_init\s+applied .*\n0024_capture_position\s+applied [^\n]+\n\n`+
+		`source database \(--source-database-url\):\n0001_capture\s+applied [^\n]+\n$`, out)
+
+	out = run("down", "1")
+	require.Equal(t, "reverted 1 migration(s) [24]\nsource database: reverted 1 migration(s) [1]\n", out)
+	out = run("status")
+	require.Regexp(t, `\n0024_capture_position\s+pending\n`, out)
+	require.Regexp(t, `\n0001_capture\s+pending\n$`, out)
+	// the source set removed its objects from a database of its own
+	pool, err := pgxpool.New(ctx, src)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	var outbox *string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass('walhook.outbox')::text`).Scan(&outbox))
+	require.Nil(t, outbox)
+
+	out = run("up")
+	require.Equal(t, "applied 1 migration(s) [24]\nsource database: applied 1 migration(s) [1]\n", out)
+	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass('walhook.outbox')::text`).Scan(&outbox))
+	require.Equal(t, "walhook.outbox", *outbox)
 }

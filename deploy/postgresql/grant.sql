@@ -7,16 +7,28 @@
 -- `walhook` (it creates and migrates its tables there, and nowhere else), ownership of its
 -- publication, and SELECT on the mapped tables only. It gets no write access to any
 -- application table, and no superuser, CREATEDB or CREATEROLE.
+--
+-- This file is the application's side in both deployments. With one database, walhook's whole
+-- schema lives in it. With walhook's own database apart (--source-database-url is this database),
+-- the schema here holds only what capture needs (the source migration set: walhook.outbox,
+-- walhook.emit, its keys and settings), and grant-walhook-db.sql sets up walhook's own database.
 \set ON_ERROR_STOP on
 
--- 1. The role. REPLICATION allows replication connections and slots; it grants no table access.
+-- 1. The role (kept when it exists, e.g. made by grant-walhook-db.sql in the same cluster).
+-- REPLICATION allows replication connections and slots; it grants no table access.
+SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'walhook') AS walhook_role_missing \gset
+\if :walhook_role_missing
 CREATE ROLE walhook LOGIN REPLICATION PASSWORD :walhook_password;
+\else
+ALTER ROLE walhook LOGIN REPLICATION PASSWORD :walhook_password;
+\endif
 GRANT CONNECT ON DATABASE :"app_db" TO walhook;
 -- Keep walhook's statements from running away on a shared database.
 ALTER ROLE walhook SET statement_timeout = '60s';
 ALTER ROLE walhook SET idle_in_transaction_session_timeout = '5min';
 
--- 2. Its schema, owned by it: `walhook migrate up` creates the tables, functions and outbox here.
+-- 2. Its schema, owned by it: `walhook migrate up` creates the tables, functions and outbox here
+-- (with two databases: only the outbox, walhook.emit, its keys and settings).
 -- The migrator runs `CREATE SCHEMA IF NOT EXISTS walhook`, which PostgreSQL only allows with
 -- CREATE on the database even when the schema exists; CREATE lets a role make schemas, not touch
 -- other schemas' objects. (It is also what owning the publication below requires.)

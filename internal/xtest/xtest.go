@@ -47,13 +47,16 @@ var (
 	cluster  *pgcluster.Cluster
 	dataRoot string
 	errStart error
-	inMain   bool
-	dbSeq    atomic.Int64
-	binOnce  sync.Once
-	binDir   string
-	binPath  string
-	errBin   error
-	keys     = mustKeys()
+	// sourceReady and errSource: the source template (makeSourceTemplate).
+	sourceReady bool
+	errSource   error
+	inMain      bool
+	dbSeq       atomic.Int64
+	binOnce     sync.Once
+	binDir      string
+	binPath     string
+	errBin      error
+	keys        = mustKeys()
 )
 
 func mustKeys() *crypt.Keyring {
@@ -133,21 +136,38 @@ func start() error {
 	if _, err := store.New(pool, keys).MigrateUp(ctx); err != nil {
 		return fmt.Errorf("migrate template: %w", err)
 	}
-	if !TwoDatabases() {
-		return nil
-	}
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+sourceTemplateDB); err != nil {
-		return fmt.Errorf("create source template: %w", err)
-	}
-	spool, err := pgxpool.New(ctx, c.URL(sourceTemplateDB))
-	if err != nil {
-		return fmt.Errorf("connect source template: %w", err)
-	}
-	defer spool.Close()
-	if _, err := store.New(spool, keys).MigrateSourceUp(ctx); err != nil {
-		return fmt.Errorf("migrate source template: %w", err)
-	}
 	return nil
+}
+
+// makeSourceTemplate creates the source template database (the source migration set only) on
+// first use. Call with mu held.
+func makeSourceTemplate() error {
+	if sourceReady || errSource != nil {
+		return errSource
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	errSource = func() error {
+		admin, err := pgx.Connect(ctx, cluster.URL("postgres"))
+		if err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
+		defer admin.Close(ctx)
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+sourceTemplateDB); err != nil {
+			return fmt.Errorf("create source template: %w", err)
+		}
+		pool, err := pgxpool.New(ctx, cluster.URL(sourceTemplateDB))
+		if err != nil {
+			return fmt.Errorf("connect source template: %w", err)
+		}
+		defer pool.Close()
+		if _, err := store.New(pool, keys).MigrateSourceUp(ctx); err != nil {
+			return fmt.Errorf("migrate source template: %w", err)
+		}
+		return nil
+	}()
+	sourceReady = errSource == nil
+	return errSource
 }
 
 // DatabaseURL creates a fresh database, migrated, for this test alone and returns its URL. It is
@@ -166,6 +186,21 @@ func SourceURL(t testing.TB, walhookURL string) string {
 	if !TwoDatabases() {
 		return walhookURL
 	}
+	return SeparateSourceURL(t)
+}
+
+// SeparateSourceURL creates an application's database apart from walhook's for this test alone,
+// whatever TwoDatabasesEnv says (for tests about two databases): a fresh database in the test
+// cluster, migrated with the source set only, dropped when the test ends.
+func SeparateSourceURL(t testing.TB) string {
+	t.Helper()
+	Cluster(t)
+	mu.Lock()
+	err := makeSourceTemplate()
+	mu.Unlock()
+	if err != nil {
+		t.Fatalf("xtest: %v", err)
+	}
 	return clone(t, sourceTemplateDB)
 }
 
@@ -179,6 +214,12 @@ func Source(t testing.TB, st *store.Store, walhookURL string) (*store.Store, str
 	if url == walhookURL {
 		return st, url
 	}
+	return SourceStore(t, url), url
+}
+
+// SourceStore returns a store over a pool on the database at url (closed when the test ends).
+func SourceStore(t testing.TB, url string) *store.Store {
+	t.Helper()
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		t.Fatalf("xtest: parse url: %v", err)
@@ -189,7 +230,7 @@ func Source(t testing.TB, st *store.Store, walhookURL string) (*store.Store, str
 		t.Fatalf("xtest: pool: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	return store.New(pool, keys), url
+	return store.New(pool, keys)
 }
 
 // clone creates a database from template for this test alone and returns its URL; it is dropped

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/walhook/walhook/relay/catalog"
+	"github.com/walhook/walhook/relay/internal/lograte"
 	"github.com/walhook/walhook/relay/leader"
 	"github.com/walhook/walhook/relay/store"
 )
@@ -199,12 +199,12 @@ type Capture struct {
 	log     zerolog.Logger
 	m       *metrics
 	elector *leader.Elector
-	limiter logLimiter
+	limiter lograte.Limiter
 	// slot is the leader's view of the slot's wal_status (nil in poll mode).
 	slot *slotWatch
 	// forgedLog is forged messages' own limiter, so other bad data cannot hide a forgery from
 	// the log.
-	forgedLog logLimiter
+	forgedLog lograte.Limiter
 
 	// afterCommit, for tests, runs after each fan-out transaction commits, before its LSN is
 	// reported.
@@ -253,9 +253,6 @@ func (c *Capture) source() *store.Store {
 	}
 	return c.src
 }
-
-// Leading reports whether this replica is the capture leader (always false in poll mode).
-func (c *Capture) Leading() bool { return c.elector != nil && c.elector.Leading() }
 
 // Check reports why capture cannot work, for /readyz: a *SlotLostError while this replica leads
 // and PostgreSQL has invalidated the slot; nil otherwise.
@@ -364,7 +361,7 @@ func (c *Capture) lead(ctx context.Context) error {
 			reason := failureReason(err)
 			c.m.failures.WithLabelValues(reason).Inc()
 			wait = b.next(reason, time.Since(started) > streamRetryMax)
-			c.limiter.log(c.log.Warn().Err(err).Str("reason", reason).Int("in_a_row", b.repeats).Dur("retry_in", wait),
+			c.limiter.Msg(c.log.Warn().Err(err).Str("reason", reason).Int("in_a_row", b.repeats).Dur("retry_in", wait),
 				"replication stream stopped; restarting")
 		}
 		t := time.NewTimer(wait)
@@ -457,26 +454,4 @@ func (c *Capture) watchLag(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// logLimiter lets a loop log an error at most once per interval: every, default 10s.
-type logLimiter struct {
-	every time.Duration
-	mu    sync.Mutex
-	last  time.Time
-}
-
-func (l *logLimiter) log(e *zerolog.Event, msg string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	every := l.every
-	if every == 0 {
-		every = 10 * time.Second
-	}
-	if time.Since(l.last) < every {
-		e.Discard()
-		return
-	}
-	l.last = time.Now()
-	e.Msg(msg)
 }

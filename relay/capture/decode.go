@@ -84,13 +84,13 @@ type decoder struct {
 	// LSN): a transaction whose commit record starts before it ends at or before it, so its
 	// events are stored already. PostgreSQL does not send such transactions when the stream
 	// starts there; skipping them here as well is belt and braces. 0: none.
-	stored     pglogrepl.LSN
-	cat        *catalog.Catalog
-	ids        *store.PublicIDs // event ids: a keyed digest of the source position
-	keys       *keyring         // emit keys: only messages walhook.emit signed are events
-	rels       map[uint32]*relation
-	cur        *txn
-	buf        []byte
+	stored pglogrepl.LSN
+	cat    *catalog.Catalog
+	ids    *store.PublicIDs // event ids: a keyed digest of the source position
+	keys   *keyring         // emit keys: only messages walhook.emit signed are events
+	rels   map[uint32]*relation
+	cur    *txn
+	buf    []byte
 }
 
 func newDecoder(cat *catalog.Catalog, ids *store.PublicIDs, keys *keyring) *decoder {
@@ -555,24 +555,10 @@ func compact(b []byte) []byte {
 	return appendRepairedJSON(make([]byte, 0, out.Len()), out.Bytes())
 }
 
-// envelope renders DESIGN §3's envelope. Its id is ids.Event(sourceKey): stable across replays
-// and resyncs, and opaque (the source position is never put in the envelope itself). previous is
-// left out when nil.
+// envelope renders an event's envelope (webhook.Envelope, the one definition of it). Its id is
+// ids.Event(sourceKey): stable across replays and resyncs, and opaque (the source position is
+// never put in the envelope itself). previous is left out when nil.
 func envelope(ids *store.PublicIDs, sourceKey, eventKey, company string, at time.Time, data, previous []byte) []byte {
-	b := make([]byte, 0, 128+len(data)+len(previous))
-	b = append(b, `{"id":"`...)
-	b = append(b, ids.Event(sourceKey)...)
-	b = append(b, `","type":`...)
-	b = appendStringS(b, eventKey)
-	b = append(b, `,"company_id":`...)
-	b = appendStringS(b, company)
-	b = append(b, `,"occurred_at":"`...)
-	b = at.UTC().AppendFormat(b, rfc3339Micro)
-	b = append(b, `","data":`...)
-	b = append(b, data...)
-	if previous != nil {
-		b = append(b, `,"previous":`...)
-		b = append(b, previous...)
-	}
-	return append(b, '}')
+	e := webhook.Envelope{ID: ids.Event(sourceKey), Type: eventKey, CompanyID: company, OccurredAt: at, Data: data, Previous: previous}
+	return e.AppendJSON(make([]byte, 0, 128+len(data)+len(previous)))
 }

@@ -49,7 +49,7 @@
 // The reader decodes a committed source transaction into events and hands it to the committer,
 // which batches consecutive transactions (up to BatchEvents events) into ONE transaction of ours
 // (store.CaptureCommit: events, deliveries to every active webhook of the company subscribed to
-// the event, outbox deletes, NOTIFY walhook_deliveries). Only after that commits does the flush
+// the event, outbox deletes, the position, NOTIFY walhook_deliveries). Only after that commits does the flush
 // LSN reported to the server move to the end of the last transaction in the batch. A crash before
 // the report replays those transactions; their source keys are unique in walhook.event, so the
 // replay stores nothing twice. A large transaction is handed over in parts as it is decoded (100
@@ -58,6 +58,52 @@
 // stored. When the reader is idle (no open transaction, everything handed
 // over committed) it acks the server's keepalive position, so WAL of unrelated tables does not
 // pile up behind the slot.
+//
+// # Two databases
+//
+// With Config.Source (--source-database-url) the application's database is not walhook's. Capture
+// reads the source — the replication connection, the slot and the publication, the catalog's
+// tables, walhook.emit's keys and capture_setting, and walhook.outbox (claimed, LISTENed on and
+// deleted there) — and writes walhook's database: events, deliveries, quarantine, the leader
+// lease, public ids, and the position. A transaction cannot span the two, so at-least-once rests
+// on an order and on idempotence:
+//
+//  1. store.CaptureCommit commits the batch's events and deliveries in walhook's database, and in
+//     the same statement (a CTE, no extra round trip) upserts walhook.capture_position: the slot,
+//     the source's system identifier (IDENTIFY_SYSTEM) and the end LSN of the batch's last whole
+//     transaction, never moved back for the same cluster. A batch of parts only stores no position.
+//  2. Then the consumed outbox rows are deleted in the source (DELETE … WHERE id = ANY: idempotent;
+//     a row not yet visible is retried as with one database, see outboxLeft in stream.go).
+//  3. Then the flush position advances and the next status update acknowledges the slot.
+//
+// A crash after 1 leaves the slot behind what is stored. At the next stream start capture reads
+// the stored position and, when it is this source cluster's (same system identifier) and not
+// beyond the source's WAL end, passes it to START_REPLICATION; the decoder also skips every
+// transaction whose commit record starts before it (its end is at or before it), belt and braces.
+// PostgreSQL (CreateDecodingContext) treats a start LSN so: one before the slot's
+// confirmed_flush_lsn is moved forward to it (its log: "… has been already streamed, forwarding
+// to …"); one after it makes decoding skip every transaction whose commit record lies before it
+// (SnapBuildXactNeedsSkip; TestStoredPositionOfAnotherCluster shows it on the server the tests
+// run), while the slot's confirmed_flush_lsn only moves when capture acknowledges. Either way nothing before the stored position is stored again, and whatever is
+// replayed anyway dedupes on walhook.event.source_key. Outbox rows left behind by a crash before
+// 2 are claimed again (the stream-start sweep, or their INSERT replayed), store nothing twice
+// ("outbox:<id>" is their source key) and are deleted then.
+//
+// A stored position of another cluster (a source restored from a base backup into a new cluster,
+// or replaced) or beyond the source's WAL end (a source restored to an earlier point) is ignored
+// with a warning: using it could skip events that were never stored. Capture then streams from
+// the slot's own position. `walhook slot drop|recreate` clears the stored position of the slot.
+// The position is stored with one database too (same statement), where it only spares re-reading.
+//
+// In poll mode, and for the start-up sweep, rows are claimed FOR UPDATE SKIP LOCKED in a source
+// transaction, their events committed in walhook's database, and the rows deleted in that source
+// transaction before it commits; a crash in between releases the rows, which are claimed again
+// and dedupe. With one database all of it is still the one transaction described above.
+//
+// A source key names a position in the source (an LSN, an outbox id), so it is unique only within
+// one source cluster: pointing a walhook database at a new, unrelated application database whose
+// outbox ids or LSNs start over would have its first events taken for replays. Give such a
+// source a walhook database of its own.
 //
 // # Bad data
 //

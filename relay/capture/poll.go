@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/walhook/walhook/relay/store"
 )
@@ -10,10 +11,10 @@ import (
 // poll claims outbox rows until ctx ends: at once after a NOTIFY walhook_outbox, at least every
 // PollInterval, and again at once while claims come back full.
 func (c *Capture) poll(ctx context.Context) error {
-	var l *store.OutboxListener
+	var l *store.Listener
 	defer func() {
 		if l != nil {
-			l.Close()
+			closeListener(l)
 		}
 	}()
 	for {
@@ -24,7 +25,7 @@ func (c *Capture) poll(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				c.limiter.log(c.log.Warn().Err(err), "outbox listener unavailable; polling on the interval")
+				c.limiter.Msg(c.log.Warn().Err(err), "outbox listener unavailable; polling on the interval")
 			}
 		}
 		for {
@@ -33,7 +34,7 @@ func (c *Capture) poll(ctx context.Context) error {
 				return nil
 			}
 			if err != nil {
-				c.limiter.log(c.log.Warn().Err(err), "outbox claim failed; retrying")
+				c.limiter.Msg(c.log.Warn().Err(err), "outbox claim failed; retrying")
 				break
 			}
 			if n < c.cfg.PollBatch {
@@ -44,22 +45,29 @@ func (c *Capture) poll(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			l.Close()
+			closeListener(l)
 			l = nil
 		}
 	}
 }
 
+// closeListener closes the outbox listener's connection, giving it 5 s.
+func closeListener(l *store.Listener) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l.Close(ctx)
+}
+
 // waitOutbox waits for a notification or the poll interval. A non-nil error means the listener
 // broke.
-func (c *Capture) waitOutbox(ctx context.Context, l *store.OutboxListener) error {
+func (c *Capture) waitOutbox(ctx context.Context, l *store.Listener) error {
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.PollInterval)
 	defer cancel()
 	if l == nil {
 		<-wctx.Done()
 		return nil
 	}
-	err := l.Wait(wctx)
+	_, err := l.Wait(wctx)
 	if err == nil || errors.Is(wctx.Err(), context.DeadlineExceeded) {
 		return nil
 	}

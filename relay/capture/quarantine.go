@@ -91,7 +91,7 @@ func (c *Capture) isolate(ctx context.Context, st *store.Store, events []store.C
 		if err != nil && store.Permanent(err) {
 			// Deleting consumed outbox rows by id refuses no data; should it ever fail so, the
 			// rows stay (their events are stored or quarantined; a replay dedupes them).
-			c.limiter.log(c.log.Error().Err(err).Int64("outbox_id", outbox[0]), "consumed outbox rows not deleted")
+			c.limiter.Msg(c.log.Error().Err(err).Int64("outbox_id", outbox[0]), "consumed outbox rows not deleted")
 			return nil
 		}
 		if err != nil {
@@ -139,7 +139,7 @@ func (c *Capture) quarantine(ctx context.Context, st *store.Store, e store.Captu
 	default:
 		return false, fmt.Errorf("quarantine event: %w", err)
 	}
-	c.limiter.log(c.log.Error().Err(cause).Str("position", e.SourceKey).Str("event", e.EventKey).Str("company", e.CompanyID),
+	c.limiter.Msg(c.log.Error().Err(cause).Str("position", e.SourceKey).Str("event", e.EventKey).Str("company", e.CompanyID),
 		"event refused by PostgreSQL; quarantined (walhook quarantine list)")
 	return added, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/walhook/walhook/relay/internal/lograte"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -47,11 +48,11 @@ type slotWatch struct {
 	status *prometheus.GaugeVec
 	lost   atomic.Bool
 	// unreserved and lostLogs limit their logs to one a minute: the state lasts, the logs need not.
-	unreserved, lostLogs logLimiter
+	unreserved, lostLogs lograte.Limiter
 }
 
 func newSlotWatch(slot string, reg prometheus.Registerer) (*slotWatch, error) {
-	w := &slotWatch{slot: slot, unreserved: logLimiter{every: time.Minute}, lostLogs: logLimiter{every: time.Minute}, status: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	w := &slotWatch{slot: slot, unreserved: lograte.Limiter{Every: time.Minute}, lostLogs: lograte.Limiter{Every: time.Minute}, status: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "walhook_replication_slot_wal_status",
 		Help: "1 for the capture slot's current pg_replication_slots.wal_status (reserved, extended, unreserved, lost), 0 for the others; all 0 off the leader. lost: PostgreSQL invalidated the slot and capture is stopped until `walhook slot recreate`.",
 	}, []string{"status"})}
@@ -95,7 +96,7 @@ func (w *slotWatch) observe(s store.SlotStatus, log zerolog.Logger) error {
 		if s.SafeWALSize != nil {
 			e = e.Int64("safe_wal_size", *s.SafeWALSize)
 		}
-		w.unreserved.log(e, "replication slot is beyond max_slot_wal_keep_size: PostgreSQL invalidates it at the next checkpoint unless capture catches up")
+		w.unreserved.Msg(e, "replication slot is beyond max_slot_wal_keep_size: PostgreSQL invalidates it at the next checkpoint unless capture catches up")
 	}
 	return nil
 }
@@ -106,7 +107,7 @@ func (w *slotWatch) lostLog(err *SlotLostError, log zerolog.Logger) {
 		log.Error().Err(err).Msg("replication slot lost: capture is stopped; recreate the slot with `walhook slot recreate --yes`")
 		return
 	}
-	w.lostLogs.log(log.Error().Err(err).Str("slot", w.slot).Dur("recheck_in", slotLostRetry),
+	w.lostLogs.Msg(log.Error().Err(err).Str("slot", w.slot).Dur("recheck_in", slotLostRetry),
 		"replication slot lost: capture is stopped; recreate the slot with `walhook slot recreate --yes`")
 }
 

@@ -307,7 +307,7 @@ func (s *session) decode(ctx context.Context, xld pglogrepl.XLogData) (err error
 		// not kill the process.
 		if r := recover(); r != nil {
 			s.c.m.decodeErrors.Inc()
-			s.c.limiter.log(s.c.log.Error().Str("lsn", xld.WALStart.String()).Interface("panic", r), "undecodable replication message skipped")
+			s.c.limiter.Msg(s.c.log.Error().Str("lsn", xld.WALStart.String()).Interface("panic", r), "undecodable replication message skipped")
 			err = nil
 		}
 	}()
@@ -317,7 +317,7 @@ func (s *session) decode(ctx context.Context, xld pglogrepl.XLogData) (err error
 	}
 	if derr != nil {
 		s.c.m.decodeErrors.Inc()
-		s.c.limiter.log(s.c.log.Error().Err(derr).Str("lsn", xld.WALStart.String()), "undecodable replication message skipped")
+		s.c.limiter.Msg(s.c.log.Error().Err(derr).Str("lsn", xld.WALStart.String()), "undecodable replication message skipped")
 		return nil
 	}
 	if t == nil {
@@ -530,7 +530,7 @@ func (c *Capture) reportFanOut(res store.CaptureResult) {
 	c.m.deliveries.Add(float64(res.Deliveries))
 	if len(res.UnknownCompany) > 0 {
 		c.m.skipped.WithLabelValues(skipUnknownCompany).Add(float64(len(res.UnknownCompany)))
-		c.limiter.log(c.log.Warn().Int("count", len(res.UnknownCompany)).Str("position", res.UnknownCompany[0]),
+		c.limiter.Msg(c.log.Warn().Int("count", len(res.UnknownCompany)).Str("position", res.UnknownCompany[0]),
 			"events of unknown companies skipped")
 	}
 	if res.Deliveries > int64(len(res.Handed)) && c.cfg.Wake != nil {
@@ -557,11 +557,11 @@ func (c *Capture) reportSkips(skips []skip) {
 		}
 	}
 	if forged != nil {
-		c.forgedLog.log(c.log.Error().Str("lsn", forged.position).Int("count", nForged).Str("detail", forged.detail),
+		c.forgedLog.Msg(c.log.Error().Str("lsn", forged.position).Int("count", nForged).Str("detail", forged.detail),
 			"forged walhook message refused: a role wrote a logical message with walhook's prefix without walhook.emit")
 	}
 	if first != nil {
-		c.limiter.log(c.log.Warn().Str("reason", first.reason).Str("position", first.position).
+		c.limiter.Msg(c.log.Warn().Str("reason", first.reason).Str("position", first.position).
 			Int("count", n).Str("detail", first.detail), "bad source data skipped")
 	}
 }

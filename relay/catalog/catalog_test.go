@@ -162,3 +162,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestSyncValidatesAgainstSource: with walhook's database apart from the application's, Sync
+// checks the tables in the application's database and stores the catalog in walhook's: a table
+// that exists only in walhook's database is refused, one only in the application's is accepted.
+func TestSyncValidatesAgainstSource(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	st, pool := xtest.Store(t)
+	src := xtest.SourceStore(t, xtest.SeparateSourceURL(t))
+	_, err := pool.Exec(ctx, `CREATE TABLE public.only_walhook (id bigint PRIMARY KEY, company_id text)`)
+	require.NoError(t, err)
+	_, err = src.Pool().Exec(ctx, `CREATE TABLE public.only_app (id bigint PRIMARY KEY, company_id text)`)
+	require.NoError(t, err)
+
+	c, err := catalog.Parse([]byte(`events: [{key: a.created, table: only_walhook, operations: [insert], tenant_column: company_id}]`))
+	require.NoError(t, err)
+	require.ErrorContains(t, c.Sync(ctx, src, st), "catalog entry 1 (a.created): unknown table public.only_walhook")
+	_, err = st.EventTypeGet(ctx, "a.created")
+	require.ErrorIs(t, err, store.ErrNotFound, "nothing stored")
+
+	c, err = catalog.Parse([]byte(`events: [{key: b.created, table: only_app, operations: [insert], tenant_column: company_id}]`))
+	require.NoError(t, err)
+	require.NoError(t, c.Sync(ctx, src, st))
+	got, err := st.EventTypeGet(ctx, "b.created")
+	require.NoError(t, err)
+	require.Equal(t, "public.only_app", got.SourceTable)
+	_, err = src.EventTypeGet(ctx, "b.created")
+	require.Error(t, err, "the application's database holds no catalog")
+}

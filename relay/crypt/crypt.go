@@ -127,15 +127,6 @@ func decodeKey(s string) ([]byte, error) {
 	return nil, errors.New("not base64")
 }
 
-// NewKeyring returns a keyring with one key.
-func NewKeyring(id string, key []byte) (*Keyring, error) {
-	if !keyIDPattern.MatchString(id) {
-		return nil, fmt.Errorf("crypt: bad key id %q", id)
-	}
-	k := &Keyring{current: id, aeads: map[string]cipher.AEAD{}}
-	return k, k.add(id, key)
-}
-
 func (k *Keyring) add(id string, key []byte) error {
 	if len(key) != 32 {
 		return fmt.Errorf("crypt: key %q: want 32 bytes, got %d", id, len(key))
@@ -275,14 +266,6 @@ func newHashed(prefix string) (string, []byte) {
 func HashToken(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
-}
-
-// NewSigningSecret returns a new Standard Webhooks signing secret: "whsec_" and 32 random bytes
-// in base64.
-func NewSigningSecret() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return "whsec_" + base64.StdEncoding.EncodeToString(b)
 }
 
 // LoginCodePrefix starts every one-time sign-in code.

@@ -367,7 +367,7 @@ func TestSenderTestWritesNoHistory(t *testing.T) {
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	})
 	s := dispatch.NewSender(dispatch.SenderConfig{Version: "test", AllowPrivate: loopback}, b.st, nil)
-	payload, err := dispatch.TestPayload(b.ctx, b.st, company, eventKey)
+	payload, err := b.st.TestPayload(b.ctx, company, eventKey, store.TestPayloadAuto)
 	require.NoError(t, err)
 	require.Contains(t, string(payload), "sample@example.com", "no real event yet: the catalog sample")
 	w := webhook.Webhook{CompanyID: company, URL: rc.URL, Method: webhook.MethodPut, RawData: false,

@@ -1,6 +1,6 @@
 // Package dispatch delivers webhook requests: it claims due deliveries from the delivery table
 // (the queue and the history at once), sends each as one HTTP attempt, and records the attempt
-// and what it means for the delivery and the webhook (DESIGN §4–5).
+// and what it means for the delivery and the webhook.
 //
 // # The delivery state machine
 //
@@ -100,8 +100,9 @@
 // The body is the event envelope (raw data on) or the webhook's selected parameters as one JSON
 // object in their order (raw data off; see Select). GET and DELETE carry the same fields as query
 // parameters (strings as they are, other scalars as JSON text, objects and arrays JSON-encoded)
-// and no body, and so no Content-Type. Headers: the webhook's custom headers (walhook's own
-// headers below win over them), Content-Type: application/json, User-Agent: walhook/<version>,
+// and no body, and so no Content-Type. Headers: the webhook's custom headers (none that
+// webhook.ReservedHeader reserves: the API refuses those and the sender leaves them out, so a
+// saved header is sent as saved), Content-Type: application/json, User-Agent: walhook/<version>,
 // Standard Webhooks webhook-id (the delivery's public id "msg_…", stable across retries, resyncs
 // and key rotations, see store.PublicIDs), webhook-timestamp and webhook-signature (the current
 // secret and, during a rotation, the previous one), and Authorization: Bearer <token> with an

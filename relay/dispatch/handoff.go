@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/walhook/walhook/relay/store"
@@ -26,13 +25,6 @@ import (
 // that is not handed is inserted unleased and claimed as before, by any replica. A handed
 // delivery is in the table from the start, leased: if this process dies, the other replicas
 // release it with the rest of its claims (see Replicas in doc.go).
-
-// run is what a hand-off needs of a running dispatcher: the contexts and the workers' group of
-// Run. nil before Run starts claiming and once it stops.
-type run struct {
-	ctx, sendCtx context.Context
-	workers      *sync.WaitGroup
-}
 
 // HandoffPlan returns what the next fan-out transaction of the capture leader in this process
 // may insert already leased to this dispatcher, or nil when it may hand nothing over: not
@@ -106,22 +98,12 @@ func (d *Dispatcher) Take(ctx context.Context, handed []store.Claimed) {
 		d.mu.Unlock()
 		d.giveBack(ctx, handed)
 		if err != nil {
-			d.logs.do("handoff", func() { d.log.Error().Err(err).Msg("take handed deliveries; given back") })
+			d.logs.handoff.Msg(d.log.Error().Err(err), "take handed deliveries; given back")
 		}
 		return
 	}
 	d.m.taken.WithLabelValues("handoff").Add(float64(len(handed)))
-	var direct []outcome // sent to the recorder after unlocking: it takes d.mu too
-	for _, c := range handed {
-		if o, ok := d.start(r.ctx, r.sendCtx, r.workers, c, seq, hooks[c.WebhookID], ids, now); ok {
-			direct = append(direct, o)
-		}
-	}
-	for _, c := range handed {
-		if hs := d.busy[c.WebhookID]; hs != nil {
-			hs.refill = max(d.cfg.skipAt, d.share(c.WebhookID, now)/2) - hs.running
-		}
-	}
+	direct, _ := d.startAll(r, handed, seq, hooks, ids, now) // direct: for the recorder after unlocking (it takes d.mu too)
 	if len(direct) > 0 {
 		// Counted as a worker, so Run closes the results only after these are in.
 		r.workers.Add(1)
@@ -145,6 +127,6 @@ func (d *Dispatcher) giveBack(ctx context.Context, handed []store.Claimed) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := d.st.DispatchRelease(rctx, ids, tokens); err != nil {
-		d.logs.do("release", func() { d.log.Error().Err(err).Msg("give back handed deliveries; they wait for their lease") })
+		d.logs.release.Msg(d.log.Error().Err(err), "give back handed deliveries; they wait for their lease")
 	}
 }

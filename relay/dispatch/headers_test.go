@@ -1,13 +1,21 @@
 package dispatch_test
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -70,5 +78,117 @@ func TestResponseHeadersCapped(t *testing.T) {
 		require.Empty(t, a.ResponseHeaders)
 		require.NotNil(t, a.Error)
 		require.Contains(t, *a.Error, "server response headers exceeded 65536 bytes")
+	}
+}
+
+// wire is a receiver that keeps each request's head (request line and headers) exactly as it
+// arrived on the connection, and answers 204.
+type wire struct {
+	url   string
+	heads chan string
+}
+
+func newWire(t *testing.T) *wire {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	w := &wire{url: "http://" + ln.Addr().String() + "/in", heads: make(chan string, 64)}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer func() { _ = c.Close() }()
+				r := bufio.NewReader(c)
+				for {
+					var head strings.Builder
+					n := int64(0)
+					for {
+						line, err := r.ReadString('\n')
+						if err != nil {
+							return
+						}
+						head.WriteString(line)
+						if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Content-Length") {
+							n, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+						}
+						if line == "\r\n" {
+							break
+						}
+					}
+					if _, err := io.CopyN(io.Discard, r, n); err != nil {
+						return
+					}
+					w.heads <- head.String()
+					if _, err := io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n"); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return w
+}
+
+// One rule for custom headers (webhook.ReservedHeader): a header the API refuses to save is never
+// sent, even when a stored webhook holds it (saved before it was refused), and a header the API
+// accepts is sent as saved. Checked on the wire, for a request with a body and one without, with
+// and without an OAuth credential. The expected verdicts are written out here, by hand.
+func TestReservedHeadersNeverSent(t *testing.T) {
+	t.Parallel()
+	rc := newWire(t)
+	s := dispatch.NewSender(dispatch.SenderConfig{Version: "test", AllowPrivate: loopback}, nil, nil)
+	t.Cleanup(s.Close)
+	far := time.Now().Add(time.Hour)
+	cred := &webhook.OAuthCredential{ID: 1, CompanyID: company, Name: "c", TokenURL: rc.url, GrantType: webhook.GrantClientCredentials,
+		ClientID: "id", AccessToken: "the-bearer", TokenExpiresAt: &far}
+
+	refused := []string{
+		"Host", "Content-Length", "content-length", "Transfer-Encoding", "Trailer",
+		"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Upgrade",
+		"Content-Type", "User-Agent",
+		"webhook-id", "Webhook-Timestamp", "WEBHOOK-SIGNATURE", "webhook-anything",
+	}
+	accepted := []string{"X-Custom", "Accept", "Cookie", "Origin", "X-Webhook-Id", "Content-Encoding", "Authorization"}
+	for _, withOAuth := range []bool{false, true} {
+		for _, name := range append(append([]string{}, refused...), accepted...) {
+			wantRefused := slices.Contains(refused, name) || (withOAuth && name == "Authorization")
+			marker := fmt.Sprintf("marker-%d-%t", len(name), withOAuth)
+			hs := []webhook.Header{{Key: name, Value: marker}}
+			e := &webhook.ValidationError{}
+			webhook.ValidateHeaders(e, hs, withOAuth)
+			require.Equal(t, wantRefused, e.Err() != nil, "%s (OAuth %t): saved: %v", name, withOAuth, e.Err())
+
+			for _, method := range []webhook.Method{webhook.MethodPost, webhook.MethodGet} {
+				w := webhook.Webhook{CompanyID: company, URL: rc.url, Method: method, RawData: true, Headers: hs,
+					Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+				var c *webhook.OAuthCredential
+				if withOAuth {
+					c = cred
+				}
+				res, err := s.Test(t.Context(), w, c, json.RawMessage(`{"id":"evt_1","data":{}}`))
+				require.NoError(t, err)
+				require.True(t, res.Succeeded, "%s %s (OAuth %t): %s", method, name, withOAuth, res.Error)
+				head := <-rc.heads
+				if withOAuth {
+					require.Contains(t, head, "\r\nAuthorization: Bearer the-bearer\r\n", name)
+				}
+				snap := fmt.Sprint(res.Request.Headers)
+				if wantRefused {
+					require.NotContains(t, head, marker, "%s %s (OAuth %t) was sent", method, name, withOAuth)
+					require.NotContains(t, snap, marker, "%s %s (OAuth %t) is in the recorded request", method, name, withOAuth)
+				} else {
+					require.Contains(t, head, "\r\n"+http.CanonicalHeaderKey(name)+": "+marker+"\r\n", "%s %s (OAuth %t) was not sent", method, name, withOAuth)
+					recorded := marker
+					if hs[0].Masked() { // credential-looking (Cookie, Authorization): sent, recorded masked
+						recorded = webhook.Mask
+					}
+					require.Equal(t, recorded, res.Request.Headers[http.CanonicalHeaderKey(name)], name)
+				}
+			}
+		}
 	}
 }

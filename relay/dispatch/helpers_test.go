@@ -53,7 +53,7 @@ type bundle struct {
 	seq  atomic.Int64
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t testing.TB) *bundle {
 	t.Helper()
 	st, pool := xtest.Store(t)
 	ctx := xtest.Context(t)
@@ -67,7 +67,7 @@ func setup(t *testing.T) *bundle {
 }
 
 // run starts a dispatcher until the test ends.
-func (b *bundle) run(t *testing.T, cfg dispatch.Config) *dispatch.Dispatcher {
+func (b *bundle) run(t testing.TB, cfg dispatch.Config) *dispatch.Dispatcher {
 	t.Helper()
 	d, err := dispatch.New(cfg, b.st, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), prometheus.NewRegistry())
 	require.NoError(t, err)
@@ -81,7 +81,7 @@ func (b *bundle) run(t *testing.T, cfg dispatch.Config) *dispatch.Dispatcher {
 	return d
 }
 
-func (b *bundle) hook(t *testing.T, w webhook.Webhook) webhook.Webhook {
+func (b *bundle) hook(t testing.TB, w webhook.Webhook) webhook.Webhook {
 	t.Helper()
 	w.CompanyID, w.EventKeys = company, []string{eventKey}
 	if w.Name == "" {
@@ -110,7 +110,7 @@ func envelope(n int64) json.RawMessage {
 }
 
 // enqueue stores a new event and a delivery of it to each webhook.
-func (b *bundle) enqueue(t *testing.T, hooks ...int64) []int64 {
+func (b *bundle) enqueue(t testing.TB, hooks ...int64) []int64 {
 	t.Helper()
 	n := b.seq.Add(1)
 	_, ids, err := b.st.Enqueue(b.ctx, webhook.Event{
@@ -156,7 +156,7 @@ type receiver struct {
 	hits atomic.Int64
 }
 
-func newReceiver(t *testing.T, respond func(w http.ResponseWriter, r *http.Request, n int64)) *receiver {
+func newReceiver(t testing.TB, respond func(w http.ResponseWriter, r *http.Request, n int64)) *receiver {
 	t.Helper()
 	rc := &receiver{}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -10,8 +10,8 @@ import (
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-// DefaultSchedule is DESIGN §5's retry schedule: the delay before each attempt of a delivery,
-// the first one immediate. After the last attempt the delivery is failed.
+// DefaultSchedule is the retry schedule: the delay before each attempt of a delivery, the first
+// one immediate (11 attempts over about 47 hours). After the last attempt the delivery is failed.
 var DefaultSchedule = []time.Duration{
 	0, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, 30 * time.Minute,
 	time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour,

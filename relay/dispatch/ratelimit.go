@@ -158,7 +158,7 @@ func (d *Dispatcher) rateLimited(ctx context.Context, now time.Time) map[int64]i
 	rates, err := d.st.DispatchRateLimits(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			d.logs.do("rate limits", func() { d.log.Error().Err(err).Msg("load webhook rate limits") })
+			d.logs.rateLimits.Msg(d.log.Error().Err(err), "load webhook rate limits")
 		}
 		if l.rates == nil {
 			return map[int64]int{}
@@ -173,7 +173,7 @@ func (d *Dispatcher) rateLimited(ctx context.Context, now time.Time) map[int64]i
 func (d *Dispatcher) takeTokens(ctx context.Context, wants map[int64]int) (map[int64]store.RateTake, error) {
 	res, err := d.st.DispatchRateTake(ctx, wants)
 	if err != nil && ctx.Err() == nil {
-		d.logs.do("rate take", func() { d.log.Error().Err(err).Msg("take rate-limit tokens") })
+		d.logs.rateTake.Msg(d.log.Error().Err(err), "take rate-limit tokens")
 	}
 	return res, err
 }

@@ -138,9 +138,8 @@ func (d *Dispatcher) beat(ctx context.Context, registered *bool) {
 		d.rep.healthySince.Store(-1)
 		if ctx.Err() == nil {
 			d.m.heartbeatFailures.Inc()
-			d.logs.do("heartbeat", func() {
-				d.log.Warn().Err(err).Msg("replica heartbeat failed; no new claims until it succeeds, and after the heartbeat timeout other replicas release this one's claims")
-			})
+			d.logs.heartbeat.Msg(d.log.Warn().Err(err),
+				"replica heartbeat failed; no new claims until it succeeds, and after the heartbeat timeout other replicas release this one's claims")
 		}
 		return
 	}
@@ -185,7 +184,7 @@ func (d *Dispatcher) reapLoop(ctx context.Context) {
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
-				d.logs.do("reap", func() { d.log.Warn().Err(err).Msg("release the claims of dead replicas") })
+				d.logs.reap.Msg(d.log.Warn().Err(err), "release the claims of dead replicas")
 			}
 			continue
 		}

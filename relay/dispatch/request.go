@@ -181,9 +181,9 @@ type built struct {
 	bodyIsEvent bool
 }
 
-// buildRequest applies DESIGN §4: the body is the envelope (raw data on) or the selected
-// parameters as one object in the webhook's order (raw data off); GET and DELETE carry the same
-// fields as query parameters and no body.
+// buildRequest builds the request a webhook sends: the body is the envelope (raw data on) or
+// the selected parameters as one object in the webhook's order (raw data off); GET and DELETE
+// carry the same fields as query parameters and no body.
 func buildRequest(w *webhook.Webhook, envelope json.RawMessage) (built, error) {
 	method := string(w.Method)
 	if method == "" {

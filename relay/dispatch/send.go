@@ -31,12 +31,6 @@ import (
 // reused.
 const drainLimit = 64 << 10
 
-// reserved headers are set by walhook; a webhook's custom header of that name is ignored.
-var reserved = map[string]bool{
-	"host": true, "content-length": true, "transfer-encoding": true, "connection": true,
-	"webhook-id": true, "webhook-timestamp": true, "webhook-signature": true,
-}
-
 // Sender makes one attempt: builds the request, signs it, adds the OAuth token, sends it through
 // the SSRF guard and reads the answer. The dispatcher uses one; the admin API uses one for test
 // sends, without a running dispatcher.
@@ -68,7 +62,8 @@ func NewSender(cfg SenderConfig, st *store.Store, reg prometheus.Registerer) *Se
 	}
 	client := &http.Client{
 		Transport: transport,
-		// Redirects are never followed (DESIGN §5): a 3xx is the answer, and a failure.
+		// Redirects are never followed: a 3xx is the answer, and a failure. The receiver is the
+		// webhook's URL, and following would send the signed body and its credentials elsewhere.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return &Sender{cfg: cfg, client: client, oauth: oauth.New(cfg.OAuth, client, st, reg), now: time.Now}
@@ -238,7 +233,9 @@ func (s *Sender) do(ctx context.Context, w *webhook.Webhook, b built, signer *si
 	snap := map[string]string{}
 	for _, h := range w.Headers {
 		k := http.CanonicalHeaderKey(strings.TrimSpace(h.Key))
-		if k == "" || reserved[strings.ToLower(k)] || (token != "" && strings.EqualFold(k, "Authorization")) {
+		// A reserved header (webhook.ReservedHeader) is one the API refuses to save; one stored
+		// before it was refused is left out, never sent.
+		if k == "" || webhook.ReservedHeader(k, token != "") != "" {
 			continue
 		}
 		req.Header.Set(k, h.Value)
@@ -367,31 +364,4 @@ func (s *Sender) Test(ctx context.Context, w webhook.Webhook, cred *webhook.OAut
 		tr.Error = fmt.Sprintf("endpoint answered %d", r.status)
 	}
 	return tr, nil
-}
-
-// TestPayload is the envelope a test send of an event type carries for a company: the company's
-// latest real event of that type, or else an envelope around the catalog's sample.
-func TestPayload(ctx context.Context, st *store.Store, companyID, eventKey string) (json.RawMessage, error) {
-	p, err := st.EventLatestPayload(ctx, companyID, eventKey)
-	if err == nil {
-		return p, nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("look up latest event: %w", err)
-	}
-	et, err := st.EventTypeGet(ctx, eventKey)
-	if err != nil {
-		return nil, fmt.Errorf("look up event type: %w", err)
-	}
-	data := et.Sample
-	if len(data) == 0 {
-		data = json.RawMessage(`{}`)
-	}
-	env, err := json.Marshal(webhook.Envelope{
-		ID: "evt_test", Type: eventKey, CompanyID: companyID, OccurredAt: time.Now().UTC(), Data: data,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encode sample envelope: %w", err)
-	}
-	return env, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/walhook/walhook/relay/internal/lograte"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -112,12 +113,11 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context) error)
 	defer e.setLeading(false)
 	tick := time.NewTicker(e.cfg.Renew)
 	defer tick.Stop()
-	var lastErrLog time.Time
+	unreachable := lograte.Limiter{Every: time.Minute}
 	for {
 		ok, err := e.acquire(ctx)
-		if err != nil && ctx.Err() == nil && time.Since(lastErrLog) > time.Minute {
-			e.log.Warn().Err(err).Msg("leader election: cannot reach the lease")
-			lastErrLog = time.Now()
+		if err != nil && ctx.Err() == nil {
+			unreachable.Msg(e.log.Warn().Err(err), "leader election: cannot reach the lease")
 		}
 		if ok {
 			e.lead(ctx, lead, tick)

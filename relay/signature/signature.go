@@ -15,6 +15,7 @@ package signature
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -34,6 +35,14 @@ const (
 
 // SecretPrefix starts every walhook signing secret.
 const SecretPrefix = "whsec_"
+
+// NewSecret returns a new signing secret: SecretPrefix and 32 random bytes in base64, the form
+// Key reads.
+func NewSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return SecretPrefix + base64.StdEncoding.EncodeToString(b)
+}
 
 // DefaultTolerance is how far a timestamp may be from now for Verify.
 const DefaultTolerance = 5 * time.Minute

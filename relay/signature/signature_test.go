@@ -42,6 +42,21 @@ func TestSpecVector(t *testing.T) {
 	require.NoError(t, signature.Verify(vecSecret, headers(vecMsgID, vecTS, vecSig), []byte(vecPayload), time.Unix(vecTS, 0), signature.DefaultTolerance))
 }
 
+// A new secret is "whsec_" and 32 random bytes that Key reads back, and signs what Verify accepts.
+func TestNewSecret(t *testing.T) {
+	t.Parallel()
+	s1, s2 := signature.NewSecret(), signature.NewSecret()
+	require.True(t, strings.HasPrefix(s1, "whsec_"), s1)
+	require.NotEqual(t, s1, s2)
+	key, err := signature.Key(s1)
+	require.NoError(t, err)
+	require.Len(t, key, 32)
+	sig, err := signature.Sign(s1, vecMsgID, time.Unix(vecTS, 0), []byte(vecPayload))
+	require.NoError(t, err)
+	require.NoError(t, signature.Verify(s1, headers(vecMsgID, vecTS, sig), []byte(vecPayload), time.Unix(vecTS, 0), signature.DefaultTolerance))
+	require.ErrorIs(t, signature.Verify(s2, headers(vecMsgID, vecTS, sig), []byte(vecPayload), time.Unix(vecTS, 0), signature.DefaultTolerance), signature.ErrNoMatch)
+}
+
 func TestVerify(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(vecTS, 0)

@@ -96,19 +96,6 @@ func (s *Store) CompanyGet(ctx context.Context, id string) (Company, error) {
 	return companyFrom(r), mapErr(err)
 }
 
-// CompanyList lists every company.
-func (s *Store) CompanyList(ctx context.Context) ([]Company, error) {
-	rows, err := s.q.CompanyList(ctx)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	out := make([]Company, len(rows))
-	for i, r := range rows {
-		out[i] = companyFrom(r)
-	}
-	return out, nil
-}
-
 func memberFrom(r dbsqlc.WalhookMember) Member {
 	return Member{ID: r.ID, CompanyID: r.CompanyID, Email: r.Email, Name: r.Name, IsOwner: r.IsOwner, RoleID: r.RoleID, CreatedAt: r.CreatedAt}
 }

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -338,47 +336,10 @@ func (s *Store) DispatchQueueStats(ctx context.Context) (QueueStats, error) {
 		OldestDue: time.Duration(r.OldestDueSeconds * float64(time.Second))}, nil
 }
 
-// Listener receives the dispatcher's notifications on a dedicated connection.
-type Listener struct {
-	conn *pgxpool.Conn
-}
-
 // DispatchListen listens on walhook_deliveries (new or resynced deliveries) and walhook_webhooks
-// (webhook changes) on a connection taken from the pool until Close.
+// (webhook changes) on a connection of its own (see Listener). Close it.
 func (s *Store) DispatchListen(ctx context.Context) (*Listener, error) {
-	pool := s.Pool()
-	if pool == nil {
-		return nil, fmt.Errorf("listen: the store is not over a pool")
-	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("acquire listen connection: %w", err)
-	}
-	q := dbsqlc.New(conn)
-	if err := q.DispatchListen(ctx); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("listen: %w", mapErr(err))
-	}
-	if err := q.DispatchListenWebhooks(ctx); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("listen: %w", mapErr(err))
-	}
-	return &Listener{conn: conn}, nil
-}
-
-// Wait returns the channel of the next notification.
-func (l *Listener) Wait(ctx context.Context) (string, error) {
-	n, err := l.conn.Conn().WaitForNotification(ctx)
-	if err != nil {
-		return "", err
-	}
-	return n.Channel, nil
-}
-
-// Close closes the connection (a connection with LISTENs is not given back to the pool).
-func (l *Listener) Close(ctx context.Context) {
-	_ = l.conn.Conn().Close(ctx)
-	l.conn.Release()
+	return s.listen(ctx, "listen for deliveries", (*dbsqlc.Queries).DispatchListen, (*dbsqlc.Queries).DispatchListenWebhooks)
 }
 
 // Enqueue stores an event (or finds it by source key) and a pending delivery of it for each

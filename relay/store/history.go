@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -354,11 +357,63 @@ func (s *Store) HistoryResyncFailed(ctx context.Context, companyID string, webho
 	return n, err
 }
 
-// EventLatestPayload returns the envelope of a company's newest event of a type (ErrNotFound when
-// there is none), for test sends.
-func (s *Store) EventLatestPayload(ctx context.Context, companyID, eventKey string) (json.RawMessage, error) {
-	p, err := s.q.EventLatestPayload(ctx, dbsqlc.EventLatestPayloadParams{CompanyID: companyID, EventKey: eventKey})
-	return p, mapErr(err)
+// TestPayloadSource says which envelope a test send of an event type carries (TestPayload).
+type TestPayloadSource string
+
+// Test payload sources: the values of the API's payload parameter.
+const (
+	// TestPayloadAuto: the latest event when the company has one of the type, else the sample.
+	TestPayloadAuto TestPayloadSource = ""
+	// TestPayloadLatest: the company's newest event of the type; ErrNoEvent when there is none.
+	TestPayloadLatest TestPayloadSource = "latest"
+	// TestPayloadSample: the catalog's sample of the type in an envelope.
+	TestPayloadSample TestPayloadSource = "sample"
+)
+
+// Valid reports whether src is one of the test payload sources.
+func (src TestPayloadSource) Valid() bool {
+	return src == TestPayloadAuto || src == TestPayloadLatest || src == TestPayloadSample
+}
+
+// ErrNoEvent: TestPayload with TestPayloadLatest, and no event of the type has been captured for
+// the company.
+var ErrNoEvent = errors.New("no event of the type captured for the company yet")
+
+// TestPayload returns the envelope a test send of an event type carries for a company, from src:
+// the company's newest captured event of the type (as it was sent), or the catalog's sample
+// (data {} when the type has none) in an envelope of its own, with a random id "evt_test_…" that
+// no captured event has, occurring now. The admin API's test sends use it.
+func (s *Store) TestPayload(ctx context.Context, companyID, eventKey string, src TestPayloadSource) (json.RawMessage, error) {
+	if !src.Valid() {
+		return nil, fmt.Errorf("%w: test payload source %q", ErrInvalid, src)
+	}
+	if src != TestPayloadSample {
+		p, err := s.q.EventLatestPayload(ctx, dbsqlc.EventLatestPayloadParams{CompanyID: companyID, EventKey: eventKey})
+		switch err = mapErr(err); {
+		case err == nil:
+			return p, nil
+		case !errors.Is(err, ErrNotFound):
+			return nil, fmt.Errorf("look up latest event: %w", err)
+		case src == TestPayloadLatest:
+			return nil, ErrNoEvent
+		}
+	}
+	et, err := s.EventTypeGet(ctx, eventKey)
+	if err != nil {
+		return nil, fmt.Errorf("look up event type: %w", err)
+	}
+	data := et.Sample
+	if len(data) == 0 {
+		data = json.RawMessage(`{}`)
+	}
+	p, err := json.Marshal(webhook.Envelope{
+		ID: "evt_test_" + strings.ToLower(rand.Text()[:16]), Type: eventKey, CompanyID: companyID,
+		OccurredAt: time.Now().UTC(), Data: data,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode sample envelope: %w", err)
+	}
+	return p, nil
 }
 
 // ReplayMode is what a replay of a window sends again.

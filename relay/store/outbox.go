@@ -3,11 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
 )
@@ -47,39 +43,8 @@ func (s *Store) OutboxDelete(ctx context.Context, ids []int64) ([]int64, error) 
 	return gone, mapErr(err)
 }
 
-// OutboxListener holds a dedicated connection that LISTENs on walhook_outbox, the channel the
-// outbox's insert trigger notifies.
-type OutboxListener struct {
-	conn *pgxpool.Conn
-}
-
-// OutboxListen acquires a connection from the pool and LISTENs on walhook_outbox. Close it.
-func (s *Store) OutboxListen(ctx context.Context) (*OutboxListener, error) {
-	pool := s.Pool()
-	if pool == nil {
-		return nil, errors.New("listen for outbox rows: the store is not over a pool")
-	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("listen for outbox rows: %w", err)
-	}
-	if err := dbsqlc.New(conn).CaptureListenOutbox(ctx); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("listen for outbox rows: %w", mapErr(err))
-	}
-	return &OutboxListener{conn: conn}, nil
-}
-
-// Wait blocks until a notification arrives or ctx ends (give ctx a deadline: the poll interval).
-func (l *OutboxListener) Wait(ctx context.Context) error {
-	_, err := l.conn.Conn().WaitForNotification(ctx)
-	return err
-}
-
-// Close closes the listener's connection (it is not returned to the pool still listening).
-func (l *OutboxListener) Close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = l.conn.Conn().Close(ctx)
-	l.conn.Release()
+// OutboxListen LISTENs on walhook_outbox, the channel the outbox's insert trigger notifies, on a
+// connection of its own (see Listener). Close it.
+func (s *Store) OutboxListen(ctx context.Context) (*Listener, error) {
+	return s.listen(ctx, "listen for outbox rows", (*dbsqlc.Queries).CaptureListenOutbox)
 }

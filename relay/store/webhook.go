@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/walhook/walhook/relay/crypt"
+	"github.com/walhook/walhook/relay/signature"
 	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -116,7 +116,7 @@ func (s *Store) WebhookCreate(ctx context.Context, w webhook.Webhook, actor *int
 		return webhook.Webhook{}, fmt.Errorf("encode params: %w", err)
 	}
 	if w.Secret == "" {
-		w.Secret = crypt.NewSigningSecret()
+		w.Secret = signature.NewSecret()
 	}
 	r, err := s.q.WebhookCreate(ctx, dbsqlc.WebhookCreateParams{
 		ID: id, CompanyID: w.CompanyID, Name: w.Name, Url: w.URL, Method: string(w.Method), EventKeys: w.EventKeys,
@@ -198,27 +198,6 @@ func (s *Store) WebhookDelete(ctx context.Context, companyID string, id int64) e
 		return ErrNotFound
 	}
 	return mapErr(s.q.WebhooksChangedNotify(ctx))
-}
-
-// ActiveSubscription is one row of the relay's fan-out index.
-type ActiveSubscription struct {
-	WebhookID int64
-	CompanyID string
-	EventKey  string
-}
-
-// WebhookListActive lists every active webhook's (company, event) pairs for the fan-out index,
-// one per trigger event of the webhook.
-func (s *Store) WebhookListActive(ctx context.Context) ([]ActiveSubscription, error) {
-	rows, err := s.q.WebhookListActive(ctx)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	out := make([]ActiveSubscription, len(rows))
-	for i, r := range rows {
-		out[i] = ActiveSubscription{WebhookID: r.ID, CompanyID: r.CompanyID, EventKey: r.EventKey}
-	}
-	return out, nil
 }
 
 func nonNilParams(ps []webhook.Param) []webhook.Param {
@@ -364,7 +343,7 @@ func (s *Store) WebhookRotateSecret(ctx context.Context, companyID string, id in
 	exp := time.Now().Add(overlap)
 	r, err := s.q.WebhookRotateSecret(ctx, dbsqlc.WebhookRotateSecretParams{
 		PreviousSecretEnc: s.keys.SealString(cur.Secret, colPrevSecret().bind(companyID, id)),
-		PreviousExpiresAt: &exp, SigningSecretEnc: s.keys.Seal([]byte(crypt.NewSigningSecret()), colSigningSecret().bind(companyID, id)),
+		PreviousExpiresAt: &exp, SigningSecretEnc: s.keys.Seal([]byte(signature.NewSecret()), colSigningSecret().bind(companyID, id)),
 		UpdatedBy: actor, CompanyID: companyID, ID: id,
 	})
 	if err != nil {

@@ -172,12 +172,35 @@ func ValidateURL(e *ValidationError, field, raw string, r Rules) {
 // tokenRE is an RFC 9110 token (a valid header field name).
 var tokenRE = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
 
-// reservedHeaders are set by walhook and cannot be overridden.
-var reservedHeaders = map[string]bool{"host": true, "content-length": true, "transfer-encoding": true}
+// reservedHeaders are the headers walhook or its HTTP client writes, lower-case, which a webhook
+// cannot set: the message framing (Host, Content-Length, Transfer-Encoding, Trailer: Go's client
+// writes them from the request itself and drops a header of that name), the connection-specific
+// headers (RFC 9110 §7.6.1; HTTP/2 refuses a request carrying them), and what the sender writes
+// on every request (Content-Type, User-Agent; the webhook-* signature headers by prefix).
+var reservedHeaders = map[string]bool{
+	"host": true, "content-length": true, "transfer-encoding": true, "trailer": true,
+	"connection": true, "keep-alive": true, "proxy-connection": true, "te": true, "upgrade": true,
+	"content-type": true, "user-agent": true,
+}
 
-// ValidateHeaders checks custom headers: at most 50, names are RFC 9110 tokens and unique, values
-// have no CR, LF or NUL, and Host, Content-Length, Transfer-Encoding and webhook-* are walhook's.
-// withOAuth forbids Authorization, which the credential sets.
+// ReservedHeader says why a webhook may not send a custom header named name ("" when it may):
+// walhook sets it (reservedHeaders and webhook-*), or, withOAuth, the credential sets
+// Authorization. The API refuses such a header (ValidateHeaders) and the sender leaves it out, so
+// what is saved is what is sent.
+func ReservedHeader(name string, withOAuth bool) string {
+	lk := strings.ToLower(name)
+	switch {
+	case reservedHeaders[lk] || strings.HasPrefix(lk, "webhook-"):
+		return "is set by walhook and cannot be overridden"
+	case withOAuth && lk == "authorization":
+		return "is set by the OAuth credential"
+	}
+	return ""
+}
+
+// ValidateHeaders checks custom headers: at most 50, names are RFC 9110 tokens and unique and
+// not reserved (ReservedHeader: walhook's, or with withOAuth Authorization, which the credential
+// sets), values have no CR, LF or NUL.
 func ValidateHeaders(e *ValidationError, hs []Header, withOAuth bool) {
 	if len(hs) > MaxHeaders {
 		e.Add("headers", "must have at most %d headers", MaxHeaders)
@@ -192,10 +215,8 @@ func ValidateHeaders(e *ValidationError, hs []Header, withOAuth bool) {
 			e.Add(kf, "is required")
 		case len(h.Key) > 200 || !tokenRE.MatchString(h.Key):
 			e.Add(kf, "must be a valid header name (letters, digits and !#$%%&'*+-.^_`|~)")
-		case reservedHeaders[lk] || strings.HasPrefix(lk, "webhook-"):
-			e.Add(kf, "%s is set by walhook and cannot be overridden", h.Key)
-		case withOAuth && lk == "authorization":
-			e.Add(kf, "Authorization is set by the OAuth credential")
+		case ReservedHeader(h.Key, withOAuth) != "":
+			e.Add(kf, "%s %s", h.Key, ReservedHeader(h.Key, withOAuth))
 		case seen[lk]:
 			e.Add(kf, "duplicate header %s", h.Key)
 		}
@@ -210,9 +231,6 @@ func ValidateHeaders(e *ValidationError, hs []Header, withOAuth bool) {
 		}
 	}
 }
-
-// EnvelopeFields are the top-level fields of the event envelope, where every parameter path starts.
-var EnvelopeFields = []string{"id", "type", "company_id", "occurred_at", "data", "previous"}
 
 var segmentRE = regexp.MustCompile(`^[A-Za-z0-9_\-]+$`)
 

@@ -1,12 +1,16 @@
 package webhook
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/relay/netguard"
 )
 
 func valid() Webhook {
@@ -124,5 +128,55 @@ func TestValidateURLLiteralAddresses(t *testing.T) {
 		} else {
 			require.Contains(t, fields(e.Err()), "url", host)
 		}
+	}
+}
+
+// The SSRF policy has one home, relay/netguard: a URL naming a literal address is refused at save
+// time exactly when the relay would refuse to dial that address. Tricky forms, each with its
+// verdict written out by hand; at dial time the refused ones are really dialled through the guard
+// (so the address is the one the socket connects to, as Go presents it: an IPv4-mapped address
+// is dialled as IPv4).
+func TestSaveAndDialAgree(t *testing.T) {
+	t.Parallel()
+	g := netguard.New(nil)
+	for host, public := range map[string]bool{
+		// IPv4-mapped IPv6: judged by the IPv4 address.
+		"[::ffff:8.8.8.8]": true, "[::ffff:127.0.0.1]": false, "[::ffff:10.1.2.3]": false,
+		"[::ffff:169.254.169.254]": false, "[::ffff:100.64.0.1]": false,
+		// 6to4 (2002:AABB:CCDD::): judged as itself and by the IPv4 address in it.
+		"[2002:808:808::1]": true, "[2002:a00:1::1]": false, "[2002:c0a8:101::1]": false, "[2002:7f00:1::1]": false,
+		// NAT64: well-known by the IPv4 address; local-use always refused.
+		"[64:ff9b::808:808]": true, "[64:ff9b::a00:1]": false, "[64:ff9b::7f00:1]": false, "[64:ff9b:1::808:808]": false,
+		// CGNAT 100.64/10, and just outside it.
+		"100.64.0.1": false, "100.127.255.254": false, "100.63.255.255": true, "100.128.0.1": true,
+		// "This network" 0.0.0.0/8.
+		"0.0.0.0": false, "0.1.2.3": false,
+		// Benchmarking 198.18/15 (and 2001:2::/48), and just outside it.
+		"198.18.0.1": false, "198.19.255.254": false, "198.17.255.255": true, "198.20.0.1": true, "[2001:2::1]": false,
+		// Multicast.
+		"224.0.0.1": false, "239.255.255.250": false, "[ff02::1]": false, "[ff0e::1]": false,
+		// Link-local, metadata included.
+		"169.254.1.1": false, "169.254.169.254": false, "[fe80::1]": false,
+		// Documentation.
+		"192.0.2.1": false, "198.51.100.7": false, "203.0.113.9": false, "[2001:db8::1]": false, "[3fff::1]": false,
+		// Public.
+		"1.1.1.1": true, "[2606:4700::1111]": true,
+	} {
+		e := &ValidationError{}
+		ValidateURL(e, "url", "https://"+host+"/in", Rules{})
+		require.Equal(t, public, e.Err() == nil, "%s at save time: %v", host, e.Err())
+
+		addr := host + ":443"
+		if public {
+			require.NoError(t, g.Control("tcp", addr, nil), "%s at dial time", host)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		c, err := g.Dialer(10*time.Second).DialContext(ctx, "tcp", addr)
+		cancel()
+		if c != nil {
+			_ = c.Close()
+		}
+		require.True(t, netguard.IsBlocked(err), "%s at dial time: %v", host, err)
 	}
 }

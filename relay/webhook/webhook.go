@@ -1,6 +1,7 @@
 // Package webhook holds walhook's domain types: webhooks, OAuth credentials, trigger events,
-// events, deliveries and attempts, with their states. It is the leaf every other package
-// depends on and depends on nothing of walhook's.
+// events and their envelope, deliveries and attempts, with their states, and the validation of
+// what users set. Every other package depends on it; it depends only on relay/netguard, the SSRF
+// policy its validation of URLs applies.
 package webhook
 
 import (
@@ -176,16 +177,6 @@ type EventType struct {
 	Columns      []string // an UPDATE fires only when one of these changed (empty: any)
 	Sample       json.RawMessage
 	RetiredAt    *time.Time
-}
-
-// Envelope is the body of a raw-data webhook, one contract for every source.
-type Envelope struct {
-	ID         string          `json:"id"`
-	Type       string          `json:"type"`
-	CompanyID  string          `json:"company_id"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	Data       json.RawMessage `json:"data"`
-	Previous   json.RawMessage `json:"previous,omitempty"`
 }
 
 // Event is a captured trigger event.

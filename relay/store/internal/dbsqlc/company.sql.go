@@ -47,35 +47,6 @@ func (q *Queries) CompanyGet(ctx context.Context, id string) (WalhookCompany, er
 	return i, err
 }
 
-const companyList = `-- name: CompanyList :many
-SELECT id, name, created_at, disabled_at FROM walhook.company ORDER BY id
-`
-
-func (q *Queries) CompanyList(ctx context.Context) ([]WalhookCompany, error) {
-	rows, err := q.db.Query(ctx, companyList)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []WalhookCompany{}
-	for rows.Next() {
-		var i WalhookCompany
-		if err := rows.Scan(
-			&i.ID,
-			&i.Name,
-			&i.CreatedAt,
-			&i.DisabledAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const companyListAfter = `-- name: CompanyListAfter :many
 SELECT id, name, created_at, disabled_at FROM walhook.company WHERE id > $1::text ORDER BY id LIMIT $2
 `

@@ -291,40 +291,6 @@ func (q *Queries) WebhookList(ctx context.Context, arg WebhookListParams) ([]Wal
 	return items, nil
 }
 
-const webhookListActive = `-- name: WebhookListActive :many
-SELECT w.id, w.company_id, k.event_key::text AS event_key
-FROM walhook.webhook w, unnest(w.event_keys) WITH ORDINALITY AS k(event_key, n)
-WHERE w.active ORDER BY w.id, k.n
-`
-
-type WebhookListActiveRow struct {
-	ID        int64
-	CompanyID string
-	EventKey  string
-}
-
-// WebhookListActive feeds the relay's in-memory fan-out index: one row per active webhook and
-// trigger event.
-func (q *Queries) WebhookListActive(ctx context.Context) ([]WebhookListActiveRow, error) {
-	rows, err := q.db.Query(ctx, webhookListActive)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []WebhookListActiveRow{}
-	for rows.Next() {
-		var i WebhookListActiveRow
-		if err := rows.Scan(&i.ID, &i.CompanyID, &i.EventKey); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const webhookListByLastSent = `-- name: WebhookListByLastSent :many
 SELECT w.id, w.company_id, w.name, w.url, w.method, w.oauth_id, w.headers, w.secret_headers_enc, w.raw_data, w.params, w.active, w.signing_secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.last_sent_at, w.last_status, w.failing_since, w.disabled_reason, w.disabled_at, w.created_by, w.updated_by, w.created_at, w.updated_at, w.rate_limit, w.event_keys,
        coalesce(c.triggered, 0)::bigint AS triggered,
@@ -815,8 +781,8 @@ const webhooksChangedNotify = `-- name: WebhooksChangedNotify :exec
 SELECT pg_notify('walhook_webhooks', '')
 `
 
-// WebhooksChangedNotify tells every relay replica to refresh its fan-out index; it is sent when
-// the surrounding transaction commits.
+// WebhooksChangedNotify tells every relay replica to drop its cached webhook configuration; it
+// is sent when the surrounding transaction commits.
 func (q *Queries) WebhooksChangedNotify(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, webhooksChangedNotify)
 	return err

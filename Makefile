@@ -139,3 +139,11 @@ bench: ## run the benchmark (every scenario, several minutes; results in bench-r
 .PHONY: bench-quick
 bench-quick: ## run every benchmark scenario small (about a minute)
 	$(GO) run ./cmd/walhook bench --quick
+
+.PHONY: bench-two
+bench-two: ## run every benchmark scenario with walhook's own database in a second cluster (issue 17)
+	$(GO) run ./cmd/walhook bench --two-databases
+
+.PHONY: bench-impact
+bench-impact: ## application impact at full size in both deployments, their runs alternated (a few minutes)
+	$(GO) run ./cmd/walhook bench --modes both --only application-impact

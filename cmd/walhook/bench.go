@@ -34,6 +34,7 @@ func benchSynopsis() string {
 		line += " " + name
 	}
 	b.WriteString(line)
+	b.WriteString("\nWith --two-databases (or --modes two|both) walhook's database is in a second private cluster.")
 	return b.String()
 }
 
@@ -44,16 +45,32 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		return bench.RunChild(ctx)
 	}
 	var cfg bench.Config
-	var out, only, cpuprofile string
+	var out, only, cpuprofile, modes string
+	var two bool
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.BoolVar(&cfg.Quick, "quick", false, "run every scenario small (about a minute in total)")
-	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL (wal_level=logical) to use instead of a private cluster; a database walhook_bench is created and dropped in it")
+	fs.BoolVar(&two, "two-databases", false, "run every scenario with walhook's own database in a second private cluster, the application's database only the capture's source (same as --modes two)")
+	fs.StringVar(&modes, "modes", "", "the deployments to run in: one (walhook in the application's database; the default), two (as --two-databases) or both (each scenario in each; application-impact alternates between them)")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL (wal_level=logical) to use instead of private clusters; the bench's databases (walhook_bench, walhook_bench_own) are created and dropped in it")
+	fs.StringVar(&cfg.SourceDatabaseURL, "source-database-url", "", "with --database-url and two databases: the application's server (walhook_bench_app is created in it; default: the --database-url server)")
 	fs.StringVar(&cfg.Dir, "dir", "", "where the private PostgreSQL cluster lives (default: a temporary directory, removed)")
 	fs.StringVar(&out, "out", "", "write the results as JSON to this file (default bench-results/<time>.json)")
 	fs.StringVar(&only, "only", "", "run only these scenarios, comma-separated (e.g. throughput-cdc,latency/100)")
 	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (receiver, load and relay) to this file")
 	if err := parseFlagsOnly(fs, args, benchSynopsis()); err != nil {
 		return err
+	}
+	switch {
+	case two && modes != "" && modes != "two":
+		return errors.New("--two-databases and --modes " + modes + " disagree")
+	case two:
+		cfg.Modes = []bench.Mode{bench.ModeTwo}
+	case modes != "":
+		m, err := bench.ParseModes(modes)
+		if err != nil {
+			return err
+		}
+		cfg.Modes = m
 	}
 	if only != "" {
 		cfg.Only = strings.Split(only, ",")

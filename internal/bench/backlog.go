@@ -27,7 +27,10 @@ const ChildEnv = "WALHOOK_BENCH_RELAY_CHILD"
 
 type childConfig struct {
 	DatabaseURL string `json:"database_url"`
-	Keys        string `json:"keys"`
+	// SourceURL is the application's database in ModeTwo (empty: DatabaseURL is both).
+	SourceURL string `json:"source_url,omitempty"`
+	Slot      string `json:"slot"`
+	Keys      string `json:"keys"`
 }
 
 // RunChild runs the relay of the backlog scenario in this process until ctx is cancelled, with
@@ -41,19 +44,27 @@ func RunChild(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("parse keys: %w", err)
 	}
-	pool, err := openPool(ctx, cc.DatabaseURL, 20)
+	pool, err := openPool(ctx, cc.DatabaseURL, 20, appNameRelay)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 	st := store.New(pool, keys)
+	var src *store.Store
+	if cc.SourceURL != "" {
+		spool, err := openPool(ctx, cc.SourceURL, 4, appNameRelay)
+		if err != nil {
+			return err
+		}
+		defer spool.Close()
+		src = store.New(spool, keys)
+	}
 	cat, err := catalog.FromStore(ctx, st)
 	if err != nil {
 		return fmt.Errorf("load catalog: %w", err)
 	}
-	e := &env{cat: cat}
 	log := zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Str("process", "bench-child").Logger()
-	rl, err := relay.New(e.relayConfig("bench-child"), st, log, prometheus.NewRegistry())
+	rl, err := relay.New(relayConfig("bench-child", cat, cc.Slot, src), st, log, prometheus.NewRegistry())
 	if err != nil {
 		return fmt.Errorf("build relay: %w", err)
 	}
@@ -72,11 +83,8 @@ func (e *env) backlog(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if e.stopRelay != nil {
-		if err := e.stopRelay(); err != nil {
-			return Result{}, err
-		}
-		e.stopRelay = nil
+	if err := e.stop(); err != nil {
+		return Result{}, err
 	}
 	defer func() {
 		if e.stopRelay == nil {
@@ -85,7 +93,7 @@ func (e *env) backlog(ctx context.Context) (Result, error) {
 	}()
 	n := e.sizes.backlogEvents
 	want := n * len(ids)
-	if _, err := e.app.Exec(ctx, `
+	if _, err := e.hist.Exec(ctx, `
 		INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
 		SELECT 'bench:backlog:' || g, $1, 'item.created',
 		       jsonb_build_object('id', 'evt_b' || g, 'type', 'item.created', 'company_id', $1::text, 'occurred_at', now(),
@@ -93,7 +101,7 @@ func (e *env) backlog(ctx context.Context) (Result, error) {
 		FROM generate_series(1, $3::int) g`, company, body, n); err != nil {
 		return Result{}, fmt.Errorf("seed events: %w", err)
 	}
-	if _, err := e.app.Exec(ctx, `
+	if _, err := e.hist.Exec(ctx, `
 		INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key)
 		SELECT $1, w.id, ev.id, ev.event_key
 		FROM walhook.event ev CROSS JOIN unnest($2::bigint[]) AS w(id)
@@ -101,7 +109,7 @@ func (e *env) backlog(ctx context.Context) (Result, error) {
 		ORDER BY ev.id, w.id`, company, ids); err != nil {
 		return Result{}, fmt.Errorf("seed deliveries: %w", err)
 	}
-	if _, err := e.app.Exec(ctx, `VACUUM ANALYZE walhook.delivery`); err != nil {
+	if _, err := e.hist.Exec(ctx, `VACUUM ANALYZE walhook.delivery`); err != nil {
 		return Result{}, fmt.Errorf("vacuum: %w", err)
 	}
 	// WAL and database time per delivery count the drain, not the seeding.
@@ -117,11 +125,7 @@ func (e *env) backlog(ctx context.Context) (Result, error) {
 		stop, err = e.startChild(ctx)
 	} else {
 		err = e.startRelay(ctx)
-		stop = func() (int, error) {
-			err := e.stopRelay()
-			e.stopRelay = nil
-			return 0, err
-		}
+		stop = func() (int, error) { return 0, e.stop() }
 	}
 	if err != nil {
 		return Result{}, err
@@ -151,7 +155,11 @@ func (e *env) backlog(ctx context.Context) (Result, error) {
 
 // startChild starts the child relay; the returned stop ends it and returns its peak RSS in KiB.
 func (e *env) startChild(ctx context.Context) (func() (int, error), error) {
-	cfg, err := json.Marshal(childConfig{DatabaseURL: e.url, Keys: e.keys})
+	cc := childConfig{DatabaseURL: e.url, Slot: e.slot, Keys: e.keys}
+	if e.src != nil {
+		cc.SourceURL = e.srcURL
+	}
+	cfg, err := json.Marshal(cc)
 	if err != nil {
 		return nil, fmt.Errorf("encode child config: %w", err)
 	}

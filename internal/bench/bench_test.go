@@ -57,3 +57,74 @@ func TestQuick(t *testing.T) {
 	}
 	require.False(t, rep.Failed())
 }
+
+// TestQuickTwoDatabases runs `walhook bench --quick --two-databases`: every scenario with
+// walhook's own database in a second cluster. Besides delivering and recording everything, the
+// figures must come from the right cluster: walhook's fan-out (CaptureCommit) and sending
+// (DispatchRecord) run in its own database, never in the application's.
+func TestQuickTwoDatabases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the quick benchmark takes about a minute")
+	}
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, bench.Config{Quick: true, Modes: []bench.Mode{bench.ModeTwo}, Exe: exe, ExeArgs: []string{"-test.run=^$"}})
+	require.NoError(t, err)
+	require.Equal(t, []bench.Mode{bench.ModeTwo}, rep.Modes)
+	require.Len(t, rep.Results, 14)
+	for _, r := range rep.Results {
+		require.Empty(t, r.Failures, "scenario %s", r.Scenario)
+		require.Equal(t, r.Expected, r.Recorded, "scenario %s", r.Scenario)
+		if r.Expected == 0 {
+			require.Empty(t, r.Mode, "scenario %s", r.Scenario) // ceiling: no database
+			continue
+		}
+		require.Equal(t, bench.ModeTwo, r.Mode, "scenario %s", r.Scenario)
+		require.NotNil(t, r.WALPerDelivery, "scenario %s", r.Scenario)
+		require.Positive(t, *r.WALPerDelivery, "scenario %s", r.Scenario)
+		require.NotNil(t, r.WalhookCluster, "scenario %s", r.Scenario)
+		require.Positive(t, r.WalhookCluster.WALPerDelivery, "scenario %s", r.Scenario)
+		require.Contains(t, r.WalhookCluster.Statements, "DispatchRecord", "scenario %s", r.Scenario)
+		require.NotContains(t, r.Statements, "DispatchRecord", "scenario %s", r.Scenario)
+		require.NotContains(t, r.Statements, "CaptureCommit", "scenario %s", r.Scenario)
+		if r.Scenario != "backlog" { // seeded: nothing captured
+			require.Contains(t, r.WalhookCluster.Statements, "CaptureCommit", "scenario %s", r.Scenario)
+		}
+	}
+	require.False(t, rep.Failed())
+}
+
+// TestModesBoth runs application-impact (and the outbox, whose rows are deleted in the
+// application's database in one mode and walhook's in the other) in both modes in one run: one
+// result per mode, the two-database one compared with the one-database one.
+func TestModesBoth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two clusters and runs the relay in both deployments")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, bench.Config{Quick: true, Modes: []bench.Mode{bench.ModeOne, bench.ModeTwo},
+		Only: []string{"throughput-outbox/table", "application-impact"}})
+	require.NoError(t, err)
+	require.False(t, rep.Failed())
+	var got []string
+	for _, r := range rep.Results {
+		require.Equal(t, r.Expected, r.Recorded, "scenario %s (%s)", r.Scenario, r.Mode)
+		require.Positive(t, r.Expected, "scenario %s (%s)", r.Scenario, r.Mode)
+		got = append(got, r.Scenario+" "+string(r.Mode))
+		if r.Scenario == "application-impact" {
+			require.Equal(t, 3.0, r.Figures["rounds"])
+			require.Contains(t, r.Figures, "decoding_only_ratio")
+			require.Equal(t, 3*1500, r.Expected) // three runs with the relay, 1,500 rows each
+		}
+	}
+	require.Equal(t, []string{
+		"throughput-outbox/table one-database", "throughput-outbox/table two-databases",
+		"application-impact one-database", "application-impact two-databases",
+	}, got)
+	require.Contains(t, rep.Results[3].Figures, "vs_one_database")
+	require.Nil(t, rep.Results[2].WalhookCluster)
+	require.NotNil(t, rep.Results[3].WalhookCluster)
+}

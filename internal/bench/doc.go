@@ -4,8 +4,8 @@
 // webhooks, the cost to the application's own commit rate, a large transaction's first delivery,
 // and one company's share of the relay while another's endpoints hang — against the real relay (relay.New + Run) and a real PostgreSQL.
 //
-// One run: start a private PostgreSQL cluster with pgcluster (or use a given URL), create a fresh
-// database, migrate it, create the application's table (bench_item, ~1 KiB rows) and the catalog
+// One run: start a private PostgreSQL cluster with pgcluster (or use a given URL; two in
+// ModeTwo), create a fresh database, migrate it, create the application's table (bench_item, ~1 KiB rows) and the catalog
 // (item.created from the table, item.emitted from the outbox / walhook.emit), start a loopback
 // receiver (HTTP/1.1 keep-alive; it records each request's arrival time and webhook-id and counts
 // each webhook-id once), then run the scenarios in order. Each scenario uses a company of its own,
@@ -21,7 +21,23 @@
 // Every scenario also reports what it cost the database per delivery: the cluster's WAL
 // (pg_current_wal_lsn() before and after), and, with pg_stat_statements (preloaded in the private
 // cluster), the execution time and WAL of walhook's statements (sqlc queries, recognised by their
-// "-- name:" comment) and of the application's load statements.
+// "-- name:" comment) and of the application's load statements; and the CPU time of the
+// cluster's processes by what they do (cpu.go) and of this process.
+//
+// # Deployments
+//
+// A run is in one or both of two modes (Config.Modes). ModeOne keeps walhook's tables in the
+// application's database. ModeTwo (issue 17) starts a second private cluster for walhook's own
+// database and runs capture with the application's database as its source (capture.Config.Source):
+// the application's load, the slot, walhook.emit and the outbox are there; queue, history and
+// configuration in walhook's. Each deployment is a deployment value (pools, stores, slot,
+// relay); env embeds the current one, so a scenario is written once. Figures of the two clusters
+// are read apart: Result's WAL, statement and "app:" CPU fields are the application's cluster's,
+// WalhookCluster and "own:" CPU walhook's. One relay runs at a time.
+//
+// application-impact (impact.go) alternates runs without the relay, with a decoding-only reader
+// (decodeonly.go) and with the relay, in rounds, and reports medians: one run pair on a shared
+// machine is noise.
 //
 // The backlog scenario runs the relay in a child process (this executable again, with
 // ChildEnv set) so its peak RSS (VmHWM) is the relay's alone.

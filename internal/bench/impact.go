@@ -3,82 +3,245 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"time"
 )
 
-// applicationImpact is the cost a user pays on the primary: the single-row load (as single-row)
-// once with no relay running, then with walhook capturing and delivering it; the figure is the
-// ratio of the application's commit rates. The WAL and database time are those of the second run.
-func (e *env) applicationImpact(ctx context.Context) (Result, error) {
-	n := e.sizes.singleRows
-	bare := companyID("impact-bare")
-	if _, err := e.setupCompany(ctx, bare, "item.created", nil); err != nil {
-		return Result{}, err
+// applicationImpact is the cost a user pays on the primary: the application's single-row commit
+// rate (the single-row load: singleRows rows from 8 connections) with walhook capturing and
+// delivering it ÷ the same load with no relay running (the slot exists, nothing reads it), in
+// each deployment.
+//
+// One pair of runs is at the mercy of a shared machine: another process's burst during one run
+// moves a ratio by tens of percent. So the scenario runs impactRounds rounds per deployment and
+// alternates: a round is three runs — without the relay, with a decoding-only reader in its
+// place (decodeonly.go: what any logical-replication consumer costs the primary), with the
+// relay — in that order in even rounds and the reverse in odd ones, and with both modes the
+// deployments' rounds interleave (round r starts with deployment r mod 2), so a drift of the
+// machine's load falls on every side and on both modes. The figure is the median of the rounds'
+// ratios, with ÷ without (a round's runs are next to each other in time); decoding_only_ratio is
+// the median of decoding-only ÷ without; commit_rate_* are the medians of the runs, ratio_min
+// and ratio_max the spread. With both modes, two-databases' result also has vs_one_database: its
+// median ratio ÷ one-database's, measured in the same minutes. WAL, database time and CPU per
+// delivery are those of the runs with the relay (each from its first commit until its
+// deliveries are recorded); CPUWithout is the CPU of the runs without it.
+func (e *env) applicationImpact(ctx context.Context) ([]Result, error) {
+	rounds := e.sizes.impactRounds
+	type tally struct {
+		without, with, ratios    []float64
+		decoding, decodingRatios []float64
+		latencies                []time.Duration
+		res                      Result
+		// cpuWithout, cpuDecoding: µs by category, summed over the runs without the relay
+		cpuWithout, cpuDecoding map[string]float64
 	}
-	if e.stopRelay != nil {
-		if err := e.stopRelay(); err != nil {
-			return Result{}, err
+	ts := make([]*tally, len(e.deps))
+	for i, d := range e.deps {
+		ts[i] = &tally{cpuWithout: map[string]float64{}, cpuDecoding: map[string]float64{}}
+		// The relay has run once: its slot and publication (which the decoding-only reader
+		// reads) exist.
+		if err := e.use(ctx, d); err != nil {
+			return nil, err
 		}
-		e.stopRelay = nil
+		if _, err := e.setupCompany(ctx, companyID("impact-bare"), "item.created", nil); err != nil {
+			return nil, err
+		}
+		if err := e.markStats(ctx); err != nil {
+			return nil, err
+		}
 	}
-	defer func() {
-		if e.stopRelay == nil {
-			_ = e.startRelay(ctx)
+	for r := range rounds {
+		for k := range e.deps {
+			i := (k + r) % len(e.deps)
+			d, t := e.deps[i], ts[i]
+			arms := []arm{armWithout, armDecoding, armRelay}
+			if r%2 == 1 {
+				slices.Reverse(arms)
+			}
+			var rate [3]float64
+			for _, a := range arms {
+				var err error
+				switch a {
+				case armRelay:
+					rate[a], err = e.impactWith(ctx, d, r, &t.res, &t.latencies)
+				case armDecoding:
+					rate[a], err = e.impactAlone(ctx, d, true, t.cpuDecoding)
+				default:
+					rate[a], err = e.impactAlone(ctx, d, false, t.cpuWithout)
+				}
+				if err != nil {
+					return nil, err
+				}
+			}
+			t.without, t.with, t.decoding = append(t.without, rate[armWithout]), append(t.with, rate[armRelay]), append(t.decoding, rate[armDecoding])
+			t.ratios = append(t.ratios, rate[armRelay]/rate[armWithout])
+			t.decodingRatios = append(t.decodingRatios, rate[armDecoding]/rate[armWithout])
 		}
-	}()
-	c0, err := e.loadSingle(ctx, bare, n, 8, 0)
+	}
+	out := make([]Result, 0, len(e.deps))
+	for i, d := range e.deps {
+		t := ts[i]
+		res := t.res
+		res.Scenario, res.Mode = "application-impact", d.mode
+		res.Figure, res.Unit = median(t.ratios), fmt.Sprintf("× (with/without relay, median of %d alternated rounds)", rounds)
+		res.Figures = map[string]float64{
+			"commit_rate_without": median(t.without), "commit_rate_with": median(t.with),
+			"ratio_min": slices.Min(t.ratios), "ratio_max": slices.Max(t.ratios), "rounds": float64(rounds),
+			"commit_rate_decoding_only": median(t.decoding), "decoding_only_ratio": median(t.decodingRatios),
+			"p50_ms": pct(t.latencies, 50), "p99_ms": pct(t.latencies, 99),
+		}
+		met := res.Figure >= 0.9
+		res.Target = "≥ 0.9"
+		if d.mode == ModeTwo {
+			met, res.Target = res.Figure >= 0.97, "≥ 0.97"
+		}
+		res.Met = &met
+		e.deployment = d
+		if err := e.addDBFigures(ctx, &res); err != nil {
+			res.Failures = append(res.Failures, err.Error())
+		}
+		rows := float64(rounds * e.sizes.singleRows)
+		res.CPUWithout, res.CPUDecoding = perRow(t.cpuWithout, rows), perRow(t.cpuDecoding, rows)
+		// What the table shows of the CPU: the application's backends per row without and
+		// with the relay, and the walsender's decoding per row with the relay and alone.
+		if res.CPU != nil && res.CPUWithout != nil {
+			res.Figures["app_cpu_us_without"] = res.CPUWithout["app:application"]
+			res.Figures["app_cpu_us_with"] = res.CPU["app:application"]
+			res.Figures["walsender_cpu_us"] = res.CPU["app:walsender"]
+			res.Figures["walsender_cpu_us_decoding_only"] = res.CPUDecoding["app:walsender"]
+		}
+		out = append(out, res)
+	}
+	if len(out) == 2 {
+		out[1].Figures["vs_one_database"] = out[1].Figure / out[0].Figure
+	}
+	// The next scenario starts the relay it needs (Run's use).
+	return out, nil
+}
+
+// arm is one of application-impact's three runs in a round.
+type arm int
+
+const (
+	armWithout  arm = iota // no relay, nothing reads the slot
+	armDecoding            // no relay, a decoding-only reader (decodeonly.go) on a slot of its own
+	armRelay               // the relay
+)
+
+// impactAlone runs the load in d with no relay — with a decoding-only reader when decoding — and
+// returns its commit rate; the CPU time of the application's cluster and of this process is
+// added to cpu by category.
+func (e *env) impactAlone(ctx context.Context, d *deployment, decoding bool, cpu map[string]float64) (float64, error) {
+	if err := e.stopOthers(nil); err != nil {
+		return 0, err
+	}
+	e.deployment = d
+	var r *decodeOnly
+	if decoding {
+		var err error
+		if r, err = e.startDecodeOnly(ctx); err != nil {
+			return 0, err
+		}
+	}
+	start, err := readProcs(ctx, d.srcStats, true)
+	var c *commits
+	if err == nil {
+		c, err = e.loadSingle(ctx, companyID("impact-bare"), e.sizes.singleRows, 8, 0)
+	}
+	if r != nil {
+		// The reader receives the run's WAL before the CPU is read: its decoding counts.
+		if serr := e.stopDecodeOnly(ctx, r); err == nil {
+			err = serr
+		}
+	}
 	if err != nil {
-		return Result{}, err
+		return 0, err
 	}
-	without := float64(n) / c0.last.Sub(c0.first).Seconds()
-	if err := e.startRelay(ctx); err != nil {
-		return Result{}, err
+	end, err := readProcs(ctx, d.srcStats, true)
+	if err != nil {
+		return 0, err
 	}
-	// The relay reads the first run's rows from the slot (they have no webhook): wait until it
-	// has, so that the second run does not share the machine with that catch-up.
-	if err := e.waitCaughtUp(ctx); err != nil {
-		return Result{}, err
+	for cat, us := range cpuSince(end, start) {
+		cpu[cpuKey(d.srcStats.name, cat)] += us
 	}
-	if err := e.markStats(ctx); err != nil {
-		return Result{}, err
+	return float64(c.n) / c.last.Sub(c.first).Seconds(), nil
+}
+
+// impactWith runs the load in d with its relay running (caught up first, so the run does not
+// share the machine with reading the runs without it), to a company of round r's with one
+// webhook, waits for the deliveries and checks the history into res; it returns the commit rate.
+func (e *env) impactWith(ctx context.Context, d *deployment, r int, res *Result, latencies *[]time.Duration) (float64, error) {
+	if err := e.use(ctx, d); err != nil {
+		return 0, err
 	}
-	company := companyID("impact")
+	n := e.sizes.singleRows
+	company := companyID(fmt.Sprintf("impact-%d", r))
 	if _, err := e.setupCompany(ctx, company, "item.created", e.paths(company, 1)); err != nil {
-		return Result{}, err
+		return 0, err
 	}
 	done := e.rc.reset(n, true)
-	c1, err := e.loadSingle(ctx, company, n, 8, 0)
-	if err != nil {
-		return Result{}, err
+	if err := e.openWindow(ctx); err != nil {
+		return 0, err
 	}
-	with := float64(n) / c1.last.Sub(c1.first).Seconds()
-	var res Result
+	c, err := e.loadSingle(ctx, company, n, 8, 0)
+	if err != nil {
+		return 0, err
+	}
+	rate := float64(c.n) / c.last.Sub(c.first).Seconds()
 	if err := waitReceived(ctx, done, n); err != nil {
 		res.Failures = append(res.Failures, err.Error())
 	}
 	s := e.rc.snapshot()
-	res.Received, res.Seconds = s.unique, s.last.Sub(c1.first).Seconds()
-	res.Figure, res.Unit = with/without, "× (with/without relay)"
-	res.Figures = map[string]float64{
-		"commit_rate_without": without, "commit_rate_with": with,
-		"p50_ms": pct(s.latencies, 50), "p99_ms": pct(s.latencies, 99),
+	res.Received += s.unique
+	res.Seconds += s.last.Sub(c.first).Seconds()
+	*latencies = append(*latencies, s.latencies...)
+	var sub Result
+	e.verify(ctx, &sub, company, n)
+	res.Expected += sub.Expected
+	res.Recorded += sub.Recorded
+	res.Failures = append(res.Failures, sub.Failures...)
+	if err := e.closeWindow(ctx); err != nil {
+		return 0, err
 	}
-	met := res.Figure >= 0.9
-	res.Met, res.Target = &met, "≥ 0.9"
-	e.verify(ctx, &res, company, n)
-	return res, nil
+	return rate, nil
+}
+
+// perRow divides CPU times by rows (nil when there are none).
+func perRow(cpu map[string]float64, rows float64) map[string]float64 {
+	var out map[string]float64
+	for k, us := range cpu {
+		if out == nil {
+			out = map[string]float64{}
+		}
+		out[k] = us / rows
+	}
+	return out
+}
+
+// median is the middle of vs (the mean of the middle two for an even count).
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // waitCaughtUp waits until the capture has confirmed the WAL written so far (at most a minute).
 func (e *env) waitCaughtUp(ctx context.Context) error {
 	var target string
-	if err := e.app.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&target); err != nil {
+	if err := e.srcHarness.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&target); err != nil {
 		return fmt.Errorf("read wal position: %w", err)
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var ok bool
-		err := e.app.QueryRow(ctx, `SELECT coalesce(bool_or(confirmed_flush_lsn >= $1::pg_lsn), false) FROM pg_replication_slots WHERE slot_name = 'walhook'`, target).Scan(&ok)
+		err := e.srcHarness.QueryRow(ctx, `SELECT coalesce(bool_or(confirmed_flush_lsn >= $1::pg_lsn), false) FROM pg_replication_slots WHERE slot_name = $2`, target, e.slot).Scan(&ok)
 		if err != nil {
 			return fmt.Errorf("read slot: %w", err)
 		}

@@ -63,8 +63,13 @@ func TestCrashAfterCommitResumesFromStoredPosition(t *testing.T) {
 	require.Less(t, first, total, "stopped before the end")
 	pos, err := f.st.CapturePositionGet(ctx, f.slot)
 	require.NoError(t, err)
+	// The position is at least the end of the last batch seen committed: a batch whose commit
+	// was under way when capture stopped may have committed too (its COMMIT reached the server
+	// while the cancelled context made it report an error), with its position. That the stored
+	// position never runs ahead of the stored events, the restart below shows: it reads only
+	// what lies past the position and still ends with every event.
 	mu.Lock()
-	require.Equal(t, lastEnd, pos.LSN, "the position stored with the events is the end of the last batch committed")
+	require.GreaterOrEqual(t, pos.LSN, lastEnd, "the position stored with the events is at least the end of the last batch committed")
 	mu.Unlock()
 	require.Equal(t, f.sourceSystem(t), pos.SystemID)
 	require.Eventually(t, func() bool {

@@ -179,7 +179,7 @@ func TestBusyCompanyUsesAllWorkers(t *testing.T) {
 		rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int64) {
 			c.enter()
 			defer c.now.Add(-1)
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond) // a receiver that takes a while: the sleep is what is tested
 			w.WriteHeader(http.StatusOK)
 		})
 		hooks = append(hooks, b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true}).ID)

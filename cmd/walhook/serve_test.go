@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/xtest"
@@ -85,4 +86,24 @@ func TestRelayTwoDatabases(t *testing.T) {
 	require.Equal(t, 1, count(wh, `SELECT count(*) FROM walhook.capture_position WHERE slot = '`+slot+`'`), "the position is stored in walhook's database")
 	require.Equal(t, 0, count(src, `SELECT count(*) FROM pg_tables WHERE schemaname = 'walhook' AND tablename IN ('event', 'delivery', 'capture_position')`),
 		"nothing of walhook's own in the application's database")
+}
+
+// TestSourceSearchPath: walhook's sessions on the application's database search pg_catalog only
+// (sourceSearchPath), so no object a role of the application creates in public is ever resolved
+// for walhook; walhook's own database keeps the default.
+func TestSourceSearchPath(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	db := xtest.DatabaseURL(t)
+	srcURL := xtest.SeparateSourceURL(t)
+	cfg := commonConfig{DatabaseURL: db, SourceDatabaseURL: srcURL, ConnectTimeout: 10 * time.Second}
+	wh := xtest.SourceStore(t, db)
+	src, closeSrc, err := cfg.openSource(ctx, zerolog.Nop(), wh)
+	require.NoError(t, err)
+	defer closeSrc()
+	var path string
+	require.NoError(t, src.Pool().QueryRow(ctx, "SHOW search_path").Scan(&path))
+	require.Equal(t, "pg_catalog, pg_temp", path)
+	_, err = src.MigrateSourceUp(ctx)
+	require.NoError(t, err, "the source set names everything it touches")
 }

@@ -16,3 +16,9 @@ UPDATE walhook.capture_setting SET moved_at = now(), moved_to = @moved_to::text,
 
 -- name: CaptureSettingMovedClear :exec
 UPDATE walhook.capture_setting SET moved_at = NULL, moved_to = NULL, updated_at = now();
+
+-- CaptureSettingSourceRecord records where capture reads from ('self' or 'apart', migration 0028)
+-- unless it is recorded already, and returns what is recorded.
+-- name: CaptureSettingSourceRecord :one
+UPDATE walhook.capture_setting SET capture_source = coalesce(capture_source, @capture_source::text)
+RETURNING capture_source::text;

@@ -107,3 +107,36 @@ func TestSourceSearchPath(t *testing.T) {
 	_, err = src.MigrateSourceUp(ctx)
 	require.NoError(t, err, "the source set names everything it touches")
 }
+
+// TestRelayRefusesTheOtherCaptureSource: walhook's database records whether capture reads it or
+// an application's database apart (migration 0028), and a relay or slot command started the other
+// way is refused before it takes the capture lease or touches a slot.
+func TestRelayRefusesTheOtherCaptureSource(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	keys := crypt.GenerateKeySpec("k")
+	relay := func(db string, extra ...string) error {
+		args := append([]string{"--database-url", db, "--encryption-keys", keys, "--addr", "127.0.0.1:0",
+			"--log-format", "json", "--log-level", "error"}, extra...)
+		// Refused at once; a relay that started anyway stops after 20 s, and the test fails.
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		return runRelay(rctx, args, io.Discard)
+	}
+
+	apart := xtest.DatabaseURL(t)
+	wh := xtest.SourceStore(t, apart)
+	require.NoError(t, wh.CaptureSourceCheck(ctx, true), "first record: apart")
+	require.NoError(t, wh.CaptureSourceCheck(ctx, true), "the same again")
+	err := relay(apart)
+	require.ErrorIs(t, err, store.ErrCaptureSource)
+	require.ErrorContains(t, err, "start with --source-database-url")
+	err = runSlot(ctx, []string{"status", "--database-url", apart, "--log-format", "json"}, io.Discard)
+	require.ErrorIs(t, err, store.ErrCaptureSource, "slot commands too")
+
+	self := xtest.DatabaseURL(t)
+	require.NoError(t, xtest.SourceStore(t, self).CaptureSourceCheck(ctx, false))
+	err = relay(self, "--source-database-url", xtest.SeparateSourceURL(t))
+	require.ErrorIs(t, err, store.ErrCaptureSource)
+	require.ErrorContains(t, err, "start without --source-database-url")
+}

@@ -75,6 +75,11 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer closeSrc()
+	// The slot is where walhook's database says capture reads: a slot made in the wrong
+	// database would be read by no relay, and its new epoch would be for nothing.
+	if err := wh.CaptureSourceCheck(ctx, st != wh); err != nil {
+		return err
+	}
 	s, err := st.CaptureSlotStatus(ctx, slot)
 	if errors.Is(err, store.ErrNotFound) && sub == "recreate" {
 		if err := newEpoch(ctx, wh, slot, capture.EpochSlotRecreate, stdout); err != nil {

@@ -435,6 +435,10 @@ func Split(ctx context.Context, old, new *Store, opts SplitOptions) (res SplitRe
 		default:
 			res.Position = st.ConfirmedFlushLSN
 		}
+		// walhook's database captures from the old one from now on (migration 0028).
+		if err := to.CaptureSourceCheck(ctx, true); err != nil {
+			return err
+		}
 		return to.splitPosition(ctx, from, opts.Slot, res.Position)
 	}
 	if res.Tables, err = job.run(ctx); err != nil {

@@ -201,6 +201,10 @@ func TestSplitMovesEverything(t *testing.T) {
 	require.Equal(t, sysID, pos.SystemID)
 	require.Equal(t, 1, pos.Epoch, "the source epoch goes with the events, never back to 0")
 	require.Equal(t, "other_cluster", pos.EpochReason)
+	// walhook's database records that it captures from the old one: a relay without
+	// --source-database-url is refused there.
+	require.ErrorIs(t, b.new.CaptureSourceCheck(ctx, false), store.ErrCaptureSource)
+	require.NoError(t, b.new.CaptureSourceCheck(ctx, true))
 
 	// The old database is marked: nothing of walhook runs on it alone.
 	var moved *store.MovedError

@@ -66,3 +66,17 @@ func (q *Queries) CaptureSettingMovedSet(ctx context.Context, movedTo string) er
 	_, err := q.db.Exec(ctx, captureSettingMovedSet, movedTo)
 	return err
 }
+
+const captureSettingSourceRecord = `-- name: CaptureSettingSourceRecord :one
+UPDATE walhook.capture_setting SET capture_source = coalesce(capture_source, $1::text)
+RETURNING capture_source::text
+`
+
+// CaptureSettingSourceRecord records where capture reads from ('self' or 'apart', migration 0028)
+// unless it is recorded already, and returns what is recorded.
+func (q *Queries) CaptureSettingSourceRecord(ctx context.Context, captureSource string) (string, error) {
+	row := q.db.QueryRow(ctx, captureSettingSourceRecord, captureSource)
+	var capture_source string
+	err := row.Scan(&capture_source)
+	return capture_source, err
+}

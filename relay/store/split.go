@@ -335,8 +335,14 @@ func (s *Store) splitMark(ctx context.Context, slot, movedTo string, target *Sto
 	}
 	movedTo += " " + tag
 	err = s.Tx(ctx, func(tx *Store) error {
-		if _, err := tx.q.CaptureSettingMovedLock(ctx); err != nil {
+		cur, err := tx.q.CaptureSettingMovedLock(ctx)
+		if err != nil {
 			return fmt.Errorf("lock capture_setting: %w", mapErr(err))
+		}
+		// A mark naming another database: a second split (or --back) that passed its check
+		// before the first marked. Renewing it would let both copies commit.
+		if cur.MovedAt != nil && !strings.HasSuffix(cur.MovedTo, tag) {
+			return &SplitRefusedError{Reasons: []string{fmt.Sprintf("the database was marked meanwhile as moved to %s, not to this one %s: another walhook split runs (or ran) on it", cur.MovedTo, tag)}}
 		}
 		why, err := tx.splitIdle(ctx, slot, time.Now().Add(24*time.Hour))
 		if err != nil {
@@ -412,9 +418,19 @@ func Split(ctx context.Context, old, new *Store, opts SplitOptions) (res SplitRe
 		if committed {
 			return
 		}
-		// Nothing reached the new database: the old one is walhook's own again.
+		// Nothing reached the new database: the old one is walhook's own again. Unless the new
+		// one holds walhook's data all the same: a concurrent split into it (this one's retry)
+		// committed its copy, whose mark this is too.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		holding, herr := new.splitHolding(uctx)
+		if herr != nil {
+			err = fmt.Errorf("%w (and the mark was left: walhook's database could not be read: %w; run walhook split again, or --undo)", err, herr)
+			return
+		}
+		if len(holding) > 0 {
+			return
+		}
 		if uerr := old.splitUnmark(uctx, opts.Slot); uerr != nil {
 			err = fmt.Errorf("%w (and clearing the moved mark failed: %w; run walhook split --undo)", err, uerr)
 		}
@@ -509,6 +525,14 @@ func (j copyJob) run(ctx context.Context) ([]SplitCount, error) {
 		return nil, err
 	}
 	if len(j.truncate) > 0 {
+		// Replacing the target's data is for a target walhook does not run on alone: still
+		// marked as moved. A concurrent --back that committed first cleared the mark, and relays
+		// may have written there since.
+		if m, err := tst.Moved(ctx); err != nil {
+			return nil, err
+		} else if m == nil {
+			return nil, &SplitRefusedError{Reasons: []string{"the database copied into is no longer marked as moved: another walhook split --back finished first"}}
+		}
 		var names []string
 		for _, t := range j.truncate {
 			if slices.Contains(toTables, t) {
@@ -841,6 +865,14 @@ func SplitBack(ctx context.Context, old, new *Store, slot, movedTo string, progr
 		}
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		// A concurrent --back that committed first cleared old's mark: walhook runs on old now,
+		// and new must stay marked.
+		if m, merr := old.Moved(uctx); merr != nil || m == nil {
+			if merr != nil {
+				err = fmt.Errorf("%w (and walhook's database stays marked: the source database could not be read: %w)", err, merr)
+			}
+			return
+		}
 		if uerr := new.splitUnmark(uctx, slot); uerr != nil {
 			err = fmt.Errorf("%w (and clearing the moved mark of walhook's database failed: %w)", err, uerr)
 		}

@@ -96,7 +96,17 @@ func (c *commonConfig) openSource(ctx context.Context, log zerolog.Logger, st *s
 	if err != nil {
 		return nil, nil, err
 	}
-	return store.New(pool, st.Keys()), pool.Close, nil
+	src := store.New(pool, st.Keys())
+	// The same database under two URLs would run the one-database installation as if it were
+	// two, and record it so (CaptureSourceCheck).
+	if same, err := store.SameDatabase(ctx, src, st); err != nil || same {
+		pool.Close()
+		if err == nil {
+			err = errors.New("--source-database-url names walhook's own database (--database-url): leave it empty when walhook lives in the application's database")
+		}
+		return nil, nil, err
+	}
+	return src, pool.Close, nil
 }
 
 // sourceSearchPath gives walhook's sessions on the application's database (and the replication

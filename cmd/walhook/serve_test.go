@@ -106,6 +106,11 @@ func TestSourceSearchPath(t *testing.T) {
 	require.Equal(t, "pg_catalog, pg_temp", path)
 	_, err = src.MigrateSourceUp(ctx)
 	require.NoError(t, err, "the source set names everything it touches")
+
+	// The same database under another URL is refused.
+	cfg.SourceDatabaseURL = db + "?application_name=other"
+	_, _, err = cfg.openSource(ctx, zerolog.Nop(), wh)
+	require.ErrorContains(t, err, "names walhook's own database")
 }
 
 // TestRelayRefusesTheOtherCaptureSource: walhook's database records whether capture reads it or

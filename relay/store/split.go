@@ -138,6 +138,17 @@ func splitIdentity(ctx context.Context, old, new *Store) error {
 	return nil
 }
 
+// SameDatabase reports whether a and b are connected to the same database, whatever URLs
+// reached it (the cluster's system identifier and the database's oid).
+func SameDatabase(ctx context.Context, a, b *Store) (bool, error) {
+	err := splitIdentity(ctx, a, b)
+	var refused *SplitRefusedError
+	if errors.As(err, &refused) {
+		return true, nil
+	}
+	return false, err
+}
+
 // identityTag names a database exactly, whatever URL reached it: its cluster's system identifier
 // and its oid. The mark ends with the tag of the database the data went to, so a later undo,
 // drop or resumed split acts only with that database.

@@ -61,3 +61,38 @@ func TestCatalogLookupNotHijacked(t *testing.T) {
 	require.True(t, info.HasPrimaryKey)
 	require.Equal(t, []string{"id"}, info.IdentityColumns)
 }
+
+// TestMigrateUpNotHeldByAnotherRole: any role that may connect to the application's database can
+// take an advisory lock, the migrators' key included. Holding it must not keep walhook from
+// starting when nothing is pending (every start but an upgrade's): serve migrates at start.
+func TestMigrateUpNotHeldByAnotherRole(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	srcURL := xtest.SeparateSourceURL(t)
+	src := xtest.SourceStore(t, srcURL)
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	role := "app_" + hex.EncodeToString(b)
+	_, err := src.Pool().Exec(ctx, "CREATE ROLE "+role+" LOGIN")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = xtest.Pool(t).Exec(cctx, "DROP ROLE IF EXISTS "+role)
+	})
+	u, err := url.Parse(srcURL)
+	require.NoError(t, err)
+	u.User = url.User(role)
+	conn, err := pgx.Connect(ctx, u.String())
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "SELECT pg_advisory_lock(x'77616c686f6f6b'::bigint)") // "walhook"
+	require.NoError(t, err)
+	defer func() { _ = conn.Close(context.Background()) }()
+
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	applied, err := src.MigrateSourceUp(mctx)
+	require.NoError(t, err, "nothing pending: no lock needed")
+	require.Empty(t, applied)
+	require.NoError(t, src.SourceMigrationCheck(ctx))
+}

@@ -747,6 +747,18 @@ func SplitDropMoved(ctx context.Context, old, new *Store) (dropped []SplitCount,
 		if _, err := tx.db.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(splitLockKey)); err != nil {
 			return fmt.Errorf("lock: %w", mapErr(err))
 		}
+		// Again under the lock --undo and --back take here too: either of them that finished
+		// meanwhile made the old database's copy the only one.
+		if m, err := tx.Moved(ctx); err != nil {
+			return err
+		} else if m == nil {
+			return &SplitRefusedError{Reasons: []string{"the source database is not marked as moved any more (walhook split --undo or --back ran meanwhile): its walhook data is the only copy"}}
+		}
+		if held, err := new.splitHoldsCopied(ctx); err != nil {
+			return err
+		} else if !held {
+			return &SplitRefusedError{Reasons: []string{"walhook's database (--database-url) holds no walhook data any more (walhook split --undo ran meanwhile?)"}}
+		}
 		tables, err := tx.splitTables(ctx)
 		if err != nil {
 			return err
@@ -802,27 +814,72 @@ func SplitUndo(ctx context.Context, old, new *Store, slot string) error {
 	} else if len(sessions) > 0 {
 		return &SplitRefusedError{Reasons: []string{fmt.Sprintf("%d walhook session(s) are open on walhook's database: stop every walhook process", len(sessions))}}
 	}
-	err = new.Tx(ctx, func(tx *Store) error {
-		if _, err := tx.db.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(splitLockKey)); err != nil {
-			return fmt.Errorf("lock: %w", mapErr(err))
+	// One transaction of old, under its split lock, spans the whole undo: --drop-moved and --back
+	// (which take the same lock there) run before or after it, never in between, and what was
+	// checked above is checked again under it.
+	return old.Tx(ctx, func(otx *Store) error {
+		if _, err := otx.db.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(splitLockKey)); err != nil {
+			return fmt.Errorf("lock the source database: %w", mapErr(err))
 		}
-		tables, err := tx.splitTables(ctx)
+		if m, err := otx.Moved(ctx); err != nil {
+			return err
+		} else if m == nil {
+			return &SplitRefusedError{Reasons: []string{"the source database is not marked as moved any more (walhook split --back or --undo ran meanwhile)"}}
+		}
+		// After --drop-moved the old database's copy is gone and the new one holds the only
+		// copy: emptying it would lose walhook's data.
+		oldData, err := otx.splitHoldsCopied(ctx)
 		if err != nil {
 			return err
 		}
-		var names []string
-		for _, t := range splitEmptied() {
-			if slices.Contains(tables, t) {
-				names = append(names, pgx.Identifier{"walhook", t}.Sanitize())
-			}
+		newData, err := new.splitHoldsCopied(ctx)
+		if err != nil {
+			return err
 		}
-		_, err = tx.db.Exec(ctx, "TRUNCATE "+strings.Join(names, ", "))
-		return mapErr(err)
+		if newData && !oldData {
+			return &SplitRefusedError{Reasons: []string{"the source database's copy of walhook's data was deleted (walhook split --drop-moved): walhook's database (--database-url) holds the only copy, so there is nothing to undo to; run walhook on the two databases, or walhook split --back"}}
+		}
+		err = new.Tx(ctx, func(tx *Store) error {
+			if _, err := tx.db.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(splitLockKey)); err != nil {
+				return fmt.Errorf("lock: %w", mapErr(err))
+			}
+			tables, err := tx.splitTables(ctx)
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, t := range splitEmptied() {
+				if slices.Contains(tables, t) {
+					names = append(names, pgx.Identifier{"walhook", t}.Sanitize())
+				}
+			}
+			_, err = tx.db.Exec(ctx, "TRUNCATE "+strings.Join(names, ", "))
+			return mapErr(err)
+		})
+		if err != nil {
+			return fmt.Errorf("empty walhook's database: %w", err)
+		}
+		// A crash from here to the commit leaves old marked with its data and new empty: the
+		// state a split that died after its mark leaves (run the split again, or --undo).
+		if err := otx.q.CaptureSettingMovedClear(ctx); err != nil {
+			return fmt.Errorf("clear the moved mark: %w", mapErr(err))
+		}
+		return otx.LeaseRelease(ctx, captureLease(slot), splitLease)
 	})
+}
+
+// splitHoldsCopied reports whether any table the split copies holds a row.
+func (s *Store) splitHoldsCopied(ctx context.Context) (bool, error) {
+	holding, err := s.splitHolding(ctx)
 	if err != nil {
-		return fmt.Errorf("empty walhook's database: %w", err)
+		return false, err
 	}
-	return old.splitUnmark(ctx, slot)
+	for _, t := range holding {
+		if slices.Contains(splitCopied, t) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // SplitBack goes back to one database after walhook ran on two: it marks new as moved (nothing

@@ -488,3 +488,23 @@ func TestSplitBackConcurrent(t *testing.T) {
 	require.ErrorAs(t, b.new.MovedCheck(ctx), &moved, "walhook's database it left stays marked")
 	require.NotEmpty(t, tableText(t, b.oldPool, "company"))
 }
+
+// TestSplitUndoAfterDropRefused: --drop-moved empties the old database's copy; an --undo after it
+// (walhook never ran on the new database, so undo's own check passes) would empty the new one and
+// send walhook back to the emptied old one: every webhook, event and pending delivery gone.
+func TestSplitUndoAfterDropRefused(t *testing.T) {
+	t.Parallel()
+	b := newSplitBundle(t)
+	ctx := b.ctx
+	_, err := store.Split(ctx, b.old, b.new, store.SplitOptions{Slot: b.slot, MovedTo: "postgres://walhook@new:5432/walhook"})
+	require.NoError(t, err)
+	_, err = store.SplitDropMoved(ctx, b.old, b.new)
+	require.NoError(t, err)
+	err = store.SplitUndo(ctx, b.old, b.new, b.slot)
+	var refused *store.SplitRefusedError
+	require.ErrorAs(t, err, &refused)
+	require.Contains(t, err.Error(), "--drop-moved")
+	require.NotEmpty(t, tableText(t, b.newPool, "company"), "walhook's data stays where it is")
+	var moved *store.MovedError
+	require.ErrorAs(t, b.old.MovedCheck(ctx), &moved, "and the old database stays marked")
+}

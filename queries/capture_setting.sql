@@ -22,3 +22,7 @@ UPDATE walhook.capture_setting SET moved_at = NULL, moved_to = NULL, updated_at 
 -- name: CaptureSettingSourceRecord :one
 UPDATE walhook.capture_setting SET capture_source = coalesce(capture_source, @capture_source::text)
 RETURNING capture_source::text;
+
+-- CaptureSettingSourceGet reads where capture reads from ('' not recorded; migration 0028).
+-- name: CaptureSettingSourceGet :one
+SELECT coalesce(capture_source, '')::text FROM walhook.capture_setting;

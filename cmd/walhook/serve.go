@@ -127,6 +127,11 @@ func serve(ctx context.Context, cfg serveConfig, st *store.Store, log zerolog.Lo
 	// A relay started with --source-database-url and one without must never share walhook's
 	// database: the one reading the wrong database could hold the capture lease.
 	if withRelay {
+		if src != nil {
+			if err := store.SourceMovedCheck(ctx, src, st); err != nil {
+				return err
+			}
+		}
 		if err := st.CaptureSourceCheck(ctx, src != nil); err != nil {
 			return err
 		}

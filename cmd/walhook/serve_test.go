@@ -145,3 +145,36 @@ func TestRelayRefusesTheOtherCaptureSource(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrCaptureSource)
 	require.ErrorContains(t, err, "start without --source-database-url")
 }
+
+// TestRelayRefusesUnfinishedSplit: while walhook split copies into walhook's new database (or
+// after it died past marking the old one), a relay started on the new database with the old one
+// as its source is refused: it would skip every event as of an unknown company and acknowledge
+// the slot past them. A source marked as moved to another database is refused too.
+func TestRelayRefusesUnfinishedSplit(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	newURL, oldURL, otherURL := xtest.DatabaseURL(t), xtest.DatabaseURL(t), xtest.DatabaseURL(t)
+	relay := func(db string) error {
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		return runRelay(rctx, []string{"--database-url", db, "--source-database-url", oldURL, "--encryption-keys", crypt.GenerateKeySpec("k"),
+			"--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "error"}, io.Discard)
+	}
+	tag := func(url string) string {
+		var s string
+		require.NoError(t, xtest.SourceStore(t, url).Pool().QueryRow(ctx, `SELECT format('(system %s, database oid %s)',
+			(SELECT system_identifier FROM pg_control_system()), (SELECT oid FROM pg_database WHERE datname = current_database()))`).Scan(&s))
+		return s
+	}
+	old := xtest.SourceStore(t, oldURL)
+	_, err := old.Pool().Exec(ctx, `UPDATE walhook.capture_setting SET moved_at = now(), moved_to = 'postgres://walhook@new:5432/walhook ' || $1`, tag(newURL))
+	require.NoError(t, err)
+
+	var refused *store.SplitRefusedError
+	err = relay(newURL)
+	require.ErrorAs(t, err, &refused)
+	require.ErrorContains(t, err, "has not finished")
+	err = relay(otherURL)
+	require.ErrorAs(t, err, &refused)
+	require.ErrorContains(t, err, "not to this walhook database")
+}

@@ -112,12 +112,19 @@ UPDATE walhook.capture_setting SET mode = @mode, updated_at = now();
 -- name: CaptureModeGet :one
 SELECT mode FROM walhook.capture_setting;
 
--- CaptureTableColumns lists a table's columns for catalog validation.
+-- CaptureTableColumns lists a table's columns for catalog validation. It reads pg_catalog, not
+-- information_schema: its columns are domains (sql_identifier), and a role of the application's
+-- database that may create in a schema on walhook's search_path could define an operator = on
+-- (sql_identifier, text), an exact match preferred to pg_catalog's, which would run as walhook
+-- (TestCatalogLookupNotHijacked). name = text is pg_catalog's own exact match.
 -- name: CaptureTableColumns :many
-SELECT column_name::text AS column_name
-FROM information_schema.columns
-WHERE table_schema = @schema_name::text AND table_name = @table_name::text
-ORDER BY ordinal_position;
+SELECT a.attname::text AS column_name
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = @schema_name::text AND c.relname = @table_name::text
+    AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum;
 
 -- CaptureTableIdentity tells whether UPDATE/DELETE of a table can be published: a primary key,
 -- or a replica identity other than default ('d' with a key, 'f' full, 'i' index; 'n' nothing).

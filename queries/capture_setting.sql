@@ -16,3 +16,13 @@ UPDATE walhook.capture_setting SET moved_at = now(), moved_to = @moved_to::text,
 
 -- name: CaptureSettingMovedClear :exec
 UPDATE walhook.capture_setting SET moved_at = NULL, moved_to = NULL, updated_at = now();
+
+-- CaptureSettingSourceRecord records where capture reads from ('self' or 'apart', migration 0028)
+-- unless it is recorded already, and returns what is recorded.
+-- name: CaptureSettingSourceRecord :one
+UPDATE walhook.capture_setting SET capture_source = coalesce(capture_source, @capture_source::text)
+RETURNING capture_source::text;
+
+-- CaptureSettingSourceGet reads where capture reads from ('' not recorded; migration 0028).
+-- name: CaptureSettingSourceGet :one
+SELECT coalesce(capture_source, '')::text FROM walhook.capture_setting;

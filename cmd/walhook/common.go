@@ -92,11 +92,34 @@ func (c *commonConfig) openSource(ctx context.Context, log zerolog.Logger, st *s
 	if c.SourceDatabaseURL == "" {
 		return st, func() {}, nil
 	}
-	pool, err := c.connectURL(ctx, log, c.SourceDatabaseURL, "--source-database-url")
+	pool, err := c.connectURL(ctx, log, c.SourceDatabaseURL, "--source-database-url", sourceSearchPath)
 	if err != nil {
 		return nil, nil, err
 	}
-	return store.New(pool, st.Keys()), pool.Close, nil
+	src := store.New(pool, st.Keys())
+	// The same database under two URLs would run the one-database installation as if it were
+	// two, and record it so (CaptureSourceCheck).
+	if same, err := store.SameDatabase(ctx, src, st); err != nil || same {
+		pool.Close()
+		if err == nil {
+			err = errors.New("--source-database-url names walhook's own database (--database-url): leave it empty when walhook lives in the application's database")
+		}
+		return nil, nil, err
+	}
+	return src, pool.Close, nil
+}
+
+// sourceSearchPath gives walhook's sessions on the application's database (and the replication
+// connection copied from them) the search_path pg_catalog, pg_temp: every name walhook uses there
+// is schema-qualified, and roles of the application may create objects in its schemas (public).
+// A function or operator of theirs that matched a call more exactly than pg_catalog's would run
+// as walhook, which reads walhook.emit_key (TestCatalogLookupNotHijacked shows one). A
+// search_path in the URL wins. (split's own connection to the database it moves keeps the
+// default: it runs the main migration set there.)
+func sourceSearchPath(cfg *pgxpool.Config) {
+	if _, set := cfg.ConnConfig.RuntimeParams["search_path"]; !set {
+		cfg.ConnConfig.RuntimeParams["search_path"] = "pg_catalog, pg_temp"
+	}
 }
 
 func (c *commonConfig) logger(w io.Writer) (zerolog.Logger, error) {
@@ -145,8 +168,8 @@ func (c *commonConfig) connect(ctx context.Context, log zerolog.Logger) (*pgxpoo
 	return c.connectURL(ctx, log, c.DatabaseURL, "--database-url")
 }
 
-// connectURL is connect for url, named flag in errors.
-func (c *commonConfig) connectURL(ctx context.Context, log zerolog.Logger, url, flag string) (*pgxpool.Pool, error) {
+// connectURL is connect for url, named flag in errors; each of tune adjusts the pool's settings.
+func (c *commonConfig) connectURL(ctx context.Context, log zerolog.Logger, url, flag string, tune ...func(*pgxpool.Config)) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", flag, err)
@@ -167,6 +190,9 @@ func (c *commonConfig) connectURL(ctx context.Context, log zerolog.Logger, url, 
 	// can tell that no walhook process still runs on the database it moves. A name in the URL wins.
 	if _, set := cfg.ConnConfig.RuntimeParams["application_name"]; !set {
 		cfg.ConnConfig.RuntimeParams["application_name"] = cmp.Or(c.applicationName, "walhook")
+	}
+	for _, f := range tune {
+		f(cfg)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

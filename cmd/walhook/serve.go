@@ -124,6 +124,18 @@ func serve(ctx context.Context, cfg serveConfig, st *store.Store, log zerolog.Lo
 	if err := st.MovedCheck(ctx); err != nil {
 		return err
 	}
+	// A relay started with --source-database-url and one without must never share walhook's
+	// database: the one reading the wrong database could hold the capture lease.
+	if withRelay {
+		if src != nil {
+			if err := store.SourceMovedCheck(ctx, src, st); err != nil {
+				return err
+			}
+		}
+		if err := st.CaptureSourceCheck(ctx, src != nil); err != nil {
+			return err
+		}
+	}
 	if err := loadCatalog(ctx, &cfg, st, log, withRelay); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/xtest"
@@ -85,4 +86,95 @@ func TestRelayTwoDatabases(t *testing.T) {
 	require.Equal(t, 1, count(wh, `SELECT count(*) FROM walhook.capture_position WHERE slot = '`+slot+`'`), "the position is stored in walhook's database")
 	require.Equal(t, 0, count(src, `SELECT count(*) FROM pg_tables WHERE schemaname = 'walhook' AND tablename IN ('event', 'delivery', 'capture_position')`),
 		"nothing of walhook's own in the application's database")
+}
+
+// TestSourceSearchPath: walhook's sessions on the application's database search pg_catalog only
+// (sourceSearchPath), so no object a role of the application creates in public is ever resolved
+// for walhook; walhook's own database keeps the default.
+func TestSourceSearchPath(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	db := xtest.DatabaseURL(t)
+	srcURL := xtest.SeparateSourceURL(t)
+	cfg := commonConfig{DatabaseURL: db, SourceDatabaseURL: srcURL, ConnectTimeout: 10 * time.Second}
+	wh := xtest.SourceStore(t, db)
+	src, closeSrc, err := cfg.openSource(ctx, zerolog.Nop(), wh)
+	require.NoError(t, err)
+	defer closeSrc()
+	var path string
+	require.NoError(t, src.Pool().QueryRow(ctx, "SHOW search_path").Scan(&path))
+	require.Equal(t, "pg_catalog, pg_temp", path)
+	_, err = src.MigrateSourceUp(ctx)
+	require.NoError(t, err, "the source set names everything it touches")
+
+	// The same database under another URL is refused.
+	cfg.SourceDatabaseURL = db + "?application_name=other"
+	_, _, err = cfg.openSource(ctx, zerolog.Nop(), wh)
+	require.ErrorContains(t, err, "names walhook's own database")
+}
+
+// TestRelayRefusesTheOtherCaptureSource: walhook's database records whether capture reads it or
+// an application's database apart (migration 0028), and a relay or slot command started the other
+// way is refused before it takes the capture lease or touches a slot.
+func TestRelayRefusesTheOtherCaptureSource(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	keys := crypt.GenerateKeySpec("k")
+	relay := func(db string, extra ...string) error {
+		args := append([]string{"--database-url", db, "--encryption-keys", keys, "--addr", "127.0.0.1:0",
+			"--log-format", "json", "--log-level", "error"}, extra...)
+		// Refused at once; a relay that started anyway stops after 20 s, and the test fails.
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		return runRelay(rctx, args, io.Discard)
+	}
+
+	apart := xtest.DatabaseURL(t)
+	wh := xtest.SourceStore(t, apart)
+	require.NoError(t, wh.CaptureSourceCheck(ctx, true), "first record: apart")
+	require.NoError(t, wh.CaptureSourceCheck(ctx, true), "the same again")
+	err := relay(apart)
+	require.ErrorIs(t, err, store.ErrCaptureSource)
+	require.ErrorContains(t, err, "start with --source-database-url")
+	err = runSlot(ctx, []string{"status", "--database-url", apart, "--log-format", "json"}, io.Discard)
+	require.ErrorIs(t, err, store.ErrCaptureSource, "slot commands too")
+
+	self := xtest.DatabaseURL(t)
+	require.NoError(t, xtest.SourceStore(t, self).CaptureSourceCheck(ctx, false))
+	err = relay(self, "--source-database-url", xtest.SeparateSourceURL(t))
+	require.ErrorIs(t, err, store.ErrCaptureSource)
+	require.ErrorContains(t, err, "start without --source-database-url")
+}
+
+// TestRelayRefusesUnfinishedSplit: while walhook split copies into walhook's new database (or
+// after it died past marking the old one), a relay started on the new database with the old one
+// as its source is refused: it would skip every event as of an unknown company and acknowledge
+// the slot past them. A source marked as moved to another database is refused too.
+func TestRelayRefusesUnfinishedSplit(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	newURL, oldURL, otherURL := xtest.DatabaseURL(t), xtest.DatabaseURL(t), xtest.DatabaseURL(t)
+	relay := func(db string) error {
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		return runRelay(rctx, []string{"--database-url", db, "--source-database-url", oldURL, "--encryption-keys", crypt.GenerateKeySpec("k"),
+			"--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "error"}, io.Discard)
+	}
+	tag := func(url string) string {
+		var s string
+		require.NoError(t, xtest.SourceStore(t, url).Pool().QueryRow(ctx, `SELECT format('(system %s, database oid %s)',
+			(SELECT system_identifier FROM pg_control_system()), (SELECT oid FROM pg_database WHERE datname = current_database()))`).Scan(&s))
+		return s
+	}
+	old := xtest.SourceStore(t, oldURL)
+	_, err := old.Pool().Exec(ctx, `UPDATE walhook.capture_setting SET moved_at = now(), moved_to = 'postgres://walhook@new:5432/walhook ' || $1`, tag(newURL))
+	require.NoError(t, err)
+
+	var refused *store.SplitRefusedError
+	err = relay(newURL)
+	require.ErrorAs(t, err, &refused)
+	require.ErrorContains(t, err, "has not finished")
+	err = relay(otherURL)
+	require.ErrorAs(t, err, &refused)
+	require.ErrorContains(t, err, "not to this walhook database")
 }

@@ -54,6 +54,11 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer pool.Close()
+	// A database `walhook split` moved is the application's only: the epoch and the position
+	// live in walhook's database now (an epoch started here would never reach capture).
+	if err := wh.MovedCheck(ctx); err != nil {
+		return err
+	}
 	if sub == "epoch" {
 		if !yes {
 			return errors.New("a new source epoch makes every outbox row still in the outbox, if walhook captured it before, deliver again; " +
@@ -75,6 +80,11 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer closeSrc()
+	// The slot is where walhook's database says capture reads: a slot made in the wrong
+	// database would be read by no relay, and its new epoch would be for nothing.
+	if err := wh.CaptureSourceCheck(ctx, st != wh); err != nil {
+		return err
+	}
 	s, err := st.CaptureSlotStatus(ctx, slot)
 	if errors.Is(err, store.ErrNotFound) && sub == "recreate" {
 		if err := newEpoch(ctx, wh, slot, capture.EpochSlotRecreate, stdout); err != nil {

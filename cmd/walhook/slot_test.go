@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"testing"
 
@@ -129,13 +130,13 @@ func TestMigrateTwoDatabases(t *testing.T) {
 		return out.String()
 	}
 	out := run("status")
-	require.Regexp(t, `(?s)^walhook database \(--database-url\):\n0001_init\s+applied .*\n0027_source_epoch\s+applied [^\n]+\n\n`+
+	require.Regexp(t, `(?s)^walhook database \(--database-url\):\n0001_init\s+applied .*\n0028_capture_source\s+applied [^\n]+\n\n`+
 		`source database \(--source-database-url\):\n0001_capture\s+applied [^\n]+\n0002_moved\s+applied [^\n]+\n$`, out)
 
 	out = run("down", "2")
-	require.Equal(t, "reverted 2 migration(s) [27 25]\nsource database: reverted 2 migration(s) [2 1]\n", out)
+	require.Equal(t, "reverted 2 migration(s) [28 27]\nsource database: reverted 2 migration(s) [2 1]\n", out)
 	out = run("status")
-	require.Regexp(t, `\n0024_capture_position\s+applied [^\n]+\n0025_moved\s+pending\n0027_source_epoch\s+pending\n`, out)
+	require.Regexp(t, `\n0025_moved\s+applied [^\n]+\n0027_source_epoch\s+pending\n0028_capture_source\s+pending\n`, out)
 	require.Regexp(t, `\n0001_capture\s+pending\n0002_moved\s+pending\n$`, out)
 	// the source set removed its objects from a database of its own
 	pool, err := pgxpool.New(ctx, src)
@@ -146,7 +147,29 @@ func TestMigrateTwoDatabases(t *testing.T) {
 	require.Nil(t, outbox)
 
 	out = run("up")
-	require.Equal(t, "applied 2 migration(s) [25 27]\nsource database: applied 2 migration(s) [1 2]\n", out)
+	require.Equal(t, "applied 2 migration(s) [27 28]\nsource database: applied 2 migration(s) [1 2]\n", out)
 	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass('walhook.outbox')::text`).Scan(&outbox))
 	require.Equal(t, "walhook.outbox", *outbox)
+}
+
+// TestSlotRefusesMovedDatabase: after walhook split, a slot command given the old database as
+// walhook's (--database-url, as before the split) is refused: `slot epoch` would start the epoch
+// in the old database, where no capture reads it, and the poller on walhook's database would go on
+// taking restored outbox rows for replays.
+func TestSlotRefusesMovedDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	db := xtest.DatabaseURL(t)
+	pool, err := pgxpool.New(ctx, db)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	_, err = pool.Exec(ctx, `UPDATE walhook.capture_setting SET moved_at = now(), moved_to = 'postgres://walhook@new:5432/walhook'`)
+	require.NoError(t, err)
+	for _, sub := range []string{"epoch", "status", "drop", "recreate"} {
+		err := runSlot(ctx, []string{sub, "--yes", "--database-url", db, "--slot", "moved_test", "--log-format", "json"}, io.Discard)
+		require.ErrorIs(t, err, store.ErrMoved, sub)
+	}
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM walhook.capture_position`).Scan(&n))
+	require.Zero(t, n, "no epoch started in the moved database")
 }

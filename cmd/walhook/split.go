@@ -67,12 +67,12 @@ func runSplit(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	cfg.ConnectTimeout = 10 * time.Second
 	cfg.applicationName = "walhook split"
-	pool, err := cfg.connect(ctx, log)
+	pool, err := cfg.connectURL(ctx, log, cfg.DatabaseURL, "--database-url", splitSession)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	srcPool, err := cfg.connectURL(ctx, log, cfg.SourceDatabaseURL, "--source-database-url")
+	srcPool, err := cfg.connectURL(ctx, log, cfg.SourceDatabaseURL, "--source-database-url", splitSession)
 	if err != nil {
 		return err
 	}
@@ -186,6 +186,19 @@ func printPlan(w io.Writer, plan store.SplitPlan, oldName, newName string) {
 		fmt.Fprintf(w, "Capture continues from slot %s at its confirmed position (now %s).\n", plan.Slot.Name, plan.Slot.ConfirmedFlushLSN)
 	} else {
 		fmt.Fprintln(w, "No replication slot: nothing to continue from (outbox polling, or capture never ran).")
+	}
+}
+
+// splitSession lifts the statement and idle-in-transaction timeouts grant.sql and
+// grant-walhook-db.sql give the walhook role (60 s, 5 min): a split copies each table in one COPY
+// and holds its snapshot for the whole copy, which takes minutes for millions of rows (see
+// docs/operations.md, "How long"), and would be cancelled at the first limit. Settings in the
+// URL win.
+func splitSession(cfg *pgxpool.Config) {
+	for _, p := range []string{"statement_timeout", "idle_in_transaction_session_timeout"} {
+		if _, set := cfg.ConnConfig.RuntimeParams[p]; !set {
+			cfg.ConnConfig.RuntimeParams[p] = "0"
+		}
 	}
 }
 

@@ -5,7 +5,10 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
 )
 
 // TestDescribeURL: the name a split writes into the moved mark and prints never carries the
@@ -36,4 +39,24 @@ func TestSplitFlags(t *testing.T) {
 		err := runSplit(ctx, args, &out)
 		require.ErrorContains(t, err, want)
 	}
+}
+
+// TestSplitLiftsRoleTimeouts: grant.sql gives the walhook role statement_timeout 60s, and a split
+// copies each table in one COPY (minutes for millions of rows). The split's sessions lift it; here
+// both databases carry a timeout no statement of a split could meet.
+func TestSplitLiftsRoleTimeouts(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	oldURL, newURL := xtest.DatabaseURL(t), xtest.DatabaseURL(t)
+	for _, u := range []string{oldURL, newURL} {
+		pool, err := pgxpool.New(ctx, u)
+		require.NoError(t, err)
+		_, err = pool.Exec(ctx, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET statement_timeout = %L', current_database(), '1ms'); END $$`)
+		pool.Close()
+		require.NoError(t, err)
+	}
+	var out bytes.Buffer
+	err := runSplit(ctx, []string{"--database-url", newURL, "--source-database-url", oldURL, "--slot", "split_timeouts", "--yes", "--log-format", "json"}, &out)
+	require.NoError(t, err, out.String())
+	require.Contains(t, out.String(), "capture continues from none")
 }

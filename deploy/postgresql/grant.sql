@@ -15,7 +15,12 @@
 \set ON_ERROR_STOP on
 
 -- 1. The role (kept when it exists, e.g. made by grant-walhook-db.sql in the same cluster).
--- REPLICATION allows replication connections and slots; it grants no table access.
+-- REPLICATION allows replication connections and slots; it grants no table access. It also
+-- allows physical replication (pg_basebackup: a copy of every database in the cluster) wherever
+-- pg_hba.conf lets the role connect to the pseudo-database `replication`: allow walhook the
+-- application's database only (logical replication connections match the database's name), e.g.
+--   hostssl app walhook 10.0.0.0/8 scram-sha-256
+-- and no `replication` line for walhook.
 SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'walhook') AS walhook_role_missing \gset
 \if :walhook_role_missing
 CREATE ROLE walhook LOGIN REPLICATION PASSWORD :walhook_password;

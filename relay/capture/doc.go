@@ -162,7 +162,9 @@
 // Poll mode reads no replication session, so it cannot tell a new source by itself: it uses the
 // epoch stored for its slot name (Config.Slot), read before each round of claims, which an
 // operator starts with `walhook slot epoch` after restoring or resetting the application's
-// database (or an earlier WAL-mode session started).
+// database and before the relays run again (or an earlier WAL-mode session started). A poller
+// running in between would claim the restored rows under the old epoch: a row whose id the old
+// database had used would be taken for a replay, and its event lost.
 //
 // # Bad data
 //

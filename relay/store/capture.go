@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walhook/walhook/relay/store/internal/dbsqlc"
 )
@@ -242,6 +243,52 @@ func (s *Store) CaptureModeSet(ctx context.Context, mode CaptureMode) error {
 func (s *Store) CaptureModeGet(ctx context.Context) (CaptureMode, error) {
 	m, err := s.q.CaptureModeGet(ctx)
 	return CaptureMode(m), mapErr(err)
+}
+
+// ErrCaptureSource: walhook's database records that capture reads from another place than the
+// caller was started with (see CaptureSourceError).
+var ErrCaptureSource = errors.New("capture source differs from the one recorded")
+
+// CaptureSourceError says a relay or slot command was started with (or without)
+// --source-database-url on a walhook database recorded the other way (migration 0028).
+type CaptureSourceError struct {
+	// Apart is what the database records: capture reads another database (--source-database-url).
+	Apart bool
+}
+
+func (e *CaptureSourceError) Error() string {
+	if e.Apart {
+		return "walhook's database captures from the application's database apart (it was started with --source-database-url, " +
+			"or made by walhook split): start with --source-database-url <the application's database> (WALHOOK_SOURCE_DATABASE_URL); " +
+			"without it capture would read walhook's own database and take the capture lease from the relays reading the application's " +
+			"(docs/operations.md, \"Two databases\")"
+	}
+	return "walhook's database is also the application's (it was started without --source-database-url): " +
+		"start without --source-database-url, or move to two databases with walhook split (docs/operations.md, \"Two databases\")"
+}
+
+func (e *CaptureSourceError) Unwrap() error { return ErrCaptureSource }
+
+// CaptureSourceCheck records, the first time, whether capture reads its own database (apart
+// false) or another (apart true), and returns a *CaptureSourceError when the record says the
+// other. A schema older than migration 0028 records nothing.
+func (s *Store) CaptureSourceCheck(ctx context.Context, apart bool) error {
+	want := "self"
+	if apart {
+		want = "apart"
+	}
+	got, err := s.q.CaptureSettingSourceRecord(ctx, want)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42703" {
+		return nil // undefined_column: serve --migrate=false on an older schema
+	}
+	if err != nil {
+		return fmt.Errorf("record the capture source: %w", mapErr(err))
+	}
+	if got != want {
+		return &CaptureSourceError{Apart: got == "apart"}
+	}
+	return nil
 }
 
 // SplitTable splits "schema.table" (or a bare "table", in schema public) into its parts.

@@ -14,3 +14,9 @@ func (s *Store) MigrateUpFrom(ctx context.Context, files fs.FS, table string) ([
 func (s *Store) MigrateDownFrom(ctx context.Context, files fs.FS, table string, steps int) ([]int, error) {
 	return s.migrateDown(ctx, migrationSet{name: "test", files: files, table: table}, steps)
 }
+
+// SplitMark is splitMark, for the test of two splits that checked before either marked.
+func (s *Store) SplitMark(ctx context.Context, slot, movedTo string, target *Store) error {
+	_, err := s.splitMark(ctx, slot, movedTo, target)
+	return err
+}

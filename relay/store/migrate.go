@@ -207,6 +207,23 @@ func (s *Store) migrateUp(ctx context.Context, set migrationSet) ([]int, error) 
 	if err != nil {
 		return nil, err
 	}
+	// Nothing pending (every start but an upgrade's): done without the lock. Any role that can
+	// connect may take an advisory lock, and one holding the migrators' key in the application's
+	// database would otherwise keep every relay from starting.
+	if done, err := s.readApplied(ctx, set); err == nil {
+		if err := set.checkKnown(all, done); err != nil {
+			return nil, err
+		}
+		pending := false
+		for _, m := range all {
+			if _, ok := done[m.Version]; !ok {
+				pending = true
+			}
+		}
+		if !pending {
+			return nil, nil
+		}
+	}
 	var applied []int
 	err = s.withMigrationLock(ctx, set, func(tx pgx.Tx) error {
 		done, err := set.applied(ctx, tx)

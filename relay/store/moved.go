@@ -66,3 +66,33 @@ func (s *Store) MovedCheck(ctx context.Context) error {
 	}
 	return nil
 }
+
+// SourceMovedCheck is for a walhook started with its own database st apart from the application's
+// src: when `walhook split` moved src, its mark must name st, and st must hold the split's
+// committed copy. A relay on the new database while the split is still copying (or after it died
+// past its mark) would find no company there, skip every event as of an unknown company and
+// acknowledge the slot past them: lost for every tenant. The split's commit records st's capture
+// source (apart) with the copy, so a source still unrecorded there means the copy is not in.
+func SourceMovedCheck(ctx context.Context, src, st *Store) error {
+	m, err := src.Moved(ctx)
+	if err != nil || m == nil {
+		return err
+	}
+	if err := movedHere(ctx, m, st, "this walhook database (--database-url)"); err != nil {
+		return err
+	}
+	recorded, err := st.q.CaptureSettingSourceGet(ctx)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42703" {
+		return nil // a schema older than migration 0028 (serve --migrate=false): nothing to tell by
+	}
+	if err != nil {
+		return fmt.Errorf("read the capture source: %w", mapErr(err))
+	}
+	if recorded == "" {
+		return &SplitRefusedError{Reasons: []string{"walhook split into this database (--database-url) has not finished: " +
+			"its copy of walhook's data is not committed (the split still runs, or died after marking the application's database); " +
+			"run walhook split again to complete it, or walhook split --undo"}}
+	}
+	return nil
+}

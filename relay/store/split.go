@@ -138,6 +138,17 @@ func splitIdentity(ctx context.Context, old, new *Store) error {
 	return nil
 }
 
+// SameDatabase reports whether a and b are connected to the same database, whatever URLs
+// reached it (the cluster's system identifier and the database's oid).
+func SameDatabase(ctx context.Context, a, b *Store) (bool, error) {
+	err := splitIdentity(ctx, a, b)
+	var refused *SplitRefusedError
+	if errors.As(err, &refused) {
+		return true, nil
+	}
+	return false, err
+}
+
 // identityTag names a database exactly, whatever URL reached it: its cluster's system identifier
 // and its oid. The mark ends with the tag of the database the data went to, so a later undo,
 // drop or resumed split acts only with that database.
@@ -335,8 +346,14 @@ func (s *Store) splitMark(ctx context.Context, slot, movedTo string, target *Sto
 	}
 	movedTo += " " + tag
 	err = s.Tx(ctx, func(tx *Store) error {
-		if _, err := tx.q.CaptureSettingMovedLock(ctx); err != nil {
+		cur, err := tx.q.CaptureSettingMovedLock(ctx)
+		if err != nil {
 			return fmt.Errorf("lock capture_setting: %w", mapErr(err))
+		}
+		// A mark naming another database: a second split (or --back) that passed its check
+		// before the first marked. Renewing it would let both copies commit.
+		if cur.MovedAt != nil && !strings.HasSuffix(cur.MovedTo, tag) {
+			return &SplitRefusedError{Reasons: []string{fmt.Sprintf("the database was marked meanwhile as moved to %s, not to this one %s: another walhook split runs (or ran) on it", cur.MovedTo, tag)}}
 		}
 		why, err := tx.splitIdle(ctx, slot, time.Now().Add(24*time.Hour))
 		if err != nil {
@@ -412,9 +429,19 @@ func Split(ctx context.Context, old, new *Store, opts SplitOptions) (res SplitRe
 		if committed {
 			return
 		}
-		// Nothing reached the new database: the old one is walhook's own again.
+		// Nothing reached the new database: the old one is walhook's own again. Unless the new
+		// one holds walhook's data all the same: a concurrent split into it (this one's retry)
+		// committed its copy, whose mark this is too.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		holding, herr := new.splitHolding(uctx)
+		if herr != nil {
+			err = fmt.Errorf("%w (and the mark was left: walhook's database could not be read: %w; run walhook split again, or --undo)", err, herr)
+			return
+		}
+		if len(holding) > 0 {
+			return
+		}
 		if uerr := old.splitUnmark(uctx, opts.Slot); uerr != nil {
 			err = fmt.Errorf("%w (and clearing the moved mark failed: %w; run walhook split --undo)", err, uerr)
 		}
@@ -434,6 +461,10 @@ func Split(ctx context.Context, old, new *Store, opts SplitOptions) (res SplitRe
 			return fmt.Errorf("read slot %s: %w", opts.Slot, err)
 		default:
 			res.Position = st.ConfirmedFlushLSN
+		}
+		// walhook's database captures from the old one from now on (migration 0028).
+		if err := to.CaptureSourceCheck(ctx, true); err != nil {
+			return err
 		}
 		return to.splitPosition(ctx, from, opts.Slot, res.Position)
 	}
@@ -505,6 +536,14 @@ func (j copyJob) run(ctx context.Context) ([]SplitCount, error) {
 		return nil, err
 	}
 	if len(j.truncate) > 0 {
+		// Replacing the target's data is for a target walhook does not run on alone: still
+		// marked as moved. A concurrent --back that committed first cleared the mark, and relays
+		// may have written there since.
+		if m, err := tst.Moved(ctx); err != nil {
+			return nil, err
+		} else if m == nil {
+			return nil, &SplitRefusedError{Reasons: []string{"the database copied into is no longer marked as moved: another walhook split --back finished first"}}
+		}
 		var names []string
 		for _, t := range j.truncate {
 			if slices.Contains(toTables, t) {
@@ -708,6 +747,18 @@ func SplitDropMoved(ctx context.Context, old, new *Store) (dropped []SplitCount,
 		if _, err := tx.db.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(splitLockKey)); err != nil {
 			return fmt.Errorf("lock: %w", mapErr(err))
 		}
+		// Again under the lock --undo and --back take here too: either of them that finished
+		// meanwhile made the old database's copy the only one.
+		if m, err := tx.Moved(ctx); err != nil {
+			return err
+		} else if m == nil {
+			return &SplitRefusedError{Reasons: []string{"the source database is not marked as moved any more (walhook split --undo or --back ran meanwhile): its walhook data is the only copy"}}
+		}
+		if held, err := new.splitHoldsCopied(ctx); err != nil {
+			return err
+		} else if !held {
+			return &SplitRefusedError{Reasons: []string{"walhook's database (--database-url) holds no walhook data any more (walhook split --undo ran meanwhile?)"}}
+		}
 		tables, err := tx.splitTables(ctx)
 		if err != nil {
 			return err
@@ -763,27 +814,72 @@ func SplitUndo(ctx context.Context, old, new *Store, slot string) error {
 	} else if len(sessions) > 0 {
 		return &SplitRefusedError{Reasons: []string{fmt.Sprintf("%d walhook session(s) are open on walhook's database: stop every walhook process", len(sessions))}}
 	}
-	err = new.Tx(ctx, func(tx *Store) error {
-		if _, err := tx.db.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(splitLockKey)); err != nil {
-			return fmt.Errorf("lock: %w", mapErr(err))
+	// One transaction of old, under its split lock, spans the whole undo: --drop-moved and --back
+	// (which take the same lock there) run before or after it, never in between, and what was
+	// checked above is checked again under it.
+	return old.Tx(ctx, func(otx *Store) error {
+		if _, err := otx.db.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(splitLockKey)); err != nil {
+			return fmt.Errorf("lock the source database: %w", mapErr(err))
 		}
-		tables, err := tx.splitTables(ctx)
+		if m, err := otx.Moved(ctx); err != nil {
+			return err
+		} else if m == nil {
+			return &SplitRefusedError{Reasons: []string{"the source database is not marked as moved any more (walhook split --back or --undo ran meanwhile)"}}
+		}
+		// After --drop-moved the old database's copy is gone and the new one holds the only
+		// copy: emptying it would lose walhook's data.
+		oldData, err := otx.splitHoldsCopied(ctx)
 		if err != nil {
 			return err
 		}
-		var names []string
-		for _, t := range splitEmptied() {
-			if slices.Contains(tables, t) {
-				names = append(names, pgx.Identifier{"walhook", t}.Sanitize())
-			}
+		newData, err := new.splitHoldsCopied(ctx)
+		if err != nil {
+			return err
 		}
-		_, err = tx.db.Exec(ctx, "TRUNCATE "+strings.Join(names, ", "))
-		return mapErr(err)
+		if newData && !oldData {
+			return &SplitRefusedError{Reasons: []string{"the source database's copy of walhook's data was deleted (walhook split --drop-moved): walhook's database (--database-url) holds the only copy, so there is nothing to undo to; run walhook on the two databases, or walhook split --back"}}
+		}
+		err = new.Tx(ctx, func(tx *Store) error {
+			if _, err := tx.db.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(splitLockKey)); err != nil {
+				return fmt.Errorf("lock: %w", mapErr(err))
+			}
+			tables, err := tx.splitTables(ctx)
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, t := range splitEmptied() {
+				if slices.Contains(tables, t) {
+					names = append(names, pgx.Identifier{"walhook", t}.Sanitize())
+				}
+			}
+			_, err = tx.db.Exec(ctx, "TRUNCATE "+strings.Join(names, ", "))
+			return mapErr(err)
+		})
+		if err != nil {
+			return fmt.Errorf("empty walhook's database: %w", err)
+		}
+		// A crash from here to the commit leaves old marked with its data and new empty: the
+		// state a split that died after its mark leaves (run the split again, or --undo).
+		if err := otx.q.CaptureSettingMovedClear(ctx); err != nil {
+			return fmt.Errorf("clear the moved mark: %w", mapErr(err))
+		}
+		return otx.LeaseRelease(ctx, captureLease(slot), splitLease)
 	})
+}
+
+// splitHoldsCopied reports whether any table the split copies holds a row.
+func (s *Store) splitHoldsCopied(ctx context.Context) (bool, error) {
+	holding, err := s.splitHolding(ctx)
 	if err != nil {
-		return fmt.Errorf("empty walhook's database: %w", err)
+		return false, err
 	}
-	return old.splitUnmark(ctx, slot)
+	for _, t := range holding {
+		if slices.Contains(splitCopied, t) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // SplitBack goes back to one database after walhook ran on two: it marks new as moved (nothing
@@ -837,6 +933,14 @@ func SplitBack(ctx context.Context, old, new *Store, slot, movedTo string, progr
 		}
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		// A concurrent --back that committed first cleared old's mark: walhook runs on old now,
+		// and new must stay marked.
+		if m, merr := old.Moved(uctx); merr != nil || m == nil {
+			if merr != nil {
+				err = fmt.Errorf("%w (and walhook's database stays marked: the source database could not be read: %w)", err, merr)
+			}
+			return
+		}
 		if uerr := new.splitUnmark(uctx, slot); uerr != nil {
 			err = fmt.Errorf("%w (and clearing the moved mark of walhook's database failed: %w)", err, uerr)
 		}

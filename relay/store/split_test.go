@@ -198,6 +198,10 @@ func TestSplitMovesEverything(t *testing.T) {
 	require.Equal(t, sysID, pos.SystemID)
 	require.Equal(t, 1, pos.Epoch, "the source epoch goes with the events, never back to 0")
 	require.Equal(t, "other_cluster", pos.EpochReason)
+	// walhook's database records that it captures from the old one: a relay without
+	// --source-database-url is refused there.
+	require.ErrorIs(t, b.new.CaptureSourceCheck(ctx, false), store.ErrCaptureSource)
+	require.NoError(t, b.new.CaptureSourceCheck(ctx, true))
 
 	// The old database is marked: nothing of walhook runs on it alone.
 	var moved *store.MovedError
@@ -377,4 +381,124 @@ func TestSplitKnowsEveryTable(t *testing.T) {
 	require.NoError(t, err)
 	_, err = store.SplitCheck(ctx, old, new, "walhook")
 	require.ErrorContains(t, err, "table walhook.surprise is unknown")
+}
+
+// TestSplitMarkOneTarget: two splits of the same database into two new ones, both past their
+// check before either marked, must not both go on (each would commit a full copy, pending
+// deliveries included, and relays on both would deliver them twice). The mark, taken under the
+// row lock, refuses a mark naming another database; the same one again (a resumed split) is
+// renewed.
+func TestSplitMarkOneTarget(t *testing.T) {
+	t.Parallel()
+	ctx := xtest.Context(t)
+	old, _ := xtest.Store(t)
+	first, _ := xtest.Store(t)
+	second, _ := xtest.Store(t)
+	require.NoError(t, old.SplitMark(ctx, "walhook", "postgres://walhook@first:5432/walhook", first))
+	var refused *store.SplitRefusedError
+	require.ErrorAs(t, old.SplitMark(ctx, "walhook", "postgres://walhook@second:5432/walhook", second), &refused)
+	require.Contains(t, refused.Error(), "first:5432")
+	m, err := old.Moved(ctx)
+	require.NoError(t, err)
+	require.Contains(t, m.To, "postgres://walhook@first:5432/walhook", "the first mark stays")
+	require.NoError(t, old.SplitMark(ctx, "walhook", "postgres://walhook@first:5432/walhook", first), "a resumed split renews it")
+}
+
+// TestSplitConcurrentLeavesTheMark: two splits of the same database into the same new one at once
+// (an operator's retry while the first still runs) copy one after the other; the second then finds
+// the new database filled and fails. Its failure must not clear the mark the first one's commit
+// relies on: the old database would run alone again while walhook's data, pending deliveries
+// included, continues in the new one.
+func TestSplitConcurrentLeavesTheMark(t *testing.T) {
+	t.Parallel()
+	b := newSplitBundle(t)
+	ctx := b.ctx
+	second := make(chan error, 1)
+	opts := store.SplitOptions{Slot: b.slot, MovedTo: "postgres://walhook@new:5432/walhook"}
+	first := opts
+	first.BeforeCommit = func(ctx context.Context) error {
+		go func() {
+			_, err := store.Split(ctx, b.old, b.new, opts)
+			second <- err
+		}()
+		// The second waits for the first's copy (the advisory lock in the new database).
+		require.Eventually(t, func() bool {
+			var n int
+			require.NoError(t, b.newPool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+				AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n))
+			return n > 0
+		}, 30*time.Second, 20*time.Millisecond)
+		return nil
+	}
+	_, err := store.Split(ctx, b.old, b.new, first)
+	require.NoError(t, err)
+	err = <-second
+	var refused *store.SplitRefusedError
+	require.ErrorAs(t, err, &refused)
+	require.NotEmpty(t, tableText(t, b.newPool, "company"))
+	var moved *store.MovedError
+	require.ErrorAs(t, b.old.MovedCheck(ctx), &moved, "the old database stays marked")
+	l, err := b.old.LeaseGet(ctx, "capture:"+b.slot)
+	require.NoError(t, err)
+	require.Equal(t, "split", l.Holder, "and its capture lease stays taken")
+}
+
+// TestSplitBackConcurrent: two `walhook split --back` at once copy one after the other into the
+// old database. The second must not replace the old database's data again (relays may run there
+// from the first's commit on, and what they wrote would be lost), nor clear the mark that keeps
+// walhook off the database it left.
+func TestSplitBackConcurrent(t *testing.T) {
+	t.Parallel()
+	b := newSplitBundle(t)
+	ctx := b.ctx
+	_, err := store.Split(ctx, b.old, b.new, store.SplitOptions{Slot: b.slot, MovedTo: "postgres://walhook@new:5432/walhook"})
+	require.NoError(t, err)
+	second := make(chan error, 1)
+	started := false
+	progress := func(store.SplitCount) {
+		if started {
+			return
+		}
+		started = true
+		go func() {
+			_, err := store.SplitBack(ctx, b.old, b.new, b.slot, "postgres://walhook@old:5432/walhook", nil)
+			second <- err
+		}()
+		require.Eventually(t, func() bool {
+			var n int
+			require.NoError(t, b.oldPool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+				AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n))
+			return n > 0
+		}, 30*time.Second, 20*time.Millisecond)
+	}
+	_, err = store.SplitBack(ctx, b.old, b.new, b.slot, "postgres://walhook@old:5432/walhook", progress)
+	require.NoError(t, err)
+	require.NoError(t, b.old.MovedCheck(ctx), "walhook runs on the old database again")
+	err = <-second
+	var refused *store.SplitRefusedError
+	require.ErrorAs(t, err, &refused)
+	require.Contains(t, err.Error(), "another walhook split --back finished first")
+	var moved *store.MovedError
+	require.ErrorAs(t, b.new.MovedCheck(ctx), &moved, "walhook's database it left stays marked")
+	require.NotEmpty(t, tableText(t, b.oldPool, "company"))
+}
+
+// TestSplitUndoAfterDropRefused: --drop-moved empties the old database's copy; an --undo after it
+// (walhook never ran on the new database, so undo's own check passes) would empty the new one and
+// send walhook back to the emptied old one: every webhook, event and pending delivery gone.
+func TestSplitUndoAfterDropRefused(t *testing.T) {
+	t.Parallel()
+	b := newSplitBundle(t)
+	ctx := b.ctx
+	_, err := store.Split(ctx, b.old, b.new, store.SplitOptions{Slot: b.slot, MovedTo: "postgres://walhook@new:5432/walhook"})
+	require.NoError(t, err)
+	_, err = store.SplitDropMoved(ctx, b.old, b.new)
+	require.NoError(t, err)
+	err = store.SplitUndo(ctx, b.old, b.new, b.slot)
+	var refused *store.SplitRefusedError
+	require.ErrorAs(t, err, &refused)
+	require.Contains(t, err.Error(), "--drop-moved")
+	require.NotEmpty(t, tableText(t, b.newPool, "company"), "walhook's data stays where it is")
+	var moved *store.MovedError
+	require.ErrorAs(t, b.old.MovedCheck(ctx), &moved, "and the old database stays marked")
 }

@@ -410,10 +410,13 @@ func (q *Queries) CaptureSlotGet(ctx context.Context, slot string) (CaptureSlotG
 }
 
 const captureTableColumns = `-- name: CaptureTableColumns :many
-SELECT column_name::text AS column_name
-FROM information_schema.columns
-WHERE table_schema = $1::text AND table_name = $2::text
-ORDER BY ordinal_position
+SELECT a.attname::text AS column_name
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1::text AND c.relname = $2::text
+    AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
 `
 
 type CaptureTableColumnsParams struct {
@@ -421,7 +424,11 @@ type CaptureTableColumnsParams struct {
 	TableName  string
 }
 
-// CaptureTableColumns lists a table's columns for catalog validation.
+// CaptureTableColumns lists a table's columns for catalog validation. It reads pg_catalog, not
+// information_schema: its columns are domains (sql_identifier), and a role of the application's
+// database that may create in a schema on walhook's search_path could define an operator = on
+// (sql_identifier, text), an exact match preferred to pg_catalog's, which would run as walhook
+// (TestCatalogLookupNotHijacked). name = text is pg_catalog's own exact match.
 func (q *Queries) CaptureTableColumns(ctx context.Context, arg CaptureTableColumnsParams) ([]string, error) {
 	rows, err := q.db.Query(ctx, captureTableColumns, arg.SchemaName, arg.TableName)
 	if err != nil {

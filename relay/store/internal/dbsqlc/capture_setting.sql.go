@@ -66,3 +66,29 @@ func (q *Queries) CaptureSettingMovedSet(ctx context.Context, movedTo string) er
 	_, err := q.db.Exec(ctx, captureSettingMovedSet, movedTo)
 	return err
 }
+
+const captureSettingSourceGet = `-- name: CaptureSettingSourceGet :one
+SELECT coalesce(capture_source, '')::text FROM walhook.capture_setting
+`
+
+// CaptureSettingSourceGet reads where capture reads from (” not recorded; migration 0028).
+func (q *Queries) CaptureSettingSourceGet(ctx context.Context) (string, error) {
+	row := q.db.QueryRow(ctx, captureSettingSourceGet)
+	var column_1 string
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
+const captureSettingSourceRecord = `-- name: CaptureSettingSourceRecord :one
+UPDATE walhook.capture_setting SET capture_source = coalesce(capture_source, $1::text)
+RETURNING capture_source::text
+`
+
+// CaptureSettingSourceRecord records where capture reads from ('self' or 'apart', migration 0028)
+// unless it is recorded already, and returns what is recorded.
+func (q *Queries) CaptureSettingSourceRecord(ctx context.Context, captureSource string) (string, error) {
+	row := q.db.QueryRow(ctx, captureSettingSourceRecord, captureSource)
+	var capture_source string
+	err := row.Scan(&capture_source)
+	return capture_source, err
+}

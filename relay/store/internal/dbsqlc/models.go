@@ -85,6 +85,7 @@ type WalhookCaptureSetting struct {
 	UnsignedBefore interface{}
 	MovedAt        *time.Time
 	MovedTo        *string
+	CaptureSource  *string
 }
 
 type WalhookCompany struct {

@@ -25,7 +25,7 @@ import (
 // pending delivery due now.
 func seedDeliveries(t *testing.T, pool *pgxpool.Pool, keySpec, url string, n int) {
 	t.Helper()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	keys, err := crypt.ParseKeyring(keySpec)
 	require.NoError(t, err)
 	st := store.New(pool, keys)
@@ -96,7 +96,7 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	releaseAll() // the attempts in flight finish within the drain budget
 	require.Equal(t, 0, p.wait(t), "exit code after SIGTERM\n%s", p.logs())
 
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	var total, leased, succeeded int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE state = 'succeeded'),
 		count(*) FILTER (WHERE state = 'pending' AND lease_until IS NOT NULL AND lease_until > now())

@@ -189,7 +189,7 @@ func TestDevCatalog(t *testing.T) {
 	require.Contains(t, stderr, "walhook dev: --catalog "+deals+": catalog entry 1 (deal.won): unknown table public.deals")
 
 	// The user creates their table in the dev database, as the README says.
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(dir, "pgdata"), Durable: true})
 	require.NoError(t, err)
 	url := cluster.URL("walhook")

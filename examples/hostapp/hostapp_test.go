@@ -52,7 +52,7 @@ var (
 // own. Last, docs/integration.md's platform API commands run as written.
 func TestHostApp(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	bin := xtest.Walhook(t)
 	dir := filepath.Join(t.TempDir(), ".walhook")
 

@@ -64,7 +64,8 @@ type watcher struct {
 }
 
 // Start starts walhook with args, its environment the test's plus env, and returns without
-// waiting for anything. The process is killed (SIGKILL) when the test ends, if it still runs.
+// waiting for anything. The process is killed (SIGKILL) when the test ends, if it still runs
+// (StopAtEnd stops it with SIGTERM instead).
 func Start(t testing.TB, env []string, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{args: args, done: make(chan struct{})}
@@ -323,7 +324,7 @@ func (p *Proc) Wait(t testing.TB, within time.Duration) int {
 		t.Fatalf("walhook %v did not exit within %v\n%s", p.args, within, Tail(p.Logs(), 6000))
 	}
 	var ee *exec.ExitError
-	if p.err != nil && !errors.As(p.err, &ee) {
+	if p.err != nil && !errors.As(p.err, &ee) && !errors.Is(p.err, exec.ErrWaitDelay) {
 		t.Fatalf("walhook %v: %v\n%s", p.args, p.err, Tail(p.Logs(), 6000))
 	}
 	return p.cmd.ProcessState.ExitCode()
@@ -333,8 +334,21 @@ func (p *Proc) Wait(t testing.TB, within time.Duration) int {
 // after within, it is killed with SIGKILL and the test fails.
 func (p *Proc) Stop(t testing.TB, within time.Duration) int {
 	t.Helper()
-	p.Signal(t, syscall.SIGTERM)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatalf("xtest: SIGTERM to walhook %v: %v", p.args, err)
+	}
 	return p.Wait(t, within)
+}
+
+// StopAtEnd makes the end of the test stop the process with SIGTERM (Stop, within) rather than
+// kill it: for a process with children of its own, such as walhook dev's PostgreSQL, which
+// SIGKILL would leave running. It does nothing if the process has exited by then.
+func (p *Proc) StopAtEnd(t testing.TB, within time.Duration) {
+	t.Cleanup(func() {
+		if !p.Exited() {
+			p.Stop(t, within)
+		}
+	})
 }
 
 // Kill kills the process with SIGKILL and waits for it to be gone.

@@ -239,7 +239,7 @@ func clone(t testing.TB, template string) string {
 	t.Helper()
 	c := Cluster(t)
 	name := fmt.Sprintf("t_%d_%d", os.Getpid(), dbSeq.Add(1))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	admin, err := pgx.Connect(ctx, c.URL("postgres"))
 	if err != nil {
@@ -303,7 +303,10 @@ func Store(t testing.TB) (*store.Store, *pgxpool.Pool) {
 	return store.New(pool, keys), pool
 }
 
-// Context returns a context cancelled when the test ends.
+// Context returns a context cancelled when the test's cleanups reach the point where Context
+// was called. Use t.Context() in a test: it is cancelled as the test ends, before any cleanup.
+// Context adds one thing: cleanups registered after it (a pool's Close, a slot's drop) may still
+// use it.
 func Context(t testing.TB) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -312,7 +315,9 @@ func Context(t testing.TB) context.Context {
 }
 
 // Walhook builds the walhook binary once per test binary — the way the image does: static
-// (CGO_ENABLED=0) and -trimpath — for tests that run it as a real process. Main removes it.
+// (CGO_ENABLED=0) and -trimpath — for tests that run it as a real process (Start, Serve, Run
+// run it; a test needs the path itself only to check the file or hand it to other code). Main
+// removes it.
 func Walhook(t testing.TB) string {
 	t.Helper()
 	mu.Lock()

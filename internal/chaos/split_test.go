@@ -243,6 +243,7 @@ FROM walhook.delivery d, generate_series(1, d.attempts) n`)
 	t.Logf("generated %d events, %d deliveries, %d attempts (%s with indexes) in %v", events, events, rows-2*int64(events), size, time.Since(began).Round(time.Second))
 
 	newURL := xtest.DatabaseURL(t)
+	// Not xtest.Run: /usr/bin/time runs walhook here, to report its peak RSS.
 	cmd := exec.CommandContext(ctx, "/usr/bin/time", "-v", xtest.Walhook(t), "split", "--database-url", newURL, "--source-database-url", f.url,
 		"--slot", f.slot, "--yes")
 	began = time.Now()

@@ -76,7 +76,7 @@ var seq atomic.Int64
 
 func newEnv(t *testing.T, tester Tester) *env {
 	t.Helper()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	st, pool := xtest.Store(t)
 	e := &env{t: t, ctx: ctx, st: st, pool: pool}
 	require.NoError(t, st.EventTypeSync(ctx, []webhook.EventType{

@@ -225,7 +225,7 @@ func openBrowser(t *testing.T, base, profile string) *browser {
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1366, 768),
 	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {
 		cancel()

@@ -9,8 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
-
-	"github.com/walhook/walhook/internal/xtest"
 )
 
 func TestRestartBackoff(t *testing.T) {
@@ -36,7 +34,7 @@ func TestRestartBackoff(t *testing.T) {
 // "slot_in_use"}, and streams as soon as the slot is free.
 func TestSlotInUseCountedAndResumes(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
 	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))

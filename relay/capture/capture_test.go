@@ -86,7 +86,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	url := xtest.DatabaseURL(t)
 	pool, err := pgxpool.New(ctx, url)
 	require.NoError(t, err)
@@ -132,7 +132,7 @@ func (f *fixture) start(t *testing.T, cfg Config, reg *prometheus.Registry, hook
 	if hook != nil {
 		hook(c)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	var once atomic.Bool
@@ -153,22 +153,19 @@ func (f *fixture) start(t *testing.T, cfg Config, reg *prometheus.Registry, hook
 // test's open lock); writes then are never decoded. It is ready once confirmed_flush_lsn is set.
 func (f *fixture) waitStreaming(t *testing.T) {
 	t.Helper()
-	for {
+	waitUntil(t, func() bool {
 		// Active alone is not enough: a slot is active while CREATE_REPLICATION_SLOT still builds
 		// its snapshot, and writes begun before it is consistent are never decoded (the test
 		// then waits forever). confirmed_flush_lsn is set once it is consistent.
-		s, err := f.src.CaptureSlotStatus(context.Background(), f.slot)
-		if err == nil && s.Active && s.ConfirmedFlushLSN != "" {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		s, err := f.src.CaptureSlotStatus(t.Context(), f.slot)
+		return err == nil && s.Active && s.ConfirmedFlushLSN != ""
+	}, "capture streams from slot %s", f.slot)
 }
 
 func (f *fixture) count(t *testing.T, q string, args ...any) int {
 	t.Helper()
 	var n int
-	require.NoError(t, f.pool.QueryRow(context.Background(), q, args...).Scan(&n))
+	require.NoError(t, f.pool.QueryRow(t.Context(), q, args...).Scan(&n))
 	return n
 }
 
@@ -176,31 +173,29 @@ func (f *fixture) count(t *testing.T, q string, args ...any) int {
 func (f *fixture) appCount(t *testing.T, q string, args ...any) int {
 	t.Helper()
 	var n int
-	require.NoError(t, f.app.QueryRow(context.Background(), q, args...).Scan(&n))
+	require.NoError(t, f.app.QueryRow(t.Context(), q, args...).Scan(&n))
 	return n
 }
 
-// waitEvents waits until the events table holds n rows (the test's own timeout bounds it).
+// waitEvents waits until the events table holds n rows.
 func (f *fixture) waitEvents(t *testing.T, n int) {
 	t.Helper()
-	for f.count(t, "SELECT count(*) FROM walhook.event") < n {
-		time.Sleep(20 * time.Millisecond)
-	}
+	f.waitEventsWithin(t, n, waitFor)
 }
 
 // outboxDump lists the outbox rows and the events' source keys, for a failure message.
 func (f *fixture) outboxDump(t *testing.T) string {
 	t.Helper()
 	var outbox, events string
-	require.NoError(t, f.app.QueryRow(context.Background(), `SELECT coalesce((SELECT string_agg(format('%s %s %s %s', id, company_id, event_key, payload), '; ') FROM walhook.outbox), '')`).Scan(&outbox))
-	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT coalesce((SELECT string_agg(source_key || ' ' || event_key, ', ' ORDER BY id) FROM walhook.event), '')`).Scan(&events))
+	require.NoError(t, f.app.QueryRow(t.Context(), `SELECT coalesce((SELECT string_agg(format('%s %s %s %s', id, company_id, event_key, payload), '; ') FROM walhook.outbox), '')`).Scan(&outbox))
+	require.NoError(t, f.pool.QueryRow(t.Context(), `SELECT coalesce((SELECT string_agg(source_key || ' ' || event_key, ', ' ORDER BY id) FROM walhook.event), '')`).Scan(&events))
 	return outbox + " | events: " + events
 }
 
 func (f *fixture) payload(t *testing.T, eventKey string, nth int) map[string]any {
 	t.Helper()
 	var p []byte
-	require.NoError(t, f.pool.QueryRow(context.Background(),
+	require.NoError(t, f.pool.QueryRow(t.Context(),
 		"SELECT payload FROM walhook.event WHERE event_key = $1 ORDER BY id OFFSET $2 LIMIT 1", eventKey, nth).Scan(&p))
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(p, &m))
@@ -209,7 +204,7 @@ func (f *fixture) payload(t *testing.T, eventKey string, nth int) map[string]any
 
 func TestEmitPaths(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	reg := prometheus.NewRegistry()
 	var woken atomic.Int64
@@ -263,7 +258,8 @@ func TestEmitPaths(t *testing.T) {
 	// skipped outbox row above stayed behind in about 1 run of 8.
 	require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond,
 		"consumed outbox rows are deleted: %s", f.outboxDump(t))
-	require.Positive(t, woken.Load())
+	// Wake runs right after the commit that made the events visible: wait for it.
+	require.Eventually(t, func() bool { return woken.Load() > 0 }, 10*time.Second, 20*time.Millisecond, "the dispatcher is woken")
 
 	created := f.payload(t, "contact.created", 0)
 	require.Regexp(t, `^evt_[0-9a-f]{32}$`, created["id"])
@@ -328,7 +324,7 @@ func mustDefaults(t *testing.T, cfg Config) Config {
 
 func TestTypesRoundTrip(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	f.start(t, f.config(), nil, nil)
 	f.waitStreaming(t)
@@ -352,7 +348,7 @@ func TestTypesRoundTrip(t *testing.T) {
 
 func TestUnchangedToastFromOldRow(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	f.start(t, f.config(), nil, nil)
 	f.waitStreaming(t)
@@ -369,7 +365,7 @@ func TestUnchangedToastFromOldRow(t *testing.T) {
 
 func TestReplayAfterCancelBeforeAck(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
 	cfg.StatusInterval = time.Hour // never report a flush position: every restart replays
@@ -407,9 +403,15 @@ func TestReplayAfterCancelBeforeAck(t *testing.T) {
 	f.waitEvents(t, 250)
 	require.Equal(t, 250, f.count(t, "SELECT count(DISTINCT source_key) FROM walhook.event"))
 	require.Equal(t, 250*1+200, f.count(t, "SELECT count(*) FROM walhook.delivery"), "two webhooks per contact, one per invoice")
-	// and a replay of everything stores nothing new
-	time.Sleep(300 * time.Millisecond)
-	require.Equal(t, 250, f.count(t, "SELECT count(*) FROM walhook.event"))
+	// and a replay of everything stores nothing new: a contact written now is decoded after the
+	// whole replay, so once its event is stored the replay is over.
+	_, err = f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'after the replay')`)
+	require.NoError(t, err)
+	waitUntil(t, func() bool {
+		return f.count(t, "SELECT count(*) FROM walhook.event WHERE payload->'data'->>'name' = 'after the replay'") == 1
+	}, "the contact written after the restart is captured")
+	require.Equal(t, 251, f.count(t, "SELECT count(*) FROM walhook.event"))
+	require.Equal(t, 251, f.count(t, "SELECT count(DISTINCT source_key) FROM walhook.event"))
 }
 
 // TestLargeTransactionInParts: a transaction larger than a part (partEvents, here BatchEvents =
@@ -419,7 +421,7 @@ func TestReplayAfterCancelBeforeAck(t *testing.T) {
 // with the part that ends it. Every event is stored once.
 func TestLargeTransactionInParts(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
 	cfg.BatchEvents = 50
@@ -432,7 +434,7 @@ func TestLargeTransactionInParts(t *testing.T) {
 	f.start(t, cfg, nil, func(c *Capture) {
 		c.afterCommit = func(end uint64) {
 			var n int
-			_ = f.pool.QueryRow(context.Background(), "SELECT count(*) FROM walhook.event").Scan(&n)
+			_ = f.pool.QueryRow(t.Context(), "SELECT count(*) FROM walhook.event").Scan(&n)
 			mu.Lock()
 			defer mu.Unlock()
 			ends = append(ends, end)
@@ -458,7 +460,7 @@ func TestLargeTransactionInParts(t *testing.T) {
 
 func TestPollMode(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
 	cfg.Mode = store.CapturePoll
@@ -483,7 +485,7 @@ func TestPollMode(t *testing.T) {
 // all written before capture starts, and logs the capture rate (run with -v).
 func TestBulk(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
 	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
@@ -514,7 +516,7 @@ func TestBulk(t *testing.T) {
 // is its own key, and another company's webhook subscribed to the same events gets nothing.
 func TestSeveralEvents(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	both := []string{"contact.deleted", "contact.created"}
 	multi, err := f.st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "1", Name: "multi", URL: "https://example.com/multi",

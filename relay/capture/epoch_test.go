@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -72,7 +70,7 @@ func (f *fixture) eventually(t *testing.T, n int) {
 // nothing already stored).
 func (f *fixture) waitAcked(t *testing.T) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	pos, err := f.st.CapturePositionGet(ctx, f.slot)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -89,7 +87,7 @@ func (f *fixture) waitAcked(t *testing.T) {
 func (f *fixture) waitInactive(t *testing.T) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		s, err := f.src.CaptureSlotStatus(context.Background(), f.slot)
+		s, err := f.src.CaptureSlotStatus(t.Context(), f.slot)
 		return err == nil && !s.Active
 	}, 10*time.Second, 10*time.Millisecond)
 }
@@ -98,7 +96,7 @@ func (f *fixture) waitInactive(t *testing.T) {
 // outbox row's delete, and returns the outbox row's id.
 func (f *fixture) captureOutboxRow(t *testing.T, n int) int64 {
 	t.Helper()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	before := f.count(t, "SELECT count(*) FROM walhook.event")
 	var id int64
 	require.NoError(t, f.app.QueryRow(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload) VALUES ('1', 'invoice.paid', jsonb_build_object('n', $1::int)) RETURNING id`, n).Scan(&id))
@@ -113,7 +111,7 @@ func (f *fixture) captureOutboxRow(t *testing.T, n int) int64 {
 // database whose ids start over would.
 func (f *fixture) putBackOutboxRow(t *testing.T, id int64, n int) {
 	t.Helper()
-	_, err := f.app.Exec(xtest.Context(t), `INSERT INTO walhook.outbox (id, company_id, event_key, payload) OVERRIDING SYSTEM VALUE
+	_, err := f.app.Exec(t.Context(), `INSERT INTO walhook.outbox (id, company_id, event_key, payload) OVERRIDING SYSTEM VALUE
 		VALUES ($1, '1', 'invoice.paid', jsonb_build_object('n', $2::int))`, id, n)
 	require.NoError(t, err)
 }
@@ -121,7 +119,7 @@ func (f *fixture) putBackOutboxRow(t *testing.T, id int64, n int) {
 // eventByKey is an event's payload n and envelope id by source key ("" when there is none).
 func (f *fixture) eventByKey(t *testing.T, key string) (n, envelopeID string) {
 	t.Helper()
-	rows, err := f.pool.Query(context.Background(), `SELECT payload->'data'->>'n', payload->>'id' FROM walhook.event WHERE source_key = $1`, key)
+	rows, err := f.pool.Query(t.Context(), `SELECT payload->'data'->>'n', payload->>'id' FROM walhook.event WHERE source_key = $1`, key)
 	require.NoError(t, err)
 	defer rows.Close()
 	for rows.Next() {
@@ -137,7 +135,7 @@ func (f *fixture) eventByKey(t *testing.T, key string) (n, envelopeID string) {
 // was, and table writes from then on carry the epoch too.
 func TestEpochAnotherCluster(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
 	stop := f.start(t, cfg, nil, nil)
@@ -191,7 +189,7 @@ func TestEpochAnotherCluster(t *testing.T) {
 // forgotten and the slot never acknowledged, so every transaction of epoch 1 is streamed again).
 func TestEpochSlotMissing(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
 	stop := f.start(t, cfg, nil, nil)
@@ -262,7 +260,7 @@ func TestEpochSlotMissing(t *testing.T) {
 // repeated id is delivered.
 func TestEpochPollMode(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
 	cfg.Mode = store.CapturePoll

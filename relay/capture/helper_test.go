@@ -16,7 +16,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/catalog"
 	"github.com/walhook/walhook/relay/crypt"
 	"github.com/walhook/walhook/relay/store"
@@ -95,20 +94,49 @@ func (f *fixture) spawn(t *testing.T, id string) *exec.Cmd {
 	return cmd
 }
 
+// waitFor bounds every wait on a condition in these tests: far above what any of them takes on
+// a loaded machine, so that a capture that stopped fails the test with what it waited for
+// instead of hanging it until the test binary's timeout.
+const waitFor = time.Minute
+
+// waitUntil polls cond until it holds, and fails the test with the message if it does not
+// within waitFor.
+func waitUntil(t *testing.T, cond func() bool, format string, args ...any) {
+	t.Helper()
+	if !within(t, waitFor, cond) {
+		t.Fatalf("not within %v: "+format, append([]any{waitFor}, args...)...)
+	}
+}
+
+// within polls cond (in the test's goroutine, so cond may use require) until it holds or d has
+// passed, and reports whether it held.
+func within(t *testing.T, d time.Duration, cond func() bool) bool {
+	t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			return cond()
+		case <-poll.C:
+		}
+	}
+	return true
+}
+
 func (f *fixture) waitHolder(t *testing.T, holder string) {
 	t.Helper()
-	for {
-		l, err := f.st.LeaseGet(context.Background(), "capture:"+f.slot)
-		if err == nil && l.Live && l.Holder == holder {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, func() bool {
+		l, err := f.st.LeaseGet(t.Context(), "capture:"+f.slot)
+		return err == nil && l.Live && l.Holder == holder
+	}, "%s holds the capture lease", holder)
 }
 
 func (f *fixture) insertContacts(t *testing.T, from, n int) {
 	t.Helper()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	for i := from; i < from+n; i += 100 {
 		b := &pgxBatch{}
 		for j := i; j < min(i+100, from+n); j++ {
@@ -124,7 +152,7 @@ func (f *fixture) insertContacts(t *testing.T, from, n int) {
 // stored exactly once. Then the killed one is restarted and becomes the standby.
 func TestKillLeaderStandbyTakesOver(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
 	a := f.spawn(t, "a")
@@ -133,9 +161,7 @@ func TestKillLeaderStandbyTakesOver(t *testing.T) {
 	f.spawn(t, "b")
 
 	f.insertContacts(t, 0, 2000)
-	for f.count(t, "SELECT count(*) FROM walhook.event") == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, func() bool { return f.count(t, "SELECT count(*) FROM walhook.event") > 0 }, "a leads and stores events")
 	require.NoError(t, a.Process.Kill()) // SIGKILL: no ack, no lease release
 	killed := time.Now()
 	_ = a.Wait()

@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -12,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -20,7 +18,7 @@ import (
 func (f *fixture) sourceSystem(t *testing.T) string {
 	t.Helper()
 	var id string
-	require.NoError(t, f.app.QueryRow(context.Background(), `SELECT system_identifier::text FROM pg_control_system()`).Scan(&id))
+	require.NoError(t, f.app.QueryRow(t.Context(), `SELECT system_identifier::text FROM pg_control_system()`).Scan(&id))
 	return id
 }
 
@@ -30,7 +28,7 @@ func (f *fixture) sourceSystem(t *testing.T) string {
 // transactions already stored are not even read again, and every event is stored exactly once.
 func TestCrashAfterCommitResumesFromStoredPosition(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
 	cfg.StatusInterval = time.Hour // never acknowledge
@@ -115,7 +113,7 @@ func TestStoredPositionOfAnotherCluster(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ctx := xtest.Context(t)
+			ctx := t.Context()
 			f := newFixture(t)
 			cfg := f.config()
 			require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src}).Prepare(ctx))
@@ -151,7 +149,7 @@ func TestConsumedOutboxRowsDeletedAgain(t *testing.T) {
 	for _, mode := range []store.CaptureMode{store.CaptureWAL, store.CapturePoll} {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
-			ctx := xtest.Context(t)
+			ctx := t.Context()
 			f := newFixture(t)
 			cfg := f.config()
 			cfg.Mode = mode
@@ -216,7 +214,7 @@ func TestDecoderSkipsStoredTransactions(t *testing.T) {
 	}
 	handle := func(data []byte) *txn {
 		t.Helper()
-		tx, err := d.handle(context.Background(), data)
+		tx, err := d.handle(t.Context(), data)
 		require.NoError(t, err)
 		return tx
 	}

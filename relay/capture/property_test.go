@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/catalog"
 )
 
@@ -223,7 +222,7 @@ func (row oddRow) insert(b *pgx.Batch) {
 // skip with its reason (NULL tenant, unknown company).
 func TestEveryColumnTypeSurvives(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("WALHOOK_PROPERTY_SEED"); s != "" {
 		var err error

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/catalog"
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
@@ -26,7 +25,7 @@ import (
 // its name is the test's own) and returns its name and a connection to f's database as it.
 func (f *fixture) lowRole(t *testing.T) (string, *pgx.Conn) {
 	t.Helper()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	role := "low_" + hex.EncodeToString(b)
@@ -57,7 +56,7 @@ func (f *fixture) lowRole(t *testing.T) (string, *pgx.Conn) {
 // is consistent, so every write after it is decoded (a slot is active a moment before that).
 func (f *fixture) prepared(t *testing.T) {
 	t.Helper()
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st, src: f.src}).Prepare(xtest.Context(t)))
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st, src: f.src}).Prepare(t.Context()))
 }
 
 func requireDenied(t *testing.T, err error, what string) {
@@ -73,7 +72,7 @@ func requireDenied(t *testing.T, err error, what string) {
 // without grants; and that with the EXECUTE grant walhook.emit works for it.
 func TestForgedMessagesRefused(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	reg := prometheus.NewRegistry()
 	f.prepared(t)
@@ -137,7 +136,7 @@ func TestForgedMessagesRefused(t *testing.T) {
 // the same message written after it is refused.
 func TestUnsignedBeforeUpgrade(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	f.prepared(t)
 	const old = `SELECT pg_logical_emit_message(true, 'walhook', jsonb_build_object('company_id', '1', 'event', 'invoice.paid', 'payload', jsonb_build_object('n', $1::int))::text)`
@@ -166,7 +165,7 @@ func TestUnsignedBeforeUpgrade(t *testing.T) {
 // with the previous key is still accepted.
 func TestEmitKeyRotation(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	reg := prometheus.NewRegistry()
 	f.prepared(t)
@@ -222,7 +221,7 @@ func TestEmitKeyRotation(t *testing.T) {
 // role granted only EXECUTE emits without INSERT on walhook.outbox.
 func TestPollModeEmitByGrantee(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
 	cfg.Mode = store.CapturePoll
@@ -254,7 +253,7 @@ func FuzzVerifyMessage(f *testing.F) {
 	f.Add([]byte(`{"mac": "-1:x", `))
 	f.Add(signMessage(1, key, []byte(`{"x":"\u0000"}`)))
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		ctx := context.Background()
+		ctx := t.Context()
 		content, ok, err := ring.verify(ctx, pglogrepl.LSN(1), msg)
 		require.NoError(t, err)
 		if ok {
@@ -288,7 +287,7 @@ const moveCatalog = testCatalog + `
 // company receives (docs/reliability.md, "Tenants never mixed").
 func TestTenantMove(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newFixture(t)
 	_, err := f.app.Exec(ctx, `
 		CREATE TABLE notes (id bigint PRIMARY KEY, company_id text, body text);

@@ -73,7 +73,7 @@ func TestParseErrorsNameTheEntry(t *testing.T) {
 
 func TestValidateAgainstDatabase(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	st, pool := xtest.Store(t)
 	_, err := pool.Exec(ctx, `CREATE TABLE public.contacts (id bigint PRIMARY KEY, company_id text, name text, email text);
 		CREATE TABLE public.nokey (company_id text, name text)`)
@@ -119,7 +119,7 @@ func TestValidateAgainstDatabase(t *testing.T) {
 // column, and a table without update events are not.
 func TestUndetectedMoves(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	st, pool := xtest.Store(t)
 	_, err := pool.Exec(ctx, `CREATE TABLE public.byid (id bigint PRIMARY KEY, company_id text);
 		CREATE TABLE public.full_row (id bigint PRIMARY KEY, company_id text);
@@ -168,7 +168,7 @@ func FuzzParse(f *testing.F) {
 // that exists only in walhook's database is refused, one only in the application's is accepted.
 func TestSyncValidatesAgainstSource(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	st, pool := xtest.Store(t)
 	src := xtest.SourceStore(t, xtest.SeparateSourceURL(t))
 	_, err := pool.Exec(ctx, `CREATE TABLE public.only_walhook (id bigint PRIMARY KEY, company_id text)`)

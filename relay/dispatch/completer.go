@@ -108,6 +108,9 @@ func (d *Dispatcher) flush(ctx context.Context, batch []store.AttemptResult, rel
 		tctx, tcancel := context.WithTimeout(ctx, recordTryTimeout)
 		off, err = d.st.DispatchRecord(tctx, batch, cutoff)
 		tcancel()
+		if d.recordTried != nil {
+			d.recordTried(err)
+		}
 		if err == nil || errors.As(err, &bad) || !waitCtx(ctx, backoff) {
 			break
 		}

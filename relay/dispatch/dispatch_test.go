@@ -402,7 +402,7 @@ func TestSenderMeasuresDuration(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int64) {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // a slow receiver: the duration it causes is what is tested
 		w.WriteHeader(http.StatusNoContent)
 	})
 	s := dispatch.NewSender(dispatch.SenderConfig{Version: "test", AllowPrivate: loopback}, b.st, nil)

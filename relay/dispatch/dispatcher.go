@@ -55,6 +55,9 @@ type Dispatcher struct {
 	cacheEpoch int64                   // bumped by a webhook-change notification
 	reloading  map[int64]chan struct{} // webhooks a held job is reloading (current), closed when done
 	running    *run                    // set while Run claims: hand-offs are taken only then (handoff.go)
+
+	// recordTried, for tests, runs after each try to write a batch of results, with its error.
+	recordTried func(err error)
 }
 
 // run is what starting a delivery needs of a running dispatcher (the claim loop, a worker, a

@@ -16,3 +16,7 @@ func (d *Dispatcher) Held() int {
 	defer d.mu.Unlock()
 	return d.total
 }
+
+// OnRecordTry sets a test signal run after each try of the recorder to write a batch of results,
+// with its error. Set it before Run.
+func (d *Dispatcher) OnRecordTry(f func(err error)) { d.recordTried = f }

@@ -57,7 +57,7 @@ type bundle struct {
 func setup(t testing.TB) *bundle {
 	t.Helper()
 	st, pool := xtest.Store(t)
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	_, err := st.CompanyCreate(ctx, company, "Company One")
 	require.NoError(t, err)
 	require.NoError(t, st.EventTypeSync(ctx, []webhook.EventType{{
@@ -70,8 +70,18 @@ func setup(t testing.TB) *bundle {
 // run starts a dispatcher until the test ends.
 func (b *bundle) run(t testing.TB, cfg dispatch.Config) *dispatch.Dispatcher {
 	t.Helper()
+	return b.runWith(t, cfg, nil)
+}
+
+// runWith is run with prepare (when not nil) called on the dispatcher before it runs, to set
+// test signals.
+func (b *bundle) runWith(t testing.TB, cfg dispatch.Config, prepare func(*dispatch.Dispatcher)) *dispatch.Dispatcher {
+	t.Helper()
 	d, err := dispatch.New(cfg, b.st, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), prometheus.NewRegistry())
 	require.NoError(t, err)
+	if prepare != nil {
+		prepare(d)
+	}
 	ctx, cancel := context.WithCancel(b.ctx)
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()

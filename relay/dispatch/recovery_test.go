@@ -1,8 +1,10 @@
 package dispatch_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -56,17 +59,26 @@ func TestResultWrittenAfterDatabaseOutage(t *testing.T) {
 	id := b.enqueue(t, wh.ID)[0]
 	cfg := testConfig()
 	cfg.Lease = 10 * time.Minute // far beyond the wait below: only a retried write can succeed in time
-	b.run(t, cfg)
+	recordFailed := make(chan struct{})
+	var once sync.Once
+	b.runWith(t, cfg, func(d *dispatch.Dispatcher) {
+		d.OnRecordTry(func(err error) {
+			if err != nil {
+				once.Do(func() { close(recordFailed) })
+			}
+		})
+	})
 	<-sent
 
 	// The outage: no new connections to this database, and its sessions terminated.
 	admin, err := pgx.Connect(b.ctx, xtest.Cluster(t).URL("postgres"))
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = admin.Close(b.ctx) })
+	// The cleanups run after the test's context is cancelled.
+	t.Cleanup(func() { _ = admin.Close(context.WithoutCancel(b.ctx)) })
 	var db string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT current_database()`).Scan(&db))
 	allow := func(ok bool) {
-		_, err := admin.Exec(b.ctx, fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS %t`, pgx.Identifier{db}.Sanitize(), ok))
+		_, err := admin.Exec(context.WithoutCancel(b.ctx), fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS %t`, pgx.Identifier{db}.Sanitize(), ok))
 		require.NoError(t, err)
 	}
 	allow(false)
@@ -74,7 +86,11 @@ func TestResultWrittenAfterDatabaseOutage(t *testing.T) {
 	_, err = admin.Exec(b.ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db)
 	require.NoError(t, err)
 	close(answer) // the attempt succeeds while its result cannot be written
-	time.Sleep(2 * time.Second)
+	select {      // the recorder tried to write the result, and could not
+	case <-recordFailed:
+	case <-time.After(waitFor):
+		t.Fatal("the recorder never tried to write the result during the outage")
+	}
 	allow(true)
 
 	d := b.waitState(t, id, webhook.DeliverySucceeded)

@@ -172,7 +172,7 @@ func TestSlowReplicaKeepsItsClaims(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int64) {
-		time.Sleep(time.Second) // 2.5 heartbeat timeouts
+		time.Sleep(time.Second) // a slow receiver (2.5 heartbeat timeouts): the sleep is what is tested
 		w.WriteHeader(http.StatusOK)
 	})
 	wh := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})

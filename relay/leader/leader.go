@@ -37,6 +37,10 @@ type Elector struct {
 
 	mu      sync.Mutex
 	leading bool
+
+	// afterAttempt, for tests, runs after each attempt to acquire the lease while following,
+	// with its outcome.
+	afterAttempt func(ok bool, err error)
 }
 
 // Metrics are the elector's collectors, shared by every role of a process.
@@ -118,6 +122,9 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context) error)
 		ok, err := e.acquire(ctx)
 		if err != nil && ctx.Err() == nil {
 			unreachable.Msg(e.log.Warn().Err(err), "leader election: cannot reach the lease")
+		}
+		if e.afterAttempt != nil {
+			e.afterAttempt(ok, err)
 		}
 		if ok {
 			e.lead(ctx, lead, tick)

@@ -20,6 +20,8 @@ func TestMain(m *testing.M) { xtest.Main(m) }
 type replica struct {
 	e       *leader.Elector
 	leading atomic.Bool
+	// refused counts the attempts to acquire the lease that found it held by another replica.
+	refused atomic.Int64
 	stop    context.CancelFunc
 	done    chan error
 }
@@ -30,8 +32,13 @@ func start(t *testing.T, st *store.Store, holder string) *replica {
 	require.NoError(t, err)
 	e, err := leader.New(leader.Config{Name: "capture:test", Holder: holder, TTL: 3 * time.Second, Renew: 200 * time.Millisecond}, "capture", st, zerolog.Nop(), m)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	r := &replica{e: e, stop: cancel, done: make(chan error, 1)}
+	leader.SetAfterAttempt(e, func(ok bool, err error) {
+		if !ok && err == nil {
+			r.refused.Add(1)
+		}
+	})
 	go func() {
 		r.done <- e.Run(ctx, func(ctx context.Context) error {
 			r.leading.Store(true)
@@ -49,12 +56,13 @@ func start(t *testing.T, st *store.Store, holder string) *replica {
 
 func TestOneLeaderAndHandover(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	st, _ := xtest.Store(t)
 	a := start(t, st, "a")
 	require.Eventually(t, a.leading.Load, 10*time.Second, 10*time.Millisecond)
 	b := start(t, st, "b")
-	time.Sleep(600 * time.Millisecond) // a few of b's attempts
+	// a few of b's attempts, each refused while a leads
+	require.Eventually(t, func() bool { return b.refused.Load() >= 3 }, 10*time.Second, 10*time.Millisecond)
 	require.False(t, b.leading.Load(), "only one leader")
 	require.False(t, b.e.Leading())
 
@@ -70,7 +78,7 @@ func TestOneLeaderAndHandover(t *testing.T) {
 
 func TestExpiredLeaseIsTaken(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	st, _ := xtest.Store(t)
 	// a dead holder's lease, about to expire (as after kill -9)
 	ok, err := st.LeaseAcquire(ctx, "capture:test", "dead", 500*time.Millisecond)

@@ -158,7 +158,7 @@ func TestDialRefusesResolvedLoopback(t *testing.T) {
 	require.NoError(t, err)
 
 	client := &http.Client{Transport: &http.Transport{DialContext: netguard.New(nil).DialContext(5 * time.Second)}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost:"+port+"/", nil)
 	require.NoError(t, err)

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { xtest.Main(m) }
 // seed creates a company, a catalog entry and a webhook, and returns the webhook id.
 func seed(t *testing.T, pool *pgxpool.Pool) int64 {
 	t.Helper()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	_, err := pool.Exec(ctx, `INSERT INTO walhook.company (id, name) VALUES ('1', 'Acme')`)
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `INSERT INTO walhook.event_type (key, source) VALUES ('contact.created', 'outbox')`)
@@ -37,7 +37,7 @@ func seed(t *testing.T, pool *pgxpool.Pool) int64 {
 // updated age ago) and two attempts. prefix keeps source keys unique.
 func addHistory(t *testing.T, pool *pgxpool.Pool, webhookID int64, prefix string, n int, age time.Duration, state string) {
 	t.Helper()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	at := time.Now().Add(-age)
 	_, err := pool.Exec(ctx, `
 WITH e AS (
@@ -58,7 +58,7 @@ SELECT d.id, '1', $4, k, $2, 'POST', 'https://example.com/hook', 'retry' FROM d,
 // addOrphanEvents inserts n events captured age ago that no webhook wanted.
 func addOrphanEvents(t *testing.T, pool *pgxpool.Pool, prefix string, n int, age time.Duration) {
 	t.Helper()
-	_, err := pool.Exec(xtest.Context(t), `INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at, captured_at)
+	_, err := pool.Exec(t.Context(), `INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at, captured_at)
 		SELECT $1 || g, '1', 'contact.created', '{}', $2, $2 FROM generate_series(1, $3::int) g`, prefix, time.Now().Add(-age), n)
 	require.NoError(t, err)
 }
@@ -90,13 +90,13 @@ func metric(t *testing.T, reg *prometheus.Registry, name, label string) float64 
 func count(t *testing.T, pool *pgxpool.Pool, query string) int {
 	t.Helper()
 	var n int
-	require.NoError(t, pool.QueryRow(xtest.Context(t), query).Scan(&n))
+	require.NoError(t, pool.QueryRow(t.Context(), query).Scan(&n))
 	return n
 }
 
 func TestRetentionDeletesOnlyOldFinishedHistoryInBatches(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	st, pool := xtest.Store(t)
 	wh := seed(t, pool)
 	const day = 24 * time.Hour
@@ -147,7 +147,7 @@ func TestRetentionDeletesOnlyOldFinishedHistoryInBatches(t *testing.T) {
 
 func TestRetentionOneReplicaAtATime(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	st, pool := xtest.Store(t)
 	wh := seed(t, pool)
 	addHistory(t, pool, wh, "old-", 5, 40*24*time.Hour, "succeeded")
@@ -171,7 +171,7 @@ func TestRetentionOneReplicaAtATime(t *testing.T) {
 
 func TestRetentionDisabled(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	st, pool := xtest.Store(t)
 	wh := seed(t, pool)
 	addHistory(t, pool, wh, "old-", 3, 400*24*time.Hour, "succeeded")
@@ -194,7 +194,7 @@ func TestRetentionDisabled(t *testing.T) {
 // retention held a lock they needed, their statements would fail.
 func TestRetentionDoesNotBlockCaptureOrDispatch(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	st, pool := xtest.Store(t)
 	wh := seed(t, pool)
 	addHistory(t, pool, wh, "old-", 6000, 90*24*time.Hour, "succeeded")
@@ -206,6 +206,7 @@ func TestRetentionDoesNotBlockCaptureOrDispatch(t *testing.T) {
 	var done atomic.Bool
 	var inserted, claimed atomic.Int64
 	errs := make(chan error, 2)
+	rounds := make(chan struct{}, 1) // a signal after each committed insert
 	var wg sync.WaitGroup
 	worker := func(op func(ctx context.Context, i int) error) {
 		defer wg.Done()
@@ -232,7 +233,14 @@ func TestRetentionDoesNotBlockCaptureOrDispatch(t *testing.T) {
 			return err
 		}
 		inserted.Add(1)
-		return tx.Commit(ctx)
+		if err := tx.Commit(ctx); err != nil {
+			return err
+		}
+		select {
+		case rounds <- struct{}{}:
+		default:
+		}
+		return nil
 	})
 	go worker(func(ctx context.Context, _ int) error { // dispatch: claim, then finish, a due delivery
 		tx, err := pool.Begin(ctx)
@@ -255,9 +263,14 @@ func TestRetentionDoesNotBlockCaptureOrDispatch(t *testing.T) {
 
 	res, err := r.RunOnce(ctx)
 	// Let the workers do at least one more round after retention is done, then stop them.
-	seen := inserted.Load()
-	for inserted.Load() == seen && len(errs) == 0 {
-		runtimeYield()
+	select {
+	case <-rounds: // a round that may have begun before retention was done
+	default:
+	}
+	select {
+	case <-rounds:
+	case err := <-errs:
+		errs <- err // checked below with the other's
 	}
 	done.Store(true)
 	wg.Wait()
@@ -275,6 +288,3 @@ func TestRetentionDoesNotBlockCaptureOrDispatch(t *testing.T) {
 	require.Equal(t, live, count(t, pool, `SELECT count(*) FROM walhook.delivery`), "every live delivery is still there")
 	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.event WHERE source_key LIKE 'old-%'`))
 }
-
-// runtimeYield waits a moment without sleeping on a fixed duration in a way a test cares about.
-func runtimeYield() { <-time.After(time.Millisecond) }

@@ -15,7 +15,7 @@ import (
 // plaintext where it must not be.
 func rawColumns(t *testing.T, q *pgxpool.Pool, table, plainCol, sealedCol string, id int64) (plain string, sealed []byte) {
 	t.Helper()
-	require.NoError(t, q.QueryRow(xtest.Context(t),
+	require.NoError(t, q.QueryRow(t.Context(),
 		`SELECT `+plainCol+`::text, `+sealedCol+` FROM walhook.`+table+` WHERE id = $1`, id).Scan(&plain, &sealed))
 	return plain, sealed
 }
@@ -26,7 +26,7 @@ func rawColumns(t *testing.T, q *pgxpool.Pool, table, plainCol, sealedCol string
 // readable in its jsonb column.
 func TestHiddenValuesSealedAtRest(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	seedCatalog(t, s)
 	seedCompany(t, s, "a")
@@ -99,7 +99,7 @@ func TestHiddenValuesSealedAtRest(t *testing.T) {
 // value, and the entries after it theirs.
 func TestHiddenValuesReadByTheRecord(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	seedCatalog(t, s)
 	seedCompany(t, s, "a")
@@ -123,7 +123,7 @@ func TestHiddenValuesReadByTheRecord(t *testing.T) {
 // same; a second run seals nothing.
 func TestResealSealsPlainHiddenValues(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	seedCatalog(t, s)
 	seedCompany(t, s, "a")
@@ -176,7 +176,7 @@ func TestResealSealsPlainHiddenValues(t *testing.T) {
 // dispatch sends nothing with it), the plain ones still read.
 func TestHiddenParamsMovedAreRefused(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	seedCompany(t, s, "a")
 	seedCompany(t, s, "b")

@@ -18,7 +18,7 @@ import (
 // and an unknown source or event type is refused.
 func TestTestPayload(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	require.NoError(t, s.EventTypeSync(ctx, []webhook.EventType{
 		{Key: "contact.created", Source: webhook.SourceOutbox, Sample: json.RawMessage(`{"email":"sample@example.com"}`)},

@@ -16,7 +16,7 @@ import (
 // as a member), and stops when it expires.
 func TestPlatformToken(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	tok, info, err := s.PlatformTokenCreate(ctx, "hostapp", nil)
 	require.NoError(t, err)
@@ -50,7 +50,7 @@ func TestPlatformToken(t *testing.T) {
 // company is not affected, and once enabled everything works again.
 func TestDisabledCompany(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	seedCatalog(t, s)
 	_, ownerA := seedCompany(t, s, "a")
@@ -142,7 +142,7 @@ func TestDisabledCompany(t *testing.T) {
 // and says so in the company's audit log, as a token created through the API is.
 func TestLoginCodeRedeemAudited(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, _ := xtest.Store(t)
 	_, owner := seedCompany(t, s, "a")
 	code, err := s.LoginCodeCreate(ctx, "a", owner.ID, time.Hour)

@@ -15,7 +15,7 @@ import (
 // webhook without a limit (or deleted) gets nothing.
 func TestRateTake(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	seedCatalog(t, s)
 	seedCompany(t, s, "a")
@@ -48,7 +48,8 @@ func TestRateTake(t *testing.T) {
 	require.NoError(t, err)
 	require.Less(t, got[limited.ID].Taken, 5)
 
-	// Refilled by time, up to the burst.
+	// Refilled by time, up to the burst. (The sleep is what is tested: the time that refills the
+	// bucket; 300 ms at 50/s is 15 tokens, three times the burst.)
 	time.Sleep(300 * time.Millisecond)
 	got, err = s.DispatchRateTake(ctx, map[int64]int{limited.ID: 2})
 	require.NoError(t, err)

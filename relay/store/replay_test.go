@@ -17,7 +17,7 @@ import (
 // company's events of the same type are never queued.
 func TestReplayConcurrentClicks(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	seedCatalog(t, s)
 	_, owner := seedCompany(t, s, "a")

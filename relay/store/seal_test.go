@@ -19,7 +19,7 @@ import (
 
 func seedWebhook(t *testing.T, s *store.Store, company, name string, headers ...webhook.Header) webhook.Webhook {
 	t.Helper()
-	w, err := s.WebhookCreate(xtest.Context(t), webhook.Webhook{
+	w, err := s.WebhookCreate(t.Context(), webhook.Webhook{
 		CompanyID: company, Name: name, URL: "https://" + company + ".example/hook", Method: webhook.MethodPost,
 		EventKeys: []string{"contact.created"}, RawData: true, Headers: headers,
 	}, nil)
@@ -29,7 +29,7 @@ func seedWebhook(t *testing.T, s *store.Store, company, name string, headers ...
 
 func seedCredential(t *testing.T, s *store.Store, company, name, secret string) webhook.OAuthCredential {
 	t.Helper()
-	c, err := s.OAuthCredentialCreate(xtest.Context(t), webhook.OAuthCredential{
+	c, err := s.OAuthCredentialCreate(t.Context(), webhook.OAuthCredential{
 		CompanyID: company, Name: name, TokenURL: "https://" + company + ".example/token",
 		GrantType: webhook.GrantAuthorizationCode, ClientID: "cid", ClientSecret: secret,
 		Code: "code-" + name, RefreshToken: "refresh-" + name,
@@ -43,7 +43,7 @@ func seedCredential(t *testing.T, s *store.Store, company, name, secret string) 
 // fail), with the secret empty and SealError saying why.
 func TestSealedValueMovedIsRefused(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	seedCatalog(t, s)
 	seedCompany(t, s, "a")
@@ -125,7 +125,7 @@ func sealV1(t *testing.T, spec string, plain, purpose string) []byte {
 // key can leave the keyring and every secret still opens, public ids unchanged.
 func TestResealUpgradesAndRotates(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	pool := xtest.Pool(t)
 	spec1, spec2 := crypt.GenerateKeySpec("k1"), crypt.GenerateKeySpec("k2")
 	keys1, err := crypt.ParseKeyring(spec1)
@@ -233,7 +233,7 @@ func TestResealUpgradesAndRotates(t *testing.T) {
 // TestResealLeavesUnreadableValues: a value moved from another row is counted and left as it is.
 func TestResealLeavesUnreadableValues(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	seedCatalog(t, s)
 	seedCompany(t, s, "a")
@@ -251,7 +251,7 @@ func TestResealLeavesUnreadableValues(t *testing.T) {
 // are ErrNotFound; two stores on one database agree (the key is stored, not per process).
 func TestPublicIDs(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	pub, err := s.DeliveryPublicID(ctx, "a", 7)
 	require.NoError(t, err)

@@ -15,7 +15,7 @@ import (
 // its privileges); its down leaves the main set's objects alone.
 func TestSourceMigrationsOverMainMigrated(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	_, err := pool.Exec(ctx, `UPDATE walhook.capture_setting SET mode = 'poll';
 		INSERT INTO walhook.outbox (company_id, event_key) VALUES ('1', 'kept')`)
@@ -63,7 +63,7 @@ func TestSourceMigrationsOverMainMigrated(t *testing.T) {
 // made; down removes it all; a newer source schema is refused like a newer main one.
 func TestSourceMigrationsFresh(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	src := xtest.SourceStore(t, xtest.SeparateSourceURL(t))
 	pool := src.Pool()
 	tables := func() []string {
@@ -113,7 +113,7 @@ func TestSourceMigrationsFresh(t *testing.T) {
 // the same source cluster, replaces it for another, and stores nothing without an LSN.
 func TestCapturePosition(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, _ := xtest.Store(t)
 	commit := func(pos store.CapturePosition) {
 		t.Helper()
@@ -145,7 +145,7 @@ func TestCapturePosition(t *testing.T) {
 // stored epoch moves it.
 func TestCaptureEpochBump(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, _ := xtest.Store(t)
 	pos, bumped, err := s.CaptureEpochBump(ctx, "fresh", 0, "", "slot_recreate")
 	require.NoError(t, err)

@@ -34,7 +34,7 @@ type splitBundle struct {
 
 func newSplitBundle(t *testing.T) *splitBundle {
 	t.Helper()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	old, oldPool := xtest.Store(t)
 	new, newPool := xtest.Store(t)
 	b := &splitBundle{ctx: ctx, old: old, new: new, oldPool: oldPool, newPool: newPool,
@@ -109,7 +109,7 @@ func tableText(t *testing.T, pool *pgxpool.Pool, table string) string {
 		row = "(to_jsonb(x) - 'lease_until' - 'leased_by')"
 	}
 	var s string
-	require.NoError(t, pool.QueryRow(context.Background(),
+	require.NoError(t, pool.QueryRow(t.Context(),
 		fmt.Sprintf(`SELECT coalesce(string_agg(%s::text, E'\n' ORDER BY %[1]s::text), '') FROM walhook.%s x`, row, table)).Scan(&s))
 	return s
 }
@@ -148,14 +148,11 @@ func TestSplitMovesEverything(t *testing.T) {
 	require.NoError(t, err)
 	// A dispatcher paused past its heartbeat timeout: presumed dead, it does not stop the split.
 	require.NoError(t, b.old.ReplicaRegister(ctx, "paused.0badf00d", time.Now(), time.Millisecond))
-	for {
+	require.Eventually(t, func() bool {
 		rs, err := b.old.Replicas(ctx)
 		require.NoError(t, err)
-		if len(rs) == 1 && !rs[0].Alive {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return len(rs) == 1 && !rs[0].Alive
+	}, 30*time.Second, 5*time.Millisecond, "the paused dispatcher is presumed dead")
 	// The application's database was replaced once: the events carry epoch 1's keys.
 	_, bumped, err := b.old.CaptureEpochBump(ctx, b.slot, 0, "", "other_cluster")
 	require.NoError(t, err)
@@ -305,14 +302,11 @@ func TestSplitRefuses(t *testing.T) {
 	refused(t, err, "walhook session(s) are open on it")
 	admin.Close()
 	// The server ends the closed sessions a moment later.
-	for {
+	require.Eventually(t, func() bool {
 		var n int
 		require.NoError(t, b.oldPool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'walhook'`).Scan(&n))
-		if n == 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return n == 0
+	}, 30*time.Second, 10*time.Millisecond, "the server ends the closed sessions")
 
 	// walhook's database holds data.
 	_, err = b.new.CompanyCreate(ctx, "z", "Z")
@@ -374,7 +368,7 @@ func TestSplitRefuses(t *testing.T) {
 // kept in the source, or transient (relay/store/split.go).
 func TestSplitKnowsEveryTable(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	old, oldPool := xtest.Store(t)
 	new, _ := xtest.Store(t)
 	_, err := store.SplitCheck(ctx, old, new, "walhook")

@@ -18,7 +18,7 @@ func TestMain(m *testing.M) { xtest.Main(m) }
 
 func TestMigrationsRoundTrip(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 
 	// The template is migrated: down to nothing, up again, down again, up again.
@@ -48,7 +48,7 @@ func TestMigrationsRoundTrip(t *testing.T) {
 
 func seedCompany(t *testing.T, s *store.Store, id string) (store.Company, store.Member) {
 	t.Helper()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	c, err := s.CompanyCreate(ctx, id, "Company "+id)
 	require.NoError(t, err)
 	m, err := s.MemberCreate(ctx, store.Member{CompanyID: id, Email: "owner@" + id + ".test", IsOwner: true})
@@ -58,14 +58,14 @@ func seedCompany(t *testing.T, s *store.Store, id string) (store.Company, store.
 
 func seedCatalog(t *testing.T, s *store.Store) {
 	t.Helper()
-	require.NoError(t, s.EventTypeSync(xtest.Context(t), []webhook.EventType{
+	require.NoError(t, s.EventTypeSync(t.Context(), []webhook.EventType{
 		{Key: "contact.created", Source: webhook.SourceTable, SourceTable: "contacts", TenantColumn: "company_id", Operations: []string{"insert"}},
 	}))
 }
 
 func TestTenantScoping(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, _ := xtest.Store(t)
 	seedCatalog(t, s)
 	_, ownerA := seedCompany(t, s, "a")
@@ -117,7 +117,7 @@ func TestTenantScoping(t *testing.T) {
 
 func TestSecretsSealedAtRest(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	seedCatalog(t, s)
 	seedCompany(t, s, "a")
@@ -142,7 +142,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 
 func TestAuthenticate(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	seedCompany(t, s, "a")
 	m, err := s.MemberCreate(ctx, store.Member{CompanyID: "a", Email: "dev@a.test"})
@@ -190,7 +190,7 @@ func TestMigratorRefusesNewerSchema(t *testing.T) {
 	}
 	require.False(t, known[12], "0012 is a gap in the numbering")
 	for _, unknown := range []int{12, newest + 1} {
-		ctx := xtest.Context(t)
+		ctx := t.Context()
 		s, pool := xtest.Store(t)
 		_, err := pool.Exec(ctx, "INSERT INTO walhook.schema_migration (version, name) VALUES ($1, 'from_a_newer_walhook')", unknown)
 		require.NoError(t, err)
@@ -215,14 +215,14 @@ func TestMigratorRefusesNewerSchema(t *testing.T) {
 		require.Equal(t, len(all)+1, n, "nothing reverted")
 	}
 	s, _ := xtest.Store(t)
-	require.NoError(t, s.MigrationCheck(xtest.Context(t)), "a schema this binary migrated passes")
+	require.NoError(t, s.MigrationCheck(t.Context()), "a schema this binary migrated passes")
 }
 
 // TestMigrationStatusChangesNothing: status on a database walhook never touched creates nothing
 // (no schema, no table), and on a migrated one it runs in a read-only session.
 func TestMigrationStatusChangesNothing(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	all, err := store.Migrations()
 	require.NoError(t, err)
 

@@ -15,7 +15,7 @@ import (
 // database refuses a list the API would refuse (unknown key, empty, NULL element) without storing it.
 func TestWebhookEventKeys(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, _ := xtest.Store(t)
 	require.NoError(t, s.EventTypeSync(ctx, []webhook.EventType{
 		{Key: "contact.created", Source: webhook.SourceOutbox},
@@ -100,7 +100,7 @@ func make51(k string) []string {
 // the first as event_key) and applies it again (the list of that one).
 func TestWebhookEventKeysMigration(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	s, pool := xtest.Store(t)
 	require.NoError(t, s.EventTypeSync(ctx, []webhook.EventType{
 		{Key: "contact.created", Source: webhook.SourceOutbox},

@@ -305,17 +305,6 @@ func Store(t testing.TB) (*store.Store, *pgxpool.Pool) {
 	return store.New(pool, keys), pool
 }
 
-// Context returns a context cancelled when the test's cleanups reach the point where Context
-// was called. Use t.Context() in a test: it is cancelled as the test ends, before any cleanup.
-// Context adds one thing: cleanups registered after it (a pool's Close, a slot's drop) may still
-// use it.
-func Context(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // Walhook builds the walhook binary once per test binary — the way the image does: static
 // (CGO_ENABLED=0) and -trimpath — for tests that run it as a real process (Start, Serve, Run
 // run it; a test needs the path itself only to check the file or hand it to other code). Main

@@ -86,8 +86,11 @@ func TestSlotLostThenRecreated(t *testing.T) {
 			return xtest.Stop(errors.New("relay exited on a lost slot"))
 		}
 		code, body, err := relay.Get(ctx, "/readyz")
-		if err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "replication slot "+f.slot+" is lost") {
-			return fmt.Errorf("/readyz answers %d %q (%v) after starting on a lost slot", code, body, err)
+		if err != nil {
+			return fmt.Errorf("GET /readyz: %w", err)
+		}
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "replication slot "+f.slot+" is lost") {
+			return fmt.Errorf("/readyz answers %d %q after starting on a lost slot", code, body)
 		}
 		if !strings.Contains(body, "walhook slot recreate --slot "+f.slot+" --yes") {
 			return xtest.Stop(fmt.Errorf("/readyz does not say how to recreate the slot: %q", body))

@@ -69,7 +69,9 @@ type watcher struct {
 func Start(t testing.TB, env []string, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{args: args, done: make(chan struct{})}
-	p.cmd = exec.Command(Walhook(t), args...) //nolint:gosec // the binary is our own build
+	// No test context: t.Context() is cancelled before cleanups run, and StopAtEnd's must still
+	// find the process running to stop it gently. The cleanup below ends it.
+	p.cmd = exec.CommandContext(context.Background(), Walhook(t), args...) //nolint:gosec // the binary is our own build
 	p.cmd.Env = append(os.Environ(), env...)
 	// One writer for both: exec then shares one pipe, so lines keep their order.
 	w := &procWriter{p: p}

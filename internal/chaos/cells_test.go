@@ -1,7 +1,6 @@
 package chaos_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -112,16 +111,16 @@ func TestCells(t *testing.T) {
 			name, 2*n, 2*n, skipped)
 	}
 	// The shared outbox drains: each row deleted by whichever cell came first.
-	deadline := time.Now().Add(time.Minute)
-	for {
+	xtest.Eventually(t, time.Minute, 100*time.Millisecond, func() error {
 		var left int
-		require.NoError(t, src.QueryRow(ctx, `SELECT count(*) FROM walhook.outbox`).Scan(&left))
-		if left == 0 {
-			break
+		if err := src.QueryRow(ctx, `SELECT count(*) FROM walhook.outbox`).Scan(&left); err != nil {
+			return xtest.Stop(err)
 		}
-		require.True(t, time.Now().Before(deadline), "%d outbox rows left in the application's database a minute after delivery", left)
-		time.Sleep(100 * time.Millisecond)
-	}
+		if left > 0 {
+			return fmt.Errorf("%d outbox rows left in the application's database after delivery", left)
+		}
+		return nil
+	})
 }
 
 // waitCell waits until the cell's walhook database holds n events per company in companies, every
@@ -133,7 +132,7 @@ func (f *fixture) waitCell(receivers map[string]*receiver, companies []string, n
 	deadline := time.Now().Add(within)
 	for {
 		var events, pending, succeeded int
-		err := f.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM walhook.event),
+		err := f.pool.QueryRow(f.t.Context(), `SELECT (SELECT count(*) FROM walhook.event),
 			count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'succeeded')
 			FROM walhook.delivery`).Scan(&events, &pending, &succeeded)
 		received := 0

@@ -258,21 +258,24 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 // slot has an active reader; it returns the holder.
 func (f *fixture) waitSlotReader(ctx context.Context, not string, within time.Duration) string {
 	f.t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
+	var holder string
+	xtest.Eventually(f.t, within, 20*time.Millisecond, func() error {
 		l, err := f.st.LeaseGet(ctx, "capture:"+f.slot)
 		var active bool
 		// A slot is active while CREATE_REPLICATION_SLOT still builds its snapshot too; a
 		// transaction begun before it is consistent is never decoded. confirmed_flush_lsn is set
 		// once it is, so only then is every event from now on captured.
 		_ = f.src.QueryRow(ctx, `SELECT coalesce((SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1), false)`, f.slot).Scan(&active)
-		if err == nil && l.Live && l.Holder != not && active {
-			return l.Holder
+		if err != nil {
+			return fmt.Errorf("capture lease: %w", err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	f.t.Fatalf("no new slot reader within %v", within)
-	return ""
+		if !l.Live || l.Holder == not || !active {
+			return fmt.Errorf("no new slot reader: capture lease %+v, slot read and consistent %t", l, active)
+		}
+		holder = l.Holder
+		return nil
+	})
+	return holder
 }
 
 // aheadOfSlot reports whether the capture position stored in walhook's database is ahead of the

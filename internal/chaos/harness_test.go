@@ -284,7 +284,7 @@ func (f *fixture) insert(ctx context.Context, company string, from, n int) error
 func (f *fixture) count(query string, args ...any) int {
 	f.t.Helper()
 	var n int
-	require.NoError(f.t, f.pool.QueryRow(context.Background(), query, args...).Scan(&n))
+	require.NoError(f.t, f.pool.QueryRow(f.t.Context(), query, args...).Scan(&n))
 	return n
 }
 
@@ -309,7 +309,7 @@ func (f *fixture) waitReceived(r *receiver, n, want int, within time.Duration, p
 	deadline := time.Now().Add(within)
 	for {
 		var events, pending, succeeded, failed int
-		err := f.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM walhook.event),
+		err := f.pool.QueryRow(f.t.Context(), `SELECT (SELECT count(*) FROM walhook.event),
 			count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'succeeded'),
 			count(*) FILTER (WHERE state = 'failed') FROM walhook.delivery`).Scan(&events, &pending, &succeeded, &failed)
 		unique, _, _ := r.counts()
@@ -342,7 +342,7 @@ func (f *fixture) waitReceived(r *receiver, n, want int, within time.Duration, p
 func (f *fixture) pendingBreakdown() string {
 	var due, leased, scheduled int
 	var nextIn float64
-	err := f.pool.QueryRow(context.Background(), `SELECT
+	err := f.pool.QueryRow(f.t.Context(), `SELECT
 		count(*) FILTER (WHERE next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())),
 		count(*) FILTER (WHERE lease_until >= now()),
 		count(*) FILTER (WHERE next_attempt_at > now() AND (lease_until IS NULL OR lease_until < now())),
@@ -356,7 +356,7 @@ func (f *fixture) pendingBreakdown() string {
 
 // failedAttempts counts the attempts that did not succeed, by status and error.
 func (f *fixture) failedAttempts() string {
-	rows, err := f.pool.Query(context.Background(), `SELECT coalesce(response_status::text, '-'),
+	rows, err := f.pool.Query(f.t.Context(), `SELECT coalesce(response_status::text, '-'),
 		coalesce(left(regexp_replace(error, '[0-9]+', 'N', 'g'), 100), ''), count(*)
 		FROM walhook.attempt WHERE outcome <> 'succeeded' GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 5`)
 	if err != nil {

@@ -2,7 +2,9 @@ package chaos_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -73,21 +75,27 @@ func TestPausedReplicaComesBack(t *testing.T) {
 	held := f.heldBy(ctx, "b.")
 	r.slow(0)
 	// Found dead: its heartbeat row is gone (deleted with the release of its claims).
-	for f.count(`SELECT count(*) FROM walhook.replica WHERE starts_with(id, 'b.')`) > 0 {
-		require.Less(t, time.Since(paused), time.Minute, "the paused relay's claims were not released within a minute")
-		time.Sleep(100 * time.Millisecond)
-	}
+	xtest.Eventually(t, time.Minute, 100*time.Millisecond, func() error {
+		if f.count(`SELECT count(*) FROM walhook.replica WHERE starts_with(id, 'b.')`) > 0 {
+			return errors.New("the paused relay's heartbeat row is still there (its claims not released)")
+		}
+		return nil
+	})
 	took := f.waitSent(ctx, held, paused, 30*time.Second, a)
 	b.Signal(t, syscall.SIGCONT)
 
 	f.waitDelivered(r, n, 2*time.Minute, a, b)
 	// b runs on, says it was presumed dead, and heartbeats again under the same replica id.
-	for !strings.Contains(b.Logs(), "presumed dead") ||
-		f.count(`SELECT count(*) FROM walhook.replica WHERE starts_with(id, 'b.') AND expires_at > now()`) == 0 {
-		require.False(t, b.Exited(), "the paused relay exited:\n%s", b.Logs())
-		require.Less(t, time.Since(paused), 2*time.Minute, "the paused relay never heartbeat again, or did not notice it was presumed dead:\n%s", xtest.Tail(b.Logs(), 4000))
-		time.Sleep(100 * time.Millisecond)
-	}
+	b.WaitLog(t, regexp.MustCompile("presumed dead"), time.Minute)
+	xtest.Eventually(t, time.Minute, 100*time.Millisecond, func() error {
+		if b.Exited() {
+			return xtest.Stop(errors.New("the paused relay exited"))
+		}
+		if f.count(`SELECT count(*) FROM walhook.replica WHERE starts_with(id, 'b.') AND expires_at > now()`) == 0 {
+			return errors.New("the paused relay does not heartbeat again")
+		}
+		return nil
+	})
 	require.Zero(t, f.count(`SELECT count(*) FROM walhook.delivery WHERE state <> 'succeeded' OR lease_until IS NOT NULL`), "every delivery succeeded, no lease left")
 	_, _, dups := r.counts()
 	retried := f.count(`SELECT count(*) FROM walhook.attempt WHERE outcome <> 'succeeded'`)
@@ -133,14 +141,17 @@ func (f *fixture) heldBy(ctx context.Context, prefix string) []int64 {
 // waitHeld waits until replicas whose id starts with prefix hold at least n deliveries.
 func (f *fixture) waitHeld(ctx context.Context, prefix string, n int, within time.Duration, ps ...*xtest.Proc) {
 	f.t.Helper()
-	deadline := time.Now().Add(within)
-	for len(f.heldBy(ctx, prefix)) < n {
+	xtest.Eventually(f.t, within, 20*time.Millisecond, func() error {
 		for _, p := range ps {
-			require.False(f.t, p.Exited(), "relay exited: %v\n%s", p.Err(), p.Logs())
+			if p.Exited() {
+				return xtest.Stop(fmt.Errorf("relay exited: %w", p.Err()))
+			}
 		}
-		require.True(f.t, time.Now().Before(deadline), "%s* never held %d deliveries: %s", prefix, n, f.pendingBreakdown())
-		time.Sleep(20 * time.Millisecond)
-	}
+		if held := len(f.heldBy(ctx, prefix)); held < n {
+			return fmt.Errorf("%s* hold %d of %d deliveries: %s", prefix, held, n, f.pendingBreakdown())
+		}
+		return nil
+	})
 }
 
 // waitSent waits until every delivery in ids has succeeded and returns how long after since.
@@ -166,7 +177,7 @@ func (f *fixture) waitSent(ctx context.Context, ids []int64, since time.Time, wi
 
 // replicas lists the heartbeat rows, for failure messages.
 func (f *fixture) replicas() string {
-	rs, err := f.st.Replicas(context.Background())
+	rs, err := f.st.Replicas(f.t.Context())
 	if err != nil {
 		return err.Error()
 	}

@@ -344,11 +344,15 @@ func (p *Proc) Stop(t testing.TB, within time.Duration) int {
 
 // StopAtEnd makes the end of the test stop the process with SIGTERM (Stop, within) rather than
 // kill it: for a process with children of its own, such as walhook dev's PostgreSQL, which
-// SIGKILL would leave running. It does nothing if the process has exited by then.
+// SIGKILL would leave running. The test fails if the process then exits other than with 0. It
+// does nothing if the process has exited by then.
 func (p *Proc) StopAtEnd(t testing.TB, within time.Duration) {
 	t.Cleanup(func() {
-		if !p.Exited() {
-			p.Stop(t, within)
+		if p.Exited() {
+			return
+		}
+		if code := p.Stop(t, within); code != 0 {
+			t.Errorf("walhook %v exited %d after SIGTERM, want 0", p.args, code)
 		}
 	})
 }

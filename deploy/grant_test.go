@@ -34,7 +34,7 @@ func asUser(t *testing.T, raw, user string) string {
 // refused, and no role but walhook reads the emit key.
 func TestGrantSQL(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	c := xtest.Cluster(t)
 	const db = "grant_app"
 	su, err := pgx.Connect(ctx, c.URL("postgres"))
@@ -127,7 +127,7 @@ func TestGrantSQL(t *testing.T) {
 // Not parallel: roles are cluster-wide, and TestGrantSQL (parallel, so it runs after this) makes
 // walhook too; run serially, neither races the other's CREATE ROLE.
 func TestGrantSQLTwoDatabases(t *testing.T) {
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	c := xtest.Cluster(t)
 	const appDB, ownDB = "grant_two_app", "grant_two_walhook"
 	su, err := pgx.Connect(ctx, c.URL("postgres"))

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
@@ -126,8 +127,8 @@ func portOf(t *testing.T, addr string) string {
 // real pods, the ServiceMonitor's port and path, and at least two relay replicas.
 func TestKubernetesManifests(t *testing.T) {
 	t.Parallel()
-	bin := buildBinary(t)
-	c := describe(t, bin)
+	buildBinary(t)
+	c := describe(t)
 	m := loadManifests(t)
 
 	kust := loadManifestFile(t, "kubernetes/kustomization.yaml")
@@ -258,9 +259,9 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 
 	// Every probed path is really served: ask a running `walhook serve`.
-	p := start(t, bin, serveEnv(xtest.DatabaseURL(t), crypt.GenerateKeySpec("k1")), "serve")
+	p := xtest.Serve(t, serveEnv(xtest.DatabaseURL(t), crypt.GenerateKeySpec("k1")), "serve")
 	for path := range probePaths {
-		p.waitStatus(t, path, 200)
+		p.WaitStatus(t, path, 200, time.Minute)
 	}
 }
 
@@ -310,7 +311,7 @@ var envAssign = regexp.MustCompile(`^(WALHOOK_[A-Z0-9_]+)=`)
 func TestSystemdUnits(t *testing.T) {
 	t.Parallel()
 	bin := buildBinary(t)
-	c := describe(t, bin)
+	c := describe(t)
 	files, err := filepath.Glob("systemd/*.service")
 	require.NoError(t, err)
 	require.Len(t, files, 2)
@@ -388,8 +389,8 @@ func dockerfile(t *testing.T) [][2]string {
 // variables, port, user, entrypoint and health check name what the binary really has.
 func TestDockerfile(t *testing.T) {
 	t.Parallel()
-	bin := buildBinary(t)
-	c := describe(t, bin)
+	buildBinary(t)
+	c := describe(t)
 	goVersion := regexp.MustCompile(`(?m)^go (\S+)$`).FindStringSubmatch(readFile(t, "go.mod"))[1]
 
 	var copied []string

@@ -1,10 +1,8 @@
 package deploy_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,7 +23,7 @@ import (
 // pending delivery due now.
 func seedDeliveries(t *testing.T, pool *pgxpool.Pool, keySpec, url string, n int) {
 	t.Helper()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	keys, err := crypt.ParseKeyring(keySpec)
 	require.NoError(t, err)
 	st := store.New(pool, keys)
@@ -52,7 +50,7 @@ INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key) SELEC
 // is recorded as succeeded.
 func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	t.Parallel()
-	bin := buildBinary(t)
+	buildBinary(t)
 	var answered atomic.Int64
 	arrived := make(chan struct{}, 1024)
 	release := make(chan struct{})
@@ -67,36 +65,36 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	releaseAll := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(releaseAll) // runs before receiver.Close
 	dbURL := xtest.DatabaseURL(t)
-	pool, err := pgxpool.New(context.Background(), dbURL)
+	pool, err := pgxpool.New(t.Context(), dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	const n = 50
 	spec := crypt.GenerateKeySpec("k1")
 	seedDeliveries(t, pool, spec, receiver.URL, n)
 
-	p := start(t, bin, serveEnv(dbURL, spec), "serve", "--allow-private-cidrs", "127.0.0.0/8",
+	p := xtest.Serve(t, serveEnv(dbURL, spec), "serve", "--allow-private-cidrs", "127.0.0.0/8",
 		"--shutdown-delay", "1s", "--shutdown-timeout", "60s", "--dispatch-drain-timeout", "30s")
-	p.waitStatus(t, "/readyz", http.StatusOK)
-	require.Equal(t, http.StatusOK, p.status("/healthz"))
+	p.WaitStatus(t, "/readyz", http.StatusOK, time.Minute)
+	require.Equal(t, http.StatusOK, p.Status(t, "/healthz"))
 
 	// The image's HEALTHCHECK: the binary probes itself.
-	out, err := exec.Command(bin, "healthcheck", "--url", "http://"+p.addr+"/healthz").CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	code, out := xtest.Run(t, nil, "healthcheck", "--url", "http://"+p.Addr()+"/healthz")
+	require.Zero(t, code, out)
 
 	select { // at least one attempt in flight
 	case <-arrived:
 	case <-time.After(time.Minute):
-		t.Fatalf("no delivery attempt reached the receiver\n%s", p.logs())
+		t.Fatalf("no delivery attempt reached the receiver\n%s", p.Logs())
 	}
-	p.signal(t, syscall.SIGTERM)
-	p.waitStatus(t, "/readyz", http.StatusServiceUnavailable)
-	require.Equal(t, http.StatusOK, p.status("/healthz"), "alive while draining")
-	out, err = exec.Command(bin, "healthcheck", "--url", "http://"+p.addr+"/readyz").CombinedOutput()
-	require.Error(t, err, "healthcheck fails on a 503: %s", out)
+	p.Signal(t, syscall.SIGTERM)
+	p.WaitStatus(t, "/readyz", http.StatusServiceUnavailable, time.Minute)
+	require.Equal(t, http.StatusOK, p.Status(t, "/healthz"), "alive while draining")
+	code, out = xtest.Run(t, nil, "healthcheck", "--url", "http://"+p.Addr()+"/readyz")
+	require.NotZero(t, code, "healthcheck fails on a 503: %s", out)
 	releaseAll() // the attempts in flight finish within the drain budget
-	require.Equal(t, 0, p.wait(t), "exit code after SIGTERM\n%s", p.logs())
+	require.Equal(t, 0, p.Wait(t, 90*time.Second), "exit code after SIGTERM\n%s", p.Logs())
 
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	var total, leased, succeeded int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE state = 'succeeded'),
 		count(*) FILTER (WHERE state = 'pending' AND lease_until IS NOT NULL AND lease_until > now())
@@ -111,11 +109,11 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 // the process at once with exit code 130.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	t.Parallel()
-	bin := buildBinary(t)
-	p := start(t, bin, serveEnv(xtest.DatabaseURL(t), crypt.GenerateKeySpec("k1")), "serve", "--shutdown-delay", "10m")
-	p.waitStatus(t, "/readyz", http.StatusOK)
-	p.signal(t, syscall.SIGTERM)
-	p.waitStatus(t, "/readyz", http.StatusServiceUnavailable)
-	p.signal(t, syscall.SIGTERM)
-	require.Equal(t, 130, p.wait(t), "a second signal exits at once\n%s", p.logs())
+	buildBinary(t)
+	p := xtest.Serve(t, serveEnv(xtest.DatabaseURL(t), crypt.GenerateKeySpec("k1")), "serve", "--shutdown-delay", "10m")
+	p.WaitStatus(t, "/readyz", http.StatusOK, time.Minute)
+	p.Signal(t, syscall.SIGTERM)
+	p.WaitStatus(t, "/readyz", http.StatusServiceUnavailable, time.Minute)
+	p.Signal(t, syscall.SIGTERM)
+	require.Equal(t, 130, p.Wait(t, 90*time.Second), "a second signal exits at once\n%s", p.Logs())
 }

@@ -1,7 +1,6 @@
 package uitest
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -15,7 +14,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,60 +51,19 @@ var (
 
 // dev is a running `walhook dev`.
 type dev struct {
-	bin, dir, addr, link, dbURL, token string
+	dir, addr, link, dbURL, token string
 }
 
 // startDev runs `walhook dev` on a fresh directory and a free port, with any extra flags; it is
 // stopped with SIGTERM (and must exit 0) when the test ends.
-func startDev(t *testing.T, bin string, flags ...string) *dev {
+func startDev(t *testing.T, flags ...string) *dev {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), ".walhook")
-	args := append([]string{"dev", "--dir", dir, "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "warn"}, flags...)
-	cmd := exec.Command(bin, args...)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	done := make(chan error, 1)
-	found := make(chan [2]string, 1)
-	go func() {
-		var addr, link string
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := adminLine.FindStringSubmatch(sc.Text()); m != nil {
-				addr = m[1]
-			}
-			if m := linkLine.FindStringSubmatch(sc.Text()); m != nil {
-				link = m[1]
-			}
-			if addr != "" && link != "" {
-				found <- [2]string{addr, link}
-				addr = ""
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		done <- cmd.Wait()
-	}()
-	d := &dev{bin: bin, dir: dir}
-	select {
-	case f := <-found:
-		d.addr, d.link = f[0], f[1]
-	case err := <-done:
-		t.Fatalf("walhook dev exited before serving: %v", err)
-	case <-time.After(90 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("walhook dev did not start within 90s")
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-done:
-			require.NoError(t, err, "walhook dev exits 0 on SIGTERM")
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("walhook dev did not stop within 60s of SIGTERM")
-		}
-	})
+	p := xtest.Start(t, nil, append([]string{"dev", "--dir", dir, "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "warn"}, flags...)...)
+	p.StopAtEnd(t, time.Minute)
+	d := &dev{dir: dir}
+	d.addr = p.WaitLog(t, adminLine, 90*time.Second)[1]
+	d.link = p.WaitLog(t, linkLine, 10*time.Second)[1]
 	b, err := os.ReadFile(filepath.Join(dir, "database_url"))
 	require.NoError(t, err)
 	d.dbURL = strings.TrimSpace(string(b))
@@ -119,11 +76,9 @@ func startDev(t *testing.T, bin string, flags ...string) *dev {
 // cli runs a walhook bootstrap command against the dev database and returns its output.
 func (d *dev) cli(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(d.bin, args...)
-	cmd.Env = append(os.Environ(), "WALHOOK_DATABASE_URL="+d.dbURL)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "walhook %v: %s", args, out)
-	return strings.TrimSpace(string(out))
+	code, out := xtest.Run(t, []string{"WALHOOK_DATABASE_URL=" + d.dbURL}, args...)
+	require.Zero(t, code, "walhook %v: %s", args, out)
+	return strings.TrimSpace(out)
 }
 
 // psql runs SQL on the dev database with its own psql.

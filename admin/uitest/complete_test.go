@@ -13,8 +13,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
-
-	"github.com/walhook/walhook/internal/xtest"
 )
 
 // request calls the admin API as the dev owner and returns the status and the decoded JSON
@@ -52,8 +50,7 @@ func (d *dev) request(t *testing.T, method, path string, body any) (int, map[str
 func TestWebPageComplete(t *testing.T) {
 	t.Parallel()
 	requireChromium(t)
-	bin := xtest.Walhook(t)
-	d := startDev(t, bin)
+	d := startDev(t)
 	rc := newReceiver(t)
 	base := "http://" + d.addr
 

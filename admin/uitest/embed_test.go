@@ -1,18 +1,14 @@
 package uitest
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -79,10 +75,9 @@ func (b *browser) frame(prefix string) *browser {
 // in --frame-ancestors, and a walhook started without the flag, are refused the frame.
 func TestEmbeddedPage(t *testing.T) {
 	requireChromium(t)
-	bin := xtest.Walhook(t)
 	_, hostPort := hostApp(t)
 	_, otherPort := hostApp(t) // the same page on an origin the operator did not list
-	d := startDev(t, bin, "--frame-ancestors", "http://localhost:"+hostPort)
+	d := startDev(t, "--frame-ancestors", "http://localhost:"+hostPort)
 	rc := newReceiver(t)
 	base := "http://" + d.addr
 
@@ -132,7 +127,7 @@ func TestEmbeddedPage(t *testing.T) {
 	b.frame(base + "/?from=unlisted").refused()
 
 	// walhook without --frame-ancestors refuses every frame, the listed host's too.
-	plain := "http://" + startAdmin(t, bin, d) + "/"
+	plain := "http://" + startAdmin(t, d) + "/"
 	b.do("open the host application on a walhook without the flag", chromedp.Navigate(hostURL(hostPort, plain)))
 	b.frame(plain).refused()
 	b.do("open that walhook on its own", chromedp.Navigate(plain))
@@ -147,45 +142,12 @@ func (b *browser) refused() {
 }
 
 // startAdmin runs `walhook admin` over the dev database with no --frame-ancestors, on a free
-// port, and returns its address; it is stopped with SIGTERM when the test ends.
-func startAdmin(t *testing.T, bin string, d *dev) string {
+// port, and returns its address; it is stopped with SIGTERM (and must exit 0) when the test ends.
+func startAdmin(t *testing.T, d *dev) string {
 	t.Helper()
 	keys, err := os.ReadFile(filepath.Join(d.dir, "encryption-keys"))
 	require.NoError(t, err)
-	cmd := exec.Command(bin, "admin", "--addr", "127.0.0.1:0", "--log-format", "json")
-	cmd.Env = append(os.Environ(), "WALHOOK_DATABASE_URL="+d.dbURL, "WALHOOK_ENCRYPTION_KEYS="+strings.TrimSpace(string(keys)))
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line struct{ Message, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Message == "admin listening" {
-				addr <- line.Addr
-			}
-		}
-		done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-done:
-			require.NoError(t, err, "walhook admin exits 0 on SIGTERM")
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("walhook admin did not stop within 30s of SIGTERM")
-		}
-	})
-	select {
-	case a := <-addr:
-		return a
-	case err := <-done:
-		t.Fatalf("walhook admin exited before listening: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("walhook admin did not listen within 30s")
-	}
-	return ""
+	p := xtest.Serve(t, []string{"WALHOOK_DATABASE_URL=" + d.dbURL, "WALHOOK_ENCRYPTION_KEYS=" + strings.TrimSpace(string(keys))}, "admin")
+	p.StopAtEnd(t, 30*time.Second)
+	return p.Addr()
 }

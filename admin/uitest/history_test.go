@@ -12,8 +12,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
-
-	"github.com/walhook/walhook/internal/xtest"
 )
 
 // psqlValue runs a query on the dev database and returns its one value as text.
@@ -55,8 +53,7 @@ func setInput(b *browser, sel, v string) {
 // replay with nothing left to send) in Chromium against `walhook dev` and a real receiver.
 func TestHistorySearchAndReplay(t *testing.T) {
 	requireChromium(t)
-	bin := xtest.Walhook(t)
-	d := startDev(t, bin)
+	d := startDev(t)
 	rc := newReceiver(t)
 	b := newBrowser(t, "http://"+d.addr)
 

@@ -10,7 +10,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -29,8 +28,7 @@ func rowID(sel, name string) string {
 // without Manage Webhooks who sees everything read-only.
 func TestWebPage(t *testing.T) {
 	requireChromium(t)
-	bin := xtest.Walhook(t)
-	d := startDev(t, bin)
+	d := startDev(t)
 	rc := newReceiver(t)
 	base := "http://" + d.addr
 	b := newBrowser(t, base)

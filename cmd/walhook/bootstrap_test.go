@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { xtest.Main(m) }
 // token authenticates as the owner.
 func TestBootstrap(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
 	run := func(f func(context.Context, []string, io.Writer) error, args ...string) (string, error) {
 		var out bytes.Buffer
@@ -129,7 +129,7 @@ func TestBootstrap(t *testing.T) {
 // --encryption-keys.
 func TestKeysReseal(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
 	pool, err := pgxpool.New(ctx, db)
 	require.NoError(t, err)
@@ -182,7 +182,7 @@ func TestKeysReseal(t *testing.T) {
 // one stays, older ones go.
 func TestEmitKeyRotate(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
 	for _, want := range []string{"emit key 2 signs from now on; key 1 still verifies\n", "emit key 3 signs from now on; key 2 still verifies\n"} {
 		var out bytes.Buffer

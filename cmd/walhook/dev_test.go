@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,41 +24,18 @@ import (
 
 var adminLine = regexp.MustCompile(`Admin API\s+http://([0-9.:]+)/v1`)
 
-// startDev runs `walhook dev` (with extra flags) and returns the admin address once it serves.
-func startDev(t *testing.T, bin, dir string, extra ...string) (*exec.Cmd, string, <-chan error) {
+// startDev runs `walhook dev` (with extra flags) and returns it and its admin address once it
+// serves; it is stopped at the end of the test if the test did not stop it.
+func startDev(t *testing.T, dir string, extra ...string) (*xtest.Proc, string) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"dev", "--dir", dir, "--addr", "127.0.0.1:0", "--log-format", "json"}, extra...)...)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	done := make(chan error, 1)
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := adminLine.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		done <- cmd.Wait()
-	}()
-	select {
-	case addr := <-addrc:
-		return cmd, addr, done
-	case err := <-done:
-		t.Fatalf("walhook dev exited before serving: %v", err)
-	case <-time.After(90 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("walhook dev did not start in 90s")
-	}
-	return nil, "", nil
+	p := xtest.Start(t, nil, append([]string{"dev", "--dir", dir, "--addr", "127.0.0.1:0", "--log-format", "json"}, extra...)...)
+	p.StopAtEnd(t, time.Minute) // SIGTERM, so that its PostgreSQL stops too
+	return p, p.WaitLog(t, adminLine, 90*time.Second)[1]
 }
 
 func get(t *testing.T, url, token string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	require.NoError(t, err)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -72,16 +47,10 @@ func get(t *testing.T, url, token string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func stopDev(t *testing.T, cmd *exec.Cmd, done <-chan error) {
+// stopDev stops `walhook dev` with SIGTERM, which must end it with exit code 0 within a minute.
+func stopDev(t *testing.T, p *xtest.Proc) {
 	t.Helper()
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-done:
-		require.NoError(t, err, "walhook dev exits 0 on SIGTERM")
-	case <-time.After(60 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("walhook dev did not stop within 60s of SIGTERM")
-	}
+	require.Zero(t, p.Stop(t, time.Minute), "walhook dev exits 0 on SIGTERM")
 }
 
 // TestDev runs `walhook dev` as a real process twice on the same directory: it serves health,
@@ -89,10 +58,9 @@ func stopDev(t *testing.T, cmd *exec.Cmd, done <-chan error) {
 // keeps its data (the same token still works) across a restart.
 func TestDev(t *testing.T) {
 	t.Parallel()
-	bin := xtest.Walhook(t)
 	dir := filepath.Join(t.TempDir(), ".walhook")
 
-	cmd, addr, done := startDev(t, bin, dir)
+	dev, addr := startDev(t, dir)
 	code, body := get(t, "http://"+addr+"/healthz", "")
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "ok\n", body)
@@ -139,11 +107,11 @@ func TestDev(t *testing.T) {
 	note := hooks.wait(t, "contact.note_added")
 	require.Equal(t, "1", note.CompanyID)
 	require.Equal(t, map[string]any{"contact_id": 1.0, "note": "Called back"}, note.Data)
-	stopDev(t, cmd, done)
+	stopDev(t, dev)
 	_, err = os.Stat(filepath.Join(dir, "pgdata", "postmaster.pid"))
 	require.ErrorIs(t, err, os.ErrNotExist, "PostgreSQL stopped with walhook dev")
 
-	cmd, addr, done = startDev(t, bin, dir)
+	dev, addr = startDev(t, dir)
 	tok2, err := os.ReadFile(filepath.Join(dir, "token"))
 	require.NoError(t, err)
 	require.Equal(t, string(tok), string(tok2), "the owner's token survives a restart")
@@ -152,7 +120,7 @@ func TestDev(t *testing.T) {
 	require.Equal(t, string(ptok), string(ptok2), "the platform token survives a restart")
 	code, _ = get(t, "http://"+addr+"/healthz", "")
 	require.Equal(t, http.StatusOK, code)
-	stopDev(t, cmd, done)
+	stopDev(t, dev)
 }
 
 // TestDevCatalog runs `walhook dev --catalog` with catalogs of one's own: a file that does not
@@ -161,7 +129,6 @@ func TestDev(t *testing.T) {
 // written to the user's table reaches a webhook of its event.
 func TestDevCatalog(t *testing.T) {
 	t.Parallel()
-	bin := xtest.Walhook(t)
 	root := t.TempDir()
 	dir := filepath.Join(root, ".walhook")
 	writeFile := func(name, content string) string {
@@ -179,17 +146,17 @@ func TestDevCatalog(t *testing.T) {
 `)
 
 	bad := writeFile("bad.yaml", "events:\n  - key: deal.won\n    tabel: public.deals\n")
-	stderr := devFails(t, bin, dir, "--catalog", bad)
+	stderr := devFails(t, dir, "--catalog", bad)
 	require.Contains(t, stderr, "walhook dev: --catalog: "+bad+": ")
 	require.Contains(t, stderr, "field tabel not found")
 	_, err := os.Stat(filepath.Join(dir, "pgdata"))
 	require.ErrorIs(t, err, os.ErrNotExist, "a catalog that does not parse fails before PostgreSQL starts")
 
-	stderr = devFails(t, bin, dir, "--catalog", deals)
+	stderr = devFails(t, dir, "--catalog", deals)
 	require.Contains(t, stderr, "walhook dev: --catalog "+deals+": catalog entry 1 (deal.won): unknown table public.deals")
 
 	// The user creates their table in the dev database, as the README says.
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(dir, "pgdata"), Durable: true})
 	require.NoError(t, err)
 	url := cluster.URL("walhook")
@@ -200,7 +167,7 @@ func TestDevCatalog(t *testing.T) {
 	require.NoError(t, conn.Close(ctx))
 	require.NoError(t, cluster.Stop(ctx))
 
-	cmd, addr, done := startDev(t, bin, dir, "--catalog", deals)
+	dev, addr := startDev(t, dir, "--catalog", deals)
 	tok, err := os.ReadFile(filepath.Join(dir, "token"))
 	require.NoError(t, err)
 	token := strings.TrimSpace(string(tok))
@@ -218,7 +185,7 @@ func TestDevCatalog(t *testing.T) {
 	won := hooks.wait(t, "deal.won")
 	require.Equal(t, "1", won.CompanyID)
 	require.Equal(t, 1200.0, won.Data["amount"])
-	stopDev(t, cmd, done)
+	stopDev(t, dev)
 }
 
 // requireSlot checks, right after `walhook dev` says it is running, that its replication slot
@@ -226,7 +193,7 @@ func TestDevCatalog(t *testing.T) {
 // before the announcement, not by the capture leader some moments later).
 func requireSlot(t *testing.T, url string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, url)
 	require.NoError(t, err)
@@ -237,19 +204,12 @@ func requireSlot(t *testing.T, url string) {
 	require.True(t, ready, "walhook dev announced itself before its replication slot existed")
 }
 
-// devFails runs `walhook dev` expecting it to exit non-zero, and returns its standard error.
-func devFails(t *testing.T, bin, dir string, extra ...string) string {
+// devFails runs `walhook dev` expecting it to exit with code 1, and returns its output.
+func devFails(t *testing.T, dir string, extra ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"dev", "--dir", dir, "--addr", "127.0.0.1:0", "--log-format", "json"}, extra...)...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	require.ErrorAs(t, err, &exit, "walhook dev %v should fail; stderr:\n%s", extra, stderr.String())
-	require.Equal(t, 1, exit.ExitCode())
-	return stderr.String()
+	code, out := xtest.Run(t, nil, append([]string{"dev", "--dir", dir, "--addr", "127.0.0.1:0", "--log-format", "json"}, extra...)...)
+	require.Equal(t, 1, code, "walhook dev %v should fail; output:\n%s", extra, out)
+	return out
 }
 
 // readmeQuickStart returns the shell commands of the README's quick start that talk to a running
@@ -326,7 +286,7 @@ func (r *hookReceiver) wait(t *testing.T, typ string) envelope {
 // createWebhook creates a webhook through the admin API.
 func createWebhook(t *testing.T, addr, token, body string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/webhooks", strings.NewReader(body))
 	require.NoError(t, err)

@@ -54,7 +54,7 @@ func TestParseFlagsAnyOrder(t *testing.T) {
 // one instead of ignoring it.
 func TestEveryCommandTakesFlagsAfterItsArguments(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
 	health := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
 	t.Cleanup(health.Close)

@@ -23,7 +23,7 @@ import (
 // event and its delivery and empties its row; drop deletes one for good.
 func TestQuarantineCommands(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
 	pool, err := pgxpool.New(ctx, db)
 	require.NoError(t, err)

@@ -24,7 +24,7 @@ import (
 // the application's.
 func TestRelayTwoDatabases(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
 	srcURL := xtest.SeparateSourceURL(t)
 	src := xtest.SourceStore(t, srcURL)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -21,7 +22,7 @@ import (
 // internal/chaos TestSlotLostThenRecreated.)
 func TestSlotRecreate(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
 	pool, err := pgxpool.New(ctx, db)
 	require.NoError(t, err)
@@ -33,7 +34,7 @@ func TestSlotRecreate(t *testing.T) {
 	pool = st.Pool()
 	// Slots belong to the cluster, which the package's tests share: a name of this process's own.
 	slot := fmt.Sprintf("slot_test_%d", os.Getpid())
-	t.Cleanup(func() { _ = st.CaptureSlotDrop(ctx, slot) })
+	t.Cleanup(func() { _ = st.CaptureSlotDrop(context.WithoutCancel(ctx), slot) })
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		args = append(args, "--database-url", db, "--slot", slot, "--log-format", "json")
@@ -120,7 +121,7 @@ func TestSlotRecreate(t *testing.T) {
 // sets under their database, down reverts steps of each, up applies both again.
 func TestMigrateTwoDatabases(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
 	src := xtest.SeparateSourceURL(t)
 	run := func(args ...string) string {

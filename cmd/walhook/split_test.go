@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -29,7 +28,7 @@ func TestDescribeURL(t *testing.T) {
 // data without a plan first.
 func TestSplitFlags(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 	for want, args := range map[string][]string{
 		"--database-url (walhook's new, own database) and --source-database-url": {"--database-url", "postgres://x/new"},
 		"give one of --drop-moved, --undo and --back":                            {"--undo", "--back", "--database-url", "postgres://x/a", "--source-database-url", "postgres://x/b"},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -52,13 +50,12 @@ var (
 // own. Last, docs/integration.md's platform API commands run as written.
 func TestHostApp(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
-	bin := xtest.Walhook(t)
+	ctx := t.Context()
 	dir := filepath.Join(t.TempDir(), ".walhook")
 
 	// The first start makes the private PostgreSQL and the database; the application's tables go
 	// in (as `psql -f examples/hostapp/schema.sql` does), so the catalog can name them.
-	dev := startDev(t, bin, dir)
+	dev := startDev(t, dir)
 	pool, err := pgxpool.New(ctx, readFile(t, dir, "database_url"))
 	require.NoError(t, err)
 	require.NoError(t, migrate(ctx, pool))
@@ -73,7 +70,7 @@ func TestHostApp(t *testing.T) {
 	origin := "http://" + ln.Addr().String()
 	catalog, err := filepath.Abs("catalog.yaml")
 	require.NoError(t, err)
-	dev = startDev(t, bin, dir, devHostappFlags(t, catalog, origin)...)
+	dev = startDev(t, dir, devHostappFlags(t, catalog, origin)...)
 	walhookURL := "http://" + dev.addr
 	pool, err = pgxpool.New(ctx, readFile(t, dir, "database_url"))
 	require.NoError(t, err)
@@ -286,58 +283,22 @@ func runDocs(t *testing.T, root, addr string) {
 // dev is a running `walhook dev`.
 type dev struct {
 	addr string
-	cmd  *exec.Cmd
-	done chan error
+	p    *xtest.Proc
 }
 
-// startDev runs `walhook dev` on dir and a free port with extra flags, until stop or the test's end.
-func startDev(t *testing.T, bin, dir string, extra ...string) *dev {
+// startDev runs `walhook dev` on dir and a free port with extra flags, until stop or the test's
+// end (SIGTERM, so that its PostgreSQL stops too).
+func startDev(t *testing.T, dir string, extra ...string) *dev {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"dev", "--dir", dir, "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "warn"}, extra...)...)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	d := &dev{cmd: cmd, done: make(chan error, 1)}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := adminLine.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		d.done <- cmd.Wait()
-	}()
-	select {
-	case d.addr = <-addrc:
-	case err := <-d.done:
-		t.Fatalf("walhook dev exited before serving: %v", err)
-	case <-time.After(90 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("walhook dev did not start within 90s")
-	}
-	t.Cleanup(func() {
-		if d.cmd != nil {
-			d.stop(t)
-		}
-	})
-	return d
+	p := xtest.Start(t, nil, append([]string{"dev", "--dir", dir, "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "warn"}, extra...)...)
+	p.StopAtEnd(t, time.Minute)
+	return &dev{p: p, addr: p.WaitLog(t, adminLine, 90*time.Second)[1]}
 }
 
 // stop sends SIGTERM and waits for a clean exit.
 func (d *dev) stop(t *testing.T) {
 	t.Helper()
-	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-d.done:
-		require.NoError(t, err, "walhook dev exits 0 on SIGTERM")
-	case <-time.After(60 * time.Second):
-		_ = d.cmd.Process.Kill()
-		t.Error("walhook dev did not stop within 60s of SIGTERM")
-	}
-	d.cmd = nil
+	require.Zero(t, d.p.Stop(t, time.Minute), "walhook dev exits 0 on SIGTERM")
 }
 
 func readFile(t *testing.T, dir, name string) string {

@@ -2,31 +2,19 @@ package bench_test
 
 import (
 	"context"
-	"os"
-	"os/signal"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/bench"
+	"github.com/walhook/walhook/internal/xtest"
 )
 
-// TestMain runs the backlog scenario's child relay when this test binary is started as one.
-func TestMain(m *testing.M) {
-	if os.Getenv(bench.ChildEnv) != "" {
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-		err := bench.RunChild(ctx)
-		stop()
-		if err != nil {
-			os.Stderr.WriteString("bench child: " + err.Error() + "\n")
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+// TestMain: xtest.Main removes the walhook binary the tests build (xtest.Walhook). The backlog
+// scenario's child relay is that binary's `walhook bench` with bench.ChildEnv set, as in
+// production, not this test binary.
+func TestMain(m *testing.M) { xtest.Main(m) }
 
 // TestQuick runs `walhook bench --quick` and checks only that it completes and that every
 // scenario delivered and recorded everything; it asserts no timing.
@@ -34,11 +22,9 @@ func TestQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the quick benchmark takes about a minute")
 	}
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	rep, err := bench.Run(ctx, bench.Config{Quick: true, Exe: exe, ExeArgs: []string{"-test.run=^$"}})
+	rep, err := bench.Run(ctx, bench.Config{Quick: true, Exe: xtest.Walhook(t), ExeArgs: []string{"bench"}})
 	require.NoError(t, err)
 	require.Len(t, rep.Results, 14)
 	for _, r := range rep.Results {
@@ -66,11 +52,9 @@ func TestQuickTwoDatabases(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the quick benchmark takes about a minute")
 	}
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	rep, err := bench.Run(ctx, bench.Config{Quick: true, Modes: []bench.Mode{bench.ModeTwo}, Exe: exe, ExeArgs: []string{"-test.run=^$"}})
+	rep, err := bench.Run(ctx, bench.Config{Quick: true, Modes: []bench.Mode{bench.ModeTwo}, Exe: xtest.Walhook(t), ExeArgs: []string{"bench"}})
 	require.NoError(t, err)
 	require.Equal(t, []bench.Mode{bench.ModeTwo}, rep.Modes)
 	require.Len(t, rep.Results, 14)
@@ -103,7 +87,7 @@ func TestModesBoth(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two clusters and runs the relay in both deployments")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	rep, err := bench.Run(ctx, bench.Config{Quick: true, Modes: []bench.Mode{bench.ModeOne, bench.ModeTwo},
 		Only: []string{"throughput-outbox/table", "application-impact"}})

@@ -1,7 +1,6 @@
 package chaos_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -34,7 +33,7 @@ func TestCells(t *testing.T) {
 		t.Skip("TestCells always keeps the application's database apart: it runs in the one-database pass")
 	}
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	app := xtest.SeparateSourceURL(t)
 	cells := map[string]*fixture{
 		"a": newFixtureWith(t, xtest.DatabaseURL(t), app, "a1", "a2"),
@@ -53,9 +52,9 @@ func TestCells(t *testing.T) {
 	}
 	// A generous attempt timeout (and the default lease, which must exceed three of them): exactly
 	// once means no attempt cut short on a loaded machine.
-	relays := map[string]*proc{}
+	relays := map[string]*xtest.Proc{}
 	for name, f := range cells {
-		relays[name] = start(t, f.env(), replicaArgs("cell-"+name, "--capture-mode", "wal", "--attempt-timeout", "30s")...)
+		relays[name] = xtest.Serve(t, f.env(), replicaArgs("cell-"+name, "--capture-mode", "wal", "--attempt-timeout", "30s")...)
 	}
 	for _, f := range cells {
 		f.waitSlotReader(ctx, "", time.Minute)
@@ -106,34 +105,34 @@ func TestCells(t *testing.T) {
 			"cell %s stored another cell's events", name)
 		require.Equal(t, 2*n, f.count(`SELECT count(*) FROM walhook.event`), "cell %s: every event of its companies stored once", name)
 		require.Equal(t, 2*n, f.count(`SELECT count(*) FROM walhook.attempt`), "cell %s: one attempt per delivery", name)
-		skipped := relays[name].metric(t, `walhook_capture_skipped_total{reason="unknown_company"}`)
+		skipped := relays[name].Metric(t, `walhook_capture_skipped_total{reason="unknown_company"}`)
 		require.GreaterOrEqual(t, skipped, float64(2*n), "cell %s skips the other cell's events as unknown_company", name)
 		report(t, "cell %s: %d events of its 2 companies delivered exactly once, the other cell's %d skipped (unknown_company %v)",
 			name, 2*n, 2*n, skipped)
 	}
 	// The shared outbox drains: each row deleted by whichever cell came first.
-	deadline := time.Now().Add(time.Minute)
-	for {
+	xtest.Eventually(t, time.Minute, 100*time.Millisecond, func() error {
 		var left int
-		require.NoError(t, src.QueryRow(ctx, `SELECT count(*) FROM walhook.outbox`).Scan(&left))
-		if left == 0 {
-			break
+		if err := src.QueryRow(ctx, `SELECT count(*) FROM walhook.outbox`).Scan(&left); err != nil {
+			return xtest.Stop(err)
 		}
-		require.True(t, time.Now().Before(deadline), "%d outbox rows left in the application's database a minute after delivery", left)
-		time.Sleep(100 * time.Millisecond)
-	}
+		if left > 0 {
+			return fmt.Errorf("%d outbox rows left in the application's database after delivery", left)
+		}
+		return nil
+	})
 }
 
 // waitCell waits until the cell's walhook database holds n events per company in companies, every
 // delivery succeeded, and each company's receiver counted n distinct deliveries; it fails if the
 // relay exits meanwhile.
-func (f *fixture) waitCell(receivers map[string]*receiver, companies []string, n int, within time.Duration, relay *proc) {
+func (f *fixture) waitCell(receivers map[string]*receiver, companies []string, n int, within time.Duration, relay *xtest.Proc) {
 	f.t.Helper()
 	want := n * len(companies)
 	deadline := time.Now().Add(within)
 	for {
 		var events, pending, succeeded int
-		err := f.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM walhook.event),
+		err := f.pool.QueryRow(f.t.Context(), `SELECT (SELECT count(*) FROM walhook.event),
 			count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'succeeded')
 			FROM walhook.delivery`).Scan(&events, &pending, &succeeded)
 		received := 0
@@ -145,12 +144,12 @@ func (f *fixture) waitCell(receivers map[string]*receiver, companies []string, n
 			return
 		}
 		require.Zero(f.t, f.count(`SELECT count(*) FROM walhook.delivery WHERE state = 'failed'`), "deliveries failed")
-		if relay.exited() {
-			f.t.Fatalf("relay exited: %v\n%s", relay.err, relay.logs())
+		if relay.Exited() {
+			f.t.Fatalf("relay exited: %v\n%s", relay.Err(), relay.Logs())
 		}
 		if time.Now().After(deadline) {
 			f.t.Fatalf("after %v: events %d/%d, pending %d (%s), succeeded %d, received %d (err %v); attempts that did not succeed: %s\n%s",
-				within, events, want, pending, f.pendingBreakdown(), succeeded, received, err, f.failedAttempts(), tail(relay.logs(), 6000))
+				within, events, want, pending, f.pendingBreakdown(), succeeded, received, err, f.failedAttempts(), xtest.Tail(relay.Logs(), 6000))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

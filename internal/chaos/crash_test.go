@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -44,8 +45,8 @@ func TestKillNineDuringStream(t *testing.T) {
 	r := newReceiver(t)
 	f.webhook("1", r.URL())
 
-	ctx := xtest.Context(t)
-	relay := start(t, f.env(), replicaArgs("r0")...)
+	ctx := t.Context()
+	relay := xtest.Serve(t, f.env(), replicaArgs("r0")...)
 	f.waitSlotReader(ctx, "", time.Minute) // the slot exists: every event from now on is captured
 	produced := make(chan error, 1)
 	go func() {
@@ -78,7 +79,7 @@ func TestKillNineDuringStream(t *testing.T) {
 		for wait := time.Now(); time.Since(wait) < time.Second && !f.aheadOfSlot(ctx); {
 			time.Sleep(5 * time.Millisecond)
 		}
-		relay.kill9(t)
+		relay.Kill(t)
 		killed := time.Now()
 		if f.aheadOfSlot(ctx) {
 			inWindow++
@@ -99,7 +100,7 @@ func TestKillNineDuringStream(t *testing.T) {
 				mu.Unlock()
 			}()
 		}
-		relay = start(t, f.env(), replicaArgs(fmt.Sprint("r", k))...)
+		relay = xtest.Serve(t, f.env(), replicaArgs(fmt.Sprint("r", k))...)
 		// Recovery: the new relay reads the slot (after the killed one's lease expired).
 		f.waitSlotReader(ctx, fmt.Sprint("r", k-1), time.Minute)
 		recoveries = append(recoveries, time.Since(killed))
@@ -140,7 +141,7 @@ func TestKillNineDuringStream(t *testing.T) {
 // (the replication connection, the outbox deletes) and walhook's (the fan-out, claims, results).
 func TestPostgresRestartMidStream(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	c := privateCluster(t)
 	type restart struct {
 		what string
@@ -158,7 +159,7 @@ func TestPostgresRestartMidStream(t *testing.T) {
 	f := newFixture(t, c.URL("postgres"), srcURL)
 	r := newReceiver(t)
 	f.webhook("1", r.URL())
-	relay := start(t, f.env(), relayArgs("pg")...)
+	relay := xtest.Serve(t, f.env(), relayArgs("pg")...)
 	f.waitSlotReader(ctx, "", time.Minute)
 
 	per := size(500, 3000)
@@ -167,12 +168,15 @@ func TestPostgresRestartMidStream(t *testing.T) {
 		require.NoError(t, f.insert(ctx, "1", total, per))
 		total += per
 		// Mid-stream: shut down as soon as the first of these events reaches the receiver.
-		for u, _, _ := r.counts(); u <= total-per; u, _, _ = r.counts() {
-			time.Sleep(5 * time.Millisecond)
-		}
+		xtest.Eventually(t, time.Minute, 5*time.Millisecond, func() error {
+			if u, _, _ := r.counts(); u <= total-per {
+				return fmt.Errorf("received %d, none of the last %d events", u, per)
+			}
+			return nil
+		})
 		require.NoError(t, rs.c.Shutdown(ctx, rs.mode))
 		down := time.Now()
-		time.Sleep(2 * time.Second)
+		time.Sleep(2 * time.Second) // the outage itself: PostgreSQL stays down this long
 		require.NoError(t, rs.c.Restart(ctx))
 		back := time.Now()
 		f.pool.Reset()
@@ -184,8 +188,8 @@ func TestPostgresRestartMidStream(t *testing.T) {
 		// database was the one down and dispatch went on sending what was captured before).
 		wait := func(done func(int) bool) time.Duration {
 			for u, _, _ := r.counts(); !done(u); u, _, _ = r.counts() {
-				require.False(t, relay.exited(), "relay exited after the %s shutdown of %s:\n%s", rs.mode, rs.what, relay.logs())
-				require.Less(t, time.Since(back), time.Minute, "not delivering a minute after %s came back (%s shutdown):\n%s", rs.what, rs.mode, tail(relay.logs(), 6000))
+				require.False(t, relay.Exited(), "relay exited after the %s shutdown of %s:\n%s", rs.mode, rs.what, relay.Logs())
+				require.Less(t, time.Since(back), time.Minute, "not delivering a minute after %s came back (%s shutdown):\n%s", rs.what, rs.mode, xtest.Tail(relay.Logs(), 6000))
 				time.Sleep(20 * time.Millisecond)
 			}
 			return time.Since(back).Round(100 * time.Millisecond)
@@ -209,7 +213,7 @@ func privateCluster(t *testing.T) *pgcluster.Cluster {
 	dir, err := os.MkdirTemp("", "walhook-chaos-pg-")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	c, err := pgcluster.Start(xtest.Context(t), pgcluster.Options{DataDir: dir + "/data", Port: 20000 + rand.IntN(20000)})
+	c, err := pgcluster.Start(t.Context(), pgcluster.Options{DataDir: dir + "/data", Port: 20000 + rand.IntN(20000)})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -223,21 +227,21 @@ func privateCluster(t *testing.T) *pgcluster.Cluster {
 // mid-stream and the standby takes the slot within 10 s (default --leader-ttl 6s). Nothing is lost.
 func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newTestFixture(t)
 	r := newReceiver(t)
 	f.webhook("1", r.URL())
 	// relayArgs' retry schedule: with the default one (5 s, 30 s, 2 m, …) a few attempts that time
 	// out on a loaded machine are not due again within the wait below.
-	procs := map[string]*proc{"a": start(t, f.env(), relayArgs("a")...)}
+	procs := map[string]*xtest.Proc{"a": xtest.Serve(t, f.env(), relayArgs("a")...)}
 	holder := f.waitSlotReader(ctx, "", 30*time.Second)
 	require.Equal(t, "a", holder)
-	procs["b"] = start(t, f.env(), relayArgs("b")...)
+	procs["b"] = xtest.Serve(t, f.env(), relayArgs("b")...)
 
 	n := size(2000, 10000)
 	require.NoError(t, f.insert(ctx, "1", 0, n/2))
 	f.waitFirst(r, n, time.Minute, procs["a"], procs["b"])
-	procs["a"].kill9(t)
+	procs["a"].Kill(t)
 	killed := time.Now()
 	produced := make(chan error, 1)
 	go func() { produced <- f.insert(ctx, "1", n/2, n-n/2) }()
@@ -254,21 +258,24 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 // slot has an active reader; it returns the holder.
 func (f *fixture) waitSlotReader(ctx context.Context, not string, within time.Duration) string {
 	f.t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
+	var holder string
+	xtest.Eventually(f.t, within, 20*time.Millisecond, func() error {
 		l, err := f.st.LeaseGet(ctx, "capture:"+f.slot)
 		var active bool
 		// A slot is active while CREATE_REPLICATION_SLOT still builds its snapshot too; a
 		// transaction begun before it is consistent is never decoded. confirmed_flush_lsn is set
 		// once it is, so only then is every event from now on captured.
 		_ = f.src.QueryRow(ctx, `SELECT coalesce((SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1), false)`, f.slot).Scan(&active)
-		if err == nil && l.Live && l.Holder != not && active {
-			return l.Holder
+		if err != nil {
+			return fmt.Errorf("capture lease: %w", err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	f.t.Fatalf("no new slot reader within %v", within)
-	return ""
+		if !l.Live || l.Holder == not || !active {
+			return fmt.Errorf("no new slot reader: capture lease %+v, slot read and consistent %t", l, active)
+		}
+		holder = l.Holder
+		return nil
+	})
+	return holder
 }
 
 // aheadOfSlot reports whether the capture position stored in walhook's database is ahead of the
@@ -313,14 +320,10 @@ func TestUnreachableAtStart(t *testing.T) {
 	env := append(f.env(), variable+"="+tcpURL)
 
 	t.Run("gives up with a clear error", func(t *testing.T) {
-		p, _ := spawn(t, env, "relay", "--connect-timeout", "3s")
-		select {
-		case <-p.done:
-		case <-time.After(time.Minute):
-			t.Fatalf("relay still running after --connect-timeout 3s\n%s", p.logs())
-		}
-		require.Error(t, p.err)
-		logs := p.logs()
+		p := xtest.Start(t, env, xtest.ServeArgs("relay", "--connect-timeout", "3s")...)
+		require.NotZero(t, p.Wait(t, time.Minute), "relay exits non-zero once --connect-timeout 3s is over")
+		require.Error(t, p.Err())
+		logs := p.Logs()
 		require.Contains(t, logs, "PostgreSQL unreachable, retrying")
 		require.Contains(t, logs, "connect to PostgreSQL (gave up after")
 		require.Contains(t, logs, `"retry_in":500`, "backoff grows: 250ms, 500ms, …")
@@ -329,26 +332,15 @@ func TestUnreachableAtStart(t *testing.T) {
 	})
 
 	t.Run("runs once the database appears", func(t *testing.T) {
-		p, addrc := spawn(t, env, "relay", "--connect-timeout", "2m")
-		time.Sleep(3 * time.Second)
-		require.False(t, p.exited(), "relay exited while the database was unreachable:\n%s", p.logs())
+		p := xtest.Start(t, env, xtest.ServeArgs("relay", "--connect-timeout", "2m")...)
+		// Its fourth try fails too (about 1.75s in: the one with --connect-timeout 3s gave up
+		// there, its next retry due past the deadline); this one goes on.
+		p.WaitLog(t, regexp.MustCompile(`"attempt":4,.*PostgreSQL unreachable, retrying`), time.Minute)
+		require.False(t, p.Exited(), "relay exited while the database was unreachable:\n%s", p.Logs())
 		fwd := forward(t, addr, c.SocketDir(), c.Port())
 		defer fwd.Close()
-		select {
-		case p.addr = <-addrc:
-		case <-p.done:
-			t.Fatalf("relay exited: %v\n%s", p.err, p.logs())
-		case <-time.After(time.Minute):
-			t.Fatalf("relay did not start within a minute of the database appearing\n%s", p.logs())
-		}
-		require.Contains(t, p.logs(), "PostgreSQL unreachable, retrying")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+"/healthz", nil)
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		_ = resp.Body.Close()
-		require.Equal(t, http.StatusOK, resp.StatusCode)
+		p.WaitListening(t, time.Minute)
+		require.Equal(t, http.StatusOK, p.Status(t, "/healthz"))
 	})
 }
 

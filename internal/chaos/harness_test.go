@@ -1,7 +1,6 @@
 package chaos_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,10 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,112 +34,6 @@ func size(reduced, fullSize int) int {
 		return fullSize
 	}
 	return reduced
-}
-
-// proc is one walhook process.
-type proc struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{}
-	err  error
-
-	mu  sync.Mutex
-	log strings.Builder
-}
-
-var listeningLine = regexp.MustCompile(`"addr":"([^"]+)".*admin listening`)
-
-// spawn starts `walhook <args> --addr 127.0.0.1:0 --log-format json` with env added, without
-// waiting for it. The process is killed at the end of the test.
-func spawn(t *testing.T, env []string, args ...string) (*proc, <-chan string) {
-	t.Helper()
-	args = append(args, "--addr", "127.0.0.1:0", "--log-format", "json")
-	p := &proc{cmd: exec.Command(xtest.Walhook(t), args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	stderr, err := p.cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, p.cmd.Start())
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if m := listeningLine.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	})
-	return p, addrc
-}
-
-// start runs walhook and returns once it listens.
-func start(t *testing.T, env []string, args ...string) *proc {
-	t.Helper()
-	p, addrc := spawn(t, env, args...)
-	select {
-	case p.addr = <-addrc:
-		return p
-	case <-p.done:
-		t.Fatalf("walhook %v exited before listening: %v\n%s", args, p.err, p.logs())
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("walhook %v did not listen within 2m\n%s", args, p.logs())
-	}
-	return nil
-}
-
-func (p *proc) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-// kill9 kills the process with SIGKILL and waits for it.
-func (p *proc) kill9(t *testing.T) {
-	t.Helper()
-	require.NoError(t, p.cmd.Process.Kill())
-	<-p.done
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// metric reads one unlabelled sample from the process's /metrics.
-func (p *proc) metric(t *testing.T, name string) float64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+"/metrics", nil)
-	require.NoError(t, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			require.NoError(t, err)
-			return f
-		}
-	}
-	t.Fatalf("metric %s not found", name)
-	return 0
 }
 
 // receiver is an HTTP endpoint that de-duplicates deliveries by webhook-id and counts
@@ -305,7 +194,7 @@ func newFixture(t *testing.T, url, srcURL string) *fixture {
 // newFixtureWith is newFixture with the given companies provisioned in walhook's database.
 func newFixtureWith(t *testing.T, url, srcURL string, companies ...string) *fixture {
 	t.Helper()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	spec := crypt.GenerateKeySpec("chaos")
 	keys, err := crypt.ParseKeyring(spec)
 	require.NoError(t, err)
@@ -352,7 +241,7 @@ func (f *fixture) two() bool { return f.srcURL != f.url }
 // webhook creates an active contact.created webhook of company to url.
 func (f *fixture) webhook(company, url string) webhook.Webhook {
 	f.t.Helper()
-	w, err := f.st.WebhookCreate(xtest.Context(f.t), webhook.Webhook{CompanyID: company, Name: "hook " + url,
+	w, err := f.st.WebhookCreate(f.t.Context(), webhook.Webhook{CompanyID: company, Name: "hook " + url,
 		URL: url, Method: webhook.MethodPost, EventKeys: []string{"contact.created"}, RawData: true, Active: true}, nil)
 	require.NoError(f.t, err)
 	return w
@@ -395,32 +284,32 @@ func (f *fixture) insert(ctx context.Context, company string, from, n int) error
 func (f *fixture) count(query string, args ...any) int {
 	f.t.Helper()
 	var n int
-	require.NoError(f.t, f.pool.QueryRow(context.Background(), query, args...).Scan(&n))
+	require.NoError(f.t, f.pool.QueryRow(f.t.Context(), query, args...).Scan(&n))
 	return n
 }
 
 // waitDelivered waits until n events exist and every delivery has succeeded, and the receiver
 // saw n distinct deliveries; it fails if a relay in ps exits meanwhile.
-func (f *fixture) waitDelivered(r *receiver, n int, within time.Duration, ps ...*proc) {
+func (f *fixture) waitDelivered(r *receiver, n int, within time.Duration, ps ...*xtest.Proc) {
 	f.t.Helper()
 	f.waitReceived(r, n, n, within, ps...)
 }
 
 // waitFirst waits until the receiver got at least one delivery, failing after within with the
 // same account as waitDelivered.
-func (f *fixture) waitFirst(r *receiver, n int, within time.Duration, ps ...*proc) {
+func (f *fixture) waitFirst(r *receiver, n int, within time.Duration, ps ...*xtest.Proc) {
 	f.t.Helper()
 	f.waitReceived(r, n, 1, within, ps...)
 }
 
 // waitReceived waits until the receiver counted want distinct deliveries (all n, with the
 // history complete, when want == n).
-func (f *fixture) waitReceived(r *receiver, n, want int, within time.Duration, ps ...*proc) {
+func (f *fixture) waitReceived(r *receiver, n, want int, within time.Duration, ps ...*xtest.Proc) {
 	f.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		var events, pending, succeeded, failed int
-		err := f.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM walhook.event),
+		err := f.pool.QueryRow(f.t.Context(), `SELECT (SELECT count(*) FROM walhook.event),
 			count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'succeeded'),
 			count(*) FILTER (WHERE state = 'failed') FROM walhook.delivery`).Scan(&events, &pending, &succeeded, &failed)
 		unique, _, _ := r.counts()
@@ -432,17 +321,17 @@ func (f *fixture) waitReceived(r *receiver, n, want int, within time.Duration, p
 		}
 		require.Zero(f.t, failed, "deliveries failed")
 		for _, p := range ps {
-			if p.exited() {
-				f.t.Fatalf("relay exited: %v\n%s", p.err, p.logs())
+			if p.Exited() {
+				f.t.Fatalf("relay exited: %v\n%s", p.Err(), p.Logs())
 			}
 		}
 		if time.Now().After(deadline) {
 			logs := ""
 			for _, p := range ps {
-				logs += p.logs()
+				logs += p.Logs()
 			}
 			f.t.Fatalf("after %v, waiting for %d received: events %d/%d, pending %d (%s), succeeded %d, received %d (err %v); attempts that did not succeed: %s\n%s",
-				within, want, events, n, pending, f.pendingBreakdown(), succeeded, unique, err, f.failedAttempts(), tail(logs, 6000))
+				within, want, events, n, pending, f.pendingBreakdown(), succeeded, unique, err, f.failedAttempts(), xtest.Tail(logs, 6000))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -453,7 +342,7 @@ func (f *fixture) waitReceived(r *receiver, n, want int, within time.Duration, p
 func (f *fixture) pendingBreakdown() string {
 	var due, leased, scheduled int
 	var nextIn float64
-	err := f.pool.QueryRow(context.Background(), `SELECT
+	err := f.pool.QueryRow(f.t.Context(), `SELECT
 		count(*) FILTER (WHERE next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())),
 		count(*) FILTER (WHERE lease_until >= now()),
 		count(*) FILTER (WHERE next_attempt_at > now() AND (lease_until IS NULL OR lease_until < now())),
@@ -467,7 +356,7 @@ func (f *fixture) pendingBreakdown() string {
 
 // failedAttempts counts the attempts that did not succeed, by status and error.
 func (f *fixture) failedAttempts() string {
-	rows, err := f.pool.Query(context.Background(), `SELECT coalesce(response_status::text, '-'),
+	rows, err := f.pool.Query(f.t.Context(), `SELECT coalesce(response_status::text, '-'),
 		coalesce(left(regexp_replace(error, '[0-9]+', 'N', 'g'), 100), ''), count(*)
 		FROM walhook.attempt WHERE outcome <> 'succeeded' GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 5`)
 	if err != nil {
@@ -489,13 +378,6 @@ func (f *fixture) failedAttempts() string {
 		out += fmt.Sprintf("%d× status %s %q", n, status, msg)
 	}
 	return out
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
 
 // report logs a figure, and prints it on stdout in full runs so `make chaos` shows it, with the

@@ -26,7 +26,7 @@ import (
 // company 1's history (every route with another company's token: admin.TestPermissionMatrix).
 func TestTenantIsolationEndToEnd(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newTestFixture(t)
 	dev, err := os.ReadFile("../../cmd/walhook/devdata/catalog.yaml")
 	require.NoError(t, err)
@@ -45,7 +45,7 @@ func TestTenantIsolationEndToEnd(t *testing.T) {
 		}
 	}
 
-	relay := start(t, f.env(), relayArgs("iso")...)
+	relay := xtest.Serve(t, f.env(), relayArgs("iso")...)
 	f.waitSlotReader(ctx, "", time.Minute)
 	const inserts, emits, outbox = 20, 10, 10
 	require.NoError(t, f.insert(ctx, "1", 0, inserts))

@@ -2,6 +2,7 @@ package chaos_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,26 +21,43 @@ import (
 // none marked failed.
 func TestReceiverDownThenBack(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newTestFixture(t)
 	r := newReceiver(t)
 	f.webhook("1", r.URL())
-	relay := start(t, f.env(), relayArgs("rx")...) // schedule: about 20 s of retries
+	relay := xtest.Serve(t, f.env(), relayArgs("rx")...) // schedule: about 20 s of retries
 	f.waitSlotReader(ctx, "", time.Minute)
 	n := size(500, 2000)
 	require.NoError(t, f.insert(ctx, "1", 0, n/2))
 	f.waitFirst(r, n, time.Minute, relay)
 	r.down()
+	downAt := time.Now()
 	require.NoError(t, f.insert(ctx, "1", n/2, n-n/2))
-	time.Sleep(5 * time.Second)
-	require.Zero(t, f.count(`SELECT count(*) FROM walhook.delivery WHERE state = 'failed'`), "failed before the schedule ended")
+	// Down until every event is captured and every delivery still pending (the second half's,
+	// and any of the first half's not sent yet) was refused four times (0s, 500ms, 1s, 1s into
+	// the schedule: 2.5 s at least), none failing meanwhile.
+	xtest.Eventually(t, 2*time.Minute, 100*time.Millisecond, func() error {
+		if failed := f.count(`SELECT count(*) FROM walhook.delivery WHERE state = 'failed'`); failed > 0 {
+			return xtest.Stop(fmt.Errorf("%d deliveries failed before the schedule ended", failed))
+		}
+		if relay.Exited() {
+			return xtest.Stop(errors.New("relay exited"))
+		}
+		events := f.count(`SELECT count(*) FROM walhook.event`)
+		fewer := f.count(`SELECT count(*) FROM walhook.delivery WHERE state = 'pending' AND attempts < 4`)
+		if events < n || fewer > 0 {
+			return fmt.Errorf("%d of %d events captured, %d pending deliveries tried fewer than four times", events, n, fewer)
+		}
+		return nil
+	})
+	down := time.Since(downAt)
 	r.up()
 	f.waitDelivered(r, n, 2*time.Minute, relay)
 	retried := f.count(`SELECT count(*) FROM walhook.delivery WHERE attempts > 1`)
 	require.Positive(t, retried, "deliveries were retried while the receiver was down")
 	require.Positive(t, f.count(`SELECT count(*) FROM walhook.attempt WHERE outcome = 'retry' AND error <> ''`),
 		"the refused attempts are recorded with their error")
-	report(t, "receiver down 5 s: %d of %d deliveries retried, all delivered, none failed", retried, n)
+	report(t, "receiver down %v: %d of %d deliveries retried, all delivered, none failed", down.Round(100*time.Millisecond), retried, n)
 }
 
 // TestHostileReceivers points webhooks at receivers that misbehave — a slow-loris that dribbles
@@ -49,7 +67,7 @@ func TestReceiverDownThenBack(t *testing.T) {
 // /metrics) return to their baseline afterwards.
 func TestHostileReceivers(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newTestFixture(t)
 	stop := make(chan struct{})
 	var conns sync.WaitGroup
@@ -83,11 +101,13 @@ func TestHostileReceivers(t *testing.T) {
 	redirect := httptest.NewServer(http.RedirectHandler("http://169.254.169.254/latest/meta-data/", http.StatusFound))
 	t.Cleanup(redirect.Close)
 
-	relay := start(t, f.env(), relayArgs("hostile", "--retry-schedule", "0s,500ms")...)
-	time.Sleep(2 * time.Second) // settle before the baseline
-	baseG := relay.metric(t, "go_goroutines")
-	baseHeap := relay.metric(t, "go_memstats_heap_inuse_bytes")
-	baseRSS := relay.metric(t, "process_resident_memory_bytes")
+	relay := xtest.Serve(t, f.env(), relayArgs("hostile", "--retry-schedule", "0s,500ms")...)
+	// The baseline is taken once the relay runs all it runs: ready, and capture reading the slot.
+	relay.WaitStatus(t, "/readyz", http.StatusOK, time.Minute)
+	f.waitSlotReader(ctx, "", time.Minute)
+	baseG := relay.Metric(t, "go_goroutines")
+	baseHeap := relay.Metric(t, "go_memstats_heap_inuse_bytes")
+	baseRSS := relay.Metric(t, "process_resident_memory_bytes")
 
 	hooks := map[string]string{
 		"slow-loris":       "http://" + slowloris + "/",
@@ -112,8 +132,8 @@ INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key) SELEC
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for f.count(`SELECT count(*) FROM walhook.delivery WHERE state = 'pending'`) > 0 {
-		require.True(t, time.Now().Before(deadline), "deliveries still pending after 2m\n%s", tail(relay.logs(), 4000))
-		require.False(t, relay.exited(), "relay exited:\n%s", relay.logs())
+		require.True(t, time.Now().Before(deadline), "deliveries still pending after 2m\n%s", xtest.Tail(relay.Logs(), 4000))
+		require.False(t, relay.Exited(), "relay exited:\n%s", relay.Logs())
 		time.Sleep(200 * time.Millisecond)
 	}
 	for name, id := range ids {
@@ -140,9 +160,9 @@ INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key) SELEC
 	var g, heap, rss float64
 	deadline = time.Now().Add(time.Minute)
 	for {
-		g = relay.metric(t, "go_goroutines")
-		heap = relay.metric(t, "go_memstats_heap_inuse_bytes")
-		rss = relay.metric(t, "process_resident_memory_bytes")
+		g = relay.Metric(t, "go_goroutines")
+		heap = relay.Metric(t, "go_memstats_heap_inuse_bytes")
+		rss = relay.Metric(t, "process_resident_memory_bytes")
 		if g <= baseG+3 && heap <= baseHeap+16<<20 {
 			break
 		}

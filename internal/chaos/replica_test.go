@@ -2,7 +2,9 @@ package chaos_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,19 +28,19 @@ func replicaArgs(id string, extra ...string) []string {
 // machine), not after its 2-minute lease.
 func TestDeadReplicaClaimsComeBack(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newTestFixture(t)
 	r := newReceiver(t)
 	r.slow(time.Second) // 16 requests a second per relay: claims pile up
 	f.webhook("1", r.URL())
-	a := start(t, f.env(), replicaArgs("a")...)
+	a := xtest.Serve(t, f.env(), replicaArgs("a")...)
 	require.Equal(t, "a", f.waitSlotReader(ctx, "", time.Minute))
-	b := start(t, f.env(), replicaArgs("b")...)
+	b := xtest.Serve(t, f.env(), replicaArgs("b")...)
 
 	n := size(500, 2000)
 	require.NoError(t, f.insert(ctx, "1", 0, n))
 	f.waitHeld(ctx, "b.", 50, time.Minute, a, b)
-	b.kill9(t)
+	b.Kill(t)
 	killed := time.Now()
 	held := f.heldBy(ctx, "b.")
 	r.slow(0)
@@ -56,38 +58,44 @@ func TestDeadReplicaClaimsComeBack(t *testing.T) {
 // the requests that were on the wire when it stopped can arrive twice.
 func TestPausedReplicaComesBack(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newTestFixture(t)
 	r := newReceiver(t)
 	r.slow(time.Second)
 	f.webhook("1", r.URL())
-	a := start(t, f.env(), replicaArgs("a")...)
+	a := xtest.Serve(t, f.env(), replicaArgs("a")...)
 	require.Equal(t, "a", f.waitSlotReader(ctx, "", time.Minute))
-	b := start(t, f.env(), replicaArgs("b")...)
+	b := xtest.Serve(t, f.env(), replicaArgs("b")...)
 
 	n := size(500, 2000)
 	require.NoError(t, f.insert(ctx, "1", 0, n))
 	f.waitHeld(ctx, "b.", 50, time.Minute, a, b)
-	require.NoError(t, b.cmd.Process.Signal(syscall.SIGSTOP))
+	b.Signal(t, syscall.SIGSTOP)
 	paused := time.Now()
 	held := f.heldBy(ctx, "b.")
 	r.slow(0)
 	// Found dead: its heartbeat row is gone (deleted with the release of its claims).
-	for f.count(`SELECT count(*) FROM walhook.replica WHERE starts_with(id, 'b.')`) > 0 {
-		require.Less(t, time.Since(paused), time.Minute, "the paused relay's claims were not released within a minute")
-		time.Sleep(100 * time.Millisecond)
-	}
+	xtest.Eventually(t, time.Minute, 100*time.Millisecond, func() error {
+		if f.count(`SELECT count(*) FROM walhook.replica WHERE starts_with(id, 'b.')`) > 0 {
+			return errors.New("the paused relay's heartbeat row is still there (its claims not released)")
+		}
+		return nil
+	})
 	took := f.waitSent(ctx, held, paused, 30*time.Second, a)
-	require.NoError(t, b.cmd.Process.Signal(syscall.SIGCONT))
+	b.Signal(t, syscall.SIGCONT)
 
 	f.waitDelivered(r, n, 2*time.Minute, a, b)
 	// b runs on, says it was presumed dead, and heartbeats again under the same replica id.
-	for !strings.Contains(b.logs(), "presumed dead") ||
-		f.count(`SELECT count(*) FROM walhook.replica WHERE starts_with(id, 'b.') AND expires_at > now()`) == 0 {
-		require.False(t, b.exited(), "the paused relay exited:\n%s", b.logs())
-		require.Less(t, time.Since(paused), 2*time.Minute, "the paused relay never heartbeat again, or did not notice it was presumed dead:\n%s", tail(b.logs(), 4000))
-		time.Sleep(100 * time.Millisecond)
-	}
+	b.WaitLog(t, regexp.MustCompile("presumed dead"), time.Minute)
+	xtest.Eventually(t, time.Minute, 100*time.Millisecond, func() error {
+		if b.Exited() {
+			return xtest.Stop(errors.New("the paused relay exited"))
+		}
+		if f.count(`SELECT count(*) FROM walhook.replica WHERE starts_with(id, 'b.') AND expires_at > now()`) == 0 {
+			return errors.New("the paused relay does not heartbeat again")
+		}
+		return nil
+	})
 	require.Zero(t, f.count(`SELECT count(*) FROM walhook.delivery WHERE state <> 'succeeded' OR lease_until IS NOT NULL`), "every delivery succeeded, no lease left")
 	_, _, dups := r.counts()
 	retried := f.count(`SELECT count(*) FROM walhook.attempt WHERE outcome <> 'succeeded'`)
@@ -103,15 +111,15 @@ func TestPausedReplicaComesBack(t *testing.T) {
 // nothing is sent twice.
 func TestSlowReplicaKeepsItsClaims(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	f := newTestFixture(t)
 	r := newReceiver(t)
 	r.slow(10 * time.Second)
 	f.webhook("1", r.URL())
 	args := []string{"--attempt-timeout", "15s"}
-	a := start(t, f.env(), replicaArgs("a", args...)...)
+	a := xtest.Serve(t, f.env(), replicaArgs("a", args...)...)
 	require.Equal(t, "a", f.waitSlotReader(ctx, "", time.Minute))
-	b := start(t, f.env(), replicaArgs("b", args...)...)
+	b := xtest.Serve(t, f.env(), replicaArgs("b", args...)...)
 
 	n := 48 // three rounds of 16 requests over the two relays
 	require.NoError(t, f.insert(ctx, "1", 0, n))
@@ -131,20 +139,23 @@ func (f *fixture) heldBy(ctx context.Context, prefix string) []int64 {
 }
 
 // waitHeld waits until replicas whose id starts with prefix hold at least n deliveries.
-func (f *fixture) waitHeld(ctx context.Context, prefix string, n int, within time.Duration, ps ...*proc) {
+func (f *fixture) waitHeld(ctx context.Context, prefix string, n int, within time.Duration, ps ...*xtest.Proc) {
 	f.t.Helper()
-	deadline := time.Now().Add(within)
-	for len(f.heldBy(ctx, prefix)) < n {
+	xtest.Eventually(f.t, within, 20*time.Millisecond, func() error {
 		for _, p := range ps {
-			require.False(f.t, p.exited(), "relay exited: %v\n%s", p.err, p.logs())
+			if p.Exited() {
+				return xtest.Stop(fmt.Errorf("relay exited: %w", p.Err()))
+			}
 		}
-		require.True(f.t, time.Now().Before(deadline), "%s* never held %d deliveries: %s", prefix, n, f.pendingBreakdown())
-		time.Sleep(20 * time.Millisecond)
-	}
+		if held := len(f.heldBy(ctx, prefix)); held < n {
+			return fmt.Errorf("%s* hold %d of %d deliveries: %s", prefix, held, n, f.pendingBreakdown())
+		}
+		return nil
+	})
 }
 
 // waitSent waits until every delivery in ids has succeeded and returns how long after since.
-func (f *fixture) waitSent(ctx context.Context, ids []int64, since time.Time, within time.Duration, ps ...*proc) time.Duration {
+func (f *fixture) waitSent(ctx context.Context, ids []int64, since time.Time, within time.Duration, ps ...*xtest.Proc) time.Duration {
 	f.t.Helper()
 	for {
 		var left int
@@ -155,10 +166,10 @@ func (f *fixture) waitSent(ctx context.Context, ids []int64, since time.Time, wi
 		if time.Since(since) > within {
 			logs := ""
 			for _, p := range ps {
-				logs += p.logs()
+				logs += p.Logs()
 			}
 			f.t.Fatalf("%d of the %d deliveries held by the stopped replica not sent %v after it stopped: %s; replicas %s\n%s",
-				left, len(ids), within, f.pendingBreakdown(), f.replicas(), tail(logs, 6000))
+				left, len(ids), within, f.pendingBreakdown(), f.replicas(), xtest.Tail(logs, 6000))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -166,7 +177,7 @@ func (f *fixture) waitSent(ctx context.Context, ids []int64, since time.Time, wi
 
 // replicas lists the heartbeat rows, for failure messages.
 func (f *fixture) replicas() string {
-	rs, err := f.st.Replicas(context.Background())
+	rs, err := f.st.Replicas(f.t.Context())
 	if err != nil {
 		return err.Error()
 	}

@@ -1,13 +1,12 @@
 package chaos_test
 
 import (
-	"context"
-	"io"
+	"errors"
+	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
+	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +27,7 @@ import (
 // contact written into the lost WAL is not (the documented loss).
 func TestSlotLostThenRecreated(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	c := privateCluster(t)
 	// The slot and the WAL are the application's: its database is on the private cluster, and
 	// walhook's is one of the test cluster's with two databases.
@@ -43,13 +42,12 @@ func TestSlotLostThenRecreated(t *testing.T) {
 		EventKeys: []string{"contact.note_added"}, RawData: true, Active: true}, nil)
 	require.NoError(t, err)
 
-	first := start(t, f.env(), relayArgs("first")...)
+	first := xtest.Serve(t, f.env(), relayArgs("first")...)
 	f.waitSlotReader(ctx, "", time.Minute)
 	_, err = f.src.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'before')`)
 	require.NoError(t, err)
 	f.waitDelivered(r, 1, time.Minute, first)
-	require.NoError(t, first.cmd.Process.Signal(syscall.SIGTERM))
-	<-first.done
+	first.Stop(t, time.Minute)
 
 	// The relay is down: the slot falls behind until PostgreSQL gives up on it.
 	_, err = f.src.Exec(ctx, `ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'`)
@@ -81,27 +79,28 @@ func TestSlotLostThenRecreated(t *testing.T) {
 	_, err = f.src.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload) VALUES ('1', 'contact.note_added', '{"note": "left over"}')`)
 	require.NoError(t, err)
 
-	relay := start(t, f.env(), relayArgs("second")...)
+	relay := xtest.Serve(t, f.env(), relayArgs("second")...)
 	lostGauge := `walhook_replication_slot_wal_status{status="lost"}`
-	deadline := time.Now().Add(time.Minute)
-	for {
-		code, body := httpGet(t, "http://"+relay.addr+"/readyz")
-		if code == http.StatusServiceUnavailable && strings.Contains(body, "replication slot "+f.slot+" is lost") {
-			require.Contains(t, body, "walhook slot recreate --slot "+f.slot+" --yes")
-			break
+	xtest.Eventually(t, time.Minute, 100*time.Millisecond, func() error {
+		if relay.Exited() {
+			return xtest.Stop(errors.New("relay exited on a lost slot"))
 		}
-		require.False(t, relay.exited(), "relay exited on a lost slot:\n%s", relay.logs())
-		require.True(t, time.Now().Before(deadline), "/readyz still %d %q a minute after starting on a lost slot\n%s", code, body, tail(relay.logs(), 4000))
-		time.Sleep(100 * time.Millisecond)
-	}
-	require.Equal(t, 1.0, relay.metric(t, lostGauge))
-	require.Equal(t, 0.0, relay.metric(t, `walhook_replication_slot_wal_status{status="reserved"}`))
+		code, body, err := relay.Get(ctx, "/readyz")
+		if err != nil {
+			return fmt.Errorf("GET /readyz: %w", err)
+		}
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "replication slot "+f.slot+" is lost") {
+			return fmt.Errorf("/readyz answers %d %q after starting on a lost slot", code, body)
+		}
+		if !strings.Contains(body, "walhook slot recreate --slot "+f.slot+" --yes") {
+			return xtest.Stop(fmt.Errorf("/readyz does not say how to recreate the slot: %q", body))
+		}
+		return nil
+	})
+	require.Equal(t, 1.0, relay.Metric(t, lostGauge))
+	require.Equal(t, 0.0, relay.Metric(t, `walhook_replication_slot_wal_status{status="reserved"}`))
 	// Logged by the stream attempt that met the lost slot.
-	for !strings.Contains(relay.logs(), "replication slot lost: capture is stopped; recreate the slot with `walhook slot recreate --yes`") {
-		require.True(t, time.Now().Before(deadline), "no error log for the lost slot\n%s", tail(relay.logs(), 4000))
-		time.Sleep(100 * time.Millisecond)
-	}
-	require.Contains(t, relay.logs(), `"level":"error"`)
+	relay.WaitLog(t, regexp.MustCompile(`"level":"error".*replication slot lost: capture is stopped; recreate the slot with `+"`walhook slot recreate --yes`"), time.Minute)
 	serverLog, err := os.ReadFile(c.DataDir() + "/server.log")
 	require.NoError(t, err)
 	// PostgreSQL answers START_REPLICATION on an invalidated slot with an error with this detail.
@@ -128,44 +127,19 @@ func TestSlotLostThenRecreated(t *testing.T) {
 	require.Equal(t, 0, f.count(`SELECT count(*) FROM walhook.event WHERE payload->'data'->>'name' = 'in the lost WAL'`))
 	require.Equal(t, 1, f.count(`SELECT count(*) FROM walhook.event WHERE payload->'data'->>'name' = 'after'`))
 	require.Equal(t, 1, f.count(`SELECT count(*) FROM walhook.event WHERE payload->'data'->>'note' = 'left over'`))
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		code, body := httpGet(t, "http://"+relay.addr+"/readyz")
-		if code == http.StatusOK {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "/readyz still %d %q after the slot was recreated", code, body)
-		time.Sleep(100 * time.Millisecond)
-	}
-	require.Equal(t, 0.0, relay.metric(t, lostGauge))
+	relay.WaitStatus(t, "/readyz", http.StatusOK, 30*time.Second)
+	require.Equal(t, 0.0, relay.Metric(t, lostGauge))
 }
 
 // slotCommand runs `walhook slot <args> --slot <f's slot>` against f's database and returns its
-// standard output; it must succeed.
+// output; it must succeed.
 func slotCommand(t *testing.T, f *fixture, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, xtest.Walhook(t), append(append([]string{"slot"}, args...), "--slot", f.slot)...)
-	cmd.Env = append(os.Environ(), "WALHOOK_DATABASE_URL="+f.url)
+	env := []string{"WALHOOK_DATABASE_URL=" + f.url}
 	if f.two() {
-		cmd.Env = append(cmd.Env, "WALHOOK_SOURCE_DATABASE_URL="+f.srcURL)
+		env = append(env, "WALHOOK_SOURCE_DATABASE_URL="+f.srcURL)
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "walhook slot %v: %s", args, stderr.String())
-	return string(out)
-}
-
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	require.NoError(t, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	code, out := xtest.Run(t, env, append(append([]string{"slot"}, args...), "--slot", f.slot)...)
+	require.Zero(t, code, "walhook slot %v:\n%s", args, out)
+	return out
 }

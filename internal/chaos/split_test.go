@@ -1,12 +1,12 @@
 package chaos_test
 
 import (
-	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,29 +16,6 @@ import (
 	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/store"
 )
-
-// walhookRun runs a walhook command to its end and returns its output and error.
-func walhookRun(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, xtest.Walhook(t), args...)
-	cmd.Env = os.Environ()
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case <-p.done:
-	case <-time.After(time.Minute):
-		t.Fatalf("walhook did not stop within a minute of SIGTERM\n%s", tail(p.logs(), 4000))
-	}
-	require.NoError(t, p.err, "clean exit\n%s", tail(p.logs(), 4000))
-}
 
 // TestSplitDeliversExactlyOnce moves a running single-database installation to two databases:
 // a relay delivers to one receiver that answers and one that is down (its deliveries pending,
@@ -52,7 +29,7 @@ func TestSplitDeliversExactlyOnce(t *testing.T) {
 	if xtest.TwoDatabases() {
 		t.Skip("the split starts from one database and ends with two: it runs in the one-database pass")
 	}
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	url := xtest.DatabaseURL(t)
 	f := newFixture(t, url, url)
 	up, down := newReceiver(t), newReceiver(t)
@@ -63,30 +40,35 @@ func TestSplitDeliversExactlyOnce(t *testing.T) {
 	args := relayArgs("one", "--retry-schedule", "0s,500ms,1s,2s,3s,5s,5s,5s,5s,5s,5s,5s,5s,5s,5s,5s,5s,5s,5s")
 	began := time.Now()
 	phase := func(what string) { t.Logf("%6.1fs %s", time.Since(began).Seconds(), what) }
-	relay := start(t, f.env(), args...)
+	relay := xtest.Serve(t, f.env(), args...)
 	f.waitSlotReader(ctx, "", time.Minute)
 	phase("relay on one database reads the slot")
 
 	newURL := xtest.DatabaseURL(t)
-	split := func(extra ...string) (string, error) {
-		return walhookRun(t, append([]string{"split", "--database-url", newURL, "--source-database-url", f.url, "--slot", f.slot,
+	split := func(extra ...string) (int, string) {
+		return xtest.Run(t, nil, append([]string{"split", "--database-url", newURL, "--source-database-url", f.url, "--slot", f.slot,
 			"--log-format", "json"}, extra...)...)
 	}
-	out, err := split("--yes")
-	require.Error(t, err, "split refuses while a relay runs:\n%s", out)
+	code, out := split("--yes")
+	require.NotZero(t, code, "split refuses while a relay runs:\n%s", out)
 	require.Contains(t, out, "dispatcher replica(s) run on it")
 
 	n := size(200, 2000)
 	require.NoError(t, f.insert(ctx, "1", 0, n))
 	f.waitFirst(up, n, time.Minute, relay)
-	for u, _, _ := up.counts(); u < n; u, _, _ = up.counts() {
-		require.False(t, relay.exited(), "relay exited:\n%s", relay.logs())
-		time.Sleep(20 * time.Millisecond)
-	}
+	xtest.Eventually(t, time.Minute, 20*time.Millisecond, func() error {
+		if relay.Exited() {
+			return xtest.Stop(errors.New("relay exited"))
+		}
+		if u, _, _ := up.counts(); u < n {
+			return fmt.Errorf("the receiver that answers got %d of %d", u, n)
+		}
+		return nil
+	})
 	require.Positive(t, f.count(`SELECT count(*) FROM walhook.delivery WHERE webhook_id = $1 AND state = 'pending' AND attempts > 0`, wDown.ID),
 		"the down receiver's deliveries are pending, retried")
 	phase("first events delivered")
-	relay.stop(t)
+	require.Zero(t, relay.Stop(t, time.Minute), "clean exit")
 	phase("relay stopped")
 	var pendingID int64
 	require.NoError(t, f.pool.QueryRow(ctx, `SELECT id FROM walhook.delivery WHERE webhook_id = $1 AND state = 'pending' ORDER BY id LIMIT 1`, wDown.ID).Scan(&pendingID))
@@ -100,8 +82,8 @@ func TestSplitDeliversExactlyOnce(t *testing.T) {
 	_, err = dirtyPool.Exec(ctx, `INSERT INTO walhook.company (id, name) VALUES ('x', 'X')`)
 	require.NoError(t, err)
 	dirtyPool.Close()
-	out, err = walhookRun(t, "split", "--database-url", dirty, "--source-database-url", f.url, "--slot", f.slot, "--yes")
-	require.Error(t, err)
+	code, out = xtest.Run(t, nil, "split", "--database-url", dirty, "--source-database-url", f.url, "--slot", f.slot, "--yes")
+	require.NotZero(t, code)
 	require.Contains(t, out, "holds walhook data (in company)")
 
 	// The application keeps writing, ten contacts at a time, until the split is done.
@@ -128,12 +110,12 @@ func TestSplitDeliversExactlyOnce(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
-	out, err = split()
-	require.NoError(t, err, out)
+	code, out = split()
+	require.Zero(t, code, out)
 	require.Contains(t, out, "Nothing changed")
-	out, err = split("--yes")
+	code, out = split("--yes")
 	close(splitDone)
-	require.NoError(t, err, out)
+	require.Zero(t, code, out)
 	require.Contains(t, out, "capture continues from")
 	w := <-written
 	require.NoError(t, w.err)
@@ -142,17 +124,16 @@ func TestSplitDeliversExactlyOnce(t *testing.T) {
 	report(t, "split output:\n%s", out)
 
 	// A relay on the old database alone refuses to start.
-	lone, _ := spawn(t, f.env(), relayArgs("lone")...)
-	<-lone.done
-	require.Error(t, lone.err)
-	require.Contains(t, lone.logs(), "moved to two databases by walhook split")
-	require.Contains(t, lone.logs(), "--source-database-url")
+	lone := xtest.Start(t, f.env(), xtest.ServeArgs(relayArgs("lone")...)...)
+	require.NotZero(t, lone.Wait(t, 2*time.Minute))
+	require.Contains(t, lone.Logs(), "moved to two databases by walhook split")
+	require.Contains(t, lone.Logs(), "--source-database-url")
 
 	// Two databases: the rest is delivered from the new one.
 	env := append(f.env(), "WALHOOK_DATABASE_URL="+newURL, "WALHOOK_SOURCE_DATABASE_URL="+f.url)
 	down.up()
 	args[2] = "two"
-	relay = start(t, env, args...)
+	relay = xtest.Serve(t, env, args...)
 	phase("relay on two databases started")
 	require.NoError(t, f.insert(ctx, "1", n+during, n))
 	total := 2*n + during
@@ -169,9 +150,9 @@ func TestSplitDeliversExactlyOnce(t *testing.T) {
 		if uUp == total && uDown == total && events == total && succeeded == 2*total {
 			break
 		}
-		require.False(t, relay.exited(), "relay exited:\n%s", relay.logs())
+		require.False(t, relay.Exited(), "relay exited:\n%s", relay.Logs())
 		require.True(t, time.Now().Before(deadline), "after 3m: received %d and %d of %d, events %d, succeeded %d of %d\n%s",
-			uUp, uDown, total, events, succeeded, 2*total, tail(relay.logs(), 6000))
+			uUp, uDown, total, events, succeeded, 2*total, xtest.Tail(relay.Logs(), 6000))
 		time.Sleep(100 * time.Millisecond)
 	}
 	phase("everything delivered")
@@ -197,11 +178,11 @@ func TestSplitDeliversExactlyOnce(t *testing.T) {
 	got, err := newStore.DeliveryPublicID(ctx, "1", pendingID)
 	require.NoError(t, err)
 	require.Equal(t, publicID, got, "public ids unchanged")
-	relay.stop(t)
+	require.Zero(t, relay.Stop(t, time.Minute), "clean exit")
 
 	// What the split left behind goes.
-	out, err = split("--drop-moved", "--yes")
-	require.NoError(t, err, out)
+	code, out = split("--drop-moved", "--yes")
+	require.Zero(t, code, out)
 	require.Zero(t, f.count(`SELECT count(*) FROM walhook.delivery`))
 	require.Zero(t, f.count(`SELECT count(*) FROM walhook.event`))
 	report(t, "split with the relay stopped: %d events before, %d written during the split, %d after; each receiver got %d, none twice (one receiver down until after the split)",
@@ -222,7 +203,7 @@ func TestSplitScale(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/time"); err != nil {
 		t.Skip("needs /usr/bin/time")
 	}
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	url := xtest.DatabaseURL(t)
 	f := newFixture(t, url, url)
 	w1 := f.webhook("1", "https://one.example/hook")
@@ -262,6 +243,7 @@ FROM walhook.delivery d, generate_series(1, d.attempts) n`)
 	t.Logf("generated %d events, %d deliveries, %d attempts (%s with indexes) in %v", events, events, rows-2*int64(events), size, time.Since(began).Round(time.Second))
 
 	newURL := xtest.DatabaseURL(t)
+	// Not xtest.Run: /usr/bin/time runs walhook here, to report its peak RSS.
 	cmd := exec.CommandContext(ctx, "/usr/bin/time", "-v", xtest.Walhook(t), "split", "--database-url", newURL, "--source-database-url", f.url,
 		"--slot", f.slot, "--yes")
 	began = time.Now()

@@ -24,7 +24,7 @@ const childEnv = "WALHOOK_PGCLUSTER_CHILD"
 // only over its socket, restarts it on the same data, and stops it.
 func startAndCheck(t *testing.T, dir string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	c, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(dir, "data")})
 	require.NoError(t, err)
@@ -82,7 +82,8 @@ func TestStart(t *testing.T) {
 }
 
 // TestStartAsNormalUser covers the non-root path. As a normal user it runs directly; as root it
-// re-executes this test binary as the unprivileged `postgres` system user.
+// re-executes this test binary as the unprivileged `postgres` system user. The child is test code
+// (startAndCheck under another uid), not walhook, so it is the test binary and not xtest.Start.
 func TestStartAsNormalUser(t *testing.T) {
 	t.Parallel()
 	if os.Geteuid() != 0 {

@@ -1,6 +1,8 @@
 // Package xtest gives tests a real PostgreSQL: one private cluster per test binary (started on
 // first use, stopped by Main), a template database migrated once, and a fresh clone of it per
-// test, so tests run in parallel and never see each other's rows.
+// test, so tests run in parallel and never see each other's rows. It is also the one way tests
+// run walhook as a process (proc.go: the binary built once, Start, Serve, Run), and it has the
+// bounded wait on a condition tests use instead of sleeping (Eventually).
 //
 // Every package whose tests touch the database has
 //
@@ -239,7 +241,7 @@ func clone(t testing.TB, template string) string {
 	t.Helper()
 	c := Cluster(t)
 	name := fmt.Sprintf("t_%d_%d", os.Getpid(), dbSeq.Add(1))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	admin, err := pgx.Connect(ctx, c.URL("postgres"))
 	if err != nil {
@@ -303,16 +305,10 @@ func Store(t testing.TB) (*store.Store, *pgxpool.Pool) {
 	return store.New(pool, keys), pool
 }
 
-// Context returns a context cancelled when the test ends.
-func Context(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // Walhook builds the walhook binary once per test binary — the way the image does: static
-// (CGO_ENABLED=0) and -trimpath — for tests that run it as a real process. Main removes it.
+// (CGO_ENABLED=0) and -trimpath — for tests that run it as a real process (Start, Serve, Run
+// run it; a test needs the path itself only to check the file or hand it to other code). Main
+// removes it.
 func Walhook(t testing.TB) string {
 	t.Helper()
 	mu.Lock()

@@ -23,7 +23,7 @@ import (
 // company. Capture's table lookup (catalog validation, at every start) must not call it.
 func TestCatalogLookupNotHijacked(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	dbURL := xtest.DatabaseURL(t)
 	pool := xtest.SourceStore(t, dbURL).Pool()
 	s := store.New(pool, xtest.Keys())
@@ -33,11 +33,12 @@ func TestCatalogLookupNotHijacked(t *testing.T) {
 	_, err := pool.Exec(ctx, "CREATE ROLE "+role+" LOGIN; GRANT CREATE, USAGE ON SCHEMA public TO "+role+
 		"; CREATE TABLE public.contacts (id bigint PRIMARY KEY, company_id text)")
 	require.NoError(t, err)
+	server := xtest.Pool(t) // taken now: the test's context is cancelled before its cleanups run
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_, _ = pool.Exec(cctx, "DROP OWNED BY "+role)
-		_, _ = xtest.Pool(t).Exec(cctx, "DROP ROLE IF EXISTS "+role)
+		_, _ = server.Exec(cctx, "DROP ROLE IF EXISTS "+role)
 	})
 	u, err := url.Parse(dbURL)
 	require.NoError(t, err)
@@ -67,7 +68,7 @@ func TestCatalogLookupNotHijacked(t *testing.T) {
 // starting when nothing is pending (every start but an upgrade's): serve migrates at start.
 func TestMigrateUpNotHeldByAnotherRole(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	srcURL := xtest.SeparateSourceURL(t)
 	src := xtest.SourceStore(t, srcURL)
 	b := make([]byte, 4)
@@ -75,10 +76,11 @@ func TestMigrateUpNotHeldByAnotherRole(t *testing.T) {
 	role := "app_" + hex.EncodeToString(b)
 	_, err := src.Pool().Exec(ctx, "CREATE ROLE "+role+" LOGIN")
 	require.NoError(t, err)
+	server := xtest.Pool(t) // taken now: the test's context is cancelled before its cleanups run
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_, _ = xtest.Pool(t).Exec(cctx, "DROP ROLE IF EXISTS "+role)
+		_, _ = server.Exec(cctx, "DROP ROLE IF EXISTS "+role)
 	})
 	u, err := url.Parse(srcURL)
 	require.NoError(t, err)

@@ -77,7 +77,9 @@ func helper(ctx context.Context) error {
 	return c.Run(ctx)
 }
 
-// spawn starts a relay process running capture on f's database; it is killed at the end.
+// spawn starts a relay process running capture on f's database; it is killed at the end. The
+// child is this test binary again (not the walhook binary of xtest.Start): it runs capture alone,
+// with the test's catalog and settings, which no walhook command does.
 func (f *fixture) spawn(t *testing.T, id string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")

@@ -322,7 +322,7 @@ func (e *env) open(ctx context.Context) (func(), error) {
 		})
 		adminURL = cl.TCPURL("postgres")
 	}
-	url, drop, err := createDatabase(ctx, adminURL)
+	url, drop, err := createDatabase(ctx, adminURL, benchDatabase)
 	if err != nil {
 		return cleanup, err
 	}
@@ -385,23 +385,23 @@ func openPool(ctx context.Context, url string, conns int32) (*pgxpool.Pool, erro
 	return p, nil
 }
 
-// createDatabase creates a fresh bench database (dropping a leftover one and its slot) and returns
+// createDatabase creates a fresh database db (dropping a leftover one and its slot) and returns
 // its URL and a function that drops it.
-func createDatabase(ctx context.Context, adminURL string) (string, func(), error) {
+func createDatabase(ctx context.Context, adminURL, db string) (string, func(), error) {
 	conn, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
 		return "", func() {}, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
 	defer conn.Close(ctx)
-	name := pgx.Identifier{benchDatabase}.Sanitize()
-	_, _ = conn.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1", benchDatabase)
+	name := pgx.Identifier{db}.Sanitize()
+	_, _ = conn.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1", db)
 	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 		return "", func() {}, fmt.Errorf("drop old bench database: %w", err)
 	}
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		return "", func() {}, fmt.Errorf("create bench database: %w", err)
 	}
-	u := replaceDatabase(adminURL, benchDatabase)
+	u := replaceDatabase(adminURL, db)
 	drop := func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
@@ -410,7 +410,7 @@ func createDatabase(ctx context.Context, adminURL string) (string, func(), error
 			return
 		}
 		defer c.Close(dctx)
-		_, _ = c.Exec(dctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1", benchDatabase)
+		_, _ = c.Exec(dctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1", db)
 		_, _ = c.Exec(dctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 	}
 	return u, drop, nil

@@ -136,6 +136,10 @@ fmt: ## format the code
 bench: ## run the benchmark (every scenario, several minutes; results in bench-results/)
 	$(GO) run ./cmd/walhook bench
 
+.PHONY: bench-history
+bench-history: ## measure history at scale, today's layout and time-partitioned (ROWS deliveries, default 1000000)
+	nice -n 19 $(GO) run ./cmd/walhook bench history --deliveries $(or $(ROWS),1000000) $(BENCH_HISTORY_FLAGS)
+
 .PHONY: bench-quick
 bench-quick: ## run every benchmark scenario small (about a minute)
 	$(GO) run ./cmd/walhook bench --quick

@@ -112,3 +112,35 @@ func TestModesBoth(t *testing.T) {
 	require.Nil(t, rep.Results[2].WalhookCluster)
 	require.NotNil(t, rep.Results[3].WalhookCluster)
 }
+
+// TestHistorySmall runs `walhook bench history` small in both layouts (weekly partitions) and
+// checks what it built and removed; it asserts no timing.
+func TestHistorySmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a private PostgreSQL")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	rep, err := bench.RunHistory(ctx, bench.HistoryConfig{Deliveries: 6000, Days: 21, Companies: 5, Pending: 50, Partition: "week", Samples: 3})
+	require.NoError(t, err)
+	require.Equal(t, int64(3000), rep.Events)
+	require.Equal(t, int64(6000-50)+int64(6000-50)/10*2, rep.Attempts, "three attempts for every tenth delivery, none for pending ones")
+	require.Len(t, rep.Results, 2)
+	plain, part := rep.Results[0], rep.Results[1]
+	require.Equal(t, bench.LayoutPlain, plain.Layout)
+	require.Equal(t, bench.LayoutPartitioned, part.Layout)
+	require.Zero(t, plain.Partitions)
+	// 21 days from a Monday-aligned start, and two weeks ahead of today.
+	require.GreaterOrEqual(t, part.Partitions, 5)
+	// The plain run removed the first day (about 6000/21 deliveries); the partitioned one the
+	// first week partition (one to seven days), leaving nothing older than its bound.
+	require.InDelta(t, 6000/21, plain.Retention.Deliveries, 6000/21/10+2)
+	require.Positive(t, part.Retention.Deliveries)
+	require.Zero(t, part.Retention.Left)
+	require.Empty(t, part.Retention.Blocked)
+	for _, s := range []string{"claim", "history newest page", "history deep page", "history by event id", "history series 30d", "history detail"} {
+		require.Equal(t, 3, plain.Latency[s].N, s)
+		require.Equal(t, 3, part.Latency[s].N, s)
+	}
+	require.Equal(t, 3, part.Latency["claim (partition-aware)"].N)
+}

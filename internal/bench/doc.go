@@ -41,4 +41,9 @@
 //
 // The backlog scenario runs the relay in a child process (this executable again, with
 // ChildEnv set) so its peak RSS (VmHWM) is the relay's alone.
+//
+// `walhook bench history` (RunHistory, history.go) is a separate run about history at scale
+// (issue 17): it builds N deliveries of history with INSERT … SELECT generate_series (keys and
+// indexes built afterwards) in today's layout and in a time-partitioned one (history_sql.go), and
+// measures on each a retention run (time, WAL, the VACUUM it leaves), claims and the history API.
 package bench

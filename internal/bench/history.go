@@ -1,0 +1,776 @@
+package bench
+
+import (
+	"context"
+	"crypto/md5" //nolint:gosec // matches the generator's md5(), not security
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/internal/pgcluster"
+	"github.com/walhook/walhook/relay/crypt"
+	"github.com/walhook/walhook/relay/retention"
+	"github.com/walhook/walhook/relay/store"
+)
+
+// Layouts of the history scenario.
+const (
+	// LayoutPlain is the schema the migrations make: plain tables, retention deletes rows.
+	LayoutPlain = "plain"
+	// LayoutPartitioned is the three history tables range-partitioned on the event's time
+	// (history_sql.go, partitionedDDL); retention drops partitions.
+	LayoutPartitioned = "partitioned"
+)
+
+// HistoryConfig configures `walhook bench history`. The zero value of every field is a usable
+// default.
+type HistoryConfig struct {
+	// Deliveries is the number of deliveries of history built (two per event, 1.2 attempts
+	// each). Default 1,000,000.
+	Deliveries int64
+	// Days is the time the history spans, ending today at 00:00 UTC. Default 60.
+	Days int
+	// Companies is the number of companies (three webhooks each). Default 300.
+	Companies int
+	// Pending is the number of newest deliveries left pending and due. Default 5,000.
+	Pending int64
+	// Partition is the partitioned layout's range: "day" or "week". Default day.
+	Partition string
+	// Layouts are the layouts measured, in this order. Default plain, then partitioned.
+	Layouts []string
+	// Samples is the number of timed runs of each claim and history query. Default 200.
+	Samples int
+	// DatabaseURL, when set, is a PostgreSQL to use instead of a private cluster; a database
+	// per layout is created and dropped in it.
+	DatabaseURL string
+	// Dir holds the private cluster. Default: a temporary directory, removed at the end.
+	Dir string
+	// Keep leaves the last layout's database (walhook_bench_history) in place for inspection,
+	// with DatabaseURL only (a private cluster is removed anyway).
+	Keep bool
+	// Progress receives a line per step. Default: discarded.
+	Progress io.Writer
+}
+
+// HistoryReport is a run of the history scenario.
+type HistoryReport struct {
+	Started    time.Time       `json:"started"`
+	Machine    Machine         `json:"machine"`
+	Deliveries int64           `json:"deliveries"`
+	Events     int64           `json:"events"`
+	Attempts   int64           `json:"attempts"`
+	Days       int             `json:"days"`
+	Companies  int             `json:"companies"`
+	Webhooks   int             `json:"webhooks"`
+	Partition  string          `json:"partition"`
+	Samples    int             `json:"samples"`
+	Results    []HistoryResult `json:"results"`
+}
+
+// HistoryResult is one layout's figures.
+type HistoryResult struct {
+	Layout string `json:"layout"`
+	// LoadSeconds is the time to insert the rows, IndexSeconds to build the keys and indexes
+	// afterwards, VacuumSeconds the VACUUM (FREEZE, ANALYZE) that follows.
+	LoadSeconds   float64 `json:"load_seconds"`
+	IndexSeconds  float64 `json:"index_seconds"`
+	VacuumSeconds float64 `json:"vacuum_seconds"`
+	// Bytes is each table's size with its indexes and TOAST (every partition), and Partitions
+	// the number of partitions of each table (0: not partitioned).
+	Bytes      map[string]int64 `json:"bytes"`
+	Partitions int              `json:"partitions"`
+	// Retention is one run removing the oldest day (plain) or the oldest partition set
+	// (partitioned) of history.
+	Retention RetentionCost `json:"retention"`
+	// Latency is each measured statement's time in milliseconds (median, p99, max).
+	Latency map[string]Percentiles `json:"latency_ms"`
+}
+
+// RetentionCost is what one retention run cost.
+type RetentionCost struct {
+	// Deliveries and Events are the rows removed (counted before a partition is dropped).
+	Deliveries int64 `json:"deliveries"`
+	Events     int64 `json:"events"`
+	Attempts   int64 `json:"attempts"`
+	// Seconds and WALBytes are the run's time and the WAL it wrote (the whole cluster).
+	Seconds  float64 `json:"seconds"`
+	WALBytes int64   `json:"wal_bytes"`
+	// VacuumSeconds and VacuumWALBytes are those of the VACUUM of the three tables that follows:
+	// the work the run leaves to autovacuum (off in the scenario's cluster).
+	VacuumSeconds  float64 `json:"vacuum_seconds"`
+	VacuumWALBytes int64   `json:"vacuum_wal_bytes"`
+	// IndexVacuumSeconds and IndexVacuumWALBytes are a second VACUUM with INDEX_CLEANUP ON: a
+	// plain VACUUM skips the index pass while fewer than 2% of a table's pages hold dead rows
+	// (PostgreSQL 14+), which one day of sixty is; the pass comes in a later run, when enough
+	// days have accumulated, and costs a scan of every index of the table.
+	IndexVacuumSeconds  float64 `json:"index_vacuum_seconds"`
+	IndexVacuumWALBytes int64   `json:"index_vacuum_wal_bytes"`
+	// Left are the deliveries older than the run's cutoff still there after it (plain: those
+	// changed after the cutoff, as a retry late in the day; partitioned: none).
+	Left int64 `json:"left"`
+	// Blocked lists the partitions kept because a pending delivery holds them.
+	Blocked []string `json:"blocked,omitempty"`
+}
+
+// Percentiles summarise timed samples, in milliseconds.
+type Percentiles struct {
+	N      int     `json:"n"`
+	Median float64 `json:"median"`
+	P99    float64 `json:"p99"`
+	Max    float64 `json:"max"`
+}
+
+func percentiles(ds []time.Duration) Percentiles {
+	if len(ds) == 0 {
+		return Percentiles{}
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return Percentiles{N: len(s), Median: ms(s[len(s)/2]), P99: ms(s[(len(s)*99)/100]), Max: ms(s[len(s)-1])}
+}
+
+// The measured statements, in the table's order.
+var historyStatements = []string{
+	"claim", "claim (partition-aware)", "history newest page", "history deep page", "history by event id",
+	"history series 30d", "history detail",
+}
+
+func (c *HistoryConfig) defaults() error {
+	if c.Deliveries <= 0 {
+		c.Deliveries = 1_000_000
+	}
+	c.Deliveries += c.Deliveries % 2 // two deliveries an event
+	if c.Days <= 0 {
+		c.Days = 60
+	}
+	if c.Companies <= 0 {
+		c.Companies = 300
+	}
+	if c.Pending <= 0 {
+		c.Pending = 5000
+	}
+	if c.Pending >= c.Deliveries {
+		return fmt.Errorf("pending deliveries (%d) must be fewer than deliveries (%d)", c.Pending, c.Deliveries)
+	}
+	switch c.Partition {
+	case "":
+		c.Partition = "day"
+	case "day", "week":
+	default:
+		return fmt.Errorf("partition range %q: want day or week", c.Partition)
+	}
+	if len(c.Layouts) == 0 {
+		c.Layouts = []string{LayoutPlain, LayoutPartitioned}
+	}
+	for _, l := range c.Layouts {
+		if l != LayoutPlain && l != LayoutPartitioned {
+			return fmt.Errorf("layout %q: want %s or %s", l, LayoutPlain, LayoutPartitioned)
+		}
+	}
+	if c.Samples <= 0 {
+		c.Samples = 200
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	return nil
+}
+
+func (c *HistoryConfig) span() time.Duration {
+	if c.Partition == "week" {
+		return 7 * 24 * time.Hour
+	}
+	return 24 * time.Hour
+}
+
+// RunHistory builds the history in each layout in turn and measures retention, claims and the
+// history API on it (package doc; docs/benchmarks.md, "Issue 17: history at scale").
+func RunHistory(ctx context.Context, cfg HistoryConfig) (*HistoryReport, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	events := cfg.Deliveries / 2
+	rep := &HistoryReport{
+		Started: time.Now().UTC(), Machine: machine(), Deliveries: cfg.Deliveries, Events: events,
+		Days: cfg.Days, Companies: cfg.Companies, Webhooks: cfg.Companies * 3,
+		Partition: cfg.Partition, Samples: cfg.Samples,
+	}
+	adminURL, stop, err := historyCluster(ctx, cfg)
+	defer stop()
+	if err != nil {
+		return rep, err
+	}
+	for _, layout := range cfg.Layouts {
+		res, attempts, err := runHistoryLayout(ctx, cfg, adminURL, layout, rep)
+		if err != nil {
+			return rep, fmt.Errorf("layout %s: %w", layout, err)
+		}
+		rep.Attempts = attempts
+		rep.Results = append(rep.Results, res)
+	}
+	return rep, nil
+}
+
+// historyCluster starts the private cluster (or takes the given URL) and returns its admin URL.
+func historyCluster(ctx context.Context, cfg HistoryConfig) (string, func(), error) {
+	if cfg.DatabaseURL != "" {
+		return cfg.DatabaseURL, func() {}, nil
+	}
+	var stops []func()
+	stop := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	dir := cfg.Dir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "walhook-bench-history-")
+		if err != nil {
+			return "", stop, fmt.Errorf("create bench dir: %w", err)
+		}
+		if err := os.Chmod(tmp, 0o755); err != nil { //nolint:gosec // the postgres user must traverse it
+			return "", stop, fmt.Errorf("chmod bench dir: %w", err)
+		}
+		stops = append(stops, func() { _ = os.RemoveAll(tmp) })
+		dir = tmp
+	}
+	// Durable, as bench's cluster (full-page writes count in the retention's WAL), with
+	// autovacuum off so that the VACUUM after a retention run is measured, not raced.
+	cl, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(dir, "pgdata"), TCP: true, Durable: true, Settings: map[string]string{
+		"shared_buffers": "1GB", "max_wal_size": "8GB", "checkpoint_timeout": "15min",
+		"maintenance_work_mem": "512MB", "autovacuum": "off", "max_parallel_maintenance_workers": "0",
+		"max_parallel_workers_per_gather": "0",
+	}})
+	if err != nil {
+		return "", stop, fmt.Errorf("start PostgreSQL: %w", err)
+	}
+	stops = append(stops, func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		_ = cl.Stop(sctx)
+	})
+	return cl.TCPURL("postgres"), stop, nil
+}
+
+// histEnv is one layout's database.
+type histEnv struct {
+	cfg    HistoryConfig
+	layout string
+	pool   *pgxpool.Pool
+	st     *store.Store
+	start  time.Time // the history's first instant (a day boundary)
+	step   time.Duration
+	events int64
+}
+
+func (h *histEnv) progress(format string, args ...any) {
+	fmt.Fprintf(h.cfg.Progress, "%s [%s] %s\n", time.Now().UTC().Format("15:04:05"), h.layout, fmt.Sprintf(format, args...))
+}
+
+func runHistoryLayout(ctx context.Context, cfg HistoryConfig, adminURL, layout string, rep *HistoryReport) (HistoryResult, int64, error) {
+	res := HistoryResult{Layout: layout, Latency: map[string]Percentiles{}, Bytes: map[string]int64{}}
+	url, drop, err := createDatabase(ctx, adminURL, "walhook_bench_history")
+	if !cfg.Keep {
+		defer drop()
+	}
+	if err != nil {
+		return res, 0, err
+	}
+	pool, err := openPool(ctx, url, 4, "walhook-bench-history")
+	if err != nil {
+		return res, 0, err
+	}
+	defer pool.Close()
+	keys, err := crypt.ParseKeyring(crypt.GenerateKeySpec("bench1"))
+	if err != nil {
+		return res, 0, fmt.Errorf("parse bench keys: %w", err)
+	}
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	h := &histEnv{
+		cfg: cfg, layout: layout, pool: pool, st: store.New(pool, keys),
+		start:  today.Add(-time.Duration(cfg.Days) * 24 * time.Hour),
+		events: rep.Events,
+	}
+	h.step = time.Duration(cfg.Days) * 24 * time.Hour / time.Duration(h.events)
+	if _, err := h.st.MigrateUp(ctx); err != nil {
+		return res, 0, err
+	}
+	if rep.Machine.PostgreSQL == "" {
+		_ = pool.QueryRow(ctx, "SHOW server_version").Scan(&rep.Machine.PostgreSQL)
+	}
+	if layout == LayoutPartitioned {
+		if _, err := pool.Exec(ctx, partitionedDDL); err != nil {
+			return res, 0, fmt.Errorf("create partitioned tables: %w", err)
+		}
+		// Partitions from the first day of the history (a Monday's week, for weeks) to two
+		// ranges ahead of today, as walhook's maintenance would keep them.
+		first := h.start
+		if cfg.Partition == "week" {
+			first = first.Add(-time.Duration((int(first.Weekday())+6)%7) * 24 * time.Hour)
+		}
+		if _, err := pool.Exec(ctx, historyPartitionsCreate, first, today.Add(2*cfg.span()), cfg.span().String()); err != nil {
+			return res, 0, fmt.Errorf("create partitions: %w", err)
+		}
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_inherits WHERE inhparent = 'walhook.delivery'::regclass`).Scan(&res.Partitions); err != nil {
+			return res, 0, fmt.Errorf("count partitions: %w", err)
+		}
+	}
+	attempts, err := h.load(ctx, &res)
+	if err != nil {
+		return res, 0, err
+	}
+	for _, t := range []string{"event", "delivery", "attempt"} {
+		var n int64
+		if err := pool.QueryRow(ctx, `SELECT coalesce((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree($1::regclass)), pg_total_relation_size($1::regclass))::bigint`, "walhook."+t).Scan(&n); err != nil {
+			return res, 0, fmt.Errorf("size of %s: %w", t, err)
+		}
+		res.Bytes[t] = n
+	}
+	h.progress("sizes: event %s, delivery %s, attempt %s", gib(res.Bytes["event"]), gib(res.Bytes["delivery"]), gib(res.Bytes["attempt"]))
+	if err := h.measureReads(ctx, &res); err != nil {
+		return res, 0, err
+	}
+	if err := h.retention(ctx, &res); err != nil {
+		return res, 0, err
+	}
+	return res, attempts, nil
+}
+
+func gib(n int64) string { return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30)) }
+
+// load inserts the history in chunks with the keys and indexes dropped, builds them, and
+// vacuums (freezes) and analyses the tables, then checkpoints: the measurements start from a
+// settled table, as a long-lived installation's would be.
+func (h *histEnv) load(ctx context.Context, res *HistoryResult) (int64, error) {
+	cfg := h.cfg
+	if _, err := h.pool.Exec(ctx, genCompanies, cfg.Companies); err != nil {
+		return 0, fmt.Errorf("generate companies: %w", err)
+	}
+	if _, err := h.pool.Exec(ctx, genEventTypes); err != nil {
+		return 0, fmt.Errorf("generate event types: %w", err)
+	}
+	if _, err := h.pool.Exec(ctx, genWebhooks, cfg.Companies); err != nil {
+		return 0, fmt.Errorf("generate webhooks: %w", err)
+	}
+	if _, err := h.pool.Exec(ctx, genWebhookSeq, cfg.Companies); err != nil {
+		return 0, fmt.Errorf("set webhook id sequence: %w", err)
+	}
+	type ddl struct{ drop, create string }
+	var keys []ddl
+	rows, err := h.pool.Query(ctx, historyKeys)
+	if err != nil {
+		return 0, fmt.Errorf("list keys: %w", err)
+	}
+	for rows.Next() {
+		var k ddl
+		var order int
+		if err := rows.Scan(&k.drop, &k.create, &order); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("list keys: %w", err)
+		}
+		// A partitioned table's index reads "ON ONLY" (the parent alone); built on the parent,
+		// it is built on every partition.
+		k.create = strings.Replace(k.create, " ON ONLY ", " ON ", 1)
+		keys = append(keys, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("list keys: %w", err)
+	}
+	for i := len(keys) - 1; i >= 0; i-- { // foreign keys first
+		if _, err := h.pool.Exec(ctx, keys[i].drop); err != nil {
+			return 0, fmt.Errorf("%s: %w", keys[i].drop, err)
+		}
+	}
+
+	var extraCol, extraVal string
+	if h.layout == LayoutPartitioned {
+		extraCol, extraVal = ", event_at", ", x.at"
+	}
+	delSQL := fmt.Sprintf(genDeliveries, extraCol, extraVal)
+	attSQL := fmt.Sprintf(genAttempts, extraCol, extraVal)
+	step := h.step.String()
+	firstPending := cfg.Deliveries - cfg.Pending + 1
+	const chunk = 1_000_000 // deliveries per statement
+	began := time.Now()
+	var attempts int64
+	for lo := int64(1); lo <= cfg.Deliveries; lo += chunk {
+		hi := min(lo+chunk-1, cfg.Deliveries)
+		if _, err := h.pool.Exec(ctx, genEvents, (lo+1)/2, hi/2, cfg.Companies, h.start, step); err != nil {
+			return 0, fmt.Errorf("generate events: %w", err)
+		}
+		if _, err := h.pool.Exec(ctx, delSQL, lo, hi, cfg.Companies, h.start, step, firstPending); err != nil {
+			return 0, fmt.Errorf("generate deliveries: %w", err)
+		}
+		tag, err := h.pool.Exec(ctx, attSQL, lo, hi, cfg.Companies, h.start, step, firstPending)
+		if err != nil {
+			return 0, fmt.Errorf("generate attempts: %w", err)
+		}
+		attempts += tag.RowsAffected()
+		el := time.Since(began).Seconds()
+		h.progress("loaded %d/%d deliveries (%.0f deliveries/s, %.0fs)", hi, cfg.Deliveries, float64(hi)/el, el)
+	}
+	res.LoadSeconds = time.Since(began).Seconds()
+	for _, seq := range []string{"event", "delivery"} {
+		if _, err := h.pool.Exec(ctx, fmt.Sprintf(`SELECT setval(pg_get_serial_sequence('walhook.%s', 'id'), (SELECT max(id) FROM walhook.%[1]s))`, seq)); err != nil {
+			return 0, fmt.Errorf("set %s id sequence: %w", seq, err)
+		}
+	}
+	began = time.Now()
+	for _, k := range keys {
+		t := time.Now()
+		if _, err := h.pool.Exec(ctx, k.create); err != nil {
+			return 0, fmt.Errorf("%s: %w", k.create, err)
+		}
+		h.progress("%.0fs: %s", time.Since(t).Seconds(), k.create)
+	}
+	res.IndexSeconds = time.Since(began).Seconds()
+	began = time.Now()
+	if _, err := h.pool.Exec(ctx, `VACUUM (FREEZE, ANALYZE) walhook.event, walhook.delivery, walhook.attempt, walhook.webhook, walhook.company`); err != nil {
+		return 0, fmt.Errorf("vacuum: %w", err)
+	}
+	res.VacuumSeconds = time.Since(began).Seconds()
+	if _, err := h.pool.Exec(ctx, `CHECKPOINT`); err != nil {
+		return 0, fmt.Errorf("checkpoint: %w", err)
+	}
+	h.progress("load %.0fs, keys and indexes %.0fs, vacuum %.0fs", res.LoadSeconds, res.IndexSeconds, res.VacuumSeconds)
+	return attempts, nil
+}
+
+// measureReads times claims and history reads, each Samples times, on random webhooks.
+func (h *histEnv) measureReads(ctx context.Context, res *HistoryResult) error {
+	rng := rand.New(rand.NewPCG(17, uint64(len(h.layout)))) //nolint:gosec // sample choice, not security
+	n := h.cfg.Samples
+	timed := func(name string, f func() error) error {
+		ds := make([]time.Duration, 0, n)
+		for range n {
+			t := time.Now()
+			if err := f(); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			ds = append(ds, time.Since(t))
+		}
+		res.Latency[name] = percentiles(ds)
+		h.progress("%s: median %.2f ms, p99 %.2f ms", name, res.Latency[name].Median, res.Latency[name].P99)
+		return nil
+	}
+	// Claims: the real DispatchClaim (100 deliveries, at most 20 a webhook), given back after
+	// each, so every claim finds the same due set.
+	claimed := 0
+	if err := timed("claim", func() error {
+		cs, err := h.st.DispatchClaim(ctx, store.ClaimParams{Limit: 100, PerWebhook: 20, Lease: 30 * time.Second, Token: "bench:1"})
+		if err != nil {
+			return err
+		}
+		claimed = len(cs)
+		ids := make([]int64, len(cs))
+		tokens := make([]string, len(cs))
+		for i, c := range cs {
+			ids[i], tokens[i] = c.ID, c.LeaseToken
+		}
+		return h.st.DispatchRelease(ctx, ids, tokens)
+	}); err != nil {
+		return err
+	}
+	if claimed == 0 {
+		return errors.New("claim: nothing claimed")
+	}
+	if h.layout == LayoutPartitioned {
+		if err := timed("claim (partition-aware)", func() error {
+			rows, err := h.pool.Query(ctx, claimPartitioned, []int64{}, 500, 20, 100, 30.0, "bench:2")
+			if err != nil {
+				return err
+			}
+			var ids []int64
+			for rows.Next() {
+				vals, err := rows.Values()
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				ids = append(ids, vals[0].(int64))
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				return errors.New("nothing claimed")
+			}
+			_, err = h.pool.Exec(ctx, releasePartitioned, ids, "bench:2")
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+
+	// History: a random event's company and one of its webhooks, as the generator made them.
+	pick := func() (company string, webhookID int64, k int64) {
+		k = 1 + rng.Int64N(h.events)
+		c := k%int64(h.cfg.Companies) + 1
+		return fmt.Sprintf("co_%d", c), (c-1)*3 + k%3 + 1, k
+	}
+	if err := timed("history newest page", func() error {
+		co, w, _ := pick()
+		page, _, err := h.st.HistoryList(ctx, co, w, store.HistoryFilter{Limit: 50})
+		if err == nil && len(page.Items) == 0 {
+			err = errors.New("empty page")
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := timed("history deep page", func() error {
+		co, w, k := pick()
+		at := h.start.Add(time.Duration(k-1) * h.step)
+		page, _, err := h.st.HistoryList(ctx, co, w, store.HistoryFilter{Limit: 50, BeforeAt: &at, BeforeID: 1 << 62})
+		if err == nil && len(page.Items) == 0 && k > 1000 {
+			err = errors.New("empty page")
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := timed("history by event id", func() error {
+		co, w, k := pick()
+		id := fmt.Sprintf("evt_%x", md5sum(k))
+		page, _, err := h.st.HistoryList(ctx, co, w, store.HistoryFilter{Limit: 50, EventPublicID: &id})
+		if err == nil && len(page.Items) != 1 {
+			err = fmt.Errorf("event %d of webhook %d: %d deliveries found, want 1", k, w, len(page.Items))
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	until := h.start.Add(time.Duration(h.cfg.Days) * 24 * time.Hour)
+	since := until.Add(-30 * 24 * time.Hour)
+	if err := timed("history series 30d", func() error {
+		co, w, _ := pick()
+		_, err := h.st.HistorySeries(ctx, co, w, "day", since, until)
+		return err
+	}); err != nil {
+		return err
+	}
+	return timed("history detail", func() error {
+		co, w, k := pick()
+		// The delivery of event k to webhook w is 2k-1 or 2k (generator: webhook of 2k-1 is
+		// (k+1)%3, of 2k is k%3).
+		_ = w
+		_, err := h.st.HistoryGet(ctx, co, 2*k)
+		return err
+	})
+}
+
+// retention removes the oldest day (plain: the real retention runner, MaxAge set so that its
+// cutoff is the end of the history's first day) or the oldest partition set (partitioned), then
+// vacuums the three tables; each is timed and its WAL counted.
+func (h *histEnv) retention(ctx context.Context, res *HistoryResult) error {
+	cut := h.start.Add(24 * time.Hour)
+	if h.layout == LayoutPartitioned {
+		cut = h.start.Add(h.cfg.span())
+		if h.cfg.Partition == "week" {
+			// the first week partition ends on the Monday after the history's start
+			first := h.start.Add(-time.Duration((int(h.start.Weekday())+6)%7) * 24 * time.Hour)
+			cut = first.Add(h.cfg.span())
+		}
+	}
+	rc := &res.Retention
+	if err := h.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM walhook.delivery WHERE created_at < $1),
+	        (SELECT count(*) FROM walhook.event WHERE occurred_at < $1),
+	        (SELECT count(*) FROM walhook.attempt WHERE started_at < $1)`, cut).Scan(&rc.Deliveries, &rc.Events, &rc.Attempts); err != nil {
+		return fmt.Errorf("count old rows: %w", err)
+	}
+	if _, err := h.pool.Exec(ctx, `CHECKPOINT`); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	lsn0, err := h.walLSN(ctx)
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	if h.layout == LayoutPlain {
+		r, err := retention.New(retention.Config{MaxAge: time.Since(cut), BatchSize: retention.DefaultBatchSize, Pause: -1},
+			h.st, zerolog.Nop(), prometheus.NewRegistry())
+		if err != nil {
+			return err
+		}
+		out, err := r.RunOnce(ctx)
+		if err != nil {
+			return fmt.Errorf("retention: %w", err)
+		}
+		rc.Deliveries, rc.Events = out.Deliveries, out.Events
+	} else if err := h.dropPartitions(ctx, cut, rc); err != nil {
+		return err
+	}
+	rc.Seconds = time.Since(began).Seconds()
+	lsn1, err := h.walLSN(ctx)
+	if err != nil {
+		return err
+	}
+	rc.WALBytes = lsn1 - lsn0
+	if err := h.pool.QueryRow(ctx, `SELECT count(*) FROM walhook.delivery WHERE created_at < $1`, cut).Scan(&rc.Left); err != nil {
+		return fmt.Errorf("count rows left: %w", err)
+	}
+	h.progress("retention: %d deliveries, %d events in %.1fs, %s of WAL", rc.Deliveries, rc.Events, rc.Seconds, mib(rc.WALBytes))
+	began = time.Now()
+	if _, err := h.pool.Exec(ctx, `VACUUM walhook.event, walhook.delivery, walhook.attempt`); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	rc.VacuumSeconds = time.Since(began).Seconds()
+	lsn2, err := h.walLSN(ctx)
+	if err != nil {
+		return err
+	}
+	rc.VacuumWALBytes = lsn2 - lsn1
+	h.progress("vacuum after retention: %.1fs, %s of WAL", rc.VacuumSeconds, mib(rc.VacuumWALBytes))
+	began = time.Now()
+	if _, err := h.pool.Exec(ctx, `VACUUM (INDEX_CLEANUP ON) walhook.event, walhook.delivery, walhook.attempt`); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	rc.IndexVacuumSeconds = time.Since(began).Seconds()
+	lsn3, err := h.walLSN(ctx)
+	if err != nil {
+		return err
+	}
+	rc.IndexVacuumWALBytes = lsn3 - lsn2
+	h.progress("vacuum (index cleanup on) after it: %.1fs, %s of WAL", rc.IndexVacuumSeconds, mib(rc.IndexVacuumWALBytes))
+	return nil
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// dropPartitions is partition retention: every partition set entirely older than cutoff is
+// detached and dropped, attempts first, unless a pending delivery still holds it (it is kept
+// for a later run).
+func (h *histEnv) dropPartitions(ctx context.Context, cutoff time.Time, rc *RetentionCost) error {
+	rows, err := h.pool.Query(ctx, oldPartitions, cutoff)
+	if err != nil {
+		return fmt.Errorf("list old partitions: %w", err)
+	}
+	type part struct {
+		name, suffix string
+		pending      bool
+	}
+	var parts []part
+	for rows.Next() {
+		var p part
+		if err := rows.Scan(&p.name, &p.suffix, &p.pending); err != nil {
+			rows.Close()
+			return fmt.Errorf("list old partitions: %w", err)
+		}
+		parts = append(parts, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("list old partitions: %w", err)
+	}
+	for _, p := range parts {
+		if p.pending {
+			rc.Blocked = append(rc.Blocked, p.name)
+			continue
+		}
+		for _, t := range []string{"attempt", "delivery", "event"} {
+			name := pgx.Identifier{"walhook", t + "_p" + p.suffix}.Sanitize()
+			// A short lock wait: DETACH takes the parent's ACCESS EXCLUSIVE lock, and waiting
+			// behind a long query would queue every claim behind it (walhook would retry).
+			stmt := "SET LOCAL lock_timeout = '5s'; ALTER TABLE walhook." + t + " DETACH PARTITION " + name + "; DROP TABLE " + name
+			if _, err := h.pool.Exec(ctx, "BEGIN; "+stmt+"; COMMIT"); err != nil {
+				return fmt.Errorf("drop partition %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (h *histEnv) walLSN(ctx context.Context) (int64, error) {
+	var n int64
+	if err := h.pool.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - '0/0')::bigint`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read WAL position: %w", err)
+	}
+	return n, nil
+}
+
+// WriteJSON writes the report to path, creating its directory.
+func (r *HistoryReport) WriteJSON(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // results are for reading
+		return fmt.Errorf("create results dir: %w", err)
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode report: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil { //nolint:gosec // results are for reading
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+// WriteTable prints the report as a table, a column per layout.
+func (r *HistoryReport) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "walhook bench history on %d CPUs, %d MB, %s, PostgreSQL %s\n", r.Machine.CPUs, r.Machine.MemoryMB, r.Machine.GoVersion, r.Machine.PostgreSQL)
+	fmt.Fprintf(w, "%d deliveries, %d events, %d attempts over %d days; %d companies, %d webhooks; partitions by %s; %d samples a statement\n",
+		r.Deliveries, r.Events, r.Attempts, r.Days, r.Companies, r.Webhooks, r.Partition, r.Samples)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	head := []string{"measure"}
+	for _, res := range r.Results {
+		head = append(head, res.Layout)
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	row := func(name string, f func(HistoryResult) string) {
+		cells := []string{name}
+		for _, res := range r.Results {
+			cells = append(cells, f(res))
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	row("load / keys+indexes / vacuum s", func(x HistoryResult) string {
+		return fmt.Sprintf("%.0f / %.0f / %.0f", x.LoadSeconds, x.IndexSeconds, x.VacuumSeconds)
+	})
+	row("size event / delivery / attempt", func(x HistoryResult) string {
+		return fmt.Sprintf("%s / %s / %s", gib(x.Bytes["event"]), gib(x.Bytes["delivery"]), gib(x.Bytes["attempt"]))
+	})
+	row("partitions a table", func(x HistoryResult) string { return fmt.Sprint(x.Partitions) })
+	row("retention: deliveries removed", func(x HistoryResult) string { return fmt.Sprint(x.Retention.Deliveries) })
+	row("retention: time s", func(x HistoryResult) string { return fmt.Sprintf("%.2f", x.Retention.Seconds) })
+	row("retention: WAL", func(x HistoryResult) string { return mib(x.Retention.WALBytes) })
+	row("retention: WAL bytes / delivery removed", func(x HistoryResult) string {
+		if x.Retention.Deliveries == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f", float64(x.Retention.WALBytes)/float64(x.Retention.Deliveries))
+	})
+	row("vacuum after: time s", func(x HistoryResult) string { return fmt.Sprintf("%.2f", x.Retention.VacuumSeconds) })
+	row("vacuum after: WAL", func(x HistoryResult) string { return mib(x.Retention.VacuumWALBytes) })
+	row("vacuum (index cleanup on): time s", func(x HistoryResult) string { return fmt.Sprintf("%.2f", x.Retention.IndexVacuumSeconds) })
+	row("vacuum (index cleanup on): WAL", func(x HistoryResult) string { return mib(x.Retention.IndexVacuumWALBytes) })
+	for _, s := range historyStatements {
+		row(s+" ms (median / p99)", func(x HistoryResult) string {
+			p, ok := x.Latency[s]
+			if !ok {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f / %.2f", p.Median, p.P99)
+		})
+	}
+	return tw.Flush()
+}
+
+// md5sum is PostgreSQL's md5(k::text), the generator's event public id ("evt_" || md5(k::text)).
+func md5sum(k int64) [16]byte {
+	return md5.Sum([]byte(strconv.FormatInt(k, 10))) //nolint:gosec // matches the generator's md5(), not security
+}

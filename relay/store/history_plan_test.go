@@ -1,0 +1,69 @@
+package store_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
+)
+
+// TestHistoryPageReadsNewestFirst: a webhook's history page (DeliveryHistoryList's scan:
+// company_id and webhook_id, newest first, a LIMIT) reads delivery_webhook_time_idx up to the
+// limit rather than the webhook's whole history and a sort. Without migration 0026's statistics
+// the planner takes the two columns as independent and picks the bitmap scan and sort (checked
+// first, so the test shows the statistics are what makes the difference).
+func TestHistoryPageReadsNewestFirst(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	_, pool := xtest.Store(t)
+
+	// 60 companies × 3 webhooks, 600 deliveries each (of 300 events a company).
+	for _, q := range []string{
+		`INSERT INTO walhook.company (id, name) SELECT 'co_' || c, 'Company ' || c FROM generate_series(1, 60) c`,
+		`INSERT INTO walhook.event_type (key, source) VALUES ('order.created', 'outbox')`,
+		`INSERT INTO walhook.webhook (company_id, name, url, method, active, signing_secret_enc, event_keys)
+		 SELECT 'co_' || ((w - 1) / 3 + 1), 'hook ' || w, 'https://hooks.example.com/' || w, 'POST', true,
+		        '\x00'::bytea, ARRAY['order.created'] FROM generate_series(1, 180) w`,
+		`INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
+		 SELECT 'outbox:' || k, 'co_' || (k % 60 + 1), 'order.created', '{}', now() - k * interval '1 second'
+		 FROM generate_series(1, 18000) k`,
+		`INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, state, created_at)
+		 SELECT e.company_id, w.id, e.id, e.event_key, 'succeeded', e.occurred_at
+		 FROM walhook.event e JOIN walhook.webhook w ON w.company_id = e.company_id`,
+	} {
+		_, err := pool.Exec(ctx, q)
+		require.NoError(t, err)
+	}
+	var webhookID int64
+	var companyID string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT id, company_id FROM walhook.webhook ORDER BY id LIMIT 1`).Scan(&webhookID, &companyID))
+	plan := func() string {
+		t.Helper()
+		rows, err := pool.Query(ctx, `EXPLAIN SELECT d.id FROM walhook.delivery d
+			WHERE d.company_id = $1 AND d.webhook_id = $2
+			ORDER BY d.created_at DESC, d.id DESC LIMIT 51`, companyID, webhookID)
+		require.NoError(t, err)
+		defer rows.Close()
+		var b strings.Builder
+		for rows.Next() {
+			var line string
+			require.NoError(t, rows.Scan(&line))
+			b.WriteString(line + "\n")
+		}
+		require.NoError(t, rows.Err())
+		return b.String()
+	}
+
+	_, err := pool.Exec(ctx, `DROP STATISTICS walhook.delivery_company_webhook_stats; ANALYZE walhook.delivery`)
+	require.NoError(t, err)
+	require.Contains(t, plan(), "Sort", "without the statistics: the whole history, sorted")
+
+	_, err = pool.Exec(ctx, `CREATE STATISTICS walhook.delivery_company_webhook_stats (dependencies)
+		ON company_id, webhook_id FROM walhook.delivery; ANALYZE walhook.delivery`)
+	require.NoError(t, err)
+	p := plan()
+	require.Contains(t, p, "Index Scan using delivery_webhook_time_idx", "with them: the index, newest first")
+	require.NotContains(t, p, "Sort", "with them: no sort")
+}

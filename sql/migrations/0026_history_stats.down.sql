@@ -1,0 +1,1 @@
+DROP STATISTICS IF EXISTS walhook.delivery_company_webhook_stats;

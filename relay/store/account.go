@@ -271,12 +271,5 @@ func (s *Store) APITokenList(ctx context.Context, companyID string) ([]APIToken,
 
 // APITokenRevoke revokes a token of a company.
 func (s *Store) APITokenRevoke(ctx context.Context, companyID string, id int64) error {
-	n, err := s.q.APITokenRevoke(ctx, dbsqlc.APITokenRevokeParams{CompanyID: companyID, ID: id})
-	if err != nil {
-		return mapErr(err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return affected(s.q.APITokenRevoke(ctx, dbsqlc.APITokenRevokeParams{CompanyID: companyID, ID: id}))
 }

@@ -108,14 +108,7 @@ func (s *Store) OAuthCredentialList(ctx context.Context, companyID string) ([]we
 
 // OAuthCredentialDelete deletes a credential; one still used by a webhook is ErrConflict.
 func (s *Store) OAuthCredentialDelete(ctx context.Context, companyID string, id int64) error {
-	n, err := s.q.OAuthCredentialDelete(ctx, dbsqlc.OAuthCredentialDeleteParams{CompanyID: companyID, ID: id})
-	if err != nil {
-		return mapErr(err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return affected(s.q.OAuthCredentialDelete(ctx, dbsqlc.OAuthCredentialDeleteParams{CompanyID: companyID, ID: id}))
 }
 
 // OAuthCredentialUpdate replaces a credential's fields and secrets (the caller passes the stored

@@ -67,6 +67,17 @@ func mapErr(err error) error {
 	return err
 }
 
+// affected is mapErr for a statement that changes one row: none changed is ErrNotFound.
+func affected(n int64, err error) error {
+	if err != nil {
+		return mapErr(err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 // DBTX is what the store runs queries on: a pool, a connection or a transaction.
 type DBTX interface {
 	dbsqlc.DBTX

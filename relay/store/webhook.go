@@ -181,12 +181,8 @@ func (s *Store) WebhookUpdate(ctx context.Context, w webhook.Webhook, actor *int
 
 // WebhookDelete deletes a webhook of a company with its history.
 func (s *Store) WebhookDelete(ctx context.Context, companyID string, id int64) error {
-	n, err := s.q.WebhookDelete(ctx, dbsqlc.WebhookDeleteParams{CompanyID: companyID, ID: id})
-	if err != nil {
-		return mapErr(err)
-	}
-	if n == 0 {
-		return ErrNotFound
+	if err := affected(s.q.WebhookDelete(ctx, dbsqlc.WebhookDeleteParams{CompanyID: companyID, ID: id})); err != nil {
+		return err
 	}
 	return mapErr(s.q.WebhooksChangedNotify(ctx))
 }

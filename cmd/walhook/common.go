@@ -109,6 +109,15 @@ func (c *commonConfig) openSource(ctx context.Context, log zerolog.Logger, st *s
 	return src, pool.Close, nil
 }
 
+// openToolSource is openSource for a tool subcommand, logging as its flags say.
+func (c *commonConfig) openToolSource(ctx context.Context, st *store.Store) (*store.Store, func(), error) {
+	log, err := c.logger(os.Stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.openSource(ctx, log, st)
+}
+
 // sourceSearchPath gives walhook's sessions on the application's database (and the replication
 // connection copied from them) the search_path pg_catalog, pg_temp: every name walhook uses there
 // is schema-qualified, and roles of the application may create objects in its schemas (public).

@@ -137,7 +137,7 @@ func TestMigrateTwoDatabases(t *testing.T) {
 	out = run("down", "2")
 	require.Equal(t, "reverted 2 migration(s) [28 27]\nsource database: reverted 2 migration(s) [2 1]\n", out)
 	out = run("status")
-	require.Regexp(t, `\n0025_moved\s+applied [^\n]+\n0027_source_epoch\s+pending\n0028_capture_source\s+pending\n`, out)
+	require.Regexp(t, `\n0026_history_stats\s+applied [^\n]+\n0027_source_epoch\s+pending\n0028_capture_source\s+pending\n`, out)
 	require.Regexp(t, `\n0001_capture\s+pending\n0002_moved\s+pending\n$`, out)
 	// the source set removed its objects from a database of its own
 	pool, err := pgxpool.New(ctx, src)

@@ -66,14 +66,7 @@ func (s *Store) PlatformAuthenticate(ctx context.Context, token string) (Platfor
 // CompanyListAfter lists up to limit companies in id order after afterID ("" for the first page).
 func (s *Store) CompanyListAfter(ctx context.Context, afterID string, limit int) ([]Company, error) {
 	rows, err := s.q.CompanyListAfter(ctx, dbsqlc.CompanyListAfterParams{AfterID: afterID, MaxRows: int32(min(max(limit, 1), 1000))})
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	out := make([]Company, len(rows))
-	for i, r := range rows {
-		out[i] = companyFrom(r)
-	}
-	return out, nil
+	return rowsAs(rows, err, companyFrom)
 }
 
 // CompanyRename sets a company's display name.

@@ -73,16 +73,22 @@ func (c *commonConfig) registerTool(fs *flag.FlagSet) {
 // openTool connects a one-shot command (see registerTool) to the database, giving an unreachable
 // one 10 s, and returns a store without a keyring (such a command opens no secret).
 func (c *commonConfig) openTool(ctx context.Context) (*store.Store, *pgxpool.Pool, error) {
-	log, err := c.logger(os.Stderr)
-	if err != nil {
-		return nil, nil, err
-	}
 	c.ConnectTimeout = 10 * time.Second
-	pool, err := c.connect(ctx, log)
+	pool, _, err := c.connectLogged(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	return store.New(pool, nil), pool, nil
+}
+
+// connectLogged is connect with the logger the flags ask for, which it returns too.
+func (c *commonConfig) connectLogged(ctx context.Context) (*pgxpool.Pool, zerolog.Logger, error) {
+	log, err := c.logger(os.Stderr)
+	if err != nil {
+		return nil, log, err
+	}
+	pool, err := c.connect(ctx, log)
+	return pool, log, err
 }
 
 // openSource connects to the application's database (--source-database-url) and returns a store

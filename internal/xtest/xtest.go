@@ -210,6 +210,12 @@ func Source(t testing.TB, st *store.Store, walhookURL string) (*store.Store, str
 // SourceStore returns a store over a pool on the database at url (closed when the test ends).
 func SourceStore(t testing.TB, url string) *store.Store {
 	t.Helper()
+	return store.New(poolOn(t, url), keys)
+}
+
+// poolOn opens a pool of up to 8 connections on the database at url, closed when the test ends.
+func poolOn(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		t.Fatalf("xtest: parse url: %v", err)
@@ -220,7 +226,7 @@ func SourceStore(t testing.TB, url string) *store.Store {
 		t.Fatalf("xtest: pool: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	return store.New(pool, keys)
+	return pool
 }
 
 // clone creates a database from template for this test alone and returns its URL; it is dropped
@@ -269,18 +275,7 @@ func clone(t testing.TB, template string) string {
 // Pool returns a pool on a fresh database for this test.
 func Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	url := DatabaseURL(t)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatalf("xtest: parse url: %v", err)
-	}
-	cfg.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("xtest: pool: %v", err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
+	return poolOn(t, DatabaseURL(t))
 }
 
 // Keys is the keyring every test store uses.

@@ -423,13 +423,7 @@ func (s *Server) revokeToken(c *call) error {
 		}
 		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "revoked", store.AuditToken, id, nil)
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("token", id)
-	}
-	if err != nil {
-		return err
-	}
-	return c.noContent()
+	return c.removed(err, notFound("token", id))
 }
 
 var auditTypes = []string{store.AuditWebhook, store.AuditOAuth, store.AuditRole, store.AuditMember, store.AuditToken, store.AuditCompany}

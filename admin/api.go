@@ -295,6 +295,18 @@ func (c *call) noContent() error {
 	return nil
 }
 
+// removed answers a removal that returned err: missing when what it removes was not found, no
+// content when it went through.
+func (c *call) removed(err error, missing *problem) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return missing
+	}
+	if err != nil {
+		return err
+	}
+	return c.noContent()
+}
+
 // pathID parses the {id} path value; a malformed id is simply not found.
 func (c *call) pathID(what string) (int64, error) {
 	raw := c.r.PathValue("id")

@@ -293,11 +293,5 @@ func (s *Server) deleteOAuth(c *call) error {
 		}
 		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "deleted", store.AuditOAuth, id, map[string]any{"name": cr.Name})
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("OAuth credential", id)
-	}
-	if err != nil {
-		return err
-	}
-	return c.noContent()
+	return c.removed(err, notFound("OAuth credential", id))
 }

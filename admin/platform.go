@@ -403,13 +403,7 @@ func (s *Server) platformRemoveMember(c *call) error {
 		}
 		return tx.AuditRecordPlatform(c.ctx, co.ID, c.pp, "deleted", store.AuditMember, m.ID, map[string]any{"email": m.Email})
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("member", m.ID)
-	}
-	if err != nil {
-		return err
-	}
-	return c.noContent()
+	return c.removed(err, notFound("member", m.ID))
 }
 
 func (s *Server) platformListRoles(c *call) error {
@@ -465,13 +459,7 @@ func (s *Server) platformRemoveRole(c *call) error {
 		}
 		return tx.AuditRecordPlatform(c.ctx, co.ID, c.pp, "deleted", store.AuditRole, r.ID, map[string]any{"name": r.Name})
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return &problem{Status: http.StatusNotFound, Detail: fmt.Sprintf("role %q not found", name)}
-	}
-	if err != nil {
-		return err
-	}
-	return c.noContent()
+	return c.removed(err, &problem{Status: http.StatusNotFound, Detail: fmt.Sprintf("role %q not found", name)})
 }
 
 // platformCreatePortalLink mints a one-time sign-in code for a member, as `walhook dev` does for

@@ -507,13 +507,7 @@ func (s *Server) deleteWebhook(c *call) error {
 		}
 		return tx.AuditRecord(c.ctx, c.p.CompanyID, &c.p.MemberID, "deleted", store.AuditWebhook, id, map[string]any{"name": w.Name})
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("webhook", id)
-	}
-	if err != nil {
-		return err
-	}
-	return c.noContent()
+	return c.removed(err, notFound("webhook", id))
 }
 
 // copyName is "Copy of <name>", cut to the name limit.

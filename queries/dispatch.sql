@@ -65,6 +65,10 @@ JOIN walhook.event e ON e.id = claimed.event_id;
 -- or the dispatcher's memory, and the other companies' deliveries are found and claimed in the
 -- same statement. It costs a second window (a sort of the candidates by company), so the
 -- dispatcher uses it only when some company is at or near its share (Store.DispatchClaim picks).
+-- The two stay apart although they share the lock, update and answer: with per_company at no
+-- limit and no rooms, this statement's plan still sorts every candidate by company for the
+-- second window (EXPLAIN: a WindowAgg over a Sort on company_id COLLATE "C"), a cost the plain
+-- claim does not pay; and without a database function sqlc cannot share the common CTEs.
 -- name: DispatchClaimFair :many
 WITH cand AS (
     SELECT d.id, d.company_id, d.webhook_id, d.next_attempt_at

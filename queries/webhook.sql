@@ -72,7 +72,10 @@ ORDER BY w.name, w.id
 LIMIT @max_rows;
 
 -- WebhookListByLastSent is the admin listing, most recently sent first (never sent last); the
--- cursor is the (last_sent_at or year 1, id) of the last row of the previous page.
+-- cursor is the (last_sent_at or year 1, id) of the last row of the previous page. It repeats
+-- WebhookListByName but for the cursor and the order: sqlc cannot take an ORDER BY as a
+-- parameter, and an order chosen by one (CASE) is an expression no index matches, so the by-name
+-- page could no longer walk webhook_company_name_idx.
 -- name: WebhookListByLastSent :many
 SELECT sqlc.embed(w),
        coalesce(c.triggered, 0)::bigint AS triggered,

@@ -216,17 +216,14 @@ func verbOnly(fs *flag.FlagSet) (string, error) {
 // withStore opens the store (no migrations) for a bootstrap command. Companies, members and tokens
 // hold no sealed secrets, so it needs no keyring; --encryption-keys, when given, is still checked.
 func withStore(ctx context.Context, cfg commonConfig, fn func(*store.Store) error) error {
-	log, err := cfg.logger(os.Stderr)
-	if err != nil {
-		return err
-	}
 	var keys *crypt.Keyring
 	if cfg.EncryptionKeys != "" {
+		var err error
 		if keys, err = cfg.keyring(); err != nil {
 			return err
 		}
 	}
-	pool, err := cfg.connect(ctx, log)
+	pool, _, err := cfg.connectLogged(ctx)
 	if err != nil {
 		return err
 	}

@@ -73,16 +73,22 @@ func (c *commonConfig) registerTool(fs *flag.FlagSet) {
 // openTool connects a one-shot command (see registerTool) to the database, giving an unreachable
 // one 10 s, and returns a store without a keyring (such a command opens no secret).
 func (c *commonConfig) openTool(ctx context.Context) (*store.Store, *pgxpool.Pool, error) {
-	log, err := c.logger(os.Stderr)
-	if err != nil {
-		return nil, nil, err
-	}
 	c.ConnectTimeout = 10 * time.Second
-	pool, err := c.connect(ctx, log)
+	pool, _, err := c.connectLogged(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	return store.New(pool, nil), pool, nil
+}
+
+// connectLogged is connect with the logger the flags ask for, which it returns too.
+func (c *commonConfig) connectLogged(ctx context.Context) (*pgxpool.Pool, zerolog.Logger, error) {
+	log, err := c.logger(os.Stderr)
+	if err != nil {
+		return nil, log, err
+	}
+	pool, err := c.connect(ctx, log)
+	return pool, log, err
 }
 
 // openSource connects to the application's database (--source-database-url) and returns a store
@@ -107,6 +113,15 @@ func (c *commonConfig) openSource(ctx context.Context, log zerolog.Logger, st *s
 		return nil, nil, err
 	}
 	return src, pool.Close, nil
+}
+
+// openToolSource is openSource for a tool subcommand, logging as its flags say.
+func (c *commonConfig) openToolSource(ctx context.Context, st *store.Store) (*store.Store, func(), error) {
+	log, err := c.logger(os.Stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.openSource(ctx, log, st)
 }
 
 // sourceSearchPath gives walhook's sessions on the application's database (and the replication

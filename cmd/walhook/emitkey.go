@@ -35,12 +35,8 @@ func runEmitKey(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer pool.Close()
-	log, err := common.logger(os.Stderr)
-	if err != nil {
-		return err
-	}
 	// The keys live with walhook.emit, in the application's database.
-	st, closeSrc, err := common.openSource(ctx, log, wh)
+	st, closeSrc, err := common.openToolSource(ctx, wh)
 	if err != nil {
 		return err
 	}

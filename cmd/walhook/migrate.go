@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"time"
 
@@ -50,11 +49,7 @@ func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	case fs.NArg() > 1:
 		return fmt.Errorf("migrate %s: unexpected arguments %q", action, fs.Args()[1:])
 	}
-	log, err := cfg.logger(os.Stderr)
-	if err != nil {
-		return err
-	}
-	pool, err := cfg.connect(ctx, log)
+	pool, log, err := cfg.connectLogged(ctx)
 	if err != nil {
 		return err
 	}

@@ -70,12 +70,8 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 		_, err := fmt.Fprintln(stdout, "Poll mode uses it from its next claim; a WAL-mode capture leader from its next replication session.")
 		return err
 	}
-	log, err := common.logger(os.Stderr)
-	if err != nil {
-		return err
-	}
 	// st is the application's database, where the slot is; wh is walhook's, where its position is.
-	st, closeSrc, err := common.openSource(ctx, log, wh)
+	st, closeSrc, err := common.openToolSource(ctx, wh)
 	if err != nil {
 		return err
 	}

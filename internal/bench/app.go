@@ -83,6 +83,31 @@ func (c *commits) add(t time.Time) {
 	c.n++
 }
 
+// commitEach runs commit for every job from conns goroutines (a connection each) at once, noting
+// the time of each commit; an error stops its goroutine, and the first is returned once all are
+// done.
+func commitEach[J any](conns int, jobs <-chan J, commit func(J) error) (*commits, error) {
+	var c commits
+	errs := make(chan error, conns)
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if err := commit(j); err != nil {
+					errs <- err
+					return
+				}
+				c.add(time.Now())
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return &c, <-errs
+}
+
 // loadBatches commits rows events for company in transactions of perTx rows, from conns
 // connections at once, as fast as the database takes them.
 func (e *env) loadBatches(ctx context.Context, mode loadMode, company string, rows, perTx, conns int) (*commits, error) {
@@ -98,25 +123,12 @@ func (e *env) loadBatches(ctx context.Context, mode loadMode, company string, ro
 			}
 		}
 	}()
-	var c commits
-	errs := make(chan error, conns)
-	var wg sync.WaitGroup
-	for range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for s := range jobs {
-				if _, err := e.app.Exec(ctx, mode.sql(), company, body, s.from, s.to); err != nil {
-					errs <- fmt.Errorf("load rows: %w", err)
-					return
-				}
-				c.add(time.Now())
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return &c, <-errs
+	return commitEach(conns, jobs, func(s span) error {
+		if _, err := e.app.Exec(ctx, mode.sql(), company, body, s.from, s.to); err != nil {
+			return fmt.Errorf("load rows: %w", err)
+		}
+		return nil
+	})
 }
 
 // loadSingle commits n single-row transactions; with rate > 0 at that pace (events/s), else as
@@ -151,23 +163,10 @@ func (e *env) loadSingle(ctx context.Context, company string, n, conns int, rate
 			}
 		}
 	}()
-	var c commits
-	errs := make(chan error, conns)
-	var wg sync.WaitGroup
-	for range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				if _, err := e.app.Exec(ctx, `INSERT INTO bench_item (company_id, n, body) VALUES ($1, $2, $3)`, company, i, body); err != nil {
-					errs <- fmt.Errorf("insert row: %w", err)
-					return
-				}
-				c.add(time.Now())
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return &c, <-errs
+	return commitEach(conns, jobs, func(i int) error {
+		if _, err := e.app.Exec(ctx, `INSERT INTO bench_item (company_id, n, body) VALUES ($1, $2, $3)`, company, i, body); err != nil {
+			return fmt.Errorf("insert row: %w", err)
+		}
+		return nil
+	})
 }

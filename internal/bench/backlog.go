@@ -130,10 +130,7 @@ func (e *env) backlog(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if err := waitReceived(ctx, done, want); err != nil {
-		res.Failures = append(res.Failures, err.Error())
-	}
-	s := e.rc.snapshot()
+	s := e.received(ctx, &res, done, want)
 	e.verify(ctx, &res, company, want)
 	hwm, err := stop()
 	if err != nil {

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"crypto/md5" //nolint:gosec // matches the generator's md5(), not security
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -706,19 +705,7 @@ func (h *histEnv) walLSN(ctx context.Context) (int64, error) {
 }
 
 // WriteJSON writes the report to path, creating its directory.
-func (r *HistoryReport) WriteJSON(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // results are for reading
-		return fmt.Errorf("create results dir: %w", err)
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode report: %w", err)
-	}
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil { //nolint:gosec // results are for reading
-		return fmt.Errorf("write report: %w", err)
-	}
-	return nil
-}
+func (r *HistoryReport) WriteJSON(path string) error { return writeJSON(path, r) }
 
 // WriteTable prints the report as a table, a column per layout.
 func (r *HistoryReport) WriteTable(w io.Writer) error {

@@ -189,10 +189,7 @@ func (e *env) impactWith(ctx context.Context, d *deployment, r int, res *Result,
 		return 0, err
 	}
 	rate := float64(c.n) / c.last.Sub(c.first).Seconds()
-	if err := waitReceived(ctx, done, n); err != nil {
-		res.Failures = append(res.Failures, err.Error())
-	}
-	s := e.rc.snapshot()
+	s := e.received(ctx, res, done, n)
 	res.Received += s.unique
 	res.Seconds += s.last.Sub(c.first).Seconds()
 	*latencies = append(*latencies, s.latencies...)
@@ -276,10 +273,7 @@ func (e *env) largeTransaction(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	var res Result
-	if err := waitReceived(ctx, done, n); err != nil {
-		res.Failures = append(res.Failures, err.Error())
-	}
-	s := e.rc.snapshot()
+	s := e.received(ctx, &res, done, n)
 	res.Received, res.Seconds = s.unique, s.last.Sub(c.first).Seconds()
 	first := pct(s.latencies, 0)
 	res.Figure, res.Unit = first, "ms to first delivery"

@@ -131,6 +131,15 @@ func (e *env) paths(prefix string, n int) []string {
 	return out
 }
 
+// received waits for want deliveries (waitReceived), noting a shortfall in res, and returns what
+// the receiver has then.
+func (e *env) received(ctx context.Context, res *Result, done <-chan struct{}, want int) snapshot {
+	if err := waitReceived(ctx, done, want); err != nil {
+		res.Failures = append(res.Failures, err.Error())
+	}
+	return e.rc.snapshot()
+}
+
 // waitReceived waits until the receiver has every delivery, or fails after a generous deadline.
 func waitReceived(ctx context.Context, done <-chan struct{}, want int) error {
 	limit := 2*time.Minute + time.Duration(want)*time.Millisecond
@@ -289,10 +298,7 @@ func (e *env) runThroughput(ctx context.Context, company, key string, mode loadM
 	}
 	loadSecs := c.last.Sub(c.first).Seconds()
 	var res Result
-	if err := waitReceived(ctx, done, rows); err != nil {
-		res.Failures = append(res.Failures, err.Error())
-	}
-	s := e.rc.snapshot()
+	s := e.received(ctx, &res, done, rows)
 	secs := s.last.Sub(c.first).Seconds()
 	rate := float64(s.unique) / secs
 	res.Figure, res.Unit, res.Seconds, res.Received = rate, "deliveries/s", secs, s.unique
@@ -315,10 +321,7 @@ func (e *env) singleRow(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	var res Result
-	if err := waitReceived(ctx, done, n); err != nil {
-		res.Failures = append(res.Failures, err.Error())
-	}
-	s := e.rc.snapshot()
+	s := e.received(ctx, &res, done, n)
 	tail := s.last.Sub(c.last).Seconds()
 	p99 := pct(s.latencies, 99)
 	commitRate := float64(n) / c.last.Sub(c.first).Seconds()
@@ -348,10 +351,7 @@ func (e *env) latency(ctx context.Context, name string, rate float64) (Result, e
 		return Result{}, err
 	}
 	var res Result
-	if err := waitReceived(ctx, done, n); err != nil {
-		res.Failures = append(res.Failures, err.Error())
-	}
-	s := e.rc.snapshot()
+	s := e.received(ctx, &res, done, n)
 	res.Received, res.Seconds = s.unique, s.last.Sub(c.first).Seconds()
 	p50, p95, p99, mx := pct(s.latencies, 50), pct(s.latencies, 95), pct(s.latencies, 99), pct(s.latencies, 100)
 	res.Figure, res.Unit = p99, "ms p99"
@@ -382,10 +382,7 @@ func (e *env) fanout(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	var res Result
-	if err := waitReceived(ctx, done, want); err != nil {
-		res.Failures = append(res.Failures, err.Error())
-	}
-	s := e.rc.snapshot()
+	s := e.received(ctx, &res, done, want)
 	res.Received, res.Seconds = s.unique, s.last.Sub(c.first).Seconds()
 	res.Figure, res.Unit = float64(s.unique)/res.Seconds, "deliveries/s"
 	res.Figures = map[string]float64{"events": float64(n), "webhooks": hooks}
@@ -423,10 +420,7 @@ func (e *env) isolation(ctx context.Context) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		if err := waitReceived(ctx, done, 9*n); err != nil {
-			res.Failures = append(res.Failures, err.Error())
-		}
-		s := e.rc.snapshot()
+		s := e.received(ctx, &res, done, 9*n)
 		rates[i] = float64(s.unique) / s.last.Sub(c.first).Seconds()
 		res.Received += s.unique
 		if withHang {

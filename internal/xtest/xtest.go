@@ -122,21 +122,27 @@ func start() error {
 		return err
 	}
 	cluster = c
-	admin, err := pgx.Connect(ctx, c.URL("postgres"))
+	return createMigrated(ctx, templateDB, "template", (*store.Store).MigrateUp)
+}
+
+// createMigrated creates database name on the cluster and migrates it with migrate; what names
+// it in errors.
+func createMigrated(ctx context.Context, name, what string, migrate func(*store.Store, context.Context) ([]int, error)) error {
+	admin, err := pgx.Connect(ctx, cluster.URL("postgres"))
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+templateDB); err != nil {
-		return fmt.Errorf("create template: %w", err)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return fmt.Errorf("create %s: %w", what, err)
 	}
-	pool, err := pgxpool.New(ctx, c.URL(templateDB))
+	pool, err := pgxpool.New(ctx, cluster.URL(name))
 	if err != nil {
-		return fmt.Errorf("connect template: %w", err)
+		return fmt.Errorf("connect %s: %w", what, err)
 	}
 	defer pool.Close()
-	if _, err := store.New(pool, keys).MigrateUp(ctx); err != nil {
-		return fmt.Errorf("migrate template: %w", err)
+	if _, err := migrate(store.New(pool, keys), ctx); err != nil {
+		return fmt.Errorf("migrate %s: %w", what, err)
 	}
 	return nil
 }
@@ -149,25 +155,7 @@ func makeSourceTemplate() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	errSource = func() error {
-		admin, err := pgx.Connect(ctx, cluster.URL("postgres"))
-		if err != nil {
-			return fmt.Errorf("connect: %w", err)
-		}
-		defer admin.Close(ctx)
-		if _, err := admin.Exec(ctx, "CREATE DATABASE "+sourceTemplateDB); err != nil {
-			return fmt.Errorf("create source template: %w", err)
-		}
-		pool, err := pgxpool.New(ctx, cluster.URL(sourceTemplateDB))
-		if err != nil {
-			return fmt.Errorf("connect source template: %w", err)
-		}
-		defer pool.Close()
-		if _, err := store.New(pool, keys).MigrateSourceUp(ctx); err != nil {
-			return fmt.Errorf("migrate source template: %w", err)
-		}
-		return nil
-	}()
+	errSource = createMigrated(ctx, sourceTemplateDB, "source template", (*store.Store).MigrateSourceUp)
 	sourceReady = errSource == nil
 	return errSource
 }
@@ -222,6 +210,12 @@ func Source(t testing.TB, st *store.Store, walhookURL string) (*store.Store, str
 // SourceStore returns a store over a pool on the database at url (closed when the test ends).
 func SourceStore(t testing.TB, url string) *store.Store {
 	t.Helper()
+	return store.New(poolOn(t, url), keys)
+}
+
+// poolOn opens a pool of up to 8 connections on the database at url, closed when the test ends.
+func poolOn(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		t.Fatalf("xtest: parse url: %v", err)
@@ -232,7 +226,7 @@ func SourceStore(t testing.TB, url string) *store.Store {
 		t.Fatalf("xtest: pool: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	return store.New(pool, keys)
+	return pool
 }
 
 // clone creates a database from template for this test alone and returns its URL; it is dropped
@@ -281,18 +275,7 @@ func clone(t testing.TB, template string) string {
 // Pool returns a pool on a fresh database for this test.
 func Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	url := DatabaseURL(t)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatalf("xtest: parse url: %v", err)
-	}
-	cfg.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("xtest: pool: %v", err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
+	return poolOn(t, DatabaseURL(t))
 }
 
 // Keys is the keyring every test store uses.

@@ -123,14 +123,7 @@ func (s *Store) MemberGetByEmail(ctx context.Context, companyID, email string) (
 // MemberList lists a company's members.
 func (s *Store) MemberList(ctx context.Context, companyID string) ([]Member, error) {
 	rows, err := s.q.MemberList(ctx, companyID)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	out := make([]Member, len(rows))
-	for i, r := range rows {
-		out[i] = memberFrom(r)
-	}
-	return out, nil
+	return rowsAs(rows, err, memberFrom)
 }
 
 // MemberSetRole assigns a member to a role of the same company (nil: no role).
@@ -256,27 +249,15 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Principal, erro
 // APITokenList lists a company's tokens (never their secrets).
 func (s *Store) APITokenList(ctx context.Context, companyID string) ([]APIToken, error) {
 	rows, err := s.q.APITokenList(ctx, companyID)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	out := make([]APIToken, len(rows))
-	for i, r := range rows {
-		out[i] = APIToken{
+	return rowsAs(rows, err, func(r dbsqlc.APITokenListRow) APIToken {
+		return APIToken{
 			ID: r.ID, CompanyID: r.CompanyID, MemberID: r.MemberID, Name: r.Name, Prefix: r.Prefix,
 			CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, LastUsedAt: r.LastUsedAt, RevokedAt: r.RevokedAt,
 		}
-	}
-	return out, nil
+	})
 }
 
 // APITokenRevoke revokes a token of a company.
 func (s *Store) APITokenRevoke(ctx context.Context, companyID string, id int64) error {
-	n, err := s.q.APITokenRevoke(ctx, dbsqlc.APITokenRevokeParams{CompanyID: companyID, ID: id})
-	if err != nil {
-		return mapErr(err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return affected(s.q.APITokenRevoke(ctx, dbsqlc.APITokenRevokeParams{CompanyID: companyID, ID: id}))
 }

@@ -78,15 +78,10 @@ func (s *Store) AuditList(ctx context.Context, companyID string, f AuditFilter) 
 	rows, err := s.q.AuditLogList(ctx, dbsqlc.AuditLogListParams{
 		CompanyID: companyID, ObjectType: f.ObjectType, ObjectID: f.ObjectID, BeforeID: f.BeforeID, MaxRows: int32(f.Limit),
 	})
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	out := make([]AuditEntry, len(rows))
-	for i, r := range rows {
-		out[i] = AuditEntry{
+	return rowsAs(rows, err, func(r dbsqlc.AuditLogListRow) AuditEntry {
+		return AuditEntry{
 			ID: r.ID, MemberID: r.MemberID, MemberEmail: r.MemberEmail, Actor: r.Actor, Action: r.Action,
 			ObjectType: r.ObjectType, ObjectID: r.ObjectID, Detail: r.Detail, At: r.At,
 		}
-	}
-	return out, nil
+	})
 }

@@ -51,14 +51,7 @@ func eventTypeFrom(r dbsqlc.WalhookEventType) webhook.EventType {
 // EventTypeList lists the catalog, retired entries included.
 func (s *Store) EventTypeList(ctx context.Context) ([]webhook.EventType, error) {
 	rows, err := s.q.EventTypeList(ctx)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	out := make([]webhook.EventType, len(rows))
-	for i, r := range rows {
-		out[i] = eventTypeFrom(r)
-	}
-	return out, nil
+	return rowsAs(rows, err, eventTypeFrom)
 }
 
 // EventTypeGet returns one catalog entry.

@@ -106,34 +106,21 @@ func paramHidden(e storedEntry) bool {
 	return webhook.KeyValue{Key: e.Key, Value: e.Value, Secret: e.Secret}.Masked()
 }
 
-func headerEntries(hs []webhook.Header) []storedEntry {
-	es := make([]storedEntry, len(hs))
-	for i, h := range hs {
+// entriesOf and entriesAs convert headers or OAuth extra parameters (the same three fields) to
+// and from the entries the plain column keeps.
+func entriesOf[T webhook.Header | webhook.KeyValue](xs []T) []storedEntry {
+	es := make([]storedEntry, len(xs))
+	for i, x := range xs {
+		h := webhook.Header(x)
 		es[i] = storedEntry{Key: h.Key, Value: h.Value, Secret: h.Secret}
 	}
 	return es
 }
 
-func headersOf(es []storedEntry) []webhook.Header {
-	hs := make([]webhook.Header, len(es))
+func entriesAs[T webhook.Header | webhook.KeyValue](es []storedEntry) []T {
+	xs := make([]T, len(es))
 	for i, e := range es {
-		hs[i] = webhook.Header{Key: e.Key, Value: e.Value, Secret: e.Secret}
+		xs[i] = T(webhook.Header{Key: e.Key, Value: e.Value, Secret: e.Secret})
 	}
-	return hs
-}
-
-func paramEntries(ps []webhook.KeyValue) []storedEntry {
-	es := make([]storedEntry, len(ps))
-	for i, p := range ps {
-		es[i] = storedEntry{Key: p.Key, Value: p.Value, Secret: p.Secret}
-	}
-	return es
-}
-
-func paramsOf(es []storedEntry) []webhook.KeyValue {
-	ps := make([]webhook.KeyValue, len(es))
-	for i, e := range es {
-		ps[i] = webhook.KeyValue{Key: e.Key, Value: e.Value, Secret: e.Secret}
-	}
-	return ps
+	return xs
 }

@@ -190,6 +190,21 @@ func (set migrationSet) checkKnown(all []Migration, done map[int]time.Time) erro
 	return &SchemaNewerError{Unknown: unknown, Newest: newest, Set: set.name}
 }
 
+// withAppliedLocked runs fn under withMigrationLock with the versions applied, once checkKnown
+// found none that all lacks.
+func (s *Store) withAppliedLocked(ctx context.Context, set migrationSet, all []Migration, fn func(tx pgx.Tx, done map[int]time.Time) error) error {
+	return s.withMigrationLock(ctx, set, func(tx pgx.Tx) error {
+		done, err := set.applied(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := set.checkKnown(all, done); err != nil {
+			return err
+		}
+		return fn(tx, done)
+	})
+}
+
 // MigrateUp applies every pending migration of walhook's database, in version order, in one
 // transaction that also records them (withMigrationLock): when one fails, none of them is applied
 // and the error names it. It returns the versions applied.
@@ -225,14 +240,7 @@ func (s *Store) migrateUp(ctx context.Context, set migrationSet) ([]int, error) 
 		}
 	}
 	var applied []int
-	err = s.withMigrationLock(ctx, set, func(tx pgx.Tx) error {
-		done, err := set.applied(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if err := set.checkKnown(all, done); err != nil {
-			return err
-		}
+	err = s.withAppliedLocked(ctx, set, all, func(tx pgx.Tx, done map[int]time.Time) error {
 		for _, m := range all {
 			if _, ok := done[m.Version]; ok {
 				continue
@@ -271,14 +279,7 @@ func (s *Store) migrateDown(ctx context.Context, set migrationSet, steps int) ([
 		return nil, err
 	}
 	var reverted []int
-	err = s.withMigrationLock(ctx, set, func(tx pgx.Tx) error {
-		done, err := set.applied(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if err := set.checkKnown(all, done); err != nil {
-			return err
-		}
+	err = s.withAppliedLocked(ctx, set, all, func(tx pgx.Tx, done map[int]time.Time) error {
 		for i := len(all) - 1; i >= 0; i-- {
 			m := all[i]
 			if _, ok := done[m.Version]; !ok {

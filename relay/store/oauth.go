@@ -21,7 +21,7 @@ func (s *Store) oauthFrom(r dbsqlc.WalhookOauthCredential) (webhook.OAuthCredent
 	if err != nil {
 		return c, err
 	}
-	c.ExtraParams = paramsOf(extra)
+	c.ExtraParams = entriesAs[webhook.KeyValue](extra)
 	if sealErr != "" {
 		sealErrs = append(sealErrs, sealErr)
 	}
@@ -69,7 +69,7 @@ func (s *Store) OAuthCredentialCreate(ctx context.Context, c webhook.OAuthCreden
 	if err != nil {
 		return webhook.OAuthCredential{}, mapErr(err)
 	}
-	extra, extraEnc, err := s.splitHidden(colExtraParams(), c.CompanyID, id, paramEntries(c.ExtraParams), paramHidden)
+	extra, extraEnc, err := s.splitHidden(colExtraParams(), c.CompanyID, id, entriesOf(c.ExtraParams), paramHidden)
 	if err != nil {
 		return webhook.OAuthCredential{}, err
 	}
@@ -108,20 +108,13 @@ func (s *Store) OAuthCredentialList(ctx context.Context, companyID string) ([]we
 
 // OAuthCredentialDelete deletes a credential; one still used by a webhook is ErrConflict.
 func (s *Store) OAuthCredentialDelete(ctx context.Context, companyID string, id int64) error {
-	n, err := s.q.OAuthCredentialDelete(ctx, dbsqlc.OAuthCredentialDeleteParams{CompanyID: companyID, ID: id})
-	if err != nil {
-		return mapErr(err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return affected(s.q.OAuthCredentialDelete(ctx, dbsqlc.OAuthCredentialDeleteParams{CompanyID: companyID, ID: id}))
 }
 
 // OAuthCredentialUpdate replaces a credential's fields and secrets (the caller passes the stored
 // secrets to keep them) and drops the cached access token.
 func (s *Store) OAuthCredentialUpdate(ctx context.Context, c webhook.OAuthCredential, actor *int64) (webhook.OAuthCredential, error) {
-	extra, extraEnc, err := s.splitHidden(colExtraParams(), c.CompanyID, c.ID, paramEntries(c.ExtraParams), paramHidden)
+	extra, extraEnc, err := s.splitHidden(colExtraParams(), c.CompanyID, c.ID, entriesOf(c.ExtraParams), paramHidden)
 	if err != nil {
 		return webhook.OAuthCredential{}, err
 	}

@@ -66,14 +66,7 @@ func (s *Store) PlatformAuthenticate(ctx context.Context, token string) (Platfor
 // CompanyListAfter lists up to limit companies in id order after afterID ("" for the first page).
 func (s *Store) CompanyListAfter(ctx context.Context, afterID string, limit int) ([]Company, error) {
 	rows, err := s.q.CompanyListAfter(ctx, dbsqlc.CompanyListAfterParams{AfterID: afterID, MaxRows: int32(min(max(limit, 1), 1000))})
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	out := make([]Company, len(rows))
-	for i, r := range rows {
-		out[i] = companyFrom(r)
-	}
-	return out, nil
+	return rowsAs(rows, err, companyFrom)
 }
 
 // CompanyRename sets a company's display name.
@@ -104,14 +97,7 @@ func (s *Store) CompanySetDisabled(ctx context.Context, id string, disabled bool
 
 // MemberDelete removes a member of a company with their API tokens and sign-in codes.
 func (s *Store) MemberDelete(ctx context.Context, companyID string, id int64) error {
-	n, err := s.q.MemberDelete(ctx, dbsqlc.MemberDeleteParams{CompanyID: companyID, ID: id})
-	if err != nil {
-		return mapErr(err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return affected(s.q.MemberDelete(ctx, dbsqlc.MemberDeleteParams{CompanyID: companyID, ID: id}))
 }
 
 // RoleGetByName returns a role of a company by name, with its permissions.
@@ -125,14 +111,7 @@ func (s *Store) RoleGetByName(ctx context.Context, companyID, name string) (Role
 
 // RoleDelete removes a role of a company; its members keep their membership with no role.
 func (s *Store) RoleDelete(ctx context.Context, companyID string, id int64) error {
-	n, err := s.q.RoleDelete(ctx, dbsqlc.RoleDeleteParams{CompanyID: companyID, ID: id})
-	if err != nil {
-		return mapErr(err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return affected(s.q.RoleDelete(ctx, dbsqlc.RoleDeleteParams{CompanyID: companyID, ID: id}))
 }
 
 // PlatformTokenList lists every platform token (never their secrets).
@@ -151,12 +130,5 @@ func (s *Store) PlatformTokenList(ctx context.Context) ([]PlatformToken, error) 
 
 // PlatformTokenRevoke revokes a platform token; an unknown or already revoked one is ErrNotFound.
 func (s *Store) PlatformTokenRevoke(ctx context.Context, id int64) error {
-	n, err := s.q.PlatformTokenRevoke(ctx, id)
-	if err != nil {
-		return mapErr(err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return affected(s.q.PlatformTokenRevoke(ctx, id))
 }

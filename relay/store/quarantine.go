@@ -88,14 +88,7 @@ func (s *Store) CaptureQuarantineCount(ctx context.Context) (int64, error) {
 
 // CaptureQuarantineDrop deletes a quarantined event for good; ErrNotFound when there is none.
 func (s *Store) CaptureQuarantineDrop(ctx context.Context, id int64) error {
-	n, err := s.q.CaptureQuarantineDelete(ctx, id)
-	if err != nil {
-		return mapErr(err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return affected(s.q.CaptureQuarantineDelete(ctx, id))
 }
 
 // ErrUnknownCompany: a retried event's company does not exist (any more).

@@ -67,6 +67,29 @@ func mapErr(err error) error {
 	return err
 }
 
+// affected is mapErr for a statement that changes one row: none changed is ErrNotFound.
+func affected(n int64, err error) error {
+	if err != nil {
+		return mapErr(err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// rowsAs is mapErr for a statement that lists rows: each converted by from.
+func rowsAs[R, T any](rows []R, err error, from func(R) T) ([]T, error) {
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]T, len(rows))
+	for i, r := range rows {
+		out[i] = from(r)
+	}
+	return out, nil
+}
+
 // DBTX is what the store runs queries on: a pool, a connection or a transaction.
 type DBTX interface {
 	dbsqlc.DBTX

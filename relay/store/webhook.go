@@ -19,7 +19,7 @@ const maxWebhookListPerPage = 500
 // or credential-looking: webhook.Header.Masked) in secret_headers_enc, for the webhook's row; see
 // splitHidden.
 func (s *Store) splitHeaders(company string, id int64, hs []webhook.Header) (json.RawMessage, []byte, error) {
-	return s.splitHidden(colSecretHeaders(), company, id, headerEntries(hs), headerHidden)
+	return s.splitHidden(colSecretHeaders(), company, id, entriesOf(hs), headerHidden)
 }
 
 // joinHeaders puts the sealed values back into the headers. Values that do not open are left
@@ -29,7 +29,7 @@ func (s *Store) joinHeaders(company string, id int64, pj json.RawMessage, sealed
 	if err != nil {
 		return nil, "", err
 	}
-	return headersOf(es), sealErr, nil
+	return entriesAs[webhook.Header](es), sealErr, nil
 }
 
 func (s *Store) webhookFrom(r dbsqlc.WalhookWebhook) (webhook.Webhook, error) {
@@ -181,12 +181,8 @@ func (s *Store) WebhookUpdate(ctx context.Context, w webhook.Webhook, actor *int
 
 // WebhookDelete deletes a webhook of a company with its history.
 func (s *Store) WebhookDelete(ctx context.Context, companyID string, id int64) error {
-	n, err := s.q.WebhookDelete(ctx, dbsqlc.WebhookDeleteParams{CompanyID: companyID, ID: id})
-	if err != nil {
-		return mapErr(err)
-	}
-	if n == 0 {
-		return ErrNotFound
+	if err := affected(s.q.WebhookDelete(ctx, dbsqlc.WebhookDeleteParams{CompanyID: companyID, ID: id})); err != nil {
+		return err
 	}
 	return mapErr(s.q.WebhooksChangedNotify(ctx))
 }

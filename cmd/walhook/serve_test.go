@@ -93,7 +93,7 @@ func TestRelayTwoDatabases(t *testing.T) {
 // for walhook; walhook's own database keeps the default.
 func TestSourceSearchPath(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
 	srcURL := xtest.SeparateSourceURL(t)
 	cfg := commonConfig{DatabaseURL: db, SourceDatabaseURL: srcURL, ConnectTimeout: 10 * time.Second}
@@ -118,7 +118,7 @@ func TestSourceSearchPath(t *testing.T) {
 // way is refused before it takes the capture lease or touches a slot.
 func TestRelayRefusesTheOtherCaptureSource(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	keys := crypt.GenerateKeySpec("k")
 	relay := func(db string, extra ...string) error {
 		args := append([]string{"--database-url", db, "--encryption-keys", keys, "--addr", "127.0.0.1:0",
@@ -152,7 +152,7 @@ func TestRelayRefusesTheOtherCaptureSource(t *testing.T) {
 // the slot past them. A source marked as moved to another database is refused too.
 func TestRelayRefusesUnfinishedSplit(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	newURL, oldURL, otherURL := xtest.DatabaseURL(t), xtest.DatabaseURL(t), xtest.DatabaseURL(t)
 	relay := func(db string) error {
 		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)

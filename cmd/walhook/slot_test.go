@@ -159,7 +159,7 @@ func TestMigrateTwoDatabases(t *testing.T) {
 // taking restored outbox rows for replays.
 func TestSlotRefusesMovedDatabase(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
 	pool, err := pgxpool.New(ctx, db)
 	require.NoError(t, err)

@@ -45,7 +45,7 @@ func TestSplitFlags(t *testing.T) {
 // both databases carry a timeout no statement of a split could meet.
 func TestSplitLiftsRoleTimeouts(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	oldURL, newURL := xtest.DatabaseURL(t), xtest.DatabaseURL(t)
 	for _, u := range []string{oldURL, newURL} {
 		pool, err := pgxpool.New(ctx, u)

@@ -23,7 +23,7 @@ import (
 // company. Capture's table lookup (catalog validation, at every start) must not call it.
 func TestCatalogLookupNotHijacked(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	dbURL := xtest.DatabaseURL(t)
 	pool := xtest.SourceStore(t, dbURL).Pool()
 	s := store.New(pool, xtest.Keys())
@@ -67,7 +67,7 @@ func TestCatalogLookupNotHijacked(t *testing.T) {
 // starting when nothing is pending (every start but an upgrade's): serve migrates at start.
 func TestMigrateUpNotHeldByAnotherRole(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	srcURL := xtest.SeparateSourceURL(t)
 	src := xtest.SourceStore(t, srcURL)
 	b := make([]byte, 4)

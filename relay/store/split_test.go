@@ -390,7 +390,7 @@ func TestSplitKnowsEveryTable(t *testing.T) {
 // renewed.
 func TestSplitMarkOneTarget(t *testing.T) {
 	t.Parallel()
-	ctx := xtest.Context(t)
+	ctx := t.Context()
 	old, _ := xtest.Store(t)
 	first, _ := xtest.Store(t)
 	second, _ := xtest.Store(t)

@@ -37,7 +37,11 @@ func TestCatalogLookupNotHijacked(t *testing.T) {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_, _ = pool.Exec(cctx, "DROP OWNED BY "+role)
-		_, _ = xtest.Pool(t).Exec(cctx, "DROP ROLE IF EXISTS "+role)
+		// Not xtest.Pool: it connects with the test's context, which is cancelled by now.
+		if admin, err := pgx.Connect(cctx, xtest.Cluster(t).URL("postgres")); err == nil {
+			_, _ = admin.Exec(cctx, "DROP ROLE IF EXISTS "+role)
+			_ = admin.Close(cctx)
+		}
 	})
 	u, err := url.Parse(dbURL)
 	require.NoError(t, err)
@@ -78,7 +82,11 @@ func TestMigrateUpNotHeldByAnotherRole(t *testing.T) {
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_, _ = xtest.Pool(t).Exec(cctx, "DROP ROLE IF EXISTS "+role)
+		// Not xtest.Pool: it connects with the test's context, which is cancelled by now.
+		if admin, err := pgx.Connect(cctx, xtest.Cluster(t).URL("postgres")); err == nil {
+			_, _ = admin.Exec(cctx, "DROP ROLE IF EXISTS "+role)
+			_ = admin.Close(cctx)
+		}
 	})
 	u, err := url.Parse(srcURL)
 	require.NoError(t, err)

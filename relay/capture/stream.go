@@ -241,13 +241,15 @@ const partEvents = 500
 
 // partBytes bounds a part by its payloads' bytes as well (the first part: a fifth of it), so a
 // transaction of many mid-sized rows is handed over every few MiB, never held whole.
-const partBytes = 8 << 20
+const partBytes = 4 << 20
 
 // inflightBytes bounds the payload bytes decoded and handed to the committer but not yet
 // committed: the reader waits when it is reached, so a committer slower than the stream cannot
-// make the queue hold gigabytes. A part larger than it (at most partBytes plus one event) takes
-// the whole of it.
-const inflightBytes = 64 << 20
+// make the queue hold gigabytes. It also bounds one fan-out batch: storing a batch copies its
+// payloads two or three times (the statement's arrays, the connection's buffer), so memory is a
+// small multiple of it. A transaction larger than it (it is at most partBytes plus one event)
+// takes the whole of it.
+const inflightBytes = 16 << 20
 
 // session is one replication session: the reader owns conn and the decoder; the committer owns
 // the fan-out transactions; they share positions through atomics.

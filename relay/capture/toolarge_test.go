@@ -127,7 +127,7 @@ func TestOversizedOutboxPollMode(t *testing.T) {
 }
 
 // TestPartFlushedByBytes: a transaction of 90 rows of 100 kB has fewer events than a first part
-// (partEvents/5 = 100) but more bytes (partBytes/5, 1.6 MiB): it is handed over in parts, the
+// (partEvents/5 = 100) but more bytes (partBytes/5, 0.8 MiB): it is handed over in parts, the
 // first stored before the transaction is read to its end and acknowledging nothing.
 func TestPartFlushedByBytes(t *testing.T) {
 	t.Parallel()

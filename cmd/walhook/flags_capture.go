@@ -37,6 +37,7 @@ func registerCapture(fs *flag.FlagSet, f *captureFlags, c *capture.Config) {
 	durationVar(fs, &c.StatusInterval, "capture-status-interval", time.Second, "how often the committed position is reported to PostgreSQL")
 	durationVar(fs, &c.PollInterval, "capture-poll-interval", time.Second, "poll mode: longest wait between outbox claims without a notification")
 	fs.IntVar(&c.PollBatch, "capture-poll-batch", 1000, "poll mode: outbox rows claimed at most at once")
+	fs.IntVar(&c.MaxEventBytes, "capture-max-event-bytes", capture.DefaultMaxEventBytes, "largest event (envelope bytes) captured; a larger one is quarantined as too_large without its payload")
 	durationVar(fs, &c.LeaseTTL, "leader-ttl", 6*time.Second, "capture leader lease; a standby takes over within 4/3 of it after the leader dies")
 }
 

@@ -50,6 +50,10 @@ type Config struct {
 	PollInterval time.Duration
 	// PollBatch is how many outbox rows one claim takes. Default 1000.
 	PollBatch int
+	// MaxEventBytes caps one event (its envelope, in bytes). A larger one is never rendered nor
+	// delivered: it is quarantined as too_large without its payload (see "Bad data" in doc.go).
+	// Default 1 MiB (DefaultMaxEventBytes).
+	MaxEventBytes int
 	// LeaseTTL is the capture leader's lease; a standby takes over at most LeaseTTL plus a third
 	// of it after the leader dies. Default 6s.
 	LeaseTTL time.Duration
@@ -71,6 +75,11 @@ type LocalDispatcher interface {
 	HandoffPlan() *store.Handoff
 	Take(ctx context.Context, handed []store.Claimed)
 }
+
+// DefaultMaxEventBytes is Config.MaxEventBytes's default, 1 MiB: what receivers commonly accept
+// in one webhook request (docs/operations.md, "Event size"), and small enough that a relay's
+// memory stays a small multiple of it per event.
+const DefaultMaxEventBytes = 1 << 20
 
 var namePattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
@@ -111,6 +120,9 @@ func (c *Config) defaults() error {
 	if c.PollBatch <= 0 {
 		c.PollBatch = 1000
 	}
+	if c.MaxEventBytes <= 0 {
+		c.MaxEventBytes = DefaultMaxEventBytes
+	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = 6 * time.Second
 	}
@@ -129,7 +141,7 @@ type metrics struct {
 	batch        prometheus.Histogram
 	lag          prometheus.Gauge
 	// quarantined counts events set aside because PostgreSQL refused their data, by
-	// store.FailureClass; quarantineRows is how many are in walhook.capture_quarantine now.
+	// store.FailureClass, or because they were larger than MaxEventBytes (too_large); quarantineRows is how many are in walhook.capture_quarantine now.
 	quarantined    *prometheus.CounterVec
 	quarantineRows prometheus.Gauge
 	// failures counts replication sessions that ended in an error, by failureReason.
@@ -166,7 +178,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walhook_capture_quarantined_total",
-			Help: "Events set aside in walhook.capture_quarantine because PostgreSQL refused their data, by reason (data_exception, integrity_violation, program_limit).",
+			Help: "Events set aside in walhook.capture_quarantine because PostgreSQL refused their data, by reason (data_exception, integrity_violation, program_limit), or because they exceeded --capture-max-event-bytes (too_large, kept without payload).",
 		}, []string{"reason"}),
 		quarantineRows: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "walhook_capture_quarantine_rows", Help: "Events in walhook.capture_quarantine now (refreshed every lag interval).",
@@ -193,7 +205,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{skipNullTenant, skipUnknownCompany, skipUnknownEvent, skipBadPayload, skipUnstorable, skipForged} {
 		m.skipped.WithLabelValues(r)
 	}
-	for _, r := range store.FailureClasses() {
+	for _, r := range append(store.FailureClasses(), quarantineTooLarge) {
 		m.quarantined.WithLabelValues(r)
 	}
 	for _, r := range []string{reasonConnect, reasonPermission, reasonSlotInUse, reasonPrepare, reasonStart, reasonStream, reasonCommit, reasonSlotLost} {
@@ -220,6 +232,8 @@ type Capture struct {
 	// forgedLog is forged messages' own limiter, so other bad data cannot hide a forgery from
 	// the log.
 	forgedLog lograte.Limiter
+	// tooLargeLog is oversized events' own limiter (events over MaxEventBytes).
+	tooLargeLog lograte.Limiter
 
 	// afterCommit, for tests, runs after each fan-out transaction commits, before its LSN is
 	// reported.

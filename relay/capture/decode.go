@@ -53,6 +53,18 @@ type txn struct {
 	sources    []string // per event: table, outbox or message (metric label)
 	outboxIDs  []int64
 	skips      []skip
+	// tooLarge are the events over Config.MaxEventBytes: never rendered, quarantined without
+	// their payload (see oversized).
+	tooLarge []oversized
+	// bytes is the size of the events' payloads: a part is handed over by bytes as well (part).
+	bytes int
+}
+
+// oversized is an event larger than Config.MaxEventBytes: its company, event key, source key
+// and size, but no payload. It is quarantined as too_large (quarantine.go) and not delivered.
+type oversized struct {
+	event store.CaptureEvent // Payload is nil
+	size  int                // the envelope's size in bytes, or a lower bound of it when it was not rendered
 }
 
 // outboxTable is the outbox's qualified name as relation messages spell it.
@@ -80,6 +92,12 @@ type decoder struct {
 	// partEvents is the number of events after which an open transaction is handed over as a
 	// part (see txn). 0: whole transactions only.
 	partEvents int
+	// partBytes is the payload bytes after which an open transaction is handed over as a part,
+	// whatever its events. 0: no bound.
+	partBytes int
+	// maxEvent is the largest event rendered (Config.MaxEventBytes); a larger one is set aside
+	// as oversized. 0: no cap.
+	maxEvent int
 	// stored is the position stored with the events in walhook's database (the stream's start
 	// LSN): a transaction whose commit record starts before it ends at or before it, so its
 	// events are stored already. PostgreSQL does not send such transactions when the stream
@@ -152,7 +170,8 @@ func (d *decoder) handle(ctx context.Context, data []byte) (*txn, error) {
 }
 
 // part hands over the open transaction's events so far when there are partEvents of them (a
-// fifth of that for its first part; see txn): the part goes to the committer with endLSN 0, and
+// fifth of that for its first part; see txn), or when their payloads reach partBytes (a fifth
+// for the first part), so a transaction of many large rows is never held whole: the part goes to the committer with endLSN 0, and
 // decoding goes on in a new part that carries the transaction's position and change count, so
 // ordinals and source keys are those of the whole transaction. It is called before a change is
 // decoded, and returns nil when the open transaction is not that large.
@@ -165,7 +184,11 @@ func (d *decoder) part() *txn {
 	if !t.rest {
 		limit = max(1, limit/5) // the first part is small: it is what the first delivery waits for
 	}
-	if len(t.events) < limit {
+	bytesLimit := d.partBytes
+	if !t.rest {
+		bytesLimit /= 5
+	}
+	if len(t.events) < limit && (bytesLimit <= 0 || t.bytes < bytesLimit) {
 		return nil
 	}
 	d.cur = &txn{commitLSN: t.commitLSN, commitTime: t.commitTime, changes: t.changes, rest: true}
@@ -243,18 +266,26 @@ func (d *decoder) change(relID uint32, op string, oldTuple *pglogrepl.TupleData,
 			t.skips = append(t.skips, skip{reason: skipNullTenant, position: pos, detail: et.Key + ": " + et.TenantColumn + " is NULL"})
 			continue
 		}
-		data := d.rowJSON(r, row, old, op == "delete" && !full && oldType == pglogrepl.DeleteMessageTupleTypeKey)
+		keyOnly := op == "delete" && !full && oldType == pglogrepl.DeleteMessageTupleTypeKey
+		// The old row is shown only when it provably belongs to the same company: without the
+		// tenant column in it, it might be another company's (a move not detected).
+		withPrevious := op == "update" && old != nil && tenantMove(r, old, full, newTuple, et.TenantColumn).oldKnown
+		sourceKey := d.srcKeys.wal(t.commitLSN, ordinal, et.Key, "")
+		ev := store.CaptureEvent{SourceKey: sourceKey, CompanyID: tenant, EventKey: et.Key, OccurredAt: t.commitTime}
+		size := rowSize(r, row, old, keyOnly)
+		if withPrevious {
+			size += rowSize(r, old, nil, !full)
+		}
+		if d.tooLarge(t, ev, size) {
+			continue
+		}
+		data := d.rowJSON(r, row, old, keyOnly)
 		var previous []byte
-		if op == "update" && old != nil && tenantMove(r, old, full, newTuple, et.TenantColumn).oldKnown {
-			// The old row is shown only when it provably belongs to the same company: without
-			// the tenant column in it, it might be another company's (a move not detected).
+		if withPrevious {
 			previous = d.rowJSON(r, old, nil, !full)
 		}
-		sourceKey := d.srcKeys.wal(t.commitLSN, ordinal, et.Key, "")
-		t.add(store.CaptureEvent{
-			SourceKey: sourceKey, CompanyID: tenant, EventKey: et.Key, OccurredAt: t.commitTime,
-			Payload: envelope(d.ids, sourceKey, et.Key, tenant, t.commitTime, data, previous),
-		}, "table")
+		ev.Payload = envelope(d.ids, sourceKey, et.Key, tenant, t.commitTime, data, previous)
+		d.addEvent(t, ev, "table")
 	}
 	return nil
 }
@@ -307,11 +338,12 @@ func (d *decoder) movedOut(t *txn, r *relation, ordinal int, et webhook.EventTyp
 		return
 	}
 	key := d.srcKeys.wal(t.commitLSN, ordinal, et.Key, ":old")
-	data := d.rowJSON(r, old, nil, !full)
-	t.add(store.CaptureEvent{
-		SourceKey: key, CompanyID: mv.from, EventKey: et.Key, OccurredAt: t.commitTime,
-		Payload: envelope(d.ids, key, et.Key, mv.from, t.commitTime, data, nil),
-	}, "table")
+	ev := store.CaptureEvent{SourceKey: key, CompanyID: mv.from, EventKey: et.Key, OccurredAt: t.commitTime}
+	if d.tooLarge(t, ev, rowSize(r, old, nil, !full)) {
+		return
+	}
+	ev.Payload = envelope(d.ids, key, et.Key, mv.from, t.commitTime, d.rowJSON(r, old, nil, !full), nil)
+	d.addEvent(t, ev, "table")
 }
 
 func (d *decoder) movedIn(t *txn, r *relation, ordinal int, et webhook.EventType, old, nu *pglogrepl.TupleData) {
@@ -327,11 +359,12 @@ func (d *decoder) movedIn(t *txn, r *relation, ordinal int, et webhook.EventType
 		return
 	}
 	key := d.srcKeys.wal(t.commitLSN, ordinal, et.Key, "")
-	data := d.rowJSON(r, nu, old, false)
-	t.add(store.CaptureEvent{
-		SourceKey: key, CompanyID: to, EventKey: et.Key, OccurredAt: t.commitTime,
-		Payload: envelope(d.ids, key, et.Key, to, t.commitTime, data, nil),
-	}, "table")
+	ev := store.CaptureEvent{SourceKey: key, CompanyID: to, EventKey: et.Key, OccurredAt: t.commitTime}
+	if d.tooLarge(t, ev, rowSize(r, nu, old, false)) {
+		return
+	}
+	ev.Payload = envelope(d.ids, key, et.Key, to, t.commitTime, d.rowJSON(r, nu, old, false), nil)
+	d.addEvent(t, ev, "table")
 }
 
 // hasInsert reports whether a catalog entry on r with this tenant column fires on insert.
@@ -347,6 +380,60 @@ func (r *relation) hasInsert(tenantColumn string) bool {
 func (t *txn) add(e store.CaptureEvent, source string) {
 	t.events = append(t.events, e)
 	t.sources = append(t.sources, source)
+	t.bytes += len(e.Payload)
+}
+
+// envelopeOverhead is what an envelope adds to its data at most but the company and the event
+// key: the id, the timestamp, the keys and punctuation (webhook.Envelope).
+const envelopeOverhead = 160
+
+// tooLarge sets e aside as oversized when size (the raw bytes of what its envelope would hold,
+// a lower bound of the envelope: rendering only adds quotes and escapes) already exceeds the
+// cap, before anything is rendered, so a huge row costs no copy of it.
+func (d *decoder) tooLarge(t *txn, e store.CaptureEvent, size int) bool {
+	size += envelopeOverhead + len(e.CompanyID) + len(e.EventKey)
+	if d.maxEvent <= 0 || size <= d.maxEvent {
+		return false
+	}
+	t.tooLarge = append(t.tooLarge, oversized{event: e, size: size})
+	return true
+}
+
+// addEvent adds a rendered event, or sets it aside as oversized when escaping made its envelope
+// larger than the cap (its raw size was not).
+func (d *decoder) addEvent(t *txn, e store.CaptureEvent, source string) {
+	if d.maxEvent > 0 && len(e.Payload) > d.maxEvent {
+		size := len(e.Payload)
+		e.Payload = nil
+		t.tooLarge = append(t.tooLarge, oversized{event: e, size: size})
+		return
+	}
+	t.add(e, source)
+}
+
+// rowSize is the raw size of what rowJSON would render of row: its column names and the
+// values' bytes as pgoutput sent them (a hex-rendered binary value counts twice).
+func rowSize(r *relation, row, old *pglogrepl.TupleData, keyOnly bool) int {
+	n := 2
+	for i, c := range row.Columns {
+		if i >= len(r.cols) {
+			break
+		}
+		if keyOnly && !r.cols[i].key {
+			continue
+		}
+		if c.DataType == pglogrepl.TupleDataTypeToast {
+			if old == nil || i >= len(old.Columns) {
+				continue
+			}
+			c = old.Columns[i]
+		}
+		n += len(r.cols[i].name) + 4 + len(c.Data)
+		if c.DataType == pglogrepl.TupleDataTypeBinary {
+			n += len(c.Data)
+		}
+	}
+	return n
 }
 
 // changed reports whether an UPDATE changed one of cols. With the old row (REPLICA IDENTITY
@@ -429,9 +516,16 @@ func (d *decoder) rowJSON(r *relation, row, old *pglogrepl.TupleData, keyOnly bo
 		}
 	}
 	b = append(b, '}')
+	out := slices.Clone(b)
+	if cap(b) > rowBufKeep {
+		b = nil // do not keep a large row's buffer for the rest of the session
+	}
 	d.buf = b
-	return slices.Clone(b)
+	return out
 }
+
+// rowBufKeep is the largest rendering buffer the decoder keeps between rows.
+const rowBufKeep = 64 << 10
 
 // outboxRow turns an outbox insert into an event keyed "outbox:<id>" (the same key the poller
 // uses, so switching modes never doubles an event).
@@ -445,32 +539,55 @@ func (d *decoder) outboxRow(t *txn, r *relation, row *pglogrepl.TupleData) {
 	t.outboxIDs = append(t.outboxIDs, id)
 	company, _ := columnText(r, row, nil, "company_id")
 	key, _ := columnText(r, row, nil, "event_key")
-	payload, _ := columnText(r, row, nil, "payload")
-	ev, sk := outboxEvent(d.cat, d.ids, d.srcKeys, id, company, key, []byte(payload), t.commitTime)
-	if sk != nil {
-		t.skips = append(t.skips, *sk)
-		return
+	payload, size := columnBytes(r, row, "payload")
+	if d.maxEvent > 0 && size > d.maxEvent {
+		payload = nil // not looked at: outboxEvent sets it aside by its size
 	}
-	t.add(ev, "outbox")
+	ev, big, sk := outboxEvent(d.cat, d.ids, d.srcKeys, d.maxEvent, id, company, key, payload, size, t.commitTime)
+	switch {
+	case sk != nil:
+		t.skips = append(t.skips, *sk)
+	case big != nil:
+		t.tooLarge = append(t.tooLarge, *big)
+	default:
+		t.add(ev, "outbox")
+	}
 }
 
-// outboxEvent builds the event of an outbox row, or says why it is skipped.
-func outboxEvent(cat *catalog.Catalog, ids *store.PublicIDs, keys sourceKeys, id int64, company, key string, payload []byte, at time.Time) (store.CaptureEvent, *skip) {
+// columnBytes returns a text column's value (not copied) and its size.
+func columnBytes(r *relation, row *pglogrepl.TupleData, name string) ([]byte, int) {
+	i, ok := r.byName[name]
+	if !ok || i >= len(row.Columns) || row.Columns[i].DataType != pglogrepl.TupleDataTypeText {
+		return nil, 0
+	}
+	return row.Columns[i].Data, len(row.Columns[i].Data)
+}
+
+// outboxEvent builds the event of an outbox row, or says why it is skipped, or sets it aside as
+// oversized when size (the payload's bytes; payload itself may then be nil: it is not read) or
+// its envelope exceeds maxEvent (0: no cap).
+func outboxEvent(cat *catalog.Catalog, ids *store.PublicIDs, keys sourceKeys, maxEvent int, id int64, company, key string, payload []byte, size int, at time.Time) (store.CaptureEvent, *oversized, *skip) {
 	pos := "outbox:" + strconv.FormatInt(id, 10)
 	if et, ok := cat.Get(key); !ok || et.Source != webhook.SourceOutbox {
-		return store.CaptureEvent{}, &skip{reason: skipUnknownEvent, position: pos, detail: "event " + strconv.Quote(key)}
+		return store.CaptureEvent{}, nil, &skip{reason: skipUnknownEvent, position: pos, detail: "event " + strconv.Quote(key)}
 	}
 	if company == "" {
-		return store.CaptureEvent{}, &skip{reason: skipNullTenant, position: pos, detail: "empty company_id"}
-	}
-	if !json.Valid(payload) {
-		return store.CaptureEvent{}, &skip{reason: skipBadPayload, position: pos, detail: "payload is not JSON"}
+		return store.CaptureEvent{}, nil, &skip{reason: skipNullTenant, position: pos, detail: "empty company_id"}
 	}
 	sourceKey := keys.outbox(id)
-	return store.CaptureEvent{
-		SourceKey: sourceKey, CompanyID: company, EventKey: key, OccurredAt: at,
-		Payload: envelope(ids, sourceKey, key, company, at, compact(payload), nil),
-	}, nil
+	ev := store.CaptureEvent{SourceKey: sourceKey, CompanyID: company, EventKey: key, OccurredAt: at}
+	if size += envelopeOverhead + len(company) + len(key); maxEvent > 0 && size > maxEvent {
+		return store.CaptureEvent{}, &oversized{event: ev, size: size}, nil
+	}
+	if !json.Valid(payload) {
+		return store.CaptureEvent{}, nil, &skip{reason: skipBadPayload, position: pos, detail: "payload is not JSON"}
+	}
+	ev.Payload = envelope(ids, sourceKey, key, company, at, compact(payload), nil)
+	if maxEvent > 0 && len(ev.Payload) > maxEvent {
+		size, ev.Payload = len(ev.Payload), nil
+		return store.CaptureEvent{}, &oversized{event: ev, size: size}, nil
+	}
+	return ev, nil, nil
 }
 
 // emitted is the content of a walhook.emit logical message.
@@ -478,6 +595,12 @@ type emitted struct {
 	CompanyID json.RawMessage `json:"company_id"`
 	Event     string          `json:"event"`
 	Payload   json.RawMessage `json:"payload"`
+}
+
+// emittedHead is an emitted message without its payload, for one too large to render.
+type emittedHead struct {
+	CompanyID json.RawMessage `json:"company_id"`
+	Event     string          `json:"event"`
 }
 
 // message turns a logical message with prefix "walhook" (walhook.emit) into an event, when
@@ -506,7 +629,17 @@ func (d *decoder) message(ctx context.Context, m *pglogrepl.LogicalDecodingMessa
 		return standaloneOrNil(standalone, t), nil
 	}
 	var e emitted
-	if err := json.Unmarshal(content, &e); err != nil {
+	big := d.maxEvent > 0 && len(content)+envelopeOverhead > d.maxEvent
+	if big {
+		// Read only the company and the event: the payload is never copied (emittedHead has
+		// no field for it).
+		var h emittedHead
+		err = json.Unmarshal(content, &h)
+		e = emitted{CompanyID: h.CompanyID, Event: h.Event}
+	} else {
+		err = json.Unmarshal(content, &e)
+	}
+	if err != nil {
 		t.skips = append(t.skips, skip{reason: skipBadPayload, position: pos, detail: "message is not JSON"})
 		return standaloneOrNil(standalone, t), nil
 	}
@@ -526,15 +659,18 @@ func (d *decoder) message(ctx context.Context, m *pglogrepl.LogicalDecodingMessa
 		t.skips = append(t.skips, skip{reason: skipNullTenant, position: pos, detail: "company_id missing or null"})
 		return standaloneOrNil(standalone, t), nil
 	}
+	sourceKey := d.srcKeys.message(t.commitLSN, t.changes, standalone, e.Event)
+	ev := store.CaptureEvent{SourceKey: sourceKey, CompanyID: company, EventKey: e.Event, OccurredAt: t.commitTime}
+	if big {
+		t.tooLarge = append(t.tooLarge, oversized{event: ev, size: len(content) + envelopeOverhead})
+		return standaloneOrNil(standalone, t), nil
+	}
 	payload := []byte(e.Payload)
 	if len(payload) == 0 || string(payload) == "null" {
 		payload = []byte("{}")
 	}
-	sourceKey := d.srcKeys.message(t.commitLSN, t.changes, standalone, e.Event)
-	t.add(store.CaptureEvent{
-		SourceKey: sourceKey, CompanyID: company, EventKey: e.Event, OccurredAt: t.commitTime,
-		Payload: envelope(d.ids, sourceKey, e.Event, company, t.commitTime, compact(payload), nil),
-	}, "message")
+	ev.Payload = envelope(d.ids, sourceKey, e.Event, company, t.commitTime, compact(payload), nil)
+	d.addEvent(t, ev, "message")
 	return standaloneOrNil(standalone, t), nil
 }
 

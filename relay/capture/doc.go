@@ -55,9 +55,11 @@
 // LSN reported to the server move to the end of the last transaction in the batch. A crash before
 // the report replays those transactions; their source keys are unique in walhook.event, so the
 // replay stores nothing twice. A large transaction is handed over in parts as it is decoded (100
-// events, then 500 at a time; txn in decode.go), so its first deliveries are stored and sent while the rest is still
-// being read; only its last part moves the flush LSN, and a replay dedupes the parts already
-// stored. When the reader is idle (no open transaction, everything handed
+// events, then 500 at a time, or 0.8 MiB of payloads, then 4 MiB, whichever comes first; txn
+// and part in decode.go), so its first deliveries are stored and sent while the rest is still
+// being read, and a transaction of many large rows is never held whole; the reader waits while
+// 16 MiB of payloads are handed over but not committed (inflightBytes in stream.go). Only its
+// last part moves the flush LSN, and a replay dedupes the parts already stored. When the reader is idle (no open transaction, everything handed
 // over committed) it acks the server's keepalive position, so WAL of unrelated tables does not
 // pile up behind the slot.
 //
@@ -187,6 +189,21 @@
 // quarantined: the session restarts and replays the same transactions (source keys dedupe). A
 // quarantine row that is itself refused for good is logged with its position and counted as
 // skipped{reason="unstorable"}.
+//
+// An event larger than Config.MaxEventBytes (--capture-max-event-bytes, default 1 MiB: its
+// envelope, data and previous included) is never rendered nor delivered: a 100 MB row would
+// otherwise cost several copies of itself in the relay's memory, and could crash-loop it. Its
+// size is known before anything is rendered (the raw values pgoutput sent; a row whose escaped
+// JSON outgrows the cap is caught once rendered), so memory stays about twice the message (the
+// replication message and pglogrepl's copy of its values). It is quarantined with reason
+// too_large WITHOUT its payload (company, event key, source key, and its size in the reason),
+// counted in walhook_capture_quarantined_total{reason="too_large"}, logged with its position on
+// a rate limiter of its own, and the rest of the transaction and the stream go on; the position
+// is acknowledged past it. This holds for table rows, outbox rows (in the stream; in poll mode
+// and the stream-start sweep the claim does not even read a payload over the cap) and
+// walhook.emit messages (only the company and the event are read from one over the cap). Such
+// a quarantine row cannot be retried (store.ErrPayloadNotKept): the application sends the event
+// again, smaller.
 //
 // Repairs, only where the meaning is unchanged (value.go):
 //   - invalid UTF-8 in text becomes U+FFFD;

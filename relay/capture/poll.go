@@ -93,13 +93,14 @@ func (c *Capture) pollBatch(ctx context.Context, keys sourceKeys) (int, error) {
 	var events []store.CaptureEvent
 	var skips []skip
 	var res fanOutResult
+	var tooLarge int // newly quarantined as too_large
 	ids, err := c.st.PublicIDs(cctx)
 	if err != nil {
 		return 0, err
 	}
 	two := c.twoDatabases()
 	err = c.source().Tx(cctx, func(tx *store.Store) error {
-		rows, err := tx.OutboxClaim(cctx, c.cfg.PollBatch)
+		rows, err := tx.OutboxClaim(cctx, c.cfg.PollBatch, c.cfg.MaxEventBytes)
 		if err != nil {
 			return err
 		}
@@ -108,20 +109,36 @@ func (c *Capture) pollBatch(ctx context.Context, keys sourceKeys) (int, error) {
 			return nil
 		}
 		var b store.CaptureBatch
+		var big []oversized
 		claimedIDs := make([]int64, 0, len(rows))
 		for _, r := range rows {
 			claimedIDs = append(claimedIDs, r.ID)
-			ev, sk := outboxEvent(c.cfg.Catalog, ids, keys, r.ID, r.CompanyID, r.EventKey, r.Payload, r.CreatedAt)
-			if sk != nil {
+			ev, o, sk := outboxEvent(c.cfg.Catalog, ids, keys, c.cfg.MaxEventBytes, r.ID, r.CompanyID, r.EventKey, r.Payload, r.PayloadBytes, r.CreatedAt)
+			switch {
+			case sk != nil:
 				skips = append(skips, *sk)
-				continue
+			case o != nil:
+				big = append(big, *o)
+			default:
+				b.Events = append(b.Events, ev)
 			}
-			b.Events = append(b.Events, ev)
 		}
 		events = b.Events
+		// Oversized rows are quarantined without their payloads (which the claim did not
+		// read) where the events go: walhook's database, committed there at once with two
+		// databases, in the claim's transaction (a savepoint each) with one.
+		qst := c.st
+		if !two {
+			qst = tx
+		}
+		if tooLarge, err = c.setAside(cctx, qst, big); err != nil {
+			return err
+		}
 		if two {
 			// Each write commits in walhook's database (a refused event is quarantined there);
 			// then the rows go in the source transaction that holds them.
+			c.countTooLarge(tooLarge) // committed
+			tooLarge = 0
 			if len(b.Events) > 0 {
 				if res, err = c.fanOut(cctx, c.st, b); err != nil {
 					return err
@@ -143,6 +160,7 @@ func (c *Capture) pollBatch(ctx context.Context, keys sourceKeys) (int, error) {
 	c.reportFanOut(res.CaptureResult)
 	if !two {
 		c.countQuarantined(res) // with two databases fanOut counted them as they committed
+		c.countTooLarge(tooLarge)
 	}
 	unknown := make(map[string]bool, len(res.UnknownCompany))
 	for _, k := range res.UnknownCompany {

@@ -244,7 +244,11 @@ func TestEveryColumnTypeSurvives(t *testing.T) {
 	require.NoError(t, cat.Sync(ctx, f.src, f.st))
 	f.cat = cat
 	reg := prometheus.NewRegistry()
-	f.start(t, f.config(), reg, nil)
+	cfg := f.config()
+	// Its rows reach about a megabyte with their previous rows; the cap on an event's size has
+	// tests of its own (toolarge_test.go), this one is about the values.
+	cfg.MaxEventBytes = 64 << 20
+	f.start(t, cfg, reg, nil)
 	f.waitStreaming(t)
 
 	// one per change of odd, with what decides its outcome

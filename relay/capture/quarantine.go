@@ -12,6 +12,50 @@ import (
 // even the quarantine row): logged with its position and skipped, so capture goes on.
 const skipUnstorable = "unstorable"
 
+// quarantineTooLarge is the quarantine reason (walhook_capture_quarantined_total{reason}) of an
+// event over Config.MaxEventBytes, set aside without its payload.
+const quarantineTooLarge = "too_large"
+
+// setAside quarantines events over Config.MaxEventBytes (decoded without their payloads) on st,
+// and returns how many were new (not a replay), for the caller to count once st's writes are
+// committed (countTooLarge). Each is logged with its position on a rate limiter. A transient
+// error is returned (the batch is retried: the source keys dedupe); a quarantine row refused
+// for good is skipped as unstorable, as in quarantine.
+func (c *Capture) setAside(ctx context.Context, st *store.Store, big []oversized) (int, error) {
+	added := 0
+	for _, o := range big {
+		cause := &store.TooLargeError{Size: o.size, Max: c.cfg.MaxEventBytes}
+		qctx, cancel := context.WithTimeout(ctx, c.cfg.CommitTimeout)
+		ok, err := st.CaptureQuarantineAdd(qctx, o.event, cause)
+		cancel()
+		switch {
+		case err == nil:
+		case store.Permanent(err):
+			c.m.skipped.WithLabelValues(skipUnstorable).Inc()
+			c.log.Error().Err(err).Str("position", o.event.SourceKey).Str("event", o.event.EventKey).
+				Msg("oversized event neither delivered nor quarantined; skipped")
+			continue
+		default:
+			return added, fmt.Errorf("quarantine oversized event: %w", err)
+		}
+		if ok {
+			added++
+		}
+		c.tooLargeLog.Msg(c.log.Error().Str("position", o.event.SourceKey).Str("event", o.event.EventKey).
+			Str("company", o.event.CompanyID).Int("bytes", o.size).Int("max", c.cfg.MaxEventBytes),
+			"event larger than --capture-max-event-bytes; quarantined without its payload, not delivered")
+	}
+	return added, nil
+}
+
+// countTooLarge counts n events newly quarantined as too_large.
+func (c *Capture) countTooLarge(n int) {
+	if n > 0 {
+		c.m.quarantined.WithLabelValues(quarantineTooLarge).Add(float64(n))
+		c.m.quarantineRows.Add(float64(n))
+	}
+}
+
 // fanOutResult is what fanOut did: the store's counts, and the source keys it set aside.
 type fanOutResult struct {
 	store.CaptureResult

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/walhook/walhook/relay/store"
 )
@@ -189,9 +190,12 @@ func (c *Capture) stream(ctx context.Context) error {
 	}
 	dec := newDecoder(c.cfg.Catalog, ids, ring)
 	dec.partEvents = min(c.cfg.BatchEvents, partEvents)
+	dec.partBytes = partBytes
+	dec.maxEvent = c.cfg.MaxEventBytes
 	dec.stored = start
 	dec.srcKeys = keys
-	s := &session{c: c, conn: conn, dec: dec, txns: make(chan *txn, 4096), systemID: sys.SystemID, epoch: keys.epoch}
+	s := &session{c: c, conn: conn, dec: dec, txns: make(chan *txn, 4096), systemID: sys.SystemID, epoch: keys.epoch,
+		inflight: semaphore.NewWeighted(inflightBytes)}
 	committed := make(chan error, 1)
 	go func() {
 		err := s.commitLoop(sctx)
@@ -235,6 +239,18 @@ func (c *Capture) startPosition(pos store.CapturePosition, sys pglogrepl.Identif
 // transaction reaching capture, large enough that a part is one efficient statement.
 const partEvents = 500
 
+// partBytes bounds a part by its payloads' bytes as well (the first part: a fifth of it), so a
+// transaction of many mid-sized rows is handed over every few MiB, never held whole.
+const partBytes = 4 << 20
+
+// inflightBytes bounds the payload bytes decoded and handed to the committer but not yet
+// committed: the reader waits when it is reached, so a committer slower than the stream cannot
+// make the queue hold gigabytes. It also bounds one fan-out batch: storing a batch copies its
+// payloads two or three times (the statement's arrays, the connection's buffer), so memory is a
+// small multiple of it. A transaction larger than it (it is at most partBytes plus one event)
+// takes the whole of it.
+const inflightBytes = 16 << 20
+
 // session is one replication session: the reader owns conn and the decoder; the committer owns
 // the fan-out transactions; they share positions through atomics.
 type session struct {
@@ -247,6 +263,10 @@ type session struct {
 	// and epoch the session's source epoch, which the position is stored under.
 	systemID string
 	epoch    int
+
+	// inflight counts the payload bytes handed to the committer and not yet committed
+	// (inflightBytes).
+	inflight *semaphore.Weighted
 
 	flushed   atomic.Uint64 // end LSN of the last transaction whose events committed
 	handed    atomic.Int64  // transactions handed to the committer
@@ -332,6 +352,9 @@ func (s *session) decode(ctx context.Context, xld pglogrepl.XLogData) (err error
 	if t == nil {
 		return nil
 	}
+	if err := s.inflight.Acquire(ctx, t.weight()); err != nil {
+		return err
+	}
 	s.handed.Add(1)
 	select {
 	case s.txns <- t:
@@ -340,6 +363,9 @@ func (s *session) decode(ctx context.Context, xld pglogrepl.XLogData) (err error
 		return ctx.Err()
 	}
 }
+
+// weight is what t holds of the in-flight budget (inflightBytes).
+func (t *txn) weight() int64 { return min(int64(t.bytes), inflightBytes) }
 
 // sendStatus reports the flush position: the end of the last committed transaction, or, when
 // idle (no open transaction, everything handed over committed), the server's last keepalive
@@ -437,6 +463,9 @@ func (s *session) commitLoop(ctx context.Context) error {
 			s.flushed.Store(uint64(end))
 		}
 		s.committed.Add(int64(len(batch)))
+		for _, t := range batch {
+			s.inflight.Release(t.weight())
+		}
 	}
 }
 
@@ -447,10 +476,21 @@ func (s *session) commitLoop(ctx context.Context) error {
 func (c *Capture) commit(ctx context.Context, batch []*txn, retryOutbox []int64, pos store.CapturePosition) ([]int64, error) {
 	b := store.CaptureBatch{Position: pos}
 	outbox := append([]int64(nil), retryOutbox...)
+	var big []oversized
 	for _, t := range batch {
 		b.Events = append(b.Events, t.events...)
 		outbox = append(outbox, t.outboxIDs...)
+		big = append(big, t.tooLarge...)
 		c.reportSkips(t.skips)
+	}
+	if len(big) > 0 {
+		// Set aside in walhook's database before the batch's position is stored: a crash in
+		// between replays them, and their source keys dedupe in the quarantine.
+		n, err := c.setAside(ctx, c.st, big)
+		c.countTooLarge(n)
+		if err != nil {
+			return nil, err
+		}
 	}
 	for _, t := range batch {
 		if !t.part {

@@ -26,10 +26,30 @@ type Quarantined struct {
 	Attempts   int32
 }
 
+// TooLargeError is an event capture did not render because it exceeded its cap
+// (--capture-max-event-bytes). It is quarantined without its payload.
+type TooLargeError struct {
+	Size int // the event's size in bytes (a lower bound when it was not rendered)
+	Max  int // the cap
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("too_large: event of %d bytes or more exceeds --capture-max-event-bytes %d; its payload was not kept", e.Size, e.Max)
+}
+
+// ErrPayloadNotKept: a quarantined event was set aside without its payload (too large), so it
+// cannot be retried; the application has to send it again, smaller.
+var ErrPayloadNotKept = errors.New("the event was quarantined without its payload (too large); it cannot be retried")
+
 // CaptureQuarantineAdd sets e aside with the error that refused it. It reports false when e's
 // source key is quarantined already (a replay). The text columns are cleaned (no NUL, valid
-// UTF-8) and the payload is kept as bytes, so the insert cannot fail on e's data.
+// UTF-8) and the payload is kept as bytes, so the insert cannot fail on e's data. An event set
+// aside for its size (cause a *TooLargeError) has no payload: it is stored empty.
 func (s *Store) CaptureQuarantineAdd(ctx context.Context, e CaptureEvent, cause error) (bool, error) {
+	payload := e.Payload
+	if payload == nil {
+		payload = []byte{} // NOT NULL: an empty payload is one that was not kept
+	}
 	var at *time.Time
 	if !e.OccurredAt.IsZero() {
 		t := e.OccurredAt
@@ -42,7 +62,7 @@ func (s *Store) CaptureQuarantineAdd(ctx context.Context, e CaptureEvent, cause 
 		var err error
 		n, err = tx.q.CaptureQuarantineAdd(ctx, dbsqlc.CaptureQuarantineAddParams{
 			SourceKey: cleanText(e.SourceKey), CompanyID: cleanText(e.CompanyID), EventKey: cleanText(e.EventKey),
-			Payload: e.Payload, OccurredAt: at, Sqlstate: cleanText(SQLState(cause)), Reason: failureReason(cause),
+			Payload: payload, OccurredAt: at, Sqlstate: cleanText(SQLState(cause)), Reason: failureReason(cause),
 		})
 		return err
 	})
@@ -98,7 +118,8 @@ var ErrUnknownCompany = errors.New("the event's company does not exist")
 // and its deliveries) and, when that succeeds, removes it from the quarantine in the same
 // transaction. When PostgreSQL refuses it again (a Permanent error) or its company is unknown,
 // the event stays, with attempts+1 and the new reason, and the error is returned. A transient
-// error changes nothing. ErrNotFound when there is no such quarantined event.
+// error changes nothing. An event quarantined without its payload (too large) is not retried:
+// ErrPayloadNotKept, nothing changed. ErrNotFound when there is no such quarantined event.
 func (s *Store) CaptureQuarantineRetry(ctx context.Context, id int64) (CaptureResult, error) {
 	var res CaptureResult
 	var refused error
@@ -106,6 +127,9 @@ func (s *Store) CaptureQuarantineRetry(ctx context.Context, id int64) (CaptureRe
 		r, err := tx.q.CaptureQuarantineLock(ctx, id)
 		if err != nil {
 			return mapErr(err)
+		}
+		if len(r.Payload) == 0 {
+			return ErrPayloadNotKept
 		}
 		e := CaptureEvent{SourceKey: r.SourceKey, CompanyID: r.CompanyID, EventKey: r.EventKey, Payload: r.Payload}
 		if r.OccurredAt != nil {

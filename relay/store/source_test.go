@@ -83,7 +83,7 @@ func TestSourceMigrationsFresh(t *testing.T) {
 	require.NoError(t, src.CaptureModeSet(ctx, store.CapturePoll))
 	require.NoError(t, pool.QueryRow(ctx, `SELECT coalesce(walhook.emit('1', 'x', '{}')::text, 'null')`).Scan(&lsn))
 	require.Equal(t, "null", lsn, "poll mode: an outbox row")
-	rows, err := src.OutboxClaim(ctx, 10)
+	rows, err := src.OutboxClaim(ctx, 10, 0)
 	require.NoError(t, err)
 	require.Len(t, rows, 1)
 	gone, err := src.OutboxDelete(ctx, []int64{rows[0].ID, rows[0].ID + 1000})

@@ -7,32 +7,54 @@ package dbsqlc
 
 import (
 	"context"
+	"encoding/json"
+	"time"
 )
 
 const outboxClaim = `-- name: OutboxClaim :many
-SELECT id, company_id, event_key, payload, created_at
-FROM walhook.outbox
-ORDER BY id
-LIMIT $1::int
-FOR UPDATE SKIP LOCKED
+SELECT o.id, o.company_id, o.event_key,
+    (CASE WHEN s.payload_bytes <= $1::bigint THEN o.payload END)::jsonb AS payload,
+    s.payload_bytes, o.created_at
+FROM walhook.outbox o
+CROSS JOIN LATERAL (SELECT octet_length(o.payload::text)::bigint AS payload_bytes) s
+ORDER BY o.id
+LIMIT $2::int
+FOR UPDATE OF o SKIP LOCKED
 `
 
+type OutboxClaimParams struct {
+	MaxPayloadBytes int64
+	MaxRows         int32
+}
+
+type OutboxClaimRow struct {
+	ID           int64
+	CompanyID    string
+	EventKey     string
+	Payload      json.RawMessage
+	PayloadBytes int64
+	CreatedAt    time.Time
+}
+
 // OutboxClaim locks the oldest outbox rows no other poller holds; the caller deletes them with
-// CaptureCommit (one database) or OutboxDelete (two) in the same transaction.
-func (q *Queries) OutboxClaim(ctx context.Context, maxRows int32) ([]WalhookOutbox, error) {
-	rows, err := q.db.Query(ctx, outboxClaim, maxRows)
+// CaptureCommit (one database) or OutboxDelete (two) in the same transaction. payload_bytes is
+// the payload's size as text; a payload larger than max_payload_bytes is not sent (NULL), so a
+// huge row never reaches the relay's memory.
+func (q *Queries) OutboxClaim(ctx context.Context, arg OutboxClaimParams) ([]OutboxClaimRow, error) {
+	rows, err := q.db.Query(ctx, outboxClaim, arg.MaxPayloadBytes, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []WalhookOutbox{}
+	items := []OutboxClaimRow{}
 	for rows.Next() {
-		var i WalhookOutbox
+		var i OutboxClaimRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.CompanyID,
 			&i.EventKey,
 			&i.Payload,
+			&i.PayloadBytes,
 			&i.CreatedAt,
 		); err != nil {
 			return nil, err

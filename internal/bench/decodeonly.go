@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/walhook/walhook/relay/capture"
 )
 
 // decodeSlot is the decoding-only reader's temporary slot (dropped when its session ends).
@@ -73,44 +73,21 @@ func (d *decodeOnly) read(ctx context.Context) error {
 			}
 			next = time.Now().Add(time.Second)
 		}
-		rctx, cancel := context.WithDeadline(ctx, next)
-		raw, err := d.conn.ReceiveMessage(rctx)
-		cancel()
+		r, err := capture.Receive(ctx, d.conn, next)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if pgconn.Timeout(err) {
-				continue
-			}
-			return fmt.Errorf("receive replication message: %w", err)
+			return err
 		}
-		switch msg := raw.(type) {
-		case *pgproto3.CopyData:
-			if len(msg.Data) == 0 {
-				continue
+		switch {
+		case r.Keepalive:
+			d.advance(r.KeepaliveMsg.ServerWALEnd)
+			if r.KeepaliveMsg.ReplyRequested {
+				next = time.Time{}
 			}
-			switch msg.Data[0] {
-			case pglogrepl.PrimaryKeepaliveMessageByteID:
-				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
-				if err != nil {
-					return fmt.Errorf("parse keepalive: %w", err)
-				}
-				d.advance(ka.ServerWALEnd)
-				if ka.ReplyRequested {
-					next = time.Time{}
-				}
-			case pglogrepl.XLogDataByteID:
-				x, err := pglogrepl.ParseXLogData(msg.Data[1:])
-				if err != nil {
-					return fmt.Errorf("parse xlog data: %w", err)
-				}
-				d.advance(x.WALStart + pglogrepl.LSN(len(x.WALData)))
-			}
-		case *pgproto3.ErrorResponse:
-			return fmt.Errorf("replication: %w", pgconn.ErrorResponseToPgError(msg))
-		case *pgproto3.CopyDone:
-			return errors.New("replication: the server ended the stream")
+		case r.XLog:
+			d.advance(r.XLogMsg.WALStart + pglogrepl.LSN(len(r.XLogMsg.WALData)))
 		}
 	}
 }

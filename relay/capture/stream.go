@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/walhook/walhook/relay/store"
@@ -284,46 +283,20 @@ func (s *session) readLoop(ctx context.Context) error {
 			}
 			nextStatus = time.Now().Add(cfg.StatusInterval)
 		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
-		raw, err := s.conn.ReceiveMessage(rctx)
-		cancel()
+		r, err := Receive(ctx, s.conn, nextStatus)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if pgconn.Timeout(err) {
-				continue
-			}
-			return fmt.Errorf("receive replication message: %w", err)
+			return err
 		}
-		switch msg := raw.(type) {
-		case *pgproto3.CopyData:
-			if len(msg.Data) == 0 {
-				continue
+		switch {
+		case r.Keepalive:
+			serverEnd = max(serverEnd, r.KeepaliveMsg.ServerWALEnd)
+			if r.KeepaliveMsg.ReplyRequested {
+				nextStatus = time.Time{}
 			}
-			switch msg.Data[0] {
-			case pglogrepl.PrimaryKeepaliveMessageByteID:
-				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
-				if err != nil {
-					return fmt.Errorf("parse keepalive: %w", err)
-				}
-				serverEnd = max(serverEnd, ka.ServerWALEnd)
-				if ka.ReplyRequested {
-					nextStatus = time.Time{}
-				}
-			case pglogrepl.XLogDataByteID:
-				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
-				if err != nil {
-					return fmt.Errorf("parse xlog data: %w", err)
-				}
-				if err := s.decode(ctx, xld); err != nil {
-					return err
-				}
+		case r.XLog:
+			if err := s.decode(ctx, r.XLogMsg); err != nil {
+				return err
 			}
-		case *pgproto3.ErrorResponse:
-			return fmt.Errorf("replication: %w", pgconn.ErrorResponseToPgError(msg))
-		case *pgproto3.CopyDone:
-			return errors.New("replication: the server ended the stream")
 		}
 	}
 }

@@ -204,7 +204,7 @@ func (c *Capture) stream(ctx context.Context) error {
 		}
 		committed <- err
 	}()
-	err = s.readLoop(sctx)
+	err = s.readLoop(sctx) // never nil: the reader returns only with an error or its context's end
 	cancel(err)
 	cerr := <-committed
 	if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) {
@@ -213,10 +213,10 @@ func (c *Capture) stream(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	if err != nil {
-		return &sessionError{reasonStream, err}
+	if cerr != nil { // a committer's failure is sctx's cause (above); kept should that change
+		return cerr
 	}
-	return cerr
+	return &sessionError{reasonStream, err}
 }
 
 // startPosition is where the stream starts: the position stored with the events in walhook's

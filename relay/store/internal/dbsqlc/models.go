@@ -23,8 +23,30 @@ type WalhookApiToken struct {
 }
 
 type WalhookAttempt struct {
-	ID              int64
+	ID              *int64
 	DeliveryID      int64
+	EventAt         time.Time
+	CompanyID       string
+	WebhookID       int64
+	N               int32
+	StartedAt       time.Time
+	DurationMs      int32
+	RequestMethod   string
+	RequestUrl      string
+	RequestHeaders  json.RawMessage
+	RequestBody     *string
+	ResponseStatus  *int32
+	ResponseHeaders json.RawMessage
+	ResponseBody    *string
+	Error           *string
+	Outcome         string
+	Trigger         string
+}
+
+type WalhookAttemptPdefault struct {
+	ID              *int64
+	DeliveryID      int64
+	EventAt         time.Time
 	CompanyID       string
 	WebhookID       int64
 	N               int32
@@ -96,10 +118,32 @@ type WalhookCompany struct {
 }
 
 type WalhookDelivery struct {
-	ID             int64
+	ID             *int64
 	CompanyID      string
 	WebhookID      int64
 	EventID        int64
+	EventAt        time.Time
+	EventKey       string
+	State          string
+	Attempts       int32
+	NextAttemptAt  time.Time
+	LeaseUntil     *time.Time
+	LeasedBy       *string
+	LastStatusCode *int32
+	LastError      *string
+	LastAttemptAt  *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	AttemptsBase   int32
+	ResyncAt       *time.Time
+}
+
+type WalhookDeliveryPdefault struct {
+	ID             *int64
+	CompanyID      string
+	WebhookID      int64
+	EventID        int64
+	EventAt        time.Time
 	EventKey       string
 	State          string
 	Attempts       int32
@@ -123,7 +167,17 @@ type WalhookEmitKey struct {
 }
 
 type WalhookEvent struct {
-	ID         int64
+	ID         *int64
+	SourceKey  string
+	CompanyID  string
+	EventKey   string
+	Payload    json.RawMessage
+	OccurredAt time.Time
+	CapturedAt time.Time
+}
+
+type WalhookEventPdefault struct {
+	ID         *int64
 	SourceKey  string
 	CompanyID  string
 	EventKey   string

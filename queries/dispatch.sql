@@ -325,9 +325,9 @@ LISTEN walhook_deliveries;
 LISTEN walhook_webhooks;
 
 -- DispatchEventInsert stores an event for storetest.Enqueue (tests only; capture stores events in
--- its batched CaptureCommit). A replayed source_key returns the existing event.
+-- its batched CaptureCommit). A replayed (source_key, occurred_at) returns the existing event.
 -- name: DispatchEventInsert :one
 INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
 VALUES (@source_key, @company_id, @event_key, @payload, @occurred_at)
-ON CONFLICT (source_key) DO UPDATE SET source_key = excluded.source_key
+ON CONFLICT (source_key, occurred_at) DO UPDATE SET source_key = excluded.source_key
 RETURNING id;

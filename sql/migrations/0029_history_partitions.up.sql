@@ -109,7 +109,7 @@ ALTER SEQUENCE walhook.attempt_id_seq RENAME TO attempt_old_id_seq;
 
 -- One row per captured event (see 0001); source_key is the source position, unique with its time.
 CREATE TABLE walhook.event (
-    id           bigint      GENERATED ALWAYS AS IDENTITY,
+    id           bigint      NOT NULL GENERATED ALWAYS AS IDENTITY,
     source_key   text        NOT NULL,
     company_id   text        NOT NULL,
     event_key    text        NOT NULL,
@@ -120,7 +120,7 @@ CREATE TABLE walhook.event (
 
 -- The queue and the history: one row per (event, webhook); event_at is the event's occurred_at.
 CREATE TABLE walhook.delivery (
-    id               bigint      GENERATED ALWAYS AS IDENTITY,
+    id               bigint      NOT NULL GENERATED ALWAYS AS IDENTITY,
     company_id       text        NOT NULL,
     webhook_id       bigint      NOT NULL,
     event_id         bigint      NOT NULL,
@@ -142,7 +142,7 @@ CREATE TABLE walhook.delivery (
 
 -- One row per HTTP try; event_at is its delivery's.
 CREATE TABLE walhook.attempt (
-    id               bigint      GENERATED ALWAYS AS IDENTITY,
+    id               bigint      NOT NULL GENERATED ALWAYS AS IDENTITY,
     delivery_id      bigint      NOT NULL,
     event_at         timestamptz NOT NULL,
     company_id       text        NOT NULL,

@@ -21,8 +21,8 @@ WITH input AS (
 ), ins AS (
     INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
     SELECT k.source_key, k.company_id, k.event_key, k.payload, k.occurred_at FROM known k
-    ON CONFLICT (source_key) DO NOTHING
-    RETURNING id, source_key, company_id, event_key, payload
+    ON CONFLICT (source_key, occurred_at) DO NOTHING
+    RETURNING id, source_key, company_id, event_key, payload, occurred_at
 ), matched AS (
     -- Which webhooks an event goes to: the active webhooks of its company, if the company is not
     -- disabled, subscribed to its key (one of their event_keys).
@@ -30,40 +30,40 @@ WITH input AS (
     -- memory: its webhook is failing (its deliveries are retried on a schedule) or rate-limited
     -- (webhook.Webhook.Queued: its deliveries wait for tokens under claims sized by the limit),
     -- or the local dispatcher holds its share of the webhook or of the company already.
-    SELECT ins.id AS event_id, ins.source_key, ins.company_id, ins.event_key, w.id AS webhook_id,
+    SELECT ins.id AS event_id, ins.occurred_at AS event_at, ins.source_key, ins.company_id, ins.event_key, w.id AS webhook_id,
         (w.failing_since IS NOT NULL OR w.rate_limit IS NOT NULL
             OR w.id = ANY($6::bigint[])
             OR w.company_id = ANY($7::text[])) AS must_claim
     FROM ins JOIN walhook.webhook w ON w.active AND w.company_id = ins.company_id AND ins.event_key = ANY(w.event_keys)
     JOIN walhook.company c ON c.id = ins.company_id AND c.disabled_at IS NULL
 ), ranked AS (
-    SELECT m.event_id, m.source_key, m.company_id, m.event_key, m.webhook_id, m.must_claim, row_number() OVER (PARTITION BY m.webhook_id, m.must_claim ORDER BY m.event_id) AS per_webhook
+    SELECT m.event_id, m.event_at, m.source_key, m.company_id, m.event_key, m.webhook_id, m.must_claim, row_number() OVER (PARTITION BY m.webhook_id, m.must_claim ORDER BY m.event_id) AS per_webhook
     FROM matched m
 ), share AS (
     SELECT unnest($8::bigint[]) AS webhook_id, unnest($9::bigint[]) AS n
 ), eligible AS (
-    SELECT r.event_id, r.source_key, r.company_id, r.event_key, r.webhook_id,
+    SELECT r.event_id, r.event_at, r.source_key, r.company_id, r.event_key, r.webhook_id,
         ($10::text <> '' AND NOT r.must_claim
             AND r.per_webhook <= coalesce(share.n, $11::bigint)) AS eligible
     FROM ranked r LEFT JOIN share ON share.webhook_id = r.webhook_id
 ), planned AS (
-    SELECT e.event_id, e.source_key, e.company_id, e.event_key, e.webhook_id,
+    SELECT e.event_id, e.event_at, e.source_key, e.company_id, e.event_key, e.webhook_id,
         (e.eligible AND row_number() OVER (PARTITION BY e.eligible ORDER BY e.event_id, e.webhook_id) <= $12::bigint) AS handed
     FROM eligible e
 ), fan AS (
-    INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, lease_until, leased_by)
-    SELECT p.company_id, p.webhook_id, p.event_id, p.event_key,
+    INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key, lease_until, leased_by)
+    SELECT p.company_id, p.webhook_id, p.event_id, p.event_at, p.event_key,
         CASE WHEN p.handed THEN now() + make_interval(secs => $13::float8) END,
         CASE WHEN p.handed THEN $10::text END
     FROM planned p
     -- No ON CONFLICT: the events are those this statement inserted (a replayed source key
     -- inserts none), so none has a delivery yet; ON CONFLICT would make each row a speculative
     -- insertion, one more WAL record (HEAP_CONFIRM, 48 bytes) per delivery.
-    RETURNING id, company_id, webhook_id, event_id, leased_by IS NOT NULL AS handed
+    RETURNING id, company_id, webhook_id, event_id, event_at, leased_by IS NOT NULL AS handed
 ), handed AS (
     -- The envelope as stored (jsonb's rendering: what a claim would read, and what the history
     -- shows as the body sent), once per event.
-    SELECT f.id, f.company_id, f.webhook_id, f.event_id,
+    SELECT f.id, f.company_id, f.webhook_id, f.event_id, f.event_at,
         CASE WHEN row_number() OVER (PARTITION BY f.event_id ORDER BY f.id) = 1 THEN ins.payload::text ELSE '' END AS payload
     FROM fan f JOIN ins ON ins.id = f.event_id
     WHERE f.handed
@@ -97,6 +97,7 @@ SELECT
     (SELECT coalesce(array_agg(h.company_id ORDER BY h.id), '{}') FROM handed h)::text[] AS handed_company_ids,
     (SELECT coalesce(array_agg(h.webhook_id ORDER BY h.id), '{}') FROM handed h)::bigint[] AS handed_webhook_ids,
     (SELECT coalesce(array_agg(h.event_id ORDER BY h.id), '{}') FROM handed h)::bigint[] AS handed_event_ids,
+    (SELECT coalesce(array_agg(h.event_at ORDER BY h.id), '{}') FROM handed h)::timestamptz[] AS handed_event_ats,
     (SELECT coalesce(array_agg(h.payload ORDER BY h.id), '{}') FROM handed h)::text[] AS handed_payloads,
     now()::timestamptz AS captured_at
 `
@@ -132,6 +133,7 @@ type CaptureCommitRow struct {
 	HandedCompanyIds []string
 	HandedWebhookIds []int64
 	HandedEventIds   []int64
+	HandedEventAts   []time.Time
 	HandedPayloads   []string
 	CapturedAt       time.Time
 }
@@ -186,6 +188,7 @@ func (q *Queries) CaptureCommit(ctx context.Context, arg CaptureCommitParams) (C
 		&i.HandedCompanyIds,
 		&i.HandedWebhookIds,
 		&i.HandedEventIds,
+		&i.HandedEventAts,
 		&i.HandedPayloads,
 		&i.CapturedAt,
 	)

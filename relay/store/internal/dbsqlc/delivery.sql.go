@@ -15,7 +15,7 @@ SELECT company_id FROM walhook.delivery WHERE id = $1
 
 // DeliveryCompany returns a delivery's company, whatever it is: for relay/store/storetest (tests
 // only), which then reads the delivery through the company-scoped history.
-func (q *Queries) DeliveryCompany(ctx context.Context, id *int64) (string, error) {
+func (q *Queries) DeliveryCompany(ctx context.Context, id int64) (string, error) {
 	row := q.db.QueryRow(ctx, deliveryCompany, id)
 	var company_id string
 	err := row.Scan(&company_id)
@@ -23,32 +23,32 @@ func (q *Queries) DeliveryCompany(ctx context.Context, id *int64) (string, error
 }
 
 const deliveryEnqueue = `-- name: DeliveryEnqueue :many
-INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key)
-SELECT e.company_id, w.id, e.id, e.event_key
+INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key)
+SELECT e.company_id, w.id, e.id, e.occurred_at, e.event_key
 FROM walhook.event e
 JOIN walhook.webhook w ON w.company_id = e.company_id AND w.id = ANY($1::bigint[])
 WHERE e.id = $2
-ON CONFLICT (event_id, webhook_id) DO NOTHING
+ON CONFLICT (event_id, webhook_id, event_at) DO NOTHING
 RETURNING id
 `
 
 type DeliveryEnqueueParams struct {
 	WebhookIds []int64
-	EventID    *int64
+	EventID    int64
 }
 
 // DeliveryEnqueue inserts one pending delivery of an event per webhook of its company, due now,
 // for storetest.Enqueue (tests only; capture's fan-out is CaptureCommit). Webhooks already
 // holding a delivery of the event are skipped, so a replay creates nothing twice.
-func (q *Queries) DeliveryEnqueue(ctx context.Context, arg DeliveryEnqueueParams) ([]*int64, error) {
+func (q *Queries) DeliveryEnqueue(ctx context.Context, arg DeliveryEnqueueParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, deliveryEnqueue, arg.WebhookIds, arg.EventID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []*int64{}
+	items := []int64{}
 	for rows.Next() {
-		var id *int64
+		var id int64
 		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}

@@ -37,7 +37,7 @@ type DeliveryHistoryAttemptsParams struct {
 }
 
 type DeliveryHistoryAttemptsRow struct {
-	ID              *int64
+	ID              int64
 	N               int32
 	StartedAt       time.Time
 	DurationMs      int32
@@ -107,7 +107,7 @@ type DeliveryHistoryFindByEventParams struct {
 }
 
 type DeliveryHistoryFindByEventRow struct {
-	ID        *int64
+	ID        int64
 	CreatedAt time.Time
 }
 
@@ -151,11 +151,11 @@ WHERE d.company_id = $1 AND d.id = $2
 
 type DeliveryHistoryGetParams struct {
 	CompanyID string
-	ID        *int64
+	ID        int64
 }
 
 type DeliveryHistoryGetRow struct {
-	ID              *int64
+	ID              int64
 	WebhookID       int64
 	EventID         int64
 	EventKey        string
@@ -264,7 +264,7 @@ type DeliveryHistoryListParams struct {
 }
 
 type DeliveryHistoryListRow struct {
-	ID             *int64
+	ID             int64
 	WebhookID      int64
 	EventID        int64
 	EventKey       string
@@ -623,15 +623,15 @@ RETURNING id
 
 type DeliveryResyncParams struct {
 	CompanyID string
-	ID        *int64
+	ID        int64
 }
 
 // DeliveryResync puts one delivery of a company back in the queue, due now: the same event, the
 // same payload and the same webhook-id. A delivery being sent right now (pending with a live
 // lease) is left alone and matches nothing.
-func (q *Queries) DeliveryResync(ctx context.Context, arg DeliveryResyncParams) (*int64, error) {
+func (q *Queries) DeliveryResync(ctx context.Context, arg DeliveryResyncParams) (int64, error) {
 	row := q.db.QueryRow(ctx, deliveryResync, arg.CompanyID, arg.ID)
-	var id *int64
+	var id int64
 	err := row.Scan(&id)
 	return id, err
 }

@@ -70,7 +70,7 @@ type DispatchClaimParams struct {
 }
 
 type DispatchClaimRow struct {
-	ID           *int64
+	ID           int64
 	CompanyID    string
 	WebhookID    int64
 	EventID      int64
@@ -206,7 +206,7 @@ type DispatchClaimFairParams struct {
 }
 
 type DispatchClaimFairRow struct {
-	ID           *int64
+	ID           int64
 	CompanyID    string
 	WebhookID    int64
 	EventID      int64
@@ -273,7 +273,7 @@ func (q *Queries) DispatchClaimFair(ctx context.Context, arg DispatchClaimFairPa
 const dispatchEventInsert = `-- name: DispatchEventInsert :one
 INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
 VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (source_key) DO UPDATE SET source_key = excluded.source_key
+ON CONFLICT (source_key, occurred_at) DO UPDATE SET source_key = excluded.source_key
 RETURNING id
 `
 
@@ -286,8 +286,8 @@ type DispatchEventInsertParams struct {
 }
 
 // DispatchEventInsert stores an event for storetest.Enqueue (tests only; capture stores events in
-// its batched CaptureCommit). A replayed source_key returns the existing event.
-func (q *Queries) DispatchEventInsert(ctx context.Context, arg DispatchEventInsertParams) (*int64, error) {
+// its batched CaptureCommit). A replayed (source_key, occurred_at) returns the existing event.
+func (q *Queries) DispatchEventInsert(ctx context.Context, arg DispatchEventInsertParams) (int64, error) {
 	row := q.db.QueryRow(ctx, dispatchEventInsert,
 		arg.SourceKey,
 		arg.CompanyID,
@@ -295,7 +295,7 @@ func (q *Queries) DispatchEventInsert(ctx context.Context, arg DispatchEventInse
 		arg.Payload,
 		arg.OccurredAt,
 	)
-	var id *int64
+	var id int64
 	err := row.Scan(&id)
 	return id, err
 }

@@ -23,7 +23,7 @@ type WalhookApiToken struct {
 }
 
 type WalhookAttempt struct {
-	ID              *int64
+	ID              int64
 	DeliveryID      int64
 	EventAt         time.Time
 	CompanyID       string
@@ -44,7 +44,7 @@ type WalhookAttempt struct {
 }
 
 type WalhookAttemptPdefault struct {
-	ID              *int64
+	ID              int64
 	DeliveryID      int64
 	EventAt         time.Time
 	CompanyID       string
@@ -118,7 +118,7 @@ type WalhookCompany struct {
 }
 
 type WalhookDelivery struct {
-	ID             *int64
+	ID             int64
 	CompanyID      string
 	WebhookID      int64
 	EventID        int64
@@ -139,7 +139,7 @@ type WalhookDelivery struct {
 }
 
 type WalhookDeliveryPdefault struct {
-	ID             *int64
+	ID             int64
 	CompanyID      string
 	WebhookID      int64
 	EventID        int64
@@ -167,7 +167,7 @@ type WalhookEmitKey struct {
 }
 
 type WalhookEvent struct {
-	ID         *int64
+	ID         int64
 	SourceKey  string
 	CompanyID  string
 	EventKey   string
@@ -177,7 +177,7 @@ type WalhookEvent struct {
 }
 
 type WalhookEventPdefault struct {
-	ID         *int64
+	ID         int64
 	SourceKey  string
 	CompanyID  string
 	EventKey   string

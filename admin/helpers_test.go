@@ -231,15 +231,16 @@ func (e *env) newDelivery(w webhook.Webhook, state string, createdAt time.Time) 
 	if state != "pending" {
 		attempts = 1
 	}
-	require.NoError(e.t, e.pool.QueryRow(e.ctx, `INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, state, attempts,
-		last_status_code, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+	require.NoError(e.t, e.pool.QueryRow(e.ctx, `INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key, state, attempts,
+		last_status_code, created_at) SELECT $1, $2, $3, e.occurred_at, $4, $5, $6, $7, $8 FROM walhook.event e WHERE e.id = $3 RETURNING id`,
 		w.CompanyID, w.ID, evID, w.EventKeys[0], state, attempts, map[string]any{"succeeded": 200, "failed": 500}[state], createdAt).Scan(&dID))
 	if attempts > 0 {
 		outcome := state
-		_, err := e.pool.Exec(e.ctx, `INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, duration_ms,
+		_, err := e.pool.Exec(e.ctx, `INSERT INTO walhook.attempt (delivery_id, event_at, company_id, webhook_id, n, started_at, duration_ms,
 			request_method, request_url, request_headers, request_body, response_status, response_body, outcome)
-			VALUES ($1, $2, $3, 1, $4, 12, 'POST', 'https://hooks.example.com/in',
-			'{"Authorization":"Bearer live-token","X-Api-Key":"key-value","Content-Type":"application/json"}', '{}', $5, 'ok', $6)`,
+			SELECT $1, d.event_at, $2, $3, 1, $4, 12, 'POST', 'https://hooks.example.com/in',
+			'{"Authorization":"Bearer live-token","X-Api-Key":"key-value","Content-Type":"application/json"}', '{}', $5, 'ok', $6
+			FROM walhook.delivery d WHERE d.id = $1`,
 			dID, w.CompanyID, w.ID, createdAt, map[string]int{"succeeded": 200, "failed": 500}[state], outcome)
 		require.NoError(e.t, err)
 	}

@@ -38,8 +38,8 @@ func (e *env) histDelivery(w webhook.Webhook, eventID int64, key, state string, 
 		code = &status
 	}
 	var id int64
-	require.NoError(e.t, e.pool.QueryRow(e.ctx, `INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, state, attempts,
-		last_status_code, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+	require.NoError(e.t, e.pool.QueryRow(e.ctx, `INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key, state, attempts,
+		last_status_code, created_at) SELECT $1, $2, $3, e.occurred_at, $4, $5, $6, $7, $8 FROM walhook.event e WHERE e.id = $3 RETURNING id`,
 		w.CompanyID, w.ID, eventID, key, state, attempts, code, created).Scan(&id))
 	return id
 }
@@ -175,8 +175,8 @@ func TestHistorySearchBounded(t *testing.T) {
 			FROM generate_series(1, $4::int) i
 			RETURNING id, occurred_at
 		)
-		INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, state, attempts, created_at)
-		SELECT 'acme', $1, id, 'contact.created', 'succeeded', 1, occurred_at FROM ev`, w.ID, base, hits, n)
+		INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key, state, attempts, created_at)
+		SELECT 'acme', $1, id, occurred_at, 'contact.created', 'succeeded', 1, occurred_at FROM ev`, w.ID, base, hits, n)
 	require.NoError(t, err)
 	hp := fmt.Sprintf("/v1/webhooks/%d/deliveries?q=needle&limit=20", w.ID)
 

@@ -36,9 +36,9 @@ func seedDeliveries(t *testing.T, pool *pgxpool.Pool, keySpec, url string, n int
 	_, err = pool.Exec(ctx, `
 WITH e AS (
   INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
-  SELECT 'outbox:' || g, '1', 'invoice.paid', '{"type":"invoice.paid"}', now() FROM generate_series(1, $2::int) g RETURNING id
+  SELECT 'outbox:' || g, '1', 'invoice.paid', '{"type":"invoice.paid"}', now() FROM generate_series(1, $2::int) g RETURNING id, occurred_at
 )
-INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key) SELECT '1', $1, e.id, 'invoice.paid' FROM e`, w.ID, n)
+INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key) SELECT '1', $1, e.id, e.occurred_at, 'invoice.paid' FROM e`, w.ID, n)
 	require.NoError(t, err)
 }
 

@@ -26,7 +26,7 @@
 -- or the whole table, before sorting (measured: 100,000 rows read for a first page of 51).
 -- name: DeliveryHistoryList :many
 WITH scanned AS (
-    SELECT d.id, d.created_at, d.event_id
+    SELECT d.id, d.event_at, d.created_at, d.event_id
     FROM walhook.delivery d
     WHERE d.company_id = @company_id AND d.webhook_id = @webhook_id
       AND (sqlc.narg('state')::text IS NULL OR d.state = sqlc.narg('state'))
@@ -42,14 +42,14 @@ WITH scanned AS (
     ORDER BY d.created_at DESC, d.id DESC
     LIMIT @scan_rows
 ), checked AS (
-    SELECT s.id, s.created_at,
+    SELECT s.id, s.event_at, s.created_at,
            (sqlc.narg('text')::text IS NULL OR EXISTS (
                SELECT 1 FROM walhook.event e
-               WHERE e.id = s.event_id AND e.company_id = @company_id
+               WHERE e.id = s.event_id AND e.occurred_at = s.event_at AND e.company_id = @company_id
                  AND strpos(lower(e.payload::text), lower(sqlc.narg('text')::text)) > 0))::boolean AS matched
     FROM scanned s
 ), ranked AS (
-    SELECT c.id, c.matched,
+    SELECT c.id, c.event_at, c.matched,
            count(*) FILTER (WHERE c.matched) OVER newest AS hit_n,
            (row_number() OVER newest = count(*) OVER ())::boolean AS scan_end,
            count(*) OVER () AS scanned
@@ -58,22 +58,24 @@ WITH scanned AS (
 )
 SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at,
        d.last_status_code, d.last_error, d.last_attempt_at, d.created_at, d.updated_at,
-       coalesce((SELECT e.payload ->> 'id' FROM walhook.event e WHERE e.id = d.event_id), '')::text AS event_public_id,
-       coalesce((SELECT a.request_url FROM walhook.attempt a WHERE a.delivery_id = d.id
+       coalesce((SELECT e.payload ->> 'id' FROM walhook.event e
+                 WHERE e.id = d.event_id AND e.occurred_at = d.event_at), '')::text AS event_public_id,
+       coalesce((SELECT a.request_url FROM walhook.attempt a WHERE a.delivery_id = d.id AND a.event_at = d.event_at
                  ORDER BY a.n DESC, a.id DESC LIMIT 1), '')::text AS last_url,
        r.matched, r.scan_end, r.scanned::bigint AS scanned
 FROM ranked r
-JOIN walhook.delivery d ON d.id = r.id AND d.company_id = @company_id
+JOIN walhook.delivery d ON d.id = r.id AND d.event_at = r.event_at AND d.company_id = @company_id
 WHERE (r.matched AND r.hit_n <= @max_rows::bigint) OR r.scan_end
 ORDER BY d.created_at DESC, d.id DESC;
 
 -- DeliveryHistoryFindByEvent finds a webhook's deliveries of the event with a public id ("evt_…",
--- the envelope's id): one probe of event_public_id_idx, then UNIQUE (event_id, webhook_id). The
+-- the envelope's id): one probe of event_public_id_idx, then UNIQUE (event_id, webhook_id, event_at). The
 -- public id is a keyed digest, so there is no row id to compute from it.
 -- name: DeliveryHistoryFindByEvent :many
 SELECT d.id, d.created_at
 FROM walhook.event e
-JOIN walhook.delivery d ON d.event_id = e.id AND d.webhook_id = @webhook_id AND d.company_id = e.company_id
+JOIN walhook.delivery d ON d.event_id = e.id AND d.event_at = e.occurred_at AND d.webhook_id = @webhook_id
+    AND d.company_id = e.company_id
 WHERE e.company_id = @company_id AND (e.payload ->> 'id') = @event_public_id::text
 LIMIT 10;
 
@@ -109,13 +111,13 @@ SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_
        d.lease_until,
        (SELECT jsonb_build_object('method', a.request_method, 'url', a.request_url,
                                   'headers', a.request_headers, 'body', coalesce(a.request_body, e.payload::text))
-        FROM walhook.attempt a WHERE a.delivery_id = d.id
+        FROM walhook.attempt a WHERE a.delivery_id = d.id AND a.event_at = d.event_at
         ORDER BY a.id DESC LIMIT 1)::jsonb AS request,
        d.last_status_code, d.last_error, d.last_attempt_at,
        d.created_at, d.updated_at, e.payload AS event_payload, e.occurred_at AS event_occurred_at,
        coalesce(e.payload ->> 'id', '')::text AS event_public_id
 FROM walhook.delivery d
-JOIN walhook.event e ON e.id = d.event_id
+JOIN walhook.event e ON e.id = d.event_id AND e.occurred_at = d.event_at
 WHERE d.company_id = @company_id AND d.id = @id;
 
 -- DeliveryHistoryAttempts lists a delivery's attempts. body_is_event: the request body was the
@@ -144,8 +146,8 @@ RETURNING id;
 -- name: DeliveryResyncFailed :execrows
 UPDATE walhook.delivery SET
     state = 'pending', next_attempt_at = now(), lease_until = NULL, leased_by = NULL, updated_at = now()
-WHERE id IN (
-    SELECT d.id FROM walhook.delivery d
+WHERE (id, event_at) IN (
+    SELECT d.id, d.event_at FROM walhook.delivery d
     WHERE d.company_id = @company_id AND d.webhook_id = @webhook_id AND d.state = 'failed'
       AND d.created_at >= @since AND d.created_at < @until
     ORDER BY d.created_at, d.id
@@ -172,7 +174,7 @@ LIMIT 1;
 --   failed      the events whose delivery to this webhook ended failed;
 --   never_sent  the events with no delivery to this webhook.
 -- The events are read through event_company_key_time_idx (migration 0021); a delivery through
--- UNIQUE (event_id, webhook_id).
+-- UNIQUE (event_id, webhook_id, event_at).
 
 -- DeliveryReplayCount counts, up to max_rows, what a replay of mode would queue; changes nothing.
 -- name: DeliveryReplayCount :one
@@ -180,7 +182,8 @@ SELECT count(*)::bigint AS n FROM (
     SELECT 1
     FROM walhook.event e
     LEFT JOIN walhook.delivery d
-           ON d.event_id = e.id AND d.webhook_id = @webhook_id AND d.company_id = e.company_id
+           ON d.event_id = e.id AND d.event_at = e.occurred_at AND d.webhook_id = @webhook_id
+          AND d.company_id = e.company_id
     WHERE e.company_id = @company_id AND e.event_key = ANY(@event_keys::text[])
       AND e.occurred_at >= @since AND e.occurred_at < @until
       AND CASE @mode::text
@@ -197,16 +200,17 @@ SELECT count(*)::bigint AS n FROM (
 -- set as a resync sets it, so the attempts say trigger = 'resync' (not fan-out) and the
 -- capture-to-first-attempt latency metric leaves these old events out.
 -- name: DeliveryReplayInsert :execrows
-INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, resync_at)
-SELECT e.company_id, w.id, e.id, e.event_key, now()
+INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key, resync_at)
+SELECT e.company_id, w.id, e.id, e.occurred_at, e.event_key, now()
 FROM walhook.event e
 JOIN walhook.webhook w ON w.company_id = e.company_id AND w.id = @webhook_id
 WHERE e.company_id = @company_id AND e.event_key = ANY(@event_keys::text[])
   AND e.occurred_at >= @since AND e.occurred_at < @until
-  AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id AND d.webhook_id = w.id)
+  AND NOT EXISTS (SELECT 1 FROM walhook.delivery d
+                  WHERE d.event_id = e.id AND d.event_at = e.occurred_at AND d.webhook_id = w.id)
 ORDER BY e.occurred_at, e.id
 LIMIT @max_rows
-ON CONFLICT (event_id, webhook_id) DO NOTHING;
+ON CONFLICT (event_id, webhook_id, event_at) DO NOTHING;
 
 -- DeliveryReplayResync puts up to max_rows finished deliveries to this webhook of the window's
 -- events back in the queue, due now (mode all: succeeded or failed; failed_only: failed). A
@@ -215,11 +219,12 @@ ON CONFLICT (event_id, webhook_id) DO NOTHING;
 -- name: DeliveryReplayResync :execrows
 UPDATE walhook.delivery SET
     state = 'pending', next_attempt_at = now(), lease_until = NULL, leased_by = NULL, updated_at = now()
-WHERE id IN (
-    SELECT d.id
+WHERE (id, event_at) IN (
+    SELECT d.id, d.event_at
     FROM walhook.event e
     JOIN walhook.delivery d
-      ON d.event_id = e.id AND d.webhook_id = @webhook_id AND d.company_id = e.company_id
+      ON d.event_id = e.id AND d.event_at = e.occurred_at AND d.webhook_id = @webhook_id
+     AND d.company_id = e.company_id
     WHERE e.company_id = @company_id AND e.event_key = ANY(@event_keys::text[])
       AND e.occurred_at >= @since AND e.occurred_at < @until
       AND d.state <> 'pending' AND (NOT @failed_only::boolean OR d.state = 'failed')

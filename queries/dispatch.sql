@@ -15,7 +15,7 @@
 -- it scanned, and a claim of a few thousand due deliveries ran for minutes.
 -- name: DispatchClaim :many
 WITH cand AS (
-    SELECT d.id, d.webhook_id, d.next_attempt_at
+    SELECT d.id, d.event_at, d.webhook_id, d.next_attempt_at
     FROM walhook.delivery d
     WHERE d.state = 'pending' AND d.next_attempt_at <= now()
       AND (d.lease_until IS NULL OR d.lease_until < now())
@@ -23,23 +23,23 @@ WITH cand AS (
     ORDER BY d.next_attempt_at
     LIMIT @scan_limit
 ), ranked AS (
-    SELECT cand.id, cand.webhook_id, cand.next_attempt_at,
+    SELECT cand.id, cand.event_at, cand.webhook_id, cand.next_attempt_at,
         row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
     FROM cand
 ), share AS (
     SELECT unnest(@share_webhook_ids::bigint[]) AS webhook_id, unnest(@share_counts::bigint[]) AS n
 ), pick AS MATERIALIZED (
-    SELECT ranked.id
+    SELECT ranked.id, ranked.event_at
     FROM ranked LEFT JOIN share ON share.webhook_id = ranked.webhook_id
     WHERE ranked.rn <= coalesce(share.n, @per_webhook::bigint)
     ORDER BY ranked.next_attempt_at
     LIMIT @max_rows
 ), locked AS (
-    SELECT l.id
+    SELECT l.id, l.event_at
     FROM pick, LATERAL (
-        SELECT d.id, d.state, d.next_attempt_at, d.lease_until
+        SELECT d.id, d.event_at, d.state, d.next_attempt_at, d.lease_until
         FROM walhook.delivery d
-        WHERE d.id = pick.id
+        WHERE d.id = pick.id AND d.event_at = pick.event_at
         LIMIT 1
         FOR UPDATE SKIP LOCKED
     ) l
@@ -49,15 +49,15 @@ WITH cand AS (
     UPDATE walhook.delivery d
     SET lease_until = now() + make_interval(secs => @lease_seconds::float8), leased_by = @lease_token::text
     FROM locked
-    WHERE d.id = locked.id
-    RETURNING d.id, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
+    WHERE d.id = locked.id AND d.event_at = locked.event_at
+    RETURNING d.id, d.event_at, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
 )
-SELECT claimed.id, claimed.company_id, claimed.webhook_id, claimed.event_id, claimed.attempts,
+SELECT claimed.id, claimed.event_at, claimed.company_id, claimed.webhook_id, claimed.event_id, claimed.attempts,
        claimed.attempts_base, claimed.resync_at,
        (CASE WHEN row_number() OVER (PARTITION BY claimed.event_id) = 1 THEN e.payload END)::jsonb AS payload,
        e.captured_at
 FROM claimed
-JOIN walhook.event e ON e.id = claimed.event_id;
+JOIN walhook.event e ON e.id = claimed.event_id AND e.occurred_at = claimed.event_at;
 
 -- DispatchClaimFair is DispatchClaim with a per-company cap as well: of the picked deliveries at
 -- most per_company per company (or its room, for the companies listed in room_company_ids), and
@@ -71,7 +71,7 @@ JOIN walhook.event e ON e.id = claimed.event_id;
 -- claim does not pay; and without a database function sqlc cannot share the common CTEs.
 -- name: DispatchClaimFair :many
 WITH cand AS (
-    SELECT d.id, d.company_id, d.webhook_id, d.next_attempt_at
+    SELECT d.id, d.event_at, d.company_id, d.webhook_id, d.next_attempt_at
     FROM walhook.delivery d
     WHERE d.state = 'pending' AND d.next_attempt_at <= now()
       AND (d.lease_until IS NULL OR d.lease_until < now())
@@ -80,30 +80,30 @@ WITH cand AS (
     ORDER BY d.next_attempt_at
     LIMIT @scan_limit
 ), ranked AS (
-    SELECT cand.id, cand.company_id, cand.webhook_id, cand.next_attempt_at,
+    SELECT cand.id, cand.event_at, cand.company_id, cand.webhook_id, cand.next_attempt_at,
         row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
     FROM cand
 ), share AS (
     SELECT unnest(@share_webhook_ids::bigint[]) AS webhook_id, unnest(@share_counts::bigint[]) AS n
 ), shared AS (
-    SELECT ranked.id, ranked.company_id, ranked.next_attempt_at,
+    SELECT ranked.id, ranked.event_at, ranked.company_id, ranked.next_attempt_at,
         row_number() OVER (PARTITION BY ranked.company_id COLLATE "C" ORDER BY ranked.next_attempt_at, ranked.id) AS crn
     FROM ranked LEFT JOIN share ON share.webhook_id = ranked.webhook_id
     WHERE ranked.rn <= coalesce(share.n, @per_webhook::bigint)
 ), room AS (
     SELECT unnest(@room_company_ids::text[]) AS company_id, unnest(@room_counts::bigint[]) AS n
 ), pick AS MATERIALIZED (
-    SELECT shared.id
+    SELECT shared.id, shared.event_at
     FROM shared LEFT JOIN room ON room.company_id = shared.company_id
     WHERE shared.crn <= coalesce(room.n, @per_company::bigint)
     ORDER BY shared.next_attempt_at
     LIMIT @max_rows
 ), locked AS (
-    SELECT l.id
+    SELECT l.id, l.event_at
     FROM pick, LATERAL (
-        SELECT d.id, d.state, d.next_attempt_at, d.lease_until
+        SELECT d.id, d.event_at, d.state, d.next_attempt_at, d.lease_until
         FROM walhook.delivery d
-        WHERE d.id = pick.id
+        WHERE d.id = pick.id AND d.event_at = pick.event_at
         LIMIT 1
         FOR UPDATE SKIP LOCKED
     ) l
@@ -113,15 +113,15 @@ WITH cand AS (
     UPDATE walhook.delivery d
     SET lease_until = now() + make_interval(secs => @lease_seconds::float8), leased_by = @lease_token::text
     FROM locked
-    WHERE d.id = locked.id
-    RETURNING d.id, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
+    WHERE d.id = locked.id AND d.event_at = locked.event_at
+    RETURNING d.id, d.event_at, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
 )
-SELECT claimed.id, claimed.company_id, claimed.webhook_id, claimed.event_id, claimed.attempts,
+SELECT claimed.id, claimed.event_at, claimed.company_id, claimed.webhook_id, claimed.event_id, claimed.attempts,
        claimed.attempts_base, claimed.resync_at,
        (CASE WHEN row_number() OVER (PARTITION BY claimed.event_id) = 1 THEN e.payload END)::jsonb AS payload,
        e.captured_at
 FROM claimed
-JOIN walhook.event e ON e.id = claimed.event_id;
+JOIN walhook.event e ON e.id = claimed.event_id AND e.occurred_at = claimed.event_at;
 
 -- DispatchRecord writes a batch of attempt results in one statement: an attempt row each (the
 -- only copy of the request: the history reads the delivery's request from its latest attempt;
@@ -139,6 +139,7 @@ WITH x AS (
     -- next_attempt_at counts only where has_next.
     SELECT
         unnest(@delivery_ids::bigint[]) AS delivery_id,
+        unnest(@event_ats::timestamptz[]) AS event_at,
         unnest(@lease_tokens::text[]) AS lease_token,
         unnest(@company_ids::text[]) AS company_id,
         unnest(@webhook_ids::bigint[]) AS webhook_id,
@@ -162,7 +163,7 @@ WITH x AS (
         unnest(@gone::boolean[]) AS gone,
         unnest(@touch_webhook::boolean[]) AS touch_webhook
 ), r AS (
-    SELECT x.delivery_id, x.lease_token, x.company_id, x.webhook_id, x.n, x.started_at, x.duration_ms,
+    SELECT x.delivery_id, x.event_at, x.lease_token, x.company_id, x.webhook_id, x.n, x.started_at, x.duration_ms,
         x.request_method, x.request_url, nullif(x.request_headers, '')::jsonb AS request_headers,
         CASE WHEN x.body_is_event THEN NULL ELSE x.request_body END AS request_body,
         nullif(x.response_status, 0) AS response_status,
@@ -173,14 +174,14 @@ WITH x AS (
         x.gone, x.touch_webhook
     FROM x
 ), ins AS (
-    INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, duration_ms,
+    INSERT INTO walhook.attempt (delivery_id, event_at, company_id, webhook_id, n, started_at, duration_ms,
         request_method, request_url, request_headers, request_body, response_status,
         response_headers, response_body, error, outcome, trigger)
-    SELECT r.delivery_id, r.company_id, r.webhook_id, r.n, r.started_at, r.duration_ms,
+    SELECT r.delivery_id, r.event_at, r.company_id, r.webhook_id, r.n, r.started_at, r.duration_ms,
         r.request_method, r.request_url, coalesce(r.request_headers, '{}'), r.request_body,
         r.response_status, r.response_headers, r.response_body, r.error, r.outcome, r.trigger
     FROM r
-    WHERE EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.id = r.delivery_id)
+    WHERE EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.id = r.delivery_id AND d.event_at = r.event_at)
 ), upd AS (
     UPDATE walhook.delivery d SET
         state = r.state, attempts = r.n,
@@ -189,7 +190,7 @@ WITH x AS (
         last_status_code = r.response_status, last_error = r.error, last_attempt_at = r.started_at,
         updated_at = now()
     FROM r
-    WHERE d.id = r.delivery_id AND d.leased_by = r.lease_token
+    WHERE d.id = r.delivery_id AND d.event_at = r.event_at AND d.leased_by = r.lease_token
 ), per_webhook AS (
     SELECT r.webhook_id,
         (array_agg(r.started_at + make_interval(secs => r.duration_ms / 1000.0)

@@ -219,16 +219,16 @@ SELECT 'gen:' || g, CASE WHEN g % 2 = 0 THEN '1' ELSE '2' END, 'contact.created'
 FROM generate_series(1, $1::int) g`, events)
 	require.NoError(t, err)
 	_, err = f.pool.Exec(ctx, `
-INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, state, attempts, next_attempt_at, last_status_code, last_attempt_at, created_at, updated_at)
-SELECT e.company_id, CASE WHEN e.company_id = '1' THEN $1::bigint ELSE $2::bigint END, e.id, e.event_key,
+INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key, state, attempts, next_attempt_at, last_status_code, last_attempt_at, created_at, updated_at)
+SELECT e.company_id, CASE WHEN e.company_id = '1' THEN $1::bigint ELSE $2::bigint END, e.id, e.occurred_at, e.event_key,
     CASE WHEN e.id % 100 = 0 THEN 'pending' ELSE 'succeeded' END, CASE WHEN e.id % 5 = 0 THEN 2 ELSE 1 END,
     e.captured_at, 200, e.captured_at, e.captured_at, e.captured_at
 FROM walhook.event e`, w1.ID, w2.ID)
 	require.NoError(t, err)
 	_, err = f.pool.Exec(ctx, `
-INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, duration_ms, request_method, request_url,
+INSERT INTO walhook.attempt (delivery_id, event_at, company_id, webhook_id, n, started_at, duration_ms, request_method, request_url,
     request_headers, request_body, response_status, response_headers, response_body, outcome)
-SELECT d.id, d.company_id, d.webhook_id, n, d.created_at, 40, 'POST', 'https://one.example/hook',
+SELECT d.id, d.event_at, d.company_id, d.webhook_id, n, d.created_at, 40, 'POST', 'https://one.example/hook',
     '{"content-type": "application/json", "webhook-id": "msg_x", "webhook-signature": "v1,***"}', NULL,
     CASE WHEN n < d.attempts THEN 500 ELSE 200 END, '{"content-type": "text/plain"}', 'ok',
     CASE WHEN n < d.attempts OR d.state = 'pending' THEN 'retry' ELSE 'succeeded' END
@@ -238,8 +238,8 @@ FROM walhook.delivery d, generate_series(1, d.attempts) n`)
 	require.NoError(t, err)
 	var size string
 	var rows int64
-	require.NoError(t, f.pool.QueryRow(ctx, `SELECT pg_size_pretty(pg_total_relation_size('walhook.event') + pg_total_relation_size('walhook.delivery')
-		+ pg_total_relation_size('walhook.attempt')), (SELECT count(*) FROM walhook.attempt) + 2 * $1::bigint`, events).Scan(&size, &rows))
+	require.NoError(t, f.pool.QueryRow(ctx, `SELECT pg_size_pretty(sum(pg_total_relation_size(p.relid))), (SELECT count(*) FROM walhook.attempt) + 2 * $1::bigint
+		FROM unnest(ARRAY['walhook.event', 'walhook.delivery', 'walhook.attempt']::regclass[]) t, pg_partition_tree(t) p`, events).Scan(&size, &rows))
 	t.Logf("generated %d events, %d deliveries, %d attempts (%s with indexes) in %v", events, events, rows-2*int64(events), size, time.Since(began).Round(time.Second))
 
 	newURL := xtest.DatabaseURL(t)

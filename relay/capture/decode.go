@@ -612,7 +612,7 @@ func (d *decoder) message(ctx context.Context, m *pglogrepl.LogicalDecodingMessa
 	standalone := !m.Transactional || d.cur == nil
 	var t *txn
 	if standalone {
-		// A non-transactional message stands alone: keyed by its own LSN, acked with the next
+		// A message outside a transaction stands alone: keyed by its own LSN, acked with the next
 		// transaction (endLSN stays 0).
 		t = &txn{commitLSN: m.LSN, commitTime: time.Now().UTC()}
 	} else {
@@ -620,6 +620,14 @@ func (d *decoder) message(ctx context.Context, m *pglogrepl.LogicalDecodingMessa
 		t.changes++
 	}
 	pos := m.LSN.String()
+	if !m.Transactional {
+		// walhook.emit emits transactional messages only, so a non-transactional one with
+		// walhook's prefix is not its own. It would have no commit time either: its event's
+		// time, and with it the event's partition and replay dedupe (UNIQUE (source_key,
+		// occurred_at), migration 0029), would change on a replay.
+		t.skips = append(t.skips, skip{reason: skipForged, position: pos, detail: "non-transactional logical message with prefix walhook (walhook.emit emits transactional ones only)"})
+		return t, nil
+	}
 	content, ok, err := d.keys.verify(ctx, m.LSN, m.Content)
 	if err != nil {
 		return nil, err

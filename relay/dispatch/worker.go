@@ -251,7 +251,7 @@ func (d *Dispatcher) outcomeOf(j job, r result) outcome {
 	n := j.c.Attempts + 1
 	state, oc, next := d.cfg.nextAttempt(r.class, n-j.c.AttemptsBase, r.retryAfter, r.hasRetryAfter, r.started, jitterRand)
 	rec := store.AttemptResult{
-		DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken, CompanyID: j.c.CompanyID, WebhookID: j.c.WebhookID,
+		DeliveryID: j.c.ID, EventAt: j.c.EventAt, LeaseToken: j.c.LeaseToken, CompanyID: j.c.CompanyID, WebhookID: j.c.WebhookID,
 		N: n, StartedAt: r.started, DurationMS: r.duration.Milliseconds(),
 		RequestMethod: r.request.Method, RequestURL: r.request.URL, RequestHeaders: r.request.Headers,
 		RequestBody: r.request.Body, BodyIsEvent: r.bodyIsEvent, ResponseHeaders: r.respHeaders, Outcome: oc, Trigger: "auto",
@@ -286,7 +286,7 @@ func (d *Dispatcher) inactive(j job) outcome {
 	}
 	d.m.attempts.WithLabelValues(string(webhook.OutcomeFailed), "inactive").Inc()
 	rec := store.AttemptResult{
-		DeliveryID: j.c.ID, LeaseToken: j.c.LeaseToken, CompanyID: j.c.CompanyID, WebhookID: j.c.WebhookID,
+		DeliveryID: j.c.ID, EventAt: j.c.EventAt, LeaseToken: j.c.LeaseToken, CompanyID: j.c.CompanyID, WebhookID: j.c.WebhookID,
 		N: j.c.Attempts + 1, StartedAt: time.Now(), RequestMethod: string(j.w.Method), RequestURL: j.w.URL,
 		Error: &e, Outcome: webhook.OutcomeFailed, Trigger: "auto", State: webhook.DeliveryFailed,
 	}

@@ -210,6 +210,7 @@ func (s *Store) CaptureCommit(ctx context.Context, b CaptureBatch) (CaptureResul
 				for i, id := range r.HandedIds {
 					res.Handed = append(res.Handed, Claimed{
 						ID: id, CompanyID: r.HandedCompanyIds[i], WebhookID: r.HandedWebhookIds[i], EventID: r.HandedEventIds[i],
+						EventAt: r.HandedEventAts[i],
 						Payload: payloads[r.HandedEventIds[i]], CapturedAt: r.CapturedAt, LeaseToken: b.Handoff.Token,
 						Leased: leased,
 					})

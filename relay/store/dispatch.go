@@ -13,10 +13,13 @@ import (
 
 // Claimed is a delivery leased to a dispatcher, with its event's envelope.
 type Claimed struct {
-	ID           int64
-	CompanyID    string
-	WebhookID    int64
-	EventID      int64
+	ID        int64
+	CompanyID string
+	WebhookID int64
+	EventID   int64
+	// EventAt is the event's occurred_at, the history's partition key (migration 0029): the
+	// delivery's row is (ID, EventAt), and its result is recorded by both.
+	EventAt      time.Time
 	Attempts     int // attempts made so far
 	AttemptsBase int // attempts made before the last resync; the schedule restarts there
 	ResyncAt     *time.Time
@@ -107,7 +110,7 @@ func (s *Store) DispatchClaim(ctx context.Context, p ClaimParams) ([]Claimed, er
 	out := make([]Claimed, len(rows))
 	for i, r := range rows {
 		out[i] = Claimed{
-			ID: r.ID, CompanyID: r.CompanyID, WebhookID: r.WebhookID, EventID: r.EventID,
+			ID: r.ID, CompanyID: r.CompanyID, WebhookID: r.WebhookID, EventID: r.EventID, EventAt: r.EventAt,
 			Attempts: int(r.Attempts), AttemptsBase: int(r.AttemptsBase), ResyncAt: r.ResyncAt,
 			Payload: payloads[r.EventID], CapturedAt: r.CapturedAt, LeaseToken: p.Token, Leased: leased,
 		}
@@ -118,6 +121,7 @@ func (s *Store) DispatchClaim(ctx context.Context, p ClaimParams) ([]Claimed, er
 // AttemptResult is one HTTP try and what it does to its delivery, as DispatchRecord writes it.
 type AttemptResult struct {
 	DeliveryID     int64             `json:"delivery_id"`
+	EventAt        time.Time         `json:"event_at"` // the delivery's (Claimed.EventAt)
 	LeaseToken     string            `json:"lease_token"`
 	CompanyID      string            `json:"company_id"`
 	WebhookID      int64             `json:"webhook_id"`
@@ -196,7 +200,7 @@ func (s *Store) DispatchRecord(ctx context.Context, results []AttemptResult, fai
 func recordParams(results []AttemptResult) (dbsqlc.DispatchRecordParams, error) {
 	n := len(results)
 	p := dbsqlc.DispatchRecordParams{
-		DeliveryIds: make([]int64, n), LeaseTokens: make([]string, n), CompanyIds: make([]string, n),
+		DeliveryIds: make([]int64, n), EventAts: make([]time.Time, n), LeaseTokens: make([]string, n), CompanyIds: make([]string, n),
 		WebhookIds: make([]int64, n), Ns: make([]int32, n), StartedAts: make([]time.Time, n),
 		DurationMs: make([]int32, n), RequestMethods: make([]string, n), RequestUrls: make([]string, n),
 		RequestHeaders: make([]string, n), RequestBodies: make([]string, n), RequestBodyIsEvent: make([]bool, n), ResponseStatuses: make([]int32, n),
@@ -219,6 +223,7 @@ func recordParams(results []AttemptResult) (dbsqlc.DispatchRecordParams, error) 
 	for i := range results {
 		r := &results[i]
 		p.DeliveryIds[i], p.LeaseTokens[i], p.CompanyIds[i], p.WebhookIds[i] = r.DeliveryID, r.LeaseToken, r.CompanyID, r.WebhookID
+		p.EventAts[i] = r.EventAt
 		p.Ns[i], p.StartedAts[i], p.DurationMs[i] = int32(r.N), r.StartedAt, int32(r.DurationMS)
 		p.RequestMethods[i], p.RequestUrls[i], p.RequestBodies[i] = r.RequestMethod, r.RequestURL, r.RequestBody
 		if r.BodyIsEvent {

@@ -29,8 +29,8 @@ func TestHistoryPageReadsNewestFirst(t *testing.T) {
 		`INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
 		 SELECT 'outbox:' || k, 'co_' || (k % 60 + 1), 'order.created', '{}', now() - k * interval '1 second'
 		 FROM generate_series(1, 18000) k`,
-		`INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, state, created_at)
-		 SELECT e.company_id, w.id, e.id, e.event_key, 'succeeded', e.occurred_at
+		`INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key, state, created_at)
+		 SELECT e.company_id, w.id, e.id, e.occurred_at, e.event_key, 'succeeded', e.occurred_at
 		 FROM walhook.event e JOIN walhook.webhook w ON w.company_id = e.company_id`,
 	} {
 		_, err := pool.Exec(ctx, q)

@@ -33,8 +33,8 @@ func TestReplayConcurrentClicks(t *testing.T) {
 		FROM (VALUES ('a', 300), ('b', 50)) AS x(c, n), generate_series(1, n) i`, at)
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `
-		INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, state, attempts)
-		SELECT 'a', $1, id, event_key, 'failed', 1 FROM walhook.event WHERE company_id = 'a' ORDER BY id LIMIT 100`, w.ID)
+		INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key, state, attempts)
+		SELECT 'a', $1, id, occurred_at, event_key, 'failed', 1 FROM walhook.event WHERE company_id = 'a' ORDER BY id LIMIT 100`, w.ID)
 	require.NoError(t, err)
 
 	r := store.Replay{WebhookID: w.ID, EventKeys: []string{"contact.created"}, Since: at.Add(-time.Minute), Until: time.Now()}

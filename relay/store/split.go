@@ -554,6 +554,18 @@ func (j copyJob) run(ctx context.Context) ([]SplitCount, error) {
 			return nil, fmt.Errorf("empty walhook's tables: %w", mapErr(err))
 		}
 	}
+	if slices.Contains(fromTables, "event") {
+		// The history's weeks first (migration 0029), in the target's transaction.
+		weeks, err := fst.q.SplitHistoryWeeks(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list the history's partitions: %w", mapErr(err))
+		}
+		for _, w := range weeks {
+			if _, err := tst.q.SplitHistoryPartitionCreate(ctx, w); err != nil {
+				return nil, fmt.Errorf("create the history's partitions of the week of %s: %w", w.Format(time.DateOnly), mapErr(err))
+			}
+		}
+	}
 	var copied []SplitCount
 	for _, t := range j.tables {
 		if !slices.Contains(fromTables, t) {

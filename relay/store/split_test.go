@@ -76,17 +76,17 @@ func newSplitBundle(t *testing.T) *splitBundle {
 WITH e AS (
   INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
   SELECT 'wal:0/' || g || ':0', 'a', 'contact.created', jsonb_build_object('id', 'evt_' || g, 'n', g), now() - make_interval(mins => g)
-  FROM generate_series(1, 3) g RETURNING id, source_key
+  FROM generate_series(1, 3) g RETURNING id, source_key, occurred_at
 ), d AS (
-  INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, state, attempts, lease_until, leased_by)
-  SELECT 'a', $1, e.id, 'contact.created',
+  INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key, state, attempts, lease_until, leased_by)
+  SELECT 'a', $1, e.id, e.occurred_at, 'contact.created',
     CASE e.source_key WHEN 'wal:0/1:0' THEN 'succeeded' WHEN 'wal:0/2:0' THEN 'failed' ELSE 'pending' END, 1,
     CASE e.source_key WHEN 'wal:0/3:0' THEN now() + interval '1 hour' END,
     CASE e.source_key WHEN 'wal:0/3:0' THEN 'gone.0badf00d:7' END
-  FROM e RETURNING id, state
+  FROM e RETURNING id, event_at, state
 )
-INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, request_method, request_url, outcome, response_status)
-SELECT d.id, 'a', $1, 1, now(), 'POST', 'https://a.example/hook', CASE d.state WHEN 'pending' THEN 'retry' ELSE d.state END, 500 FROM d`, b.hook.ID)
+INSERT INTO walhook.attempt (delivery_id, event_at, company_id, webhook_id, n, started_at, request_method, request_url, outcome, response_status)
+SELECT d.id, d.event_at, 'a', $1, 1, now(), 'POST', 'https://a.example/hook', CASE d.state WHEN 'pending' THEN 'retry' ELSE d.state END, 500 FROM d`, b.hook.ID)
 	require.NoError(t, err)
 	require.NoError(t, oldPool.QueryRow(ctx, `SELECT id FROM walhook.delivery WHERE state = 'pending'`).Scan(&b.pendingID))
 	b.publicID, err = old.DeliveryPublicID(ctx, "a", b.pendingID) // creates walhook.id_key

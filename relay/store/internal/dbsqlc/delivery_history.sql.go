@@ -95,7 +95,8 @@ func (q *Queries) DeliveryHistoryAttempts(ctx context.Context, arg DeliveryHisto
 const deliveryHistoryFindByEvent = `-- name: DeliveryHistoryFindByEvent :many
 SELECT d.id, d.created_at
 FROM walhook.event e
-JOIN walhook.delivery d ON d.event_id = e.id AND d.webhook_id = $1 AND d.company_id = e.company_id
+JOIN walhook.delivery d ON d.event_id = e.id AND d.event_at = e.occurred_at AND d.webhook_id = $1
+    AND d.company_id = e.company_id
 WHERE e.company_id = $2 AND (e.payload ->> 'id') = $3::text
 LIMIT 10
 `
@@ -112,7 +113,7 @@ type DeliveryHistoryFindByEventRow struct {
 }
 
 // DeliveryHistoryFindByEvent finds a webhook's deliveries of the event with a public id ("evt_…",
-// the envelope's id): one probe of event_public_id_idx, then UNIQUE (event_id, webhook_id). The
+// the envelope's id): one probe of event_public_id_idx, then UNIQUE (event_id, webhook_id, event_at). The
 // public id is a keyed digest, so there is no row id to compute from it.
 func (q *Queries) DeliveryHistoryFindByEvent(ctx context.Context, arg DeliveryHistoryFindByEventParams) ([]DeliveryHistoryFindByEventRow, error) {
 	rows, err := q.db.Query(ctx, deliveryHistoryFindByEvent, arg.WebhookID, arg.CompanyID, arg.EventPublicID)
@@ -139,13 +140,13 @@ SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_
        d.lease_until,
        (SELECT jsonb_build_object('method', a.request_method, 'url', a.request_url,
                                   'headers', a.request_headers, 'body', coalesce(a.request_body, e.payload::text))
-        FROM walhook.attempt a WHERE a.delivery_id = d.id
+        FROM walhook.attempt a WHERE a.delivery_id = d.id AND a.event_at = d.event_at
         ORDER BY a.id DESC LIMIT 1)::jsonb AS request,
        d.last_status_code, d.last_error, d.last_attempt_at,
        d.created_at, d.updated_at, e.payload AS event_payload, e.occurred_at AS event_occurred_at,
        coalesce(e.payload ->> 'id', '')::text AS event_public_id
 FROM walhook.delivery d
-JOIN walhook.event e ON e.id = d.event_id
+JOIN walhook.event e ON e.id = d.event_id AND e.occurred_at = d.event_at
 WHERE d.company_id = $1 AND d.id = $2
 `
 
@@ -203,7 +204,7 @@ func (q *Queries) DeliveryHistoryGet(ctx context.Context, arg DeliveryHistoryGet
 
 const deliveryHistoryList = `-- name: DeliveryHistoryList :many
 WITH scanned AS (
-    SELECT d.id, d.created_at, d.event_id
+    SELECT d.id, d.event_at, d.created_at, d.event_id
     FROM walhook.delivery d
     WHERE d.company_id = $1 AND d.webhook_id = $3
       AND ($4::text IS NULL OR d.state = $4)
@@ -219,14 +220,14 @@ WITH scanned AS (
     ORDER BY d.created_at DESC, d.id DESC
     LIMIT $14
 ), checked AS (
-    SELECT s.id, s.created_at,
+    SELECT s.id, s.event_at, s.created_at,
            ($15::text IS NULL OR EXISTS (
                SELECT 1 FROM walhook.event e
-               WHERE e.id = s.event_id AND e.company_id = $1
+               WHERE e.id = s.event_id AND e.occurred_at = s.event_at AND e.company_id = $1
                  AND strpos(lower(e.payload::text), lower($15::text)) > 0))::boolean AS matched
     FROM scanned s
 ), ranked AS (
-    SELECT c.id, c.matched,
+    SELECT c.id, c.event_at, c.matched,
            count(*) FILTER (WHERE c.matched) OVER newest AS hit_n,
            (row_number() OVER newest = count(*) OVER ())::boolean AS scan_end,
            count(*) OVER () AS scanned
@@ -235,12 +236,13 @@ WITH scanned AS (
 )
 SELECT d.id, d.webhook_id, d.event_id, d.event_key, d.state, d.attempts, d.next_attempt_at,
        d.last_status_code, d.last_error, d.last_attempt_at, d.created_at, d.updated_at,
-       coalesce((SELECT e.payload ->> 'id' FROM walhook.event e WHERE e.id = d.event_id), '')::text AS event_public_id,
-       coalesce((SELECT a.request_url FROM walhook.attempt a WHERE a.delivery_id = d.id
+       coalesce((SELECT e.payload ->> 'id' FROM walhook.event e
+                 WHERE e.id = d.event_id AND e.occurred_at = d.event_at), '')::text AS event_public_id,
+       coalesce((SELECT a.request_url FROM walhook.attempt a WHERE a.delivery_id = d.id AND a.event_at = d.event_at
                  ORDER BY a.n DESC, a.id DESC LIMIT 1), '')::text AS last_url,
        r.matched, r.scan_end, r.scanned::bigint AS scanned
 FROM ranked r
-JOIN walhook.delivery d ON d.id = r.id AND d.company_id = $1
+JOIN walhook.delivery d ON d.id = r.id AND d.event_at = r.event_at AND d.company_id = $1
 WHERE (r.matched AND r.hit_n <= $2::bigint) OR r.scan_end
 ORDER BY d.created_at DESC, d.id DESC
 `
@@ -476,7 +478,8 @@ SELECT count(*)::bigint AS n FROM (
     SELECT 1
     FROM walhook.event e
     LEFT JOIN walhook.delivery d
-           ON d.event_id = e.id AND d.webhook_id = $1 AND d.company_id = e.company_id
+           ON d.event_id = e.id AND d.event_at = e.occurred_at AND d.webhook_id = $1
+          AND d.company_id = e.company_id
     WHERE e.company_id = $2 AND e.event_key = ANY($3::text[])
       AND e.occurred_at >= $4 AND e.occurred_at < $5
       AND CASE $6::text
@@ -508,7 +511,7 @@ type DeliveryReplayCountParams struct {
 //	never_sent  the events with no delivery to this webhook.
 //
 // The events are read through event_company_key_time_idx (migration 0021); a delivery through
-// UNIQUE (event_id, webhook_id).
+// UNIQUE (event_id, webhook_id, event_at).
 // DeliveryReplayCount counts, up to max_rows, what a replay of mode would queue; changes nothing.
 func (q *Queries) DeliveryReplayCount(ctx context.Context, arg DeliveryReplayCountParams) (int64, error) {
 	row := q.db.QueryRow(ctx, deliveryReplayCount,
@@ -526,16 +529,17 @@ func (q *Queries) DeliveryReplayCount(ctx context.Context, arg DeliveryReplayCou
 }
 
 const deliveryReplayInsert = `-- name: DeliveryReplayInsert :execrows
-INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, resync_at)
-SELECT e.company_id, w.id, e.id, e.event_key, now()
+INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key, resync_at)
+SELECT e.company_id, w.id, e.id, e.occurred_at, e.event_key, now()
 FROM walhook.event e
 JOIN walhook.webhook w ON w.company_id = e.company_id AND w.id = $1
 WHERE e.company_id = $2 AND e.event_key = ANY($3::text[])
   AND e.occurred_at >= $4 AND e.occurred_at < $5
-  AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id AND d.webhook_id = w.id)
+  AND NOT EXISTS (SELECT 1 FROM walhook.delivery d
+                  WHERE d.event_id = e.id AND d.event_at = e.occurred_at AND d.webhook_id = w.id)
 ORDER BY e.occurred_at, e.id
 LIMIT $6
-ON CONFLICT (event_id, webhook_id) DO NOTHING
+ON CONFLICT (event_id, webhook_id, event_at) DO NOTHING
 `
 
 type DeliveryReplayInsertParams struct {
@@ -569,11 +573,12 @@ func (q *Queries) DeliveryReplayInsert(ctx context.Context, arg DeliveryReplayIn
 const deliveryReplayResync = `-- name: DeliveryReplayResync :execrows
 UPDATE walhook.delivery SET
     state = 'pending', next_attempt_at = now(), lease_until = NULL, leased_by = NULL, updated_at = now()
-WHERE id IN (
-    SELECT d.id
+WHERE (id, event_at) IN (
+    SELECT d.id, d.event_at
     FROM walhook.event e
     JOIN walhook.delivery d
-      ON d.event_id = e.id AND d.webhook_id = $1 AND d.company_id = e.company_id
+      ON d.event_id = e.id AND d.event_at = e.occurred_at AND d.webhook_id = $1
+     AND d.company_id = e.company_id
     WHERE e.company_id = $2 AND e.event_key = ANY($3::text[])
       AND e.occurred_at >= $4 AND e.occurred_at < $5
       AND d.state <> 'pending' AND (NOT $6::boolean OR d.state = 'failed')
@@ -639,8 +644,8 @@ func (q *Queries) DeliveryResync(ctx context.Context, arg DeliveryResyncParams) 
 const deliveryResyncFailed = `-- name: DeliveryResyncFailed :execrows
 UPDATE walhook.delivery SET
     state = 'pending', next_attempt_at = now(), lease_until = NULL, leased_by = NULL, updated_at = now()
-WHERE id IN (
-    SELECT d.id FROM walhook.delivery d
+WHERE (id, event_at) IN (
+    SELECT d.id, d.event_at FROM walhook.delivery d
     WHERE d.company_id = $1 AND d.webhook_id = $2 AND d.state = 'failed'
       AND d.created_at >= $3 AND d.created_at < $4
     ORDER BY d.created_at, d.id

@@ -13,7 +13,7 @@ import (
 
 const dispatchClaim = `-- name: DispatchClaim :many
 WITH cand AS (
-    SELECT d.id, d.webhook_id, d.next_attempt_at
+    SELECT d.id, d.event_at, d.webhook_id, d.next_attempt_at
     FROM walhook.delivery d
     WHERE d.state = 'pending' AND d.next_attempt_at <= now()
       AND (d.lease_until IS NULL OR d.lease_until < now())
@@ -21,23 +21,23 @@ WITH cand AS (
     ORDER BY d.next_attempt_at
     LIMIT $2
 ), ranked AS (
-    SELECT cand.id, cand.webhook_id, cand.next_attempt_at,
+    SELECT cand.id, cand.event_at, cand.webhook_id, cand.next_attempt_at,
         row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
     FROM cand
 ), share AS (
     SELECT unnest($3::bigint[]) AS webhook_id, unnest($4::bigint[]) AS n
 ), pick AS MATERIALIZED (
-    SELECT ranked.id
+    SELECT ranked.id, ranked.event_at
     FROM ranked LEFT JOIN share ON share.webhook_id = ranked.webhook_id
     WHERE ranked.rn <= coalesce(share.n, $5::bigint)
     ORDER BY ranked.next_attempt_at
     LIMIT $6
 ), locked AS (
-    SELECT l.id
+    SELECT l.id, l.event_at
     FROM pick, LATERAL (
-        SELECT d.id, d.state, d.next_attempt_at, d.lease_until
+        SELECT d.id, d.event_at, d.state, d.next_attempt_at, d.lease_until
         FROM walhook.delivery d
-        WHERE d.id = pick.id
+        WHERE d.id = pick.id AND d.event_at = pick.event_at
         LIMIT 1
         FOR UPDATE SKIP LOCKED
     ) l
@@ -47,15 +47,15 @@ WITH cand AS (
     UPDATE walhook.delivery d
     SET lease_until = now() + make_interval(secs => $7::float8), leased_by = $8::text
     FROM locked
-    WHERE d.id = locked.id
-    RETURNING d.id, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
+    WHERE d.id = locked.id AND d.event_at = locked.event_at
+    RETURNING d.id, d.event_at, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
 )
-SELECT claimed.id, claimed.company_id, claimed.webhook_id, claimed.event_id, claimed.attempts,
+SELECT claimed.id, claimed.event_at, claimed.company_id, claimed.webhook_id, claimed.event_id, claimed.attempts,
        claimed.attempts_base, claimed.resync_at,
        (CASE WHEN row_number() OVER (PARTITION BY claimed.event_id) = 1 THEN e.payload END)::jsonb AS payload,
        e.captured_at
 FROM claimed
-JOIN walhook.event e ON e.id = claimed.event_id
+JOIN walhook.event e ON e.id = claimed.event_id AND e.occurred_at = claimed.event_at
 `
 
 type DispatchClaimParams struct {
@@ -71,6 +71,7 @@ type DispatchClaimParams struct {
 
 type DispatchClaimRow struct {
 	ID           int64
+	EventAt      time.Time
 	CompanyID    string
 	WebhookID    int64
 	EventID      int64
@@ -116,6 +117,7 @@ func (q *Queries) DispatchClaim(ctx context.Context, arg DispatchClaimParams) ([
 		var i DispatchClaimRow
 		if err := rows.Scan(
 			&i.ID,
+			&i.EventAt,
 			&i.CompanyID,
 			&i.WebhookID,
 			&i.EventID,
@@ -137,7 +139,7 @@ func (q *Queries) DispatchClaim(ctx context.Context, arg DispatchClaimParams) ([
 
 const dispatchClaimFair = `-- name: DispatchClaimFair :many
 WITH cand AS (
-    SELECT d.id, d.company_id, d.webhook_id, d.next_attempt_at
+    SELECT d.id, d.event_at, d.company_id, d.webhook_id, d.next_attempt_at
     FROM walhook.delivery d
     WHERE d.state = 'pending' AND d.next_attempt_at <= now()
       AND (d.lease_until IS NULL OR d.lease_until < now())
@@ -146,30 +148,30 @@ WITH cand AS (
     ORDER BY d.next_attempt_at
     LIMIT $3
 ), ranked AS (
-    SELECT cand.id, cand.company_id, cand.webhook_id, cand.next_attempt_at,
+    SELECT cand.id, cand.event_at, cand.company_id, cand.webhook_id, cand.next_attempt_at,
         row_number() OVER (PARTITION BY cand.webhook_id ORDER BY cand.next_attempt_at, cand.id) AS rn
     FROM cand
 ), share AS (
     SELECT unnest($4::bigint[]) AS webhook_id, unnest($5::bigint[]) AS n
 ), shared AS (
-    SELECT ranked.id, ranked.company_id, ranked.next_attempt_at,
+    SELECT ranked.id, ranked.event_at, ranked.company_id, ranked.next_attempt_at,
         row_number() OVER (PARTITION BY ranked.company_id COLLATE "C" ORDER BY ranked.next_attempt_at, ranked.id) AS crn
     FROM ranked LEFT JOIN share ON share.webhook_id = ranked.webhook_id
     WHERE ranked.rn <= coalesce(share.n, $6::bigint)
 ), room AS (
     SELECT unnest($7::text[]) AS company_id, unnest($8::bigint[]) AS n
 ), pick AS MATERIALIZED (
-    SELECT shared.id
+    SELECT shared.id, shared.event_at
     FROM shared LEFT JOIN room ON room.company_id = shared.company_id
     WHERE shared.crn <= coalesce(room.n, $9::bigint)
     ORDER BY shared.next_attempt_at
     LIMIT $10
 ), locked AS (
-    SELECT l.id
+    SELECT l.id, l.event_at
     FROM pick, LATERAL (
-        SELECT d.id, d.state, d.next_attempt_at, d.lease_until
+        SELECT d.id, d.event_at, d.state, d.next_attempt_at, d.lease_until
         FROM walhook.delivery d
-        WHERE d.id = pick.id
+        WHERE d.id = pick.id AND d.event_at = pick.event_at
         LIMIT 1
         FOR UPDATE SKIP LOCKED
     ) l
@@ -179,15 +181,15 @@ WITH cand AS (
     UPDATE walhook.delivery d
     SET lease_until = now() + make_interval(secs => $11::float8), leased_by = $12::text
     FROM locked
-    WHERE d.id = locked.id
-    RETURNING d.id, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
+    WHERE d.id = locked.id AND d.event_at = locked.event_at
+    RETURNING d.id, d.event_at, d.company_id, d.webhook_id, d.event_id, d.attempts, d.attempts_base, d.resync_at
 )
-SELECT claimed.id, claimed.company_id, claimed.webhook_id, claimed.event_id, claimed.attempts,
+SELECT claimed.id, claimed.event_at, claimed.company_id, claimed.webhook_id, claimed.event_id, claimed.attempts,
        claimed.attempts_base, claimed.resync_at,
        (CASE WHEN row_number() OVER (PARTITION BY claimed.event_id) = 1 THEN e.payload END)::jsonb AS payload,
        e.captured_at
 FROM claimed
-JOIN walhook.event e ON e.id = claimed.event_id
+JOIN walhook.event e ON e.id = claimed.event_id AND e.occurred_at = claimed.event_at
 `
 
 type DispatchClaimFairParams struct {
@@ -207,6 +209,7 @@ type DispatchClaimFairParams struct {
 
 type DispatchClaimFairRow struct {
 	ID           int64
+	EventAt      time.Time
 	CompanyID    string
 	WebhookID    int64
 	EventID      int64
@@ -251,6 +254,7 @@ func (q *Queries) DispatchClaimFair(ctx context.Context, arg DispatchClaimFairPa
 		var i DispatchClaimFairRow
 		if err := rows.Scan(
 			&i.ID,
+			&i.EventAt,
 			&i.CompanyID,
 			&i.WebhookID,
 			&i.EventID,
@@ -533,30 +537,31 @@ WITH x AS (
     -- next_attempt_at counts only where has_next.
     SELECT
         unnest($1::bigint[]) AS delivery_id,
-        unnest($2::text[]) AS lease_token,
-        unnest($3::text[]) AS company_id,
-        unnest($4::bigint[]) AS webhook_id,
-        unnest($5::integer[]) AS n,
-        unnest($6::timestamptz[]) AS started_at,
-        unnest($7::integer[]) AS duration_ms,
-        unnest($8::text[]) AS request_method,
-        unnest($9::text[]) AS request_url,
-        unnest($10::text[]) AS request_headers,
-        unnest($11::text[]) AS request_body,
-        unnest($12::boolean[]) AS body_is_event,
-        unnest($13::integer[]) AS response_status,
-        unnest($14::text[]) AS response_headers,
-        unnest($15::text[]) AS response_body,
-        unnest($16::text[]) AS error,
-        unnest($17::text[]) AS outcome,
-        unnest($18::text[]) AS trigger,
-        unnest($19::text[]) AS state,
-        unnest($20::boolean[]) AS has_next,
-        unnest($21::timestamptz[]) AS next_attempt_at,
-        unnest($22::boolean[]) AS gone,
-        unnest($23::boolean[]) AS touch_webhook
+        unnest($2::timestamptz[]) AS event_at,
+        unnest($3::text[]) AS lease_token,
+        unnest($4::text[]) AS company_id,
+        unnest($5::bigint[]) AS webhook_id,
+        unnest($6::integer[]) AS n,
+        unnest($7::timestamptz[]) AS started_at,
+        unnest($8::integer[]) AS duration_ms,
+        unnest($9::text[]) AS request_method,
+        unnest($10::text[]) AS request_url,
+        unnest($11::text[]) AS request_headers,
+        unnest($12::text[]) AS request_body,
+        unnest($13::boolean[]) AS body_is_event,
+        unnest($14::integer[]) AS response_status,
+        unnest($15::text[]) AS response_headers,
+        unnest($16::text[]) AS response_body,
+        unnest($17::text[]) AS error,
+        unnest($18::text[]) AS outcome,
+        unnest($19::text[]) AS trigger,
+        unnest($20::text[]) AS state,
+        unnest($21::boolean[]) AS has_next,
+        unnest($22::timestamptz[]) AS next_attempt_at,
+        unnest($23::boolean[]) AS gone,
+        unnest($24::boolean[]) AS touch_webhook
 ), r AS (
-    SELECT x.delivery_id, x.lease_token, x.company_id, x.webhook_id, x.n, x.started_at, x.duration_ms,
+    SELECT x.delivery_id, x.event_at, x.lease_token, x.company_id, x.webhook_id, x.n, x.started_at, x.duration_ms,
         x.request_method, x.request_url, nullif(x.request_headers, '')::jsonb AS request_headers,
         CASE WHEN x.body_is_event THEN NULL ELSE x.request_body END AS request_body,
         nullif(x.response_status, 0) AS response_status,
@@ -567,14 +572,14 @@ WITH x AS (
         x.gone, x.touch_webhook
     FROM x
 ), ins AS (
-    INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, duration_ms,
+    INSERT INTO walhook.attempt (delivery_id, event_at, company_id, webhook_id, n, started_at, duration_ms,
         request_method, request_url, request_headers, request_body, response_status,
         response_headers, response_body, error, outcome, trigger)
-    SELECT r.delivery_id, r.company_id, r.webhook_id, r.n, r.started_at, r.duration_ms,
+    SELECT r.delivery_id, r.event_at, r.company_id, r.webhook_id, r.n, r.started_at, r.duration_ms,
         r.request_method, r.request_url, coalesce(r.request_headers, '{}'), r.request_body,
         r.response_status, r.response_headers, r.response_body, r.error, r.outcome, r.trigger
     FROM r
-    WHERE EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.id = r.delivery_id)
+    WHERE EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.id = r.delivery_id AND d.event_at = r.event_at)
 ), upd AS (
     UPDATE walhook.delivery d SET
         state = r.state, attempts = r.n,
@@ -583,7 +588,7 @@ WITH x AS (
         last_status_code = r.response_status, last_error = r.error, last_attempt_at = r.started_at,
         updated_at = now()
     FROM r
-    WHERE d.id = r.delivery_id AND d.leased_by = r.lease_token
+    WHERE d.id = r.delivery_id AND d.event_at = r.event_at AND d.leased_by = r.lease_token
 ), per_webhook AS (
     SELECT r.webhook_id,
         (array_agg(r.started_at + make_interval(secs => r.duration_ms / 1000.0)
@@ -608,7 +613,7 @@ WITH x AS (
     FROM per_webhook p
     JOIN walhook.webhook w ON w.id = p.webhook_id
 ), verdict AS (
-    SELECT wh.webhook_id, wh.last_sent_at, wh.ok, wh.gone, wh.newer, wh.failing_since, wh.was_active, coalesce(wh.failing_since < $24::timestamptz, false) AS failing_too_long
+    SELECT wh.webhook_id, wh.last_sent_at, wh.ok, wh.gone, wh.newer, wh.failing_since, wh.was_active, coalesce(wh.failing_since < $25::timestamptz, false) AS failing_too_long
     FROM wh
 )
 UPDATE walhook.webhook w SET
@@ -629,6 +634,7 @@ RETURNING w.id, (v.was_active AND NOT w.active)::boolean AS disabled, v.gone::bo
 
 type DispatchRecordParams struct {
 	DeliveryIds        []int64
+	EventAts           []time.Time
 	LeaseTokens        []string
 	CompanyIds         []string
 	WebhookIds         []int64
@@ -672,6 +678,7 @@ type DispatchRecordRow struct {
 func (q *Queries) DispatchRecord(ctx context.Context, arg DispatchRecordParams) ([]DispatchRecordRow, error) {
 	rows, err := q.db.Query(ctx, dispatchRecord,
 		arg.DeliveryIds,
+		arg.EventAts,
 		arg.LeaseTokens,
 		arg.CompanyIds,
 		arg.WebhookIds,

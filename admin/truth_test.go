@@ -132,8 +132,10 @@ func TestLastStatusFollowsLastSentAt(t *testing.T) {
 	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	rec := func(started time.Time, oc webhook.Outcome) {
 		id := e.newDelivery(w, "pending", t0)
+		var eventAt time.Time
+		require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT event_at FROM walhook.delivery WHERE id = $1`, id).Scan(&eventAt))
 		_, err := e.st.DispatchRecord(e.ctx, []store.AttemptResult{{
-			DeliveryID: id, CompanyID: "acme", WebhookID: w.ID, N: 1, StartedAt: started, RequestMethod: "POST",
+			DeliveryID: id, EventAt: eventAt, CompanyID: "acme", WebhookID: w.ID, N: 1, StartedAt: started, RequestMethod: "POST",
 			RequestURL: w.URL, Outcome: oc, Trigger: "auto", State: webhook.DeliveryFailed, TouchWebhook: true,
 		}}, t0.Add(-time.Hour))
 		require.NoError(t, err)

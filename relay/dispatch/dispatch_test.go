@@ -445,8 +445,10 @@ func TestLastStatusFromNewestAttempt(t *testing.T) {
 		if oc != webhook.OutcomeSucceeded {
 			st = webhook.DeliveryFailed
 		}
+		var eventAt time.Time
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT event_at FROM walhook.delivery WHERE id = $1`, id).Scan(&eventAt))
 		return store.AttemptResult{
-			DeliveryID: id, CompanyID: company, WebhookID: w.ID, N: 1, StartedAt: started, DurationMS: 500,
+			DeliveryID: id, EventAt: eventAt, CompanyID: company, WebhookID: w.ID, N: 1, StartedAt: started, DurationMS: 500,
 			RequestMethod: "POST", RequestURL: w.URL, Outcome: oc, Trigger: "auto", State: st, TouchWebhook: true,
 		}
 	}

@@ -14,7 +14,7 @@ func storeClaim(token string, lease time.Duration) store.ClaimParams {
 func lateResult(c store.Claimed) []store.AttemptResult {
 	e := "late"
 	return []store.AttemptResult{{
-		DeliveryID: c.ID, LeaseToken: c.LeaseToken, CompanyID: c.CompanyID, WebhookID: c.WebhookID,
+		DeliveryID: c.ID, EventAt: c.EventAt, LeaseToken: c.LeaseToken, CompanyID: c.CompanyID, WebhookID: c.WebhookID,
 		N: c.Attempts + 1, StartedAt: time.Now(), RequestMethod: "POST", RequestURL: "http://late",
 		Error: &e, Outcome: webhook.OutcomeFailed, Trigger: "auto", State: webhook.DeliveryFailed,
 	}}

@@ -160,6 +160,10 @@ type DisabledWebhook struct {
 func (s *Store) DispatchRecord(ctx context.Context, results []AttemptResult, failingCutoff time.Time) ([]DisabledWebhook, error) {
 	for i := range results {
 		r := &results[i]
+		if r.EventAt.IsZero() {
+			// The delivery's row is (id, event_at): without it the result would match nothing.
+			return nil, fmt.Errorf("record delivery %d: %w: no event time (Claimed.EventAt)", r.DeliveryID, ErrInvalid)
+		}
 		r.RequestBody = dbText(r.RequestBody)
 		r.RequestHeaders = dbTextMap(r.RequestHeaders)
 		r.ResponseHeaders = dbTextMap(r.ResponseHeaders)

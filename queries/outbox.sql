@@ -5,7 +5,10 @@
 -- name: OutboxClaim :many
 SELECT o.id, o.company_id, o.event_key,
     (CASE WHEN s.payload_bytes <= @max_payload_bytes::bigint THEN o.payload END)::jsonb AS payload,
-    s.payload_bytes, o.created_at
+    s.payload_bytes,
+    -- The event's time (capture.outboxTime gives the stream's rows the same): ±infinity, which
+    -- a time.Time cannot hold, clamped to the first and the last day it and PostgreSQL both do.
+    least(greatest(o.created_at, '0001-01-01 00:00:00+00'::timestamptz), '9999-12-31 00:00:00+00'::timestamptz)::timestamptz AS created_at
 FROM walhook.outbox o
 CROSS JOIN LATERAL (SELECT octet_length(o.payload::text)::bigint AS payload_bytes) s
 ORDER BY o.id

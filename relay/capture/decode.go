@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -543,7 +544,13 @@ func (d *decoder) outboxRow(t *txn, r *relation, row *pglogrepl.TupleData) {
 	if d.maxEvent > 0 && size > d.maxEvent {
 		payload = nil // not looked at: outboxEvent sets it aside by its size
 	}
-	ev, big, sk := outboxEvent(d.cat, d.ids, d.srcKeys, d.maxEvent, id, company, key, payload, size, t.commitTime)
+	at := t.commitTime
+	if created, ok := columnText(r, row, nil, "created_at"); ok {
+		if ts, ok := outboxTime(created); ok {
+			at = ts
+		}
+	}
+	ev, big, sk := outboxEvent(d.cat, d.ids, d.srcKeys, d.maxEvent, id, company, key, payload, size, at)
 	switch {
 	case sk != nil:
 		t.skips = append(t.skips, *sk)
@@ -562,6 +569,43 @@ func columnBytes(r *relation, row *pglogrepl.TupleData, name string) ([]byte, in
 	}
 	return row.Columns[i].Data, len(row.Columns[i].Data)
 }
+
+// outboxTime is an outbox row's created_at as its event's time. The stream and the poller (and
+// the stream-start sweep, which claims rows the stream may read too) give one row one time,
+// so its event has one (source_key, occurred_at), the replay dedupe of migration 0029: the
+// row's own created_at, not the commit time only the stream knows. ±infinity are clamped as
+// OutboxClaim clamps them (queries/outbox.sql): the first and the last day a time.Time and
+// PostgreSQL both hold.
+func outboxTime(text string) (time.Time, bool) {
+	switch text {
+	case "infinity":
+		return outboxTimeMax, true
+	case "-infinity":
+		return outboxTimeMin, true
+	}
+	ts, ok := parseTimestamptz([]byte(text))
+	switch {
+	case ok:
+	case strings.HasSuffix(text, " BC"):
+		return outboxTimeMin, true
+	case strings.IndexByte(text, '-') > 4: // a year past 9999
+		return outboxTimeMax, true
+	default:
+		return time.Time{}, false
+	}
+	switch {
+	case ts.Before(outboxTimeMin):
+		ts = outboxTimeMin
+	case ts.After(outboxTimeMax):
+		ts = outboxTimeMax
+	}
+	return ts, true
+}
+
+var (
+	outboxTimeMin = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	outboxTimeMax = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+)
 
 // outboxEvent builds the event of an outbox row, or says why it is skipped, or sets it aside as
 // oversized when size (the payload's bytes; payload itself may then be nil: it is not read) or

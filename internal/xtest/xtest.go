@@ -210,11 +210,13 @@ func Source(t testing.TB, st *store.Store, walhookURL string) (*store.Store, str
 // SourceStore returns a store over a pool on the database at url (closed when the test ends).
 func SourceStore(t testing.TB, url string) *store.Store {
 	t.Helper()
-	return store.New(poolOn(t, url), keys)
+	return store.New(PoolOn(t, url), keys)
 }
 
-// poolOn opens a pool of up to 8 connections on the database at url, closed when the test ends.
-func poolOn(t testing.TB, url string) *pgxpool.Pool {
+// PoolOn opens a pool of up to 8 connections on the database at url, closed when the test ends:
+// for a test that hands a database's URL to a command or a process (DatabaseURL) and reads or
+// seeds that database itself.
+func PoolOn(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -275,7 +277,7 @@ func clone(t testing.TB, template string) string {
 // Pool returns a pool on a fresh database for this test.
 func Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	return poolOn(t, DatabaseURL(t))
+	return PoolOn(t, DatabaseURL(t))
 }
 
 // Keys is the keyring every test store uses.

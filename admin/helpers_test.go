@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -189,8 +190,32 @@ func (e *env) must(status int, method, path, token string, body any) map[string]
 	return r.obj(e.t)
 }
 
+// hookBody is a valid webhook for POST /v1/webhooks.
 func hookBody(name string) map[string]any {
 	return map[string]any{"name": name, "url": "https://hooks.example.com/in", "method": "POST", "event": "contact.created"}
+}
+
+// oauthBody is a valid OAuth credential (client credentials grant) for POST /v1/oauth.
+func oauthBody(name string) map[string]any {
+	return map[string]any{"name": name, "token_url": "https://auth.example.com/token", "grant_type": "client_credentials",
+		"client_id": "id", "client_secret": "s"}
+}
+
+// with returns a copy of body with mod's fields set over it (a nil value is sent as JSON null):
+// a valid body made invalid one field at a time.
+func with(body, mod map[string]any) map[string]any {
+	out := maps.Clone(body)
+	maps.Copy(out, mod)
+	return out
+}
+
+// many returns n objects made by f, for lists over a limit.
+func many(n int, f func(i int) map[string]any) []map[string]any {
+	out := make([]map[string]any, n)
+	for i := range out {
+		out[i] = f(i)
+	}
+	return out
 }
 
 // newWebhook creates a webhook of acme through the store and returns its id.

@@ -1,8 +1,9 @@
 // Package xtest gives tests a real PostgreSQL: one private cluster per test binary (started on
 // first use, stopped by Main), a template database migrated once, and a fresh clone of it per
 // test, so tests run in parallel and never see each other's rows. It is also the one way tests
-// run walhook as a process (proc.go: the binary built once, Start, Serve, Run), and it has the
-// bounded wait on a condition tests use instead of sleeping (Eventually).
+// run walhook as a process (proc.go: the binary built once, Start, Serve, Run), it has the
+// bounded wait on a condition tests use instead of sleeping (Eventually), and it reads the shell
+// commands out of a doc for the tests that run them as written (DocCommands).
 //
 // Every package whose tests touch the database has
 //

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -20,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/xtest"
+	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -74,6 +76,37 @@ type env struct {
 
 var seq atomic.Int64
 
+// loopback is the allow-list of the tests' receivers, which listen on 127.0.0.1.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+// realSender is relay/dispatch's sender, for tests whose Test calls must reach a receiver of
+// theirs (newEnv's tester).
+func realSender() *dispatch.Sender {
+	return dispatch.NewSender(dispatch.SenderConfig{AllowPrivate: loopback, AttemptTimeout: 5 * time.Second}, nil, nil)
+}
+
+// runDispatcher runs a real relay/dispatch dispatcher over e's database until the test ends, for
+// tests of what the API shows of real deliveries. It sends to the loopback receivers, polls every
+// 50 ms unless cfg says otherwise, and does not jitter retries, so cfg.Schedule alone times them.
+func (e *env) runDispatcher(cfg dispatch.Config) {
+	e.t.Helper()
+	cfg.Version = "test"
+	cfg.AllowPrivate = loopback
+	if cfg.AttemptTimeout == 0 {
+		cfg.AttemptTimeout = 5 * time.Second
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 50 * time.Millisecond
+	}
+	cfg.Jitter = -1
+	d, err := dispatch.New(cfg, e.st, zerolog.Nop(), prometheus.NewRegistry())
+	require.NoError(e.t, err)
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	e.t.Cleanup(func() { cancel(); require.NoError(e.t, <-done) })
+}
+
 func newEnv(t *testing.T, tester Tester) *env {
 	t.Helper()
 	ctx := t.Context()
@@ -111,7 +144,7 @@ func newEnv(t *testing.T, tester Tester) *env {
 		e.tester = &fakeTester{}
 		tester = e.tester
 	}
-	s := New(Config{API: true, AllowNets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, st, tester,
+	s := New(Config{API: true, AllowNets: loopback}, st, tester,
 		zerolog.Nop(), prometheus.NewRegistry())
 	e.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(e.srv.Close)
@@ -189,8 +222,32 @@ func (e *env) must(status int, method, path, token string, body any) map[string]
 	return r.obj(e.t)
 }
 
+// hookBody is a valid webhook for POST /v1/webhooks.
 func hookBody(name string) map[string]any {
 	return map[string]any{"name": name, "url": "https://hooks.example.com/in", "method": "POST", "event": "contact.created"}
+}
+
+// oauthBody is a valid OAuth credential (client credentials grant) for POST /v1/oauth.
+func oauthBody(name string) map[string]any {
+	return map[string]any{"name": name, "token_url": "https://auth.example.com/token", "grant_type": "client_credentials",
+		"client_id": "id", "client_secret": "s"}
+}
+
+// with returns a copy of body with mod's fields set over it (a nil value is sent as JSON null):
+// a valid body made invalid one field at a time.
+func with(body, mod map[string]any) map[string]any {
+	out := maps.Clone(body)
+	maps.Copy(out, mod)
+	return out
+}
+
+// many returns n objects made by f, for lists over a limit.
+func many(n int, f func(i int) map[string]any) []map[string]any {
+	out := make([]map[string]any, n)
+	for i := range out {
+		out[i] = f(i)
+	}
+	return out
 }
 
 // newWebhook creates a webhook of acme through the store and returns its id.

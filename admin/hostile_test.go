@@ -80,34 +80,14 @@ func TestHostileRequests(t *testing.T) {
 	forged := func(raw string) string { return base64.RawURLEncoding.EncodeToString([]byte(raw)) }
 
 	// Bodies.
-	good := func(mod map[string]any) map[string]any {
-		b := hookBody("hostile")
-		for k, v := range mod {
-			b[k] = v
-		}
-		return b
-	}
+	good := func(mod map[string]any) map[string]any { return with(hookBody("hostile"), mod) }
 	hdr := func(k, v string) map[string]any {
 		return good(map[string]any{"headers": []map[string]any{{"key": k, "value": v}}})
 	}
 	param := func(k, p string) map[string]any {
 		return good(map[string]any{"params": []map[string]any{{"key": k, "path": p}}})
 	}
-	many := func(n int, f func(i int) map[string]any) []map[string]any {
-		out := make([]map[string]any, n)
-		for i := range out {
-			out[i] = f(i)
-		}
-		return out
-	}
-	oauth := func(mod map[string]any) map[string]any {
-		b := map[string]any{"name": "hostile-cred", "token_url": "https://auth.example.com/token",
-			"grant_type": "client_credentials", "client_id": "id", "client_secret": "s"}
-		for k, v := range mod {
-			b[k] = v
-		}
-		return b
-	}
+	oauth := func(mod map[string]any) map[string]any { return with(oauthBody("hostile-cred"), mod) }
 	rawHook := func(inner string) string {
 		return `{"name":"hostile","url":"https://hooks.example.com/in","method":"POST","event":"contact.created"` + inner + `}`
 	}

@@ -32,10 +32,7 @@ func TestPermissionMatrix(t *testing.T) {
 		return e.pub("acme", e.newDelivery(w, "failed", time.Now()))
 	}
 	withOAuth := func() map[string]any { b := hookBody("matrix"); b["oauth_id"] = cred.ID; return b }
-	oauthBody := func() map[string]any {
-		return map[string]any{"name": fmt.Sprintf("o%d", seq.Add(1)), "token_url": "https://auth.example.com/t",
-			"grant_type": "client_credentials", "client_id": "id", "client_secret": "s"}
-	}
+	newOAuthBody := func() map[string]any { return oauthBody(fmt.Sprintf("o%d", seq.Add(1))) } // a name of its own each time
 
 	const (
 		owner = iota
@@ -88,9 +85,9 @@ func TestPermissionMatrix(t *testing.T) {
 		"GET /v1/deliveries/{id}":         {want: [6]int{200, 200, 200, 404, 401, 403}, setup: func() (string, any) { return "/v1/deliveries/" + failedDelivery(), nil }},
 		"POST /v1/deliveries/{id}/resync": {want: [6]int{202, 202, 403, 404, 401, 403}, setup: func() (string, any) { return "/v1/deliveries/" + failedDelivery() + "/resync", nil }},
 		"GET /v1/oauth":                   {want: [6]int{200, 200, 200, 200, 401, 403}, setup: func() (string, any) { return "/v1/oauth", nil }},
-		"POST /v1/oauth":                  {want: [6]int{201, 201, 403, 201, 401, 403}, setup: func() (string, any) { return "/v1/oauth", oauthBody() }},
+		"POST /v1/oauth":                  {want: [6]int{201, 201, 403, 201, 401, 403}, setup: func() (string, any) { return "/v1/oauth", newOAuthBody() }},
 		"GET /v1/oauth/{id}":              {want: [6]int{200, 200, 200, 404, 401, 403}, setup: func() (string, any) { return fmt.Sprintf("/v1/oauth/%d", oauth()), nil }},
-		"PUT /v1/oauth/{id}":              {want: [6]int{200, 200, 403, 404, 401, 403}, setup: func() (string, any) { return fmt.Sprintf("/v1/oauth/%d", oauth()), oauthBody() }},
+		"PUT /v1/oauth/{id}":              {want: [6]int{200, 200, 403, 404, 401, 403}, setup: func() (string, any) { return fmt.Sprintf("/v1/oauth/%d", oauth()), newOAuthBody() }},
 		"PATCH /v1/oauth/{id}": {want: [6]int{200, 200, 403, 404, 401, 403}, setup: func() (string, any) {
 			return fmt.Sprintf("/v1/oauth/%d", oauth()), map[string]any{"scope": "x"}
 		}},

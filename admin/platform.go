@@ -195,27 +195,38 @@ func (in memberInput) validate() error {
 	return e.Err()
 }
 
-func (s *Server) platformCreateCompany(c *call) error {
-	var in companyInput
-	if err := c.decode(&in, false); err != nil {
+// decodeValid decodes a platform create's required body into in and checks it: a
+// *webhook.ValidationError answers 422 naming each field.
+func (c *call) decodeValid(in interface{ validate() error }) error {
+	if err := c.decode(in, false); err != nil {
 		return err
 	}
-	if err := in.validate(); err != nil {
+	return in.validate()
+}
+
+// conflictOn answers a unique violation of a create with 409 naming the field that collided,
+// with detail for a person; any other error passes as it is.
+func conflictOn(err error, field, message, detail string) error {
+	var ce *store.ConstraintError
+	if errors.As(err, &ce) && errors.Is(err, store.ErrConflict) {
+		return &problem{Status: http.StatusConflict, Detail: detail, Errors: []webhook.FieldError{{Field: field, Message: message}}}
+	}
+	return err
+}
+
+func (s *Server) platformCreateCompany(c *call) error {
+	var in companyInput
+	if err := c.decodeValid(&in); err != nil {
 		return err
 	}
 	var co store.Company
 	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
 		var err error
 		if co, err = tx.CompanyCreate(c.ctx, in.ExternalID, in.Name); err != nil {
-			return err
+			return conflictOn(err, "external_id", "another company has this id", fmt.Sprintf("a company with external_id %q exists", in.ExternalID))
 		}
 		return tx.AuditRecordPlatform(c.ctx, co.ID, c.pp, "created", store.AuditCompany, 0, map[string]any{"name": co.Name})
 	})
-	var ce *store.ConstraintError
-	if errors.As(err, &ce) && errors.Is(err, store.ErrConflict) {
-		return &problem{Status: http.StatusConflict, Detail: fmt.Sprintf("a company with external_id %q exists", in.ExternalID),
-			Errors: []webhook.FieldError{{Field: "external_id", Message: "another company has this id"}}}
-	}
 	if err != nil {
 		return err
 	}
@@ -342,10 +353,7 @@ func (s *Server) platformCreateMember(c *call) error {
 		return err
 	}
 	var in memberInput
-	if err := c.decode(&in, false); err != nil {
-		return err
-	}
-	if err := in.validate(); err != nil {
+	if err := c.decodeValid(&in); err != nil {
 		return err
 	}
 	var out store.Member
@@ -366,14 +374,8 @@ func (s *Server) platformCreateMember(c *call) error {
 			m.RoleID = &r.ID
 		}
 		var err error
-		out, err = tx.MemberCreate(c.ctx, m)
-		var ce *store.ConstraintError
-		if errors.As(err, &ce) && errors.Is(err, store.ErrConflict) {
-			return &problem{Status: http.StatusConflict, Detail: fmt.Sprintf("company %q already has a member %q", co.ID, in.Email),
-				Errors: []webhook.FieldError{{Field: "email", Message: "another member of the company has this email"}}}
-		}
-		if err != nil {
-			return err
+		if out, err = tx.MemberCreate(c.ctx, m); err != nil {
+			return conflictOn(err, "email", "another member of the company has this email", fmt.Sprintf("company %q already has a member %q", co.ID, in.Email))
 		}
 		return tx.AuditRecordPlatform(c.ctx, co.ID, c.pp, "created", store.AuditMember, out.ID, map[string]any{"email": out.Email, "role": in.Role})
 	})

@@ -1,17 +1,13 @@
 package admin
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/relay/dispatch"
@@ -41,18 +37,12 @@ func TestWebhookIDIsTheAPIID(t *testing.T) {
 	e := newEnv(t, nil)
 	w := e.newWebhook("relayed", func(w *webhook.Webhook) { w.URL = rcv.URL + "/in"; w.Active = true })
 
-	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-	d, err := dispatch.New(dispatch.Config{
-		SenderConfig: dispatch.SenderConfig{Version: "test", AttemptTimeout: 3 * time.Second, AllowPrivate: loopback},
-		Workers:      4, PerWebhook: 2, ClaimBatch: 8, PollInterval: 50 * time.Millisecond, Lease: 20 * time.Second,
-		Schedule: []time.Duration{0, 10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond}, Jitter: -1,
+	e.runDispatcher(dispatch.Config{
+		SenderConfig: dispatch.SenderConfig{AttemptTimeout: 3 * time.Second},
+		Workers:      4, PerWebhook: 2, ClaimBatch: 8, Lease: 20 * time.Second,
+		Schedule:      []time.Duration{0, 10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond},
 		RetryAfterMax: time.Hour, StatsInterval: time.Second, DrainTimeout: time.Second,
-	}, e.st, zerolog.Nop(), prometheus.NewRegistry())
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	})
 
 	_, ids, err := storetest.Enqueue(e.ctx, e.st, webhook.Event{
 		SourceKey: "test:relayed", CompanyID: "acme", EventKey: "contact.created", OccurredAt: time.Now(),

@@ -57,11 +57,8 @@ func TestQuotas(t *testing.T) {
 	require.Contains(t, r.fieldErrors(t), "params")
 
 	// OAuth credentials.
-	cred := func(name string) map[string]any {
-		return map[string]any{"name": name, "token_url": "https://auth.example.com/t", "grant_type": "client_credentials", "client_id": "i", "client_secret": "s"}
-	}
-	e.must(201, "POST", "/v1/oauth", e.manager, cred("one"))
-	over(e.do("POST", "/v1/oauth", e.manager, cred("two")), 409, "oauth_credentials_per_company", 1)
+	e.must(201, "POST", "/v1/oauth", e.manager, oauthBody("one"))
+	over(e.do("POST", "/v1/oauth", e.manager, oauthBody("two")), 409, "oauth_credentials_per_company", 1)
 	require.Equal(t, 1, count("oauth_credential", "acme"))
 
 	// Active API tokens: acme has three (owner, manager, viewer); revoked ones do not count.
@@ -104,8 +101,7 @@ func TestQuotaConcurrentCreates(t *testing.T) {
 		}()
 		go func() {
 			defer wg.Done()
-			statuses[n+i] = post("/v1/oauth", map[string]any{"name": fmt.Sprintf("race %d", i), "token_url": "https://auth.example.com/t",
-				"grant_type": "client_credentials", "client_id": "i", "client_secret": "s"})
+			statuses[n+i] = post("/v1/oauth", oauthBody(fmt.Sprintf("race %d", i)))
 		}()
 	}
 	wg.Wait()

@@ -1,20 +1,16 @@
 package admin
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/relay/dispatch"
@@ -31,8 +27,7 @@ import (
 // while each error still says what went wrong.
 func TestHistoryHoldsNoSecrets(t *testing.T) {
 	t.Parallel()
-	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-	e := newEnv(t, dispatch.NewSender(dispatch.SenderConfig{AllowPrivate: loopback, AttemptTimeout: 5 * time.Second}, nil, nil))
+	e := newEnv(t, realSender())
 	const (
 		clientSecret = "Cl1ent/Secret+Value&42"
 		headerSecret = "hdr-S3cret-9876"
@@ -99,16 +94,10 @@ func TestHistoryHoldsNoSecrets(t *testing.T) {
 		ids[i] = d[0]
 	}
 
-	d, err := dispatch.New(dispatch.Config{
-		SenderConfig: dispatch.SenderConfig{Version: "test", AttemptTimeout: 5 * time.Second, AllowPrivate: loopback},
-		Workers:      8, PerWebhook: 2, ClaimBatch: 16, PollInterval: 50 * time.Millisecond, Lease: 30 * time.Second,
-		Schedule: []time.Duration{0, 10 * time.Millisecond}, Jitter: -1, StatsInterval: time.Second, DrainTimeout: time.Second,
-	}, e.st, zerolog.Nop(), prometheus.NewRegistry())
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); require.NoError(t, <-done) }()
+	e.runDispatcher(dispatch.Config{
+		Workers: 8, PerWebhook: 2, ClaimBatch: 16, Lease: 30 * time.Second,
+		Schedule: []time.Duration{0, 10 * time.Millisecond}, StatsInterval: time.Second, DrainTimeout: time.Second,
+	})
 
 	noSecret := func(where, text string) {
 		t.Helper()

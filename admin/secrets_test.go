@@ -3,7 +3,6 @@ package admin
 import (
 	"fmt"
 	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +19,7 @@ import (
 func (e *env) restart(cfg Config) *Server {
 	e.t.Helper()
 	cfg.API = true
-	cfg.AllowNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	cfg.AllowNets = loopback
 	s := New(cfg, e.st, e.tester, zerolog.Nop(), prometheus.NewRegistry())
 	e.srv = httptest.NewServer(s.Handler())
 	e.t.Cleanup(e.srv.Close)

@@ -6,13 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/walhook/walhook/relay/dispatch"
 )
 
 // TestTestSendReal runs the test endpoints through relay/dispatch's sender against a real
@@ -35,7 +32,7 @@ func TestTestSendReal(t *testing.T) {
 	}))
 	t.Cleanup(rcv.Close)
 
-	e := newEnv(t, dispatch.NewSender(dispatch.SenderConfig{AllowPrivate: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, nil, nil))
+	e := newEnv(t, realSender())
 	body := hookBody("real")
 	body["url"] = rcv.URL + "/in"
 	body["headers"] = []map[string]any{{"key": "X-Api-Key", "value": "k-123", "secret": true}}

@@ -1,21 +1,17 @@
 package admin
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/relay/dispatch"
@@ -41,17 +37,8 @@ func TestHistoryShowsWhatWasSent(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(rcv.Close)
-	loop := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-	e := newEnv(t, dispatch.NewSender(dispatch.SenderConfig{AllowPrivate: loop}, nil, nil))
-	d, err := dispatch.New(dispatch.Config{
-		SenderConfig: dispatch.SenderConfig{Version: "test", AttemptTimeout: 5 * time.Second, AllowPrivate: loop},
-		PollInterval: 50 * time.Millisecond, Jitter: -1,
-	}, e.st, zerolog.Nop(), prometheus.NewRegistry())
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	e := newEnv(t, realSender())
+	e.runDispatcher(dispatch.Config{})
 
 	mk := func(body map[string]any) int64 {
 		body["url"] = rcv.URL + "/in?fixed=1&api_key=k-live-123"

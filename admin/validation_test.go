@@ -16,19 +16,7 @@ func TestWebhookValidation(t *testing.T) {
 	hdr := func(k, v string) map[string]any {
 		return map[string]any{"headers": []map[string]any{{"key": k, "value": v}}}
 	}
-	many := func(n int, f func(i int) map[string]any) []map[string]any {
-		out := make([]map[string]any, n)
-		for i := range out {
-			out[i] = f(i)
-		}
-		return out
-	}
-	cases := []struct {
-		name  string
-		mod   map[string]any
-		field string
-		msg   string
-	}{
+	for _, c := range []fieldCase{
 		{"name missing", map[string]any{"name": ""}, "name", "is required"},
 		{"name blank", map[string]any{"name": "   "}, "name", "is required"},
 		{"name too long", map[string]any{"name": strings.Repeat("é", 101)}, "name", "at most 100 characters"},
@@ -94,19 +82,8 @@ func TestWebhookValidation(t *testing.T) {
 		})}, "params", "at most 100 parameters"},
 		{"rate limit zero", map[string]any{"rate_limit": 0}, "rate_limit", "from 1 to 1000"},
 		{"rate limit too high", map[string]any{"rate_limit": 1001}, "rate_limit", "from 1 to 1000"},
-	}
-	for _, c := range cases {
-		body := hookBody("valid")
-		for k, v := range c.mod {
-			body[k] = v
-		}
-		r := e.do("POST", "/v1/webhooks", e.owner, body)
-		require.Equal(t, 422, r.status, "%s: %s", c.name, r.raw)
-		p := r.obj(t)
-		require.Equal(t, "urn:walhook:problem:validation", p["type"], c.name)
-		fe := r.fieldErrors(t)
-		require.Contains(t, fe, c.field, "%s: %s", c.name, r.raw)
-		require.Contains(t, fe[c.field], c.msg, c.name)
+	} {
+		body := e.requireInvalid(t, "/v1/webhooks", hookBody("valid"), c)
 		// The unsaved test validates the same way.
 		require.Equal(t, 422, e.do("POST", "/v1/webhooks/test", e.owner, body).status, c.name)
 	}
@@ -133,16 +110,7 @@ func TestWebhookValidation(t *testing.T) {
 func TestOAuthValidation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	base := func() map[string]any {
-		return map[string]any{"name": "c", "token_url": "https://auth.example.com/t", "grant_type": "client_credentials",
-			"client_id": "id", "client_secret": "s"}
-	}
-	cases := []struct {
-		name  string
-		mod   map[string]any
-		field string
-		msg   string
-	}{
+	for _, c := range []fieldCase{
 		{"name missing", map[string]any{"name": ""}, "name", "is required"},
 		{"token url", map[string]any{"token_url": "mailto:x@example.com"}, "token_url", "absolute http or https"},
 		{"method", map[string]any{"method": "PUT"}, "method", "POST or GET"},
@@ -154,18 +122,33 @@ func TestOAuthValidation(t *testing.T) {
 		{"refresh grant needs a token", map[string]any{"grant_type": "refresh_token"}, "refresh_token", "refresh_token grant"},
 		{"extra param reserved", map[string]any{"extra_params": []map[string]any{{"key": "client_secret", "value": "x"}}}, "extra_params[0].key", "its own field"},
 		{"secret with newline", map[string]any{"client_secret": "a\nb"}, "client_secret", "CR, LF or NUL"},
-	}
-	for _, c := range cases {
-		body := base()
-		for k, v := range c.mod {
-			body[k] = v
-		}
-		r := e.do("POST", "/v1/oauth", e.owner, body)
-		require.Equal(t, 422, r.status, "%s: %s", c.name, r.raw)
-		fe := r.fieldErrors(t)
-		require.Contains(t, fe[c.field], c.msg, "%s: %s", c.name, r.raw)
+	} {
+		e.requireInvalid(t, "/v1/oauth", oauthBody("c"), c)
 	}
 	list, err := e.st.OAuthCredentialList(e.ctx, "acme")
 	require.NoError(t, err)
 	require.Empty(t, list)
+}
+
+// fieldCase is one invalid body: mod's fields set over a valid body, and the field the 422
+// problem must name, with a message that contains msg.
+type fieldCase struct {
+	name  string
+	mod   map[string]any
+	field string
+	msg   string
+}
+
+// requireInvalid sends valid with c.mod set over it to path as acme's owner, requires the
+// validation problem c names, and returns the body it sent.
+func (e *env) requireInvalid(t *testing.T, path string, valid map[string]any, c fieldCase) map[string]any {
+	t.Helper()
+	body := with(valid, c.mod)
+	r := e.do("POST", path, e.owner, body)
+	require.Equal(t, 422, r.status, "%s: %s", c.name, r.raw)
+	require.Equal(t, "urn:walhook:problem:validation", r.obj(t)["type"], c.name)
+	fe := r.fieldErrors(t)
+	require.Contains(t, fe, c.field, "%s: %s", c.name, r.raw)
+	require.Contains(t, fe[c.field], c.msg, c.name)
+	return body
 }

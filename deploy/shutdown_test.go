@@ -65,9 +65,7 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	releaseAll := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(releaseAll) // runs before receiver.Close
 	dbURL := xtest.DatabaseURL(t)
-	pool, err := pgxpool.New(t.Context(), dbURL)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := xtest.PoolOn(t, dbURL)
 	const n = 50
 	spec := crypt.GenerateKeySpec("k1")
 	seedDeliveries(t, pool, spec, receiver.URL, n)

@@ -1,6 +1,7 @@
 package uitest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -71,6 +72,40 @@ func startDev(t *testing.T, flags ...string) *dev {
 	require.NoError(t, err)
 	d.token = strings.TrimSpace(string(b))
 	return d
+}
+
+// request calls the dev admin API (path below /v1) with the dev owner's token, sending body as
+// JSON unless it is nil, and returns the status and the decoded JSON answer (nil when empty).
+func (d *dev) request(t *testing.T, method, path string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+d.addr+"/v1"+path, rd)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+d.token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	var out map[string]any
+	if len(b) > 0 {
+		require.NoError(t, json.Unmarshal(b, &out), "%s %s: %s", method, path, b)
+	}
+	return res.StatusCode, out
+}
+
+// api is request for a call that must succeed: it fails the test on any status above 299.
+func (d *dev) api(t *testing.T, method, path string, body any) map[string]any {
+	t.Helper()
+	status, out := d.request(t, method, path, body)
+	require.Less(t, status, 300, "%s %s: %v", method, path, out)
+	return out
 }
 
 // cli runs a walhook bootstrap command against the dev database and returns its output.

@@ -1,10 +1,7 @@
 package uitest
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"testing"
@@ -14,32 +11,6 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
 )
-
-// request calls the admin API as the dev owner and returns the status and the decoded JSON
-// answer (api, beside it, fails on any status above 299).
-func (d *dev) request(t *testing.T, method, path string, body any) (int, map[string]any) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		require.NoError(t, err)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+d.addr+"/v1"+path, rd)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+d.token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	var out map[string]any
-	if len(b) > 0 {
-		require.NoError(t, json.Unmarshal(b, &out), "%s %s: %s", method, path, b)
-	}
-	return res.StatusCode, out
-}
 
 // TestWebPageComplete checks what a person expects of the page beyond its happy path: the
 // listing's delivery counts, every action in reach at 1366×768 and on a 390×844 phone, the active

@@ -1,10 +1,7 @@
 package uitest
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -20,24 +17,6 @@ func (d *dev) psqlValue(t *testing.T, sql string) string {
 	out, err := exec.Command(d.psqlPath(t), "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", d.dbURL, "-c", sql).CombinedOutput()
 	require.NoError(t, err, "psql: %s", out)
 	return strings.TrimSpace(string(out))
-}
-
-// api calls the dev admin API with the dev token and decodes the JSON answer.
-func (d *dev) api(t *testing.T, method, path string, body any) map[string]any {
-	t.Helper()
-	raw, err := json.Marshal(body)
-	require.NoError(t, err)
-	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+d.addr+"/v1"+path, bytes.NewReader(raw))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+d.token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer res.Body.Close()
-	var out map[string]any
-	require.NoError(t, json.NewDecoder(res.Body).Decode(&out))
-	require.Less(t, res.StatusCode, 300, "%s %s: %v", method, path, out)
-	return out
 }
 
 // setInput sets a text control's value as one input event (chromedp's Clear leaves the old text).

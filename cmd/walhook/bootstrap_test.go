@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/xtest"
@@ -62,9 +61,7 @@ func TestBootstrap(t *testing.T) {
 	_, err = run(runToken, "create", "--company", "42", "--email", "owner@acme.test", "--name", "forever", "--no-expiry")
 	require.NoError(t, err)
 	expiries := map[string]*time.Time{}
-	tpool, err := pgxpool.New(ctx, db)
-	require.NoError(t, err)
-	t.Cleanup(tpool.Close)
+	tpool := xtest.PoolOn(t, db)
 	rows, err := tpool.Query(ctx, `SELECT name, expires_at FROM walhook.api_token WHERE company_id = '42'`)
 	require.NoError(t, err)
 	for rows.Next() {
@@ -78,9 +75,7 @@ func TestBootstrap(t *testing.T) {
 	require.NotNil(t, expiries["default"])
 	require.WithinRange(t, *expiries["default"], time.Now().Add(89*24*time.Hour), time.Now().Add(91*24*time.Hour))
 
-	pool, err := pgxpool.New(ctx, db)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := xtest.PoolOn(t, db)
 	p, err := store.New(pool, xtest.Keys()).Authenticate(ctx, strings.TrimSpace(token))
 	require.NoError(t, err)
 	require.Equal(t, "42", p.CompanyID)
@@ -131,9 +126,7 @@ func TestKeysReseal(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
-	pool, err := pgxpool.New(ctx, db)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := xtest.PoolOn(t, db)
 	old, next := crypt.GenerateKeySpec("old"), crypt.GenerateKeySpec("new")
 	oldKeys, err := crypt.ParseKeyring(old)
 	require.NoError(t, err)
@@ -189,9 +182,7 @@ func TestEmitKeyRotate(t *testing.T) {
 		require.NoError(t, runEmitKey(ctx, []string{"rotate", "--database-url", db, "--log-format", "json"}, &out))
 		require.Equal(t, want, out.String())
 	}
-	pool, err := pgxpool.New(ctx, db)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := xtest.PoolOn(t, db)
 	keys, _, err := store.New(pool, nil).EmitKeys(ctx)
 	require.NoError(t, err)
 	require.Len(t, keys, 2)

@@ -216,24 +216,9 @@ func devFails(t *testing.T, dir string, extra ...string) string {
 // `walhook dev` (the curl and psql lines, continuation lines joined).
 func readmeQuickStart(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile("../../README.md")
-	require.NoError(t, err)
-	_, section, ok := strings.Cut(string(b), "## Quick start")
-	require.True(t, ok)
-	section, _, _ = strings.Cut(section, "\n## ")
-	_, block, ok := strings.Cut(section, "in another terminal")
-	require.True(t, ok)
-	_, block, _ = strings.Cut(block, "```sh\n")
-	block, _, _ = strings.Cut(block, "```")
-	block = strings.ReplaceAll(block, "\\\n", "")
-	var lines []string
-	for _, l := range strings.Split(block, "\n") {
-		if strings.HasPrefix(l, "curl ") || strings.HasPrefix(l, "psql ") {
-			lines = append(lines, l)
-		}
-	}
-	require.GreaterOrEqual(t, len(lines), 4, "the quick start's commands:\n%s", block)
-	require.Contains(t, block, "walhook.emit('1', 'contact.note_added'", "the README emits the demo's outbox event for the demo company")
+	lines := xtest.DocCommands(t, "../../README.md", "in another terminal", "\n## ", "curl ", "psql ")
+	require.GreaterOrEqual(t, len(lines), 4, "the quick start's commands:\n%s", strings.Join(lines, "\n"))
+	require.Contains(t, strings.Join(lines, "\n"), "walhook.emit('1', 'contact.note_added'", "the README emits the demo's outbox event for the demo company")
 	return lines
 }
 

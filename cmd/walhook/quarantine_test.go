@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/xtest"
@@ -25,9 +24,7 @@ func TestQuarantineCommands(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
-	pool, err := pgxpool.New(ctx, db)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := xtest.PoolOn(t, db)
 	st := store.New(pool, xtest.Keys())
 	cat, err := catalog.Parse([]byte("events:\n  - key: invoice.paid\n    source: outbox\n"))
 	require.NoError(t, err)

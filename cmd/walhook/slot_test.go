@@ -8,7 +8,6 @@ import (
 	"os"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/xtest"
@@ -24,9 +23,7 @@ func TestSlotRecreate(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
-	pool, err := pgxpool.New(ctx, db)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := xtest.PoolOn(t, db)
 	wh := store.New(pool, nil)
 	// The slot is in the application's database (apart with WALHOOK_TEST_TWO_DATABASES=1).
 	srcURL := xtest.SourceURL(t, db)
@@ -45,7 +42,7 @@ func TestSlotRecreate(t *testing.T) {
 		return out.String(), err
 	}
 
-	_, err = run("status")
+	_, err := run("status")
 	require.EqualError(t, err, fmt.Sprintf("no replication slot %q", slot))
 	out, err := run("recreate", "--yes")
 	require.NoError(t, err)
@@ -140,9 +137,7 @@ func TestMigrateTwoDatabases(t *testing.T) {
 	require.Regexp(t, `\n0026_history_stats\s+applied [^\n]+\n0027_source_epoch\s+pending\n0028_capture_source\s+pending\n`, out)
 	require.Regexp(t, `\n0001_capture\s+pending\n0002_moved\s+pending\n$`, out)
 	// the source set removed its objects from a database of its own
-	pool, err := pgxpool.New(ctx, src)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := xtest.PoolOn(t, src)
 	var outbox *string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass('walhook.outbox')::text`).Scan(&outbox))
 	require.Nil(t, outbox)
@@ -161,10 +156,8 @@ func TestSlotRefusesMovedDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
-	pool, err := pgxpool.New(ctx, db)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	_, err = pool.Exec(ctx, `UPDATE walhook.capture_setting SET moved_at = now(), moved_to = 'postgres://walhook@new:5432/walhook'`)
+	pool := xtest.PoolOn(t, db)
+	_, err := pool.Exec(ctx, `UPDATE walhook.capture_setting SET moved_at = now(), moved_to = 'postgres://walhook@new:5432/walhook'`)
 	require.NoError(t, err)
 	for _, sub := range []string{"epoch", "status", "drop", "recreate"} {
 		err := runSlot(ctx, []string{sub, "--yes", "--database-url", db, "--slot", "moved_test", "--log-format", "json"}, io.Discard)

@@ -241,24 +241,11 @@ func devHostappFlags(t *testing.T, catalog, origin string) []string {
 // member id the owner's creation answers stands in for <member id>.
 func runDocs(t *testing.T, root, addr string) {
 	t.Helper()
-	b, err := os.ReadFile("../../docs/integration.md")
-	require.NoError(t, err)
-	_, doc, ok := strings.Cut(string(b), "\n## 3. ")
-	require.True(t, ok)
-	doc, _, ok = strings.Cut(doc, "\n## 5. ")
-	require.True(t, ok)
 	var lines []string
-	for _, block := range strings.Split(doc, "```sh\n")[1:] {
-		block, _, _ = strings.Cut(block, "```")
-		block = strings.ReplaceAll(block, "\\\n", "")
-		for _, l := range strings.Split(block, "\n") {
-			l = strings.TrimSpace(l)
-			if strings.HasPrefix(l, "curl ") || strings.HasPrefix(l, "PT=") {
-				lines = append(lines, strings.ReplaceAll(l, "localhost:8080", addr))
-			}
-		}
+	for _, l := range xtest.DocCommands(t, "../../docs/integration.md", "\n## 3. ", "\n## 5. ", "curl ", "PT=") {
+		lines = append(lines, strings.ReplaceAll(l, "localhost:8080", addr))
 	}
-	require.Len(t, lines, 4, "PT=, the company, its owner, the portal link:\n%s", doc)
+	require.Len(t, lines, 4, "PT=, the company, its owner, the portal link:\n%s", strings.Join(lines, "\n"))
 	require.True(t, strings.HasPrefix(lines[0], "PT=$(cat .walhook/platform_token)"))
 	sh := func(line string) []byte {
 		cmd := exec.Command("sh", "-c", lines[0]+" && "+line)

@@ -1,8 +1,9 @@
 // Package xtest gives tests a real PostgreSQL: one private cluster per test binary (started on
 // first use, stopped by Main), a template database migrated once, and a fresh clone of it per
 // test, so tests run in parallel and never see each other's rows. It is also the one way tests
-// run walhook as a process (proc.go: the binary built once, Start, Serve, Run), and it has the
-// bounded wait on a condition tests use instead of sleeping (Eventually).
+// run walhook as a process (proc.go: the binary built once, Start, Serve, Run), it has the
+// bounded wait on a condition tests use instead of sleeping (Eventually), and it reads the shell
+// commands out of a doc for the tests that run them as written (DocCommands).
 //
 // Every package whose tests touch the database has
 //
@@ -210,11 +211,13 @@ func Source(t testing.TB, st *store.Store, walhookURL string) (*store.Store, str
 // SourceStore returns a store over a pool on the database at url (closed when the test ends).
 func SourceStore(t testing.TB, url string) *store.Store {
 	t.Helper()
-	return store.New(poolOn(t, url), keys)
+	return store.New(PoolOn(t, url), keys)
 }
 
-// poolOn opens a pool of up to 8 connections on the database at url, closed when the test ends.
-func poolOn(t testing.TB, url string) *pgxpool.Pool {
+// PoolOn opens a pool of up to 8 connections on the database at url, closed when the test ends:
+// for a test that hands a database's URL to a command or a process (DatabaseURL) and reads or
+// seeds that database itself.
+func PoolOn(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -275,7 +278,7 @@ func clone(t testing.TB, template string) string {
 // Pool returns a pool on a fresh database for this test.
 func Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	return poolOn(t, DatabaseURL(t))
+	return PoolOn(t, DatabaseURL(t))
 }
 
 // Keys is the keyring every test store uses.

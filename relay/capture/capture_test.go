@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -88,12 +89,10 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	url := xtest.DatabaseURL(t)
-	pool, err := pgxpool.New(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := xtest.PoolOn(t, url)
 	st := store.New(pool, xtest.Keys())
 	src, appURL := xtest.Source(t, st, url)
-	_, err = src.Pool().Exec(ctx, testSchema)
+	_, err := src.Pool().Exec(ctx, testSchema)
 	require.NoError(t, err)
 	cat, err := catalog.Parse([]byte(testCatalog))
 	require.NoError(t, err)
@@ -145,6 +144,47 @@ func (f *fixture) start(t *testing.T, cfg Config, reg *prometheus.Registry, hook
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// prepare creates cfg's publication and slot, as a capture's start would, so that writes made
+// before the capture runs are in the slot for it to read.
+func (f *fixture) prepare(t *testing.T, cfg Config) {
+	t.Helper()
+	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(t.Context()))
+}
+
+// fanOut is one fan-out commit of a capture: the position it reported (0 for a part that does not
+// end its transaction) and how many events walhook.event held once it had committed.
+type fanOut struct {
+	end    uint64
+	stored int
+}
+
+// fanOuts runs capture with cfg until walhook.event holds n events and a fan-out has reported the
+// end of a transaction, and returns every fan-out commit in order: for tests of a transaction
+// stored in parts.
+func (f *fixture) fanOuts(t *testing.T, cfg Config, n int) []fanOut {
+	t.Helper()
+	var mu sync.Mutex
+	var commits []fanOut
+	f.start(t, cfg, nil, func(c *Capture) {
+		c.afterCommit = func(end uint64) {
+			var stored int
+			_ = f.pool.QueryRow(t.Context(), "SELECT count(*) FROM walhook.event").Scan(&stored)
+			mu.Lock()
+			defer mu.Unlock()
+			commits = append(commits, fanOut{end: end, stored: stored})
+		}
+	})
+	f.waitEvents(t, n)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(commits) > 0 && commits[len(commits)-1].end != 0
+	}, 10*time.Second, 10*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	return slices.Clone(commits)
 }
 
 // waitStreaming waits until a capture reads the slot (so writes from now on are captured, and
@@ -210,7 +250,7 @@ func TestEmitPaths(t *testing.T) {
 	var woken atomic.Int64
 	cfg := f.config()
 	cfg.Wake = func() { woken.Add(1) }
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
+	f.prepare(t, cfg)
 	f.start(t, cfg, reg, nil)
 	f.waitStreaming(t)
 
@@ -370,7 +410,7 @@ func TestReplayAfterCancelBeforeAck(t *testing.T) {
 	cfg := f.config()
 	cfg.StatusInterval = time.Hour // never report a flush position: every restart replays
 	cfg.BatchEvents = 50
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
+	f.prepare(t, cfg)
 	_, err := f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) SELECT '1', 'c' || g FROM generate_series(1, 200) g`)
 	require.NoError(t, err)
 	for i := range 50 {
@@ -425,35 +465,15 @@ func TestLargeTransactionInParts(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.config()
 	cfg.BatchEvents = 50
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
+	f.prepare(t, cfg)
 	_, err := f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) SELECT '1', 'c' || g FROM generate_series(1, 200) g`)
 	require.NoError(t, err)
-	var mu sync.Mutex
-	var ends []uint64
-	var stored []int
-	f.start(t, cfg, nil, func(c *Capture) {
-		c.afterCommit = func(end uint64) {
-			var n int
-			_ = f.pool.QueryRow(t.Context(), "SELECT count(*) FROM walhook.event").Scan(&n)
-			mu.Lock()
-			defer mu.Unlock()
-			ends = append(ends, end)
-			stored = append(stored, n)
-		}
-	})
-	f.waitEvents(t, 200)
-	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(ends) > 0 && ends[len(ends)-1] != 0
-	}, 10*time.Second, 10*time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	require.Zero(t, ends[0], "the first part is stored before the transaction is read to its end, and acknowledges nothing")
-	require.GreaterOrEqual(t, stored[0], 10, "the first part")
-	require.Less(t, stored[0], 200, "the first fan-out stores a part of the transaction, not all of it")
-	for i, end := range ends[:len(ends)-1] {
-		require.Zero(t, end, "part %d of %d reported a position", i+1, len(ends))
+	parts := f.fanOuts(t, cfg, 200)
+	require.Zero(t, parts[0].end, "the first part is stored before the transaction is read to its end, and acknowledges nothing")
+	require.GreaterOrEqual(t, parts[0].stored, 10, "the first part")
+	require.Less(t, parts[0].stored, 200, "the first fan-out stores a part of the transaction, not all of it")
+	for i, p := range parts[:len(parts)-1] {
+		require.Zero(t, p.end, "part %d of %d reported a position", i+1, len(parts))
 	}
 	require.Equal(t, 200, f.count(t, "SELECT count(DISTINCT source_key) FROM walhook.event"))
 }
@@ -488,7 +508,7 @@ func TestBulk(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
+	f.prepare(t, cfg)
 	_, err := f.app.Exec(ctx, `INSERT INTO things (company_id, n, j) SELECT '1', g, jsonb_build_object('g', g) FROM generate_series(1, 10000) g`)
 	require.NoError(t, err)
 	conn, err := f.app.Acquire(ctx)
@@ -525,7 +545,7 @@ func TestSeveralEvents(t *testing.T) {
 	other, err := f.st.WebhookCreate(ctx, webhook.Webhook{CompanyID: "2", Name: "multi", URL: "https://example.com/other",
 		Method: webhook.MethodPost, EventKeys: both, RawData: true, Active: true}, nil)
 	require.NoError(t, err)
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
+	f.prepare(t, f.config())
 	f.start(t, f.config(), nil, nil)
 	f.waitStreaming(t)
 

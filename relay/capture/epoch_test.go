@@ -58,14 +58,6 @@ func TestEpochReason(t *testing.T) {
 	}
 }
 
-// eventually waits until walhook.event holds n rows, and fails the test (showing what is there)
-// if it does not within 20 s.
-func (f *fixture) eventually(t *testing.T, n int) {
-	t.Helper()
-	require.Eventually(t, func() bool { return f.count(t, "SELECT count(*) FROM walhook.event") >= n }, 20*time.Second, 20*time.Millisecond,
-		"want %d events: %s", n, f.outboxDump(t))
-}
-
 // waitAcked waits until the slot has confirmed everything stored (so a new session replays
 // nothing already stored).
 func (f *fixture) waitAcked(t *testing.T) {
@@ -102,8 +94,22 @@ func (f *fixture) captureOutboxRow(t *testing.T, n int) int64 {
 	require.NoError(t, f.app.QueryRow(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload) VALUES ('1', 'invoice.paid', jsonb_build_object('n', $1::int)) RETURNING id`, n).Scan(&id))
 	_, err := f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'c' || $1::int)`, n)
 	require.NoError(t, err)
-	f.eventually(t, before+2)
+	f.waitEvents(t, before+2)
 	require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
+	return id
+}
+
+// firstSession runs one capture session with cfg in epoch 0: it captures outbox row n = 1 and a
+// table row (captureOutboxRow), and stops once the slot has confirmed them and no walsender reads
+// it. It returns the outbox row's id, for the tests of what a later session does with it.
+func (f *fixture) firstSession(t *testing.T, cfg Config) int64 {
+	t.Helper()
+	stop := f.start(t, cfg, nil, nil)
+	f.waitStreaming(t)
+	id := f.captureOutboxRow(t, 1)
+	f.waitAcked(t)
+	stop()
+	f.waitInactive(t)
 	return id
 }
 
@@ -138,14 +144,9 @@ func TestEpochAnotherCluster(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
-	stop := f.start(t, cfg, nil, nil)
-	f.waitStreaming(t)
-	id := f.captureOutboxRow(t, 1)
+	id := f.firstSession(t, cfg)
 	oldN, oldID := f.eventByKey(t, "outbox:"+itoa(id))
 	require.Equal(t, "1", oldN)
-	f.waitAcked(t)
-	stop()
-	f.waitInactive(t)
 	pos, err := f.st.CapturePositionGet(ctx, f.slot)
 	require.NoError(t, err)
 	require.Equal(t, 0, pos.Epoch)
@@ -156,7 +157,7 @@ func TestEpochAnotherCluster(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	f.start(t, cfg, reg, nil)
-	f.eventually(t, 3)
+	f.waitEvents(t, 3)
 	require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
 	newN, newID := f.eventByKey(t, "e1:outbox:"+itoa(id))
 	require.Equal(t, "2", newN, "the repeated id is a new event: %s", f.outboxDump(t))
@@ -192,19 +193,15 @@ func TestEpochSlotMissing(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
-	stop := f.start(t, cfg, nil, nil)
-	f.waitStreaming(t)
-	id := f.captureOutboxRow(t, 1)
-	stop()
-	f.waitInactive(t)
+	id := f.firstSession(t, cfg)
 	require.NoError(t, f.src.CaptureSlotDrop(ctx, f.slot))
 	f.putBackOutboxRow(t, id, 2)
 
 	cfg.StatusInterval = time.Hour // from here on the slot is never acknowledged
 	reg := prometheus.NewRegistry()
-	stop = f.start(t, cfg, reg, nil)
+	stop := f.start(t, cfg, reg, nil)
 	f.waitStreaming(t)
-	f.eventually(t, 3)
+	f.waitEvents(t, 3)
 	n, _ := f.eventByKey(t, "e1:outbox:"+itoa(id))
 	require.Equal(t, "2", n, "the repeated id is a new event: %s", f.outboxDump(t))
 	n, _ = f.eventByKey(t, "outbox:"+itoa(id))
@@ -238,7 +235,7 @@ func TestEpochSlotMissing(t *testing.T) {
 	require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
 	_, err = f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'last')`)
 	require.NoError(t, err)
-	f.eventually(t, 6)
+	f.waitEvents(t, 6)
 	require.Eventually(t, func() bool {
 		pos, err := f.st.CapturePositionGet(ctx, f.slot)
 		return err == nil && pos.LSN > 0
@@ -283,7 +280,7 @@ func TestEpochPollMode(t *testing.T) {
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
 	f.start(t, cfg, reg, nil)
-	f.eventually(t, 2)
+	f.waitEvents(t, 2)
 	n, _ := f.eventByKey(t, "e1:"+key)
 	require.Equal(t, "2", n)
 	n, _ = f.eventByKey(t, key)

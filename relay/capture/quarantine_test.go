@@ -12,7 +12,7 @@ import (
 )
 
 // waitEventsWithin waits up to d for the events table to hold n rows, and fails (with what it
-// holds) otherwise: a capture that stopped must fail the test, not hang it.
+// and the outbox hold) otherwise: a capture that stopped must fail the test, not hang it.
 func (f *fixture) waitEventsWithin(t *testing.T, n int, d time.Duration) {
 	t.Helper()
 	if within(t, d, func() bool { return f.count(t, "SELECT count(*) FROM walhook.event") >= n }) {
@@ -21,7 +21,7 @@ func (f *fixture) waitEventsWithin(t *testing.T, n int, d time.Duration) {
 	var keys string
 	require.NoError(t, f.pool.QueryRow(t.Context(),
 		`SELECT coalesce(string_agg(event_key || ' ' || coalesce(payload->'data'->>'name', ''), ', ' ORDER BY id), '') FROM walhook.event`).Scan(&keys))
-	t.Fatalf("capture stopped: %d of %d events after %v: %s", f.count(t, "SELECT count(*) FROM walhook.event"), n, d, keys)
+	t.Fatalf("capture stopped: %d of %d events after %v: %s; outbox: %s", f.count(t, "SELECT count(*) FROM walhook.event"), n, d, keys, f.outboxDump(t))
 }
 
 // TestRefusedValueQuarantined is issue 12's finding 1: a json column holding "\u0000" passes

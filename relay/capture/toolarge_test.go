@@ -1,12 +1,10 @@
 package capture
 
 import (
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/relay/store"
@@ -43,7 +41,7 @@ func TestOversizedEventsQuarantined(t *testing.T) {
 	cfg := f.config()
 	cfg.MaxEventBytes = 64 << 10
 	reg := prometheus.NewRegistry()
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
+	f.prepare(t, cfg)
 	f.start(t, cfg, reg, nil)
 	f.waitStreaming(t)
 
@@ -134,31 +132,11 @@ func TestPartFlushedByBytes(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
+	f.prepare(t, cfg)
 	_, err := f.app.Exec(ctx, `INSERT INTO contacts (company_id, name, note) SELECT '1', 'c' || g, repeat(md5(g::text), 3125) FROM generate_series(1, 90) g`)
 	require.NoError(t, err)
-	var mu sync.Mutex
-	var ends []uint64
-	var stored []int
-	f.start(t, cfg, nil, func(c *Capture) {
-		c.afterCommit = func(end uint64) {
-			var n int
-			_ = f.pool.QueryRow(t.Context(), "SELECT count(*) FROM walhook.event").Scan(&n)
-			mu.Lock()
-			defer mu.Unlock()
-			ends = append(ends, end)
-			stored = append(stored, n)
-		}
-	})
-	f.waitEvents(t, 90)
-	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(ends) > 0 && ends[len(ends)-1] != 0
-	}, 10*time.Second, 10*time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	require.Zero(t, ends[0], "the first part acknowledges nothing")
-	require.Less(t, stored[0], 90, "the first fan-out stores a part of the transaction, not all of it")
+	parts := f.fanOuts(t, cfg, 90)
+	require.Zero(t, parts[0].end, "the first part acknowledges nothing")
+	require.Less(t, parts[0].stored, 90, "the first fan-out stores a part of the transaction, not all of it")
 	require.Equal(t, 90, f.count(t, "SELECT count(DISTINCT source_key) FROM walhook.event"))
 }

@@ -121,20 +121,14 @@ func isJSONNumber(b []byte) bool {
 	case i < len(b) && b[i] == '0':
 		i++
 	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
+		i = skipDigits(b, i)
 	default:
 		return false
 	}
 	if i < len(b) && b[i] == '.' {
-		i++
-		start := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == start {
-			return false
+		start := i + 1
+		if i = skipDigits(b, start); i == start {
+			return false // a fraction needs a digit
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -143,14 +137,19 @@ func isJSONNumber(b []byte) bool {
 			i++
 		}
 		start := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == start {
-			return false
+		if i = skipDigits(b, start); i == start {
+			return false // an exponent needs a digit
 		}
 	}
 	return i == len(b)
+}
+
+// skipDigits returns the index of the first byte at or after i in b that is not an ASCII digit.
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 func appendCompactJSON(buf, text []byte) []byte {

@@ -49,6 +49,20 @@ func TestAppendValue(t *testing.T) {
 	}
 }
 
+// TestIsJSONNumber: the JSON number grammar, written out by hand (numbers PostgreSQL prints are
+// sent bare only when JSON can read them back).
+func TestIsJSONNumber(t *testing.T) {
+	t.Parallel()
+	for text, want := range map[string]bool{
+		"0": true, "-0": true, "7": true, "-120": true, "0.5": true, "12.250": true, "1e9": true, "1E+9": true,
+		"-2.5e-07": true, "0e0": true,
+		"": false, "-": false, "01": false, "+1": false, ".5": false, "1.": false, "1.e5": false, "1e": false,
+		"1e+": false, "1.5e-": false, "0x10": false, "1 ": false, "NaN": false, "Infinity": false, "1_000": false,
+	} {
+		require.Equal(t, want, isJSONNumber([]byte(text)), "%q", text)
+	}
+}
+
 // FuzzAppendValue: whatever text arrives for whatever type, the result is one valid JSON value.
 func FuzzAppendValue(f *testing.F) {
 	for _, s := range []struct {

@@ -122,6 +122,18 @@ func (f *fixture) putBackOutboxRow(t *testing.T, id int64, n int) {
 	require.NoError(t, err)
 }
 
+// leaveOutboxRow puts back an outbox row whose event is stored (key: its source key) as a crash
+// before its delete would have left it: the same id, payload and created_at (its event's time).
+func (f *fixture) leaveOutboxRow(t *testing.T, id int64, key string) {
+	t.Helper()
+	var n int
+	var at time.Time
+	require.NoError(t, f.pool.QueryRow(t.Context(), `SELECT (payload->'data'->>'n')::int, occurred_at FROM walhook.event WHERE source_key = $1`, key).Scan(&n, &at))
+	_, err := f.app.Exec(t.Context(), `INSERT INTO walhook.outbox (id, company_id, event_key, payload, created_at) OVERRIDING SYSTEM VALUE
+		VALUES ($1, '1', 'invoice.paid', jsonb_build_object('n', $2::int), $3)`, id, n, at)
+	require.NoError(t, err)
+}
+
 // eventByKey is an event's payload n and envelope id by source key ("" when there is none).
 func (f *fixture) eventByKey(t *testing.T, key string) (n, envelopeID string) {
 	t.Helper()
@@ -228,7 +240,7 @@ func TestEpochSlotMissing(t *testing.T) {
 	// their delete) and the WAL read again dedupe in epoch 1.
 	_, err = f.pool.Exec(ctx, `UPDATE walhook.capture_position SET lsn = '0/0' WHERE slot = $1`, f.slot)
 	require.NoError(t, err)
-	f.putBackOutboxRow(t, id2, 3)
+	f.leaveOutboxRow(t, id2, "e1:outbox:"+itoa(id2))
 	reg = prometheus.NewRegistry()
 	f.start(t, cfg, reg, nil)
 	f.waitStreaming(t)

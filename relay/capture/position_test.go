@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -143,7 +142,9 @@ func TestStoredPositionOfAnotherCluster(t *testing.T) {
 
 // TestConsumedOutboxRowsDeletedAgain: outbox rows are deleted (in the source, with two databases)
 // once their events are stored; rows left behind by a crash between the two (put back here with
-// their ids) are claimed again at the next start, store nothing twice, and are deleted.
+// their ids and created_at) are claimed again at the next start, store nothing twice, and are
+// deleted. An event's time is its row's created_at, whichever way it is read (the stream, the
+// start-up sweep, the poller): the replay dedupe is (source_key, occurred_at).
 func TestConsumedOutboxRowsDeletedAgain(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []store.CaptureMode{store.CaptureWAL, store.CapturePoll} {
@@ -157,26 +158,33 @@ func TestConsumedOutboxRowsDeletedAgain(t *testing.T) {
 			if mode == store.CaptureWAL {
 				f.waitStreaming(t)
 			}
-			_, err := f.app.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload) SELECT '1', 'invoice.paid', jsonb_build_object('n', g) FROM generate_series(1, 3) g`)
-			require.NoError(t, err)
+			// created_at is the events' time; the application may write any, infinity included.
+			var first int64
+			require.NoError(t, f.app.QueryRow(ctx, `WITH r AS (INSERT INTO walhook.outbox (company_id, event_key, payload, created_at)
+				SELECT '1', 'invoice.paid', jsonb_build_object('n', g), (ARRAY[now(), '1999-01-01 00:00:00+00', 'infinity'])[g]
+				FROM generate_series(1, 3) g RETURNING id) SELECT min(id) FROM r`).Scan(&first))
 			f.waitEvents(t, 3)
 			require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
 			stop()
 
 			// As if the deletes had not happened: the same rows, the same ids.
-			rows, err := f.pool.Query(ctx, `SELECT substr(source_key, 8)::bigint, (payload->'data'->>'n')::int FROM walhook.event ORDER BY 1`)
+			// As a crash before their delete would leave them: the same rows, ids and created_at
+			// (infinity stays infinity; its event's time is clamped).
+			var at []time.Time
+			rows, err := f.pool.Query(ctx, `SELECT occurred_at FROM walhook.event ORDER BY (payload->'data'->>'n')::int`)
 			require.NoError(t, err)
-			var put []string
 			for rows.Next() {
-				var id int64
-				var n int
-				require.NoError(t, rows.Scan(&id, &n))
-				put = append(put, fmt.Sprintf("(%d, '1', 'invoice.paid', '{\"n\": %d}')", id, n))
+				var a time.Time
+				require.NoError(t, rows.Scan(&a))
+				at = append(at, a)
 			}
 			require.NoError(t, rows.Err())
-			require.Len(t, put, 3)
-			_, err = f.app.Exec(ctx, `INSERT INTO walhook.outbox (id, company_id, event_key, payload) OVERRIDING SYSTEM VALUE VALUES `+
-				put[0]+", "+put[1]+", "+put[2])
+			require.Len(t, at, 3)
+			require.Equal(t, time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), at[1].UTC())
+			require.Equal(t, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), at[2].UTC())
+			_, err = f.app.Exec(ctx, `INSERT INTO walhook.outbox (id, company_id, event_key, payload, created_at) OVERRIDING SYSTEM VALUE
+				SELECT g + $1::bigint, '1', 'invoice.paid', jsonb_build_object('n', g), (ARRAY[$2::timestamptz, '1999-01-01 00:00:00+00', 'infinity'])[g]
+				FROM generate_series(1, 3) g`, first-1, at[0])
 			require.NoError(t, err)
 
 			f.start(t, cfg, nil, nil)

@@ -53,7 +53,8 @@
 // (store.CaptureCommit: events, deliveries to every active webhook of the company subscribed to
 // the event, outbox deletes, the position, NOTIFY walhook_deliveries). Only after that commits does the flush
 // LSN reported to the server move to the end of the last transaction in the batch. A crash before
-// the report replays those transactions; their source keys are unique in walhook.event, so the
+// the report replays those transactions; their source keys, with their times, are unique in walhook.event
+// (UNIQUE (source_key, occurred_at); the time is the commit's, read again on the replay), so the
 // replay stores nothing twice. A large transaction is handed over in parts as it is decoded (100
 // events, then 500 at a time, or 0.8 MiB of payloads, then 4 MiB, whichever comes first; txn
 // and part in decode.go), so its first deliveries are stored and sent while the rest is still
@@ -89,7 +90,7 @@
 // to …"); one after it makes decoding skip every transaction whose commit record lies before it
 // (SnapBuildXactNeedsSkip; TestStoredPositionOfAnotherCluster shows it on the server the tests
 // run), while the slot's confirmed_flush_lsn only moves when capture acknowledges. Either way nothing before the stored position is stored again, and whatever is
-// replayed anyway dedupes on walhook.event.source_key. Outbox rows left behind by a crash before
+// replayed anyway dedupes on walhook.event (source_key, occurred_at). Outbox rows left behind by a crash before
 // 2 are claimed again (the stream-start sweep, or their INSERT replayed), store nothing twice
 // ("outbox:<id>" is their source key) and are deleted then.
 //
@@ -225,7 +226,8 @@
 // digest of the source key (store.PublicIDs.Event): stable across replays, but an unkeyed hash of
 // a guessable position ("outbox:<id>", a WAL position) would give the position back, and with it
 // the platform's volume. occurred_at is the source transaction's commit time (an outbox
-// row claimed by the poller: its created_at), data the row (or the emitted payload), previous the
+// row: its created_at, whether the stream, the start-up sweep or the poller reads it, so one row
+// has one time and its replays dedupe on (source_key, occurred_at), migration 0029), data the row (or the emitted payload), previous the
 // old row of an update when the table's REPLICA IDENTITY sends one that carries the tenant column
 // (FULL: every column; a key identity that includes the tenant column: only the key columns, and
 // only when the key changed). Values are typed as value.go describes.

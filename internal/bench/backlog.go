@@ -102,8 +102,8 @@ func (e *env) backlog(ctx context.Context) (Result, error) {
 		return Result{}, fmt.Errorf("seed events: %w", err)
 	}
 	if _, err := e.hist.Exec(ctx, `
-		INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key)
-		SELECT $1, w.id, ev.id, ev.event_key
+		INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key)
+		SELECT $1, w.id, ev.id, ev.occurred_at, ev.event_key
 		FROM walhook.event ev CROSS JOIN unnest($2::bigint[]) AS w(id)
 		WHERE ev.company_id = $1
 		ORDER BY ev.id, w.id`, company, ids); err != nil {

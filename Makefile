@@ -145,7 +145,7 @@ bench: ## run the benchmark (every scenario, several minutes; results in bench-r
 	$(GO) run ./cmd/walhook bench
 
 .PHONY: bench-history
-bench-history: ## measure history at scale, today's layout and time-partitioned (ROWS deliveries, default 1000000)
+bench-history: ## measure history at scale, weekly partitions (0029) against the layout before them (ROWS deliveries, default 1000000)
 	nice -n 19 $(GO) run ./cmd/walhook bench history --deliveries $(or $(ROWS),1000000) $(BENCH_HISTORY_FLAGS)
 
 .PHONY: bench-quick

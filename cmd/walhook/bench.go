@@ -123,24 +123,23 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// runBenchHistory runs `walhook bench history`: history at scale in today's layout and a
-// time-partitioned one (bench.RunHistory).
+// runBenchHistory runs `walhook bench history`: history at scale in the weekly partitions of
+// migration 0029 and in the layout before it (bench.RunHistory).
 func runBenchHistory(ctx context.Context, args []string, stdout io.Writer) error {
 	var cfg bench.HistoryConfig
 	var out, layouts string
 	fs := flag.NewFlagSet("bench history", flag.ContinueOnError)
 	fs.Int64Var(&cfg.Deliveries, "deliveries", 1_000_000, "deliveries of history to build (two per event, 1.2 attempts each)")
-	fs.IntVar(&cfg.Days, "days", 60, "days the history spans, ending today")
+	fs.IntVar(&cfg.Days, "days", 60, "days the history spans, ending today (at least 7: retention removes the first week)")
 	fs.IntVar(&cfg.Companies, "companies", 300, "companies (three webhooks each)")
 	fs.Int64Var(&cfg.Pending, "pending", 5000, "newest deliveries left pending and due")
-	fs.StringVar(&cfg.Partition, "partition", "day", "the partitioned layout's range: day or week")
-	fs.StringVar(&layouts, "layouts", "plain,partitioned", "layouts to measure, comma-separated: plain (today's), partitioned")
+	fs.StringVar(&layouts, "layouts", "plain,partitioned", "layouts to measure, comma-separated: plain (before migration 0029), partitioned (the migrations' weekly partitions)")
 	fs.IntVar(&cfg.Samples, "samples", 200, "timed runs of each claim and history query")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL to use instead of a private cluster; a database walhook_bench_history is created and dropped in it")
 	fs.StringVar(&cfg.Dir, "dir", "", "where the private PostgreSQL cluster lives (default: a temporary directory, removed)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "with --database-url: leave the last layout's database walhook_bench_history in place")
 	fs.StringVar(&out, "out", "", "write the results as JSON to this file (default bench-results/history-<time>.json)")
-	if err := parseFlagsOnly(fs, args, "Usage: walhook bench history [flags]\n\nBuilds history (events, deliveries, attempts) in today's layout and in a time-partitioned one\non a private PostgreSQL, and measures a retention run (time, WAL, the vacuum it leaves), claims\nand history reads on each; prints a table and writes JSON."); err != nil {
+	if err := parseFlagsOnly(fs, args, "Usage: walhook bench history [flags]\n\nBuilds history (events, deliveries, attempts) in the migrations' weekly partitions and in the\nlayout before them (migration 0029 reverted) on a private PostgreSQL, and measures on each a\nretention run removing the first week (time, WAL, the vacuum it leaves), claims and history\nreads; prints a table and writes JSON."); err != nil {
 		return err
 	}
 	cfg.Layouts = strings.Split(layouts, ",")

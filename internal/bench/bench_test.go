@@ -113,15 +113,15 @@ func TestModesBoth(t *testing.T) {
 	require.NotNil(t, rep.Results[3].WalhookCluster)
 }
 
-// TestHistorySmall runs `walhook bench history` small in both layouts (weekly partitions) and
-// checks what it built and removed; it asserts no timing.
+// TestHistorySmall runs `walhook bench history` small in both layouts and checks what it built
+// and what retention removed; it asserts no timing.
 func TestHistorySmall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a private PostgreSQL")
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	rep, err := bench.RunHistory(ctx, bench.HistoryConfig{Deliveries: 6000, Days: 21, Companies: 5, Pending: 50, Partition: "week", Samples: 3})
+	rep, err := bench.RunHistory(ctx, bench.HistoryConfig{Deliveries: 6000, Days: 21, Companies: 5, Pending: 50, Samples: 3})
 	require.NoError(t, err)
 	require.Equal(t, int64(3000), rep.Events)
 	require.Equal(t, int64(6000-50)+int64(6000-50)/10*2, rep.Attempts, "three attempts for every tenth delivery, none for pending ones")
@@ -130,17 +130,41 @@ func TestHistorySmall(t *testing.T) {
 	require.Equal(t, bench.LayoutPlain, plain.Layout)
 	require.Equal(t, bench.LayoutPartitioned, part.Layout)
 	require.Zero(t, plain.Partitions)
-	// 21 days from a Monday-aligned start, and two weeks ahead of today.
-	require.GreaterOrEqual(t, part.Partitions, 5)
-	// The plain run removed the first day (about 6000/21 deliveries); the partitioned one the
-	// first week partition (one to seven days), leaving nothing older than its bound.
-	require.InDelta(t, 6000/21, plain.Retention.Deliveries, 6000/21/10+2)
-	require.Positive(t, part.Retention.Deliveries)
+	// The weeks of 21 days (four, or three when they start on a Monday), two ahead of this one
+	// and the default partition.
+	require.GreaterOrEqual(t, part.Partitions, 6)
+
+	// Retention removes the first week: the events that occurred before the Monday after the
+	// history's start (event k at start + (k-1) × 21 days / 3000), their two deliveries each
+	// and the deliveries' attempts (three for every tenth delivery).
+	start := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -21)
+	cut := start.AddDate(0, 0, (7 - (int(start.Weekday())+6)%7))
+	require.Equal(t, time.Monday, cut.Weekday())
+	require.Equal(t, cut, part.Retention.Cutoff)
+	step := 21 * 24 * time.Hour / 3000
+	events := int64((cut.Sub(start) + step - 1) / step)
+	deliveries := 2 * events
+	require.Equal(t, events, part.Retention.Events)
+	require.Equal(t, deliveries, part.Retention.Deliveries)
+	require.Equal(t, deliveries+deliveries/10*2, part.Retention.Attempts)
 	require.Zero(t, part.Retention.Left)
-	require.Empty(t, part.Retention.Blocked)
+	require.Equal(t, "retention.RunOnce", part.Retention.Method)
+	// The row deletes keep the deliveries changed after the cutoff (a retry 91 s after its
+	// event), and their events; nothing else differs.
+	require.Equal(t, cut, plain.Retention.Cutoff)
+	require.Equal(t, deliveries, plain.Retention.Deliveries+plain.Retention.Left)
+	require.LessOrEqual(t, plain.Retention.Left, int64(2))
+	require.InDelta(t, events, plain.Retention.Events, 2)
+
+	require.Equal(t, "store.DispatchClaim", part.Claim)
+	require.Contains(t, plain.Claim, "0028")
 	for _, s := range []string{"claim", "history newest page", "history deep page", "history by event id", "history series 30d", "history detail"} {
-		require.Equal(t, 3, plain.Latency[s].N, s)
 		require.Equal(t, 3, part.Latency[s].N, s)
 	}
-	require.Equal(t, 3, part.Latency["claim (partition-aware)"].N)
+	require.Empty(t, part.NotMeasured)
+	// The plain layout runs the store's history reads only where their text is 0028's.
+	require.Equal(t, 3, plain.Latency["claim"].N)
+	require.Equal(t, 3, plain.Latency["history series 30d"].N)
+	require.Len(t, plain.Latency, 2)
+	require.Len(t, plain.NotMeasured, 4)
 }

@@ -44,6 +44,8 @@
 //
 // `walhook bench history` (RunHistory, history.go) is a separate run about history at scale
 // (issue 17): it builds N deliveries of history with INSERT … SELECT generate_series (keys and
-// indexes built afterwards) in today's layout and in a time-partitioned one (history_sql.go), and
-// measures on each a retention run (time, WAL, the VACUUM it leaves), claims and the history API.
+// indexes built afterwards) in the migrations' weekly partitions (migration 0029) and in the
+// layout before them (0029 reverted; 0028's claim and row deletes, history_sql.go), and measures
+// on each a retention run removing the first week (time, WAL, the VACUUM it leaves), claims and
+// the history API.
 package bench

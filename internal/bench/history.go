@@ -15,7 +15,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -28,10 +27,13 @@ import (
 
 // Layouts of the history scenario.
 const (
-	// LayoutPlain is the schema the migrations make: plain tables, retention deletes rows.
+	// LayoutPlain is the schema before migration 0029 (the migrations, then 0029 reverted): one
+	// table each for event, delivery and attempt; retention deletes rows, with the 0028
+	// statements (history_sql.go).
 	LayoutPlain = "plain"
-	// LayoutPartitioned is the three history tables range-partitioned on the event's time
-	// (history_sql.go, partitionedDDL); retention drops partitions.
+	// LayoutPartitioned is the schema the migrations make: the three history tables in weekly
+	// partitions by the event's time (migration 0029); claims and retention are walhook's own
+	// (store.DispatchClaim, retention.RunOnce), and retention drops whole weeks.
 	LayoutPartitioned = "partitioned"
 )
 
@@ -41,14 +43,13 @@ type HistoryConfig struct {
 	// Deliveries is the number of deliveries of history built (two per event, 1.2 attempts
 	// each). Default 1,000,000.
 	Deliveries int64
-	// Days is the time the history spans, ending today at 00:00 UTC. Default 60.
+	// Days is the time the history spans, ending today at 00:00 UTC; at least 7 (retention removes
+	// the first week). Default 60.
 	Days int
 	// Companies is the number of companies (three webhooks each). Default 300.
 	Companies int
 	// Pending is the number of newest deliveries left pending and due. Default 5,000.
 	Pending int64
-	// Partition is the partitioned layout's range: "day" or "week". Default day.
-	Partition string
 	// Layouts are the layouts measured, in this order. Default plain, then partitioned.
 	Layouts []string
 	// Samples is the number of timed runs of each claim and history query. Default 200.
@@ -75,7 +76,6 @@ type HistoryReport struct {
 	Days       int             `json:"days"`
 	Companies  int             `json:"companies"`
 	Webhooks   int             `json:"webhooks"`
-	Partition  string          `json:"partition"`
 	Samples    int             `json:"samples"`
 	Results    []HistoryResult `json:"results"`
 }
@@ -89,19 +89,29 @@ type HistoryResult struct {
 	IndexSeconds  float64 `json:"index_seconds"`
 	VacuumSeconds float64 `json:"vacuum_seconds"`
 	// Bytes is each table's size with its indexes and TOAST (every partition), and Partitions
-	// the number of partitions of each table (0: not partitioned).
+	// the number of partitions of each table, the default one included (0: not partitioned).
 	Bytes      map[string]int64 `json:"bytes"`
 	Partitions int              `json:"partitions"`
-	// Retention is one run removing the oldest day (plain) or the oldest partition set
-	// (partitioned) of history.
+	// Retention is one run removing the history's first week (Monday to Monday, UTC): the
+	// partitions' first week, and the rows of the same time in the plain layout.
 	Retention RetentionCost `json:"retention"`
+	// Claim says which claim was timed: the 0028 text of DispatchClaim (plain) or the store's.
+	Claim string `json:"claim"`
 	// Latency is each measured statement's time in milliseconds (median, p99, max).
 	Latency map[string]Percentiles `json:"latency_ms"`
+	// NotMeasured gives, for the statements left out in this layout, the reason.
+	NotMeasured map[string]string `json:"not_measured,omitempty"`
 }
 
 // RetentionCost is what one retention run cost.
 type RetentionCost struct {
-	// Deliveries and Events are the rows removed (counted before a partition is dropped).
+	// Method is what removed the rows: the 0028 row deletes in the old runner's batch loop
+	// (plain) or retention.RunOnce (partitioned).
+	Method string `json:"method"`
+	// Cutoff is the end of the history's first week: what is older goes.
+	Cutoff time.Time `json:"cutoff"`
+	// Deliveries, Events and Attempts are the rows removed: each table's count before the run
+	// less its count after it (taken after the vacuums, so as not to disturb their figures).
 	Deliveries int64 `json:"deliveries"`
 	Events     int64 `json:"events"`
 	Attempts   int64 `json:"attempts"`
@@ -118,11 +128,10 @@ type RetentionCost struct {
 	// days have accumulated, and costs a scan of every index of the table.
 	IndexVacuumSeconds  float64 `json:"index_vacuum_seconds"`
 	IndexVacuumWALBytes int64   `json:"index_vacuum_wal_bytes"`
-	// Left are the deliveries older than the run's cutoff still there after it (plain: those
-	// changed after the cutoff, as a retry late in the day; partitioned: none).
+	// Left are the deliveries older than the cutoff still there after the run: plain, by
+	// created_at (those changed after the cutoff, as a retry late in the week); partitioned, by
+	// event_at (none: the week went whole).
 	Left int64 `json:"left"`
-	// Blocked lists the partitions kept because a pending delivery holds them.
-	Blocked []string `json:"blocked,omitempty"`
 }
 
 // Percentiles summarise timed samples, in milliseconds.
@@ -145,7 +154,7 @@ func percentiles(ds []time.Duration) Percentiles {
 
 // The measured statements, in the table's order.
 var historyStatements = []string{
-	"claim", "claim (partition-aware)", "history newest page", "history deep page", "history by event id",
+	"claim", "history newest page", "history deep page", "history by event id",
 	"history series 30d", "history detail",
 }
 
@@ -157,6 +166,9 @@ func (c *HistoryConfig) defaults() error {
 	if c.Days <= 0 {
 		c.Days = 60
 	}
+	if c.Days < 7 {
+		return fmt.Errorf("days (%d) must be at least 7: retention removes the history's first week", c.Days)
+	}
 	if c.Companies <= 0 {
 		c.Companies = 300
 	}
@@ -165,13 +177,6 @@ func (c *HistoryConfig) defaults() error {
 	}
 	if c.Pending >= c.Deliveries {
 		return fmt.Errorf("pending deliveries (%d) must be fewer than deliveries (%d)", c.Pending, c.Deliveries)
-	}
-	switch c.Partition {
-	case "":
-		c.Partition = "day"
-	case "day", "week":
-	default:
-		return fmt.Errorf("partition range %q: want day or week", c.Partition)
 	}
 	if len(c.Layouts) == 0 {
 		c.Layouts = []string{LayoutPlain, LayoutPartitioned}
@@ -190,13 +195,6 @@ func (c *HistoryConfig) defaults() error {
 	return nil
 }
 
-func (c *HistoryConfig) span() time.Duration {
-	if c.Partition == "week" {
-		return 7 * 24 * time.Hour
-	}
-	return 24 * time.Hour
-}
-
 // RunHistory builds the history in each layout in turn and measures retention, claims and the
 // history API on it (package doc; docs/benchmarks.md, "Issue 17: history at scale").
 func RunHistory(ctx context.Context, cfg HistoryConfig) (*HistoryReport, error) {
@@ -207,7 +205,7 @@ func RunHistory(ctx context.Context, cfg HistoryConfig) (*HistoryReport, error) 
 	rep := &HistoryReport{
 		Started: time.Now().UTC(), Machine: machine(), Deliveries: cfg.Deliveries, Events: events,
 		Days: cfg.Days, Companies: cfg.Companies, Webhooks: cfg.Companies * 3,
-		Partition: cfg.Partition, Samples: cfg.Samples,
+		Samples: cfg.Samples,
 	}
 	adminURL, stop, err := historyCluster(ctx, cfg)
 	defer stop()
@@ -282,7 +280,7 @@ func (h *histEnv) progress(format string, args ...any) {
 }
 
 func runHistoryLayout(ctx context.Context, cfg HistoryConfig, adminURL, layout string, rep *HistoryReport) (HistoryResult, int64, error) {
-	res := HistoryResult{Layout: layout, Latency: map[string]Percentiles{}, Bytes: map[string]int64{}}
+	res := HistoryResult{Layout: layout, Latency: map[string]Percentiles{}, Bytes: map[string]int64{}, NotMeasured: map[string]string{}}
 	url, drop, err := createDatabase(ctx, adminURL, "walhook_bench_history")
 	if !cfg.Keep {
 		defer drop()
@@ -312,18 +310,21 @@ func runHistoryLayout(ctx context.Context, cfg HistoryConfig, adminURL, layout s
 	if rep.Machine.PostgreSQL == "" {
 		_ = pool.QueryRow(ctx, "SHOW server_version").Scan(&rep.Machine.PostgreSQL)
 	}
-	if layout == LayoutPartitioned {
-		if _, err := pool.Exec(ctx, partitionedDDL); err != nil {
-			return res, 0, fmt.Errorf("create partitioned tables: %w", err)
+	switch layout {
+	case LayoutPlain:
+		// The layout of 0028: 0029's down migration puts the three tables back as they were.
+		reverted, err := h.st.MigrateDown(ctx, 1)
+		if err != nil {
+			return res, 0, fmt.Errorf("revert migration 0029: %w", err)
 		}
-		// Partitions from the first day of the history (a Monday's week, for weeks) to two
-		// ranges ahead of today, as walhook's maintenance would keep them.
-		first := h.start
-		if cfg.Partition == "week" {
-			first = first.Add(-time.Duration((int(first.Weekday())+6)%7) * 24 * time.Hour)
+		if !slices.Equal(reverted, []int{29}) {
+			return res, 0, fmt.Errorf("layout plain is the schema before migration 0029, but reverting the newest migration reverted %v", reverted)
 		}
-		if _, err := pool.Exec(ctx, historyPartitionsCreate, first, today.Add(2*cfg.span()), cfg.span().String()); err != nil {
-			return res, 0, fmt.Errorf("create partitions: %w", err)
+	case LayoutPartitioned:
+		// The migration made the weeks from this one to two ahead; the history's weeks come
+		// before, as 0029 makes them for an existing history.
+		if _, err := pool.Exec(ctx, historyWeeks, h.start); err != nil {
+			return res, 0, fmt.Errorf("create the history's weeks: %w", err)
 		}
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_inherits WHERE inhparent = 'walhook.delivery'::regclass`).Scan(&res.Partitions); err != nil {
 			return res, 0, fmt.Errorf("count partitions: %w", err)
@@ -468,10 +469,10 @@ func (h *histEnv) measureReads(ctx context.Context, res *HistoryResult) error {
 		h.progress("%s: median %.2f ms, p99 %.2f ms", name, res.Latency[name].Median, res.Latency[name].P99)
 		return nil
 	}
-	// Claims: the real DispatchClaim (100 deliveries, at most 20 a webhook), given back after
-	// each, so every claim finds the same due set.
+	// Claims: 100 deliveries, at most 20 a webhook, given back after each (DispatchRelease, the
+	// same text in both layouts), so every claim finds the same due set.
 	claimed := 0
-	if err := timed("claim", func() error {
+	claim := func() error {
 		cs, err := h.st.DispatchClaim(ctx, store.ClaimParams{Limit: 100, PerWebhook: 20, Lease: 30 * time.Second, Token: "bench:1"})
 		if err != nil {
 			return err
@@ -483,49 +484,42 @@ func (h *histEnv) measureReads(ctx context.Context, res *HistoryResult) error {
 			ids[i], tokens[i] = c.ID, c.LeaseToken
 		}
 		return h.st.DispatchRelease(ctx, ids, tokens)
-	}); err != nil {
+	}
+	res.Claim = "store.DispatchClaim"
+	if h.layout == LayoutPlain {
+		res.Claim = "DispatchClaim of 0028 (plainClaim)"
+		claim = func() error {
+			ids, err := h.plainClaim(ctx, "bench:1")
+			if err != nil {
+				return err
+			}
+			claimed = len(ids)
+			tokens := make([]string, len(ids))
+			for i := range tokens {
+				tokens[i] = "bench:1"
+			}
+			return h.st.DispatchRelease(ctx, ids, tokens)
+		}
+	}
+	if err := timed("claim", claim); err != nil {
 		return err
 	}
 	if claimed == 0 {
 		return errors.New("claim: nothing claimed")
 	}
-	if h.layout == LayoutPartitioned {
-		if err := timed("claim (partition-aware)", func() error {
-			rows, err := h.pool.Query(ctx, claimPartitioned, []int64{}, 500, 20, 100, 30.0, "bench:2")
-			if err != nil {
-				return err
-			}
-			var ids []int64
-			for rows.Next() {
-				vals, err := rows.Values()
-				if err != nil {
-					rows.Close()
-					return err
-				}
-				ids = append(ids, vals[0].(int64))
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			if len(ids) == 0 {
-				return errors.New("nothing claimed")
-			}
-			_, err = h.pool.Exec(ctx, releasePartitioned, ids, "bench:2")
-			return err
-		}); err != nil {
-			return err
-		}
-	}
 
-	// History: a random event's company and one of its webhooks, as the generator made them.
-	pick := func() (company string, webhookID int64, k int64) {
-		k = 1 + rng.Int64N(h.events)
-		c := k%int64(h.cfg.Companies) + 1
-		return fmt.Sprintf("co_%d", c), (c-1)*3 + k%3 + 1, k
+	// The history reads are the store's own calls. Their queries join by (id, event_at) since
+	// migration 0029, so on the plain layout only the series, whose text 0029 left alone, runs;
+	// the others would need their 0028 texts and the store's code around them copied here.
+	if h.layout == LayoutPlain {
+		for _, s := range []string{"history newest page", "history deep page", "history by event id", "history detail"} {
+			res.NotMeasured[s] = "the store's queries need migration 0029's event_at (their 0028 texts are not kept)"
+		}
+		return h.historySeries(ctx, timed, rng)
 	}
+	// History: a random event's company and one of its webhooks, as the generator made them.
 	if err := timed("history newest page", func() error {
-		co, w, _ := pick()
+		co, w, _ := h.pick(rng)
 		page, _, err := h.st.HistoryList(ctx, co, w, store.HistoryFilter{Limit: 50})
 		if err == nil && len(page.Items) == 0 {
 			err = errors.New("empty page")
@@ -535,7 +529,7 @@ func (h *histEnv) measureReads(ctx context.Context, res *HistoryResult) error {
 		return err
 	}
 	if err := timed("history deep page", func() error {
-		co, w, k := pick()
+		co, w, k := h.pick(rng)
 		at := h.start.Add(time.Duration(k-1) * h.step)
 		page, _, err := h.st.HistoryList(ctx, co, w, store.HistoryFilter{Limit: 50, BeforeAt: &at, BeforeID: 1 << 62})
 		if err == nil && len(page.Items) == 0 && k > 1000 {
@@ -546,7 +540,7 @@ func (h *histEnv) measureReads(ctx context.Context, res *HistoryResult) error {
 		return err
 	}
 	if err := timed("history by event id", func() error {
-		co, w, k := pick()
+		co, w, k := h.pick(rng)
 		id := fmt.Sprintf("evt_%x", md5sum(k))
 		page, _, err := h.st.HistoryList(ctx, co, w, store.HistoryFilter{Limit: 50, EventPublicID: &id})
 		if err == nil && len(page.Items) != 1 {
@@ -556,17 +550,11 @@ func (h *histEnv) measureReads(ctx context.Context, res *HistoryResult) error {
 	}); err != nil {
 		return err
 	}
-	until := h.start.Add(time.Duration(h.cfg.Days) * 24 * time.Hour)
-	since := until.Add(-30 * 24 * time.Hour)
-	if err := timed("history series 30d", func() error {
-		co, w, _ := pick()
-		_, err := h.st.HistorySeries(ctx, co, w, "day", since, until)
-		return err
-	}); err != nil {
+	if err := h.historySeries(ctx, timed, rng); err != nil {
 		return err
 	}
 	return timed("history detail", func() error {
-		co, w, k := pick()
+		co, w, k := h.pick(rng)
 		// The delivery of event k to webhook w is 2k-1 or 2k (generator: webhook of 2k-1 is
 		// (k+1)%3, of 2k is k%3).
 		_ = w
@@ -575,24 +563,65 @@ func (h *histEnv) measureReads(ctx context.Context, res *HistoryResult) error {
 	})
 }
 
-// retention removes the oldest day (plain: the real retention runner, MaxAge set so that its
-// cutoff is the end of the history's first day) or the oldest partition set (partitioned), then
-// vacuums the three tables; each is timed and its WAL counted.
-func (h *histEnv) retention(ctx context.Context, res *HistoryResult) error {
-	cut := h.start.Add(24 * time.Hour)
-	if h.layout == LayoutPartitioned {
-		cut = h.start.Add(h.cfg.span())
-		if h.cfg.Partition == "week" {
-			// the first week partition ends on the Monday after the history's start
-			first := h.start.Add(-time.Duration((int(h.start.Weekday())+6)%7) * 24 * time.Hour)
-			cut = first.Add(h.cfg.span())
-		}
+// pick is a random event k, its company and one of its webhooks, as the generator made them.
+func (h *histEnv) pick(rng *rand.Rand) (company string, webhookID int64, k int64) {
+	k = 1 + rng.Int64N(h.events)
+	c := k%int64(h.cfg.Companies) + 1
+	return fmt.Sprintf("co_%d", c), (c-1)*3 + k%3 + 1, k
+}
+
+// historySeries times HistorySeries by day over the history's last 30 days.
+func (h *histEnv) historySeries(ctx context.Context, timed func(string, func() error) error, rng *rand.Rand) error {
+	until := h.start.Add(time.Duration(h.cfg.Days) * 24 * time.Hour)
+	since := until.Add(-30 * 24 * time.Hour)
+	return timed("history series 30d", func() error {
+		co, w, _ := h.pick(rng)
+		_, err := h.st.HistorySeries(ctx, co, w, "day", since, until)
+		return err
+	})
+}
+
+// plainClaim runs the 0028 DispatchClaim with the store's parameters for a claim of 100 (scan
+// 400, at most 20 a webhook, a 30 s lease) and reads every row as the store does; it returns
+// the ids claimed.
+func (h *histEnv) plainClaim(ctx context.Context, token string) ([]int64, error) {
+	rows, err := h.pool.Query(ctx, plainClaim, []int64{}, 400, []int64{}, []int64{}, 20, 100, 30.0, token)
+	if err != nil {
+		return nil, err
 	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			return nil, err
+		}
+		id, ok := vals[0].(int64)
+		if !ok {
+			return nil, fmt.Errorf("claimed id: got %T", vals[0])
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// firstWeekEnd is the end of the history's first week (Monday 00:00 UTC, walhook.history_week):
+// the retention run's cutoff in both layouts.
+func (h *histEnv) firstWeekEnd() time.Time {
+	monday := h.start.Add(-time.Duration((int(h.start.Weekday())+6)%7) * 24 * time.Hour)
+	return monday.Add(7 * 24 * time.Hour)
+}
+
+// retention removes the history's first week — plain: the 0028 row deletes in the old runner's
+// loop; partitioned: the real retention.RunOnce with MaxAge set so that its cutoff is the end of
+// that week — then vacuums the three tables; each is timed and its WAL counted.
+func (h *histEnv) retention(ctx context.Context, res *HistoryResult) error {
+	cut := h.firstWeekEnd()
 	rc := &res.Retention
-	if err := h.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM walhook.delivery WHERE created_at < $1),
-	        (SELECT count(*) FROM walhook.event WHERE occurred_at < $1),
-	        (SELECT count(*) FROM walhook.attempt WHERE started_at < $1)`, cut).Scan(&rc.Deliveries, &rc.Events, &rc.Attempts); err != nil {
-		return fmt.Errorf("count old rows: %w", err)
+	rc.Cutoff = cut
+	before, err := h.historyCounts(ctx)
+	if err != nil {
+		return err
 	}
 	if _, err := h.pool.Exec(ctx, `CHECKPOINT`); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
@@ -603,18 +632,22 @@ func (h *histEnv) retention(ctx context.Context, res *HistoryResult) error {
 	}
 	began := time.Now()
 	if h.layout == LayoutPlain {
+		rc.Method = fmt.Sprintf("0028 row deletes, batches of %d", retention.DefaultBatchSize)
+		if err := h.plainRetention(ctx, cut, retention.DefaultBatchSize); err != nil {
+			return err
+		}
+	} else {
+		rc.Method = "retention.RunOnce"
+		// MaxAge from now: the runner's own now() comes an instant later, so its cutoff falls
+		// just after the week's end and the week is past it.
 		r, err := retention.New(retention.Config{MaxAge: time.Since(cut), BatchSize: retention.DefaultBatchSize, Pause: -1},
 			h.st, zerolog.Nop(), prometheus.NewRegistry())
 		if err != nil {
 			return err
 		}
-		out, err := r.RunOnce(ctx)
-		if err != nil {
+		if _, err := r.RunOnce(ctx); err != nil {
 			return fmt.Errorf("retention: %w", err)
 		}
-		rc.Deliveries, rc.Events = out.Deliveries, out.Events
-	} else if err := h.dropPartitions(ctx, cut, rc); err != nil {
-		return err
 	}
 	rc.Seconds = time.Since(began).Seconds()
 	lsn1, err := h.walLSN(ctx)
@@ -622,10 +655,7 @@ func (h *histEnv) retention(ctx context.Context, res *HistoryResult) error {
 		return err
 	}
 	rc.WALBytes = lsn1 - lsn0
-	if err := h.pool.QueryRow(ctx, `SELECT count(*) FROM walhook.delivery WHERE created_at < $1`, cut).Scan(&rc.Left); err != nil {
-		return fmt.Errorf("count rows left: %w", err)
-	}
-	h.progress("retention: %d deliveries, %d events in %.1fs, %s of WAL", rc.Deliveries, rc.Events, rc.Seconds, mib(rc.WALBytes))
+	h.progress("retention (%s): %.1fs, %s of WAL", rc.Method, rc.Seconds, mib(rc.WALBytes))
 	began = time.Now()
 	if _, err := h.pool.Exec(ctx, `VACUUM walhook.event, walhook.delivery, walhook.attempt`); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
@@ -648,53 +678,54 @@ func (h *histEnv) retention(ctx context.Context, res *HistoryResult) error {
 	}
 	rc.IndexVacuumWALBytes = lsn3 - lsn2
 	h.progress("vacuum (index cleanup on) after it: %.1fs, %s of WAL", rc.IndexVacuumSeconds, mib(rc.IndexVacuumWALBytes))
+	after, err := h.historyCounts(ctx)
+	if err != nil {
+		return err
+	}
+	rc.Deliveries, rc.Events, rc.Attempts = before[0]-after[0], before[1]-after[1], before[2]-after[2]
+	left := `SELECT count(*) FROM walhook.delivery WHERE event_at < $1`
+	if h.layout == LayoutPlain {
+		left = `SELECT count(*) FROM walhook.delivery WHERE created_at < $1`
+	}
+	if err := h.pool.QueryRow(ctx, left, cut).Scan(&rc.Left); err != nil {
+		return fmt.Errorf("count rows left: %w", err)
+	}
+	h.progress("retention removed %d deliveries, %d events, %d attempts; %d deliveries older than the cutoff left",
+		rc.Deliveries, rc.Events, rc.Attempts, rc.Left)
 	return nil
 }
 
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-
-// dropPartitions is partition retention: every partition set entirely older than cutoff is
-// detached and dropped, attempts first, unless a pending delivery still holds it (it is kept
-// for a later run).
-func (h *histEnv) dropPartitions(ctx context.Context, cutoff time.Time, rc *RetentionCost) error {
-	rows, err := h.pool.Query(ctx, oldPartitions, cutoff)
+// historyCounts counts the deliveries, events and attempts.
+func (h *histEnv) historyCounts(ctx context.Context) ([3]int64, error) {
+	var n [3]int64
+	err := h.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM walhook.delivery), (SELECT count(*) FROM walhook.event),
+	        (SELECT count(*) FROM walhook.attempt)`).Scan(&n[0], &n[1], &n[2])
 	if err != nil {
-		return fmt.Errorf("list old partitions: %w", err)
+		return n, fmt.Errorf("count history rows: %w", err)
 	}
-	type part struct {
-		name, suffix string
-		pending      bool
-	}
-	var parts []part
-	for rows.Next() {
-		var p part
-		if err := rows.Scan(&p.name, &p.suffix, &p.pending); err != nil {
-			rows.Close()
-			return fmt.Errorf("list old partitions: %w", err)
-		}
-		parts = append(parts, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("list old partitions: %w", err)
-	}
-	for _, p := range parts {
-		if p.pending {
-			rc.Blocked = append(rc.Blocked, p.name)
-			continue
-		}
-		for _, t := range []string{"attempt", "delivery", "event"} {
-			name := pgx.Identifier{"walhook", t + "_p" + p.suffix}.Sanitize()
-			// A short lock wait: DETACH takes the parent's ACCESS EXCLUSIVE lock, and waiting
-			// behind a long query would queue every claim behind it (walhook would retry).
-			stmt := "SET LOCAL lock_timeout = '5s'; ALTER TABLE walhook." + t + " DETACH PARTITION " + name + "; DROP TABLE " + name
-			if _, err := h.pool.Exec(ctx, "BEGIN; "+stmt+"; COMMIT"); err != nil {
-				return fmt.Errorf("drop partition %s: %w", name, err)
+	return n, nil
+}
+
+// plainRetention is the retention runner of 0028 (relay/retention at 511b22a) without its lock:
+// finished deliveries created and changed before cutoff (their attempts by cascade), then events
+// captured before it that no delivery references, each a DELETE of at most batch rows repeated
+// until one deletes fewer, with no pause between them.
+func (h *histEnv) plainRetention(ctx context.Context, cutoff time.Time, batch int) error {
+	for _, stmt := range []string{plainRetentionDeliveries, plainRetentionEvents} {
+		for {
+			tag, err := h.pool.Exec(ctx, stmt, cutoff, batch)
+			if err != nil {
+				return fmt.Errorf("retention (0028 row deletes): %w", err)
+			}
+			if tag.RowsAffected() < int64(batch) {
+				break
 			}
 		}
 	}
 	return nil
 }
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 func (h *histEnv) walLSN(ctx context.Context) (int64, error) {
 	var n int64
@@ -710,8 +741,9 @@ func (r *HistoryReport) WriteJSON(path string) error { return writeJSON(path, r)
 // WriteTable prints the report as a table, a column per layout.
 func (r *HistoryReport) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "walhook bench history on %d CPUs, %d MB, %s, PostgreSQL %s\n", r.Machine.CPUs, r.Machine.MemoryMB, r.Machine.GoVersion, r.Machine.PostgreSQL)
-	fmt.Fprintf(w, "%d deliveries, %d events, %d attempts over %d days; %d companies, %d webhooks; partitions by %s; %d samples a statement\n",
-		r.Deliveries, r.Events, r.Attempts, r.Days, r.Companies, r.Webhooks, r.Partition, r.Samples)
+	fmt.Fprintf(w, "%d deliveries, %d events, %d attempts over %d days; %d companies, %d webhooks; %d samples a statement\n",
+		r.Deliveries, r.Events, r.Attempts, r.Days, r.Companies, r.Webhooks, r.Samples)
+	fmt.Fprintln(w, "plain: the schema before migration 0029 (0028's claim and row deletes); partitioned: the migrations' weekly partitions (store.DispatchClaim, retention.RunOnce)")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	head := []string{"measure"}
 	for _, res := range r.Results {
@@ -731,8 +763,12 @@ func (r *HistoryReport) WriteTable(w io.Writer) error {
 	row("size event / delivery / attempt", func(x HistoryResult) string {
 		return fmt.Sprintf("%s / %s / %s", gib(x.Bytes["event"]), gib(x.Bytes["delivery"]), gib(x.Bytes["attempt"]))
 	})
-	row("partitions a table", func(x HistoryResult) string { return fmt.Sprint(x.Partitions) })
-	row("retention: deliveries removed", func(x HistoryResult) string { return fmt.Sprint(x.Retention.Deliveries) })
+	row("partitions a table (default included)", func(x HistoryResult) string { return fmt.Sprint(x.Partitions) })
+	row("retention: cutoff (first week's end)", func(x HistoryResult) string { return x.Retention.Cutoff.Format(time.DateOnly) })
+	row("retention: deliveries / events / attempts removed", func(x HistoryResult) string {
+		return fmt.Sprintf("%d / %d / %d", x.Retention.Deliveries, x.Retention.Events, x.Retention.Attempts)
+	})
+	row("retention: deliveries older than the cutoff left", func(x HistoryResult) string { return fmt.Sprint(x.Retention.Left) })
 	row("retention: time s", func(x HistoryResult) string { return fmt.Sprintf("%.2f", x.Retention.Seconds) })
 	row("retention: WAL", func(x HistoryResult) string { return mib(x.Retention.WALBytes) })
 	row("retention: WAL bytes / delivery removed", func(x HistoryResult) string {
@@ -749,12 +785,35 @@ func (r *HistoryReport) WriteTable(w io.Writer) error {
 		row(s+" ms (median / p99)", func(x HistoryResult) string {
 			p, ok := x.Latency[s]
 			if !ok {
+				if _, skipped := x.NotMeasured[s]; skipped {
+					return "not measured (*)"
+				}
 				return "-"
 			}
 			return fmt.Sprintf("%.2f / %.2f", p.Median, p.P99)
 		})
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, res := range r.Results {
+		fmt.Fprintf(w, "claim (%s): %s\n", res.Layout, res.Claim)
+		// One line a reason, the statements in the table's order.
+		var whys []string
+		of := map[string][]string{}
+		for _, s := range historyStatements {
+			if why, ok := res.NotMeasured[s]; ok {
+				if len(of[why]) == 0 {
+					whys = append(whys, why)
+				}
+				of[why] = append(of[why], s)
+			}
+		}
+		for _, why := range whys {
+			fmt.Fprintf(w, "(*) %s, not measured: %s: %s\n", res.Layout, strings.Join(of[why], ", "), why)
+		}
+	}
+	return nil
 }
 
 // md5sum is PostgreSQL's md5(k::text), the generator's event public id ("evt_" || md5(k::text)).

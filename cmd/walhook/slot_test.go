@@ -128,13 +128,13 @@ func TestMigrateTwoDatabases(t *testing.T) {
 		return out.String()
 	}
 	out := run("status")
-	require.Regexp(t, `(?s)^walhook database \(--database-url\):\n0001_init\s+applied .*\n0028_capture_source\s+applied [^\n]+\n\n`+
+	require.Regexp(t, `(?s)^walhook database \(--database-url\):\n0001_init\s+applied .*\n0029_history_partitions\s+applied [^\n]+\n\n`+
 		`source database \(--source-database-url\):\n0001_capture\s+applied [^\n]+\n0002_moved\s+applied [^\n]+\n$`, out)
 
 	out = run("down", "2")
-	require.Equal(t, "reverted 2 migration(s) [28 27]\nsource database: reverted 2 migration(s) [2 1]\n", out)
+	require.Equal(t, "reverted 2 migration(s) [29 28]\nsource database: reverted 2 migration(s) [2 1]\n", out)
 	out = run("status")
-	require.Regexp(t, `\n0026_history_stats\s+applied [^\n]+\n0027_source_epoch\s+pending\n0028_capture_source\s+pending\n`, out)
+	require.Regexp(t, `\n0027_source_epoch\s+applied [^\n]+\n0028_capture_source\s+pending\n0029_history_partitions\s+pending\n`, out)
 	require.Regexp(t, `\n0001_capture\s+pending\n0002_moved\s+pending\n$`, out)
 	// the source set removed its objects from a database of its own
 	pool := xtest.PoolOn(t, src)
@@ -143,7 +143,7 @@ func TestMigrateTwoDatabases(t *testing.T) {
 	require.Nil(t, outbox)
 
 	out = run("up")
-	require.Equal(t, "applied 2 migration(s) [27 28]\nsource database: applied 2 migration(s) [1 2]\n", out)
+	require.Equal(t, "applied 2 migration(s) [28 29]\nsource database: applied 2 migration(s) [1 2]\n", out)
 	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass('walhook.outbox')::text`).Scan(&outbox))
 	require.Equal(t, "walhook.outbox", *outbox)
 }

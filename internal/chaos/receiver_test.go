@@ -124,9 +124,9 @@ func TestHostileReceivers(t *testing.T) {
 WITH e AS (
   INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
   SELECT 'hostile:' || $1 || ':' || g, '1', 'contact.created', '{"type":"contact.created"}', now()
-  FROM generate_series(1, $2::int) g RETURNING id
+  FROM generate_series(1, $2::int) g RETURNING id, occurred_at
 )
-INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key) SELECT '1', $3, e.id, 'contact.created' FROM e`,
+INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key) SELECT '1', $3, e.id, e.occurred_at, 'contact.created' FROM e`,
 			name, per, w.ID)
 		require.NoError(t, err)
 	}

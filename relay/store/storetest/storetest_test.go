@@ -51,9 +51,13 @@ func (b *testBundle) hook(t *testing.T, company, name string) webhook.Webhook {
 	return w
 }
 
+// occurred is every test event's time: a source key replayed comes with its time (the history's
+// dedupe is (source_key, occurred_at), migration 0029).
+var occurred = time.Now().UTC().Truncate(time.Microsecond)
+
 func event(company, sourceKey string) webhook.Event {
 	return webhook.Event{
-		SourceKey: sourceKey, CompanyID: company, EventKey: eventKey, OccurredAt: time.Now(),
+		SourceKey: sourceKey, CompanyID: company, EventKey: eventKey, OccurredAt: occurred,
 		Payload: json.RawMessage(`{"id":"evt_` + sourceKey + `","type":"contact.created","company_id":"` + company + `","data":{"id":7}}`),
 	}
 }
@@ -82,7 +86,7 @@ func TestEnqueue(t *testing.T) {
 	require.Contains(t, byHook, a1.ID)
 	require.Contains(t, byHook, a2.ID)
 
-	// The same source key again is the same event; webhooks that have a delivery get no second one.
+	// The same source key (and time) again is the same event; webhooks that have a delivery get no second one.
 	again, ids, err := storetest.Enqueue(ctx, b.st, event("a", "k1"), []int64{a1.ID, a2.ID})
 	require.NoError(t, err)
 	require.Equal(t, eventID, again)
@@ -127,7 +131,7 @@ func TestReadByID(t *testing.T) {
 	require.Len(t, claimed, 1)
 	status := 200
 	_, err = b.st.DispatchRecord(ctx, []store.AttemptResult{{
-		DeliveryID: ids[0], LeaseToken: "t1", CompanyID: "b", WebhookID: w.ID, N: 1, StartedAt: time.Now(), DurationMS: 3,
+		DeliveryID: ids[0], EventAt: claimed[0].EventAt, LeaseToken: "t1", CompanyID: "b", WebhookID: w.ID, N: 1, StartedAt: time.Now(), DurationMS: 3,
 		RequestMethod: "POST", RequestURL: w.URL, RequestHeaders: map[string]string{"X-Token": webhook.Mask},
 		BodyIsEvent: true, ResponseStatus: &status, Outcome: webhook.OutcomeSucceeded, Trigger: "auto",
 		State: webhook.DeliverySucceeded, TouchWebhook: true,

@@ -23,6 +23,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,7 +95,11 @@ type Retention struct {
 	dropped    prometheus.Counter
 	busy       prometheus.Counter
 	partitions *prometheus.GaugeVec
-	ahead      prometheus.Gauge
+	ahead      prometheus.GaugeFunc
+	// newest is the end of the newest week all three tables have a partition for, as Unix
+	// nanoseconds, last seen by observe; 0: not seen yet (the ahead gauge is NaN then), -1: a
+	// table had none.
+	newest atomic.Int64
 }
 
 // New builds the runner and registers its metrics on reg.
@@ -144,12 +150,14 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 			Name: "walhook_history_partitions",
 			Help: "Weekly partitions of the history, by table (event, delivery, attempt), as the replica running retention last saw them.",
 		}, []string{"table"}),
-		ahead: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "walhook_history_partitions_ahead_seconds",
-			Help: "End of the newest week that event, delivery and attempt all have a partition for, minus now (0 when one has none). " +
-				"History past it lands in the default partitions, removed row by row.",
-		}),
 	}
+	// Computed when scraped, so that it shrinks between runs and on a replica whose retention
+	// stopped: an alert on the maximum over replicas then sees the truth.
+	r.ahead = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "walhook_history_partitions_ahead_seconds",
+		Help: "End of the newest week that event, delivery and attempt all have a partition for, minus now (0 when one has none; NaN before the first look). " +
+			"History past it lands in the default partitions, removed row by row.",
+	}, r.aheadSeconds)
 	for _, t := range []string{TableDelivery, TableEvent, TableLoginCode} {
 		r.deleted.WithLabelValues(t)
 	}
@@ -234,6 +242,9 @@ func (r *Retention) RunOnce(ctx context.Context) (Result, error) {
 	if !ok {
 		r.runs.WithLabelValues("skipped").Inc()
 		res.Skipped = true
+		if _, err := r.observe(ctx); err != nil {
+			return res, err
+		}
 		return res, nil
 	}
 	defer release()
@@ -255,7 +266,7 @@ func (r *Retention) run(ctx context.Context, start time.Time, res *Result) error
 	if err = r.giveUp(err, res); err != nil {
 		return fmt.Errorf("create history partitions ahead: %w", err)
 	}
-	parts, err := r.observe(ctx, start)
+	parts, err := r.observe(ctx)
 	if err != nil {
 		return err
 	}
@@ -267,7 +278,7 @@ func (r *Retention) run(ctx context.Context, start time.Time, res *Result) error
 		return err
 	}
 	if res.Weeks > 0 {
-		if _, err := r.observe(ctx, start); err != nil {
+		if _, err := r.observe(ctx); err != nil {
 			return err
 		}
 	}
@@ -342,8 +353,21 @@ func (r *Retention) giveUp(err error, res *Result) error {
 	return nil
 }
 
-// observe lists the weekly partitions and sets the partition gauges from them.
-func (r *Retention) observe(ctx context.Context, now time.Time) ([]store.HistoryPartition, error) {
+// aheadSeconds is the value of walhook_history_partitions_ahead_seconds.
+func (r *Retention) aheadSeconds() float64 {
+	switch n := r.newest.Load(); n {
+	case 0:
+		return math.NaN()
+	case -1:
+		return 0
+	default:
+		return time.Unix(0, n).Sub(r.now()).Seconds()
+	}
+}
+
+// observe lists the weekly partitions and sets the partition gauges from them. It needs no lock:
+// every replica runs it, so that every one exports what the database has.
+func (r *Retention) observe(ctx context.Context) ([]store.HistoryPartition, error) {
 	parts, err := r.store.RetentionPartitionList(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list history partitions: %w", err)
@@ -365,31 +389,30 @@ func (r *Retention) observe(ctx context.Context, now time.Time) ([]store.History
 			all = newest[t]
 		}
 	}
-	var ahead time.Duration // 0 when a table has no weeks
-	if !none {
-		ahead = all.Sub(now)
+	if none {
+		r.newest.Store(-1)
+	} else {
+		r.newest.Store(all.UnixNano())
 	}
-	r.ahead.Set(ahead.Seconds())
 	return parts, nil
 }
 
 // EnsurePartitions creates the partitions ahead now (the current week and the next two), for a
-// relay about to start capture, and sets the partition gauges. Another replica running
-// retention (holding its lock) is creating them: then it does nothing.
+// relay about to start capture, and sets the partition gauges. When another replica holds the
+// retention lock, that replica is creating them: then it only sets the gauges.
 func (r *Retention) EnsurePartitions(ctx context.Context) error {
 	release, ok, err := r.store.RetentionLock(ctx)
 	if err != nil {
 		return fmt.Errorf("take retention lock: %w", err)
 	}
-	if !ok {
-		return nil
+	if ok {
+		_, err = r.store.RetentionPartitionsCreate(ctx, r.now(), WeeksAhead)
+		release()
+		if err != nil {
+			return fmt.Errorf("create history partitions ahead: %w", err)
+		}
 	}
-	defer release()
-	now := r.now()
-	if _, err := r.store.RetentionPartitionsCreate(ctx, now, WeeksAhead); err != nil {
-		return fmt.Errorf("create history partitions ahead: %w", err)
-	}
-	_, err = r.observe(ctx, now)
+	_, err = r.observe(ctx)
 	return err
 }
 

@@ -2,6 +2,7 @@ package retention_test
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -195,12 +196,18 @@ func TestRetentionOneReplicaAtATime(t *testing.T) {
 	release, ok, err := st.RetentionLock(ctx)
 	require.NoError(t, err)
 	require.True(t, ok)
-	r, err := retention.New(retention.Config{MaxAge: 24 * time.Hour}, st, zerolog.Nop(), prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	r, err := retention.New(retention.Config{MaxAge: 24 * time.Hour}, st, zerolog.Nop(), reg)
 	require.NoError(t, err)
+	require.True(t, math.IsNaN(metric(t, reg, "walhook_history_partitions_ahead_seconds", "")), "not looked yet")
 	res, err := r.RunOnce(ctx)
 	require.NoError(t, err)
 	require.True(t, res.Skipped, "another session holds the lock")
 	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.delivery`))
+	// A replica that skips still exports what the database has (the migration made this week
+	// and the next two).
+	require.InDelta(t, 3, metric(t, reg, "walhook_history_partitions", retention.TableDelivery), 0)
+	require.Greater(t, metric(t, reg, "walhook_history_partitions_ahead_seconds", ""), (14 * 24 * time.Hour).Seconds())
 
 	release()
 	res, err = r.RunOnce(ctx)

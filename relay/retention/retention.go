@@ -322,11 +322,11 @@ func (r *Retention) dropWeeks(ctx context.Context, parts []store.HistoryPartitio
 	}
 	for _, w := range weeks {
 		d, err := r.store.RetentionWeekDrop(ctx, w)
-		if err = r.giveUp(err, res); err != nil {
-			return err
+		if errors.Is(err, store.ErrLockTimeout) {
+			return r.giveUp(err, res)
 		}
-		if res.Busy {
-			return nil
+		if err != nil {
+			return err
 		}
 		res.Weeks++
 		res.PendingMoved += d.Pending

@@ -519,3 +519,47 @@ func TestRetentionWeekDropGivesUpOnLock(t *testing.T) {
 	require.False(t, exists(t, pool, "delivery_p"+suffix))
 	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.delivery`))
 }
+
+// TestRetentionCreationBusyDoesNotStopTheDrop holds a lock on walhook.webhook that conflicts with
+// creating a delivery partition (its foreign key adds triggers there) but not with dropping one:
+// the run gives up creating the partitions ahead, still drops the old week, and the next run,
+// the lock gone, creates them.
+func TestRetentionCreationBusyDoesNotStopTheDrop(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	const day = 24 * time.Hour
+	old := store.HistoryWeek(time.Now()).AddDate(0, 0, -28)
+	createWeek(t, pool, old)
+	addHistoryAt(t, pool, wh, "week-", 4, old.Add(day), old.Add(day), "succeeded")
+
+	holder, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(context.WithoutCancel(ctx)) }()
+	_, err = holder.Exec(ctx, `LOCK TABLE walhook.webhook IN ROW EXCLUSIVE MODE`) // what an UPDATE of a webhook holds
+	require.NoError(t, err)
+
+	reg := prometheus.NewRegistry()
+	r, err := retention.New(retention.Config{MaxAge: 30 * day}, st, zerolog.Nop(), reg)
+	require.NoError(t, err)
+	// Three weeks on: three weeks to create (the migration made this week and the next two), the
+	// old week past MaxAge, this one not.
+	now := time.Now().AddDate(0, 0, 21)
+	retention.SetNow(r, func() time.Time { return now })
+	res, err := r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.True(t, res.Busy)
+	require.Zero(t, res.PartitionsCreated)
+	require.Equal(t, 1, res.Weeks, "the drop needs no lock on webhook")
+	require.False(t, exists(t, pool, "delivery_p"+old.Format("20060102")))
+	require.InDelta(t, 1, metric(t, reg, "walhook_retention_lock_timeouts_total", ""), 0)
+	require.InDelta(t, 1, metric(t, reg, "walhook_retention_partitions_dropped_total", ""), 0)
+
+	require.NoError(t, holder.Rollback(ctx))
+	res, err = r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.False(t, res.Busy)
+	require.Equal(t, 9, res.PartitionsCreated)
+	require.True(t, exists(t, pool, "attempt_p"+store.HistoryWeek(now).Format("20060102")))
+}

@@ -5,18 +5,20 @@
 //   - Partitions ahead: every run (and the relay at start) creates the partitions of the current
 //     week and the next two, so new history lands in a week that can later be dropped whole.
 //     This runs even with retention disabled (MaxAge 0).
-//   - Weeks dropped whole: a week whose end is MaxAge old is detached and dropped as three
-//     tables, its pending deliveries (work still to do) moved with their events and attempts
-//     into the default partitions first. History is thus kept from MaxAge to MaxAge + 7 days.
+//   - Weeks dropped whole: a week whose end is MaxAge old is dropped as three tables, its
+//     pending deliveries (work still to do) moved with their events and attempts into the
+//     default partitions. History is thus kept from MaxAge to MaxAge + 7 days.
 //   - Rows: the default partitions (times outside every week: a skewed clock, the moved pending
 //     deliveries) are emptied as before, finished deliveries and then unreferenced events, in
 //     small batches, each its own short statement with a pause between batches, skipping rows
 //     other sessions hold locked. Pending deliveries are never deleted.
 //
-// Creating, detaching and dropping a partition take the parent table's ACCESS EXCLUSIVE lock for
-// an instant; they wait for it at most store.PartitionLockTimeout and otherwise give up until the
-// next run, so a long query never queues capture and dispatch behind retention. One replica at a
-// time runs it, under a PostgreSQL advisory lock; the others skip their turn.
+// Creating and dropping a week's partitions take the three tables' ACCESS EXCLUSIVE locks for an
+// instant; retention waits for them at most store.PartitionLockTimeout, never while holding one
+// of them (which would deadlock with claims and capture), and otherwise gives up until the next
+// run, so a long query never queues capture and dispatch behind retention for long. One replica
+// at a time runs it, under a PostgreSQL advisory lock; the others skip their turn (and only
+// export the partition gauges).
 package retention
 
 import (
@@ -60,8 +62,8 @@ const (
 )
 
 // WeeksAhead is how many weeks have partitions from the current one on: this week and the next
-// two, so a run that fails (or a relay stopped) for up to a week leaves new history in weeks
-// that exist.
+// two, so that runs failing (or every relay stopped) for up to two weeks still leave new history
+// in weeks that exist.
 const WeeksAhead = 3
 
 // week is the span of one history partition.

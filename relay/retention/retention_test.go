@@ -473,10 +473,11 @@ func TestRetentionCreatesPartitionsAhead(t *testing.T) {
 	require.InDelta(t, before+3, metric(t, reg, "walhook_history_partitions", "delivery"), 0)
 }
 
-// TestRetentionWeekDropGivesUpOnLock holds a lock that conflicts with DETACH (ACCESS SHARE, what
-// any open transaction that read the table holds) on walhook.delivery: the drop waits no longer
-// than its lock_timeout, gives up without an error and changes nothing; the rest of the run goes
-// on, and the next run, the lock gone, drops the week.
+// TestRetentionWeekDropGivesUpOnLock holds a lock that conflicts with DROP TABLE (ACCESS SHARE,
+// what any open transaction that read the table holds) on walhook.delivery: the drop, which took
+// event's lock first, lets it go to wait for delivery's, waits no longer than its lock_timeout,
+// gives up without an error and changes nothing; the rest of the run goes on, and the next run,
+// the lock gone, drops the week.
 func TestRetentionWeekDropGivesUpOnLock(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -506,7 +507,7 @@ func TestRetentionWeekDropGivesUpOnLock(t *testing.T) {
 	require.Zero(t, res.Weeks)
 	require.EqualValues(t, 2, res.Deliveries, "the default partitions' rows are still deleted")
 	require.True(t, exists(t, pool, "delivery_p"+suffix))
-	require.True(t, exists(t, pool, "event_p"+suffix), "the transaction rolled back: nothing detached")
+	require.True(t, exists(t, pool, "event_p"+suffix), "the transaction rolled back: nothing dropped")
 	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.delivery`))
 	require.InDelta(t, 1, metric(t, reg, "walhook_retention_lock_timeouts_total", ""), 0)
 	require.InDelta(t, 1, metric(t, reg, "walhook_retention_runs_total", "ok"), 0)

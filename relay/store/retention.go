@@ -18,14 +18,13 @@ import (
 // caller tries again later rather than queue other sessions behind itself.
 var ErrLockTimeout = errors.New("table lock not granted within lock_timeout")
 
-// PartitionLockTimeout bounds the wait for the parent's ACCESS EXCLUSIVE lock when a history
-// partition is created, detached or dropped. While the DDL waits, every claim, capture and
+// PartitionLockTimeout bounds the wait for the parents' ACCESS EXCLUSIVE locks when a week's
+// history partitions are created or dropped. While the DDL waits, every claim, capture and
 // history read queues behind it; past this wait it gives up and the next run tries again.
 const PartitionLockTimeout = 5 * time.Second
 
-// The history's partitioned tables (migration 0029), in the order the relay's own transactions
-// lock them (capture: event, then delivery; dispatch: delivery, then attempt), so that taking
-// their locks one after the other does not deadlock with them.
+// The history's partitioned tables (migration 0029). Their locks are taken by lockHistory, not
+// in this order: the relay's statements take them in different orders.
 var historyTables = [...]string{"event", "delivery", "attempt"}
 
 // HistoryPartition is one weekly partition of the history.

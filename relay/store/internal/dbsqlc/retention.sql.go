@@ -128,7 +128,7 @@ const retentionLockTimeout = `-- name: RetentionLockTimeout :exec
 SELECT set_config('lock_timeout', $1::text, true)
 `
 
-// RetentionLockTimeout sets lock_timeout for the rest of the transaction: creating, detaching
+// RetentionLockTimeout sets lock_timeout for the rest of the transaction: creating
 // and dropping a partition take the parent's ACCESS EXCLUSIVE lock, and a statement waiting for it
 // behind a long query would queue every claim and capture behind itself.
 func (q *Queries) RetentionLockTimeout(ctx context.Context, lockTimeout string) error {
@@ -251,7 +251,7 @@ SELECT pg_try_advisory_lock(hashtextextended('walhook.retention', 0)) AS locked
 `
 
 // History retention. The history is in weekly partitions (migration 0029): a week past the
-// retention age is detached and dropped whole (Store.RetentionWeekDrop: DDL on partition names,
+// retention age is dropped whole (Store.RetentionWeekDrop: DDL on partition names,
 // outside this file), and only the default partitions, where rows dated outside every week are
 // (a skewed clock, a pending delivery moved out of a dropped week), are deleted row by row.
 // Each row-deleting statement deletes at most one small batch and runs in its own short

@@ -1,4 +1,8 @@
--- History retention. Each statement deletes at most one small batch and runs in its own short
+-- History retention. The history is in weekly partitions (migration 0029): a week past the
+-- retention age is dropped whole (Store.RetentionWeekDrop: DDL on partition names,
+-- outside this file), and only the default partitions, where rows dated outside every week are
+-- (a skewed clock, a pending delivery moved out of a dropped week), are deleted row by row.
+-- Each row-deleting statement deletes at most one small batch and runs in its own short
 -- transaction, so it never holds locks for long and never blocks capture or dispatch: rows another
 -- session has locked (a delivery being claimed, an event a new delivery references) are skipped
 -- and picked up by a later run.
@@ -10,28 +14,94 @@ SELECT pg_try_advisory_lock(hashtextextended('walhook.retention', 0)) AS locked;
 -- name: RetentionUnlock :one
 SELECT pg_advisory_unlock(hashtextextended('walhook.retention', 0)) AS unlocked;
 
+-- RetentionLockTimeout sets lock_timeout for the rest of the transaction: creating
+-- and dropping a partition take the parent's ACCESS EXCLUSIVE lock, and a statement waiting for it
+-- behind a long query would queue every claim and capture behind itself.
+-- name: RetentionLockTimeout :exec
+SELECT set_config('lock_timeout', @lock_timeout::text, true);
+
+-- The locks a partition's creation or drop needs, taken before it (Store.lockHistory) so that it
+-- never waits for one while holding another: the relay's statements take them in different
+-- orders (a claim: delivery, then event; capture: event, then delivery, then webhook), and a
+-- DDL statement waiting for its second lock while holding its first would deadlock with them.
+-- Each has a NOWAIT form: one waits (under lock_timeout), the others may not.
+-- name: RetentionLockEvent :exec
+LOCK TABLE walhook.event IN ACCESS EXCLUSIVE MODE;
+
+-- name: RetentionLockEventNowait :exec
+LOCK TABLE walhook.event IN ACCESS EXCLUSIVE MODE NOWAIT;
+
+-- name: RetentionLockDelivery :exec
+LOCK TABLE walhook.delivery IN ACCESS EXCLUSIVE MODE;
+
+-- name: RetentionLockDeliveryNowait :exec
+LOCK TABLE walhook.delivery IN ACCESS EXCLUSIVE MODE NOWAIT;
+
+-- name: RetentionLockAttempt :exec
+LOCK TABLE walhook.attempt IN ACCESS EXCLUSIVE MODE;
+
+-- name: RetentionLockAttemptNowait :exec
+LOCK TABLE walhook.attempt IN ACCESS EXCLUSIVE MODE NOWAIT;
+
+-- Creating a delivery partition clones its foreign key to webhook, which adds triggers there.
+-- name: RetentionLockWebhook :exec
+LOCK TABLE walhook.webhook IN SHARE ROW EXCLUSIVE MODE;
+
+-- name: RetentionLockWebhookNowait :exec
+LOCK TABLE walhook.webhook IN SHARE ROW EXCLUSIVE MODE NOWAIT;
+
+-- RetentionPartitionCreate creates the event, delivery and attempt partitions of the week of
+-- @week that are missing (migration 0029) and answers how many it created.
+-- name: RetentionPartitionCreate :one
+SELECT walhook.history_partition_create(@week::timestamptz)::int AS created;
+
+-- RetentionPartitionList lists the weekly partitions of the history: the partitions of event,
+-- delivery and attempt named <table>_pYYYYMMDD, names only history_partition_create makes; the
+-- week is the Monday (00:00 UTC) in the name. The default partitions are not weeks.
+-- name: RetentionPartitionList :many
+SELECT p.relname::text AS parent, c.relname::text AS partition,
+    ((substring(c.relname from '_p([0-9]{8})$'))::date::timestamp AT TIME ZONE 'UTC')::timestamptz AS week
+FROM pg_catalog.pg_inherits i
+JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+JOIN pg_catalog.pg_namespace n ON n.oid = p.relnamespace
+WHERE n.nspname = 'walhook' AND c.relkind = 'r' AND p.relname IN ('event', 'delivery', 'attempt')
+  AND c.relname ~ ('^' || p.relname || '_p[0-9]{8}$')
+ORDER BY week, parent;
+
+-- RetentionPartitionRows estimates the rows of the named walhook tables without reading them:
+-- the planner's reltuples, or, for a table never analyzed, the statistics' live row count.
+-- name: RetentionPartitionRows :many
+SELECT c.relname::text AS name,
+    (CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint ELSE coalesce(s.n_live_tup, 0) END)::bigint AS estimate
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_stat_user_tables s ON s.relid = c.oid
+WHERE n.nspname = 'walhook' AND c.relname = ANY(@names::text[]);
+
 -- RetentionDeleteDeliveries deletes up to batch_size finished (succeeded or failed) deliveries
--- created and last changed before cutoff; their attempts go with them (ON DELETE CASCADE).
--- Pending deliveries are work still to do and are never deleted. The candidates come from the
--- BRIN index on created_at (migration 0018) in no particular order: every batch deletes rows
--- past the cutoff, and the next run takes the rest.
+-- of the default partition created and last changed before cutoff; their attempts go with them
+-- (trigger delivery_attempts_delete). Pending deliveries are work still to do and are never
+-- deleted. Candidates in no particular order: every batch deletes rows past the cutoff, and the
+-- next run takes the rest.
 -- name: RetentionDeleteDeliveries :execrows
-DELETE FROM walhook.delivery
-WHERE id IN (
-    SELECT d.id FROM walhook.delivery d
+DELETE FROM walhook.delivery_pdefault
+WHERE (id, event_at) IN (
+    SELECT d.id, d.event_at FROM walhook.delivery_pdefault d
     WHERE d.created_at < @cutoff AND d.updated_at < @cutoff AND d.state <> 'pending'
     LIMIT @batch_size
     FOR UPDATE SKIP LOCKED
 );
 
--- RetentionDeleteEvents deletes up to batch_size events captured before cutoff that no delivery
--- references any more (candidates from the BRIN index on captured_at, in no particular order).
+-- RetentionDeleteEvents deletes up to batch_size events of the default partition captured before
+-- cutoff that no delivery references any more; the reference is looked up by (event_id,
+-- event_at), so it probes one partition.
 -- name: RetentionDeleteEvents :execrows
-DELETE FROM walhook.event
-WHERE id IN (
-    SELECT e.id FROM walhook.event e
+DELETE FROM walhook.event_pdefault
+WHERE (id, occurred_at) IN (
+    SELECT e.id, e.occurred_at FROM walhook.event_pdefault e
     WHERE e.captured_at < @cutoff
-      AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id AND d.event_at = e.occurred_at)
     LIMIT @batch_size
     FOR UPDATE SKIP LOCKED
 );

@@ -53,6 +53,8 @@ type Relay struct {
 	dispatch *dispatch.Dispatcher
 	// capture is nil when the relay runs without a catalog.
 	capture *capture.Capture
+	// retention keeps the history's age, and creates its partitions ahead (also at start).
+	retention *retention.Retention
 }
 
 // New builds a relay. reg receives the relay's metrics.
@@ -62,11 +64,11 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		cfg.InstanceID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	r := &Relay{cfg: cfg, store: st, log: log.With().Str("instance", cfg.InstanceID).Logger(), reg: reg}
-	ret, err := retention.New(cfg.Retention, st, r.log, reg)
-	if err != nil {
+	var err error
+	if r.retention, err = retention.New(cfg.Retention, st, r.log, reg); err != nil {
 		return nil, err
 	}
-	r.runners = append(r.runners, runner{"retention", ret.Run})
+	r.runners = append(r.runners, runner{"retention", r.retention.Run})
 	if cfg.Dispatch.InstanceID == "" {
 		cfg.Dispatch.InstanceID = cfg.InstanceID
 	}
@@ -128,10 +130,16 @@ func (r *Relay) Check() error {
 }
 
 // Run runs every part until ctx is cancelled (returns nil) or a part fails (returns its error
-// after stopping the others).
+// after stopping the others). Before any part starts, it creates the history's partitions of this
+// week and the next two (retention.EnsurePartitions), so that what capture writes lands in weeks
+// retention can drop whole; a failure there is logged, not fatal: the rows then go to the default
+// partitions, which retention empties row by row, and the retention loop tries again.
 func (r *Relay) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	if err := r.retention.EnsurePartitions(ctx); err != nil && ctx.Err() == nil {
+		r.log.Warn().Err(err).Msg("history partitions not created ahead at start; new history goes to the default partitions until retention creates them")
+	}
 	r.running.Store(true)
 	defer r.running.Store(false)
 	r.log.Info().Int("parts", len(r.runners)).Msg("relay running")

@@ -1,32 +1,53 @@
-// Package retention deletes old history in the background: finished deliveries (their attempts go
-// with them) and then the events no delivery references any more, once they are older than a
-// configured age. It deletes in small batches, each its own short statement with a pause between
-// batches, and skips rows other sessions hold locked, so it never blocks capture or dispatch and
-// never runs one long transaction. One replica at a time runs it, under a PostgreSQL advisory
-// lock; the others skip their turn. Pending deliveries are never deleted.
+// Package retention keeps the history (events, deliveries, attempts) to a configured age, in the
+// background. The history is in weekly partitions by the event's time (migration 0029), so
+// retention is mostly DDL:
+//
+//   - Partitions ahead: every run (and the relay at start) creates the partitions of the current
+//     week and the next two, so new history lands in a week that can later be dropped whole.
+//     This runs even with retention disabled (MaxAge 0).
+//   - Weeks dropped whole: a week whose end is MaxAge old is dropped as three tables, its
+//     pending deliveries (work still to do) moved with their events and attempts into the
+//     default partitions. History is thus kept from MaxAge to MaxAge + 7 days.
+//   - Rows: the default partitions (times outside every week: a skewed clock, the moved pending
+//     deliveries) are emptied as before, finished deliveries and then unreferenced events, in
+//     small batches, each its own short statement with a pause between batches, skipping rows
+//     other sessions hold locked. Pending deliveries are never deleted.
+//
+// Creating and dropping a week's partitions take the three tables' ACCESS EXCLUSIVE locks for an
+// instant; retention waits for them at most store.PartitionLockTimeout, never while holding one
+// of them (which would deadlock with claims and capture), and otherwise gives up until the next
+// run, so a long query never queues capture and dispatch behind retention for long. One replica
+// at a time runs it, under a PostgreSQL advisory lock; the others skip their turn (and only
+// export the partition gauges).
 package retention
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/walhook/walhook/relay/internal/lograte"
 	"github.com/walhook/walhook/relay/store"
 )
 
 // Config configures history retention.
 type Config struct {
-	// MaxAge is how long history is kept: finished deliveries, their attempts and unreferenced
-	// events older than this are deleted. 0 disables retention. The command line's default is
-	// 720h (30 days).
+	// MaxAge is how long history is kept, by the event's time: a week of events, deliveries and
+	// attempts is dropped once its end is MaxAge old (so history is kept MaxAge to MaxAge + 7
+	// days), and rows of the default partitions older than this are deleted. Pending deliveries
+	// are kept. 0 disables retention (partitions are still created ahead). The command line's
+	// default is 720h (30 days).
 	MaxAge time.Duration
 	// Interval is the time between two runs. Default 1h.
 	Interval time.Duration
-	// BatchSize is the number of rows one DELETE removes, each in its own short transaction.
-	// Default 1000.
+	// BatchSize is the number of rows one DELETE of the default partitions removes, each in its
+	// own short transaction. Default 1000.
 	BatchSize int
 	// Pause is the wait between two batches, leaving room to other work. Default 100ms.
 	Pause time.Duration
@@ -40,12 +61,25 @@ const (
 	DefaultPause     = 100 * time.Millisecond
 )
 
-// Table names used as the table label of walhook_retention_deleted_total.
+// WeeksAhead is how many weeks have partitions from the current one on: this week and the next
+// two, so that runs failing (or every relay stopped) for up to two weeks still leave new history
+// in weeks that exist.
+const WeeksAhead = 3
+
+// week is the span of one history partition.
+const week = 7 * 24 * time.Hour
+
+// Table names used as the table label of walhook_retention_deleted_total and
+// walhook_history_partitions.
 const (
+	TableAttempt   = "attempt"
 	TableDelivery  = "delivery"
 	TableEvent     = "event"
 	TableLoginCode = "login_code"
 )
+
+// partitioned are the history's partitioned tables.
+var partitioned = []string{TableEvent, TableDelivery, TableAttempt}
 
 // Retention is the retention runner.
 type Retention struct {
@@ -53,11 +87,21 @@ type Retention struct {
 	store *store.Store
 	log   zerolog.Logger
 	now   func() time.Time
+	// busyLog rate-limits the log of a partition lock not granted (retried next run).
+	busyLog lograte.Limiter
 
-	deleted *prometheus.CounterVec
-	runs    *prometheus.CounterVec
-	lastRun prometheus.Gauge
-	runDur  prometheus.Histogram
+	deleted    *prometheus.CounterVec
+	runs       *prometheus.CounterVec
+	lastRun    prometheus.Gauge
+	runDur     prometheus.Histogram
+	dropped    prometheus.Counter
+	busy       prometheus.Counter
+	partitions *prometheus.GaugeVec
+	ahead      prometheus.GaugeFunc
+	// newest is the end of the newest week all three tables have a partition for, as Unix
+	// nanoseconds, last seen by observe; 0: not seen yet (the ahead gauge is NaN then), -1: a
+	// table had none.
+	newest atomic.Int64
 }
 
 // New builds the runner and registers its metrics on reg.
@@ -80,7 +124,8 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 		cfg: cfg, store: st, log: log.With().Str("part", "retention").Logger(), now: time.Now,
 		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walhook_retention_deleted_total",
-			Help: "Rows deleted by history retention, by table (delivery counts deliveries; their attempts go with them).",
+			Help: "Rows removed by history retention, by table (delivery counts deliveries; their attempts go with them). " +
+				"Rows of a dropped week are counted by estimate (the planner's statistics), not counted one by one.",
 		}, []string{"table"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walhook_retention_runs_total",
@@ -95,14 +140,33 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 			Help:    "Duration of retention runs that held the lock.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
 		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "walhook_retention_partitions_dropped_total",
+			Help: "Weeks of history (event, delivery and attempt partitions) dropped whole by retention.",
+		}),
+		busy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "walhook_retention_lock_timeouts_total",
+			Help: "History partition creations and week drops given up because a table lock was not granted within 5s; retried at the next run.",
+		}),
+		partitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "walhook_history_partitions",
+			Help: "Weekly partitions of the history, by table (event, delivery, attempt), as the replica running retention last saw them.",
+		}, []string{"table"}),
 	}
-	for _, t := range []string{TableDelivery, TableEvent} {
+	// Computed when scraped, so that it shrinks between runs and on a replica whose retention
+	// stopped: an alert on the maximum over replicas then sees the truth.
+	r.ahead = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "walhook_history_partitions_ahead_seconds",
+		Help: "End of the newest week that event, delivery and attempt all have a partition for, minus now (0 when one has none; NaN before the first look). " +
+			"History past it lands in the default partitions, removed row by row.",
+	}, r.aheadSeconds)
+	for _, t := range []string{TableDelivery, TableEvent, TableLoginCode} {
 		r.deleted.WithLabelValues(t)
 	}
 	for _, o := range []string{"ok", "error", "skipped"} {
 		r.runs.WithLabelValues(o)
 	}
-	for _, c := range []prometheus.Collector{r.deleted, r.runs, r.lastRun, r.runDur} {
+	for _, c := range []prometheus.Collector{r.deleted, r.runs, r.lastRun, r.runDur, r.dropped, r.busy, r.partitions, r.ahead} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register retention metrics: %w", err)
 		}
@@ -112,14 +176,13 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 
 // Run runs retention now and then every Interval until ctx is cancelled; it returns nil then.
 // A failed run is logged and retried at the next interval: old history is not worth stopping
-// the relay for. With MaxAge 0 it only waits for ctx.
+// the relay for. With MaxAge 0 the runs only create partitions ahead.
 func (r *Retention) Run(ctx context.Context) error {
 	if r.cfg.MaxAge == 0 {
-		r.log.Info().Msg("history retention disabled")
-		<-ctx.Done()
-		return nil
+		r.log.Info().Dur("interval", r.cfg.Interval).Msg("history retention disabled; history partitions are still created ahead")
+	} else {
+		r.log.Info().Dur("max_age", r.cfg.MaxAge).Dur("interval", r.cfg.Interval).Int("batch_size", r.cfg.BatchSize).Msg("history retention enabled")
 	}
-	r.log.Info().Dur("max_age", r.cfg.MaxAge).Dur("interval", r.cfg.Interval).Int("batch_size", r.cfg.BatchSize).Msg("history retention enabled")
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -136,8 +199,12 @@ func (r *Retention) Run(ctx context.Context) error {
 			r.log.Error().Err(err).Msg("history retention run failed; retrying at the next interval")
 		case res.Skipped:
 			r.log.Debug().Msg("history retention: another replica holds the lock")
-		case res.Deliveries > 0 || res.Events > 0:
-			r.log.Info().Int64("deliveries", res.Deliveries).Int64("events", res.Events).Msg("old history deleted")
+		case res.Weeks > 0 || res.Deliveries > 0 || res.Events > 0:
+			r.log.Info().Int("weeks", res.Weeks).Int64("pending_moved", res.PendingMoved).
+				Int64("deliveries", res.Deliveries).Int64("events", res.Events).Msg("old history deleted")
+		}
+		if res.PartitionsCreated > 0 {
+			r.log.Info().Int("partitions", res.PartitionsCreated).Msg("history partitions created ahead")
 		}
 		t.Reset(r.cfg.Interval)
 	}
@@ -147,17 +214,28 @@ func (r *Retention) Run(ctx context.Context) error {
 type Result struct {
 	// Skipped is true when another replica held the lock and nothing was done.
 	Skipped bool
-	// Deliveries and Events are the rows deleted; Batches the DELETE statements run.
+	// Busy is true when a partition creation or a week drop gave up, its lock not granted
+	// within store.PartitionLockTimeout; the next run tries again.
+	Busy bool
+	// PartitionsCreated is the partitions created ahead (three a week).
+	PartitionsCreated int
+	// Weeks is the weeks dropped; PendingMoved their pending deliveries moved into the default
+	// partition; WeekDeliveries and WeekEvents estimate the rows dropped with them.
+	Weeks                      int
+	PendingMoved               int64
+	WeekDeliveries, WeekEvents int64
+	// Deliveries, Events and LoginCodes are the rows deleted one by one (the default
+	// partitions, expired sign-in codes); Batches the DELETE statements run.
 	Deliveries, Events, LoginCodes int64
 	Batches                        int
 }
 
-// RunOnce deletes everything older than MaxAge, batch by batch, if no other replica is doing so.
+// RunOnce, if no other replica is doing so, creates the partitions ahead, then (with MaxAge set)
+// drops the weeks older than MaxAge and deletes the default partitions' rows older than MaxAge,
+// batch by batch, and expired sign-in codes. A lock not granted is no failure: the run goes on
+// without that step (Result.Busy).
 func (r *Retention) RunOnce(ctx context.Context) (Result, error) {
 	var res Result
-	if r.cfg.MaxAge == 0 {
-		return res, nil
-	}
 	release, ok, err := r.store.RetentionLock(ctx)
 	if err != nil {
 		r.runs.WithLabelValues("error").Inc()
@@ -166,11 +244,46 @@ func (r *Retention) RunOnce(ctx context.Context) (Result, error) {
 	if !ok {
 		r.runs.WithLabelValues("skipped").Inc()
 		res.Skipped = true
+		if _, err := r.observe(ctx); err != nil {
+			return res, err
+		}
 		return res, nil
 	}
 	defer release()
 	start := r.now()
+	if err := r.run(ctx, start, &res); err != nil {
+		r.runs.WithLabelValues("error").Inc()
+		return res, err
+	}
+	r.runs.WithLabelValues("ok").Inc()
+	r.lastRun.Set(float64(r.now().UnixNano()) / 1e9)
+	r.runDur.Observe(r.now().Sub(start).Seconds())
+	return res, nil
+}
+
+// run is RunOnce's work, under the lock.
+func (r *Retention) run(ctx context.Context, start time.Time, res *Result) error {
+	created, err := r.store.RetentionPartitionsCreate(ctx, start, WeeksAhead)
+	res.PartitionsCreated = created
+	if err = r.giveUp(err, res); err != nil {
+		return fmt.Errorf("create history partitions ahead: %w", err)
+	}
+	parts, err := r.observe(ctx)
+	if err != nil {
+		return err
+	}
+	if r.cfg.MaxAge == 0 {
+		return nil
+	}
 	cutoff := start.Add(-r.cfg.MaxAge)
+	if err := r.dropWeeks(ctx, parts, cutoff, res); err != nil {
+		return err
+	}
+	if res.Weeks > 0 {
+		if _, err := r.observe(ctx); err != nil {
+			return err
+		}
+	}
 	steps := []struct {
 		table string
 		del   func(context.Context, time.Time, int) (int64, error)
@@ -184,8 +297,7 @@ func (r *Retention) RunOnce(ctx context.Context) (Result, error) {
 		for {
 			n, err := s.del(ctx, cutoff, r.cfg.BatchSize)
 			if err != nil {
-				r.runs.WithLabelValues("error").Inc()
-				return res, fmt.Errorf("delete old %s rows: %w", s.table, err)
+				return fmt.Errorf("delete old %s rows: %w", s.table, err)
 			}
 			res.Batches++
 			*s.total += n
@@ -194,14 +306,116 @@ func (r *Retention) RunOnce(ctx context.Context) (Result, error) {
 				break
 			}
 			if err := pause(ctx, r.cfg.Pause); err != nil {
-				return res, err
+				return err
 			}
 		}
 	}
-	r.runs.WithLabelValues("ok").Inc()
-	r.lastRun.Set(float64(r.now().UnixNano()) / 1e9)
-	r.runDur.Observe(r.now().Sub(start).Seconds())
-	return res, nil
+	return nil
+}
+
+// dropWeeks drops, oldest first, every week of parts whose end is at or before cutoff. A week
+// whose locks are not granted ends the drops of this run; the next run starts with it.
+func (r *Retention) dropWeeks(ctx context.Context, parts []store.HistoryPartition, cutoff time.Time, res *Result) error {
+	var weeks []time.Time
+	for _, p := range parts { // by week
+		if !p.Week.Add(week).After(cutoff) && (len(weeks) == 0 || !weeks[len(weeks)-1].Equal(p.Week)) {
+			weeks = append(weeks, p.Week)
+		}
+	}
+	for _, w := range weeks {
+		d, err := r.store.RetentionWeekDrop(ctx, w)
+		if errors.Is(err, store.ErrLockTimeout) {
+			return r.giveUp(err, res)
+		}
+		if err != nil {
+			return err
+		}
+		res.Weeks++
+		res.PendingMoved += d.Pending
+		res.WeekDeliveries += d.Rows[TableDelivery]
+		res.WeekEvents += d.Rows[TableEvent]
+		r.dropped.Inc()
+		r.deleted.WithLabelValues(TableDelivery).Add(float64(d.Rows[TableDelivery]))
+		r.deleted.WithLabelValues(TableEvent).Add(float64(d.Rows[TableEvent]))
+		r.log.Info().Time("week", w).Int64("pending_moved", d.Pending).Int64("deliveries_estimate", d.Rows[TableDelivery]).
+			Int64("events_estimate", d.Rows[TableEvent]).Msg("history week dropped")
+	}
+	return nil
+}
+
+// giveUp turns a lock not granted (store.ErrLockTimeout) into Result.Busy: counted, logged at
+// most once per lograte interval, and no error. Other errors are returned.
+func (r *Retention) giveUp(err error, res *Result) error {
+	if !errors.Is(err, store.ErrLockTimeout) {
+		return err
+	}
+	res.Busy = true
+	r.busy.Inc()
+	r.busyLog.Msg(r.log.Warn().Err(err), "history partitions: a table lock was not granted in time; retrying at the next run")
+	return nil
+}
+
+// aheadSeconds is the value of walhook_history_partitions_ahead_seconds.
+func (r *Retention) aheadSeconds() float64 {
+	switch n := r.newest.Load(); n {
+	case 0:
+		return math.NaN()
+	case -1:
+		return 0
+	default:
+		return time.Unix(0, n).Sub(r.now()).Seconds()
+	}
+}
+
+// observe lists the weekly partitions and sets the partition gauges from them. It needs no lock:
+// every replica runs it, so that every one exports what the database has.
+func (r *Retention) observe(ctx context.Context) ([]store.HistoryPartition, error) {
+	parts, err := r.store.RetentionPartitionList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list history partitions: %w", err)
+	}
+	count := make(map[string]int, len(partitioned))
+	newest := make(map[string]time.Time, len(partitioned))
+	for _, p := range parts {
+		count[p.Table]++
+		if end := p.Week.Add(week); end.After(newest[p.Table]) {
+			newest[p.Table] = end
+		}
+	}
+	// The newest week all three have ends at the earliest of their newest weeks' ends.
+	all, none := time.Time{}, false
+	for _, t := range partitioned {
+		r.partitions.WithLabelValues(t).Set(float64(count[t]))
+		none = none || count[t] == 0
+		if all.IsZero() || newest[t].Before(all) {
+			all = newest[t]
+		}
+	}
+	if none {
+		r.newest.Store(-1)
+	} else {
+		r.newest.Store(all.UnixNano())
+	}
+	return parts, nil
+}
+
+// EnsurePartitions creates the partitions ahead now (the current week and the next two), for a
+// relay about to start capture, and sets the partition gauges. When another replica holds the
+// retention lock, that replica is creating them: then it only sets the gauges.
+func (r *Retention) EnsurePartitions(ctx context.Context) error {
+	release, ok, err := r.store.RetentionLock(ctx)
+	if err != nil {
+		return fmt.Errorf("take retention lock: %w", err)
+	}
+	if ok {
+		_, err = r.store.RetentionPartitionsCreate(ctx, r.now(), WeeksAhead)
+		release()
+		if err != nil {
+			return fmt.Errorf("create history partitions ahead: %w", err)
+		}
+	}
+	_, err = r.observe(ctx)
+	return err
 }
 
 func pause(ctx context.Context, d time.Duration) error {

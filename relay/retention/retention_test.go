@@ -2,11 +2,14 @@ package retention_test
 
 import (
 	"context"
+	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -35,24 +38,38 @@ func seed(t *testing.T, pool *pgxpool.Pool) int64 {
 
 // addHistory inserts n events captured age ago, each with one delivery in state (created and
 // updated age ago) and two attempts. prefix keeps source keys unique.
-func addHistory(t *testing.T, pool *pgxpool.Pool, webhookID int64, prefix string, n int, age time.Duration, state string) {
+func addHistory(t *testing.T, pool *pgxpool.Pool, webhookID int64, prefix string, n int, age time.Duration, state string) []int64 {
 	t.Helper()
-	ctx := t.Context()
 	at := time.Now().Add(-age)
-	_, err := pool.Exec(ctx, `
+	return addHistoryAt(t, pool, webhookID, prefix, n, at, at, state)
+}
+
+// addHistoryAt inserts n events that occurred at occurred and were captured at captured, each
+// with one delivery in state (created and updated at captured) and two attempts, and returns the
+// deliveries' ids. The rows land in the partitions of occurred's week, or in the default
+// partitions when that week has none.
+func addHistoryAt(t *testing.T, pool *pgxpool.Pool, webhookID int64, prefix string, n int, occurred, captured time.Time, state string) []int64 {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), `
 WITH e AS (
   INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at, captured_at)
-  SELECT $1 || g, '1', 'contact.created', '{}', $2, $2 FROM generate_series(1, $3::int) g
-  RETURNING id
+  SELECT $1 || g, '1', 'contact.created', '{}', $2, $6 FROM generate_series(1, $3::int) g
+  RETURNING id, occurred_at
 ), d AS (
-  INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key, state, created_at, updated_at)
-  SELECT '1', $4, e.id, 'contact.created', $5, $2, $2 FROM e
-  RETURNING id
+  INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key, state, created_at, updated_at, next_attempt_at)
+  SELECT '1', $4, e.id, e.occurred_at, 'contact.created', $5, $6, $6, $6 FROM e
+  RETURNING id, event_at
+), a AS (
+  INSERT INTO walhook.attempt (delivery_id, event_at, company_id, webhook_id, n, started_at, request_method, request_url, outcome)
+  SELECT d.id, d.event_at, '1', $4, k, $6, 'POST', 'https://example.com/hook', 'retry' FROM d, generate_series(1, 2) k
 )
-INSERT INTO walhook.attempt (delivery_id, company_id, webhook_id, n, started_at, request_method, request_url, outcome)
-SELECT d.id, '1', $4, k, $2, 'POST', 'https://example.com/hook', 'retry' FROM d, generate_series(1, 2) k`,
-		prefix, at, n, webhookID, state)
+SELECT id FROM d ORDER BY id`,
+		prefix, occurred, n, webhookID, state, captured)
 	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	require.Len(t, ids, n)
+	return ids
 }
 
 // addOrphanEvents inserts n events captured age ago that no webhook wanted.
@@ -61,6 +78,22 @@ func addOrphanEvents(t *testing.T, pool *pgxpool.Pool, prefix string, n int, age
 	_, err := pool.Exec(t.Context(), `INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at, captured_at)
 		SELECT $1 || g, '1', 'contact.created', '{}', $2, $2 FROM generate_series(1, $3::int) g`, prefix, time.Now().Add(-age), n)
 	require.NoError(t, err)
+}
+
+// createWeek creates the history partitions of the week of at, as retention does ahead.
+func createWeek(t *testing.T, pool *pgxpool.Pool, at time.Time) {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT walhook.history_partition_create($1)`, at).Scan(&n))
+	require.Equal(t, 3, n, "the week of %v had no partitions yet", at)
+}
+
+// exists reports whether walhook.<name> is a table.
+func exists(t *testing.T, pool *pgxpool.Pool, name string) bool {
+	t.Helper()
+	var ok bool
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT to_regclass('walhook.' || $1) IS NOT NULL`, name).Scan(&ok))
+	return ok
 }
 
 // metric returns the value of the sample of name whose single label has value label ("" for an
@@ -106,6 +139,12 @@ func TestRetentionDeletesOnlyOldFinishedHistoryInBatches(t *testing.T) {
 	addHistory(t, pool, wh, "new-ok-", 10, 2*day, "succeeded")
 	addOrphanEvents(t, pool, "old-orphan-", 4, 40*day)
 	addOrphanEvents(t, pool, "new-orphan-", 2, 2*day)
+	// Dated 1999 (a source server's clock): in the default partitions, deleted by the age of the
+	// delivery and of the capture, not by the event's date.
+	y1999 := time.Date(1999, 6, 1, 12, 0, 0, 0, time.UTC)
+	addHistoryAt(t, pool, wh, "1999-old-", 2, y1999, time.Now().Add(-40*day), "succeeded")
+	addHistoryAt(t, pool, wh, "1999-new-", 1, y1999, time.Now().Add(-2*day), "succeeded")
+	require.Equal(t, 3, count(t, pool, `SELECT count(*) FROM walhook.event_pdefault WHERE occurred_at = '1999-06-01 12:00Z'`))
 	// Sign-in codes: two expired long ago (deleted), one still valid (kept).
 	owner, err := st.MemberCreate(ctx, store.Member{CompanyID: "1", Email: "owner@acme.test", IsOwner: true})
 	require.NoError(t, err)
@@ -120,22 +159,24 @@ func TestRetentionDeletesOnlyOldFinishedHistoryInBatches(t *testing.T) {
 	res, err := r.RunOnce(ctx)
 	require.NoError(t, err)
 	require.False(t, res.Skipped)
-	require.EqualValues(t, 30, res.Deliveries, "the 30 old finished deliveries")
-	require.EqualValues(t, 34, res.Events, "their 30 events and the 4 old unreferenced ones")
+	require.Zero(t, res.Weeks, "no week with partitions is 30 days old")
+	require.EqualValues(t, 32, res.Deliveries, "the 30 old finished deliveries and the 2 old ones of 1999")
+	require.EqualValues(t, 36, res.Events, "their 32 events and the 4 old unreferenced ones")
 	require.EqualValues(t, 2, res.LoginCodes, "the two sign-in codes expired before the cutoff")
-	// 30 deliveries in batches of 7: 5 statements (7,7,7,7,2); 34 events: 5 (7,7,7,7,6); 1 for codes.
-	require.Equal(t, 11, res.Batches, "deleted in batches of at most 7 rows")
+	// 32 deliveries in batches of 7: 5 statements (7,7,7,7,4); 36 events: 6 (7,7,7,7,7,1); 1 for codes.
+	require.Equal(t, 12, res.Batches, "deleted in batches of at most 7 rows")
 	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM walhook.login_code`))
 
-	require.Equal(t, 13, count(t, pool, `SELECT count(*) FROM walhook.delivery`), "3 old pending + 10 new")
+	require.Equal(t, 14, count(t, pool, `SELECT count(*) FROM walhook.delivery`), "3 old pending + 10 new + 1 of 1999 captured lately")
 	require.Equal(t, 3, count(t, pool, `SELECT count(*) FROM walhook.delivery WHERE state = 'pending'`))
-	require.Equal(t, 26, count(t, pool, `SELECT count(*) FROM walhook.attempt`), "attempts of the kept deliveries only")
+	require.Equal(t, 28, count(t, pool, `SELECT count(*) FROM walhook.attempt`), "attempts of the kept deliveries only")
 	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.attempt a WHERE NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.id = a.delivery_id)`))
-	require.Equal(t, 15, count(t, pool, `SELECT count(*) FROM walhook.event`), "3 old with pending deliveries + 10 new + 2 new orphans")
-	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.event WHERE source_key LIKE 'old-ok-%' OR source_key LIKE 'old-orphan-%'`))
+	require.Equal(t, 16, count(t, pool, `SELECT count(*) FROM walhook.event`), "3 old with pending deliveries + 10 new + 2 new orphans + 1 of 1999")
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.event WHERE source_key LIKE 'old-ok-%' OR source_key LIKE 'old-orphan-%' OR source_key LIKE '1999-old-%'`))
+	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM walhook.event_pdefault WHERE source_key LIKE '1999-new-%'`))
 
-	require.InDelta(t, 30, metric(t, reg, "walhook_retention_deleted_total", retention.TableDelivery), 0)
-	require.InDelta(t, 34, metric(t, reg, "walhook_retention_deleted_total", retention.TableEvent), 0)
+	require.InDelta(t, 32, metric(t, reg, "walhook_retention_deleted_total", retention.TableDelivery), 0)
+	require.InDelta(t, 36, metric(t, reg, "walhook_retention_deleted_total", retention.TableEvent), 0)
 	require.InDelta(t, 1, metric(t, reg, "walhook_retention_runs_total", "ok"), 0)
 	require.Positive(t, metric(t, reg, "walhook_retention_last_run_timestamp_seconds", ""))
 
@@ -155,12 +196,18 @@ func TestRetentionOneReplicaAtATime(t *testing.T) {
 	release, ok, err := st.RetentionLock(ctx)
 	require.NoError(t, err)
 	require.True(t, ok)
-	r, err := retention.New(retention.Config{MaxAge: 24 * time.Hour}, st, zerolog.Nop(), prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	r, err := retention.New(retention.Config{MaxAge: 24 * time.Hour}, st, zerolog.Nop(), reg)
 	require.NoError(t, err)
+	require.True(t, math.IsNaN(metric(t, reg, "walhook_history_partitions_ahead_seconds", "")), "not looked yet")
 	res, err := r.RunOnce(ctx)
 	require.NoError(t, err)
 	require.True(t, res.Skipped, "another session holds the lock")
 	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.delivery`))
+	// A replica that skips still exports what the database has (the migration made this week
+	// and the next two).
+	require.InDelta(t, 3, metric(t, reg, "walhook_history_partitions", retention.TableDelivery), 0)
+	require.Greater(t, metric(t, reg, "walhook_history_partitions_ahead_seconds", ""), (14 * 24 * time.Hour).Seconds())
 
 	release()
 	res, err = r.RunOnce(ctx)
@@ -188,16 +235,23 @@ func TestRetentionDisabled(t *testing.T) {
 	require.NoError(t, r.Run(rctx))
 }
 
-// TestRetentionDoesNotBlockCaptureOrDispatch deletes a large old history in small batches while
-// other sessions keep inserting events and deliveries (what capture does) and claiming due
-// deliveries with FOR UPDATE SKIP LOCKED (what dispatch does), with a short lock_timeout: had
-// retention held a lock they needed, their statements would fail.
+// TestRetentionDoesNotBlockCaptureOrDispatch drops an old week and deletes a large old history of
+// the default partitions in small batches while other sessions keep inserting events and
+// deliveries (what capture does) and claiming due deliveries with FOR UPDATE SKIP LOCKED (what
+// dispatch does), with a short lock_timeout: had retention held a lock they needed for longer
+// than an instant, their statements would fail.
 func TestRetentionDoesNotBlockCaptureOrDispatch(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	st, pool := xtest.Store(t)
 	wh := seed(t, pool)
-	addHistory(t, pool, wh, "old-", 6000, 90*24*time.Hour, "succeeded")
+	const day = 24 * time.Hour
+	// 6,000 rows of 1999 (a skewed clock) captured 90 days ago, in the default partitions, and a
+	// week of 3,000 in partitions of their own.
+	addHistoryAt(t, pool, wh, "old-", 6000, time.Date(1999, 3, 1, 0, 0, 0, 0, time.UTC), time.Now().Add(-90*day), "succeeded")
+	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, -63)
+	createWeek(t, pool, monday)
+	addHistoryAt(t, pool, wh, "old-week-", 3000, monday.Add(day), monday.Add(day), "succeeded")
 
 	r, err := retention.New(retention.Config{MaxAge: 30 * 24 * time.Hour, BatchSize: 200, Pause: 5 * time.Millisecond},
 		st, zerolog.Nop(), prometheus.NewRegistry())
@@ -228,8 +282,9 @@ func TestRetentionDoesNotBlockCaptureOrDispatch(t *testing.T) {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `WITH e AS (INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
-			VALUES ('live-' || $1::int, '1', 'contact.created', '{}', now()) RETURNING id)
-			INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_key) SELECT '1', $2, id, 'contact.created' FROM e`, i, wh); err != nil {
+			VALUES ('live-' || $1::int, '1', 'contact.created', '{}', now()) RETURNING id, occurred_at)
+			INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key)
+			SELECT '1', $2, id, occurred_at, 'contact.created' FROM e`, i, wh); err != nil {
 			return err
 		}
 		inserted.Add(1)
@@ -281,10 +336,231 @@ func TestRetentionDoesNotBlockCaptureOrDispatch(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 6000, res.Deliveries)
 	require.EqualValues(t, 6000, res.Events)
+	require.Equal(t, 1, res.Weeks)
 	require.GreaterOrEqual(t, res.Batches, 60, "6,000 rows per table in batches of 200")
 	require.Positive(t, inserted.Load(), "capture kept inserting while retention ran")
 	live := count(t, pool, `SELECT count(*) FROM walhook.event WHERE source_key LIKE 'live-%'`)
 	require.EqualValues(t, inserted.Load(), live, "every live event is still there")
 	require.Equal(t, live, count(t, pool, `SELECT count(*) FROM walhook.delivery`), "every live delivery is still there")
 	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.event WHERE source_key LIKE 'old-%'`))
+}
+
+// TestRetentionDropsOldWeeksWhole puts history in the partitions of a week six weeks back and
+// moves retention's clock to the instant that week's end is MaxAge old: one second earlier the
+// week is kept, at that instant it is dropped as tables. Its pending deliveries (work still to
+// do) survive in the default partitions with their events and attempts, ids unchanged, and can
+// still be claimed.
+func TestRetentionDropsOldWeeksWhole(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	const day = 24 * time.Hour
+	const maxAge = 30 * day
+	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, -42)
+	suffix := monday.Format("20060102")
+	createWeek(t, pool, monday)
+	inWeek := monday.Add(3*day + 5*time.Hour)
+	addHistoryAt(t, pool, wh, "week-ok-", 20, inWeek, inWeek, "succeeded")
+	addHistoryAt(t, pool, wh, "week-failed-", 4, inWeek, inWeek, "failed")
+	pending := addHistoryAt(t, pool, wh, "week-pending-", 3, inWeek, inWeek, "pending")
+	addOrphanEvents(t, pool, "new-", 2, time.Hour)
+	require.Equal(t, 27, count(t, pool, `SELECT count(*) FROM walhook.delivery_p`+suffix))
+	// The planner's statistics are what a drop counts by.
+	_, err := pool.Exec(ctx, `ANALYZE walhook.event_p`+suffix+`, walhook.delivery_p`+suffix+`, walhook.attempt_p`+suffix)
+	require.NoError(t, err)
+
+	reg := prometheus.NewRegistry()
+	r, err := retention.New(retention.Config{MaxAge: maxAge, BatchSize: 5, Pause: time.Millisecond}, st, zerolog.Nop(), reg)
+	require.NoError(t, err)
+	end := monday.AddDate(0, 0, 7)
+	retention.SetNow(r, func() time.Time { return end.Add(maxAge - time.Second) })
+	res, err := r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.Weeks, "the week's end is not yet MaxAge old")
+	require.True(t, exists(t, pool, "delivery_p"+suffix))
+
+	retention.SetNow(r, func() time.Time { return end.Add(maxAge) })
+	res, err = r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.False(t, res.Busy)
+	require.Equal(t, 1, res.Weeks)
+	require.EqualValues(t, 3, res.PendingMoved)
+	require.EqualValues(t, 24, res.WeekDeliveries, "27 deliveries less the 3 pending moved (estimate, exact after ANALYZE)")
+	require.EqualValues(t, 24, res.WeekEvents, "27 events less the 3 of pending deliveries")
+	for _, tbl := range []string{"event", "delivery", "attempt"} {
+		require.False(t, exists(t, pool, tbl+"_p"+suffix), "%s_p%s dropped", tbl, suffix)
+	}
+	require.InDelta(t, 1, metric(t, reg, "walhook_retention_partitions_dropped_total", ""), 0)
+	require.InDelta(t, 24, metric(t, reg, "walhook_retention_deleted_total", retention.TableDelivery), 0)
+	require.InDelta(t, 24, metric(t, reg, "walhook_retention_deleted_total", retention.TableEvent), 0)
+
+	// What is left of the week: its pending deliveries, their events and attempts, in the default
+	// partitions with the same ids and times.
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.event WHERE source_key LIKE 'week-ok-%' OR source_key LIKE 'week-failed-%'`))
+	require.Equal(t, 3, count(t, pool, `SELECT count(*) FROM walhook.delivery`))
+	require.Equal(t, 3, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault WHERE state = 'pending' AND event_at = '`+inWeek.Format(time.RFC3339)+`'`))
+	require.Equal(t, 3, count(t, pool, `SELECT count(*) FROM walhook.event_pdefault e JOIN walhook.delivery_pdefault d ON d.event_id = e.id AND d.event_at = e.occurred_at WHERE e.source_key LIKE 'week-pending-%'`))
+	require.Equal(t, 6, count(t, pool, `SELECT count(*) FROM walhook.attempt_pdefault a JOIN walhook.delivery_pdefault d ON d.id = a.delivery_id AND d.event_at = a.event_at`))
+	require.Equal(t, 6, count(t, pool, `SELECT count(*) FROM walhook.attempt`))
+
+	// A dispatcher still finds them: a claim leases them, by the same ids.
+	claimed, err := st.DispatchClaim(ctx, store.ClaimParams{Limit: 10, PerWebhook: 10, Lease: time.Minute, Token: "test"})
+	require.NoError(t, err)
+	var ids []int64
+	for _, c := range claimed {
+		ids = append(ids, c.ID)
+		require.NotEmpty(t, c.Payload, "the claim joined the moved event")
+	}
+	require.ElementsMatch(t, pending, ids)
+
+	// Nothing older is left to drop; the default partitions keep the pending rows.
+	res, err = r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.Weeks)
+	require.Zero(t, res.Deliveries)
+	require.Equal(t, 3, count(t, pool, `SELECT count(*) FROM walhook.delivery`))
+}
+
+// TestRetentionCreatesPartitionsAhead moves retention's clock five weeks ahead: a run creates the
+// partitions of that week and the next two (also with retention disabled), moving an event
+// already captured for one of them out of the default partition, and a second run creates
+// nothing. The gauges say how many there are and how far ahead they reach.
+func TestRetentionCreatesPartitionsAhead(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, 35)
+	suffix := monday.Format("20060102")
+	require.False(t, exists(t, pool, "event_p"+suffix))
+	// Captured before its week had partitions (a clock ahead): in the default partitions.
+	future := addHistoryAt(t, pool, wh, "ahead-", 1, monday.Add(time.Hour), time.Now(), "pending")
+	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault`))
+	before := count(t, pool, `SELECT count(*) FROM pg_inherits WHERE inhparent = 'walhook.event'::regclass AND inhrelid <> 'walhook.event_pdefault'::regclass`)
+
+	reg := prometheus.NewRegistry()
+	r, err := retention.New(retention.Config{MaxAge: 0}, st, zerolog.Nop(), reg)
+	require.NoError(t, err)
+	now := monday.Add(2 * 24 * time.Hour)
+	retention.SetNow(r, func() time.Time { return now })
+	res, err := r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 9, res.PartitionsCreated, "three weeks of three tables")
+	require.Zero(t, res.Batches, "retention disabled: nothing deleted")
+	for w := range 3 {
+		for _, tbl := range []string{"event", "delivery", "attempt"} {
+			require.True(t, exists(t, pool, tbl+"_p"+monday.AddDate(0, 0, 7*w).Format("20060102")))
+		}
+	}
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault`), "moved into its week")
+	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM walhook.delivery_p`+suffix+` WHERE id = `+strconv.FormatInt(future[0], 10)))
+	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM walhook.attempt_p`+suffix))
+	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM walhook.event_p`+suffix))
+
+	require.InDelta(t, before+3, metric(t, reg, "walhook_history_partitions", "event"), 0)
+	require.InDelta(t, before+3, metric(t, reg, "walhook_history_partitions", "attempt"), 0)
+	// The newest week ends three weeks after this one's Monday: 19 days after now.
+	require.InDelta(t, (19 * 24 * time.Hour).Seconds(), metric(t, reg, "walhook_history_partitions_ahead_seconds", ""), 0)
+
+	res, err = r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.PartitionsCreated, "idempotent")
+	require.InDelta(t, 2, metric(t, reg, "walhook_retention_runs_total", "ok"), 0)
+
+	// The relay's start-up call does the same, and nothing more.
+	require.NoError(t, r.EnsurePartitions(ctx))
+	require.InDelta(t, before+3, metric(t, reg, "walhook_history_partitions", "delivery"), 0)
+}
+
+// TestRetentionWeekDropGivesUpOnLock holds a lock that conflicts with DROP TABLE (ACCESS SHARE,
+// what any open transaction that read the table holds) on walhook.delivery: the drop, which took
+// event's lock first, lets it go to wait for delivery's, waits no longer than its lock_timeout,
+// gives up without an error and changes nothing; the rest of the run goes on, and the next run,
+// the lock gone, drops the week.
+func TestRetentionWeekDropGivesUpOnLock(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	const day = 24 * time.Hour
+	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, -63)
+	suffix := monday.Format("20060102")
+	createWeek(t, pool, monday)
+	addHistoryAt(t, pool, wh, "week-", 5, monday.Add(day), monday.Add(day), "succeeded")
+	addHistoryAt(t, pool, wh, "default-", 2, time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), time.Now().Add(-40*day), "succeeded")
+
+	holder, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(context.WithoutCancel(ctx)) }()
+	_, err = holder.Exec(ctx, `LOCK TABLE walhook.delivery IN ACCESS SHARE MODE`)
+	require.NoError(t, err)
+
+	reg := prometheus.NewRegistry()
+	r, err := retention.New(retention.Config{MaxAge: 30 * day}, st, zerolog.Nop(), reg)
+	require.NoError(t, err)
+	began := time.Now()
+	res, err := r.RunOnce(ctx)
+	require.NoError(t, err, "a lock not granted is not a failed run")
+	require.Less(t, time.Since(began), store.PartitionLockTimeout+5*time.Second, "gave up after lock_timeout")
+	require.True(t, res.Busy)
+	require.Zero(t, res.Weeks)
+	require.EqualValues(t, 2, res.Deliveries, "the default partitions' rows are still deleted")
+	require.True(t, exists(t, pool, "delivery_p"+suffix))
+	require.True(t, exists(t, pool, "event_p"+suffix), "the transaction rolled back: nothing dropped")
+	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.delivery`))
+	require.InDelta(t, 1, metric(t, reg, "walhook_retention_lock_timeouts_total", ""), 0)
+	require.InDelta(t, 1, metric(t, reg, "walhook_retention_runs_total", "ok"), 0)
+
+	require.NoError(t, holder.Rollback(ctx))
+	res, err = r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.False(t, res.Busy)
+	require.Equal(t, 1, res.Weeks)
+	require.False(t, exists(t, pool, "delivery_p"+suffix))
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.delivery`))
+}
+
+// TestRetentionCreationBusyDoesNotStopTheDrop holds a lock on walhook.webhook that conflicts with
+// creating a delivery partition (its foreign key adds triggers there) but not with dropping one:
+// the run gives up creating the partitions ahead, still drops the old week, and the next run,
+// the lock gone, creates them.
+func TestRetentionCreationBusyDoesNotStopTheDrop(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	const day = 24 * time.Hour
+	old := store.HistoryWeek(time.Now()).AddDate(0, 0, -28)
+	createWeek(t, pool, old)
+	addHistoryAt(t, pool, wh, "week-", 4, old.Add(day), old.Add(day), "succeeded")
+
+	holder, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(context.WithoutCancel(ctx)) }()
+	_, err = holder.Exec(ctx, `LOCK TABLE walhook.webhook IN ROW EXCLUSIVE MODE`) // what an UPDATE of a webhook holds
+	require.NoError(t, err)
+
+	reg := prometheus.NewRegistry()
+	r, err := retention.New(retention.Config{MaxAge: 30 * day}, st, zerolog.Nop(), reg)
+	require.NoError(t, err)
+	// Three weeks on: three weeks to create (the migration made this week and the next two), the
+	// old week past MaxAge, this one not.
+	now := time.Now().AddDate(0, 0, 21)
+	retention.SetNow(r, func() time.Time { return now })
+	res, err := r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.True(t, res.Busy)
+	require.Zero(t, res.PartitionsCreated)
+	require.Equal(t, 1, res.Weeks, "the drop needs no lock on webhook")
+	require.False(t, exists(t, pool, "delivery_p"+old.Format("20060102")))
+	require.InDelta(t, 1, metric(t, reg, "walhook_retention_lock_timeouts_total", ""), 0)
+	require.InDelta(t, 1, metric(t, reg, "walhook_retention_partitions_dropped_total", ""), 0)
+
+	require.NoError(t, holder.Rollback(ctx))
+	res, err = r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.False(t, res.Busy)
+	require.Equal(t, 9, res.PartitionsCreated)
+	require.True(t, exists(t, pool, "attempt_p"+store.HistoryWeek(now).Format("20060102")))
 }

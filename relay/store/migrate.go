@@ -117,6 +117,13 @@ func (s *Store) withMigrationLock(ctx context.Context, set migrationSet, fn func
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLockKey)); err != nil {
 			return fmt.Errorf("lock migrations: %w", err)
 		}
+		// A migration runs to its end: one that copies a table (0029 copies the history) takes
+		// minutes on a large installation, and the role's statement_timeout (60 s in
+		// deploy/postgresql/grant.sql) would roll it back at every start. Waiting for a lock
+		// stays bounded, so one held elsewhere fails the start rather than hangs it.
+		if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '60s'"); err != nil {
+			return fmt.Errorf("lift the statement timeout: %w", err)
+		}
 		if _, err := tx.Exec(ctx, set.tableDDL()); err != nil {
 			return fmt.Errorf("create migration table: %w", err)
 		}

@@ -166,15 +166,17 @@ CREATE TABLE walhook.event_pdefault PARTITION OF walhook.event DEFAULT;
 CREATE TABLE walhook.delivery_pdefault PARTITION OF walhook.delivery DEFAULT WITH (fillfactor = 70);
 CREATE TABLE walhook.attempt_pdefault PARTITION OF walhook.attempt DEFAULT;
 
--- The weeks of the history there is, but no further back than a year (older rows, from a skewed
--- clock or a history never expired, go to the default partitions), up to two weeks ahead.
+-- The weeks that hold history, no further back than a year (older rows, from a skewed clock or a
+-- history never expired, go to the default partitions: one stray row must not make 52 partitions
+-- every statement then plans over), and this week and the two ahead.
 SELECT walhook.history_partition_create(w)
-FROM generate_series(
-    walhook.history_week(greatest(
-        coalesce((SELECT min(occurred_at) FROM walhook.event_old), now()),
-        now() - interval '1 year')),
-    walhook.history_week(now()) + interval '14 days',
-    interval '7 days') AS w;
+FROM (
+    SELECT DISTINCT walhook.history_week(occurred_at) AS w FROM walhook.event_old
+    WHERE occurred_at >= now() - interval '1 year' AND occurred_at < walhook.history_week(now())
+    UNION
+    SELECT generate_series(walhook.history_week(now()), walhook.history_week(now()) + interval '14 days', interval '7 days')
+) AS weeks
+ORDER BY w;
 
 -- The copy, ids kept, keys and indexes built after it.
 INSERT INTO walhook.event (id, source_key, company_id, event_key, payload, occurred_at, captured_at)

@@ -11,9 +11,9 @@ import (
 )
 
 const retentionDeleteDeliveries = `-- name: RetentionDeleteDeliveries :execrows
-DELETE FROM walhook.delivery
-WHERE id IN (
-    SELECT d.id FROM walhook.delivery d
+DELETE FROM walhook.delivery_pdefault
+WHERE (id, event_at) IN (
+    SELECT d.id, d.event_at FROM walhook.delivery_pdefault d
     WHERE d.created_at < $1 AND d.updated_at < $1 AND d.state <> 'pending'
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -26,10 +26,10 @@ type RetentionDeleteDeliveriesParams struct {
 }
 
 // RetentionDeleteDeliveries deletes up to batch_size finished (succeeded or failed) deliveries
-// created and last changed before cutoff; their attempts go with them (ON DELETE CASCADE).
-// Pending deliveries are work still to do and are never deleted. The candidates come from the
-// BRIN index on created_at (migration 0018) in no particular order: every batch deletes rows
-// past the cutoff, and the next run takes the rest.
+// of the default partition created and last changed before cutoff; their attempts go with them
+// (trigger delivery_attempts_delete). Pending deliveries are work still to do and are never
+// deleted. Candidates in no particular order: every batch deletes rows past the cutoff, and the
+// next run takes the rest.
 func (q *Queries) RetentionDeleteDeliveries(ctx context.Context, arg RetentionDeleteDeliveriesParams) (int64, error) {
 	result, err := q.db.Exec(ctx, retentionDeleteDeliveries, arg.Cutoff, arg.BatchSize)
 	if err != nil {
@@ -39,11 +39,11 @@ func (q *Queries) RetentionDeleteDeliveries(ctx context.Context, arg RetentionDe
 }
 
 const retentionDeleteEvents = `-- name: RetentionDeleteEvents :execrows
-DELETE FROM walhook.event
-WHERE id IN (
-    SELECT e.id FROM walhook.event e
+DELETE FROM walhook.event_pdefault
+WHERE (id, occurred_at) IN (
+    SELECT e.id, e.occurred_at FROM walhook.event_pdefault e
     WHERE e.captured_at < $1
-      AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id AND d.event_at = e.occurred_at)
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
@@ -54,8 +54,9 @@ type RetentionDeleteEventsParams struct {
 	BatchSize int32
 }
 
-// RetentionDeleteEvents deletes up to batch_size events captured before cutoff that no delivery
-// references any more (candidates from the BRIN index on captured_at, in no particular order).
+// RetentionDeleteEvents deletes up to batch_size events of the default partition captured before
+// cutoff that no delivery references any more; the reference is looked up by (event_id,
+// event_at), so it probes one partition.
 func (q *Queries) RetentionDeleteEvents(ctx context.Context, arg RetentionDeleteEventsParams) (int64, error) {
 	result, err := q.db.Exec(ctx, retentionDeleteEvents, arg.Cutoff, arg.BatchSize)
 	if err != nil {
@@ -64,12 +65,196 @@ func (q *Queries) RetentionDeleteEvents(ctx context.Context, arg RetentionDelete
 	return result.RowsAffected(), nil
 }
 
+const retentionLockAttempt = `-- name: RetentionLockAttempt :exec
+LOCK TABLE walhook.attempt IN ACCESS EXCLUSIVE MODE
+`
+
+func (q *Queries) RetentionLockAttempt(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, retentionLockAttempt)
+	return err
+}
+
+const retentionLockAttemptNowait = `-- name: RetentionLockAttemptNowait :exec
+LOCK TABLE walhook.attempt IN ACCESS EXCLUSIVE MODE NOWAIT
+`
+
+func (q *Queries) RetentionLockAttemptNowait(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, retentionLockAttemptNowait)
+	return err
+}
+
+const retentionLockDelivery = `-- name: RetentionLockDelivery :exec
+LOCK TABLE walhook.delivery IN ACCESS EXCLUSIVE MODE
+`
+
+func (q *Queries) RetentionLockDelivery(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, retentionLockDelivery)
+	return err
+}
+
+const retentionLockDeliveryNowait = `-- name: RetentionLockDeliveryNowait :exec
+LOCK TABLE walhook.delivery IN ACCESS EXCLUSIVE MODE NOWAIT
+`
+
+func (q *Queries) RetentionLockDeliveryNowait(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, retentionLockDeliveryNowait)
+	return err
+}
+
+const retentionLockEvent = `-- name: RetentionLockEvent :exec
+LOCK TABLE walhook.event IN ACCESS EXCLUSIVE MODE
+`
+
+// The locks a partition's creation or drop needs, taken before it (Store.lockHistory) so that it
+// never waits for one while holding another: the relay's statements take them in different
+// orders (a claim: delivery, then event; capture: event, then delivery, then webhook), and a
+// DDL statement waiting for its second lock while holding its first would deadlock with them.
+// Each has a NOWAIT form: one waits (under lock_timeout), the others may not.
+func (q *Queries) RetentionLockEvent(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, retentionLockEvent)
+	return err
+}
+
+const retentionLockEventNowait = `-- name: RetentionLockEventNowait :exec
+LOCK TABLE walhook.event IN ACCESS EXCLUSIVE MODE NOWAIT
+`
+
+func (q *Queries) RetentionLockEventNowait(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, retentionLockEventNowait)
+	return err
+}
+
+const retentionLockTimeout = `-- name: RetentionLockTimeout :exec
+SELECT set_config('lock_timeout', $1::text, true)
+`
+
+// RetentionLockTimeout sets lock_timeout for the rest of the transaction: creating
+// and dropping a partition take the parent's ACCESS EXCLUSIVE lock, and a statement waiting for it
+// behind a long query would queue every claim and capture behind itself.
+func (q *Queries) RetentionLockTimeout(ctx context.Context, lockTimeout string) error {
+	_, err := q.db.Exec(ctx, retentionLockTimeout, lockTimeout)
+	return err
+}
+
+const retentionLockWebhook = `-- name: RetentionLockWebhook :exec
+LOCK TABLE walhook.webhook IN SHARE ROW EXCLUSIVE MODE
+`
+
+// Creating a delivery partition clones its foreign key to webhook, which adds triggers there.
+func (q *Queries) RetentionLockWebhook(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, retentionLockWebhook)
+	return err
+}
+
+const retentionLockWebhookNowait = `-- name: RetentionLockWebhookNowait :exec
+LOCK TABLE walhook.webhook IN SHARE ROW EXCLUSIVE MODE NOWAIT
+`
+
+func (q *Queries) RetentionLockWebhookNowait(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, retentionLockWebhookNowait)
+	return err
+}
+
+const retentionPartitionCreate = `-- name: RetentionPartitionCreate :one
+SELECT walhook.history_partition_create($1::timestamptz)::int AS created
+`
+
+// RetentionPartitionCreate creates the event, delivery and attempt partitions of the week of
+// @week that are missing (migration 0029) and answers how many it created.
+func (q *Queries) RetentionPartitionCreate(ctx context.Context, week time.Time) (int32, error) {
+	row := q.db.QueryRow(ctx, retentionPartitionCreate, week)
+	var created int32
+	err := row.Scan(&created)
+	return created, err
+}
+
+const retentionPartitionList = `-- name: RetentionPartitionList :many
+SELECT p.relname::text AS parent, c.relname::text AS partition,
+    ((substring(c.relname from '_p([0-9]{8})$'))::date::timestamp AT TIME ZONE 'UTC')::timestamptz AS week
+FROM pg_catalog.pg_inherits i
+JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+JOIN pg_catalog.pg_namespace n ON n.oid = p.relnamespace
+WHERE n.nspname = 'walhook' AND c.relkind = 'r' AND p.relname IN ('event', 'delivery', 'attempt')
+  AND c.relname ~ ('^' || p.relname || '_p[0-9]{8}$')
+ORDER BY week, parent
+`
+
+type RetentionPartitionListRow struct {
+	Parent    string
+	Partition string
+	Week      time.Time
+}
+
+// RetentionPartitionList lists the weekly partitions of the history: the partitions of event,
+// delivery and attempt named <table>_pYYYYMMDD, names only history_partition_create makes; the
+// week is the Monday (00:00 UTC) in the name. The default partitions are not weeks.
+func (q *Queries) RetentionPartitionList(ctx context.Context) ([]RetentionPartitionListRow, error) {
+	rows, err := q.db.Query(ctx, retentionPartitionList)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RetentionPartitionListRow{}
+	for rows.Next() {
+		var i RetentionPartitionListRow
+		if err := rows.Scan(&i.Parent, &i.Partition, &i.Week); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const retentionPartitionRows = `-- name: RetentionPartitionRows :many
+SELECT c.relname::text AS name,
+    (CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint ELSE coalesce(s.n_live_tup, 0) END)::bigint AS estimate
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_stat_user_tables s ON s.relid = c.oid
+WHERE n.nspname = 'walhook' AND c.relname = ANY($1::text[])
+`
+
+type RetentionPartitionRowsRow struct {
+	Name     string
+	Estimate int64
+}
+
+// RetentionPartitionRows estimates the rows of the named walhook tables without reading them:
+// the planner's reltuples, or, for a table never analyzed, the statistics' live row count.
+func (q *Queries) RetentionPartitionRows(ctx context.Context, names []string) ([]RetentionPartitionRowsRow, error) {
+	rows, err := q.db.Query(ctx, retentionPartitionRows, names)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RetentionPartitionRowsRow{}
+	for rows.Next() {
+		var i RetentionPartitionRowsRow
+		if err := rows.Scan(&i.Name, &i.Estimate); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const retentionTryLock = `-- name: RetentionTryLock :one
 
 SELECT pg_try_advisory_lock(hashtextextended('walhook.retention', 0)) AS locked
 `
 
-// History retention. Each statement deletes at most one small batch and runs in its own short
+// History retention. The history is in weekly partitions (migration 0029): a week past the
+// retention age is dropped whole (Store.RetentionWeekDrop: DDL on partition names,
+// outside this file), and only the default partitions, where rows dated outside every week are
+// (a skewed clock, a pending delivery moved out of a dropped week), are deleted row by row.
+// Each row-deleting statement deletes at most one small batch and runs in its own short
 // transaction, so it never holds locks for long and never blocks capture or dispatch: rows another
 // session has locked (a delivery being claimed, an event a new delivery references) are skipped
 // and picked up by a later run.

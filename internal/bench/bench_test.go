@@ -149,6 +149,8 @@ func TestHistorySmall(t *testing.T) {
 	require.Equal(t, deliveries+deliveries/10*2, part.Retention.Attempts)
 	require.Zero(t, part.Retention.Left)
 	require.Equal(t, "retention.RunOnce", part.Retention.Method)
+	require.Equal(t, 1, part.Retention.Weeks, "the first week dropped whole")
+	require.Zero(t, part.Retention.PendingMoved, "the pending deliveries are the newest")
 	// The row deletes keep the deliveries changed after the cutoff (a retry 91 s after its
 	// event), and their events; nothing else differs.
 	require.Equal(t, cut, plain.Retention.Cutoff)

@@ -115,6 +115,10 @@ type RetentionCost struct {
 	Deliveries int64 `json:"deliveries"`
 	Events     int64 `json:"events"`
 	Attempts   int64 `json:"attempts"`
+	// Weeks are the weeks RunOnce dropped and PendingMoved the pending deliveries it moved into
+	// the default partition with them (partitioned; none in the generated first week).
+	Weeks        int   `json:"weeks,omitempty"`
+	PendingMoved int64 `json:"pending_moved,omitempty"`
 	// Seconds and WALBytes are the run's time and the WAL it wrote (the whole cluster).
 	Seconds  float64 `json:"seconds"`
 	WALBytes int64   `json:"wal_bytes"`
@@ -645,9 +649,15 @@ func (h *histEnv) retention(ctx context.Context, res *HistoryResult) error {
 		if err != nil {
 			return err
 		}
-		if _, err := r.RunOnce(ctx); err != nil {
+		out, err := r.RunOnce(ctx)
+		if err != nil {
 			return fmt.Errorf("retention: %w", err)
 		}
+		if out.Busy || out.Skipped {
+			// A lock not granted (nothing else runs here): the run measured nothing.
+			return fmt.Errorf("retention: a lock was not granted (busy %t, skipped %t)", out.Busy, out.Skipped)
+		}
+		rc.Weeks, rc.PendingMoved = out.Weeks, out.PendingMoved
 	}
 	rc.Seconds = time.Since(began).Seconds()
 	lsn1, err := h.walLSN(ctx)
@@ -769,6 +779,12 @@ func (r *HistoryReport) WriteTable(w io.Writer) error {
 		return fmt.Sprintf("%d / %d / %d", x.Retention.Deliveries, x.Retention.Events, x.Retention.Attempts)
 	})
 	row("retention: deliveries older than the cutoff left", func(x HistoryResult) string { return fmt.Sprint(x.Retention.Left) })
+	row("retention: weeks dropped / pending moved", func(x HistoryResult) string {
+		if x.Layout == LayoutPlain {
+			return "- (row deletes)"
+		}
+		return fmt.Sprintf("%d / %d", x.Retention.Weeks, x.Retention.PendingMoved)
+	})
 	row("retention: time s", func(x HistoryResult) string { return fmt.Sprintf("%.2f", x.Retention.Seconds) })
 	row("retention: WAL", func(x HistoryResult) string { return mib(x.Retention.WALBytes) })
 	row("retention: WAL bytes / delivery removed", func(x HistoryResult) string {

@@ -137,11 +137,12 @@ func (r *Relay) Check() error {
 func (r *Relay) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// Running (ready) from here: the partitions only decide where new history lands.
+	r.running.Store(true)
+	defer r.running.Store(false)
 	if err := r.retention.EnsurePartitions(ctx); err != nil && ctx.Err() == nil {
 		r.log.Warn().Err(err).Msg("history partitions not created ahead at start; new history goes to the default partitions until retention creates them")
 	}
-	r.running.Store(true)
-	defer r.running.Store(false)
 	r.log.Info().Int("parts", len(r.runners)).Msg("relay running")
 
 	var wg sync.WaitGroup

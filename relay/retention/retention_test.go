@@ -18,6 +18,7 @@ import (
 	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/retention"
 	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
 )
 
 func TestMain(m *testing.M) { xtest.Main(m) }
@@ -563,4 +564,94 @@ func TestRetentionCreationBusyDoesNotStopTheDrop(t *testing.T) {
 	require.False(t, res.Busy)
 	require.Equal(t, 9, res.PartitionsCreated)
 	require.True(t, exists(t, pool, "attempt_p"+store.HistoryWeek(now).Format("20060102")))
+}
+
+// TestRetentionWeekDropKeepsALeasedDeliveryRecordable claims the pending deliveries of a week,
+// then drops that week while the dispatcher holds them (their HTTP tries in flight), then
+// records their results by (id, event_at) as the dispatcher does: the rows moved into the
+// default partitions take the results (state, lease cleared, the new attempt next to the old
+// ones), so no delivery is lost or sent again because its week went away under it; the
+// delivery still pending is claimed again, and the one just finished is kept for MaxAge.
+func TestRetentionWeekDropKeepsALeasedDeliveryRecordable(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	const day = 24 * time.Hour
+	const maxAge = 30 * day
+	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, -42)
+	suffix := monday.Format("20060102")
+	createWeek(t, pool, monday)
+	inWeek := monday.Add(2*day + 3*time.Hour + 123456*time.Microsecond)
+	pending := addHistoryAt(t, pool, wh, "leased-", 2, inWeek, inWeek, "pending")
+
+	const token = "replica-a:1"
+	claimed, err := st.DispatchClaim(ctx, store.ClaimParams{Limit: 10, PerWebhook: 10, Lease: time.Minute, Token: token})
+	require.NoError(t, err)
+	require.Len(t, claimed, 2)
+	for _, c := range claimed {
+		require.True(t, c.EventAt.Equal(inWeek), "claimed event_at %v, want %v", c.EventAt, inWeek)
+	}
+
+	r, err := retention.New(retention.Config{MaxAge: maxAge, BatchSize: 100, Pause: time.Millisecond}, st, zerolog.Nop(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	retention.SetNow(r, func() time.Time { return monday.AddDate(0, 0, 7).Add(maxAge) })
+	res, err := r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Weeks)
+	require.EqualValues(t, 2, res.PendingMoved, "leased deliveries are pending: moved, not dropped")
+	require.False(t, exists(t, pool, "delivery_p"+suffix))
+	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault WHERE leased_by = '`+token+`'`),
+		"the moved rows keep their lease")
+
+	byID := map[int64]store.Claimed{}
+	for _, c := range claimed {
+		byID[c.ID] = c
+	}
+	done, again := byID[pending[0]], byID[pending[1]]
+	started := time.Now().Add(-time.Second).UTC().Truncate(time.Microsecond)
+	next := time.Now().Add(-time.Minute) // due at once: claimed again below
+	status := 200
+	result := func(c store.Claimed, o webhook.Outcome, s webhook.DeliveryState, next *time.Time) store.AttemptResult {
+		return store.AttemptResult{
+			DeliveryID: c.ID, EventAt: c.EventAt, LeaseToken: c.LeaseToken, CompanyID: c.CompanyID, WebhookID: c.WebhookID,
+			N: 3, StartedAt: started, DurationMS: 12, RequestMethod: "POST", RequestURL: "https://example.com/hook",
+			ResponseStatus: &status, Outcome: o, Trigger: "auto", State: s, NextAttemptAt: next, TouchWebhook: true,
+		}
+	}
+	_, err = st.DispatchRecord(ctx, []store.AttemptResult{
+		result(done, webhook.OutcomeSucceeded, webhook.DeliverySucceeded, nil),
+		result(again, webhook.OutcomeRetry, webhook.DeliveryPending, &next),
+	}, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+
+	var state string
+	var attempts int
+	var leased bool
+	for _, c := range []struct {
+		id    int64
+		state string
+	}{{done.ID, "succeeded"}, {again.ID, "pending"}} {
+		require.NoError(t, pool.QueryRow(ctx, `SELECT state, attempts, leased_by IS NOT NULL FROM walhook.delivery_pdefault WHERE id = $1`, c.id).
+			Scan(&state, &attempts, &leased))
+		require.Equal(t, c.state, state, "delivery %d recorded in the default partition", c.id)
+		require.Equal(t, 3, attempts)
+		require.False(t, leased, "the lease is released")
+		require.Equal(t, 3, count(t, pool, `SELECT count(*) FROM walhook.attempt_pdefault WHERE delivery_id = `+strconv.FormatInt(c.id, 10)),
+			"the two moved attempts and the recorded one, side by side")
+	}
+
+	// The one still pending is claimed again (once), by the same id and time.
+	claimed, err = st.DispatchClaim(ctx, store.ClaimParams{Limit: 10, PerWebhook: 10, Lease: time.Minute, Token: "replica-a:2"})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	require.Equal(t, again.ID, claimed[0].ID)
+	require.True(t, claimed[0].EventAt.Equal(inWeek))
+
+	// The finished one was changed just now: the next run keeps it (and its event) for MaxAge.
+	res, err = r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.Deliveries)
+	require.Zero(t, res.Events)
+	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM walhook.event_pdefault WHERE source_key LIKE 'leased-%'`))
 }

@@ -105,3 +105,36 @@ WHERE (id, occurred_at) IN (
     LIMIT @batch_size
     FOR UPDATE SKIP LOCKED
 );
+
+-- RetentionWeekPending counts the pending deliveries of the week [lo, hi) — in its partition, and
+-- any of its rows in the default partition — that a drop of the week would move into the default
+-- partition under the three tables' ACCESS EXCLUSIVE locks. Read without those locks, through
+-- delivery_due_idx (pending rows only).
+-- name: RetentionWeekPending :one
+SELECT count(*)::bigint AS n FROM walhook.delivery d
+WHERE d.state = 'pending' AND d.event_at >= @lo AND d.event_at < @hi;
+
+-- RetentionDeleteWeekDeliveries deletes up to batch_size finished deliveries of the week [lo, hi)
+-- (and, by trigger, their attempts): the row-by-row expiry of a week kept because dropping it
+-- would move too many pending deliveries under the tables' locks. The week is past the retention
+-- age (its end is), as a drop would remove its finished rows whatever their updated_at.
+-- name: RetentionDeleteWeekDeliveries :execrows
+DELETE FROM walhook.delivery
+WHERE (id, event_at) IN (
+    SELECT d.id, d.event_at FROM walhook.delivery d
+    WHERE d.event_at >= @lo AND d.event_at < @hi AND d.state <> 'pending'
+    LIMIT @batch_size
+    FOR UPDATE SKIP LOCKED
+);
+
+-- RetentionDeleteWeekEvents deletes up to batch_size events of the week [lo, hi) that no delivery
+-- references any more (the kept week's, as RetentionDeleteWeekDeliveries).
+-- name: RetentionDeleteWeekEvents :execrows
+DELETE FROM walhook.event
+WHERE (id, occurred_at) IN (
+    SELECT e.id, e.occurred_at FROM walhook.event e
+    WHERE e.occurred_at >= @lo AND e.occurred_at < @hi
+      AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id AND d.event_at = e.occurred_at)
+    LIMIT @batch_size
+    FOR UPDATE SKIP LOCKED
+);

@@ -8,6 +8,10 @@
 //   - Weeks dropped whole: a week whose end is MaxAge old is dropped as three tables, its
 //     pending deliveries (work still to do) moved with their events and attempts into the
 //     default partitions. History is thus kept from MaxAge to MaxAge + 7 days.
+//     A week with more than MoveLimit pending deliveries is kept instead (moving them would hold
+//     those locks, and with them every claim and capture, for seconds to minutes): its finished
+//     rows are deleted row by row, as the default partitions' are, until its pending deliveries
+//     are few enough to move.
 //   - Rows: the default partitions (times outside every week: a skewed clock, the moved pending
 //     deliveries) are emptied as before, finished deliveries and then unreferenced events, in
 //     small batches, each its own short statement with a pause between batches, skipping rows
@@ -51,6 +55,13 @@ type Config struct {
 	BatchSize int
 	// Pause is the wait between two batches, leaving room to other work. Default 100ms.
 	Pause time.Duration
+	// MoveLimit is the most pending deliveries a week's drop moves into the default partitions.
+	// They are moved while the drop holds the ACCESS EXCLUSIVE locks of event, delivery and
+	// attempt, which stops every claim and capture meanwhile: about 3 s per 100,000 on the
+	// 2-core test machine. A week past the retention age with more (a turned-off webhook's
+	// queue, a long outage's retries) is kept, its finished rows deleted row by row, until it
+	// has no more. Default 20,000 (well under a second there).
+	MoveLimit int64
 }
 
 // Defaults for Config fields left zero (MaxAge excepted: zero disables retention).
@@ -59,6 +70,7 @@ const (
 	DefaultInterval  = time.Hour
 	DefaultBatchSize = 1000
 	DefaultPause     = 100 * time.Millisecond
+	DefaultMoveLimit = 20_000
 )
 
 // WeeksAhead is how many weeks have partitions from the current one on: this week and the next
@@ -89,6 +101,8 @@ type Retention struct {
 	now   func() time.Time
 	// busyLog rate-limits the log of a partition lock not granted (retried next run).
 	busyLog lograte.Limiter
+	// keptLog rate-limits the log of a week kept for its pending deliveries.
+	keptLog lograte.Limiter
 
 	deleted    *prometheus.CounterVec
 	runs       *prometheus.CounterVec
@@ -96,6 +110,7 @@ type Retention struct {
 	runDur     prometheus.Histogram
 	dropped    prometheus.Counter
 	busy       prometheus.Counter
+	kept       prometheus.Gauge
 	partitions *prometheus.GaugeVec
 	ahead      prometheus.GaugeFunc
 	// newest is the end of the newest week all three tables have a partition for, as Unix
@@ -114,6 +129,9 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.MoveLimit <= 0 {
+		cfg.MoveLimit = DefaultMoveLimit
 	}
 	if cfg.Pause < 0 {
 		cfg.Pause = 0
@@ -148,6 +166,10 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 			Name: "walhook_retention_lock_timeouts_total",
 			Help: "History partition creations and week drops given up because a table lock was not granted within 5s; retried at the next run.",
 		}),
+		kept: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "walhook_retention_weeks_kept",
+			Help: "Weeks past the retention age the last run kept rather than dropped: more pending deliveries than it moves under the history's locks (their finished rows are deleted row by row).",
+		}),
 		partitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "walhook_history_partitions",
 			Help: "Weekly partitions of the history, by table (event, delivery, attempt), as the replica running retention last saw them.",
@@ -166,7 +188,7 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 	for _, o := range []string{"ok", "error", "skipped"} {
 		r.runs.WithLabelValues(o)
 	}
-	for _, c := range []prometheus.Collector{r.deleted, r.runs, r.lastRun, r.runDur, r.dropped, r.busy, r.partitions, r.ahead} {
+	for _, c := range []prometheus.Collector{r.deleted, r.runs, r.lastRun, r.runDur, r.dropped, r.busy, r.kept, r.partitions, r.ahead} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register retention metrics: %w", err)
 		}
@@ -221,8 +243,12 @@ type Result struct {
 	PartitionsCreated int
 	// Weeks is the weeks dropped; PendingMoved their pending deliveries moved into the default
 	// partition; WeekDeliveries and WeekEvents estimate the rows dropped with them.
-	Weeks                      int
-	PendingMoved               int64
+	Weeks        int
+	PendingMoved int64
+	// WeeksKept is the weeks past the retention age not dropped: more than Config.MoveLimit
+	// pending deliveries. Their finished deliveries and unreferenced events were deleted row by
+	// row (counted in Deliveries and Events).
+	WeeksKept                  int
 	WeekDeliveries, WeekEvents int64
 	// Deliveries, Events and LoginCodes are the rows deleted one by one (the default
 	// partitions, expired sign-in codes); Batches the DELETE statements run.
@@ -294,27 +320,18 @@ func (r *Retention) run(ctx context.Context, start time.Time, res *Result) error
 		{TableLoginCode, r.store.RetentionDeleteLoginCodes, &res.LoginCodes},
 	}
 	for _, s := range steps {
-		for {
-			n, err := s.del(ctx, cutoff, r.cfg.BatchSize)
-			if err != nil {
-				return fmt.Errorf("delete old %s rows: %w", s.table, err)
-			}
-			res.Batches++
-			*s.total += n
-			r.deleted.WithLabelValues(s.table).Add(float64(n))
-			if n < int64(r.cfg.BatchSize) {
-				break
-			}
-			if err := pause(ctx, r.cfg.Pause); err != nil {
-				return err
-			}
+		if err := r.batches(ctx, s.table, s.total, res, func(ctx context.Context, n int) (int64, error) {
+			return s.del(ctx, cutoff, n)
+		}); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
 // dropWeeks drops, oldest first, every week of parts whose end is at or before cutoff. A week
-// whose locks are not granted ends the drops of this run; the next run starts with it.
+// whose locks are not granted ends the drops of this run; the next run starts with it. A week
+// with more than MoveLimit pending deliveries is kept: its finished rows are deleted row by row.
 func (r *Retention) dropWeeks(ctx context.Context, parts []store.HistoryPartition, cutoff time.Time, res *Result) error {
 	var weeks []time.Time
 	for _, p := range parts { // by week
@@ -322,7 +339,28 @@ func (r *Retention) dropWeeks(ctx context.Context, parts []store.HistoryPartitio
 			weeks = append(weeks, p.Week)
 		}
 	}
+	defer func() { r.kept.Set(float64(res.WeeksKept)) }()
 	for _, w := range weeks {
+		pending, err := r.store.RetentionWeekPending(ctx, w)
+		if err != nil {
+			return fmt.Errorf("count the pending deliveries of the week of %s: %w", w.Format(time.DateOnly), err)
+		}
+		if pending > r.cfg.MoveLimit {
+			res.WeeksKept++
+			r.keptLog.Msg(r.log.Warn().Time("week", w).Int64("pending", pending).Int64("move_limit", r.cfg.MoveLimit),
+				"history week kept: too many pending deliveries to move under the history's locks; deleting its finished rows one by one")
+			if err := r.batches(ctx, TableDelivery, &res.Deliveries, res, func(ctx context.Context, n int) (int64, error) {
+				return r.store.RetentionDeleteWeekDeliveries(ctx, w, n)
+			}); err != nil {
+				return err
+			}
+			if err := r.batches(ctx, TableEvent, &res.Events, res, func(ctx context.Context, n int) (int64, error) {
+				return r.store.RetentionDeleteWeekEvents(ctx, w, n)
+			}); err != nil {
+				return err
+			}
+			continue
+		}
 		d, err := r.store.RetentionWeekDrop(ctx, w)
 		if errors.Is(err, store.ErrLockTimeout) {
 			return r.giveUp(err, res)
@@ -341,6 +379,26 @@ func (r *Retention) dropWeeks(ctx context.Context, parts []store.HistoryPartitio
 			Int64("events_estimate", d.Rows[TableEvent]).Msg("history week dropped")
 	}
 	return nil
+}
+
+// batches runs del (a DELETE of at most BatchSize rows) until a batch deletes fewer, pausing
+// between batches, and counts what it deleted in total and walhook_retention_deleted_total.
+func (r *Retention) batches(ctx context.Context, table string, total *int64, res *Result, del func(context.Context, int) (int64, error)) error {
+	for {
+		n, err := del(ctx, r.cfg.BatchSize)
+		if err != nil {
+			return fmt.Errorf("delete old %s rows: %w", table, err)
+		}
+		res.Batches++
+		*total += n
+		r.deleted.WithLabelValues(table).Add(float64(n))
+		if n < int64(r.cfg.BatchSize) {
+			return nil
+		}
+		if err := pause(ctx, r.cfg.Pause); err != nil {
+			return err
+		}
+	}
 }
 
 // giveUp turns a lock not granted (store.ErrLockTimeout) into Result.Busy: counted, logged at

@@ -655,3 +655,54 @@ func TestRetentionWeekDropKeepsALeasedDeliveryRecordable(t *testing.T) {
 	require.Zero(t, res.Events)
 	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM walhook.event_pdefault WHERE source_key LIKE 'leased-%'`))
 }
+
+// TestRetentionKeepsAWeekWithTooManyPending gives a week past the retention age more pending
+// deliveries than MoveLimit (a turned-off webhook's queue): moving them would hold the history's
+// ACCESS EXCLUSIVE locks, and with them every claim and capture, for as long as the copy takes.
+// The run keeps the week instead, deletes its finished deliveries (with their attempts) and
+// their events row by row, and leaves the pending ones, their events and attempts where they
+// are. Once the queue is down to MoveLimit, the week is dropped as usual.
+func TestRetentionKeepsAWeekWithTooManyPending(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	const day = 24 * time.Hour
+	const maxAge = 30 * day
+	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, -42)
+	suffix := monday.Format("20060102")
+	createWeek(t, pool, monday)
+	inWeek := monday.Add(day)
+	addHistoryAt(t, pool, wh, "done-", 12, inWeek, inWeek, "succeeded")
+	pending := addHistoryAt(t, pool, wh, "queued-", 5, inWeek, inWeek, "pending")
+
+	reg := prometheus.NewRegistry()
+	r, err := retention.New(retention.Config{MaxAge: maxAge, BatchSize: 5, Pause: time.Millisecond, MoveLimit: 4}, st, zerolog.Nop(), reg)
+	require.NoError(t, err)
+	retention.SetNow(r, func() time.Time { return monday.AddDate(0, 0, 7).Add(maxAge) })
+	res, err := r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.Weeks, "5 pending deliveries, a move limit of 4: not dropped")
+	require.Zero(t, res.PendingMoved)
+	require.Equal(t, 1, res.WeeksKept)
+	require.InDelta(t, 1, metric(t, reg, "walhook_retention_weeks_kept", ""), 0)
+	require.EqualValues(t, 12, res.Deliveries, "the week's finished deliveries, deleted row by row")
+	require.EqualValues(t, 12, res.Events)
+	require.True(t, exists(t, pool, "delivery_p"+suffix))
+	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.delivery_p`+suffix+` WHERE state = 'pending'`))
+	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.delivery_p`+suffix))
+	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.event_p`+suffix))
+	require.Equal(t, 10, count(t, pool, `SELECT count(*) FROM walhook.attempt_p`+suffix), "the pending deliveries' attempts stay, the others went with their deliveries")
+
+	// One delivery of the queue is sent: four left, the limit — the week is dropped and they move.
+	_, err = pool.Exec(ctx, `UPDATE walhook.delivery SET state = 'succeeded' WHERE id = $1`, pending[0])
+	require.NoError(t, err)
+	res, err = r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Weeks)
+	require.Zero(t, res.WeeksKept)
+	require.InDelta(t, 0, metric(t, reg, "walhook_retention_weeks_kept", ""), 0)
+	require.EqualValues(t, 4, res.PendingMoved)
+	require.False(t, exists(t, pool, "delivery_p"+suffix))
+	require.Equal(t, 4, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault WHERE state = 'pending'`))
+}

@@ -335,3 +335,32 @@ func (s *Store) RetentionDeleteEvents(ctx context.Context, cutoff time.Time, bat
 	n, err := s.q.RetentionDeleteEvents(ctx, dbsqlc.RetentionDeleteEventsParams{Cutoff: cutoff, BatchSize: int32(batch)})
 	return n, mapErr(err)
 }
+
+// RetentionWeekPending counts the pending deliveries of the week of week (its Monday 00:00 UTC):
+// what RetentionWeekDrop would set aside and move into the default partitions while it holds the
+// three tables' ACCESS EXCLUSIVE locks — every claim, capture and history read waits that long.
+// It takes no such lock.
+func (s *Store) RetentionWeekPending(ctx context.Context, week time.Time) (int64, error) {
+	lo := HistoryWeek(week)
+	n, err := s.q.RetentionWeekPending(ctx, dbsqlc.RetentionWeekPendingParams{Lo: lo, Hi: lo.AddDate(0, 0, 7)})
+	return n, mapErr(err)
+}
+
+// RetentionDeleteWeekDeliveries deletes up to batch finished deliveries of the week of week (and,
+// by trigger, their attempts), in one short statement, for a week retention keeps rather than
+// drops (too many pending deliveries to move under the tables' locks). It returns how many it
+// deleted.
+func (s *Store) RetentionDeleteWeekDeliveries(ctx context.Context, week time.Time, batch int) (int64, error) {
+	lo := HistoryWeek(week)
+	n, err := s.q.RetentionDeleteWeekDeliveries(ctx, dbsqlc.RetentionDeleteWeekDeliveriesParams{Lo: lo, Hi: lo.AddDate(0, 0, 7), BatchSize: int32(batch)})
+	return n, mapErr(err)
+}
+
+// RetentionDeleteWeekEvents deletes up to batch events of the week of week that no delivery
+// references, in one short statement (the kept week's, as RetentionDeleteWeekDeliveries). It
+// returns how many it deleted.
+func (s *Store) RetentionDeleteWeekEvents(ctx context.Context, week time.Time, batch int) (int64, error) {
+	lo := HistoryWeek(week)
+	n, err := s.q.RetentionDeleteWeekEvents(ctx, dbsqlc.RetentionDeleteWeekEventsParams{Lo: lo, Hi: lo.AddDate(0, 0, 7), BatchSize: int32(batch)})
+	return n, mapErr(err)
+}

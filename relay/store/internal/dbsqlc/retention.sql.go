@@ -65,6 +65,61 @@ func (q *Queries) RetentionDeleteEvents(ctx context.Context, arg RetentionDelete
 	return result.RowsAffected(), nil
 }
 
+const retentionDeleteWeekDeliveries = `-- name: RetentionDeleteWeekDeliveries :execrows
+DELETE FROM walhook.delivery
+WHERE (id, event_at) IN (
+    SELECT d.id, d.event_at FROM walhook.delivery d
+    WHERE d.event_at >= $1 AND d.event_at < $2 AND d.state <> 'pending'
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+`
+
+type RetentionDeleteWeekDeliveriesParams struct {
+	Lo        time.Time
+	Hi        time.Time
+	BatchSize int32
+}
+
+// RetentionDeleteWeekDeliveries deletes up to batch_size finished deliveries of the week [lo, hi)
+// (and, by trigger, their attempts): the row-by-row expiry of a week kept because dropping it
+// would move too many pending deliveries under the tables' locks. The week is past the retention
+// age (its end is), as a drop would remove its finished rows whatever their updated_at.
+func (q *Queries) RetentionDeleteWeekDeliveries(ctx context.Context, arg RetentionDeleteWeekDeliveriesParams) (int64, error) {
+	result, err := q.db.Exec(ctx, retentionDeleteWeekDeliveries, arg.Lo, arg.Hi, arg.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const retentionDeleteWeekEvents = `-- name: RetentionDeleteWeekEvents :execrows
+DELETE FROM walhook.event
+WHERE (id, occurred_at) IN (
+    SELECT e.id, e.occurred_at FROM walhook.event e
+    WHERE e.occurred_at >= $1 AND e.occurred_at < $2
+      AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id AND d.event_at = e.occurred_at)
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+`
+
+type RetentionDeleteWeekEventsParams struct {
+	Lo        time.Time
+	Hi        time.Time
+	BatchSize int32
+}
+
+// RetentionDeleteWeekEvents deletes up to batch_size events of the week [lo, hi) that no delivery
+// references any more (the kept week's, as RetentionDeleteWeekDeliveries).
+func (q *Queries) RetentionDeleteWeekEvents(ctx context.Context, arg RetentionDeleteWeekEventsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, retentionDeleteWeekEvents, arg.Lo, arg.Hi, arg.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const retentionLockAttempt = `-- name: RetentionLockAttempt :exec
 LOCK TABLE walhook.attempt IN ACCESS EXCLUSIVE MODE
 `
@@ -275,4 +330,25 @@ func (q *Queries) RetentionUnlock(ctx context.Context) (bool, error) {
 	var unlocked bool
 	err := row.Scan(&unlocked)
 	return unlocked, err
+}
+
+const retentionWeekPending = `-- name: RetentionWeekPending :one
+SELECT count(*)::bigint AS n FROM walhook.delivery d
+WHERE d.state = 'pending' AND d.event_at >= $1 AND d.event_at < $2
+`
+
+type RetentionWeekPendingParams struct {
+	Lo time.Time
+	Hi time.Time
+}
+
+// RetentionWeekPending counts the pending deliveries of the week [lo, hi) — in its partition, and
+// any of its rows in the default partition — that a drop of the week would move into the default
+// partition under the three tables' ACCESS EXCLUSIVE locks. Read without those locks, through
+// delivery_due_idx (pending rows only).
+func (q *Queries) RetentionWeekPending(ctx context.Context, arg RetentionWeekPendingParams) (int64, error) {
+	row := q.db.QueryRow(ctx, retentionWeekPending, arg.Lo, arg.Hi)
+	var n int64
+	err := row.Scan(&n)
+	return n, err
 }

@@ -74,7 +74,7 @@ func TestGrantSQL(t *testing.T) {
 	_, err = pool.Exec(ctx, `INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
 		VALUES ('grant-test', '1', 'contact.created', '{}', $1)`, ahead.Add(time.Hour))
 	require.NoError(t, err)
-	created, err := st.RetentionPartitionsCreate(ctx, ahead, 1)
+	created, _, err := st.RetentionPartitionsCreate(ctx, ahead, 1, 0)
 	require.NoError(t, err, "walhook creates a week's partitions, moving rows out of the default partition")
 	require.Equal(t, 3, created)
 	_, err = st.RetentionWeekDrop(ctx, ahead)

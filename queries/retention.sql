@@ -138,3 +138,12 @@ WHERE (id, occurred_at) IN (
     LIMIT @batch_size
     FOR UPDATE SKIP LOCKED
 );
+
+-- RetentionDefaultWeekRows counts the events and the deliveries of the week [lo, hi) already in
+-- the default partitions (dated ahead: a source clock ahead, an outbox row's created_at), the
+-- larger of the two: what creating the week's partitions would move out of them while holding
+-- the three tables' ACCESS EXCLUSIVE locks. Read without those locks.
+-- name: RetentionDefaultWeekRows :one
+SELECT greatest(
+    (SELECT count(*) FROM walhook.event_pdefault e WHERE e.occurred_at >= @lo AND e.occurred_at < @hi),
+    (SELECT count(*) FROM walhook.delivery_pdefault d WHERE d.event_at >= @lo AND d.event_at < @hi))::bigint AS n;

@@ -55,12 +55,15 @@ type Config struct {
 	BatchSize int
 	// Pause is the wait between two batches, leaving room to other work. Default 100ms.
 	Pause time.Duration
-	// MoveLimit is the most pending deliveries a week's drop moves into the default partitions.
+	// MoveLimit is the most pending deliveries a week's drop moves into the default partitions,
+	// and the most events (or deliveries) of a week a partition creation moves out of them.
 	// They are moved while the drop holds the ACCESS EXCLUSIVE locks of event, delivery and
 	// attempt, which stops every claim and capture meanwhile: about 3 s per 100,000 on the
 	// 2-core test machine. A week past the retention age with more (a turned-off webhook's
 	// queue, a long outage's retries) is kept, its finished rows deleted row by row, until it
-	// has no more. Default 20,000 (well under a second there).
+	// has no more; a week ahead with more rows already captured (dated ahead: a source clock
+	// ahead, an outbox row's created_at) gets no partitions, its rows staying in the default
+	// partitions. Default 20,000 (well under a second there).
 	MoveLimit int64
 }
 
@@ -101,8 +104,8 @@ type Retention struct {
 	now   func() time.Time
 	// busyLog rate-limits the log of a partition lock not granted (retried next run).
 	busyLog lograte.Limiter
-	// keptLog rate-limits the log of a week kept for its pending deliveries.
-	keptLog lograte.Limiter
+	// notCreatedLog rate-limits the log of a week ahead left without partitions.
+	notCreatedLog lograte.Limiter
 
 	deleted    *prometheus.CounterVec
 	runs       *prometheus.CounterVec
@@ -111,6 +114,7 @@ type Retention struct {
 	dropped    prometheus.Counter
 	busy       prometheus.Counter
 	kept       prometheus.Gauge
+	notCreated prometheus.Gauge
 	partitions *prometheus.GaugeVec
 	ahead      prometheus.GaugeFunc
 	// newest is the end of the newest week all three tables have a partition for, as Unix
@@ -170,6 +174,10 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 			Name: "walhook_retention_weeks_kept",
 			Help: "Weeks past the retention age the last run kept rather than dropped: more pending deliveries than it moves under the history's locks (their finished rows are deleted row by row).",
 		}),
+		notCreated: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "walhook_retention_weeks_not_created",
+			Help: "Weeks ahead the last creation of partitions left without them: the default partitions held more of their rows (dated ahead) than it moves under the history's locks.",
+		}),
 		partitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "walhook_history_partitions",
 			Help: "Weekly partitions of the history, by table (event, delivery, attempt), as the replica running retention last saw them.",
@@ -188,7 +196,7 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 	for _, o := range []string{"ok", "error", "skipped"} {
 		r.runs.WithLabelValues(o)
 	}
-	for _, c := range []prometheus.Collector{r.deleted, r.runs, r.lastRun, r.runDur, r.dropped, r.busy, r.kept, r.partitions, r.ahead} {
+	for _, c := range []prometheus.Collector{r.deleted, r.runs, r.lastRun, r.runDur, r.dropped, r.busy, r.kept, r.notCreated, r.partitions, r.ahead} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register retention metrics: %w", err)
 		}
@@ -241,6 +249,9 @@ type Result struct {
 	Busy bool
 	// PartitionsCreated is the partitions created ahead (three a week).
 	PartitionsCreated int
+	// WeeksNotCreated is the weeks ahead left without partitions: more than Config.MoveLimit of
+	// their rows were in the default partitions already.
+	WeeksNotCreated []time.Time
 	// Weeks is the weeks dropped; PendingMoved their pending deliveries moved into the default
 	// partition; WeekDeliveries and WeekEvents estimate the rows dropped with them.
 	Weeks        int
@@ -289,8 +300,8 @@ func (r *Retention) RunOnce(ctx context.Context) (Result, error) {
 
 // run is RunOnce's work, under the lock.
 func (r *Retention) run(ctx context.Context, start time.Time, res *Result) error {
-	created, err := r.store.RetentionPartitionsCreate(ctx, start, WeeksAhead)
-	res.PartitionsCreated = created
+	created, skipped, err := r.createAhead(ctx, start)
+	res.PartitionsCreated, res.WeeksNotCreated = created, skipped
 	if err = r.giveUp(err, res); err != nil {
 		return fmt.Errorf("create history partitions ahead: %w", err)
 	}
@@ -347,8 +358,8 @@ func (r *Retention) dropWeeks(ctx context.Context, parts []store.HistoryPartitio
 		}
 		if pending > r.cfg.MoveLimit {
 			res.WeeksKept++
-			r.keptLog.Msg(r.log.Warn().Time("week", w).Int64("pending", pending).Int64("move_limit", r.cfg.MoveLimit),
-				"history week kept: too many pending deliveries to move under the history's locks; deleting its finished rows one by one")
+			r.log.Warn().Time("week", w).Int64("pending", pending).Int64("move_limit", r.cfg.MoveLimit).
+				Msg("history week kept: too many pending deliveries to move under the history's locks; deleting its finished rows one by one")
 			if err := r.batches(ctx, TableDelivery, &res.Deliveries, res, func(ctx context.Context, n int) (int64, error) {
 				return r.store.RetentionDeleteWeekDeliveries(ctx, w, n)
 			}); err != nil {
@@ -466,7 +477,7 @@ func (r *Retention) EnsurePartitions(ctx context.Context) error {
 		return fmt.Errorf("take retention lock: %w", err)
 	}
 	if ok {
-		_, err = r.store.RetentionPartitionsCreate(ctx, r.now(), WeeksAhead)
+		_, _, err = r.createAhead(ctx, r.now())
 		release()
 		if err != nil {
 			return fmt.Errorf("create history partitions ahead: %w", err)
@@ -474,6 +485,19 @@ func (r *Retention) EnsurePartitions(ctx context.Context) error {
 	}
 	_, err = r.observe(ctx)
 	return err
+}
+
+// createAhead creates the partitions of the week of now and the next ones (WeeksAhead), and
+// reports the weeks it left without partitions for their rows already in the default
+// partitions (more than MoveLimit: the move would hold the history's locks too long).
+func (r *Retention) createAhead(ctx context.Context, now time.Time) (int, []time.Time, error) {
+	created, skipped, err := r.store.RetentionPartitionsCreate(ctx, now, WeeksAhead, r.cfg.MoveLimit)
+	r.notCreated.Set(float64(len(skipped)))
+	if len(skipped) > 0 {
+		r.notCreatedLog.Msg(r.log.Warn().Times("weeks", skipped).Int64("move_limit", r.cfg.MoveLimit),
+			"history weeks left without partitions: more of their rows in the default partitions than a creation moves under the history's locks")
+	}
+	return created, skipped, err
 }
 
 func pause(ctx context.Context, d time.Duration) error {

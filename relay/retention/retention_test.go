@@ -706,3 +706,48 @@ func TestRetentionKeepsAWeekWithTooManyPending(t *testing.T) {
 	require.False(t, exists(t, pool, "delivery_p"+suffix))
 	require.Equal(t, 4, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault WHERE state = 'pending'`))
 }
+
+// TestRetentionLeavesAWeekFullOfDatedAheadRowsInTheDefault dates more events than MoveLimit in a
+// week ahead of the partitions (an outbox writer's created_at, a source clock ahead): creating
+// that week's partitions would move them out of the default partitions while holding the
+// history's locks, stopping every claim and capture for as long. The run leaves that week
+// without partitions (its rows stay in the default partitions, where retention expires them row
+// by row), still creates the weeks after it, and creates it once few enough rows are left.
+func TestRetentionLeavesAWeekFullOfDatedAheadRowsInTheDefault(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, 35)
+	suffix := monday.Format("20060102")
+	ahead := addHistoryAt(t, pool, wh, "ahead-", 5, monday.Add(time.Hour), time.Now(), "succeeded")
+
+	reg := prometheus.NewRegistry()
+	r, err := retention.New(retention.Config{MaxAge: 0, MoveLimit: 4}, st, zerolog.Nop(), reg)
+	require.NoError(t, err)
+	retention.SetNow(r, func() time.Time { return monday.Add(2 * 24 * time.Hour) })
+	res, err := r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []time.Time{monday}, res.WeeksNotCreated)
+	require.Equal(t, 6, res.PartitionsCreated, "the two weeks after it")
+	require.InDelta(t, 1, metric(t, reg, "walhook_retention_weeks_not_created", ""), 0)
+	require.False(t, exists(t, pool, "event_p"+suffix))
+	require.True(t, exists(t, pool, "event_p"+monday.AddDate(0, 0, 7).Format("20060102")))
+	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault`))
+	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.event_pdefault`))
+	require.NoError(t, r.EnsurePartitions(ctx))
+	require.False(t, exists(t, pool, "event_p"+suffix), "nor at start")
+
+	// Four left: the limit. The week is created and they move into it.
+	_, err = pool.Exec(ctx, `DELETE FROM walhook.delivery WHERE id = $1`, ahead[0])
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `DELETE FROM walhook.event e WHERE NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id)`)
+	require.NoError(t, err)
+	res, err = r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Empty(t, res.WeeksNotCreated)
+	require.Equal(t, 3, res.PartitionsCreated)
+	require.InDelta(t, 0, metric(t, reg, "walhook_retention_weeks_not_created", ""), 0)
+	require.Equal(t, 4, count(t, pool, `SELECT count(*) FROM walhook.delivery_p`+suffix))
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault`))
+}

@@ -72,20 +72,35 @@ func lockTimeout(err error) error {
 // idempotent, and takes no lock for a week that has its partitions. A week whose locks were not
 // granted stops it with ErrLockTimeout (the weeks before it are created); rows of a missing week
 // go to the default partitions meanwhile.
-func (s *Store) RetentionPartitionsCreate(ctx context.Context, from time.Time, weeks int) (int, error) {
+//
+// Rows of a week already in the default partitions (dated ahead) are moved into its new
+// partitions while the three tables' locks are held, stopping every claim and capture as long as
+// the move takes. A week with more than moveLimit of them (events or deliveries; 0: no limit) is
+// not created but returned in skipped: its rows, and the week's new ones, stay in the default
+// partitions, where retention deletes them row by row.
+func (s *Store) RetentionPartitionsCreate(ctx context.Context, from time.Time, weeks int, moveLimit int64) (created int, skipped []time.Time, err error) {
 	parts, err := s.RetentionPartitionList(ctx)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	have := make(map[time.Time]int, len(parts))
 	for _, p := range parts {
 		have[p.Week]++
 	}
-	created := 0
 	for i := range weeks {
 		week := HistoryWeek(from).AddDate(0, 0, 7*i)
 		if have[week] == len(historyTables) {
 			continue
+		}
+		if moveLimit > 0 {
+			n, err := s.q.RetentionDefaultWeekRows(ctx, dbsqlc.RetentionDefaultWeekRowsParams{Lo: week, Hi: week.AddDate(0, 0, 7)})
+			if err != nil {
+				return created, skipped, fmt.Errorf("count the default partitions' rows of the week of %s: %w", week.Format(time.DateOnly), mapErr(err))
+			}
+			if n > moveLimit {
+				skipped = append(skipped, week)
+				continue
+			}
 		}
 		var n int32
 		err := s.Tx(ctx, func(tx *Store) error {
@@ -97,11 +112,11 @@ func (s *Store) RetentionPartitionsCreate(ctx context.Context, from time.Time, w
 			return err
 		})
 		if err != nil {
-			return created, fmt.Errorf("create history partitions of the week of %s: %w", week.Format(time.DateOnly), lockTimeout(err))
+			return created, skipped, fmt.Errorf("create history partitions of the week of %s: %w", week.Format(time.DateOnly), lockTimeout(err))
 		}
 		created += int(n)
 	}
-	return created, nil
+	return created, skipped, nil
 }
 
 // lockHistory takes, in the transaction s is bound to, ACCESS EXCLUSIVE on event, delivery and

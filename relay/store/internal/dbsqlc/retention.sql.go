@@ -10,6 +10,28 @@ import (
 	"time"
 )
 
+const retentionDefaultWeekRows = `-- name: RetentionDefaultWeekRows :one
+SELECT greatest(
+    (SELECT count(*) FROM walhook.event_pdefault e WHERE e.occurred_at >= $1 AND e.occurred_at < $2),
+    (SELECT count(*) FROM walhook.delivery_pdefault d WHERE d.event_at >= $1 AND d.event_at < $2))::bigint AS n
+`
+
+type RetentionDefaultWeekRowsParams struct {
+	Lo time.Time
+	Hi time.Time
+}
+
+// RetentionDefaultWeekRows counts the events and the deliveries of the week [lo, hi) already in
+// the default partitions (dated ahead: a source clock ahead, an outbox row's created_at), the
+// larger of the two: what creating the week's partitions would move out of them while holding
+// the three tables' ACCESS EXCLUSIVE locks. Read without those locks.
+func (q *Queries) RetentionDefaultWeekRows(ctx context.Context, arg RetentionDefaultWeekRowsParams) (int64, error) {
+	row := q.db.QueryRow(ctx, retentionDefaultWeekRows, arg.Lo, arg.Hi)
+	var n int64
+	err := row.Scan(&n)
+	return n, err
+}
+
 const retentionDeleteDeliveries = `-- name: RetentionDeleteDeliveries :execrows
 DELETE FROM walhook.delivery_pdefault
 WHERE (id, event_at) IN (

@@ -302,16 +302,28 @@ func (r *Retention) RunOnce(ctx context.Context) (Result, error) {
 func (r *Retention) run(ctx context.Context, start time.Time, res *Result) error {
 	created, skipped, err := r.createAhead(ctx, start)
 	res.PartitionsCreated, res.WeeksNotCreated = created, skipped
+	// A creation that failed does not stop the expiry of old history (the disk fills otherwise):
+	// its error is returned once the rest of the run is done.
+	var createErr error
 	if err = r.giveUp(err, res); err != nil {
-		return fmt.Errorf("create history partitions ahead: %w", err)
+		createErr = fmt.Errorf("create history partitions ahead: %w", err)
 	}
 	parts, err := r.observe(ctx)
 	if err != nil {
-		return err
+		return errors.Join(createErr, err)
 	}
 	if r.cfg.MaxAge == 0 {
-		return nil
+		return createErr
 	}
+	if err := r.expire(ctx, start, parts, res); err != nil {
+		return errors.Join(createErr, err)
+	}
+	return createErr
+}
+
+// expire drops the weeks older than MaxAge and deletes the default partitions' old rows and
+// expired sign-in codes.
+func (r *Retention) expire(ctx context.Context, start time.Time, parts []store.HistoryPartition, res *Result) error {
 	cutoff := start.Add(-r.cfg.MaxAge)
 	if err := r.dropWeeks(ctx, parts, cutoff, res); err != nil {
 		return err

@@ -751,3 +751,39 @@ func TestRetentionLeavesAWeekFullOfDatedAheadRowsInTheDefault(t *testing.T) {
 	require.Equal(t, 4, count(t, pool, `SELECT count(*) FROM walhook.delivery_p`+suffix))
 	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault`))
 }
+
+// TestRetentionCreationFailureDoesNotStopExpiry makes the creation of a week ahead fail (a
+// trigger refuses the row it moves out of the default partition, as a missing privilege or a
+// statement timeout would): the weeks after it are still created, the old week is still
+// dropped and the default partitions' old rows deleted, and the run then reports the failure.
+func TestRetentionCreationFailureDoesNotStopExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	const day = 24 * time.Hour
+	const maxAge = 30 * day
+	now := store.HistoryWeek(time.Now()).AddDate(0, 0, 35).Add(2 * day)
+	old := store.HistoryWeek(now).AddDate(0, 0, -42)
+	createWeek(t, pool, old)
+	addHistoryAt(t, pool, wh, "old-", 3, old.Add(day), old.Add(day), "succeeded")
+	addHistoryAt(t, pool, wh, "skewed-", 2, time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), now.Add(-40*day), "succeeded")
+	addHistoryAt(t, pool, wh, "boom", 1, store.HistoryWeek(now).Add(time.Hour), now, "succeeded")
+	_, err := pool.Exec(ctx, `CREATE FUNCTION walhook.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.source_key LIKE 'boom%' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;
+		CREATE TRIGGER test_refuse BEFORE INSERT ON walhook.event FOR EACH ROW EXECUTE FUNCTION walhook.test_refuse()`)
+	require.NoError(t, err)
+
+	r, err := retention.New(retention.Config{MaxAge: maxAge, BatchSize: 10, Pause: time.Millisecond}, st, zerolog.Nop(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	retention.SetNow(r, func() time.Time { return now })
+	res, err := r.RunOnce(ctx)
+	require.ErrorContains(t, err, "refused by the test")
+	require.False(t, res.Busy)
+	require.False(t, exists(t, pool, "event_p"+store.HistoryWeek(now).Format("20060102")), "the failed week")
+	require.Equal(t, 6, res.PartitionsCreated, "the two weeks after it")
+	require.GreaterOrEqual(t, res.Weeks, 1, "the old week is dropped all the same (and the test database's own, now past the age)")
+	require.False(t, exists(t, pool, "event_p"+old.Format("20060102")))
+	require.EqualValues(t, 2, res.Deliveries, "and the default partitions' old rows deleted")
+	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM walhook.event`), "the refused row stays where it was")
+}

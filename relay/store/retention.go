@@ -70,8 +70,9 @@ func lockTimeout(err error) error {
 // … (weeks of them) that are missing, each week in its own short transaction under
 // PartitionLockTimeout, and returns how many partitions it created (three a week). It is
 // idempotent, and takes no lock for a week that has its partitions. A week whose locks were not
-// granted stops it with ErrLockTimeout (the weeks before it are created); rows of a missing week
-// go to the default partitions meanwhile.
+// granted stops it with ErrLockTimeout (the weeks before it are created); a week that fails
+// otherwise does not stop the weeks after it, and its error is returned with theirs. Rows of a
+// missing week go to the default partitions meanwhile.
 //
 // Rows of a week already in the default partitions (dated ahead) are moved into its new
 // partitions while the three tables' locks are held, stopping every claim and capture as long as
@@ -87,6 +88,7 @@ func (s *Store) RetentionPartitionsCreate(ctx context.Context, from time.Time, w
 	for _, p := range parts {
 		have[p.Week]++
 	}
+	var failed []error
 	for i := range weeks {
 		week := HistoryWeek(from).AddDate(0, 0, 7*i)
 		if have[week] == len(historyTables) {
@@ -95,7 +97,7 @@ func (s *Store) RetentionPartitionsCreate(ctx context.Context, from time.Time, w
 		if moveLimit > 0 {
 			n, err := s.q.RetentionDefaultWeekRows(ctx, dbsqlc.RetentionDefaultWeekRowsParams{Lo: week, Hi: week.AddDate(0, 0, 7)})
 			if err != nil {
-				return created, skipped, fmt.Errorf("count the default partitions' rows of the week of %s: %w", week.Format(time.DateOnly), mapErr(err))
+				return created, skipped, errors.Join(append(failed, fmt.Errorf("count the default partitions' rows of the week of %s: %w", week.Format(time.DateOnly), mapErr(err)))...)
 			}
 			if n > moveLimit {
 				skipped = append(skipped, week)
@@ -112,11 +114,16 @@ func (s *Store) RetentionPartitionsCreate(ctx context.Context, from time.Time, w
 			return err
 		})
 		if err != nil {
-			return created, skipped, fmt.Errorf("create history partitions of the week of %s: %w", week.Format(time.DateOnly), lockTimeout(err))
+			err = fmt.Errorf("create history partitions of the week of %s: %w", week.Format(time.DateOnly), lockTimeout(err))
+			if errors.Is(err, ErrLockTimeout) {
+				return created, skipped, errors.Join(append(failed, err)...)
+			}
+			failed = append(failed, err)
+			continue
 		}
 		created += int(n)
 	}
-	return created, skipped, nil
+	return created, skipped, errors.Join(failed...)
 }
 
 // lockHistory takes, in the transaction s is bound to, ACCESS EXCLUSIVE on event, delivery and

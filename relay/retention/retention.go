@@ -3,8 +3,9 @@
 // retention is mostly DDL:
 //
 //   - Partitions ahead: every run (and the relay at start) creates the partitions of the current
-//     week and the next two, so new history lands in a week that can later be dropped whole.
-//     This runs even with retention disabled (MaxAge 0).
+//     week and the next two, so new history lands in a week that can later be dropped whole,
+//     and those of the weeks missed since the newest one that has them (an outage's, whose
+//     backlog capture is about to store). This runs even with retention disabled (MaxAge 0).
 //   - Weeks dropped whole: a week whose end is MaxAge old is dropped as three tables, its
 //     pending deliveries (work still to do) moved with their events and attempts into the
 //     default partitions. History is thus kept from MaxAge to MaxAge + 7 days.
@@ -80,6 +81,10 @@ const (
 // two, so that runs failing (or every relay stopped) for up to two weeks still leave new history
 // in weeks that exist.
 const WeeksAhead = 3
+
+// MaxGap is how many weeks back from the current one a run creates the partitions missing since
+// the newest week that has them (an outage's weeks, whose backlog capture is about to store).
+const MaxGap = 8
 
 // week is the span of one history partition.
 const week = 7 * 24 * time.Hour
@@ -500,10 +505,46 @@ func (r *Retention) EnsurePartitions(ctx context.Context) error {
 }
 
 // createAhead creates the partitions of the week of now and the next ones (WeeksAhead), and
-// reports the weeks it left without partitions for their rows already in the default
-// partitions (more than MoveLimit: the move would hold the history's locks too long).
+// those of the weeks before it back to the newest week that has them (MaxGap at most, and none
+// whose end is already MaxAge old): after an outage of more than WeeksAhead weeks (every relay
+// stopped, retention failing) capture resumes with the backlog of the weeks in between, which
+// would otherwise all land in the default partitions, to be deleted row by row and scanned at
+// every later creation under the history's locks. It reports the weeks it left without
+// partitions for their rows already in the default partitions (more than MoveLimit: the move
+// would hold the history's locks too long).
 func (r *Retention) createAhead(ctx context.Context, now time.Time) (int, []time.Time, error) {
-	created, skipped, err := r.store.RetentionPartitionsCreate(ctx, now, WeeksAhead, r.cfg.MoveLimit)
+	from := store.HistoryWeek(now)
+	parts, err := r.store.RetentionPartitionList(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	tables := map[time.Time]int{}
+	for _, p := range parts {
+		tables[p.Week]++
+	}
+	var newest time.Time
+	for w, n := range tables {
+		if n == len(partitioned) && w.Before(from) && w.After(newest) {
+			newest = w
+		}
+	}
+	if !newest.IsZero() {
+		oldest := from.AddDate(0, 0, -7*MaxGap)
+		if r.cfg.MaxAge > 0 {
+			// The first week whose end is not yet MaxAge old.
+			if w := store.HistoryWeek(now.Add(-r.cfg.MaxAge)); w.After(oldest) {
+				oldest = w
+			}
+		}
+		for w := newest.AddDate(0, 0, 7); w.Before(from); w = w.AddDate(0, 0, 7) {
+			if !w.Before(oldest) {
+				from = w
+				break
+			}
+		}
+	}
+	weeks := WeeksAhead + int(store.HistoryWeek(now).Sub(from)/week)
+	created, skipped, err := r.store.RetentionPartitionsCreate(ctx, from, weeks, r.cfg.MoveLimit)
 	r.notCreated.Set(float64(len(skipped)))
 	if len(skipped) > 0 {
 		r.notCreatedLog.Msg(r.log.Warn().Times("weeks", skipped).Int64("move_limit", r.cfg.MoveLimit),

@@ -424,9 +424,10 @@ func TestRetentionDropsOldWeeksWhole(t *testing.T) {
 }
 
 // TestRetentionCreatesPartitionsAhead moves retention's clock five weeks ahead: a run creates the
-// partitions of that week and the next two (also with retention disabled), moving an event
-// already captured for one of them out of the default partition, and a second run creates
-// nothing. The gauges say how many there are and how far ahead they reach.
+// partitions of that week and the next two (also with retention disabled), and of the two weeks
+// missed since the newest (an outage), moving an event already captured for one of them out of
+// the default partition, and a second run creates nothing. The gauges say how many there are
+// and how far ahead they reach.
 func TestRetentionCreatesPartitionsAhead(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -447,9 +448,9 @@ func TestRetentionCreatesPartitionsAhead(t *testing.T) {
 	retention.SetNow(r, func() time.Time { return now })
 	res, err := r.RunOnce(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 9, res.PartitionsCreated, "three weeks of three tables")
+	require.Equal(t, 15, res.PartitionsCreated, "five weeks of three tables: the two missed and three from now")
 	require.Zero(t, res.Batches, "retention disabled: nothing deleted")
-	for w := range 3 {
+	for w := -2; w < 3; w++ {
 		for _, tbl := range []string{"event", "delivery", "attempt"} {
 			require.True(t, exists(t, pool, tbl+"_p"+monday.AddDate(0, 0, 7*w).Format("20060102")))
 		}
@@ -459,8 +460,8 @@ func TestRetentionCreatesPartitionsAhead(t *testing.T) {
 	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM walhook.attempt_p`+suffix))
 	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM walhook.event_p`+suffix))
 
-	require.InDelta(t, before+3, metric(t, reg, "walhook_history_partitions", "event"), 0)
-	require.InDelta(t, before+3, metric(t, reg, "walhook_history_partitions", "attempt"), 0)
+	require.InDelta(t, before+5, metric(t, reg, "walhook_history_partitions", "event"), 0)
+	require.InDelta(t, before+5, metric(t, reg, "walhook_history_partitions", "attempt"), 0)
 	// The newest week ends three weeks after this one's Monday: 19 days after now.
 	require.InDelta(t, (19 * 24 * time.Hour).Seconds(), metric(t, reg, "walhook_history_partitions_ahead_seconds", ""), 0)
 
@@ -471,7 +472,7 @@ func TestRetentionCreatesPartitionsAhead(t *testing.T) {
 
 	// The relay's start-up call does the same, and nothing more.
 	require.NoError(t, r.EnsurePartitions(ctx))
-	require.InDelta(t, before+3, metric(t, reg, "walhook_history_partitions", "delivery"), 0)
+	require.InDelta(t, before+5, metric(t, reg, "walhook_history_partitions", "delivery"), 0)
 }
 
 // TestRetentionWeekDropGivesUpOnLock holds a lock that conflicts with DROP TABLE (ACCESS SHARE,
@@ -488,6 +489,9 @@ func TestRetentionWeekDropGivesUpOnLock(t *testing.T) {
 	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, -63)
 	suffix := monday.Format("20060102")
 	createWeek(t, pool, monday)
+	for w := store.HistoryWeek(time.Now().Add(-30 * day)); w.Before(store.HistoryWeek(time.Now())); w = w.AddDate(0, 0, 7) {
+		createWeek(t, pool, w) // the weeks kept since, as retention created them
+	}
 	addHistoryAt(t, pool, wh, "week-", 5, monday.Add(day), monday.Add(day), "succeeded")
 	addHistoryAt(t, pool, wh, "default-", 2, time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), time.Now().Add(-40*day), "succeeded")
 
@@ -729,7 +733,7 @@ func TestRetentionLeavesAWeekFullOfDatedAheadRowsInTheDefault(t *testing.T) {
 	res, err := r.RunOnce(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []time.Time{monday}, res.WeeksNotCreated)
-	require.Equal(t, 6, res.PartitionsCreated, "the two weeks after it")
+	require.Equal(t, 12, res.PartitionsCreated, "the two weeks after it, and the two before it missed since the newest")
 	require.InDelta(t, 1, metric(t, reg, "walhook_retention_weeks_not_created", ""), 0)
 	require.False(t, exists(t, pool, "event_p"+suffix))
 	require.True(t, exists(t, pool, "event_p"+monday.AddDate(0, 0, 7).Format("20060102")))
@@ -781,9 +785,44 @@ func TestRetentionCreationFailureDoesNotStopExpiry(t *testing.T) {
 	require.ErrorContains(t, err, "refused by the test")
 	require.False(t, res.Busy)
 	require.False(t, exists(t, pool, "event_p"+store.HistoryWeek(now).Format("20060102")), "the failed week")
-	require.Equal(t, 6, res.PartitionsCreated, "the two weeks after it")
+	require.Equal(t, 12, res.PartitionsCreated, "the two weeks after it, and the two before it missed since the newest")
 	require.GreaterOrEqual(t, res.Weeks, 1, "the old week is dropped all the same (and the test database's own, now past the age)")
 	require.False(t, exists(t, pool, "event_p"+old.Format("20060102")))
 	require.EqualValues(t, 2, res.Deliveries, "and the default partitions' old rows deleted")
 	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM walhook.event`), "the refused row stays where it was")
+}
+
+// TestRetentionFillsTheWeeksOfAnOutage starts a relay seven weeks after the last one stopped
+// (the partitions then reached three weeks ahead): before capture resumes with the backlog of
+// the weeks in between, the start-up creation makes their partitions too — those whose end is
+// not yet MaxAge old — so the backlog lands in weeks that can be dropped whole, not in the
+// default partitions (deleted row by row, and scanned at every later creation under the
+// history's locks).
+func TestRetentionFillsTheWeeksOfAnOutage(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	const day = 24 * time.Hour
+	w0 := store.HistoryWeek(time.Now()) // the migration made this week and the next two
+	name := func(tbl string, w int) string { return tbl + "_p" + w0.AddDate(0, 0, 7*w).Format("20060102") }
+	require.True(t, exists(t, pool, name("event", 2)))
+	require.False(t, exists(t, pool, name("event", 3)))
+
+	r, err := retention.New(retention.Config{MaxAge: 21 * day}, st, zerolog.Nop(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	now := w0.AddDate(0, 0, 7*7).Add(day)
+	retention.SetNow(r, func() time.Time { return now })
+	require.NoError(t, r.EnsurePartitions(ctx))
+	require.False(t, exists(t, pool, name("event", 3)), "its end is MaxAge old: it would be dropped at once")
+	for w := 4; w <= 9; w++ {
+		for _, tbl := range []string{"event", "delivery", "attempt"} {
+			require.True(t, exists(t, pool, name(tbl, w)), "%s: the outage's weeks since, this week and two ahead", name(tbl, w))
+		}
+	}
+	// The backlog of the outage's weeks lands in them.
+	backlog := w0.AddDate(0, 0, 7*5).Add(3 * day)
+	addHistoryAt(t, pool, wh, "backlog-", 3, backlog, now, "pending")
+	require.Equal(t, 3, count(t, pool, `SELECT count(*) FROM walhook.delivery_p`+w0.AddDate(0, 0, 35).Format("20060102")))
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault`))
 }

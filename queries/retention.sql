@@ -114,30 +114,46 @@ WHERE (id, occurred_at) IN (
 SELECT count(*)::bigint AS n FROM walhook.delivery d
 WHERE d.state = 'pending' AND d.event_at >= @lo AND d.event_at < @hi;
 
--- RetentionDeleteWeekDeliveries deletes up to batch_size finished deliveries of the week [lo, hi)
--- (and, by trigger, their attempts): the row-by-row expiry of a week kept because dropping it
--- would move too many pending deliveries under the tables' locks. The week is past the retention
--- age (its end is), as a drop would remove its finished rows whatever their updated_at.
--- name: RetentionDeleteWeekDeliveries :execrows
-DELETE FROM walhook.delivery
-WHERE (id, event_at) IN (
+-- RetentionDeleteWeekDeliveries deletes the finished deliveries (and, by trigger, their attempts)
+-- among the next batch_size deliveries of the week [lo, hi) by id after after_id: the row-by-row
+-- expiry of a week kept because dropping it would move too many pending deliveries under the
+-- tables' locks. The week is past the retention age (its end is), so, as a drop would, it takes
+-- its finished rows whatever their updated_at. One pass walks the partition's primary key once
+-- (last_id is where the next batch starts; scanned < batch_size: the end), never again over the
+-- rows it deleted or kept.
+-- name: RetentionDeleteWeekDeliveries :one
+WITH c AS (
     SELECT d.id, d.event_at FROM walhook.delivery d
-    WHERE d.event_at >= @lo AND d.event_at < @hi AND d.state <> 'pending'
+    WHERE d.event_at >= @lo AND d.event_at < @hi AND d.id > @after_id
+    ORDER BY d.id
     LIMIT @batch_size
-    FOR UPDATE SKIP LOCKED
-);
+), del AS (
+    DELETE FROM walhook.delivery d USING c
+    WHERE d.id = c.id AND d.event_at = c.event_at AND d.state <> 'pending'
+    RETURNING d.id
+)
+SELECT (SELECT count(*) FROM del)::bigint AS deleted,
+    (SELECT count(*) FROM c)::bigint AS scanned,
+    coalesce((SELECT max(c.id) FROM c), 0)::bigint AS last_id;
 
--- RetentionDeleteWeekEvents deletes up to batch_size events of the week [lo, hi) that no delivery
--- references any more (the kept week's, as RetentionDeleteWeekDeliveries).
--- name: RetentionDeleteWeekEvents :execrows
-DELETE FROM walhook.event
-WHERE (id, occurred_at) IN (
+-- RetentionDeleteWeekEvents deletes the events no delivery references any more among the next
+-- batch_size events of the week [lo, hi) by id after after_id (the kept week's, as
+-- RetentionDeleteWeekDeliveries).
+-- name: RetentionDeleteWeekEvents :one
+WITH c AS (
     SELECT e.id, e.occurred_at FROM walhook.event e
-    WHERE e.occurred_at >= @lo AND e.occurred_at < @hi
-      AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id AND d.event_at = e.occurred_at)
+    WHERE e.occurred_at >= @lo AND e.occurred_at < @hi AND e.id > @after_id
+    ORDER BY e.id
     LIMIT @batch_size
-    FOR UPDATE SKIP LOCKED
-);
+), del AS (
+    DELETE FROM walhook.event e USING c
+    WHERE e.id = c.id AND e.occurred_at = c.occurred_at
+      AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id AND d.event_at = e.occurred_at)
+    RETURNING e.id
+)
+SELECT (SELECT count(*) FROM del)::bigint AS deleted,
+    (SELECT count(*) FROM c)::bigint AS scanned,
+    coalesce((SELECT max(c.id) FROM c), 0)::bigint AS last_id;
 
 -- RetentionDefaultWeekRows counts the events and the deliveries of the week [lo, hi) already in
 -- the default partitions (dated ahead: a source clock ahead, an outbox row's created_at), the

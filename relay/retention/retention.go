@@ -377,14 +377,10 @@ func (r *Retention) dropWeeks(ctx context.Context, parts []store.HistoryPartitio
 			res.WeeksKept++
 			r.log.Warn().Time("week", w).Int64("pending", pending).Int64("move_limit", r.cfg.MoveLimit).
 				Msg("history week kept: too many pending deliveries to move under the history's locks; deleting its finished rows one by one")
-			if err := r.batches(ctx, TableDelivery, &res.Deliveries, res, func(ctx context.Context, n int) (int64, error) {
-				return r.store.RetentionDeleteWeekDeliveries(ctx, w, n)
-			}); err != nil {
+			if err := r.weekBatches(ctx, w, TableDelivery, &res.Deliveries, res, r.store.RetentionDeleteWeekDeliveries); err != nil {
 				return err
 			}
-			if err := r.batches(ctx, TableEvent, &res.Events, res, func(ctx context.Context, n int) (int64, error) {
-				return r.store.RetentionDeleteWeekEvents(ctx, w, n)
-			}); err != nil {
+			if err := r.weekBatches(ctx, w, TableEvent, &res.Events, res, r.store.RetentionDeleteWeekEvents); err != nil {
 				return err
 			}
 			continue
@@ -407,6 +403,29 @@ func (r *Retention) dropWeeks(ctx context.Context, parts []store.HistoryPartitio
 			Int64("events_estimate", d.Rows[TableEvent]).Msg("history week dropped")
 	}
 	return nil
+}
+
+// weekBatches runs del over a kept week, batch after batch by id, until a batch reaches the
+// week's end, pausing between batches, and counts what it deleted.
+func (r *Retention) weekBatches(ctx context.Context, w time.Time, table string, total *int64, res *Result,
+	del func(context.Context, time.Time, int64, int) (store.WeekBatch, error)) error {
+	var after int64
+	for {
+		b, err := del(ctx, w, after, r.cfg.BatchSize)
+		if err != nil {
+			return fmt.Errorf("delete old %s rows of the week of %s: %w", table, w.Format(time.DateOnly), err)
+		}
+		res.Batches++
+		*total += b.Deleted
+		r.deleted.WithLabelValues(table).Add(float64(b.Deleted))
+		if b.Scanned < int64(r.cfg.BatchSize) {
+			return nil
+		}
+		after = b.LastID
+		if err := pause(ctx, r.cfg.Pause); err != nil {
+			return err
+		}
+	}
 }
 
 // batches runs del (a DELETE of at most BatchSize rows) until a batch deletes fewer, pausing

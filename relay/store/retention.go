@@ -368,21 +368,30 @@ func (s *Store) RetentionWeekPending(ctx context.Context, week time.Time) (int64
 	return n, mapErr(err)
 }
 
-// RetentionDeleteWeekDeliveries deletes up to batch finished deliveries of the week of week (and,
-// by trigger, their attempts), in one short statement, for a week retention keeps rather than
-// drops (too many pending deliveries to move under the tables' locks). It returns how many it
-// deleted.
-func (s *Store) RetentionDeleteWeekDeliveries(ctx context.Context, week time.Time, batch int) (int64, error) {
-	lo := HistoryWeek(week)
-	n, err := s.q.RetentionDeleteWeekDeliveries(ctx, dbsqlc.RetentionDeleteWeekDeliveriesParams{Lo: lo, Hi: lo.AddDate(0, 0, 7), BatchSize: int32(batch)})
-	return n, mapErr(err)
+// WeekBatch is what one batch of a kept week's row-by-row expiry did.
+type WeekBatch struct {
+	// Deleted is the rows it deleted, Scanned the rows it looked at (fewer than the batch: the
+	// week's end), LastID the id to start the next batch after.
+	Deleted, Scanned, LastID int64
 }
 
-// RetentionDeleteWeekEvents deletes up to batch events of the week of week that no delivery
-// references, in one short statement (the kept week's, as RetentionDeleteWeekDeliveries). It
-// returns how many it deleted.
-func (s *Store) RetentionDeleteWeekEvents(ctx context.Context, week time.Time, batch int) (int64, error) {
+// RetentionDeleteWeekDeliveries deletes, in one short statement, the finished deliveries (and, by
+// trigger, their attempts) among the next batch deliveries of the week of week by id after
+// afterID: the row-by-row expiry of a week retention keeps rather than drops (too many pending
+// deliveries to move under the tables' locks). A pass from afterID 0 reads each row once.
+func (s *Store) RetentionDeleteWeekDeliveries(ctx context.Context, week time.Time, afterID int64, batch int) (WeekBatch, error) {
 	lo := HistoryWeek(week)
-	n, err := s.q.RetentionDeleteWeekEvents(ctx, dbsqlc.RetentionDeleteWeekEventsParams{Lo: lo, Hi: lo.AddDate(0, 0, 7), BatchSize: int32(batch)})
-	return n, mapErr(err)
+	r, err := s.q.RetentionDeleteWeekDeliveries(ctx, dbsqlc.RetentionDeleteWeekDeliveriesParams{
+		Lo: lo, Hi: lo.AddDate(0, 0, 7), AfterID: afterID, BatchSize: int32(batch)})
+	return WeekBatch{Deleted: r.Deleted, Scanned: r.Scanned, LastID: r.LastID}, mapErr(err)
+}
+
+// RetentionDeleteWeekEvents deletes, in one short statement, the events no delivery references
+// among the next batch events of the week of week by id after afterID (the kept week's, as
+// RetentionDeleteWeekDeliveries).
+func (s *Store) RetentionDeleteWeekEvents(ctx context.Context, week time.Time, afterID int64, batch int) (WeekBatch, error) {
+	lo := HistoryWeek(week)
+	r, err := s.q.RetentionDeleteWeekEvents(ctx, dbsqlc.RetentionDeleteWeekEventsParams{
+		Lo: lo, Hi: lo.AddDate(0, 0, 7), AfterID: afterID, BatchSize: int32(batch)})
+	return WeekBatch{Deleted: r.Deleted, Scanned: r.Scanned, LastID: r.LastID}, mapErr(err)
 }

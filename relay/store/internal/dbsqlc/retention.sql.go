@@ -87,59 +87,97 @@ func (q *Queries) RetentionDeleteEvents(ctx context.Context, arg RetentionDelete
 	return result.RowsAffected(), nil
 }
 
-const retentionDeleteWeekDeliveries = `-- name: RetentionDeleteWeekDeliveries :execrows
-DELETE FROM walhook.delivery
-WHERE (id, event_at) IN (
+const retentionDeleteWeekDeliveries = `-- name: RetentionDeleteWeekDeliveries :one
+WITH c AS (
     SELECT d.id, d.event_at FROM walhook.delivery d
-    WHERE d.event_at >= $1 AND d.event_at < $2 AND d.state <> 'pending'
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED
+    WHERE d.event_at >= $1 AND d.event_at < $2 AND d.id > $3
+    ORDER BY d.id
+    LIMIT $4
+), del AS (
+    DELETE FROM walhook.delivery d USING c
+    WHERE d.id = c.id AND d.event_at = c.event_at AND d.state <> 'pending'
+    RETURNING d.id
 )
+SELECT (SELECT count(*) FROM del)::bigint AS deleted,
+    (SELECT count(*) FROM c)::bigint AS scanned,
+    coalesce((SELECT max(c.id) FROM c), 0)::bigint AS last_id
 `
 
 type RetentionDeleteWeekDeliveriesParams struct {
 	Lo        time.Time
 	Hi        time.Time
+	AfterID   int64
 	BatchSize int32
 }
 
-// RetentionDeleteWeekDeliveries deletes up to batch_size finished deliveries of the week [lo, hi)
-// (and, by trigger, their attempts): the row-by-row expiry of a week kept because dropping it
-// would move too many pending deliveries under the tables' locks. The week is past the retention
-// age (its end is), as a drop would remove its finished rows whatever their updated_at.
-func (q *Queries) RetentionDeleteWeekDeliveries(ctx context.Context, arg RetentionDeleteWeekDeliveriesParams) (int64, error) {
-	result, err := q.db.Exec(ctx, retentionDeleteWeekDeliveries, arg.Lo, arg.Hi, arg.BatchSize)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+type RetentionDeleteWeekDeliveriesRow struct {
+	Deleted int64
+	Scanned int64
+	LastID  int64
 }
 
-const retentionDeleteWeekEvents = `-- name: RetentionDeleteWeekEvents :execrows
-DELETE FROM walhook.event
-WHERE (id, occurred_at) IN (
+// RetentionDeleteWeekDeliveries deletes the finished deliveries (and, by trigger, their attempts)
+// among the next batch_size deliveries of the week [lo, hi) by id after after_id: the row-by-row
+// expiry of a week kept because dropping it would move too many pending deliveries under the
+// tables' locks. The week is past the retention age (its end is), so, as a drop would, it takes
+// its finished rows whatever their updated_at. One pass walks the partition's primary key once
+// (last_id is where the next batch starts; scanned < batch_size: the end), never again over the
+// rows it deleted or kept.
+func (q *Queries) RetentionDeleteWeekDeliveries(ctx context.Context, arg RetentionDeleteWeekDeliveriesParams) (RetentionDeleteWeekDeliveriesRow, error) {
+	row := q.db.QueryRow(ctx, retentionDeleteWeekDeliveries,
+		arg.Lo,
+		arg.Hi,
+		arg.AfterID,
+		arg.BatchSize,
+	)
+	var i RetentionDeleteWeekDeliveriesRow
+	err := row.Scan(&i.Deleted, &i.Scanned, &i.LastID)
+	return i, err
+}
+
+const retentionDeleteWeekEvents = `-- name: RetentionDeleteWeekEvents :one
+WITH c AS (
     SELECT e.id, e.occurred_at FROM walhook.event e
-    WHERE e.occurred_at >= $1 AND e.occurred_at < $2
+    WHERE e.occurred_at >= $1 AND e.occurred_at < $2 AND e.id > $3
+    ORDER BY e.id
+    LIMIT $4
+), del AS (
+    DELETE FROM walhook.event e USING c
+    WHERE e.id = c.id AND e.occurred_at = c.occurred_at
       AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id AND d.event_at = e.occurred_at)
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED
+    RETURNING e.id
 )
+SELECT (SELECT count(*) FROM del)::bigint AS deleted,
+    (SELECT count(*) FROM c)::bigint AS scanned,
+    coalesce((SELECT max(c.id) FROM c), 0)::bigint AS last_id
 `
 
 type RetentionDeleteWeekEventsParams struct {
 	Lo        time.Time
 	Hi        time.Time
+	AfterID   int64
 	BatchSize int32
 }
 
-// RetentionDeleteWeekEvents deletes up to batch_size events of the week [lo, hi) that no delivery
-// references any more (the kept week's, as RetentionDeleteWeekDeliveries).
-func (q *Queries) RetentionDeleteWeekEvents(ctx context.Context, arg RetentionDeleteWeekEventsParams) (int64, error) {
-	result, err := q.db.Exec(ctx, retentionDeleteWeekEvents, arg.Lo, arg.Hi, arg.BatchSize)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+type RetentionDeleteWeekEventsRow struct {
+	Deleted int64
+	Scanned int64
+	LastID  int64
+}
+
+// RetentionDeleteWeekEvents deletes the events no delivery references any more among the next
+// batch_size events of the week [lo, hi) by id after after_id (the kept week's, as
+// RetentionDeleteWeekDeliveries).
+func (q *Queries) RetentionDeleteWeekEvents(ctx context.Context, arg RetentionDeleteWeekEventsParams) (RetentionDeleteWeekEventsRow, error) {
+	row := q.db.QueryRow(ctx, retentionDeleteWeekEvents,
+		arg.Lo,
+		arg.Hi,
+		arg.AfterID,
+		arg.BatchSize,
+	)
+	var i RetentionDeleteWeekEventsRow
+	err := row.Scan(&i.Deleted, &i.Scanned, &i.LastID)
+	return i, err
 }
 
 const retentionLockAttempt = `-- name: RetentionLockAttempt :exec

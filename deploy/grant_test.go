@@ -127,6 +127,11 @@ func TestGrantSQL(t *testing.T) {
 	_, err = appConn.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key) VALUES ('1', 'invoice.paid')`)
 	require.NoError(t, err, "the application writes the outbox")
 	denied(appConn, `SELECT * FROM walhook.emit_key`, "the application reads the emit key")
+	// The history's partitions are walhook's to make (migration 0029): the function is not
+	// executable by the application, and would run with its caller's rights anyway.
+	denied(appConn, `SELECT walhook.history_partition_create(now() + interval '1 year')`, "the application creates history partitions")
+	denied(appConn, `CREATE TABLE walhook.event_p20990105 (LIKE walhook.event_pdefault)`, "the application creates tables in walhook's schema")
+	denied(appConn, `SELECT * FROM walhook.event_pdefault`, "the application reads the history")
 
 	stranger, err := pgx.Connect(ctx, asUser(t, c.URL(db), "stranger"))
 	require.NoError(t, err)

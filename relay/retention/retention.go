@@ -254,18 +254,18 @@ type Result struct {
 	Busy bool
 	// PartitionsCreated is the partitions created ahead (three a week).
 	PartitionsCreated int
-	// WeeksNotCreated is the weeks ahead left without partitions: more than Config.MoveLimit of
-	// their rows were in the default partitions already.
+	// WeeksNotCreated is the weeks left without partitions (ahead, or missed since the newest):
+	// more than Config.MoveLimit of their rows were in the default partitions already.
 	WeeksNotCreated []time.Time
 	// Weeks is the weeks dropped; PendingMoved their pending deliveries moved into the default
 	// partition; WeekDeliveries and WeekEvents estimate the rows dropped with them.
-	Weeks        int
-	PendingMoved int64
+	Weeks                      int
+	PendingMoved               int64
+	WeekDeliveries, WeekEvents int64
 	// WeeksKept is the weeks past the retention age not dropped: more than Config.MoveLimit
 	// pending deliveries. Their finished deliveries and unreferenced events were deleted row by
 	// row (counted in Deliveries and Events).
-	WeeksKept                  int
-	WeekDeliveries, WeekEvents int64
+	WeeksKept int
 	// Deliveries, Events and LoginCodes are the rows deleted one by one (the default
 	// partitions, expired sign-in codes); Batches the DELETE statements run.
 	Deliveries, Events, LoginCodes int64

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -47,8 +48,11 @@ func TestGrantSQL(t *testing.T) {
 	app, err := pgx.Connect(ctx, c.URL(db))
 	require.NoError(t, err)
 	defer app.Close(context.WithoutCancel(ctx))
+	// A hardened database: PUBLIC may not create temporary tables in it (grant.sql grants walhook
+	// what it needs, TEMPORARY included).
 	_, err = app.Exec(ctx, `CREATE TABLE public.contacts (id bigint PRIMARY KEY, company_id text NOT NULL, name text, email text);
-		ALTER TABLE public.contacts OWNER TO app_owner`)
+		ALTER TABLE public.contacts OWNER TO app_owner;
+		REVOKE TEMPORARY ON DATABASE `+db+` FROM PUBLIC`)
 	require.NoError(t, err)
 
 	out, err := exec.Command(filepath.Join(c.BinDir(), "psql"), "-X", "-q", "-d", c.URL(db),
@@ -59,8 +63,22 @@ func TestGrantSQL(t *testing.T) {
 	pool, err := pgxpool.New(ctx, asUser(t, c.URL(db), "walhook"))
 	require.NoError(t, err)
 	defer pool.Close()
-	_, err = store.New(pool, xtest.Keys()).MigrateUp(ctx)
+	st := store.New(pool, xtest.Keys())
+	_, err = st.MigrateUp(ctx)
 	require.NoError(t, err, "walhook migrates its own schema")
+
+	// History retention (migration 0029): a week's partitions created while the default partition
+	// holds an event of that week (moved out through a temporary table), and the week dropped
+	// (its pending rows set aside in temporary tables).
+	ahead := store.HistoryWeek(time.Now()).AddDate(0, 0, 70)
+	_, err = pool.Exec(ctx, `INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
+		VALUES ('grant-test', '1', 'contact.created', '{}', $1)`, ahead.Add(time.Hour))
+	require.NoError(t, err)
+	created, _, err := st.RetentionPartitionsCreate(ctx, ahead, 1, 0)
+	require.NoError(t, err, "walhook creates a week's partitions, moving rows out of the default partition")
+	require.Equal(t, 3, created)
+	_, err = st.RetentionWeekDrop(ctx, ahead)
+	require.NoError(t, err, "walhook drops a week of history")
 
 	var n int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM public.contacts`).Scan(&n), "walhook reads mapped tables")
@@ -109,6 +127,11 @@ func TestGrantSQL(t *testing.T) {
 	_, err = appConn.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key) VALUES ('1', 'invoice.paid')`)
 	require.NoError(t, err, "the application writes the outbox")
 	denied(appConn, `SELECT * FROM walhook.emit_key`, "the application reads the emit key")
+	// The history's partitions are walhook's to make (migration 0029): the function is not
+	// executable by the application, and would run with its caller's rights anyway.
+	denied(appConn, `SELECT walhook.history_partition_create(now() + interval '1 year')`, "the application creates history partitions")
+	denied(appConn, `CREATE TABLE walhook.event_p20990105 (LIKE walhook.event_pdefault)`, "the application creates tables in walhook's schema")
+	denied(appConn, `SELECT * FROM walhook.event_pdefault`, "the application reads the history")
 
 	stranger, err := pgx.Connect(ctx, asUser(t, c.URL(db), "stranger"))
 	require.NoError(t, err)

@@ -480,7 +480,7 @@ func TestDockerfile(t *testing.T) {
 func TestPostgreSQLSettings(t *testing.T) {
 	t.Parallel()
 	lines := strings.Split(readFile(t, "deploy/postgresql/walhook.conf"), "\n")
-	for _, setting := range []string{"wal_level = logical", "max_replication_slots", "max_wal_senders", "max_slot_wal_keep_size"} {
+	for _, setting := range []string{"wal_level = logical", "max_replication_slots", "max_wal_senders", "max_slot_wal_keep_size", "max_locks_per_transaction"} {
 		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, setting) })
 		require.Positive(t, i, "walhook.conf sets %s", setting)
 		require.True(t, strings.HasPrefix(lines[i-1], "# "), "%s has its reason in a comment above it", setting)

@@ -105,3 +105,65 @@ WHERE (id, occurred_at) IN (
     LIMIT @batch_size
     FOR UPDATE SKIP LOCKED
 );
+
+-- RetentionWeekPending counts the pending deliveries of the week [lo, hi) — in its partition, and
+-- any of its rows in the default partition — that a drop of the week would move into the default
+-- partition under the three tables' ACCESS EXCLUSIVE locks. Read without those locks, through
+-- delivery_due_idx (pending rows only).
+-- name: RetentionWeekPending :one
+SELECT count(*)::bigint AS n FROM walhook.delivery d
+WHERE d.state = 'pending' AND d.event_at >= @lo AND d.event_at < @hi;
+
+-- RetentionDeleteWeekDeliveries deletes the finished deliveries (and, by trigger, their attempts)
+-- among the next batch_size deliveries of the week [lo, hi) by id after after_id: the row-by-row
+-- expiry of a week kept because dropping it would move too many pending deliveries under the
+-- tables' locks. The week is past the retention age (its end is), so, as a drop would, it takes
+-- its finished rows whatever their updated_at. One pass walks the partition's primary key once
+-- (last_id is where the next batch starts; scanned < batch_size: the end), never again over the
+-- rows it deleted or kept.
+-- name: RetentionDeleteWeekDeliveries :one
+WITH c AS (
+    SELECT d.id, d.event_at FROM walhook.delivery d
+    WHERE d.event_at >= @lo AND d.event_at < @hi AND d.id > @after_id
+    ORDER BY d.id
+    LIMIT @batch_size
+), del AS (
+    -- By the ids as an array (the primary key's index, the week's partition only), not a join
+    -- the planner may turn into a scan of the whole partition.
+    DELETE FROM walhook.delivery d
+    WHERE d.event_at >= @lo AND d.event_at < @hi
+      AND d.id = ANY((SELECT array_agg(c.id) FROM c)::bigint[]) AND d.state <> 'pending'
+    RETURNING d.id
+)
+SELECT (SELECT count(*) FROM del)::bigint AS deleted,
+    (SELECT count(*) FROM c)::bigint AS scanned,
+    coalesce((SELECT max(c.id) FROM c), 0)::bigint AS last_id;
+
+-- RetentionDeleteWeekEvents deletes the events no delivery references any more among the next
+-- batch_size events of the week [lo, hi) by id after after_id (the kept week's, as
+-- RetentionDeleteWeekDeliveries).
+-- name: RetentionDeleteWeekEvents :one
+WITH c AS (
+    SELECT e.id, e.occurred_at FROM walhook.event e
+    WHERE e.occurred_at >= @lo AND e.occurred_at < @hi AND e.id > @after_id
+    ORDER BY e.id
+    LIMIT @batch_size
+), del AS (
+    DELETE FROM walhook.event e
+    WHERE e.occurred_at >= @lo AND e.occurred_at < @hi
+      AND e.id = ANY((SELECT array_agg(c.id) FROM c)::bigint[])
+      AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id AND d.event_at = e.occurred_at)
+    RETURNING e.id
+)
+SELECT (SELECT count(*) FROM del)::bigint AS deleted,
+    (SELECT count(*) FROM c)::bigint AS scanned,
+    coalesce((SELECT max(c.id) FROM c), 0)::bigint AS last_id;
+
+-- RetentionDefaultWeekRows counts the events and the deliveries of the week [lo, hi) already in
+-- the default partitions (dated ahead: a source clock ahead, an outbox row's created_at), the
+-- larger of the two: what creating the week's partitions would move out of them while holding
+-- the three tables' ACCESS EXCLUSIVE locks. Read without those locks.
+-- name: RetentionDefaultWeekRows :one
+SELECT greatest(
+    (SELECT count(*) FROM walhook.event_pdefault e WHERE e.occurred_at >= @lo AND e.occurred_at < @hi),
+    (SELECT count(*) FROM walhook.delivery_pdefault d WHERE d.event_at >= @lo AND d.event_at < @hi))::bigint AS n;

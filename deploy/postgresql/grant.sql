@@ -27,7 +27,11 @@ CREATE ROLE walhook LOGIN REPLICATION PASSWORD :walhook_password;
 \else
 ALTER ROLE walhook LOGIN REPLICATION PASSWORD :walhook_password;
 \endif
-GRANT CONNECT ON DATABASE :"app_db" TO walhook;
+-- TEMPORARY: retention sets a week's pending deliveries aside in temporary tables while it drops
+-- the week's partitions, and a week's partitions are created by moving its rows out of the
+-- default partition through one (migration 0029). Granted to walhook by name, as a database
+-- whose PUBLIC privileges were revoked no longer gives it to every role.
+GRANT CONNECT, TEMPORARY ON DATABASE :"app_db" TO walhook;
 -- Keep walhook's statements from running away on a shared database.
 ALTER ROLE walhook SET statement_timeout = '60s';
 ALTER ROLE walhook SET idle_in_transaction_session_timeout = '5min';

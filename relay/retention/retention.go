@@ -3,11 +3,16 @@
 // retention is mostly DDL:
 //
 //   - Partitions ahead: every run (and the relay at start) creates the partitions of the current
-//     week and the next two, so new history lands in a week that can later be dropped whole.
-//     This runs even with retention disabled (MaxAge 0).
+//     week and the next two, so new history lands in a week that can later be dropped whole,
+//     and those of the weeks missed since the newest one that has them (an outage's, whose
+//     backlog capture is about to store). This runs even with retention disabled (MaxAge 0).
 //   - Weeks dropped whole: a week whose end is MaxAge old is dropped as three tables, its
 //     pending deliveries (work still to do) moved with their events and attempts into the
 //     default partitions. History is thus kept from MaxAge to MaxAge + 7 days.
+//     A week with more than MoveLimit pending deliveries is kept instead (moving them would hold
+//     those locks, and with them every claim and capture, for seconds to minutes): its finished
+//     rows are deleted row by row, as the default partitions' are, until its pending deliveries
+//     are few enough to move.
 //   - Rows: the default partitions (times outside every week: a skewed clock, the moved pending
 //     deliveries) are emptied as before, finished deliveries and then unreferenced events, in
 //     small batches, each its own short statement with a pause between batches, skipping rows
@@ -51,6 +56,16 @@ type Config struct {
 	BatchSize int
 	// Pause is the wait between two batches, leaving room to other work. Default 100ms.
 	Pause time.Duration
+	// MoveLimit is the most pending deliveries a week's drop moves into the default partitions,
+	// and the most events (or deliveries) of a week a partition creation moves out of them.
+	// They are moved while the drop holds the ACCESS EXCLUSIVE locks of event, delivery and
+	// attempt, which stops every claim and capture meanwhile: about 3 s per 100,000 on the
+	// 2-core test machine. A week past the retention age with more (a turned-off webhook's
+	// queue, a long outage's retries) is kept, its finished rows deleted row by row, until it
+	// has no more; a week ahead with more rows already captured (dated ahead: a source clock
+	// ahead, an outbox row's created_at) gets no partitions, its rows staying in the default
+	// partitions. Default 20,000 (well under a second there).
+	MoveLimit int64
 }
 
 // Defaults for Config fields left zero (MaxAge excepted: zero disables retention).
@@ -59,12 +74,17 @@ const (
 	DefaultInterval  = time.Hour
 	DefaultBatchSize = 1000
 	DefaultPause     = 100 * time.Millisecond
+	DefaultMoveLimit = 20_000
 )
 
 // WeeksAhead is how many weeks have partitions from the current one on: this week and the next
 // two, so that runs failing (or every relay stopped) for up to two weeks still leave new history
 // in weeks that exist.
 const WeeksAhead = 3
+
+// MaxGap is how many weeks back from the current one a run creates the partitions missing since
+// the newest week that has them (an outage's weeks, whose backlog capture is about to store).
+const MaxGap = 8
 
 // week is the span of one history partition.
 const week = 7 * 24 * time.Hour
@@ -89,6 +109,8 @@ type Retention struct {
 	now   func() time.Time
 	// busyLog rate-limits the log of a partition lock not granted (retried next run).
 	busyLog lograte.Limiter
+	// notCreatedLog rate-limits the log of a week ahead left without partitions.
+	notCreatedLog lograte.Limiter
 
 	deleted    *prometheus.CounterVec
 	runs       *prometheus.CounterVec
@@ -96,6 +118,8 @@ type Retention struct {
 	runDur     prometheus.Histogram
 	dropped    prometheus.Counter
 	busy       prometheus.Counter
+	kept       prometheus.Gauge
+	notCreated prometheus.Gauge
 	partitions *prometheus.GaugeVec
 	ahead      prometheus.GaugeFunc
 	// newest is the end of the newest week all three tables have a partition for, as Unix
@@ -114,6 +138,9 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.MoveLimit <= 0 {
+		cfg.MoveLimit = DefaultMoveLimit
 	}
 	if cfg.Pause < 0 {
 		cfg.Pause = 0
@@ -148,6 +175,14 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 			Name: "walhook_retention_lock_timeouts_total",
 			Help: "History partition creations and week drops given up because a table lock was not granted within 5s; retried at the next run.",
 		}),
+		kept: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "walhook_retention_weeks_kept",
+			Help: "Weeks past the retention age the last run kept rather than dropped: more pending deliveries than it moves under the history's locks (their finished rows are deleted row by row).",
+		}),
+		notCreated: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "walhook_retention_weeks_not_created",
+			Help: "Weeks ahead the last creation of partitions left without them: the default partitions held more of their rows (dated ahead) than it moves under the history's locks.",
+		}),
 		partitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "walhook_history_partitions",
 			Help: "Weekly partitions of the history, by table (event, delivery, attempt), as the replica running retention last saw them.",
@@ -166,7 +201,7 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 	for _, o := range []string{"ok", "error", "skipped"} {
 		r.runs.WithLabelValues(o)
 	}
-	for _, c := range []prometheus.Collector{r.deleted, r.runs, r.lastRun, r.runDur, r.dropped, r.busy, r.partitions, r.ahead} {
+	for _, c := range []prometheus.Collector{r.deleted, r.runs, r.lastRun, r.runDur, r.dropped, r.busy, r.kept, r.notCreated, r.partitions, r.ahead} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register retention metrics: %w", err)
 		}
@@ -219,11 +254,18 @@ type Result struct {
 	Busy bool
 	// PartitionsCreated is the partitions created ahead (three a week).
 	PartitionsCreated int
+	// WeeksNotCreated is the weeks left without partitions (ahead, or missed since the newest):
+	// more than Config.MoveLimit of their rows were in the default partitions already.
+	WeeksNotCreated []time.Time
 	// Weeks is the weeks dropped; PendingMoved their pending deliveries moved into the default
 	// partition; WeekDeliveries and WeekEvents estimate the rows dropped with them.
 	Weeks                      int
 	PendingMoved               int64
 	WeekDeliveries, WeekEvents int64
+	// WeeksKept is the weeks past the retention age not dropped: more than Config.MoveLimit
+	// pending deliveries. Their finished deliveries and unreferenced events were deleted row by
+	// row (counted in Deliveries and Events).
+	WeeksKept int
 	// Deliveries, Events and LoginCodes are the rows deleted one by one (the default
 	// partitions, expired sign-in codes); Batches the DELETE statements run.
 	Deliveries, Events, LoginCodes int64
@@ -263,18 +305,30 @@ func (r *Retention) RunOnce(ctx context.Context) (Result, error) {
 
 // run is RunOnce's work, under the lock.
 func (r *Retention) run(ctx context.Context, start time.Time, res *Result) error {
-	created, err := r.store.RetentionPartitionsCreate(ctx, start, WeeksAhead)
-	res.PartitionsCreated = created
+	created, skipped, err := r.createAhead(ctx, start)
+	res.PartitionsCreated, res.WeeksNotCreated = created, skipped
+	// A creation that failed does not stop the expiry of old history (the disk fills otherwise):
+	// its error is returned once the rest of the run is done.
+	var createErr error
 	if err = r.giveUp(err, res); err != nil {
-		return fmt.Errorf("create history partitions ahead: %w", err)
+		createErr = fmt.Errorf("create history partitions ahead: %w", err)
 	}
 	parts, err := r.observe(ctx)
 	if err != nil {
-		return err
+		return errors.Join(createErr, err)
 	}
 	if r.cfg.MaxAge == 0 {
-		return nil
+		return createErr
 	}
+	if err := r.expire(ctx, start, parts, res); err != nil {
+		return errors.Join(createErr, err)
+	}
+	return createErr
+}
+
+// expire drops the weeks older than MaxAge and deletes the default partitions' old rows and
+// expired sign-in codes.
+func (r *Retention) expire(ctx context.Context, start time.Time, parts []store.HistoryPartition, res *Result) error {
 	cutoff := start.Add(-r.cfg.MaxAge)
 	if err := r.dropWeeks(ctx, parts, cutoff, res); err != nil {
 		return err
@@ -294,27 +348,18 @@ func (r *Retention) run(ctx context.Context, start time.Time, res *Result) error
 		{TableLoginCode, r.store.RetentionDeleteLoginCodes, &res.LoginCodes},
 	}
 	for _, s := range steps {
-		for {
-			n, err := s.del(ctx, cutoff, r.cfg.BatchSize)
-			if err != nil {
-				return fmt.Errorf("delete old %s rows: %w", s.table, err)
-			}
-			res.Batches++
-			*s.total += n
-			r.deleted.WithLabelValues(s.table).Add(float64(n))
-			if n < int64(r.cfg.BatchSize) {
-				break
-			}
-			if err := pause(ctx, r.cfg.Pause); err != nil {
-				return err
-			}
+		if err := r.batches(ctx, s.table, s.total, res, func(ctx context.Context, n int) (int64, error) {
+			return s.del(ctx, cutoff, n)
+		}); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
 // dropWeeks drops, oldest first, every week of parts whose end is at or before cutoff. A week
-// whose locks are not granted ends the drops of this run; the next run starts with it.
+// whose locks are not granted ends the drops of this run; the next run starts with it. A week
+// with more than MoveLimit pending deliveries is kept: its finished rows are deleted row by row.
 func (r *Retention) dropWeeks(ctx context.Context, parts []store.HistoryPartition, cutoff time.Time, res *Result) error {
 	var weeks []time.Time
 	for _, p := range parts { // by week
@@ -322,7 +367,24 @@ func (r *Retention) dropWeeks(ctx context.Context, parts []store.HistoryPartitio
 			weeks = append(weeks, p.Week)
 		}
 	}
+	defer func() { r.kept.Set(float64(res.WeeksKept)) }()
 	for _, w := range weeks {
+		pending, err := r.store.RetentionWeekPending(ctx, w)
+		if err != nil {
+			return fmt.Errorf("count the pending deliveries of the week of %s: %w", w.Format(time.DateOnly), err)
+		}
+		if pending > r.cfg.MoveLimit {
+			res.WeeksKept++
+			r.log.Warn().Time("week", w).Int64("pending", pending).Int64("move_limit", r.cfg.MoveLimit).
+				Msg("history week kept: too many pending deliveries to move under the history's locks; deleting its finished rows one by one")
+			if err := r.weekBatches(ctx, w, TableDelivery, &res.Deliveries, res, r.store.RetentionDeleteWeekDeliveries); err != nil {
+				return err
+			}
+			if err := r.weekBatches(ctx, w, TableEvent, &res.Events, res, r.store.RetentionDeleteWeekEvents); err != nil {
+				return err
+			}
+			continue
+		}
 		d, err := r.store.RetentionWeekDrop(ctx, w)
 		if errors.Is(err, store.ErrLockTimeout) {
 			return r.giveUp(err, res)
@@ -341,6 +403,49 @@ func (r *Retention) dropWeeks(ctx context.Context, parts []store.HistoryPartitio
 			Int64("events_estimate", d.Rows[TableEvent]).Msg("history week dropped")
 	}
 	return nil
+}
+
+// weekBatches runs del over a kept week, batch after batch by id, until a batch reaches the
+// week's end, pausing between batches, and counts what it deleted.
+func (r *Retention) weekBatches(ctx context.Context, w time.Time, table string, total *int64, res *Result,
+	del func(context.Context, time.Time, int64, int) (store.WeekBatch, error)) error {
+	var after int64
+	for {
+		b, err := del(ctx, w, after, r.cfg.BatchSize)
+		if err != nil {
+			return fmt.Errorf("delete old %s rows of the week of %s: %w", table, w.Format(time.DateOnly), err)
+		}
+		res.Batches++
+		*total += b.Deleted
+		r.deleted.WithLabelValues(table).Add(float64(b.Deleted))
+		if b.Scanned < int64(r.cfg.BatchSize) {
+			return nil
+		}
+		after = b.LastID
+		if err := pause(ctx, r.cfg.Pause); err != nil {
+			return err
+		}
+	}
+}
+
+// batches runs del (a DELETE of at most BatchSize rows) until a batch deletes fewer, pausing
+// between batches, and counts what it deleted in total and walhook_retention_deleted_total.
+func (r *Retention) batches(ctx context.Context, table string, total *int64, res *Result, del func(context.Context, int) (int64, error)) error {
+	for {
+		n, err := del(ctx, r.cfg.BatchSize)
+		if err != nil {
+			return fmt.Errorf("delete old %s rows: %w", table, err)
+		}
+		res.Batches++
+		*total += n
+		r.deleted.WithLabelValues(table).Add(float64(n))
+		if n < int64(r.cfg.BatchSize) {
+			return nil
+		}
+		if err := pause(ctx, r.cfg.Pause); err != nil {
+			return err
+		}
+	}
 }
 
 // giveUp turns a lock not granted (store.ErrLockTimeout) into Result.Busy: counted, logged at
@@ -408,7 +513,7 @@ func (r *Retention) EnsurePartitions(ctx context.Context) error {
 		return fmt.Errorf("take retention lock: %w", err)
 	}
 	if ok {
-		_, err = r.store.RetentionPartitionsCreate(ctx, r.now(), WeeksAhead)
+		_, _, err = r.createAhead(ctx, r.now())
 		release()
 		if err != nil {
 			return fmt.Errorf("create history partitions ahead: %w", err)
@@ -416,6 +521,55 @@ func (r *Retention) EnsurePartitions(ctx context.Context) error {
 	}
 	_, err = r.observe(ctx)
 	return err
+}
+
+// createAhead creates the partitions of the week of now and the next ones (WeeksAhead), and
+// those of the weeks before it back to the newest week that has them (MaxGap at most, and none
+// whose end is already MaxAge old): after an outage of more than WeeksAhead weeks (every relay
+// stopped, retention failing) capture resumes with the backlog of the weeks in between, which
+// would otherwise all land in the default partitions, to be deleted row by row and scanned at
+// every later creation under the history's locks. It reports the weeks it left without
+// partitions for their rows already in the default partitions (more than MoveLimit: the move
+// would hold the history's locks too long).
+func (r *Retention) createAhead(ctx context.Context, now time.Time) (int, []time.Time, error) {
+	from := store.HistoryWeek(now)
+	parts, err := r.store.RetentionPartitionList(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	tables := map[time.Time]int{}
+	for _, p := range parts {
+		tables[p.Week]++
+	}
+	var newest time.Time
+	for w, n := range tables {
+		if n == len(partitioned) && w.Before(from) && w.After(newest) {
+			newest = w
+		}
+	}
+	if !newest.IsZero() {
+		oldest := from.AddDate(0, 0, -7*MaxGap)
+		if r.cfg.MaxAge > 0 {
+			// The first week whose end is not yet MaxAge old.
+			if w := store.HistoryWeek(now.Add(-r.cfg.MaxAge)); w.After(oldest) {
+				oldest = w
+			}
+		}
+		for w := newest.AddDate(0, 0, 7); w.Before(from); w = w.AddDate(0, 0, 7) {
+			if !w.Before(oldest) {
+				from = w
+				break
+			}
+		}
+	}
+	weeks := WeeksAhead + int(store.HistoryWeek(now).Sub(from)/week)
+	created, skipped, err := r.store.RetentionPartitionsCreate(ctx, from, weeks, r.cfg.MoveLimit)
+	r.notCreated.Set(float64(len(skipped)))
+	if len(skipped) > 0 {
+		r.notCreatedLog.Msg(r.log.Warn().Times("weeks", skipped).Int64("move_limit", r.cfg.MoveLimit),
+			"history weeks left without partitions: more of their rows in the default partitions than a creation moves under the history's locks")
+	}
+	return created, skipped, err
 }
 
 func pause(ctx context.Context, d time.Duration) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/retention"
 	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/relay/webhook"
 )
 
 func TestMain(m *testing.M) { xtest.Main(m) }
@@ -423,9 +424,10 @@ func TestRetentionDropsOldWeeksWhole(t *testing.T) {
 }
 
 // TestRetentionCreatesPartitionsAhead moves retention's clock five weeks ahead: a run creates the
-// partitions of that week and the next two (also with retention disabled), moving an event
-// already captured for one of them out of the default partition, and a second run creates
-// nothing. The gauges say how many there are and how far ahead they reach.
+// partitions of that week and the next two (also with retention disabled), and of the two weeks
+// missed since the newest (an outage), moving an event already captured for one of them out of
+// the default partition, and a second run creates nothing. The gauges say how many there are
+// and how far ahead they reach.
 func TestRetentionCreatesPartitionsAhead(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -446,9 +448,9 @@ func TestRetentionCreatesPartitionsAhead(t *testing.T) {
 	retention.SetNow(r, func() time.Time { return now })
 	res, err := r.RunOnce(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 9, res.PartitionsCreated, "three weeks of three tables")
+	require.Equal(t, 15, res.PartitionsCreated, "five weeks of three tables: the two missed and three from now")
 	require.Zero(t, res.Batches, "retention disabled: nothing deleted")
-	for w := range 3 {
+	for w := -2; w < 3; w++ {
 		for _, tbl := range []string{"event", "delivery", "attempt"} {
 			require.True(t, exists(t, pool, tbl+"_p"+monday.AddDate(0, 0, 7*w).Format("20060102")))
 		}
@@ -458,8 +460,8 @@ func TestRetentionCreatesPartitionsAhead(t *testing.T) {
 	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM walhook.attempt_p`+suffix))
 	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM walhook.event_p`+suffix))
 
-	require.InDelta(t, before+3, metric(t, reg, "walhook_history_partitions", "event"), 0)
-	require.InDelta(t, before+3, metric(t, reg, "walhook_history_partitions", "attempt"), 0)
+	require.InDelta(t, before+5, metric(t, reg, "walhook_history_partitions", "event"), 0)
+	require.InDelta(t, before+5, metric(t, reg, "walhook_history_partitions", "attempt"), 0)
 	// The newest week ends three weeks after this one's Monday: 19 days after now.
 	require.InDelta(t, (19 * 24 * time.Hour).Seconds(), metric(t, reg, "walhook_history_partitions_ahead_seconds", ""), 0)
 
@@ -470,7 +472,7 @@ func TestRetentionCreatesPartitionsAhead(t *testing.T) {
 
 	// The relay's start-up call does the same, and nothing more.
 	require.NoError(t, r.EnsurePartitions(ctx))
-	require.InDelta(t, before+3, metric(t, reg, "walhook_history_partitions", "delivery"), 0)
+	require.InDelta(t, before+5, metric(t, reg, "walhook_history_partitions", "delivery"), 0)
 }
 
 // TestRetentionWeekDropGivesUpOnLock holds a lock that conflicts with DROP TABLE (ACCESS SHARE,
@@ -487,6 +489,9 @@ func TestRetentionWeekDropGivesUpOnLock(t *testing.T) {
 	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, -63)
 	suffix := monday.Format("20060102")
 	createWeek(t, pool, monday)
+	for w := store.HistoryWeek(time.Now().Add(-30 * day)); w.Before(store.HistoryWeek(time.Now())); w = w.AddDate(0, 0, 7) {
+		createWeek(t, pool, w) // the weeks kept since, as retention created them
+	}
 	addHistoryAt(t, pool, wh, "week-", 5, monday.Add(day), monday.Add(day), "succeeded")
 	addHistoryAt(t, pool, wh, "default-", 2, time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), time.Now().Add(-40*day), "succeeded")
 
@@ -563,4 +568,261 @@ func TestRetentionCreationBusyDoesNotStopTheDrop(t *testing.T) {
 	require.False(t, res.Busy)
 	require.Equal(t, 9, res.PartitionsCreated)
 	require.True(t, exists(t, pool, "attempt_p"+store.HistoryWeek(now).Format("20060102")))
+}
+
+// TestRetentionWeekDropKeepsALeasedDeliveryRecordable claims the pending deliveries of a week,
+// then drops that week while the dispatcher holds them (their HTTP tries in flight), then
+// records their results by (id, event_at) as the dispatcher does: the rows moved into the
+// default partitions take the results (state, lease cleared, the new attempt next to the old
+// ones), so no delivery is lost or sent again because its week went away under it; the
+// delivery still pending is claimed again, and the one just finished is kept for MaxAge.
+func TestRetentionWeekDropKeepsALeasedDeliveryRecordable(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	const day = 24 * time.Hour
+	const maxAge = 30 * day
+	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, -42)
+	suffix := monday.Format("20060102")
+	createWeek(t, pool, monday)
+	inWeek := monday.Add(2*day + 3*time.Hour + 123456*time.Microsecond)
+	pending := addHistoryAt(t, pool, wh, "leased-", 2, inWeek, inWeek, "pending")
+
+	const token = "replica-a:1"
+	claimed, err := st.DispatchClaim(ctx, store.ClaimParams{Limit: 10, PerWebhook: 10, Lease: time.Minute, Token: token})
+	require.NoError(t, err)
+	require.Len(t, claimed, 2)
+	for _, c := range claimed {
+		require.True(t, c.EventAt.Equal(inWeek), "claimed event_at %v, want %v", c.EventAt, inWeek)
+	}
+
+	r, err := retention.New(retention.Config{MaxAge: maxAge, BatchSize: 100, Pause: time.Millisecond}, st, zerolog.Nop(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	retention.SetNow(r, func() time.Time { return monday.AddDate(0, 0, 7).Add(maxAge) })
+	res, err := r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Weeks)
+	require.EqualValues(t, 2, res.PendingMoved, "leased deliveries are pending: moved, not dropped")
+	require.False(t, exists(t, pool, "delivery_p"+suffix))
+	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault WHERE leased_by = '`+token+`'`),
+		"the moved rows keep their lease")
+
+	byID := map[int64]store.Claimed{}
+	for _, c := range claimed {
+		byID[c.ID] = c
+	}
+	done, again := byID[pending[0]], byID[pending[1]]
+	started := time.Now().Add(-time.Second).UTC().Truncate(time.Microsecond)
+	next := time.Now().Add(-time.Minute) // due at once: claimed again below
+	status := 200
+	result := func(c store.Claimed, o webhook.Outcome, s webhook.DeliveryState, next *time.Time) store.AttemptResult {
+		return store.AttemptResult{
+			DeliveryID: c.ID, EventAt: c.EventAt, LeaseToken: c.LeaseToken, CompanyID: c.CompanyID, WebhookID: c.WebhookID,
+			N: 3, StartedAt: started, DurationMS: 12, RequestMethod: "POST", RequestURL: "https://example.com/hook",
+			ResponseStatus: &status, Outcome: o, Trigger: "auto", State: s, NextAttemptAt: next, TouchWebhook: true,
+		}
+	}
+	_, err = st.DispatchRecord(ctx, []store.AttemptResult{
+		result(done, webhook.OutcomeSucceeded, webhook.DeliverySucceeded, nil),
+		result(again, webhook.OutcomeRetry, webhook.DeliveryPending, &next),
+	}, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+
+	var state string
+	var attempts int
+	var leased bool
+	for _, c := range []struct {
+		id    int64
+		state string
+	}{{done.ID, "succeeded"}, {again.ID, "pending"}} {
+		require.NoError(t, pool.QueryRow(ctx, `SELECT state, attempts, leased_by IS NOT NULL FROM walhook.delivery_pdefault WHERE id = $1`, c.id).
+			Scan(&state, &attempts, &leased))
+		require.Equal(t, c.state, state, "delivery %d recorded in the default partition", c.id)
+		require.Equal(t, 3, attempts)
+		require.False(t, leased, "the lease is released")
+		require.Equal(t, 3, count(t, pool, `SELECT count(*) FROM walhook.attempt_pdefault WHERE delivery_id = `+strconv.FormatInt(c.id, 10)),
+			"the two moved attempts and the recorded one, side by side")
+	}
+
+	// The one still pending is claimed again (once), by the same id and time.
+	claimed, err = st.DispatchClaim(ctx, store.ClaimParams{Limit: 10, PerWebhook: 10, Lease: time.Minute, Token: "replica-a:2"})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	require.Equal(t, again.ID, claimed[0].ID)
+	require.True(t, claimed[0].EventAt.Equal(inWeek))
+
+	// The finished one was changed just now: the next run keeps it (and its event) for MaxAge.
+	res, err = r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.Deliveries)
+	require.Zero(t, res.Events)
+	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM walhook.event_pdefault WHERE source_key LIKE 'leased-%'`))
+}
+
+// TestRetentionKeepsAWeekWithTooManyPending gives a week past the retention age more pending
+// deliveries than MoveLimit (a turned-off webhook's queue): moving them would hold the history's
+// ACCESS EXCLUSIVE locks, and with them every claim and capture, for as long as the copy takes.
+// The run keeps the week instead, deletes its finished deliveries (with their attempts) and
+// their events row by row, and leaves the pending ones, their events and attempts where they
+// are. Once the queue is down to MoveLimit, the week is dropped as usual.
+func TestRetentionKeepsAWeekWithTooManyPending(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	const day = 24 * time.Hour
+	const maxAge = 30 * day
+	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, -42)
+	suffix := monday.Format("20060102")
+	createWeek(t, pool, monday)
+	inWeek := monday.Add(day)
+	addHistoryAt(t, pool, wh, "done-", 12, inWeek, inWeek, "succeeded")
+	pending := addHistoryAt(t, pool, wh, "queued-", 5, inWeek, inWeek, "pending")
+
+	reg := prometheus.NewRegistry()
+	r, err := retention.New(retention.Config{MaxAge: maxAge, BatchSize: 5, Pause: time.Millisecond, MoveLimit: 4}, st, zerolog.Nop(), reg)
+	require.NoError(t, err)
+	retention.SetNow(r, func() time.Time { return monday.AddDate(0, 0, 7).Add(maxAge) })
+	res, err := r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.Weeks, "5 pending deliveries, a move limit of 4: not dropped")
+	require.Zero(t, res.PendingMoved)
+	require.Equal(t, 1, res.WeeksKept)
+	require.InDelta(t, 1, metric(t, reg, "walhook_retention_weeks_kept", ""), 0)
+	require.EqualValues(t, 12, res.Deliveries, "the week's finished deliveries, deleted row by row")
+	require.EqualValues(t, 12, res.Events)
+	require.True(t, exists(t, pool, "delivery_p"+suffix))
+	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.delivery_p`+suffix+` WHERE state = 'pending'`))
+	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.delivery_p`+suffix))
+	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.event_p`+suffix))
+	require.Equal(t, 10, count(t, pool, `SELECT count(*) FROM walhook.attempt_p`+suffix), "the pending deliveries' attempts stay, the others went with their deliveries")
+
+	// One delivery of the queue is sent: four left, the limit — the week is dropped and they move.
+	_, err = pool.Exec(ctx, `UPDATE walhook.delivery SET state = 'succeeded' WHERE id = $1`, pending[0])
+	require.NoError(t, err)
+	res, err = r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Weeks)
+	require.Zero(t, res.WeeksKept)
+	require.InDelta(t, 0, metric(t, reg, "walhook_retention_weeks_kept", ""), 0)
+	require.EqualValues(t, 4, res.PendingMoved)
+	require.False(t, exists(t, pool, "delivery_p"+suffix))
+	require.Equal(t, 4, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault WHERE state = 'pending'`))
+}
+
+// TestRetentionLeavesAWeekFullOfDatedAheadRowsInTheDefault dates more events than MoveLimit in a
+// week ahead of the partitions (an outbox writer's created_at, a source clock ahead): creating
+// that week's partitions would move them out of the default partitions while holding the
+// history's locks, stopping every claim and capture for as long. The run leaves that week
+// without partitions (its rows stay in the default partitions, where retention expires them row
+// by row), still creates the weeks after it, and creates it once few enough rows are left.
+func TestRetentionLeavesAWeekFullOfDatedAheadRowsInTheDefault(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, 35)
+	suffix := monday.Format("20060102")
+	ahead := addHistoryAt(t, pool, wh, "ahead-", 5, monday.Add(time.Hour), time.Now(), "succeeded")
+
+	reg := prometheus.NewRegistry()
+	r, err := retention.New(retention.Config{MaxAge: 0, MoveLimit: 4}, st, zerolog.Nop(), reg)
+	require.NoError(t, err)
+	retention.SetNow(r, func() time.Time { return monday.Add(2 * 24 * time.Hour) })
+	res, err := r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []time.Time{monday}, res.WeeksNotCreated)
+	require.Equal(t, 12, res.PartitionsCreated, "the two weeks after it, and the two before it missed since the newest")
+	require.InDelta(t, 1, metric(t, reg, "walhook_retention_weeks_not_created", ""), 0)
+	require.False(t, exists(t, pool, "event_p"+suffix))
+	require.True(t, exists(t, pool, "event_p"+monday.AddDate(0, 0, 7).Format("20060102")))
+	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault`))
+	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.event_pdefault`))
+	require.NoError(t, r.EnsurePartitions(ctx))
+	require.False(t, exists(t, pool, "event_p"+suffix), "nor at start")
+
+	// Four left: the limit. The week is created and they move into it.
+	_, err = pool.Exec(ctx, `DELETE FROM walhook.delivery WHERE id = $1`, ahead[0])
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `DELETE FROM walhook.event e WHERE NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id)`)
+	require.NoError(t, err)
+	res, err = r.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Empty(t, res.WeeksNotCreated)
+	require.Equal(t, 3, res.PartitionsCreated)
+	require.InDelta(t, 0, metric(t, reg, "walhook_retention_weeks_not_created", ""), 0)
+	require.Equal(t, 4, count(t, pool, `SELECT count(*) FROM walhook.delivery_p`+suffix))
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault`))
+}
+
+// TestRetentionCreationFailureDoesNotStopExpiry makes the creation of a week ahead fail (a
+// trigger refuses the row it moves out of the default partition, as a missing privilege or a
+// statement timeout would): the weeks after it are still created, the old week is still
+// dropped and the default partitions' old rows deleted, and the run then reports the failure.
+func TestRetentionCreationFailureDoesNotStopExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	const day = 24 * time.Hour
+	const maxAge = 30 * day
+	now := store.HistoryWeek(time.Now()).AddDate(0, 0, 35).Add(2 * day)
+	old := store.HistoryWeek(now).AddDate(0, 0, -42)
+	createWeek(t, pool, old)
+	addHistoryAt(t, pool, wh, "old-", 3, old.Add(day), old.Add(day), "succeeded")
+	addHistoryAt(t, pool, wh, "skewed-", 2, time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), now.Add(-40*day), "succeeded")
+	addHistoryAt(t, pool, wh, "boom", 1, store.HistoryWeek(now).Add(time.Hour), now, "succeeded")
+	_, err := pool.Exec(ctx, `CREATE FUNCTION walhook.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.source_key LIKE 'boom%' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;
+		CREATE TRIGGER test_refuse BEFORE INSERT ON walhook.event FOR EACH ROW EXECUTE FUNCTION walhook.test_refuse()`)
+	require.NoError(t, err)
+
+	r, err := retention.New(retention.Config{MaxAge: maxAge, BatchSize: 10, Pause: time.Millisecond}, st, zerolog.Nop(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	retention.SetNow(r, func() time.Time { return now })
+	res, err := r.RunOnce(ctx)
+	require.ErrorContains(t, err, "refused by the test")
+	require.False(t, res.Busy)
+	require.False(t, exists(t, pool, "event_p"+store.HistoryWeek(now).Format("20060102")), "the failed week")
+	require.Equal(t, 12, res.PartitionsCreated, "the two weeks after it, and the two before it missed since the newest")
+	require.GreaterOrEqual(t, res.Weeks, 1, "the old week is dropped all the same (and the test database's own, now past the age)")
+	require.False(t, exists(t, pool, "event_p"+old.Format("20060102")))
+	require.EqualValues(t, 2, res.Deliveries, "and the default partitions' old rows deleted")
+	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM walhook.event`), "the refused row stays where it was")
+}
+
+// TestRetentionFillsTheWeeksOfAnOutage starts a relay seven weeks after the last one stopped
+// (the partitions then reached three weeks ahead): before capture resumes with the backlog of
+// the weeks in between, the start-up creation makes their partitions too — those whose end is
+// not yet MaxAge old — so the backlog lands in weeks that can be dropped whole, not in the
+// default partitions (deleted row by row, and scanned at every later creation under the
+// history's locks).
+func TestRetentionFillsTheWeeksOfAnOutage(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, pool := xtest.Store(t)
+	wh := seed(t, pool)
+	const day = 24 * time.Hour
+	w0 := store.HistoryWeek(time.Now()) // the migration made this week and the next two
+	name := func(tbl string, w int) string { return tbl + "_p" + w0.AddDate(0, 0, 7*w).Format("20060102") }
+	require.True(t, exists(t, pool, name("event", 2)))
+	require.False(t, exists(t, pool, name("event", 3)))
+
+	r, err := retention.New(retention.Config{MaxAge: 21 * day}, st, zerolog.Nop(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	now := w0.AddDate(0, 0, 7*7).Add(day)
+	retention.SetNow(r, func() time.Time { return now })
+	require.NoError(t, r.EnsurePartitions(ctx))
+	require.False(t, exists(t, pool, name("event", 3)), "its end is MaxAge old: it would be dropped at once")
+	for w := 4; w <= 9; w++ {
+		for _, tbl := range []string{"event", "delivery", "attempt"} {
+			require.True(t, exists(t, pool, name(tbl, w)), "%s: the outage's weeks since, this week and two ahead", name(tbl, w))
+		}
+	}
+	// The backlog of the outage's weeks lands in them.
+	backlog := w0.AddDate(0, 0, 7*5).Add(3 * day)
+	addHistoryAt(t, pool, wh, "backlog-", 3, backlog, now, "pending")
+	require.Equal(t, 3, count(t, pool, `SELECT count(*) FROM walhook.delivery_p`+w0.AddDate(0, 0, 35).Format("20060102")))
+	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault`))
 }

@@ -70,22 +70,39 @@ func lockTimeout(err error) error {
 // … (weeks of them) that are missing, each week in its own short transaction under
 // PartitionLockTimeout, and returns how many partitions it created (three a week). It is
 // idempotent, and takes no lock for a week that has its partitions. A week whose locks were not
-// granted stops it with ErrLockTimeout (the weeks before it are created); rows of a missing week
-// go to the default partitions meanwhile.
-func (s *Store) RetentionPartitionsCreate(ctx context.Context, from time.Time, weeks int) (int, error) {
+// granted stops it with ErrLockTimeout (the weeks before it are created); a week that fails
+// otherwise does not stop the weeks after it, and its error is returned with theirs. Rows of a
+// missing week go to the default partitions meanwhile.
+//
+// Rows of a week already in the default partitions (dated ahead) are moved into its new
+// partitions while the three tables' locks are held, stopping every claim and capture as long as
+// the move takes. A week with more than moveLimit of them (events or deliveries; 0: no limit) is
+// not created but returned in skipped: its rows, and the week's new ones, stay in the default
+// partitions, where retention deletes them row by row.
+func (s *Store) RetentionPartitionsCreate(ctx context.Context, from time.Time, weeks int, moveLimit int64) (created int, skipped []time.Time, err error) {
 	parts, err := s.RetentionPartitionList(ctx)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	have := make(map[time.Time]int, len(parts))
 	for _, p := range parts {
 		have[p.Week]++
 	}
-	created := 0
+	var failed []error
 	for i := range weeks {
 		week := HistoryWeek(from).AddDate(0, 0, 7*i)
 		if have[week] == len(historyTables) {
 			continue
+		}
+		if moveLimit > 0 {
+			n, err := s.q.RetentionDefaultWeekRows(ctx, dbsqlc.RetentionDefaultWeekRowsParams{Lo: week, Hi: week.AddDate(0, 0, 7)})
+			if err != nil {
+				return created, skipped, errors.Join(append(failed, fmt.Errorf("count the default partitions' rows of the week of %s: %w", week.Format(time.DateOnly), mapErr(err)))...)
+			}
+			if n > moveLimit {
+				skipped = append(skipped, week)
+				continue
+			}
 		}
 		var n int32
 		err := s.Tx(ctx, func(tx *Store) error {
@@ -97,11 +114,16 @@ func (s *Store) RetentionPartitionsCreate(ctx context.Context, from time.Time, w
 			return err
 		})
 		if err != nil {
-			return created, fmt.Errorf("create history partitions of the week of %s: %w", week.Format(time.DateOnly), lockTimeout(err))
+			err = fmt.Errorf("create history partitions of the week of %s: %w", week.Format(time.DateOnly), lockTimeout(err))
+			if errors.Is(err, ErrLockTimeout) {
+				return created, skipped, errors.Join(append(failed, err)...)
+			}
+			failed = append(failed, err)
+			continue
 		}
 		created += int(n)
 	}
-	return created, nil
+	return created, skipped, errors.Join(failed...)
 }
 
 // lockHistory takes, in the transaction s is bound to, ACCESS EXCLUSIVE on event, delivery and
@@ -334,4 +356,42 @@ func (s *Store) RetentionDeleteDeliveries(ctx context.Context, cutoff time.Time,
 func (s *Store) RetentionDeleteEvents(ctx context.Context, cutoff time.Time, batch int) (int64, error) {
 	n, err := s.q.RetentionDeleteEvents(ctx, dbsqlc.RetentionDeleteEventsParams{Cutoff: cutoff, BatchSize: int32(batch)})
 	return n, mapErr(err)
+}
+
+// RetentionWeekPending counts the pending deliveries of the week of week (its Monday 00:00 UTC):
+// what RetentionWeekDrop would set aside and move into the default partitions while it holds the
+// three tables' ACCESS EXCLUSIVE locks — every claim, capture and history read waits that long.
+// It takes no such lock.
+func (s *Store) RetentionWeekPending(ctx context.Context, week time.Time) (int64, error) {
+	lo := HistoryWeek(week)
+	n, err := s.q.RetentionWeekPending(ctx, dbsqlc.RetentionWeekPendingParams{Lo: lo, Hi: lo.AddDate(0, 0, 7)})
+	return n, mapErr(err)
+}
+
+// WeekBatch is what one batch of a kept week's row-by-row expiry did.
+type WeekBatch struct {
+	// Deleted is the rows it deleted, Scanned the rows it looked at (fewer than the batch: the
+	// week's end), LastID the id to start the next batch after.
+	Deleted, Scanned, LastID int64
+}
+
+// RetentionDeleteWeekDeliveries deletes, in one short statement, the finished deliveries (and, by
+// trigger, their attempts) among the next batch deliveries of the week of week by id after
+// afterID: the row-by-row expiry of a week retention keeps rather than drops (too many pending
+// deliveries to move under the tables' locks). A pass from afterID 0 reads each row once.
+func (s *Store) RetentionDeleteWeekDeliveries(ctx context.Context, week time.Time, afterID int64, batch int) (WeekBatch, error) {
+	lo := HistoryWeek(week)
+	r, err := s.q.RetentionDeleteWeekDeliveries(ctx, dbsqlc.RetentionDeleteWeekDeliveriesParams{
+		Lo: lo, Hi: lo.AddDate(0, 0, 7), AfterID: afterID, BatchSize: int32(batch)})
+	return WeekBatch{Deleted: r.Deleted, Scanned: r.Scanned, LastID: r.LastID}, mapErr(err)
+}
+
+// RetentionDeleteWeekEvents deletes, in one short statement, the events no delivery references
+// among the next batch events of the week of week by id after afterID (the kept week's, as
+// RetentionDeleteWeekDeliveries).
+func (s *Store) RetentionDeleteWeekEvents(ctx context.Context, week time.Time, afterID int64, batch int) (WeekBatch, error) {
+	lo := HistoryWeek(week)
+	r, err := s.q.RetentionDeleteWeekEvents(ctx, dbsqlc.RetentionDeleteWeekEventsParams{
+		Lo: lo, Hi: lo.AddDate(0, 0, 7), AfterID: afterID, BatchSize: int32(batch)})
+	return WeekBatch{Deleted: r.Deleted, Scanned: r.Scanned, LastID: r.LastID}, mapErr(err)
 }

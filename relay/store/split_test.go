@@ -502,3 +502,51 @@ func TestSplitUndoAfterDropRefused(t *testing.T) {
 	var moved *store.MovedError
 	require.ErrorAs(t, b.old.MovedCheck(ctx), &moved, "and the old database stays marked")
 }
+
+// TestSplitHistoryPartitions splits a database whose history spans a week the new database has
+// no partitions for (six weeks back) and the default partitions (an event of 1999, a skewed
+// clock): the week's partitions are made in the new database before the copy, every row lands
+// in the partition it was in, and retention can drop the week whole there as before.
+func TestSplitHistoryPartitions(t *testing.T) {
+	t.Parallel()
+	b := newSplitBundle(t)
+	ctx := b.ctx
+	week := store.HistoryWeek(time.Now()).AddDate(0, 0, -42)
+	suffix := week.Format("20060102")
+	_, err := b.oldPool.Exec(ctx, `SELECT walhook.history_partition_create($1)`, week)
+	require.NoError(t, err)
+	for i, at := range []time.Time{week.Add(30 * time.Hour), time.Date(1999, 3, 1, 12, 0, 0, 0, time.UTC)} {
+		_, err = b.oldPool.Exec(ctx, `
+WITH e AS (
+  INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
+  VALUES ('outbox:' || $3::int, 'a', 'contact.created', '{}', $2) RETURNING id, occurred_at
+), d AS (
+  INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key, state)
+  SELECT 'a', $1, e.id, e.occurred_at, 'contact.created', 'pending' FROM e RETURNING id, event_at
+)
+INSERT INTO walhook.attempt (delivery_id, event_at, company_id, webhook_id, n, started_at, request_method, request_url, outcome)
+SELECT d.id, d.event_at, 'a', $1, 1, now(), 'POST', 'https://a.example/hook', 'retry' FROM d`, b.hook.ID, at, 900+i)
+		require.NoError(t, err)
+	}
+	var exists bool
+	require.NoError(t, b.newPool.QueryRow(ctx, `SELECT to_regclass('walhook.delivery_p' || $1) IS NOT NULL`, suffix).Scan(&exists))
+	require.False(t, exists, "the new database has no partitions for that week yet")
+	before := map[string]string{}
+	for _, table := range []string{"event", "delivery", "attempt"} {
+		before[table] = tableText(t, b.oldPool, table)
+	}
+
+	b.split(t)
+	for _, table := range []string{"event", "delivery", "attempt"} {
+		require.Equal(t, before[table], tableText(t, b.newPool, table), "walhook.%s copied row for row", table)
+		for part, want := range map[string]int{table + "_p" + suffix: 1, table + "_pdefault": 1} {
+			var n int
+			require.NoError(t, b.newPool.QueryRow(ctx, `SELECT count(*) FROM walhook.`+part).Scan(&n))
+			require.Equal(t, want, n, "walhook.%s in the new database", part)
+		}
+	}
+	d, err := b.new.RetentionWeekDrop(ctx, week)
+	require.NoError(t, err)
+	require.Equal(t, 3, d.Partitions, "the week is dropped whole in the new database")
+	require.EqualValues(t, 1, d.Pending)
+}

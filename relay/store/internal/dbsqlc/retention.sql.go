@@ -10,6 +10,28 @@ import (
 	"time"
 )
 
+const retentionDefaultWeekRows = `-- name: RetentionDefaultWeekRows :one
+SELECT greatest(
+    (SELECT count(*) FROM walhook.event_pdefault e WHERE e.occurred_at >= $1 AND e.occurred_at < $2),
+    (SELECT count(*) FROM walhook.delivery_pdefault d WHERE d.event_at >= $1 AND d.event_at < $2))::bigint AS n
+`
+
+type RetentionDefaultWeekRowsParams struct {
+	Lo time.Time
+	Hi time.Time
+}
+
+// RetentionDefaultWeekRows counts the events and the deliveries of the week [lo, hi) already in
+// the default partitions (dated ahead: a source clock ahead, an outbox row's created_at), the
+// larger of the two: what creating the week's partitions would move out of them while holding
+// the three tables' ACCESS EXCLUSIVE locks. Read without those locks.
+func (q *Queries) RetentionDefaultWeekRows(ctx context.Context, arg RetentionDefaultWeekRowsParams) (int64, error) {
+	row := q.db.QueryRow(ctx, retentionDefaultWeekRows, arg.Lo, arg.Hi)
+	var n int64
+	err := row.Scan(&n)
+	return n, err
+}
+
 const retentionDeleteDeliveries = `-- name: RetentionDeleteDeliveries :execrows
 DELETE FROM walhook.delivery_pdefault
 WHERE (id, event_at) IN (
@@ -63,6 +85,103 @@ func (q *Queries) RetentionDeleteEvents(ctx context.Context, arg RetentionDelete
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const retentionDeleteWeekDeliveries = `-- name: RetentionDeleteWeekDeliveries :one
+WITH c AS (
+    SELECT d.id, d.event_at FROM walhook.delivery d
+    WHERE d.event_at >= $1 AND d.event_at < $2 AND d.id > $3
+    ORDER BY d.id
+    LIMIT $4
+), del AS (
+    -- By the ids as an array (the primary key's index, the week's partition only), not a join
+    -- the planner may turn into a scan of the whole partition.
+    DELETE FROM walhook.delivery d
+    WHERE d.event_at >= $1 AND d.event_at < $2
+      AND d.id = ANY((SELECT array_agg(c.id) FROM c)::bigint[]) AND d.state <> 'pending'
+    RETURNING d.id
+)
+SELECT (SELECT count(*) FROM del)::bigint AS deleted,
+    (SELECT count(*) FROM c)::bigint AS scanned,
+    coalesce((SELECT max(c.id) FROM c), 0)::bigint AS last_id
+`
+
+type RetentionDeleteWeekDeliveriesParams struct {
+	Lo        time.Time
+	Hi        time.Time
+	AfterID   int64
+	BatchSize int32
+}
+
+type RetentionDeleteWeekDeliveriesRow struct {
+	Deleted int64
+	Scanned int64
+	LastID  int64
+}
+
+// RetentionDeleteWeekDeliveries deletes the finished deliveries (and, by trigger, their attempts)
+// among the next batch_size deliveries of the week [lo, hi) by id after after_id: the row-by-row
+// expiry of a week kept because dropping it would move too many pending deliveries under the
+// tables' locks. The week is past the retention age (its end is), so, as a drop would, it takes
+// its finished rows whatever their updated_at. One pass walks the partition's primary key once
+// (last_id is where the next batch starts; scanned < batch_size: the end), never again over the
+// rows it deleted or kept.
+func (q *Queries) RetentionDeleteWeekDeliveries(ctx context.Context, arg RetentionDeleteWeekDeliveriesParams) (RetentionDeleteWeekDeliveriesRow, error) {
+	row := q.db.QueryRow(ctx, retentionDeleteWeekDeliveries,
+		arg.Lo,
+		arg.Hi,
+		arg.AfterID,
+		arg.BatchSize,
+	)
+	var i RetentionDeleteWeekDeliveriesRow
+	err := row.Scan(&i.Deleted, &i.Scanned, &i.LastID)
+	return i, err
+}
+
+const retentionDeleteWeekEvents = `-- name: RetentionDeleteWeekEvents :one
+WITH c AS (
+    SELECT e.id, e.occurred_at FROM walhook.event e
+    WHERE e.occurred_at >= $1 AND e.occurred_at < $2 AND e.id > $3
+    ORDER BY e.id
+    LIMIT $4
+), del AS (
+    DELETE FROM walhook.event e
+    WHERE e.occurred_at >= $1 AND e.occurred_at < $2
+      AND e.id = ANY((SELECT array_agg(c.id) FROM c)::bigint[])
+      AND NOT EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.event_id = e.id AND d.event_at = e.occurred_at)
+    RETURNING e.id
+)
+SELECT (SELECT count(*) FROM del)::bigint AS deleted,
+    (SELECT count(*) FROM c)::bigint AS scanned,
+    coalesce((SELECT max(c.id) FROM c), 0)::bigint AS last_id
+`
+
+type RetentionDeleteWeekEventsParams struct {
+	Lo        time.Time
+	Hi        time.Time
+	AfterID   int64
+	BatchSize int32
+}
+
+type RetentionDeleteWeekEventsRow struct {
+	Deleted int64
+	Scanned int64
+	LastID  int64
+}
+
+// RetentionDeleteWeekEvents deletes the events no delivery references any more among the next
+// batch_size events of the week [lo, hi) by id after after_id (the kept week's, as
+// RetentionDeleteWeekDeliveries).
+func (q *Queries) RetentionDeleteWeekEvents(ctx context.Context, arg RetentionDeleteWeekEventsParams) (RetentionDeleteWeekEventsRow, error) {
+	row := q.db.QueryRow(ctx, retentionDeleteWeekEvents,
+		arg.Lo,
+		arg.Hi,
+		arg.AfterID,
+		arg.BatchSize,
+	)
+	var i RetentionDeleteWeekEventsRow
+	err := row.Scan(&i.Deleted, &i.Scanned, &i.LastID)
+	return i, err
 }
 
 const retentionLockAttempt = `-- name: RetentionLockAttempt :exec
@@ -275,4 +394,25 @@ func (q *Queries) RetentionUnlock(ctx context.Context) (bool, error) {
 	var unlocked bool
 	err := row.Scan(&unlocked)
 	return unlocked, err
+}
+
+const retentionWeekPending = `-- name: RetentionWeekPending :one
+SELECT count(*)::bigint AS n FROM walhook.delivery d
+WHERE d.state = 'pending' AND d.event_at >= $1 AND d.event_at < $2
+`
+
+type RetentionWeekPendingParams struct {
+	Lo time.Time
+	Hi time.Time
+}
+
+// RetentionWeekPending counts the pending deliveries of the week [lo, hi) — in its partition, and
+// any of its rows in the default partition — that a drop of the week would move into the default
+// partition under the three tables' ACCESS EXCLUSIVE locks. Read without those locks, through
+// delivery_due_idx (pending rows only).
+func (q *Queries) RetentionWeekPending(ctx context.Context, arg RetentionWeekPendingParams) (int64, error) {
+	row := q.db.QueryRow(ctx, retentionWeekPending, arg.Lo, arg.Hi)
+	var n int64
+	err := row.Scan(&n)
+	return n, err
 }

@@ -217,7 +217,13 @@ ALTER TABLE walhook.delivery
     ADD CONSTRAINT delivery_event_id_webhook_id_key UNIQUE (event_id, webhook_id, event_at),
     ADD CONSTRAINT delivery_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES walhook.webhook (id) ON DELETE CASCADE;
 CREATE INDEX delivery_due_idx ON walhook.delivery (next_attempt_at) WHERE state = 'pending';
-CREATE INDEX delivery_webhook_time_idx ON walhook.delivery (webhook_id, created_at DESC, id DESC);
+-- A webhook's history newest first; company_id and state included so the history's totals and the
+-- listing's counts read the index alone (an index-only scan over a finished week, all-visible
+-- after its vacuum) instead of one heap page per delivery: 63 pages against 3,269, 1.8 ms against
+-- 7.7 ms warm and 304 ms cold, for a webhook of 3,223 deliveries (`walhook bench history
+-- --deliveries 2000000 --keep`, DeliveryHistoryTotals under EXPLAIN (ANALYZE, BUFFERS)). The index
+-- is ~50% larger (14 MB against 9.3 MB a week of 233,000 deliveries).
+CREATE INDEX delivery_webhook_time_idx ON walhook.delivery (webhook_id, created_at DESC, id DESC) INCLUDE (company_id, state);
 CREATE STATISTICS walhook.delivery_company_webhook_stats (dependencies) ON company_id, webhook_id FROM walhook.delivery;
 CREATE TRIGGER delivery_resync_mark
     BEFORE UPDATE OF state ON walhook.delivery

@@ -579,7 +579,12 @@ WITH x AS (
         r.request_method, r.request_url, coalesce(r.request_headers, '{}'), r.request_body,
         r.response_status, r.response_headers, r.response_body, r.error, r.outcome, r.trigger
     FROM r
-    WHERE EXISTS (SELECT 1 FROM walhook.delivery d WHERE d.id = r.delivery_id AND d.event_at = r.event_at)
+    -- No check that the delivery still exists (before migration 0029 a foreign key made one):
+    -- a delivery deleted while it was being sent (its webhook deleted) leaves its last attempt
+    -- without a delivery, which nothing reads and its week's drop removes. The check cost more
+    -- than the insert: without statistics on a new week's partition (autovacuum had not analyzed
+    -- it yet) it scanned the partition, or probed every partition per result.
+
 ), upd AS (
     UPDATE walhook.delivery d SET
         state = r.state, attempts = r.n,
@@ -588,7 +593,10 @@ WITH x AS (
         last_status_code = r.response_status, last_error = r.error, last_attempt_at = r.started_at,
         updated_at = now()
     FROM r
-    WHERE d.id = r.delivery_id AND d.event_at = r.event_at AND d.leased_by = r.lease_token
+    -- d.id = ANY(delivery_ids): an index condition on each partition's primary key for all the
+    -- batch's ids at once (the statement is planned with the batch's values: Store.DispatchRecord).
+    WHERE d.id = ANY($1::bigint[]) AND d.id = r.delivery_id AND d.event_at = r.event_at
+      AND d.leased_by = r.lease_token
 ), per_webhook AS (
     SELECT r.webhook_id,
         (array_agg(r.started_at + make_interval(secs => r.duration_ms / 1000.0)

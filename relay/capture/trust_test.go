@@ -1,12 +1,9 @@
 package capture
 
 import (
-	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"net/url"
 	"testing"
 	"time"
 
@@ -16,38 +13,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/catalog"
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-// lowRole creates a LOGIN role with no privileges beyond PUBLIC's (roles are cluster-wide, so
-// its name is the test's own) and returns its name and a connection to f's database as it.
+// lowRole creates a LOGIN role with no privileges beyond PUBLIC's and returns its name and a
+// connection to f's application database as it; the test's grants to it in either database are
+// dropped with it.
 func (f *fixture) lowRole(t *testing.T) (string, *pgx.Conn) {
 	t.Helper()
-	ctx := t.Context()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	role := "low_" + hex.EncodeToString(b)
-	_, err := f.pool.Exec(ctx, "CREATE ROLE "+role+" LOGIN")
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		// The database (and the role's grants in it) is dropped after this cleanup runs;
-		// DROP OWNED clears the grants first.
-		_, _ = f.app.Exec(ctx, "DROP OWNED BY "+role)
-		_, _ = f.pool.Exec(ctx, "DROP OWNED BY "+role)
-		_, _ = f.pool.Exec(ctx, "DROP ROLE IF EXISTS "+role)
-	})
-	u, err := url.Parse(f.appURL)
-	require.NoError(t, err)
-	u.User = url.User(role)
-	conn, err := pgx.Connect(ctx, u.String())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	role, conn := xtest.LoginRole(t, f.appURL, f.app, f.pool)
 	var super bool
-	require.NoError(t, conn.QueryRow(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&super))
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&super))
 	require.False(t, super)
 	return role, conn
 }

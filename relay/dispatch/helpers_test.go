@@ -120,12 +120,18 @@ func envelope(n int64) json.RawMessage {
 		n, eventKey, company, n, n))
 }
 
-// enqueue stores a new event and a delivery of it to each webhook.
+// enqueue stores a new event of the test company and a delivery of it to each webhook.
 func (b *bundle) enqueue(t testing.TB, hooks ...int64) []int64 {
+	t.Helper()
+	return b.enqueueFor(t, company, hooks...)
+}
+
+// enqueueFor stores a new event of company co and a delivery of it to each webhook.
+func (b *bundle) enqueueFor(t testing.TB, co string, hooks ...int64) []int64 {
 	t.Helper()
 	n := b.seq.Add(1)
 	_, ids, err := storetest.Enqueue(b.ctx, b.st, webhook.Event{
-		SourceKey: fmt.Sprintf("test:%d", n), CompanyID: company, EventKey: eventKey,
+		SourceKey: fmt.Sprintf("test:%d", n), CompanyID: co, EventKey: eventKey,
 		Payload: envelope(n), OccurredAt: time.Now(),
 	}, hooks)
 	require.NoError(t, err)

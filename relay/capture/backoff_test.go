@@ -7,7 +7,6 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 )
 
@@ -37,7 +36,7 @@ func TestSlotInUseCountedAndResumes(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
+	f.prepare(t, cfg)
 	pcfg, err := pgconn.ParseConfig(f.appURL)
 	require.NoError(t, err)
 	pcfg.RuntimeParams["replication"] = "database"

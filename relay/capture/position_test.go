@@ -32,7 +32,7 @@ func TestCrashAfterCommitResumesFromStoredPosition(t *testing.T) {
 	cfg := f.config()
 	cfg.StatusInterval = time.Hour // never acknowledge
 	cfg.BatchEvents = 10
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src}).Prepare(ctx))
+	f.prepare(t, cfg)
 	const total = 40
 	for i := range total { // one event per source transaction
 		_, err := f.app.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', jsonb_build_object('n', $1::int))`, i)
@@ -115,7 +115,7 @@ func TestStoredPositionOfAnotherCluster(t *testing.T) {
 			ctx := t.Context()
 			f := newFixture(t)
 			cfg := f.config()
-			require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src}).Prepare(ctx))
+			f.prepare(t, cfg)
 			for i := range 5 {
 				_, err := f.app.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', jsonb_build_object('n', $1::int))`, i)
 				require.NoError(t, err)

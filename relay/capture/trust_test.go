@@ -31,13 +31,6 @@ func (f *fixture) lowRole(t *testing.T) (string, *pgx.Conn) {
 	return role, conn
 }
 
-// prepared creates the slot before capture starts: CREATE_REPLICATION_SLOT returns once the slot
-// is consistent, so every write after it is decoded (a slot is active a moment before that).
-func (f *fixture) prepared(t *testing.T) {
-	t.Helper()
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st, src: f.src}).Prepare(t.Context()))
-}
-
 func requireDenied(t *testing.T, err error, what string) {
 	t.Helper()
 	var pgErr *pgconn.PgError
@@ -54,7 +47,7 @@ func TestForgedMessagesRefused(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
 	reg := prometheus.NewRegistry()
-	f.prepared(t)
+	f.prepare(t, f.config())
 	f.start(t, f.config(), reg, nil)
 	f.waitStreaming(t)
 	role, low := f.lowRole(t)
@@ -117,7 +110,7 @@ func TestUnsignedBeforeUpgrade(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	f := newFixture(t)
-	f.prepared(t)
+	f.prepare(t, f.config())
 	const old = `SELECT pg_logical_emit_message(true, 'walhook', jsonb_build_object('company_id', '1', 'event', 'invoice.paid', 'payload', jsonb_build_object('n', $1::int))::text)`
 	_, err := f.app.Exec(ctx, old, 1)
 	require.NoError(t, err)
@@ -147,7 +140,7 @@ func TestEmitKeyRotation(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
 	reg := prometheus.NewRegistry()
-	f.prepared(t)
+	f.prepare(t, f.config())
 	f.start(t, f.config(), reg, nil)
 	f.waitStreaming(t)
 	emit := func(n int) {
@@ -290,7 +283,7 @@ func TestTenantMove(t *testing.T) {
 	require.NoError(t, err)
 	_, err = f.app.Exec(ctx, `INSERT INTO notes VALUES (1, '1', 'secret of 1'); INSERT INTO tasks VALUES (1, '1', 'task of 1')`)
 	require.NoError(t, err)
-	f.prepared(t)
+	f.prepare(t, f.config())
 	f.start(t, f.config(), nil, nil)
 	f.waitStreaming(t)
 

@@ -120,6 +120,47 @@ func envelope(n int64) json.RawMessage {
 		n, eventKey, company, n, n))
 }
 
+// shaped is one webhook of sendEveryShape, its delivery, and the request its endpoint received.
+type shaped struct {
+	hook     webhook.Webhook
+	delivery int64
+	req      received
+}
+
+// sendEveryShape creates a webhook from w (its URL at rc, params, headers) for every method, raw
+// and selected, in webhook.Methods order, raw first; sends one event to them all, waits until
+// every delivery succeeded, and returns each with the request rc received for it.
+func (b *bundle) sendEveryShape(t *testing.T, rc *receiver, w webhook.Webhook) []shaped {
+	t.Helper()
+	var out []shaped
+	var ids []int64
+	byHook := map[int64]int{}
+	for _, m := range webhook.Methods {
+		for _, raw := range []bool{true, false} {
+			h := w
+			h.Method, h.RawData = m, raw
+			h = b.hook(t, h)
+			byHook[h.ID] = len(out)
+			out = append(out, shaped{hook: h})
+			ids = append(ids, h.ID)
+		}
+	}
+	byMsg := map[string]int{} // by webhook-id
+	for _, id := range b.enqueue(t, ids...) {
+		i := byHook[b.waitState(t, id, webhook.DeliverySucceeded).WebhookID]
+		out[i].delivery = id
+		byMsg[b.msgID(t, id)] = i
+	}
+	got := rc.requests()
+	require.Len(t, got, len(out))
+	for _, r := range got {
+		i, ok := byMsg[r.Header.Get("webhook-id")]
+		require.True(t, ok, "a request of no delivery: webhook-id %q", r.Header.Get("webhook-id"))
+		out[i].req = r
+	}
+	return out
+}
+
 // enqueue stores a new event of the test company and a delivery of it to each webhook.
 func (b *bundle) enqueue(t testing.TB, hooks ...int64) []int64 {
 	t.Helper()

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -84,15 +85,7 @@ func TestCrashAfterCommitResumesFromStoredPosition(t *testing.T) {
 	f.waitEvents(t, total)
 	require.Equal(t, total, f.count(t, "SELECT count(DISTINCT source_key) FROM walhook.event"))
 	require.Equal(t, total, f.count(t, "SELECT count(*) FROM walhook.event"))
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	read := -1.0
-	for _, mf := range mfs {
-		if mf.GetName() == "walhook_capture_transactions_total" {
-			read = mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	require.Equal(t, float64(total-first), read, "the restarted stream reads only the transactions after the stored position")
+	require.Equal(t, float64(total-first), xtest.Sample(t, reg, "walhook_capture_transactions_total"), "the restarted stream reads only the transactions after the stored position")
 }
 
 // TestStoredPositionOfAnotherCluster: the stored position is used only when it is this source

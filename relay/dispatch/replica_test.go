@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -115,7 +116,7 @@ func TestPresumedDeadReplicaSendsNoQueuedDelivery(t *testing.T) {
 		UPDATE walhook.delivery SET lease_until = NULL WHERE starts_with(leased_by, $1 || ':')`, a.ReplicaID())
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		return counter(t, reg, "walhook_dispatch_presumed_dead_total") == 1
+		return xtest.Sample(t, reg, "walhook_dispatch_presumed_dead_total") == 1
 	}, waitFor, tick, "A never noticed")
 
 	// B takes over and sends all four (the first one a second time).
@@ -140,20 +141,6 @@ func TestPresumedDeadReplicaSendsNoQueuedDelivery(t *testing.T) {
 	for _, id := range ids[1:] {
 		require.Equal(t, 1, sentTimes(rc, b.msgID(t, id)), "delivery %d: A's queued copy was not sent", id)
 	}
-}
-
-// counter reads a counter from reg.
-func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("%s not registered", name)
-	return 0
 }
 
 func sentTimes(rc *receiver, msgID string) int {

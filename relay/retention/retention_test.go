@@ -125,30 +125,6 @@ func exists(t *testing.T, pool *pgxpool.Pool, name string) bool {
 	return ok
 }
 
-// metric returns the value of the sample of name whose single label has value label ("" for an
-// unlabelled metric).
-func metric(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() != label {
-				continue
-			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no sample %s{%s}", name, label)
-	return 0
-}
-
 func count(t *testing.T, pool *pgxpool.Pool, query string) int {
 	t.Helper()
 	var n int
@@ -203,10 +179,10 @@ func TestRetentionDeletesOnlyOldFinishedHistoryInBatches(t *testing.T) {
 	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.event WHERE source_key LIKE 'old-ok-%' OR source_key LIKE 'old-orphan-%' OR source_key LIKE '1999-old-%'`))
 	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM walhook.event_pdefault WHERE source_key LIKE '1999-new-%'`))
 
-	require.InDelta(t, 32, metric(t, reg, "walhook_retention_deleted_total", retention.TableDelivery), 0)
-	require.InDelta(t, 36, metric(t, reg, "walhook_retention_deleted_total", retention.TableEvent), 0)
-	require.InDelta(t, 1, metric(t, reg, "walhook_retention_runs_total", "ok"), 0)
-	require.Positive(t, metric(t, reg, "walhook_retention_last_run_timestamp_seconds", ""))
+	require.InDelta(t, 32, xtest.Sample(t, reg, "walhook_retention_deleted_total", retention.TableDelivery), 0)
+	require.InDelta(t, 36, xtest.Sample(t, reg, "walhook_retention_deleted_total", retention.TableEvent), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_retention_runs_total", "ok"), 0)
+	require.Positive(t, xtest.Sample(t, reg, "walhook_retention_last_run_timestamp_seconds"))
 
 	// A second run finds nothing more to delete.
 	res, err = r.RunOnce(ctx)
@@ -227,15 +203,15 @@ func TestRetentionOneReplicaAtATime(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r, err := retention.New(retention.Config{MaxAge: 24 * time.Hour}, st, zerolog.Nop(), reg)
 	require.NoError(t, err)
-	require.True(t, math.IsNaN(metric(t, reg, "walhook_history_partitions_ahead_seconds", "")), "not looked yet")
+	require.True(t, math.IsNaN(xtest.Sample(t, reg, "walhook_history_partitions_ahead_seconds")), "not looked yet")
 	res, err := r.RunOnce(ctx)
 	require.NoError(t, err)
 	require.True(t, res.Skipped, "another session holds the lock")
 	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.delivery`))
 	// A replica that skips still exports what the database has (the migration made this week
 	// and the next two).
-	require.InDelta(t, 3, metric(t, reg, "walhook_history_partitions", retention.TableDelivery), 0)
-	require.Greater(t, metric(t, reg, "walhook_history_partitions_ahead_seconds", ""), (14 * 24 * time.Hour).Seconds())
+	require.InDelta(t, 3, xtest.Sample(t, reg, "walhook_history_partitions", retention.TableDelivery), 0)
+	require.Greater(t, xtest.Sample(t, reg, "walhook_history_partitions_ahead_seconds"), (14 * 24 * time.Hour).Seconds())
 
 	release()
 	res, err = r.RunOnce(ctx)
@@ -411,9 +387,9 @@ func TestRetentionDropsOldWeeksWhole(t *testing.T) {
 	for _, tbl := range []string{"event", "delivery", "attempt"} {
 		require.False(t, exists(t, wk.pool, tbl+"_p"+wk.suffix), "%s_p%s dropped", tbl, wk.suffix)
 	}
-	require.InDelta(t, 1, metric(t, reg, "walhook_retention_partitions_dropped_total", ""), 0)
-	require.InDelta(t, 24, metric(t, reg, "walhook_retention_deleted_total", retention.TableDelivery), 0)
-	require.InDelta(t, 24, metric(t, reg, "walhook_retention_deleted_total", retention.TableEvent), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_retention_partitions_dropped_total"), 0)
+	require.InDelta(t, 24, xtest.Sample(t, reg, "walhook_retention_deleted_total", retention.TableDelivery), 0)
+	require.InDelta(t, 24, xtest.Sample(t, reg, "walhook_retention_deleted_total", retention.TableEvent), 0)
 
 	// What is left of the week: its pending deliveries, their events and attempts, in the default
 	// partitions with the same ids and times.
@@ -479,19 +455,19 @@ func TestRetentionCreatesPartitionsAhead(t *testing.T) {
 	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM walhook.attempt_p`+suffix))
 	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM walhook.event_p`+suffix))
 
-	require.InDelta(t, before+5, metric(t, reg, "walhook_history_partitions", "event"), 0)
-	require.InDelta(t, before+5, metric(t, reg, "walhook_history_partitions", "attempt"), 0)
+	require.InDelta(t, before+5, xtest.Sample(t, reg, "walhook_history_partitions", "event"), 0)
+	require.InDelta(t, before+5, xtest.Sample(t, reg, "walhook_history_partitions", "attempt"), 0)
 	// The newest week ends three weeks after this one's Monday: 19 days after now.
-	require.InDelta(t, (19 * 24 * time.Hour).Seconds(), metric(t, reg, "walhook_history_partitions_ahead_seconds", ""), 0)
+	require.InDelta(t, (19 * 24 * time.Hour).Seconds(), xtest.Sample(t, reg, "walhook_history_partitions_ahead_seconds"), 0)
 
 	res, err = r.RunOnce(ctx)
 	require.NoError(t, err)
 	require.Zero(t, res.PartitionsCreated, "idempotent")
-	require.InDelta(t, 2, metric(t, reg, "walhook_retention_runs_total", "ok"), 0)
+	require.InDelta(t, 2, xtest.Sample(t, reg, "walhook_retention_runs_total", "ok"), 0)
 
 	// The relay's start-up call does the same, and nothing more.
 	require.NoError(t, r.EnsurePartitions(ctx))
-	require.InDelta(t, before+5, metric(t, reg, "walhook_history_partitions", "delivery"), 0)
+	require.InDelta(t, before+5, xtest.Sample(t, reg, "walhook_history_partitions", "delivery"), 0)
 }
 
 // TestRetentionWeekDropGivesUpOnLock holds a lock that conflicts with DROP TABLE (ACCESS SHARE,
@@ -532,8 +508,8 @@ func TestRetentionWeekDropGivesUpOnLock(t *testing.T) {
 	require.True(t, exists(t, pool, "delivery_p"+suffix))
 	require.True(t, exists(t, pool, "event_p"+suffix), "the transaction rolled back: nothing dropped")
 	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.delivery`))
-	require.InDelta(t, 1, metric(t, reg, "walhook_retention_lock_timeouts_total", ""), 0)
-	require.InDelta(t, 1, metric(t, reg, "walhook_retention_runs_total", "ok"), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_retention_lock_timeouts_total"), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_retention_runs_total", "ok"), 0)
 
 	require.NoError(t, holder.Rollback(ctx))
 	res, err = r.RunOnce(ctx)
@@ -576,8 +552,8 @@ func TestRetentionCreationBusyDoesNotStopTheDrop(t *testing.T) {
 	require.Zero(t, res.PartitionsCreated)
 	require.Equal(t, 1, res.Weeks, "the drop needs no lock on webhook")
 	require.False(t, exists(t, pool, "delivery_p"+old.Format("20060102")))
-	require.InDelta(t, 1, metric(t, reg, "walhook_retention_lock_timeouts_total", ""), 0)
-	require.InDelta(t, 1, metric(t, reg, "walhook_retention_partitions_dropped_total", ""), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_retention_lock_timeouts_total"), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_retention_partitions_dropped_total"), 0)
 
 	require.NoError(t, holder.Rollback(ctx))
 	res, err = r.RunOnce(ctx)
@@ -694,7 +670,7 @@ func TestRetentionKeepsAWeekWithTooManyPending(t *testing.T) {
 	require.Zero(t, res.Weeks, "5 pending deliveries, a move limit of 4: not dropped")
 	require.Zero(t, res.PendingMoved)
 	require.Equal(t, 1, res.WeeksKept)
-	require.InDelta(t, 1, metric(t, reg, "walhook_retention_weeks_kept", ""), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_retention_weeks_kept"), 0)
 	require.EqualValues(t, 12, res.Deliveries, "the week's finished deliveries, deleted row by row")
 	require.EqualValues(t, 12, res.Events)
 	require.True(t, exists(t, wk.pool, "delivery_p"+wk.suffix))
@@ -710,7 +686,7 @@ func TestRetentionKeepsAWeekWithTooManyPending(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, res.Weeks)
 	require.Zero(t, res.WeeksKept)
-	require.InDelta(t, 0, metric(t, reg, "walhook_retention_weeks_kept", ""), 0)
+	require.InDelta(t, 0, xtest.Sample(t, reg, "walhook_retention_weeks_kept"), 0)
 	require.EqualValues(t, 4, res.PendingMoved)
 	require.False(t, exists(t, wk.pool, "delivery_p"+wk.suffix))
 	require.Equal(t, 4, count(t, wk.pool, `SELECT count(*) FROM walhook.delivery_pdefault WHERE state = 'pending'`))
@@ -739,7 +715,7 @@ func TestRetentionLeavesAWeekFullOfDatedAheadRowsInTheDefault(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []time.Time{monday}, res.WeeksNotCreated)
 	require.Equal(t, 12, res.PartitionsCreated, "the two weeks after it, and the two before it missed since the newest")
-	require.InDelta(t, 1, metric(t, reg, "walhook_retention_weeks_not_created", ""), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_retention_weeks_not_created"), 0)
 	require.False(t, exists(t, pool, "event_p"+suffix))
 	require.True(t, exists(t, pool, "event_p"+monday.AddDate(0, 0, 7).Format("20060102")))
 	require.Equal(t, 5, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault`))
@@ -756,7 +732,7 @@ func TestRetentionLeavesAWeekFullOfDatedAheadRowsInTheDefault(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, res.WeeksNotCreated)
 	require.Equal(t, 3, res.PartitionsCreated)
-	require.InDelta(t, 0, metric(t, reg, "walhook_retention_weeks_not_created", ""), 0)
+	require.InDelta(t, 0, xtest.Sample(t, reg, "walhook_retention_weeks_not_created"), 0)
 	require.Equal(t, 4, count(t, pool, `SELECT count(*) FROM walhook.delivery_p`+suffix))
 	require.Equal(t, 0, count(t, pool, `SELECT count(*) FROM walhook.delivery_pdefault`))
 }

@@ -457,8 +457,7 @@ func TestSplitBackConcurrent(t *testing.T) {
 	t.Parallel()
 	b := newSplitBundle(t)
 	ctx := b.ctx
-	_, err := store.Split(ctx, b.old, b.new, store.SplitOptions{Slot: b.slot, MovedTo: "postgres://walhook@new:5432/walhook"})
-	require.NoError(t, err)
+	b.split(t)
 	second := make(chan error, 1)
 	started := false
 	progress := func(store.SplitCount) {
@@ -472,7 +471,7 @@ func TestSplitBackConcurrent(t *testing.T) {
 		}()
 		waitLockWaiter(t, b.oldPool)
 	}
-	_, err = store.SplitBack(ctx, b.old, b.new, b.slot, "postgres://walhook@old:5432/walhook", progress)
+	_, err := store.SplitBack(ctx, b.old, b.new, b.slot, "postgres://walhook@old:5432/walhook", progress)
 	require.NoError(t, err)
 	require.NoError(t, b.old.MovedCheck(ctx), "walhook runs on the old database again")
 	err = <-second
@@ -491,9 +490,8 @@ func TestSplitUndoAfterDropRefused(t *testing.T) {
 	t.Parallel()
 	b := newSplitBundle(t)
 	ctx := b.ctx
-	_, err := store.Split(ctx, b.old, b.new, store.SplitOptions{Slot: b.slot, MovedTo: "postgres://walhook@new:5432/walhook"})
-	require.NoError(t, err)
-	_, err = store.SplitDropMoved(ctx, b.old, b.new)
+	b.split(t)
+	_, err := store.SplitDropMoved(ctx, b.old, b.new)
 	require.NoError(t, err)
 	err = store.SplitUndo(ctx, b.old, b.new, b.slot)
 	var refused *store.SplitRefusedError

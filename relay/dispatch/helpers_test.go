@@ -167,6 +167,17 @@ func (b *bundle) enqueue(t testing.TB, hooks ...int64) []int64 {
 	return b.enqueueFor(t, company, hooks...)
 }
 
+// enqueueEvents stores n events of the test company, one after the other, with a delivery of each
+// to hook, and returns the deliveries in that order.
+func (b *bundle) enqueueEvents(t testing.TB, n int, hook int64) []int64 {
+	t.Helper()
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = b.enqueue(t, hook)[0]
+	}
+	return ids
+}
+
 // enqueueFor stores a new event of company co and a delivery of it to each webhook.
 func (b *bundle) enqueueFor(t testing.TB, co string, hooks ...int64) []int64 {
 	t.Helper()

@@ -88,10 +88,7 @@ func TestPresumedDeadReplicaSendsNoQueuedDelivery(t *testing.T) {
 		}
 	})
 	wh := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
-	var ids []int64
-	for range 4 {
-		ids = append(ids, b.enqueue(t, wh.ID)[0])
-	}
+	ids := b.enqueueEvents(t, 4, wh.ID)
 
 	// A sends one request at a time to the webhook: one in flight (held by the receiver), three
 	// queued behind it.
@@ -163,10 +160,7 @@ func TestSlowReplicaKeepsItsClaims(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	wh := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
-	var ids []int64
-	for range 12 {
-		ids = append(ids, b.enqueue(t, wh.ID)[0])
-	}
+	ids := b.enqueueEvents(t, 12, wh.ID)
 	cfg := replicaConfig()
 	cfg.PerWebhook = 2
 	b.run(t, cfg)

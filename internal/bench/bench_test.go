@@ -16,16 +16,25 @@ import (
 // production, not this test binary.
 func TestMain(m *testing.M) { xtest.Main(m) }
 
-// TestQuick runs `walhook bench --quick` and checks only that it completes and that every
-// scenario delivered and recorded everything; it asserts no timing.
-func TestQuick(t *testing.T) {
+// runQuick runs the quick benchmark (--quick) with cfg within five minutes and requires it to
+// complete. A run starts private clusters and takes a minute or more: -short skips the test.
+func runQuick(t *testing.T, cfg bench.Config) *bench.Report {
+	t.Helper()
 	if testing.Short() {
-		t.Skip("the quick benchmark takes about a minute")
+		t.Skip("the quick benchmark starts private clusters and takes a minute or more")
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	rep, err := bench.Run(ctx, bench.Config{Quick: true, Exe: xtest.Walhook(t), ExeArgs: []string{"bench"}})
+	cfg.Quick = true
+	rep, err := bench.Run(ctx, cfg)
 	require.NoError(t, err)
+	return rep
+}
+
+// TestQuick runs `walhook bench --quick` and checks only that it completes and that every
+// scenario delivered and recorded everything; it asserts no timing.
+func TestQuick(t *testing.T) {
+	rep := runQuick(t, bench.Config{Exe: xtest.Walhook(t), ExeArgs: []string{"bench"}})
 	require.Len(t, rep.Results, 14)
 	for _, r := range rep.Results {
 		require.Empty(t, r.Failures, "scenario %s", r.Scenario)
@@ -49,13 +58,7 @@ func TestQuick(t *testing.T) {
 // figures must come from the right cluster: walhook's fan-out (CaptureCommit) and sending
 // (DispatchRecord) run in its own database, never in the application's.
 func TestQuickTwoDatabases(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the quick benchmark takes about a minute")
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	rep, err := bench.Run(ctx, bench.Config{Quick: true, Modes: []bench.Mode{bench.ModeTwo}, Exe: xtest.Walhook(t), ExeArgs: []string{"bench"}})
-	require.NoError(t, err)
+	rep := runQuick(t, bench.Config{Modes: []bench.Mode{bench.ModeTwo}, Exe: xtest.Walhook(t), ExeArgs: []string{"bench"}})
 	require.Equal(t, []bench.Mode{bench.ModeTwo}, rep.Modes)
 	require.Len(t, rep.Results, 14)
 	for _, r := range rep.Results {
@@ -84,14 +87,8 @@ func TestQuickTwoDatabases(t *testing.T) {
 // application's database in one mode and walhook's in the other) in both modes in one run: one
 // result per mode, the two-database one compared with the one-database one.
 func TestModesBoth(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two clusters and runs the relay in both deployments")
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	rep, err := bench.Run(ctx, bench.Config{Quick: true, Modes: []bench.Mode{bench.ModeOne, bench.ModeTwo},
+	rep := runQuick(t, bench.Config{Modes: []bench.Mode{bench.ModeOne, bench.ModeTwo},
 		Only: []string{"throughput-outbox/table", "application-impact"}})
-	require.NoError(t, err)
 	require.False(t, rep.Failed())
 	var got []string
 	for _, r := range rep.Results {

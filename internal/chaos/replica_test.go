@@ -22,6 +22,31 @@ func replicaArgs(id string, extra ...string) []string {
 	return relayArgs(id, append([]string{"--dispatch-lease", "2m"}, extra...)...)
 }
 
+// twoReplicas starts relay a, waits until it reads the slot (it leads capture), then starts b:
+// two dispatcher replicas, one of them capturing. extra are added to each one's replicaArgs.
+func (f *fixture) twoReplicas(extra ...string) (a, b *xtest.Proc) {
+	f.t.Helper()
+	a = xtest.Serve(f.t, f.env(), replicaArgs("a", extra...)...)
+	require.Equal(f.t, "a", f.waitSlotReader(f.t.Context(), "", time.Minute))
+	return a, xtest.Serve(f.t, f.env(), replicaArgs("b", extra...)...)
+}
+
+// claimsPiledOnB is where the tests of a replica that stops start: two replicas (a leads capture)
+// send n events to an endpoint that answers in a second (16 requests a second per relay, so
+// claims pile up), and b holds at least 50 claimed deliveries.
+func claimsPiledOnB(t *testing.T) (f *fixture, r *receiver, a, b *xtest.Proc, n int) {
+	t.Helper()
+	f = newTestFixture(t)
+	r = newReceiver(t)
+	r.slow(time.Second)
+	f.webhook("1", r.URL())
+	a, b = f.twoReplicas()
+	n = size(500, 2000)
+	require.NoError(t, f.insert(t.Context(), "1", 0, n))
+	f.waitHeld(t.Context(), "b.", 50, time.Minute, a, b)
+	return f, r, a, b, n
+}
+
 // TestDeadReplicaClaimsComeBack kills with SIGKILL a relay holding claimed deliveries (behind a
 // slow endpoint) while a second relay runs: every delivery the dead one held is sent within 30 s
 // of the kill (about HeartbeatTimeout + Heartbeat = 10 s; the bound leaves room for a loaded
@@ -29,17 +54,7 @@ func replicaArgs(id string, extra ...string) []string {
 func TestDeadReplicaClaimsComeBack(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	f := newTestFixture(t)
-	r := newReceiver(t)
-	r.slow(time.Second) // 16 requests a second per relay: claims pile up
-	f.webhook("1", r.URL())
-	a := xtest.Serve(t, f.env(), replicaArgs("a")...)
-	require.Equal(t, "a", f.waitSlotReader(ctx, "", time.Minute))
-	b := xtest.Serve(t, f.env(), replicaArgs("b")...)
-
-	n := size(500, 2000)
-	require.NoError(t, f.insert(ctx, "1", 0, n))
-	f.waitHeld(ctx, "b.", 50, time.Minute, a, b)
+	f, r, a, b, n := claimsPiledOnB(t)
 	b.Kill(t)
 	killed := time.Now()
 	held := f.heldBy(ctx, "b.")
@@ -59,17 +74,7 @@ func TestDeadReplicaClaimsComeBack(t *testing.T) {
 func TestPausedReplicaComesBack(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	f := newTestFixture(t)
-	r := newReceiver(t)
-	r.slow(time.Second)
-	f.webhook("1", r.URL())
-	a := xtest.Serve(t, f.env(), replicaArgs("a")...)
-	require.Equal(t, "a", f.waitSlotReader(ctx, "", time.Minute))
-	b := xtest.Serve(t, f.env(), replicaArgs("b")...)
-
-	n := size(500, 2000)
-	require.NoError(t, f.insert(ctx, "1", 0, n))
-	f.waitHeld(ctx, "b.", 50, time.Minute, a, b)
+	f, r, a, b, n := claimsPiledOnB(t)
 	b.Signal(t, syscall.SIGSTOP)
 	paused := time.Now()
 	held := f.heldBy(ctx, "b.")
@@ -116,10 +121,7 @@ func TestSlowReplicaKeepsItsClaims(t *testing.T) {
 	r := newReceiver(t)
 	r.slow(10 * time.Second)
 	f.webhook("1", r.URL())
-	args := []string{"--attempt-timeout", "15s"}
-	a := xtest.Serve(t, f.env(), replicaArgs("a", args...)...)
-	require.Equal(t, "a", f.waitSlotReader(ctx, "", time.Minute))
-	b := xtest.Serve(t, f.env(), replicaArgs("b", args...)...)
+	a, b := f.twoReplicas("--attempt-timeout", "15s")
 
 	n := 48 // three rounds of 16 requests over the two relays
 	require.NoError(t, f.insert(ctx, "1", 0, n))

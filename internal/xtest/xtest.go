@@ -2,8 +2,10 @@
 // first use, stopped by Main), a template database migrated once, and a fresh clone of it per
 // test, so tests run in parallel and never see each other's rows. It is also the one way tests
 // run walhook as a process (proc.go: the binary built once, Start, Serve, Run), it has the
-// bounded wait on a condition tests use instead of sleeping (Eventually), and it reads the shell
-// commands out of a doc for the tests that run them as written (DocCommands).
+// bounded wait on a condition tests use instead of sleeping (Eventually), it reads the shell
+// commands out of a doc for the tests that run them as written (DocCommands), it makes an
+// application's low-privilege role (LoginRole), and it reads a metric from the registry a test
+// gave a component (Sample).
 //
 // Every package whose tests touch the database has
 //

@@ -7,8 +7,9 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+
+	"github.com/walhook/walhook/internal/xtest"
 )
 
 func TestRestartBackoff(t *testing.T) {
@@ -37,7 +38,7 @@ func TestSlotInUseCountedAndResumes(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
+	f.prepare(t, cfg)
 	pcfg, err := pgconn.ParseConfig(f.appURL)
 	require.NoError(t, err)
 	pcfg.RuntimeParams["replication"] = "database"
@@ -49,7 +50,7 @@ func TestSlotInUseCountedAndResumes(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	f.start(t, cfg, reg, nil)
 	require.Eventually(t, func() bool {
-		return counter(t, reg, "walhook_capture_failures_total", reasonSlotInUse) >= 2
+		return xtest.Sample(t, reg, "walhook_capture_failures_total", reasonSlotInUse) >= 2
 	}, 20*time.Second, 20*time.Millisecond)
 	require.Zero(t, f.count(t, "SELECT count(*) FROM walhook.capture_quarantine"))
 	require.NoError(t, holder.Close(ctx))

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -183,8 +184,8 @@ func TestEpochAnotherCluster(t *testing.T) {
 	require.Equal(t, 1, pos.Epoch)
 	require.Equal(t, epochOtherCluster, pos.EpochReason)
 	require.Equal(t, f.sourceSystem(t), pos.SystemID)
-	require.InDelta(t, 1, counter(t, reg, "walhook_capture_epochs_total", epochOtherCluster), 0)
-	require.InDelta(t, 1, unlabelled(t, reg, "walhook_capture_source_epoch"), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_capture_epochs_total", epochOtherCluster), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_capture_source_epoch"), 0)
 
 	f.waitStreaming(t)
 	_, err = f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'after')`)
@@ -222,7 +223,7 @@ func TestEpochSlotMissing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, pos.Epoch)
 	require.Equal(t, epochSlotMissing, pos.EpochReason)
-	require.InDelta(t, 1, counter(t, reg, "walhook_capture_epochs_total", epochSlotMissing), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_capture_epochs_total", epochSlotMissing), 0)
 	id2 := f.captureOutboxRow(t, 3)
 	require.Equal(t, 5, f.count(t, "SELECT count(*) FROM walhook.event"))
 	require.Equal(t, 3, f.count(t, "SELECT count(*) FROM walhook.event WHERE source_key LIKE 'e1:%'"))
@@ -257,10 +258,10 @@ func TestEpochSlotMissing(t *testing.T) {
 	pos, err = f.st.CapturePositionGet(ctx, f.slot)
 	require.NoError(t, err)
 	require.Equal(t, 1, pos.Epoch, "a restart keeps the epoch")
-	require.InDelta(t, 0, counter(t, reg, "walhook_capture_epochs_total", epochSlotMissing), 0)
-	require.InDelta(t, 0, counter(t, reg, "walhook_capture_epochs_total", epochOtherCluster), 0)
-	require.InDelta(t, 0, counter(t, reg, "walhook_capture_epochs_total", epochRewound), 0)
-	require.GreaterOrEqual(t, unlabelled(t, reg, "walhook_capture_transactions_total"), float64(2),
+	require.InDelta(t, 0, xtest.Sample(t, reg, "walhook_capture_epochs_total", epochSlotMissing), 0)
+	require.InDelta(t, 0, xtest.Sample(t, reg, "walhook_capture_epochs_total", epochOtherCluster), 0)
+	require.InDelta(t, 0, xtest.Sample(t, reg, "walhook_capture_epochs_total", epochRewound), 0)
+	require.GreaterOrEqual(t, xtest.Sample(t, reg, "walhook_capture_transactions_total"), float64(2),
 		"transactions of epoch 1 were streamed again (and deduped), and the last one")
 }
 
@@ -297,25 +298,7 @@ func TestEpochPollMode(t *testing.T) {
 	require.Equal(t, "2", n)
 	n, _ = f.eventByKey(t, key)
 	require.Equal(t, "1", n)
-	require.InDelta(t, 1, unlabelled(t, reg, "walhook_capture_source_epoch"), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_capture_source_epoch"), 0)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
-// unlabelled is the value of a metric without labels (a gauge or a counter).
-func unlabelled(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			m := mf.GetMetric()[0]
-			if m.GetGauge() != nil {
-				return m.GetGauge().GetValue()
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
-}

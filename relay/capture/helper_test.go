@@ -156,7 +156,7 @@ func TestKillLeaderStandbyTakesOver(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	f := newFixture(t)
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st, src: f.src, log: zerolog.Nop()}).Prepare(ctx))
+	f.prepare(t, f.config())
 	a := f.spawn(t, "a")
 	f.waitHolder(t, "a")
 	f.waitStreaming(t)

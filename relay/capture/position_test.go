@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -32,7 +33,7 @@ func TestCrashAfterCommitResumesFromStoredPosition(t *testing.T) {
 	cfg := f.config()
 	cfg.StatusInterval = time.Hour // never acknowledge
 	cfg.BatchEvents = 10
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src}).Prepare(ctx))
+	f.prepare(t, cfg)
 	const total = 40
 	for i := range total { // one event per source transaction
 		_, err := f.app.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', jsonb_build_object('n', $1::int))`, i)
@@ -84,15 +85,7 @@ func TestCrashAfterCommitResumesFromStoredPosition(t *testing.T) {
 	f.waitEvents(t, total)
 	require.Equal(t, total, f.count(t, "SELECT count(DISTINCT source_key) FROM walhook.event"))
 	require.Equal(t, total, f.count(t, "SELECT count(*) FROM walhook.event"))
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	read := -1.0
-	for _, mf := range mfs {
-		if mf.GetName() == "walhook_capture_transactions_total" {
-			read = mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	require.Equal(t, float64(total-first), read, "the restarted stream reads only the transactions after the stored position")
+	require.Equal(t, float64(total-first), xtest.Sample(t, reg, "walhook_capture_transactions_total"), "the restarted stream reads only the transactions after the stored position")
 }
 
 // TestStoredPositionOfAnotherCluster: the stored position is used only when it is this source
@@ -115,7 +108,7 @@ func TestStoredPositionOfAnotherCluster(t *testing.T) {
 			ctx := t.Context()
 			f := newFixture(t)
 			cfg := f.config()
-			require.NoError(t, (&Capture{cfg: mustDefaults(t, cfg), st: f.st, src: f.src}).Prepare(ctx))
+			f.prepare(t, cfg)
 			for i := range 5 {
 				_, err := f.app.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', jsonb_build_object('n', $1::int))`, i)
 				require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -67,11 +68,11 @@ func TestRefusedValueQuarantined(t *testing.T) {
 	require.Equal(t, 1, attempts)
 	// The counters move right after the commits that made the rows visible: wait for them.
 	require.Eventually(t, func() bool {
-		return counter(t, reg, "walhook_capture_quarantined_total", "data_exception") >= 1 &&
-			counter(t, reg, "walhook_capture_events_total", "thing.created") >= 1
+		return xtest.Sample(t, reg, "walhook_capture_quarantined_total", "data_exception") >= 1 &&
+			xtest.Sample(t, reg, "walhook_capture_events_total", "thing.created") >= 1
 	}, 10*time.Second, 20*time.Millisecond)
-	require.InDelta(t, 1, counter(t, reg, "walhook_capture_quarantined_total", "data_exception"), 0)
-	require.InDelta(t, 1, counter(t, reg, "walhook_capture_events_total", "thing.created"), 0, "the quarantined event is not counted as captured")
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_capture_quarantined_total", "data_exception"), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_capture_events_total", "thing.created"), 0, "the quarantined event is not counted as captured")
 
 	// The position past the bad event is acknowledged: a restart does not meet it again.
 	require.Eventually(t, func() bool {
@@ -130,7 +131,7 @@ func TestTransientFailureNeverQuarantines(t *testing.T) {
 		return f.count(t, "SELECT count(*) FROM walhook.capture_quarantine") == 1
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, 1, f.count(t, "SELECT count(*) FROM walhook.capture_quarantine WHERE event_key = 'thing.created' AND sqlstate = '22P05'"))
-	require.GreaterOrEqual(t, counter(t, reg, "walhook_capture_failures_total", "commit"), 2.0)
+	require.GreaterOrEqual(t, xtest.Sample(t, reg, "walhook_capture_failures_total", "commit"), 2.0)
 }
 
 // TestPollModeQuarantines: in poll mode the claim and the fan-out share one transaction; a
@@ -159,9 +160,9 @@ func TestPollModeQuarantines(t *testing.T) {
 		WHERE sqlstate = '23514' AND source_key LIKE 'outbox:%' AND convert_from(payload, 'UTF8')::jsonb->'data'->>'n' = '7'`))
 	// With one database the counter moves right after the claim's transaction commits: wait for it.
 	require.Eventually(t, func() bool {
-		return counter(t, reg, "walhook_capture_quarantined_total", "integrity_violation") >= 1
+		return xtest.Sample(t, reg, "walhook_capture_quarantined_total", "integrity_violation") >= 1
 	}, 10*time.Second, 20*time.Millisecond)
-	require.InDelta(t, 1, counter(t, reg, "walhook_capture_quarantined_total", "integrity_violation"), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_capture_quarantined_total", "integrity_violation"), 0)
 }
 
 // TestUnstorableEventSkipped: when even the quarantine row is refused for good (here a
@@ -183,6 +184,6 @@ func TestUnstorableEventSkipped(t *testing.T) {
 	f.waitEventsWithin(t, 1, 20*time.Second)
 	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM walhook.event WHERE payload->'data'->>'name' = 'After'`))
 	require.Zero(t, f.count(t, "SELECT count(*) FROM walhook.capture_quarantine"))
-	require.InDelta(t, 1, counter(t, reg, "walhook_capture_skipped_total", skipUnstorable), 0)
-	require.Zero(t, counter(t, reg, "walhook_capture_quarantined_total", "data_exception"))
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_capture_skipped_total", skipUnstorable), 0)
+	require.Zero(t, xtest.Sample(t, reg, "walhook_capture_quarantined_total", "data_exception"))
 }

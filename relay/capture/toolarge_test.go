@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -73,7 +74,7 @@ func TestOversizedEventsQuarantined(t *testing.T) {
 		WHERE e.payload->'data'->>'name' = 'huge'`))
 	require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool {
-		return counter(t, reg, "walhook_capture_quarantined_total", quarantineTooLarge) == 4
+		return xtest.Sample(t, reg, "walhook_capture_quarantined_total", quarantineTooLarge) == 4
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool {
 		s, err := f.src.CaptureSlotStatus(ctx, f.slot)
@@ -111,7 +112,7 @@ func TestOversizedOutboxPollMode(t *testing.T) {
 	require.Equal(t, 4, f.count(t, "SELECT count(*) FROM walhook.event"))
 	require.Zero(t, f.count(t, `SELECT count(*) FROM walhook.event WHERE payload->'data'->>'n' = '3'`))
 	require.Eventually(t, func() bool {
-		return counter(t, reg, "walhook_capture_quarantined_total", quarantineTooLarge) == 1
+		return xtest.Sample(t, reg, "walhook_capture_quarantined_total", quarantineTooLarge) == 1
 	}, 10*time.Second, 20*time.Millisecond)
 
 	// walhook.emit in poll mode goes through the outbox: the same.

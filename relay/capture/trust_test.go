@@ -1,12 +1,9 @@
 package capture
 
 import (
-	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"net/url"
 	"testing"
 	"time"
 
@@ -16,47 +13,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/catalog"
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-// lowRole creates a LOGIN role with no privileges beyond PUBLIC's (roles are cluster-wide, so
-// its name is the test's own) and returns its name and a connection to f's database as it.
+// lowRole creates a LOGIN role with no privileges beyond PUBLIC's and returns its name and a
+// connection to f's application database as it; the test's grants to it in either database are
+// dropped with it.
 func (f *fixture) lowRole(t *testing.T) (string, *pgx.Conn) {
 	t.Helper()
-	ctx := t.Context()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	role := "low_" + hex.EncodeToString(b)
-	_, err := f.pool.Exec(ctx, "CREATE ROLE "+role+" LOGIN")
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		// The database (and the role's grants in it) is dropped after this cleanup runs;
-		// DROP OWNED clears the grants first.
-		_, _ = f.app.Exec(ctx, "DROP OWNED BY "+role)
-		_, _ = f.pool.Exec(ctx, "DROP OWNED BY "+role)
-		_, _ = f.pool.Exec(ctx, "DROP ROLE IF EXISTS "+role)
-	})
-	u, err := url.Parse(f.appURL)
-	require.NoError(t, err)
-	u.User = url.User(role)
-	conn, err := pgx.Connect(ctx, u.String())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	role, conn := xtest.LoginRole(t, f.appURL, f.app, f.pool)
 	var super bool
-	require.NoError(t, conn.QueryRow(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&super))
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&super))
 	require.False(t, super)
 	return role, conn
-}
-
-// prepared creates the slot before capture starts: CREATE_REPLICATION_SLOT returns once the slot
-// is consistent, so every write after it is decoded (a slot is active a moment before that).
-func (f *fixture) prepared(t *testing.T) {
-	t.Helper()
-	require.NoError(t, (&Capture{cfg: mustDefaults(t, f.config()), st: f.st, src: f.src}).Prepare(t.Context()))
 }
 
 func requireDenied(t *testing.T, err error, what string) {
@@ -75,7 +47,7 @@ func TestForgedMessagesRefused(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
 	reg := prometheus.NewRegistry()
-	f.prepared(t)
+	f.prepare(t, f.config())
 	f.start(t, f.config(), reg, nil)
 	f.waitStreaming(t)
 	role, low := f.lowRole(t)
@@ -126,9 +98,9 @@ func TestForgedMessagesRefused(t *testing.T) {
 	require.Equal(t, []string{"invoice.paid owner", "contact.created After", "invoice.paid low"}, got)
 	require.Equal(t, 2, f.count(t, "SELECT count(*) FROM walhook.delivery WHERE event_key = 'invoice.paid'"))
 	require.Eventually(t, func() bool {
-		return counter(t, reg, "walhook_capture_skipped_total", "forged") == float64(len(forgeries))
-	}, 10*time.Second, 20*time.Millisecond, "forged: %v", counter(t, reg, "walhook_capture_skipped_total", "forged"))
-	require.Zero(t, counter(t, reg, "walhook_capture_decode_errors_total", ""))
+		return xtest.Sample(t, reg, "walhook_capture_skipped_total", "forged") == float64(len(forgeries))
+	}, 10*time.Second, 20*time.Millisecond, "forged: %v", xtest.Sample(t, reg, "walhook_capture_skipped_total", "forged"))
+	require.Zero(t, xtest.Sample(t, reg, "walhook_capture_decode_errors_total", ""))
 }
 
 // TestUnsignedBeforeUpgrade: a message of the old, unsigned walhook.emit written before
@@ -138,7 +110,7 @@ func TestUnsignedBeforeUpgrade(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	f := newFixture(t)
-	f.prepared(t)
+	f.prepare(t, f.config())
 	const old = `SELECT pg_logical_emit_message(true, 'walhook', jsonb_build_object('company_id', '1', 'event', 'invoice.paid', 'payload', jsonb_build_object('n', $1::int))::text)`
 	_, err := f.app.Exec(ctx, old, 1)
 	require.NoError(t, err)
@@ -156,7 +128,7 @@ func TestUnsignedBeforeUpgrade(t *testing.T) {
 	got, err := pgx.CollectRows(rows, pgx.RowTo[int])
 	require.NoError(t, err)
 	require.Equal(t, []int{1, 3}, got)
-	require.Eventually(t, func() bool { return counter(t, reg, "walhook_capture_skipped_total", "forged") == 1 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return xtest.Sample(t, reg, "walhook_capture_skipped_total", "forged") == 1 }, 10*time.Second, 20*time.Millisecond)
 }
 
 // TestEmitKeyRotation: after a rotation walhook.emit signs with the new key and a running
@@ -168,7 +140,7 @@ func TestEmitKeyRotation(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
 	reg := prometheus.NewRegistry()
-	f.prepared(t)
+	f.prepare(t, f.config())
 	f.start(t, f.config(), reg, nil)
 	f.waitStreaming(t)
 	emit := func(n int) {
@@ -214,7 +186,7 @@ func TestEmitKeyRotation(t *testing.T) {
 	got, err := pgx.CollectRows(rows, pgx.RowTo[int])
 	require.NoError(t, err)
 	require.Equal(t, []int{1, 2, 3, 5}, got)
-	require.InDelta(t, 1, counter(t, reg, "walhook_capture_skipped_total", "forged"), 0)
+	require.InDelta(t, 1, xtest.Sample(t, reg, "walhook_capture_skipped_total", "forged"), 0)
 }
 
 // TestPollModeEmitByGrantee: in poll mode walhook.emit writes an outbox row as its owner, so a
@@ -311,7 +283,7 @@ func TestTenantMove(t *testing.T) {
 	require.NoError(t, err)
 	_, err = f.app.Exec(ctx, `INSERT INTO notes VALUES (1, '1', 'secret of 1'); INSERT INTO tasks VALUES (1, '1', 'task of 1')`)
 	require.NoError(t, err)
-	f.prepared(t)
+	f.prepare(t, f.config())
 	f.start(t, f.config(), nil, nil)
 	f.waitStreaming(t)
 

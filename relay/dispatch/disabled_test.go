@@ -63,10 +63,7 @@ func TestDisabledWhileQueued(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	w := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
-	var ids []int64
-	for range 2 {
-		ids = append(ids, b.enqueue(t, w.ID)[0])
-	}
+	ids := b.enqueueEvents(t, 2, w.ID)
 	cfg := testConfig()
 	cfg.PerWebhook = 1 // the second delivery queues behind the first
 	d := b.run(t, cfg)

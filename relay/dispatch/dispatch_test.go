@@ -29,57 +29,27 @@ func TestRequestShapes(t *testing.T) {
 
 	headers := []webhook.Header{{Key: "X-Plain", Value: "plain"}, {Key: "X-Api-Key", Value: "s3cret", Secret: true}}
 	params := []webhook.Param{{Key: "mail", Path: "data.email"}, {Key: "city", Path: "data.address.city"}, {Key: "tags", Path: "data.tags"}, {Key: "who", Path: "data.name"}, {Key: "none", Path: "data.missing"}}
-	type tc struct {
-		method webhook.Method
-		raw    bool
-	}
-	var cases []tc
-	for _, m := range webhook.Methods {
-		cases = append(cases, tc{m, true}, tc{m, false})
-	}
-	hooks := make([]webhook.Webhook, len(cases))
-	ids := make([]int64, len(cases))
-	for i, c := range cases {
-		hooks[i] = b.hook(t, webhook.Webhook{URL: rc.URL + "/hook?fixed=1&api_token=tok-9f8e7d", Method: c.method, RawData: c.raw, Params: params, Headers: headers})
-		ids[i] = hooks[i].ID
-	}
-	enqueued := b.enqueue(t, ids...)
-	deliveries := make([]int64, len(cases)) // by case
-	for _, id := range enqueued {
-		d := b.waitState(t, id, webhook.DeliverySucceeded)
-		for i := range hooks {
-			if hooks[i].ID == d.WebhookID {
-				deliveries[i] = id
-			}
-		}
-	}
-	got := rc.requests()
-	require.Len(t, got, len(cases))
-	for i, c := range cases {
-		name := fmt.Sprintf("%s raw=%v", c.method, c.raw)
-		msgID := b.msgID(t, deliveries[i])
-		var r *received
-		for k := range got {
-			if got[k].Header.Get("webhook-id") == msgID {
-				r = &got[k]
-			}
-		}
-		require.NotNil(t, r, name)
-		require.Equal(t, string(c.method), r.Method, name)
+	shapes := b.sendEveryShape(t, rc, webhook.Webhook{URL: rc.URL + "/hook?fixed=1&api_token=tok-9f8e7d", Params: params, Headers: headers})
+	deliveries := make([]int64, len(shapes)) // by shape
+	for i, sh := range shapes {
+		deliveries[i] = sh.delivery
+		c, r := sh.hook, &sh.req
+		name := fmt.Sprintf("%s raw=%v", c.Method, c.RawData)
+		require.Equal(t, string(c.Method), r.Method, name)
 		require.Equal(t, "walhook/test", r.Header.Get("User-Agent"), name)
 		require.Equal(t, "plain", r.Header.Get("X-Plain"), name)
 		require.Equal(t, "s3cret", r.Header.Get("X-Api-Key"), name)
 		u0, err := url.Parse(r.URL)
 		require.NoError(t, err)
-		require.NoError(t, signature.Verify(hooks[i].Secret, r.Header, signature.Content(r.Method, u0.RawQuery, r.Body), time.Now(), signature.DefaultTolerance), name)
+		require.NoError(t, signature.Verify(c.Secret, r.Header, signature.Content(r.Method, u0.RawQuery, r.Body), time.Now(), signature.DefaultTolerance), name)
 		u, err := url.Parse(r.URL)
 		require.NoError(t, err)
 		require.Equal(t, "1", u.Query().Get("fixed"), name)
-		if c.method == webhook.MethodGet || c.method == webhook.MethodDelete {
+		if c.Method == webhook.MethodGet || c.Method == webhook.MethodDelete {
 			require.Empty(t, r.Body, name)
 			require.Empty(t, r.Header.Get("Content-Type"), name)
 			q := u.Query()
-			if c.raw {
+			if c.RawData {
 				require.Equal(t, eventKey, q.Get("type"), name)
 				require.Contains(t, q.Get("data"), `"address":{"city":"London"}`, name)
 			} else {
@@ -88,7 +58,7 @@ func TestRequestShapes(t *testing.T) {
 			continue
 		}
 		require.Equal(t, "application/json", r.Header.Get("Content-Type"), name)
-		if c.raw {
+		if c.RawData {
 			var e webhook.Envelope
 			require.NoError(t, json.Unmarshal(r.Body, &e), name)
 			require.Equal(t, eventKey, e.Type, name)
@@ -130,7 +100,7 @@ func TestRequestShapes(t *testing.T) {
 	d, err := storetest.DeliveryGetByID(b.ctx, b.st, deliveries[3])
 	require.NoError(t, err)
 	require.Contains(t, string(d.Request), `"X-Api-Key": "`+webhook.Mask+`"`)
-	w, err := storetest.WebhookGetByID(b.ctx, b.st, hooks[3].ID)
+	w, err := storetest.WebhookGetByID(b.ctx, b.st, shapes[3].hook.ID)
 	require.NoError(t, err)
 	require.NotNil(t, w.LastSentAt)
 	require.Equal(t, webhook.StatusSucceeded, *w.LastStatus)

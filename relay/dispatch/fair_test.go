@@ -10,8 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/store"
-	"github.com/walhook/walhook/relay/store/storetest"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -24,19 +24,6 @@ func (b *bundle) hookFor(t *testing.T, co, url string) webhook.Webhook {
 	}, nil)
 	require.NoError(t, err)
 	return out
-}
-
-// enqueueFor stores an event of company co and a delivery of it to each webhook.
-func (b *bundle) enqueueFor(t *testing.T, co string, hooks ...int64) []int64 {
-	t.Helper()
-	n := b.seq.Add(1)
-	_, ids, err := storetest.Enqueue(b.ctx, b.st, webhook.Event{
-		SourceKey: fmt.Sprintf("test:%d", n), CompanyID: co, EventKey: eventKey,
-		Payload: envelope(n), OccurredAt: time.Now(),
-	}, hooks)
-	require.NoError(t, err)
-	require.Len(t, ids, len(hooks))
-	return ids
 }
 
 // concurrency counts requests in progress at a set of receivers, the most seen at once, and how
@@ -58,42 +45,55 @@ func (c *concurrency) enter() {
 	}
 }
 
-// Company 1 has five webhooks whose endpoints hang until the attempt timeout (10 s) and a flood of
-// events for them; company 2 has one fast endpoint. With 8 workers, 2 per webhook, and room for
-// 16 claimed deliveries, company 1's hanging requests could take every worker and its queued
-// deliveries all the room; company 2's deliveries would then wait for the timeouts. With fair
-// shares, company 1 holds at most 7 workers and 12 claimed deliveries, and company 2's ten
-// deliveries all succeed while company 1's requests still hang (well within the 10 s timeout).
-func TestHangingCompanyDoesNotDelayAnother(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	_, err := b.st.CompanyCreate(b.ctx, "c2", "Company Two")
-	require.NoError(t, err)
+// hangingConfig is what the hanging tests run with: 8 workers, 2 per webhook, room for 16
+// claimed deliveries. The hanging requests end only when the test releases them (never by
+// timeout), so "still hanging, none ended" is what shows the fast deliveries did not wait for
+// them.
+func hangingConfig() dispatch.Config {
 	cfg := testConfig()
-	// The hanging requests end only when the test releases them (never by timeout), so "still
-	// hanging, none ended" below is what shows the fast deliveries did not wait for them.
 	cfg.AttemptTimeout = time.Hour
 	cfg.Lease = 4 * time.Hour
 	cfg.Workers, cfg.PerWebhook = 8, 2
 	cfg.MaxClaimed, cfg.ClaimBatch = 16, 16
-	b.run(t, cfg)
+	return cfg
+}
 
-	release := make(chan struct{})
-	var hanging concurrency
-	var hooksA []int64
-	for range 5 {
+// hangingHooks creates n webhooks of the test company whose endpoints hang until release is
+// called (or the test ends), and counts their requests in hanging.
+func (b *bundle) hangingHooks(t *testing.T, n int) (hanging *concurrency, hooks []int64, release func()) {
+	t.Helper()
+	hanging = &concurrency{}
+	released := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(released) }) }
+	t.Cleanup(release)
+	for range n {
 		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
 			hanging.enter()
 			defer hanging.leave()
 			select {
 			case <-r.Context().Done():
-			case <-release:
+			case <-released:
 			}
 		})
-		hooksA = append(hooksA, b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true}).ID)
+		hooks = append(hooks, b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true}).ID)
 	}
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	return hanging, hooks, release
+}
+
+// Company 1 has five webhooks whose endpoints hang and a flood of events for them; company 2 has one fast endpoint. With 8 workers, 2 per webhook, and room for
+// 16 claimed deliveries, company 1's hanging requests could take every worker and its queued
+// deliveries all the room; company 2's deliveries would then wait for the timeouts. With fair
+// shares, company 1 holds at most 7 workers and 12 claimed deliveries, and company 2's ten
+// deliveries all succeed while company 1's requests still hang.
+func TestHangingCompanyDoesNotDelayAnother(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, err := b.st.CompanyCreate(b.ctx, "c2", "Company Two")
+	require.NoError(t, err)
+	b.run(t, hangingConfig())
+
+	hanging, hooksA, release := b.hangingHooks(t, 5)
 	fast := newReceiver(t, nil)
 	hookB := b.hookFor(t, "c2", fast.URL)
 
@@ -112,7 +112,7 @@ func TestHangingCompanyDoesNotDelayAnother(t *testing.T) {
 	require.Zero(t, hanging.ended.Load(), "company 2 waited for company 1's hanging requests to end")
 	require.EqualValues(t, 7, hanging.peak.Load(), "company 1's hanging requests never take the last worker")
 	require.EqualValues(t, 7, hanging.now.Load(), "company 1's requests were still hanging")
-	once.Do(func() { close(release) })
+	release()
 }
 
 // Within a company each webhook gets its share too. Company 1 has five webhooks whose endpoints
@@ -125,35 +125,13 @@ func TestHangingCompanyDoesNotDelayAnother(t *testing.T) {
 func TestHangingWebhookDoesNotDelayItsCompany(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	cfg := testConfig()
-	// The hanging requests end only when the test releases them (never by timeout), so "still
-	// hanging, none ended" below is what shows the fast deliveries did not wait for them.
-	cfg.AttemptTimeout = time.Hour
-	cfg.Lease = 4 * time.Hour
-	cfg.Workers, cfg.PerWebhook = 8, 2
-	cfg.MaxClaimed, cfg.ClaimBatch = 16, 16
-	b.run(t, cfg)
+	b.run(t, hangingConfig())
 
 	fast := newReceiver(t, nil)
 	quick := b.hook(t, webhook.Webhook{URL: fast.URL, RawData: true})
 	b.waitState(t, b.enqueue(t, quick.ID)[0], webhook.DeliverySucceeded)
 
-	release := make(chan struct{})
-	var hanging concurrency
-	var hooks []int64
-	for range 5 {
-		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
-			hanging.enter()
-			defer hanging.leave()
-			select {
-			case <-r.Context().Done():
-			case <-release:
-			}
-		})
-		hooks = append(hooks, b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true}).ID)
-	}
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	hanging, hooks, release := b.hangingHooks(t, 5)
 	for range 40 {
 		b.enqueue(t, hooks...)
 	}
@@ -168,7 +146,7 @@ func TestHangingWebhookDoesNotDelayItsCompany(t *testing.T) {
 	}
 	require.Zero(t, hanging.ended.Load(), "the fast webhook waited for its company's hanging requests to end")
 	require.EqualValues(t, 7, hanging.now.Load(), "the hanging requests were still hanging")
-	once.Do(func() { close(release) })
+	release()
 }
 
 // The other side of fair shares: the reserve is not wasted. A single busy company whose endpoints

@@ -120,12 +120,70 @@ func envelope(n int64) json.RawMessage {
 		n, eventKey, company, n, n))
 }
 
-// enqueue stores a new event and a delivery of it to each webhook.
+// shaped is one webhook of sendEveryShape, its delivery, and the request its endpoint received.
+type shaped struct {
+	hook     webhook.Webhook
+	delivery int64
+	req      received
+}
+
+// sendEveryShape creates a webhook from w (its URL at rc, params, headers) for every method, raw
+// and selected, in webhook.Methods order, raw first; sends one event to them all, waits until
+// every delivery succeeded, and returns each with the request rc received for it.
+func (b *bundle) sendEveryShape(t *testing.T, rc *receiver, w webhook.Webhook) []shaped {
+	t.Helper()
+	var out []shaped
+	var ids []int64
+	byHook := map[int64]int{}
+	for _, m := range webhook.Methods {
+		for _, raw := range []bool{true, false} {
+			h := w
+			h.Method, h.RawData = m, raw
+			h = b.hook(t, h)
+			byHook[h.ID] = len(out)
+			out = append(out, shaped{hook: h})
+			ids = append(ids, h.ID)
+		}
+	}
+	byMsg := map[string]int{} // by webhook-id
+	for _, id := range b.enqueue(t, ids...) {
+		i := byHook[b.waitState(t, id, webhook.DeliverySucceeded).WebhookID]
+		out[i].delivery = id
+		byMsg[b.msgID(t, id)] = i
+	}
+	got := rc.requests()
+	require.Len(t, got, len(out))
+	for _, r := range got {
+		i, ok := byMsg[r.Header.Get("webhook-id")]
+		require.True(t, ok, "a request of no delivery: webhook-id %q", r.Header.Get("webhook-id"))
+		out[i].req = r
+	}
+	return out
+}
+
+// enqueue stores a new event of the test company and a delivery of it to each webhook.
 func (b *bundle) enqueue(t testing.TB, hooks ...int64) []int64 {
+	t.Helper()
+	return b.enqueueFor(t, company, hooks...)
+}
+
+// enqueueEvents stores n events of the test company, one after the other, with a delivery of each
+// to hook, and returns the deliveries in that order.
+func (b *bundle) enqueueEvents(t testing.TB, n int, hook int64) []int64 {
+	t.Helper()
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = b.enqueue(t, hook)[0]
+	}
+	return ids
+}
+
+// enqueueFor stores a new event of company co and a delivery of it to each webhook.
+func (b *bundle) enqueueFor(t testing.TB, co string, hooks ...int64) []int64 {
 	t.Helper()
 	n := b.seq.Add(1)
 	_, ids, err := storetest.Enqueue(b.ctx, b.st, webhook.Event{
-		SourceKey: fmt.Sprintf("test:%d", n), CompanyID: company, EventKey: eventKey,
+		SourceKey: fmt.Sprintf("test:%d", n), CompanyID: co, EventKey: eventKey,
 		Payload: envelope(n), OccurredAt: time.Now(),
 	}, hooks)
 	require.NoError(t, err)

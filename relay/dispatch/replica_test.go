@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/dispatch"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -87,10 +88,7 @@ func TestPresumedDeadReplicaSendsNoQueuedDelivery(t *testing.T) {
 		}
 	})
 	wh := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
-	var ids []int64
-	for range 4 {
-		ids = append(ids, b.enqueue(t, wh.ID)[0])
-	}
+	ids := b.enqueueEvents(t, 4, wh.ID)
 
 	// A sends one request at a time to the webhook: one in flight (held by the receiver), three
 	// queued behind it.
@@ -115,7 +113,7 @@ func TestPresumedDeadReplicaSendsNoQueuedDelivery(t *testing.T) {
 		UPDATE walhook.delivery SET lease_until = NULL WHERE starts_with(leased_by, $1 || ':')`, a.ReplicaID())
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		return counter(t, reg, "walhook_dispatch_presumed_dead_total") == 1
+		return xtest.Sample(t, reg, "walhook_dispatch_presumed_dead_total") == 1
 	}, waitFor, tick, "A never noticed")
 
 	// B takes over and sends all four (the first one a second time).
@@ -142,20 +140,6 @@ func TestPresumedDeadReplicaSendsNoQueuedDelivery(t *testing.T) {
 	}
 }
 
-// counter reads a counter from reg.
-func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("%s not registered", name)
-	return 0
-}
-
 func sentTimes(rc *receiver, msgID string) int {
 	n := 0
 	for _, r := range rc.requests() {
@@ -176,10 +160,7 @@ func TestSlowReplicaKeepsItsClaims(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	wh := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
-	var ids []int64
-	for range 12 {
-		ids = append(ids, b.enqueue(t, wh.ID)[0])
-	}
+	ids := b.enqueueEvents(t, 12, wh.ID)
 	cfg := replicaConfig()
 	cfg.PerWebhook = 2
 	b.run(t, cfg)

@@ -26,31 +26,8 @@ func TestSignedContentVerifiesWithStockLibrary(t *testing.T) {
 	b.run(t, testConfig())
 
 	params := []webhook.Param{{Key: "mail", Path: "data.email"}, {Key: "city", Path: "data.address.city"}, {Key: "tags", Path: "data.tags"}}
-	type tc struct {
-		method webhook.Method
-		raw    bool
-	}
-	var cases []tc
-	for _, m := range webhook.Methods {
-		cases = append(cases, tc{m, true}, tc{m, false})
-	}
-	byID := map[int64]webhook.Webhook{}
-	var ids []int64
-	for _, c := range cases {
-		w := b.hook(t, webhook.Webhook{URL: rc.URL + "/hook?fixed=1&space=a%20b", Method: c.method, RawData: c.raw, Params: params})
-		byID[w.ID] = w
-		ids = append(ids, w.ID)
-	}
-	hookOf := map[string]webhook.Webhook{} // by webhook-id
-	for _, id := range b.enqueue(t, ids...) {
-		d := b.waitState(t, id, webhook.DeliverySucceeded)
-		hookOf[b.msgID(t, id)] = byID[d.WebhookID]
-	}
-	got := rc.requests()
-	require.Len(t, got, len(cases))
-	for _, r := range got {
-		w, ok := hookOf[r.Header.Get("webhook-id")]
-		require.True(t, ok, r.Header.Get("webhook-id"))
+	for _, sh := range b.sendEveryShape(t, rc, webhook.Webhook{URL: rc.URL + "/hook?fixed=1&space=a%20b", Params: params}) {
+		w, r := sh.hook, sh.req
 		name := fmt.Sprintf("%s raw=%v", w.Method, w.RawData)
 		wh, err := standardwebhooks.NewWebhook(w.Secret)
 		require.NoError(t, err)

@@ -2,13 +2,9 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walhook/walhook/internal/xtest"
@@ -27,25 +23,10 @@ func TestCatalogLookupNotHijacked(t *testing.T) {
 	dbURL := xtest.DatabaseURL(t)
 	pool := xtest.SourceStore(t, dbURL).Pool()
 	s := store.New(pool, xtest.Keys())
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	role := "app_" + hex.EncodeToString(b)
-	_, err := pool.Exec(ctx, "CREATE ROLE "+role+" LOGIN; GRANT CREATE, USAGE ON SCHEMA public TO "+role+
+	role, conn := xtest.LoginRole(t, dbURL, pool)
+	_, err := pool.Exec(ctx, "GRANT CREATE, USAGE ON SCHEMA public TO "+role+
 		"; CREATE TABLE public.contacts (id bigint PRIMARY KEY, company_id text)")
 	require.NoError(t, err)
-	server := xtest.Pool(t) // taken now: the test's context is cancelled before its cleanups run
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, _ = pool.Exec(cctx, "DROP OWNED BY "+role)
-		_, _ = server.Exec(cctx, "DROP ROLE IF EXISTS "+role)
-	})
-	u, err := url.Parse(dbURL)
-	require.NoError(t, err)
-	u.User = url.User(role)
-	conn, err := pgx.Connect(ctx, u.String())
-	require.NoError(t, err)
-	defer func() { _ = conn.Close(context.Background()) }()
 	_, err = conn.Exec(ctx, `
 		CREATE FUNCTION public.hijack(information_schema.sql_identifier, text) RETURNS boolean
 		LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'hijacked: ran as %', current_user; END $$;
@@ -71,25 +52,9 @@ func TestMigrateUpNotHeldByAnotherRole(t *testing.T) {
 	ctx := t.Context()
 	srcURL := xtest.SeparateSourceURL(t)
 	src := xtest.SourceStore(t, srcURL)
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	role := "app_" + hex.EncodeToString(b)
-	_, err := src.Pool().Exec(ctx, "CREATE ROLE "+role+" LOGIN")
+	_, conn := xtest.LoginRole(t, srcURL)
+	_, err := conn.Exec(ctx, "SELECT pg_advisory_lock(x'77616c686f6f6b'::bigint)") // "walhook"
 	require.NoError(t, err)
-	server := xtest.Pool(t) // taken now: the test's context is cancelled before its cleanups run
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, _ = server.Exec(cctx, "DROP ROLE IF EXISTS "+role)
-	})
-	u, err := url.Parse(srcURL)
-	require.NoError(t, err)
-	u.User = url.User(role)
-	conn, err := pgx.Connect(ctx, u.String())
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, "SELECT pg_advisory_lock(x'77616c686f6f6b'::bigint)") // "walhook"
-	require.NoError(t, err)
-	defer func() { _ = conn.Close(context.Background()) }()
 
 	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

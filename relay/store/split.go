@@ -420,33 +420,7 @@ func Split(ctx context.Context, old, new *Store, opts SplitOptions) (res SplitRe
 	if old.Pool() == nil || new.Pool() == nil {
 		return res, errors.New("split: both stores must be over a pool")
 	}
-	markedAt, err := old.splitMark(ctx, opts.Slot, opts.MovedTo, new)
-	if err != nil {
-		return res, err
-	}
-	committed := false
-	defer func() {
-		if committed {
-			return
-		}
-		// Nothing reached the new database: the old one is walhook's own again. Unless the new
-		// one holds walhook's data all the same: a concurrent split into it (this one's retry)
-		// committed its copy, whose mark this is too.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		holding, herr := new.splitHolding(uctx)
-		if herr != nil {
-			err = fmt.Errorf("%w (and the mark was left: walhook's database could not be read: %w; run walhook split again, or --undo)", err, herr)
-			return
-		}
-		if len(holding) > 0 {
-			return
-		}
-		if uerr := old.splitUnmark(uctx, opts.Slot); uerr != nil {
-			err = fmt.Errorf("%w (and clearing the moved mark failed: %w; run walhook split --undo)", err, uerr)
-		}
-	}()
-	job := copyJob{from: old.Pool(), to: new.Pool(), tables: splitCopied, markedAt: markedAt,
+	job := copyJob{from: old.Pool(), to: new.Pool(), tables: splitCopied,
 		progress: opts.Progress, beforeCommit: opts.BeforeCommit}
 	job.finish = func(ctx context.Context, from, to *Store) error {
 		// The slot's position, read now: no capture ran since the mark (the split holds the
@@ -468,12 +442,45 @@ func Split(ctx context.Context, old, new *Store, opts SplitOptions) (res SplitRe
 		}
 		return to.splitPosition(ctx, from, opts.Slot, res.Position)
 	}
-	if res.Tables, err = job.run(ctx); err != nil {
+	// Nothing reached the new database: the old one is walhook's own again. Unless the new one
+	// holds walhook's data all the same: a concurrent split into it (this one's retry) committed
+	// its copy, whose mark this is too.
+	keep := func(ctx context.Context) (bool, error) {
+		holding, err := new.splitHolding(ctx)
+		if err != nil {
+			return true, fmt.Errorf("the mark was left: walhook's database could not be read: %w; run walhook split again, or --undo", err)
+		}
+		return len(holding) > 0, nil
+	}
+	if res.Tables, err = job.runMarked(ctx, old, new, opts.Slot, opts.MovedTo, keep, "; run walhook split --undo"); err != nil {
 		return res, err
 	}
-	committed = true
 	res.Took = time.Since(start)
 	return res, nil
+}
+
+// runMarked marks marked (the database copied from) as moved to movedTo, runs the copy into
+// other, and, when the copy does not commit, clears the mark again unless keep says it must stay:
+// a copy that never committed must not leave a database no relay may run on. keep's error is
+// told beside the copy's (the mark stays then); hint ends the message when clearing fails.
+func (j copyJob) runMarked(ctx context.Context, marked, other *Store, slot, movedTo string, keep func(ctx context.Context) (bool, error), hint string) (tables []SplitCount, err error) {
+	if j.markedAt, err = marked.splitMark(ctx, slot, movedTo, other); err != nil {
+		return nil, err
+	}
+	if tables, err = j.run(ctx); err == nil {
+		return tables, nil
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if kept, kerr := keep(uctx); kerr != nil {
+		return nil, fmt.Errorf("%w (and %w)", err, kerr)
+	} else if kept {
+		return nil, err
+	}
+	if uerr := marked.splitUnmark(uctx, slot); uerr != nil {
+		return nil, fmt.Errorf("%w (and clearing the moved mark failed: %w%s)", err, uerr, hint)
+	}
+	return nil, err
 }
 
 // copyJob is one copy of walhook's data from one database's snapshot into another, in one
@@ -485,8 +492,8 @@ type copyJob struct {
 	// truncate are emptied in the target first, in the same transaction; none: the target must
 	// hold no walhook data.
 	truncate []string
-	// markedAt is when the source of the copy was marked: no dispatcher may have registered
-	// there since.
+	// markedAt is when the source of the copy was marked (runMarked sets it): no dispatcher may
+	// have registered there since.
 	markedAt time.Time
 	// finish runs in both transactions after the copy.
 	finish       func(ctx context.Context, from, to *Store) error
@@ -934,41 +941,26 @@ func SplitBack(ctx context.Context, old, new *Store, slot, movedTo string, progr
 	if len(why) > 0 {
 		return res, &SplitRefusedError{Reasons: why}
 	}
-	markedAt, err := new.splitMark(ctx, slot, movedTo, old)
-	if err != nil {
-		return res, err
-	}
-	committed := false
-	defer func() {
-		if committed {
-			return
-		}
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		// A concurrent --back that committed first cleared old's mark: walhook runs on old now,
-		// and new must stay marked.
-		if m, merr := old.Moved(uctx); merr != nil || m == nil {
-			if merr != nil {
-				err = fmt.Errorf("%w (and walhook's database stays marked: the source database could not be read: %w)", err, merr)
-			}
-			return
-		}
-		if uerr := new.splitUnmark(uctx, slot); uerr != nil {
-			err = fmt.Errorf("%w (and clearing the moved mark of walhook's database failed: %w)", err, uerr)
-		}
-	}()
 	job := copyJob{from: new.Pool(), to: old.Pool(), tables: append(slices.Clone(splitCopied), "capture_position"),
-		truncate: splitEmptied(), markedAt: markedAt, progress: progress}
+		truncate: splitEmptied(), progress: progress}
 	job.finish = func(ctx context.Context, _, to *Store) error {
 		if err := to.q.CaptureSettingMovedClear(ctx); err != nil {
 			return fmt.Errorf("clear the moved mark: %w", mapErr(err))
 		}
 		return to.LeaseRelease(ctx, captureLease(slot), splitLease)
 	}
-	if res.Tables, err = job.run(ctx); err != nil {
+	// A concurrent --back that committed first cleared old's mark: walhook runs on old now, and
+	// new must stay marked.
+	keep := func(ctx context.Context) (bool, error) {
+		m, err := old.Moved(ctx)
+		if err != nil {
+			return true, fmt.Errorf("walhook's database stays marked: the source database could not be read: %w", err)
+		}
+		return m == nil, nil
+	}
+	if res.Tables, err = job.runMarked(ctx, new, old, slot, movedTo, keep, ""); err != nil {
 		return res, err
 	}
-	committed = true
 	if p, err := old.CapturePositionGet(ctx, slot); err == nil {
 		res.Position = lsnText(p.LSN)
 	}

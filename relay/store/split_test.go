@@ -100,6 +100,18 @@ SELECT d.id, d.event_at, 'a', $1, 1, now(), 'POST', 'https://a.example/hook', CA
 var copiedTables = []string{"company", "event_type", "role", "role_permission", "member", "api_token", "platform_token", "login_code",
 	"oauth_credential", "webhook", "event", "delivery", "attempt", "audit_log", "capture_quarantine", "id_key"}
 
+// waitLockWaiter waits until a session in pool's database waits for an advisory lock: the
+// second of two concurrent copies, queued behind the first's lock (splitLockKey).
+func waitLockWaiter(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n))
+		return n > 0
+	}, 30*time.Second, 20*time.Millisecond)
+}
+
 // tableText is a table's rows as text, in a stable order; a delivery's lease is left out (the
 // split drops a pending delivery's lease).
 func tableText(t *testing.T, pool *pgxpool.Pool, table string) string {
@@ -421,13 +433,7 @@ func TestSplitConcurrentLeavesTheMark(t *testing.T) {
 			_, err := store.Split(ctx, b.old, b.new, opts)
 			second <- err
 		}()
-		// The second waits for the first's copy (the advisory lock in the new database).
-		require.Eventually(t, func() bool {
-			var n int
-			require.NoError(t, b.newPool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-				AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n))
-			return n > 0
-		}, 30*time.Second, 20*time.Millisecond)
+		waitLockWaiter(t, b.newPool)
 		return nil
 	}
 	_, err := store.Split(ctx, b.old, b.new, first)
@@ -451,8 +457,7 @@ func TestSplitBackConcurrent(t *testing.T) {
 	t.Parallel()
 	b := newSplitBundle(t)
 	ctx := b.ctx
-	_, err := store.Split(ctx, b.old, b.new, store.SplitOptions{Slot: b.slot, MovedTo: "postgres://walhook@new:5432/walhook"})
-	require.NoError(t, err)
+	b.split(t)
 	second := make(chan error, 1)
 	started := false
 	progress := func(store.SplitCount) {
@@ -464,14 +469,9 @@ func TestSplitBackConcurrent(t *testing.T) {
 			_, err := store.SplitBack(ctx, b.old, b.new, b.slot, "postgres://walhook@old:5432/walhook", nil)
 			second <- err
 		}()
-		require.Eventually(t, func() bool {
-			var n int
-			require.NoError(t, b.oldPool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-				AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n))
-			return n > 0
-		}, 30*time.Second, 20*time.Millisecond)
+		waitLockWaiter(t, b.oldPool)
 	}
-	_, err = store.SplitBack(ctx, b.old, b.new, b.slot, "postgres://walhook@old:5432/walhook", progress)
+	_, err := store.SplitBack(ctx, b.old, b.new, b.slot, "postgres://walhook@old:5432/walhook", progress)
 	require.NoError(t, err)
 	require.NoError(t, b.old.MovedCheck(ctx), "walhook runs on the old database again")
 	err = <-second
@@ -490,9 +490,8 @@ func TestSplitUndoAfterDropRefused(t *testing.T) {
 	t.Parallel()
 	b := newSplitBundle(t)
 	ctx := b.ctx
-	_, err := store.Split(ctx, b.old, b.new, store.SplitOptions{Slot: b.slot, MovedTo: "postgres://walhook@new:5432/walhook"})
-	require.NoError(t, err)
-	_, err = store.SplitDropMoved(ctx, b.old, b.new)
+	b.split(t)
+	_, err := store.SplitDropMoved(ctx, b.old, b.new)
 	require.NoError(t, err)
 	err = store.SplitUndo(ctx, b.old, b.new, b.slot)
 	var refused *store.SplitRefusedError

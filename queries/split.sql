@@ -60,17 +60,3 @@ ON CONFLICT (slot) DO UPDATE SET system_id = excluded.system_id, lsn = excluded.
 -- which a marked database refuses.
 -- name: SplitReplicasClear :exec
 DELETE FROM walhook.replica WHERE expires_at < now();
-
--- SplitHistoryWeeks lists the weeks the history's partitions cover (migration 0029), by the
--- event partitions' names (<table>_pYYYYMMDD, made only by walhook.history_partition_create), so
--- that the database copied into gets the same partitions before the copy: rows of a week it has
--- no partition for would land in its default partition, which retention empties row by row.
--- name: SplitHistoryWeeks :many
-SELECT ((to_date(substr(c.relname, length('event_p') + 1), 'YYYYMMDD')::timestamp AT TIME ZONE 'UTC'))::timestamptz AS week
-FROM pg_catalog.pg_inherits i
-JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = 'walhook.event'::regclass AND c.relname ~ '^event_p[0-9]{8}$'
-ORDER BY 1;
-
--- name: SplitHistoryPartitionCreate :one
-SELECT walhook.history_partition_create(@week::timestamptz)::int AS created;

@@ -36,49 +36,6 @@ func (q *Queries) SplitDatabaseIdentity(ctx context.Context) (SplitDatabaseIdent
 	return i, err
 }
 
-const splitHistoryPartitionCreate = `-- name: SplitHistoryPartitionCreate :one
-SELECT walhook.history_partition_create($1::timestamptz)::int AS created
-`
-
-func (q *Queries) SplitHistoryPartitionCreate(ctx context.Context, week time.Time) (int32, error) {
-	row := q.db.QueryRow(ctx, splitHistoryPartitionCreate, week)
-	var created int32
-	err := row.Scan(&created)
-	return created, err
-}
-
-const splitHistoryWeeks = `-- name: SplitHistoryWeeks :many
-SELECT ((to_date(substr(c.relname, length('event_p') + 1), 'YYYYMMDD')::timestamp AT TIME ZONE 'UTC'))::timestamptz AS week
-FROM pg_catalog.pg_inherits i
-JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = 'walhook.event'::regclass AND c.relname ~ '^event_p[0-9]{8}$'
-ORDER BY 1
-`
-
-// SplitHistoryWeeks lists the weeks the history's partitions cover (migration 0029), by the
-// event partitions' names (<table>_pYYYYMMDD, made only by walhook.history_partition_create), so
-// that the database copied into gets the same partitions before the copy: rows of a week it has
-// no partition for would land in its default partition, which retention empties row by row.
-func (q *Queries) SplitHistoryWeeks(ctx context.Context) ([]time.Time, error) {
-	rows, err := q.db.Query(ctx, splitHistoryWeeks)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []time.Time{}
-	for rows.Next() {
-		var week time.Time
-		if err := rows.Scan(&week); err != nil {
-			return nil, err
-		}
-		items = append(items, week)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const splitPositionSet = `-- name: SplitPositionSet :exec
 INSERT INTO walhook.capture_position AS cp (slot, system_id, lsn, epoch, epoch_reason, epoch_started_at)
 VALUES ($1::text, $2::text, ($3::text)::pg_lsn, $4::int, $5::text, $6::timestamptz)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/walhook/walhook/relay/catalog"
 	"github.com/walhook/walhook/relay/internal/lograte"
+	"github.com/walhook/walhook/relay/internal/metric"
 	"github.com/walhook/walhook/relay/leader"
 	"github.com/walhook/walhook/relay/store"
 )
@@ -153,67 +154,64 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	b := metric.NewBuilder(reg)
 	m := &metrics{
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "walhook_capture_events_total", Help: "Events captured and stored, by source (table, outbox, message) and event key.",
-		}, []string{"source", "event"}),
-		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "walhook_capture_deliveries_total", Help: "Deliveries created by fan-out.",
+		events: b.CounterVec(metric.Opts{
+			Name: "walhook_capture_events_total",
+			Help: "Events captured and stored, by source (table, outbox, message) and event key.",
+		}, "source", "event"),
+		deliveries: b.Counter(metric.Opts{
+			Name: "walhook_capture_deliveries_total",
+			Help: "Deliveries created by fan-out.",
 		}),
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "walhook_capture_skipped_total", Help: "Bad source data skipped, by reason (null_tenant, unknown_company, unknown_event, bad_payload, forged: a logical message with walhook's prefix not signed by walhook.emit).",
-		}, []string{"reason"}),
-		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "walhook_capture_decode_errors_total", Help: "Replication messages that could not be decoded (skipped).",
+		skipped: b.CounterVec(metric.Opts{
+			Name: "walhook_capture_skipped_total",
+			Help: "Bad source data skipped, by reason (null_tenant, unknown_company, unknown_event, bad_payload, forged: a logical message with walhook's prefix not signed by walhook.emit).",
+		}, "reason"),
+		decodeErrors: b.Counter(metric.Opts{
+			Name: "walhook_capture_decode_errors_total",
+			Help: "Replication messages that could not be decoded (skipped).",
 		}),
-		transactions: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "walhook_capture_transactions_total", Help: "Source transactions processed.",
+		transactions: b.Counter(metric.Opts{
+			Name: "walhook_capture_transactions_total",
+			Help: "Source transactions processed.",
 		}),
-		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "walhook_capture_commit_seconds", Help: "Duration of one fan-out transaction.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		batch: b.Histogram(metric.Opts{
+			Name: "walhook_capture_commit_seconds",
+			Help: "Duration of one fan-out transaction.",
+		}, prometheus.ExponentialBuckets(0.001, 2, 14)),
+		lag: b.Gauge(metric.Opts{
+			Name: "walhook_replication_lag_bytes",
+			Help: "Server WAL position minus the slot's confirmed flush position (leader only).",
 		}),
-		lag: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "walhook_replication_lag_bytes", Help: "Server WAL position minus the slot's confirmed flush position (leader only).",
-		}),
-		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
+		quarantined: b.CounterVec(metric.Opts{
 			Name: "walhook_capture_quarantined_total",
 			Help: "Events set aside in walhook.capture_quarantine because PostgreSQL refused their data, by reason (data_exception, integrity_violation, program_limit), or because they exceeded --capture-max-event-bytes (too_large, kept without payload).",
-		}, []string{"reason"}),
-		quarantineRows: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "walhook_capture_quarantine_rows", Help: "Events in walhook.capture_quarantine now (refreshed every lag interval).",
+		}, "reason"),
+		quarantineRows: b.Gauge(metric.Opts{
+			Name: "walhook_capture_quarantine_rows",
+			Help: "Events in walhook.capture_quarantine now (refreshed every lag interval).",
 		}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+		failures: b.CounterVec(metric.Opts{
 			Name: "walhook_capture_failures_total",
 			Help: "Replication sessions that ended in an error, by reason (connect, permission, slot_in_use, slot_lost, prepare, stream, commit).",
-		}, []string{"reason"}),
-		epoch: prometheus.NewGauge(prometheus.GaugeOpts{
+		}, "reason"),
+		epoch: b.Gauge(metric.Opts{
 			Name: "walhook_capture_source_epoch",
 			Help: "The source epoch capture reads in: how many times the application's database was found replaced, restored or rewound (source keys of epoch N > 0 start with e<N>:).",
 		}),
-		epochs: prometheus.NewCounterVec(prometheus.CounterOpts{
+		epochs: b.CounterVec(metric.Opts{
 			Name: "walhook_capture_epochs_total",
 			Help: "Source epochs capture started, by reason (other_cluster, slot_missing, rewound): the application's database was not the one capture read before.",
-		}, []string{"reason"}),
+		}, "reason"),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.deliveries, m.skipped, m.decodeErrors, m.transactions, m.batch, m.lag,
-		m.quarantined, m.quarantineRows, m.failures, m.epoch, m.epochs} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register capture metrics: %w", err)
-		}
+	if err := b.Err(); err != nil {
+		return nil, fmt.Errorf("register capture metrics: %w", err)
 	}
-	for _, r := range []string{skipNullTenant, skipUnknownCompany, skipUnknownEvent, skipBadPayload, skipUnstorable, skipForged} {
-		m.skipped.WithLabelValues(r)
-	}
-	for _, r := range append(store.FailureClasses(), quarantineTooLarge) {
-		m.quarantined.WithLabelValues(r)
-	}
-	for _, r := range []string{reasonConnect, reasonPermission, reasonSlotInUse, reasonPrepare, reasonStart, reasonStream, reasonCommit, reasonSlotLost} {
-		m.failures.WithLabelValues(r)
-	}
-	for _, r := range []string{epochOtherCluster, epochSlotMissing, epochRewound} {
-		m.epochs.WithLabelValues(r)
-	}
+	metric.Preset(m.skipped, skipNullTenant, skipUnknownCompany, skipUnknownEvent, skipBadPayload, skipUnstorable, skipForged)
+	metric.Preset(m.quarantined, append(store.FailureClasses(), quarantineTooLarge)...)
+	metric.Preset(m.failures, reasonConnect, reasonPermission, reasonSlotInUse, reasonPrepare, reasonStart, reasonStream, reasonCommit, reasonSlotLost)
+	metric.Preset(m.epochs, epochOtherCluster, epochSlotMissing, epochRewound)
 	return m, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/walhook/walhook/relay/internal/lograte"
+	"github.com/walhook/walhook/relay/internal/metric"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -52,11 +53,12 @@ type slotWatch struct {
 }
 
 func newSlotWatch(slot string, reg prometheus.Registerer) (*slotWatch, error) {
-	w := &slotWatch{slot: slot, unreserved: lograte.Limiter{Every: time.Minute}, lostLogs: lograte.Limiter{Every: time.Minute}, status: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	b := metric.NewBuilder(reg)
+	w := &slotWatch{slot: slot, unreserved: lograte.Limiter{Every: time.Minute}, lostLogs: lograte.Limiter{Every: time.Minute}, status: b.GaugeVec(metric.Opts{
 		Name: "walhook_replication_slot_wal_status",
 		Help: "1 for the capture slot's current pg_replication_slots.wal_status (reserved, extended, unreserved, lost), 0 for the others; all 0 off the leader. lost: PostgreSQL invalidated the slot and capture is stopped until `walhook slot recreate`.",
-	}, []string{"status"})}
-	if err := reg.Register(w.status); err != nil {
+	}, "status")}
+	if err := b.Err(); err != nil {
 		return nil, fmt.Errorf("register slot metrics: %w", err)
 	}
 	w.set("")

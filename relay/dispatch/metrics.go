@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/walhook/walhook/relay/internal/metric"
 )
 
 type metrics struct {
@@ -26,70 +28,64 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	b := metric.NewBuilder(reg)
 	m := &metrics{
-		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+		attempts: b.CounterVec(metric.Opts{
 			Name: "walhook_delivery_attempts_total",
 			Help: "Delivery attempts by outcome (succeeded, retry, failed) and result (2xx, 3xx, 410, 429, 4xx, 5xx, timeout, network, blocked, oauth, invalid, sealed, inactive).",
-		}, []string{"outcome", "result"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "walhook_delivery_attempt_duration_seconds",
-			Help:    "Duration of delivery attempts, by outcome.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30},
-		}, []string{"outcome"}),
-		firstLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "walhook_delivery_first_attempt_latency_seconds",
-			Help:    "Time from an event's capture (commit into walhook's tables) to the start of its delivery's first attempt.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-		}),
-		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		}, "outcome", "result"),
+		duration: b.HistogramVec(metric.Opts{
+			Name: "walhook_delivery_attempt_duration_seconds",
+			Help: "Duration of delivery attempts, by outcome.",
+		}, []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30}, "outcome"),
+		firstLatency: b.Histogram(metric.Opts{
+			Name: "walhook_delivery_first_attempt_latency_seconds",
+			Help: "Time from an event's capture (commit into walhook's tables) to the start of its delivery's first attempt.",
+		}, []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}),
+		queue: b.GaugeVec(metric.Opts{
 			Name: "walhook_delivery_queue_depth",
 			Help: "Pending deliveries: due (waiting for a worker), scheduled (a retry later), leased (being sent).",
-		}, []string{"state"}),
-		oldestDue: prometheus.NewGauge(prometheus.GaugeOpts{
+		}, "state"),
+		oldestDue: b.Gauge(metric.Opts{
 			Name: "walhook_delivery_oldest_due_age_seconds",
 			Help: "How long the oldest due pending delivery has been waiting.",
 		}),
-		disabled: prometheus.NewCounterVec(prometheus.CounterOpts{
+		disabled: b.CounterVec(metric.Opts{
 			Name: "walhook_webhooks_disabled_total",
 			Help: "Webhooks turned off by the relay, by reason (gone: the endpoint answered 410; failing: failing for too long).",
-		}, []string{"reason"}),
-		recordFailures: prometheus.NewCounter(prometheus.CounterOpts{
+		}, "reason"),
+		recordFailures: b.Counter(metric.Opts{
 			Name: "walhook_delivery_record_failures_total",
 			Help: "Batches of attempt results that could not be written (their deliveries are retried after the lease).",
 		}),
-		replicasAlive: prometheus.NewGauge(prometheus.GaugeOpts{
+		replicasAlive: b.Gauge(metric.Opts{
 			Name: "walhook_dispatch_replicas_alive",
 			Help: "Dispatcher replicas whose heartbeat is current, this one included, as of this replica's last heartbeat.",
 		}),
-		heartbeatFailures: prometheus.NewCounter(prometheus.CounterOpts{
+		heartbeatFailures: b.Counter(metric.Opts{
 			Name: "walhook_dispatch_heartbeat_failures_total",
 			Help: "Heartbeats of this replica that failed (no new claims until one succeeds; past the heartbeat timeout other replicas release its claims).",
 		}),
-		replicasReaped: prometheus.NewCounter(prometheus.CounterOpts{
+		replicasReaped: b.Counter(metric.Opts{
 			Name: "walhook_dispatch_replicas_reaped_total",
 			Help: "Dead replicas (heartbeat expired) whose claims this replica released.",
 		}),
-		reapedDeliveries: prometheus.NewCounter(prometheus.CounterOpts{
+		reapedDeliveries: b.Counter(metric.Opts{
 			Name: "walhook_dispatch_reaped_deliveries_total",
 			Help: "Deliveries claimed by dead replicas that this replica released for sending.",
 		}),
-		presumedDead: prometheus.NewCounter(prometheus.CounterOpts{
+		presumedDead: b.Counter(metric.Opts{
 			Name: "walhook_dispatch_presumed_dead_total",
 			Help: "Times this replica found its claims released by another one (it was paused or cut off from the database past the heartbeat timeout).",
 		}),
-		taken: prometheus.NewCounterVec(prometheus.CounterOpts{
+		taken: b.CounterVec(metric.Opts{
 			Name: "walhook_dispatch_taken_total",
 			Help: "Deliveries this replica took to send, by way: claim (from the table), or handoff (inserted already leased to it by the capture leader in its process, no claim).",
-		}, []string{"via"}),
+		}, "via"),
 	}
-	for _, c := range []prometheus.Collector{m.attempts, m.duration, m.firstLatency, m.queue, m.oldestDue, m.disabled, m.recordFailures,
-		m.replicasAlive, m.heartbeatFailures, m.replicasReaped, m.reapedDeliveries, m.presumedDead, m.taken} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register dispatch metrics: %w", err)
-		}
+	if err := b.Err(); err != nil {
+		return nil, fmt.Errorf("register dispatch metrics: %w", err)
 	}
-	for _, via := range []string{"claim", "handoff"} {
-		m.taken.WithLabelValues(via)
-	}
+	metric.Preset(m.taken, "claim", "handoff")
 	return m, nil
 }

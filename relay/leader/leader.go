@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/walhook/walhook/relay/internal/lograte"
+	"github.com/walhook/walhook/relay/internal/metric"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -50,17 +51,13 @@ type Metrics struct {
 
 // NewMetrics registers the leader gauge on reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{leader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "walhook_leader",
-		Help: "1 when this replica leads the role (the capture leader reads the replication slot).",
-	}, []string{"role"})}
-	if err := reg.Register(m.leader); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if g, ok := are.ExistingCollector.(*prometheus.GaugeVec); ok {
-				return &Metrics{leader: g}, nil
-			}
-		}
+	b := metric.NewBuilder(reg)
+	m := &Metrics{leader: b.GaugeVec(metric.Opts{
+		Name:   "walhook_leader",
+		Help:   "1 when this replica leads the role (the capture leader reads the replication slot).",
+		Shared: true,
+	}, "role")}
+	if err := b.Err(); err != nil {
 		return nil, fmt.Errorf("register leader metrics: %w", err)
 	}
 	return m, nil

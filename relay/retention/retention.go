@@ -38,6 +38,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/walhook/walhook/relay/internal/lograte"
+	"github.com/walhook/walhook/relay/internal/metric"
 	"github.com/walhook/walhook/relay/store"
 )
 
@@ -147,65 +148,59 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 	} else if cfg.Pause == 0 {
 		cfg.Pause = DefaultPause
 	}
+	b := metric.NewBuilder(reg)
 	r := &Retention{
 		cfg: cfg, store: st, log: log.With().Str("part", "retention").Logger(), now: time.Now,
-		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+		deleted: b.CounterVec(metric.Opts{
 			Name: "walhook_retention_deleted_total",
 			Help: "Rows removed by history retention, by table (delivery counts deliveries; their attempts go with them). " +
 				"Rows of a dropped week are counted by estimate (the planner's statistics), not counted one by one.",
-		}, []string{"table"}),
-		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, "table"),
+		runs: b.CounterVec(metric.Opts{
 			Name: "walhook_retention_runs_total",
 			Help: "Retention runs by outcome: ok, error, or skipped (another replica held the lock).",
-		}, []string{"outcome"}),
-		lastRun: prometheus.NewGauge(prometheus.GaugeOpts{
+		}, "outcome"),
+		lastRun: b.Gauge(metric.Opts{
 			Name: "walhook_retention_last_run_timestamp_seconds",
 			Help: "Unix time at which the last successful retention run on this replica finished.",
 		}),
-		runDur: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "walhook_retention_run_duration_seconds",
-			Help:    "Duration of retention runs that held the lock.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
-		}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+		runDur: b.Histogram(metric.Opts{
+			Name: "walhook_retention_run_duration_seconds",
+			Help: "Duration of retention runs that held the lock.",
+		}, prometheus.ExponentialBuckets(0.01, 4, 10)),
+		dropped: b.Counter(metric.Opts{
 			Name: "walhook_retention_partitions_dropped_total",
 			Help: "Weeks of history (event, delivery and attempt partitions) dropped whole by retention.",
 		}),
-		busy: prometheus.NewCounter(prometheus.CounterOpts{
+		busy: b.Counter(metric.Opts{
 			Name: "walhook_retention_lock_timeouts_total",
 			Help: "History partition creations and week drops given up because a table lock was not granted within 5s; retried at the next run.",
 		}),
-		kept: prometheus.NewGauge(prometheus.GaugeOpts{
+		kept: b.Gauge(metric.Opts{
 			Name: "walhook_retention_weeks_kept",
 			Help: "Weeks past the retention age the last run kept rather than dropped: more pending deliveries than it moves under the history's locks (their finished rows are deleted row by row).",
 		}),
-		notCreated: prometheus.NewGauge(prometheus.GaugeOpts{
+		notCreated: b.Gauge(metric.Opts{
 			Name: "walhook_retention_weeks_not_created",
 			Help: "Weeks ahead the last creation of partitions left without them: the default partitions held more of their rows (dated ahead) than it moves under the history's locks.",
 		}),
-		partitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		partitions: b.GaugeVec(metric.Opts{
 			Name: "walhook_history_partitions",
 			Help: "Weekly partitions of the history, by table (event, delivery, attempt), as the replica running retention last saw them.",
-		}, []string{"table"}),
+		}, "table"),
 	}
 	// Computed when scraped, so that it shrinks between runs and on a replica whose retention
 	// stopped: an alert on the maximum over replicas then sees the truth.
-	r.ahead = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	r.ahead = b.GaugeFunc(metric.Opts{
 		Name: "walhook_history_partitions_ahead_seconds",
 		Help: "End of the newest week that event, delivery and attempt all have a partition for, minus now (0 when one has none; NaN before the first look). " +
 			"History past it lands in the default partitions, removed row by row.",
 	}, r.aheadSeconds)
-	for _, t := range []string{TableDelivery, TableEvent, TableLoginCode} {
-		r.deleted.WithLabelValues(t)
+	if err := b.Err(); err != nil {
+		return nil, fmt.Errorf("register retention metrics: %w", err)
 	}
-	for _, o := range []string{"ok", "error", "skipped"} {
-		r.runs.WithLabelValues(o)
-	}
-	for _, c := range []prometheus.Collector{r.deleted, r.runs, r.lastRun, r.runDur, r.dropped, r.busy, r.kept, r.notCreated, r.partitions, r.ahead} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register retention metrics: %w", err)
-		}
-	}
+	metric.Preset(r.deleted, TableDelivery, TableEvent, TableLoginCode)
+	metric.Preset(r.runs, "ok", "error", "skipped")
 	return r, nil
 }
 

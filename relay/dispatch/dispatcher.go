@@ -112,8 +112,14 @@ func New(cfg Config, st *store.Store, log zerolog.Logger, reg prometheus.Registe
 // Wake tells the dispatcher that deliveries may be due now. It never blocks; calls made while a
 // wake-up is pending coalesce. Capture calls it after committing new deliveries.
 func (d *Dispatcher) Wake() {
+	notify(d.wake)
+}
+
+// notify signals on ch, a channel of capacity 1 that one goroutine waits on, without blocking:
+// a signal already pending stands for this one.
+func notify(ch chan<- struct{}) {
 	select {
-	case d.wake <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }

@@ -216,10 +216,7 @@ func (d *Dispatcher) work(r *run, j job) {
 			signal := d.heldBack && len(hs.queue) == hs.refill
 			d.mu.Unlock()
 			if signal {
-				select {
-				case d.slotFreed <- struct{}{}:
-				default:
-				}
+				notify(d.slotFreed)
 			}
 			continue
 		}
@@ -230,10 +227,7 @@ func (d *Dispatcher) work(r *run, j job) {
 		signal := d.heldBack
 		d.mu.Unlock()
 		if signal {
-			select {
-			case d.slotFreed <- struct{}{}:
-			default:
-			}
+			notify(d.slotFreed)
 		}
 		return
 	}

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
@@ -70,27 +69,11 @@ type portalLinkJSON struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// validateText checks a required single-line text of at most maxChars characters.
-func validateText(e *webhook.ValidationError, field, v string, maxChars int) {
-	switch {
-	case strings.TrimSpace(v) == "":
-		e.Add(field, "is required")
-	case !utf8.ValidString(v):
-		e.Add(field, "must be valid UTF-8")
-	case utf8.RuneCountInString(v) > maxChars:
-		e.Add(field, "must be at most %d characters", maxChars)
-	case strings.ContainsFunc(v, unicode.IsControl):
-		e.Add(field, "must not contain control characters")
-	}
-}
-
 // validateExternalID checks a host application's company id: it is compared byte for byte with
 // the tenant column, so surrounding spaces (a likely copy-paste accident) are refused rather than
 // trimmed.
 func validateExternalID(e *webhook.ValidationError, v string) {
-	n := len(e.Fields)
-	validateText(e, "external_id", v, maxCompanyText)
-	if len(e.Fields) == n && strings.TrimSpace(v) != v {
+	if webhook.ValidateText(e, "external_id", v, maxCompanyText) && strings.TrimSpace(v) != v {
 		e.Add("external_id", "must not start or end with spaces")
 	}
 }
@@ -98,9 +81,7 @@ func validateExternalID(e *webhook.ValidationError, v string) {
 // validateEmail checks a member's email loosely: walhook sends no mail, the host application
 // owns its users; the address only has to be one line that looks like one.
 func validateEmail(e *webhook.ValidationError, v string) {
-	n := len(e.Fields)
-	validateText(e, "email", v, 320)
-	if len(e.Fields) == n {
+	if webhook.ValidateText(e, "email", v, 320) {
 		at := strings.LastIndexByte(v, '@')
 		if at < 1 || at == len(v)-1 || strings.ContainsFunc(v, unicode.IsSpace) || len(v) < 3 {
 			e.Add("email", "must be an email address (name@domain)")
@@ -171,7 +152,7 @@ type companyInput struct {
 
 func (in companyInput) validate() error {
 	e := &webhook.ValidationError{}
-	validateText(e, "name", in.Name, maxCompanyText)
+	webhook.ValidateText(e, "name", in.Name, maxCompanyText)
 	validateExternalID(e, in.ExternalID)
 	return e.Err()
 }
@@ -187,7 +168,7 @@ func (in memberInput) validate() error {
 	e := &webhook.ValidationError{}
 	validateEmail(e, in.Email)
 	if in.Name != "" {
-		validateText(e, "name", in.Name, maxCompanyText)
+		webhook.ValidateText(e, "name", in.Name, maxCompanyText)
 	}
 	if in.Role != nil && *in.Role == "" {
 		e.Add("role", "must be owner, a role of the company, or null for no role")
@@ -257,7 +238,7 @@ func (s *Server) platformRenameCompany(c *call) error {
 	if in.Name == nil {
 		e.Add("name", "is required")
 	} else {
-		validateText(e, "name", *in.Name, maxCompanyText)
+		webhook.ValidateText(e, "name", *in.Name, maxCompanyText)
 	}
 	if err := e.Err(); err != nil {
 		return err

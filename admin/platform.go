@@ -99,6 +99,18 @@ func (s *Server) pathCompany(c *call) (store.Company, error) {
 	return co, err
 }
 
+// inCompany is a platform route under /v1/platform/companies/{id}: h runs with the company the
+// path names (404 when there is none).
+func (s *Server) inCompany(h func(c *call, co store.Company) error) handler {
+	return func(c *call) error {
+		co, err := s.pathCompany(c)
+		if err != nil {
+			return err
+		}
+		return h(c, co)
+	}
+}
+
 // pathMember loads the member of co named by the {member_id} path value.
 func (s *Server) pathMember(c *call, co store.Company) (store.Member, error) {
 	raw := c.r.PathValue("member_id")
@@ -215,19 +227,11 @@ func (s *Server) platformCreateCompany(c *call) error {
 	return c.json(http.StatusCreated, companyOut(co))
 }
 
-func (s *Server) platformGetCompany(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformGetCompany(c *call, co store.Company) error {
 	return c.json(http.StatusOK, companyOut(co))
 }
 
-func (s *Server) platformRenameCompany(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformRenameCompany(c *call, co store.Company) error {
 	var in struct {
 		Name *string `json:"name"`
 	}
@@ -243,7 +247,7 @@ func (s *Server) platformRenameCompany(c *call) error {
 	if err := e.Err(); err != nil {
 		return err
 	}
-	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
 		old := co.Name
 		var err error
 		if co, err = tx.CompanyRename(c.ctx, co.ID, *in.Name); err != nil {
@@ -257,19 +261,20 @@ func (s *Server) platformRenameCompany(c *call) error {
 	return c.json(http.StatusOK, companyOut(co))
 }
 
-func (s *Server) platformDisableCompany(c *call) error { return s.platformSetDisabled(c, true) }
-func (s *Server) platformEnableCompany(c *call) error  { return s.platformSetDisabled(c, false) }
+func (s *Server) platformDisableCompany(c *call, co store.Company) error {
+	return s.platformSetDisabled(c, co, true)
+}
 
-func (s *Server) platformSetDisabled(c *call, disabled bool) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformEnableCompany(c *call, co store.Company) error {
+	return s.platformSetDisabled(c, co, false)
+}
+
+func (s *Server) platformSetDisabled(c *call, co store.Company, disabled bool) error {
 	if (co.DisabledAt != nil) == disabled {
 		return c.json(http.StatusOK, companyOut(co))
 	}
 	action := map[bool]string{true: "disabled", false: "enabled"}[disabled]
-	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
 		var err error
 		if co, err = tx.CompanySetDisabled(c.ctx, co.ID, disabled); err != nil {
 			return err
@@ -308,11 +313,7 @@ func (s *Server) roleNames(c *call, companyID string) (map[int64]string, error) 
 	return out, nil
 }
 
-func (s *Server) platformListMembers(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformListMembers(c *call, co store.Company) error {
 	ms, err := s.store.MemberList(c.ctx, co.ID)
 	if err != nil {
 		return err
@@ -328,17 +329,13 @@ func (s *Server) platformListMembers(c *call) error {
 	return c.json(http.StatusOK, page)
 }
 
-func (s *Server) platformCreateMember(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformCreateMember(c *call, co store.Company) error {
 	var in memberInput
 	if err := c.decodeValid(&in); err != nil {
 		return err
 	}
 	var out store.Member
-	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
 		m := store.Member{CompanyID: co.ID, Email: in.Email, Name: in.Name}
 		switch {
 		case in.Role == nil:
@@ -371,11 +368,7 @@ func (s *Server) platformCreateMember(c *call) error {
 	return c.json(http.StatusCreated, s.platformMemberOut(out, names))
 }
 
-func (s *Server) platformRemoveMember(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformRemoveMember(c *call, co store.Company) error {
 	m, err := s.pathMember(c, co)
 	if err != nil {
 		return err
@@ -389,11 +382,7 @@ func (s *Server) platformRemoveMember(c *call) error {
 	return c.removed(err, notFound("member", m.ID))
 }
 
-func (s *Server) platformListRoles(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformListRoles(c *call, co store.Company) error {
 	roles, err := s.store.RoleList(c.ctx, co.ID)
 	if err != nil {
 		return err
@@ -405,11 +394,7 @@ func (s *Server) platformListRoles(c *call) error {
 	return c.json(http.StatusOK, page)
 }
 
-func (s *Server) platformCreateRole(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformCreateRole(c *call, co store.Company) error {
 	in, err := decodeRole(c)
 	if err != nil {
 		return err
@@ -423,16 +408,12 @@ func (s *Server) platformCreateRole(c *call) error {
 	return c.json(http.StatusCreated, platformRoleJSON{Name: out.Name, Permissions: out.Permissions})
 }
 
-func (s *Server) platformRemoveRole(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformRemoveRole(c *call, co store.Company) error {
 	name := c.r.PathValue("name")
 	if name == ownerRole {
 		return &problem{Status: http.StatusConflict, Detail: "owner is the built-in role of every company and cannot be removed"}
 	}
-	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
 		r, err := tx.RoleGetByName(c.ctx, co.ID, name)
 		if err != nil {
 			return err
@@ -447,11 +428,7 @@ func (s *Server) platformRemoveRole(c *call) error {
 
 // platformCreatePortalLink mints a one-time sign-in code for a member, as `walhook dev` does for
 // its owner, but short-lived (PortalLinkTTL), and answers it with the link that spends it.
-func (s *Server) platformCreatePortalLink(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformCreatePortalLink(c *call, co store.Company) error {
 	m, err := s.pathMember(c, co)
 	if err != nil {
 		return err

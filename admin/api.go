@@ -98,17 +98,17 @@ func (s *Server) routes() []route {
 
 		{"GET", "/v1/platform/companies", accessPlatform, s.platformListCompanies},
 		{"POST", "/v1/platform/companies", accessPlatform, s.platformCreateCompany},
-		{"GET", "/v1/platform/companies/{id}", accessPlatform, s.platformGetCompany},
-		{"PATCH", "/v1/platform/companies/{id}", accessPlatform, s.platformRenameCompany},
-		{"POST", "/v1/platform/companies/{id}/disable", accessPlatform, s.platformDisableCompany},
-		{"POST", "/v1/platform/companies/{id}/enable", accessPlatform, s.platformEnableCompany},
-		{"GET", "/v1/platform/companies/{id}/members", accessPlatform, s.platformListMembers},
-		{"POST", "/v1/platform/companies/{id}/members", accessPlatform, s.platformCreateMember},
-		{"DELETE", "/v1/platform/companies/{id}/members/{member_id}", accessPlatform, s.platformRemoveMember},
-		{"POST", "/v1/platform/companies/{id}/members/{member_id}/portal-links", accessPlatform, s.platformCreatePortalLink},
-		{"GET", "/v1/platform/companies/{id}/roles", accessPlatform, s.platformListRoles},
-		{"POST", "/v1/platform/companies/{id}/roles", accessPlatform, s.platformCreateRole},
-		{"DELETE", "/v1/platform/companies/{id}/roles/{name}", accessPlatform, s.platformRemoveRole},
+		{"GET", "/v1/platform/companies/{id}", accessPlatform, s.inCompany(s.platformGetCompany)},
+		{"PATCH", "/v1/platform/companies/{id}", accessPlatform, s.inCompany(s.platformRenameCompany)},
+		{"POST", "/v1/platform/companies/{id}/disable", accessPlatform, s.inCompany(s.platformDisableCompany)},
+		{"POST", "/v1/platform/companies/{id}/enable", accessPlatform, s.inCompany(s.platformEnableCompany)},
+		{"GET", "/v1/platform/companies/{id}/members", accessPlatform, s.inCompany(s.platformListMembers)},
+		{"POST", "/v1/platform/companies/{id}/members", accessPlatform, s.inCompany(s.platformCreateMember)},
+		{"DELETE", "/v1/platform/companies/{id}/members/{member_id}", accessPlatform, s.inCompany(s.platformRemoveMember)},
+		{"POST", "/v1/platform/companies/{id}/members/{member_id}/portal-links", accessPlatform, s.inCompany(s.platformCreatePortalLink)},
+		{"GET", "/v1/platform/companies/{id}/roles", accessPlatform, s.inCompany(s.platformListRoles)},
+		{"POST", "/v1/platform/companies/{id}/roles", accessPlatform, s.inCompany(s.platformCreateRole)},
+		{"DELETE", "/v1/platform/companies/{id}/roles/{name}", accessPlatform, s.inCompany(s.platformRemoveRole)},
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
@@ -70,27 +69,11 @@ type portalLinkJSON struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// validateText checks a required single-line text of at most maxChars characters.
-func validateText(e *webhook.ValidationError, field, v string, maxChars int) {
-	switch {
-	case strings.TrimSpace(v) == "":
-		e.Add(field, "is required")
-	case !utf8.ValidString(v):
-		e.Add(field, "must be valid UTF-8")
-	case utf8.RuneCountInString(v) > maxChars:
-		e.Add(field, "must be at most %d characters", maxChars)
-	case strings.ContainsFunc(v, unicode.IsControl):
-		e.Add(field, "must not contain control characters")
-	}
-}
-
 // validateExternalID checks a host application's company id: it is compared byte for byte with
 // the tenant column, so surrounding spaces (a likely copy-paste accident) are refused rather than
 // trimmed.
 func validateExternalID(e *webhook.ValidationError, v string) {
-	n := len(e.Fields)
-	validateText(e, "external_id", v, maxCompanyText)
-	if len(e.Fields) == n && strings.TrimSpace(v) != v {
+	if webhook.ValidateText(e, "external_id", v, maxCompanyText) && strings.TrimSpace(v) != v {
 		e.Add("external_id", "must not start or end with spaces")
 	}
 }
@@ -98,9 +81,7 @@ func validateExternalID(e *webhook.ValidationError, v string) {
 // validateEmail checks a member's email loosely: walhook sends no mail, the host application
 // owns its users; the address only has to be one line that looks like one.
 func validateEmail(e *webhook.ValidationError, v string) {
-	n := len(e.Fields)
-	validateText(e, "email", v, 320)
-	if len(e.Fields) == n {
+	if webhook.ValidateText(e, "email", v, 320) {
 		at := strings.LastIndexByte(v, '@')
 		if at < 1 || at == len(v)-1 || strings.ContainsFunc(v, unicode.IsSpace) || len(v) < 3 {
 			e.Add("email", "must be an email address (name@domain)")
@@ -116,6 +97,18 @@ func (s *Server) pathCompany(c *call) (store.Company, error) {
 		return store.Company{}, &problem{Status: http.StatusNotFound, Detail: fmt.Sprintf("company %q not found", id)}
 	}
 	return co, err
+}
+
+// inCompany is a platform route under /v1/platform/companies/{id}: h runs with the company the
+// path names (404 when there is none).
+func (s *Server) inCompany(h func(c *call, co store.Company) error) handler {
+	return func(c *call) error {
+		co, err := s.pathCompany(c)
+		if err != nil {
+			return err
+		}
+		return h(c, co)
+	}
 }
 
 // pathMember loads the member of co named by the {member_id} path value.
@@ -171,7 +164,7 @@ type companyInput struct {
 
 func (in companyInput) validate() error {
 	e := &webhook.ValidationError{}
-	validateText(e, "name", in.Name, maxCompanyText)
+	webhook.ValidateText(e, "name", in.Name, maxCompanyText)
 	validateExternalID(e, in.ExternalID)
 	return e.Err()
 }
@@ -187,7 +180,7 @@ func (in memberInput) validate() error {
 	e := &webhook.ValidationError{}
 	validateEmail(e, in.Email)
 	if in.Name != "" {
-		validateText(e, "name", in.Name, maxCompanyText)
+		webhook.ValidateText(e, "name", in.Name, maxCompanyText)
 	}
 	if in.Role != nil && *in.Role == "" {
 		e.Add("role", "must be owner, a role of the company, or null for no role")
@@ -234,19 +227,11 @@ func (s *Server) platformCreateCompany(c *call) error {
 	return c.json(http.StatusCreated, companyOut(co))
 }
 
-func (s *Server) platformGetCompany(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformGetCompany(c *call, co store.Company) error {
 	return c.json(http.StatusOK, companyOut(co))
 }
 
-func (s *Server) platformRenameCompany(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformRenameCompany(c *call, co store.Company) error {
 	var in struct {
 		Name *string `json:"name"`
 	}
@@ -257,12 +242,12 @@ func (s *Server) platformRenameCompany(c *call) error {
 	if in.Name == nil {
 		e.Add("name", "is required")
 	} else {
-		validateText(e, "name", *in.Name, maxCompanyText)
+		webhook.ValidateText(e, "name", *in.Name, maxCompanyText)
 	}
 	if err := e.Err(); err != nil {
 		return err
 	}
-	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
 		old := co.Name
 		var err error
 		if co, err = tx.CompanyRename(c.ctx, co.ID, *in.Name); err != nil {
@@ -276,19 +261,20 @@ func (s *Server) platformRenameCompany(c *call) error {
 	return c.json(http.StatusOK, companyOut(co))
 }
 
-func (s *Server) platformDisableCompany(c *call) error { return s.platformSetDisabled(c, true) }
-func (s *Server) platformEnableCompany(c *call) error  { return s.platformSetDisabled(c, false) }
+func (s *Server) platformDisableCompany(c *call, co store.Company) error {
+	return s.platformSetDisabled(c, co, true)
+}
 
-func (s *Server) platformSetDisabled(c *call, disabled bool) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformEnableCompany(c *call, co store.Company) error {
+	return s.platformSetDisabled(c, co, false)
+}
+
+func (s *Server) platformSetDisabled(c *call, co store.Company, disabled bool) error {
 	if (co.DisabledAt != nil) == disabled {
 		return c.json(http.StatusOK, companyOut(co))
 	}
 	action := map[bool]string{true: "disabled", false: "enabled"}[disabled]
-	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
 		var err error
 		if co, err = tx.CompanySetDisabled(c.ctx, co.ID, disabled); err != nil {
 			return err
@@ -327,11 +313,7 @@ func (s *Server) roleNames(c *call, companyID string) (map[int64]string, error) 
 	return out, nil
 }
 
-func (s *Server) platformListMembers(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformListMembers(c *call, co store.Company) error {
 	ms, err := s.store.MemberList(c.ctx, co.ID)
 	if err != nil {
 		return err
@@ -347,17 +329,13 @@ func (s *Server) platformListMembers(c *call) error {
 	return c.json(http.StatusOK, page)
 }
 
-func (s *Server) platformCreateMember(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformCreateMember(c *call, co store.Company) error {
 	var in memberInput
 	if err := c.decodeValid(&in); err != nil {
 		return err
 	}
 	var out store.Member
-	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
 		m := store.Member{CompanyID: co.ID, Email: in.Email, Name: in.Name}
 		switch {
 		case in.Role == nil:
@@ -390,11 +368,7 @@ func (s *Server) platformCreateMember(c *call) error {
 	return c.json(http.StatusCreated, s.platformMemberOut(out, names))
 }
 
-func (s *Server) platformRemoveMember(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformRemoveMember(c *call, co store.Company) error {
 	m, err := s.pathMember(c, co)
 	if err != nil {
 		return err
@@ -408,11 +382,7 @@ func (s *Server) platformRemoveMember(c *call) error {
 	return c.removed(err, notFound("member", m.ID))
 }
 
-func (s *Server) platformListRoles(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformListRoles(c *call, co store.Company) error {
 	roles, err := s.store.RoleList(c.ctx, co.ID)
 	if err != nil {
 		return err
@@ -424,11 +394,7 @@ func (s *Server) platformListRoles(c *call) error {
 	return c.json(http.StatusOK, page)
 }
 
-func (s *Server) platformCreateRole(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformCreateRole(c *call, co store.Company) error {
 	in, err := decodeRole(c)
 	if err != nil {
 		return err
@@ -442,16 +408,12 @@ func (s *Server) platformCreateRole(c *call) error {
 	return c.json(http.StatusCreated, platformRoleJSON{Name: out.Name, Permissions: out.Permissions})
 }
 
-func (s *Server) platformRemoveRole(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformRemoveRole(c *call, co store.Company) error {
 	name := c.r.PathValue("name")
 	if name == ownerRole {
 		return &problem{Status: http.StatusConflict, Detail: "owner is the built-in role of every company and cannot be removed"}
 	}
-	err = s.store.Tx(c.ctx, func(tx *store.Store) error {
+	err := s.store.Tx(c.ctx, func(tx *store.Store) error {
 		r, err := tx.RoleGetByName(c.ctx, co.ID, name)
 		if err != nil {
 			return err
@@ -466,11 +428,7 @@ func (s *Server) platformRemoveRole(c *call) error {
 
 // platformCreatePortalLink mints a one-time sign-in code for a member, as `walhook dev` does for
 // its owner, but short-lived (PortalLinkTTL), and answers it with the link that spends it.
-func (s *Server) platformCreatePortalLink(c *call) error {
-	co, err := s.pathCompany(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) platformCreatePortalLink(c *call, co store.Company) error {
 	m, err := s.pathMember(c, co)
 	if err != nil {
 		return err

@@ -27,12 +27,8 @@ func runCompany(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := parseFlags(fs, args, "Usage: walhook company create --id ID --name NAME"); err != nil {
 		return err
 	}
-	verb, err := verbOnly(fs)
-	if err != nil {
+	if err := requireVerb(fs, "create", "want: company create --id ID --name NAME"); err != nil {
 		return err
-	}
-	if verb != "create" {
-		return errors.New("want: company create --id ID --name NAME")
 	}
 	if id == "" || name == "" {
 		return errors.New("--id and --name are required")
@@ -60,12 +56,8 @@ func runMember(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := parseFlags(fs, args, "Usage: walhook member add --company ID --email EMAIL [--name N] [--owner]"); err != nil {
 		return err
 	}
-	verb, err := verbOnly(fs)
-	if err != nil {
+	if err := requireVerb(fs, "add", "want: member add --company ID --email EMAIL"); err != nil {
 		return err
-	}
-	if verb != "add" {
-		return errors.New("want: member add --company ID --email EMAIL")
 	}
 	if company == "" || email == "" {
 		return errors.New("--company and --email are required")
@@ -140,12 +132,7 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if platform {
 		return withStore(ctx, cfg, func(st *store.Store) error {
-			var exp *time.Time
-			if !noExpiry {
-				t := time.Now().Add(ttl)
-				exp = &t
-			}
-			token, _, err := st.PlatformTokenCreate(ctx, name, exp)
+			token, _, err := st.PlatformTokenCreate(ctx, name, tokenExpiry(ttl, noExpiry))
 			if err != nil {
 				return fmt.Errorf("create platform token: %w", err)
 			}
@@ -158,18 +145,22 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("find member %q of company %q: %w", email, company, err)
 		}
-		var exp *time.Time
-		if !noExpiry {
-			t := time.Now().Add(ttl)
-			exp = &t
-		}
-		token, _, err := st.APITokenCreate(ctx, company, m.ID, name, exp)
+		token, _, err := st.APITokenCreate(ctx, company, m.ID, name, tokenExpiry(ttl, noExpiry))
 		if err != nil {
 			return fmt.Errorf("create token: %w", err)
 		}
 		_, err = fmt.Fprintln(stdout, token)
 		return err
 	})
+}
+
+// tokenExpiry is when a token made now expires: after ttl, or never (nil) with --no-expiry.
+func tokenExpiry(ttl time.Duration, noExpiry bool) *time.Time {
+	if noExpiry {
+		return nil
+	}
+	t := time.Now().Add(ttl)
+	return &t
 }
 
 // listPlatformTokens prints one line per platform token: id, prefix, name and its times.
@@ -213,6 +204,19 @@ func verbOnly(fs *flag.FlagSet) (string, error) {
 	return fs.Arg(0), nil
 }
 
+// requireVerb checks that a bootstrap command's one argument (verbOnly) is verb, and answers
+// the error want otherwise.
+func requireVerb(fs *flag.FlagSet, verb, want string) error {
+	got, err := verbOnly(fs)
+	if err != nil {
+		return err
+	}
+	if got != verb {
+		return errors.New(want)
+	}
+	return nil
+}
+
 // withStore opens the store (no migrations) for a bootstrap command. Companies, members and tokens
 // hold no sealed secrets, so it needs no keyring; --encryption-keys, when given, is still checked.
 func withStore(ctx context.Context, cfg commonConfig, fn func(*store.Store) error) error {
@@ -248,12 +252,8 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := parseFlags(fs, args, "Usage: walhook keys reseal [--batch-size 500]\n\nRe-seals every secret with the first key of --encryption-keys, bound to its row."); err != nil {
 		return err
 	}
-	verb, err := verbOnly(fs)
-	if err != nil {
+	if err := requireVerb(fs, "reseal", "want: keys reseal"); err != nil {
 		return err
-	}
-	if verb != "reseal" {
-		return errors.New("want: keys reseal")
 	}
 	if batch <= 0 {
 		return errors.New("--batch-size must be positive")

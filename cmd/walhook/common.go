@@ -70,6 +70,23 @@ func (c *commonConfig) registerTool(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", "auto", "log format: json, console, or auto")
 }
 
+// sourceToolFlags makes the flag set of an operator's one-shot command that acts on the
+// application's database as well as walhook's (migrate, split, slot, emit-key): registerTool's
+// flags and registerSource's.
+func (c *commonConfig) sourceToolFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	c.registerTool(fs)
+	c.registerSource(fs)
+	return fs
+}
+
+// usageError prints a command's synopsis on stderr and returns err: the answer to a missing or
+// unknown subcommand.
+func usageError(synopsis string, err error) error {
+	fmt.Fprintln(os.Stderr, synopsis)
+	return err
+}
+
 // openTool connects a one-shot command (see registerTool) to the database, giving an unreachable
 // one 10 s, and returns a store without a keyring (such a command opens no secret).
 func (c *commonConfig) openTool(ctx context.Context) (*store.Store, *pgxpool.Pool, error) {

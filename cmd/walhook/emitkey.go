@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/walhook/walhook/relay/capture"
 )
@@ -20,15 +18,12 @@ func runEmitKey(ctx context.Context, args []string, stdout io.Writer) error {
 		"        ones. After a suspected leak, rotate twice, the second time once the slot has caught\n" +
 		"        up (walhook slot status: lag_bytes near 0)."
 	var common commonConfig
-	fs := flag.NewFlagSet("emit-key", flag.ContinueOnError)
-	common.registerTool(fs)
-	common.registerSource(fs)
+	fs := common.sourceToolFlags("emit-key")
 	if err := parseFlags(fs, args, synopsis); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || fs.Arg(0) != "rotate" {
-		fmt.Fprintln(os.Stderr, synopsis)
-		return errors.New("want emit-key rotate")
+		return usageError(synopsis, errors.New("want emit-key rotate"))
 	}
 	wh, pool, err := common.openTool(ctx)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -26,9 +25,7 @@ const migrateSynopsis = "Usage: walhook migrate up|down [steps]|status [flags]\n
 
 func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	var cfg commonConfig
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	cfg.registerTool(fs)
-	cfg.registerSource(fs)
+	fs := cfg.sourceToolFlags("migrate")
 	durationVar(fs, &cfg.ConnectTimeout, "connect-timeout", 2*time.Minute, "how long to retry an unreachable database before giving up")
 	if err := parseFlags(fs, args, migrateSynopsis); err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -39,14 +38,12 @@ func runQuarantine(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if fs.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, synopsis)
-		return errors.New("want quarantine list, show, retry or drop")
+		return usageError(synopsis, errors.New("want quarantine list, show, retry or drop"))
 	}
 	sub, positional := fs.Arg(0), fs.Args()[1:]
 	wantID, ok := subs[sub]
 	if !ok {
-		fmt.Fprintln(os.Stderr, synopsis)
-		return fmt.Errorf("unknown quarantine command %q: want list, show, retry or drop", sub)
+		return usageError(synopsis, fmt.Errorf("unknown quarantine command %q: want list, show, retry or drop", sub))
 	}
 	if len(positional) > 1 || (!wantID && len(positional) > 0) {
 		return fmt.Errorf("quarantine %s: unexpected arguments %q", sub, positional)

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -36,9 +34,7 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 	var common commonConfig
 	var slot string
 	var yes bool
-	fs := flag.NewFlagSet("slot", flag.ContinueOnError)
-	common.registerTool(fs)
-	common.registerSource(fs)
+	fs := common.sourceToolFlags("slot")
 	fs.StringVar(&slot, "slot", "walhook", "logical replication slot name")
 	fs.BoolVar(&yes, "yes", false, "drop, recreate: really drop the slot; epoch: really start a new source epoch")
 	if err := parseFlags(fs, args, synopsis); err != nil {
@@ -46,8 +42,7 @@ func runSlot(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	sub := fs.Arg(0)
 	if fs.NArg() != 1 || (sub != "status" && sub != "drop" && sub != "recreate" && sub != "epoch") {
-		fmt.Fprintln(os.Stderr, synopsis)
-		return errors.New("want slot status, slot drop, slot recreate or slot epoch")
+		return usageError(synopsis, errors.New("want slot status, slot drop, slot recreate or slot epoch"))
 	}
 	wh, pool, err := common.openTool(ctx)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -35,9 +34,7 @@ func runSplit(ctx context.Context, args []string, stdout io.Writer) error {
 	var cfg commonConfig
 	var slot string
 	var yes, dropMoved, undo, back bool
-	fs := flag.NewFlagSet("split", flag.ContinueOnError)
-	cfg.registerTool(fs)
-	cfg.registerSource(fs)
+	fs := cfg.sourceToolFlags("split")
 	fs.StringVar(&slot, "slot", "walhook", "capture's logical replication slot in the source database")
 	fs.BoolVar(&yes, "yes", false, "really do it (without: check and print the plan)")
 	fs.BoolVar(&dropMoved, "drop-moved", false, "delete the walhook data a finished split left in the source database")

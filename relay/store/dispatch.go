@@ -297,28 +297,20 @@ const CompanyDisabledReason = "the company is disabled"
 // member resyncs them once the company is enabled again.
 func (s *Store) DispatchWebhooks(ctx context.Context, ids []int64) ([]webhook.Webhook, error) {
 	rows, err := s.q.DispatchWebhooks(ctx, ids)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	hooks := make([]dbsqlc.WalhookWebhook, len(rows))
-	for i, r := range rows {
-		hooks[i] = r.WalhookWebhook
+	return rowsOpened(rows, err, func(r dbsqlc.DispatchWebhooksRow) (webhook.Webhook, error) {
 		if r.CompanyDisabled {
 			reason := CompanyDisabledReason
-			hooks[i].Active, hooks[i].DisabledReason = false, &reason
+			r.WalhookWebhook.Active, r.WalhookWebhook.DisabledReason = false, &reason
 		}
-	}
-	return s.webhooksFrom(hooks)
+		return s.webhookFrom(r.WalhookWebhook)
+	})
 }
 
 // DispatchOAuthCredentials returns the credentials with the given ids, secrets opened (any
 // company: for the relay only).
 func (s *Store) DispatchOAuthCredentials(ctx context.Context, ids []int64) ([]webhook.OAuthCredential, error) {
 	rows, err := s.q.DispatchOAuthCredentials(ctx, ids)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	return s.oauthsFrom(rows)
+	return rowsOpened(rows, err, s.oauthFrom)
 }
 
 // DispatchOAuthTokenSave stores a fetched access token (and a newly issued refresh token, when

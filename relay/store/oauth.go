@@ -47,18 +47,6 @@ func (s *Store) oauthFrom(r dbsqlc.WalhookOauthCredential) (webhook.OAuthCredent
 	return c, nil
 }
 
-func (s *Store) oauthsFrom(rows []dbsqlc.WalhookOauthCredential) ([]webhook.OAuthCredential, error) {
-	out := make([]webhook.OAuthCredential, len(rows))
-	for i, r := range rows {
-		c, err := s.oauthFrom(r)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = c
-	}
-	return out, nil
-}
-
 // OAuthCredentialCreate stores a credential, sealing its secrets.
 func (s *Store) OAuthCredentialCreate(ctx context.Context, c webhook.OAuthCredential, actor *int64) (webhook.OAuthCredential, error) {
 	if c.Method == "" {
@@ -100,10 +88,7 @@ func (s *Store) OAuthCredentialGet(ctx context.Context, companyID string, id int
 // OAuthCredentialList lists a company's credentials, secrets opened.
 func (s *Store) OAuthCredentialList(ctx context.Context, companyID string) ([]webhook.OAuthCredential, error) {
 	rows, err := s.q.OAuthCredentialList(ctx, companyID)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	return s.oauthsFrom(rows)
+	return rowsOpened(rows, err, s.oauthFrom)
 }
 
 // OAuthCredentialDelete deletes a credential; one still used by a webhook is ErrConflict.

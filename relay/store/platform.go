@@ -117,15 +117,10 @@ func (s *Store) RoleDelete(ctx context.Context, companyID string, id int64) erro
 // PlatformTokenList lists every platform token (never their secrets).
 func (s *Store) PlatformTokenList(ctx context.Context) ([]PlatformToken, error) {
 	rows, err := s.q.PlatformTokenList(ctx)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	out := make([]PlatformToken, len(rows))
-	for i, r := range rows {
-		out[i] = PlatformToken{ID: r.ID, Name: r.Name, Prefix: r.Prefix, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
+	return rowsAs(rows, err, func(r dbsqlc.PlatformTokenListRow) PlatformToken {
+		return PlatformToken{ID: r.ID, Name: r.Name, Prefix: r.Prefix, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
 			LastUsedAt: r.LastUsedAt, RevokedAt: r.RevokedAt}
-	}
-	return out, nil
+	})
 }
 
 // PlatformTokenRevoke revokes a platform token; an unknown or already revoked one is ErrNotFound.

@@ -90,6 +90,21 @@ func rowsAs[R, T any](rows []R, err error, from func(R) T) ([]T, error) {
 	return out, nil
 }
 
+// rowsOpened is rowsAs for a conversion that may fail (a sealed value that does not open): the
+// first error stops it.
+func rowsOpened[R, T any](rows []R, err error, from func(R) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]T, len(rows))
+	for i, r := range rows {
+		if out[i], err = from(r); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // DBTX is what the store runs queries on: a pool, a connection or a transaction.
 type DBTX interface {
 	dbsqlc.DBTX

@@ -87,18 +87,6 @@ func rateLimit(n *int) *int32 {
 	return &v
 }
 
-func (s *Store) webhooksFrom(rows []dbsqlc.WalhookWebhook) ([]webhook.Webhook, error) {
-	out := make([]webhook.Webhook, len(rows))
-	for i, r := range rows {
-		w, err := s.webhookFrom(r)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = w
-	}
-	return out, nil
-}
-
 // WebhookCreate stores a new webhook. A signing secret is generated when w.Secret is empty.
 // actor is the member who made it (nil for the system).
 func (s *Store) WebhookCreate(ctx context.Context, w webhook.Webhook, actor *int64) (webhook.Webhook, error) {
@@ -148,10 +136,7 @@ func (s *Store) WebhookList(ctx context.Context, companyID string, afterID int64
 		limit = maxWebhookListPerPage
 	}
 	rows, err := s.q.WebhookList(ctx, dbsqlc.WebhookListParams{CompanyID: companyID, AfterID: afterID, MaxRows: int32(limit)})
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	return s.webhooksFrom(rows)
+	return rowsOpened(rows, err, s.webhookFrom)
 }
 
 // WebhookUpdate replaces a webhook's editable fields. Turning a webhook on clears the reason it

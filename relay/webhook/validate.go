@@ -86,18 +86,32 @@ func (r Rules) allowIP(a netip.Addr) bool {
 // one of them visible, no control characters (PostgreSQL text cannot hold NUL) and no bidirectional
 // overrides, which would make a name read differently from what it is.
 func ValidateName(e *ValidationError, field, name string) {
-	switch {
-	case strings.TrimFunc(name, invisible) == "":
+	if strings.TrimFunc(name, invisible) == "" {
 		e.Add(field, "is required")
-	case !utf8.ValidString(name):
-		e.Add(field, "must be valid UTF-8")
-	case utf8.RuneCountInString(name) > MaxNameLen:
-		e.Add(field, "must be at most %d characters", MaxNameLen)
-	case strings.ContainsFunc(name, unicode.IsControl):
-		e.Add(field, "must not contain control characters")
-	case strings.ContainsFunc(name, bidiControl):
+		return
+	}
+	if ValidateText(e, field, name, MaxNameLen) && strings.ContainsFunc(name, bidiControl) {
 		e.Add(field, "must not contain bidirectional control characters")
 	}
+}
+
+// ValidateText checks a required single-line text (a company's name, an email): not only spaces,
+// valid UTF-8, at most maxChars characters, no control characters. It adds at most one error and
+// reports whether v passed, for a caller that checks more of it.
+func ValidateText(e *ValidationError, field, v string, maxChars int) bool {
+	switch {
+	case strings.TrimSpace(v) == "":
+		e.Add(field, "is required")
+	case !utf8.ValidString(v):
+		e.Add(field, "must be valid UTF-8")
+	case utf8.RuneCountInString(v) > maxChars:
+		e.Add(field, "must be at most %d characters", maxChars)
+	case strings.ContainsFunc(v, unicode.IsControl):
+		e.Add(field, "must not contain control characters")
+	default:
+		return true
+	}
+	return false
 }
 
 // invisible reports spaces and format characters (zero-width space, joiners, BOM…).

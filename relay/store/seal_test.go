@@ -17,37 +17,13 @@ import (
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-func seedWebhook(t *testing.T, s *store.Store, company, name string, headers ...webhook.Header) webhook.Webhook {
-	t.Helper()
-	w, err := s.WebhookCreate(t.Context(), webhook.Webhook{
-		CompanyID: company, Name: name, URL: "https://" + company + ".example/hook", Method: webhook.MethodPost,
-		EventKeys: []string{"contact.created"}, RawData: true, Headers: headers,
-	}, nil)
-	require.NoError(t, err)
-	return w
-}
-
-func seedCredential(t *testing.T, s *store.Store, company, name, secret string) webhook.OAuthCredential {
-	t.Helper()
-	c, err := s.OAuthCredentialCreate(t.Context(), webhook.OAuthCredential{
-		CompanyID: company, Name: name, TokenURL: "https://" + company + ".example/token",
-		GrantType: webhook.GrantAuthorizationCode, ClientID: "cid", ClientSecret: secret,
-		Code: "code-" + name, RefreshToken: "refresh-" + name,
-	}, nil)
-	require.NoError(t, err)
-	return c
-}
-
 // TestSealedValueMovedIsRefused: a sealed value copied with SQL into another company's row, or
 // another row of the same company, does not open there. The row still reads (listings do not
 // fail), with the secret empty and SealError saying why.
 func TestSealedValueMovedIsRefused(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, pool := xtest.Store(t)
-	seedCatalog(t, s)
-	seedCompany(t, s, "a")
-	seedCompany(t, s, "b")
+	s, b := setup(t, "a", "b")
 	wa := seedWebhook(t, s, "a", "A", webhook.Header{Key: "X-Key", Value: "a-header-secret", Secret: true})
 	wa2 := seedWebhook(t, s, "a", "A2")
 	wb := seedWebhook(t, s, "b", "B", webhook.Header{Key: "X-Key", Value: "b-header-secret", Secret: true})
@@ -62,7 +38,7 @@ func TestSealedValueMovedIsRefused(t *testing.T) {
 		`UPDATE walhook.oauth_credential SET client_secret_enc = (SELECT client_secret_enc FROM walhook.oauth_credential WHERE id = $1),
 		        code_enc = (SELECT code_enc FROM walhook.oauth_credential WHERE id = $1) WHERE id = $2`: {ca.ID, cb.ID},
 	} {
-		_, err := pool.Exec(ctx, q, ids[0], ids[1])
+		_, err := b.pool.Exec(ctx, q, ids[0], ids[1])
 		require.NoError(t, err)
 	}
 
@@ -131,9 +107,7 @@ func TestResealUpgradesAndRotates(t *testing.T) {
 	keys1, err := crypt.ParseKeyring(spec1)
 	require.NoError(t, err)
 	s1 := store.New(pool, keys1)
-	seedCatalog(t, s1)
-	seedCompany(t, s1, "a")
-	seedCompany(t, s1, "b")
+	seed(t, s1, contactCreated(), "a", "b")
 
 	// Sealed with k1 as version 2: a webhook with a secret header, rotated (previous secret); a
 	// credential with client secret, code, refresh token and a cached access token.
@@ -222,8 +196,7 @@ func TestResealUpgradesAndRotates(t *testing.T) {
 	// Without the reseal, removing k1 would have left them unreadable: a fresh database proves
 	// the keyring alone is not what made them open.
 	s1b := store.New(xtest.Pool(t), keys1)
-	seedCatalog(t, s1b)
-	seedCompany(t, s1b, "a")
+	seed(t, s1b, contactCreated(), "a")
 	w := seedWebhook(t, s1b, "a", "w")
 	gw, err := store.New(s1b.Pool(), keys2).WebhookGet(ctx, "a", w.ID)
 	require.NoError(t, err)
@@ -234,13 +207,10 @@ func TestResealUpgradesAndRotates(t *testing.T) {
 func TestResealLeavesUnreadableValues(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, pool := xtest.Store(t)
-	seedCatalog(t, s)
-	seedCompany(t, s, "a")
-	seedCompany(t, s, "b")
+	s, b := setup(t, "a", "b")
 	wa := seedWebhook(t, s, "a", "A")
 	wb := seedWebhook(t, s, "b", "B")
-	_, err := pool.Exec(ctx, `UPDATE walhook.webhook SET signing_secret_enc = (SELECT signing_secret_enc FROM walhook.webhook WHERE id = $1) WHERE id = $2`, wa.ID, wb.ID)
+	_, err := b.pool.Exec(ctx, `UPDATE walhook.webhook SET signing_secret_enc = (SELECT signing_secret_enc FROM walhook.webhook WHERE id = $1) WHERE id = $2`, wa.ID, wb.ID)
 	require.NoError(t, err)
 	got, err := s.Reseal(ctx, 10, nil)
 	require.NoError(t, err)

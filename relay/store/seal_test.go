@@ -1,11 +1,6 @@
 package store_test
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"encoding/base64"
-	"strings"
 	"testing"
 	"time"
 
@@ -78,24 +73,6 @@ func TestSealedValueMovedIsRefused(t *testing.T) {
 	require.Len(t, hooks, 2)
 }
 
-// sealV1 seals as walhook did before rows were bound (version 1: the column's purpose is the
-// whole associated data), written out from the layout by hand.
-func sealV1(t *testing.T, spec string, plain, purpose string) []byte {
-	t.Helper()
-	id, b64, _ := strings.Cut(spec, ":")
-	key, err := base64.StdEncoding.DecodeString(b64)
-	require.NoError(t, err)
-	block, err := aes.NewCipher(key)
-	require.NoError(t, err)
-	aead, err := cipher.NewGCM(block)
-	require.NoError(t, err)
-	nonce := make([]byte, 12)
-	_, _ = rand.Read(nonce)
-	out := append([]byte{1, byte(len(id))}, id...)
-	out = append(out, nonce...)
-	return aead.Seal(out, nonce, []byte(plain), []byte(purpose))
-}
-
 // TestResealUpgradesAndRotates: values sealed as version 1 and values sealed with an old key are
 // re-sealed with the first key and the row binding, in batches, idempotently; after it the old
 // key can leave the keyring and every secret still opens, public ids unchanged.
@@ -121,11 +98,11 @@ func TestResealUpgradesAndRotates(t *testing.T) {
 	// credential's client secret.
 	w2 := seedWebhook(t, s1, "b", "w2")
 	_, err = pool.Exec(ctx, `UPDATE walhook.webhook SET signing_secret_enc = $1 WHERE id = $2`,
-		sealV1(t, spec1, "whsec_v1secret", "webhook.signing_secret"), w2.ID)
+		xtest.SealV1(t, spec1, []byte("whsec_v1secret"), "webhook.signing_secret"), w2.ID)
 	require.NoError(t, err)
 	c2 := seedCredential(t, s1, "b", "c2", "")
 	_, err = pool.Exec(ctx, `UPDATE walhook.oauth_credential SET client_secret_enc = $1, code_enc = NULL, refresh_token_enc = NULL WHERE id = $2`,
-		sealV1(t, spec1, "secret-c2-v1", "oauth.client_secret"), c2.ID)
+		xtest.SealV1(t, spec1, []byte("secret-c2-v1"), "oauth.client_secret"), c2.ID)
 	require.NoError(t, err)
 	// The public-id key, sealed with k1.
 	ids1, err := s1.PublicIDs(ctx)

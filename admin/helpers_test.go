@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -310,6 +311,23 @@ func (e *env) pub(company string, id int64) string {
 	s, err := e.st.DeliveryPublicID(e.ctx, company, id)
 	require.NoError(e.t, err)
 	return s
+}
+
+// queryMap runs q with args on the test's database and returns its rows as a map from the first
+// column to the second.
+func queryMap[K comparable, V any](t *testing.T, e *env, q string, args ...any) map[K]V {
+	t.Helper()
+	rows, err := e.pool.Query(e.ctx, q, args...)
+	require.NoError(t, err)
+	out := map[K]V{}
+	var k K
+	var v V
+	_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error {
+		out[k] = v
+		return nil
+	})
+	require.NoError(t, err)
+	return out
 }
 
 func ownerPrincipal() store.Principal { return store.Principal{IsOwner: true} }

@@ -626,17 +626,7 @@ func rowCounts(t *testing.T, e *env, tables []string) map[string]int64 {
 	for i, n := range tables {
 		parts[i] = fmt.Sprintf("SELECT %s::text, count(*) FROM walhook.%s", quoteLiteral(n), n)
 	}
-	rows, err := e.pool.Query(e.ctx, strings.Join(parts, " UNION ALL "))
-	require.NoError(t, err)
-	out := map[string]int64{}
-	for rows.Next() {
-		var n string
-		var c int64
-		require.NoError(t, rows.Scan(&n, &c))
-		out[n] = c
-	}
-	require.NoError(t, rows.Err())
-	return out
+	return queryMap[string, int64](t, e, strings.Join(parts, " UNION ALL "))
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -178,24 +179,30 @@ func (r resp) fieldErrors(t *testing.T) map[string]string {
 	return out
 }
 
-// do sends a request; body may be nil, a string (sent as is) or a value encoded as JSON.
-func (e *env) do(method, path, token string, body any) resp {
-	e.t.Helper()
-	var rd io.Reader
+// requestBody is a test request's body: none for nil, a string or []byte sent as is, any other
+// value encoded as JSON.
+func requestBody(t *testing.T, body any) io.Reader {
+	t.Helper()
 	switch b := body.(type) {
 	case nil:
+		return nil
 	case string:
-		rd = bytes.NewBufferString(b)
+		return strings.NewReader(b)
 	case []byte:
-		rd = bytes.NewReader(b)
+		return bytes.NewReader(b)
 	default:
 		raw, err := json.Marshal(b)
-		require.NoError(e.t, err)
-		rd = bytes.NewReader(raw)
+		require.NoError(t, err)
+		return bytes.NewReader(raw)
 	}
-	req, err := http.NewRequestWithContext(e.ctx, method, e.srv.URL+path, rd)
+}
+
+// do sends a request; body may be nil, a string or []byte (sent as is) or a value encoded as JSON.
+func (e *env) do(method, path, token string, body any) resp {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(e.ctx, method, e.srv.URL+path, requestBody(e.t, body))
 	require.NoError(e.t, err)
-	if rd != nil {
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -177,24 +179,30 @@ func (r resp) fieldErrors(t *testing.T) map[string]string {
 	return out
 }
 
-// do sends a request; body may be nil, a string (sent as is) or a value encoded as JSON.
-func (e *env) do(method, path, token string, body any) resp {
-	e.t.Helper()
-	var rd io.Reader
+// requestBody is a test request's body: none for nil, a string or []byte sent as is, any other
+// value encoded as JSON.
+func requestBody(t *testing.T, body any) io.Reader {
+	t.Helper()
 	switch b := body.(type) {
 	case nil:
+		return nil
 	case string:
-		rd = bytes.NewBufferString(b)
+		return strings.NewReader(b)
 	case []byte:
-		rd = bytes.NewReader(b)
+		return bytes.NewReader(b)
 	default:
 		raw, err := json.Marshal(b)
-		require.NoError(e.t, err)
-		rd = bytes.NewReader(raw)
+		require.NoError(t, err)
+		return bytes.NewReader(raw)
 	}
-	req, err := http.NewRequestWithContext(e.ctx, method, e.srv.URL+path, rd)
+}
+
+// do sends a request; body may be nil, a string or []byte (sent as is) or a value encoded as JSON.
+func (e *env) do(method, path, token string, body any) resp {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(e.ctx, method, e.srv.URL+path, requestBody(e.t, body))
 	require.NoError(e.t, err)
-	if rd != nil {
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {
@@ -310,6 +318,23 @@ func (e *env) pub(company string, id int64) string {
 	s, err := e.st.DeliveryPublicID(e.ctx, company, id)
 	require.NoError(e.t, err)
 	return s
+}
+
+// queryMap runs q with args on the test's database and returns its rows as a map from the first
+// column to the second.
+func queryMap[K comparable, V any](t *testing.T, e *env, q string, args ...any) map[K]V {
+	t.Helper()
+	rows, err := e.pool.Query(e.ctx, q, args...)
+	require.NoError(t, err)
+	out := map[K]V{}
+	var k K
+	var v V
+	_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error {
+		out[k] = v
+		return nil
+	})
+	require.NoError(t, err)
+	return out
 }
 
 func ownerPrincipal() store.Principal { return store.Principal{IsOwner: true} }

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -626,17 +625,7 @@ func rowCounts(t *testing.T, e *env, tables []string) map[string]int64 {
 	for i, n := range tables {
 		parts[i] = fmt.Sprintf("SELECT %s::text, count(*) FROM walhook.%s", quoteLiteral(n), n)
 	}
-	rows, err := e.pool.Query(e.ctx, strings.Join(parts, " UNION ALL "))
-	require.NoError(t, err)
-	out := map[string]int64{}
-	for rows.Next() {
-		var n string
-		var c int64
-		require.NoError(t, rows.Scan(&n, &c))
-		out[n] = c
-	}
-	require.NoError(t, rows.Err())
-	return out
+	return queryMap[string, int64](t, e, strings.Join(parts, " UNION ALL "))
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
@@ -644,25 +633,13 @@ func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''
 // sendHostile sends one case as is: its own content type, token and raw bytes.
 func sendHostile(t *testing.T, e *env, base string, c hostileCase) (int, http.Header, []byte) {
 	t.Helper()
-	var rd io.Reader
-	switch b := c.body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		require.NoError(t, err)
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(e.ctx, c.method, base+c.path, rd)
+	req, err := http.NewRequestWithContext(e.ctx, c.method, base+c.path, requestBody(t, c.body))
 	require.NoError(t, err, c.name)
 	switch {
 	case c.ct == "-":
 	case c.ct != "":
 		req.Header.Set("Content-Type", c.ct)
-	case rd != nil:
+	case c.body != nil:
 		req.Header.Set("Content-Type", "application/json")
 	}
 	switch c.token {

@@ -233,18 +233,7 @@ func TestReplayWindow(t *testing.T) {
 		return e.must(200, "POST", preview, e.manager, body(mode))["count"].(float64)
 	}
 	deliveries := func() map[int64]string {
-		out := map[int64]string{}
-		rows, err := e.pool.Query(e.ctx, `SELECT event_id, state FROM walhook.delivery WHERE webhook_id = $1`, w.ID)
-		require.NoError(t, err)
-		defer rows.Close()
-		for rows.Next() {
-			var ev int64
-			var st string
-			require.NoError(t, rows.Scan(&ev, &st))
-			out[ev] = st
-		}
-		require.NoError(t, rows.Err())
-		return out
+		return queryMap[int64, string](t, e, `SELECT event_id, state FROM walhook.delivery WHERE webhook_id = $1`, w.ID)
 	}
 	before := deliveries()
 

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/internal/pgcluster"
 	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/store"
 )
@@ -27,6 +28,24 @@ func asUser(t *testing.T, raw, user string) string {
 	return u.String()
 }
 
+// appDatabase creates database db and a LOGIN role on cluster c, as an application's database and
+// its owner would be, and returns a superuser's connection to db (closed when the test ends).
+func appDatabase(t *testing.T, c *pgcluster.Cluster, db, role string) *pgx.Conn {
+	t.Helper()
+	ctx := t.Context()
+	su, err := pgx.Connect(ctx, c.URL("postgres"))
+	require.NoError(t, err)
+	defer su.Close(context.WithoutCancel(ctx))
+	for _, q := range []string{`CREATE DATABASE ` + db, `CREATE ROLE ` + role + ` LOGIN`} {
+		_, err := su.Exec(ctx, q)
+		require.NoError(t, err)
+	}
+	app, err := pgx.Connect(ctx, c.URL(db))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = app.Close(context.WithoutCancel(ctx)) })
+	return app
+}
+
 // TestGrantSQL runs deploy/postgresql/grant.sql with psql, as a DBA would, on a database with an
 // application table, then shows that walhook, logged in as its role, can migrate its schema,
 // read the mapped table but not write it, own and extend its publication, open a logical
@@ -38,19 +57,10 @@ func TestGrantSQL(t *testing.T) {
 	ctx := t.Context()
 	c := xtest.Cluster(t)
 	const db = "grant_app"
-	su, err := pgx.Connect(ctx, c.URL("postgres"))
-	require.NoError(t, err)
-	defer su.Close(context.WithoutCancel(ctx))
-	for _, q := range []string{`CREATE DATABASE ` + db, `CREATE ROLE app_owner LOGIN`} {
-		_, err := su.Exec(ctx, q)
-		require.NoError(t, err)
-	}
-	app, err := pgx.Connect(ctx, c.URL(db))
-	require.NoError(t, err)
-	defer app.Close(context.WithoutCancel(ctx))
+	app := appDatabase(t, c, db, "app_owner")
 	// A hardened database: PUBLIC may not create temporary tables in it (grant.sql grants walhook
 	// what it needs, TEMPORARY included).
-	_, err = app.Exec(ctx, `CREATE TABLE public.contacts (id bigint PRIMARY KEY, company_id text NOT NULL, name text, email text);
+	_, err := app.Exec(ctx, `CREATE TABLE public.contacts (id bigint PRIMARY KEY, company_id text NOT NULL, name text, email text);
 		ALTER TABLE public.contacts OWNER TO app_owner;
 		REVOKE TEMPORARY ON DATABASE `+db+` FROM PUBLIC`)
 	require.NoError(t, err)
@@ -153,17 +163,8 @@ func TestGrantSQLTwoDatabases(t *testing.T) {
 	ctx := t.Context()
 	c := xtest.Cluster(t)
 	const appDB, ownDB = "grant_two_app", "grant_two_walhook"
-	su, err := pgx.Connect(ctx, c.URL("postgres"))
-	require.NoError(t, err)
-	defer su.Close(context.WithoutCancel(ctx))
-	for _, q := range []string{`CREATE DATABASE ` + appDB, `CREATE ROLE app_two LOGIN`} {
-		_, err := su.Exec(ctx, q)
-		require.NoError(t, err)
-	}
-	app, err := pgx.Connect(ctx, c.URL(appDB))
-	require.NoError(t, err)
-	defer app.Close(context.WithoutCancel(ctx))
-	_, err = app.Exec(ctx, `CREATE TABLE public.contacts (id bigint PRIMARY KEY, company_id text NOT NULL, name text, email text);
+	app := appDatabase(t, c, appDB, "app_two")
+	_, err := app.Exec(ctx, `CREATE TABLE public.contacts (id bigint PRIMARY KEY, company_id text NOT NULL, name text, email text);
 		ALTER TABLE public.contacts OWNER TO app_two`)
 	require.NoError(t, err)
 	psql := func(db, file string, vars ...string) {

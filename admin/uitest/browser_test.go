@@ -264,6 +264,15 @@ func (b *browser) fill(sel, text string) {
 	b.do("fill "+sel, chromedp.SendKeys(css(sel), text))
 }
 
+// fillOAuth fills the open OAuth form's name, token URL, client id and client secret.
+func (b *browser) fillOAuth(name, tokenURL, clientID, clientSecret string) {
+	b.t.Helper()
+	b.fill(`#oauth-form input[name=name]`, name)
+	b.fill(`#oauth-form input[name=token_url]`, tokenURL)
+	b.fill(`#oauth-form input[name=client_id]`, clientID)
+	b.fill(`#oauth-form input[name=client_secret]`, clientSecret)
+}
+
 // choose picks a select's option by value and fires change, as a user's pick does.
 func (b *browser) choose(sel, value string) {
 	b.t.Helper()

@@ -79,10 +79,7 @@ func TestWebPage(t *testing.T) {
 
 	b.click("#add-oauth-center")
 	b.visible("#oauth-form")
-	b.fill(`#oauth-form input[name=name]`, "CRM OAuth")
-	b.fill(`#oauth-form input[name=token_url]`, "https://auth.example.com/oauth/token")
-	b.fill(`#oauth-form input[name=client_id]`, "walhook-client")
-	b.fill(`#oauth-form input[name=client_secret]`, "client-s3cret")
+	b.fillOAuth("CRM OAuth", "https://auth.example.com/oauth/token", "walhook-client", "client-s3cret")
 	b.fill(`#oauth-form input[name=code]`, "auth-code-123")
 	require.Equal(t, "authorization_code", b.eval(`document.querySelector('#oauth-form select[name=grant_type]').value`))
 	b.shot("oauth-form", false)

@@ -26,9 +26,7 @@ func TestBootstrap(t *testing.T) {
 	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
 	run := func(f func(context.Context, []string, io.Writer) error, args ...string) (string, error) {
-		var out bytes.Buffer
-		err := f(ctx, append(args, "--database-url", db, "--log-format", "json"), &out)
-		return out.String(), err
+		return runOn(ctx, db, f, args...)
 	}
 	out, err := run(runCompany, "create", "--id", "42", "--name", "Acme")
 	require.NoError(t, err)
@@ -142,9 +140,7 @@ func TestKeysReseal(t *testing.T) {
 	require.NoError(t, err)
 
 	reseal := func(keys string) (string, error) {
-		var out bytes.Buffer
-		err := runKeys(ctx, []string{"reseal", "--database-url", db, "--encryption-keys", keys, "--log-format", "json", "--batch-size", "1"}, &out)
-		return out.String(), err
+		return runOn(ctx, db, runKeys, "reseal", "--encryption-keys", keys, "--batch-size", "1")
 	}
 	out, err := reseal(next + "," + old)
 	require.NoError(t, err)
@@ -178,9 +174,9 @@ func TestEmitKeyRotate(t *testing.T) {
 	ctx := t.Context()
 	db := xtest.DatabaseURL(t)
 	for _, want := range []string{"emit key 2 signs from now on; key 1 still verifies\n", "emit key 3 signs from now on; key 2 still verifies\n"} {
-		var out bytes.Buffer
-		require.NoError(t, runEmitKey(ctx, []string{"rotate", "--database-url", db, "--log-format", "json"}, &out))
-		require.Equal(t, want, out.String())
+		out, err := runOn(ctx, db, runEmitKey, "rotate")
+		require.NoError(t, err)
+		require.Equal(t, want, out)
 	}
 	pool := xtest.PoolOn(t, db)
 	keys, _, err := store.New(pool, nil).EmitKeys(ctx)

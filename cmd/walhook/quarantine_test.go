@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"regexp"
@@ -35,9 +34,7 @@ func TestQuarantineCommands(t *testing.T) {
 		Method: webhook.MethodPost, EventKeys: []string{"invoice.paid"}, RawData: true, Active: true}, nil)
 	require.NoError(t, err)
 	run := func(args ...string) (string, error) {
-		var out bytes.Buffer
-		err := runQuarantine(ctx, append(args, "--database-url", db, "--log-format", "json"), &out)
-		return out.String(), err
+		return runOn(ctx, db, runQuarantine, args...)
 	}
 	quarantine := func(sourceKey, payload string) {
 		t.Helper()

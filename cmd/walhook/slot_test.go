@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -33,13 +32,11 @@ func TestSlotRecreate(t *testing.T) {
 	slot := fmt.Sprintf("slot_test_%d", os.Getpid())
 	t.Cleanup(func() { _ = st.CaptureSlotDrop(context.WithoutCancel(ctx), slot) })
 	run := func(args ...string) (string, error) {
-		var out bytes.Buffer
-		args = append(args, "--database-url", db, "--slot", slot, "--log-format", "json")
+		args = append(args, "--slot", slot)
 		if srcURL != db {
 			args = append(args, "--source-database-url", srcURL)
 		}
-		err := runSlot(ctx, args, &out)
-		return out.String(), err
+		return runOn(ctx, db, runSlot, args...)
 	}
 
 	_, err := run("status")
@@ -123,9 +120,9 @@ func TestMigrateTwoDatabases(t *testing.T) {
 	src := xtest.SeparateSourceURL(t)
 	run := func(args ...string) string {
 		t.Helper()
-		var out bytes.Buffer
-		require.NoError(t, runMigrate(ctx, append(args, "--database-url", db, "--source-database-url", src, "--log-format", "json"), &out))
-		return out.String()
+		out, err := runOn(ctx, db, runMigrate, append(args, "--source-database-url", src)...)
+		require.NoError(t, err)
+		return out
 	}
 	out := run("status")
 	require.Regexp(t, `(?s)^walhook database \(--database-url\):\n0001_init\s+applied .*\n0029_history_partitions\s+applied [^\n]+\n\n`+

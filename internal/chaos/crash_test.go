@@ -41,9 +41,7 @@ import (
 func TestKillNineDuringStream(t *testing.T) {
 	t.Parallel()
 	kills, n := size(2, 10), size(2000, 20000)
-	f := newTestFixture(t)
-	r := newReceiver(t)
-	f.webhook("1", r.URL())
+	f, r := newReceiverFixture(t)
 
 	ctx := t.Context()
 	relay := xtest.Serve(t, f.env(), replicaArgs("r0")...)
@@ -228,9 +226,7 @@ func privateCluster(t *testing.T) *pgcluster.Cluster {
 func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	f := newTestFixture(t)
-	r := newReceiver(t)
-	f.webhook("1", r.URL())
+	f, r := newReceiverFixture(t)
 	// relayArgs' retry schedule: with the default one (5 s, 30 s, 2 m, …) a few attempts that time
 	// out on a loaded machine are not due again within the wait below.
 	procs := map[string]*xtest.Proc{"a": xtest.Serve(t, f.env(), relayArgs("a")...)}

@@ -184,6 +184,16 @@ func newTestFixture(t *testing.T) *fixture {
 	return newFixture(t, url, xtest.SourceURL(t, url))
 }
 
+// newReceiverFixture is a test fixture (newTestFixture) whose company "1" has a webhook to a
+// receiver of its own (newReceiver).
+func newReceiverFixture(t *testing.T) (*fixture, *receiver) {
+	t.Helper()
+	f := newTestFixture(t)
+	r := newReceiver(t)
+	f.webhook("1", r.URL())
+	return f, r
+}
+
 // newFixture is a fixture on walhook's database at url capturing from the application's at srcURL
 // (url itself for one database), with companies "1" and "2".
 func newFixture(t *testing.T, url, srcURL string) *fixture {

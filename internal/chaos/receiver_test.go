@@ -22,9 +22,7 @@ import (
 func TestReceiverDownThenBack(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	f := newTestFixture(t)
-	r := newReceiver(t)
-	f.webhook("1", r.URL())
+	f, r := newReceiverFixture(t)
 	relay := xtest.Serve(t, f.env(), relayArgs("rx")...) // schedule: about 20 s of retries
 	f.waitSlotReader(ctx, "", time.Minute)
 	n := size(500, 2000)

@@ -36,10 +36,8 @@ func (f *fixture) twoReplicas(extra ...string) (a, b *xtest.Proc) {
 // claims pile up), and b holds at least 50 claimed deliveries.
 func claimsPiledOnB(t *testing.T) (f *fixture, r *receiver, a, b *xtest.Proc, n int) {
 	t.Helper()
-	f = newTestFixture(t)
-	r = newReceiver(t)
+	f, r = newReceiverFixture(t)
 	r.slow(time.Second)
-	f.webhook("1", r.URL())
 	a, b = f.twoReplicas()
 	n = size(500, 2000)
 	require.NoError(t, f.insert(t.Context(), "1", 0, n))
@@ -117,10 +115,8 @@ func TestPausedReplicaComesBack(t *testing.T) {
 func TestSlowReplicaKeepsItsClaims(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	f := newTestFixture(t)
-	r := newReceiver(t)
+	f, r := newReceiverFixture(t)
 	r.slow(10 * time.Second)
-	f.webhook("1", r.URL())
 	a, b := f.twoReplicas("--attempt-timeout", "15s")
 
 	n := 48 // three rounds of 16 requests over the two relays

@@ -2,15 +2,12 @@ package crypt_test
 
 import (
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"encoding/base64"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/crypt"
 )
 
@@ -85,25 +82,6 @@ func TestSealedValueIsBoundToItsPlace(t *testing.T) {
 	}
 }
 
-// sealV1 seals as walhook did before rows were bound (version 1: the purpose is the whole
-// associated data), written out by hand from the layout so the test does not reuse the code
-// it checks.
-func sealV1(t testing.TB, spec string, plain []byte, purpose string) []byte {
-	t.Helper()
-	id, b64, _ := strings.Cut(spec, ":")
-	key, err := base64.StdEncoding.DecodeString(b64)
-	require.NoError(t, err)
-	block, err := aes.NewCipher(key)
-	require.NoError(t, err)
-	aead, err := cipher.NewGCM(block)
-	require.NoError(t, err)
-	nonce := make([]byte, 12)
-	_, _ = rand.Read(nonce)
-	out := append([]byte{1, byte(len(id))}, id...)
-	out = append(out, nonce...)
-	return aead.Seal(out, nonce, plain, []byte(purpose))
-}
-
 // TestVersion1StillOpens: values sealed before the upgrade open with the column's legacy purpose
 // and are not current, so `walhook keys reseal` rewrites them.
 func TestVersion1StillOpens(t *testing.T) {
@@ -111,7 +89,7 @@ func TestVersion1StillOpens(t *testing.T) {
 	spec := crypt.GenerateKeySpec("k1")
 	k, err := crypt.ParseKeyring(spec)
 	require.NoError(t, err)
-	v1 := sealV1(t, spec, []byte("old-secret"), "oauth.client_secret")
+	v1 := xtest.SealV1(t, spec, []byte("old-secret"), "oauth.client_secret")
 	plain, err := k.Open(v1, secretOf)
 	require.NoError(t, err)
 	require.Equal(t, "old-secret", string(plain))
@@ -187,7 +165,7 @@ func FuzzOpen(f *testing.F) {
 		f.Fatal(err)
 	}
 	v2 := k.Seal([]byte("secret"), secretOf)
-	v1 := sealV1(f, spec, []byte("secret"), secretOf.Legacy)
+	v1 := xtest.SealV1(f, spec, []byte("secret"), secretOf.Legacy)
 	f.Add(v2)
 	f.Add(v1)
 	f.Add([]byte{1, 2, 'k', '1'})

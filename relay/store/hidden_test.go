@@ -6,7 +6,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -27,9 +26,7 @@ func rawColumns(t *testing.T, q *pgxpool.Pool, table, plainCol, sealedCol string
 func TestHiddenValuesSealedAtRest(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, pool := xtest.Store(t)
-	seedCatalog(t, s)
-	seedCompany(t, s, "a")
+	s, b := setup(t, "a")
 	headers := []webhook.Header{
 		{Key: "Authorization", Value: "Bearer raw-auth-value"},
 		{Key: "X-Marked", Value: "raw-marked-value", Secret: true},
@@ -51,7 +48,7 @@ func TestHiddenValuesSealedAtRest(t *testing.T) {
 
 	check := func(what string, hs []webhook.Header, ps []webhook.KeyValue) {
 		t.Helper()
-		plain, sealed := rawColumns(t, pool, "webhook", "headers", "secret_headers_enc", w.ID)
+		plain, sealed := rawColumns(t, b.pool, "webhook", "headers", "secret_headers_enc", w.ID)
 		require.NotEmpty(t, sealed, what)
 		for _, h := range hs {
 			if h.Masked() {
@@ -61,7 +58,7 @@ func TestHiddenValuesSealedAtRest(t *testing.T) {
 				require.Contains(t, plain, h.Value, what)
 			}
 		}
-		plain, sealed = rawColumns(t, pool, "oauth_credential", "extra_params", "extra_params_enc", c.ID)
+		plain, sealed = rawColumns(t, b.pool, "oauth_credential", "extra_params", "extra_params_enc", c.ID)
 		require.NotEmpty(t, sealed, what)
 		for _, p := range ps {
 			if p.Masked() {
@@ -100,16 +97,14 @@ func TestHiddenValuesSealedAtRest(t *testing.T) {
 func TestHiddenValuesReadByTheRecord(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, pool := xtest.Store(t)
-	seedCatalog(t, s)
-	seedCompany(t, s, "a")
+	s, b := setup(t, "a")
 	w := seedWebhook(t, s, "a", "w",
 		webhook.Header{Key: "Authorization", Value: "Bearer one"},
 		webhook.Header{Key: "X-Plain", Value: "plain"},
 		webhook.Header{Key: "X-Token", Value: "two"})
 	// As if the word list had shrunk (or the key been edited in SQL): the first entry's name no
 	// longer looks like a credential.
-	_, err := pool.Exec(ctx, `UPDATE walhook.webhook SET headers = jsonb_set(headers, '{0,key}', '"X-Renamed"') WHERE id = $1`, w.ID)
+	_, err := b.pool.Exec(ctx, `UPDATE walhook.webhook SET headers = jsonb_set(headers, '{0,key}', '"X-Renamed"') WHERE id = $1`, w.ID)
 	require.NoError(t, err)
 	got, err := s.WebhookGet(ctx, "a", w.ID)
 	require.NoError(t, err)
@@ -124,15 +119,13 @@ func TestHiddenValuesReadByTheRecord(t *testing.T) {
 func TestResealSealsPlainHiddenValues(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, pool := xtest.Store(t)
-	seedCatalog(t, s)
-	seedCompany(t, s, "a")
+	s, b := setup(t, "a")
 	w := seedWebhook(t, s, "a", "w", webhook.Header{Key: "X-Marked", Value: "marked-secret", Secret: true})
 	c := seedCredential(t, s, "a", "c", "cs")
 	// The rows as an older walhook wrote them.
-	_, err := pool.Exec(ctx, `UPDATE walhook.webhook SET headers = '[{"key":"X-Marked","value":"","secret":true},{"key":"Authorization","value":"Bearer legacy-token"},{"key":"X-Plain","value":"p"}]' WHERE id = $1`, w.ID)
+	_, err := b.pool.Exec(ctx, `UPDATE walhook.webhook SET headers = '[{"key":"X-Marked","value":"","secret":true},{"key":"Authorization","value":"Bearer legacy-token"},{"key":"X-Plain","value":"p"}]' WHERE id = $1`, w.ID)
 	require.NoError(t, err)
-	_, err = pool.Exec(ctx, `UPDATE walhook.oauth_credential SET extra_params = '[{"key":"audience","value":"aud"},{"key":"password","value":"legacy-password"}]' WHERE id = $1`, c.ID)
+	_, err = b.pool.Exec(ctx, `UPDATE walhook.oauth_credential SET extra_params = '[{"key":"audience","value":"aud"},{"key":"password","value":"legacy-password"}]' WHERE id = $1`, c.ID)
 	require.NoError(t, err)
 
 	wantHeaders := []webhook.Header{{Key: "X-Marked", Value: "marked-secret", Secret: true}, {Key: "Authorization", Value: "Bearer legacy-token"}, {Key: "X-Plain", Value: "p"}}
@@ -155,12 +148,12 @@ func TestResealSealsPlainHiddenValues(t *testing.T) {
 	require.Equal(t, 2, got.Sealed, "the Authorization header and the password parameter")
 	require.Zero(t, got.Unreadable)
 	read("after reseal")
-	plain, sealed := rawColumns(t, pool, "webhook", "headers", "secret_headers_enc", w.ID)
+	plain, sealed := rawColumns(t, b.pool, "webhook", "headers", "secret_headers_enc", w.ID)
 	require.NotContains(t, plain, "legacy-token")
 	require.NotContains(t, plain, "marked-secret")
 	require.NotContains(t, string(sealed), "legacy-token")
 	require.Contains(t, plain, `"p"`)
-	plain, sealed = rawColumns(t, pool, "oauth_credential", "extra_params", "extra_params_enc", c.ID)
+	plain, sealed = rawColumns(t, b.pool, "oauth_credential", "extra_params", "extra_params_enc", c.ID)
 	require.NotContains(t, plain, "legacy-password")
 	require.NotContains(t, string(sealed), "legacy-password")
 	require.Contains(t, plain, "aud")
@@ -177,9 +170,7 @@ func TestResealSealsPlainHiddenValues(t *testing.T) {
 func TestHiddenParamsMovedAreRefused(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, pool := xtest.Store(t)
-	seedCompany(t, s, "a")
-	seedCompany(t, s, "b")
+	s, b := setup(t, "a", "b")
 	cred := func(company, pw string) webhook.OAuthCredential {
 		c, err := s.OAuthCredentialCreate(ctx, webhook.OAuthCredential{
 			CompanyID: company, Name: "c", TokenURL: "https://" + company + ".example/token", GrantType: webhook.GrantClientCredentials,
@@ -189,7 +180,7 @@ func TestHiddenParamsMovedAreRefused(t *testing.T) {
 		return c
 	}
 	ca, cb := cred("a", "pw-a"), cred("b", "pw-b")
-	_, err := pool.Exec(ctx, `UPDATE walhook.oauth_credential SET extra_params_enc = (SELECT extra_params_enc FROM walhook.oauth_credential WHERE id = $1) WHERE id = $2`, ca.ID, cb.ID)
+	_, err := b.pool.Exec(ctx, `UPDATE walhook.oauth_credential SET extra_params_enc = (SELECT extra_params_enc FROM walhook.oauth_credential WHERE id = $1) WHERE id = $2`, ca.ID, cb.ID)
 	require.NoError(t, err)
 	got, err := s.OAuthCredentialGet(ctx, "b", cb.ID)
 	require.NoError(t, err)

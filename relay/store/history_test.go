@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -19,13 +18,10 @@ import (
 func TestTestPayload(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, pool := xtest.Store(t)
-	require.NoError(t, s.EventTypeSync(ctx, []webhook.EventType{
+	s, b := setupCatalog(t, []webhook.EventType{
 		{Key: "contact.created", Source: webhook.SourceOutbox, Sample: json.RawMessage(`{"email":"sample@example.com"}`)},
 		{Key: "contact.deleted", Source: webhook.SourceOutbox},
-	}))
-	seedCompany(t, s, "a")
-	seedCompany(t, s, "b")
+	}, "a", "b")
 
 	sample := func(company, key string, src store.TestPayloadSource) webhook.Envelope {
 		t.Helper()
@@ -59,7 +55,7 @@ func TestTestPayload(t *testing.T) {
 		{"a", `{"id":"evt_old","data":{"who":"a old"}}`},
 		{"a", `{"id":"evt_new","data":{"who":"a new"}}`},
 	} {
-		_, err := pool.Exec(ctx, `INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
+		_, err := b.pool.Exec(ctx, `INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
 			VALUES ($1, $2, 'contact.created', $3, $4)`, "k:"+ev.payload, ev.company, ev.payload, at.Add(time.Duration(i)*time.Minute))
 		require.NoError(t, err)
 	}

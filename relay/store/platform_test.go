@@ -51,10 +51,8 @@ func TestPlatformToken(t *testing.T) {
 func TestDisabledCompany(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, pool := xtest.Store(t)
-	seedCatalog(t, s)
-	_, ownerA := seedCompany(t, s, "a")
-	_, ownerB := seedCompany(t, s, "b")
+	s, b := setup(t, "a", "b")
+	ownerA, ownerB := b.owners["a"], b.owners["b"]
 	var hookIDs []int64
 	for _, c := range []struct {
 		company string
@@ -106,7 +104,7 @@ func TestDisabledCompany(t *testing.T) {
 	// A code that exists while the company is disabled (made by a request that read the company
 	// enabled just before) is refused and spent.
 	codeWhileDisabled, hash := crypt.NewLoginCode()
-	_, err = pool.Exec(ctx, `INSERT INTO walhook.login_code (code_hash, company_id, member_id, expires_at)
+	_, err = b.pool.Exec(ctx, `INSERT INTO walhook.login_code (code_hash, company_id, member_id, expires_at)
 		VALUES ($1, 'a', $2, now() + interval '1 hour')`, hash, ownerA.ID)
 	require.NoError(t, err)
 	_, _, err = s.LoginCodeRedeem(ctx, codeWhileDisabled, time.Hour)
@@ -143,8 +141,8 @@ func TestDisabledCompany(t *testing.T) {
 func TestLoginCodeRedeemAudited(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, _ := xtest.Store(t)
-	_, owner := seedCompany(t, s, "a")
+	s, b := setup(t, "a")
+	owner := b.owners["a"]
 	code, err := s.LoginCodeCreate(ctx, "a", owner.ID, time.Hour)
 	require.NoError(t, err)
 	_, info, err := s.LoginCodeRedeem(ctx, code, time.Hour)

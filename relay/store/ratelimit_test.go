@@ -6,7 +6,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -16,9 +15,7 @@ import (
 func TestRateTake(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, pool := xtest.Store(t)
-	seedCatalog(t, s)
-	seedCompany(t, s, "a")
+	s, b := setup(t, "a")
 	limit := 50
 	limited, err := s.WebhookCreate(ctx, webhook.Webhook{
 		CompanyID: "a", Name: "limited", URL: "https://a.example/", Method: webhook.MethodPost,
@@ -66,6 +63,6 @@ func TestRateTake(t *testing.T) {
 	require.Empty(t, got)
 	require.NoError(t, s.WebhookDelete(ctx, "a", limited.ID))
 	var n int
-	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM walhook.rate_bucket`).Scan(&n))
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM walhook.rate_bucket`).Scan(&n))
 	require.Zero(t, n)
 }

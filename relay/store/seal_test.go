@@ -1,11 +1,6 @@
 package store_test
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"encoding/base64"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,37 +12,13 @@ import (
 	"github.com/walhook/walhook/relay/webhook"
 )
 
-func seedWebhook(t *testing.T, s *store.Store, company, name string, headers ...webhook.Header) webhook.Webhook {
-	t.Helper()
-	w, err := s.WebhookCreate(t.Context(), webhook.Webhook{
-		CompanyID: company, Name: name, URL: "https://" + company + ".example/hook", Method: webhook.MethodPost,
-		EventKeys: []string{"contact.created"}, RawData: true, Headers: headers,
-	}, nil)
-	require.NoError(t, err)
-	return w
-}
-
-func seedCredential(t *testing.T, s *store.Store, company, name, secret string) webhook.OAuthCredential {
-	t.Helper()
-	c, err := s.OAuthCredentialCreate(t.Context(), webhook.OAuthCredential{
-		CompanyID: company, Name: name, TokenURL: "https://" + company + ".example/token",
-		GrantType: webhook.GrantAuthorizationCode, ClientID: "cid", ClientSecret: secret,
-		Code: "code-" + name, RefreshToken: "refresh-" + name,
-	}, nil)
-	require.NoError(t, err)
-	return c
-}
-
 // TestSealedValueMovedIsRefused: a sealed value copied with SQL into another company's row, or
 // another row of the same company, does not open there. The row still reads (listings do not
 // fail), with the secret empty and SealError saying why.
 func TestSealedValueMovedIsRefused(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, pool := xtest.Store(t)
-	seedCatalog(t, s)
-	seedCompany(t, s, "a")
-	seedCompany(t, s, "b")
+	s, b := setup(t, "a", "b")
 	wa := seedWebhook(t, s, "a", "A", webhook.Header{Key: "X-Key", Value: "a-header-secret", Secret: true})
 	wa2 := seedWebhook(t, s, "a", "A2")
 	wb := seedWebhook(t, s, "b", "B", webhook.Header{Key: "X-Key", Value: "b-header-secret", Secret: true})
@@ -62,7 +33,7 @@ func TestSealedValueMovedIsRefused(t *testing.T) {
 		`UPDATE walhook.oauth_credential SET client_secret_enc = (SELECT client_secret_enc FROM walhook.oauth_credential WHERE id = $1),
 		        code_enc = (SELECT code_enc FROM walhook.oauth_credential WHERE id = $1) WHERE id = $2`: {ca.ID, cb.ID},
 	} {
-		_, err := pool.Exec(ctx, q, ids[0], ids[1])
+		_, err := b.pool.Exec(ctx, q, ids[0], ids[1])
 		require.NoError(t, err)
 	}
 
@@ -102,24 +73,6 @@ func TestSealedValueMovedIsRefused(t *testing.T) {
 	require.Len(t, hooks, 2)
 }
 
-// sealV1 seals as walhook did before rows were bound (version 1: the column's purpose is the
-// whole associated data), written out from the layout by hand.
-func sealV1(t *testing.T, spec string, plain, purpose string) []byte {
-	t.Helper()
-	id, b64, _ := strings.Cut(spec, ":")
-	key, err := base64.StdEncoding.DecodeString(b64)
-	require.NoError(t, err)
-	block, err := aes.NewCipher(key)
-	require.NoError(t, err)
-	aead, err := cipher.NewGCM(block)
-	require.NoError(t, err)
-	nonce := make([]byte, 12)
-	_, _ = rand.Read(nonce)
-	out := append([]byte{1, byte(len(id))}, id...)
-	out = append(out, nonce...)
-	return aead.Seal(out, nonce, []byte(plain), []byte(purpose))
-}
-
 // TestResealUpgradesAndRotates: values sealed as version 1 and values sealed with an old key are
 // re-sealed with the first key and the row binding, in batches, idempotently; after it the old
 // key can leave the keyring and every secret still opens, public ids unchanged.
@@ -131,9 +84,7 @@ func TestResealUpgradesAndRotates(t *testing.T) {
 	keys1, err := crypt.ParseKeyring(spec1)
 	require.NoError(t, err)
 	s1 := store.New(pool, keys1)
-	seedCatalog(t, s1)
-	seedCompany(t, s1, "a")
-	seedCompany(t, s1, "b")
+	seed(t, s1, contactCreated(), "a", "b")
 
 	// Sealed with k1 as version 2: a webhook with a secret header, rotated (previous secret); a
 	// credential with client secret, code, refresh token and a cached access token.
@@ -147,11 +98,11 @@ func TestResealUpgradesAndRotates(t *testing.T) {
 	// credential's client secret.
 	w2 := seedWebhook(t, s1, "b", "w2")
 	_, err = pool.Exec(ctx, `UPDATE walhook.webhook SET signing_secret_enc = $1 WHERE id = $2`,
-		sealV1(t, spec1, "whsec_v1secret", "webhook.signing_secret"), w2.ID)
+		xtest.SealV1(t, spec1, []byte("whsec_v1secret"), "webhook.signing_secret"), w2.ID)
 	require.NoError(t, err)
 	c2 := seedCredential(t, s1, "b", "c2", "")
 	_, err = pool.Exec(ctx, `UPDATE walhook.oauth_credential SET client_secret_enc = $1, code_enc = NULL, refresh_token_enc = NULL WHERE id = $2`,
-		sealV1(t, spec1, "secret-c2-v1", "oauth.client_secret"), c2.ID)
+		xtest.SealV1(t, spec1, []byte("secret-c2-v1"), "oauth.client_secret"), c2.ID)
 	require.NoError(t, err)
 	// The public-id key, sealed with k1.
 	ids1, err := s1.PublicIDs(ctx)
@@ -222,8 +173,7 @@ func TestResealUpgradesAndRotates(t *testing.T) {
 	// Without the reseal, removing k1 would have left them unreadable: a fresh database proves
 	// the keyring alone is not what made them open.
 	s1b := store.New(xtest.Pool(t), keys1)
-	seedCatalog(t, s1b)
-	seedCompany(t, s1b, "a")
+	seed(t, s1b, contactCreated(), "a")
 	w := seedWebhook(t, s1b, "a", "w")
 	gw, err := store.New(s1b.Pool(), keys2).WebhookGet(ctx, "a", w.ID)
 	require.NoError(t, err)
@@ -234,13 +184,10 @@ func TestResealUpgradesAndRotates(t *testing.T) {
 func TestResealLeavesUnreadableValues(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, pool := xtest.Store(t)
-	seedCatalog(t, s)
-	seedCompany(t, s, "a")
-	seedCompany(t, s, "b")
+	s, b := setup(t, "a", "b")
 	wa := seedWebhook(t, s, "a", "A")
 	wb := seedWebhook(t, s, "b", "B")
-	_, err := pool.Exec(ctx, `UPDATE walhook.webhook SET signing_secret_enc = (SELECT signing_secret_enc FROM walhook.webhook WHERE id = $1) WHERE id = $2`, wa.ID, wb.ID)
+	_, err := b.pool.Exec(ctx, `UPDATE walhook.webhook SET signing_secret_enc = (SELECT signing_secret_enc FROM walhook.webhook WHERE id = $1) WHERE id = $2`, wa.ID, wb.ID)
 	require.NoError(t, err)
 	got, err := s.Reseal(ctx, 10, nil)
 	require.NoError(t, err)

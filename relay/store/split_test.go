@@ -41,9 +41,7 @@ func newSplitBundle(t *testing.T) *splitBundle {
 		slot: fmt.Sprintf("split_%d_%d", time.Now().UnixNano()%1e6, splitSlotSeq.Add(1))}
 	_, err := old.MigrateSourceUp(ctx)
 	require.NoError(t, err)
-	seedCatalog(t, old)
-	_, owner := seedCompany(t, old, "a")
-	seedCompany(t, old, "b")
+	owner := seed(t, old, contactCreated(), "a", "b")["a"]
 	role, err := old.RoleCreate(ctx, "a", "editors")
 	require.NoError(t, err)
 	_, err = old.RoleSetPermissions(ctx, "a", role.ID, []webhook.Permission{webhook.PermManageWebhooks})

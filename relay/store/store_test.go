@@ -46,30 +46,11 @@ func TestMigrationsRoundTrip(t *testing.T) {
 	}
 }
 
-func seedCompany(t *testing.T, s *store.Store, id string) (store.Company, store.Member) {
-	t.Helper()
-	ctx := t.Context()
-	c, err := s.CompanyCreate(ctx, id, "Company "+id)
-	require.NoError(t, err)
-	m, err := s.MemberCreate(ctx, store.Member{CompanyID: id, Email: "owner@" + id + ".test", IsOwner: true})
-	require.NoError(t, err)
-	return c, m
-}
-
-func seedCatalog(t *testing.T, s *store.Store) {
-	t.Helper()
-	require.NoError(t, s.EventTypeSync(t.Context(), []webhook.EventType{
-		{Key: "contact.created", Source: webhook.SourceTable, SourceTable: "contacts", TenantColumn: "company_id", Operations: []string{"insert"}},
-	}))
-}
-
 func TestTenantScoping(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, _ := xtest.Store(t)
-	seedCatalog(t, s)
-	_, ownerA := seedCompany(t, s, "a")
-	seedCompany(t, s, "b")
+	s, b := setup(t, "a", "b")
+	ownerA := b.owners["a"]
 
 	w, err := s.WebhookCreate(ctx, webhook.Webhook{
 		CompanyID: "a", Name: "A's hook", URL: "https://a.example/hook", Method: webhook.MethodPost,
@@ -118,9 +99,7 @@ func TestTenantScoping(t *testing.T) {
 func TestSecretsSealedAtRest(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, pool := xtest.Store(t)
-	seedCatalog(t, s)
-	seedCompany(t, s, "a")
+	s, b := setup(t, "a")
 	w, err := s.WebhookCreate(ctx, webhook.Webhook{
 		CompanyID: "a", Name: "h", URL: "https://a.example/", Method: webhook.MethodPost, EventKeys: []string{"contact.created"},
 		Headers: []webhook.Header{{Key: "X-Key", Value: "header-plaintext", Secret: true}},
@@ -134,7 +113,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 	require.Equal(t, "client-secret-plaintext", c.ClientSecret)
 
 	var dump string
-	require.NoError(t, pool.QueryRow(ctx, `SELECT (SELECT string_agg(w::text, ' ') FROM walhook.webhook w) || (SELECT string_agg(o::text, ' ') FROM walhook.oauth_credential o)`).Scan(&dump))
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT (SELECT string_agg(w::text, ' ') FROM walhook.webhook w) || (SELECT string_agg(o::text, ' ') FROM walhook.oauth_credential o)`).Scan(&dump))
 	for _, plain := range []string{"header-plaintext", "client-secret-plaintext", "code-plaintext", w.Secret} {
 		require.NotContains(t, dump, plain)
 	}
@@ -143,8 +122,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 func TestAuthenticate(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, pool := xtest.Store(t)
-	seedCompany(t, s, "a")
+	s, b := setup(t, "a")
 	m, err := s.MemberCreate(ctx, store.Member{CompanyID: "a", Email: "dev@a.test"})
 	require.NoError(t, err)
 	role, err := s.RoleCreate(ctx, "a", "Developers")
@@ -166,7 +144,7 @@ func TestAuthenticate(t *testing.T) {
 	require.True(t, p.Can(webhook.PermManageWebhooks))
 
 	var stored int
-	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM walhook.api_token WHERE position($1::bytea in token_hash) > 0`, []byte(token)).Scan(&stored))
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM walhook.api_token WHERE position($1::bytea in token_hash) > 0`, []byte(token)).Scan(&stored))
 	require.Zero(t, stored, "the token is stored hashed")
 
 	require.NoError(t, s.APITokenRevoke(ctx, "a", info.ID))

@@ -5,7 +5,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
@@ -16,14 +15,11 @@ import (
 func TestWebhookEventKeys(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, _ := xtest.Store(t)
-	require.NoError(t, s.EventTypeSync(ctx, []webhook.EventType{
+	s, _ := setupCatalog(t, []webhook.EventType{
 		{Key: "contact.created", Source: webhook.SourceOutbox},
 		{Key: "contact.updated", Source: webhook.SourceOutbox},
 		{Key: "contact.deleted", Source: webhook.SourceOutbox},
-	}))
-	seedCompany(t, s, "a")
-	seedCompany(t, s, "b")
+	}, "a", "b")
 
 	three := []string{"contact.updated", "contact.created", "contact.deleted"}
 	w, err := s.WebhookCreate(ctx, webhook.Webhook{CompanyID: "a", Name: "h", URL: "https://a.example/", Method: webhook.MethodPost,
@@ -101,12 +97,10 @@ func make51(k string) []string {
 func TestWebhookEventKeysMigration(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, pool := xtest.Store(t)
-	require.NoError(t, s.EventTypeSync(ctx, []webhook.EventType{
+	s, b := setupCatalog(t, []webhook.EventType{
 		{Key: "contact.created", Source: webhook.SourceOutbox},
 		{Key: "contact.updated", Source: webhook.SourceOutbox},
-	}))
-	seedCompany(t, s, "a")
+	}, "a")
 	w, err := s.WebhookCreate(ctx, webhook.Webhook{CompanyID: "a", Name: "h", URL: "https://a.example/", Method: webhook.MethodPost,
 		EventKeys: []string{"contact.updated", "contact.created"}, RawData: true}, nil)
 	require.NoError(t, err)
@@ -123,7 +117,7 @@ func TestWebhookEventKeysMigration(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, reverted, 20)
 	var key string
-	require.NoError(t, pool.QueryRow(ctx, `SELECT event_key FROM walhook.webhook WHERE id = $1`, w.ID).Scan(&key))
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT event_key FROM walhook.webhook WHERE id = $1`, w.ID).Scan(&key))
 	require.Equal(t, "contact.updated", key)
 
 	_, err = s.MigrateUp(ctx)

@@ -146,6 +146,36 @@ func (f *fixture) start(t *testing.T, cfg Config, reg *prometheus.Registry, hook
 	return stop
 }
 
+// startStreaming starts capture with cfg (start) and waits until it streams (waitStreaming).
+func (f *fixture) startStreaming(t *testing.T, cfg Config, reg *prometheus.Registry) (stop func()) {
+	t.Helper()
+	stop = f.start(t, cfg, reg, nil)
+	f.waitStreaming(t)
+	return stop
+}
+
+// startPolling starts capture with cfg in poll mode and waits until the source's capture mode
+// says poll (so walhook.emit writes outbox rows from then on).
+func (f *fixture) startPolling(t *testing.T, cfg Config) {
+	t.Helper()
+	cfg.Mode = store.CapturePoll
+	f.start(t, cfg, nil, nil)
+	require.Eventually(t, func() bool {
+		m, err := f.src.CaptureModeGet(t.Context())
+		return err == nil && m == store.CapturePoll
+	}, 10*time.Second, 10*time.Millisecond)
+}
+
+// newStreaming is a new fixture whose capture, of f.config(), streams (startStreaming), and the
+// registry of that capture's metrics.
+func newStreaming(t *testing.T) (*fixture, *prometheus.Registry) {
+	t.Helper()
+	f := newFixture(t)
+	reg := prometheus.NewRegistry()
+	f.startStreaming(t, f.config(), reg)
+	return f, reg
+}
+
 // prepare creates cfg's publication and slot, as a capture's start would, so that writes made
 // before the capture runs are in the slot for it to read.
 func (f *fixture) prepare(t *testing.T, cfg Config) {
@@ -251,8 +281,7 @@ func TestEmitPaths(t *testing.T) {
 	cfg := f.config()
 	cfg.Wake = func() { woken.Add(1) }
 	f.prepare(t, cfg)
-	f.start(t, cfg, reg, nil)
-	f.waitStreaming(t)
+	f.startStreaming(t, cfg, reg)
 
 	exec := func(sql string, args ...any) {
 		t.Helper()
@@ -345,9 +374,7 @@ func mustDefaults(t *testing.T, cfg Config) Config {
 func TestTypesRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	f := newFixture(t)
-	f.start(t, f.config(), nil, nil)
-	f.waitStreaming(t)
+	f, _ := newStreaming(t)
 	_, err := f.app.Exec(ctx, `INSERT INTO things (company_id, n, f, i8, b, ts, t, d, u, j, js, ia, ta, na, tsa, by, iv, big)
 		VALUES ('1', 12345678901234567890.123456789, 1.5, 9007199254740993, true, '2026-11-27 11:00:00.123+01', '2026-11-27 10:00:00',
 		'2026-11-27', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"k": [1, "two", null]}', '{"x":1}', '{1,NULL,3}', '{"a b","c\"d",NULL}',
@@ -369,9 +396,7 @@ func TestTypesRoundTrip(t *testing.T) {
 func TestUnchangedToastFromOldRow(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	f := newFixture(t)
-	f.start(t, f.config(), nil, nil)
-	f.waitStreaming(t)
+	f, _ := newStreaming(t)
 	// a value large enough to be TOASTed out of line; the update does not touch it
 	_, err := f.app.Exec(ctx, `ALTER TABLE contacts ALTER COLUMN note SET STORAGE EXTERNAL;
 		INSERT INTO contacts (company_id, name, note) VALUES ('1', 'Big', repeat('x', 100000));
@@ -412,11 +437,7 @@ func TestReplayAfterCancelBeforeAck(t *testing.T) {
 	stop()
 	first := f.count(t, "SELECT count(*) FROM walhook.event")
 	require.Positive(t, first)
-	// The walsender ends a moment after the connection closes.
-	require.Eventually(t, func() bool {
-		slot, err := f.src.CaptureSlotStatus(ctx, f.slot)
-		return err == nil && !slot.Active
-	}, 10*time.Second, 10*time.Millisecond)
+	f.waitInactive(t) // the walsender ends a moment after the connection closes
 
 	// Restart: the slot replays from the unacknowledged position; every event exactly once.
 	f.start(t, cfg, nil, nil)
@@ -463,13 +484,8 @@ func TestPollMode(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
 	cfg := f.config()
-	cfg.Mode = store.CapturePoll
 	cfg.PollBatch = 10
-	f.start(t, cfg, nil, nil)
-	require.Eventually(t, func() bool {
-		m, err := f.src.CaptureModeGet(ctx)
-		return err == nil && m == store.CapturePoll
-	}, 10*time.Second, 10*time.Millisecond)
+	f.startPolling(t, cfg)
 	_, err := f.app.Exec(ctx, `INSERT INTO walhook.outbox (company_id, event_key, payload) SELECT '1', 'invoice.paid', jsonb_build_object('n', g) FROM generate_series(1, 25) g`)
 	require.NoError(t, err)
 	var lsn *string
@@ -526,8 +542,7 @@ func TestSeveralEvents(t *testing.T) {
 		Method: webhook.MethodPost, EventKeys: both, RawData: true, Active: true}, nil)
 	require.NoError(t, err)
 	f.prepare(t, f.config())
-	f.start(t, f.config(), nil, nil)
-	f.waitStreaming(t)
+	f.startStreaming(t, f.config(), nil)
 
 	for _, q := range []string{
 		`INSERT INTO contacts (company_id, name, email) VALUES ('1', 'Ada', 'ada@example.com')`,

@@ -100,13 +100,12 @@ func (f *fixture) captureOutboxRow(t *testing.T, n int) int64 {
 	return id
 }
 
-// firstSession runs one capture session with cfg in epoch 0: it captures outbox row n = 1 and a
+// firstSession runs one capture session of f.config() in epoch 0: it captures outbox row n = 1 and a
 // table row (captureOutboxRow), and stops once the slot has confirmed them and no walsender reads
 // it. It returns the outbox row's id, for the tests of what a later session does with it.
-func (f *fixture) firstSession(t *testing.T, cfg Config) int64 {
+func (f *fixture) firstSession(t *testing.T) int64 {
 	t.Helper()
-	stop := f.start(t, cfg, nil, nil)
-	f.waitStreaming(t)
+	stop := f.startStreaming(t, f.config(), nil)
 	id := f.captureOutboxRow(t, 1)
 	f.waitAcked(t)
 	stop()
@@ -156,8 +155,7 @@ func TestEpochAnotherCluster(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	f := newFixture(t)
-	cfg := f.config()
-	id := f.firstSession(t, cfg)
+	id := f.firstSession(t)
 	oldN, oldID := f.eventByKey(t, "outbox:"+itoa(id))
 	require.Equal(t, "1", oldN)
 	pos, err := f.st.CapturePositionGet(ctx, f.slot)
@@ -169,7 +167,7 @@ func TestEpochAnotherCluster(t *testing.T) {
 	f.putBackOutboxRow(t, id, 2)
 
 	reg := prometheus.NewRegistry()
-	f.start(t, cfg, reg, nil)
+	f.start(t, f.config(), reg, nil)
 	f.waitEvents(t, 3)
 	require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
 	newN, newID := f.eventByKey(t, "e1:outbox:"+itoa(id))
@@ -205,15 +203,14 @@ func TestEpochSlotMissing(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	f := newFixture(t)
-	cfg := f.config()
-	id := f.firstSession(t, cfg)
+	id := f.firstSession(t)
 	require.NoError(t, f.src.CaptureSlotDrop(ctx, f.slot))
 	f.putBackOutboxRow(t, id, 2)
 
+	cfg := f.config()
 	cfg.StatusInterval = time.Hour // from here on the slot is never acknowledged
 	reg := prometheus.NewRegistry()
-	stop := f.start(t, cfg, reg, nil)
-	f.waitStreaming(t)
+	stop := f.startStreaming(t, cfg, reg)
 	f.waitEvents(t, 3)
 	n, _ := f.eventByKey(t, "e1:outbox:"+itoa(id))
 	require.Equal(t, "2", n, "the repeated id is a new event: %s", f.outboxDump(t))
@@ -243,8 +240,7 @@ func TestEpochSlotMissing(t *testing.T) {
 	require.NoError(t, err)
 	f.leaveOutboxRow(t, id2, "e1:outbox:"+itoa(id2))
 	reg = prometheus.NewRegistry()
-	f.start(t, cfg, reg, nil)
-	f.waitStreaming(t)
+	f.startStreaming(t, cfg, reg)
 	require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
 	_, err = f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'last')`)
 	require.NoError(t, err)

@@ -70,10 +70,7 @@ func TestCrashAfterCommitResumesFromStoredPosition(t *testing.T) {
 	require.GreaterOrEqual(t, pos.LSN, lastEnd, "the position stored with the events is at least the end of the last batch committed")
 	mu.Unlock()
 	require.Equal(t, f.sourceSystem(t), pos.SystemID)
-	require.Eventually(t, func() bool {
-		s, err := f.src.CaptureSlotStatus(ctx, f.slot)
-		return err == nil && !s.Active
-	}, 10*time.Second, 10*time.Millisecond)
+	f.waitInactive(t)
 	s, err := f.src.CaptureSlotStatus(ctx, f.slot)
 	require.NoError(t, err)
 	confirmed, err := pglogrepl.ParseLSN(s.ConfirmedFlushLSN)
@@ -121,8 +118,7 @@ func TestStoredPositionOfAnotherCluster(t *testing.T) {
 				Slot: f.slot, SystemID: tc.system(f), LSN: uint64(lsn) + tc.ahead}})
 			require.NoError(t, err)
 
-			f.start(t, cfg, nil, nil)
-			f.waitStreaming(t)
+			f.startStreaming(t, cfg, nil)
 			_, err = f.app.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', '{"n": 100}')`)
 			require.NoError(t, err)
 			require.Eventually(t, func() bool {

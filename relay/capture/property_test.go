@@ -249,8 +249,7 @@ func TestEveryColumnTypeSurvives(t *testing.T) {
 	// Its rows reach about a megabyte with their previous rows; the cap on an event's size has
 	// tests of its own (toolarge_test.go), this one is about the values.
 	cfg.MaxEventBytes = 64 << 20
-	f.start(t, cfg, reg, nil)
-	f.waitStreaming(t)
+	f.startStreaming(t, cfg, reg)
 
 	// one per change of odd, with what decides its outcome
 	type change struct {

@@ -33,10 +33,7 @@ func (f *fixture) waitEventsWithin(t *testing.T, n int, d time.Duration) {
 func TestRefusedValueQuarantined(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	f := newFixture(t)
-	reg := prometheus.NewRegistry()
-	f.start(t, f.config(), reg, nil)
-	f.waitStreaming(t)
+	f, reg := newStreaming(t)
 
 	tx, err := f.app.Begin(ctx)
 	require.NoError(t, err)
@@ -89,10 +86,7 @@ func TestRefusedValueQuarantined(t *testing.T) {
 func TestTransientFailureNeverQuarantines(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	f := newFixture(t)
-	reg := prometheus.NewRegistry()
-	f.start(t, f.config(), reg, nil)
-	f.waitStreaming(t)
+	f, reg := newStreaming(t)
 
 	lock, err := f.pool.Begin(ctx)
 	require.NoError(t, err)
@@ -175,8 +169,7 @@ func TestUnstorableEventSkipped(t *testing.T) {
 	_, err := f.pool.Exec(ctx, `ALTER TABLE walhook.capture_quarantine ADD CONSTRAINT test_refuse_all CHECK (false) NOT VALID`)
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
-	f.start(t, f.config(), reg, nil)
-	f.waitStreaming(t)
+	f.startStreaming(t, f.config(), reg)
 	_, err = f.app.Exec(ctx, `INSERT INTO things (company_id, js, big) VALUES ('1', '{"a": "\u0000"}', 'bad')`)
 	require.NoError(t, err)
 	_, err = f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'After')`)

@@ -43,8 +43,7 @@ func TestOversizedEventsQuarantined(t *testing.T) {
 	cfg.MaxEventBytes = 64 << 10
 	reg := prometheus.NewRegistry()
 	f.prepare(t, cfg)
-	f.start(t, cfg, reg, nil)
-	f.waitStreaming(t)
+	f.startStreaming(t, cfg, reg)
 
 	tx, err := f.app.Begin(ctx)
 	require.NoError(t, err)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/walhook/walhook/internal/xtest"
 	"github.com/walhook/walhook/relay/catalog"
-	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/relay/webhook"
 )
 
@@ -45,11 +44,7 @@ func requireDenied(t *testing.T, err error, what string) {
 func TestForgedMessagesRefused(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	f := newFixture(t)
-	reg := prometheus.NewRegistry()
-	f.prepare(t, f.config())
-	f.start(t, f.config(), reg, nil)
-	f.waitStreaming(t)
+	f, reg := newStreaming(t)
 	role, low := f.lowRole(t)
 	// USAGE on the schema, so what refuses below is the missing privilege on each object.
 	_, err := f.app.Exec(ctx, "GRANT USAGE ON SCHEMA walhook TO "+role)
@@ -138,11 +133,7 @@ func TestUnsignedBeforeUpgrade(t *testing.T) {
 func TestEmitKeyRotation(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	f := newFixture(t)
-	reg := prometheus.NewRegistry()
-	f.prepare(t, f.config())
-	f.start(t, f.config(), reg, nil)
-	f.waitStreaming(t)
+	f, reg := newStreaming(t)
 	emit := func(n int) {
 		t.Helper()
 		_, err := f.app.Exec(ctx, `SELECT walhook.emit('1', 'invoice.paid', jsonb_build_object('n', $1::int))`, n)
@@ -195,13 +186,7 @@ func TestPollModeEmitByGrantee(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	f := newFixture(t)
-	cfg := f.config()
-	cfg.Mode = store.CapturePoll
-	f.start(t, cfg, nil, nil)
-	require.Eventually(t, func() bool {
-		m, err := f.src.CaptureModeGet(ctx)
-		return err == nil && m == store.CapturePoll
-	}, 10*time.Second, 10*time.Millisecond)
+	f.startPolling(t, f.config())
 	role, low := f.lowRole(t)
 	_, err := f.app.Exec(ctx, "GRANT USAGE ON SCHEMA walhook TO "+role+"; GRANT EXECUTE ON FUNCTION walhook.emit(text, text, jsonb) TO "+role)
 	require.NoError(t, err)
@@ -284,8 +269,7 @@ func TestTenantMove(t *testing.T) {
 	_, err = f.app.Exec(ctx, `INSERT INTO notes VALUES (1, '1', 'secret of 1'); INSERT INTO tasks VALUES (1, '1', 'task of 1')`)
 	require.NoError(t, err)
 	f.prepare(t, f.config())
-	f.start(t, f.config(), nil, nil)
-	f.waitStreaming(t)
+	f.startStreaming(t, f.config(), nil)
 
 	exec := func(q string) {
 		t.Helper()

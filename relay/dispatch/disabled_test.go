@@ -2,7 +2,6 @@ package dispatch_test
 
 import (
 	"net/http"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -52,16 +51,7 @@ func TestDisabledCompanyNotSent(t *testing.T) {
 func TestDisabledWhileQueued(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	release := make(chan struct{})
-	var once sync.Once
-	open := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(open)
-	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, n int64) {
-		if n == 1 {
-			<-release
-		}
-		w.WriteHeader(http.StatusOK)
-	})
+	rc, _, open := newHeldReceiver(t)
 	w := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
 	ids := b.enqueueEvents(t, 2, w.ID)
 	cfg := testConfig()

@@ -222,14 +222,7 @@ func TestTimeoutRetries(t *testing.T) {
 	cfg.AttemptTimeout = 300 * time.Millisecond
 	cfg.Lease = 5 * time.Second
 	b.run(t, cfg)
-	release := make(chan struct{})
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	})
-	t.Cleanup(func() { close(release) })
+	rc := newHangingReceiver(t)
 	w := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
 	id := b.enqueue(t, w.ID)[0]
 	b.waitState(t, id, webhook.DeliveryFailed)
@@ -249,14 +242,7 @@ func TestHangingEndpointIsolation(t *testing.T) {
 	cfg.PerWebhook = 2
 	cfg.Workers = 8
 	b.run(t, cfg)
-	release := make(chan struct{})
-	hang := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	})
-	t.Cleanup(func() { close(release) })
+	hang := newHangingReceiver(t)
 	fast := newReceiver(t, nil)
 	slow := b.hook(t, webhook.Webhook{URL: hang.URL, RawData: true})
 	ok := b.hook(t, webhook.Webhook{URL: fast.URL, RawData: true})
@@ -268,9 +254,7 @@ func TestHangingEndpointIsolation(t *testing.T) {
 	for range 20 {
 		ids = append(ids, b.enqueue(t, ok.ID)...)
 	}
-	for _, id := range ids {
-		b.waitState(t, id, webhook.DeliverySucceeded)
-	}
+	b.waitAll(t, ids, webhook.DeliverySucceeded)
 	require.EqualValues(t, 2, hang.hits.Load(), "the hanging webhook never has more than its cap in flight")
 }
 

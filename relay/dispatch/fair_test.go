@@ -106,9 +106,7 @@ func TestHangingCompanyDoesNotDelayAnother(t *testing.T) {
 	for range 10 {
 		ids = append(ids, b.enqueueFor(t, "c2", hookB.ID)...)
 	}
-	for _, id := range ids {
-		b.waitState(t, id, webhook.DeliverySucceeded)
-	}
+	b.waitAll(t, ids, webhook.DeliverySucceeded)
 	require.Zero(t, hanging.ended.Load(), "company 2 waited for company 1's hanging requests to end")
 	require.EqualValues(t, 7, hanging.peak.Load(), "company 1's hanging requests never take the last worker")
 	require.EqualValues(t, 7, hanging.now.Load(), "company 1's requests were still hanging")
@@ -141,9 +139,7 @@ func TestHangingWebhookDoesNotDelayItsCompany(t *testing.T) {
 	for range 10 {
 		ids = append(ids, b.enqueue(t, quick.ID)...)
 	}
-	for _, id := range ids {
-		b.waitState(t, id, webhook.DeliverySucceeded)
-	}
+	b.waitAll(t, ids, webhook.DeliverySucceeded)
 	require.Zero(t, hanging.ended.Load(), "the fast webhook waited for its company's hanging requests to end")
 	require.EqualValues(t, 7, hanging.now.Load(), "the hanging requests were still hanging")
 	release()
@@ -173,9 +169,7 @@ func TestBusyCompanyUsesAllWorkers(t *testing.T) {
 	for range 60 {
 		ids = append(ids, b.enqueue(t, hooks...)...)
 	}
-	for _, id := range ids {
-		b.waitState(t, id, webhook.DeliverySucceeded)
-	}
+	b.waitAll(t, ids, webhook.DeliverySucceeded)
 	require.EqualValues(t, 8, c.peak.Load(), "the busy company used every worker")
 }
 

@@ -145,9 +145,7 @@ func TestOAuth(t *testing.T) {
 		for range 6 {
 			ids = append(ids, b.enqueue(t, w.ID)...)
 		}
-		for _, id := range ids {
-			b.waitState(t, id, webhook.DeliverySucceeded)
-		}
+		b.waitAll(t, ids, webhook.DeliverySucceeded)
 		f := ts.fetches()
 		require.Len(t, f, 1, "one fetch for every delivery")
 		require.Equal(t, "client_credentials", f[0].Get("grant_type"))

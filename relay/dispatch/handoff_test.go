@@ -84,9 +84,7 @@ func TestHandoff(t *testing.T) {
 	}
 	var ids []int64
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT array_agg(id) FROM walhook.delivery WHERE webhook_id <> $1`, fresh.ID).Scan(&ids))
-	for _, id := range ids {
-		b.waitState(t, id, webhook.DeliverySucceeded)
-	}
+	b.waitAll(t, ids, webhook.DeliverySucceeded)
 	hits := map[string]int{}
 	for _, r := range rc.requests() {
 		hits[r.URL]++

@@ -202,6 +202,14 @@ func (b *bundle) waitState(t *testing.T, id int64, want webhook.DeliveryState) s
 	return d
 }
 
+// waitAll waits until every delivery of ids is in state want.
+func (b *bundle) waitAll(t *testing.T, ids []int64, want webhook.DeliveryState) {
+	t.Helper()
+	for _, id := range ids {
+		b.waitState(t, id, want)
+	}
+}
+
 func (b *bundle) attempts(t *testing.T, id int64) []store.HistoryAttempt {
 	t.Helper()
 	as, err := storetest.AttemptListByDelivery(b.ctx, b.st, id)
@@ -253,6 +261,40 @@ func newReceiver(t testing.TB, respond func(w http.ResponseWriter, r *http.Reque
 	}))
 	t.Cleanup(rc.Close)
 	return rc
+}
+
+// newHangingReceiver is a receiver that never answers: each request hangs until its client gives
+// up (the attempt timeout, or the dispatcher stopping) or the test ends.
+func newHangingReceiver(t testing.TB) *receiver {
+	t.Helper()
+	ended := make(chan struct{})
+	rc := newReceiver(t, func(_ http.ResponseWriter, r *http.Request, _ int64) {
+		select {
+		case <-r.Context().Done():
+		case <-ended:
+		}
+	})
+	t.Cleanup(func() { close(ended) }) // runs before the server's Close, which waits for its requests
+	return rc
+}
+
+// newHeldReceiver is a receiver that answers 200 to every request, but holds the first until
+// release is called (or the test ends); first is closed when that request arrives. release may be
+// called more than once.
+func newHeldReceiver(t testing.TB) (rc *receiver, first <-chan struct{}, release func()) {
+	t.Helper()
+	arrived, answer := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(answer) }) }
+	rc = newReceiver(t, func(w http.ResponseWriter, _ *http.Request, n int64) {
+		if n == 1 {
+			close(arrived)
+			<-answer
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	t.Cleanup(release) // runs before the server's Close, which waits for its requests
+	return rc, arrived, release
 }
 
 func (rc *receiver) requests() []received {

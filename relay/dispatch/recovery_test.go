@@ -3,7 +3,6 @@ package dispatch_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -46,15 +45,7 @@ func TestBacklogOfOneWebhookNeedsNoPoll(t *testing.T) {
 func TestResultWrittenAfterDatabaseOutage(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	sent := make(chan struct{})
-	answer := make(chan struct{})
-	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, n int64) {
-		if n == 1 {
-			close(sent)
-			<-answer
-		}
-		w.WriteHeader(http.StatusOK)
-	})
+	rc, sent, answer := newHeldReceiver(t)
 	wh := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
 	id := b.enqueue(t, wh.ID)[0]
 	cfg := testConfig()
@@ -85,8 +76,8 @@ func TestResultWrittenAfterDatabaseOutage(t *testing.T) {
 	t.Cleanup(func() { allow(true) })
 	_, err = admin.Exec(b.ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db)
 	require.NoError(t, err)
-	close(answer) // the attempt succeeds while its result cannot be written
-	select {      // the recorder tried to write the result, and could not
+	answer() // the attempt succeeds while its result cannot be written
+	select { // the recorder tried to write the result, and could not
 	case <-recordFailed:
 	case <-time.After(waitFor):
 		t.Fatal("the recorder never tried to write the result during the outage")

@@ -71,22 +71,7 @@ func TestDeadReplicaClaimsReleased(t *testing.T) {
 func TestPresumedDeadReplicaSendsNoQueuedDelivery(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	first := make(chan struct{})
-	answer := make(chan struct{})
-	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, n int64) {
-		if n == 1 {
-			close(first)
-			<-answer
-		}
-		w.WriteHeader(http.StatusOK)
-	})
-	t.Cleanup(func() {
-		select {
-		case <-answer:
-		default:
-			close(answer)
-		}
-	})
+	rc, first, answer := newHeldReceiver(t)
 	wh := b.hook(t, webhook.Webhook{URL: rc.URL, RawData: true})
 	ids := b.enqueueEvents(t, 4, wh.ID)
 
@@ -126,10 +111,8 @@ func TestPresumedDeadReplicaSendsNoQueuedDelivery(t *testing.T) {
 		}
 		return true
 	}, waitFor, tick, "B did not send the released deliveries")
-	close(answer)
-	for _, id := range ids {
-		b.waitState(t, id, webhook.DeliverySucceeded)
-	}
+	answer()
+	b.waitAll(t, ids, webhook.DeliverySucceeded)
 	stopA()
 	require.NoError(t, <-aDone)
 	aDone <- nil // for the cleanup
@@ -165,9 +148,7 @@ func TestSlowReplicaKeepsItsClaims(t *testing.T) {
 	cfg.PerWebhook = 2
 	b.run(t, cfg)
 	b.run(t, cfg)
-	for _, id := range ids {
-		b.waitState(t, id, webhook.DeliverySucceeded)
-	}
+	b.waitAll(t, ids, webhook.DeliverySucceeded)
 	require.EqualValues(t, len(ids), rc.hits.Load(), "no delivery sent twice")
 	for _, id := range ids {
 		require.Len(t, b.attempts(t, id), 1)

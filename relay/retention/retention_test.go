@@ -23,10 +23,12 @@ import (
 
 func TestMain(m *testing.M) { xtest.Main(m) }
 
-// seed creates a company, a catalog entry and a webhook, and returns the webhook id.
-func seed(t *testing.T, pool *pgxpool.Pool) int64 {
+// seeded is a new test database (xtest.Store) with a company, a catalog entry and a webhook: its
+// store, its pool and the webhook's id.
+func seeded(t *testing.T) (*store.Store, *pgxpool.Pool, int64) {
 	t.Helper()
 	ctx := t.Context()
+	st, pool := xtest.Store(t)
 	_, err := pool.Exec(ctx, `INSERT INTO walhook.company (id, name) VALUES ('1', 'Acme')`)
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `INSERT INTO walhook.event_type (key, source) VALUES ('contact.created', 'outbox')`)
@@ -34,7 +36,7 @@ func seed(t *testing.T, pool *pgxpool.Pool) int64 {
 	var id int64
 	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO walhook.webhook (company_id, name, url, method, event_keys, signing_secret_enc)
 		VALUES ('1', 'w', 'https://example.com/hook', 'POST', '{contact.created}', '\x00') RETURNING id`).Scan(&id))
-	return id
+	return st, pool, id
 }
 
 // addHistory inserts n events captured age ago, each with one delivery in state (created and
@@ -81,14 +83,13 @@ func addOrphanEvents(t *testing.T, pool *pgxpool.Pool, prefix string, n int, age
 	require.NoError(t, err)
 }
 
-// createWeek creates the history partitions of the week of at, as retention does ahead.
 const (
 	day = 24 * time.Hour
 	// maxAge is the retention age of the tests that drop a week.
 	maxAge = 30 * day
 )
 
-// oldWeek is a test database with a webhook (seed) and the partitions of the week six weeks
+// oldWeek is a test database with a webhook (seeded) and the partitions of the week six weeks
 // back: a week retention drops at maxAge once its end is that old (expiry), and not before.
 type oldWeek struct {
 	st     *store.Store
@@ -100,16 +101,24 @@ type oldWeek struct {
 
 func newOldWeek(t *testing.T) oldWeek {
 	t.Helper()
-	st, pool := xtest.Store(t)
-	w := oldWeek{st: st, pool: pool, wh: seed(t, pool), monday: store.HistoryWeek(time.Now()).AddDate(0, 0, -42)}
-	w.suffix = w.monday.Format("20060102")
+	st, pool, wh := seeded(t)
+	w := oldWeek{st: st, pool: pool, wh: wh}
+	w.monday, w.suffix = weekFromNow(-6)
 	createWeek(t, pool, w.monday)
 	return w
+}
+
+// weekFromNow is the first instant of the history week n weeks from this one, and the suffix of
+// that week's partitions (walhook.delivery_p<suffix>).
+func weekFromNow(n int) (monday time.Time, suffix string) {
+	monday = store.HistoryWeek(time.Now()).AddDate(0, 0, 7*n)
+	return monday, monday.Format("20060102")
 }
 
 // expiry is the first instant at which the week's end is maxAge old: a run then drops it.
 func (w oldWeek) expiry() time.Time { return w.monday.AddDate(0, 0, 7).Add(maxAge) }
 
+// createWeek creates the history partitions of the week of at, as retention does ahead.
 func createWeek(t *testing.T, pool *pgxpool.Pool, at time.Time) {
 	t.Helper()
 	var n int
@@ -125,6 +134,23 @@ func exists(t *testing.T, pool *pgxpool.Pool, name string) bool {
 	return ok
 }
 
+// inShortLockTx runs fn in a transaction of pool whose lock_timeout is 2 s, and commits it: a
+// statement that waits longer for a lock fails, so that a lock held too long shows as an error.
+func inShortLockTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
 func count(t *testing.T, pool *pgxpool.Pool, query string) int {
 	t.Helper()
 	var n int
@@ -135,8 +161,7 @@ func count(t *testing.T, pool *pgxpool.Pool, query string) int {
 func TestRetentionDeletesOnlyOldFinishedHistoryInBatches(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, pool := xtest.Store(t)
-	wh := seed(t, pool)
+	st, pool, wh := seeded(t)
 	addHistory(t, pool, wh, "old-ok-", 25, 40*day, "succeeded")
 	addHistory(t, pool, wh, "old-failed-", 5, 40*day, "failed")
 	addHistory(t, pool, wh, "old-pending-", 3, 40*day, "pending") // still work to do: kept
@@ -193,8 +218,7 @@ func TestRetentionDeletesOnlyOldFinishedHistoryInBatches(t *testing.T) {
 func TestRetentionOneReplicaAtATime(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, pool := xtest.Store(t)
-	wh := seed(t, pool)
+	st, pool, wh := seeded(t)
 	addHistory(t, pool, wh, "old-", 5, 40*24*time.Hour, "succeeded")
 
 	release, ok, err := st.RetentionLock(ctx)
@@ -223,8 +247,7 @@ func TestRetentionOneReplicaAtATime(t *testing.T) {
 func TestRetentionDisabled(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, pool := xtest.Store(t)
-	wh := seed(t, pool)
+	st, pool, wh := seeded(t)
 	addHistory(t, pool, wh, "old-", 3, 400*24*time.Hour, "succeeded")
 	r, err := retention.New(retention.Config{MaxAge: 0}, st, zerolog.Nop(), prometheus.NewRegistry())
 	require.NoError(t, err)
@@ -247,8 +270,7 @@ func TestRetentionDisabled(t *testing.T) {
 func TestRetentionDoesNotBlockCaptureOrDispatch(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, pool := xtest.Store(t)
-	wh := seed(t, pool)
+	st, pool, wh := seeded(t)
 	// 6,000 rows of 1999 (a skewed clock) captured 90 days ago, in the default partitions, and a
 	// week of 3,000 in partitions of their own.
 	addHistoryAt(t, pool, wh, "old-", 6000, time.Date(1999, 3, 1, 0, 0, 0, 0, time.UTC), time.Now().Add(-90*day), "succeeded")
@@ -276,24 +298,16 @@ func TestRetentionDoesNotBlockCaptureOrDispatch(t *testing.T) {
 	}
 	wg.Add(2)
 	go worker(func(ctx context.Context, i int) error { // capture: a new event and its delivery
-		tx, err := pool.Begin(ctx)
-		if err != nil {
+		if err := inShortLockTx(ctx, pool, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `WITH e AS (INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
+				VALUES ('live-' || $1::int, '1', 'contact.created', '{}', now()) RETURNING id, occurred_at)
+				INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key)
+				SELECT '1', $2, id, occurred_at, 'contact.created' FROM e`, i, wh)
 			return err
-		}
-		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `WITH e AS (INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
-			VALUES ('live-' || $1::int, '1', 'contact.created', '{}', now()) RETURNING id, occurred_at)
-			INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key)
-			SELECT '1', $2, id, occurred_at, 'contact.created' FROM e`, i, wh); err != nil {
+		}); err != nil {
 			return err
 		}
 		inserted.Add(1)
-		if err := tx.Commit(ctx); err != nil {
-			return err
-		}
 		select {
 		case rounds <- struct{}{}:
 		default:
@@ -301,22 +315,13 @@ func TestRetentionDoesNotBlockCaptureOrDispatch(t *testing.T) {
 		return nil
 	})
 	go worker(func(ctx context.Context, _ int) error { // dispatch: claim, then finish, a due delivery
-		tx, err := pool.Begin(ctx)
-		if err != nil {
+		return inShortLockTx(ctx, pool, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, `UPDATE walhook.delivery SET state = 'succeeded', attempts = attempts + 1, updated_at = now()
+				WHERE id IN (SELECT id FROM walhook.delivery WHERE state = 'pending' AND next_attempt_at <= now()
+				ORDER BY next_attempt_at LIMIT 5 FOR UPDATE SKIP LOCKED)`)
+			claimed.Add(tag.RowsAffected())
 			return err
-		}
-		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `UPDATE walhook.delivery SET state = 'succeeded', attempts = attempts + 1, updated_at = now()
-			WHERE id IN (SELECT id FROM walhook.delivery WHERE state = 'pending' AND next_attempt_at <= now()
-			ORDER BY next_attempt_at LIMIT 5 FOR UPDATE SKIP LOCKED)`)
-		if err != nil {
-			return err
-		}
-		claimed.Add(tag.RowsAffected())
-		return tx.Commit(ctx)
+		})
 	})
 
 	res, err := r.RunOnce(ctx)
@@ -426,10 +431,8 @@ func TestRetentionDropsOldWeeksWhole(t *testing.T) {
 func TestRetentionCreatesPartitionsAhead(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, pool := xtest.Store(t)
-	wh := seed(t, pool)
-	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, 35)
-	suffix := monday.Format("20060102")
+	st, pool, wh := seeded(t)
+	monday, suffix := weekFromNow(5)
 	require.False(t, exists(t, pool, "event_p"+suffix))
 	// Captured before its week had partitions (a clock ahead): in the default partitions.
 	future := addHistoryAt(t, pool, wh, "ahead-", 1, monday.Add(time.Hour), time.Now(), "pending")
@@ -478,10 +481,8 @@ func TestRetentionCreatesPartitionsAhead(t *testing.T) {
 func TestRetentionWeekDropGivesUpOnLock(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, pool := xtest.Store(t)
-	wh := seed(t, pool)
-	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, -63)
-	suffix := monday.Format("20060102")
+	st, pool, wh := seeded(t)
+	monday, suffix := weekFromNow(-9)
 	createWeek(t, pool, monday)
 	for w := store.HistoryWeek(time.Now().Add(-30 * day)); w.Before(store.HistoryWeek(time.Now())); w = w.AddDate(0, 0, 7) {
 		createWeek(t, pool, w) // the weeks kept since, as retention created them
@@ -527,8 +528,7 @@ func TestRetentionWeekDropGivesUpOnLock(t *testing.T) {
 func TestRetentionCreationBusyDoesNotStopTheDrop(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, pool := xtest.Store(t)
-	wh := seed(t, pool)
+	st, pool, wh := seeded(t)
 	old := store.HistoryWeek(time.Now()).AddDate(0, 0, -28)
 	createWeek(t, pool, old)
 	addHistoryAt(t, pool, wh, "week-", 4, old.Add(day), old.Add(day), "succeeded")
@@ -701,10 +701,8 @@ func TestRetentionKeepsAWeekWithTooManyPending(t *testing.T) {
 func TestRetentionLeavesAWeekFullOfDatedAheadRowsInTheDefault(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, pool := xtest.Store(t)
-	wh := seed(t, pool)
-	monday := store.HistoryWeek(time.Now()).AddDate(0, 0, 35)
-	suffix := monday.Format("20060102")
+	st, pool, wh := seeded(t)
+	monday, suffix := weekFromNow(5)
 	ahead := addHistoryAt(t, pool, wh, "ahead-", 5, monday.Add(time.Hour), time.Now(), "succeeded")
 
 	reg := prometheus.NewRegistry()
@@ -744,8 +742,7 @@ func TestRetentionLeavesAWeekFullOfDatedAheadRowsInTheDefault(t *testing.T) {
 func TestRetentionCreationFailureDoesNotStopExpiry(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, pool := xtest.Store(t)
-	wh := seed(t, pool)
+	st, pool, wh := seeded(t)
 	now := store.HistoryWeek(time.Now()).AddDate(0, 0, 35).Add(2 * day)
 	old := store.HistoryWeek(now).AddDate(0, 0, -42)
 	createWeek(t, pool, old)
@@ -780,8 +777,7 @@ func TestRetentionCreationFailureDoesNotStopExpiry(t *testing.T) {
 func TestRetentionFillsTheWeeksOfAnOutage(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, pool := xtest.Store(t)
-	wh := seed(t, pool)
+	st, pool, wh := seeded(t)
 	w0 := store.HistoryWeek(time.Now()) // the migration made this week and the next two
 	name := func(tbl string, w int) string { return tbl + "_p" + w0.AddDate(0, 0, 7*w).Format("20060102") }
 	require.True(t, exists(t, pool, name("event", 2)))

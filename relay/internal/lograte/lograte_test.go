@@ -11,88 +11,93 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// clock is a hand-moved clock for a Limiter.
-type clock struct{ t time.Time }
+// bench is what a limiter test watches: a logger writing to a buffer, and a hand-moved clock for
+// the limiters it makes.
+type bench struct {
+	buf   bytes.Buffer
+	log   zerolog.Logger
+	clock time.Time
+}
 
-func (c *clock) now() time.Time               { return c.t }
-func (c *clock) advance(d time.Duration)      { c.t = c.t.Add(d) }
-func newClock() *clock                        { return &clock{t: time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)} }
-func logger(buf *bytes.Buffer) zerolog.Logger { return zerolog.New(buf) }
+func newBench() *bench {
+	b := &bench{clock: time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)}
+	b.log = zerolog.New(&b.buf)
+	return b
+}
 
-// lines are the log lines written to buf.
-func lines(buf *bytes.Buffer) []string {
-	return strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+// limiter is a Limiter of interval every on b's clock.
+func (b *bench) limiter(every time.Duration) *Limiter {
+	return &Limiter{Every: every, now: func() time.Time { return b.clock }}
+}
+
+func (b *bench) advance(d time.Duration) { b.clock = b.clock.Add(d) }
+
+// lines are the log lines written so far.
+func (b *bench) lines() []string {
+	return strings.Split(strings.TrimSuffix(b.buf.String(), "\n"), "\n")
 }
 
 func TestLimiterWritesOncePerInterval(t *testing.T) {
 	t.Parallel()
-	var buf bytes.Buffer
-	log := logger(&buf)
-	c := newClock()
-	l := &Limiter{Every: time.Minute, now: c.now}
+	b := newBench()
+	l := b.limiter(time.Minute)
 
-	l.Msg(log.Warn().Int("n", 1), "first")
-	c.advance(30 * time.Second)
-	l.Msg(log.Warn().Int("n", 2), "suppressed")
-	c.advance(29 * time.Second) // 59 s after the first
-	l.Msg(log.Warn().Int("n", 3), "suppressed")
-	c.advance(time.Second) // a minute after the first written: the suppressed ones do not count
-	l.Msg(log.Warn().Int("n", 4), "second")
-	c.advance(time.Second)
-	l.Msg(log.Warn().Int("n", 5), "suppressed")
+	l.Msg(b.log.Warn().Int("n", 1), "first")
+	b.advance(30 * time.Second)
+	l.Msg(b.log.Warn().Int("n", 2), "suppressed")
+	b.advance(29 * time.Second) // 59 s after the first
+	l.Msg(b.log.Warn().Int("n", 3), "suppressed")
+	b.advance(time.Second) // a minute after the first written: the suppressed ones do not count
+	l.Msg(b.log.Warn().Int("n", 4), "second")
+	b.advance(time.Second)
+	l.Msg(b.log.Warn().Int("n", 5), "suppressed")
 
 	require.Equal(t, []string{
 		`{"level":"warn","n":1,"message":"first"}`,
 		`{"level":"warn","n":4,"message":"second"}`,
-	}, lines(&buf))
+	}, b.lines())
 }
 
 func TestLimiterZeroValueUsesDefaultEvery(t *testing.T) {
 	t.Parallel()
-	var buf bytes.Buffer
-	log := logger(&buf)
-	c := newClock()
-	l := &Limiter{now: c.now}
+	b := newBench()
+	l := b.limiter(0)
 
-	l.Msg(log.Error(), "a")
-	c.advance(9*time.Second + 999*time.Millisecond)
-	l.Msg(log.Error(), "b")
-	c.advance(time.Millisecond) // 10 s after a
-	l.Msg(log.Error(), "c")
+	l.Msg(b.log.Error(), "a")
+	b.advance(9*time.Second + 999*time.Millisecond)
+	l.Msg(b.log.Error(), "b")
+	b.advance(time.Millisecond) // 10 s after a
+	l.Msg(b.log.Error(), "c")
 
-	require.Equal(t, []string{`{"level":"error","message":"a"}`, `{"level":"error","message":"c"}`}, lines(&buf))
+	require.Equal(t, []string{`{"level":"error","message":"a"}`, `{"level":"error","message":"c"}`}, b.lines())
 }
 
 func TestLimiterDisabledLevelDoesNotCount(t *testing.T) {
 	t.Parallel()
-	var buf bytes.Buffer
-	log := logger(&buf).Level(zerolog.ErrorLevel)
-	c := newClock()
-	l := &Limiter{Every: time.Minute, now: c.now}
+	b := newBench()
+	log := b.log.Level(zerolog.ErrorLevel)
+	l := b.limiter(time.Minute)
 
 	l.Msg(log.Warn(), "below the level: nil event")
-	c.advance(time.Second)
+	b.advance(time.Second)
 	l.Msg(log.Error(), "written")
-	c.advance(time.Second)
+	b.advance(time.Second)
 	l.Msg(log.Error(), "suppressed")
 
-	require.Equal(t, []string{`{"level":"error","message":"written"}`}, lines(&buf))
+	require.Equal(t, []string{`{"level":"error","message":"written"}`}, b.lines())
 }
 
 func TestLimitersAreIndependent(t *testing.T) {
 	t.Parallel()
-	var buf bytes.Buffer
-	log := logger(&buf)
-	c := newClock()
-	a := &Limiter{Every: time.Minute, now: c.now}
-	b := &Limiter{Every: time.Minute, now: c.now}
+	b := newBench()
+	l1, l2 := b.limiter(time.Minute), b.limiter(time.Minute)
 
-	a.Msg(log.Info(), "a1")
-	b.Msg(log.Info(), "b1")
-	a.Msg(log.Info(), "a2")
-	b.Msg(log.Info(), "b2")
+	l1.Msg(b.log.Info(), "a1")
+	l2.Msg(b.log.Info(), "b1")
+	l1.Msg(b.log.Info(), "a2")
+	l2.Msg(b.log.Info(), "b2")
 
-	require.Equal(t, []string{`{"level":"info","message":"a1"}`, `{"level":"info","message":"b1"}`}, lines(&buf))
+	require.Equal(t, []string{`{"level":"info","message":"a1"}`, `{"level":"info","message":"b1"}`}, b.lines())
 }
 
 // TestLimiterConcurrent logs from many goroutines at once (run with -race): one line is written.

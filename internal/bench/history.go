@@ -316,13 +316,14 @@ func runHistoryLayout(ctx context.Context, cfg HistoryConfig, adminURL, layout s
 	}
 	switch layout {
 	case LayoutPlain:
-		// The layout of 0028: 0029's down migration puts the three tables back as they were.
-		reverted, err := h.st.MigrateDown(ctx, 1)
+		// The layout of 0028: 0029's down migration puts the three tables back as they were
+		// (the migrations after it reverted first).
+		reverted, err := h.st.MigrateDownTo(ctx, 28)
 		if err != nil {
 			return res, 0, fmt.Errorf("revert migration 0029: %w", err)
 		}
-		if !slices.Equal(reverted, []int{29}) {
-			return res, 0, fmt.Errorf("layout plain is the schema before migration 0029, but reverting the newest migration reverted %v", reverted)
+		if !slices.Contains(reverted, 29) {
+			return res, 0, fmt.Errorf("layout plain is the schema before migration 0029, but reverting to 0028 reverted %v", reverted)
 		}
 	case LayoutPartitioned:
 		// The migration made the weeks from this one to two ahead; the history's weeks come

@@ -12,7 +12,7 @@ func (s *Store) MigrateUpFrom(ctx context.Context, files fs.FS, table string) ([
 }
 
 func (s *Store) MigrateDownFrom(ctx context.Context, files fs.FS, table string, steps int) ([]int, error) {
-	return s.migrateDown(ctx, migrationSet{name: "test", files: files, table: table}, steps)
+	return s.migrateDown(ctx, migrationSet{name: "test", files: files, table: table}, steps, 0)
 }
 
 // SplitMark is splitMark, for the test of two splits that checked before either marked.

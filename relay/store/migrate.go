@@ -272,15 +272,25 @@ func (s *Store) migrateUp(ctx context.Context, set migrationSet) ([]int, error) 
 // them when steps <= 0), newest first, in one transaction as MigrateUp: when one fails, none is
 // reverted. It returns the versions reverted.
 func (s *Store) MigrateDown(ctx context.Context, steps int) ([]int, error) {
-	return s.migrateDown(ctx, mainSet, steps)
+	return s.migrateDown(ctx, mainSet, steps, 0)
+}
+
+// MigrateDownTo reverts every applied migration of walhook's database newer than version, newest
+// first, in one transaction as MigrateDown, and returns the versions reverted: the schema as that
+// migration left it, whatever migrations came after it (the history bench's layout before 0029,
+// tests of a migration's up and down).
+func (s *Store) MigrateDownTo(ctx context.Context, version int) ([]int, error) {
+	return s.migrateDown(ctx, mainSet, 0, version)
 }
 
 // MigrateSourceDown is MigrateDown for the source set (see MigrateSourceUp).
 func (s *Store) MigrateSourceDown(ctx context.Context, steps int) ([]int, error) {
-	return s.migrateDown(ctx, sourceSet, steps)
+	return s.migrateDown(ctx, sourceSet, steps, 0)
 }
 
-func (s *Store) migrateDown(ctx context.Context, set migrationSet, steps int) ([]int, error) {
+// migrateDown reverts set's applied migrations newest first, down to (not including) version to,
+// and no more than steps of them when steps > 0.
+func (s *Store) migrateDown(ctx context.Context, set migrationSet, steps, to int) ([]int, error) {
 	all, err := set.migrations()
 	if err != nil {
 		return nil, err
@@ -292,7 +302,7 @@ func (s *Store) migrateDown(ctx context.Context, set migrationSet, steps int) ([
 			if _, ok := done[m.Version]; !ok {
 				continue
 			}
-			if steps > 0 && len(reverted) == steps {
+			if m.Version <= to || (steps > 0 && len(reverted) == steps) {
 				break
 			}
 			if _, err := tx.Exec(ctx, m.Down); err != nil {

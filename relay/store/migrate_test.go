@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"slices"
 	"testing"
 	"testing/fstest"
 
@@ -65,12 +66,16 @@ func TestMigrationsAllOrNothing(t *testing.T) {
 // partitions: every row kept with its id, deliveries and attempts given their event's time,
 // times outside the weeks it creates (1999, two months ahead) in the default partitions, the
 // identity sequences continuing after the copied ids. It runs past the role's statement_timeout
-// (the migrator lifts it for its transaction). Down puts it all back in plain tables.
+// (the migrator lifts it for its transaction). Down puts it all back in plain tables. The
+// database stands at 0028 meanwhile, whatever migrations came after 0029: they are applied and
+// reverted with it.
 func TestHistoryPartitionMigration(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s, pool := xtest.Store(t)
-	_, err := s.MigrateDown(ctx, 1)
+	after28 := migrationsAfter(t, 28)
+	require.Equal(t, 29, after28[0], "0029 comes right after 0028")
+	_, err := s.MigrateDownTo(ctx, 28)
 	require.NoError(t, err)
 	for _, q := range []string{
 		`INSERT INTO walhook.company (id, name) VALUES ('a', 'A')`,
@@ -107,7 +112,7 @@ func TestHistoryPartitionMigration(t *testing.T) {
 	slow := store.New(xtest.PoolOn(t, pool.Config().ConnString()), nil)
 	applied, err := slow.MigrateUp(ctx)
 	require.NoError(t, err, "the copy outlasts statement_timeout")
-	require.Equal(t, []int{29}, applied)
+	require.Equal(t, after28, applied)
 	_, err = pool.Exec(ctx, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET statement_timeout', current_database()); END $$`)
 	require.NoError(t, err)
 
@@ -136,11 +141,28 @@ func TestHistoryPartitionMigration(t *testing.T) {
 	_, err = pool.Exec(ctx, `DELETE FROM walhook.event WHERE source_key = 'outbox:new'`)
 	require.NoError(t, err)
 
-	reverted, err := s.MigrateDown(ctx, 1)
+	reverted, err := s.MigrateDownTo(ctx, 28)
 	require.NoError(t, err)
-	require.Equal(t, []int{29}, reverted)
+	newestFirst := slices.Clone(after28)
+	slices.Reverse(newestFirst)
+	require.Equal(t, newestFirst, reverted)
 	require.Equal(t, before, sums(), "down keeps every row too")
 	var kind string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT relkind::text FROM pg_class WHERE oid = 'walhook.delivery'::regclass`).Scan(&kind))
 	require.Equal(t, "r", kind)
+}
+
+// migrationsAfter returns the versions of walhook's embedded migrations newer than version, oldest
+// first: what MigrateUp applies to a database MigrateDownTo(version) left.
+func migrationsAfter(t *testing.T, version int) []int {
+	t.Helper()
+	all, err := store.Migrations()
+	require.NoError(t, err)
+	var out []int
+	for _, m := range all {
+		if m.Version > version {
+			out = append(out, m.Version)
+		}
+	}
+	return out
 }

@@ -48,7 +48,9 @@ SELECT pg_notify('walhook_webhooks', '');
 
 -- WebhookListByName is the admin listing sorted by name: filters are optional (NULL: any; an
 -- event matches a webhook subscribed to it among others), the cursor is the (name, id) of the
--- last row of the previous page. Counts come from the history.
+-- last row of the previous page. Counts come from the history, through walhook.webhook_counts
+-- (migration 0030), which the planner inlines: one index-only scan of delivery_webhook_time_idx per
+-- webhook of the page. coalesce keeps the columns non-null bigints for sqlc.
 -- name: WebhookListByName :many
 SELECT sqlc.embed(w),
        coalesce(c.triggered, 0)::bigint AS triggered,
@@ -56,13 +58,7 @@ SELECT sqlc.embed(w),
        coalesce(c.failed, 0)::bigint AS failed,
        coalesce(c.pending, 0)::bigint AS pending
 FROM walhook.webhook w
-LEFT JOIN LATERAL (
-    SELECT count(*) AS triggered,
-           count(*) FILTER (WHERE d.state = 'succeeded') AS succeeded,
-           count(*) FILTER (WHERE d.state = 'failed') AS failed,
-           count(*) FILTER (WHERE d.state = 'pending') AS pending
-    FROM walhook.delivery d WHERE d.webhook_id = w.id
-) c ON true
+LEFT JOIN LATERAL walhook.webhook_counts(w.id) c ON true
 WHERE w.company_id = @company_id
   AND (sqlc.narg('event_key')::text IS NULL OR sqlc.narg('event_key') = ANY(w.event_keys))
   AND (sqlc.narg('active')::boolean IS NULL OR w.active = sqlc.narg('active'))
@@ -73,9 +69,10 @@ LIMIT @max_rows;
 
 -- WebhookListByLastSent is the admin listing, most recently sent first (never sent last); the
 -- cursor is the (last_sent_at or year 1, id) of the last row of the previous page. It repeats
--- WebhookListByName but for the cursor and the order: sqlc cannot take an ORDER BY as a
--- parameter, and an order chosen by one (CASE) is an expression no index matches, so the by-name
--- page could no longer walk webhook_company_name_idx.
+-- WebhookListByName's columns, filters and counts (walhook.webhook_counts) but for the
+-- cursor and the order: sqlc cannot take an ORDER BY as a parameter, and an order chosen by one
+-- (CASE) is an expression no index matches, so the by-name page could no longer walk
+-- webhook_company_name_idx.
 -- name: WebhookListByLastSent :many
 SELECT sqlc.embed(w),
        coalesce(c.triggered, 0)::bigint AS triggered,
@@ -83,13 +80,7 @@ SELECT sqlc.embed(w),
        coalesce(c.failed, 0)::bigint AS failed,
        coalesce(c.pending, 0)::bigint AS pending
 FROM walhook.webhook w
-LEFT JOIN LATERAL (
-    SELECT count(*) AS triggered,
-           count(*) FILTER (WHERE d.state = 'succeeded') AS succeeded,
-           count(*) FILTER (WHERE d.state = 'failed') AS failed,
-           count(*) FILTER (WHERE d.state = 'pending') AS pending
-    FROM walhook.delivery d WHERE d.webhook_id = w.id
-) c ON true
+LEFT JOIN LATERAL walhook.webhook_counts(w.id) c ON true
 WHERE w.company_id = @company_id
   AND (sqlc.narg('event_key')::text IS NULL OR sqlc.narg('event_key') = ANY(w.event_keys))
   AND (sqlc.narg('active')::boolean IS NULL OR w.active = sqlc.narg('active'))

@@ -84,6 +84,44 @@ func TestWebhookEventKeys(t *testing.T) {
 	require.Len(t, list, 1)
 }
 
+// TestWebhookListCounts: each row of the listing, in either order, counts its own webhook's
+// deliveries by state (walhook.webhook_counts, migration 0030), zeros for a webhook without any;
+// the deliveries of the company's other webhooks and of another company's are not its own.
+func TestWebhookListCounts(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, b := setup(t, "a", "b")
+	busy, idle, other := seedWebhook(t, s, "a", "busy"), seedWebhook(t, s, "a", "idle"), seedWebhook(t, s, "b", "other")
+	// Events 1-6 of a, to busy: 2 succeeded, 1 failed, 3 pending; events 7-10 of b, to other: failed.
+	_, err := b.pool.Exec(ctx, `
+		INSERT INTO walhook.event (source_key, company_id, event_key, payload, occurred_at)
+		SELECT 'k:' || i, CASE WHEN i <= 6 THEN 'a' ELSE 'b' END, 'contact.created', '{}', now() FROM generate_series(1, 10) i`)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, `
+		INSERT INTO walhook.delivery (company_id, webhook_id, event_id, event_at, event_key, state)
+		SELECT company_id, CASE company_id WHEN 'a' THEN $1::bigint ELSE $2::bigint END, id, occurred_at, event_key,
+		       CASE WHEN i <= 2 THEN 'succeeded' WHEN i BETWEEN 4 AND 6 THEN 'pending' ELSE 'failed' END
+		FROM (SELECT *, substr(source_key, 3)::int AS i FROM walhook.event) e`, busy.ID, other.ID)
+	require.NoError(t, err)
+
+	for _, order := range []store.WebhookSort{store.SortByName, store.SortByLastSent} {
+		page, err := s.WebhookListPage(ctx, "a", store.WebhookFilter{Sort: order})
+		require.NoError(t, err)
+		got := map[int64]store.DeliveryCounts{}
+		for _, w := range page {
+			got[w.ID] = w.Counts
+		}
+		require.Equal(t, map[int64]store.DeliveryCounts{
+			busy.ID: {Triggered: 6, Succeeded: 2, Failed: 1, Pending: 3},
+			idle.ID: {},
+		}, got, order)
+	}
+	page, err := s.WebhookListPage(ctx, "b", store.WebhookFilter{})
+	require.NoError(t, err)
+	require.Len(t, page, 1)
+	require.Equal(t, store.DeliveryCounts{Triggered: 4, Failed: 4}, page[0].Counts)
+}
+
 func make51(k string) []string {
 	out := make([]string, webhook.MaxEvents+1)
 	for i := range out {

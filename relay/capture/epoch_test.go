@@ -96,7 +96,7 @@ func (f *fixture) captureOutboxRow(t *testing.T, n int) int64 {
 	_, err := f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'c' || $1::int)`, n)
 	require.NoError(t, err)
 	f.waitEvents(t, before+2)
-	require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
+	f.waitOutboxEmpty(t)
 	return id
 }
 
@@ -169,7 +169,7 @@ func TestEpochAnotherCluster(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	f.start(t, f.config(), reg, nil)
 	f.waitEvents(t, 3)
-	require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
+	f.waitOutboxEmpty(t)
 	newN, newID := f.eventByKey(t, "e1:outbox:"+itoa(id))
 	require.Equal(t, "2", newN, "the repeated id is a new event: %s", f.outboxDump(t))
 	require.NotEqual(t, oldID, newID, "with an envelope id of its own")
@@ -241,7 +241,7 @@ func TestEpochSlotMissing(t *testing.T) {
 	f.leaveOutboxRow(t, id2, "e1:outbox:"+itoa(id2))
 	reg = prometheus.NewRegistry()
 	f.startStreaming(t, cfg, reg)
-	require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
+	f.waitOutboxEmpty(t)
 	_, err = f.app.Exec(ctx, `INSERT INTO contacts (company_id, name) VALUES ('1', 'last')`)
 	require.NoError(t, err)
 	f.waitEvents(t, 6)
@@ -278,7 +278,7 @@ func TestEpochPollMode(t *testing.T) {
 	require.NoError(t, f.pool.QueryRow(ctx, `SELECT source_key FROM walhook.event`).Scan(&key))
 	require.Regexp(t, `^outbox:\d+$`, key, "epoch 0: the keys of before")
 	// with two databases the row is deleted in the source after the event is committed
-	require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
+	f.waitOutboxEmpty(t)
 	stop()
 
 	_, bumped, err := f.st.CaptureEpochBump(ctx, f.slot, 0, "", EpochSlotRecreate)

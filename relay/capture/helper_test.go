@@ -110,6 +110,16 @@ func waitUntil(t *testing.T, cond func() bool, format string, args ...any) {
 	}
 }
 
+// waitOutboxEmpty waits until the application's outbox is empty: every row consumed and deleted
+// (with two databases the delete comes a moment after the events commit in walhook's database).
+// On failure it shows the rows left, as they are then.
+func (f *fixture) waitOutboxEmpty(t *testing.T) {
+	t.Helper()
+	if !within(t, waitFor, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }) {
+		t.Fatalf("consumed outbox rows are not deleted within %v: %s", waitFor, f.outboxDump(t))
+	}
+}
+
 // within polls cond (in the test's goroutine, so cond may use require) until it holds or d has
 // passed, and reports whether it held.
 func within(t *testing.T, d time.Duration, cond func() bool) bool {

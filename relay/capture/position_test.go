@@ -153,7 +153,7 @@ func TestConsumedOutboxRowsDeletedAgain(t *testing.T) {
 				SELECT '1', 'invoice.paid', jsonb_build_object('n', g), (ARRAY[now(), '1999-01-01 00:00:00+00', 'infinity'])[g]
 				FROM generate_series(1, 3) g RETURNING id) SELECT min(id) FROM r`).Scan(&first))
 			f.waitEvents(t, 3)
-			require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
+			f.waitOutboxEmpty(t)
 			stop()
 
 			// As if the deletes had not happened: the same rows, the same ids.
@@ -177,7 +177,7 @@ func TestConsumedOutboxRowsDeletedAgain(t *testing.T) {
 			require.NoError(t, err)
 
 			f.start(t, cfg, nil, nil)
-			require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 20*time.Second, 20*time.Millisecond)
+			f.waitOutboxEmpty(t)
 			require.Equal(t, 3, f.count(t, "SELECT count(*) FROM walhook.event"), "nothing stored twice")
 			require.Equal(t, 3, f.count(t, "SELECT count(*) FROM walhook.delivery"))
 		})

@@ -148,7 +148,7 @@ func TestPollModeQuarantines(t *testing.T) {
 	f.start(t, cfg, reg, nil)
 
 	f.waitEventsWithin(t, 19, 20*time.Second)
-	require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
+	f.waitOutboxEmpty(t)
 	require.Equal(t, 19, f.count(t, "SELECT count(*) FROM walhook.event"))
 	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM walhook.capture_quarantine
 		WHERE sqlstate = '23514' AND source_key LIKE 'outbox:%' AND convert_from(payload, 'UTF8')::jsonb->'data'->>'n' = '7'`))

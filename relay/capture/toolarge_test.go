@@ -71,7 +71,7 @@ func TestOversizedEventsQuarantined(t *testing.T) {
 	require.Zero(t, f.count(t, `SELECT count(*) FROM walhook.event WHERE event_key <> 'contact.created'`))
 	require.Zero(t, f.count(t, `SELECT count(*) FROM walhook.delivery d JOIN walhook.event e ON e.id = d.event_id
 		WHERE e.payload->'data'->>'name' = 'huge'`))
-	require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
+	f.waitOutboxEmpty(t)
 	require.Eventually(t, func() bool {
 		return xtest.Sample(t, reg, "walhook_capture_quarantined_total", quarantineTooLarge) == 4
 	}, 10*time.Second, 20*time.Millisecond)
@@ -106,7 +106,7 @@ func TestOversizedOutboxPollMode(t *testing.T) {
 	f.start(t, cfg, reg, nil)
 
 	f.waitEventsWithin(t, 4, 20*time.Second)
-	require.Eventually(t, func() bool { return f.appCount(t, "SELECT count(*) FROM walhook.outbox") == 0 }, 10*time.Second, 20*time.Millisecond)
+	f.waitOutboxEmpty(t)
 	require.Equal(t, []string{"invoice.paid 1 0"}, f.quarantinedTooLarge(t))
 	require.Equal(t, 4, f.count(t, "SELECT count(*) FROM walhook.event"))
 	require.Zero(t, f.count(t, `SELECT count(*) FROM walhook.event WHERE payload->'data'->>'n' = '3'`))
